@@ -1,0 +1,48 @@
+"""`deep`: the operators' one front door. Each group lives next to the part it drives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+from infra.stack.cli import db_app, stack_app
+from rich.console import Console
+
+from deep.settings import get_settings
+
+app = typer.Typer(help="The Deep System: agents for Discord on Kafka.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack", help="Install, start and stop the local stack.")
+app.add_typer(db_app, name="db", help="PostgreSQL migrations.")
+
+topics_app = typer.Typer(help="The topic catalog on the broker.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+console = Console()
+
+
+@topics_app.command("apply")
+def topics_apply() -> None:
+    """Create or alter every topic of the catalog; a second run changes nothing."""
+    from streams.admin import apply_catalog
+
+    settings = get_settings()
+    plans = asyncio.run(apply_catalog(settings.kafka_bootstrap, settings.topic_namespace))
+    if not plans:
+        console.print("topics: nothing changed, the broker matches the catalog")
+    for plan in plans:
+        for change in plan.changes:
+            console.print(f"{plan.topic}: {change}")
+
+
+@app.command("schema")
+def schema(out: Path = typer.Option(Path("docs/schema"), help="Directory to write the schemas to.")) -> None:
+    """Write the JSON Schema of every model."""
+    from models.schemas import json_schemas
+
+    out.mkdir(parents=True, exist_ok=True)
+    documents = json_schemas()
+    for name, document in documents.items():
+        (out / f"{name}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"wrote {len(documents)} schemas to {out}")

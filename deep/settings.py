@@ -1,0 +1,122 @@
+"""The one place that reads the environment.
+
+Every default works on a fresh machine with `deep stack up`: services listen on 127.0.0.1 on ports
+chosen not to collide with a system-wide PostgreSQL or Redis, and all data lives under one state
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the native stack keeps its data and logs, and where downloads are cached across clones.
+    state_dir: Path
+    cache_dir: Path
+
+    kafka_host: str
+    kafka_port: int
+    kafka_controller_port: int
+    # Prepended to every topic name of the catalog; lets tests and tenants share one broker.
+    topic_namespace: str
+
+    postgres_host: str
+    postgres_port: int
+    postgres_db: str
+    postgres_user: str
+    postgres_password: str
+
+    redis_host: str
+    redis_port: int
+
+    # Empty: the embedded ClickHouse engine (chdb) under state_dir. A URL: a ClickHouse server.
+    clickhouse_url: str
+
+    # Token vault keys: "kid1:base64key,kid2:base64key"; the first is used to encrypt.
+    token_keys: str = field(repr=False)
+
+    discord_api_base: str
+    discord_gateway_url: str
+
+    openai_base_url: str
+    openai_api_key: str = field(repr=False)
+
+    api_host: str
+    api_port: int
+
+    log_level: str
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def postgres_dsn(self) -> str:
+        return (
+            f"postgresql://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.redis_host}:{self.redis_port}/0"
+
+    @property
+    def clickhouse_path(self) -> Path:
+        return self.state_dir / "clickhouse"
+
+
+def load_settings() -> Settings:
+    state_dir = Path(_env("DEEP_STATE_DIR", str(REPO_ROOT / ".state"))).resolve()
+    return Settings(
+        state_dir=state_dir,
+        cache_dir=Path(_env("DEEP_CACHE_DIR", str(Path.home() / ".cache" / "deep-system"))).resolve(),
+        kafka_host=_env("KAFKA_HOST", "127.0.0.1"),
+        kafka_port=_env_int("KAFKA_PORT", 19092),
+        kafka_controller_port=_env_int("KAFKA_CONTROLLER_PORT", 19093),
+        topic_namespace=_env("DEEP_TOPIC_NAMESPACE", ""),
+        postgres_host=_env("POSTGRES_HOST", "127.0.0.1"),
+        postgres_port=_env_int("POSTGRES_PORT", 15432),
+        postgres_db=_env("POSTGRES_DB", "deep"),
+        postgres_user=_env("POSTGRES_USER", "deep"),
+        postgres_password=_env("POSTGRES_PASSWORD", "deep"),
+        redis_host=_env("REDIS_HOST", "127.0.0.1"),
+        redis_port=_env_int("REDIS_PORT", 16379),
+        clickhouse_url=_env("CLICKHOUSE_URL", ""),
+        token_keys=_env("DEEP_TOKEN_KEYS", ""),
+        discord_api_base=_env("DISCORD_API_BASE", "https://discord.com/api/v10"),
+        discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
+        openai_base_url=_env("OPENAI_BASE_URL", ""),
+        openai_api_key=_env("OPENAI_API_KEY", ""),
+        api_host=_env("DEEP_API_HOST", "127.0.0.1"),
+        api_port=_env_int("DEEP_API_PORT", 8080),
+        log_level=_env("DEEP_LOG_LEVEL", "INFO"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once. Tests that change the environment call load_settings()."""
+    return load_settings()

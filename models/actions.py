@@ -1,0 +1,164 @@
+"""What processors write to `discord.actions` and gateways perform through Discord's REST API.
+
+Every action carries an action_id: the gateway records it before acknowledging, so a redelivered
+action is never performed twice. Processors derive it from the causing event, so a reprocessed event
+yields the same id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from models.common import MessageText, Payload, ShortText, Snowflake, Strict, utc_now
+
+ActionId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(max_length=512)]
+
+
+class Embed(Strict):
+    title: Annotated[str, StringConstraints(max_length=256)] = ""
+    description: Annotated[str, StringConstraints(max_length=4096)] = ""
+    color: int = Field(default=0x5865F2, ge=0, le=0xFFFFFF)
+    footer: Annotated[str, StringConstraints(max_length=2048)] = ""
+
+
+class ActionBase(Payload):
+    action_id: ActionId
+    bot_id: Snowflake
+    guild_id: Snowflake | None = None
+    deployment_id: str | None = None
+    # The event that caused the action, for tracing and analytics.
+    cause_event_id: str | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class SendMessage(ActionBase):
+    kind: Literal["send_message"] = "send_message"
+    channel_id: Snowflake
+    content: MessageText = ""
+    embed: Embed | None = None
+
+
+class Reply(ActionBase):
+    kind: Literal["reply"] = "reply"
+    channel_id: Snowflake
+    message_id: Snowflake
+    content: MessageText = ""
+    embed: Embed | None = None
+
+
+class React(ActionBase):
+    kind: Literal["react"] = "react"
+    channel_id: Snowflake
+    message_id: Snowflake
+    emoji: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class DeleteMessage(ActionBase):
+    kind: Literal["delete_message"] = "delete_message"
+    channel_id: Snowflake
+    message_id: Snowflake
+    reason: Reason = ""
+
+
+class Ban(ActionBase):
+    kind: Literal["ban"] = "ban"
+    user_id: Snowflake
+    reason: Reason = ""
+    delete_message_seconds: int = Field(default=0, ge=0, le=604800)
+
+
+class Kick(ActionBase):
+    kind: Literal["kick"] = "kick"
+    user_id: Snowflake
+    reason: Reason = ""
+
+
+class Timeout(ActionBase):
+    kind: Literal["timeout"] = "timeout"
+    user_id: Snowflake
+    duration_s: int = Field(ge=1, le=28 * 24 * 3600)
+    reason: Reason = ""
+
+
+class Warn(ActionBase):
+    """Discord has no warnings: the edge tells the user in the channel; counts live in the processors."""
+
+    kind: Literal["warn"] = "warn"
+    channel_id: Snowflake
+    user_id: Snowflake
+    reason: Reason = ""
+    warn_count: int = Field(ge=1)
+
+
+class VoiceJoin(ActionBase):
+    kind: Literal["voice_join"] = "voice_join"
+    channel_id: Snowflake
+
+
+class VoiceLeave(ActionBase):
+    kind: Literal["voice_leave"] = "voice_leave"
+
+
+class VoicePlay(ActionBase):
+    """Playback control for the audio node that serves the bot's voice connection."""
+
+    kind: Literal["voice_play"] = "voice_play"
+    channel_id: Snowflake | None = None
+    command: Literal["play", "skip", "stop", "pause", "resume", "volume"]
+    track: ShortText = ""
+    volume: int | None = Field(default=None, ge=0, le=200)
+
+
+class PresenceUpdate(ActionBase):
+    kind: Literal["presence_update"] = "presence_update"
+    status: Literal["online", "idle", "dnd", "invisible"] = "online"
+    activity: ShortText = ""
+
+
+class InteractionResponse(ActionBase):
+    kind: Literal["interaction_response"] = "interaction_response"
+    interaction_id: Snowflake
+    # The interaction token is a short-lived webhook credential for this one interaction, not a bot token.
+    interaction_token: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    content: MessageText = ""
+    embed: Embed | None = None
+    ephemeral: bool = False
+
+
+class MemberPersonaUpdate(ActionBase):
+    """PATCH /guilds/{id}/members/@me: one bot wears a different persona per guild."""
+
+    kind: Literal["member_persona_update"] = "member_persona_update"
+    nick: Annotated[str, StringConstraints(max_length=32)] | None = None
+    avatar_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    banner_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    bio: Annotated[str, StringConstraints(max_length=190)] | None = None
+
+
+class TypingIndicator(ActionBase):
+    kind: Literal["typing"] = "typing"
+    channel_id: Snowflake
+
+
+Action = Annotated[
+    SendMessage
+    | Reply
+    | React
+    | DeleteMessage
+    | Ban
+    | Kick
+    | Timeout
+    | Warn
+    | VoiceJoin
+    | VoiceLeave
+    | VoicePlay
+    | PresenceUpdate
+    | InteractionResponse
+    | MemberPersonaUpdate
+    | TypingIndicator,
+    Field(discriminator="kind"),
+]

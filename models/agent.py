@@ -1,0 +1,362 @@
+"""The agent configuration: everything an owner decides about one agent, from a bare music bot to Luna.
+
+A configuration with `ai_config` set is AI-enabled; without it the agent never calls a model.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from models.common import (
+    MAX_LIST,
+    LongText,
+    MessageText,
+    NonEmptyName,
+    Probability,
+    PromptText,
+    ShortText,
+    Strict,
+    Trait,
+    field_error,
+)
+from models.tools import TOOL_OF_COMMAND, Tool
+
+CommandName = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9_-]{1,32}$")
+]
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class AgentMode(StrEnum):
+    """The seed's five configuration modes."""
+
+    bare = "bare"  # Mode 1: one tool, commands only
+    utility = "utility"  # Mode 2: utility tools, commands only
+    enhanced = "enhanced"  # Mode 3: tools plus rule-based automation
+    semi_autonomous = "semi_autonomous"  # Mode 4: tools plus AI for questions addressed to it
+    human_like = "human_like"  # Mode 5: a full AI character
+
+    @property
+    def uses_ai(self) -> bool:
+        return self in (AgentMode.semi_autonomous, AgentMode.human_like)
+
+
+class PersonalityTraits(Strict):
+    """Big Five, 0-100."""
+
+    openness: Trait = 50
+    conscientiousness: Trait = 50
+    extraversion: Trait = 50
+    agreeableness: Trait = 50
+    neuroticism: Trait = 50
+
+
+class Level(StrEnum):
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class SpeechStyle(Strict):
+    formality: Literal["casual", "neutral", "formal"] = "neutral"
+    emoji_usage: Level = Level.none
+    emoticon_usage: Level = Level.none
+    slang: list[Word] = Field(default_factory=list, max_length=MAX_LIST)
+    sentence_enders: list[Annotated[str, StringConstraints(min_length=1, max_length=10)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+class Character(Strict):
+    name: NonEmptyName
+    gender: ShortText = ""
+    age: ShortText = ""
+    avatar_url: Annotated[str, StringConstraints(max_length=2000)] = ""
+    banner_url: Annotated[str, StringConstraints(max_length=2000)] = ""
+    personality: PersonalityTraits = Field(default_factory=PersonalityTraits)
+    backstory: LongText = ""
+    interests: list[Word] = Field(default_factory=list, max_length=MAX_LIST)
+    dislikes: list[Word] = Field(default_factory=list, max_length=MAX_LIST)
+    catchphrases: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_LIST
+    )
+    speech_style: SpeechStyle = Field(default_factory=SpeechStyle)
+
+
+class AIUsage(StrEnum):
+    autonomous = "autonomous"  # the decision engine may answer any message
+    questions_only = "questions_only"  # Mode 4: only questions addressed to the agent
+
+
+class AIConfig(Strict):
+    text_model: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    voice_model: Annotated[str, StringConstraints(max_length=200)] | None = None
+    system_prompt: PromptText = ""
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    context_window: int = Field(default=50, ge=1, le=500)
+    response_length: Literal["short", "medium", "long"] = "medium"
+    usage: AIUsage = AIUsage.autonomous
+    # A prompt marked cacheable may be answered from the response cache.
+    cacheable: bool = False
+    # Used for short or low-priority replies when set.
+    cheap_model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class Trigger(Strict):
+    enabled: bool = True
+    probability: Probability = 0.0
+
+
+class ResponseTriggers(Strict):
+    mentioned: Trigger = Field(default_factory=lambda: Trigger(probability=1.0))
+    replied_to: Trigger = Field(default_factory=lambda: Trigger(probability=1.0))
+    keyword_match: Trigger = Field(default_factory=lambda: Trigger(probability=0.0))
+    conversation_flow: Trigger = Field(default_factory=lambda: Trigger(probability=0.0))
+    random: Trigger = Field(default_factory=lambda: Trigger(probability=0.0))
+    bored: Trigger = Field(default_factory=lambda: Trigger(probability=0.0))
+
+
+class ProactiveAction(Strict):
+    enabled: bool = False
+    time: ClockTime | None = None
+    frequency: ShortText = ""
+    message_template: MessageText = ""
+    topics: list[Word] = Field(default_factory=list, max_length=MAX_LIST)
+    action: ShortText = ""
+
+
+class MoodName(StrEnum):
+    excited = "excited"
+    happy = "happy"
+    neutral = "neutral"
+    sad = "sad"
+    bored = "bored"
+
+
+class MoodFactors(Strict):
+    """How much each factor moves the mood; the seed's weights."""
+
+    time_of_day: Probability = 0.2
+    interaction_quality: Probability = 0.5
+    recent_events: Probability = 0.3
+
+
+class MoodDefinition(Strict):
+    emoji: Annotated[str, StringConstraints(max_length=20)] = ""
+    affects_response: ShortText = ""
+
+
+def _default_moods() -> dict[MoodName, MoodDefinition]:
+    return {
+        MoodName.excited: MoodDefinition(emoji="🤩", affects_response="more exclamation points"),
+        MoodName.happy: MoodDefinition(emoji="😊", affects_response="cheerful tone"),
+        MoodName.neutral: MoodDefinition(emoji="", affects_response="normal"),
+        MoodName.sad: MoodDefinition(emoji="😢", affects_response="subdued, seeking comfort"),
+        MoodName.bored: MoodDefinition(emoji="😴", affects_response="suggests activities"),
+    }
+
+
+class MoodConfig(Strict):
+    enabled: bool = True
+    current: MoodName = MoodName.neutral
+    factors: MoodFactors = Field(default_factory=MoodFactors)
+    moods: dict[MoodName, MoodDefinition] = Field(default_factory=_default_moods)
+    # Half-life of the drift back toward neutral.
+    drift_half_life_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+
+class RelationshipSettings(Strict):
+    track_interactions: bool = True
+    affinity_system: bool = True
+    remember_names: bool = True
+    remember_preferences: bool = True
+    max_tracked_users: int = Field(default=1000, ge=0, le=1_000_000)
+
+
+class Behavior(Strict):
+    response_triggers: ResponseTriggers = Field(default_factory=ResponseTriggers)
+    proactive_actions: dict[CommandName, ProactiveAction] = Field(default_factory=dict, max_length=20)
+    mood: MoodConfig = Field(default_factory=MoodConfig)
+    relationships: RelationshipSettings = Field(default_factory=RelationshipSettings)
+    # Loop guards for multi-agent channels.
+    reply_to_bots: bool = False
+    max_consecutive_replies: int = Field(default=3, ge=1, le=50)
+
+
+class Channels(Strict):
+    """Channels by name ("#general") or id; empty text_channels means every channel the bot can see."""
+
+    text_channels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=500
+    )
+    voice_channels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=500
+    )
+    dm_enabled: bool = False
+
+
+class ResponseStyle(Strict):
+    format: Literal["plain", "embed"] = "plain"
+    embed_color: int = Field(default=0x5865F2, ge=0, le=0xFFFFFF)
+
+
+class CustomCommand(Strict):
+    name: CommandName
+    description: ShortText = ""
+    # str.format-style template; {user}, {args}, {agent} and {guild} are filled in.
+    template: MessageText
+
+
+class EscalationRule(Strict):
+    warns: int = Field(ge=1, le=100)
+    action: Literal["timeout", "kick", "ban"]
+    duration_s: int = Field(default=600, ge=1, le=28 * 24 * 3600)
+
+
+class ModerationConfig(Strict):
+    escalation: list[EscalationRule] = Field(
+        default_factory=lambda: [EscalationRule(warns=3, action="timeout", duration_s=600)], max_length=10
+    )
+    log_channel: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
+class AutomodAction(StrEnum):
+    delete = "delete"
+    warn = "warn"
+    timeout = "timeout"
+
+
+class AutomodRule(Strict):
+    enabled: bool = True
+    actions: list[AutomodAction] = Field(
+        default_factory=lambda: [AutomodAction.delete, AutomodAction.warn], min_length=1
+    )
+
+
+class SpamRule(AutomodRule):
+    max_messages: int = Field(default=5, ge=1, le=1000)
+    window_s: int = Field(default=5, ge=1, le=3600)
+    actions: list[AutomodAction] = Field(default_factory=lambda: [AutomodAction.timeout], min_length=1)
+    timeout_s: int = Field(default=300, ge=1, le=28 * 24 * 3600)
+
+
+class RepeatRule(AutomodRule):
+    max_repeats: int = Field(default=3, ge=2, le=100)
+    window_s: int = Field(default=60, ge=1, le=3600)
+
+
+class LinkRule(AutomodRule):
+    allow_domains: list[Word] = Field(default_factory=list, max_length=500)
+
+
+class MentionRule(AutomodRule):
+    max_mentions: int = Field(default=5, ge=1, le=100)
+
+
+class BlockedWordsRule(AutomodRule):
+    words: list[Word] = Field(default_factory=list, max_length=1000)
+
+
+class AutomodConfig(Strict):
+    spam: SpamRule = Field(default_factory=SpamRule)
+    repeats: RepeatRule = Field(default_factory=RepeatRule)
+    links: LinkRule = Field(default_factory=lambda: LinkRule(enabled=False))
+    mentions: MentionRule = Field(default_factory=MentionRule)
+    blocked_words: BlockedWordsRule = Field(default_factory=lambda: BlockedWordsRule(enabled=False))
+
+
+class LevelingConfig(Strict):
+    xp_min: int = Field(default=15, ge=0, le=1000)
+    xp_max: int = Field(default=25, ge=0, le=1000)
+    cooldown_s: int = Field(default=60, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.xp_max < self.xp_min:
+            raise field_error("xp_max", "must be at least xp_min")
+        return self
+
+
+class SafetyConfig(Strict):
+    """Output safety filter applied to generated text before it is sent."""
+
+    enabled: bool = True
+    blocked_words: list[Word] = Field(default_factory=list, max_length=1000)
+    mode: Literal["block", "rewrite"] = "block"
+
+
+class AgentConfig(Strict):
+    name: NonEmptyName
+    mode: AgentMode
+    # The owner's own slug for the agent (the seed's "agent-luna-001"); the platform's id is separate.
+    agent_id: Annotated[str, StringConstraints(max_length=100)] | None = None
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    character: Character | None = None
+    ai_config: AIConfig | None = None
+    behavior: Behavior = Field(default_factory=Behavior)
+    enabled_tools: list[Tool] = Field(default_factory=list, max_length=len(Tool))
+    enabled_commands: list[CommandName] = Field(default_factory=list, max_length=MAX_LIST)
+    custom_commands: list[CustomCommand] = Field(default_factory=list, max_length=MAX_LIST)
+    command_prefix: Annotated[str, StringConstraints(min_length=1, max_length=5)] = "!"
+    channels: Channels = Field(default_factory=Channels)
+    response_style: ResponseStyle = Field(default_factory=ResponseStyle)
+    moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    automod: AutomodConfig | None = None
+    leveling: LevelingConfig = Field(default_factory=LevelingConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_character(cls, data: Any) -> Any:
+        # The seed's profiles name the agent only inside its character.
+        if isinstance(data, dict) and "name" not in data and isinstance(data.get("character"), dict):
+            return {**data, "name": data["character"].get("name")}
+        return data
+
+    @field_validator("enabled_tools")
+    @classmethod
+    def _unique_tools(cls, tools: list[Tool]) -> list[Tool]:
+        return list(dict.fromkeys(tools))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        mode = self.mode.value
+        if not self.mode.uses_ai and self.ai_config is not None:
+            raise field_error("ai_config", f"a {mode} agent has AI disabled; remove ai_config")
+        if self.mode.uses_ai and self.ai_config is None:
+            raise field_error("ai_config", f"a {mode} agent needs ai_config")
+        semi = self.mode is AgentMode.semi_autonomous
+        if semi and self.ai_config is not None and self.ai_config.usage is not AIUsage.questions_only:
+            raise field_error("ai_config.usage", "a semi_autonomous agent uses AI only for questions")
+        if self.automod is not None and Tool.automod not in self.enabled_tools:
+            raise field_error("automod", "configured but the automod tool is not in enabled_tools")
+        if self.custom_commands and Tool.custom_commands not in self.enabled_tools:
+            raise field_error("custom_commands", "defined but the custom_commands tool is not enabled")
+        custom = {command.name for command in self.custom_commands}
+        for index, command in enumerate(self.enabled_commands):
+            if command in custom:
+                continue
+            tool = TOOL_OF_COMMAND.get(command)
+            if tool is None:
+                raise field_error(f"enabled_commands.{index}", f"unknown command {command!r}")
+            if tool not in self.enabled_tools:
+                message = f"command {command!r} needs the {tool.value} tool"
+                raise field_error(f"enabled_commands.{index}", message)
+        return self
+
+    @property
+    def ai_enabled(self) -> bool:
+        return self.ai_config is not None
+
+    def allows_command(self, command: str) -> bool:
+        return command in self.enabled_commands
+
+
+def channel_label(name_or_id: str) -> str:
+    """'#general' and 'general' name the same channel."""
+    return name_or_id.removeprefix("#").lower()

@@ -1,0 +1,47 @@
+"""What the decision engine decided for one event and one deployment, on `agent.decisions`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import Field
+
+from models.common import Payload, Snowflake, utc_now
+
+
+class DecisionReason(StrEnum):
+    mentioned = "mentioned"
+    replied_to = "replied_to"
+    interest_match = "interest_match"
+    conversation_flow = "conversation_flow"
+    random = "random"
+    bored = "bored"
+    no_trigger = "no_trigger"
+    own_message = "own_message"
+    other_bot = "other_bot"
+    loop_cap = "loop_cap"
+    channel_not_allowed = "channel_not_allowed"
+    not_a_question = "not_a_question"
+    ai_disabled = "ai_disabled"
+
+
+class Priority(StrEnum):
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class Decision(Payload):
+    event_id: str
+    deployment_id: UUID
+    agent_id: UUID
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
+    message_id: Snowflake | None = None
+    author_id: Snowflake | None = None
+    respond: bool
+    reason: DecisionReason
+    priority: Priority | None = None
+    decided_at: datetime = Field(default_factory=utc_now)

@@ -1,0 +1,82 @@
+"""Typed views of the Discord dispatch data the processors read. Unknown fields are ignored: Discord adds
+fields over time and the envelope keeps the raw data anyway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.common import Snowflake
+
+
+class DiscordView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class DiscordUser(DiscordView):
+    id: Snowflake
+    username: str = ""
+    global_name: str | None = None
+    bot: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.global_name or self.username
+
+
+class MessageReference(DiscordView):
+    message_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
+
+
+class DiscordMember(DiscordView):
+    user: DiscordUser | None = None
+    nick: str | None = None
+    roles: list[Snowflake] = Field(default_factory=list)
+    # Present on interactions: the member's computed permissions in the channel, as a decimal string.
+    permissions: str | None = None
+
+
+class DiscordMessage(DiscordView):
+    id: Snowflake
+    channel_id: Snowflake
+    guild_id: Snowflake | None = None
+    author: DiscordUser
+    member: DiscordMember | None = None
+    content: str = ""
+    timestamp: str = ""
+    mentions: list[DiscordUser] = Field(default_factory=list)
+    mention_everyone: bool = False
+    message_reference: MessageReference | None = None
+    referenced_message: DiscordMessage | None = None
+
+
+class InteractionOption(DiscordView):
+    name: str
+    type: int
+    value: Any = None
+    options: list[InteractionOption] = Field(default_factory=list)
+
+
+class InteractionData(DiscordView):
+    id: Snowflake | None = None
+    name: str
+    type: int = 1
+    options: list[InteractionOption] = Field(default_factory=list)
+
+
+class Interaction(DiscordView):
+    id: Snowflake
+    application_id: Snowflake
+    type: int
+    token: str
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
+    member: DiscordMember | None = None
+    user: DiscordUser | None = None
+    data: InteractionData | None = None
+
+    @property
+    def invoker(self) -> DiscordUser | None:
+        return self.member.user if self.member and self.member.user else self.user

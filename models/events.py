@@ -1,0 +1,36 @@
+"""What gateways write to `discord.events`: one envelope per Discord dispatch, the raw data inside."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from models.common import Payload, Snowflake, utc_now
+
+
+def partition_key(guild_id: str | None, bot_id: str) -> str:
+    """The key of everything that belongs to one guild's state.
+
+    Guild events are keyed by guild so they stay in order on one partition. DMs have no guild: they
+    are keyed by the bot, because the DM policy the processors need is configuration of the bot's
+    deployments, published under the same key (see docs/ARCHITECTURE.md).
+    """
+    return guild_id if guild_id is not None else f"dm:{bot_id}"
+
+
+class EventEnvelope(Payload):
+    event_id: str = Field(min_length=1, max_length=200)
+    bot_id: Snowflake
+    shard_id: int = Field(default=0, ge=0)
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z_]+$")
+    sequence: int = Field(ge=0)
+    received_at: datetime = Field(default_factory=utc_now)
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return partition_key(self.guild_id, self.bot_id)

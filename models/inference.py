@@ -1,0 +1,69 @@
+"""Inference requests on the priority lanes and their results on `inference.results`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from models.common import Payload, Snowflake, Strict, utc_now
+from models.decisions import Priority
+from models.tiers import InferenceLane, Tier
+
+
+class ChatMessage(Strict):
+    role: Literal["system", "user", "assistant"]
+    content: Annotated[str, StringConstraints(max_length=32_000)]
+    name: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class ReplyTarget(Strict):
+    """Where the answer goes once generated."""
+
+    bot_id: Snowflake
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake
+    message_id: Snowflake | None = None
+    author_id: Snowflake | None = None
+
+
+class InferenceRequest(Payload):
+    request_id: str = Field(min_length=1, max_length=200)
+    event_id: str
+    deployment_id: UUID
+    agent_id: UUID
+    owner_id: UUID
+    tier: Tier
+    lane: InferenceLane
+    priority: Priority
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1, le=32_000)
+    cacheable: bool = False
+    target: ReplyTarget
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class InferenceResult(Payload):
+    request_id: str
+    event_id: str
+    deployment_id: UUID
+    agent_id: UUID
+    owner_id: UUID
+    tier: Tier
+    lane: InferenceLane
+    target: ReplyTarget
+    text: str
+    model: str
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    latency_ms: float = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    cached: bool = False
+    # Answered by the offline persona responder instead of a model.
+    fallback: bool = False
+    error: str | None = None
+    completed_at: datetime = Field(default_factory=utc_now)

@@ -1,0 +1,57 @@
+"""Operational records: moderation audit, owner notifications and dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from models.common import Payload, ShortText, Snowflake, utc_now
+
+
+class ModerationAudit(Payload):
+    """On `moderation.audit`: one rule or command outcome."""
+
+    audit_id: str
+    deployment_id: UUID
+    guild_id: Snowflake
+    channel_id: Snowflake | None = None
+    user_id: Snowflake
+    moderator_id: Snowflake | None = None  # None when an automod rule acted
+    source: Literal["automod", "command"]
+    rule: ShortText
+    actions: list[str]
+    reason: ShortText = ""
+    message_id: Snowflake | None = None
+    at: datetime = Field(default_factory=utc_now)
+
+
+class OwnerNotification(Payload):
+    """On `owner.notifications`: something an owner must hear about (a dead token, a spent AI quota)."""
+
+    notification_id: str
+    owner_id: UUID
+    kind: Literal[
+        "token_revoked", "token_failed", "ai_quota_exceeded", "no_inference_endpoint", "deployment_error"
+    ]
+    message: ShortText
+    deployment_id: UUID | None = None
+    token_id: UUID | None = None
+    at: datetime = Field(default_factory=utc_now)
+
+
+class DeadLetter(Payload):
+    """On `deadletter.<topic>`: a record a consumer could not process, kept with why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    # The original bytes, as text when they decode, else base64 (value_encoding says which).
+    value: str
+    value_encoding: Literal["utf-8", "base64"]
+    error: ShortText
+    consumer: ShortText
+    failed_at: datetime = Field(default_factory=utc_now)

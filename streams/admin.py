@@ -1,0 +1,100 @@
+"""Make the broker match the catalog: create missing topics, add partitions, set configs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
+
+from streams.catalog import CATALOG, TopicSpec
+
+
+@dataclass(frozen=True)
+class TopicState:
+    partitions: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """What must change for one topic; empty `changes` means it already matches."""
+
+    topic: str
+    create: bool = False
+    grow_to: int | None = None
+    set_config: bool = False
+    changes: tuple[str, ...] = ()
+
+
+def plan_topic(spec: TopicSpec, name: str, current: TopicState | None) -> TopicPlan:
+    """Compare the broker's topic with the spec (pure). Kafka cannot remove partitions, so a topic with
+    more partitions than the catalog says is left as it is."""
+    if current is None:
+        return TopicPlan(name, create=True, changes=(f"create with {spec.partitions} partitions",))
+    changes = []
+    grow_to = spec.partitions if current.partitions < spec.partitions else None
+    if grow_to is not None:
+        changes.append(f"partitions {current.partitions} -> {grow_to}")
+    wanted = spec.broker_config()
+    drift = [key for key, value in wanted.items() if current.config.get(key) != value]
+    changes.extend(f"{key} {current.config.get(key)} -> {wanted[key]}" for key in drift)
+    return TopicPlan(name, grow_to=grow_to, set_config=bool(drift), changes=tuple(changes))
+
+
+async def _current_state(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
+    existing = set(await admin.list_topics())
+    present = [name for name in names if name in existing]
+    if not present:
+        return {}
+    partitions = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            entries = resource["config_entries"]
+            configs[resource["resource_name"]] = {e["config_names"]: e["config_value"] for e in entries}
+    return {name: TopicState(partitions[name], configs.get(name, {})) for name in present}
+
+
+def _raise_errors(pairs: Iterable[tuple[str, int]]) -> None:
+    for topic, code in pairs:
+        if code:
+            raise for_code(code)(f"topic {topic}")
+
+
+async def apply_catalog(
+    bootstrap: str, namespace: str = "", catalog: tuple[TopicSpec, ...] = CATALOG
+) -> list[TopicPlan]:
+    """Apply the catalog to the broker; returns the plans that changed something (empty: it matched)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-topics")
+    await admin.start()
+    try:
+        specs = {spec.name_in(namespace): spec for spec in catalog}
+        state = await _current_state(admin, list(specs))
+        plans = [plan_topic(spec, name, state.get(name)) for name, spec in specs.items()]
+        plans = [plan for plan in plans if plan.changes]
+        to_create = [
+            NewTopic(p.topic, specs[p.topic].partitions, 1, topic_configs=specs[p.topic].broker_config())
+            for p in plans
+            if p.create
+        ]
+        to_grow = {p.topic: NewPartitions(p.grow_to) for p in plans if p.grow_to is not None}
+        to_configure = [
+            ConfigResource(ConfigResourceType.TOPIC, p.topic, specs[p.topic].broker_config())
+            for p in plans
+            if p.set_config
+        ]
+        if to_create:
+            response = await admin.create_topics(to_create)
+            _raise_errors((t[0], t[1]) for t in response.topic_errors)
+        if to_grow:
+            await admin.create_partitions(to_grow)
+        if to_configure:
+            for response in await admin.alter_configs(to_configure):
+                _raise_errors((r[3], r[0]) for r in response.resources)
+        return plans
+    finally:
+        await admin.close()

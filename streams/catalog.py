@@ -1,0 +1,178 @@
+"""The topic catalog: every topic, its key, its value model, who writes and who reads it.
+
+`deep topics apply` makes the broker match this file. Topics that hold one guild's state are
+co-partitioned: same key, same partition count (GUILD_PARTITIONS), so a guild's events, its
+configuration and the results for it meet on one worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.actions import Action
+from models.decisions import Decision
+from models.deployments import RoutingRecord
+from models.events import EventEnvelope
+from models.inference import InferenceRequest, InferenceResult
+from models.operations import DeadLetter, ModerationAudit, OwnerNotification
+from models.tiers import InferenceLane
+from models.tokens import TokenHealthEvent
+from streams.codec import Codec
+
+GUILD_PARTITIONS = 12
+BOT_PARTITIONS = 12
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    value: Any
+    partitions: int
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    compacted: bool = False
+    retention_ms: int | None = None
+    codec: Codec[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codec", Codec(self.value))
+
+    def name_in(self, namespace: str) -> str:
+        return f"{namespace}{self.name}" if namespace else self.name
+
+    def broker_config(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(HOUR_MS)}
+        config = {"cleanup.policy": "delete"}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
+
+DISCORD_EVENTS = TopicSpec(
+    name="discord.events",
+    key="guild id, or dm:<bot id> for direct messages",
+    value=EventEnvelope,
+    partitions=GUILD_PARTITIONS,
+    retention_ms=7 * DAY_MS,
+    producers=("gateways",),
+    consumers=("processors", "sinks", "jobs.replay"),
+)
+
+DISCORD_ACTIONS = TopicSpec(
+    name="discord.actions",
+    key="bot id (the partition decides which gateway runner owns the bot)",
+    value=Action,
+    partitions=BOT_PARTITIONS,
+    retention_ms=DAY_MS,
+    producers=("processors",),
+    consumers=("gateways", "sinks"),
+)
+
+AGENT_DEPLOYMENTS = TopicSpec(
+    name="agent.deployments",
+    key="guild id, or dm:<bot id>",
+    value=RoutingRecord,
+    partitions=GUILD_PARTITIONS,
+    compacted=True,
+    producers=("api.outbox relay",),
+    consumers=("processors", "gateways"),
+)
+
+AGENT_DECISIONS = TopicSpec(
+    name="agent.decisions",
+    key="guild id, or dm:<bot id>",
+    value=Decision,
+    partitions=GUILD_PARTITIONS,
+    retention_ms=7 * DAY_MS,
+    producers=("processors",),
+    consumers=("sinks", "jobs.replay"),
+)
+
+INFERENCE_LANES: dict[InferenceLane, TopicSpec] = {
+    lane: TopicSpec(
+        name=f"inference.requests.{lane.value}",
+        key="deployment id",
+        value=InferenceRequest,
+        partitions=6,
+        retention_ms=DAY_MS,
+        producers=("processors",),
+        consumers=("inference workers",),
+    )
+    for lane in InferenceLane
+}
+
+INFERENCE_RESULTS = TopicSpec(
+    name="inference.results",
+    key="guild id, or dm:<bot id>",
+    value=InferenceResult,
+    partitions=GUILD_PARTITIONS,
+    retention_ms=DAY_MS,
+    producers=("inference workers",),
+    consumers=("processors", "sinks"),
+)
+
+TOKENS_HEALTH = TopicSpec(
+    name="tokens.health",
+    key="token id",
+    value=TokenHealthEvent,
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    producers=("gateways", "token health checks"),
+    consumers=("api", "sinks"),
+)
+
+MODERATION_AUDIT = TopicSpec(
+    name="moderation.audit",
+    key="guild id",
+    value=ModerationAudit,
+    partitions=6,
+    retention_ms=30 * DAY_MS,
+    producers=("processors",),
+    consumers=("sinks",),
+)
+
+OWNER_NOTIFICATIONS = TopicSpec(
+    name="owner.notifications",
+    key="owner id",
+    value=OwnerNotification,
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    producers=("processors", "inference workers", "gateways"),
+    consumers=("api",),
+)
+
+
+def dead_letter_topic(source: TopicSpec) -> TopicSpec:
+    """Where a consumer of `source` puts the records it cannot process."""
+    return TopicSpec(
+        name=f"deadletter.{source.name}",
+        key="the source record's key",
+        value=DeadLetter,
+        partitions=3,
+        retention_ms=14 * DAY_MS,
+        producers=tuple(source.consumers),
+        consumers=("deep deadletter",),
+    )
+
+
+_CONSUMED = (DISCORD_EVENTS, DISCORD_ACTIONS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS, *INFERENCE_LANES.values())
+DEAD_LETTERS: dict[str, TopicSpec] = {spec.name: dead_letter_topic(spec) for spec in _CONSUMED}
+
+CATALOG: tuple[TopicSpec, ...] = (
+    DISCORD_EVENTS,
+    DISCORD_ACTIONS,
+    AGENT_DEPLOYMENTS,
+    AGENT_DECISIONS,
+    *INFERENCE_LANES.values(),
+    INFERENCE_RESULTS,
+    TOKENS_HEALTH,
+    MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
+    *DEAD_LETTERS.values(),
+)
