@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import typer
-from infra.stack.cli import db_app, stack_app
 from rich.console import Console
 
 from deep.settings import get_settings
+from infra.stack.cli import db_app, stack_app
 
 app = typer.Typer(help="The Deep System: agents for Discord on Kafka.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack", help="Install, start and stop the local stack.")

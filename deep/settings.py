@@ -17,12 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
-    return value if value not in (None, "") else default
+    return default if value is None or value == "" else value
 
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
         return int(raw)

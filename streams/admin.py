@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,6 +60,16 @@ async def _current_state(admin: AIOKafkaAdminClient, names: list[str]) -> dict[s
     return {name: TopicState(partitions[name], configs.get(name, {})) for name in present}
 
 
+async def _wait_visible(admin: AIOKafkaAdminClient, names: set[str], within_s: float = 30.0) -> None:
+    """Created topics reach the metadata a moment after CreateTopics answers; wait, so that the next
+    apply (or the first producer) sees them."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not names <= set(await admin.list_topics()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics not visible after {within_s}s: {sorted(names)}")
+        await asyncio.sleep(0.1)
+
+
 def _raise_errors(pairs: Iterable[tuple[str, int]]) -> None:
     for topic, code in pairs:
         if code:
@@ -90,6 +101,7 @@ async def apply_catalog(
         if to_create:
             response = await admin.create_topics(to_create)
             _raise_errors((t[0], t[1]) for t in response.topic_errors)
+            await _wait_visible(admin, {topic.name for topic in to_create})
         if to_grow:
             await admin.create_partitions(to_grow)
         if to_configure:

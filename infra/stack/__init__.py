@@ -1,0 +1,49 @@
+"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis and ClickHouse, installed on first use."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from deep.settings import Settings
+from infra.stack.clickhouse import ClickHouse
+from infra.stack.kafka import Kafka
+from infra.stack.postgres import Postgres
+from infra.stack.process import apt_install
+from infra.stack.redis import Redis
+from infra.stack.service import Outcome, Service, ServiceStatus, UpResult
+
+__all__ = ["Outcome", "ServiceStatus", "UpResult", "down", "services", "status", "up"]
+
+
+def services(settings: Settings) -> list[Service]:
+    return [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings)]
+
+
+@contextmanager
+def _exclusive(settings: Settings) -> Iterator[None]:
+    """Serialise concurrent `up`/`down` calls (two terminals, a test fixture and make) on one state dir."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.state_dir / "stack.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+async def up(settings: Settings) -> list[UpResult]:
+    """Install what is missing, start what is not running, and wait until every service answers."""
+    with _exclusive(settings):
+        stack = services(settings)
+        missing = sorted({package for service in stack for package in service.missing_packages()})
+        await asyncio.to_thread(apt_install, missing, log_file=settings.state_dir / "install.log")
+        return list(await asyncio.gather(*(service.up() for service in stack)))
+
+
+def down(settings: Settings) -> list[tuple[str, str]]:
+    with _exclusive(settings):
+        return [(service.name, service.down()) for service in reversed(services(settings))]
+
+
+async def status(settings: Settings) -> list[ServiceStatus]:
+    return list(await asyncio.gather(*(service.status() for service in services(settings))))

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from deep.settings import Settings
+from infra import stack
+from infra.stack.clickhouse import display_url, get_clickhouse_client, parse_engine_pid
+from infra.stack.kafka import new_cluster_id, render_server_properties
+from infra.stack.postgres import find_bindir, render_postgresql_conf
+from infra.stack.process import PidRecord, format_pid_record, parse_pid_record, parse_proc_stat
+
+
+def properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
+def test_server_properties_are_single_node_kraft(settings: Settings) -> None:
+    ports = replace(settings, kafka_port=1, kafka_controller_port=2)
+    rendered = properties(render_server_properties(ports, Path("/d")))
+    host = settings.kafka_host
+    assert rendered["process.roles"] == "broker,controller"
+    assert rendered["node.id"] == "1"
+    assert rendered["controller.quorum.voters"] == f"1@{host}:2"
+    assert rendered["listeners"] == f"PLAINTEXT://{host}:1,CONTROLLER://{host}:2"
+    assert rendered["log.dirs"] == "/d"
+    assert rendered["auto.create.topics.enable"] == "false"
+    assert rendered["group.initial.rebalance.delay.ms"] == "0"
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+    ):
+        assert rendered[key] == "1", key
+
+
+def test_cluster_id_is_kafka_uuid_text() -> None:
+    assert new_cluster_id(uuid.UUID(int=0)) == "AAAAAAAAAAAAAAAAAAAAAA"
+    assert len(new_cluster_id(uuid.uuid4())) == 22
+
+
+def test_postgres_listens_on_loopback_only(settings: Settings) -> None:
+    conf = render_postgresql_conf(settings, Path("/run/pg"))
+    assert f"listen_addresses = '{settings.postgres_host}'" in conf
+    assert "unix_socket_directories = '/run/pg'" in conf
+    assert "synchronous_commit = off" in conf
+    assert "fsync = off" not in conf
+
+
+def test_newest_postgres_bindir_wins(tmp_path: Path) -> None:
+    for version in ("9.6", "15", "16"):
+        (tmp_path / version / "bin").mkdir(parents=True)
+        (tmp_path / version / "bin" / "postgres").touch()
+    assert find_bindir(tmp_path) == tmp_path / "16" / "bin"
+    assert find_bindir(tmp_path / "absent") is None
+
+
+def test_pid_records_round_trip_and_survive_odd_process_names() -> None:
+    record = PidRecord(pid=42, start_ticks=123456)
+    assert parse_pid_record(format_pid_record(record)) == record
+    assert parse_pid_record("garbage") is None
+    stat = "42 (we (ird) name) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 0 0"
+    assert parse_proc_stat(stat) == ("S", 777)
+
+
+def test_clickhouse_helpers() -> None:
+    assert display_url("https://user:secret@ch.example:8443/db?x=1") == "https://ch.example:8443/db"
+    assert parse_engine_pid("PID: 1234\nStarted at: 2026-01-01\n") == 1234
+    assert parse_engine_pid("") is None
+
+
+async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
+    reports = await stack.status(stack_up)
+    assert [report.name for report in reports] == ["kafka", "postgres", "redis", "clickhouse"]
+    assert all(report.healthy for report in reports), reports
+    assert all(report.pid is not None for report in reports if report.name != "clickhouse")
+
+
+async def test_second_up_changes_nothing(stack_up: Settings) -> None:
+    results = await stack.up(stack_up)
+    assert {result.outcome for result in results} == {stack.Outcome.RUNNING}, results
+
+
+async def test_redis_set_get(stack_up: Settings) -> None:
+    client = aioredis.Redis(host=stack_up.redis_host, port=stack_up.redis_port)
+    key = f"test:stack:{uuid.uuid4()}"
+    try:
+        await client.set(key, b"value", ex=60)
+        assert await client.get(key) == b"value"
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+def test_clickhouse_select_one(stack_up: Settings) -> None:
+    assert get_clickhouse_client(stack_up).command("SELECT 1") == 1
+
+
+def test_clickhouse_merge_tree_round_trip(stack_up: Settings) -> None:
+    client = get_clickhouse_client(stack_up)
+    table = f"test_stack_{uuid.uuid4().hex}"
+    client.command(f"CREATE TABLE {table} (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+    try:
+        client.insert(table, [[2, "b"], [1, "a"]], column_names=["id", "name"])
+        assert client.query(f"SELECT id, name FROM {table} ORDER BY id").result_rows == [(1, "a"), (2, "b")]
+    finally:
+        client.command(f"DROP TABLE {table}")

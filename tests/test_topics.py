@@ -1,0 +1,107 @@
+"""The catalog applies to the real broker idempotently, and envelopes travel through it intact."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deep.settings import Settings
+from models.events import EventEnvelope
+from streams.admin import apply_catalog
+from streams.catalog import CATALOG, DISCORD_EVENTS, TopicSpec
+from streams.codec import encode_key
+
+
+async def test_catalog_applies_twice_with_nothing_changed_the_second_time(stack_up: Settings) -> None:
+    namespace = f"t{uuid4().hex[:8]}."
+    first = await apply_catalog(stack_up.kafka_bootstrap, namespace)
+    assert {plan.topic for plan in first} == {spec.name_in(namespace) for spec in CATALOG}
+    assert all(plan.create for plan in first)
+
+    second = await apply_catalog(stack_up.kafka_bootstrap, namespace)
+    assert second == []
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([DISCORD_EVENTS.name_in(namespace)])
+        assert len(described[0]["partitions"]) == DISCORD_EVENTS.partitions
+    finally:
+        await admin.close()
+
+
+async def test_apply_grows_partitions_and_restores_drifted_config(stack_up: Settings) -> None:
+    namespace = f"t{uuid4().hex[:8]}."
+    small = TopicSpec(
+        name="drift",
+        key="k",
+        value=EventEnvelope,
+        partitions=2,
+        retention_ms=1000,
+        producers=(),
+        consumers=(),
+    )
+    await apply_catalog(stack_up.kafka_bootstrap, namespace, (small,))
+    bigger = TopicSpec(
+        name="drift",
+        key="k",
+        value=EventEnvelope,
+        partitions=4,
+        retention_ms=2000,
+        producers=(),
+        consumers=(),
+    )
+    plans = await apply_catalog(stack_up.kafka_bootstrap, namespace, (bigger,))
+    assert len(plans) == 1
+    assert plans[0].grow_to == 4 and plans[0].set_config
+    assert await apply_catalog(stack_up.kafka_bootstrap, namespace, (bigger,)) == []
+
+
+async def test_envelope_is_produced_and_consumed_through_the_broker(stack_up: Settings) -> None:
+    namespace = f"t{uuid4().hex[:8]}."
+    await apply_catalog(stack_up.kafka_bootstrap, namespace, (DISCORD_EVENTS,))
+    topic = DISCORD_EVENTS.name_in(namespace)
+    envelopes = [
+        EventEnvelope(
+            event_id=f"e{i}",
+            bot_id="42",
+            guild_id="1001",
+            channel_id="2002",
+            type="MESSAGE_CREATE",
+            sequence=i,
+            data={"id": str(9000 + i), "content": f"message {i} ✨"},
+        )
+        for i in range(5)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap)
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic, DISCORD_EVENTS.codec.encode(envelope), key=encode_key(envelope.key)
+            )
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=stack_up.kafka_bootstrap,
+        group_id=f"g{uuid4().hex}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        received = []
+        while len(received) < len(envelopes):
+            batch = await consumer.getmany(timeout_ms=10_000)
+            assert batch, "no records arrived"
+            for records in batch.values():
+                received.extend(records)
+    finally:
+        await consumer.stop()
+    # One guild's events share a partition and keep their order.
+    assert {record.partition for record in received} == {received[0].partition}
+    assert [DISCORD_EVENTS.codec.decode(record.value) for record in received] == envelopes
+    assert {record.key for record in received} == {b"1001"}
