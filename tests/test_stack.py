@@ -9,9 +9,10 @@ import redis.asyncio as aioredis
 from deep.settings import Settings
 from infra import stack
 from infra.stack.clickhouse import display_url, get_clickhouse_client, parse_engine_pid
-from infra.stack.kafka import new_cluster_id, render_server_properties
-from infra.stack.postgres import find_bindir, render_postgresql_conf
+from infra.stack.kafka import Kafka, new_cluster_id, render_server_properties
+from infra.stack.postgres import Postgres, find_bindir, render_postgresql_conf
 from infra.stack.process import PidRecord, format_pid_record, parse_pid_record, parse_proc_stat
+from infra.stack.redis import Redis
 
 
 def properties(text: str) -> dict[str, str]:
@@ -111,3 +112,15 @@ def test_clickhouse_merge_tree_round_trip(stack_up: Settings) -> None:
         assert client.query(f"SELECT id, name FROM {table} ORDER BY id").result_rows == [(1, "a"), (2, "b")]
     finally:
         client.command(f"DROP TABLE {table}")
+
+
+async def test_services_of_another_stack_are_used_and_left_alone(stack_up: Settings, tmp_path: Path) -> None:
+    """A second clone (another state dir) finds the first clone's services answering on the same ports:
+    it uses them and its `down` stops nothing."""
+    other = replace(stack_up, state_dir=tmp_path / "state")
+    for service in (Kafka(other), Postgres(other), Redis(other)):
+        result = await service.up()
+        assert result.outcome is stack.Outcome.RUNNING, result.detail
+        assert "started elsewhere" in result.detail
+        assert service.down() == "not running"
+        await service.check()

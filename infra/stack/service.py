@@ -181,11 +181,18 @@ class NativeService(Service):
             return UpResult(self.name, Outcome.FAILED, f"pid {pid} is {error}\n{tail(self.log_file)}")
         taken = [f"{host}:{port}" for host, port in self.endpoints if port_open(host, port)]
         if taken:
-            return UpResult(
-                self.name,
-                Outcome.FAILED,
-                f"{taken[0]} is taken by a process `deep stack` did not start (no pid in {self.pidfile})",
-            )
+            # A service this state dir did not start (another clone's stack, an operator's own) is used
+            # when it answers as ours would; `down` leaves it alone since no pidfile of ours names it.
+            try:
+                await asyncio.wait_for(self.check(), timeout=CHECK_TIMEOUT_S)
+            except Exception as exc:
+                return UpResult(
+                    self.name,
+                    Outcome.FAILED,
+                    f"{taken[0]} is taken by a process `deep stack` did not start and it does not answer "
+                    f"as {self.name} ({describe(exc)})",
+                )
+            return UpResult(self.name, Outcome.RUNNING, f"answering at {taken[0]}, started elsewhere")
         try:
             pid = await self._start()
         except StepFailed as exc:
