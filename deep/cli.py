@@ -46,3 +46,15 @@ def schema(out: Path = typer.Option(Path("docs/schema"), help="Directory to writ
     for name, document in documents.items():
         (out / f"{name}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     console.print(f"wrote {len(documents)} schemas to {out}")
+
+
+@app.command("emulator")
+def emulator(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(7990, help="Port for REST, gateway and the control API."),
+    world: Path | None = typer.Option(None, help="JSON world spec: users, guilds, channels, bots."),
+) -> None:
+    """Serve the Discord emulator (gateway v10 + REST + control API) until Ctrl-C."""
+    from emulator.discord.cli import serve
+
+    serve(host, port, world)
