@@ -1,0 +1,93 @@
+"""The configuration API: the only writer of configuration. `create_app(settings)` builds it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api.background import consume_token_health, run_health_checks
+from api.db import create_pool
+from api.deps import ApiContext
+from api.errors import install_error_handlers
+from api.outbox import run_relay
+from api.ratelimit import RateLimit, RateLimiter
+from api.routes import agents, deployments, meta, owners, presets, tokens
+from api.schemas import ErrorBody
+from api.store import Store
+from deep.settings import Settings, get_settings
+from gateways.vault import TokenVault, load_keyring
+from infra.migrate import migrate
+
+DESCRIPTION = """
+Owners create agents (configurations), import and export characters, deploy agents into guilds
+through their bot tokens, and operators manage owners and tiers. Every change reaches the stream
+processors through `agent.deployments` within a second.
+
+Authenticate with `Authorization: Bearer <API key>`. Errors have one shape: `detail` says what is
+wrong and `errors` names each field at fault by its dotted path.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    postgres_dsn: str | None = None,
+    background: bool = True,
+    rate_limit: RateLimit | None = None,
+) -> FastAPI:
+    """The app. `background` runs the outbox relay, token health checks and the tokens.health consumer
+    in this process; `postgres_dsn` overrides the settings' (tests use a schema of their own)."""
+    settings = settings or get_settings()
+    dsn = postgres_dsn or settings.postgres_dsn
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await migrate(dsn)
+        pool = await create_pool(dsn)
+        redis = Redis.from_url(settings.redis_url)
+        http = httpx.AsyncClient(timeout=10.0)
+        vault = TokenVault(
+            pool,
+            load_keyring(settings),
+            discord_api_base=settings.discord_api_base,
+            topic_namespace=settings.topic_namespace,
+            http=http,
+        )
+        store = Store(pool, vault, settings.topic_namespace)
+        app.state.ctx = ApiContext(settings, store, vault, RateLimiter(redis, rate_limit or RateLimit()))
+        stop = asyncio.Event()
+        tasks = []
+        if background:
+            tasks = [
+                asyncio.create_task(run_relay(dsn, settings.kafka_bootstrap, stop=stop), name="outbox-relay"),
+                asyncio.create_task(run_health_checks(vault, stop), name="token-health-checks"),
+                asyncio.create_task(
+                    consume_token_health(store, settings.kafka_bootstrap, stop), name="token-health-consumer"
+                ),
+            ]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await http.aclose()
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="The Deep System configuration API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Every route answers these in ErrorBody's shape (FastAPI would document its own 422 body).
+        responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+    )
+    install_error_handlers(app)
+    for module in (meta, owners, agents, deployments, tokens, presets):
+        app.include_router(module.router)
+    return app

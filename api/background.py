@@ -1,0 +1,70 @@
+"""The API process's background work besides the relay: scheduled token health checks, and acting on
+`tokens.health` (from the checks and from gateway runners) by reassigning a dead token's deployments."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from api.store import Store
+from gateways.vault import TokenVault, VaultError
+from streams.catalog import TOKENS_HEALTH
+from streams.codec import CodecError
+
+log = logging.getLogger(__name__)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_health_checks(vault: TokenVault, stop: asyncio.Event, *, interval_s: float = 60.0) -> None:
+    """Check every due token (premium every 10 minutes, others every 5), as the seed's healthCheckLoop.
+    Status changes go to tokens.health through the outbox."""
+    while not stop.is_set():
+        try:
+            for token_id in await vault.claim_due():
+                try:
+                    await vault.check_health(token_id)
+                except VaultError as exc:
+                    log.warning("health check of token %s: %s", token_id, exc)
+        except OSError as exc:
+            log.warning("health checks: %s", exc)
+        await _sleep(stop, interval_s)
+
+
+async def consume_token_health(store: Store, bootstrap: str, stop: asyncio.Event) -> None:
+    """Apply every tokens.health event to the deployments (idempotent, so redelivery is harmless)."""
+    topic = TOKENS_HEALTH.name_in(store.namespace)
+    while not stop.is_set():
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"{store.namespace}deep-api.token-health",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        try:
+            await consumer.start()
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        try:
+                            event = TOKENS_HEALTH.codec.decode(record.value)
+                        except CodecError as exc:
+                            log.warning("tokens.health offset %s skipped: %s", record.offset, exc)
+                            continue
+                        await store.apply_health_event(event)
+                if batches:
+                    await consumer.commit()
+        except (KafkaError, OSError) as exc:
+            log.warning("tokens.health consumer: %s; reconnecting", exc)
+            await _sleep(stop, 1.0)
+        finally:
+            await consumer.stop()

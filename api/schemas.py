@@ -1,0 +1,173 @@
+"""Request and response bodies of the configuration API (topic payloads live in models/)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, SecretStr, StringConstraints, field_validator
+
+from models.agent import AgentConfig
+from models.common import NonEmptyName, Snowflake, Strict
+from models.deployments import Deployment, DeploymentStatus
+from models.tiers import Tier, TierLimits
+
+_TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class Role(StrEnum):
+    owner = "owner"
+    admin = "admin"
+
+
+class CharacterFormat(StrEnum):
+    chara_card_v2 = "chara_card_v2"
+    chara_card_v3 = "chara_card_v3"
+    eliza = "eliza"
+    # Our own AgentConfig JSON.
+    deep = "deep"
+
+
+class Container(StrEnum):
+    json = "json"
+    png = "png"
+
+
+class FieldError(Strict):
+    path: str
+    message: str
+
+
+class ErrorBody(Strict):
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class OwnerCreate(Strict):
+    name: NonEmptyName
+    tier: Tier = Tier.free
+    role: Role = Role.owner
+
+
+class OwnerUpdate(Strict):
+    name: NonEmptyName | None = None
+    tier: Tier | None = None
+    role: Role | None = None
+
+
+class Owner(Strict):
+    owner_id: UUID
+    name: str
+    tier: Tier
+    role: Role
+    created_at: datetime
+
+
+class ApiKeyCreated(Strict):
+    key_id: UUID
+    owner_id: UUID
+    # Shown once; only its hash is stored.
+    api_key: str
+
+
+class OwnerCreated(Strict):
+    owner: Owner
+    key: ApiKeyCreated
+
+
+class Agent(Strict):
+    agent_id: UUID
+    owner_id: UUID
+    name: str
+    config: AgentConfig
+    # The character format the agent was imported from, if any; export uses it by default.
+    import_format: CharacterFormat | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+ChannelIds = Annotated[list[Snowflake], Field(max_length=500)]
+
+
+class DeploymentCreate(Strict):
+    guild_id: Snowflake
+    token_id: UUID
+    text_channels: ChannelIds = Field(default_factory=list)
+    voice_channels: ChannelIds = Field(default_factory=list)
+    # Unset: the agent's own channels.dm_enabled.
+    dm_enabled: bool | None = None
+    status: DeploymentStatus = DeploymentStatus.active
+
+
+class DeploymentUpdate(Strict):
+    token_id: UUID | None = None
+    text_channels: ChannelIds | None = None
+    voice_channels: ChannelIds | None = None
+    dm_enabled: bool | None = None
+    status: DeploymentStatus | None = None
+
+
+class TokenAdd(Strict):
+    # SecretStr: masked in every repr, log line and error echo.
+    token: Annotated[SecretStr, Field(min_length=1, max_length=200)]
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, token: SecretStr) -> SecretStr:
+        # Checked here, not by Discord: a malformed header is refused before it reaches anyone.
+        if not _TOKEN_CHARACTERS.fullmatch(token.get_secret_value()):
+            raise ValueError("a bot token has only letters, digits, '.', '_' and '-'")
+        return token
+
+
+class PresetKind(StrEnum):
+    premium = "premium"
+    mode = "mode"
+
+
+class Preset(Strict):
+    name: str
+    kind: PresetKind
+    description: str
+    config: AgentConfig
+
+
+class PresetDeploy(Strict):
+    guild_id: Snowflake
+    token_id: UUID
+    # Rename the copy; the preset's name otherwise.
+    name: NonEmptyName | None = None
+    text_channels: ChannelIds = Field(default_factory=list)
+    voice_channels: ChannelIds = Field(default_factory=list)
+    dm_enabled: bool | None = None
+
+
+class PresetDeployed(Strict):
+    agent: Agent
+    deployment: Deployment
+
+
+class Usage(Strict):
+    period: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    ai_calls: int
+    monthly_ai_calls: int | None
+    agents: int
+    agent_slots: int | None
+
+
+class Me(Strict):
+    owner: Owner
+    limits: TierLimits
+    usage: Usage
+
+
+class OutboxStatus(Strict):
+    unpublished: int
+    oldest_unpublished_at: datetime | None
+
+
+class Health(Strict):
+    status: Literal["ok"] = "ok"

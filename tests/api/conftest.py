@@ -1,0 +1,208 @@
+"""Fixtures of the control plane tests: a PostgreSQL schema and a topic namespace per test module, the
+Discord emulator for token validation, the API in process, and a recorder that proves no response
+body ever contains a bot token."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.db import create_pool
+from api.ratelimit import RateLimit
+from api.schemas import OwnerCreate, Role
+from api.store import create_owner
+from deep.settings import Settings, load_settings
+from emulator.discord.server import DiscordEmulator
+from gateways.vault import generate_key_spec
+from infra.migrate import migrate
+from models.tiers import Tier
+from streams.admin import apply_catalog
+from streams.catalog import AGENT_DEPLOYMENTS, OWNER_NOTIFICATIONS, TOKENS_HEALTH
+
+API_TOPICS = (AGENT_DEPLOYMENTS, TOKENS_HEALTH, OWNER_NOTIFICATIONS)
+
+
+@pytest.fixture(scope="module")
+def base_settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="module")
+async def pg_dsn(base_settings: Settings) -> AsyncIterator[str]:
+    """A schema of this module's own, migrated: its outbox, its relay, nobody else's rows."""
+    schema = f"t_api_{uuid4().hex[:10]}"
+    conn = await asyncpg.connect(base_settings.postgres_dsn)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        dsn = f"{base_settings.postgres_dsn}?search_path={schema}"
+        await migrate(dsn)
+        yield dsn
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pg_dsn, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def namespace(base_settings: Settings) -> AsyncIterator[str]:
+    namespace = f"t{uuid4().hex[:8]}."
+    await apply_catalog(base_settings.kafka_bootstrap, namespace, API_TOPICS)
+    yield namespace
+    admin = AIOKafkaAdminClient(bootstrap_servers=base_settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([spec.name_in(namespace) for spec in API_TOPICS])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def emulator() -> AsyncIterator[DiscordEmulator]:
+    emulator = DiscordEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def api_settings(
+    base_settings: Settings,
+    namespace: str,
+    emulator: DiscordEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    return dataclasses.replace(
+        base_settings,
+        state_dir=tmp_path_factory.mktemp("state"),
+        token_keys=generate_key_spec("k1"),
+        discord_api_base=emulator.api_url,
+        topic_namespace=namespace,
+    )
+
+
+class Recorder:
+    """Every response body the tests saw, and every bot token they created."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.tokens: set[str] = set()
+
+    async def on_response(self, response: httpx.Response) -> None:
+        self.bodies.append(await response.aread())
+
+    def leaked(self) -> list[str]:
+        return [token for token in self.tokens for body in self.bodies if token.encode() in body]
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_any_response(recorder: Recorder) -> Any:
+    yield
+    assert recorder.leaked() == [], "a response contained a bot token"
+
+
+async def started(app: FastAPI, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", event_hooks={"response": [recorder.on_response]}
+        ) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+async def client(api_settings: Settings, pg_dsn: str, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
+    """The API without background tasks (tests run the relay when they need one)."""
+    app = create_app(api_settings, postgres_dsn=pg_dsn, background=False, rate_limit=RateLimit(100_000, 60))
+    async for client in started(app, recorder):
+        yield client
+
+
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture(scope="module")
+async def admin_key(pool: asyncpg.Pool) -> str:
+    created = await create_owner(pool, OwnerCreate(name="operator", tier=Tier.enterprise, role=Role.admin))
+    return created.key.api_key
+
+
+NewOwner = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def new_owner(client: httpx.AsyncClient, admin_key: str) -> NewOwner:
+    """An owner of a tier, as the auth headers of their API key."""
+
+    async def make(tier: Tier = Tier.free, name: str = "owner") -> dict[str, str]:
+        response = await client.post(
+            "/owners", json={"name": name, "tier": tier.value}, headers=auth(admin_key)
+        )
+        assert response.status_code == 201, response.text
+        return auth(response.json()["key"]["api_key"])
+
+    return make
+
+
+NewBot = Callable[..., Awaitable[tuple[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def new_bot(emulator: DiscordEmulator, recorder: Recorder) -> Callable[..., tuple[str, str]]:
+    """A bot in the emulator, in `guilds` guilds: (bot id, token). The recorder watches for the token."""
+
+    def make(guilds: int = 1, username: str = "bot") -> tuple[str, str]:
+        guild_ids = [emulator.add_guild(f"g{index}").id for index in range(guilds)]
+        bot = emulator.add_bot(username, guild_ids=guild_ids)
+        recorder.tokens.add(bot.token)
+        return bot.id, bot.token
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def add_token(
+    client: httpx.AsyncClient, new_bot: Callable[..., tuple[str, str]]
+) -> Callable[..., Awaitable[Any]]:
+    """Add a fresh emulator bot's token for an owner through the API: the token's state as JSON."""
+
+    async def add(headers: dict[str, str], guilds: int = 1) -> dict[str, Any]:
+        _, token = new_bot(guilds)
+        response = await client.post("/tokens", json={"token": token}, headers=headers)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return add
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+
+
+def guild_id() -> str:
+    return str(uuid4().int % 10**18)
