@@ -14,7 +14,6 @@ from api.background import consume_token_health, run_health_checks
 from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
-from api.outbox import run_relay
 from api.ratelimit import RateLimit, RateLimiter
 from api.routes import agents, deployments, meta, owners, presets, tokens
 from api.schemas import ErrorBody
@@ -22,6 +21,7 @@ from api.store import Store
 from deep.settings import Settings, get_settings
 from gateways.vault import TokenVault, load_keyring
 from infra.migrate import migrate
+from streams.outbox import run_relay
 
 DESCRIPTION = """
 Owners create agents (configurations), import and export characters, deploy agents into guilds

@@ -65,7 +65,7 @@ def relay_command(
     crash_after_publish: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Run the outbox relay alone (the API runs one too; only one publishes at a time)."""
-    from api.outbox import run_relay
+    from streams.outbox import run_relay
 
     settings = get_settings()
     asyncio.run(

@@ -16,13 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.characters import CharacterError
-from api.outbox import OutboxValueTooLarge
 from api.policy import TierViolation
 from api.routing import RoutingLimitExceeded
 from api.schemas import ErrorBody, FieldError
 from api.store import Conflict, NotFound
 from gateways.vault import DiscordUnavailable, TokenNotFound, TokenRejected
 from models.common import error_paths
+from streams.outbox import OutboxValueTooLarge
 
 _LOCATIONS = ("body", "query", "path", "header")
 

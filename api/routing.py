@@ -11,11 +11,11 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from api.outbox import stage
 from models.agent import AgentConfig
 from models.deployments import DeployedAgent, Deployment, DeploymentStatus, RoutingRecord
 from models.tiers import Tier
 from streams.catalog import AGENT_DEPLOYMENTS
+from streams.outbox import stage
 
 DM_PREFIX = "dm:"
 MAX_DEPLOYMENTS_PER_KEY = RoutingRecord.model_fields["deployments"].metadata[0].max_length

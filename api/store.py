@@ -19,7 +19,6 @@ import asyncpg
 
 from api.characters import StoredImport
 from api.db import in_transaction
-from api.outbox import stage, unpublished_count
 from api.policy import check_config, check_slots, check_token
 from api.presets import stock_personalities
 from api.routing import DEPLOYMENT_COLUMNS, DEPLOYMENT_FROM, deployment_of, dm_key, keys_of, stage_routing
@@ -47,6 +46,7 @@ from models.operations import OwnerNotification
 from models.tiers import TIERS, Tier, TokenTier
 from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
 from streams.catalog import OWNER_NOTIFICATIONS
+from streams.outbox import stage, unpublished_count
 
 API_KEY_PREFIX = "dsk_"
 _SET_DEPLOYMENT_STATUS = (

@@ -9,12 +9,22 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from api.cli import agents_app, api_app, presets_app, tokens_app
 from deep.settings import get_settings
 from infra.stack.cli import db_app, stack_app
 
-app = typer.Typer(help="The Deep System: agents for Discord on Kafka.", no_args_is_help=True)
+# Tracebacks must not print local variables: they can hold API keys or bot tokens.
+app = typer.Typer(
+    help="The Deep System: agents for Discord on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(stack_app, name="stack", help="Install, start and stop the local stack.")
 app.add_typer(db_app, name="db", help="PostgreSQL migrations.")
+app.add_typer(api_app, name="api", help="The configuration API: serve, relay, create-admin.")
+app.add_typer(agents_app, name="agents", help="Create, deploy, export and import agents (through the API).")
+app.add_typer(presets_app, name="presets", help="List and deploy preset agents (through the API).")
+app.add_typer(tokens_app, name="tokens", help="Bot tokens: add, list, revoke, rotate-key.")
 
 topics_app = typer.Typer(help="The topic catalog on the broker.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")

@@ -26,12 +26,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from api.outbox import stage
 from deep.settings import Settings
 from models.common import Snowflake, utc_now
 from models.tiers import TokenTier
 from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
 from streams.catalog import TOKENS_HEALTH
+from streams.outbox import stage
 
 log = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ AGENT_DEPLOYMENTS = TopicSpec(
     value=RoutingRecord,
     partitions=GUILD_PARTITIONS,
     compacted=True,
-    producers=("api.outbox relay",),
+    producers=("outbox relay (deep api)",),
     consumers=("processors", "gateways"),
 )
 

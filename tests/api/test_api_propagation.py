@@ -18,7 +18,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from api.background import consume_token_health
-from api.outbox import run_relay, unpublished_count
 from api.presets import all_presets
 from api.routing import dm_key
 from api.store import Store
@@ -29,6 +28,7 @@ from models.tiers import Tier
 from models.tokens import TokenStatus
 from streams.catalog import AGENT_DEPLOYMENTS
 from streams.codec import decode_key
+from streams.outbox import run_relay, unpublished_count
 from tests.api.conftest import NewOwner, guild_id, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
