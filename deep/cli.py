@@ -68,3 +68,17 @@ def emulator(
     from emulator.discord.cli import serve
 
     serve(host, port, world)
+
+
+@app.command("inference")
+def inference(group: str = typer.Option("deep-inference", help="Consumer group of the workers.")) -> None:
+    """Run an inference worker on the priority lanes (premium > standard > free)."""
+    from processors.inference.cli import run_worker
+
+    settings = get_settings()
+    run_worker(
+        settings,
+        endpoints=settings.inference_endpoints,
+        endpoint_api_key=settings.inference_api_key,
+        group_id=group,
+    )

@@ -62,6 +62,10 @@ class Settings:
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
+    # Inference endpoint pool: "name=url|models|max_concurrency;..." (processors/inference/config.py).
+    inference_endpoints: str
+    # Bearer token of the vLLM pool (vllm serve --api-key / VLLM_API_KEY on the servers).
+    inference_api_key: str = field(repr=False)
 
     api_host: str
     api_port: int
@@ -110,6 +114,8 @@ def load_settings() -> Settings:
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
+        inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),
+        inference_api_key=_env("INFERENCE_API_KEY", ""),
         api_host=_env("DEEP_API_HOST", "127.0.0.1"),
         api_port=_env_int("DEEP_API_PORT", 8080),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),

@@ -142,6 +142,9 @@ class MemberPersonaUpdate(ActionBase):
 class TypingIndicator(ActionBase):
     kind: Literal["typing"] = "typing"
     channel_id: Snowflake
+    # How long the edge shows "typing" before it performs this bot's next action, so a reply arrives
+    # after a human-like pause proportional to its length.
+    delay_ms: int = Field(default=0, ge=0, le=10_000)
 
 
 Action = Annotated[

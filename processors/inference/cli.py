@@ -1,0 +1,128 @@
+"""Running an inference worker: `run_worker()` (wired as `deep inference`), or
+`python -m processors.inference.cli` with explicit options (benchmarks, ad-hoc pools)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from deep.settings import Settings, get_settings
+from models.tiers import InferenceLane
+from processors.inference.config import InferenceConfig, openai_endpoint, parse_endpoints
+from processors.inference.pool import EndpointPool
+from processors.inference.worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+REDIS_CONNECTIONS = 64
+
+
+def inference_config(
+    settings: Settings, endpoints: str = "", endpoint_api_key: str = "", **limits: Any
+) -> InferenceConfig:
+    """The pool from `endpoints` (INFERENCE_ENDPOINTS syntax) plus OpenAI when OPENAI_BASE_URL or
+    OPENAI_API_KEY is set. An empty pool is valid: every request is answered by the persona fallback."""
+    pool = parse_endpoints(endpoints, api_key=endpoint_api_key)
+    openai = openai_endpoint(settings.openai_base_url, settings.openai_api_key)
+    if openai is not None:
+        pool.append(openai)
+    return InferenceConfig(endpoints=tuple(pool), **limits)
+
+
+async def serve(
+    config: InferenceConfig,
+    settings: Settings,
+    namespace: str,
+    group_id: str,
+    lanes: Sequence[InferenceLane],
+    stop: asyncio.Event,
+) -> None:
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(settings.redis_url, max_connections=REDIS_CONNECTIONS)
+    )
+    pool = EndpointPool(list(config.endpoints), config)
+    worker = InferenceWorker(config, pool, redis, settings.kafka_bootstrap, namespace, group_id, lanes)
+    await worker.start()
+    # Everything alive now (modules, clients) lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall the loop for tens of milliseconds under load.
+    gc.collect()
+    gc.freeze()
+    log.info(
+        "inference worker %s on %s: endpoints %s",
+        group_id,
+        ", ".join(worker.lane_of),
+        ", ".join(f"{e.name} ({', '.join(e.models)})" for e in config.endpoints) or "none (persona fallback)",
+    )
+    run = asyncio.create_task(worker.run())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await worker.stop()
+        stopped.cancel()
+        await redis.aclose()
+    run.result()
+
+
+def run_worker(
+    settings: Settings | None = None,
+    *,
+    endpoints: str = "",
+    endpoint_api_key: str = "",
+    namespace: str | None = None,
+    group_id: str = "deep-inference",
+    lanes: Sequence[InferenceLane] = tuple(InferenceLane),
+    **limits: Any,
+) -> None:
+    """Run one inference worker until SIGINT or SIGTERM; in-flight requests finish before it exits.
+
+    `limits` override InferenceConfig fields (request_timeout_s, max_attempts, key_prefix, ...)."""
+    settings = settings or get_settings()
+    # The HTTP client logs every request at INFO: thousands of lines a second under load.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    config = inference_config(settings, endpoints, endpoint_api_key, **limits)
+    topic_namespace = settings.topic_namespace if namespace is None else namespace
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(config, settings, topic_namespace, group_id, lanes, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m processors.inference.cli", description=__doc__)
+    parser.add_argument("--endpoints", default="", help="name=url|models|max_concurrency;...")
+    parser.add_argument("--namespace", default=None, help="topic namespace (default: DEEP_TOPIC_NAMESPACE)")
+    parser.add_argument("--group", default="deep-inference", help="consumer group id")
+    parser.add_argument("--key-prefix", default="deep:inference:", help="prefix of the worker's Redis keys")
+    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds per attempt")
+    parser.add_argument("--max-in-flight", type=int, default=1024, help="requests in the worker per lane")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    run_worker(
+        endpoints=args.endpoints,
+        namespace=args.namespace,
+        group_id=args.group,
+        key_prefix=args.key_prefix,
+        request_timeout_s=args.request_timeout,
+        max_in_flight_per_lane=args.max_in_flight,
+    )
+
+
+if __name__ == "__main__":
+    main()

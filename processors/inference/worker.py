@@ -1,0 +1,420 @@
+"""The inference worker: consumes the priority lanes, answers each request once, publishes results.
+
+One aiokafka consumer reads all lanes. Each record becomes a task at once; the tasks meet in the endpoint
+pool's priority queue, where a premium request takes the next free slot before any standard or free one
+(strict priority exactly where requests contend). A lane stops being fetched while it has
+`max_in_flight_per_lane` requests in the worker, so a flood on the free lane never keeps premium records
+from being read.
+
+Per request: the ledger claim (a redelivery is answered from the stored result), the response cache for
+cacheable prompts, the owner's monthly quota, then the pool. Over quota, with no endpoint for the model, or
+when every attempt failed, the result is a persona fallback (`fallback=True`, no text: the reply processor
+answers with the offline persona responder) and the owner hears about it once a month.
+
+At-least-once: an offset is committed only when its result (or dead letter) is acknowledged by Kafka and
+every earlier offset of the partition is done too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Iterable
+from typing import Literal
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from models.common import utc_now
+from models.decisions import Priority
+from models.events import partition_key
+from models.inference import InferenceRequest, InferenceResult
+from models.operations import DeadLetter, OwnerNotification
+from models.tiers import InferenceLane
+from processors.inference.cache import ResponseCache
+from processors.inference.config import InferenceConfig
+from processors.inference.ledger import RequestLedger
+from processors.inference.pool import Completion, EndpointPool, InferenceFailed
+from processors.inference.pricing import cost_usd
+from processors.inference.quota import Charge, MonthlyUsage, month_of
+from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
+from streams.codec import CodecError, decode_key
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "inference-worker"
+NoticeKind = Literal["ai_quota_exceeded", "no_inference_endpoint"]
+LANE_RANK = {InferenceLane.premium: 0, InferenceLane.standard: 1, InferenceLane.free: 2}
+PRIORITY_RANK = {Priority.high: 0, Priority.medium: 1, Priority.low: 2}
+# A record that keeps failing for a reason other than Redis or Kafka being unavailable is dead-lettered.
+HANDLE_ATTEMPTS = 4
+MAX_BACKOFF_S = 5.0
+# Offsets are committed at most this often (each commit is a round trip to the group coordinator).
+COMMIT_INTERVAL_S = 0.2
+# How long a rebalance waits for the requests of revoked partitions.
+REVOKE_GRACE_S = 10.0
+# How often a request whose id another worker holds checks for that worker's result.
+CLAIM_POLL_S = 0.25
+
+
+def rank(lane: InferenceLane, priority: Priority) -> int:
+    """Queue rank in the pool: lane first (strict), then the decision's priority within the lane."""
+    return LANE_RANK[lane] * len(PRIORITY_RANK) + PRIORITY_RANK[priority]
+
+
+class OffsetTracker:
+    """Which offsets of each partition are done, and how far each partition may be committed."""
+
+    def __init__(self) -> None:
+        self._pending: dict[TopicPartition, set[int]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        self._pending.setdefault(tp, set()).add(offset)
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+
+    def done(self, tp: TopicPartition, offset: int) -> None:
+        pending = self._pending.get(tp)
+        if pending is not None:
+            pending.discard(offset)
+
+    def committable(self) -> dict[TopicPartition, int]:
+        """Offsets to commit now (the next offset to read), only where it moved since the last commit."""
+        ready = {}
+        for tp, upto in self._next.items():
+            pending = self._pending.get(tp)
+            position = min(pending) if pending else upto
+            if position > self._committed.get(tp, -1):
+                ready[tp] = position
+        return ready
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self._pending.pop(tp, None)
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: InferenceWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Let requests of the departing partitions finish (bounded) so their offsets are committed and the
+        # new owner does not receive them again; what is still running then is redelivered and answered
+        # from the ledger.
+        leaving = set(revoked)
+        departing = [task for task, tp in self.worker.tasks.items() if tp in leaving]
+        if departing:
+            await asyncio.wait(departing, timeout=REVOKE_GRACE_S)
+        await self.worker.commit()
+        self.worker.tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Newly assigned partitions start unpaused; a lane at its limit stays paused.
+        for lane in list(self.worker.paused):
+            self.worker.consumer.pause(*[tp for tp in assigned if self.worker.lane_of[tp.topic] is lane])
+
+
+class InferenceWorker:
+    def __init__(
+        self,
+        config: InferenceConfig,
+        pool: EndpointPool,
+        redis: Redis,
+        bootstrap: str,
+        namespace: str = "",
+        group_id: str = "deep-inference",
+        lanes: Iterable[InferenceLane] = tuple(InferenceLane),
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.namespace = namespace
+        self.lane_of = {INFERENCE_LANES[lane].name_in(namespace): lane for lane in lanes}
+        self.cache = ResponseCache(redis, config.key_prefix, config.cache_ttl_s)
+        self.usage = MonthlyUsage(redis, config.key_prefix)
+        lease = config.queue_timeout_s + config.max_attempts * (
+            config.request_timeout_s + 2 * config.backoff_base_s
+        )
+        self.ledger = RequestLedger(redis, config.key_prefix, int(lease) + 30, config.result_ttl_s)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=f"{group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=config.max_in_flight_per_lane,
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, client_id=f"{group_id}-producer", acks="all"
+        )
+        self.tracker = OffsetTracker()
+        self.in_flight = dict.fromkeys(self.lane_of.values(), 0)
+        self.paused: set[InferenceLane] = set()
+        # Requests being answered, with the partition each came from.
+        self.tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self.stopping = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(list(self.lane_of), listener=_Rebalance(self))
+
+    async def run(self) -> None:
+        """Consume until stop() is called; raises what made the worker unable to go on."""
+        committer = asyncio.create_task(self._commit_periodically())
+        try:
+            while not self.stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=100)
+                for tp, records in batches.items():
+                    lane = self.lane_of[tp.topic]
+                    for record in records:
+                        self.tracker.started(tp, record.offset)
+                        self.in_flight[lane] += 1
+                        task = asyncio.create_task(self._process(tp, lane, record))
+                        self.tasks[task] = tp
+                        task.add_done_callback(self._finished)
+                    self._backpressure(lane)
+        finally:
+            committer.cancel()
+        if self.failure is not None:
+            raise self.failure
+
+    async def _commit_periodically(self) -> None:
+        # Apart from the fetch loop: a commit is a round trip to the group coordinator and must not delay
+        # the next fetch.
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            try:
+                await self.commit()
+            except KafkaError as exc:  # e.g. a rebalance in progress; the next round commits
+                log.warning("offset commit failed: %r", exc)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop fetching, let in-flight requests finish (up to grace_s), commit, close."""
+        self.stopping.set()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=grace_s)
+        for task in set(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks))
+        try:
+            await self.commit()
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
+            await self.pool.close()
+
+    async def commit(self) -> None:
+        offsets = {tp: o for tp, o in self.tracker.committable().items() if tp in self.consumer.assignment()}
+        if not offsets:
+            return
+        await self.consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+        self.tracker.committed(offsets)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.pop(task, None)
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+            self.stopping.set()
+
+    def _backpressure(self, lane: InferenceLane) -> None:
+        limit = self.config.max_in_flight_per_lane
+        count = self.in_flight[lane]
+        if (count >= limit) == (lane in self.paused) or (lane in self.paused and count > limit * 3 // 4):
+            return
+        partitions = [tp for tp in self.consumer.assignment() if self.lane_of[tp.topic] is lane]
+        if lane in self.paused:
+            self.paused.discard(lane)
+            self.consumer.resume(*partitions)
+        else:
+            self.paused.add(lane)
+            self.consumer.pause(*partitions)
+
+    async def _process(
+        self, tp: TopicPartition, lane: InferenceLane, record: ConsumerRecord[bytes, bytes]
+    ) -> None:
+        try:
+            await self._handle_with_retries(lane, record)
+            self.tracker.done(tp, record.offset)
+        finally:
+            self.in_flight[lane] -= 1
+            self._backpressure(lane)
+
+    async def _handle_with_retries(self, lane: InferenceLane, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Retry while Redis or Kafka are unavailable; dead-letter a record failing for any other reason."""
+        failures = 0
+        while True:
+            try:
+                await self._handle(lane, record)
+                return
+            except (RedisError, KafkaError, OSError) as exc:
+                log.warning("request at %s:%s waits for infrastructure: %r", record.topic, record.offset, exc)
+            except Exception as exc:
+                failures += 1
+                log.exception("request at %s:%s failed (%d)", record.topic, record.offset, failures)
+                if failures >= HANDLE_ATTEMPTS:
+                    await self._dead_letter(record, f"unprocessable: {type(exc).__name__}: {exc}")
+                    return
+            await asyncio.sleep(min(MAX_BACKOFF_S, 0.2 * 2**failures))
+
+    async def _handle(self, lane: InferenceLane, record: ConsumerRecord[bytes, bytes]) -> None:
+        spec = INFERENCE_LANES[lane]
+        try:
+            request: InferenceRequest = spec.codec.decode(record.value)
+        except CodecError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        encoded = await self._answer(request, lane)
+        key = partition_key(request.target.guild_id, request.target.bot_id)
+        await self._publish(INFERENCE_RESULTS, key, encoded)
+
+    async def _answer(self, request: InferenceRequest, lane: InferenceLane) -> bytes:
+        """The encoded result: generated now, or the stored one of an earlier delivery."""
+        started = time.monotonic()
+        # The common path (a model call) claims the request and counts the call in one round trip.
+        charge = None
+        if not request.cacheable and self.pool.serves(request.model):
+            charge = self.usage.charge_for(request.owner_id, request.tier, utc_now())
+        while True:
+            claim = await self.ledger.claim(request.request_id, charge)
+            if claim.result is not None:
+                return claim.result
+            if claim.owned:
+                break
+            await asyncio.sleep(CLAIM_POLL_S)
+        try:
+            result = await self._generate(request, lane, started, charge, claim.charged)
+        except BaseException:
+            await self.ledger.release(request.request_id)
+            raise
+        encoded = INFERENCE_RESULTS.codec.encode(result)
+        await self.ledger.answer(request.request_id, encoded)
+        return encoded
+
+    async def _generate(
+        self,
+        request: InferenceRequest,
+        lane: InferenceLane,
+        started: float,
+        charge: Charge | None,
+        charged: bool | None,
+    ) -> InferenceResult:
+        if request.cacheable:
+            hit = await self.cache.get(request)
+            if hit is not None:
+                return _result(request, started, hit, cached=True)
+        if not self.pool.serves(request.model):
+            message = f"No inference endpoint serves model {request.model}; your agents answer offline."
+            await self._notify_once(request, "no_inference_endpoint", message)
+            return _result(request, started, None, fallback_reason="no_inference_endpoint")
+        if charge is None:  # a cacheable prompt the cache did not have
+            charge = self.usage.charge_for(request.owner_id, request.tier, utc_now())
+            charged = await self.usage.charge(charge)
+        if not charged:
+            plan, month = request.tier.value, month_of(utc_now())
+            message = (
+                f"Your {plan} plan's {charge.limit} AI calls for {month} are used up; "
+                "your agents answer with their offline persona until next month or an upgrade."
+            )
+            await self._notify_once(request, "ai_quota_exceeded", message)
+            return _result(request, started, None, fallback_reason="ai_quota_exceeded")
+        try:
+            completion = await self.pool.complete(request, rank(lane, request.priority))
+        except InferenceFailed as exc:
+            await self.usage.refund(charge)
+            log.warning("request %s fell back to the persona: %s", request.request_id, exc)
+            return _result(request, started, None, fallback_reason=str(exc))
+        except BaseException:
+            await self.usage.refund(charge)
+            raise
+        if request.cacheable:
+            await self.cache.put(request, completion)
+        return _result(request, started, completion)
+
+    async def _notify_once(self, request: InferenceRequest, kind: NoticeKind, message: str) -> None:
+        now = utc_now()
+        if not await self.usage.first_notice(request.owner_id, kind, now):
+            return
+        notification = OwnerNotification(
+            notification_id=f"{kind}:{request.owner_id}:{month_of(now)}",
+            owner_id=request.owner_id,
+            kind=kind,
+            message=message[:200],
+            deployment_id=request.deployment_id,
+        )
+        await self._publish(
+            OWNER_NOTIFICATIONS, str(request.owner_id), OWNER_NOTIFICATIONS.codec.encode(notification)
+        )
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
+        raw = record.value or b""
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+        try:
+            value = raw.decode()
+        except UnicodeDecodeError:
+            value, encoding = base64.b64encode(raw).decode(), "base64"
+        letter = DeadLetter(
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=decode_key(record.key),
+            value=value,
+            value_encoding=encoding,
+            error=error[:200],
+            consumer=CONSUMER_NAME,
+        )
+        dead_letters = DEAD_LETTERS[INFERENCE_LANES[self.lane_of[record.topic]].name]
+        await self._publish(dead_letters, letter.key or "", dead_letters.codec.encode(letter))
+
+    async def _publish(self, spec: TopicSpec, key: str, value: bytes) -> None:
+        delivery = await self.producer.send(spec.name_in(self.namespace), value, key=key.encode())
+        await delivery
+
+
+def _result(
+    request: InferenceRequest,
+    started: float,
+    completion: Completion | None,
+    cached: bool = False,
+    fallback_reason: str | None = None,
+) -> InferenceResult:
+    """The result of a completion; with completion None a persona fallback (no text, the reason in error)."""
+    if completion is None:
+        completion = Completion(
+            text="", model=request.model, endpoint="", prompt_tokens=0, completion_tokens=0
+        )
+    tokens = (completion.prompt_tokens, completion.completion_tokens)
+    return InferenceResult(
+        request_id=request.request_id,
+        event_id=request.event_id,
+        deployment_id=request.deployment_id,
+        agent_id=request.agent_id,
+        owner_id=request.owner_id,
+        tier=request.tier,
+        lane=request.lane,
+        target=request.target,
+        text=completion.text,
+        model=completion.model,
+        prompt_tokens=tokens[0],
+        completion_tokens=tokens[1],
+        # From taking the request to its result: slot wait, retries and the model call included.
+        latency_ms=(time.monotonic() - started) * 1000,
+        # A cached answer costs nothing now; its cost was counted when it was generated.
+        cost_usd=0.0 if cached else cost_usd(completion.model, *tokens),
+        cached=cached,
+        fallback=fallback_reason is not None,
+        error=fallback_reason[:500] if fallback_reason is not None else None,
+    )
