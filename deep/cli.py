@@ -82,3 +82,11 @@ def inference(group: str = typer.Option("deep-inference", help="Consumer group o
         endpoint_api_key=settings.inference_api_key,
         group_id=group,
     )
+
+
+@app.command("sinks")
+def sinks(database: str = typer.Option("deep", help="ClickHouse database.")) -> None:
+    """Copy the analytics topics into ClickHouse until Ctrl-C."""
+    from sinks.cli import run_sinks
+
+    run_sinks(database=database)

@@ -1,0 +1,1 @@
+"""Sinks: consumers that copy topics into ClickHouse (the analytics timeline Grafana reads)."""

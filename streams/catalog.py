@@ -161,7 +161,16 @@ def dead_letter_topic(source: TopicSpec) -> TopicSpec:
     )
 
 
-_CONSUMED = (DISCORD_EVENTS, DISCORD_ACTIONS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS, *INFERENCE_LANES.values())
+_CONSUMED = (
+    DISCORD_EVENTS,
+    DISCORD_ACTIONS,
+    AGENT_DEPLOYMENTS,
+    AGENT_DECISIONS,
+    INFERENCE_RESULTS,
+    TOKENS_HEALTH,
+    MODERATION_AUDIT,
+    *INFERENCE_LANES.values(),
+)
 DEAD_LETTERS: dict[str, TopicSpec] = {spec.name: dead_letter_topic(spec) for spec in _CONSUMED}
 
 CATALOG: tuple[TopicSpec, ...] = (

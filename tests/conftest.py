@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# The embedded ClickHouse engine can be open in one process at a time: each test session gets its own,
+# so a running demo, a sink or another session never holds the engine this one needs.
+if not os.environ.get("CLICKHOUSE_URL"):
+    os.environ["CLICKHOUSE_URL"] = f"chdb://{tempfile.mkdtemp(prefix='deep-test-chdb-')}"
 
 from deep.settings import Settings, get_settings
 from infra import stack

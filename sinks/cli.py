@@ -1,0 +1,97 @@
+"""`deep sinks`: every sink and the lag sampler in one process (the embedded engine allows one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deep.settings import Settings, get_settings
+from infra.stack.clickhouse import get_clickhouse_client
+from sinks.clickhouse.schema import DEFAULT_DATABASE, migrate
+from sinks.consumer import SinkOptions, TableWriter, TopicSink, tune_gc_for_batches
+from sinks.lag import LagSampler
+from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
+
+
+async def serve_sinks(
+    settings: Settings,
+    *,
+    database: str = DEFAULT_DATABASE,
+    options: SinkOptions = SinkOptions(),
+    lag_interval_s: float = 10.0,
+    sink_class: type[TopicSink] = TopicSink,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Migrate the schema, then run until `stop` is set (or SIGTERM/SIGINT), when each sink flushes and
+    commits what it holds."""
+    tune_gc_for_batches()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    client = get_clickhouse_client(settings)
+    await asyncio.to_thread(migrate, client, database)
+    bootstrap = settings.kafka_bootstrap
+    namespace = settings.topic_namespace
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="deep-sinks", acks="all")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-sinks")
+    await producer.start()
+    await admin.start()
+    try:
+        sinks = [
+            sink_class(
+                spec,
+                TableWriter(client, database, table),
+                bootstrap=bootstrap,
+                namespace=namespace,
+                producer=producer,
+                admin=admin,
+                options=options,
+            )
+            for spec, table in TOPIC_TABLES
+        ]
+        sampler = LagSampler(
+            TableWriter(client, database, CONSUMER_LAG),
+            admin,
+            bootstrap,
+            topic_prefix=namespace,
+            interval_s=lag_interval_s,
+        )
+        running: list[TopicSink | LagSampler] = [*sinks, sampler]
+        workers = [asyncio.create_task(worker.run()) for worker in running]
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
+        for worker in running:
+            worker.stop()
+        stopped.cancel()
+        # A worker that failed re-raises here, after the others flushed and left their groups.
+        await asyncio.gather(*workers)
+    finally:
+        await admin.close()
+        await producer.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def run_sinks(
+    settings: Settings | None = None,
+    *,
+    database: str = DEFAULT_DATABASE,
+    options: SinkOptions | None = None,
+    lag_interval_s: float = 10.0,
+) -> None:
+    """Copy every analytics topic into ClickHouse until SIGTERM or Ctrl-C. By default the process is a
+    static member of the sinks' groups under its host name (one sink process per host)."""
+    settings = settings or get_settings()
+    options = options or SinkOptions(instance_id=f"sinks@{socket.gethostname()}")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve_sinks(settings, database=database, options=options, lag_interval_s=lag_interval_s))
+
+
+if __name__ == "__main__":
+    run_sinks()

@@ -1,0 +1,1 @@
+"""The analytics schema in ClickHouse: versioned migrations and the operations on it."""

@@ -1,0 +1,77 @@
+"""Forward-only ClickHouse migrations: sinks/clickhouse/migrations/NNNN_name.sql, applied once, in order.
+
+Every statement names its tables as `{database}.table`, so one set of files serves any database (the
+platform's, and a fresh one per test module). Statements are idempotent (IF NOT EXISTS): a migration
+interrupted half way is simply applied again. The files, their naming and the refusal of edited history
+are those of the PostgreSQL migrations (infra/migrate.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from infra.migrate import Migration, load_migrations, pending
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+DEFAULT_DATABASE = "deep"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Statements end with a semicolon at the end of a line; the files hold no string containing one.
+_STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
+
+# Columns that hold a Discord user's id, for erasure.
+USER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("author_id",),
+    "decisions": ("author_id",),
+    "moderation_audit": ("user_id", "moderator_id"),
+}
+
+
+def checked_database(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"database: {name!r} is not a plain identifier (letters, digits, underscores)")
+    return name
+
+
+def statements(migration: Migration, database: str) -> list[str]:
+    sql = migration.sql.replace("{database}", f"`{checked_database(database)}`")
+    return [statement.strip() for statement in _STATEMENT_END.split(sql) if _has_code(statement)]
+
+
+def _has_code(statement: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
+
+
+def migrate(client: Client, database: str = DEFAULT_DATABASE, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Create the database if needed and apply pending migrations; returns the versions applied."""
+    db = f"`{checked_database(database)}`"
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(version String, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    rows = client.query(f"SELECT version, checksum FROM {db}.schema_migrations FINAL").result_rows
+    applied: list[str] = []
+    for migration in pending(load_migrations(directory), {version: checksum for version, checksum in rows}):
+        for statement in statements(migration, database):
+            client.command(statement)
+        client.insert(
+            f"{db}.schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        applied.append(migration.version)
+    return applied
+
+
+def erase_user(client: Client, user_id: str, database: str = DEFAULT_DATABASE) -> None:
+    """Delete every row naming a Discord user (the erasure request); rollups hold no user ids."""
+    if not user_id.isdigit():
+        raise ValueError(f"user_id: {user_id!r} is not a Discord id")
+    db = f"`{checked_database(database)}`"
+    for table, columns in USER_COLUMNS.items():
+        condition = " OR ".join(f"{column} = {{user:String}}" for column in columns)
+        client.command(f"DELETE FROM {db}.{table} WHERE {condition}", parameters={"user": user_id})

@@ -1,0 +1,308 @@
+"""One sink: a consumer group that copies one topic into its ClickHouse table in Arrow batches.
+
+A batch is flushed at `flush_rows` rows or once it is `flush_interval_s` old. A flush commits the batch's
+plan, inserts with the plan's deduplication token, then commits the offsets past it (see sinks/batch.py):
+a sink killed at any point and restarted inserts every record once. A record the topic's codec rejects
+goes to the dead-letter topic and the sink carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import logging
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata, RecordMetadata
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from models.operations import DeadLetter
+from sinks.batch import Batch, BatchPlan
+from sinks.tables import Row, SinkTable
+from streams.catalog import TopicSpec, dead_letter_topic
+from streams.codec import CodecError, decode_key
+
+log = logging.getLogger(__name__)
+
+MAX_INSERT_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    flush_rows: int = 100_000
+    flush_interval_s: float = 1.0
+    # Static group membership (Kafka's group.instance.id): a restarted sink takes its partitions back at
+    # once instead of waiting out the session timeout of the member it replaces. Unique per sink process.
+    instance_id: str | None = None
+
+
+def tune_gc_for_batches() -> None:
+    """A sink process holds up to flush_rows rows at a time; with the default thresholds the collector
+    traverses them over and over (measured: it tripled the cost of decoding). Call once, at start."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+def sink_group(namespace: str, table: SinkTable[Any]) -> str:
+    """The consumer group of a table's sink (one group per sink)."""
+    return f"{namespace}deep.sinks.{table.table}"
+
+
+def dead_letter(record: ConsumerRecord[bytes, bytes], error: str, consumer: str) -> DeadLetter:
+    raw = record.value or b""
+    common: dict[str, Any] = {
+        "source_topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": decode_key(record.key),
+        "error": error[:200],
+        "consumer": consumer[:200],
+    }
+    try:
+        return DeadLetter(value=raw.decode(), value_encoding="utf-8", **common)
+    except UnicodeDecodeError:
+        return DeadLetter(value=base64.b64encode(raw).decode(), value_encoding="base64", **common)
+
+
+class TableWriter:
+    """Inserts Arrow batches into one table of one database; retries until the insert succeeds, because
+    the offsets behind it stay uncommitted until then."""
+
+    def __init__(self, client: Client, database: str, table: SinkTable[Any]) -> None:
+        self._client = client
+        self.database = database
+        self.table = table
+
+    def insert_now(self, rows: list[Row], token: str | None) -> None:
+        settings = None
+        if token:
+            # The views' setting is on by default in recent engines (chdb), not in every server version.
+            settings = {
+                "insert_deduplication_token": token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            }
+        self._client.insert_arrow(
+            self.table.table, self.table.arrow(rows), database=self.database, settings=settings
+        )
+
+    async def insert(self, rows: list[Row], token: str | None) -> None:
+        delay = 0.5
+        while True:
+            try:
+                # chdb has no async client: the insert runs in a thread, and the client serialises calls.
+                await asyncio.to_thread(self.insert_now, rows, token)
+                return
+            except ClickHouseError as exc:
+                log.warning(
+                    "insert into %s.%s failed, retrying in %.1fs: %s",
+                    self.database,
+                    self.table.table,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_INSERT_BACKOFF_S)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, sink: TopicSink) -> None:
+        self._sink = sink
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._sink.flush()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # No await before the pause: aiokafka starts positioning the new partitions from their committed
+        # offsets (a recorded plan's first offsets) as soon as this callback yields.
+        self._sink.hold(assigned)
+
+
+class TopicSink:
+    def __init__(
+        self,
+        spec: TopicSpec,
+        writer: TableWriter,
+        *,
+        bootstrap: str,
+        namespace: str,
+        producer: AIOKafkaProducer,
+        admin: AIOKafkaAdminClient,
+        options: SinkOptions = SinkOptions(),
+    ) -> None:
+        self.spec = spec
+        self.writer = writer
+        self.topic = spec.name_in(namespace)
+        self._dead_letter_spec = dead_letter_topic(spec)
+        self.dead_letter_topic = self._dead_letter_spec.name_in(namespace)
+        self.group_id = sink_group(namespace, writer.table)
+        self.options = options
+        self._bootstrap = bootstrap
+        self._producer = producer
+        self._admin = admin
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            group_instance_id=options.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self._batch = Batch()
+        self._dead_letters: list[Awaitable[RecordMetadata]] = []
+        self._flush_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._held: set[TopicPartition] = set()
+        self.inserts = 0  # batches inserted by this process (not counting replays)
+
+    @property
+    def token_scope(self) -> str:
+        return f"{self.group_id}/{self.topic}"
+
+    def stop(self) -> None:
+        """Flush what is batched, commit, and leave the group (run() returns)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await self._consumer.start()
+        try:
+            while not self._stopping.is_set():
+                if self._held:
+                    await self._replay_held()
+                wait = max(self.options.flush_interval_s - self._batch.age(), 0.01)
+                fetched = await self._consumer.getmany(
+                    timeout_ms=int(wait * 1000), max_records=self.options.flush_rows - self._batch.records
+                )
+                for records in fetched.values():
+                    rows = await self._decode(records, dead_letters=True)
+                    # The batch is looked up after the await: a rebalance may have flushed the old one.
+                    self._batch.add(
+                        records[0].partition, records[0].offset, records[-1].offset, rows, len(records)
+                    )
+                if self._batch.row_count >= self.options.flush_rows or (
+                    self._batch and self._batch.age() >= self.options.flush_interval_s
+                ):
+                    await self.flush()
+            await self.flush()
+        finally:
+            await self._consumer.stop()
+
+    async def _decode(self, records: list[ConsumerRecord[bytes, bytes]], *, dead_letters: bool) -> list[Row]:
+        """The rows of one partition's records. A record the codec rejects yields none and goes to the
+        dead-letter topic, unless this is a replay: it went there before the plan was recorded."""
+        decode, row_of = self.spec.codec.decode, self.writer.table.row
+        rows = []
+        for record in records:
+            try:
+                rows.append(row_of(decode(record.value)))
+            except CodecError as exc:
+                if dead_letters:
+                    await self._dead_letter(record, exc)
+        return rows
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: CodecError) -> None:
+        letter = dead_letter(record, str(error), f"sinks.{self.writer.table.table}")
+        log.warning(
+            "%s[%d]@%d to the dead-letter topic: %s", record.topic, record.partition, record.offset, error
+        )
+        value = self._dead_letter_spec.codec.encode(letter)
+        self._dead_letters.append(await self._producer.send(self.dead_letter_topic, value, record.key))
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            batch, self._batch = self._batch, Batch()
+            if not batch:
+                return
+            # Dead letters are delivered before the plan is recorded, so a replay of the plan never
+            # needs to send them again.
+            await asyncio.gather(*self._dead_letters)
+            self._dead_letters.clear()
+            plan = batch.plan()
+            rows = batch.rows()
+            try:
+                if rows:
+                    await self._commit(plan, (r.first for r in plan.ranges), plan.metadata())
+                    await self.writer.insert(rows, plan.token(self.token_scope))
+                    self.inserts += 1
+                await self.commit_batch(plan)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced: the partitions' next owner re-reads them, or replays the plan if it
+                # was recorded, so leaving the batch here loses nothing and counts nothing twice.
+                log.warning("%s: batch %s left to the next owner: %s", self.group_id, plan.encode(), exc)
+
+    async def commit_batch(self, plan: BatchPlan) -> None:
+        """Commit the offsets past a batch whose rows are in ClickHouse; the plan is cleared with them."""
+        await self._commit(plan, (r.next_offset for r in plan.ranges), "")
+
+    async def _commit(self, plan: BatchPlan, offsets: Iterable[int], metadata: str) -> None:
+        await self._consumer.commit(
+            {
+                TopicPartition(self.topic, r.partition): OffsetAndMetadata(offset, metadata)
+                for r, offset in zip(plan.ranges, offsets, strict=True)
+            }
+        )
+
+    def hold(self, assigned: list[TopicPartition]) -> None:
+        """Pause newly assigned partitions until run() has replayed the plans recorded for them: records
+        fetched before that would be inserted a second time, under another token."""
+        self._consumer.pause(*assigned)
+        self._held = set(assigned)
+
+    async def _replay_held(self) -> None:
+        """Replay the plans a previous owner of the held partitions recorded but did not see through."""
+        held, self._held = self._held, set()
+        committed = await self._admin.list_consumer_group_offsets(self.group_id, partitions=list(held))
+        plans = {BatchPlan.from_metadata(meta.metadata) for meta in committed.values() if meta.offset >= 0}
+        for plan in plans:
+            if plan is not None:
+                await self._replay(plan)
+        # Partitions held again by a rebalance during the replay wait for the next round.
+        assigned = self._consumer.assignment()
+        self._consumer.resume(*(tp for tp in held - self._held if tp in assigned))
+
+    async def _replay(self, plan: BatchPlan) -> None:
+        """Insert a recorded plan again with its token, then move this member's partitions past it."""
+        log.info("%s: replaying batch %s", self.group_id, plan.encode())
+        rows = await self._read(plan)
+        if rows:
+            await self.writer.insert(rows, plan.token(self.token_scope))
+        owned = {tp.partition for tp in self._consumer.assignment()}
+        mine = BatchPlan(tuple(r for r in plan.ranges if r.partition in owned))
+        if mine.ranges:
+            await self.commit_batch(mine)
+        for r in mine.ranges:
+            self._consumer.seek(TopicPartition(self.topic, r.partition), r.next_offset)
+
+    async def _read(self, plan: BatchPlan) -> list[Row]:
+        """Exactly the records of a plan's ranges (all its partitions, whoever owns them now)."""
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await reader.start()
+        try:
+            partitions = {TopicPartition(self.topic, r.partition): r for r in plan.ranges}
+            reader.assign(list(partitions))
+            for tp, r in partitions.items():
+                reader.seek(tp, r.first)
+            batch = Batch()
+            remaining = set(partitions)
+            while remaining:
+                fetched = await reader.getmany(*remaining, timeout_ms=1000)
+                for tp, records in fetched.items():
+                    wanted = [record for record in records if record.offset <= partitions[tp].last]
+                    if wanted:
+                        rows = await self._decode(wanted, dead_letters=False)
+                        batch.add(tp.partition, wanted[0].offset, wanted[-1].offset, rows, len(wanted))
+                remaining = {tp for tp in remaining if await reader.position(tp) <= partitions[tp].last}
+            return batch.rows()
+        finally:
+            await reader.stop()

@@ -1,0 +1,63 @@
+"""Fixtures of the analytics tests: Kafka topics under a namespace and a ClickHouse database per module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from uuid import uuid4
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from clickhouse_connect.driver.client import Client
+
+from deep.settings import Settings
+from infra.stack.clickhouse import engine_holder, get_clickhouse_client
+from sinks.clickhouse.schema import migrate
+from sinks.tables import TOPIC_TABLES
+from streams.admin import apply_catalog
+from streams.catalog import TopicSpec, dead_letter_topic
+
+# The topics the sinks read and their dead-letter topics.
+SINK_TOPICS: tuple[TopicSpec, ...] = tuple(
+    topic for spec, _ in TOPIC_TABLES for topic in (spec, dead_letter_topic(spec))
+)
+
+
+@pytest.fixture(scope="module")
+async def namespace(stack_up: Settings) -> AsyncIterator[str]:
+    ns = f"t{uuid4().hex[:8]}."
+    await apply_catalog(stack_up.kafka_bootstrap, ns, SINK_TOPICS)
+    yield ns
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([spec.name_in(ns) for spec in SINK_TOPICS])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(stack_up: Settings) -> Client:
+    holder = None if stack_up.clickhouse_url else engine_holder(stack_up.clickhouse_path)
+    if holder is not None:
+        pytest.fail(
+            f"the embedded ClickHouse at {stack_up.clickhouse_path} is held by pid {holder} (another test "
+            "session or `deep sinks`); run with CLICKHOUSE_URL=chdb:///tmp/<dir> for an engine of your own"
+        )
+    return get_clickhouse_client(stack_up)
+
+
+@pytest.fixture(scope="module")
+def database(clickhouse: Client) -> Iterator[str]:
+    name = f"analytics_{uuid4().hex[:10]}"
+    migrate(clickhouse, name)
+    yield name
+    clickhouse.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+
+
+@pytest.fixture(scope="module")
+async def producer(stack_up: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = AIOKafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap, linger_ms=5)
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
