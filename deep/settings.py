@@ -47,6 +47,8 @@ class Settings:
     postgres_db: str
     postgres_user: str
     postgres_password: str
+    # Tables live in this schema when set (a tenant, a test run, the demo); empty: the default search path.
+    postgres_schema: str
 
     redis_host: str
     redis_port: int
@@ -78,10 +80,12 @@ class Settings:
 
     @property
     def postgres_dsn(self) -> str:
-        return (
+        dsn = (
             f"postgresql://{self.postgres_user}:{self.postgres_password}"
             f"@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
         )
+        # asyncpg passes unknown DSN parameters on as server settings.
+        return f"{dsn}?search_path={self.postgres_schema}" if self.postgres_schema else dsn
 
     @property
     def redis_url(self) -> str:
@@ -106,6 +110,7 @@ def load_settings() -> Settings:
         postgres_db=_env("POSTGRES_DB", "deep"),
         postgres_user=_env("POSTGRES_USER", "deep"),
         postgres_password=_env("POSTGRES_PASSWORD", "deep"),
+        postgres_schema=_env("DEEP_POSTGRES_SCHEMA", ""),
         redis_host=_env("REDIS_HOST", "127.0.0.1"),
         redis_port=_env_int("REDIS_PORT", 16379),
         clickhouse_url=_env("CLICKHOUSE_URL", ""),

@@ -110,3 +110,21 @@ async def apply_catalog(
         return plans
     finally:
         await admin.close()
+
+
+async def delete_namespace(
+    bootstrap: str, namespace: str, catalog: tuple[TopicSpec, ...] = CATALOG
+) -> list[str]:
+    """Delete the catalog's topics under a namespace (a finished sandbox or test run); returns what went."""
+    if not namespace:
+        raise ValueError("refusing to delete the production topics: give a namespace")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [spec.name_in(namespace) for spec in catalog if spec.name_in(namespace) in existing]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deep.settings import Settings
 from models.events import EventEnvelope
-from streams.admin import apply_catalog
+from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import CATALOG, DISCORD_EVENTS, TopicSpec
 from streams.codec import encode_key
 
 
 async def test_catalog_applies_twice_with_nothing_changed_the_second_time(stack_up: Settings) -> None:
     namespace = f"t{uuid4().hex[:8]}."
-    first = await apply_catalog(stack_up.kafka_bootstrap, namespace)
-    assert {plan.topic for plan in first} == {spec.name_in(namespace) for spec in CATALOG}
-    assert all(plan.create for plan in first)
-
-    second = await apply_catalog(stack_up.kafka_bootstrap, namespace)
-    assert second == []
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await admin.start()
     try:
-        described = await admin.describe_topics([DISCORD_EVENTS.name_in(namespace)])
-        assert len(described[0]["partitions"]) == DISCORD_EVENTS.partitions
+        first = await apply_catalog(stack_up.kafka_bootstrap, namespace)
+        assert {plan.topic for plan in first} == {spec.name_in(namespace) for spec in CATALOG}
+        assert all(plan.create for plan in first)
+
+        second = await apply_catalog(stack_up.kafka_bootstrap, namespace)
+        assert second == []
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([DISCORD_EVENTS.name_in(namespace)])
+            assert len(described[0]["partitions"]) == DISCORD_EVENTS.partitions
+        finally:
+            await admin.close()
     finally:
-        await admin.close()
+        deleted = await delete_namespace(stack_up.kafka_bootstrap, namespace)
+    assert len(deleted) == len(CATALOG)
 
 
 async def test_apply_grows_partitions_and_restores_drifted_config(stack_up: Settings) -> None:
@@ -57,6 +62,7 @@ async def test_apply_grows_partitions_and_restores_drifted_config(stack_up: Sett
     assert len(plans) == 1
     assert plans[0].grow_to == 4 and plans[0].set_config
     assert await apply_catalog(stack_up.kafka_bootstrap, namespace, (bigger,)) == []
+    assert await delete_namespace(stack_up.kafka_bootstrap, namespace, (bigger,)) == [f"{namespace}drift"]
 
 
 async def test_envelope_is_produced_and_consumed_through_the_broker(stack_up: Settings) -> None:
@@ -101,7 +107,13 @@ async def test_envelope_is_produced_and_consumed_through_the_broker(stack_up: Se
                 received.extend(records)
     finally:
         await consumer.stop()
+    await delete_namespace(stack_up.kafka_bootstrap, namespace, (DISCORD_EVENTS,))
     # One guild's events share a partition and keep their order.
     assert {record.partition for record in received} == {received[0].partition}
     assert [DISCORD_EVENTS.codec.decode(record.value) for record in received] == envelopes
     assert {record.key for record in received} == {b"1001"}
+
+
+async def test_delete_namespace_refuses_the_production_topics(stack_up: Settings) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        await delete_namespace(stack_up.kafka_bootstrap, "")

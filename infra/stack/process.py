@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import resource
 import shlex
 import signal
 import subprocess
@@ -103,12 +104,32 @@ def spawn(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             start_new_session=True,
+            preexec_fn=_raise_open_files_limit,
             **_user_args(user),
         )
     start_ticks = live_start_ticks(proc.pid)
     if start_ticks is not None:
         pidfile.write_text(format_pid_record(PidRecord(proc.pid, start_ticks)))
     return proc
+
+
+# A broker keeps a few files open per partition; the usual 1,024 (or a container's 20,000) runs out once
+# many topics exist. Root may raise the hard limit up to the kernel's nr_open.
+OPEN_FILES_WANTED = 1 << 20
+
+
+def _raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        ceiling = hard
+    wanted = min(OPEN_FILES_WANTED, ceiling)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), max(hard, wanted)))
+    except (ValueError, OSError):
+        # Not root: take what the hard limit allows.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class _UserArgs(TypedDict, total=False):

@@ -1,0 +1,3 @@
+from gateways.cli import app
+
+app()

@@ -1,0 +1,272 @@
+"""What each action of `discord.actions` is on Discord's wire: a REST call, a gateway command, or audio
+control.
+
+Pure: `plan(action, now)` is tested without a server; gateways/perform.py sends what it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from gateways import protocol
+from models.actions import (
+    Action,
+    Ban,
+    DeleteMessage,
+    Embed,
+    InteractionResponse,
+    Kick,
+    MemberPersonaUpdate,
+    PresenceUpdate,
+    React,
+    Reply,
+    SendMessage,
+    Timeout,
+    TypingIndicator,
+    VoiceJoin,
+    VoiceLeave,
+    VoicePlay,
+    Warn,
+)
+
+# Interaction callback type 4: CHANNEL_MESSAGE_WITH_SOURCE; message flag 64: EPHEMERAL.
+CHANNEL_MESSAGE_WITH_SOURCE = 4
+EPHEMERAL = 1 << 6
+NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
+
+
+class InvalidAction(ValueError):
+    """An action that is well-formed but cannot be performed as it is (e.g. a voice join without a guild)."""
+
+
+@dataclass(frozen=True)
+class RestCall:
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    # A discord.py Route path template; `params` fill it (and name the rate-limit bucket's major parameter).
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    reason: str = ""
+    # Interaction callbacks do not count against the 50 requests/s a token may make.
+    counts_globally: bool = True
+    # The body carries a nonce with enforce_nonce: Discord itself drops a repeat.
+    deduplicated: bool = False
+    # Avatar or banner URLs to fetch and inline as data URIs before sending (body key -> URL).
+    images: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GatewayCommand:
+    """A payload sent on the bot's own gateway connection (presence, voice state)."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AudioCommand:
+    """Playback control for an audio node; this edge has none, so the runner records it (see perform.py)."""
+
+    guild_id: str | None
+    channel_id: str | None
+    command: str
+    track: str
+    volume: int | None
+
+
+Plan = RestCall | GatewayCommand | AudioCommand
+
+
+def message_nonce(action_id: str) -> str:
+    """A nonce Discord accepts (<= 25 chars) that is the same every time the action is retried."""
+    return hashlib.blake2b(action_id.encode(), digest_size=NONCE_LENGTH // 2).hexdigest()
+
+
+def embed_json(embed: Embed) -> dict[str, Any]:
+    body: dict[str, Any] = {"color": embed.color}
+    if embed.title:
+        body["title"] = embed.title
+    if embed.description:
+        body["description"] = embed.description
+    if embed.footer:
+        body["footer"] = {"text": embed.footer}
+    return body
+
+
+def _message_body(action_id: str, content: str, embed: Embed | None) -> dict[str, Any]:
+    if not content and embed is None:
+        raise InvalidAction("content: a message needs content or an embed")
+    body: dict[str, Any] = {
+        "content": content,
+        "nonce": message_nonce(action_id),
+        "enforce_nonce": True,
+        # Generated text must never ping @everyone, @here or a role; users it names may be pinged.
+        "allowed_mentions": {"parse": ["users"]},
+    }
+    if embed is not None:
+        body["embeds"] = [embed_json(embed)]
+    return body
+
+
+def _guild(action: Action) -> str:
+    if action.guild_id is None:
+        raise InvalidAction(f"guild_id: {action.kind} needs the guild it acts in")
+    return action.guild_id
+
+
+def _send(action: SendMessage) -> RestCall:
+    body = _message_body(action.action_id, action.content, action.embed)
+    return RestCall(
+        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+    )
+
+
+def _reply(action: Reply) -> RestCall:
+    body = _message_body(action.action_id, action.content, action.embed)
+    body["message_reference"] = {
+        "message_id": action.message_id,
+        "channel_id": action.channel_id,
+        # A reply to a message deleted meanwhile is still said, just without the reference.
+        "fail_if_not_exists": False,
+    }
+    body["allowed_mentions"] = {"parse": ["users"], "replied_user": True}
+    return RestCall(
+        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+    )
+
+
+def _warn(action: Warn) -> RestCall:
+    reason = f": {action.reason}" if action.reason else ""
+    content = f"<@{action.user_id}> warning {action.warn_count}{reason}"
+    body = _message_body(action.action_id, content, None)
+    body["allowed_mentions"] = {"users": [action.user_id]}
+    return RestCall(
+        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+    )
+
+
+def _react(action: React) -> RestCall:
+    return RestCall(
+        "PUT",
+        "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me",
+        {"channel_id": action.channel_id, "message_id": action.message_id, "emoji": action.emoji},
+    )
+
+
+def _delete(action: DeleteMessage) -> RestCall:
+    return RestCall(
+        "DELETE",
+        "/channels/{channel_id}/messages/{message_id}",
+        {"channel_id": action.channel_id, "message_id": action.message_id},
+        reason=action.reason,
+    )
+
+
+def _ban(action: Ban) -> RestCall:
+    return RestCall(
+        "PUT",
+        "/guilds/{guild_id}/bans/{user_id}",
+        {"guild_id": _guild(action), "user_id": action.user_id},
+        {"delete_message_seconds": action.delete_message_seconds},
+        reason=action.reason,
+    )
+
+
+def _kick(action: Kick) -> RestCall:
+    return RestCall(
+        "DELETE",
+        "/guilds/{guild_id}/members/{user_id}",
+        {"guild_id": _guild(action), "user_id": action.user_id},
+        reason=action.reason,
+    )
+
+
+def _timeout(action: Timeout, now: datetime) -> RestCall:
+    until = now + timedelta(seconds=action.duration_s)
+    return RestCall(
+        "PATCH",
+        "/guilds/{guild_id}/members/{user_id}",
+        {"guild_id": _guild(action), "user_id": action.user_id},
+        {"communication_disabled_until": until.isoformat()},
+        reason=action.reason,
+    )
+
+
+def _interaction(action: InteractionResponse) -> RestCall:
+    data: dict[str, Any] = {"content": action.content}
+    if action.embed is not None:
+        data["embeds"] = [embed_json(action.embed)]
+    if action.ephemeral:
+        data["flags"] = EPHEMERAL
+    data["allowed_mentions"] = {"parse": ["users"]}
+    return RestCall(
+        "POST",
+        "/interactions/{interaction_id}/{interaction_token}/callback",
+        {"interaction_id": action.interaction_id, "interaction_token": action.interaction_token},
+        {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": data},
+        counts_globally=False,
+    )
+
+
+def _persona(action: MemberPersonaUpdate) -> RestCall:
+    body: dict[str, Any] = {}
+    images: dict[str, str] = {}
+    if action.nick is not None:
+        body["nick"] = action.nick
+    if action.bio is not None:
+        body["bio"] = action.bio
+    for key, url in (("avatar", action.avatar_url), ("banner", action.banner_url)):
+        if url is not None:
+            # Discord takes image data, not a URL; an empty URL removes the image.
+            if url:
+                images[key] = url
+            else:
+                body[key] = None
+    if not body and not images:
+        raise InvalidAction("nick: a persona update sets at least one of nick, avatar_url, banner_url, bio")
+    return RestCall(
+        "PATCH", "/guilds/{guild_id}/members/@me", {"guild_id": _guild(action)}, body, images=images
+    )
+
+
+def _typing(action: TypingIndicator) -> RestCall:
+    return RestCall("POST", "/channels/{channel_id}/typing", {"channel_id": action.channel_id})
+
+
+def plan(action: Action, now: datetime) -> Plan:
+    """The wire form of an action; `now` is when it is performed (a timeout runs from then)."""
+    match action:
+        case SendMessage():
+            return _send(action)
+        case Reply():
+            return _reply(action)
+        case Warn():
+            return _warn(action)
+        case React():
+            return _react(action)
+        case DeleteMessage():
+            return _delete(action)
+        case Ban():
+            return _ban(action)
+        case Kick():
+            return _kick(action)
+        case Timeout():
+            return _timeout(action, now)
+        case InteractionResponse():
+            return _interaction(action)
+        case MemberPersonaUpdate():
+            return _persona(action)
+        case TypingIndicator():
+            return _typing(action)
+        case VoiceJoin():
+            return GatewayCommand(protocol.voice_state_payload(_guild(action), action.channel_id))
+        case VoiceLeave():
+            return GatewayCommand(protocol.voice_state_payload(_guild(action), None))
+        case PresenceUpdate():
+            return GatewayCommand(protocol.presence_payload(action.status, action.activity))
+        case VoicePlay():
+            return AudioCommand(
+                action.guild_id, action.channel_id, action.command, action.track, action.volume
+            )

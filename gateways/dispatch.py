@@ -1,0 +1,58 @@
+"""From a gateway dispatch to the envelope on `discord.events`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from models.events import EventEnvelope
+
+_SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+# Dispatches whose own `id` is the guild's or the channel's.
+_GUILD_OBJECT_EVENTS = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
+_CHANNEL_OBJECT_EVENTS = frozenset(
+    {"CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE", "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE"}
+)
+
+
+def _snowflake(value: Any) -> str | None:
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
+    return text if text is not None and _SNOWFLAKE.match(text) else None
+
+
+def dispatch_ids(event_type: str, data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(guild id, channel id) of a dispatch, None where it has none."""
+    guild_id = _snowflake(data.get("id") if event_type in _GUILD_OBJECT_EVENTS else data.get("guild_id"))
+    channel_id = _snowflake(
+        data.get("id") if event_type in _CHANNEL_OBJECT_EVENTS else data.get("channel_id")
+    )
+    return guild_id, channel_id
+
+
+def event_id(bot_id: str, session_id: str, seq: int) -> str:
+    """Stable across a RESUME's replay: the same dispatch gets the same id, so consumers can drop repeats."""
+    return f"{bot_id}:{session_id}:{seq}"
+
+
+def envelope(
+    bot_id: str,
+    shard_id: int,
+    session_id: str,
+    seq: int,
+    event_type: str,
+    data: dict[str, Any],
+    received_at: datetime,
+) -> EventEnvelope:
+    guild_id, channel_id = dispatch_ids(event_type, data)
+    return EventEnvelope(
+        event_id=event_id(bot_id, session_id, seq),
+        bot_id=bot_id,
+        shard_id=shard_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        type=event_type,
+        sequence=seq,
+        received_at=received_at,
+        data=data,
+    )

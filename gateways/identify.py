@@ -1,0 +1,45 @@
+"""IDENTIFY limits shared by every runner: max_concurrency per 5 s, and the daily session-start budget.
+
+Discord allows max_concurrency identifies per 5 seconds per token, started bucket by bucket
+(shard_id % max_concurrency), and 1,000 per day; going over the daily budget makes Discord reset the token.
+The 5-second buckets live in Redis so two runners that both pick up a bot (a rebalance) still take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field
+
+IDENTIFY_INTERVAL_S = 5.0
+
+
+class SessionStartLimit(BaseModel):
+    """GET /gateway/bot's session_start_limit."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    total: int = Field(ge=0)
+    remaining: int = Field(ge=0)
+    reset_after: int = Field(ge=0, description="milliseconds until `remaining` is refilled")
+    max_concurrency: int = Field(ge=1)
+
+
+def budget_wait_s(limit: SessionStartLimit) -> float:
+    """How long to wait before this token may start a session: until the daily budget refills when spent."""
+    return 0.0 if limit.remaining > 0 else limit.reset_after / 1000
+
+
+class IdentifyLimiter:
+    def __init__(self, redis: aioredis.Redis, prefix: str, interval_s: float = IDENTIFY_INTERVAL_S) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}gw:identify:"
+        self._interval_ms = int(interval_s * 1000)
+
+    async def acquire(self, bot_id: str, shard_id: int, max_concurrency: int) -> None:
+        """Wait for this shard's bucket; holding it for the interval is the permission to identify."""
+        key = f"{self._prefix}{bot_id}:{shard_id % max_concurrency}"
+        while not await self._redis.set(key, b"1", nx=True, px=self._interval_ms):
+            remaining_ms = await self._redis.pttl(key)
+            await asyncio.sleep(max(remaining_ms, 20) / 1000)

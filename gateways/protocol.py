@@ -1,0 +1,129 @@
+"""Discord gateway v10, the parts a lean shard needs: opcodes, intents, payloads and what a close code means.
+
+Everything here is pure; gateways/shard.py does the I/O.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+from typing import Any
+
+import discord
+
+GATEWAY_QUERY = "v=10&encoding=json"
+
+
+class Op(IntEnum):
+    DISPATCH = 0
+    HEARTBEAT = 1
+    IDENTIFY = 2
+    PRESENCE_UPDATE = 3
+    VOICE_STATE_UPDATE = 4
+    RESUME = 6
+    RECONNECT = 7
+    INVALID_SESSION = 9
+    HELLO = 10
+    HEARTBEAT_ACK = 11
+
+
+# What the platform reads: guilds and channels, messages with their content, members, reactions, DMs and
+# voice states. MESSAGE_CONTENT and GUILD_MEMBERS are privileged.
+DEFAULT_INTENTS = (
+    "guilds",
+    "guild_messages",
+    "message_content",
+    "members",
+    "guild_reactions",
+    "dm_messages",
+    "voice_states",
+)
+
+
+def intents_value(names: tuple[str, ...] | list[str]) -> int:
+    """The IDENTIFY intents bit field for discord.py's intent names (e.g. "guild_messages")."""
+    unknown = [name for name in names if name not in discord.Intents.VALID_FLAGS]
+    if unknown:
+        known = ", ".join(sorted(discord.Intents.VALID_FLAGS))
+        raise ValueError(f"intents: unknown intent {', '.join(unknown)}; known: {known}")
+    return discord.Intents(**dict.fromkeys(names, True)).value
+
+
+class Reconnect(Enum):
+    """What a shard does after its connection closed."""
+
+    RESUME = "resume"
+    # The session is gone (Discord forgot it or our sequence is wrong): IDENTIFY again.
+    IDENTIFY = "identify"
+    # 4004: the token is dead. Stop every use of it.
+    TOKEN_DEAD = "token_dead"
+    # A configuration error no retry can fix (shard, version or intents).
+    FATAL = "fatal"
+
+
+CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_INVALID_SEQ = 4007
+CLOSE_SESSION_TIMED_OUT = 4009
+CLOSE_FATAL = frozenset({4010, 4011, 4012, 4013, 4014})
+# A close code of ours that keeps the session resumable: Discord ends a session only on 1000 and 1001.
+CLOSE_KEEP_SESSION = 4000
+
+
+def after_close(code: int | None) -> Reconnect:
+    if code == CLOSE_AUTHENTICATION_FAILED:
+        return Reconnect.TOKEN_DEAD
+    if code in CLOSE_FATAL:
+        return Reconnect.FATAL
+    if code in (CLOSE_INVALID_SEQ, CLOSE_SESSION_TIMED_OUT):
+        return Reconnect.IDENTIFY
+    return Reconnect.RESUME
+
+
+def backoff_delay(failures: int, jitter: float) -> float:
+    """Seconds to wait before reconnect attempt number `failures` (1-based); jitter in [0, 1) spreads
+    thousands of shards that lost their connections at the same moment."""
+    if failures <= 0:
+        return 0.0
+    ceiling = min(60.0, 2.0 ** (failures - 1))
+    return ceiling * (0.5 + jitter / 2)
+
+
+def gateway_url(base: str) -> str:
+    return f"{base.rstrip('/')}/?{GATEWAY_QUERY}"
+
+
+def identify_payload(token: str, intents: int, shard_id: int, shard_count: int) -> dict[str, Any]:
+    return {
+        "op": Op.IDENTIFY,
+        "d": {
+            "token": token,
+            "intents": intents,
+            "properties": {"os": "linux", "browser": "deep-gateway", "device": "deep-gateway"},
+            "shard": [shard_id, shard_count],
+            # Member lists are not cached here: don't make Discord send them.
+            "large_threshold": 50,
+        },
+    }
+
+
+def resume_payload(token: str, session_id: str, seq: int) -> dict[str, Any]:
+    return {"op": Op.RESUME, "d": {"token": token, "session_id": session_id, "seq": seq}}
+
+
+def heartbeat_payload(seq: int | None) -> dict[str, Any]:
+    return {"op": Op.HEARTBEAT, "d": seq}
+
+
+def presence_payload(status: str, activity: str) -> dict[str, Any]:
+    # A custom status (activity type 4) shows the text itself, without "Playing".
+    activities = [{"name": "Custom Status", "type": 4, "state": activity}] if activity else []
+    return {
+        "op": Op.PRESENCE_UPDATE,
+        "d": {"since": None, "activities": activities, "status": status, "afk": False},
+    }
+
+
+def voice_state_payload(guild_id: str, channel_id: str | None) -> dict[str, Any]:
+    return {
+        "op": Op.VOICE_STATE_UPDATE,
+        "d": {"guild_id": guild_id, "channel_id": channel_id, "self_mute": False, "self_deaf": False},
+    }

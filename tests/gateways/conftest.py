@@ -1,0 +1,316 @@
+"""Gateway test fixtures: an emulated Discord, a private topic namespace, a private PostgreSQL schema, bots
+sealed in the vault, and runners as subprocesses (killing one must be a real SIGKILL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
+
+from deep.settings import REPO_ROOT, Settings
+from emulator.discord import DiscordEmulator, EmulatorConfig
+from emulator.discord.world import Bot
+from gateways.vault import KeyRing, generate_key_spec
+from infra.migrate import migrate
+from models.actions import Action
+from streams.admin import apply_catalog
+from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, TOKENS_HEALTH, TopicSpec
+from streams.codec import encode_key
+
+GATEWAY_TOPICS: tuple[TopicSpec, ...] = (
+    DISCORD_EVENTS,
+    DISCORD_ACTIONS,
+    TOKENS_HEALTH,
+    DEAD_LETTERS[DISCORD_ACTIONS.name],
+)
+
+
+def emulator_config(**changes: Any) -> EmulatorConfig:
+    # Quick heartbeats so a dead connection is noticed fast; Discord's identify pacing (5 s) stays on.
+    return EmulatorConfig.model_validate({"heartbeat_interval_ms": 1000, **changes})
+
+
+@pytest.fixture(scope="module")
+async def namespace(stack_up: Settings) -> AsyncIterator[str]:
+    """A private namespace for topics and Redis keys, deleted afterwards (every partition costs the broker a
+    file descriptor)."""
+    name = f"t{uuid.uuid4().hex[:8]}."
+    await apply_catalog(stack_up.kafka_bootstrap, name, GATEWAY_TOPICS)
+    yield name
+    await delete_topics(stack_up.kafka_bootstrap, [spec.name_in(name) for spec in GATEWAY_TOPICS])
+    redis = aioredis.Redis.from_url(stack_up.redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{name}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+async def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def schema_dsn(stack_up: Settings) -> AsyncIterator[str]:
+    """The stack's database through a private, migrated schema: the roster sees only this module's bots."""
+    schema = f"test_gw_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(stack_up.postgres_dsn)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        dsn = f"{stack_up.postgres_dsn}?search_path={schema}"
+        await migrate(dsn)
+        yield dsn
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def key_spec() -> str:
+    return generate_key_spec("gwtest")
+
+
+@pytest.fixture(scope="module")
+async def emulator() -> AsyncIterator[DiscordEmulator]:
+    emu = DiscordEmulator(emulator_config())
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@dataclass
+class World:
+    guild_id: str
+    channel_id: str
+    user_id: str
+
+
+@pytest.fixture(scope="module")
+def world(emulator: DiscordEmulator) -> World:
+    guild = emulator.add_guild("gw-guild")
+    channel = emulator.add_channel(guild.id, "general")
+    user = emulator.add_user("alice")
+    emulator.add_member(guild.id, user.id)
+    return World(guild.id, channel.id, user.id)
+
+
+async def seal_bot(dsn: str, key_spec: str, bot: Bot) -> uuid.UUID:
+    """An owner, an agent, the bot's token sealed as the vault seals it, and one active deployment."""
+    token_id = uuid.uuid4()
+    sealed = KeyRing.parse(key_spec).encrypt(token_id, SecretStr(bot.token))
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            owner_id = await conn.fetchval("INSERT INTO owners (name) VALUES ('gw-owner') RETURNING owner_id")
+            config_id = await conn.fetchval(
+                "INSERT INTO agent_configurations (owner_id, agent_name, config) VALUES ($1, 'agent', '{}')"
+                " RETURNING config_id",
+                owner_id,
+            )
+            await conn.execute(
+                "INSERT INTO bot_tokens (token_id, owner_id, bot_user_id, bot_username, key_id, ciphertext,"
+                " nonce) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                token_id,
+                owner_id,
+                bot.id,
+                bot.user.username,
+                sealed.key_id,
+                sealed.ciphertext,
+                sealed.nonce,
+            )
+            guild_id = next(iter(bot.guild_ids), "1")
+            await conn.execute(
+                "INSERT INTO agent_deployments (config_id, guild_id, token_id) VALUES ($1, $2, $3)",
+                config_id,
+                guild_id,
+                token_id,
+            )
+    finally:
+        await conn.close()
+    return token_id
+
+
+class RunnerProcess:
+    """`python -m gateways` with the test's stack, emulator and namespace; output goes to a log file."""
+
+    def __init__(self, env: dict[str, str], runner_id: str, log_path: Path) -> None:
+        self.env = env
+        self.runner_id = runner_id
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RunnerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateways",
+                "--runner-id",
+                self.runner_id,
+                "--session-timeout-ms",
+                "6000",
+                "--heartbeat-interval-ms",
+                "1000",
+                "--roster-interval-s",
+                "1",
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    async def terminate(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            for _ in range(300):
+                if self.process.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+async def runners(
+    stack_up: Settings,
+    namespace: str,
+    schema_dsn: str,
+    key_spec: str,
+    emulator: DiscordEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Callable[..., RunnerProcess]]:
+    """Start runners with `runners("r1")`; every one still alive is stopped when the module ends."""
+    schema = schema_dsn.rsplit("search_path=", 1)[1]
+    started: list[RunnerProcess] = []
+    logs = tmp_path_factory.mktemp("runner-logs")
+
+    def start(runner_id: str, log_level: str = "INFO") -> RunnerProcess:
+        env = {
+            **os.environ,
+            "DEEP_TOPIC_NAMESPACE": namespace,
+            "DISCORD_API_BASE": emulator.api_url,
+            "DISCORD_GATEWAY_URL": emulator.gateway_url,
+            "DEEP_POSTGRES_SCHEMA": schema,
+            "DEEP_TOKEN_KEYS": key_spec,
+            "DEEP_LOG_LEVEL": log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+        runner = RunnerProcess(env, runner_id, logs / f"{runner_id}.log").start()
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        await runner.terminate()
+
+
+@pytest.fixture(scope="module")
+async def producer(stack_up: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = AIOKafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap, acks="all")
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
+
+
+async def produce_action(producer: AIOKafkaProducer, namespace: str, action: Action) -> None:
+    await producer.send_and_wait(
+        DISCORD_ACTIONS.name_in(namespace),
+        DISCORD_ACTIONS.codec.encode(action),
+        key=encode_key(action.bot_id),
+    )
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], within_s: float
+) -> list[Any]:
+    """Every record of `topic` from the start, read until `until(records)` holds or `within_s` passes."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not until(records) and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(check: Callable[[], Any], within_s: float, every_s: float = 0.2) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy; returns it, or the last falsy value."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result or asyncio.get_running_loop().time() >= deadline:
+            return result
+        await asyncio.sleep(every_s)
+
+
+async def read_all(bootstrap: str, spec: TopicSpec, namespace: str) -> list[Any]:
+    """Every record the topic holds now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(spec.name_in(namespace), p) for p in range(spec.partitions)]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                return records
+            for batch in (await consumer.getmany(*behind, timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(scope="module")
+async def redis_client(stack_up: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(stack_up.redis_url)
+    yield client
+    await client.aclose()

@@ -1,0 +1,291 @@
+"""The gateway's pure parts: close codes, payloads, checkpoints, envelopes, ownership and action plans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from gateways import protocol
+from gateways.actions import (
+    AudioCommand,
+    GatewayCommand,
+    InvalidAction,
+    RestCall,
+    message_nonce,
+    plan,
+)
+from gateways.dispatch import dispatch_ids, envelope
+from gateways.identify import SessionStartLimit, budget_wait_s
+from gateways.ownership import bot_partition, owned
+from gateways.protocol import Reconnect, after_close
+from gateways.rest import RequestRate
+from gateways.watermark import Watermark
+from models.actions import (
+    Ban,
+    DeleteMessage,
+    Embed,
+    InteractionResponse,
+    Kick,
+    MemberPersonaUpdate,
+    PresenceUpdate,
+    React,
+    Reply,
+    SendMessage,
+    Timeout,
+    TypingIndicator,
+    VoiceJoin,
+    VoiceLeave,
+    VoicePlay,
+    Warn,
+)
+from streams.codec import encode_key
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+BOT = "1000"
+GUILD = "2000"
+CHANNEL = "3000"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (4004, Reconnect.TOKEN_DEAD),
+        (4010, Reconnect.FATAL),
+        (4011, Reconnect.FATAL),
+        (4012, Reconnect.FATAL),
+        (4013, Reconnect.FATAL),
+        (4014, Reconnect.FATAL),
+        (4007, Reconnect.IDENTIFY),
+        (4009, Reconnect.IDENTIFY),
+        (4000, Reconnect.RESUME),
+        (4008, Reconnect.RESUME),
+        (1006, Reconnect.RESUME),
+        (None, Reconnect.RESUME),
+    ],
+)
+def test_close_codes(code: int | None, expected: Reconnect) -> None:
+    assert after_close(code) is expected
+
+
+def test_backoff_grows_to_a_minute_and_spreads() -> None:
+    assert protocol.backoff_delay(0, 0.5) == 0.0
+    assert protocol.backoff_delay(1, 0.0) == 0.5
+    assert protocol.backoff_delay(1, 0.999) < 1.0
+    assert protocol.backoff_delay(4, 0.0) == 4.0
+    assert protocol.backoff_delay(30, 0.999) <= 60.0
+    assert protocol.backoff_delay(30, 0.0) == 30.0
+
+
+def test_intents_are_discord_bits_and_unknown_names_are_named() -> None:
+    value = protocol.intents_value(protocol.DEFAULT_INTENTS)
+    # GUILDS, GUILD_MEMBERS, GUILD_VOICE_STATES, GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGES,
+    # MESSAGE_CONTENT
+    assert value == (1 << 0) | (1 << 1) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 12) | (1 << 15)
+    with pytest.raises(ValueError, match="intents: unknown intent guild_mesages"):
+        protocol.intents_value(("guilds", "guild_mesages"))
+
+
+def test_identify_and_resume_payloads() -> None:
+    identify = protocol.identify_payload("tok", 513, 0, 1)
+    assert identify["op"] == 2
+    assert identify["d"]["token"] == "tok"
+    assert identify["d"]["intents"] == 513
+    assert identify["d"]["shard"] == [0, 1]
+    assert protocol.resume_payload("tok", "sess", 41) == {
+        "op": 6,
+        "d": {"token": "tok", "session_id": "sess", "seq": 41},
+    }
+    assert protocol.gateway_url("ws://h:1/") == "ws://h:1/?v=10&encoding=json"
+
+
+def test_checkpoint_holds_below_the_oldest_unacknowledged_dispatch() -> None:
+    checkpoint = Watermark(10)
+    assert checkpoint.value == 10
+    for seq in (11, 12, 13):
+        checkpoint.received(seq)
+    assert checkpoint.value == 10
+    checkpoint.done(12)  # out of order: 11 is still in flight
+    assert checkpoint.value == 10
+    checkpoint.done(11)
+    assert checkpoint.value == 12
+    checkpoint.skipped(14)  # not forwarded, nothing to wait for; 13 still in flight
+    assert checkpoint.value == 12
+    checkpoint.done(13)
+    assert checkpoint.value == 14
+    assert checkpoint.in_flight == 0
+
+
+def test_checkpoint_restart_forgets_what_was_in_flight() -> None:
+    checkpoint = Watermark()
+    checkpoint.received(1)
+    checkpoint.received(2)
+    checkpoint.restart(0)
+    assert checkpoint.value == 0
+    assert checkpoint.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "ids"),
+    [
+        ("MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL, "id": "9"}, (GUILD, CHANNEL)),
+        ("MESSAGE_CREATE", {"channel_id": CHANNEL, "id": "9"}, (None, CHANNEL)),
+        ("GUILD_CREATE", {"id": GUILD}, (GUILD, None)),
+        ("CHANNEL_UPDATE", {"id": CHANNEL, "guild_id": GUILD}, (GUILD, CHANNEL)),
+        ("VOICE_STATE_UPDATE", {"guild_id": int(GUILD), "channel_id": None}, (GUILD, None)),
+        ("READY", {"session_id": "s"}, (None, None)),
+        ("MESSAGE_CREATE", {"guild_id": "not-a-snowflake"}, (None, None)),
+    ],
+)
+def test_dispatch_ids(event_type: str, data: dict[str, object], ids: tuple[str | None, str | None]) -> None:
+    assert dispatch_ids(event_type, data) == ids
+
+
+def test_envelope_is_keyed_by_guild_or_by_bot_for_dms() -> None:
+    in_guild = envelope(BOT, 0, "sess", 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW)
+    assert in_guild.key == GUILD
+    assert in_guild.event_id == f"{BOT}:sess:7"
+    assert (in_guild.channel_id, in_guild.sequence, in_guild.received_at) == (CHANNEL, 7, NOW)
+    in_dm = envelope(BOT, 0, "sess", 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
+    assert in_dm.key == f"dm:{BOT}"
+
+
+def test_bot_partition_is_the_producers_partition() -> None:
+    partitioner = DefaultPartitioner()
+    partitions = list(range(12))
+    bots = [str(1_100_000_000_000_000_000 + i * 7919) for i in range(200)]
+    for bot_id in bots:
+        assert bot_partition(bot_id, 12) == partitioner(encode_key(bot_id), partitions, partitions)
+    mine = owned(bots, {0, 1, 2}, 12)
+    assert mine and all(bot_partition(bot_id, 12) in {0, 1, 2} for bot_id in mine)
+    assert owned(bots, set(range(12)), 12) == set(bots)
+    assert owned(bots, {0}, 0) == set()
+
+
+def test_session_budget() -> None:
+    spare = SessionStartLimit(total=1000, remaining=3, reset_after=5000, max_concurrency=1)
+    spent = SessionStartLimit(total=1000, remaining=0, reset_after=5000, max_concurrency=1)
+    assert budget_wait_s(spare) == 0.0
+    assert budget_wait_s(spent) == 5.0
+
+
+def test_request_rate_spaces_requests_beyond_the_burst() -> None:
+    rate = RequestRate(50.0, now=0.0)
+    assert [rate.delay(0.0) for _ in range(50)] == [0.0] * 50
+    assert rate.delay(0.0) == pytest.approx(1 / 50)
+    assert rate.delay(1.0) == 0.0  # a second later the bucket has refilled
+
+
+# action plans
+
+BASE = {"bot_id": BOT, "guild_id": GUILD}
+
+
+def test_messages_carry_a_stable_short_nonce_and_no_mass_mentions() -> None:
+    call = plan(SendMessage(action_id="a-1", channel_id=CHANNEL, content="hi @everyone", **BASE), NOW)
+    assert isinstance(call, RestCall)
+    assert (call.method, call.path, call.params) == (
+        "POST",
+        "/channels/{channel_id}/messages",
+        {"channel_id": CHANNEL},
+    )
+    assert call.body is not None
+    assert call.body["nonce"] == message_nonce("a-1")
+    assert len(call.body["nonce"]) <= 25
+    assert call.body["enforce_nonce"] is True
+    assert call.body["allowed_mentions"] == {"parse": ["users"]}
+    assert call.deduplicated
+    assert message_nonce("a-1") != message_nonce("a-2")
+
+
+def test_reply_references_the_message_and_embeds_are_discord_shaped() -> None:
+    embed = Embed(title="t", description="d", footer="f")
+    call = plan(Reply(action_id="a", channel_id=CHANNEL, message_id="77", embed=embed, **BASE), NOW)
+    assert isinstance(call, RestCall) and call.body is not None
+    assert call.body["message_reference"]["message_id"] == "77"
+    assert call.body["embeds"] == [
+        {"title": "t", "description": "d", "color": 0x5865F2, "footer": {"text": "f"}}
+    ]
+
+
+def test_an_empty_message_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidAction, match=r"^content:"):
+        plan(SendMessage(action_id="a", channel_id=CHANNEL, **BASE), NOW)
+
+
+def test_warn_mentions_only_the_warned_user() -> None:
+    call = plan(
+        Warn(action_id="a", channel_id=CHANNEL, user_id="55", reason="spam", warn_count=2, **BASE), NOW
+    )
+    assert isinstance(call, RestCall) and call.body is not None
+    assert call.body["content"] == "<@55> warning 2: spam"
+    assert call.body["allowed_mentions"] == {"users": ["55"]}
+
+
+def test_moderation_routes() -> None:
+    ban = plan(Ban(action_id="a", user_id="55", reason="r", delete_message_seconds=60, **BASE), NOW)
+    kick = plan(Kick(action_id="a", user_id="55", **BASE), NOW)
+    timeout = plan(Timeout(action_id="a", user_id="55", duration_s=600, **BASE), NOW)
+    delete = plan(DeleteMessage(action_id="a", channel_id=CHANNEL, message_id="9", **BASE), NOW)
+    react = plan(React(action_id="a", channel_id=CHANNEL, message_id="9", emoji="👍", **BASE), NOW)
+    typing = plan(TypingIndicator(action_id="a", channel_id=CHANNEL, **BASE), NOW)
+    assert isinstance(ban, RestCall) and ban.body == {"delete_message_seconds": 60} and ban.reason == "r"
+    assert isinstance(kick, RestCall) and (kick.method, kick.params["user_id"]) == ("DELETE", "55")
+    assert isinstance(timeout, RestCall) and timeout.body is not None
+    assert timeout.body["communication_disabled_until"] == (NOW + timedelta(seconds=600)).isoformat()
+    assert isinstance(delete, RestCall) and delete.method == "DELETE"
+    assert isinstance(react, RestCall) and react.params["emoji"] == "👍" and react.method == "PUT"
+    assert isinstance(typing, RestCall) and typing.path == "/channels/{channel_id}/typing"
+
+
+def test_guild_actions_without_a_guild_are_refused() -> None:
+    with pytest.raises(InvalidAction, match=r"^guild_id:"):
+        plan(Ban(action_id="a", bot_id=BOT, user_id="55"), NOW)
+    with pytest.raises(InvalidAction, match=r"^guild_id:"):
+        plan(VoiceJoin(action_id="a", bot_id=BOT, channel_id=CHANNEL), NOW)
+
+
+def test_interaction_callbacks_do_not_count_against_the_global_limit() -> None:
+    call = plan(
+        InteractionResponse(
+            action_id="a", interaction_id="5", interaction_token="itok", content="x", ephemeral=True, **BASE
+        ),
+        NOW,
+    )
+    assert isinstance(call, RestCall) and call.body is not None
+    assert not call.counts_globally
+    assert call.params == {"interaction_id": "5", "interaction_token": "itok"}
+    assert call.body == {
+        "type": 4,
+        "data": {"content": "x", "flags": 64, "allowed_mentions": {"parse": ["users"]}},
+    }
+
+
+def test_persona_update_inlines_images_and_clears_with_an_empty_url() -> None:
+    call = plan(
+        MemberPersonaUpdate(
+            action_id="a", nick="Luna", avatar_url="https://cdn/x.png", banner_url="", bio="hi", **BASE
+        ),
+        NOW,
+    )
+    assert isinstance(call, RestCall)
+    assert call.path == "/guilds/{guild_id}/members/@me"
+    assert call.body == {"nick": "Luna", "bio": "hi", "banner": None}
+    assert call.images == {"avatar": "https://cdn/x.png"}
+    with pytest.raises(InvalidAction, match=r"^nick:"):
+        plan(MemberPersonaUpdate(action_id="a", **BASE), NOW)
+
+
+def test_gateway_commands_and_audio() -> None:
+    join = plan(VoiceJoin(action_id="a", channel_id=CHANNEL, **BASE), NOW)
+    leave = plan(VoiceLeave(action_id="a", **BASE), NOW)
+    presence = plan(PresenceUpdate(action_id="a", status="idle", activity="dreaming", **BASE), NOW)
+    play = plan(VoicePlay(action_id="a", command="play", track="song", **BASE), NOW)
+    assert isinstance(join, GatewayCommand) and join.payload["op"] == 4
+    assert join.payload["d"]["channel_id"] == CHANNEL
+    assert isinstance(leave, GatewayCommand) and leave.payload["d"]["channel_id"] is None
+    assert isinstance(presence, GatewayCommand) and presence.payload["op"] == 3
+    assert presence.payload["d"]["status"] == "idle"
+    assert presence.payload["d"]["activities"][0]["state"] == "dreaming"
+    assert isinstance(play, AudioCommand) and (play.command, play.track) == ("play", "song")

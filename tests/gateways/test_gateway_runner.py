@@ -1,0 +1,216 @@
+"""One runner process against the emulator: events out to Kafka, actions in, each performed exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deep.settings import Settings
+from emulator.discord import DiscordEmulator
+from models.actions import SendMessage, TypingIndicator
+from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
+from streams.codec import encode_key
+from tests.gateways.conftest import (
+    RunnerProcess,
+    World,
+    eventually,
+    produce_action,
+    read_topic,
+    seal_bot,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def bot_messages(emulator: DiscordEmulator, bot_id: str) -> list[str]:
+    return [action.payload["content"] for action in emulator.actions(bot_id=bot_id, kind="message")]
+
+
+@pytest.fixture(scope="module")
+async def runner(runners: Callable[..., RunnerProcess]) -> RunnerProcess:
+    return runners("solo")
+
+
+@pytest.fixture(scope="module")
+async def bot_id(
+    emulator: DiscordEmulator, world: World, schema_dsn: str, key_spec: str, runner: RunnerProcess
+) -> str:
+    bot = emulator.add_bot("gw-bot", guild_ids=[world.guild_id])
+    await seal_bot(schema_dsn, key_spec, bot)
+    connected = await eventually(
+        lambda: emulator.stats(bot.id)["connected_sessions"] or not runner.alive, within_s=60
+    )
+    assert connected is not True and connected, runner.log()
+    return bot.id
+
+
+async def test_a_user_message_reaches_discord_events_keyed_by_guild(
+    stack_up: Settings, namespace: str, emulator: DiscordEmulator, world: World, bot_id: str
+) -> None:
+    text = f"hello {uuid.uuid4().hex}"
+    posted = emulator.post_user_message(world.user_id, text, world.channel_id)
+
+    def found(records: list) -> bool:
+        return any(text.encode() in record.value for record in records)
+
+    records = await read_topic(
+        stack_up.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace), until=found, within_s=20
+    )
+    matching = [record for record in records if text.encode() in record.value]
+    assert len(matching) == 1
+    record = matching[0]
+    envelope = DISCORD_EVENTS.codec.decode(record.value)
+    assert record.key == world.guild_id.encode()
+    assert envelope.key == world.guild_id
+    assert (envelope.bot_id, envelope.type, envelope.guild_id, envelope.channel_id) == (
+        bot_id,
+        "MESSAGE_CREATE",
+        world.guild_id,
+        world.channel_id,
+    )
+    assert envelope.data["id"] == posted["id"]
+    assert envelope.event_id.startswith(f"{bot_id}:") and envelope.event_id.endswith(f":{envelope.sequence}")
+
+
+async def test_an_action_produced_twice_is_performed_once(
+    namespace: str, emulator: DiscordEmulator, world: World, producer: AIOKafkaProducer, bot_id: str
+) -> None:
+    action = SendMessage(
+        action_id=f"twice-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        content=f"once {uuid.uuid4().hex}",
+    )
+    await produce_action(producer, namespace, action)
+    await produce_action(producer, namespace, action)
+    marker = SendMessage(
+        action_id=f"marker-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        content=f"marker {uuid.uuid4().hex}",
+    )
+    # Typing has no nonce for Discord to deduplicate: only the ledger keeps a redelivery from repeating it.
+    typing = TypingIndicator(
+        action_id=f"typing-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    await produce_action(producer, namespace, typing)
+    await produce_action(producer, namespace, typing)
+    await produce_action(producer, namespace, marker)
+    # Actions of one bot are performed in order: once the marker is there, every copy was handled.
+    assert await eventually(lambda: marker.content in bot_messages(emulator, bot_id), within_s=30)
+    assert bot_messages(emulator, bot_id).count(action.content) == 1
+    assert len(emulator.actions(bot_id=bot_id, kind="typing")) == 1
+
+
+async def test_a_malformed_action_is_dead_lettered_and_the_stream_goes_on(
+    stack_up: Settings,
+    namespace: str,
+    emulator: DiscordEmulator,
+    world: World,
+    producer: AIOKafkaProducer,
+    bot_id: str,
+) -> None:
+    await producer.send_and_wait(DISCORD_ACTIONS.name_in(namespace), b"{not json", key=encode_key(bot_id))
+    wrong = orjson.dumps({"schema_version": 1, "kind": "send_message", "action_id": "x", "bot_id": bot_id})
+    await producer.send_and_wait(DISCORD_ACTIONS.name_in(namespace), wrong, key=encode_key(bot_id))
+    after = SendMessage(
+        action_id=f"after-garbage-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        content=f"after garbage {uuid.uuid4().hex}",
+    )
+    await produce_action(producer, namespace, after)
+    assert await eventually(lambda: after.content in bot_messages(emulator, bot_id), within_s=30)
+    dead = DEAD_LETTERS[DISCORD_ACTIONS.name]
+    letters = await read_topic(
+        stack_up.kafka_bootstrap,
+        dead.name_in(namespace),
+        until=lambda records: len(records) >= 2,
+        within_s=20,
+    )
+    decoded = [dead.codec.decode(record.value) for record in letters]
+    assert [(letter.key, letter.value) for letter in decoded] == [
+        (bot_id, "{not json"),
+        (bot_id, wrong.decode()),
+    ]
+    assert decoded[0].error.startswith("not JSON")
+    assert "channel_id" in decoded[1].error  # the error names the missing field
+
+
+async def test_a_runner_killed_mid_stream_performs_every_action_once_after_restart(
+    namespace: str,
+    emulator: DiscordEmulator,
+    world: World,
+    producer: AIOKafkaProducer,
+    bot_id: str,
+    runner: RunnerProcess,
+    runners: Callable[..., RunnerProcess],
+) -> None:
+    # One message per second through the route bucket keeps the stream flowing while the runner dies.
+    emulator.configure(route_limits={"POST /channels/{channel_id}/messages": (2, 1.0)})
+    run = uuid.uuid4().hex[:8]
+    contents = [f"stream {run} #{n}" for n in range(12)]
+    for n, content in enumerate(contents):
+        await produce_action(
+            producer,
+            namespace,
+            SendMessage(
+                action_id=f"stream-{run}-{n}",
+                bot_id=bot_id,
+                guild_id=world.guild_id,
+                channel_id=world.channel_id,
+                content=content,
+            ),
+        )
+    assert await eventually(
+        lambda: sum(c in contents for c in bot_messages(emulator, bot_id)) >= 3, within_s=30
+    )
+    runner.kill()
+    performed_before_restart = sum(c in contents for c in bot_messages(emulator, bot_id))
+    assert performed_before_restart < len(contents), "the kill came too late to test anything"
+    restarted = runners("solo-restarted")
+    done = await eventually(lambda: set(contents) <= set(bot_messages(emulator, bot_id)), within_s=60)
+    emulator.configure(route_limits={})
+    assert done, restarted.log()
+    counts = Counter(c for c in bot_messages(emulator, bot_id) if c in contents)
+    assert counts == Counter(contents)
+
+
+async def test_a_429_is_waited_out_and_retried(
+    namespace: str, emulator: DiscordEmulator, world: World, producer: AIOKafkaProducer, bot_id: str
+) -> None:
+    # Two requests per second for this token, while the runner is allowed fifty: Discord's global 429s.
+    emulator.update_bot(bot_id, rest_global_limit=2)
+    before = emulator.stats(bot_id)["rest_429"]
+    run = uuid.uuid4().hex[:8]
+    contents = [f"limited {run} #{n}" for n in range(6)]
+    for n, content in enumerate(contents):
+        await produce_action(
+            producer,
+            namespace,
+            SendMessage(
+                action_id=f"limited-{run}-{n}",
+                bot_id=bot_id,
+                guild_id=world.guild_id,
+                channel_id=world.channel_id,
+                content=content,
+            ),
+        )
+    done = await eventually(lambda: set(contents) <= set(bot_messages(emulator, bot_id)), within_s=40)
+    emulator.update_bot(bot_id, rest_global_limit=None)
+    assert done
+    assert emulator.stats(bot_id)["rest_429"] > before
+    assert Counter(c for c in bot_messages(emulator, bot_id) if c in contents) == Counter(contents)
+    # Performed in the order they were produced.
+    assert [c for c in bot_messages(emulator, bot_id) if c in contents] == contents

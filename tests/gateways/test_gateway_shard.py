@@ -1,0 +1,325 @@
+"""The shard layer in process against the emulator, with the real Kafka and Redis: forwarding, RESUME after a
+lost connection or a restart, close code 4004, the identify limiter, the action ledger and the performer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import discord
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+
+from deep.settings import Settings
+from emulator.discord import DiscordEmulator
+from gateways import protocol
+from gateways.fleet import Fleet
+from gateways.identify import IdentifyLimiter
+from gateways.ledger import ActionLedger, Claim
+from gateways.perform import ActionPerformer, Status
+from gateways.rest import RestClients, use_api_base
+from gateways.sessions import SessionStore
+from gateways.shard import BotCredentials, ShardState
+from gateways.vault import HealthReason
+from models.actions import PresenceUpdate, SendMessage, VoiceJoin
+from streams.catalog import DISCORD_EVENTS
+from tests.gateways.conftest import World, eventually, read_topic
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Deaths:
+    seen: list[tuple[str, HealthReason]] = field(default_factory=list)
+
+    async def __call__(self, bot: BotCredentials, reason: HealthReason) -> None:
+        self.seen.append((bot.bot_id, reason))
+
+
+@pytest.fixture(scope="module")
+async def api_base(emulator: DiscordEmulator) -> AsyncIterator[None]:
+    previous = discord.http.Route.BASE
+    use_api_base(emulator.api_url)
+    yield
+    discord.http.Route.BASE = previous
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    yield session
+    await session.close()
+
+
+@dataclass
+class Rig:
+    fleet: Fleet
+    deaths: Deaths
+    rest: RestClients
+    namespace: str
+
+
+@pytest.fixture
+async def rig(
+    api_base: None,
+    emulator: DiscordEmulator,
+    namespace: str,
+    producer: AIOKafkaProducer,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> AsyncIterator[Rig]:
+    deaths = Deaths()
+    rest = RestClients(http)
+    fleet = make_fleet(emulator, namespace, producer, redis_client, http, rest, deaths)
+    running = asyncio.create_task(fleet.run())
+    yield Rig(fleet, deaths, rest, namespace)
+    running.cancel()
+    await fleet.close()
+
+
+def make_fleet(
+    emulator: DiscordEmulator,
+    namespace: str,
+    producer: AIOKafkaProducer,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+    rest: RestClients,
+    deaths: Deaths,
+) -> Fleet:
+    return Fleet(
+        http=http,
+        rest=rest,
+        producer=producer,
+        events_topic=DISCORD_EVENTS.name_in(namespace),
+        sessions=SessionStore(redis_client, namespace),
+        identify=IdentifyLimiter(redis_client, namespace),
+        gateway_url=emulator.gateway_url,
+        intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
+        on_token_dead=deaths,
+    )
+
+
+def new_bot(emulator: DiscordEmulator, world: World) -> BotCredentials:
+    bot = emulator.add_bot(f"shard-{uuid.uuid4().hex[:6]}", guild_ids=[world.guild_id])
+    return BotCredentials(bot_id=bot.id, token_id=uuid.uuid4(), token=SecretStr(bot.token))
+
+
+async def forwarded(settings: Settings, namespace: str, texts: list[str]) -> list[bytes]:
+    """discord.events records carrying any of `texts`, once every text has appeared."""
+
+    def matching(records: list) -> list:
+        return [r for r in records if any(t.encode() in r.value for t in texts)]
+
+    def complete(records: list) -> bool:
+        return all(any(t.encode() in r.value for r in records) for t in texts)
+
+    records = await read_topic(
+        settings.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace), until=complete, within_s=15
+    )
+    return [r.value for r in matching(records)]
+
+
+async def test_a_dm_is_forwarded_keyed_by_the_bot(
+    stack_up: Settings, rig: Rig, emulator: DiscordEmulator, world: World
+) -> None:
+    bot = new_bot(emulator, world)
+    shard = await rig.fleet.connect(bot)
+    assert await shard.wait_ready(10)
+    text = f"psst {uuid.uuid4().hex}"
+    emulator.post_user_message(world.user_id, text, to_bot_id=bot.bot_id)
+    records = await read_topic(
+        stack_up.kafka_bootstrap,
+        DISCORD_EVENTS.name_in(rig.namespace),
+        until=lambda rs: any(text.encode() in r.value for r in rs),
+        within_s=15,
+    )
+    [record] = [r for r in records if text.encode() in r.value]
+    envelope = DISCORD_EVENTS.codec.decode(record.value)
+    assert record.key == f"dm:{bot.bot_id}".encode()
+    assert (envelope.guild_id, envelope.type, envelope.bot_id) == (None, "MESSAGE_CREATE", bot.bot_id)
+
+
+async def test_a_lost_connection_resumes_and_loses_nothing(
+    stack_up: Settings, rig: Rig, emulator: DiscordEmulator, world: World
+) -> None:
+    bot = new_bot(emulator, world)
+    shard = await rig.fleet.connect(bot)
+    assert await shard.wait_ready(10)
+    run = uuid.uuid4().hex[:8]
+    before = f"before {run}"
+    emulator.post_user_message(world.user_id, before, world.channel_id)
+    emulator.drop_connections(bot.bot_id)
+    away = [f"while away {run} #{n}" for n in range(3)]
+    for text in away:
+        emulator.post_user_message(world.user_id, text, world.channel_id)
+    values = await forwarded(stack_up, rig.namespace, [before, *away])
+    assert all(any(text.encode() in value for value in values) for text in [before, *away])
+    stats = emulator.stats(bot.bot_id)
+    assert (stats["identifies"], stats["resumes"]) == (1, 1)
+
+
+async def test_a_restarted_fleet_resumes_from_the_redis_checkpoint(
+    stack_up: Settings,
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    producer: AIOKafkaProducer,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    bot = new_bot(emulator, world)
+    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    # Discord replays only what came after READY's burst: resume from a checkpoint past it.
+    seen = f"seen before the restart {uuid.uuid4().hex}"
+    emulator.post_user_message(world.user_id, seen, world.channel_id)
+    assert await forwarded(stack_up, rig.namespace, [seen])
+    await rig.fleet.disconnect([bot.bot_id])  # writes the checkpoint, keeps the session (close code 4000)
+    saved = await SessionStore(redis_client, rig.namespace).load(bot.bot_id, 0)
+    assert saved is not None and saved.seq > 0
+    missed = f"missed while down {uuid.uuid4().hex}"
+    emulator.post_user_message(world.user_id, missed, world.channel_id)
+
+    successor = make_fleet(emulator, rig.namespace, producer, redis_client, http, RestClients(http), Deaths())
+    running = asyncio.create_task(successor.run())
+    try:
+        shard = await successor.connect(bot)
+        assert await shard.wait_ready(10)
+        assert shard.session_id == saved.session_id
+        values = await forwarded(stack_up, rig.namespace, [missed])
+        assert len(values) == 1
+        stats = emulator.stats(bot.bot_id)
+        assert (stats["identifies"], stats["resumes"]) == (1, 1)
+    finally:
+        running.cancel()
+        await successor.close()
+
+
+async def test_close_code_4004_kills_the_token_for_good(
+    rig: Rig, emulator: DiscordEmulator, world: World
+) -> None:
+    bot = new_bot(emulator, world)
+    shard = await rig.fleet.connect(bot)
+    assert await shard.wait_ready(10)
+    await emulator.revoke_token(bot.bot_id)
+    assert await eventually(lambda: rig.deaths.seen, within_s=10)
+    assert rig.deaths.seen == [(bot.bot_id, "close_4004")]
+    assert bot.bot_id not in rig.fleet
+    connections = emulator.stats(bot.bot_id)["gateway_connections"]
+    await asyncio.sleep(1.5)  # longer than the first reconnect backoff
+    assert emulator.stats(bot.bot_id)["gateway_connections"] == connections
+    assert shard.state is ShardState.STOPPED
+
+
+async def test_identify_limiter_lets_one_identify_per_bucket_through(
+    namespace: str, redis_client: aioredis.Redis
+) -> None:
+    limiter = IdentifyLimiter(redis_client, f"{namespace}{uuid.uuid4().hex[:6]}:")
+    await limiter.acquire("42", 0, 1)
+    await limiter.acquire("42", 1, 2)  # another bucket of a bot with max_concurrency 2
+    await limiter.acquire("43", 0, 1)  # another bot
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(limiter.acquire("42", 2, 2), 0.5)  # bucket 0 again: wait for the 5 s
+
+
+async def test_ledger_claims(namespace: str, redis_client: aioredis.Redis) -> None:
+    ledger = ActionLedger(redis_client, namespace)
+    action_id = uuid.uuid4().hex
+    assert await ledger.claim(action_id) is Claim.FIRST
+    assert await ledger.claim(action_id) is Claim.RETRY  # started, never finished: a crash mid-way
+    await ledger.finish(action_id)
+    assert await ledger.claim(action_id) is Claim.DONE
+    assert 0 < await redis_client.ttl(f"{namespace}gw:action:{action_id}") <= 26 * 3600
+
+
+async def test_a_retried_message_is_deduplicated_by_its_nonce(
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    bot = new_bot(emulator, world)
+    ledger = ActionLedger(redis_client, rig.namespace)
+    performer = ActionPerformer(ledger, rig.rest, rig.fleet, http)
+    action = SendMessage(
+        action_id=uuid.uuid4().hex, bot_id=bot.bot_id, channel_id=world.channel_id, content="once"
+    )
+    assert (await performer.perform(action, bot)).status is Status.DONE
+    # A crash after Discord created the message but before the ledger said "done".
+    await redis_client.set(f"{rig.namespace}gw:action:{action.action_id}", b"started")
+    assert (await performer.perform(action, bot)).status is Status.DONE
+    assert (await performer.perform(action, bot)).status is Status.SKIPPED
+    assert len(emulator.actions(bot_id=bot.bot_id, kind="message")) == 1
+    assert emulator.stats(bot.bot_id)["rest_requests"] == 2
+
+
+async def test_a_401_stops_the_action_and_reports_the_token_dead(
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    bot = new_bot(emulator, world)
+    await emulator.revoke_token(bot.bot_id)
+    performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, http)
+    action = SendMessage(
+        action_id=uuid.uuid4().hex, bot_id=bot.bot_id, channel_id=world.channel_id, content="x"
+    )
+    outcome = await performer.perform(action, bot)
+    assert outcome.status is Status.TOKEN_DEAD
+    assert "401" in outcome.reason
+    assert emulator.stats(bot.bot_id)["rest_401"] == 1
+
+
+async def test_presence_and_voice_go_over_the_bots_own_connection(
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    voice = emulator.add_channel(world.guild_id, "Lounge", type=2)
+    bot = new_bot(emulator, world)
+    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, http)
+    presence = PresenceUpdate(
+        action_id=uuid.uuid4().hex, bot_id=bot.bot_id, status="idle", activity="dreaming"
+    )
+    join = VoiceJoin(
+        action_id=uuid.uuid4().hex, bot_id=bot.bot_id, guild_id=world.guild_id, channel_id=voice.id
+    )
+    assert (await performer.perform(presence, bot)).status is Status.DONE
+    assert (await performer.perform(join, bot)).status is Status.DONE
+    [recorded] = await emulator.wait_actions(bot_id=bot.bot_id, kind="presence")
+    assert recorded.payload["status"] == "idle"
+    voice_actions = await emulator.wait_actions(bot_id=bot.bot_id, kind="voice_state")
+    assert voice_actions and voice_actions[-1].channel_id == voice.id
+
+
+async def test_a_bot_whose_daily_identify_budget_is_spent_waits_instead_of_identifying(
+    rig: Rig, emulator: DiscordEmulator, world: World
+) -> None:
+    bot = emulator.add_bot("spent", guild_ids=[world.guild_id], session_start_limit=0)
+    credentials = BotCredentials(bot_id=bot.id, token_id=uuid.uuid4(), token=SecretStr(bot.token))
+    shard = await rig.fleet.connect(credentials)
+    assert not await shard.wait_ready(1.5)
+    stats = emulator.stats(bot.id)
+    assert (stats["identifies"], stats["identifies_rejected"], stats["gateway_connections"]) == (0, 0, 0)
+    assert stats["rest_requests"] == 1  # GET /gateway/bot said: none left today
+
+
+async def test_the_fleet_heartbeats_every_connection(
+    rig: Rig, emulator: DiscordEmulator, world: World
+) -> None:
+    bot = new_bot(emulator, world)
+    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    sends = emulator.stats(bot.bot_id)["gateway_sends"]
+    await asyncio.sleep(2.6)  # the emulator asks for a beat every second
+    assert emulator.stats(bot.bot_id)["gateway_sends"] >= sends + 2
+    assert emulator.stats(bot.bot_id)["connected_sessions"] == 1
