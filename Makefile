@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is what CI runs (.ci/run); everything runs natively, no Docker.
 VENV := .venv
 DEEP := $(VENV)/bin/deep
-PACKAGES := $(wildcard deep models streams gateways processors sinks infra emulator api jobs)
+PACKAGES := $(wildcard deep models streams gateways processors sinks infra emulator api jobs demo)
 
 .PHONY: bootstrap stack test lint demo down
 
@@ -21,7 +21,7 @@ lint: bootstrap
 	$(VENV)/bin/mypy $(PACKAGES) tests
 
 demo: stack
-	$(DEEP) stack status
+	$(DEEP) demo
 
 down:
 	$(DEEP) stack down

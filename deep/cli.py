@@ -11,7 +11,12 @@ from rich.console import Console
 
 from api.cli import agents_app, api_app, presets_app, tokens_app
 from deep.settings import get_settings
+from demo.cli import demo_command, playground_command
+from gateways.cli import gateway as gateway_command
 from infra.stack.cli import db_app, stack_app
+from jobs.cli import jobs_app
+from processors.cli import processors_command
+from streams.ops_cli import ops_app
 
 # Tracebacks must not print local variables: they can hold API keys or bot tokens.
 app = typer.Typer(
@@ -25,6 +30,16 @@ app.add_typer(api_app, name="api", help="The configuration API: serve, relay, cr
 app.add_typer(agents_app, name="agents", help="Create, deploy, export and import agents (through the API).")
 app.add_typer(presets_app, name="presets", help="List and deploy preset agents (through the API).")
 app.add_typer(tokens_app, name="tokens", help="Bot tokens: add, list, revoke, rotate-key.")
+app.add_typer(ops_app, name="ops", help="Ops: topics, lag, dead letters, agent and token status.")
+app.add_typer(jobs_app, name="jobs", help="Replay, backfill and Parquet export/import over history.")
+app.command("demo", help="The whole platform in a demo world with a browser playground (Ctrl-C stops it).")(
+    demo_command
+)
+app.command("playground", help="Follow real deployments read-only in the playground.")(playground_command)
+app.command("processors", help="Run a stream-processor worker; several share partitions.")(processors_command)
+app.command("gateway", help="Run a gateway runner: it holds the bots of its discord.actions partitions.")(
+    gateway_command
+)
 
 topics_app = typer.Typer(help="The topic catalog on the broker.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")

@@ -1,0 +1,236 @@
+"""The Faust app: thin agents that decode records, run the engine over the tables and produce its outputs.
+
+Records are consumed raw and decoded with the catalog's codec, so that a record that cannot be read goes to
+the dead-letter topic with the reason and the stream continues. The tables live in memory and recover from
+their changelogs on start; every agent that writes tables runs with concurrency 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import Message, StreamT, TopicT
+
+from deep.settings import Settings
+from models.common import utc_now
+from models.deployments import RoutingRecord
+from models.operations import DeadLetter
+from processors.engine import Engine, MalformedEvent, Outputs
+from processors.tables import create_tables, partition_of
+from streams.catalog import (
+    AGENT_DECISIONS,
+    AGENT_DEPLOYMENTS,
+    DEAD_LETTERS,
+    DISCORD_ACTIONS,
+    DISCORD_EVENTS,
+    GUILD_PARTITIONS,
+    INFERENCE_LANES,
+    INFERENCE_RESULTS,
+    MODERATION_AUDIT,
+    TopicSpec,
+)
+from streams.codec import CodecError, decode_key, encode_key
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "processors"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How one worker runs. Workers with the same app id share the partitions."""
+
+    app_id: str = "deep-processors"
+    # None: no web server (several workers on one host need distinct ports otherwise).
+    web_port: int | None = None
+    # Producer batching: a few milliseconds of linger batch a burst of outputs into one request.
+    linger_s: float = 0.005
+    # Commit often: every committed offset shortens what a crashed worker processes again.
+    commit_interval_s: float = 0.5
+    commit_every: int = 1000
+    stream_buffer_maxsize: int = 4096
+    reminder_interval_s: float = 1.0
+
+
+class RoutingSeed:
+    """The deployments topic as it stood when the worker started: the latest raw record per key.
+
+    The deployments agent and the events agent consume different topics, so on a cold start (or a replay
+    under a new app id) an event could be processed before its guild's configuration. The seed, read before
+    the worker starts, closes that gap: the first time a key is routed, a seeded record newer than the
+    table's is applied first. Records published later arrive through the deployments agent."""
+
+    def __init__(self, latest: dict[str, bytes | None]) -> None:
+        self._latest = latest
+
+    def take(self, key: str) -> RoutingRecord | None:
+        raw = self._latest.pop(key, None)
+        if raw is None:
+            return None
+        try:
+            record = AGENT_DEPLOYMENTS.codec.decode(raw)
+        except CodecError:
+            return None  # the deployments agent dead-letters it
+        return record if record.key == key else None
+
+
+def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | None = None) -> faust.App:
+    namespace = settings.topic_namespace
+    # Faust keeps a per-app directory (default: "<app id>-data" in the working directory) and creates only
+    # its last level.
+    faust_dir = settings.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"{namespace}{options.app_id}",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=GUILD_PARTITIONS,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=options.web_port is not None,
+        web_port=options.web_port or 6066,
+        producer_linger=options.linger_s,
+        broker_commit_interval=options.commit_interval_s,
+        broker_commit_every=options.commit_every,
+        stream_buffer_maxsize=options.stream_buffer_maxsize,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+        datadir=str(faust_dir / "{conf.name}"),
+    )
+
+    def topic(spec: TopicSpec) -> TopicT:
+        return app.topic(
+            spec.name_in(namespace), key_type=bytes, value_type=bytes, partitions=spec.partitions
+        )
+
+    events, deployments, results = topic(DISCORD_EVENTS), topic(AGENT_DEPLOYMENTS), topic(INFERENCE_RESULTS)
+    actions, decisions, audits = topic(DISCORD_ACTIONS), topic(AGENT_DECISIONS), topic(MODERATION_AUDIT)
+    lanes = {lane: topic(spec) for lane, spec in INFERENCE_LANES.items()}
+    consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS)
+    dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
+    engine = Engine(create_tables(app), seed.take if seed is not None else None)
+
+    async def publish(key: str, outputs: Outputs) -> None:
+        for action in outputs.actions:
+            await actions.send(key=encode_key(action.bot_id), value=DISCORD_ACTIONS.codec.encode(action))
+        for decision in outputs.decisions:
+            await decisions.send(key=encode_key(key), value=AGENT_DECISIONS.codec.encode(decision))
+        for audit in outputs.audits:
+            await audits.send(key=encode_key(audit.guild_id), value=MODERATION_AUDIT.codec.encode(audit))
+        for request in outputs.requests:
+            value = INFERENCE_LANES[request.lane].codec.encode(request)
+            await lanes[request.lane].send(key=encode_key(str(request.deployment_id)), value=value)
+
+    async def dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
+        raw: bytes = message.value or b""
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(raw).decode(), "base64"
+        letter = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=decode_key(message.key),
+            value=text,
+            value_encoding=encoding,
+            error=error[:200],
+            consumer=CONSUMER_NAME,
+        )
+        log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
+        await dead_letters[spec.name].send(
+            key=message.key, value=DEAD_LETTERS[spec.name].codec.encode(letter)
+        )
+
+    async def consume(
+        spec: TopicSpec,
+        stream: StreamT,
+        handle: Callable[[str, Any], Outputs],
+        tombstone: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run `handle(key, value)` per record and publish its outputs; a record that fails for any reason
+        goes to the dead letters and the stream goes on."""
+        async for event in stream.events():
+            message = event.message
+            key = decode_key(message.key) or ""
+            try:
+                if message.value is None and tombstone is not None:
+                    tombstone(key)
+                    continue
+                outputs = handle(key, spec.codec.decode(message.value))
+            except (CodecError, MalformedEvent) as error:
+                await dead_letter(spec, message, str(error))
+            except Exception as error:  # one bad record must not stop its partition
+                log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
+                await dead_letter(spec, message, f"{type(error).__name__}: {error}")
+            else:
+                await publish(key, outputs)
+
+    def apply_routing(key: str, record: RoutingRecord) -> Outputs:
+        if record.key != key:
+            raise ValueError(f"key: a record for {record.key!r} arrived under {key!r}")
+        engine.apply_routing(record)
+        return Outputs()
+
+    @app.agent(deployments, name="deployments")
+    async def on_deployments(stream: StreamT) -> None:
+        await consume(AGENT_DEPLOYMENTS, stream, apply_routing, tombstone=engine.remove_routing)
+
+    @app.agent(events, name="events")
+    async def on_events(stream: StreamT) -> None:
+        await consume(DISCORD_EVENTS, stream, lambda _key, envelope: engine.handle_event(envelope))
+
+    @app.agent(results, name="results")
+    async def on_results(stream: StreamT) -> None:
+        await consume(INFERENCE_RESULTS, stream, lambda key, result: engine.handle_result(result, key))
+
+    def owned_partitions() -> set[int]:
+        """The guild partitions this worker actively owns (standby copies are not its to act on)."""
+        events_name = events.get_topic_name()
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_name}
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def fire_reminders() -> None:
+        owned = owned_partitions()
+        now = utc_now()
+        for key in list(engine.tables.utility.keys()):
+            if partition_of(key) in owned:
+                await publish(key, engine.fire_reminders(key, now))
+
+    return app
+
+
+async def read_routing_seed(settings: Settings) -> RoutingSeed:
+    topic = AGENT_DEPLOYMENTS.name_in(settings.topic_namespace)
+    partitions = set(range(AGENT_DEPLOYMENTS.partitions))
+    return RoutingSeed(await read_compacted(settings.kafka_bootstrap, topic, partitions))
+
+
+async def read_compacted(bootstrap: str, topic: str, partitions: set[int]) -> dict[str, bytes | None]:
+    """The latest value of every key on the given partitions of a compacted topic (None: a tombstone)."""
+    latest: dict[str, bytes | None] = {}
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await reader.getmany(*pending, timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    latest[decode_key(record.key) or ""] = record.value
+            # Compaction leaves gaps in the offsets: done when the position passed the end.
+            pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
+    finally:
+        await reader.stop()
+    return latest

@@ -1,0 +1,139 @@
+"""The decision engine of the seed: whether an agent answers a message, why, and how urgently.
+
+Triggers in the seed's order: mentioned, replied to, interest keyword, conversation flow (the agent spoke in
+the channel in the last five minutes), random, bored; each fires with its configured probability. Dice come
+from a generator seeded by (event id, deployment id), so replaying history makes the same decisions.
+
+Loop guards come first: an agent never answers itself, answers other bots only when configured, and
+answers at most `max_consecutive_replies` times in a row in a channel without a person speaking.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from models.agent import AIUsage, MoodName, Trigger
+from models.decisions import Decision, DecisionReason, Priority
+from models.deployments import DeployedAgent
+from models.discord import DiscordMessage
+from models.state import ChannelContext, MoodState
+from processors.context import author_of, spoke_since
+from processors.ids import seeded_rng
+
+CONVERSATION_WINDOW = timedelta(minutes=5)
+_QUESTION_WORDS = (
+    "what why how who whom whose when where which can could is are am do does did will would should shall "
+    "may might have has was were isn't aren't don't doesn't didn't won't can't"
+)
+QUESTION_WORDS = frozenset(_QUESTION_WORDS.split())
+_MENTION = re.compile(r"<@[!&]?\d+>")
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Everything one decision depends on."""
+
+    event_id: str
+    deployed: DeployedAgent
+    message: DiscordMessage
+    # The channel's recent messages; the message being decided on may already be among them.
+    context: ChannelContext | None
+    mood: MoodState
+    # Consecutive answers of this deployment in the channel since a person last spoke.
+    streak: int
+    at: datetime
+    is_dm: bool = False
+
+
+def mentions(message: DiscordMessage, bot_id: str) -> bool:
+    return any(user.id == bot_id for user in message.mentions)
+
+
+def replies_to(message: DiscordMessage, bot_id: str, context: ChannelContext | None) -> bool:
+    if message.referenced_message is not None:
+        return message.referenced_message.author.id == bot_id
+    reference = message.message_reference
+    return (
+        reference is not None
+        and reference.message_id is not None
+        and (author_of(context, reference.message_id) == bot_id)
+    )
+
+
+def is_question(text: str) -> bool:
+    words = _MENTION.sub(" ", text).strip().lower().split()
+    return "?" in text or (bool(words) and words[0].strip(",.!:") in QUESTION_WORDS)
+
+
+def matches_interest(text: str, interests: list[str]) -> bool:
+    return any(re.search(rf"(?<!\w){re.escape(i)}s?(?!\w)", text, re.IGNORECASE) for i in interests)
+
+
+def decide(situation: Situation) -> Decision:
+    deployed, message = situation.deployed, situation.message
+    deployment, agent = deployed.deployment, deployed.agent
+    behavior = agent.behavior
+
+    def decision(reason: DecisionReason, priority: Priority | None = None) -> Decision:
+        return Decision(
+            event_id=situation.event_id,
+            deployment_id=deployment.deployment_id,
+            agent_id=deployment.agent_id,
+            guild_id=message.guild_id,
+            channel_id=message.channel_id,
+            message_id=message.id,
+            author_id=message.author.id,
+            respond=priority is not None,
+            reason=reason,
+            priority=priority,
+        )
+
+    bot_id = deployment.bot_id
+    if message.author.id == bot_id:
+        return decision(DecisionReason.own_message)
+    if message.author.bot and not behavior.reply_to_bots:
+        return decision(DecisionReason.other_bot)
+    if agent.ai_config is None:
+        return decision(DecisionReason.ai_disabled)
+    if situation.streak >= behavior.max_consecutive_replies:
+        return decision(DecisionReason.loop_cap)
+
+    rng = seeded_rng(situation.event_id, deployment.deployment_id)
+
+    def fires(trigger: Trigger) -> bool:
+        return trigger.enabled and rng.random() < trigger.probability
+
+    triggers = behavior.response_triggers
+    mentioned = situation.is_dm or mentions(message, bot_id)
+    replied = replies_to(message, bot_id, situation.context)
+    if agent.ai_config.usage is AIUsage.questions_only:
+        if (mentioned or replied) and is_question(message.content):
+            return decision(
+                DecisionReason.mentioned if mentioned else DecisionReason.replied_to, Priority.high
+            )
+        return decision(DecisionReason.not_a_question)
+
+    if mentioned and fires(triggers.mentioned):
+        return decision(DecisionReason.mentioned, Priority.high)
+    if replied and fires(triggers.replied_to):
+        return decision(DecisionReason.replied_to, Priority.high)
+    interests = agent.character.interests if agent.character is not None else []
+    if matches_interest(message.content, interests) and fires(triggers.keyword_match):
+        return decision(DecisionReason.interest_match, Priority.medium)
+    # The agent's own messages are never the one decided on, so the context needs no filtering.
+    if spoke_since(situation.context, bot_id, situation.at - CONVERSATION_WINDOW) and fires(
+        triggers.conversation_flow
+    ):
+        return decision(DecisionReason.conversation_flow, Priority.medium)
+    if fires(triggers.random):
+        return decision(DecisionReason.random, Priority.low)
+    if situation.mood.mood is MoodName.bored and fires(triggers.bored):
+        return decision(DecisionReason.bored, Priority.low)
+    return decision(DecisionReason.no_trigger)
+
+
+def addressed(message: DiscordMessage, bot_id: str, context: ChannelContext | None, is_dm: bool) -> bool:
+    """The message speaks to the agent: a DM, a mention or a reply to it."""
+    return is_dm or mentions(message, bot_id) or replies_to(message, bot_id, context)

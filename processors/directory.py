@@ -1,0 +1,119 @@
+"""The guild directory: channel names, roles and voice states learned from guild dispatches.
+
+Agents name channels ("#general"); messages carry only channel ids. GUILD_CREATE lists a guild's channels
+and roles when a bot connects; the CHANNEL_*, GUILD_ROLE_* and VOICE_STATE_UPDATE dispatches keep it current.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.common import Snowflake
+from models.processor_state import GuildDirectory
+from processors.permissions import parse_permissions
+
+DIRECTORY_EVENTS = frozenset(
+    {
+        "GUILD_CREATE",
+        "GUILD_UPDATE",
+        "CHANNEL_CREATE",
+        "CHANNEL_UPDATE",
+        "CHANNEL_DELETE",
+        "GUILD_ROLE_CREATE",
+        "GUILD_ROLE_UPDATE",
+        "GUILD_ROLE_DELETE",
+        "VOICE_STATE_UPDATE",
+    }
+)
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Channel(_View):
+    id: Snowflake
+    name: str | None = None
+
+
+class _Role(_View):
+    id: Snowflake
+    permissions: str | int | None = None
+
+
+class _VoiceState(_View):
+    user_id: Snowflake
+    channel_id: Snowflake | None = None
+
+
+class _Guild(_View):
+    id: Snowflake
+    name: str | None = None
+    owner_id: Snowflake | None = None
+    unavailable: bool = False
+    channels: list[_Channel] = Field(default_factory=list)
+    roles: list[_Role] = Field(default_factory=list)
+    voice_states: list[_VoiceState] = Field(default_factory=list)
+
+
+class _RoleEvent(_View):
+    role: _Role
+
+
+class _RoleDelete(_View):
+    role_id: Snowflake
+
+
+def apply_directory_event(
+    directory: GuildDirectory | None, guild_id: str, event_type: str, data: dict[str, Any]
+) -> GuildDirectory | None:
+    """The directory after one dispatch, or None when the dispatch changes nothing.
+
+    Raises pydantic.ValidationError for dispatch data missing what the event type needs."""
+    current = directory or GuildDirectory(guild_id=guild_id)
+    if event_type in ("GUILD_CREATE", "GUILD_UPDATE"):
+        guild = _Guild.model_validate(data)
+        if guild.unavailable:
+            return None
+        update: dict[str, Any] = {
+            "name": guild.name if guild.name is not None else current.name,
+            "owner_id": guild.owner_id or current.owner_id,
+        }
+        if guild.roles:
+            update["role_permissions"] = {r.id: parse_permissions(r.permissions) for r in guild.roles}
+        if event_type == "GUILD_CREATE":
+            update["channel_names"] = {c.id: c.name for c in guild.channels if c.name is not None}
+            update["voice_channel_of"] = {
+                v.user_id: v.channel_id for v in guild.voice_states if v.channel_id is not None
+            }
+        return current.model_copy(update=update)
+    if event_type in ("CHANNEL_CREATE", "CHANNEL_UPDATE"):
+        channel = _Channel.model_validate(data)
+        if channel.name is None or current.channel_names.get(channel.id) == channel.name:
+            return None
+        return current.model_copy(
+            update={"channel_names": {**current.channel_names, channel.id: channel.name}}
+        )
+    if event_type == "CHANNEL_DELETE":
+        channel = _Channel.model_validate(data)
+        names = {k: v for k, v in current.channel_names.items() if k != channel.id}
+        return current.model_copy(update={"channel_names": names})
+    if event_type in ("GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE"):
+        role = _RoleEvent.model_validate(data).role
+        roles = {**current.role_permissions, role.id: parse_permissions(role.permissions)}
+        return current.model_copy(update={"role_permissions": roles})
+    if event_type == "GUILD_ROLE_DELETE":
+        role_id = _RoleDelete.model_validate(data).role_id
+        roles = {k: v for k, v in current.role_permissions.items() if k != role_id}
+        return current.model_copy(update={"role_permissions": roles})
+    if event_type == "VOICE_STATE_UPDATE":
+        state = _VoiceState.model_validate(data)
+        if current.voice_channel_of.get(state.user_id) == state.channel_id:
+            return None
+        voice = {k: v for k, v in current.voice_channel_of.items() if k != state.user_id}
+        if state.channel_id is not None:
+            voice[state.user_id] = state.channel_id
+        return current.model_copy(update={"voice_channel_of": voice})
+    return None

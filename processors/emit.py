@@ -1,0 +1,109 @@
+"""Building outputs: actions with deterministic ids, and answers in the deployment's response style."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from models.actions import ActionBase, Embed, InteractionResponse, Reply, SendMessage
+from models.agent import AgentConfig
+from models.deployments import DeployedAgent
+from models.operations import ModerationAudit
+from processors.ids import stable_id
+
+ActionT = TypeVar("ActionT", bound=ActionBase)
+
+_CONTENT_LIMIT = 2000
+_TITLE_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class Say:
+    """What a command or rule answers, before it is shaped by the response style."""
+
+    text: str
+    title: str = ""
+    ephemeral: bool = False
+
+
+@dataclass(frozen=True)
+class InteractionOrigin:
+    interaction_id: str
+    token: str
+
+
+@dataclass(frozen=True)
+class MessageOrigin:
+    channel_id: str
+    message_id: str
+
+
+Origin = InteractionOrigin | MessageOrigin
+
+
+class Emitter:
+    """Makes the actions of one deployment for one event. Ids derive from (event id, deployment id, index),
+    so reprocessing the event yields the same ids and the gateway performs each action once."""
+
+    def __init__(self, cause_id: str, deployed: DeployedAgent, guild_id: str | None) -> None:
+        self.cause_id = cause_id
+        self.deployed = deployed
+        self.guild_id = guild_id
+        self._index = 0
+
+    @property
+    def agent(self) -> AgentConfig:
+        return self.deployed.agent
+
+    def action(self, kind: type[ActionT], **fields: Any) -> ActionT:
+        deployment = self.deployed.deployment
+        action_id = stable_id(self.cause_id, deployment.deployment_id, self._index)
+        self._index += 1
+        return kind(
+            action_id=action_id,
+            bot_id=deployment.bot_id,
+            guild_id=self.guild_id,
+            deployment_id=str(deployment.deployment_id),
+            cause_event_id=self.cause_id,
+            **fields,
+        )
+
+    def audit(self, rule: str, **fields: Any) -> ModerationAudit:
+        deployment = self.deployed.deployment
+        return ModerationAudit(
+            audit_id=stable_id(self.cause_id, deployment.deployment_id, "audit", rule),
+            deployment_id=deployment.deployment_id,
+            guild_id=self.guild_id or deployment.guild_id,
+            rule=rule,
+            **fields,
+        )
+
+    def styled(self, say: Say) -> tuple[str, Embed | None]:
+        """Plain text ("Playing: lofi"), or an embed in the agent's colour under the answer's title."""
+        style = self.agent.response_style
+        if style.format == "embed":
+            embed = Embed(
+                title=say.title[:_TITLE_LIMIT], description=say.text[:4096], color=style.embed_color
+            )
+            return "", embed
+        return say.text[:_CONTENT_LIMIT], None
+
+    def answer(self, say: Say, origin: Origin) -> InteractionResponse | Reply:
+        """A slash command is answered through its interaction, a prefix command by replying to it."""
+        content, embed = self.styled(say)
+        if isinstance(origin, InteractionOrigin):
+            return self.action(
+                InteractionResponse,
+                interaction_id=origin.interaction_id,
+                interaction_token=origin.token,
+                content=content,
+                embed=embed,
+                ephemeral=say.ephemeral,
+            )
+        return self.action(
+            Reply, channel_id=origin.channel_id, message_id=origin.message_id, content=content, embed=embed
+        )
+
+    def send(self, say: Say, channel_id: str) -> SendMessage:
+        content, embed = self.styled(say)
+        return self.action(SendMessage, channel_id=channel_id, content=content, embed=embed)

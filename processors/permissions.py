@@ -1,0 +1,49 @@
+"""Discord permission bits and a member's guild-level permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from models.processor_state import GuildDirectory
+
+KICK_MEMBERS = 1 << 1
+BAN_MEMBERS = 1 << 2
+ADMINISTRATOR = 1 << 3
+MODERATE_MEMBERS = 1 << 40
+ALL_PERMISSIONS = (1 << 53) - 1
+
+PERMISSION_NAMES = {
+    KICK_MEMBERS: "Kick Members",
+    BAN_MEMBERS: "Ban Members",
+    ADMINISTRATOR: "Administrator",
+    MODERATE_MEMBERS: "Moderate Members",
+}
+
+
+def granted(permissions: int, needed: int) -> bool:
+    """Administrator implies every permission."""
+    return bool(permissions & ADMINISTRATOR) or permissions & needed == needed
+
+
+def parse_permissions(raw: str | int | None) -> int:
+    """Discord sends permission bitfields as decimal strings; anything unreadable grants nothing."""
+    if raw is None:
+        return 0
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        return 0
+
+
+def member_permissions(directory: GuildDirectory | None, user_id: str, role_ids: Iterable[str]) -> int:
+    """Guild-level permissions as Discord computes them before channel overwrites: the owner has all, everyone
+    else the union of @everyone (the role whose id is the guild's) and their roles."""
+    if directory is None:
+        return 0
+    if directory.owner_id == user_id:
+        return ALL_PERMISSIONS
+    roles = directory.role_permissions
+    permissions = roles.get(directory.guild_id, 0)
+    for role_id in role_ids:
+        permissions |= roles.get(role_id, 0)
+    return ALL_PERMISSIONS if permissions & ADMINISTRATOR else permissions

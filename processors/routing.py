@@ -1,0 +1,86 @@
+"""Which deployments an event concerns.
+
+An event reaches the active deployments of the bot that received it, in its guild, or for a direct message
+the deployments that accept DMs. Whether the deployment may speak in the channel is a separate question:
+auto-moderation guards every channel of the guild, commands, leveling and conversation only the allowed ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.agent import channel_label
+from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
+from models.events import EventEnvelope
+from models.processor_state import GuildDirectory
+
+DEFAULT_CONTEXT_WINDOW = 50
+
+
+@dataclass(frozen=True)
+class Route:
+    deployed: DeployedAgent
+    # The deployment may speak in the event's channel (commands, leveling, conversation).
+    in_channel: bool
+
+
+def accepts_dms(deployed: DeployedAgent) -> bool:
+    """Either the agent's configuration or the deployment opens direct messages."""
+    return deployed.deployment.dm_enabled or deployed.agent.channels.dm_enabled
+
+
+def channel_allowed(deployed: DeployedAgent, channel_id: str, directory: GuildDirectory | None) -> bool:
+    """The deployment's channel ids narrow the agent's own channel list (names or ids). A name the
+    directory cannot resolve yet is not allowed: better silent than in the wrong channel."""
+    deployment = deployed.deployment
+    if deployment.text_channels and channel_id not in deployment.text_channels:
+        return False
+    wanted = deployed.agent.channels.text_channels
+    if not wanted or channel_id in wanted:
+        return True
+    name = directory.channel_names.get(channel_id) if directory is not None else None
+    return name is not None and channel_label(name) in {channel_label(w) for w in wanted}
+
+
+def routes_for(
+    record: RoutingRecord | None, envelope: EventEnvelope, directory: GuildDirectory | None
+) -> list[Route]:
+    if record is None:
+        return []
+    routes = []
+    for deployed in record.deployments:
+        deployment = deployed.deployment
+        if deployment.bot_id != envelope.bot_id or deployment.status is not DeploymentStatus.active:
+            continue
+        if envelope.guild_id is None:
+            if accepts_dms(deployed):
+                routes.append(Route(deployed, in_channel=True))
+            continue
+        if deployment.guild_id != envelope.guild_id:
+            continue
+        in_channel = envelope.channel_id is not None and channel_allowed(
+            deployed, envelope.channel_id, directory
+        )
+        routes.append(Route(deployed, in_channel))
+    return routes
+
+
+def context_window(record: RoutingRecord | None) -> int:
+    """Messages kept per channel: the largest window among the key's AI agents."""
+    windows = [
+        d.agent.ai_config.context_window
+        for d in (record.deployments if record is not None else [])
+        if d.agent.ai_config is not None and d.deployment.status is DeploymentStatus.active
+    ]
+    return max(windows, default=DEFAULT_CONTEXT_WINDOW)
+
+
+def find_deployment(record: RoutingRecord | None, deployment_id: str) -> DeployedAgent | None:
+    if record is None:
+        return None
+    return next((d for d in record.deployments if str(d.deployment.deployment_id) == deployment_id), None)
+
+
+def newer(current: RoutingRecord | None, incoming: RoutingRecord) -> bool:
+    """Configuration is applied in version order; a redelivered or older record changes nothing."""
+    return current is None or incoming.version > current.version

@@ -1,0 +1,83 @@
+"""The processors' Faust tables: pydantic values in memory, JSON in the changelog, co-partitioned with
+`discord.events` (GUILD_PARTITIONS, keyed by the partition key)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import faust
+from aiokafka.partitioner import murmur2
+from faust.serializers.codecs import Codec
+from pydantic import BaseModel, TypeAdapter
+
+from models.deployments import RoutingRecord
+from models.processor_state import (
+    AutomodWindow,
+    GuildDirectory,
+    Leaderboard,
+    LevelEntry,
+    MusicQueue,
+    ReplyStreak,
+    UtilityBook,
+    WarnRecord,
+)
+from models.state import ChannelContext, MoodState, Relationship
+from processors.engine import Tables
+from streams.catalog import GUILD_PARTITIONS
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ModelCodec(Codec, Generic[ModelT]):
+    """Changelog values: a pydantic model as JSON. The memory store keeps the model objects themselves, so
+    the codec runs only when a value is written and when a table recovers."""
+
+    def __init__(self, model: type[ModelT], **kwargs: Any) -> None:
+        super().__init__(model=model, **kwargs)
+        self._adapter: TypeAdapter[ModelT] = TypeAdapter(model)
+
+    def _dumps(self, value: Any) -> bytes:
+        return self._adapter.dump_json(value)
+
+    def _loads(self, raw: bytes) -> Any:
+        return self._adapter.validate_json(raw)
+
+
+def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partitioner: bool = False) -> Any:
+    """A table of `model` values under str keys sent raw, so that a key's changelog partition (when the
+    partitioner picks it) is the partition of the same key on `discord.events`."""
+    table: faust.Table[str, BaseModel] = faust.Table(
+        app,
+        name=name,
+        key_type=str,
+        partitions=GUILD_PARTITIONS,
+        use_partitioner=use_partitioner,
+        beacon=app.tables.beacon,
+        help=f"{model.__name__} values",
+    )
+    table.key_serializer = "raw"
+    table.value_serializer = ModelCodec(model)
+    return app.tables.add(table)
+
+
+def create_tables(app: faust.App) -> Tables:
+    return Tables(
+        # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
+        routing=model_table(app, "routing", RoutingRecord, use_partitioner=True),
+        directory=model_table(app, "directory", GuildDirectory),
+        context=model_table(app, "context", ChannelContext),
+        relationships=model_table(app, "relationships", Relationship),
+        moods=model_table(app, "moods", MoodState),
+        music=model_table(app, "music", MusicQueue),
+        warns=model_table(app, "warns", WarnRecord),
+        levels=model_table(app, "levels", LevelEntry),
+        leaderboards=model_table(app, "leaderboards", Leaderboard),
+        automod=model_table(app, "automod", AutomodWindow),
+        streaks=model_table(app, "streaks", ReplyStreak),
+        utility=model_table(app, "utility", UtilityBook, use_partitioner=True),
+    )
+
+
+def partition_of(key: str, partitions: int = GUILD_PARTITIONS) -> int:
+    """The partition the Kafka clients' default partitioner (murmur2, as in Java) gives a key."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

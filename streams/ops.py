@@ -1,0 +1,466 @@
+"""Operations tooling behind `deep ops`: topics, consumer lag, dead letters, and the control plane's status.
+
+Kafka-facing functions take the bootstrap address and return plain results; the CLI (streams/ops_cli.py)
+only renders them. Re-driving dead letters is transactional: the re-produced records and the re-drive
+group's committed offset are written in one Kafka transaction, so a dead letter is re-driven once even if
+the re-drive is interrupted and run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+
+from models.analytics import ConsumerLag
+from models.operations import DeadLetter
+from streams.catalog import CATALOG, DEAD_LETTERS
+from streams.codec import Codec, CodecError, encode_key
+
+# A progress reporter: called with (what, total units) when a long step starts, it returns the function to
+# call with each batch of units done. The CLI draws rich progress bars; library callers pass no_progress.
+Advance = Callable[[int], None]
+Track = Callable[[str, int], Advance]
+
+T = TypeVar("T")
+
+# Kafka's config_source for a value nobody set (the broker's default).
+DEFAULT_CONFIG_SOURCE = 5
+COORDINATOR_ATTEMPTS = 20
+COORDINATOR_RETRY_S = 0.5
+REDRIVE_HEADER = "deep.redrive"
+# Re-driven records per transaction: bounds what an interrupted re-drive leaves to the next run.
+REDRIVE_CHUNK = 500
+_CATALOG_NAMES = {spec.name for spec in CATALOG}
+_DEAD_LETTER_CODEC: Codec[DeadLetter] = Codec(DeadLetter)
+
+
+def no_progress(what: str, total: int) -> Advance:
+    return lambda done: None
+
+
+class KafkaTools:
+    """An admin client and a consumer outside any group (for assigned reads and offset look-ups), started
+    and stopped together."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-ops")
+        self.reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+
+    async def __aenter__(self) -> KafkaTools:
+        await self.admin.start()
+        try:
+            await self.reader.start()
+        except BaseException:
+            await self.admin.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.reader.stop()
+        finally:
+            await self.admin.close()
+
+    async def describe(self, topic: str) -> dict[str, Any]:
+        """The broker's metadata of a topic: its partitions with leader, replicas and in-sync replicas."""
+        (described,) = await self.admin.describe_topics([topic])
+        if described["error_code"] or not described["partitions"]:
+            raise LookupError(f"topic {topic!r} does not exist on the broker")
+        return cast(dict[str, Any], described)
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        """The topic's partitions as the broker has them now."""
+        numbers = sorted(p["partition"] for p in (await self.describe(topic))["partitions"])
+        return [TopicPartition(topic, number) for number in numbers]
+
+    async def coordinated(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a consumer-group call; the broker refuses them while it loads or creates the group
+        coordinator (a fresh broker, the first group), so those answers are retried for a while."""
+        for _ in range(COORDINATOR_ATTEMPTS - 1):
+            try:
+                return await call()
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                await asyncio.sleep(COORDINATOR_RETRY_S)
+        return await call()
+
+
+async def records_between(
+    reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """The records of an assigned partition from offset `start` up to, not including, `end`, in order.
+    Offsets can have gaps (compaction, transaction markers): the reader's position decides when it is done."""
+    if start >= end:
+        return
+    reader.seek(tp, start)
+    while await reader.position(tp) < end:
+        fetched = await reader.getmany(tp, timeout_ms=1000)
+        for record in fetched.get(tp, []):
+            if record.offset >= end:
+                return
+            yield record
+
+
+# Topics ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicOverview:
+    name: str
+    in_catalog: bool
+    partitions: int
+    # Records between the first and the end offsets (compaction and markers make it an upper bound).
+    records: int
+    cleanup_policy: str
+    retention_ms: str
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    in_sync: tuple[int, ...]
+    first_offset: int
+    end_offset: int
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    name: str
+    partitions: tuple[PartitionState, ...]
+    # name -> (value, set explicitly rather than the broker's default)
+    configs: dict[str, tuple[str, bool]]
+
+
+def catalog_name(topic: str, namespace: str) -> str | None:
+    """The catalog name of a topic of the namespace, or None when the catalog does not define it."""
+    if not topic.startswith(namespace):
+        return None
+    name = topic[len(namespace) :]
+    return name if name in _CATALOG_NAMES else None
+
+
+async def _configs(
+    admin: AIOKafkaAdminClient, topics: Sequence[str]
+) -> dict[str, dict[str, tuple[str, bool]]]:
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    configs: dict[str, dict[str, tuple[str, bool]]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            configs[resource["resource_name"]] = {
+                entry["config_names"]: (
+                    entry["config_value"] or "",
+                    entry["config_source"] != DEFAULT_CONFIG_SOURCE,
+                )
+                for entry in resource["config_entries"]
+            }
+    return configs
+
+
+async def list_topics(bootstrap: str, prefix: str = "") -> list[TopicOverview]:
+    """Every topic whose name starts with `prefix` (a namespace), internal topics left out."""
+    async with KafkaTools(bootstrap) as kafka:
+        names = sorted(
+            n for n in await kafka.admin.list_topics() if n.startswith(prefix) and not n.startswith("__")
+        )
+        if not names:
+            return []
+        described = {t["topic"]: t for t in await kafka.admin.describe_topics(names)}
+        tps = [TopicPartition(name, p["partition"]) for name in names for p in described[name]["partitions"]]
+        firsts, ends = await kafka.reader.beginning_offsets(tps), await kafka.reader.end_offsets(tps)
+        configs = await _configs(kafka.admin, names)
+    overviews = []
+    for name in names:
+        config = configs.get(name, {})
+        topic_tps = [tp for tp in tps if tp.topic == name]
+        overviews.append(
+            TopicOverview(
+                name=name,
+                in_catalog=catalog_name(name, prefix) is not None,
+                partitions=len(topic_tps),
+                records=sum(ends[tp] - firsts[tp] for tp in topic_tps),
+                cleanup_policy=config.get("cleanup.policy", ("", False))[0],
+                retention_ms=config.get("retention.ms", ("", False))[0],
+            )
+        )
+    return overviews
+
+
+async def describe_topic(bootstrap: str, name: str) -> TopicDescription:
+    async with KafkaTools(bootstrap) as kafka:
+        parts = sorted((await kafka.describe(name))["partitions"], key=lambda p: p["partition"])
+        tps = [TopicPartition(name, p["partition"]) for p in parts]
+        firsts, ends = await kafka.reader.beginning_offsets(tps), await kafka.reader.end_offsets(tps)
+        configs = (await _configs(kafka.admin, [name])).get(name, {})
+    return TopicDescription(
+        name=name,
+        partitions=tuple(
+            PartitionState(
+                partition=p["partition"],
+                leader=p["leader"],
+                replicas=tuple(p["replicas"]),
+                in_sync=tuple(p["isr"]),
+                first_offset=firsts[tp],
+                end_offset=ends[tp],
+            )
+            for p, tp in zip(parts, tps, strict=True)
+        ),
+        configs=configs,
+    )
+
+
+# Consumer lag ------------------------------------------------------------------------------------------
+
+
+async def consumer_lag(
+    bootstrap: str, groups: Sequence[str] = (), topic_prefix: str = ""
+) -> list[ConsumerLag]:
+    """Lag per group, topic and partition (partitions a group never committed are not listed). No groups:
+    every group the broker knows."""
+    # Here, not at the top: sinks.lag brings the ClickHouse client and pyarrow, which `deep` need not load.
+    from sinks.lag import sample_lag
+
+    async with KafkaTools(bootstrap) as kafka:
+        wanted = list(groups) or sorted(str(group[0]) for group in await kafka.admin.list_consumer_groups())
+        return await kafka.coordinated(lambda: sample_lag(kafka.admin, kafka.reader, wanted, topic_prefix))
+
+
+# Dead letters ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry:
+    """One record of a dead-letter topic: the letter, or why it cannot be read."""
+
+    partition: int
+    offset: int
+    letter: DeadLetter | None
+    unreadable: str | None
+    # Already re-driven (behind the re-drive group's committed offset).
+    redriven: bool
+
+
+@dataclass
+class RedriveReport:
+    redriven: int = 0
+    unreadable: int = 0
+    # Dead letters still waiting after this run (the limit stopped it).
+    remaining: int = 0
+    by_target: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_dead_letter_topic(topic: str, namespace: str) -> str:
+    """`discord.events` or `deadletter.discord.events` (catalog names, in the namespace) or a full name."""
+    if topic in DEAD_LETTERS:
+        return DEAD_LETTERS[topic].name_in(namespace)
+    if topic in {spec.name for spec in DEAD_LETTERS.values()}:
+        return f"{namespace}{topic}"
+    return topic
+
+
+def redrive_group(dead_letter_topic_name: str) -> str:
+    """The group whose committed offsets mark how far a dead-letter topic was re-driven."""
+    return f"deep-redrive.{dead_letter_topic_name}"
+
+
+def original_value(letter: DeadLetter) -> bytes:
+    """The bytes the source record carried."""
+    if letter.value_encoding == "base64":
+        return base64.b64decode(letter.value)
+    return letter.value.encode()
+
+
+def _read_letter(record: ConsumerRecord[bytes, bytes], redriven: bool) -> DeadLetterEntry:
+    try:
+        letter: DeadLetter | None = _DEAD_LETTER_CODEC.decode(record.value)
+        unreadable = None
+    except CodecError as error:
+        letter, unreadable = None, str(error)
+    return DeadLetterEntry(record.partition, record.offset, letter, unreadable, redriven)
+
+
+async def _redriven_up_to(kafka: KafkaTools, group: str, tps: list[TopicPartition]) -> dict[int, int]:
+    committed = await kafka.coordinated(
+        lambda: kafka.admin.list_consumer_group_offsets(group, partitions=tps)
+    )
+    return {tp.partition: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+
+
+async def inspect_dead_letters(
+    bootstrap: str, topic: str, *, limit: int = 20, include_redriven: bool = False
+) -> list[DeadLetterEntry]:
+    """The first `limit` dead letters not yet re-driven (or all of them), partition by partition."""
+    async with KafkaTools(bootstrap) as kafka:
+        tps = await kafka.partitions(topic)
+        done = await _redriven_up_to(kafka, redrive_group(topic), tps)
+        firsts, ends = await kafka.reader.beginning_offsets(tps), await kafka.reader.end_offsets(tps)
+        kafka.reader.assign(tps)
+        entries: list[DeadLetterEntry] = []
+        for tp in tps:
+            start = firsts[tp] if include_redriven else max(firsts[tp], done.get(tp.partition, 0))
+            async for record in records_between(kafka.reader, tp, start, ends[tp]):
+                if len(entries) >= limit:
+                    return entries
+                entries.append(_read_letter(record, record.offset < done.get(tp.partition, 0)))
+        return entries
+
+
+async def redrive(
+    bootstrap: str, topic: str, *, to: str | None = None, limit: int | None = None, track: Track = no_progress
+) -> RedriveReport:
+    """Produce the original bytes of each pending dead letter back to its source topic (or `to`), keyed
+    like the original and marked with a `deep.redrive` header naming the dead letter."""
+    group = redrive_group(topic)
+    # Starting a producer with the transactional id completes (or aborts) an earlier run's transaction
+    # first, so the committed offsets read next include everything that run re-drove.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=group, linger_ms=5)
+    await producer.start()
+    report = RedriveReport()
+    try:
+        async with KafkaTools(bootstrap) as kafka:
+            tps = await kafka.partitions(topic)
+            done = await _redriven_up_to(kafka, group, tps)
+            firsts, ends = await kafka.reader.beginning_offsets(tps), await kafka.reader.end_offsets(tps)
+            starts = {tp: max(firsts[tp], done.get(tp.partition, 0)) for tp in tps}
+            pending = sum(max(ends[tp] - starts[tp], 0) for tp in tps)
+            budget = pending if limit is None else min(limit, pending)
+            advance = track(f"re-driving {topic}", budget)
+            kafka.reader.assign(tps)
+            for tp in tps:
+                chunk: list[ConsumerRecord[bytes, bytes]] = []
+                async for record in records_between(kafka.reader, tp, starts[tp], ends[tp]):
+                    if report.redriven + report.unreadable + len(chunk) >= budget:
+                        break
+                    chunk.append(record)
+                    if len(chunk) == REDRIVE_CHUNK:
+                        await _redrive_chunk(producer, group, tp, chunk, to, report)
+                        advance(len(chunk))
+                        chunk = []
+                if chunk:
+                    await _redrive_chunk(producer, group, tp, chunk, to, report)
+                    advance(len(chunk))
+        report.remaining = pending - report.redriven - report.unreadable
+        return report
+    finally:
+        await producer.stop()
+
+
+async def _redrive_chunk(
+    producer: AIOKafkaProducer,
+    group: str,
+    tp: TopicPartition,
+    chunk: list[ConsumerRecord[bytes, bytes]],
+    to: str | None,
+    report: RedriveReport,
+) -> None:
+    """One transaction: the chunk's records re-produced and the group's offset moved past the chunk."""
+    counts: dict[str, int] = {}
+    unreadable = 0
+    async with producer.transaction():
+        for record in chunk:
+            entry = _read_letter(record, redriven=False)
+            if entry.letter is None:
+                unreadable += 1  # nothing to re-drive; moved past like the others
+                continue
+            target = to or entry.letter.source_topic
+            marker = f"{tp.topic}:{tp.partition}:{record.offset}".encode()
+            key = encode_key(entry.letter.key) if entry.letter.key is not None else None
+            await producer.send(
+                target, original_value(entry.letter), key=key, headers=[(REDRIVE_HEADER, marker)]
+            )
+            counts[target] = counts.get(target, 0) + 1
+        await producer.send_offsets_to_transaction({tp: chunk[-1].offset + 1}, group)
+    report.unreadable += unreadable
+    for target, count in counts.items():
+        report.redriven += count
+        report.by_target[target] = report.by_target.get(target, 0) + count
+
+
+# Control plane status (PostgreSQL) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentCount:
+    status: str
+    owner_tier: str
+    deployments: int
+    agents: int
+    guilds: int
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    deployments: tuple[DeploymentCount, ...]
+    # Agent configurations per status (active, paused, suspended).
+    agents: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """Bot tokens of one tier and status. Counts only: the vault's columns are never read here."""
+
+    tier: str
+    status: str
+    tokens: int
+    guilds: int
+    failures: int
+    rate_limit_hits: int
+    health_check_due: int
+    last_validated: datetime | None
+
+
+_DEPLOYMENTS_BY_STATUS = """
+SELECT d.status, o.tier AS owner_tier, count(*) AS deployments,
+       count(DISTINCT d.config_id) AS agents, count(DISTINCT d.guild_id) AS guilds
+FROM agent_deployments d
+JOIN agent_configurations c ON c.config_id = d.config_id
+JOIN owners o ON o.owner_id = c.owner_id
+GROUP BY d.status, o.tier
+ORDER BY d.status, o.tier
+"""
+_AGENTS_BY_STATUS = "SELECT status, count(*) AS agents FROM agent_configurations GROUP BY status"
+_TOKENS_BY_STATUS = """
+SELECT tier, status, count(*) AS tokens, coalesce(sum(guilds_count), 0) AS guilds,
+       coalesce(sum(failure_count), 0) AS failures, coalesce(sum(rate_limit_hits), 0) AS rate_limit_hits,
+       count(*) FILTER (WHERE status <> 'revoked' AND next_health_check <= now()) AS health_check_due,
+       max(last_validated) AS last_validated
+FROM bot_tokens
+GROUP BY tier, status
+ORDER BY tier, status
+"""
+
+
+async def agent_status(dsn: str) -> AgentStatus:
+    conn = await asyncpg.connect(dsn)
+    try:
+        deployments = await conn.fetch(_DEPLOYMENTS_BY_STATUS)
+        agents = await conn.fetch(_AGENTS_BY_STATUS)
+    finally:
+        await conn.close()
+    return AgentStatus(
+        deployments=tuple(DeploymentCount(**dict(row)) for row in deployments),
+        agents={row["status"]: row["agents"] for row in agents},
+    )
+
+
+async def token_status(dsn: str) -> list[TokenCount]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(_TOKENS_BY_STATUS)
+    finally:
+        await conn.close()
+    return [TokenCount(**dict(row)) for row in rows]

@@ -1,0 +1,73 @@
+"""Fixtures of the jobs and ops tests: a topic namespace per module (sandbox topics of replays included,
+since they live under it), a producer, and a migrated PostgreSQL schema per module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deep.settings import Settings
+from infra.migrate import migrate
+from streams.admin import apply_catalog
+from streams.catalog import (
+    AGENT_DECISIONS,
+    AGENT_DEPLOYMENTS,
+    DEAD_LETTERS,
+    DISCORD_EVENTS,
+    INFERENCE_RESULTS,
+    TopicSpec,
+)
+
+JOB_TOPICS: tuple[TopicSpec, ...] = (
+    AGENT_DEPLOYMENTS,
+    DISCORD_EVENTS,
+    INFERENCE_RESULTS,
+    AGENT_DECISIONS,
+    DEAD_LETTERS[DISCORD_EVENTS.name],
+)
+
+
+async def delete_namespace(bootstrap: str, namespace: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(namespace)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def namespace(stack_up: Settings) -> AsyncIterator[str]:
+    ns = f"t{uuid4().hex[:8]}."
+    await apply_catalog(stack_up.kafka_bootstrap, ns, JOB_TOPICS)
+    yield ns
+    await delete_namespace(stack_up.kafka_bootstrap, ns)
+
+
+@pytest.fixture(scope="module")
+async def producer(stack_up: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = AIOKafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap, linger_ms=5, acks="all")
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
+
+
+@pytest.fixture(scope="module")
+async def pg_dsn(stack_up: Settings) -> AsyncIterator[str]:
+    schema = f"t_jobs_{uuid4().hex[:10]}"
+    conn = await asyncpg.connect(stack_up.postgres_dsn)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        dsn = f"{stack_up.postgres_dsn}?search_path={schema}"
+        await migrate(dsn)
+        yield dsn
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()

@@ -1,0 +1,100 @@
+"""Export of discord.events to Parquet by day and import back onto a topic: lossless, each key in order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deep.settings import Settings
+from jobs.parquet import StoredEvent, events_table, export_events, import_events, table_envelopes
+from jobs.timeline import TimeWindow, to_ms
+from models.events import EventEnvelope
+from streams.admin import apply_catalog
+from streams.catalog import DISCORD_EVENTS
+from tests.jobs.conftest import delete_namespace
+from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, message, read_records
+
+# Yesterday's midnight (UTC): the events straddle two days and stay within the topic's retention.
+MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+PLUS_TWO = timezone(timedelta(hours=2))
+
+
+def history() -> list[EventEnvelope]:
+    """Events around midnight in two guilds and a DM, some received with a UTC offset or none; guild B's
+    clock runs backwards across midnight, so its order is not the order of its received times."""
+    events = []
+    for n in range(24):
+        at = MIDNIGHT + timedelta(milliseconds=100 * (n - 12))
+        if n % 6 == 5:
+            events.append(message(n, at, guild_id=None, bot_id=BOT_A, channel_id="4300000000000000003"))
+        elif n % 2:
+            events.append(message(n, at.astimezone(PLUS_TWO), guild_id=GUILD_A, bot_id=BOT_A, channel_id="1"))
+        else:
+            backwards = MIDNIGHT - timedelta(milliseconds=100 * (n - 12))
+            events.append(message(n, backwards, guild_id=GUILD_B, bot_id=BOT_A, channel_id="2"))
+    events.append(message(99, MIDNIGHT.replace(tzinfo=None), guild_id=GUILD_A, bot_id=BOT_A, channel_id="1"))
+    return events
+
+
+def received_ms(envelope: EventEnvelope) -> int:
+    at = envelope.received_at
+    return to_ms(at if at.tzinfo is not None else at.replace(tzinfo=UTC))
+
+
+async def values_by_key(settings: Settings, topic: str) -> dict[str, list[bytes]]:
+    """Every value of a topic by key, in offset order."""
+    by_key: dict[str, list[bytes]] = defaultdict(list)
+    for record in await read_records(settings.kafka_bootstrap, topic):
+        by_key[(record.key or b"").decode()].append(record.value or b"")
+    return by_key
+
+
+def test_rows_convert_back_to_identical_envelopes() -> None:
+    events = history()
+    table = events_table([StoredEvent(e, 0, n) for n, e in enumerate(events)])
+    assert set(table.column("day").to_pylist()) == {
+        (MIDNIGHT - timedelta(days=1)).date().isoformat(),
+        MIDNIGHT.date().isoformat(),
+    }
+    codec = DISCORD_EVENTS.codec
+    assert [codec.encode(e) for e in table_envelopes(table)] == [codec.encode(e) for e in events]
+
+
+async def test_export_and_import_round_trip_is_lossless(
+    stack_up: Settings, namespace: str, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    events = history()
+    source = DISCORD_EVENTS.name_in(namespace)
+    for envelope in events:
+        value = DISCORD_EVENTS.codec.encode(envelope)
+        await producer.send(source, value, key=envelope.key.encode(), timestamp_ms=received_ms(envelope))
+    await producer.send(source, b"\xff not an envelope", key=b"x", timestamp_ms=to_ms(MIDNIGHT))
+    outside = message(100, MIDNIGHT + timedelta(hours=3), guild_id=GUILD_A, bot_id=BOT_A, channel_id="1")
+    await producer.send(
+        source, DISCORD_EVENTS.codec.encode(outside), key=b"x", timestamp_ms=received_ms(outside)
+    )
+    await producer.flush()
+
+    window = TimeWindow(MIDNIGHT - timedelta(minutes=5), MIDNIGHT + timedelta(minutes=5))
+    report = await export_events(stack_up.kafka_bootstrap, namespace, window, tmp_path / "events")
+    assert (report.rows, report.unreadable) == (len(events), 1)
+    days = sorted(path.name for path in (tmp_path / "events").iterdir())
+    assert days == [f"day={(MIDNIGHT - timedelta(days=1)).date()}", f"day={MIDNIGHT.date()}"]
+    with pytest.raises(FileExistsError):
+        await export_events(stack_up.kafka_bootstrap, namespace, window, tmp_path / "events")
+
+    target = f"{namespace}imported."
+    await apply_catalog(stack_up.kafka_bootstrap, target, (DISCORD_EVENTS,))
+    try:
+        assert await import_events(stack_up.kafka_bootstrap, target, tmp_path / "events") == len(events)
+        imported = await values_by_key(stack_up, DISCORD_EVENTS.name_in(target))
+    finally:
+        await delete_namespace(stack_up.kafka_bootstrap, target)
+    expected: dict[str, list[bytes]] = defaultdict(list)
+    for envelope in events:
+        expected[envelope.key].append(DISCORD_EVENTS.codec.encode(envelope))
+    assert imported == expected

@@ -1,0 +1,384 @@
+"""Command parsing and the handlers of each tool: music queue transitions, moderation with permissions and
+escalation, leveling, reminders, polls, games and custom commands."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from models.actions import Ban, InteractionResponse, Reply, Timeout, VoicePlay, Warn
+from models.agent import AgentMode, EscalationRule, LevelingConfig
+from models.discord import DiscordUser, InteractionOption
+from models.processor_state import GuildDirectory, Leaderboard, MusicQueue
+from processors.commands import (
+    COMMAND_OPTIONS,
+    Invocation,
+    UsageError,
+    parse_prefix_args,
+    parse_slash_options,
+    split_prefix,
+)
+from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
+from processors.ids import seeded_rng
+from processors.leveling import award_xp, handle_leveling, progress, update_leaderboard, xp_to_next
+from processors.moderation import escalation_for, handle_moderation
+from processors.music import handle_music
+from processors.permissions import (
+    ADMINISTRATOR,
+    BAN_MEMBERS,
+    KICK_MEMBERS,
+    MODERATE_MEMBERS,
+    granted,
+    member_permissions,
+)
+from processors.utility import (
+    KEYCAPS,
+    handle_game,
+    handle_utility,
+    poll_reactions,
+    render_custom,
+    take_due_reminders,
+)
+from tests.processors.factories import T0, agent_with, deployed, snowflake
+
+GUILD, CHANNEL, BOT = snowflake(), snowflake(), snowflake()
+MOD, MEMBER, OWNER = snowflake(), snowflake(), snowflake()
+
+
+def invocation(
+    name: str,
+    options: dict[str, Any] | None = None,
+    *,
+    user_id: str = MEMBER,
+    permissions: int = 0,
+    slash: bool = True,
+    at=T0,
+) -> Invocation:
+    origin = InteractionOrigin(snowflake(), "tok") if slash else MessageOrigin(CHANNEL, snowflake())
+    return Invocation(
+        name=name,
+        options=options or {},
+        user=DiscordUser(id=user_id, username="u"),
+        channel_id=CHANNEL,
+        guild_id=GUILD,
+        permissions=permissions,
+        role_ids=(),
+        at=at,
+        origin=origin,
+    )
+
+
+def emitter(mode: AgentMode = AgentMode.enhanced, event: str | None = None, **agent: Any) -> Emitter:
+    return Emitter(
+        event or f"evt-{snowflake()}", deployed(agent_with(mode, **agent), guild_id=GUILD, bot_id=BOT), GUILD
+    )
+
+
+# Parsing --------------------------------------------------------------------------------------------------
+
+
+def test_split_prefix() -> None:
+    assert split_prefix("!play lofi hip hop", "!") == ("play", "lofi hip hop")
+    assert split_prefix("!SKIP", "!") == ("skip", "")
+    assert split_prefix("?? play", "??") is None
+    assert split_prefix("play lofi", "!") is None
+    assert split_prefix("$$queue", "$$") == ("queue", "")
+
+
+def test_prefix_options_in_declaration_order() -> None:
+    assert parse_prefix_args(COMMAND_OPTIONS["ban"], f"<@{MEMBER}> spamming links") == {
+        "user": MEMBER,
+        "reason": "spamming links",
+    }
+    assert parse_prefix_args(COMMAND_OPTIONS["timeout"], f"<@!{MEMBER}> 10m be nice") == {
+        "user": MEMBER,
+        "duration": 600,
+        "reason": "be nice",
+    }
+    assert parse_prefix_args(COMMAND_OPTIONS["timeout"], f"{MEMBER} calm down") == {
+        "user": MEMBER,
+        "reason": "calm down",
+    }
+    assert parse_prefix_args(COMMAND_OPTIONS["remind"], "2h stretch") == {"when": 7200, "text": "stretch"}
+    assert parse_prefix_args(COMMAND_OPTIONS["volume"], "150") == {"level": 150}
+
+
+@pytest.mark.parametrize(("command", "text"), [("ban", "spamming"), ("play", ""), ("remind", "soon do it")])
+def test_missing_required_options_name_the_option(command: str, text: str) -> None:
+    with pytest.raises(UsageError, match=r"is missing|not a duration"):
+        parse_prefix_args(COMMAND_OPTIONS[command], text)
+
+
+def test_slash_options() -> None:
+    given = [
+        InteractionOption(name="user", type=6, value=MEMBER),
+        InteractionOption(name="duration", type=3, value="1h"),
+    ]
+    assert parse_slash_options(COMMAND_OPTIONS["timeout"], given) == {"user": MEMBER, "duration": 3600}
+    with pytest.raises(UsageError, match="user is missing"):
+        parse_slash_options(COMMAND_OPTIONS["ban"], [])
+    with pytest.raises(UsageError, match="whole number"):
+        parse_slash_options(
+            COMMAND_OPTIONS["volume"], [InteractionOption(name="level", type=3, value="loud")]
+        )
+
+
+# Music ------------------------------------------------------------------------------------------------
+
+
+def music(name: str, queue: MusicQueue | None, emit: Emitter | None = None, **options: Any):
+    outcome = handle_music(
+        invocation(name, options), queue, emit or emitter(AgentMode.bare), voice_channel_id=None
+    )
+    return outcome, outcome.state or queue
+
+
+def test_play_on_an_empty_queue_plays_then_queues() -> None:
+    first, queue = music("play", None, query="lofi")
+    assert first.say == Say("Playing: lofi", title="Music")
+    [action] = first.actions
+    assert isinstance(action, VoicePlay) and (action.command, action.track) == ("play", "lofi")
+    second, queue = music("play", queue, query="jazz")
+    assert second.say is not None and second.say.text == "Queued: jazz" and second.actions == []
+    assert queue is not None and queue.now_playing == "lofi" and queue.queue == ["jazz"]
+
+
+def test_skip_advances_and_stops_at_the_end() -> None:
+    queue = MusicQueue(now_playing="a", queue=["b", "c"])
+    skipped, queue = music("skip", queue)
+    assert skipped.say is not None and skipped.say.text == "Skipped: a. Playing: b"
+    assert queue is not None and (queue.now_playing, queue.queue) == ("b", ["c"])
+    listing, _ = music("queue", queue)
+    assert listing.say is not None and listing.say.text == "Now playing: b\nUp next:\n1. c"
+    _, queue = music("skip", queue)
+    last, queue = music("skip", queue)
+    assert last.say is not None and last.say.text == "Skipped: c. The queue is empty."
+    assert [a.command for a in last.actions if isinstance(a, VoicePlay)] == ["stop"]
+    nothing, _ = music("skip", queue)
+    assert nothing.say is not None and nothing.say.text == "Nothing is playing." and nothing.state is None
+
+
+def test_pause_resume_stop_volume() -> None:
+    queue = MusicQueue(now_playing="a", queue=["b"])
+    _, queue = music("pause", queue)
+    again, _ = music("pause", queue)
+    assert (
+        queue is not None and queue.paused and again.say is not None and again.say.text.startswith("Already")
+    )
+    now, _ = music("nowplaying", queue)
+    assert now.say is not None and now.say.text == "Now playing: a (paused)"
+    _, queue = music("resume", queue)
+    assert queue is not None and not queue.paused
+    loud, queue = music("volume", queue, level=150)
+    assert queue is not None and queue.volume == 150
+    assert [(a.command, a.volume) for a in loud.actions if isinstance(a, VoicePlay)] == [("volume", 150)]
+    too_loud, _ = music("volume", queue, level=300)
+    assert too_loud.state is None and too_loud.say is not None and too_loud.say.ephemeral
+    _, queue = music("stop", queue)
+    assert queue is not None and queue.now_playing is None and queue.queue == []
+
+
+def test_a_redelivered_play_is_applied_once() -> None:
+    emit = emitter(AgentMode.bare, event="evt-same")
+    _, queue = music("play", None, emit, query="lofi")
+    _, queue = music("play", queue, emitter(AgentMode.bare, event="evt-2"), query="jazz")
+    replay, after = music("play", queue, emitter(AgentMode.bare, event="evt-2"), query="jazz")
+    assert replay.say is None and replay.actions == [] and after == queue
+
+
+# Moderation -------------------------------------------------------------------------------------------
+
+
+def moderate(name: str, permissions: int, record=None, *, directory=None, rules=None, user_id=MOD, **options):
+    emit = emitter(AgentMode.utility)
+    inv = invocation(name, {"user": MEMBER, **options}, user_id=user_id, permissions=permissions)
+    rules = rules if rules is not None else [EscalationRule(warns=3, action="timeout", duration_s=600)]
+    return handle_moderation(inv, record, emit, directory, rules, "/")
+
+
+def test_ban_needs_the_permission() -> None:
+    allowed = moderate("ban", BAN_MEMBERS, reason="raiding")
+    [ban] = allowed.actions
+    assert isinstance(ban, Ban) and ban.user_id == MEMBER and ban.reason == "raiding"
+    [audit] = allowed.audits
+    assert (audit.rule, audit.actions, audit.moderator_id, audit.source) == ("ban", ["ban"], MOD, "command")
+    refused = moderate("ban", KICK_MEMBERS | MODERATE_MEMBERS)
+    assert refused.actions == [] and refused.audits == []
+    assert refused.say is not None and "Ban Members" in refused.say.text and refused.say.ephemeral
+    assert moderate("ban", ADMINISTRATOR).actions  # administrators may do everything
+
+
+def test_targets_that_cannot_be_moderated() -> None:
+    directory = GuildDirectory(guild_id=GUILD, owner_id=MEMBER)
+    assert moderate("kick", KICK_MEMBERS, directory=directory).actions == []
+    assert moderate("kick", KICK_MEMBERS, user_id=MEMBER).actions == []  # oneself
+    bot = handle_moderation(
+        invocation("ban", {"user": BOT}, user_id=MOD, permissions=BAN_MEMBERS), None, emitter(), None, [], "/"
+    )
+    assert bot.actions == [] and bot.say is not None and "myself" in bot.say.text
+
+
+def test_timeout_default_and_given_duration() -> None:
+    [default] = moderate("timeout", MODERATE_MEMBERS).actions
+    [given] = moderate("timeout", MODERATE_MEMBERS, duration=3600).actions
+    assert isinstance(default, Timeout) and default.duration_s == 600
+    assert isinstance(given, Timeout) and given.duration_s == 3600
+
+
+def test_warn_counts_and_escalates_at_three() -> None:
+    record = None
+    kinds = []
+    for _ in range(4):
+        outcome = moderate("warn", MODERATE_MEMBERS, record, reason="rude")
+        record = outcome.state
+        kinds.append([a.kind for a in outcome.actions])
+    assert kinds == [["warn"], ["warn"], ["warn", "timeout"], ["warn", "timeout"]]
+    assert record is not None and record.count == 4
+    warn = moderate("warn", MODERATE_MEMBERS, record).actions[0]
+    assert isinstance(warn, Warn) and warn.warn_count == 5
+    count = moderate("warnings", MODERATE_MEMBERS, record)
+    assert count.say is not None and count.say.text == f"<@{MEMBER}> has 4 warnings."
+
+
+def test_escalation_picks_the_strictest_rule_reached() -> None:
+    rules = [EscalationRule(warns=3, action="timeout"), EscalationRule(warns=5, action="kick")]
+    assert escalation_for(rules, 2) is None
+    assert escalation_for(rules, 3) == rules[0]
+    assert escalation_for(rules, 4) == rules[0]
+    assert escalation_for(rules, 7) == rules[1]
+
+
+def test_member_permissions_from_roles() -> None:
+    helper_role, admin_role = snowflake(), snowflake()
+    directory = GuildDirectory(
+        guild_id=GUILD,
+        owner_id=OWNER,
+        role_permissions={GUILD: 1 << 10, helper_role: KICK_MEMBERS, admin_role: ADMINISTRATOR},
+    )
+    assert member_permissions(directory, MEMBER, []) == 1 << 10
+    assert granted(member_permissions(directory, MEMBER, [helper_role]), KICK_MEMBERS)
+    assert not granted(member_permissions(directory, MEMBER, [helper_role]), BAN_MEMBERS)
+    assert granted(member_permissions(directory, MEMBER, [admin_role]), BAN_MEMBERS | MODERATE_MEMBERS)
+    assert granted(member_permissions(directory, OWNER, []), BAN_MEMBERS)
+    assert member_permissions(None, OWNER, [admin_role]) == 0
+
+
+# Leveling ---------------------------------------------------------------------------------------------
+
+
+def test_level_curve_like_mee6() -> None:
+    assert [xp_to_next(n) for n in range(4)] == [100, 155, 220, 295]
+    assert progress(99) == (0, 99, 100)
+    assert progress(100) == (1, 0, 155)
+    assert progress(100 + 155 + 10) == (2, 10, 220)
+
+
+def test_xp_has_a_cooldown() -> None:
+    config = LevelingConfig(xp_min=15, xp_max=25, cooldown_s=60)
+    entry = award_xp(None, config, seeded_rng("a"), T0)
+    assert entry is not None and 15 <= entry.xp <= 25
+    assert award_xp(entry, config, seeded_rng("b"), T0 + timedelta(seconds=59)) is None
+    later = award_xp(entry, config, seeded_rng("c"), T0 + timedelta(seconds=60))
+    assert later is not None and later.xp > entry.xp and later.last_xp_at == T0 + timedelta(seconds=60)
+
+
+def test_leaderboard_keeps_the_top_ten() -> None:
+    board: Leaderboard | None = None
+    for n in range(12):
+        board = update_leaderboard(board, f"{n + 100}", n * 10) or board
+    assert board is not None and [e.xp for e in board.entries] == [110, 100, 90, 80, 70, 60, 50, 40, 30, 20]
+    assert update_leaderboard(board, "999", 5) is None
+    board = update_leaderboard(board, "102", 500)
+    assert board is not None and board.entries[0].user_id == "102" and len(board.entries) == 10
+    rank = handle_leveling(invocation("rank", {"user": "102"}), None, board)
+    assert rank.text.endswith("#1")
+    top = handle_leveling(invocation("leaderboard"), None, board)
+    assert top.text.splitlines()[0] == "1. <@102> — level 3 (500 XP)"
+
+
+# Utility, games, custom commands -------------------------------------------------------------------------
+
+
+def test_reminders_fire_when_due() -> None:
+    emit = emitter(AgentMode.semi_autonomous)
+    outcome = handle_utility(invocation("remind", {"when": 600, "text": "stretch"}), None, emit)
+    assert outcome.say is not None and outcome.say.text == "I'll remind you in 10m: stretch"
+    book = outcome.state
+    assert (
+        book is not None
+        and handle_utility(invocation("remind", {"when": 1, "text": "x"}), book, emit).state is None
+    )
+    due, rest = take_due_reminders(book, T0 + timedelta(minutes=9))
+    assert due == [] and rest.reminders == book.reminders
+    due, rest = take_due_reminders(book, T0 + timedelta(minutes=10))
+    assert [r.text for r in due] == ["stretch"] and rest.reminders == []
+
+
+def test_poll_reacts_once_its_message_appears() -> None:
+    emit = emitter(AgentMode.semi_autonomous)
+    outcome = handle_utility(
+        invocation("poll", {"question": "Best snack? | boba | mochi | ramen"}), None, emit
+    )
+    assert outcome.say is not None and outcome.say.text.splitlines() == [
+        "📊 Best snack?",
+        "1️⃣ boba",
+        "2️⃣ mochi",
+        "3️⃣ ramen",
+    ]
+    book = outcome.state
+    own = snowflake()
+    none, unchanged = poll_reactions(book, emit, CHANNEL, own, ["something else"])
+    assert none == [] and unchanged is None
+    reactions, book = poll_reactions(book, emit, CHANNEL, own, ["📊 Best snack?"])
+    assert [r.emoji for r in reactions] == list(KEYCAPS[:3]) and {r.message_id for r in reactions} == {own}
+    assert book is not None and book.polls == []
+    bad = handle_utility(invocation("poll", {"question": "Only one | option"}), None, emit)
+    assert bad.state is None and bad.say is not None and bad.say.ephemeral
+
+
+def test_games_are_deterministic_per_event() -> None:
+    roll = handle_game(invocation("roll", {"dice": "3d6"}), seeded_rng("evt", "dep"))
+    assert roll == handle_game(invocation("roll", {"dice": "3d6"}), seeded_rng("evt", "dep"))
+    total = int(roll.text.rsplit("= ", 1)[1])
+    assert 3 <= total <= 18
+    assert handle_game(invocation("roll", {"dice": "0d6"}), seeded_rng("x")).ephemeral
+
+
+def test_custom_command_templates_fill_only_known_placeholders() -> None:
+    agent = agent_with(
+        AgentMode.utility,
+        enabled_tools=["moderation", "logging", "custom_commands"],
+        custom_commands=[
+            {"name": "hug", "template": "{agent} hugs {args} for {user} in {guild} {user.__class__}"}
+        ],
+    )
+    inv = invocation("hug", {"args": "everyone"}, user_id=MEMBER)
+    say = render_custom(agent.custom_commands[0], inv, agent.name, "Anime Hangout")
+    assert say.text == f"Mod Bot hugs everyone for <@{MEMBER}> in Anime Hangout {{user.__class__}}"
+
+
+# Answers ----------------------------------------------------------------------------------------------
+
+
+def test_answers_follow_the_response_style() -> None:
+    plain = emitter(AgentMode.bare)
+    slash = plain.answer(Say("Playing: lofi", title="Music"), InteractionOrigin("1", "tok"))
+    assert isinstance(slash, InteractionResponse) and slash.content == "Playing: lofi" and slash.embed is None
+    embed = emitter(AgentMode.utility, response_style={"format": "embed", "embed_color": 0xFF0000})
+    reply = embed.answer(Say("Banned", title="Moderation"), MessageOrigin(CHANNEL, "5"))
+    assert isinstance(reply, Reply) and reply.content == "" and reply.embed is not None
+    assert (reply.embed.title, reply.embed.description, reply.embed.color) == (
+        "Moderation",
+        "Banned",
+        0xFF0000,
+    )
+
+
+def test_action_ids_are_deterministic() -> None:
+    dep = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT)
+    first = [Emitter("evt-1", dep, GUILD).send(Say("x"), CHANNEL).action_id for _ in range(2)]
+    two = Emitter("evt-1", dep, GUILD)
+    pair = [two.send(Say("x"), CHANNEL).action_id, two.send(Say("y"), CHANNEL).action_id]
+    assert first[0] == first[1] == pair[0] != pair[1]

@@ -1,0 +1,103 @@
+"""Routing of events to deployments, and the guild directory that resolves channel names."""
+
+from __future__ import annotations
+
+from models.agent import AgentMode
+from models.deployments import DeploymentStatus
+from processors.directory import apply_directory_event
+from processors.routing import context_window, newer, routes_for
+from tests.processors.factories import agent_with, deployed, envelope, guild_create, luna, routing, snowflake
+
+GUILD, BOT, OTHER_BOT = snowflake(), snowflake(), snowflake()
+GENERAL, ANIME, OFFTOPIC, OWNER = snowflake(), snowflake(), snowflake(), snowflake()
+CHANNELS = {GENERAL: "general", ANIME: "anime", OFFTOPIC: "off-topic"}
+
+
+def directory():
+    return apply_directory_event(
+        None, GUILD, "GUILD_CREATE", guild_create(GUILD, owner_id=OWNER, channels=CHANNELS)
+    )
+
+
+def message_envelope(channel: str, bot: str = BOT, guild: str | None = GUILD):
+    return envelope("MESSAGE_CREATE", {}, bot_id=bot, guild_id=guild, channel_id=channel)
+
+
+def test_directory_follows_guild_and_channel_events() -> None:
+    d = directory()
+    assert (
+        d is not None
+        and d.owner_id == OWNER
+        and d.channel_names[ANIME] == "anime"
+        and d.name == "Anime Hangout"
+    )
+    renamed = apply_directory_event(
+        d, GUILD, "CHANNEL_UPDATE", {"id": ANIME, "name": "anime-talk", "type": 0}
+    )
+    assert renamed is not None and renamed.channel_names[ANIME] == "anime-talk"
+    assert (
+        apply_directory_event(renamed, GUILD, "CHANNEL_UPDATE", {"id": ANIME, "name": "anime-talk"}) is None
+    )
+    deleted = apply_directory_event(renamed, GUILD, "CHANNEL_DELETE", {"id": ANIME, "name": "anime-talk"})
+    assert deleted is not None and ANIME not in deleted.channel_names
+    role = snowflake()
+    with_role = apply_directory_event(
+        deleted, GUILD, "GUILD_ROLE_CREATE", {"guild_id": GUILD, "role": {"id": role, "permissions": "4"}}
+    )
+    assert with_role is not None and with_role.role_permissions[role] == 4
+    user = snowflake()
+    joined = apply_directory_event(
+        with_role, GUILD, "VOICE_STATE_UPDATE", {"user_id": user, "channel_id": GENERAL}
+    )
+    assert joined is not None and joined.voice_channel_of == {user: GENERAL}
+    left = apply_directory_event(joined, GUILD, "VOICE_STATE_UPDATE", {"user_id": user, "channel_id": None})
+    assert left is not None and left.voice_channel_of == {}
+    assert apply_directory_event(None, GUILD, "GUILD_CREATE", {"id": GUILD, "unavailable": True}) is None
+
+
+def test_channels_by_name_need_the_directory() -> None:
+    luna_here = deployed(luna(), guild_id=GUILD, bot_id=BOT)  # #general, #anime, #gaming
+    record = routing(GUILD, luna_here)
+    d = directory()
+    assert [r.in_channel for r in routes_for(record, message_envelope(ANIME), d)] == [True]
+    assert [r.in_channel for r in routes_for(record, message_envelope(OFFTOPIC), d)] == [False]
+    # Unknown names are not guessed.
+    assert [r.in_channel for r in routes_for(record, message_envelope(ANIME), None)] == [False]
+
+
+def test_deployment_channel_ids_narrow_the_agent() -> None:
+    music = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT, text_channels=[GENERAL])
+    record = routing(GUILD, music)
+    assert [r.in_channel for r in routes_for(record, message_envelope(GENERAL), None)] == [True]
+    assert [r.in_channel for r in routes_for(record, message_envelope(ANIME), None)] == [False]
+
+
+def test_only_the_receiving_bot_active_deployments() -> None:
+    mine = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT)
+    theirs = deployed(agent_with(AgentMode.utility), guild_id=GUILD, bot_id=OTHER_BOT)
+    paused = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT, status=DeploymentStatus.paused)
+    record = routing(GUILD, mine, theirs, paused)
+    assert [r.deployed for r in routes_for(record, message_envelope(GENERAL), None)] == [mine]
+    assert routes_for(None, message_envelope(GENERAL), None) == []
+
+
+def test_direct_messages_follow_the_dm_policy() -> None:
+    key = f"dm:{BOT}"
+    dm_luna = deployed(luna(), guild_id=GUILD, bot_id=BOT)  # luna: channels.dm_enabled
+    closed = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT)
+    opened = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT, dm_enabled=True)
+    record = routing(key, dm_luna, closed, opened)
+    dm = message_envelope(snowflake(), guild=None)
+    assert dm.key == key
+    assert [r.deployed for r in routes_for(record, dm, None)] == [dm_luna, opened]
+
+
+def test_context_window_and_versions() -> None:
+    big = agent_with(AgentMode.human_like, ai_config={"text_model": "gpt-4o", "context_window": 80})
+    record = routing(GUILD, deployed(big, guild_id=GUILD, bot_id=BOT), version=3)
+    assert context_window(record) == 80
+    assert (
+        context_window(routing(GUILD, deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT))) == 50
+    )
+    assert newer(None, record) and newer(routing(GUILD, version=2), record)
+    assert not newer(record, routing(GUILD, version=3)) and not newer(record, routing(GUILD, version=1))
