@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deep.settings import Settings
@@ -99,7 +99,7 @@ async def test_envelope_is_produced_and_consumed_through_the_broker(stack_up: Se
     )
     await consumer.start()
     try:
-        received = []
+        received: list[ConsumerRecord[bytes, bytes]] = []
         while len(received) < len(envelopes):
             batch = await consumer.getmany(timeout_ms=10_000)
             assert batch, "no records arrived"

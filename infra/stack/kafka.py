@@ -140,8 +140,15 @@ class Kafka(NativeService):
             run_step(
                 self.name,
                 "formatting KRaft storage",
-                [*self._java(), "kafka.tools.StorageTool", "format", "-t", new_cluster_id(uuid.uuid4()),
-                 "-c", str(self.server_properties)],
+                [
+                    *self._java(),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    new_cluster_id(uuid.uuid4()),
+                    "-c",
+                    str(self.server_properties),
+                ],
                 log_file=self.install_log,
             )
 
@@ -157,8 +164,16 @@ class Kafka(NativeService):
         run_step(
             self.name,
             f"fetching Kafka {KAFKA_VERSION} jars from Maven Central into {self.libs}",
-            ["mvn", "-B", "-q", "-f", str(home / "pom.xml"), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(home / "pom.xml"),
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ],
             log_file=self.install_log,
         )
         (staging / COMPLETE_MARKER).write_text(f"kafka {KAFKA_VERSION}\n")
@@ -168,9 +183,14 @@ class Kafka(NativeService):
 
     def _java(self) -> list[str]:
         return [
-            "java", *HEAP_OPTS, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.log4j2_properties}", f"-Dkafka.logs.dir={self.dir}",
-            "-cp", f"{self.libs}/*",
+            "java",
+            *HEAP_OPTS,
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j2_properties}",
+            f"-Dkafka.logs.dir={self.dir}",
+            "-cp",
+            f"{self.libs}/*",
         ]
 
     def launch(self) -> Launch:

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped, unused-ignore]
 from clickhouse_connect.driver.client import Client
 
 from models.actions import Action, Ban, DeleteMessage, Kick, Timeout, TypingIndicator
