@@ -1,0 +1,171 @@
+"""End-to-end fixtures: `python -m demo run` (no chatter, no sinks) in its own topic namespace, PostgreSQL
+schema and ports, with an OpenAI-compatible server started here as the inference workers' endpoint.
+
+The tests drive the demo world through the Discord emulator's control API and read the demo's topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from deep.settings import REPO_ROOT, Settings
+from emulator.discord import EmulatorControl
+from emulator.openai import OpenAICompatibleServer
+from emulator.openai.server import Behaviour
+from streams.catalog import TopicSpec
+from tests.demo.test_demo_browser import START_TIMEOUT_S, RunningDemo, _drop, free_port
+
+# How long an answer may take through gateway, Kafka, processors, inference and back, on a busy machine.
+ANSWER_S = 45.0
+# What the inference server answers every request with: distinctive enough to find in Luna's styled reply.
+COMPLETION = "the nebula glows softly tonight"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The running demo world: where its services listen and who is in it."""
+
+    running: RunningDemo
+    control: EmulatorControl
+    inference: OpenAICompatibleServer
+    settings: Settings
+    guild_id: str
+    channels: dict[str, str]  # text channel name -> id
+    users: dict[str, str]  # username -> user id (members, "you" and "owner")
+    bots: dict[str, str]  # agent name -> bot user id
+    deployments: dict[str, uuid.UUID]  # agent name -> deployment id
+
+    @property
+    def namespace(self) -> str:
+        return self.running.namespace
+
+    async def wait_action(
+        self, since: int, match: Callable[[dict[str, Any]], bool], timeout_s: float = ANSWER_S
+    ) -> dict[str, Any]:
+        """The first action the emulator recorded after `since` that matches."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for action in await self.control.actions(since=since):
+                if match(action):
+                    return action
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no matching action in {timeout_s:.0f} s\n{self.running.explain()}")
+
+    async def last_seq(self) -> int:
+        actions = await self.control.actions(since=0)
+        return int(actions[-1]["seq"]) if actions else 0
+
+    async def wait_record(
+        self, spec: TopicSpec, match: Callable[[Any], bool], timeout_s: float = ANSWER_S
+    ) -> Any:
+        """The first record of the demo's `spec` topic, from the beginning, whose decoded value matches."""
+        found = await self.read_records(spec, match, timeout_s, first=True)
+        if not found:
+            raise AssertionError(f"no matching record on {spec.name_in(self.namespace)} in {timeout_s:.0f} s")
+        return found[0]
+
+    async def read_records(
+        self, spec: TopicSpec, match: Callable[[Any], bool], timeout_s: float, first: bool = False
+    ) -> list[Any]:
+        """Matching records of the topic from the beginning, read for `timeout_s` (or to the first one)."""
+        consumer = AIOKafkaConsumer(
+            spec.name_in(self.namespace),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        found: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        value = spec.codec.decode(record.value)
+                        if match(value):
+                            found.append(value)
+                if first and found:
+                    break
+        finally:
+            await consumer.stop()
+        return found
+
+
+def message_text(payload: dict[str, Any] | None) -> str:
+    """A message's or interaction response's visible text: its content and its embeds' text."""
+    if not payload:
+        return ""
+    parts = [str(payload.get("content") or "")]
+    for embed in payload.get("embeds") or []:
+        parts += [str(embed.get("title") or ""), str(embed.get("description") or "")]
+    return "\n".join(p for p in parts if p)
+
+
+@pytest.fixture(scope="module")
+async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
+    namespace, schema = f"t{uuid.uuid4().hex[:8]}.", f"test_e2e_{uuid.uuid4().hex[:12]}"
+    work_dir = tmp_path_factory.mktemp("e2e-demo")
+    ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
+    argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
+    argv += ["--work-dir", str(work_dir), "--chat-rate", "0", "--no-sinks"]
+    argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
+    # Any model is served; every completion is the same scripted text.
+    inference = OpenAICompatibleServer(Behaviour(models=[], reply_template=COMPLETION))
+    await inference.start()
+    env = {k: v for k, v in os.environ.items() if k not in ("INFERENCE_ENDPOINTS", "CLICKHOUSE_URL")}
+    env.update(OPENAI_BASE_URL=inference.base_url, OPENAI_API_KEY="test-key")
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    running = RunningDemo(
+        process,
+        f"http://127.0.0.1:{ports['port']}",
+        f"http://127.0.0.1:{ports['emulator-port']}",
+        namespace,
+        work_dir,
+    )
+    reader = asyncio.create_task(running.read_output())
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any(line.startswith("[demo] playground: ") for line in running.output):
+            if process.returncode is not None or time.monotonic() > deadline:
+                pytest.fail(f"the demo did not start\n{running.explain()}")
+            await asyncio.sleep(0.2)
+        async with httpx.AsyncClient(base_url=running.url) as playground:
+            session = (await playground.get("/api/session")).json()
+        async with EmulatorControl(running.emulator_url) as control:
+            world = await control.world()
+            guild = world["guilds"][0]
+            users = {u["username"]: u["id"] for u in world["users"]}
+            # The guild's owner is the emulator's system user: made a member so that it can speak.
+            users["owner"] = guild["owner_id"]
+            await control.add_member(guild["id"], guild["owner_id"])
+            yield Demo(
+                running=running,
+                control=control,
+                inference=inference,
+                settings=stack_up,
+                guild_id=guild["id"],
+                channels={c["name"]: c["id"] for c in guild["channels"] if c["type"] == 0},
+                users=users,
+                bots={b["username"]: b["id"] for b in world["bots"]},
+                deployments={a["name"]: uuid.UUID(a["deployment_id"]) for a in session["agents"]},
+            )
+    finally:
+        await running.stop()
+        await reader
+        await inference.stop()
+        await _drop(stack_up, namespace, schema)
