@@ -105,7 +105,6 @@ async def test_luna_answers_a_mention_through_the_inference_server(demo: Demo) -
 
 async def test_a_mode_1_bot_mentioned_makes_no_inference_request(demo: Demo) -> None:
     music, deployment = demo.bots["Music Bot"], demo.deployments["Music Bot"]
-    calls_before = len(demo.inference.calls)
     posted = await demo.control.post_user_message(
         demo.users["elif"], f"<@{music}> do you have feelings?", demo.channels["general"]
     )
@@ -118,4 +117,4 @@ async def test_a_mode_1_bot_mentioned_makes_no_inference_request(demo: Demo) -> 
             lane, lambda r: r.deployment_id == deployment, ABSENCE_S
         )
         assert requests == [], lane.name
-    assert not [c for c in demo.inference.calls[calls_before:] if "do you have feelings" in c.last_user]
+    # The server may still see this text: the AI characters in #general can answer it themselves.
