@@ -10,6 +10,8 @@ import typer
 
 from deep.settings import Settings, get_settings
 from processors.app import WorkerOptions, create_app, read_routing_seed
+from processors.tables import changelog_specs
+from streams.admin import apply_catalog
 
 
 def run_worker(
@@ -26,6 +28,7 @@ def run_worker(
     # Before Faust starts: the configuration already published is known before any event is processed.
     seed = loop.run_until_complete(read_routing_seed(settings))
     app = create_app(settings, WorkerOptions(app_id=app_id, web_port=web_port), seed)
+    loop.run_until_complete(apply_catalog(settings.kafka_bootstrap, catalog=changelog_specs(app)))
     worker = faust.Worker(app, loop=loop, loglevel=(loglevel or settings.log_level).lower(), quiet=True)
     # Faust's terminal spinner lowers the root logger to DEBUG so that every record turns it: a log record
     # for every Kafka request, whatever the level asked for.

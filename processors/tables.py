@@ -23,7 +23,7 @@ from models.processor_state import (
 )
 from models.state import ChannelContext, MoodState, Relationship
 from processors.engine import Tables
-from streams.catalog import GUILD_PARTITIONS
+from streams.catalog import GUILD_PARTITIONS, TopicSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -81,3 +81,21 @@ def create_tables(app: faust.App) -> Tables:
 def partition_of(key: str, partitions: int = GUILD_PARTITIONS) -> int:
     """The partition the Kafka clients' default partitioner (murmur2, as in Java) gives a key."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def changelog_specs(app: faust.App) -> tuple[TopicSpec, ...]:
+    """The tables' changelog topics as catalog entries, so they can be created (and seen in the metadata)
+    before Faust starts: Faust declares them itself but may read the metadata before they appear in it,
+    and then fails the table's partition check for events in flight."""
+    return tuple(
+        TopicSpec(
+            name=table.changelog_topic_name,
+            key="the table key",
+            value=bytes,
+            partitions=GUILD_PARTITIONS,
+            compacted=True,
+            producers=("processors",),
+            consumers=("processors",),
+        )
+        for table in app.tables.values()
+    )

@@ -686,6 +686,12 @@ class Engine:
         self.hub.dispatch_guild(guild, "VOICE_STATE_UPDATE", state)
         return state
 
+    @staticmethod
+    def _permissions_of(guild: Guild, member: Member) -> int:
+        everyone = int(guild.roles[guild.id]["permissions"])
+        roles = [int(guild.roles[r]["permissions"]) for r in member.roles if r in guild.roles]
+        return rules.member_permissions(guild.owner_id, member.user_id, roles, everyone)
+
     def invoke_command(
         self, bot_id: str, user_id: str, channel_id: str, name: str, options: list[Json] | None = None
     ) -> Json:
@@ -740,7 +746,10 @@ class Engine:
                 guild_id=guild.id,
                 guild={"id": guild.id, "locale": "en-US", "features": []},
                 guild_locale="en-US",
-                member={**member_payload(member, user), "permissions": str(EVERYONE_PERMISSIONS)},
+                member={
+                    **member_payload(member, user),
+                    "permissions": str(self._permissions_of(guild, member)),
+                },
                 context=0,
                 authorizing_integration_owners={"0": guild.id},
             )

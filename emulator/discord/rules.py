@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .world import ADMINISTRATOR
+
 # Opcodes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
 OP_HEARTBEAT = 1
 OP_IDENTIFY = 2
@@ -79,3 +81,17 @@ def resume_replayable(client_seq: int | None, first_buffered_seq: int, last_seq:
 def heartbeat_timeout_s(heartbeat_interval_ms: int, grace_s: float) -> float:
     """How long the server waits for any payload before treating the connection as a zombie."""
     return heartbeat_interval_ms * 1.5 / 1000 + grace_s
+
+
+ALL_PERMISSIONS = (1 << 53) - 1
+
+
+def member_permissions(owner_id: str, user_id: str, role_permissions: list[int], everyone: int) -> int:
+    """A member's guild-level permissions as Discord computes them for an interaction: the owner has all,
+    otherwise @everyone's bits plus every role's, and ADMINISTRATOR implies all."""
+    if user_id == owner_id:
+        return ALL_PERMISSIONS
+    bits = everyone
+    for permissions in role_permissions:
+        bits |= permissions
+    return ALL_PERMISSIONS if bits & ADMINISTRATOR else bits

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from emulator_helpers import RawGateway, Scene, fast_config, scene
 
-from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError
+from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
 
 
 @pytest.fixture(scope="module")
@@ -383,3 +383,15 @@ async def test_control_api_user_actions_reach_the_gateway(
     await control.configure(route_limit=5)
     assert await control.revoke_token(s.bot.id) == 0  # no connection left to close
     assert (await control.stats(s.bot.id))["resumes"] == 0
+
+
+def test_interactions_carry_the_invoking_members_permissions(emu: DiscordEmulator) -> None:
+    s = scene(emu)
+    owner = s.guild.owner_id
+    emu.add_member(s.guild.id, owner)
+    by_member = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ban")
+    by_owner = emu.invoke_command(s.bot.id, owner, s.text.id, "ban")
+    everyone = int(s.guild.roles[s.guild.id]["permissions"])
+    assert int(by_member["member"]["permissions"]) == everyone
+    assert not everyone & (1 << 2)  # a plain member cannot ban
+    assert int(by_owner["member"]["permissions"]) == rules.ALL_PERMISSIONS

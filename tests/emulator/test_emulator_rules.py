@@ -155,3 +155,12 @@ def test_reaction_emoji_forms() -> None:
     assert parse_emoji("party:123") == {"id": "123", "name": "party", "animated": False}
     assert parse_emoji("a:dance:456")["animated"] is True
     assert emoji_key(parse_emoji("party:123")) == "party:123"
+
+
+def test_member_permissions_as_discord_computes_them() -> None:
+    ban, kick = 1 << 2, 1 << 1
+    assert rules.member_permissions("owner", "owner", [], 0) == rules.ALL_PERMISSIONS
+    assert rules.member_permissions("owner", "u", [], kick) == kick
+    assert rules.member_permissions("owner", "u", [ban], kick) == ban | kick
+    # ADMINISTRATOR grants everything.
+    assert rules.member_permissions("owner", "u", [1 << 3], 0) == rules.ALL_PERMISSIONS
