@@ -14,7 +14,8 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,19 +101,21 @@ async def _drop(settings: Settings, namespace: str, schema: str) -> None:
         await admin.close()
 
 
-@pytest.fixture(scope="module")
-async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningDemo]:
-    namespace, schema = f"t{uuid.uuid4().hex[:8]}.", f"test_demo_{uuid.uuid4().hex[:12]}"
-    work_dir = tmp_path_factory.mktemp("demo")
+@asynccontextmanager
+async def launched_demo(
+    settings: Settings,
+    work_dir: Path,
+    env: dict[str, str],
+    extra_args: Sequence[str] = (),
+    schema_prefix: str = "test_demo",
+) -> AsyncIterator[RunningDemo]:
+    """`python -m demo run` in a topic namespace, schema, ports and work dir of its own, once it serves the
+    playground; stopped, and its schema and topics dropped, afterwards."""
+    namespace, schema = f"t{uuid.uuid4().hex[:8]}.", f"{schema_prefix}_{uuid.uuid4().hex[:12]}"
     ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
-    argv += ["--work-dir", str(work_dir)] + [
-        arg for name, port in ports.items() for arg in (f"--{name}", str(port))
-    ]
-    # The sinks get an embedded ClickHouse engine of their own.
-    env = {**os.environ, "CLICKHOUSE_URL": f"chdb://{work_dir / 'clickhouse'}"}
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "INFERENCE_ENDPOINTS"):
-        env.pop(name, None)  # the offline persona responder answers
+    argv += ["--work-dir", str(work_dir), *extra_args]
+    argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -134,7 +137,18 @@ async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         await running.stop()
         await reader
-        await _drop(stack_up, namespace, schema)
+        await _drop(settings, namespace, schema)
+
+
+@pytest.fixture(scope="module")
+async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningDemo]:
+    work_dir = tmp_path_factory.mktemp("demo")
+    # The sinks get an embedded ClickHouse engine of their own.
+    env = {**os.environ, "CLICKHOUSE_URL": f"chdb://{work_dir / 'clickhouse'}"}
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "INFERENCE_ENDPOINTS"):
+        env.pop(name, None)  # the offline persona responder answers
+    async with launched_demo(stack_up, work_dir, env) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,12 +17,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from deep.settings import REPO_ROOT, Settings
+from deep.settings import Settings
 from emulator.discord import EmulatorControl
 from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour
 from streams.catalog import TopicSpec
-from tests.demo.test_demo_browser import START_TIMEOUT_S, RunningDemo, _drop, free_port
+from tests.demo.test_demo_browser import RunningDemo, launched_demo
 
 # How long an answer may take through gateway, Kafka, processors, inference and back, on a busy machine.
 ANSWER_S = 45.0
@@ -116,56 +115,35 @@ def message_text(payload: dict[str, Any] | None) -> str:
 
 @pytest.fixture(scope="module")
 async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    namespace, schema = f"t{uuid.uuid4().hex[:8]}.", f"test_e2e_{uuid.uuid4().hex[:12]}"
     work_dir = tmp_path_factory.mktemp("e2e-demo")
-    ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
-    argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
-    argv += ["--work-dir", str(work_dir), "--chat-rate", "0", "--no-sinks"]
-    argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
     # Any model is served; every completion is the same scripted text.
     inference = OpenAICompatibleServer(Behaviour(models=[], reply_template=COMPLETION))
     await inference.start()
     env = {k: v for k, v in os.environ.items() if k not in ("INFERENCE_ENDPOINTS", "CLICKHOUSE_URL")}
     env.update(OPENAI_BASE_URL=inference.base_url, OPENAI_API_KEY="test-key")
-    process = await asyncio.create_subprocess_exec(
-        *argv, cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    running = RunningDemo(
-        process,
-        f"http://127.0.0.1:{ports['port']}",
-        f"http://127.0.0.1:{ports['emulator-port']}",
-        namespace,
-        work_dir,
-    )
-    reader = asyncio.create_task(running.read_output())
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not any(line.startswith("[demo] playground: ") for line in running.output):
-            if process.returncode is not None or time.monotonic() > deadline:
-                pytest.fail(f"the demo did not start\n{running.explain()}")
-            await asyncio.sleep(0.2)
-        async with httpx.AsyncClient(base_url=running.url) as playground:
-            session = (await playground.get("/api/session")).json()
-        async with EmulatorControl(running.emulator_url) as control:
-            world = await control.world()
-            guild = world["guilds"][0]
-            users = {u["username"]: u["id"] for u in world["users"]}
-            # The guild's owner is the emulator's system user: made a member so that it can speak.
-            users["owner"] = guild["owner_id"]
-            await control.add_member(guild["id"], guild["owner_id"])
-            yield Demo(
-                running=running,
-                control=control,
-                inference=inference,
-                settings=stack_up,
-                guild_id=guild["id"],
-                channels={c["name"]: c["id"] for c in guild["channels"] if c["type"] == 0},
-                users=users,
-                bots={b["username"]: b["id"] for b in world["bots"]},
-                deployments={a["name"]: uuid.UUID(a["deployment_id"]) for a in session["agents"]},
-            )
+        async with launched_demo(
+            stack_up, work_dir, env, ["--chat-rate", "0", "--no-sinks"], schema_prefix="test_e2e"
+        ) as running:
+            async with httpx.AsyncClient(base_url=running.url) as playground:
+                session = (await playground.get("/api/session")).json()
+            async with EmulatorControl(running.emulator_url) as control:
+                world = await control.world()
+                guild = world["guilds"][0]
+                users = {u["username"]: u["id"] for u in world["users"]}
+                # The guild's owner is the emulator's system user: made a member so that it can speak.
+                users["owner"] = guild["owner_id"]
+                await control.add_member(guild["id"], guild["owner_id"])
+                yield Demo(
+                    running=running,
+                    control=control,
+                    inference=inference,
+                    settings=stack_up,
+                    guild_id=guild["id"],
+                    channels={c["name"]: c["id"] for c in guild["channels"] if c["type"] == 0},
+                    users=users,
+                    bots={b["username"]: b["id"] for b in world["bots"]},
+                    deployments={a["name"]: uuid.UUID(a["deployment_id"]) for a in session["agents"]},
+                )
     finally:
-        await running.stop()
-        await reader
         await inference.stop()
-        await _drop(stack_up, namespace, schema)
