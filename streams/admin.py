@@ -112,17 +112,15 @@ async def apply_catalog(
         await admin.close()
 
 
-async def delete_namespace(
-    bootstrap: str, namespace: str, catalog: tuple[TopicSpec, ...] = CATALOG
-) -> list[str]:
-    """Delete the catalog's topics under a namespace (a finished sandbox or test run); returns what went."""
+async def delete_namespace(bootstrap: str, namespace: str) -> list[str]:
+    """Delete every topic under a namespace (a finished sandbox or test run): the catalog's and whatever
+    else was created there, Faust changelogs included. Returns what went."""
     if not namespace:
         raise ValueError("refusing to delete the production topics: give a namespace")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-topics")
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        names = [spec.name_in(namespace) for spec in catalog if spec.name_in(namespace) in existing]
+        names = sorted(name for name in await admin.list_topics() if name.startswith(namespace))
         if names:
             await admin.delete_topics(names)
         return names

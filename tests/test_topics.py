@@ -62,7 +62,7 @@ async def test_apply_grows_partitions_and_restores_drifted_config(stack_up: Sett
     assert len(plans) == 1
     assert plans[0].grow_to == 4 and plans[0].set_config
     assert await apply_catalog(stack_up.kafka_bootstrap, namespace, (bigger,)) == []
-    assert await delete_namespace(stack_up.kafka_bootstrap, namespace, (bigger,)) == [f"{namespace}drift"]
+    assert await delete_namespace(stack_up.kafka_bootstrap, namespace) == [f"{namespace}drift"]
 
 
 async def test_envelope_is_produced_and_consumed_through_the_broker(stack_up: Settings) -> None:
@@ -107,7 +107,7 @@ async def test_envelope_is_produced_and_consumed_through_the_broker(stack_up: Se
                 received.extend(records)
     finally:
         await consumer.stop()
-    await delete_namespace(stack_up.kafka_bootstrap, namespace, (DISCORD_EVENTS,))
+    await delete_namespace(stack_up.kafka_bootstrap, namespace)
     # One guild's events share a partition and keep their order.
     assert {record.partition for record in received} == {received[0].partition}
     assert [DISCORD_EVENTS.codec.decode(record.value) for record in received] == envelopes

@@ -12,7 +12,6 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from deep.settings import get_settings
@@ -21,9 +20,9 @@ from models.inference import InferenceRequest
 from processors.inference.config import EndpointConfig, InferenceConfig
 from processors.inference.pool import EndpointPool
 from processors.inference.worker import InferenceWorker
-from streams.admin import apply_catalog
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import decode_key
+from tests.kafka_namespace import temporary_namespace
 
 AI_TOPICS = (
     *INFERENCE_LANES.values(),
@@ -36,16 +35,8 @@ AI_TOPICS = (
 @pytest.fixture
 async def namespace() -> AsyncIterator[str]:
     """A topic namespace of the test's own: a fresh worker group reads the lanes from the start."""
-    bootstrap = get_settings().kafka_bootstrap
-    ns = f"t{uuid4().hex[:8]}."
-    await apply_catalog(bootstrap, ns, AI_TOPICS)
-    yield ns
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name_in(ns) for spec in AI_TOPICS])
-    finally:
-        await admin.close()
+    async with temporary_namespace(get_settings().kafka_bootstrap, AI_TOPICS) as ns:
+        yield ns
 
 
 @pytest.fixture

@@ -7,15 +7,14 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
 from deep.settings import Settings
 from infra.stack.clickhouse import engine_holder, get_clickhouse_client
 from sinks.clickhouse.schema import migrate
 from sinks.tables import TOPIC_TABLES
-from streams.admin import apply_catalog
 from streams.catalog import TopicSpec, dead_letter_topic
+from tests.kafka_namespace import temporary_namespace
 
 # The topics the sinks read and their dead-letter topics.
 SINK_TOPICS: tuple[TopicSpec, ...] = tuple(
@@ -25,15 +24,8 @@ SINK_TOPICS: tuple[TopicSpec, ...] = tuple(
 
 @pytest.fixture(scope="module")
 async def namespace(stack_up: Settings) -> AsyncIterator[str]:
-    ns = f"t{uuid4().hex[:8]}."
-    await apply_catalog(stack_up.kafka_bootstrap, ns, SINK_TOPICS)
-    yield ns
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name_in(ns) for spec in SINK_TOPICS])
-    finally:
-        await admin.close()
+    async with temporary_namespace(stack_up.kafka_bootstrap, SINK_TOPICS) as ns:
+        yield ns
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -26,8 +25,8 @@ from emulator.discord.server import DiscordEmulator
 from gateways.vault import generate_key_spec
 from infra.migrate import migrate
 from models.tiers import Tier
-from streams.admin import apply_catalog
 from streams.catalog import AGENT_DEPLOYMENTS, OWNER_NOTIFICATIONS, TOKENS_HEALTH
+from tests.kafka_namespace import temporary_namespace
 
 API_TOPICS = (AGENT_DEPLOYMENTS, TOKENS_HEALTH, OWNER_NOTIFICATIONS)
 
@@ -61,15 +60,8 @@ async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="module")
 async def namespace(base_settings: Settings) -> AsyncIterator[str]:
-    namespace = f"t{uuid4().hex[:8]}."
-    await apply_catalog(base_settings.kafka_bootstrap, namespace, API_TOPICS)
-    yield namespace
-    admin = AIOKafkaAdminClient(bootstrap_servers=base_settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name_in(namespace) for spec in API_TOPICS])
-    finally:
-        await admin.close()
+    async with temporary_namespace(base_settings.kafka_bootstrap, API_TOPICS) as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.presets import all_presets
 from deep.settings import REPO_ROOT, Settings
 from demo.world import AGENTS
+from streams.admin import delete_namespace
 from tests.demo.conftest import ensure_chromium
 
 START_TIMEOUT_S = 180.0
@@ -91,14 +91,7 @@ async def _drop(settings: Settings, namespace: str, schema: str) -> None:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(namespace)]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
+    await delete_namespace(settings.kafka_bootstrap, namespace)
 
 
 @asynccontextmanager

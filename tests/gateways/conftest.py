@@ -27,9 +27,9 @@ from emulator.discord.world import Bot
 from gateways.vault import KeyRing, generate_key_spec
 from infra.migrate import migrate
 from models.actions import Action
-from streams.admin import apply_catalog
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, TOKENS_HEALTH, TopicSpec
 from streams.codec import encode_key
+from tests.kafka_namespace import temporary_namespace
 
 GATEWAY_TOPICS: tuple[TopicSpec, ...] = (
     DISCORD_EVENTS,
@@ -48,10 +48,8 @@ def emulator_config(**changes: Any) -> EmulatorConfig:
 async def namespace(stack_up: Settings) -> AsyncIterator[str]:
     """A private namespace for topics and Redis keys, deleted afterwards (every partition costs the broker a
     file descriptor)."""
-    name = f"t{uuid.uuid4().hex[:8]}."
-    await apply_catalog(stack_up.kafka_bootstrap, name, GATEWAY_TOPICS)
-    yield name
-    await delete_topics(stack_up.kafka_bootstrap, [spec.name_in(name) for spec in GATEWAY_TOPICS])
+    async with temporary_namespace(stack_up.kafka_bootstrap, GATEWAY_TOPICS) as name:
+        yield name
     redis = aioredis.Redis.from_url(stack_up.redis_url)
     try:
         keys = [key async for key in redis.scan_iter(match=f"{name}*")]

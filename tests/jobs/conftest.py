@@ -9,11 +9,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from deep.settings import Settings
 from infra.migrate import migrate
-from streams.admin import apply_catalog
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
@@ -22,6 +20,7 @@ from streams.catalog import (
     INFERENCE_RESULTS,
     TopicSpec,
 )
+from tests.kafka_namespace import temporary_namespace
 
 JOB_TOPICS: tuple[TopicSpec, ...] = (
     AGENT_DEPLOYMENTS,
@@ -32,23 +31,10 @@ JOB_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-async def delete_namespace(bootstrap: str, namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [name for name in await admin.list_topics() if name.startswith(namespace)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 async def namespace(stack_up: Settings) -> AsyncIterator[str]:
-    ns = f"t{uuid4().hex[:8]}."
-    await apply_catalog(stack_up.kafka_bootstrap, ns, JOB_TOPICS)
-    yield ns
-    await delete_namespace(stack_up.kafka_bootstrap, ns)
+    async with temporary_namespace(stack_up.kafka_bootstrap, JOB_TOPICS) as ns:
+        yield ns
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from deep.settings import Settings
 from jobs.parquet import StoredEvent, events_table, export_events, import_events, table_envelopes
 from jobs.timeline import TimeWindow, to_ms
 from models.events import EventEnvelope
-from streams.admin import apply_catalog
+from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import DISCORD_EVENTS
-from tests.jobs.conftest import delete_namespace
 from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, message, read_records
 
 # Yesterday's midnight (UTC): the events straddle two days and stay within the topic's retention.

@@ -22,7 +22,6 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from deep.settings import REPO_ROOT, Settings
 from models.events import EventEnvelope
-from streams.admin import apply_catalog
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
@@ -35,6 +34,7 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import encode_key
+from tests.kafka_namespace import temporary_namespace
 
 OUTPUTS: tuple[TopicSpec, ...] = (
     DISCORD_ACTIONS,
@@ -183,16 +183,8 @@ class Producer:
 @pytest.fixture(scope="module")
 async def namespace(stack_up: Settings) -> AsyncIterator[str]:
     """A topic namespace of the module's own; its topics, the workers' changelogs too, are deleted after."""
-    namespace = f"t{uuid4().hex[:8]}."
-    await apply_catalog(stack_up.kafka_bootstrap, namespace)
-    yield namespace
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await admin.start()
-    try:
-        topics = [name for name in await admin.list_topics() if name.startswith(namespace)]
-        await admin.delete_topics(topics)
-    finally:
-        await admin.close()
+    async with temporary_namespace(stack_up.kafka_bootstrap) as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")
