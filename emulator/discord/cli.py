@@ -34,7 +34,8 @@ async def _serve(host: str, port: int, world: WorldSpec | None) -> None:
     )
     bots = list(emulator.world.bots.values())
     for bot in bots[:_LISTED_BOTS]:
-        print(f"  bot {bot.user.username} id={bot.id} token={bot.token}", flush=True)
+        # Tokens stay off the console, as everywhere in the platform: GET /_control/world has them.
+        print(f"  bot {bot.user.username} id={bot.id}", flush=True)
     if len(bots) > _LISTED_BOTS:
         print(f"  ... and {len(bots) - _LISTED_BOTS} more bots (GET {base}/_control/world)", flush=True)
     stop = asyncio.Event()
