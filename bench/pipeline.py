@@ -1,16 +1,35 @@
-"""End-to-end pipeline benchmark: prefix commands ("!queue") posted as a member in the demo world's emulator,
-answered by the Mode-1 music bot through gateway -> Kafka -> processors -> Kafka -> gateway -> emulator.
+"""Pipeline benchmark: messages/s and latency through emulator -> gateway -> Kafka -> processors -> Kafka ->
+gateway -> emulator, on this machine with the broker and the emulator on it.
 
-At rising offered rates (each for STEP_S seconds) it measures answered messages/s and p50/p99 latency from
-the post to the emulator's record of the answer, stopping at saturation; then the raw aiokafka
-produce->consume rate on the same machine as the ceiling. Prints one JSON line at the end.
+The workload is what a fleet sees: most messages are chatter that no command or rule answers, a few are
+commands that are. The demo runs (emulator, configuration API, gateway runner, processors, inference worker)
+and --guilds load guilds are added to it, each with --members members, two text channels and one music bot
+(the "bare" preset, Mode 1) deployed through the configuration API. At rising rates, for STEP_S seconds each:
 
-    .venv/bin/python bench/pipeline.py
+- chatter: the emulator's traffic generator posts plain messages across the load guilds at the offered rate;
+  every one reaches its guild's bot over the gateway, is forwarded to `discord.events` and is routed and
+  parsed by the processors. `processed_per_s` counts the processors' committed offsets on `discord.events`
+  from the step's start to the moment they caught up with what the gateway forwarded.
+- probes: /queue slash commands at PROBE_RATE_PER_S, answered through the whole loop; p50/p99 are from the
+  command's post to the emulator's record of the answer. (Slash commands, because a prefix-command reply
+  per probe would measure Discord's 5-per-5-s channel limit, not the pipeline.)
+- CPU: microseconds of CPU per message of each process (emulator, gateway, processors, broker): with the
+  rate this gives the cores the pipeline needs, `cores_needed_at_target`.
+
+A step that cannot keep up (posted or processed below 90 % of the offered rate, probes unanswered, or the
+processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the
+processors reading pre-produced chatter events (events/s and CPU per event of one worker), and raw aiokafka
+produce -> consume as the ceiling. Prints one JSON line at the end.
+
+    .venv/bin/python bench/pipeline.py [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -18,22 +37,43 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import SecretStr
 
-from deep.settings import REPO_ROOT, get_settings
+from deep.settings import REPO_ROOT, Settings, get_settings
+from demo.seed import ApiClient, create_operator, deploy_agent
+from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
-from streams.admin import delete_namespace
+from infra.stack import status as stack_status
+from models.agent import AgentMode
+from models.deployments import DeployedAgent, Deployment, RoutingRecord
+from models.events import EventEnvelope
+from models.templates import mode_template
+from models.tiers import Tier
+from processors.app import WorkerOptions
+from streams.admin import apply_catalog, delete_namespace
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
+from streams.codec import encode_key
 
-RATES = (50, 100, 200, 400, 800)
-STEP_S = 8.0
-DRAIN_S = 10.0
+TARGET_PER_S = 10_000
+LATENCY_RATE_PER_S = 5_000
+STEP_S = 10.0
+DRAIN_S = 15.0
+PROBE_RATE_PER_S = 20
 START_TIMEOUT_S = 180.0
 RAW_MESSAGES = 50_000
+STAGE_EVENTS = 30_000
+CHATTER = "anyone up for a game night this weekend? message {n}"
+PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
 
 
 def free_port() -> int:
@@ -43,57 +83,294 @@ def free_port() -> int:
         return port
 
 
+async def until(condition: Callable[[], Awaitable[bool]], deadline: float, interval_s: float = 0.05) -> bool:
+    """Poll `condition` until it holds (True) or the monotonic `deadline` passes (False)."""
+    while True:
+        if await condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval_s)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def step(control: EmulatorControl, user: str, channel: str, bot: str, rate: int) -> dict[str, Any]:
-    """Run `/queue` at `rate` per second for STEP_S, then wait for the answers.
+def cpu_s(pid: int) -> float:
+    """User plus system CPU time the process has used."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
-    Slash commands are measured because their answers (interaction callbacks) are exempt from the
-    per-token 50 requests/s and have a route of their own per interaction, as on Discord: a message reply
-    per command would measure Discord's 5-per-5-s channel limit, not the pipeline."""
-    seen = await control.actions()
+
+def children(parent: int) -> dict[str, int]:
+    """The demo's children measured here, by role, found from their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if ppid != parent:
+            continue
+        words = {arg.decode(errors="replace") for arg in argv}
+        for marker, name in PROCESS_NAMES.items():
+            if marker in words:
+                found[name] = int(entry.name)
+    return found
+
+
+@dataclass(frozen=True)
+class LoadGuild:
+    guild_id: str
+    bot_id: str
+    channel_ids: tuple[str, ...]
+    member_ids: tuple[str, ...]
+
+
+async def add_load_guilds(
+    control: EmulatorControl, http: httpx.AsyncClient, schema_dsn: str, guilds: int, members: int
+) -> list[LoadGuild]:
+    """Guilds with members, two text channels and a music bot each, deployed by one enterprise owner."""
+    operator = ApiClient(http, await create_operator(schema_dsn))
+    created = await operator.call(
+        "POST", "/owners", {"name": "pipeline bench", "tier": Tier.enterprise.value}
+    )
+    owner = ApiClient(http, SecretStr(created["key"]["api_key"]))
+
+    async def one(index: int) -> LoadGuild:
+        guild = await control.add_guild(f"load {index}")
+        channels = [(await control.add_channel(guild["id"], name))["id"] for name in ("general", "music")]
+        users = [(await control.add_user(f"load{index}-{n}"))["id"] for n in range(members)]
+        for user_id in users:
+            await control.add_member(guild["id"], user_id)
+        bot = await control.add_bot(username=f"Load Music {index}", guild_ids=[guild["id"]])
+        plan = AgentPlan(f"load{index}", "bare", f"Load Music {index}", "!")
+        await deploy_agent(owner, plan, bot["id"], SecretStr(bot["token"]), guild["id"])
+        return LoadGuild(guild["id"], bot["id"], tuple(channels), tuple(users))
+
+    return list(await asyncio.gather(*(one(index) for index in range(guilds))))
+
+
+class Offsets:
+    """How far the gateway has written `discord.events` and how far the processors have committed."""
+
+    def __init__(self, bootstrap: str, namespace: str) -> None:
+        self.topic = DISCORD_EVENTS.name_in(namespace)
+        self.group = f"{namespace}{WorkerOptions.app_id}"
+        self.partitions = [TopicPartition(self.topic, p) for p in range(DISCORD_EVENTS.partitions)]
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.reader.start()
+
+    async def stop(self) -> None:
+        await self.reader.stop()
+        await self.admin.close()
+
+    async def written(self) -> int:
+        return sum((await self.reader.end_offsets(self.partitions)).values())
+
+    async def committed(self) -> int:
+        offsets = await self.admin.list_consumer_group_offsets(self.group, partitions=self.partitions)
+        return sum(max(o.offset, 0) for o in offsets.values())
+
+
+async def probe_latencies(
+    control: EmulatorControl, guilds: list[LoadGuild], duration_s: float, rate: float
+) -> tuple[int, list[float]]:
+    """/queue commands at `rate` for `duration_s` across the load guilds; (posted, latencies in seconds)."""
+    seen = await control.actions(limit=1, kind="interaction_response")
     since = seen[-1]["seq"] if seen else 0
     posted: dict[str, float] = {}
-    count = int(rate * STEP_S)
+    targets = itertools.cycle(guilds)
     start = time.time()
-    pending: set[asyncio.Task[None]] = set()
+    tasks = []
 
-    async def post() -> None:
+    async def post(guild: LoadGuild, turn: int) -> None:
         sent_at = time.time()
-        interaction = await control.invoke_command(bot, user, channel, "queue")
+        user = guild.member_ids[turn % len(guild.member_ids)]
+        interaction = await control.invoke_command(guild.bot_id, user, guild.channel_ids[1], "queue")
         posted[interaction["id"]] = sent_at
 
-    for n in range(count):
+    for n in range(int(duration_s * rate)):
         delay = start + n / rate - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(post())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-    await asyncio.gather(*pending)
-    offered_s = time.time() - start
+        tasks.append(asyncio.create_task(post(next(targets), n)))
+    await asyncio.gather(*tasks)
     latencies: list[float] = []
     deadline = time.time() + DRAIN_S
-    while time.time() < deadline:
-        answers = await control.actions(since=since, bot_id=bot, kind="interaction_response")
-        latencies = [
-            a["at"] - posted[ref] for a in answers if (ref := a["payload"].get("interaction_id")) in posted
-        ]
-        if len(latencies) >= count:
-            break
+    while len(latencies) < len(posted) and time.time() < deadline:
+        answers = await control.actions(since=since, kind="interaction_response")
+        refs = {a["payload"].get("interaction_id"): a["at"] for a in answers}
+        latencies = [refs[ref] - sent for ref, sent in posted.items() if ref in refs]
         await asyncio.sleep(0.5)
-    answered_s = (max(latencies) + offered_s) if latencies else offered_s
+    return len(posted), latencies
+
+
+async def step(
+    control: EmulatorControl, guilds: list[LoadGuild], offsets: Offsets, pids: dict[str, int], rate: int
+) -> dict[str, Any]:
+    written, committed = await offsets.written(), await offsets.committed()
+    cpu = {name: cpu_s(pid) for name, pid in pids.items()}
+    start = time.monotonic()
+    job = await control.start_traffic(
+        guild_ids=[g.guild_id for g in guilds], rate_per_s=rate, duration_s=STEP_S, content=CHATTER
+    )
+    probes, latencies = await probe_latencies(control, guilds, STEP_S, PROBE_RATE_PER_S)
+
+    async def traffic_done() -> bool:
+        return not next(j for j in await control.traffic() if j["id"] == job["id"])["running"]
+
+    async def caught_up() -> bool:
+        # The processors committed everything the gateway wrote (writes stop with the traffic).
+        return await offsets.committed() >= await offsets.written()
+
+    await until(traffic_done, start + STEP_S + DRAIN_S)
+    sent = next(j for j in await control.traffic() if j["id"] == job["id"])["sent"]
+    caught = await until(caught_up, start + STEP_S + DRAIN_S)
+    elapsed = time.monotonic() - start
+    forwarded = await offsets.written() - written
+    processed = await offsets.committed() - committed
+    messages = sent + probes
+    cpu_us = {name: round((cpu_s(pid) - cpu[name]) * 1e6 / max(messages, 1)) for name, pid in pids.items()}
     return {
         "offered_per_s": rate,
-        "posted_per_s": round(count / offered_s, 1),
-        "answered": len(latencies),
-        "posted": count,
-        "answered_per_s": round(len(latencies) / answered_s, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "posted_per_s": round(sent / STEP_S, 1),
+        "forwarded_events": forwarded,
+        "processed_events": processed,
+        "processed_per_s": round(processed / elapsed, 1),
+        "caught_up": caught,
+        "probes": probes,
+        "probes_answered": len(latencies),
+        "probe_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "probe_p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "cpu_us_per_message": cpu_us,
+    }
+
+
+def saturated(result: dict[str, Any]) -> bool:
+    rate = result["offered_per_s"]
+    return bool(
+        not result["caught_up"]
+        or result["posted_per_s"] < 0.9 * rate
+        or result["processed_per_s"] < 0.9 * rate
+        or result["probes_answered"] < 0.95 * result["probes"]
+    )
+
+
+def stage_world(guilds: int) -> list[tuple[RoutingRecord, str, str, list[str]]]:
+    """Routing records of `guilds` guilds, one agent each in turn Mode 1, 3 and 5, and who chats there."""
+    modes = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
+    world = []
+    for index in range(guilds):
+        guild_id, bot_id, channel_id = (str(10**18 + index * 1000 + n) for n in range(3))
+        deployment = Deployment(
+            deployment_id=uuid.uuid4(),
+            agent_id=uuid.uuid4(),
+            owner_id=uuid.uuid4(),
+            guild_id=guild_id,
+            bot_id=bot_id,
+            token_id=uuid.uuid4(),
+        )
+        agent = DeployedAgent(
+            deployment=deployment, agent=mode_template(modes[index % len(modes)]), owner_tier=Tier.pro
+        )
+        users = [str(10**18 + index * 1000 + 100 + n) for n in range(50)]
+        world.append((RoutingRecord(key=guild_id, deployments=[agent], version=1), bot_id, channel_id, users))
+    return world
+
+
+def chatter_event(n: int, guild_id: str, bot_id: str, channel_id: str, author_id: str) -> bytes:
+    data = {
+        "id": str(2 * 10**18 + n),
+        "type": 0,
+        "guild_id": guild_id,
+        "channel_id": channel_id,
+        "author": {"id": author_id, "username": f"user{author_id[-3:]}", "discriminator": "0", "bot": False},
+        "member": {"roles": [], "nick": None, "joined_at": "2025-01-01T00:00:00+00:00"},
+        "content": CHATTER.format(n=n),
+        "timestamp": "2026-03-02T15:00:00+00:00",
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+    }
+    envelope = EventEnvelope(
+        event_id=f"stage-{n}",
+        bot_id=bot_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        type="MESSAGE_CREATE",
+        sequence=n,
+        data=data,
+    )
+    return DISCORD_EVENTS.codec.encode(envelope)
+
+
+async def processors_alone(settings: Settings, guilds: int) -> dict[str, Any]:
+    """One worker (`python -m processors.cli`) reading STAGE_EVENTS chatter events produced beforehand."""
+    namespace = f"b{uuid.uuid4().hex[:8]}."
+    bootstrap = settings.kafka_bootstrap
+    await apply_catalog(bootstrap, namespace)
+    world = stage_world(guilds)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
+    offsets = Offsets(bootstrap, namespace)
+    await producer.start()
+    await offsets.start()
+    env = {**os.environ, "DEEP_TOPIC_NAMESPACE": namespace, "DEEP_LOG_LEVEL": "WARNING"}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "processors.cli", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    events = DISCORD_EVENTS.name_in(namespace)
+
+    async def produce(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            record, bot_id, channel_id, users = world[n % len(world)]
+            author = users[(n // len(world)) % len(users)]
+            value = chatter_event(n, record.key, bot_id, channel_id, author)
+            await producer.send(events, value, key=encode_key(record.key))
+        await producer.flush()
+
+    try:
+        for record, *_ in world:
+            value = AGENT_DEPLOYMENTS.codec.encode(record)
+            await producer.send(AGENT_DEPLOYMENTS.name_in(namespace), value, key=encode_key(record.key))
+        # Warm up: the worker has joined, recovered and handled a first event of every guild.
+        await produce(0, len(world))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while await offsets.committed() < len(world):
+            if time.monotonic() > deadline or worker.returncode is not None:
+                raise SystemExit("the processors worker did not start")
+            await asyncio.sleep(0.2)
+        before = cpu_s(worker.pid)
+        start = time.monotonic()
+        await produce(len(world), STAGE_EVENTS)
+
+        async def all_committed() -> bool:
+            return await offsets.committed() >= len(world) + STAGE_EVENTS
+
+        await until(all_committed, start + START_TIMEOUT_S)
+        elapsed = time.monotonic() - start
+        used = cpu_s(worker.pid) - before
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+        await offsets.stop()
+        await producer.stop()
+        await delete_namespace(bootstrap, namespace)
+    return {
+        "events": STAGE_EVENTS,
+        "events_per_s": round(STAGE_EVENTS / elapsed),
+        "cpu_us_per_event": round(used * 1e6 / STAGE_EVENTS),
     }
 
 
@@ -129,8 +406,7 @@ async def raw_kafka(bootstrap: str) -> dict[str, Any]:
     }
 
 
-async def main() -> None:
-    settings = get_settings()
+async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
     namespace, schema = f"b{uuid.uuid4().hex[:8]}.", f"bench_{uuid.uuid4().hex[:12]}"
     ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
@@ -141,6 +417,8 @@ async def main() -> None:
         *argv, cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     steps: list[dict[str, Any]] = []
+    offsets = Offsets(settings.kafka_bootstrap, namespace)
+    drain: asyncio.Task[bytes] | None = None
     try:
         assert demo.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -150,34 +428,82 @@ async def main() -> None:
             if time.monotonic() > deadline or demo.returncode is not None:
                 raise SystemExit("the demo did not start")
         drain = asyncio.create_task(demo.stdout.read())
-        async with EmulatorControl(f"http://127.0.0.1:{ports['emulator-port']}") as control:
-            world = await control.world()
-            guild = world["guilds"][0]
-            user = next(u["id"] for u in world["users"] if u["username"] == "aiko")
-            channel = next(c["id"] for c in guild["channels"] if c["name"] == "music")
-            bot = next(b["id"] for b in world["bots"] if b["username"] == "Music Bot")
-            for rate in RATES:
-                result = await step(control, user, channel, bot, rate)
+        await offsets.start()
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['api-port']}", timeout=30.0)
+        async with api, EmulatorControl(f"http://127.0.0.1:{ports['emulator-port']}") as control:
+            schema_dsn = f"{settings.postgres_dsn}?search_path={schema}"
+            guilds = await add_load_guilds(control, api, schema_dsn, args.guilds, args.members)
+            await wait_until_answering(control, guilds)
+            pids = children(demo.pid)
+            kafka = next((s.pid for s in await stack_status(settings) if s.name == "kafka"), None)
+            if kafka is not None:
+                pids["broker"] = kafka
+            for rate in args.rates:
+                result = await step(control, guilds, offsets, pids, rate)
                 steps.append(result)
                 print(orjson.dumps(result).decode(), file=sys.stderr, flush=True)
-                if result["answered"] < 0.95 * result["posted"] or result["answered_per_s"] < 0.8 * rate:
-                    break  # saturated
+                if saturated(result):
+                    break
     finally:
         demo.send_signal(signal.SIGINT)
         await asyncio.wait_for(demo.wait(), 60)
-        await drain
+        if drain is not None:
+            await drain
+        await offsets.stop()
         conn = await asyncpg.connect(settings.postgres_dsn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
         await delete_namespace(settings.kafka_bootstrap, namespace)
-    ceiling = await raw_kafka(settings.kafka_bootstrap)
-    best = max(steps, key=lambda s: s["answered_per_s"])
-    print(
-        orjson.dumps(
-            {"pipeline": steps, "max_answered_per_s": best["answered_per_s"], "raw_aiokafka": ceiling}
-        ).decode()
-    )
+    return steps
+
+
+async def wait_until_answering(control: EmulatorControl, guilds: list[LoadGuild]) -> None:
+    """Every load bot is connected and answers /queue (its deployment reached the processors)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    waiting = list(guilds)
+    while waiting:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(waiting)} load bots never answered /queue")
+        probes, latencies = await probe_latencies(control, waiting, 1.0, len(waiting))
+        if len(latencies) == probes:
+            return
+        await asyncio.sleep(1.0)
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    steps = await end_to_end(settings, args)
+    sustained = [s for s in steps if not saturated(s)]
+    best = max(sustained, key=lambda s: s["processed_per_s"]) if sustained else None
+    at_latency_rate = next((s for s in steps if s["offered_per_s"] == LATENCY_RATE_PER_S), None)
+    reference = best or steps[0]
+    cpu_per_message = reference["cpu_us_per_message"]
+    figures = {
+        "bench": "pipeline",
+        "guilds": args.guilds,
+        "steps": steps,
+        "max_sustained_per_s": best["processed_per_s"] if best else None,
+        f"probe_p99_ms_at_{LATENCY_RATE_PER_S}": at_latency_rate["probe_p99_ms"] if at_latency_rate else None,
+        "cpu_us_per_message": cpu_per_message,
+        # CPU per message of every measured process, at the target rate, in cores.
+        "cores_needed_at_target": round(sum(cpu_per_message.values()) * TARGET_PER_S / 1e6, 2),
+        "target_per_s": TARGET_PER_S,
+        "cpu_count": os.cpu_count(),
+        "processors_alone": await processors_alone(settings, args.guilds),
+        "raw_aiokafka": await raw_kafka(settings.kafka_bootstrap),
+    }
+    print(orjson.dumps(figures).decode())
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--guilds", type=int, default=24)
+    parser.add_argument("--members", type=int, default=20)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[1000, 2500, 5000, 7500, 10000],
+    )
+    asyncio.run(main(parser.parse_args()))

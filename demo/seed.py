@@ -97,7 +97,9 @@ class ApiClient:
         return response.json() if response.content else None
 
 
-async def _deploy(api: ApiClient, plan: AgentPlan, bot_id: str, token: SecretStr, guild_id: str) -> DemoAgent:
+async def deploy_agent(
+    api: ApiClient, plan: AgentPlan, bot_id: str, token: SecretStr, guild_id: str
+) -> DemoAgent:
     # The token travels in this request body only; the vault validates it against the emulator.
     state = await api.call("POST", "/tokens", {"token": token.get_secret_value()})
     if state["bot_user_id"] != bot_id:
@@ -132,6 +134,6 @@ async def seed_platform(
     owner_key = SecretStr(created["key"]["api_key"])
     owner = ApiClient(http, owner_key)
     deployed = await asyncio.gather(
-        *(_deploy(owner, plan, ids.bot_ids[plan.key], tokens[plan.key], ids.guild_id) for plan in agents)
+        *(deploy_agent(owner, plan, ids.bot_ids[plan.key], tokens[plan.key], ids.guild_id) for plan in agents)
     )
     return DemoWorld(ids, tuple(deployed), UUID(created["owner"]["owner_id"]), owner_key)
