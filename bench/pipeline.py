@@ -2,7 +2,8 @@
 gateway -> emulator, on this machine with the broker and the emulator on it.
 
 The workload is what a fleet sees: most messages are chatter that no command or rule answers, a few are
-commands that are. The demo runs (emulator, configuration API, gateway runner, processors, inference worker)
+commands that are. The demo runs without its playground (emulator, configuration API, gateway runner,
+processors, inference worker)
 and --guilds load guilds are added to it, each with --members members, two text channels and one music bot
 (the "bare" preset, Mode 1) deployed through the configuration API. At rising rates, for STEP_S seconds each:
 
@@ -410,7 +411,7 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[
     namespace, schema = f"b{uuid.uuid4().hex[:8]}.", f"bench_{uuid.uuid4().hex[:12]}"
     ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
-    argv += ["--chat-rate", "0", "--no-sinks", "--work-dir", f"/tmp/{schema}"]
+    argv += ["--chat-rate", "0", "--no-sinks", "--no-playground", "--work-dir", f"/tmp/{schema}"]
     argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
     demo = await asyncio.create_subprocess_exec(
@@ -423,7 +424,7 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[
         assert demo.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (await asyncio.wait_for(demo.stdout.readline(), START_TIMEOUT_S)).startswith(
-            b"[demo] playground"
+            b"[demo] ready"
         ):
             if time.monotonic() > deadline or demo.returncode is not None:
                 raise SystemExit("the demo did not start")

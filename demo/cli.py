@@ -23,6 +23,9 @@ def demo_command(
         _DEFAULTS.chat_rate_per_s, help="Simulated messages per second (0: none)."
     ),
     sinks: bool = typer.Option(_DEFAULTS.sinks, help="Copy the demo's analytics into ClickHouse."),
+    playground: bool = typer.Option(
+        _DEFAULTS.playground, help="Serve the playground (off: the platform alone, e.g. for benchmarks)."
+    ),
     work_dir: Path | None = typer.Option(None, help="Logs and local data (default: <state dir>/demo)."),
 ) -> None:
     """Run the whole platform in a demo world with a browser playground, until Ctrl-C."""
@@ -34,6 +37,7 @@ def demo_command(
         schema=schema,
         chat_rate_per_s=chat_rate,
         sinks=sinks,
+        playground=playground,
         work_dir=work_dir,
     )
     from demo.orchestrator import run_demo

@@ -28,6 +28,9 @@ class DemoOptions:
     # Simulated members' messages per second, across all channels.
     chat_rate_per_s: float = 0.2
     sinks: bool = True
+    # False: no playground page and no live feed reading the topics (benchmarks: load that is not the
+    # platform's).
+    playground: bool = True
     # Logs and the processors' local data; default: <state dir>/demo.
     work_dir: Path | None = None
 

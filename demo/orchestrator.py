@@ -187,6 +187,30 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _start_playground(
+    resources: contextlib.AsyncExitStack,
+    options: DemoOptions,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    control: EmulatorControl,
+    world: DemoWorld,
+    supervisor: Supervisor,
+) -> DemoRoom:
+    """The playground page and the live feed behind it; both stop with `resources`."""
+    names = Names()
+    room = DemoRoom(control, world, names)
+    state = LiveState({a.deployment_id: a.bot_id for a in world.agents}, {world.ids.guild_id}, names)
+    feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace)
+    await feed.start()
+    resources.push_async_callback(feed.stop)
+    agents = ApiAgents(http, world.owner_key, agent_views(world))
+    processes = functools.partial(process_views, supervisor)
+    app = create_app(Playground("demo", ai_view(settings), agents, state, room, processes))
+    playground = await serve(app, options.host, options.playground_port)
+    resources.push_async_callback(playground.cleanup)
+    return room
+
+
 async def _run(options: DemoOptions, settings: Settings) -> None:
     """Start, seed and serve; runs until cancelled (Ctrl-C) or a child fails for good, then stops all."""
     options.check()
@@ -245,30 +269,22 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
             await wait_for("the bots' gateway connections", bots_connected, supervisor)
             await wait_for("the processors and the inference worker", workers_ready, supervisor)
 
-            names = Names()
-            room = DemoRoom(control, world, names)
-            state = LiveState({a.deployment_id: a.bot_id for a in world.agents}, {ids.guild_id}, names)
-            feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace)
-            await feed.start()
-            resources.push_async_callback(feed.stop)
-            ai = ai_view(settings)
-            agents = ApiAgents(http, world.owner_key, agent_views(world))
-            processes = functools.partial(process_views, supervisor)
-            app = create_app(Playground("demo", ai, agents, state, room, processes))
-            playground = await serve(app, options.host, options.playground_port)
-            resources.push_async_callback(playground.cleanup)
-            background = [asyncio.create_task(room.run(), name="room")]
+            background = []
+            if options.playground:
+                room = await _start_playground(resources, options, settings, http, control, world, supervisor)
+                background.append(asyncio.create_task(room.run(), name="room"))
             if options.chat_rate_per_s > 0:
                 talk = chatter(control, ids, options.chat_rate_per_s, seed=0)
                 background.append(asyncio.create_task(talk, name="chatter"))
             resources.push_async_callback(_cancel, background)
 
             say(f"ready in {time.monotonic() - started:.1f} s")
-            say(f"playground: http://{options.host}:{options.playground_port}")
+            if options.playground:
+                say(f"playground: http://{options.host}:{options.playground_port}")
             say(
                 f"Discord emulator: {emulator_url} (control API /_control), configuration API: {api_url}/docs"
             )
-            say(f"AI: {ai.description}")
+            say(f"AI: {ai_view(settings).description}")
             say("Ctrl-C stops everything")
             raise ChildFailed(await supervisor.failure())
     finally:
