@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -58,19 +58,6 @@ def new_run_id() -> str:
 
 def sandbox_namespace(namespace: str, run_id: str) -> str:
     return f"{namespace}sandbox.{run_id}."
-
-
-def output_records(key: str, outputs: Outputs) -> Iterator[tuple[TopicSpec, str, bytes]]:
-    """(topic, record key, value) of each output, keyed as the processors key them."""
-    for action in outputs.actions:
-        yield DISCORD_ACTIONS, action.bot_id, DISCORD_ACTIONS.codec.encode(action)
-    for decision in outputs.decisions:
-        yield AGENT_DECISIONS, key, AGENT_DECISIONS.codec.encode(decision)
-    for audit in outputs.audits:
-        yield MODERATION_AUDIT, audit.guild_id, MODERATION_AUDIT.codec.encode(audit)
-    for request in outputs.requests:
-        lane = INFERENCE_LANES[request.lane]
-        yield lane, str(request.deployment_id), lane.codec.encode(request)
 
 
 def comparable(decision: Decision) -> dict[str, Any]:
@@ -177,7 +164,7 @@ async def replay(
             event_ids.add(cause.event_id)
         for decision in outputs.decisions:
             replayed[(decision.event_id, decision.deployment_id)] = decision
-        for spec, record_key, value in output_records(key, outputs):
+        for spec, record_key, value in outputs.records(key):
             sends.append(await producer.send(spec.name_in(sandbox), value, key=encode_key(record_key)))
         if len(sends) >= _PENDING_SENDS:
             await asyncio.gather(*sends)

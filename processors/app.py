@@ -110,22 +110,16 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         )
 
     events, deployments, results = topic(DISCORD_EVENTS), topic(AGENT_DEPLOYMENTS), topic(INFERENCE_RESULTS)
-    actions, decisions, audits = topic(DISCORD_ACTIONS), topic(AGENT_DECISIONS), topic(MODERATION_AUDIT)
-    lanes = {lane: topic(spec) for lane, spec in INFERENCE_LANES.items()}
     consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS)
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
     engine = Engine(create_tables(app), seed.take if seed is not None else None)
 
+    outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
+    outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
+
     async def publish(key: str, outputs: Outputs) -> None:
-        for action in outputs.actions:
-            await actions.send(key=encode_key(action.bot_id), value=DISCORD_ACTIONS.codec.encode(action))
-        for decision in outputs.decisions:
-            await decisions.send(key=encode_key(key), value=AGENT_DECISIONS.codec.encode(decision))
-        for audit in outputs.audits:
-            await audits.send(key=encode_key(audit.guild_id), value=MODERATION_AUDIT.codec.encode(audit))
-        for request in outputs.requests:
-            value = INFERENCE_LANES[request.lane].codec.encode(request)
-            await lanes[request.lane].send(key=encode_key(str(request.deployment_id)), value=value)
+        for spec, record_key, value in outputs.records(key):
+            await outputs_to[spec.name].send(key=encode_key(record_key), value=value)
 
     async def dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
         raw: bytes = message.value or b""

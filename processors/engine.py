@@ -9,7 +9,7 @@ record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -73,6 +73,7 @@ from processors.utility import (
     render_custom,
     take_due_reminders,
 )
+from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, MODERATION_AUDIT, TopicSpec
 
 APPLICATION_COMMAND = 2
 V = TypeVar("V")
@@ -120,6 +121,19 @@ class Outputs:
 
     def __bool__(self) -> bool:
         return bool(self.actions or self.decisions or self.audits or self.requests)
+
+    def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
+        """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
+        by bot (the gateway that holds the bot consumes them), inference requests by deployment."""
+        for action in self.actions:
+            yield DISCORD_ACTIONS, action.bot_id, DISCORD_ACTIONS.codec.encode(action)
+        for decision in self.decisions:
+            yield AGENT_DECISIONS, key, AGENT_DECISIONS.codec.encode(decision)
+        for audit in self.audits:
+            yield MODERATION_AUDIT, audit.guild_id, MODERATION_AUDIT.codec.encode(audit)
+        for request in self.requests:
+            lane = INFERENCE_LANES[request.lane]
+            yield lane, str(request.deployment_id), lane.codec.encode(request)
 
 
 class _Embed(BaseModel):
