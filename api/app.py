@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api.background import consume_token_health, run_health_checks
+from api.background import consume_token_health, run_health_checks, run_usage_persistence
 from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
@@ -21,6 +21,8 @@ from api.store import Store
 from deep.settings import Settings, get_settings
 from gateways.vault import TokenVault, load_keyring
 from infra.migrate import migrate
+from processors.inference.config import InferenceConfig
+from processors.inference.quota import MonthlyUsage
 from streams.outbox import run_relay
 
 DESCRIPTION = """
@@ -59,7 +61,9 @@ def create_app(
             http=http,
         )
         store = Store(pool, vault, settings.topic_namespace)
-        app.state.ctx = ApiContext(settings, store, vault, RateLimiter(redis, rate_limit or RateLimit()))
+        usage = MonthlyUsage(redis, InferenceConfig.key_prefix)
+        limiter = RateLimiter(redis, rate_limit or RateLimit())
+        app.state.ctx = ApiContext(settings, store, vault, limiter, usage)
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -69,6 +73,7 @@ def create_app(
                 asyncio.create_task(
                     consume_token_health(store, settings.kafka_bootstrap, stop), name="token-health-consumer"
                 ),
+                asyncio.create_task(run_usage_persistence(store, usage, stop), name="usage-persistence"),
             ]
         try:
             yield

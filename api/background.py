@@ -1,5 +1,6 @@
-"""The API process's background work besides the relay: scheduled token health checks, and acting on
-`tokens.health` (from the checks and from gateway runners) by reassigning a dead token's deployments."""
+"""The API process's background work besides the relay: scheduled token health checks, acting on
+`tokens.health` (from the checks and from gateway runners) by reassigning a dead token's deployments, and
+persisting the inference workers' monthly AI-call counts."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import logging
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
-from api.store import Store
+from api.store import Store, current_period
 from gateways.vault import TokenVault, VaultError
+from processors.inference.quota import MonthlyUsage
 from streams.catalog import TOKENS_HEALTH
 from streams.codec import CodecError
 
@@ -35,6 +38,26 @@ async def run_health_checks(vault: TokenVault, stop: asyncio.Event, *, interval_
                     log.warning("health check of token %s: %s", token_id, exc)
         except OSError as exc:
             log.warning("health checks: %s", exc)
+        await _sleep(stop, interval_s)
+
+
+async def persist_usage(store: Store, usage: MonthlyUsage) -> int:
+    """Copy this month's AI-call counts from Redis into usage_counters; returns how many owners."""
+    period = current_period()
+    counts = await usage.month_counts(period)
+    await store.record_usage(period, counts)
+    return len(counts)
+
+
+async def run_usage_persistence(
+    store: Store, usage: MonthlyUsage, stop: asyncio.Event, *, interval_s: float = 60.0
+) -> None:
+    """Persist the counts every `interval_s`: Redis keeps them 40 days, PostgreSQL keeps them for billing."""
+    while not stop.is_set():
+        try:
+            await persist_usage(store, usage)
+        except (OSError, RedisError) as exc:
+            log.warning("persisting usage: %r", exc)
         await _sleep(stop, interval_s)
 
 

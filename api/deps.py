@@ -13,6 +13,7 @@ from api.ratelimit import RateLimiter
 from api.store import Principal, Store
 from deep.settings import Settings
 from gateways.vault import TokenVault
+from processors.inference.quota import MonthlyUsage
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ApiContext:
     store: Store
     vault: TokenVault
     limiter: RateLimiter
+    # The inference workers' monthly AI-call counters.
+    usage: MonthlyUsage
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

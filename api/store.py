@@ -633,7 +633,8 @@ class Store:
 
     # Usage and operations.
 
-    async def usage(self, owner_id: UUID, tier: Tier) -> Usage:
+    async def usage(self, owner_id: UUID, tier: Tier, live_ai_calls: int) -> Usage:
+        """`live_ai_calls`: the inference workers' count this month (Redis), ahead of the persisted one."""
         period = current_period()
         ai_calls = await self.pool.fetchval(
             "SELECT ai_calls FROM usage_counters WHERE owner_id = $1 AND period = $2", owner_id, period
@@ -644,10 +645,25 @@ class Store:
         limits = TIERS[tier]
         return Usage(
             period=period,
-            ai_calls=ai_calls or 0,
+            ai_calls=max(ai_calls or 0, live_ai_calls),
             monthly_ai_calls=limits.monthly_ai_calls,
             agents=agents,
             agent_slots=limits.agent_slots,
+        )
+
+    async def record_usage(self, period: str, counts: dict[UUID, int]) -> None:
+        """Persist AI-call counts of `period`; a count never goes down (a late, lower reading is ignored).
+        Owners deleted meanwhile are skipped."""
+        await self.pool.execute(
+            """INSERT INTO usage_counters (owner_id, period, ai_calls)
+               SELECT c.owner_id, $1, c.ai_calls
+               FROM unnest($2::uuid[], $3::bigint[]) AS c (owner_id, ai_calls)
+               JOIN owners o ON o.owner_id = c.owner_id
+               ON CONFLICT (owner_id, period)
+               DO UPDATE SET ai_calls = GREATEST(usage_counters.ai_calls, EXCLUDED.ai_calls)""",
+            period,
+            list(counts),
+            list(counts.values()),
         )
 
     async def outbox_status(self) -> OutboxStatus:

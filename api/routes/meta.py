@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import APIRouter
 
-from api.deps import Caller, Context, Operator
+from api.deps import ApiContext, Caller, Context, Operator
 from api.schemas import ErrorBody, Health, Me, OutboxStatus, Usage
-from models.tiers import TIERS, TierLimits
+from models.common import utc_now
+from models.tiers import TIERS, Tier, TierLimits
 
 router = APIRouter(tags=["account"], responses={401: {"model": ErrorBody}})
 
@@ -24,12 +27,17 @@ async def tiers() -> list[TierLimits]:
 @router.get("/me", response_model=Me)
 async def me(ctx: Context, principal: Caller) -> Me:
     owner = await ctx.store.get_owner(principal.owner_id, principal.owner_id)
-    return Me(owner=owner, limits=TIERS[owner.tier], usage=await ctx.store.usage(owner.owner_id, owner.tier))
+    return Me(owner=owner, limits=TIERS[owner.tier], usage=await _usage(ctx, owner.owner_id, owner.tier))
 
 
 @router.get("/usage", response_model=Usage)
 async def usage(ctx: Context, principal: Caller) -> Usage:
-    return await ctx.store.usage(principal.owner_id, principal.tier)
+    """This month's AI calls (counted live by the inference workers) and agents against the tier's limits."""
+    return await _usage(ctx, principal.owner_id, principal.tier)
+
+
+async def _usage(ctx: ApiContext, owner_id: UUID, tier: Tier) -> Usage:
+    return await ctx.store.usage(owner_id, tier, await ctx.usage.calls(owner_id, utc_now()))
 
 
 @router.get("/admin/outbox", response_model=OutboxStatus, responses={403: {"model": ErrorBody}})

@@ -1,5 +1,6 @@
-"""AI calls counted against the tier's monthly limit, per owner, in Redis (atomic, in one script; the control
-plane persists usage later), and owner notices sent at most once per owner, kind and month."""
+"""AI calls counted against the tier's monthly limit, per owner, in Redis (atomic, in one script; the
+configuration API persists the counts into PostgreSQL's usage_counters), and owner notices sent at most once
+per owner, kind and month."""
 
 from __future__ import annotations
 
@@ -68,6 +69,18 @@ class MonthlyUsage:
     async def calls(self, owner_id: UUID, at: datetime) -> int:
         raw = await self.redis.get(self.counter_key(owner_id, month_of(at)))
         return int(raw or 0)
+
+    async def month_counts(self, month: str) -> dict[UUID, int]:
+        """Every owner's count of `month` (what the control plane persists)."""
+        pattern = self.counter_key(UUID(int=0), month).replace(str(UUID(int=0)), "*")
+        keys = [key async for key in self.redis.scan_iter(match=pattern, count=1000)]
+        counts: dict[UUID, int] = {}
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, raw in zip(chunk, await self.redis.mget(chunk), strict=True):
+                if raw is not None:
+                    counts[UUID(key.decode().rsplit(":", 2)[1])] = int(raw)
+        return counts
 
     async def first_notice(self, owner_id: UUID, kind: str, at: datetime) -> bool:
         """True the first time this month that the owner is to be told about `kind`."""
