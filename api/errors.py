@@ -20,7 +20,7 @@ from api.policy import TierViolation
 from api.routing import RoutingLimitExceeded
 from api.schemas import ErrorBody, FieldError
 from api.store import Conflict, NotFound
-from gateways.vault import DiscordUnavailable, TokenNotFound, TokenRejected
+from gateways.vault import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected
 from models.common import error_paths
 from streams.outbox import OutboxValueTooLarge
 
@@ -145,6 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (TokenNotFound, 404),
         (Forbidden, 403),
         (Conflict, 409),
+        (BotTaken, 409),
         (RoutingLimitExceeded, 409),
         (OutboxValueTooLarge, 409),
         (DiscordUnavailable, 502),

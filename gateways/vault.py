@@ -67,6 +67,10 @@ class TokenRejected(VaultError):
     """Discord answered 401: the token is wrong or was reset."""
 
 
+class BotTaken(VaultError):
+    """Another owner has this bot registered (a bot belongs to one owner at a time)."""
+
+
 class DiscordUnavailable(VaultError):
     """Discord could not be asked (network error, 5xx, 429); the token may be fine."""
 
@@ -303,6 +307,12 @@ class TokenVault:
             )
             token_id = existing or uuid4()
             sealed = self._keyring.encrypt(token_id, token)
+            # Before the insert, which would also refuse it (bot_tokens_live_bot_uq): a clear message.
+            if existing is None and await conn.fetchval(
+                "SELECT true FROM bot_tokens WHERE bot_user_id = $1 AND status <> 'revoked'",
+                identity.bot_user_id,
+            ):
+                raise BotTaken(f"bot {identity.bot_user_id} is registered by another account")
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO bot_tokens (token_id, owner_id, bot_user_id, bot_username, key_id, ciphertext,

@@ -273,6 +273,25 @@ async def test_a_rejected_or_malformed_token_is_422_and_never_echoed(
     assert too_long.status_code == 422 and too_long.json()["errors"][0]["path"] == "token"
 
 
+async def test_a_bot_belongs_to_one_owner_until_its_registration_is_revoked(
+    client: httpx.AsyncClient, new_owner: NewOwner, new_bot: Callable[..., tuple[str, str]]
+) -> None:
+    first, second = await new_owner(Tier.pro), await new_owner(Tier.pro)
+    bot_id, token = new_bot()
+    held = await client.post("/tokens", json={"token": token}, headers=first)
+    assert held.status_code == 201
+    # The same owner adding it again replaces the token (a reset); another owner is refused.
+    assert (await client.post("/tokens", json={"token": token}, headers=first)).status_code == 201
+    taken = await client.post("/tokens", json={"token": token}, headers=second)
+    assert taken.status_code == 409
+    assert taken.json()["detail"] == f"bot {bot_id} is registered by another account"
+    assert (await client.get("/tokens", headers=second)).json() == []
+    revoked = await client.delete(f"/tokens/{held.json()['token_id']}", headers=first)
+    assert revoked.status_code == 200
+    moved = await client.post("/tokens", json={"token": token}, headers=second)
+    assert moved.status_code == 201 and moved.json()["bot_user_id"] == bot_id
+
+
 async def test_rate_limit_answers_429_with_retry_after(
     api_settings: Settings, pg_dsn: str, recorder: Recorder, new_owner: NewOwner
 ) -> None:
