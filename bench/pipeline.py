@@ -225,7 +225,7 @@ async def step(
     job = await control.start_traffic(
         guild_ids=[g.guild_id for g in guilds], rate_per_s=rate, duration_s=STEP_S, content=CHATTER
     )
-    probes, latencies = await probe_latencies(control, guilds, STEP_S, PROBE_RATE_PER_S)
+    deadline = start + STEP_S + DRAIN_S
 
     async def traffic_done() -> bool:
         return not next(j for j in await control.traffic() if j["id"] == job["id"])["running"]
@@ -234,10 +234,17 @@ async def step(
         # The processors committed everything the gateway wrote (writes stop with the traffic).
         return await offsets.committed() >= await offsets.written()
 
-    await until(traffic_done, start + STEP_S + DRAIN_S)
+    async def caught_up_at() -> float | None:
+        """When the processors caught up after the traffic ended (within their commit interval)."""
+        if await until(traffic_done, deadline, 0.2) and await until(caught_up, deadline):
+            return time.monotonic()
+        return None
+
+    catching = asyncio.create_task(caught_up_at())
+    probes, latencies = await probe_latencies(control, guilds, STEP_S, PROBE_RATE_PER_S)
+    caught = await catching
     sent = next(j for j in await control.traffic() if j["id"] == job["id"])["sent"]
-    caught = await until(caught_up, start + STEP_S + DRAIN_S)
-    elapsed = time.monotonic() - start
+    elapsed = (caught or time.monotonic()) - start
     forwarded = await offsets.written() - written
     processed = await offsets.committed() - committed
     messages = sent + probes
@@ -248,7 +255,7 @@ async def step(
         "forwarded_events": forwarded,
         "processed_events": processed,
         "processed_per_s": round(processed / elapsed, 1),
-        "caught_up": caught,
+        "caught_up": caught is not None,
         "probes": probes,
         "probes_answered": len(latencies),
         "probe_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
