@@ -19,8 +19,8 @@ and --guilds load guilds are added to it, each with --members members, two text 
 
 A step that cannot keep up (posted or processed below 90 % of the offered rate, probes unanswered, or the
 processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the
-processors reading pre-produced chatter events (events/s and CPU per event of one worker), and raw aiokafka
-produce -> consume as the ceiling. Prints one JSON line at the end.
+processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
+then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling. Prints one JSON line at the end.
 
     .venv/bin/python bench/pipeline.py [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
 """
@@ -73,6 +73,7 @@ PROBE_RATE_PER_S = 20
 START_TIMEOUT_S = 180.0
 RAW_MESSAGES = 50_000
 STAGE_EVENTS = 30_000
+MIX = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
 CHATTER = "anyone up for a game night this weekend? message {n}"
 PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
 
@@ -274,9 +275,8 @@ def saturated(result: dict[str, Any]) -> bool:
     )
 
 
-def stage_world(guilds: int) -> list[tuple[RoutingRecord, str, str, list[str]]]:
-    """Routing records of `guilds` guilds, one agent each in turn Mode 1, 3 and 5, and who chats there."""
-    modes = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
+def stage_world(guilds: int, modes: tuple[AgentMode, ...]) -> list[tuple[RoutingRecord, str, str, list[str]]]:
+    """Routing records of `guilds` guilds, one agent each of `modes` in turn, and who chats there."""
     world = []
     for index in range(guilds):
         guild_id, bot_id, channel_id = (str(10**18 + index * 1000 + n) for n in range(3))
@@ -323,12 +323,12 @@ def chatter_event(n: int, guild_id: str, bot_id: str, channel_id: str, author_id
     return DISCORD_EVENTS.codec.encode(envelope)
 
 
-async def processors_alone(settings: Settings, guilds: int) -> dict[str, Any]:
+async def processors_alone(settings: Settings, guilds: int, modes: tuple[AgentMode, ...]) -> dict[str, Any]:
     """One worker (`python -m processors.cli`) reading STAGE_EVENTS chatter events produced beforehand."""
     namespace = f"b{uuid.uuid4().hex[:8]}."
     bootstrap = settings.kafka_bootstrap
     await apply_catalog(bootstrap, namespace)
-    world = stage_world(guilds)
+    world = stage_world(guilds, modes)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
     offsets = Offsets(bootstrap, namespace)
     await producer.start()
@@ -497,7 +497,10 @@ async def main(args: argparse.Namespace) -> None:
         "cores_needed_at_target": round(sum(cpu_per_message.values()) * TARGET_PER_S / 1e6, 2),
         "target_per_s": TARGET_PER_S,
         "cpu_count": os.cpu_count(),
-        "processors_alone": await processors_alone(settings, args.guilds),
+        # Mode 1 agents only (what the end-to-end load guilds run), then a Mode 1/3/5 mix: the AI agents'
+        # conversation state (context, mood, relationships) is written to changelogs on every message.
+        "processors_alone_mode1": await processors_alone(settings, args.guilds, (AgentMode.bare,)),
+        "processors_alone_mix": await processors_alone(settings, args.guilds, MIX),
         "raw_aiokafka": await raw_kafka(settings.kafka_bootstrap),
     }
     print(orjson.dumps(figures).decode())
