@@ -35,10 +35,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from deep.runtime import settle_garbage_collector  # noqa: E402
 from deep.settings import Settings, load_settings  # noqa: E402
 from infra.stack.clickhouse import get_clickhouse_client  # noqa: E402
 from sinks.clickhouse.schema import migrate  # noqa: E402
-from sinks.consumer import SinkOptions, TableWriter, TopicSink, sink_group, tune_gc_for_batches  # noqa: E402
+from sinks.consumer import SinkOptions, TableWriter, TopicSink, sink_group  # noqa: E402
 from sinks.tables import EVENTS  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS, dead_letter_topic  # noqa: E402
@@ -149,7 +150,7 @@ async def main() -> None:
     parser.add_argument("--flush-rows", type=int, default=SinkOptions.flush_rows)
     args = parser.parse_args()
 
-    tune_gc_for_batches()
+    settle_garbage_collector()
     namespace = f"bench{uuid.uuid4().hex[:8]}."
     with tempfile.TemporaryDirectory(prefix="deep-bench-sink-") as state:
         settings = dataclasses.replace(

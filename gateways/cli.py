@@ -9,6 +9,7 @@ import signal
 
 import typer
 
+from deep.runtime import settle_garbage_collector
 from deep.settings import get_settings
 from gateways import protocol
 from gateways.runner import Runner, RunnerConfig
@@ -38,6 +39,7 @@ def run_runner(
 
 
 async def _serve(runner: Runner) -> None:
+    settle_garbage_collector()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.stop)

@@ -8,6 +8,7 @@ import asyncio
 import faust
 import typer
 
+from deep.runtime import settle_garbage_collector
 from deep.settings import Settings, get_settings
 from processors.app import WorkerOptions, create_app, read_routing_seed
 from processors.tables import changelog_specs
@@ -33,6 +34,7 @@ def run_worker(
     # Faust's terminal spinner lowers the root logger to DEBUG so that every record turns it: a log record
     # for every Kafka request, whatever the level asked for.
     worker.spinner = None
+    settle_garbage_collector()
     worker.execute_from_commandline()
 
 

@@ -10,10 +10,11 @@ import socket
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deep.runtime import settle_garbage_collector
 from deep.settings import Settings, get_settings
 from infra.stack.clickhouse import get_clickhouse_client
 from sinks.clickhouse.schema import DEFAULT_DATABASE, migrate
-from sinks.consumer import SinkOptions, TableWriter, TopicSink, tune_gc_for_batches
+from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.lag import LagSampler
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
 
@@ -29,7 +30,7 @@ async def serve_sinks(
 ) -> None:
     """Migrate the schema, then run until `stop` is set (or SIGTERM/SIGINT), when each sink flushes and
     commits what it holds."""
-    tune_gc_for_batches()
+    settle_garbage_collector()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gc
 import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -42,13 +41,6 @@ class SinkOptions:
     # Static group membership (Kafka's group.instance.id): a restarted sink takes its partitions back at
     # once instead of waiting out the session timeout of the member it replaces. Unique per sink process.
     instance_id: str | None = None
-
-
-def tune_gc_for_batches() -> None:
-    """A sink process holds up to flush_rows rows at a time; with the default thresholds the collector
-    traverses them over and over (measured: it tripled the cost of decoding). Call once, at start."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def sink_group(namespace: str, table: SinkTable[Any]) -> str:

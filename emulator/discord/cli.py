@@ -9,6 +9,8 @@ import resource
 import signal
 from pathlib import Path
 
+from deep.runtime import settle_garbage_collector
+
 from .server import DiscordEmulator
 from .spec import WorldSpec
 
@@ -38,6 +40,7 @@ async def _serve(host: str, port: int, world: WorldSpec | None) -> None:
         print(f"  bot {bot.user.username} id={bot.id}", flush=True)
     if len(bots) > _LISTED_BOTS:
         print(f"  ... and {len(bots) - _LISTED_BOTS} more bots (GET {base}/_control/world)", flush=True)
+    settle_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

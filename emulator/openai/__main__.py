@@ -12,6 +12,7 @@ import sys
 
 import orjson
 
+from deep.runtime import settle_garbage_collector
 from emulator.openai.server import Behaviour, OpenAICompatibleServer
 
 
@@ -20,6 +21,9 @@ async def serve(args: argparse.Namespace) -> None:
     async with OpenAICompatibleServer(behaviour, host=args.host, port=args.port) as server:
         sys.stdout.write(orjson.dumps({"base_url": server.base_url, "port": server.port}).decode() + "\n")
         sys.stdout.flush()
+        # It holds every request for the latency, as the worker does: its collector must not stall it
+        # (benchmarks would count the pauses as the worker's overhead).
+        settle_garbage_collector()
         await asyncio.Event().wait()
 
 

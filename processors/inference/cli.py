@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from deep.runtime import settle_garbage_collector
 from deep.settings import Settings, get_settings
 from models.tiers import InferenceLane
 from processors.inference.config import InferenceConfig, openai_endpoint, parse_endpoints
@@ -51,10 +51,7 @@ async def serve(
     pool = EndpointPool(list(config.endpoints), config)
     worker = InferenceWorker(config, pool, redis, settings.kafka_bootstrap, namespace, group_id, lanes)
     await worker.start()
-    # Everything alive now (modules, clients) lives as long as the process: keep it out of the collector's
-    # full passes, which otherwise stall the loop for tens of milliseconds under load.
-    gc.collect()
-    gc.freeze()
+    settle_garbage_collector()
     log.info(
         "inference worker %s on %s: endpoints %s",
         group_id,
