@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
+from deep.runtime import settle_garbage_collector
 from deep.settings import get_settings
 from models.decisions import Priority
 from models.inference import ChatMessage, InferenceRequest, ReplyTarget
@@ -165,11 +166,14 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         all_answered.clear()
         expected.clear()
         expected.update(request_id for request_id, _ in encoded)
+        ramp_start = time.monotonic()
         for index, (request_id, value) in enumerate(encoded):
             await slots.acquire()
             if index < args.in_flight:
-                # Ramp up over one server latency, so requests come back spread out, not in one burst.
-                await asyncio.sleep(args.latency / args.in_flight)
+                # Ramp up over one server latency, so requests come back spread out, not in one burst; on a
+                # schedule, as sleep after sleep drifts (1,000 sleeps of 1.5 ms took over 2 s) and the slots
+                # freed meanwhile were then refilled in one burst.
+                await asyncio.sleep(ramp_start + index * args.latency / args.in_flight - time.monotonic())
             sent[request_id] = time.monotonic()
             await producer.send(lane_topic, value, key=request_id.encode())
         with contextlib.suppress(TimeoutError):
@@ -178,8 +182,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     reader = asyncio.create_task(read_results())
     try:
         await consumer.seek_to_end()
-        # Warm up: the workers have joined their group and opened their connections.
-        await run([request(owner, args.requests + i) for i in range(min(args.in_flight, 200))])
+        # Warm up: the workers have joined their group and opened a connection per request in flight.
+        await run([request(owner, args.requests + i) for i in range(args.in_flight)])
+        # This process reads results and produces requests on time only if its collector does not stall it.
+        settle_garbage_collector()
         cpu_before = sum(cpu_s(w.pid) for w in workers), cpu_s(server.pid)
         started = time.monotonic()
         await run([request(owner, i) for i in range(args.requests)])

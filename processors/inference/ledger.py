@@ -6,6 +6,7 @@ encoded result when done. A redelivery finds the result and publishes it again (
 derived from the request id); one that finds a live claim waits for the result, or for the lease to run out
 when the claimant died. The claim can count the AI call in the same round trip (the common path); the
 request key and the counter key are then used by one script, so on Redis Cluster they need a hash tag.
+Claims and answers go through a RedisBatcher, so those of requests close in time share a round trip.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from processors.inference.batching import RedisBatcher
 from processors.inference.quota import CHARGE_LUA, Charge
 
 PENDING = b"pending"
@@ -49,20 +51,23 @@ class RequestLedger:
         self.prefix = f"{prefix}request:"
         self.lease_s = lease_s
         self.result_ttl_s = result_ttl_s
-        self._claim = redis.register_script(_CLAIM_LUA)
+        self.batcher = RedisBatcher(redis)
         self._release = redis.register_script(_RELEASE_LUA)
 
     async def claim(self, request_id: str, charge: Charge | None = None) -> Claim:
         keys = [self.prefix + request_id] + ([charge.key] if charge is not None else [])
         limit = charge.limit_arg if charge is not None else -1
-        owned, value = await self._claim(keys=keys, args=[PENDING, self.lease_s, limit])
+        # EVAL, not EVALSHA: a pipeline cannot reload a script the server lost (restart, SCRIPT FLUSH).
+        owned, value = await self.batcher.execute(
+            "EVAL", _CLAIM_LUA, len(keys), *keys, PENDING, self.lease_s, limit
+        )
         if owned:
             return Claim(owned=True, charged=None if value == -1 else bool(value))
         stored = value if isinstance(value, bytes) else str(value).encode()
         return Claim(owned=False, result=None if stored == PENDING else stored)
 
     async def answer(self, request_id: str, result: bytes) -> None:
-        await self.redis.set(self.prefix + request_id, result, ex=self.result_ttl_s)
+        await self.batcher.execute("SET", self.prefix + request_id, result, "EX", self.result_ttl_s)
 
     async def release(self, request_id: str) -> None:
         """Give up a claim without an answer (shutdown), so a redelivery need not wait out the lease."""

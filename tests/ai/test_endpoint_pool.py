@@ -4,10 +4,13 @@ limits, retries on another endpoint, the circuit breaker and priority order."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
+from emulator.http import LocalHttpServer
 from emulator.openai import Behaviour, OpenAICompatibleServer
 from models.inference import InferenceRequest
 from processors.inference.breaker import BreakerState
@@ -181,3 +184,55 @@ async def test_when_every_endpoint_is_open_requests_fail_fast(servers) -> None:
         assert len(a.completions()) == 2
     finally:
         await pool.close()
+
+
+class FixedBodyServer(LocalHttpServer):
+    """Answers every chat completion with 200 and the same body, well-formed or not."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.calls = 0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._answer)
+
+    async def _answer(self, _: web.Request) -> web.Response:
+        self.calls += 1
+        return web.Response(body=self.body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html>bad gateway</html>", ""),  # orjson's message follows
+        (b'{"choices": {"message": "hi"}}', "choices: expected a list"),
+        (b'{"choices": [{"message": {"content": 7}}]}', "choices[0].message.content: expected a string"),
+        (b'{"choices": [], "usage": {"prompt_tokens": "many"}}', "usage: expected integer"),
+    ],
+)
+async def test_a_malformed_response_counts_against_the_endpoint_and_names_the_field(
+    servers, body: bytes, reason: str
+) -> None:
+    _, good = servers
+    async with FixedBodyServer(body) as broken:
+        alone = EndpointPool(
+            [endpoint("broken", f"{broken.root_url}/v1")], inference_config("unused:", max_attempts=1)
+        )
+        try:
+            with pytest.raises(
+                InferenceFailed, match=re.escape(f"last: broken: malformed response ({reason}")
+            ):
+                await alone.complete(request(), 0)
+            assert alone.endpoints["broken"].failed == 1
+        finally:
+            await alone.close()
+        pool = EndpointPool(
+            [endpoint("broken", f"{broken.root_url}/v1"), endpoint("good", good.base_url)],
+            inference_config("unused:"),
+        )
+        try:
+            # Whichever endpoint is tried first, the answer comes from the good one.
+            assert (await pool.complete(request("retried"), 0)).endpoint == "good"
+        finally:
+            await pool.close()
