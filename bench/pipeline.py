@@ -32,10 +32,12 @@ import asyncio
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -418,7 +420,8 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[
     namespace, schema = f"b{uuid.uuid4().hex[:8]}.", f"bench_{uuid.uuid4().hex[:12]}"
     ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
-    argv += ["--chat-rate", "0", "--no-sinks", "--no-playground", "--work-dir", f"/tmp/{schema}"]
+    work_dir = Path(tempfile.mkdtemp(prefix="deep-bench-"))
+    argv += ["--chat-rate", "0", "--no-sinks", "--no-playground", "--work-dir", str(work_dir)]
     argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
     demo = await asyncio.create_subprocess_exec(
@@ -462,6 +465,7 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
         await delete_namespace(settings.kafka_bootstrap, namespace)
+        shutil.rmtree(work_dir, ignore_errors=True)
     return steps
 
 
