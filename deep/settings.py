@@ -20,6 +20,15 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "").lower()
+    if raw == "":
+        return default
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"environment variable {name} must be true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -61,6 +70,9 @@ class Settings:
 
     discord_api_base: str
     discord_gateway_url: str
+    # Persona images may come from private addresses (a development machine serving them on 127.0.0.1);
+    # off, an owner's image URL can never make the gateway reach inside its own network.
+    media_allow_private: bool
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
@@ -117,6 +129,7 @@ def load_settings() -> Settings:
         token_keys=_env("DEEP_TOKEN_KEYS", ""),
         discord_api_base=_env("DISCORD_API_BASE", "https://discord.com/api/v10"),
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
+        media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),

@@ -8,7 +8,6 @@ own retries, and what Discord refuses (4xx), are final.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from gateways import actions
 from gateways.actions import AudioCommand, GatewayCommand, InvalidAction, RestCall
 from gateways.fleet import Fleet
 from gateways.ledger import ActionLedger, Claim
+from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
 from models.actions import Action
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_RETRIES = 5
 READY_WAIT_S = 10.0
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # Discord's answer to a second response to one interaction: on a retry it means the first one landed.
 ALREADY_ACKNOWLEDGED = 40060
 
@@ -59,12 +57,19 @@ class TokenDead(Exception):
 
 class ActionPerformer:
     def __init__(
-        self, ledger: ActionLedger, rest: RestClients, fleet: Fleet, http: aiohttp.ClientSession
+        self,
+        ledger: ActionLedger,
+        rest: RestClients,
+        fleet: Fleet,
+        media: aiohttp.ClientSession,
+        allow_private_media: bool = False,
     ) -> None:
+        """`media`: the session persona images are fetched with (gateways.media.media_session)."""
         self._ledger = ledger
         self._rest = rest
         self._fleet = fleet
-        self._http = http
+        self._media = media
+        self._allow_private_media = allow_private_media
 
     async def perform(self, action: Action, bot: BotCredentials) -> Outcome:
         claim = await self._ledger.claim(action.action_id)
@@ -129,24 +134,16 @@ class ActionPerformer:
             return call.body
         body = dict(call.body or {})
         for key, url in call.images.items():
-            body[key] = url if url.startswith("data:image/") else await self._image_data(key, url)
+            if url.startswith("data:image/"):
+                body[key] = url
+                continue
+            try:
+                body[key] = await image_data_uri(
+                    self._media, f"{key}_url", url, allow_private=self._allow_private_media
+                )
+            except MediaRefused as exc:
+                raise Unperformable(str(exc)) from None
         return body
-
-    async def _image_data(self, key: str, url: str) -> str:
-        """Discord takes avatars and banners as data URIs: fetch the image the persona names."""
-        if not url.startswith(("https://", "http://")):
-            raise InvalidAction(f"{key}_url: only http(s) and data:image URLs are accepted")
-        try:
-            async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=15)) as response:
-                content_type = response.content_type
-                if response.status != 200 or content_type not in IMAGE_TYPES:
-                    raise Unperformable(f"{key}_url: answered {response.status} {content_type}")
-                data = await response.content.read(IMAGE_MAX_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unperformable(f"{key}_url: could not be fetched ({type(exc).__name__})") from None
-        if len(data) > IMAGE_MAX_BYTES:
-            raise Unperformable(f"{key}_url: larger than {IMAGE_MAX_BYTES} bytes")
-        return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
 def _already_done(call: RestCall, exc: discord.HTTPException) -> bool:

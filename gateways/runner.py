@@ -31,6 +31,7 @@ from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
 from gateways.lanes import Lanes
 from gateways.ledger import ActionLedger
+from gateways.media import media_session
 from gateways.ownership import OwnershipListener, bot_partition, owned
 from gateways.perform import ActionPerformer, Status
 from gateways.rest import RestClients, use_api_base
@@ -179,8 +180,13 @@ class Runner:
         self.guard.on_revoked(self.rest.drop)
         self.guard.on_revoked(self.fleet.abandon)
         self.guard.on_revoked(self._forget)
+        self.media = media_session(settings.media_allow_private)
         self.performer = ActionPerformer(
-            ActionLedger(self.redis, settings.topic_namespace), self.rest, self.fleet, self.http
+            ActionLedger(self.redis, settings.topic_namespace),
+            self.rest,
+            self.fleet,
+            self.media,
+            allow_private_media=settings.media_allow_private,
         )
         await self.producer.start()
         try:
@@ -221,6 +227,7 @@ class Runner:
         finally:
             await self.producer.stop()
             await self.http.close()
+            await self.media.close()
             await self.vault_http.aclose()
             await self.pool.close()
             await self.redis.aclose()

@@ -21,12 +21,13 @@ from gateways import protocol
 from gateways.fleet import Fleet
 from gateways.identify import IdentifyLimiter
 from gateways.ledger import ActionLedger, Claim
+from gateways.media import media_session
 from gateways.perform import ActionPerformer, Status
 from gateways.rest import RestClients, use_api_base
 from gateways.sessions import SessionStore
 from gateways.shard import BotCredentials, ShardState
 from gateways.vault import HealthReason
-from models.actions import PresenceUpdate, SendMessage, VoiceJoin
+from models.actions import MemberPersonaUpdate, PresenceUpdate, SendMessage, VoiceJoin
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import World, eventually, read_topic
 
@@ -323,3 +324,26 @@ async def test_the_fleet_heartbeats_every_connection(
     await asyncio.sleep(2.6)  # the emulator asks for a beat every second
     assert emulator.stats(bot.bot_id)["gateway_sends"] >= sends + 2
     assert emulator.stats(bot.bot_id)["connected_sessions"] == 1
+
+
+async def test_a_persona_image_on_a_private_address_is_dead_lettered_not_fetched(
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    bot = new_bot(emulator, world)
+    async with media_session(allow_private=False) as media:
+        performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, media)
+        action = MemberPersonaUpdate(
+            action_id=uuid.uuid4().hex,
+            bot_id=bot.bot_id,
+            guild_id=world.guild_id,
+            nick="Luna",
+            avatar_url="http://169.254.169.254/latest/meta-data/iam/avatar.png",
+        )
+        outcome = await performer.perform(action, bot)
+    assert outcome.status is Status.DEAD
+    assert outcome.reason == "avatar_url: 169.254.169.254 is not a public address"
+    assert emulator.actions(bot_id=bot.bot_id, kind="persona") == []
