@@ -19,7 +19,7 @@ import asyncpg
 
 from api.characters import StoredImport
 from api.db import in_transaction
-from api.policy import check_config, check_slots, check_token
+from api.policy import TierViolation, check_config, check_slots, check_token
 from api.presets import stock_personalities
 from api.routing import DEPLOYMENT_COLUMNS, DEPLOYMENT_FROM, deployment_of, dm_key, keys_of, stage_routing
 from api.schemas import (
@@ -41,9 +41,9 @@ from api.schemas import (
 )
 from gateways.vault import TOKEN_STATE_COLUMNS, TokenVault, token_state
 from models.agent import AgentConfig
-from models.deployments import Deployment
+from models.deployments import Deployment, DeploymentStatus
 from models.operations import OwnerNotification
-from models.tiers import TIERS, Tier, TokenTier
+from models.tiers import TIERS, Tier, TierLimits, TokenTier
 from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
 from streams.catalog import OWNER_NOTIFICATIONS
 from streams.outbox import stage, unpublished_count
@@ -115,6 +115,16 @@ def _agent(row: asyncpg.Record) -> Agent:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def _within_tier(limits: TierLimits, config: AgentConfig, agents: int) -> bool:
+    """Whether an agent fits the tier, `agents` of the owner's agents taking slots before it."""
+    try:
+        check_slots(limits, agents)
+        check_config(limits, config, stock_personalities())
+    except TierViolation:
+        return False
+    return True
 
 
 def _in_scope(row: asyncpg.Record | None, scope: UUID | None, what: str) -> asyncpg.Record:
@@ -212,10 +222,31 @@ class Store:
                 body.role.value if body.role else None,
             )
             if row["tier"] != before["tier"]:
+                await self._pause_beyond_tier(conn, owner_id, TIERS[Tier(row["tier"])])
                 await stage_routing(conn, await self._owner_keys(conn, owner_id), self.namespace)
             return _owner(row)
 
         return await in_transaction(self.pool, work)
+
+    async def _pause_beyond_tier(self, conn: asyncpg.Connection, owner_id: UUID, limits: TierLimits) -> None:
+        """After a tier change, the deployments of agents the tier does not cover are paused: agents using
+        tools or features it lacks, and the newest agents past its slots. The owner changes or deletes
+        agents, then resumes the deployments (resuming checks the tier again)."""
+        rows = await conn.fetch(
+            f"""SELECT {_AGENT_COLUMNS} FROM agent_configurations WHERE owner_id = $1
+                ORDER BY created_at, config_id""",
+            owner_id,
+        )
+        beyond = [
+            row["agent_id"]
+            for index, row in enumerate(rows)
+            if not _within_tier(limits, _agent(row).config, agents=index)
+        ]
+        await conn.execute(
+            """UPDATE agent_deployments SET status = 'paused', updated_at = now()
+               WHERE config_id = ANY($1::uuid[]) AND status = 'active'""",
+            beyond,
+        )
 
     async def delete_owner(self, owner_id: UUID) -> None:
         """Erasure: the owner and everything they own; their deployments leave every routing record."""
@@ -453,6 +484,11 @@ class Store:
             agent, tier, before = await self._lock_deployment(conn, deployment_id, scope)
             if body.token_id is not None and body.token_id != before.token_id:
                 await self._usable_token(conn, body.token_id, agent["owner_id"], tier)
+            if body.status is DeploymentStatus.active and before.status is not DeploymentStatus.active:
+                # A deployment paused by a downgrade resumes only once its agent fits the tier.
+                limits = TIERS[tier]
+                check_config(limits, _agent(agent).config, stock_personalities())
+                check_slots(limits, await self._older_agents(conn, agent["owner_id"], agent["agent_id"]))
             try:
                 async with conn.transaction():
                     await conn.execute(
@@ -476,6 +512,17 @@ class Store:
             return after
 
         return await in_transaction(self.pool, work)
+
+    async def _older_agents(self, conn: asyncpg.Connection, owner_id: UUID, agent_id: UUID) -> int:
+        """How many of the owner's agents were created before this one (they take the slots first)."""
+        count: int = await conn.fetchval(
+            """SELECT count(*) FROM agent_configurations a, agent_configurations this
+               WHERE this.config_id = $2 AND a.owner_id = $1
+                 AND (a.created_at, a.config_id) < (this.created_at, this.config_id)""",
+            owner_id,
+            agent_id,
+        )
+        return count
 
     async def undeploy(self, deployment_id: UUID, scope: UUID | None) -> None:
         async def work(conn: asyncpg.Connection) -> None:

@@ -30,7 +30,9 @@ async def get_owner(owner_id: UUID, ctx: Context, principal: Caller) -> Owner:
 
 @router.patch("/owners/{owner_id}", response_model=Owner)
 async def update_owner(owner_id: UUID, body: OwnerUpdate, ctx: Context, _: Operator) -> Owner:
-    """Change an owner's tier or role; a tier change re-publishes their deployments' routing records."""
+    """Change an owner's tier or role. A tier change re-publishes their deployments' routing records and
+    pauses the deployments of agents the new tier does not cover (tools, features, slots: the newest agents
+    first); they resume once their agent fits."""
     return await ctx.store.update_owner(owner_id, body)
 
 

@@ -292,6 +292,56 @@ async def test_a_bot_belongs_to_one_owner_until_its_registration_is_revoked(
     assert moved.status_code == 201 and moved.json()["bot_user_id"] == bot_id
 
 
+async def test_a_downgrade_pauses_what_the_tier_does_not_cover_until_the_agents_fit(
+    client: httpx.AsyncClient, new_owner: NewOwner, add_token: AddToken, admin_key: str
+) -> None:
+    owner = await new_owner(Tier.pro)
+    owner_id = (await client.get("/me", headers=owner)).json()["owner"]["owner_id"]
+    token = await add_token(owner)
+    # Pro: the announcements tool, and six agents (free has five slots, and no announcements).
+    plans = [config(name=f"music {index}") for index in range(4)]
+    plans += [config(name="announcer", enabled_tools=["music", "announcements"]), config(name="newest")]
+    deployments = {}
+    for plan in plans:
+        agent = (await client.post("/agents", json=plan, headers=owner)).json()
+        deployed = await client.post(
+            f"/agents/{agent['agent_id']}/deployments",
+            json={"guild_id": guild_id(), "token_id": token["token_id"]},
+            headers=owner,
+        )
+        assert deployed.status_code == 201, deployed.text
+        deployments[plan["name"]] = (agent["agent_id"], deployed.json()["deployment_id"])
+
+    downgraded = await client.patch(f"/owners/{owner_id}", json={"tier": "free"}, headers=auth(admin_key))
+    assert downgraded.status_code == 200 and downgraded.json()["tier"] == "free"
+    listed = (await client.get("/deployments", headers=owner)).json()
+    states = {d["deployment_id"]: d["status"] for d in listed}
+    assert {name: states[deployment] for name, (_, deployment) in deployments.items()} == {
+        "music 0": "active",
+        "music 1": "active",
+        "music 2": "active",
+        "music 3": "active",
+        "announcer": "paused",  # not on the free tier: the announcements tool
+        "newest": "paused",  # the sixth agent: past the free tier's five slots
+    }
+
+    announcer_agent, announcer = deployments["announcer"]
+    refused = await client.patch(f"/deployments/{announcer}", json={"status": "active"}, headers=owner)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["path"] == "enabled_tools.1"
+    fitted = await client.put(f"/agents/{announcer_agent}", json=config(name="announcer"), headers=owner)
+    assert fitted.status_code == 200, fitted.text
+    resumed = await client.patch(f"/deployments/{announcer}", json={"status": "active"}, headers=owner)
+    assert resumed.status_code == 200 and resumed.json()["status"] == "active"
+
+    newest = deployments["newest"][1]
+    refused = await client.patch(f"/deployments/{newest}", json={"status": "active"}, headers=owner)
+    assert refused.status_code == 403 and "slot limit of free tier (5)" in refused.json()["detail"]
+    deleted = await client.delete(f"/agents/{deployments['music 0'][0]}", headers=owner)
+    assert deleted.status_code == 204
+    resumed = await client.patch(f"/deployments/{newest}", json={"status": "active"}, headers=owner)
+    assert resumed.status_code == 200 and resumed.json()["status"] == "active"
+
+
 async def test_rate_limit_answers_429_with_retry_after(
     api_settings: Settings, pg_dsn: str, recorder: Recorder, new_owner: NewOwner
 ) -> None:
