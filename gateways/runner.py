@@ -9,13 +9,12 @@ runner had not committed, which the ledger turns into no-ops where they were alr
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -39,12 +38,12 @@ from gateways.roster import RosterEntry, load_roster, roster_entry
 from gateways.sessions import SessionStore, connect_redis
 from gateways.shard import BotCredentials
 from gateways.tokens import TokenGuard
-from gateways.vault import TokenVault, VaultError, load_keyring
+from gateways.vault import TokenVault, VaultError
 from gateways.watermark import Watermark
 from models.actions import Action
-from models.operations import DeadLetter
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
-from streams.codec import CodecError, decode_key, encode_key
+from streams.codec import CodecError, encode_key
+from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +68,6 @@ class RunnerConfig:
     @property
     def actor(self) -> str:
         return f"gateway:{self.runner_id}"
-
-
-def dead_letter(record: ConsumerRecord[bytes, bytes], error: str, consumer: str) -> DeadLetter:
-    raw = record.value or b""
-    encoding: Literal["utf-8", "base64"] = "utf-8"
-    try:
-        value = raw.decode()
-    except UnicodeDecodeError:
-        value, encoding = base64.b64encode(raw).decode(), "base64"
-    return DeadLetter(
-        source_topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=decode_key(record.key),
-        value=value,
-        value_encoding=encoding,
-        error=error[:200],
-        consumer=consumer[:200],
-    )
 
 
 COMMIT_INTERVAL_S = 1.0
@@ -135,13 +115,7 @@ class Runner:
             settings.postgres_dsn, min_size=1, max_size=config.decrypt_concurrency
         )
         self.vault_http = httpx.AsyncClient(timeout=10)
-        self.vault = TokenVault(
-            self.pool,
-            load_keyring(settings),
-            discord_api_base=settings.discord_api_base,
-            topic_namespace=settings.topic_namespace,
-            http=self.vault_http,
-        )
+        self.vault = TokenVault.from_settings(self.pool, settings, self.vault_http)
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
             cookie_jar=aiohttp.DummyCookieJar(),

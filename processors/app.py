@@ -7,11 +7,10 @@ their changelogs on start; every agent that writes tables runs with concurrency 
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,7 +19,6 @@ from faust.types import Message, StreamT, TopicT
 from deep.settings import Settings
 from models.common import utc_now
 from models.deployments import RoutingRecord
-from models.operations import DeadLetter
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.tables import create_tables, partition_of
 from streams.catalog import (
@@ -36,6 +34,7 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import CodecError, decode_key, encode_key
+from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -121,23 +120,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         for spec, record_key, value in outputs.records(key):
             await outputs_to[spec.name].send(key=encode_key(record_key), value=value)
 
-    async def dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
-        raw: bytes = message.value or b""
-        encoding: Literal["utf-8", "base64"] = "utf-8"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(raw).decode(), "base64"
-        letter = DeadLetter(
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=decode_key(message.key),
-            value=text,
-            value_encoding=encoding,
-            error=error[:200],
-            consumer=CONSUMER_NAME,
-        )
+    async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
+        letter = dead_letter(message, error, CONSUMER_NAME)
         log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
         await dead_letters[spec.name].send(
             key=message.key, value=DEAD_LETTERS[spec.name].codec.encode(letter)
@@ -160,10 +144,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                     continue
                 outputs = handle(key, spec.codec.decode(message.value))
             except (CodecError, MalformedEvent) as error:
-                await dead_letter(spec, message, str(error))
+                await send_dead_letter(spec, message, str(error))
             except Exception as error:  # one bad record must not stop its partition
                 log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
-                await dead_letter(spec, message, f"{type(error).__name__}: {error}")
+                await send_dead_letter(spec, message, f"{type(error).__name__}: {error}")
             else:
                 await publish(key, outputs)
 

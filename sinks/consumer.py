@@ -9,7 +9,6 @@ goes to the dead-letter topic and the sink carries on.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -23,11 +22,11 @@ from aiokafka.structs import OffsetAndMetadata, RecordMetadata
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from models.operations import DeadLetter
 from sinks.batch import Batch, BatchPlan
 from sinks.tables import Row, SinkTable
 from streams.catalog import TopicSpec, dead_letter_topic
-from streams.codec import CodecError, decode_key
+from streams.codec import CodecError
+from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +45,6 @@ class SinkOptions:
 def sink_group(namespace: str, table: SinkTable[Any]) -> str:
     """The consumer group of a table's sink (one group per sink)."""
     return f"{namespace}deep.sinks.{table.table}"
-
-
-def dead_letter(record: ConsumerRecord[bytes, bytes], error: str, consumer: str) -> DeadLetter:
-    raw = record.value or b""
-    common: dict[str, Any] = {
-        "source_topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": decode_key(record.key),
-        "error": error[:200],
-        "consumer": consumer[:200],
-    }
-    try:
-        return DeadLetter(value=raw.decode(), value_encoding="utf-8", **common)
-    except UnicodeDecodeError:
-        return DeadLetter(value=base64.b64encode(raw).decode(), value_encoding="base64", **common)
 
 
 class TableWriter:

@@ -18,7 +18,6 @@ every earlier offset of the partition is done too.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Iterable
@@ -35,7 +34,7 @@ from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
 from models.inference import InferenceRequest, InferenceResult
-from models.operations import DeadLetter, OwnerNotification
+from models.operations import OwnerNotification
 from models.tiers import InferenceLane
 from processors.inference.cache import ResponseCache
 from processors.inference.config import InferenceConfig
@@ -44,7 +43,8 @@ from processors.inference.pool import Completion, EndpointPool, InferenceFailed
 from processors.inference.pricing import cost_usd
 from processors.inference.quota import Charge, MonthlyUsage, month_of
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
-from streams.codec import CodecError, decode_key
+from streams.codec import CodecError
+from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -360,22 +360,7 @@ class InferenceWorker:
         )
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
-        raw = record.value or b""
-        encoding: Literal["utf-8", "base64"] = "utf-8"
-        try:
-            value = raw.decode()
-        except UnicodeDecodeError:
-            value, encoding = base64.b64encode(raw).decode(), "base64"
-        letter = DeadLetter(
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=decode_key(record.key),
-            value=value,
-            value_encoding=encoding,
-            error=error[:200],
-            consumer=CONSUMER_NAME,
-        )
+        letter = dead_letter(record, error, CONSUMER_NAME)
         dead_letters = DEAD_LETTERS[INFERENCE_LANES[self.lane_of[record.topic]].name]
         await self._publish(dead_letters, letter.key or "", dead_letters.codec.encode(letter))
 

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from deep.settings import Settings
 from models.operations import DeadLetter
-from sinks.consumer import dead_letter
 from streams.admin import apply_catalog
 from streams.catalog import AGENT_DECISIONS, DEAD_LETTERS, DISCORD_EVENTS
+from streams.dead_letters import dead_letter
 from streams.ops import (
     REDRIVE_HEADER,
     consumer_lag,
