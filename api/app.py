@@ -19,7 +19,7 @@ from api.routes import agents, deployments, meta, owners, presets, tokens
 from api.schemas import ErrorBody
 from api.store import Store
 from deep.settings import Settings, get_settings
-from gateways.vault import TokenVault, load_keyring
+from gateways.vault import TokenVault
 from infra.migrate import migrate
 from processors.inference.config import InferenceConfig
 from processors.inference.quota import MonthlyUsage
@@ -53,13 +53,7 @@ def create_app(
         pool = await create_pool(dsn)
         redis = Redis.from_url(settings.redis_url)
         http = httpx.AsyncClient(timeout=10.0)
-        vault = TokenVault(
-            pool,
-            load_keyring(settings),
-            discord_api_base=settings.discord_api_base,
-            topic_namespace=settings.topic_namespace,
-            http=http,
-        )
+        vault = TokenVault.from_settings(pool, settings, http)
         store = Store(pool, vault, settings.topic_namespace)
         usage = MonthlyUsage(redis, InferenceConfig.key_prefix)
         limiter = RateLimiter(redis, rate_limit or RateLimit())

@@ -332,20 +332,14 @@ def tokens_revoke(token_id: str, api_key: ApiKey, api_url: ApiUrl = None) -> Non
 def tokens_rotate_key() -> None:
     """Re-encrypt every token under the first key of DEEP_TOKEN_KEYS (run after prepending a new key)."""
     from api.db import create_pool
-    from gateways.vault import TokenVault, load_keyring
+    from gateways.vault import TokenVault
 
     async def run() -> int:
         settings = get_settings()
         pool = await create_pool(settings.postgres_dsn, max_size=2)
         try:
             async with httpx.AsyncClient() as http:
-                vault = TokenVault(
-                    pool,
-                    load_keyring(settings),
-                    discord_api_base=settings.discord_api_base,
-                    topic_namespace=settings.topic_namespace,
-                    http=http,
-                )
+                vault = TokenVault.from_settings(pool, settings, http)
                 return await vault.rotate_key()
         finally:
             await pool.close()

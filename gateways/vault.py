@@ -295,6 +295,17 @@ class TokenVault:
         self._namespace = topic_namespace
         self._http = http
 
+    @classmethod
+    def from_settings(cls, pool: asyncpg.Pool, settings: Settings, http: httpx.AsyncClient) -> TokenVault:
+        """The vault of this deployment: its key ring, its Discord, its topic namespace."""
+        return cls(
+            pool,
+            load_keyring(settings),
+            discord_api_base=settings.discord_api_base,
+            topic_namespace=settings.topic_namespace,
+            http=http,
+        )
+
     async def add_token(self, owner_id: UUID, token: SecretStr, *, actor: str) -> BotTokenState:
         """Validate with Discord, seal, store. A token for a bot the owner already has replaces the old one
         (a token reset), keeping its token id so deployments keep working."""
