@@ -482,15 +482,24 @@ class GatewayHub:
             self._request_members(session, data)
         return True
 
-    async def _identify(self, conn: Connection, data: Any) -> bool:
+    async def _authenticate(self, conn: Connection, data: Any) -> Bot | None:
+        """The bot an IDENTIFY or RESUME authenticates as; None when the connection was closed instead."""
         if conn.session is not None:
-            return await self._close(conn, None, rules.CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
+            await self._close(conn, None, rules.CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
+            return None
         if not isinstance(data, dict):
-            return await self._close(conn, None, rules.CLOSE_DECODE_ERROR, "Decode error")
+            await self._close(conn, None, rules.CLOSE_DECODE_ERROR, "Decode error")
+            return None
         token = data.get("token")
         bot = self.world.bot_for_token(token) if isinstance(token, str) else None
         if bot is None:
-            return await self._close(conn, None, rules.CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
+            await self._close(conn, None, rules.CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
+        return bot
+
+    async def _identify(self, conn: Connection, data: Any) -> bool:
+        bot = await self._authenticate(conn, data)
+        if bot is None:
+            return False
         intents = data.get("intents")
         if not isinstance(intents, int):
             intents = -1  # v10 requires intents: a missing value is invalid (4013)
@@ -589,14 +598,9 @@ class GatewayHub:
         return ready
 
     async def _resume(self, conn: Connection, data: Any) -> bool:
-        if conn.session is not None:
-            return await self._close(conn, None, rules.CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
-        if not isinstance(data, dict):
-            return await self._close(conn, None, rules.CLOSE_DECODE_ERROR, "Decode error")
-        token = data.get("token")
-        bot = self.world.bot_for_token(token) if isinstance(token, str) else None
+        bot = await self._authenticate(conn, data)
         if bot is None:
-            return await self._close(conn, None, rules.CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
+            return False
         session = self.sessions.get(str(data.get("session_id")))
         seq = data.get("seq")
         if (
