@@ -1,9 +1,9 @@
 # Developer entry points. `make test` is what CI runs (.ci/run); everything runs natively, no Docker.
 VENV := .venv
 DEEP := $(VENV)/bin/deep
-PACKAGES := $(wildcard deep models streams gateways processors sinks infra emulator api jobs demo)
+PACKAGES := settings models infra streams vault gateways processors inference sinks api jobs ops demo deep emulator
 
-.PHONY: bootstrap stack test lint demo down
+.PHONY: bootstrap stack test test-fast lint demo down
 
 bootstrap:
 	infra/bootstrap.sh
@@ -13,12 +13,19 @@ stack: bootstrap
 	$(DEEP) db migrate
 	$(DEEP) topics apply
 
-test: stack
+# Lint first: a red lint fails the run before the slower suite starts.
+test: lint stack
 	$(VENV)/bin/pytest
+
+# The in-process tests alone (no Kafka, PostgreSQL, Redis or servers): about a minute.
+test-fast: bootstrap
+	$(VENV)/bin/pytest -m "not stack"
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(PACKAGES) tests
+	$(VENV)/bin/lint-imports
 
 demo: stack
 	$(DEEP) demo

@@ -18,12 +18,12 @@ from api.ratelimit import RateLimit, RateLimiter
 from api.routes import agents, deployments, meta, owners, presets, tokens
 from api.schemas import ErrorBody
 from api.store import Store
-from deep.settings import Settings, get_settings
-from gateways.vault import TokenVault
+from inference.config import InferenceConfig
+from inference.quota import MonthlyUsage
 from infra.migrate import migrate
-from processors.inference.config import InferenceConfig
-from processors.inference.quota import MonthlyUsage
+from settings import Settings, get_settings
 from streams.outbox import run_relay
+from vault.store import TokenVault
 
 DESCRIPTION = """
 Owners create agents (configurations), import and export characters, deploy agents into guilds

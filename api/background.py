@@ -13,10 +13,11 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from api.store import Store, current_period
-from gateways.vault import TokenVault, VaultError
-from processors.inference.quota import MonthlyUsage
+from inference.quota import MonthlyUsage
 from streams.catalog import TOKENS_HEALTH
 from streams.codec import CodecError
+from vault.errors import VaultError
+from vault.store import TokenVault
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from api.schemas import CharacterFormat, Container, OwnerCreate, Role
-from deep.settings import get_settings
 from models.tiers import Tier
+from settings import get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -332,7 +332,7 @@ def tokens_revoke(token_id: str, api_key: ApiKey, api_url: ApiUrl = None) -> Non
 def tokens_rotate_key() -> None:
     """Re-encrypt every token under the first key of DEEP_TOKEN_KEYS (run after prepending a new key)."""
     from api.db import create_pool
-    from gateways.vault import TokenVault
+    from vault.store import TokenVault
 
     async def run() -> int:
         settings = get_settings()

@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import Forbidden, RateLimited, Unauthorized
 from api.ratelimit import RateLimiter
 from api.store import Principal, Store
-from deep.settings import Settings
-from gateways.vault import TokenVault
-from processors.inference.quota import MonthlyUsage
+from inference.quota import MonthlyUsage
+from settings import Settings
+from vault.store import TokenVault
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from pydantic import ValidationError
 
 from api.characters import CharacterError
 from api.policy import TierViolation
-from api.routing import RoutingLimitExceeded
+from api.routing_records import RoutingLimitExceeded
 from api.schemas import ErrorBody, FieldError
 from api.store import Conflict, NotFound
-from gateways.vault import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected
 from models.common import error_paths
 from streams.outbox import OutboxValueTooLarge
+from vault.errors import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected
 
 _LOCATIONS = ("body", "query", "path", "header")
 

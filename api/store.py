@@ -21,7 +21,14 @@ from api.characters import StoredImport
 from api.db import in_transaction
 from api.policy import TierViolation, check_config, check_slots, check_token
 from api.presets import stock_personalities
-from api.routing import DEPLOYMENT_COLUMNS, DEPLOYMENT_FROM, deployment_of, dm_key, keys_of, stage_routing
+from api.routing_records import (
+    DEPLOYMENT_COLUMNS,
+    DEPLOYMENT_FROM,
+    deployment_of,
+    dm_key,
+    keys_of,
+    stage_routing,
+)
 from api.schemas import (
     Agent,
     ApiKeyCreated,
@@ -39,7 +46,6 @@ from api.schemas import (
     Role,
     Usage,
 )
-from gateways.vault import TOKEN_STATE_COLUMNS, TokenVault, token_state
 from models.agent import AgentConfig
 from models.deployments import Deployment, DeploymentStatus
 from models.operations import OwnerNotification
@@ -47,6 +53,7 @@ from models.tiers import TIERS, Tier, TierLimits, TokenTier
 from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
 from streams.catalog import OWNER_NOTIFICATIONS
 from streams.outbox import stage, unpublished_count
+from vault.store import TOKEN_STATE_COLUMNS, TokenVault, token_state
 
 API_KEY_PREFIX = "dsk_"
 _SET_DEPLOYMENT_STATUS = (

@@ -34,7 +34,6 @@ from pydantic import SecretStr
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from deep.settings import get_settings  # noqa: E402
 from emulator.discord import EmulatorControl  # noqa: E402
 from gateways import protocol  # noqa: E402
 from gateways.fleet import Fleet  # noqa: E402
@@ -42,9 +41,10 @@ from gateways.identify import IdentifyLimiter  # noqa: E402
 from gateways.rest import RestClients, use_api_base  # noqa: E402
 from gateways.sessions import SessionStore, connect_redis  # noqa: E402
 from gateways.shard import BotCredentials, ShardState  # noqa: E402
-from gateways.vault import HealthReason  # noqa: E402
+from settings import get_settings  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS  # noqa: E402
+from vault.store import HealthReason  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

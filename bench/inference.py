@@ -1,7 +1,7 @@
 """Benchmark of the inference worker's own overhead with 1,000 requests in flight.
 
 The OpenAI-compatible server answers every request after --latency seconds (1.5 by default) and runs in a
-process of its own; so do the workers (`python -m processors.inference.cli`, --workers of them in one
+process of its own; so do the workers (`python -m inference.cli`, --workers of them in one
 group), against the real Kafka and Redis. This process keeps --in-flight requests outstanding on the premium
 lane (a new one is produced as each result arrives) and reads the results.
 
@@ -34,11 +34,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from deep.runtime import settle_garbage_collector
-from deep.settings import get_settings
 from models.decisions import Priority
 from models.inference import ChatMessage, InferenceRequest, ReplyTarget
 from models.tiers import TIERS, InferenceLane, Tier
+from settings import get_settings
+from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS
 
@@ -116,7 +116,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     capacity = str(args.in_flight * 2)
     workers = [
         await spawn(
-            "processors.inference.cli",
+            "inference.cli",
             *("--endpoints", f"bench={base_url}|*|{capacity}", "--namespace", namespace, "--group", group),
             *("--key-prefix", key_prefix, "--max-in-flight", capacity),
         )

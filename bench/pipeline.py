@@ -52,7 +52,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
-from deep.settings import REPO_ROOT, Settings, get_settings
 from demo.seed import ApiClient, create_operator, deploy_agent
 from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
@@ -63,6 +62,7 @@ from models.events import EventEnvelope
 from models.templates import mode_template
 from models.tiers import Tier
 from processors.app import WorkerOptions
+from settings import REPO_ROOT, Settings, get_settings
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
 from streams.codec import encode_key

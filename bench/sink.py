@@ -35,9 +35,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from deep.runtime import settle_garbage_collector  # noqa: E402
-from deep.settings import Settings, load_settings  # noqa: E402
 from infra.stack.clickhouse import get_clickhouse_client  # noqa: E402
+from settings import Settings, load_settings  # noqa: E402
+from settings.runtime import settle_garbage_collector  # noqa: E402
 from sinks.clickhouse.schema import migrate  # noqa: E402
 from sinks.consumer import SinkOptions, TableWriter, TopicSink, sink_group  # noqa: E402
 from sinks.tables import EVENTS  # noqa: E402

@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 
 from api.cli import agents_app, api_app, presets_app, tokens_app
-from deep.settings import get_settings
 from demo.cli import demo_command, playground_command
 from gateways.cli import gateway as gateway_command
 from infra.stack.cli import db_app, stack_app
 from jobs.cli import jobs_app
+from ops.cli import ops_app
 from processors.cli import processors_command
-from streams.ops_cli import ops_app
+from settings import get_settings
 
 # Tracebacks must not print local variables: they can hold API keys or bot tokens.
 app = typer.Typer(
@@ -88,7 +88,7 @@ def emulator(
 @app.command("inference")
 def inference(group: str = typer.Option("deep-inference", help="Consumer group of the workers.")) -> None:
     """Run an inference worker on the priority lanes (premium > standard > free)."""
-    from processors.inference.cli import run_worker
+    from inference.cli import run_worker
 
     settings = get_settings()
     run_worker(

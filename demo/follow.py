@@ -8,10 +8,10 @@ import asyncio
 import signal
 from uuid import UUID
 
-from deep.settings import get_settings
 from demo.playground.agents import ReadOnlyAgents, find_deployment, view_of
 from demo.playground.live import LiveFeed, LiveState, Names
 from demo.playground.server import Playground, ai_view, create_app, serve
+from settings import get_settings
 
 
 def say(message: str) -> None:

@@ -29,7 +29,6 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from deep.settings import Settings, get_settings
 from demo.options import DemoError, DemoOptions
 from demo.playground.agents import ApiAgents
 from demo.playground.live import LiveFeed, LiveState, Names
@@ -42,6 +41,7 @@ from demo.world import WorldIds, allocate_ids, chat_line
 from emulator.discord import EmulatorControl, EmulatorError
 from infra.stack.clickhouse import engine_holder
 from processors.app import WorkerOptions
+from settings import Settings, get_settings
 from streams.admin import apply_catalog
 
 READY_TIMEOUT_S = 90.0

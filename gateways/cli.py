@@ -9,10 +9,10 @@ import signal
 
 import typer
 
-from deep.runtime import settle_garbage_collector
-from deep.settings import get_settings
 from gateways import protocol
 from gateways.runner import Runner, RunnerConfig
+from settings import get_settings
+from settings.runtime import settle_garbage_collector
 
 app = typer.Typer(help="A gateway runner: holds the bots of its discord.actions partitions.")
 

@@ -21,9 +21,9 @@ from gateways.identify import IdentifyLimiter, budget_wait_s
 from gateways.rest import RestClients, is_unauthorized
 from gateways.sessions import SessionStore
 from gateways.shard import BotCredentials, GatewayShard, TokenRejected
-from gateways.vault import HealthReason
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import encode_key
+from vault.store import HealthReason
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitio
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from redis.exceptions import RedisError
 
-from deep.settings import Settings
 from gateways import protocol
 from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
@@ -38,12 +37,14 @@ from gateways.roster import RosterEntry, load_roster, roster_entry
 from gateways.sessions import SessionStore, connect_redis
 from gateways.shard import BotCredentials
 from gateways.tokens import TokenGuard
-from gateways.vault import TokenVault, VaultError
 from gateways.watermark import Watermark
 from models.actions import Action
+from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
 from streams.codec import CodecError, encode_key
 from streams.dead_letters import dead_letter
+from vault.errors import VaultError
+from vault.store import TokenVault
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 from gateways import protocol
 from gateways.protocol import Op, Reconnect
 from gateways.sessions import GatewaySession
-from gateways.vault import HealthReason
 from gateways.watermark import Watermark
+from vault.store import HealthReason
 
 log = logging.getLogger(__name__)
 

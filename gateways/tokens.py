@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from gateways.shard import BotCredentials
-from gateways.vault import HealthReason, TokenVault
+from vault.store import HealthReason, TokenVault
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from models.state import MoodState, Relationship
 from processors.tables import ModelCodec
 from streams.catalog import GUILD_PARTITIONS
 from streams.codec import encode_key
-from streams.ops import KafkaTools, Track, no_progress
+from streams.history import KafkaTools, Track, no_progress
 
 V = TypeVar("V", bound=BaseModel)
 # The processors' tables this job rebuilds, by table name.

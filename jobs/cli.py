@@ -12,12 +12,12 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from deep.settings import get_settings
 from jobs.overrides import ConfigChanges, parse_override
 from jobs.timeline import TimeWindow
 from models.agent import AgentConfig
 from models.common import error_paths, utc_now
-from streams.ops_cli import Namespace, console, fail, progress_bars, run
+from ops.cli import Namespace, console, fail, progress_bars, run
+from settings import get_settings
 
 if TYPE_CHECKING:
     from jobs.replay import ReplayReport

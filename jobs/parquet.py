@@ -27,7 +27,7 @@ from jobs.timeline import TimeWindow, merged, spans, to_ms
 from models.events import EventEnvelope
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import CodecError, encode_key
-from streams.ops import KafkaTools, Track, no_progress
+from streams.history import KafkaTools, Track, no_progress
 
 ENVELOPE_SCHEMA = pa.schema(
     [

@@ -37,7 +37,7 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import CodecError, encode_key
-from streams.ops import KafkaTools, Track, no_progress
+from streams.history import KafkaTools, Track, no_progress
 
 SANDBOX_TOPICS: tuple[TopicSpec, ...] = (
     AGENT_DECISIONS,

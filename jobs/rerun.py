@@ -25,7 +25,7 @@ from models.inference import InferenceResult
 from processors.engine import Engine, Outputs, Tables
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, INFERENCE_RESULTS
 from streams.codec import CodecError, decode_key
-from streams.ops import KafkaTools, Track, no_progress
+from streams.history import KafkaTools, Track, no_progress
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from streams.ops import KafkaTools, records_between
+from streams.history import KafkaTools, records_between
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

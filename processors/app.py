@@ -16,11 +16,11 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import Message, StreamT, TopicT
 
-from deep.settings import Settings
 from models.common import utc_now
 from models.deployments import RoutingRecord
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.tables import create_tables, partition_of
+from settings import Settings
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,

@@ -8,10 +8,10 @@ import asyncio
 import faust
 import typer
 
-from deep.runtime import settle_garbage_collector
-from deep.settings import Settings, get_settings
 from processors.app import WorkerOptions, create_app, read_routing_seed
 from processors.tables import changelog_specs
+from settings import Settings, get_settings
+from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog
 
 

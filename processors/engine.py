@@ -53,6 +53,7 @@ from processors.context import PENDING_MESSAGE_ID, context_message, record_messa
 from processors.decide import Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, apply_directory_event
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
+from processors.event_routing import Route, context_window, find_deployment, newer, routes_for
 from processors.ids import seeded_rng, stable_id
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
@@ -63,7 +64,6 @@ from processors.permissions import ADMINISTRATOR, granted, member_permissions, p
 from processors.prompt import build_prompt, choose_model, max_tokens_for
 from processors.relationships import record_interaction
 from processors.replies import compose_reply
-from processors.routing import Route, context_window, find_deployment, newer, routes_for
 from processors.sentiment import sentiment
 from processors.utility import (
     handle_game,

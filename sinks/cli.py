@@ -10,9 +10,9 @@ import socket
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from deep.runtime import settle_garbage_collector
-from deep.settings import Settings, get_settings
 from infra.stack.clickhouse import get_clickhouse_client
+from settings import Settings, get_settings
+from settings.runtime import settle_garbage_collector
 from sinks.clickhouse.schema import DEFAULT_DATABASE, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.lag import LagSampler

@@ -8,7 +8,7 @@ carries a per-key version (RoutingRecord.version), and consumers ignore a record
 newer than the one they hold, so each change is applied exactly once from a consumer's point of view,
 in order.
 
-Order: writers of one routing key are serialised by the key's version row (see api/routing.py), so
+Order: writers of one routing key are serialised by the key's version row (see api/routing_records.py), so
 per key, outbox ids grow with versions; one relay per outbox (an advisory lock; others wait as
 standbys) publishes in id order, and one key always lands on one partition. A trigger NOTIFYs at
 commit, so the relay publishes within milliseconds; a short poll covers a missed notification.

@@ -12,8 +12,8 @@ import pytest
 if not os.environ.get("CLICKHOUSE_URL"):
     os.environ["CLICKHOUSE_URL"] = f"chdb://{tempfile.mkdtemp(prefix='deep-test-chdb-')}"
 
-from deep.settings import Settings, get_settings
 from infra import stack
+from settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")

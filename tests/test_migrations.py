@@ -8,8 +8,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from deep.settings import Settings
 from infra.migrate import MigrationError, load_migrations, migrate, pending
+from settings import Settings
 
 FOUNDATION_TABLES = {
     "owners",

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from deep.settings import Settings
 from infra import stack
 from infra.stack.clickhouse import display_url, get_clickhouse_client, parse_engine_pid
 from infra.stack.kafka import Kafka, new_cluster_id, render_server_properties
@@ -14,6 +13,7 @@ from infra.stack.postgres import Postgres, find_bindir, render_postgresql_conf
 from infra.stack.process import PidRecord, format_pid_record, parse_pid_record, parse_proc_stat
 from infra.stack.redis import Redis
 from infra.stack.service import NativeService
+from settings import Settings
 
 
 def properties(text: str) -> dict[str, str]:

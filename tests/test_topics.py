@@ -8,8 +8,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from deep.settings import Settings
 from models.events import EventEnvelope
+from settings import Settings
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import CATALOG, DISCORD_EVENTS, TopicSpec
 from streams.codec import encode_key

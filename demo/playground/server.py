@@ -17,7 +17,6 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from deep.settings import Settings
 from demo.playground.agents import AgentError, AgentSource
 from demo.playground.compose import ComposeError
 from demo.playground.live import LiveState
@@ -29,8 +28,9 @@ from demo.playground.views import (
     ProcessView,
     SessionView,
 )
+from inference.cli import inference_config
 from models.agent import AgentConfig
-from processors.inference.cli import inference_config
+from settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DECISIONS_SHOWN = 40

@@ -9,7 +9,7 @@ import resource
 import signal
 from pathlib import Path
 
-from deep.runtime import settle_garbage_collector
+from settings.runtime import settle_garbage_collector
 
 from .server import DiscordEmulator
 from .spec import WorldSpec

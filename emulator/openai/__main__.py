@@ -12,8 +12,8 @@ import sys
 
 import orjson
 
-from deep.runtime import settle_garbage_collector
 from emulator.openai.server import Behaviour, OpenAICompatibleServer
+from settings.runtime import settle_garbage_collector
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -7,13 +7,13 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from deep.settings import Settings
 from infra.stack.clickhouse import ClickHouse
 from infra.stack.kafka import Kafka
 from infra.stack.postgres import Postgres
 from infra.stack.process import apt_install
 from infra.stack.redis import Redis
 from infra.stack.service import Outcome, Service, ServiceStatus, UpResult
+from settings import Settings
 
 __all__ = ["Outcome", "ServiceStatus", "UpResult", "down", "services", "status", "up"]
 

@@ -9,11 +9,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from deep.settings import get_settings
 from infra import stack
 from infra.migrate import migrate
 from infra.stack.process import StepFailed, console
 from infra.stack.service import Outcome
+from settings import get_settings
 
 stack_app = typer.Typer(help="The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse.")
 db_app = typer.Typer()

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from deep.settings import Settings
 from infra.stack.process import live_start_ticks
 from infra.stack.service import Outcome, Service, ServiceStatus, UpResult
+from settings import Settings
 
 
 @cache

@@ -10,9 +10,9 @@ from typing import ClassVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from deep.settings import Settings
 from infra.stack.process import run_step, say
 from infra.stack.service import Launch, NativeService, port_open
+from settings import Settings
 
 KAFKA_VERSION = "4.4.0"
 SCALA_VERSION = "2.13"
@@ -55,7 +55,7 @@ def render_pom() -> str:
 
 def render_server_properties(settings: Settings, data_dir: Path) -> str:
     host, port, controller = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
-    return f"""# Rendered from deep.settings by infra/stack/kafka.py on every start.
+    return f"""# Rendered from settings by infra/stack/kafka.py on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{controller}

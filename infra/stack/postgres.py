@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import asyncpg
 
-from deep.settings import Settings
 from infra.stack.process import run_step
 from infra.stack.service import Launch, NativeService
+from settings import Settings
 
 PACKAGE_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"
@@ -44,7 +44,7 @@ def find_bindir(root: Path = PACKAGE_ROOT) -> Path | None:
 
 
 def render_postgresql_conf(settings: Settings, socket_dir: Path) -> str:
-    return f"""# Rendered from deep.settings by infra/stack/postgres.py on every start.
+    return f"""# Rendered from settings by infra/stack/postgres.py on every start.
 listen_addresses = '{settings.postgres_host}'
 port = {settings.postgres_port}
 unix_socket_directories = '{socket_dir}'

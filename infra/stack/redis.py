@@ -7,12 +7,12 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from deep.settings import Settings
 from infra.stack.service import Launch, NativeService
+from settings import Settings
 
 
 def render_redis_conf(settings: Settings, data_dir: Path) -> str:
-    return f"""# Rendered from deep.settings by infra/stack/redis.py on every start.
+    return f"""# Rendered from settings by infra/stack/redis.py on every start.
 bind {settings.redis_host}
 port {settings.redis_port}
 protected-mode yes

@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
-from deep.settings import Settings
 from infra.stack.process import StepFailed, running_pid, say, spawn, stop, tail
+from settings import Settings
 
 CHECK_TIMEOUT_S = 10.0
 

@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
-from deep.settings import get_settings
+from inference.config import EndpointConfig, InferenceConfig
+from inference.pool import EndpointPool
+from inference.worker import InferenceWorker
 from models.events import partition_key
 from models.inference import InferenceRequest
-from processors.inference.config import EndpointConfig, InferenceConfig
-from processors.inference.pool import EndpointPool
-from processors.inference.worker import InferenceWorker
+from settings import get_settings
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import decode_key
 from tests.kafka_namespace import temporary_namespace

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from emulator.http import LocalHttpServer
 from emulator.openai import Behaviour, OpenAICompatibleServer
+from inference.breaker import BreakerState
+from inference.pool import EndpointPool, InferenceFailed
 from models.inference import InferenceRequest
-from processors.inference.breaker import BreakerState
-from processors.inference.pool import EndpointPool, InferenceFailed
 from tests.ai.conftest import endpoint, inference_config
 from tests.ai.factories import inference_request
 

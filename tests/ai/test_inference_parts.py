@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from aiokafka import TopicPartition
 
+from inference.breaker import BreakerState, CircuitBreaker
+from inference.cache import prompt_hash
+from inference.config import openai_endpoint, parse_endpoints
+from inference.model_routing import EndpointLoad, pick, serving
+from inference.pricing import cost_usd
+from inference.worker import OffsetTracker, rank
 from models.decisions import Priority
 from models.inference import ChatMessage
 from models.tiers import InferenceLane
-from processors.inference.breaker import BreakerState, CircuitBreaker
-from processors.inference.cache import prompt_hash
-from processors.inference.config import openai_endpoint, parse_endpoints
-from processors.inference.pricing import cost_usd
-from processors.inference.routing import EndpointLoad, pick, serving
-from processors.inference.worker import OffsetTracker, rank
 from tests.ai.factories import inference_request
 
 

@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from emulator.openai import Behaviour, OpenAICompatibleServer
+from inference.quota import MonthlyUsage
 from models.operations import DeadLetter
 from models.tiers import TIERS, Tier
-from processors.inference.quota import MonthlyUsage
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, OWNER_NOTIFICATIONS
 from tests.ai.conftest import collect, endpoint, inference_config, results_for, running_worker, send_requests
 from tests.ai.factories import inference_request

@@ -14,8 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, ResponseError
 
-from deep.settings import get_settings
-from processors.inference.batching import RedisBatcher
+from inference.batching import RedisBatcher
+from settings import get_settings
 
 
 @pytest.fixture

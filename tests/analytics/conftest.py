@@ -9,8 +9,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
-from deep.settings import Settings
 from infra.stack.clickhouse import engine_holder, get_clickhouse_client
+from settings import Settings
 from sinks.clickhouse.schema import migrate
 from sinks.tables import TOPIC_TABLES
 from streams.catalog import TopicSpec, dead_letter_topic

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from deep.settings import REPO_ROOT
+from settings import REPO_ROOT
 
 GRAFANA = REPO_ROOT / "infra" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"

@@ -15,8 +15,8 @@ import logging
 import os
 import signal
 
-from deep.settings import load_settings
 from infra.stack.clickhouse import get_clickhouse_client
+from settings import load_settings
 from sinks.batch import BatchPlan
 from sinks.cli import serve_sinks
 from sinks.consumer import SinkOptions, TopicSink

@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from deep.settings import REPO_ROOT, Settings
+from settings import REPO_ROOT, Settings
 from sinks.batch import PLAN_PREFIX
 from sinks.clickhouse.schema import DEFAULT_DATABASE
 from sinks.consumer import sink_group

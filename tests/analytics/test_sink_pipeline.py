@@ -11,10 +11,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
-from deep.settings import Settings
 from models.actions import InteractionResponse
 from models.operations import DeadLetter
 from models.tiers import Tier
+from settings import Settings
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.lag import LagSampler, sample_lag
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES

@@ -20,13 +20,13 @@ from api.db import create_pool
 from api.ratelimit import RateLimit
 from api.schemas import OwnerCreate, Role
 from api.store import create_owner
-from deep.settings import Settings, load_settings
 from emulator.discord.server import DiscordEmulator
-from gateways.vault import generate_key_spec
 from infra.migrate import migrate
 from models.tiers import Tier
+from settings import Settings, load_settings
 from streams.catalog import AGENT_DEPLOYMENTS, OWNER_NOTIFICATIONS, TOKENS_HEALTH
 from tests.kafka_namespace import temporary_namespace
+from vault.keyring import generate_key_spec
 
 API_TOPICS = (AGENT_DEPLOYMENTS, TOKENS_HEALTH, OWNER_NOTIFICATIONS)
 

@@ -12,12 +12,12 @@ import pytest
 
 from api.app import create_app
 from api.ratelimit import RateLimit
-from api.routing import dm_key
-from deep.settings import Settings
+from api.routing_records import dm_key
 from models.agent import AgentMode
 from models.deployments import RoutingRecord
 from models.templates import mode_template
 from models.tiers import Tier
+from settings import Settings
 from streams.catalog import AGENT_DEPLOYMENTS
 from tests.api.conftest import NewOwner, Recorder, auth, guild_id, started
 

@@ -18,8 +18,8 @@ from schemathesis.core.result import Ok
 
 from api.app import create_app
 from api.ratelimit import RateLimit
-from deep.settings import Settings
 from emulator.discord.server import DiscordEmulator
+from settings import Settings
 from tests.api.conftest import auth
 
 EXAMPLES = 10

@@ -19,13 +19,13 @@ from aiokafka import AIOKafkaConsumer
 
 from api.background import consume_token_health
 from api.presets import all_presets
-from api.routing import dm_key
+from api.routing_records import dm_key
 from api.store import Store
-from deep.settings import Settings
 from emulator.discord.server import DiscordEmulator
 from models.deployments import RoutingRecord
 from models.tiers import Tier
 from models.tokens import TokenStatus
+from settings import Settings
 from streams.catalog import AGENT_DEPLOYMENTS
 from streams.codec import decode_key
 from streams.outbox import run_relay, unpublished_count

@@ -11,9 +11,9 @@ from api.app import create_app
 from api.background import persist_usage
 from api.ratelimit import RateLimit
 from api.store import current_period
-from deep.settings import Settings
 from models.common import utc_now
 from models.tiers import Tier
+from settings import Settings
 from tests.api.conftest import NewOwner, Recorder, started
 
 

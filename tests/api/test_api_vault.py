@@ -15,22 +15,15 @@ from pydantic import SecretStr
 
 from api.schemas import OwnerCreate
 from api.store import create_owner
-from deep.settings import Settings
 from emulator.discord.server import DiscordEmulator
-from gateways.vault import (
-    KEY_FILE_NAME,
-    KeyRing,
-    KeyRingError,
-    TokenRejected,
-    TokenUnusable,
-    TokenVault,
-    classify_tier,
-    generate_key_spec,
-    load_keyring,
-)
 from models.tiers import TokenTier
 from models.tokens import TokenStatus
+from settings import Settings
 from streams.catalog import TOKENS_HEALTH
+from vault.discord_checks import classify_tier
+from vault.errors import KeyRingError, TokenRejected, TokenUnusable
+from vault.keyring import KEY_FILE_NAME, KeyRing, generate_key_spec, load_keyring
+from vault.store import TokenVault
 
 K1, K2 = generate_key_spec("k1"), generate_key_spec("k2")
 
@@ -105,7 +98,7 @@ def test_local_key_is_generated_once_private_and_never_logged(
     api_settings: Settings, tmp_path: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = dataclasses.replace(api_settings, token_keys="", state_dir=tmp_path)  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="gateways.vault"):
+    with caplog.at_level(logging.WARNING, logger="vault.keyring"):
         first = load_keyring(settings)
     path = settings.state_dir / KEY_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -25,8 +25,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.presets import all_presets
-from deep.settings import REPO_ROOT, Settings
 from demo.world import AGENTS
+from settings import REPO_ROOT, Settings
 from streams.admin import delete_namespace
 from tests.demo.conftest import ensure_chromium
 

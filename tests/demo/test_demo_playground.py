@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from api.presets import all_presets
-from deep.settings import load_settings
 from demo.playground.agents import ReadOnlyAgents
 from demo.playground.live import LiveState, Names
 from demo.playground.room import DemoRoom
@@ -21,6 +20,7 @@ from demo.playground.views import AgentView, AiView
 from demo.seed import DemoAgent, DemoWorld
 from demo.world import AGENTS, WorldIds, agent_config
 from emulator.discord import DiscordEmulator, EmulatorControl
+from settings import load_settings
 
 
 @pytest.fixture(scope="module")

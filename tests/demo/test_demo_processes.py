@@ -11,8 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from deep.settings import REPO_ROOT
 from demo.processes import MAX_RESTARTS, ChildFailed, ChildSpec, Supervisor
+from settings import REPO_ROOT
 
 
 def alive(pid: int) -> bool:

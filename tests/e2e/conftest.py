@@ -17,10 +17,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from deep.settings import Settings
 from emulator.discord import EmulatorControl
 from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour
+from settings import Settings
 from streams.catalog import TopicSpec
 from tests.demo.test_demo_browser import RunningDemo, launched_demo
 

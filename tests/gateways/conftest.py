@@ -21,15 +21,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
-from deep.settings import REPO_ROOT, Settings
 from emulator.discord import DiscordEmulator, EmulatorConfig
 from emulator.discord.world import Bot
-from gateways.vault import KeyRing, generate_key_spec
 from infra.migrate import migrate
 from models.actions import Action
+from settings import REPO_ROOT, Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, TOKENS_HEALTH, TopicSpec
 from streams.codec import encode_key
 from tests.kafka_namespace import temporary_namespace
+from vault.keyring import KeyRing, generate_key_spec
 
 GATEWAY_TOPICS: tuple[TopicSpec, ...] = (
     DISCORD_EVENTS,

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from deep.settings import Settings
 from emulator.discord import DiscordEmulator
 from models.actions import SendMessage, TypingIndicator
+from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
 from streams.codec import encode_key
 from tests.gateways.conftest import (

@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from deep.settings import Settings
 from emulator.discord import DiscordEmulator
 from gateways import protocol
 from gateways.fleet import Fleet
@@ -26,10 +25,11 @@ from gateways.perform import ActionPerformer, Status
 from gateways.rest import RestClients, use_api_base
 from gateways.sessions import SessionStore
 from gateways.shard import BotCredentials, ShardState
-from gateways.vault import HealthReason
 from models.actions import MemberPersonaUpdate, PresenceUpdate, SendMessage, VoiceJoin
+from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import World, eventually, read_topic
+from vault.store import HealthReason
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,10 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from deep.settings import Settings
 from emulator.discord import DiscordEmulator
 from models.actions import SendMessage
 from models.tokens import TokenStatus
+from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, TOKENS_HEALTH
 from streams.outbox import run_relay
 from tests.gateways.conftest import (

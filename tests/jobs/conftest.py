@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from deep.settings import Settings
 from infra.migrate import migrate
+from settings import Settings
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,

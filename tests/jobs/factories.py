@@ -24,7 +24,7 @@ from processors.engine import Engine, Tables
 from processors.ids import stable_id
 from streams.catalog import AGENT_DECISIONS, AGENT_DEPLOYMENTS, DISCORD_EVENTS
 from streams.codec import encode_key
-from streams.ops import KafkaTools, records_between
+from streams.history import KafkaTools, records_between
 
 GUILD_A, GUILD_B = "4100000000000000001", "4100000000000000002"
 BOT_A, BOT_B = "4200000000000000001", "4200000000000000002"

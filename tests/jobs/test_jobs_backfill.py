@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from deep.settings import Settings
 from jobs.backfill import (
     BackfillReport,
     TableKey,
@@ -24,6 +23,7 @@ from jobs.timeline import TimeWindow
 from models.common import utc_now
 from models.state import MoodState, Relationship
 from processors.tables import ModelCodec
+from settings import Settings
 from tests.jobs.factories import (
     DEPLOYMENT_A,
     DEPLOYMENT_B,

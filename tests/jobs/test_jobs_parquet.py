@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from deep.settings import Settings
 from jobs.parquet import StoredEvent, events_table, export_events, import_events, table_envelopes
 from jobs.timeline import TimeWindow, to_ms
 from models.events import EventEnvelope
+from settings import Settings
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import DISCORD_EVENTS
 from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, message, read_records

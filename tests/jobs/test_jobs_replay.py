@@ -11,7 +11,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
-from deep.settings import Settings
 from jobs.cli import jobs_app
 from jobs.overrides import ConfigChanges, parse_override
 from jobs.replay import ReplayReport, comparable, replay
@@ -20,6 +19,7 @@ from models.actions import Reply, SendMessage
 from models.common import utc_now
 from models.decisions import Decision, DecisionReason, Priority
 from processors.ids import seeded_rng
+from settings import Settings
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, DISCORD_EVENTS, INFERENCE_RESULTS
 from tests.jobs.factories import (
     DEPLOYMENT_B,

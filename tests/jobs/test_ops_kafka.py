@@ -8,20 +8,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from typer.testing import CliRunner
 
-from deep.settings import Settings
 from models.operations import DeadLetter
+from ops.cli import ops_app
+from ops.kafka import REDRIVE_HEADER, consumer_lag, describe_topic, inspect_dead_letters, list_topics, redrive
+from settings import Settings
 from streams.admin import apply_catalog
 from streams.catalog import AGENT_DECISIONS, DEAD_LETTERS, DISCORD_EVENTS
 from streams.dead_letters import dead_letter
-from streams.ops import (
-    REDRIVE_HEADER,
-    consumer_lag,
-    describe_topic,
-    inspect_dead_letters,
-    list_topics,
-    redrive,
-)
-from streams.ops_cli import ops_app
 from tests.jobs.factories import read_records
 
 # Rich folds cells to the terminal's width; wide enough, every value is on one line.

@@ -7,8 +7,8 @@ from uuid import uuid4
 import asyncpg
 from rich.console import Console
 
-from streams.ops import agent_status, token_status
-from streams.ops_cli import agents_tables, tokens_table
+from ops.cli import agents_tables, tokens_table
+from ops.status import agent_status, token_status
 from tests.jobs.factories import SECRET_CIPHERTEXT, insert_deployment
 
 

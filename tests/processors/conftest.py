@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from deep.settings import REPO_ROOT, Settings
 from models.events import EventEnvelope
+from settings import REPO_ROOT, Settings
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,

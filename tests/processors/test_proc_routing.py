@@ -5,7 +5,7 @@ from __future__ import annotations
 from models.agent import AgentMode
 from models.deployments import DeploymentStatus
 from processors.directory import apply_directory_event
-from processors.routing import context_window, newer, routes_for
+from processors.event_routing import context_window, newer, routes_for
 from tests.processors.factories import agent_with, deployed, envelope, guild_create, luna, routing, snowflake
 
 GUILD, BOT, OTHER_BOT = snowflake(), snowflake(), snowflake()

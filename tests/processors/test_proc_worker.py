@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deep.settings import Settings
 from models.actions import Ban, InteractionResponse, Reply, SendMessage, Timeout, VoicePlay
 from models.agent import AgentConfig, AgentMode
 from models.decisions import Decision, DecisionReason
@@ -22,6 +21,7 @@ from models.operations import DeadLetter, ModerationAudit
 from models.tiers import InferenceLane, Tier
 from processors.permissions import BAN_MEMBERS, MODERATE_MEMBERS
 from processors.tables import partition_of
+from settings import Settings
 from streams.catalog import (
     AGENT_DECISIONS,
     DEAD_LETTERS,

@@ -1,5 +1,5 @@
 """Running an inference worker: `run_worker()` (wired as `deep inference`), or
-`python -m processors.inference.cli` with explicit options (benchmarks, ad-hoc pools)."""
+`python -m inference.cli` with explicit options (benchmarks, ad-hoc pools)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from deep.runtime import settle_garbage_collector
-from deep.settings import Settings, get_settings
+from inference.config import InferenceConfig, openai_endpoint, parse_endpoints
+from inference.pool import EndpointPool
+from inference.worker import InferenceWorker
 from models.tiers import InferenceLane
-from processors.inference.config import InferenceConfig, openai_endpoint, parse_endpoints
-from processors.inference.pool import EndpointPool
-from processors.inference.worker import InferenceWorker
+from settings import Settings, get_settings
+from settings.runtime import settle_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run_worker(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m processors.inference.cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m inference.cli", description=__doc__)
     parser.add_argument("--endpoints", default="", help="name=url|models|max_concurrency;...")
     parser.add_argument("--namespace", default=None, help="topic namespace (default: DEEP_TOPIC_NAMESPACE)")
     parser.add_argument("--group", default="deep-inference", help="consumer group id")

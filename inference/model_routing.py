@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from processors.inference.config import EndpointConfig
+from inference.config import EndpointConfig
 
 
 def match_rank(patterns: Sequence[str], model: str) -> int | None:

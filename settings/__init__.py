@@ -76,7 +76,7 @@ class Settings:
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
-    # Inference endpoint pool: "name=url|models|max_concurrency;..." (processors/inference/config.py).
+    # Inference endpoint pool: "name=url|models|max_concurrency;..." (inference/config.py).
     inference_endpoints: str
     # Bearer token of the vLLM pool (vllm serve --api-key / VLLM_API_KEY on the servers).
     inference_api_key: str = field(repr=False)

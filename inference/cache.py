@@ -7,8 +7,8 @@ import hashlib
 import orjson
 from redis.asyncio import Redis
 
+from inference.pool import Completion
 from models.inference import InferenceRequest
-from processors.inference.pool import Completion
 
 
 def normalise(text: str) -> str:

@@ -30,18 +30,18 @@ from aiokafka.structs import OffsetAndMetadata
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from inference.cache import ResponseCache
+from inference.config import InferenceConfig
+from inference.ledger import RequestLedger
+from inference.pool import Completion, EndpointPool, InferenceFailed
+from inference.pricing import cost_usd
+from inference.quota import Charge, MonthlyUsage, month_of
 from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
 from models.inference import InferenceRequest, InferenceResult
 from models.operations import OwnerNotification
 from models.tiers import InferenceLane
-from processors.inference.cache import ResponseCache
-from processors.inference.config import InferenceConfig
-from processors.inference.ledger import RequestLedger
-from processors.inference.pool import Completion, EndpointPool, InferenceFailed
-from processors.inference.pricing import cost_usd
-from processors.inference.quota import Charge, MonthlyUsage, month_of
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import CodecError
 from streams.dead_letters import dead_letter

@@ -1,4 +1,4 @@
-"""The token vault: bot tokens encrypted at rest, validated against Discord, every access audited.
+"""The token store: bot tokens encrypted at rest, validated against Discord, every access audited.
 
 A token is plaintext only inside a `SecretStr` (its repr and str are masked), from the moment it is
 read until the Authorization header is built; no model, log line, exception or topic ever holds it.
@@ -9,242 +9,32 @@ ciphertext copied onto another token's row does not decrypt. Status changes are 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-import os
-import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from deep.settings import Settings
-from models.common import Snowflake, utc_now
+from models.common import utc_now
 from models.tiers import TokenTier
 from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
+from settings import Settings
 from streams.catalog import TOKENS_HEALTH
 from streams.outbox import stage
+from vault.discord_checks import validate_token
+from vault.errors import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected, TokenUnusable
+from vault.keyring import KeyRing, Sealed, load_keyring
 
 log = logging.getLogger(__name__)
 
-NONCE_BYTES = 12
-KEY_FILE_NAME = "token-keys"
-# Discord's user flag for a verified bot (public_flags bit 16).
-VERIFIED_BOT_FLAG = 1 << 16
-# As in the seed's healthCheckLoop: three failed checks in a row mark a token failed.
+# Three failed checks in a row mark a token failed; one success clears the count.
 FAILURES_BEFORE_FAILED = 3
 HEALTH_INTERVAL_S = {TokenTier.premium: 600, TokenTier.standard: 300, TokenTier.lite: 300}
 
 # The reasons TokenHealthEvent accepts.
 HealthReason = Literal["revoked_401", "close_4004", "health_check", "manual", "recovered", "rate_limited"]
-
-
-class VaultError(Exception):
-    """Base of the vault's errors. No message ever contains a token."""
-
-
-class KeyRingError(VaultError):
-    pass
-
-
-class TokenNotFound(VaultError):
-    pass
-
-
-class TokenUnusable(VaultError):
-    """The token is revoked: Discord rejected it, and every further use counts toward an IP ban."""
-
-
-class TokenRejected(VaultError):
-    """Discord answered 401: the token is wrong or was reset."""
-
-
-class BotTaken(VaultError):
-    """Another owner has this bot registered (a bot belongs to one owner at a time)."""
-
-
-class DiscordUnavailable(VaultError):
-    """Discord could not be asked (network error, 5xx, 429); the token may be fine."""
-
-    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
-        super().__init__(message)
-        self.rate_limited = rate_limited
-
-
-@dataclass(frozen=True)
-class VaultKey:
-    key_id: str
-    key: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Sealed:
-    key_id: str
-    nonce: bytes
-    ciphertext: bytes
-
-
-def _associated_data(token_id: UUID) -> bytes:
-    return b"deep-bot-token:" + token_id.bytes
-
-
-class KeyRing:
-    """The vault's keys: the first encrypts, every one decrypts."""
-
-    def __init__(self, keys: Sequence[VaultKey]) -> None:
-        if not keys:
-            raise KeyRingError("the key ring needs at least one key")
-        ids = [key.key_id for key in keys]
-        duplicates = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
-        if duplicates:
-            raise KeyRingError(f"key id(s) {', '.join(duplicates)} appear more than once")
-        self._keys = {key.key_id: key for key in keys}
-        self.current = keys[0]
-
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._keys)
-
-    @classmethod
-    def parse(cls, spec: str) -> KeyRing:
-        """`kid:base64key,kid2:base64key` (DEEP_TOKEN_KEYS). Errors name the key id, never the key."""
-        keys = []
-        for position, item in enumerate(part.strip() for part in spec.split(",") if part.strip()):
-            key_id, sep, encoded = item.partition(":")
-            if not sep or not key_id:
-                raise KeyRingError(f"token key #{position + 1} must be written kid:base64key")
-            try:
-                raw = base64.b64decode(encoded, validate=True)
-            except binascii.Error:
-                raise KeyRingError(f"token key {key_id!r} is not valid base64") from None
-            if len(raw) != 32:
-                raise KeyRingError(f"token key {key_id!r} must be 32 bytes (AES-256), got {len(raw)}")
-            keys.append(VaultKey(key_id, raw))
-        return cls(keys)
-
-    def encrypt(self, token_id: UUID, token: SecretStr) -> Sealed:
-        nonce = os.urandom(NONCE_BYTES)
-        key = self.current
-        ciphertext = AESGCM(key.key).encrypt(
-            nonce, token.get_secret_value().encode(), _associated_data(token_id)
-        )
-        return Sealed(key.key_id, nonce, ciphertext)
-
-    def decrypt(self, token_id: UUID, sealed: Sealed) -> SecretStr:
-        key = self._keys.get(sealed.key_id)
-        if key is None:
-            raise KeyRingError(
-                f"token {token_id} is sealed under key id {sealed.key_id!r}, not in the key ring"
-            )
-        try:
-            plaintext = AESGCM(key.key).decrypt(sealed.nonce, sealed.ciphertext, _associated_data(token_id))
-        except InvalidTag:
-            raise KeyRingError(
-                f"token {token_id} does not decrypt under key {sealed.key_id!r} (wrong key or tampered row)"
-            ) from None
-        return SecretStr(plaintext.decode())
-
-
-def generate_key_spec(key_id: str) -> str:
-    return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
-
-
-def load_keyring(settings: Settings) -> KeyRing:
-    """Keys from DEEP_TOKEN_KEYS; without them a local key generated once under the state directory."""
-    if settings.token_keys:
-        return KeyRing.parse(settings.token_keys)
-    path = settings.state_dir / KEY_FILE_NAME
-    if not path.exists():
-        _create_local_keys(path)
-    return KeyRing.parse(path.read_text())
-
-
-def _create_local_keys(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key_id = f"local-{secrets.token_hex(3)}"
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it first; use theirs
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(generate_key_spec(key_id) + "\n")
-    log.warning(
-        "token vault: DEEP_TOKEN_KEYS is empty; generated local key %s in %s (set it in production)",
-        key_id,
-        path,
-    )
-
-
-def classify_tier(guild_count: int, verified: bool) -> TokenTier:
-    """The seed's classifyTier: premium needs reach and verification, standard needs reach."""
-    if guild_count > 100 and verified:
-        return TokenTier.premium
-    if guild_count > 10:
-        return TokenTier.standard
-    return TokenTier.lite
-
-
-@dataclass(frozen=True)
-class BotIdentity:
-    bot_user_id: Snowflake
-    username: str
-    application_id: Snowflake
-    guild_count: int
-    verified: bool
-
-    @property
-    def tier(self) -> TokenTier:
-        return classify_tier(self.guild_count, self.verified)
-
-
-async def _discord_get(http: httpx.AsyncClient, base: str, route: str, token: SecretStr) -> dict[str, object]:
-    try:
-        response = await http.get(
-            f"{base.rstrip('/')}/{route}",
-            headers={"Authorization": f"Bot {token.get_secret_value()}"},
-        )
-    except httpx.HTTPError as exc:
-        raise DiscordUnavailable(f"GET {route} failed: {type(exc).__name__}") from None
-    if response.status_code == 401:
-        raise TokenRejected(f"Discord rejected the bot token (401 Unauthorized on {route})")
-    if response.status_code == 429:
-        raise DiscordUnavailable(f"GET {route} was rate limited (429)", rate_limited=True)
-    if response.status_code != 200:
-        raise DiscordUnavailable(f"GET {route} answered {response.status_code}")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise DiscordUnavailable(f"GET {route} answered something other than a JSON object")
-    return body
-
-
-async def validate_token(token: SecretStr, api_base: str, http: httpx.AsyncClient) -> BotIdentity:
-    """Ask Discord who the token belongs to (users/@me) and how far the application reaches."""
-    user = await _discord_get(http, api_base, "users/@me", token)
-    application = await _discord_get(http, api_base, "oauth2/applications/@me", token)
-    if not user.get("bot"):
-        raise TokenRejected("the token belongs to a user account, not a bot")
-    if not isinstance(user.get("id"), str) or not str(user["id"]).isdigit():
-        raise DiscordUnavailable("users/@me answered without a user id")
-    flags = user.get("public_flags") or user.get("flags") or 0
-    guild_count = application.get("approximate_guild_count") or 0
-    return BotIdentity(
-        bot_user_id=str(user["id"]),
-        username=str(user.get("username", "")),
-        application_id=str(application.get("id", user["id"])),
-        guild_count=int(guild_count) if isinstance(guild_count, int) else 0,
-        verified=bool(int(flags) & VERIFIED_BOT_FLAG) if isinstance(flags, int) else False,
-    )
 
 
 # What `token_state` reads; never the ciphertext.

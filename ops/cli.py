@@ -24,18 +24,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from deep.settings import get_settings
 from models.analytics import ConsumerLag
-from streams.catalog import CATALOG
-from streams.ops import (
-    AgentStatus,
+from ops.kafka import (
     DeadLetterEntry,
     RedriveReport,
-    TokenCount,
     TopicDescription,
     TopicOverview,
-    Track,
-    agent_status,
     catalog_name,
     consumer_lag,
     describe_topic,
@@ -44,8 +38,11 @@ from streams.ops import (
     redrive,
     redrive_group,
     resolve_dead_letter_topic,
-    token_status,
 )
+from ops.status import AgentStatus, TokenCount, agent_status, token_status
+from settings import get_settings
+from streams.catalog import CATALOG
+from streams.history import Track
 
 T = TypeVar("T")
 PREVIEW_CHARS = 80

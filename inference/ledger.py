@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from processors.inference.batching import RedisBatcher
-from processors.inference.quota import CHARGE_LUA, Charge
+from inference.batching import RedisBatcher
+from inference.quota import CHARGE_LUA, Charge
 
 PENDING = b"pending"
 # KEYS[1] the request, KEYS[2] the counter to charge (optional); ARGV: pending marker, lease, limit.

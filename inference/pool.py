@@ -25,10 +25,10 @@ import httpx2
 import openai
 import orjson
 
+from inference.breaker import BreakerState, CircuitBreaker
+from inference.config import EndpointConfig, InferenceConfig
+from inference.model_routing import EndpointLoad, pick, serving
 from models.inference import InferenceRequest
-from processors.inference.breaker import BreakerState, CircuitBreaker
-from processors.inference.config import EndpointConfig, InferenceConfig
-from processors.inference.routing import EndpointLoad, pick, serving
 
 # The request itself is wrong (too long for the model, bad parameters): another endpoint would refuse it too.
 REQUEST_ERRORS = frozenset({400, 413, 422})

@@ -1,6 +1,6 @@
-"""Operations tooling behind `deep ops`: topics, consumer lag, dead letters, and the control plane's status.
+"""Operations tooling behind `deep ops` on the broker: topics, consumer lag, dead letters.
 
-Kafka-facing functions take the bootstrap address and return plain results; the CLI (streams/ops_cli.py)
+Kafka-facing functions take the bootstrap address and return plain results; the CLI (ops/cli.py)
 only renders them. Re-driving dead letters is transactional: the re-produced records and the re-drive
 group's committed offset are written in one Kafka transaction, so a dead letter is re-driven once even if
 the re-drive is interrupted and run again.
@@ -8,111 +8,27 @@ the re-drive is interrupted and run again.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeVar, cast
 
-import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from models.analytics import ConsumerLag
 from models.operations import DeadLetter
 from streams.catalog import CATALOG, DEAD_LETTERS
 from streams.codec import Codec, CodecError, encode_key
-
-# A progress reporter: called with (what, total units) when a long step starts, it returns the function to
-# call with each batch of units done. The CLI draws rich progress bars; library callers pass no_progress.
-Advance = Callable[[int], None]
-Track = Callable[[str, int], Advance]
-
-T = TypeVar("T")
+from streams.history import KafkaTools, Track, no_progress, records_between
 
 # Kafka's config_source for a value nobody set (the broker's default).
 DEFAULT_CONFIG_SOURCE = 5
-COORDINATOR_ATTEMPTS = 20
-COORDINATOR_RETRY_S = 0.5
 REDRIVE_HEADER = "deep.redrive"
 # Re-driven records per transaction: bounds what an interrupted re-drive leaves to the next run.
 REDRIVE_CHUNK = 500
 _CATALOG_NAMES = {spec.name for spec in CATALOG}
 _DEAD_LETTER_CODEC: Codec[DeadLetter] = Codec(DeadLetter)
-
-
-def no_progress(what: str, total: int) -> Advance:
-    return lambda done: None
-
-
-class KafkaTools:
-    """An admin client and a consumer outside any group (for assigned reads and offset look-ups), started
-    and stopped together."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-ops")
-        self.reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-
-    async def __aenter__(self) -> KafkaTools:
-        await self.admin.start()
-        try:
-            await self.reader.start()
-        except BaseException:
-            await self.admin.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        try:
-            await self.reader.stop()
-        finally:
-            await self.admin.close()
-
-    async def describe(self, topic: str) -> dict[str, Any]:
-        """The broker's metadata of a topic: its partitions with leader, replicas and in-sync replicas."""
-        (described,) = await self.admin.describe_topics([topic])
-        if described["error_code"] or not described["partitions"]:
-            raise LookupError(f"topic {topic!r} does not exist on the broker")
-        return cast(dict[str, Any], described)
-
-    async def partitions(self, topic: str) -> list[TopicPartition]:
-        """The topic's partitions as the broker has them now."""
-        numbers = sorted(p["partition"] for p in (await self.describe(topic))["partitions"])
-        return [TopicPartition(topic, number) for number in numbers]
-
-    async def coordinated(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a consumer-group call; the broker refuses them while it loads or creates the group
-        coordinator (a fresh broker, the first group), so those answers are retried for a while."""
-        for _ in range(COORDINATOR_ATTEMPTS - 1):
-            try:
-                return await call()
-            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
-                await asyncio.sleep(COORDINATOR_RETRY_S)
-        return await call()
-
-
-async def records_between(
-    reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """The records of an assigned partition from offset `start` up to, not including, `end`, in order.
-    Offsets can have gaps (compaction, transaction markers): the reader's position decides when it is done."""
-    if start >= end:
-        return
-    reader.seek(tp, start)
-    while await reader.position(tp) < end:
-        fetched = await reader.getmany(tp, timeout_ms=1000)
-        for record in fetched.get(tp, []):
-            if record.offset >= end:
-                return
-            yield record
-
-
-# Topics ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -391,76 +307,3 @@ async def _redrive_chunk(
 
 
 # Control plane status (PostgreSQL) ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeploymentCount:
-    status: str
-    owner_tier: str
-    deployments: int
-    agents: int
-    guilds: int
-
-
-@dataclass(frozen=True)
-class AgentStatus:
-    deployments: tuple[DeploymentCount, ...]
-    # Agent configurations per status (active, paused, suspended).
-    agents: dict[str, int]
-
-
-@dataclass(frozen=True)
-class TokenCount:
-    """Bot tokens of one tier and status. Counts only: the vault's columns are never read here."""
-
-    tier: str
-    status: str
-    tokens: int
-    guilds: int
-    failures: int
-    rate_limit_hits: int
-    health_check_due: int
-    last_validated: datetime | None
-
-
-_DEPLOYMENTS_BY_STATUS = """
-SELECT d.status, o.tier AS owner_tier, count(*) AS deployments,
-       count(DISTINCT d.config_id) AS agents, count(DISTINCT d.guild_id) AS guilds
-FROM agent_deployments d
-JOIN agent_configurations c ON c.config_id = d.config_id
-JOIN owners o ON o.owner_id = c.owner_id
-GROUP BY d.status, o.tier
-ORDER BY d.status, o.tier
-"""
-_AGENTS_BY_STATUS = "SELECT status, count(*) AS agents FROM agent_configurations GROUP BY status"
-_TOKENS_BY_STATUS = """
-SELECT tier, status, count(*) AS tokens, coalesce(sum(guilds_count), 0) AS guilds,
-       coalesce(sum(failure_count), 0) AS failures, coalesce(sum(rate_limit_hits), 0) AS rate_limit_hits,
-       count(*) FILTER (WHERE status <> 'revoked' AND next_health_check <= now()) AS health_check_due,
-       max(last_validated) AS last_validated
-FROM bot_tokens
-GROUP BY tier, status
-ORDER BY tier, status
-"""
-
-
-async def agent_status(dsn: str) -> AgentStatus:
-    conn = await asyncpg.connect(dsn)
-    try:
-        deployments = await conn.fetch(_DEPLOYMENTS_BY_STATUS)
-        agents = await conn.fetch(_AGENTS_BY_STATUS)
-    finally:
-        await conn.close()
-    return AgentStatus(
-        deployments=tuple(DeploymentCount(**dict(row)) for row in deployments),
-        agents={row["status"]: row["agents"] for row in agents},
-    )
-
-
-async def token_status(dsn: str) -> list[TokenCount]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(_TOKENS_BY_STATUS)
-    finally:
-        await conn.close()
-    return [TokenCount(**dict(row)) for row in rows]

@@ -1,0 +1,1 @@
+"""Operators' tooling behind `deep ops`: topics, consumer lag, dead letters, control-plane status."""

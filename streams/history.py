@@ -1,0 +1,93 @@
+"""Reading topics outside any consumer group: an admin client with an unassigned reader, offset-bounded
+reads of one partition, and the progress callbacks long reads report to. Jobs and ops use them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+
+# A progress reporter: called with (what, total units) when a long step starts, it returns the function to
+# call with each batch of units done. The CLI draws rich progress bars; library callers pass no_progress.
+Advance = Callable[[int], None]
+Track = Callable[[str, int], Advance]
+
+T = TypeVar("T")
+
+COORDINATOR_ATTEMPTS = 20
+COORDINATOR_RETRY_S = 0.5
+
+
+def no_progress(what: str, total: int) -> Advance:
+    return lambda done: None
+
+
+class KafkaTools:
+    """An admin client and a consumer outside any group (for assigned reads and offset look-ups), started
+    and stopped together."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="deep-ops")
+        self.reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+
+    async def __aenter__(self) -> KafkaTools:
+        await self.admin.start()
+        try:
+            await self.reader.start()
+        except BaseException:
+            await self.admin.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.reader.stop()
+        finally:
+            await self.admin.close()
+
+    async def describe(self, topic: str) -> dict[str, Any]:
+        """The broker's metadata of a topic: its partitions with leader, replicas and in-sync replicas."""
+        (described,) = await self.admin.describe_topics([topic])
+        if described["error_code"] or not described["partitions"]:
+            raise LookupError(f"topic {topic!r} does not exist on the broker")
+        return cast(dict[str, Any], described)
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        """The topic's partitions as the broker has them now."""
+        numbers = sorted(p["partition"] for p in (await self.describe(topic))["partitions"])
+        return [TopicPartition(topic, number) for number in numbers]
+
+    async def coordinated(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a consumer-group call; the broker refuses them while it loads or creates the group
+        coordinator (a fresh broker, the first group), so those answers are retried for a while."""
+        for _ in range(COORDINATOR_ATTEMPTS - 1):
+            try:
+                return await call()
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                await asyncio.sleep(COORDINATOR_RETRY_S)
+        return await call()
+
+
+async def records_between(
+    reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """The records of an assigned partition from offset `start` up to, not including, `end`, in order.
+    Offsets can have gaps (compaction, transaction markers): the reader's position decides when it is done."""
+    if start >= end:
+        return
+    reader.seek(tp, start)
+    while await reader.position(tp) < end:
+        fetched = await reader.getmany(tp, timeout_ms=1000)
+        for record in fetched.get(tp, []):
+            if record.offset >= end:
+                return
+            yield record
+
+
+# Topics ------------------------------------------------------------------------------------------------
