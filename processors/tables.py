@@ -22,6 +22,20 @@ from models.processor_state import (
     WarnRecord,
 )
 from models.state import ChannelContext, MoodState, Relationship
+from models.table_keys import (
+    AutomodKey,
+    ContextKey,
+    DirectoryKey,
+    LeaderboardKey,
+    LevelKey,
+    MoodKey,
+    MusicKey,
+    RelationshipKey,
+    RoutingKey,
+    StreakKey,
+    UtilityKey,
+    WarnKey,
+)
 from processors.engine import Tables
 from streams.catalog import GUILD_PARTITIONS, TopicSpec
 
@@ -44,8 +58,9 @@ class ModelCodec(Codec, Generic[ModelT]):
 
 
 def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partitioner: bool = False) -> Any:
-    """A table of `model` values under str keys sent raw, so that a key's changelog partition (when the
-    partitioner picks it) is the partition of the same key on `discord.events`."""
+    """A table of `model` values under the encoded keys of `models/table_keys.py`, sent raw, so that a key's
+    changelog partition (when the partitioner picks it) is the partition of the same key on
+    `discord.events`."""
     table: faust.Table[str, BaseModel] = faust.Table(
         app,
         name=name,
@@ -63,18 +78,18 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
 def create_tables(app: faust.App) -> Tables:
     return Tables(
         # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
-        routing=model_table(app, "routing", RoutingRecord, use_partitioner=True),
-        directory=model_table(app, "directory", GuildDirectory),
-        context=model_table(app, "context", ChannelContext),
-        relationships=model_table(app, "relationships", Relationship),
-        moods=model_table(app, "moods", MoodState),
-        music=model_table(app, "music", MusicQueue),
-        warns=model_table(app, "warns", WarnRecord),
-        levels=model_table(app, "levels", LevelEntry),
-        leaderboards=model_table(app, "leaderboards", Leaderboard),
-        automod=model_table(app, "automod", AutomodWindow),
-        streaks=model_table(app, "streaks", ReplyStreak),
-        utility=model_table(app, "utility", UtilityBook, use_partitioner=True),
+        routing=model_table(app, RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
+        directory=model_table(app, DirectoryKey.TABLE, GuildDirectory),
+        context=model_table(app, ContextKey.TABLE, ChannelContext),
+        relationships=model_table(app, RelationshipKey.TABLE, Relationship),
+        moods=model_table(app, MoodKey.TABLE, MoodState),
+        music=model_table(app, MusicKey.TABLE, MusicQueue),
+        warns=model_table(app, WarnKey.TABLE, WarnRecord),
+        levels=model_table(app, LevelKey.TABLE, LevelEntry),
+        leaderboards=model_table(app, LeaderboardKey.TABLE, Leaderboard),
+        automod=model_table(app, AutomodKey.TABLE, AutomodWindow),
+        streaks=model_table(app, StreakKey.TABLE, ReplyStreak),
+        utility=model_table(app, UtilityKey.TABLE, UtilityBook, use_partitioner=True),
     )
 
 
