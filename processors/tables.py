@@ -10,6 +10,7 @@ from aiokafka.partitioner import murmur2
 from faust.serializers.codecs import Codec
 from pydantic import BaseModel, TypeAdapter
 
+from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
     AutomodWindow,
@@ -22,20 +23,6 @@ from models.processor_state import (
     WarnRecord,
 )
 from models.state import ChannelContext, MoodState, Relationship
-from models.table_keys import (
-    AutomodKey,
-    ContextKey,
-    DirectoryKey,
-    LeaderboardKey,
-    LevelKey,
-    MoodKey,
-    MusicKey,
-    RelationshipKey,
-    RoutingKey,
-    StreakKey,
-    UtilityKey,
-    WarnKey,
-)
 from processors.engine import Tables
 from streams.catalog import GUILD_PARTITIONS, TopicSpec
 
@@ -78,18 +65,18 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
 def create_tables(app: faust.App) -> Tables:
     return Tables(
         # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
-        routing=model_table(app, RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
-        directory=model_table(app, DirectoryKey.TABLE, GuildDirectory),
-        context=model_table(app, ContextKey.TABLE, ChannelContext),
-        relationships=model_table(app, RelationshipKey.TABLE, Relationship),
-        moods=model_table(app, MoodKey.TABLE, MoodState),
-        music=model_table(app, MusicKey.TABLE, MusicQueue),
-        warns=model_table(app, WarnKey.TABLE, WarnRecord),
-        levels=model_table(app, LevelKey.TABLE, LevelEntry),
-        leaderboards=model_table(app, LeaderboardKey.TABLE, Leaderboard),
-        automod=model_table(app, AutomodKey.TABLE, AutomodWindow),
-        streaks=model_table(app, StreakKey.TABLE, ReplyStreak),
-        utility=model_table(app, UtilityKey.TABLE, UtilityBook, use_partitioner=True),
+        routing=model_table(app, table_keys.RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
+        directory=model_table(app, table_keys.DirectoryKey.TABLE, GuildDirectory),
+        context=model_table(app, table_keys.ContextKey.TABLE, ChannelContext),
+        relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
+        moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
+        music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),
+        warns=model_table(app, table_keys.WarnKey.TABLE, WarnRecord),
+        levels=model_table(app, table_keys.LevelKey.TABLE, LevelEntry),
+        leaderboards=model_table(app, table_keys.LeaderboardKey.TABLE, Leaderboard),
+        automod=model_table(app, table_keys.AutomodKey.TABLE, AutomodWindow),
+        streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
+        utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
     )
 
 
