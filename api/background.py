@@ -28,8 +28,8 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def run_health_checks(vault: TokenVault, stop: asyncio.Event, *, interval_s: float = 60.0) -> None:
-    """Check every due token (premium every 10 minutes, others every 5), as the seed's healthCheckLoop.
-    Status changes go to tokens.health through the outbox."""
+    """Check every due token (premium every 10 minutes, others every 5). Status changes go to tokens.health
+    through the outbox."""
     while not stop.is_set():
         try:
             for token_id in await vault.claim_due():

@@ -594,7 +594,8 @@ class Store:
         return await self.get_token(token_id, scope)
 
     async def apply_health_event(self, event: TokenHealthEvent) -> None:
-        """The seed's reassignToken, for an event from tokens.health (a runner's 4004, a health check)."""
+        """Move or restore a token's deployments after an event from tokens.health (a runner's 4004, a
+        health check); see `_reassign`."""
         await in_transaction(self.pool, lambda conn: self._reassign(conn, event))
 
     async def _reassign(self, conn: asyncpg.Connection, event: TokenHealthEvent) -> None:

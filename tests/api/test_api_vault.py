@@ -90,7 +90,7 @@ def test_wrong_key_id_and_wrong_key_fail_without_showing_keys() -> None:
         (101, True, "premium"),
     ],
 )
-def test_classify_tier_as_the_seed(guilds: int, verified: bool, tier: str) -> None:
+def test_classify_tier_by_reach_and_verification(guilds: int, verified: bool, tier: str) -> None:
     assert classify_tier(guilds, verified) is TokenTier(tier)
 
 
