@@ -28,6 +28,8 @@ from streams.catalog import (
 )
 from tests.analytics.factories import T0, event, inference_result, produce, reply
 
+pytestmark = pytest.mark.stack
+
 TABLE_OF = {spec.name: table for spec, table in TOPIC_TABLES}
 
 

@@ -31,6 +31,8 @@ from streams.codec import decode_key
 from streams.outbox import run_relay, unpublished_count
 from tests.api.conftest import NewOwner, guild_id, wait_until
 
+pytestmark = pytest.mark.stack
+
 REPO = Path(__file__).resolve().parents[2]
 AddToken = Callable[..., Awaitable[dict[str, Any]]]
 Records = list[tuple[str, RoutingRecord]]

@@ -30,6 +30,8 @@ from settings import REPO_ROOT, Settings
 from streams.admin import delete_namespace
 from tests.demo.conftest import ensure_chromium
 
+pytestmark = pytest.mark.stack
+
 START_TIMEOUT_S = 180.0
 # How long an answer may take through gateway, Kafka, processors, inference and back, on a busy machine.
 ANSWER_MS = 45_000

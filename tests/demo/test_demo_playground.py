@@ -22,6 +22,8 @@ from demo.world import AGENTS, WorldIds, agent_config
 from emulator.discord import DiscordEmulator, EmulatorControl
 from settings import load_settings
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 async def world(seeded: tuple[WorldIds, dict[str, SecretStr]]) -> DemoWorld:

@@ -11,8 +11,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from demo.processes import MAX_RESTARTS, ChildFailed, ChildSpec, Supervisor
 from settings import REPO_ROOT
+
+pytestmark = pytest.mark.stack
 
 
 def alive(pid: int) -> bool:

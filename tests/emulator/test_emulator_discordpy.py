@@ -16,6 +16,8 @@ from emulator_helpers import Scene, fast_config, scene
 
 from emulator.discord import DiscordEmulator
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 async def emu() -> AsyncIterator[DiscordEmulator]:

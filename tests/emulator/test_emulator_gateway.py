@@ -11,6 +11,8 @@ from emulator_helpers import DEFAULT_INTENTS, RawGateway, fast_config, scene
 
 from emulator.discord import DiscordEmulator, Intent
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 async def emu() -> AsyncIterator[DiscordEmulator]:

@@ -12,6 +12,8 @@ from emulator_helpers import RawGateway, Scene, fast_config, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 async def emu() -> AsyncIterator[DiscordEmulator]:

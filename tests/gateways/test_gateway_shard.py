@@ -31,7 +31,7 @@ from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import World, eventually, read_topic
 from vault.store import HealthReason
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(60)]
 
 
 @dataclass

@@ -30,7 +30,7 @@ from tests.gateways.conftest import (
     seal_bot,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
 
 
 @dataclass
