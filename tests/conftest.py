@@ -15,6 +15,9 @@ if not os.environ.get("CLICKHOUSE_URL"):
 from infra import stack
 from settings import Settings, get_settings
 
+# Fails any test that uses a stack fixture without the `stack` marker.
+pytest_plugins = ("tests.stack_marker",)
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

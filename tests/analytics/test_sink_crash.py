@@ -30,6 +30,8 @@ from sinks.tables import ACTIONS, DECISIONS, EVENTS
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, DISCORD_EVENTS
 from tests.analytics.factories import T0, conversation, produce
 
+pytestmark = pytest.mark.stack
+
 WAVE = 2000
 
 

@@ -25,6 +25,8 @@ from vault.errors import KeyRingError, TokenRejected, TokenUnusable
 from vault.keyring import KEY_FILE_NAME, KeyRing, generate_key_spec, load_keyring
 from vault.store import TokenVault
 
+pytestmark = pytest.mark.stack
+
 K1, K2 = generate_key_spec("k1"), generate_key_spec("k2")
 
 

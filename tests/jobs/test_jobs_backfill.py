@@ -37,6 +37,8 @@ from tests.jobs.factories import (
     record_run,
 )
 
+pytestmark = pytest.mark.stack
+
 START = utc_now().replace(microsecond=0) - timedelta(hours=2)
 APP_ID = "deep-processors"
 
