@@ -46,7 +46,7 @@ async def persist_usage(store: Store, usage: MonthlyUsage) -> int:
     """Copy this month's AI-call counts from Redis into usage_counters; returns how many owners."""
     period = current_period()
     counts = await usage.month_counts(period)
-    await store.record_usage(period, counts)
+    await store.usage.record(period, counts)
     return len(counts)
 
 
@@ -84,7 +84,7 @@ async def consume_token_health(store: Store, bootstrap: str, stop: asyncio.Event
                         except CodecError as exc:
                             log.warning("tokens.health offset %s skipped: %s", record.offset, exc)
                             continue
-                        await store.apply_health_event(event)
+                        await store.tokens.apply_health_event(event)
                 if batches:
                     await consumer.commit()
         except (KafkaError, OSError) as exc:

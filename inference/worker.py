@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 
 from inference.cache import ResponseCache
 from inference.config import InferenceConfig
+from inference.fallback import QuotaState, fallback_for
 from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
 from inference.pricing import cost_usd
@@ -40,7 +40,7 @@ from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
 from models.inference import InferenceRequest, InferenceResult
-from models.operations import OwnerNotification
+from models.operations import OwnerNotice, OwnerNotification
 from models.tiers import InferenceLane
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import CodecError
@@ -49,7 +49,6 @@ from streams.dead_letters import dead_letter
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "inference-worker"
-NoticeKind = Literal["ai_quota_exceeded", "no_inference_endpoint"]
 LANE_RANK = {InferenceLane.premium: 0, InferenceLane.standard: 1, InferenceLane.free: 2}
 PRIORITY_RANK = {Priority.high: 0, Priority.medium: 1, Priority.low: 2}
 # A record that keeps failing for a reason other than Redis or Kafka being unavailable is dead-lettered.
@@ -316,43 +315,43 @@ class InferenceWorker:
             hit = await self.cache.get(request)
             if hit is not None:
                 return _result(request, started, hit, cached=True)
-        if not self.pool.serves(request.model):
-            message = f"No inference endpoint serves model {request.model}; your agents answer offline."
-            await self._notify_once(request, "no_inference_endpoint", message)
-            return _result(request, started, None, fallback_reason="no_inference_endpoint")
-        if charge is None:  # a cacheable prompt the cache did not have
+        served = self.pool.serves(request.model)
+        if served and charge is None:  # a cacheable prompt the cache did not have
             charge = self.usage.charge_for(request.owner_id, request.tier, utc_now())
             charged = await self.usage.charge(charge)
-        if not charged:
-            plan, month = request.tier.value, month_of(utc_now())
-            message = (
-                f"Your {plan} plan's {charge.limit} AI calls for {month} are used up; "
-                "your agents answer with their offline persona until next month or an upgrade."
-            )
-            await self._notify_once(request, "ai_quota_exceeded", message)
-            return _result(request, started, None, fallback_reason="ai_quota_exceeded")
-        try:
-            completion = await self.pool.complete(request, rank(lane, request.priority))
-        except InferenceFailed as exc:
-            await self.usage.refund(charge)
-            log.warning("request %s fell back to the persona: %s", request.request_id, exc)
-            return _result(request, started, None, fallback_reason=str(exc))
-        except BaseException:
-            await self.usage.refund(charge)
-            raise
-        if request.cacheable:
-            await self.cache.put(request, completion)
-        return _result(request, started, completion)
+        quota = QuotaState(charge.limit, bool(charged)) if charge is not None else None
+        fallback = fallback_for(request, endpoint_available=served, quota=quota, at=utc_now())
+        if fallback is None and charge is not None:
+            try:
+                completion = await self.pool.complete(request, rank(lane, request.priority))
+            except InferenceFailed as exc:
+                await self.usage.refund(charge)
+                log.warning("request %s fell back to the persona: %s", request.request_id, exc)
+                fallback = fallback_for(
+                    request, endpoint_available=served, quota=quota, failure=str(exc), at=utc_now()
+                )
+            except BaseException:
+                await self.usage.refund(charge)
+                raise
+            else:
+                if request.cacheable:
+                    await self.cache.put(request, completion)
+                return _result(request, started, completion)
+        # fallback_for answers None only for a served model, and a served model is charged above.
+        assert fallback is not None
+        if fallback.notice is not None:
+            await self._notify_once(request, fallback.notice)
+        return _result(request, started, None, fallback_reason=fallback.reason)
 
-    async def _notify_once(self, request: InferenceRequest, kind: NoticeKind, message: str) -> None:
+    async def _notify_once(self, request: InferenceRequest, notice: OwnerNotice) -> None:
         now = utc_now()
-        if not await self.usage.first_notice(request.owner_id, kind, now):
+        if not await self.usage.first_notice(request.owner_id, notice.kind, now):
             return
         notification = OwnerNotification(
-            notification_id=f"{kind}:{request.owner_id}:{month_of(now)}",
+            notification_id=f"{notice.kind}:{request.owner_id}:{month_of(now)}",
             owner_id=request.owner_id,
-            kind=kind,
-            message=message[:200],
+            kind=notice.kind,
+            message=notice.message,
             deployment_id=request.deployment_id,
         )
         await self._publish(

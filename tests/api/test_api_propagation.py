@@ -204,7 +204,7 @@ async def test_a_token_revoked_at_discord_moves_its_deployments_through_tokens_h
     consumer = asyncio.create_task(consume_token_health(store, api_settings.kafka_bootstrap, stop))
 
     async def moved() -> bool:
-        now = await store.get_deployment(UUID(deployment["deployment_id"]), None)
+        now = await store.deployments.get(UUID(deployment["deployment_id"]), None)
         return str(now.token_id) == spare["token_id"]
 
     try:
