@@ -173,13 +173,16 @@ class TopicSink(ConsumerService):
         dead-letter topic, unless this is a replay: it went there before the plan was recorded."""
         decode, row_of = self.spec.codec.decode, self.writer.table.row
         rows = []
+        rejected = []
         for record in records:
             try:
                 rows.append(row_of(decode(record.value)))
             except CodecError as exc:
-                if dead_letters:
-                    # Acknowledged at once, so a replay of the plan recorded later never sends it again.
-                    await self.consumer.dead_letter(record, str(exc))
+                rejected.append((record, str(exc)))
+        if dead_letters and rejected:
+            # Sent together and acknowledged before the records join a batch, so a replay of the batch's
+            # plan (recorded later) never needs to send them again.
+            await asyncio.gather(*(self.consumer.dead_letter(record, error) for record, error in rejected))
         return rows
 
     async def flush(self) -> None:

@@ -219,7 +219,7 @@ class AtLeastOnceConsumer:
         self._dead_letter_specs = {spec.name_in(namespace): dead_letter_topic(spec) for spec in specs}
         self._namespace = namespace
         self.topics = list(self._dead_letter_specs)
-        self.tracker = OffsetTracker()
+        self._tracker = OffsetTracker()
         self._kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=options.group_id,
@@ -252,7 +252,7 @@ class AtLeastOnceConsumer:
         if self._options.commit_interval_s is not None:
             committer = asyncio.create_task(self._commit_periodically(self._options.commit_interval_s))
         per_record = self._options.unit == "record"
-        tracker = self.tracker
+        tracker = self._tracker
         try:
             while not self._stopping.is_set():
                 fetch = self._service.next_fetch(self._options.fetch)
@@ -286,12 +286,12 @@ class AtLeastOnceConsumer:
 
     def done(self, tp: TopicPartition, offset: int) -> None:
         """The work started at `offset` is done: its offset may be committed once all before it are."""
-        if self.tracker.done(tp, offset) and tp.topic in self._full:
+        if self._tracker.done(tp, offset) and tp.topic in self._full:
             self._resume_if_drained(tp.topic)
 
     def done_below(self, tp: TopicPartition, next_offset: int) -> None:
         """Everything of `tp` below `next_offset` is done (a batch, or records a replay settled)."""
-        self.tracker.done_below(tp, next_offset)
+        self._tracker.done_below(tp, next_offset)
         if tp.topic in self._full:
             self._resume_if_drained(tp.topic)
 
@@ -301,17 +301,17 @@ class AtLeastOnceConsumer:
         what it is about to do there). Raises KafkaError when the group does not take the commit."""
         assignment = self._kafka.assignment()
         offsets = {
-            tp: OffsetAndMetadata(o, "") for tp, o in self.tracker.committable().items() if tp in assignment
+            tp: OffsetAndMetadata(o, "") for tp, o in self._tracker.committable().items() if tp in assignment
         }
         for tp, note in (metadata or {}).items():
-            position = self.tracker.position(tp)
+            position = self._tracker.position(tp)
             if position is None or tp not in assignment:
                 raise IllegalStateError(f"{tp} is not assigned to this member")
             offsets[tp] = OffsetAndMetadata(position, note)
         if not offsets:
             return
         await self._kafka.commit(offsets)
-        self.tracker.committed({tp: meta.offset for tp, meta in offsets.items()})
+        self._tracker.committed({tp: meta.offset for tp, meta in offsets.items()})
 
     async def _commit_logged(self) -> None:
         try:
@@ -365,12 +365,12 @@ class AtLeastOnceConsumer:
         if bound is None:
             return
         for topic in {tp.topic for tp in fetched}:
-            if topic not in self._full and self.tracker.held(topic) >= bound:
+            if topic not in self._full and self._tracker.held(topic) >= bound:
                 self._full.add(topic)
                 self._kafka.pause(*(tp for tp in self._kafka.assignment() if tp.topic == topic))
 
     def _resume_if_drained(self, topic: str) -> None:
-        if self.tracker.held(topic) > self._resume_at:
+        if self._tracker.held(topic) > self._resume_at:
             return
         self._full.discard(topic)
         self._kafka.resume(
@@ -380,7 +380,7 @@ class AtLeastOnceConsumer:
     async def _revoked(self, partitions: set[TopicPartition]) -> None:
         await self._service.on_revoked(partitions)
         await self._commit_logged()
-        self.tracker.forget(partitions)
+        self._tracker.forget(partitions)
         self._held -= partitions
         # Abandoned work no longer holds its topic's bound.
         for topic in list(self._full):
