@@ -22,6 +22,7 @@ from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
@@ -146,7 +147,7 @@ class ConsumerOptions:
     # Committing is a round trip to the group coordinator: done at most this often, apart from the fetch
     # loop. None: only when the service calls commit() (and on revocation and close).
     commit_interval_s: float | None = 1.0
-    # Held offsets per topic at which fetching that topic pauses; it resumes once no more than
+    # Pieces of work held per topic at which fetching that topic pauses; it resumes once no more than
     # resume_fraction of the bound is held. None: no bound.
     max_in_flight_per_topic: int | None = None
     resume_fraction: float = 0.5
@@ -218,7 +219,6 @@ class AtLeastOnceConsumer:
         self._producer = producer
         self._dead_letter_specs = {spec.name_in(namespace): dead_letter_topic(spec) for spec in specs}
         self._namespace = namespace
-        self.topics = list(self._dead_letter_specs)
         self._tracker = OffsetTracker()
         self._kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -231,7 +231,9 @@ class AtLeastOnceConsumer:
             heartbeat_interval_ms=options.heartbeat_interval_ms,
             max_poll_interval_ms=options.max_poll_interval_ms,
             max_partition_fetch_bytes=options.max_partition_fetch_bytes,
-            **({"partition_assignment_strategy": (StickyPartitionAssignor,)} if options.sticky else {}),
+            partition_assignment_strategy=(
+                (StickyPartitionAssignor,) if options.sticky else (RoundRobinPartitionAssignor,)
+            ),
         )
         bound = options.max_in_flight_per_topic
         self._resume_at = int(bound * options.resume_fraction) if bound is not None else 0
@@ -243,7 +245,7 @@ class AtLeastOnceConsumer:
     # lifecycle
 
     async def start(self) -> None:
-        self._kafka.subscribe(self.topics, listener=_Rebalance(self))
+        self._kafka.subscribe(list(self._dead_letter_specs), listener=_Rebalance(self))
         await self._kafka.start()
 
     async def run(self) -> None:

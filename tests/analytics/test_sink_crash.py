@@ -35,14 +35,6 @@ pytestmark = pytest.mark.stack
 WAVE = 2000
 
 
-@pytest.fixture
-async def admin(stack_up: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.close()
-
-
 class SinkProcesses:
     def __init__(self, namespace: str, tmp_path: Path) -> None:
         # Their own embedded engine, whatever this process uses: CLICKHOUSE_URL empty, state under tmp_path.

@@ -34,14 +34,6 @@ pytestmark = pytest.mark.stack
 TABLE_OF = {spec.name: table for spec, table in TOPIC_TABLES}
 
 
-@pytest.fixture(scope="module")
-async def admin(stack_up: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.close()
-
-
 @asynccontextmanager
 async def running_sinks(
     specs: list[TopicSpec],

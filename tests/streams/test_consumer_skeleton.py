@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,6 +20,7 @@ from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 from tests.kafka_namespace import temporary_namespace
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -49,6 +50,7 @@ class Holding(ConsumerService):
             producer=producer,
             options=replace(options, **overrides),
         )
+        self.group, self.namespace = group, namespace
         self.seen: list[int] = []  # offsets of partition 0, in the order they arrived
         self.waiting: dict[int, TopicPartition] = {}
         self.polls = 0
@@ -75,15 +77,6 @@ class Holding(ConsumerService):
             self.consumer.done(self.waiting.pop(offset), offset)
 
 
-async def until(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Wait for a condition of the members' state (it changes between polls)."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def namespace(stack_up: Settings) -> AsyncIterator[str]:
     async with temporary_namespace(stack_up.kafka_bootstrap, (DISCORD_ACTIONS, DEAD_LETTER_SPEC)) as ns:
@@ -96,14 +89,6 @@ async def producer(stack_up: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await producer.start()
     yield producer
     await producer.stop()
-
-
-@pytest.fixture
-async def admin(stack_up: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await admin.start()
-    yield admin
-    await admin.close()
 
 
 @asynccontextmanager
@@ -132,19 +117,22 @@ async def committed(admin: AIOKafkaAdminClient, group: str, tp: TopicPartition) 
     return offsets[tp].offset if tp in offsets else -1
 
 
+async def finish_and_commit(member: Holding, admin: AIOKafkaAdminClient, *offsets: int) -> int:
+    """Finish these records, commit, and return the group's committed offset of partition 0."""
+    member.finish(*offsets)
+    await member.consumer.commit()
+    return await committed(admin, member.group, first_partition(member.namespace))
+
+
 async def test_out_of_order_completion_commits_only_the_done_prefix(
     stack_up: Settings, namespace: str, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient
 ) -> None:
-    group, tp = f"skeleton-{uuid4().hex[:8]}", first_partition(namespace)
+    group = f"skeleton-{uuid4().hex[:8]}"
     await produce(producer, namespace, b"a", b"b", b"c")
     async with running(Holding(stack_up, namespace, producer, group)) as member:
-        await until(lambda: len(member.seen) == 3)
-        member.finish(2, 1)
-        await member.consumer.commit()
-        assert await committed(admin, group, tp) == 0
-        member.finish(0)
-        await member.consumer.commit()
-        assert await committed(admin, group, tp) == 3
+        await wait_until(lambda: len(member.seen) == 3, "the three records")
+        assert await finish_and_commit(member, admin, 2, 1) == 0
+        assert await finish_and_commit(member, admin, 0) == 3
 
 
 async def test_a_revocation_commits_what_is_done_and_redelivers_what_was_abandoned(
@@ -153,18 +141,20 @@ async def test_a_revocation_commits_what_is_done_and_redelivers_what_was_abandon
     group, tp = f"skeleton-{uuid4().hex[:8]}", first_partition(namespace)
     await produce(producer, namespace, b"a", b"b", b"c")
     async with running(Holding(stack_up, namespace, producer, group)) as first:
-        await until(lambda: len(first.seen) == 3)
+        await wait_until(lambda: len(first.seen) == 3, "the three records")
         first.finish(0, 2)  # 1 is still in flight when the second member joins
         async with running(Holding(stack_up, namespace, producer, group)) as second:
-            await until(lambda: first.seen.count(1) + second.seen.count(1) == 2)
+            await wait_until(
+                lambda: first.seen.count(1) + second.seen.count(1) == 2,
+                "offset 1 redelivered after the rebalance",
+                timeout_s=60,
+            )
             assert any(tp in revoked for revoked in first.revoked)
             assert first.seen.count(0) + second.seen.count(0) == 1  # done and committed: never again
             assert await committed(admin, group, tp) == 1
             owner = first if 1 in first.waiting else second
-            await until(lambda: set(owner.waiting) == {1, 2})
-            owner.finish(1, 2)
-            await owner.consumer.commit()
-            assert await committed(admin, group, tp) == 3
+            await wait_until(lambda: set(owner.waiting) == {1, 2}, "the new owner holding offsets 1 and 2")
+            assert await finish_and_commit(owner, admin, 1, 2) == 3
 
 
 async def test_a_record_the_service_gives_up_on_is_dead_lettered_and_passed(
@@ -173,10 +163,8 @@ async def test_a_record_the_service_gives_up_on_is_dead_lettered_and_passed(
     group, tp = f"skeleton-{uuid4().hex[:8]}", first_partition(namespace)
     await produce(producer, namespace, b"poison", b"fine")
     async with running(Holding(stack_up, namespace, producer, group)) as member:
-        await until(lambda: member.seen == [0, 1])
-        member.finish(1)
-        await member.consumer.commit()
-        assert await committed(admin, group, tp) == 2
+        await wait_until(lambda: member.seen == [0, 1], "both records")
+        assert await finish_and_commit(member, admin, 1) == 2
     reader = AIOKafkaConsumer(
         DEAD_LETTER_SPEC.name_in(namespace),
         bootstrap_servers=stack_up.kafka_bootstrap,
@@ -207,11 +195,11 @@ async def test_fetching_pauses_at_the_bound_and_resumes_once_work_drains(
         fetch=Fetch(timeout_s=0.05, max_records=4),
     )
     async with running(service) as member:
-        await until(lambda: len(member.seen) == 4)
+        await wait_until(lambda: len(member.seen) == 4, "the first four records")
 
         async def polls_go_by() -> None:
             polls = member.polls
-            await until(lambda: member.polls >= polls + 5)
+            await wait_until(lambda: member.polls >= polls + 5, "five more polls")
 
         await polls_go_by()
         assert member.seen == [0, 1, 2, 3]  # at the bound: nothing more fetched
@@ -219,7 +207,7 @@ async def test_fetching_pauses_at_the_bound_and_resumes_once_work_drains(
         await polls_go_by()
         assert len(member.seen) == 4  # 3 held: still above the resume mark (2)
         member.finish(0)
-        await until(lambda: len(member.seen) == 8)
+        await wait_until(lambda: len(member.seen) == 8, "four more records after the resume")
         assert member.seen == list(range(8))
 
 
@@ -245,7 +233,9 @@ async def test_records_of_a_killed_member_are_redelivered_and_none_is_lost(
     resumed_at = await committed(admin, group, tp)
     assert resumed_at < total and all(offset in finished for offset in range(max(resumed_at, 0)))
     async with running(Holding(stack_up, namespace, producer, group)) as heir:
-        await until(lambda: len(heir.seen) >= total - max(resumed_at, 0))
+        await wait_until(
+            lambda: len(heir.seen) >= total - max(resumed_at, 0), "the records past the commit", timeout_s=60
+        )
         assert heir.seen[0] == max(resumed_at, 0)
         assert finished | set(heir.seen) == set(range(total))
         assert set(range(total)) - finished <= set(heir.seen)
