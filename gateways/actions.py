@@ -36,6 +36,8 @@ from models.actions import (
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
+# Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
+TYPING_REFRESH_S = 8.0
 
 
 class InvalidAction(ValueError):
@@ -233,6 +235,17 @@ def _persona(action: MemberPersonaUpdate) -> RestCall:
 
 def _typing(action: TypingIndicator) -> RestCall:
     return RestCall("POST", "/channels/{channel_id}/typing", {"channel_id": action.channel_id})
+
+
+def typing_pauses(delay_ms: int) -> list[float]:
+    """The waits, in seconds, after each typing trigger of a pause of `delay_ms`: the indicator is
+    triggered again after every TYPING_REFRESH_S until the pause is over."""
+    pauses = []
+    left = delay_ms / 1000
+    while left > 0:
+        pauses.append(min(left, TYPING_REFRESH_S))
+        left -= TYPING_REFRESH_S
+    return pauses
 
 
 def plan(action: Action, now: datetime) -> Plan:

@@ -24,7 +24,7 @@ from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
-from models.actions import Action
+from models.actions import Action, TypingIndicator
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class ActionPerformer:
         match plan:
             case RestCall():
                 await self._rest_call(plan, bot, retry=claim is Claim.RETRY)
+                if isinstance(action, TypingIndicator):
+                    await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
                 shard = self._fleet.shards.get(bot.bot_id)
                 if shard is None or not await shard.wait_ready(READY_WAIT_S):
@@ -106,6 +108,15 @@ class ActionPerformer:
                     plan.guild_id,
                     plan.channel_id,
                 )
+
+    async def _keep_typing(self, call: RestCall, bot: BotCredentials, delay_ms: int) -> None:
+        """Hold the bot's lane while it "types": its next action (the reply) follows after the pause,
+        with the indicator triggered again before it fades."""
+        pauses = actions.typing_pauses(delay_ms)
+        for index, pause in enumerate(pauses):
+            if index:
+                await self._rest_call(call, bot, retry=False)
+            await asyncio.sleep(pause)
 
     async def _rest_call(self, call: RestCall, bot: BotCredentials, *, retry: bool) -> None:
         body = await self._with_images(call)

@@ -27,6 +27,8 @@ class ReplyTarget(Strict):
     channel_id: Snowflake
     message_id: Snowflake | None = None
     author_id: Snowflake | None = None
+    # The name the reply greets its author by, when the agent remembers them well enough to.
+    greet_as: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
 class InferenceRequest(Payload):

@@ -88,6 +88,12 @@ class AutomodWindow(Strict):
     entries: list[WindowEntry] = Field(default_factory=list)
 
 
+class TrackedUsers(Strict):
+    """The users a deployment keeps a relationship with, by user id: when it last talked with each."""
+
+    last_seen: dict[Snowflake, datetime] = Field(default_factory=dict)
+
+
 class ReplyStreak(Strict):
     """How many times in a row a deployment answered in a channel since a person last spoke there."""
 

@@ -132,6 +132,11 @@ class LeaderboardKey(_OfDeployment):
     TABLE = "leaderboards"
 
 
+class TrackedKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "tracked"
+
+
 class RelationshipKey(_OfDeploymentUser):
     __slots__ = ()
     TABLE = "relationships"

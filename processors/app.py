@@ -155,8 +155,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:
             raise ValueError(f"key: a record for {record.key!r} arrived under {key!r}")
-        engine.apply_routing(record)
-        return Outputs()
+        return engine.deploy(record)
 
     @app.agent(deployments, name="deployments")
     async def on_deployments(stream: StreamT) -> None:

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.actions import Action, DeleteMessage, Reply, SendMessage
-from models.agent import AgentConfig, MoodConfig
+from models.actions import Action, DeleteMessage, React, Reply, SendMessage
+from models.agent import AgentConfig, MoodConfig, PersonalityTraits, SpeechStyle
 from models.common import error_paths
 from models.decisions import Decision, Priority
 from models.deployments import DeployedAgent, RoutingRecord
@@ -31,6 +31,7 @@ from models.processor_state import (
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    TrackedUsers,
     UtilityBook,
     WarnRecord,
 )
@@ -46,6 +47,7 @@ from models.table_keys import (
     RelationshipKey,
     RoutingKey,
     StreakKey,
+    TrackedKey,
     UtilityKey,
     WarnKey,
 )
@@ -63,7 +65,7 @@ from processors.commands import (
     usage,
 )
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
-from processors.decide import Situation, addressed, decide
+from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, apply_directory_event
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
 from processors.event_routing import Route, context_window, find_deployment, newer, routes_for
@@ -74,10 +76,13 @@ from processors.mood import MoodEvent, after_event, after_interaction, drift, in
 from processors.music import handle_music
 from processors.outcome import Outcome
 from processors.permissions import ADMINISTRATOR, granted, member_permissions, parse_permissions
+from processors.presence import persona_updates, presence_update
 from processors.prompt import build_prompt, choose_model, max_tokens_for
-from processors.relationships import record_interaction
+from processors.relationships import record_interaction, track
 from processors.replies import compose_reply
 from processors.sentiment import sentiment
+from processors.styling import EMOJI_BY_MOOD
+from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
 from processors.utility import (
     handle_game,
     handle_utility,
@@ -121,6 +126,8 @@ class Tables:
     automod: MutableMapping[str, AutomodWindow]  # AutomodKey
     streaks: MutableMapping[str, ReplyStreak]  # StreakKey
     utility: MutableMapping[str, UtilityBook]  # UtilityKey
+    # Whom each deployment keeps a relationship with, to forget the least recent past max_tracked_users.
+    tracked: MutableMapping[str, TrackedUsers]  # TrackedKey
 
 
 @dataclass
@@ -174,8 +181,13 @@ def _store(table: MutableMapping[str, V], key: str, value: V | None) -> None:
         table[key] = value
 
 
+def _traits(agent: AgentConfig) -> PersonalityTraits:
+    return agent.character.personality if agent.character is not None else PersonalityTraits()
+
+
 def _mood_config(agent: AgentConfig) -> MoodConfig:
-    return agent.behavior.mood
+    """The mood configuration as the agent's temperament lives it."""
+    return temperament(agent.behavior.mood, _traits(agent))
 
 
 class Engine:
@@ -200,6 +212,13 @@ class Engine:
             if seeded is not None:
                 self.apply_routing(seeded)
         return self.tables.routing.get(RoutingKey(key).encode())
+
+    def deploy(self, record: RoutingRecord) -> Outputs:
+        """Apply a routing record from the deployments topic; the persona updates it calls for."""
+        previous = self.tables.routing.get(RoutingKey(record.key).encode())
+        if not self.apply_routing(record):
+            return Outputs()
+        return Outputs(actions=list(persona_updates(record, previous)))
 
     def remove_routing(self, key: str) -> None:
         """A tombstone on the compacted deployments topic: nothing is deployed under the key any more."""
@@ -226,7 +245,7 @@ class Engine:
         if kind == "INTERACTION_CREATE":
             return self._interaction(envelope)
         if kind == "GUILD_MEMBER_ADD":
-            self._member_joined(envelope)
+            return self._member_joined(envelope)
         return Outputs()
 
     def _routes(self, envelope: EventEnvelope) -> tuple[list[Route], GuildDirectory | None]:
@@ -236,17 +255,17 @@ class Engine:
         )
         return routes_for(self.routing(key), envelope, directory), directory
 
-    def _member_joined(self, envelope: EventEnvelope) -> None:
+    def _member_joined(self, envelope: EventEnvelope) -> Outputs:
         routes, _ = self._routes(envelope)
         at = envelope.received_at
+        out = Outputs()
         for route in routes:
             agent = route.deployed.agent
             if agent.ai_enabled:
-                mood_key = self._mood_key(envelope.key, route.deployed)
-                mood = self._mood(mood_key, agent, at)
-                self.tables.moods[mood_key] = after_event(
-                    mood, _mood_config(agent), MoodEvent.member_joined, at
-                )
+                mood = self.mood_for(envelope.key, route.deployed, at)
+                changed = after_event(mood, _mood_config(agent), MoodEvent.member_joined, at)
+                self.set_mood(envelope, route.deployed, mood, changed, out)
+        return out
 
     def _message(self, envelope: EventEnvelope) -> Outputs:
         message = _view(DiscordMessage, envelope.data)
@@ -389,6 +408,26 @@ class Engine:
     def mood_for(self, key: str, deployed: DeployedAgent, at: datetime) -> MoodState:
         return self._mood(self._mood_key(key, deployed), deployed.agent, at)
 
+    def set_mood(
+        self,
+        envelope: EventEnvelope,
+        deployed: DeployedAgent,
+        before: MoodState,
+        after: MoodState,
+        out: Outputs,
+    ) -> None:
+        """Store the mood; a new mood shows in the bot's presence."""
+        self.tables.moods[self._mood_key(envelope.key, deployed)] = after
+        config = deployed.agent.behavior.mood
+        if config.enabled and after.mood is not before.mood:
+            out.actions.append(
+                presence_update(deployed, after.mood, config, envelope.event_id, envelope.guild_id)
+            )
+
+    def relationship(self, key: str, deployed: DeployedAgent, user_id: str) -> Relationship | None:
+        relationship_key = RelationshipKey(key, deployed.deployment.deployment_id, user_id)
+        return self.tables.relationships.get(relationship_key.encode())
+
     # Inference results ---------------------------------------------------------------------------------
 
     def handle_result(self, result: InferenceResult, key: str) -> Outputs:
@@ -398,7 +437,10 @@ class Engine:
             return Outputs()  # undeployed while the model was thinking
         agent = deployed.agent
         at = result.completed_at
-        actions = compose_reply(result, agent, self.mood_for(key, deployed, at))
+        author_id = result.target.author_id
+        relationship = self.relationship(key, deployed, author_id) if author_id is not None else None
+        affinity = relationship.affinity if relationship is not None else None
+        actions = compose_reply(result, agent, self.mood_for(key, deployed, at), affinity)
         channel_id = result.target.channel_id
         context_key = ContextKey(key, channel_id).encode()
         context = self.tables.context.get(context_key)
@@ -524,11 +566,9 @@ class _MessageTurn:
         self.out.actions.extend(outcome.actions)
         self.out.audits.extend(outcome.audits)
         if self.agent.ai_enabled:
-            mood_key = MoodKey(self.key, self.deployment_id).encode()
             mood = self.engine.mood_for(self.key, self.deployed, self.at)
-            self.tables.moods[mood_key] = after_event(
-                mood, _mood_config(self.agent), MoodEvent.moderation, self.at
-            )
+            changed = after_event(mood, _mood_config(self.agent), MoodEvent.moderation, self.at)
+            self.engine.set_mood(self.envelope, self.deployed, mood, changed, self.out)
         return any(isinstance(action, DeleteMessage) for action in outcome.actions)
 
     def _prefix_command(self) -> bool:
@@ -581,7 +621,7 @@ class _MessageTurn:
             say = Say(f"<@{user_id}> reached level {entry.level}!", title="Level up")
             self.out.actions.append(self.emit.send(say, self.message.channel_id))
 
-    def _situation(self, mood: MoodState, streak: int) -> Situation:
+    def _situation(self, mood: MoodState, streak: int, relationship: Relationship | None = None) -> Situation:
         return Situation(
             event_id=self.envelope.event_id,
             deployed=self.deployed,
@@ -591,6 +631,7 @@ class _MessageTurn:
             streak=streak,
             at=self.at,
             is_dm=self.is_dm,
+            relationship=relationship,
         )
 
     def _converse(self) -> None:
@@ -610,43 +651,80 @@ class _MessageTurn:
         # A redelivered event was already counted.
         prior = streak.count - 1 if streak.last_event_id == event_id else streak.count
         mood = self.engine.mood_for(self.key, self.deployed, self.at)
-        decision = decide(self._situation(mood, prior))
+        known = self.engine.relationship(self.key, self.deployed, message.author.id)
+        decision = decide(self._situation(mood, prior, known))
         self.out.decisions.append(decision)
 
-        relationship_key = RelationshipKey(self.key, self.deployment_id, message.author.id).encode()
-        relationship = self.tables.relationships.get(relationship_key) or Relationship(
-            user_id=message.author.id
-        )
         if decision.respond and decision.priority is not None:
-            self.out.requests.append(self._inference_request(decision.priority, relationship, mood))
+            self.out.requests.append(self._inference_request(decision.priority, known, mood))
             if streak.last_event_id != event_id:
                 self.tables.streaks[streak_key] = ReplyStreak(count=streak.count + 1, last_event_id=event_id)
+        elif not message.author.bot:
+            self._maybe_react(mood, known)
         config = _mood_config(agent)
         if (talked_to or decision.respond) and not message.author.bot:
-            _store(
-                self.tables.relationships,
-                relationship_key,
-                record_interaction(
-                    relationship,
-                    agent.behavior.relationships,
-                    display_name=message.author.display_name,
-                    content=message.content,
-                    at=self.at,
-                ),
-            )
-            mood = after_interaction(mood, config, sentiment(message.content), self.at)
+            self._remember(known or Relationship(user_id=message.author.id))
+            changed = after_interaction(mood, config, sentiment(message.content), self.at)
         else:
-            mood = after_event(mood, config, MoodEvent.activity, self.at)
-        self.tables.moods[MoodKey(self.key, self.deployment_id).encode()] = mood
+            changed = after_event(mood, config, MoodEvent.activity, self.at)
+        self.engine.set_mood(self.envelope, self.deployed, mood, changed, self.out)
+
+    def _remember(self, relationship: Relationship) -> None:
+        """Record the interaction, forgetting the least recently met users past `max_tracked_users`."""
+        settings = self.agent.behavior.relationships
+        author = self.message.author
+        updated = record_interaction(
+            relationship,
+            settings,
+            _traits(self.agent),
+            display_name=author.display_name,
+            content=self.message.content,
+            at=self.at,
+        )
+        if updated is None:
+            return
+        tracked_key = TrackedKey(self.key, self.deployment_id).encode()
+        tracked, forgotten = track(
+            self.tables.tracked.get(tracked_key), author.id, self.at, settings.max_tracked_users
+        )
+        self.tables.tracked[tracked_key] = tracked
+        for user_id in forgotten:
+            self.tables.relationships.pop(
+                RelationshipKey(self.key, self.deployment_id, user_id).encode(), None
+            )
+        if author.id not in forgotten:
+            self.tables.relationships[RelationshipKey(self.key, self.deployment_id, author.id).encode()] = (
+                updated
+            )
+
+    def _maybe_react(self, mood: MoodState, known: Relationship | None) -> None:
+        """An emoji on a message the agent does not answer, as often as its character and mood make it."""
+        character = self.agent.character
+        style = character.speech_style if character is not None else SpeechStyle()
+        traits = _traits(self.agent)
+        affinity = known.affinity if known is not None else None
+        chance = reaction_chance(traits, mood, style, warmth(traits, affinity))
+        rng = seeded_rng(self.envelope.event_id, self.deployment_id, "react")
+        if rng.random() < chance:
+            emoji = rng.choice(EMOJI_BY_MOOD[mood.mood])
+            self.out.actions.append(
+                self.emit.action(
+                    React, channel_id=self.message.channel_id, message_id=self.message.id, emoji=emoji
+                )
+            )
 
     def _inference_request(
-        self, priority: Priority, relationship: Relationship, mood: MoodState
+        self, priority: Priority, known: Relationship | None, mood: MoodState
     ) -> InferenceRequest:
         deployed, agent, message = self.deployed, self.agent, self.message
         ai = agent.ai_config
         assert ai is not None
         deployment = deployed.deployment
         context = self.context or ChannelContext(channel_id=message.channel_id)
+        relationship = known or Relationship(user_id=message.author.id)
+        traits = _traits(agent)
+        relationships = agent.behavior.relationships
+        affinity = known.affinity if known is not None and relationships.affinity_system else None
         return InferenceRequest(
             request_id=stable_id(self.envelope.event_id, deployment.deployment_id, "inference"),
             event_id=self.envelope.event_id,
@@ -658,8 +736,8 @@ class _MessageTurn:
             priority=priority,
             model=choose_model(agent, priority),
             messages=build_prompt(agent, message, context, relationship, mood, bot_id=self.bot_id),
-            temperature=ai.temperature,
-            max_tokens=max_tokens_for(agent),
+            temperature=temperature(ai.temperature, traits),
+            max_tokens=reply_tokens(max_tokens_for(agent), traits, affinity),
             cacheable=ai.cacheable,
             target=ReplyTarget(
                 bot_id=self.bot_id,
@@ -667,5 +745,11 @@ class _MessageTurn:
                 channel_id=message.channel_id,
                 message_id=message.id,
                 author_id=message.author.id,
+                greet_as=greeting_name(
+                    known,
+                    relationships.affinity_bands,
+                    relationships.remember_names,
+                    self.at - CONVERSATION_WINDOW,
+                ),
             ),
         )

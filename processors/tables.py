@@ -19,6 +19,7 @@ from models.processor_state import (
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    TrackedUsers,
     UtilityBook,
     WarnRecord,
 )
@@ -77,6 +78,7 @@ def create_tables(app: faust.App) -> Tables:
         automod=model_table(app, table_keys.AutomodKey.TABLE, AutomodWindow),
         streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
         utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
+        tracked=model_table(app, table_keys.TrackedKey.TABLE, TrackedUsers),
     )
 
 

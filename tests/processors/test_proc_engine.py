@@ -49,7 +49,7 @@ KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 
 
 def new_tables() -> Tables:
-    return Tables(*({} for _ in range(12)))
+    return Tables(*({} for _ in range(13)))
 
 
 @pytest.fixture
