@@ -3,6 +3,7 @@ and the decision engine, mood and reply path use them."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -49,7 +50,7 @@ def along(name: str, mapping) -> list[float]:
 
 
 def non_decreasing(values: list[float]) -> bool:
-    return all(a <= b for a, b in zip(values, values[1:], strict=False))
+    return all(a <= b for a, b in itertools.pairwise(values))
 
 
 def non_increasing(values: list[float]) -> bool:
@@ -138,7 +139,8 @@ def test_openness_widens_interest_matching_and_creativity() -> None:
     )
     assert matches_interest("reading manga tonight", ["anime"], interest_breadth(NEUTRAL))
     assert not matches_interest("a wild animal documentary", ["cats"], interest_breadth(NEUTRAL))
-    assert matches_interest("a wild animal documentary", ["cats"], interest_breadth(with_trait("openness", 100)))
+    curious = interest_breadth(with_trait("openness", 100))
+    assert matches_interest("a wild animal documentary", ["cats"], curious)
     temperatures = along("openness", lambda t: temperature(0.8, t))
     assert non_decreasing(temperatures) and temperatures[0] == pytest.approx(0.5)
     assert temperatures[-1] == pytest.approx(1.1) and temperature(0.8, NEUTRAL) == 0.8
