@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from models.actions import MemberPersonaUpdate, PresenceUpdate, React, Reply
+from models.actions import MemberPersonaUpdate, PresenceUpdate, React, Reply, TypingIndicator
 from models.agent import AgentConfig, MoodName
 from models.inference import InferenceResult, ReplyTarget
 from models.state import MoodState
@@ -200,4 +200,4 @@ def test_replies_greet_by_name_and_careless_characters_make_typos() -> None:
     assert any(w.isalpha() and w.islower() and w not in words for w in sloppy.content.split())
     # Time the model already took counts towards the typing pause.
     slow = compose_reply(result_for("hi", latency_ms=60_000), luna(), mood)[0]
-    assert slow.delay_ms == 0
+    assert isinstance(slow, TypingIndicator) and slow.delay_ms == 0

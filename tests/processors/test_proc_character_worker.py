@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 
 from models.actions import MemberPersonaUpdate
-from models.agent import AgentConfig
+from models.agent import AgentConfig, PersonalityTraits
 from models.decisions import Decision
 from models.deployments import DeployedAgent
 from models.events import EventEnvelope
@@ -139,7 +139,7 @@ async def test_extraversion_and_affinity_change_how_often_the_agent_speaks_unpro
 
     quiet, chatty = len(requests_of(collector, reserved)), len(requests_of(collector, outgoing))
     # Configured 0.2: about 0.06 at extraversion 10 and 0.48 at 90.
-    expected = [odds_scaled(RANDOM, sociability(d.agent.character.personality)) for d in (reserved, outgoing)]
+    expected = [odds_scaled(RANDOM, sociability(PersonalityTraits(extraversion=e))) for e in (10, 90)]
     assert expected[0] < 0.1 and expected[1] > 0.4
     assert chatty >= quiet + STREAM // 5, (quiet, chatty)
     decisions = [d for d in collector.of(AGENT_DECISIONS) if decided(outgoing)(d) and d.respond]

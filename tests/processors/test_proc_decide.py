@@ -83,7 +83,9 @@ def test_interest_match_fires_at_the_recorded_effective_rate() -> None:
     decisions = [decide(situation(content="I love anime")) for _ in range(400)]
     fired = [d for d in decisions if d.reason is DecisionReason.interest_match]
     # Luna's keyword_match is 0.7; her extraversion (90) raises it to about 0.88.
-    effective = odds_scaled(0.7, sociability(luna().character.personality))
+    character = luna().character
+    assert character is not None
+    effective = odds_scaled(0.7, sociability(character.personality))
     assert all(d.probability == pytest.approx(effective) for d in fired)
     assert 0.8 < effective < 0.95 and effective - 0.07 < len(fired) / 400 < effective + 0.07
 

@@ -4,6 +4,7 @@ and the decision engine, mood and reply path use them."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -49,11 +50,11 @@ def along(name: str, mapping) -> list[float]:
     return [mapping(with_trait(name, value)) for value in TRAIT_VALUES]
 
 
-def non_decreasing(values: list[float]) -> bool:
+def non_decreasing(values: Sequence[float]) -> bool:
     return all(a <= b for a, b in itertools.pairwise(values))
 
 
-def non_increasing(values: list[float]) -> bool:
+def non_increasing(values: Sequence[float]) -> bool:
     return non_decreasing([-v for v in values])
 
 
