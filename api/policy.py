@@ -11,7 +11,7 @@ from models.tiers import TIERS, Feature, TierLimits, TokenTier
 from models.tools import Tool
 
 # What may differ from a stock character without it becoming a custom personality.
-_COSMETIC = {"name", "avatar_url", "banner_url"}
+_COSMETIC = {"name", "avatar_url", "banner_url", "bio"}
 
 
 class TierViolation(Exception):
