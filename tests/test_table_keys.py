@@ -22,6 +22,7 @@ from models.table_keys import (
     RoutingKey,
     StreakKey,
     TableKey,
+    TrackedKey,
     UtilityKey,
     WarnKey,
 )
@@ -44,6 +45,7 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"dm:{BOT}/{D}", MoodKey(DM, DEPLOYMENT)),
     (f"{GUILD}/{D}", MusicKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}", LeaderboardKey(GUILD, DEPLOYMENT)),
+    (f"{GUILD}/{D}", TrackedKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}/{USER}", RelationshipKey(GUILD, DEPLOYMENT, USER)),
     (f"dm:{BOT}/{D}/{USER}", RelationshipKey(DM, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{USER}", WarnKey(GUILD, DEPLOYMENT, USER)),

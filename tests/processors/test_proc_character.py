@@ -68,7 +68,9 @@ def test_deploying_dresses_the_bot_in_its_persona_once_and_again_on_change() -> 
     profile, images = first.actions
     assert isinstance(profile, MemberPersonaUpdate) and isinstance(images, MemberPersonaUpdate)
     assert (profile.guild_id, profile.nick, profile.bio) == (GUILD, "Luna", "Gamer girl, anime lover")
-    assert images.avatar_url == agent.character.avatar_url and images.banner_url == agent.character.banner_url
+    worn = agent.character
+    assert worn is not None
+    assert (images.avatar_url, images.banner_url) == (worn.avatar_url, worn.banner_url)
     deployment = engine.tables.routing[GUILD].deployments[0]
     # A newer record with the same persona asks for nothing; the same record again is ignored.
     same = routing(GUILD, deployment, version=2)
@@ -147,6 +149,7 @@ def test_requests_follow_the_traits_and_greet_a_friend_by_name() -> None:
     )
     engine, _ = engine_with(agent)
     [request] = say(engine, "hello!", mention=True).requests
+    assert agent.character is not None
     traits = agent.character.personality
     assert request.temperature == temperature(0.8, traits) > 0.8
     assert request.max_tokens == reply_tokens(350, traits) < 350
