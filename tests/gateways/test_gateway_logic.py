@@ -143,11 +143,11 @@ def test_dispatch_ids(event_type: str, data: dict[str, object], ids: tuple[str |
 
 
 def test_envelope_is_keyed_by_guild_or_by_bot_for_dms() -> None:
-    in_guild = envelope(BOT, 0, "sess", 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW)
+    in_guild = envelope(BOT, 0, "gen", 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW)
     assert in_guild.key == GUILD
-    assert in_guild.event_id == f"{BOT}:sess:7"
+    assert in_guild.event_id == f"{BOT}:gen:7"
     assert (in_guild.channel_id, in_guild.sequence, in_guild.received_at) == (CHANNEL, 7, NOW)
-    in_dm = envelope(BOT, 0, "sess", 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
+    in_dm = envelope(BOT, 0, "gen", 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
     assert in_dm.key == f"dm:{BOT}"
 
 
