@@ -7,13 +7,15 @@ Pure: `plan(action, now)` is tested without a server; gateways/perform.py sends 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from gateways import protocol
 from models.actions import (
     Action,
+    AnswerInChannel,
+    AnswerInteraction,
     Ban,
     DeleteMessage,
     Embed,
@@ -23,9 +25,12 @@ from models.actions import (
     PresenceUpdate,
     React,
     Reply,
+    Report,
+    ReportedAction,
     SendMessage,
     Timeout,
     TypingIndicator,
+    Unban,
     VoiceJoin,
     VoiceLeave,
     VoicePlay,
@@ -36,6 +41,7 @@ from models.actions import (
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
+MESSAGE_LIMIT = 2000
 
 
 class InvalidAction(ValueError):
@@ -174,6 +180,15 @@ def _ban(action: Ban) -> RestCall:
     )
 
 
+def _unban(action: Unban) -> RestCall:
+    return RestCall(
+        "DELETE",
+        "/guilds/{guild_id}/bans/{user_id}",
+        {"guild_id": _guild(action), "user_id": action.user_id},
+        reason=action.reason,
+    )
+
+
 def _kick(action: Kick) -> RestCall:
     return RestCall(
         "DELETE",
@@ -250,6 +265,8 @@ def plan(action: Action, now: datetime) -> Plan:
             return _delete(action)
         case Ban():
             return _ban(action)
+        case Unban():
+            return _unban(action)
         case Kick():
             return _kick(action)
         case Timeout():
@@ -270,3 +287,75 @@ def plan(action: Action, now: datetime) -> Plan:
             return AudioCommand(
                 action.guild_id, action.channel_id, action.command, action.track, action.volume
             )
+
+
+def report_text(report: Report, refusal: str | None) -> str:
+    """The report of an action Discord confirmed (refusal None) or refused for `refusal`."""
+    text = report.done if refusal is None else f"{report.failed}: {refusal}"
+    return text[:MESSAGE_LIMIT]
+
+
+def report_calls(action: ReportedAction, report: Report, text: str) -> list[RestCall]:
+    """The answer where the command was given, and the moderation log's line, each with an id derived from
+    the action's, so a retry sends neither twice."""
+    answer_id, bot_id, guild_id = f"{action.action_id}/answer", action.bot_id, action.guild_id
+    content, embed = text, None
+    if report.embed_color is not None:
+        content, embed = "", Embed(title="Moderation", description=text, color=report.embed_color)
+    calls: list[RestCall] = []
+    match report.answer:
+        case AnswerInteraction(interaction_id=interaction_id, interaction_token=token):
+            calls.append(
+                _interaction(
+                    InteractionResponse(
+                        action_id=answer_id,
+                        bot_id=bot_id,
+                        guild_id=guild_id,
+                        interaction_id=interaction_id,
+                        interaction_token=token,
+                        content=content,
+                        embed=embed,
+                    )
+                )
+            )
+        case AnswerInChannel(channel_id=channel_id, message_id=None):
+            calls.append(
+                _send(
+                    SendMessage(
+                        action_id=answer_id,
+                        bot_id=bot_id,
+                        guild_id=guild_id,
+                        channel_id=channel_id,
+                        content=content,
+                        embed=embed,
+                    )
+                )
+            )
+        case AnswerInChannel(channel_id=channel_id, message_id=message_id):
+            calls.append(
+                _reply(
+                    Reply(
+                        action_id=answer_id,
+                        bot_id=bot_id,
+                        guild_id=guild_id,
+                        channel_id=channel_id,
+                        message_id=message_id,
+                        content=content,
+                        embed=embed,
+                    )
+                )
+            )
+    if report.log_channel_id is not None:
+        line = f"{text} · {report.actor}" if report.actor else text
+        log = _send(
+            SendMessage(
+                action_id=f"{action.action_id}/log",
+                bot_id=bot_id,
+                guild_id=guild_id,
+                channel_id=report.log_channel_id,
+                content=line[:MESSAGE_LIMIT],
+            )
+        )
+        # The log names members without pinging them.
+        calls.append(replace(log, body={**(log.body or {}), "allowed_mentions": {"parse": []}}))
+    return calls

@@ -38,6 +38,11 @@ class DiscordMember(DiscordView):
     permissions: str | None = None
 
 
+class Mention(DiscordUser):
+    # In a guild, Discord adds the mentioned member's partial member object.
+    member: DiscordMember | None = None
+
+
 class DiscordMessage(DiscordView):
     id: Snowflake
     channel_id: Snowflake
@@ -46,7 +51,7 @@ class DiscordMessage(DiscordView):
     member: DiscordMember | None = None
     content: str = ""
     timestamp: str = ""
-    mentions: list[DiscordUser] = Field(default_factory=list)
+    mentions: list[Mention] = Field(default_factory=list)
     mention_everyone: bool = False
     message_reference: MessageReference | None = None
     referenced_message: DiscordMessage | None = None
@@ -59,11 +64,18 @@ class InteractionOption(DiscordView):
     options: list[InteractionOption] = Field(default_factory=list)
 
 
+class ResolvedData(DiscordView):
+    """The users, members and others an interaction's options name, by id."""
+
+    members: dict[Snowflake, DiscordMember] = Field(default_factory=dict)
+
+
 class InteractionData(DiscordView):
     id: Snowflake | None = None
     name: str
     type: int = 1
     options: list[InteractionOption] = Field(default_factory=list)
+    resolved: ResolvedData | None = None
 
 
 class Interaction(DiscordView):

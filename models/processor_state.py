@@ -33,6 +33,10 @@ class GuildDirectory(Strict):
     owner_id: Snowflake | None = None
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
     role_permissions: dict[Snowflake, int] = Field(default_factory=dict)
+    # Role id -> its place in the hierarchy: nobody acts on a member whose highest role is not below theirs.
+    role_positions: dict[Snowflake, int] = Field(default_factory=dict)
+    # Bot user id -> its roles, for the bots' own place in the hierarchy (members' roles come with events).
+    bot_roles: dict[Snowflake, list[Snowflake]] = Field(default_factory=dict)
     # user id -> the voice channel the user is connected to
     voice_channel_of: dict[Snowflake, Snowflake] = Field(default_factory=dict)
 

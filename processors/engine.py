@@ -313,6 +313,12 @@ class Engine:
             guild_id=envelope.guild_id,
             permissions=parse_permissions(member.permissions if member is not None else None),
             role_ids=tuple(member.roles) if member is not None else (),
+            named_member_roles={
+                user_id: tuple(named.roles)
+                for user_id, named in (
+                    interaction.data.resolved.members if interaction.data.resolved else {}
+                ).items()
+            },
             at=envelope.received_at,
             origin=origin,
         )
@@ -519,6 +525,7 @@ class _MessageTurn:
             self.tables.warns.get(warn_key),
             self.agent.moderation.escalation,
             config.spam.timeout_s,
+            self.directory,
         )
         _store(self.tables.warns, warn_key, outcome.state)
         self.out.actions.extend(outcome.actions)
@@ -556,6 +563,9 @@ class _MessageTurn:
             guild_id=self.envelope.guild_id,
             permissions=member_permissions(self.directory, self.message.author.id, roles),
             role_ids=roles,
+            named_member_roles={
+                m.id: tuple(m.member.roles) for m in self.message.mentions if m.member is not None
+            },
             at=self.at,
             origin=origin,
         )

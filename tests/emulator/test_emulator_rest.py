@@ -231,6 +231,23 @@ async def test_moderation_and_persona_effects_are_recorded(
     assert set(s.guild.members) == {s.bot.id}
 
 
+async def test_nobody_at_or_above_the_bots_highest_role_is_moderated(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    guild = emu.add_guild("ranked", roles=[{"name": "Moderator"}])
+    [moderator_role] = [r for r, role in guild.roles.items() if role["name"] == "Moderator"]
+    bot = emu.add_bot("rankbot", guild_ids=[guild.id])
+    mod, member = emu.add_user("mod"), emu.add_user("member")
+    emu.add_member(guild.id, mod.id, roles=[moderator_role])  # above the bot's managed role
+    emu.add_member(guild.id, member.id)
+    api = Api(http, emu, bot.token)
+    for method, path in [("PUT", "bans/{}"), ("DELETE", "members/{}")]:
+        status, _, body = await api(method, f"/guilds/{guild.id}/{path.format(mod.id)}", {})
+        assert status == 403 and body["code"] == 50013
+    assert (await api("PUT", f"/guilds/{guild.id}/bans/{guild.owner_id}", {}))[0] == 403
+    assert (await api("PUT", f"/guilds/{guild.id}/bans/{member.id}", {}))[0] == 204
+
+
 async def test_bot_outside_a_guild_gets_403_missing_access(
     emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
@@ -401,3 +418,18 @@ def test_interactions_carry_the_invoking_members_permissions(emu: DiscordEmulato
     assert int(by_member["member"]["permissions"]) == everyone
     assert not everyone & (1 << 2)  # a plain member cannot ban
     assert int(by_owner["member"]["permissions"]) == rules.ALL_PERMISSIONS
+
+
+def test_user_options_come_resolved_with_their_members(emu: DiscordEmulator) -> None:
+    s = scene(emu)
+    stranger = emu.add_user("stranger")
+    options = [
+        {"name": "user", "type": 6, "value": s.bob.id},
+        {"name": "other", "type": 6, "value": stranger.id},
+        {"name": "reason", "type": 3, "value": s.bob.id},  # a string that looks like an id is not a user
+    ]
+    interaction = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ban", options)
+    resolved = interaction["data"]["resolved"]
+    assert set(resolved["users"]) == {s.bob.id, stranger.id}
+    assert set(resolved["members"]) == {s.bob.id} and "user" not in resolved["members"][s.bob.id]
+    assert "resolved" not in emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ping")["data"]

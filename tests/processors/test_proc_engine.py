@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 
 from models.actions import (
+    AnswerInChannel,
     Ban,
     DeleteMessage,
     InteractionResponse,
@@ -221,9 +222,12 @@ def test_prefix_ban_uses_the_members_roles(engine: Engine) -> None:
     [ban] = [a for a in allowed.actions if isinstance(a, Ban)]
     assert ban.user_id == target and ban.reason == "raid"
     assert [a.moderator_id for a in allowed.audits] == [MIA["id"]]
-    # The embed style of the mod template.
-    [reply] = [a for a in allowed.actions if isinstance(a, Reply)]
-    assert reply.embed is not None and reply.embed.description == f"Banned <@{target}>: raid"
+    # Told only once Discord confirms: no reply now, a report the gateway sends after the ban, in the
+    # embed style of the mod template, as a reply to the command.
+    assert not [a for a in allowed.actions if isinstance(a, Reply)]
+    assert ban.report is not None and ban.report.done == f"Banned <@{target}>: raid"
+    assert ban.report.failed == f"Could not ban <@{target}>" and ban.report.embed_color is not None
+    assert isinstance(ban.report.answer, AnswerInChannel) and ban.report.answer.message_id is not None
 
 
 def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
