@@ -302,49 +302,22 @@ def report_calls(action: ReportedAction, report: Report, text: str) -> list[Rest
     content, embed = text, None
     if report.embed_color is not None:
         content, embed = "", Embed(title="Moderation", description=text, color=report.embed_color)
+    said: dict[str, Any] = {
+        "action_id": answer_id,
+        "bot_id": bot_id,
+        "guild_id": guild_id,
+        "content": content,
+        "embed": embed,
+    }
     calls: list[RestCall] = []
     match report.answer:
         case AnswerInteraction(interaction_id=interaction_id, interaction_token=token):
-            calls.append(
-                _interaction(
-                    InteractionResponse(
-                        action_id=answer_id,
-                        bot_id=bot_id,
-                        guild_id=guild_id,
-                        interaction_id=interaction_id,
-                        interaction_token=token,
-                        content=content,
-                        embed=embed,
-                    )
-                )
-            )
+            response = InteractionResponse(interaction_id=interaction_id, interaction_token=token, **said)
+            calls.append(_interaction(response))
         case AnswerInChannel(channel_id=channel_id, message_id=None):
-            calls.append(
-                _send(
-                    SendMessage(
-                        action_id=answer_id,
-                        bot_id=bot_id,
-                        guild_id=guild_id,
-                        channel_id=channel_id,
-                        content=content,
-                        embed=embed,
-                    )
-                )
-            )
+            calls.append(_send(SendMessage(channel_id=channel_id, **said)))
         case AnswerInChannel(channel_id=channel_id, message_id=message_id):
-            calls.append(
-                _reply(
-                    Reply(
-                        action_id=answer_id,
-                        bot_id=bot_id,
-                        guild_id=guild_id,
-                        channel_id=channel_id,
-                        message_id=message_id,
-                        content=content,
-                        embed=embed,
-                    )
-                )
-            )
+            calls.append(_reply(Reply(channel_id=channel_id, message_id=message_id, **said)))
     if report.log_channel_id is not None:
         line = f"{text} · {report.actor}" if report.actor else text
         log = _send(

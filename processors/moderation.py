@@ -120,6 +120,21 @@ def add_warning(record: WarnRecord | None, event_id: str, reason: str) -> WarnRe
     )
 
 
+def warned(user_id: str, reason: str, count: int) -> str:
+    plural = "s" if count != 1 else ""
+    return f"Warned <@{user_id}> ({count} warning{plural})" + (f": {reason}" if reason else "")
+
+
+def warning(
+    emit: Emitter, audience: Audience, channel_id: str, user_id: str, reason: str, count: int
+) -> Warn:
+    """The warning the gateway posts in the channel; the log hears of it once it is posted."""
+    report = audience.logged(warned(user_id, reason, count))
+    return emit.action(
+        Warn, channel_id=channel_id, user_id=user_id, reason=reason, warn_count=count, report=report
+    )
+
+
 def timeout(emit: Emitter, audience: Audience, user_id: str, seconds: int, reason: str) -> Timeout:
     report = audience.report("timeout", user_id, reason, f" for {describe_duration(seconds)}")
     return emit.action(Timeout, user_id=user_id, duration_s=seconds, reason=reason, report=report)
@@ -238,16 +253,7 @@ def handle_moderation(
         record = add_warning(target_record, emit.cause_id, reason)
         if record is None:
             return Outcome(None)
-        plural = "s" if record.count != 1 else ""
-        warned = f"Warned <@{target}> ({record.count} warning{plural})" + (f": {reason}" if reason else "")
-        warn = emit.action(
-            Warn,
-            channel_id=invocation.channel_id,
-            user_id=target,
-            reason=reason,
-            warn_count=record.count,
-            report=audience.logged(warned),
-        )
+        warn = warning(emit, audience, invocation.channel_id, target, reason, record.count)
         actions: list[Action] = [warn]
         rule = escalation_for(escalation, record.count)
         if rule is not None:
@@ -256,7 +262,7 @@ def handle_moderation(
                 AnswerInChannel(channel_id=invocation.channel_id), log_to, moderator, embed_color
             )
             actions.append(punishment(emit, rule, target, f"{record.count} warnings", in_channel))
-        return done(actions, Say(warned, title="Moderation"), record)
+        return done(actions, Say(warned(target, reason, record.count), title="Moderation"), record)
     raise ValueError(f"not a moderation command: {name}")
 
 
@@ -295,17 +301,7 @@ def enforce_automod(
             state = add_warning(record, emit.cause_id, reason)
             if state is None:
                 continue
-            warned = f"Warned <@{user_id}> ({state.count} warning{'s' if state.count != 1 else ''}): {reason}"
-            actions.append(
-                emit.action(
-                    Warn,
-                    channel_id=message.channel_id,
-                    user_id=user_id,
-                    reason=reason,
-                    warn_count=state.count,
-                    report=audience.logged(warned),
-                )
-            )
+            actions.append(warning(emit, audience, message.channel_id, user_id, reason, state.count))
             rule = escalation_for(escalation, state.count)
             # A rule that already times out needs no second timeout from escalation.
             if rule is not None and not (rule.action == "timeout" and AutomodAction.timeout in kinds):
