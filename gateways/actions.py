@@ -22,6 +22,7 @@ from models.actions import (
     InteractionResponse,
     Kick,
     MemberPersonaUpdate,
+    NativePoll,
     PresenceUpdate,
     React,
     Reply,
@@ -101,9 +102,20 @@ def embed_json(embed: Embed) -> dict[str, Any]:
     return body
 
 
-def _message_body(action_id: str, content: str, embed: Embed | None) -> dict[str, Any]:
-    if not content and embed is None:
-        raise InvalidAction("content: a message needs content or an embed")
+def poll_json(poll: NativePoll) -> dict[str, Any]:
+    return {
+        "question": {"text": poll.question},
+        "answers": [{"poll_media": {"text": answer}} for answer in poll.answers],
+        "duration": poll.duration_hours,
+        "allow_multiselect": False,
+    }
+
+
+def _message_body(
+    action_id: str, content: str, embed: Embed | None, poll: NativePoll | None = None
+) -> dict[str, Any]:
+    if not content and embed is None and poll is None:
+        raise InvalidAction("content: a message needs content, an embed or a poll")
     body: dict[str, Any] = {
         "content": content,
         "nonce": message_nonce(action_id),
@@ -113,6 +125,8 @@ def _message_body(action_id: str, content: str, embed: Embed | None) -> dict[str
     }
     if embed is not None:
         body["embeds"] = [embed_json(embed)]
+    if poll is not None:
+        body["poll"] = poll_json(poll)
     return body
 
 
@@ -123,14 +137,14 @@ def _guild(action: Action) -> str:
 
 
 def _send(action: SendMessage) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll)
     return RestCall(
         "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
     )
 
 
 def _reply(action: Reply) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll)
     body["message_reference"] = {
         "message_id": action.message_id,
         "channel_id": action.channel_id,
@@ -213,6 +227,8 @@ def _interaction(action: InteractionResponse) -> RestCall:
     data: dict[str, Any] = {"content": action.content}
     if action.embed is not None:
         data["embeds"] = [embed_json(action.embed)]
+    if action.poll is not None:
+        data["poll"] = poll_json(action.poll)
     if action.ephemeral:
         data["flags"] = EPHEMERAL
     data["allowed_mentions"] = {"parse": ["users"]}

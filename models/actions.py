@@ -35,6 +35,17 @@ class ActionBase(Payload):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+class NativePoll(Strict):
+    """Discord's own poll, attached to a message: members vote in the client, Discord counts and closes it
+    after `duration_hours`, then sends the message again with the final results."""
+
+    question: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    answers: list[Annotated[str, StringConstraints(min_length=1, max_length=55)]] = Field(
+        min_length=1, max_length=10
+    )
+    duration_hours: int = Field(default=24, ge=1, le=768)
+
+
 class AnswerInteraction(Strict):
     kind: Literal["interaction"] = "interaction"
     interaction_id: Snowflake
@@ -72,6 +83,7 @@ class SendMessage(ActionBase):
     channel_id: Snowflake
     content: MessageText = ""
     embed: Embed | None = None
+    poll: NativePoll | None = None
 
 
 class Reply(ActionBase):
@@ -80,6 +92,7 @@ class Reply(ActionBase):
     message_id: Snowflake
     content: MessageText = ""
     embed: Embed | None = None
+    poll: NativePoll | None = None
 
 
 class React(ActionBase):
@@ -165,6 +178,7 @@ class InteractionResponse(ActionBase):
     content: MessageText = ""
     embed: Embed | None = None
     ephemeral: bool = False
+    poll: NativePoll | None = None
 
 
 class MemberPersonaUpdate(ActionBase):

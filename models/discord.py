@@ -57,6 +57,40 @@ class DiscordMessage(DiscordView):
     referenced_message: DiscordMessage | None = None
 
 
+class PollText(DiscordView):
+    text: str = ""
+
+
+class PollAnswer(DiscordView):
+    answer_id: int
+    poll_media: PollText
+
+
+class PollAnswerCount(DiscordView):
+    id: int
+    count: int = 0
+
+
+class PollResults(DiscordView):
+    is_finalized: bool = False
+    answer_counts: list[PollAnswerCount] = Field(default_factory=list)
+
+
+class Poll(DiscordView):
+    question: PollText
+    answers: list[PollAnswer] = Field(default_factory=list)
+    results: PollResults | None = None
+
+
+class PollMessage(DiscordView):
+    """A MESSAGE_UPDATE as far as a poll is concerned: Discord sends one with the final results."""
+
+    id: Snowflake
+    channel_id: Snowflake
+    author: DiscordUser | None = None
+    poll: Poll | None = None
+
+
 class InteractionOption(DiscordView):
     name: str
     type: int

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from models.actions import Action, DeleteMessage, Reply, SendMessage
 from models.agent import AgentConfig, MoodConfig
 from models.common import error_paths
 from models.decisions import Decision, Priority
 from models.deployments import DeployedAgent, RoutingRecord
-from models.discord import DiscordMessage, Interaction
+from models.discord import DiscordMessage, Interaction, PollMessage
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import ModerationAudit
@@ -81,7 +81,7 @@ from processors.sentiment import sentiment
 from processors.utility import (
     handle_game,
     handle_utility,
-    poll_reactions,
+    poll_results,
     reminder_say,
     render_custom,
     take_due_reminders,
@@ -145,16 +145,6 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
-
-
-class _Embed(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    title: str | None = None
-
-
-class _Embeds(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    embeds: list[_Embed] = Field(default_factory=list)
 
 
 def event_time(envelope: EventEnvelope, timestamp: str) -> datetime:
@@ -225,6 +215,8 @@ class Engine:
             return self._message(envelope)
         if kind == "INTERACTION_CREATE":
             return self._interaction(envelope)
+        if kind == "MESSAGE_UPDATE":
+            return self._poll_closed(envelope)
         if kind == "GUILD_MEMBER_ADD":
             self._member_joined(envelope)
         return Outputs()
@@ -269,6 +261,21 @@ class Engine:
         for route in routes:
             _MessageTurn(self, envelope, route, message, at, context, directory, out).run()
         return out
+
+    def _poll_closed(self, envelope: EventEnvelope) -> Outputs:
+        """Discord sends a poll's message again with the final results when the poll closes: the bot that
+        asked announces them, in reply to the poll."""
+        message = _view(PollMessage, envelope.data)
+        say = poll_results(message)
+        if say is None or message.author is None or message.author.id != envelope.bot_id:
+            return Outputs()
+        routes, _ = self._routes(envelope)
+        route = next((r for r in routes if Tool.utility in r.deployed.agent.enabled_tools), None)
+        if route is None:
+            return Outputs()
+        # Named after the poll, not the update: a second update with the final results repeats these ids.
+        emit = Emitter(f"poll:{message.id}", route.deployed, envelope.guild_id)
+        return Outputs(actions=[emit.answer(say, MessageOrigin(message.channel_id, message.id))])
 
     def _interaction(self, envelope: EventEnvelope) -> Outputs:
         interaction = _view(Interaction, envelope.data)
@@ -441,7 +448,7 @@ class Engine:
             if deployed is not None:
                 emit = Emitter(f"reminder:{reminder.reminder_id}", deployed, reminder.guild_id)
                 out.actions.append(emit.send(reminder_say(reminder), reminder.channel_id))
-        if remaining.reminders or remaining.polls:
+        if remaining.reminders:
             self.tables.utility[utility_key] = remaining
         else:
             del self.tables.utility[utility_key]
@@ -487,19 +494,6 @@ class _MessageTurn:
         self._converse()
 
     def _own_message(self) -> None:
-        if Tool.utility in self.agent.enabled_tools:
-            first_line = self.message.content.split("\n", 1)[0]
-            titles = [e.title for e in _view(_Embeds, self.envelope.data).embeds if e.title]
-            utility_key = UtilityKey(self.key).encode()
-            reactions, book = poll_reactions(
-                self.tables.utility.get(utility_key),
-                self.emit,
-                self.message.channel_id,
-                self.message.id,
-                [first_line, *titles],
-            )
-            self.out.actions.extend(reactions)
-            _store(self.tables.utility, utility_key, book)
         if self.agent.ai_enabled and self.route.in_channel:
             self.out.decisions.append(decide(self._situation(MoodState(), 0)))
 

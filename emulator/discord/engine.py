@@ -17,6 +17,7 @@ from .ids import SnowflakeGenerator, make_token, snowflake_unix_ms
 from .intents import PRIVILEGED, content_visible, strip_content
 from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
+from .polls import poll_payload, results
 from .spec import CHANNEL_DM, CHANNEL_TEXT, CHANNEL_VOICE, EmulatorConfig, WorldSpec
 from .world import (
     ADMINISTRATOR,
@@ -417,6 +418,8 @@ class Engine:
         }
         if body.get("nonce") is not None:
             payload["nonce"] = body["nonce"]
+        if body.get("poll") is not None:
+            payload["poll"] = poll_payload(body["poll"], datetime.now(UTC))
         if guild is not None:
             payload["guild_id"] = guild.id
             member = guild.members.get(author.id)
@@ -652,6 +655,39 @@ class Engine:
         return self._react(
             channel, self.world.message(channel, message_id), self.world.user(user_id), emoji, add=True
         )
+
+    def vote_poll(self, channel_id: str, message_id: str, user_id: str, answer_id: int) -> Json:
+        """A user votes (a single-choice poll keeps only the latest vote); the poll's results so far."""
+        channel = self.world.channel(channel_id)
+        stored = self.world.message(channel, message_id)
+        poll = self._open_poll(stored)
+        self.world.user(user_id)
+        if answer_id not in {a["answer_id"] for a in poll["answers"]}:
+            raise errors.invalid_form("answer_id", "Unknown answer.")
+        if not poll["allow_multiselect"]:
+            for voters in stored.poll_votes.values():
+                voters.pop(user_id, None)
+        stored.poll_votes.setdefault(answer_id, {})[user_id] = None
+        return results(poll, stored.poll_votes, finalized=False)
+
+    def end_poll(self, channel_id: str, message_id: str) -> Json:
+        """The poll's time is up (or its author expired it): final results, and MESSAGE_UPDATE with them."""
+        channel = self.world.channel(channel_id)
+        stored = self.world.message(channel, message_id)
+        poll = self._open_poll(stored)
+        poll["results"] = results(poll, stored.poll_votes, finalized=True)
+        poll["expiry"] = iso_now()
+        self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
+        return stored.payload
+
+    @staticmethod
+    def _open_poll(stored: StoredMessage) -> Json:
+        poll: Json | None = stored.payload.get("poll")
+        if poll is None:
+            raise ApiError(400, 520001, "This message has no poll.")
+        if poll["results"]["is_finalized"]:
+            raise ApiError(400, 520000, "This poll has already ended.")
+        return poll
 
     def user_voice(
         self,

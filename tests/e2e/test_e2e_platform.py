@@ -80,6 +80,22 @@ async def test_ban_needs_the_ban_members_permission(demo: Demo) -> None:
     assert [b["payload"]["user_id"] for b in bans] == [carmen]
 
 
+async def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_ends(demo: Demo) -> None:
+    luna = demo.bots["Luna"]
+    since = await slash(demo, "Luna", "you", "general", "poll", question="Snack? | boba | mochi")
+    asked = await demo.wait_action(
+        since, lambda a: a["kind"] == "interaction_response" and a["bot_id"] == luna
+    )
+    poll_message = asked["payload"]["message_id"]
+    general = demo.channels["general"]
+    await demo.control.vote_poll(general, poll_message, demo.users["ben"], 2)
+    since = await demo.last_seq()
+    await demo.control.end_poll(general, poll_message)  # Discord closes it when its duration is up
+    announced = await demo.wait_action(since, said_by(luna, "Poll closed: Snack?"))
+    assert announced["kind"] == "reply"
+    assert "Winner: mochi" in message_text(announced["payload"])
+
+
 async def test_a_spammer_is_timed_out_by_the_auto_mod(demo: Demo) -> None:
     guardian, spammer = demo.bots["Guardian"], demo.users["dev"]
     since = await demo.last_seq()

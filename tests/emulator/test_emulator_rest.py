@@ -11,6 +11,7 @@ import pytest
 from emulator_helpers import RawGateway, Scene, fast_config, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
+from emulator.discord.errors import ApiError
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -198,6 +199,39 @@ async def test_bot_message_is_recorded_once_and_dispatched_to_other_bots(
     assert len(records) == 1 and records[0].channel_id == s.text.id and records[0].guild_id == s.guild.id
     history = emu.history(s.text.id)
     assert [m["id"] for m in history] == [message["id"]]
+    await gw.close()
+
+
+async def test_a_native_poll_is_validated_voted_on_and_closed_with_its_results(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(emu)
+    gw = RawGateway(http, emu.gateway_url)
+    await gw.connect()
+    await gw.identify(s.bot.token, intents=(1 << 9) | (1 << 15) | 1)
+    api = Api(http, emu, s.bot.token)
+    poll = {
+        "question": {"text": "Snack?"},
+        "answers": [{"poll_media": {"text": "boba"}}, {"poll_media": {"text": "mochi"}}],
+    }
+    too_long = {**poll, "answers": [{"poll_media": {"text": "x" * 56}}]}
+    status, _, error = await api("POST", f"/channels/{s.text.id}/messages", {"poll": too_long})
+    assert status == 400 and "poll.answers.0.poll_media.text" in error["errors"]
+    status, _, error = await api("POST", f"/channels/{s.text.id}/messages", {"poll": {**poll, "duration": 0}})
+    assert status == 400 and "poll.duration" in error["errors"]
+    status, _, message = await api("POST", f"/channels/{s.text.id}/messages", {"poll": poll})
+    assert status == 200 and [a["answer_id"] for a in message["poll"]["answers"]] == [1, 2]
+    assert message["poll"]["results"]["is_finalized"] is False
+    emu.vote_poll(s.text.id, message["id"], s.alice.id, 1)
+    emu.vote_poll(s.text.id, message["id"], s.bob.id, 1)
+    emu.vote_poll(s.text.id, message["id"], s.bob.id, 2)  # a single-choice poll keeps the latest vote
+    emu.end_poll(s.text.id, message["id"])
+    update = await gw.dispatch("MESSAGE_UPDATE")
+    results = update["d"]["poll"]["results"]
+    assert results["is_finalized"] is True
+    assert [(c["id"], c["count"]) for c in results["answer_counts"]] == [(1, 1), (2, 1)]
+    with pytest.raises(ApiError, match="already ended"):
+        emu.end_poll(s.text.id, message["id"])
     await gw.close()
 
 

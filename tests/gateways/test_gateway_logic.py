@@ -33,6 +33,7 @@ from models.actions import (
     InteractionResponse,
     Kick,
     MemberPersonaUpdate,
+    NativePoll,
     PresenceUpdate,
     React,
     Reply,
@@ -249,6 +250,24 @@ def test_moderation_routes() -> None:
         "/guilds/{guild_id}/bans/{user_id}",
     )
     assert unban.params == {"guild_id": GUILD, "user_id": "55"} and unban.reason == "appeal"
+
+
+def test_a_poll_goes_as_discords_poll_object() -> None:
+    poll = NativePoll(question="Snack?", answers=["boba", "mochi"], duration_hours=2)
+    expected = {
+        "question": {"text": "Snack?"},
+        "answers": [{"poll_media": {"text": "boba"}}, {"poll_media": {"text": "mochi"}}],
+        "duration": 2,
+        "allow_multiselect": False,
+    }
+    reply = plan(Reply(action_id="p", channel_id=CHANNEL, message_id="9", poll=poll, **BASE), NOW)
+    assert isinstance(reply, RestCall) and reply.body is not None and reply.body["poll"] == expected
+    response = InteractionResponse(
+        action_id="p", interaction_id="5", interaction_token="t", poll=poll, **BASE
+    )
+    answered = plan(response, NOW)
+    assert isinstance(answered, RestCall) and answered.body is not None
+    assert answered.body["data"]["poll"] == expected
 
 
 def test_a_report_tells_the_outcome_where_the_command_was_given_and_in_the_log() -> None:

@@ -21,8 +21,8 @@ from models.actions import (
     Warn,
 )
 from models.agent import AgentMode, EscalationRule, LevelingConfig
-from models.discord import DiscordUser, InteractionOption
-from models.processor_state import GuildDirectory, Leaderboard, MusicQueue
+from models.discord import DiscordUser, InteractionOption, PollMessage
+from models.processor_state import GuildDirectory, Leaderboard, MusicQueue, UtilityBook
 from processors.commands import (
     COMMAND_OPTIONS,
     Invocation,
@@ -45,10 +45,9 @@ from processors.permissions import (
     member_permissions,
 )
 from processors.utility import (
-    KEYCAPS,
     handle_game,
     handle_utility,
-    poll_reactions,
+    poll_results,
     render_custom,
     take_due_reminders,
 )
@@ -405,26 +404,53 @@ def test_reminders_fire_when_due() -> None:
     assert [r.text for r in due] == ["stretch"] and rest.reminders == []
 
 
-def test_poll_reacts_once_its_message_appears() -> None:
+def test_a_poll_is_a_native_poll_and_its_results_are_told_once_final() -> None:
     emit = emitter(AgentMode.semi_autonomous)
     outcome = handle_utility(
         invocation("poll", {"question": "Best snack? | boba | mochi | ramen"}), None, emit
     )
-    assert outcome.say is not None and outcome.say.text.splitlines() == [
-        "📊 Best snack?",
-        "1️⃣ boba",
-        "2️⃣ mochi",
-        "3️⃣ ramen",
-    ]
-    book = outcome.state
-    own = snowflake()
-    none, unchanged = poll_reactions(book, emit, CHANNEL, own, ["something else"])
-    assert none == [] and unchanged is None
-    reactions, book = poll_reactions(book, emit, CHANNEL, own, ["📊 Best snack?"])
-    assert [r.emoji for r in reactions] == list(KEYCAPS[:3]) and {r.message_id for r in reactions} == {own}
-    assert book is not None and book.polls == []
+    assert outcome.say is not None and outcome.say.poll is not None and outcome.state is None
+    assert (outcome.say.poll.question, outcome.say.poll.answers) == (
+        "Best snack?",
+        ["boba", "mochi", "ramen"],
+    )
     bad = handle_utility(invocation("poll", {"question": "Only one | option"}), None, emit)
-    assert bad.state is None and bad.say is not None and bad.say.ephemeral
+    assert bad.say is not None and bad.say.ephemeral and bad.say.poll is None
+
+    def closed(counts: dict[int, int], finalized: bool = True) -> PollMessage:
+        return PollMessage.model_validate(
+            {
+                "id": "1",
+                "channel_id": CHANNEL,
+                "poll": {
+                    "question": {"text": "Best snack?"},
+                    "answers": [
+                        {"answer_id": n, "poll_media": {"text": t}}
+                        for n, t in enumerate(["boba", "mochi", "ramen"], 1)
+                    ],
+                    "results": {
+                        "is_finalized": finalized,
+                        "answer_counts": [{"id": n, "count": c} for n, c in counts.items()],
+                    },
+                },
+            }
+        )
+
+    assert poll_results(closed({1: 1}, finalized=False)) is None
+    tie = poll_results(closed({1: 2, 3: 2}))
+    assert tie is not None and tie.text.splitlines()[1:] == [
+        "boba: 2 votes",
+        "mochi: 0 votes",
+        "ramen: 2 votes",
+        "Tie: boba, ramen",
+    ]
+    empty = poll_results(closed({}))
+    assert empty is not None and empty.text.endswith("No votes.")
+
+
+def test_a_book_written_with_pending_reaction_polls_still_loads() -> None:
+    old = {"reminders": [], "polls": [{"poll_id": "e", "marker": "📊 ?"}]}
+    assert UtilityBook.model_validate(old) == UtilityBook()
 
 
 def test_games_are_deterministic_per_event() -> None:

@@ -14,7 +14,6 @@ from models.actions import (
     Ban,
     DeleteMessage,
     InteractionResponse,
-    React,
     Reply,
     SendMessage,
     Timeout,
@@ -326,7 +325,7 @@ def test_reminder_fires_from_the_timer(engine: Engine) -> None:
     assert not engine.fire_reminders(GUILD, T0 + timedelta(minutes=11))
 
 
-def test_poll_message_gets_its_reactions(engine: Engine) -> None:
+def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_closes(engine: Engine) -> None:
     bot = snowflake()
     helper = agent_with(AgentMode.semi_autonomous)
     record = engine.tables.routing[RoutingKey(GUILD).encode()]
@@ -339,9 +338,47 @@ def test_poll_message_gets_its_reactions(engine: Engine) -> None:
         )
     )
     asked = say(engine, bot, KAI, "!poll Movie night? | yes | no")
-    [poll_text] = texts(asked)
-    own = say(engine, bot, user(bot, "helper", bot=True), poll_text)
-    assert [a.emoji for a in own.actions if isinstance(a, React)] == ["1️⃣", "2️⃣"]
+    [question] = [a for a in asked.actions if isinstance(a, Reply)]
+    assert question.poll is not None and question.poll.answers == ["yes", "no"]
+    poll_message = snowflake()
+    running: dict[str, Any] = {"is_finalized": False, "answer_counts": [{"id": 1, "count": 2}]}
+    poll = {
+        "question": {"text": "Movie night?"},
+        "answers": [
+            {"answer_id": 1, "poll_media": {"text": "yes"}},
+            {"answer_id": 2, "poll_media": {"text": "no"}},
+        ],
+    }
+    data = {
+        "id": poll_message,
+        "channel_id": GENERAL,
+        "guild_id": GUILD,
+        "author": user(bot, "helper", bot=True),
+    }
+
+    def updated(results: dict[str, Any]) -> Any:
+        body = {**data, "poll": {**poll, "results": results}}
+        return engine.handle_event(
+            envelope("MESSAGE_UPDATE", body, bot_id=bot, guild_id=GUILD, channel_id=GENERAL)
+        )
+
+    assert not updated(running).actions  # still running
+    final = {"is_finalized": True, "answer_counts": [{"id": 1, "count": 3}, {"id": 2, "count": 1}]}
+    [announced] = updated(final).actions
+    assert isinstance(announced, Reply) and announced.message_id == poll_message
+    assert announced.content == "📊 Poll closed: Movie night?\nyes: 3 votes\nno: 1 vote\nWinner: yes"
+    [again] = updated(final).actions  # Discord sent the final results twice: the same action id
+    assert again.action_id == announced.action_id
+    other_bots = engine.handle_event(
+        envelope(
+            "MESSAGE_UPDATE",
+            {**data, "author": KAI, "poll": {**poll, "results": final}},
+            bot_id=bot,
+            guild_id=GUILD,
+            channel_id=GENERAL,
+        )
+    )
+    assert not other_bots.actions
 
 
 def test_leveling_announces_level_ups() -> None:
