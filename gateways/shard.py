@@ -148,15 +148,20 @@ class GatewayShard:
     def bot_id(self) -> str:
         return self.bot.bot_id
 
+    @property
+    def resume_seq(self) -> int:
+        """The sequence a RESUME asks to replay after. Discord numbers dispatches from 1 and RESUME spells
+        "nothing acknowledged yet" 0: a dispatch numbered 0 still in flight puts the watermark at -1, which
+        means the same."""
+        return max(self.checkpoint.value, 0)
+
     def session(self) -> GatewaySession | None:
         """What a RESUME needs; raises ValidationError when the server gave values it cannot carry."""
         if self.session_id is None or self.resume_url is None or self.generation is None:
             return None
         return GatewaySession(
             session_id=self.session_id,
-            # Discord numbers dispatches from 1, and RESUME spells "nothing acknowledged yet" 0: a dispatch
-            # numbered 0 still in flight puts the watermark at -1, which means the same.
-            seq=max(self.checkpoint.value, 0),
+            seq=self.resume_seq,
             resume_gateway_url=self.resume_url,
             generation=self.generation,
         )
@@ -290,7 +295,7 @@ class GatewayShard:
         self._schedule_beat(loop.time() + self._heartbeat_interval * random.random())
         token = self.bot.token.get_secret_value()
         if self.session_id is not None:
-            seq = self.checkpoint.value
+            seq = self.resume_seq
             self.checkpoint.restart(seq)
             await self._send(protocol.resume_payload(token, self.session_id, seq))
         else:

@@ -111,7 +111,7 @@ async def acknowledged(shard: GatewayShard) -> None:
 
 def resume(shard: GatewayShard) -> None:
     """What a new connection does before it sends RESUME."""
-    shard.checkpoint.restart(shard.checkpoint.value)
+    shard.checkpoint.restart(shard.resume_seq)
 
 
 @pytest.fixture
@@ -136,6 +136,7 @@ async def test_a_dispatch_numbered_0_in_flight_checkpoints_0() -> None:
     shard = GatewayShard(fleet, bot("1"))
     await feed(shard, ready("s1", seq=0))
     assert shard.checkpoint.value == -1  # the watermark itself: nothing below 0 is done
+    assert shard.resume_seq == 0  # what a RESUME sends
     await fleet.checkpoint()
     saved = store.saved[("1", 0)]
     assert saved is not None and saved.seq == 0
