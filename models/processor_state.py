@@ -1,6 +1,6 @@
 """Table values of the stream processors beyond the conversation state of models/state.py: what a guild
 looks like (channel names, roles), music queues, warnings, levels, automod windows, reply streaks,
-reminders and polls.
+reminders.
 
 Values are replaced, never changed in place: a table only writes its changelog on assignment.
 """
@@ -8,10 +8,10 @@ Values are replaced, never changed in place: a table only writes its changelog o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from models.common import MessageText, ShortText, Snowflake, Strict
 
@@ -19,7 +19,6 @@ from models.common import MessageText, ShortText, Snowflake, Strict
 APPLIED_MEMORY = 16
 MAX_QUEUE = 100
 LEADERBOARD_SIZE = 10
-MAX_POLL_OPTIONS = 10
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -33,6 +32,10 @@ class GuildDirectory(Strict):
     owner_id: Snowflake | None = None
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
     role_permissions: dict[Snowflake, int] = Field(default_factory=dict)
+    # Role id -> its place in the hierarchy: nobody acts on a member whose highest role is not below theirs.
+    role_positions: dict[Snowflake, int] = Field(default_factory=dict)
+    # Bot user id -> its roles, for the bots' own place in the hierarchy (members' roles come with events).
+    bot_roles: dict[Snowflake, list[Snowflake]] = Field(default_factory=dict)
     # user id -> the voice channel the user is connected to
     voice_channel_of: dict[Snowflake, Snowflake] = Field(default_factory=dict)
 
@@ -112,22 +115,16 @@ class Reminder(Strict):
     text: MessageText
 
 
-class Poll(Strict):
-    """A poll whose message is on its way: once the bot's own message arrives, the bot adds the reactions."""
-
-    poll_id: EventId
-    deployment_id: UUID
-    bot_id: Snowflake
-    guild_id: Snowflake | None = None
-    channel_id: Snowflake
-    # The poll message's first line, by which the bot recognises its own message.
-    marker: MessageText
-    options: list[ShortText] = Field(min_length=2, max_length=MAX_POLL_OPTIONS)
-    created_at: datetime
-
-
 class UtilityBook(Strict):
-    """Reminders and pending polls of one guild (or one bot's DMs)."""
+    """Reminders of one guild (or one bot's DMs)."""
 
     reminders: list[Reminder] = Field(default_factory=list)
-    polls: list[Poll] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_pending_polls(cls, data: Any) -> Any:
+        """Books written while polls were messages with reactions listed the polls awaiting their message;
+        native polls need no such state."""
+        if isinstance(data, dict) and "polls" in data:
+            return {k: v for k, v in data.items() if k != "polls"}
+        return data

@@ -7,7 +7,7 @@ splits a prefix command's text, and can register the slash commands with Discord
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -90,6 +90,9 @@ class Invocation:
     role_ids: tuple[str, ...]
     at: datetime
     origin: Origin
+    # The roles of the members the command names (from the interaction's resolved data or the message's
+    # mentions), by user id; a member named by a bare id is absent.
+    named_member_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def text(self, name: str) -> str:
         value = self.options.get(name)

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from models.actions import Action, DeleteMessage, React, Reply, SendMessage
 from models.agent import AgentConfig, MoodConfig, PersonalityTraits, SpeechStyle
 from models.common import error_paths
 from models.decisions import Decision, Priority
 from models.deployments import DeployedAgent, RoutingRecord
-from models.discord import DiscordMessage, Interaction
+from models.discord import DiscordMessage, Interaction, PollMessage
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import ModerationAudit
@@ -86,7 +86,7 @@ from processors.traits import greeting_name, reaction_chance, reply_tokens, temp
 from processors.utility import (
     handle_game,
     handle_utility,
-    poll_reactions,
+    poll_results,
     reminder_say,
     render_custom,
     take_due_reminders,
@@ -152,16 +152,6 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
-
-
-class _Embed(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    title: str | None = None
-
-
-class _Embeds(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    embeds: list[_Embed] = Field(default_factory=list)
 
 
 def event_time(envelope: EventEnvelope, timestamp: str) -> datetime:
@@ -244,6 +234,8 @@ class Engine:
             return self._message(envelope)
         if kind == "INTERACTION_CREATE":
             return self._interaction(envelope)
+        if kind == "MESSAGE_UPDATE":
+            return self._poll_closed(envelope)
         if kind == "GUILD_MEMBER_ADD":
             return self._member_joined(envelope)
         return Outputs()
@@ -289,6 +281,21 @@ class Engine:
             _MessageTurn(self, envelope, route, message, at, context, directory, out).run()
         return out
 
+    def _poll_closed(self, envelope: EventEnvelope) -> Outputs:
+        """Discord sends a poll's message again with the final results when the poll closes: the bot that
+        asked announces them, in reply to the poll."""
+        message = _view(PollMessage, envelope.data)
+        say = poll_results(message)
+        if say is None or message.author is None or message.author.id != envelope.bot_id:
+            return Outputs()
+        routes, _ = self._routes(envelope)
+        route = next((r for r in routes if Tool.utility in r.deployed.agent.enabled_tools), None)
+        if route is None:
+            return Outputs()
+        # Named after the poll, not the update: a second update with the final results repeats these ids.
+        emit = Emitter(f"poll:{message.id}", route.deployed, envelope.guild_id)
+        return Outputs(actions=[emit.answer(say, MessageOrigin(message.channel_id, message.id))])
+
     def _interaction(self, envelope: EventEnvelope) -> Outputs:
         interaction = _view(Interaction, envelope.data)
         if interaction.type != APPLICATION_COMMAND or interaction.data is None:
@@ -332,6 +339,12 @@ class Engine:
             guild_id=envelope.guild_id,
             permissions=parse_permissions(member.permissions if member is not None else None),
             role_ids=tuple(member.roles) if member is not None else (),
+            named_member_roles={
+                user_id: tuple(named.roles)
+                for user_id, named in (
+                    interaction.data.resolved.members if interaction.data.resolved else {}
+                ).items()
+            },
             at=envelope.received_at,
             origin=origin,
         )
@@ -477,7 +490,7 @@ class Engine:
             if deployed is not None:
                 emit = Emitter(f"reminder:{reminder.reminder_id}", deployed, reminder.guild_id)
                 out.actions.append(emit.send(reminder_say(reminder), reminder.channel_id))
-        if remaining.reminders or remaining.polls:
+        if remaining.reminders:
             self.tables.utility[utility_key] = remaining
         else:
             del self.tables.utility[utility_key]
@@ -523,19 +536,6 @@ class _MessageTurn:
         self._converse()
 
     def _own_message(self) -> None:
-        if Tool.utility in self.agent.enabled_tools:
-            first_line = self.message.content.split("\n", 1)[0]
-            titles = [e.title for e in _view(_Embeds, self.envelope.data).embeds if e.title]
-            utility_key = UtilityKey(self.key).encode()
-            reactions, book = poll_reactions(
-                self.tables.utility.get(utility_key),
-                self.emit,
-                self.message.channel_id,
-                self.message.id,
-                [first_line, *titles],
-            )
-            self.out.actions.extend(reactions)
-            _store(self.tables.utility, utility_key, book)
         if self.agent.ai_enabled and self.route.in_channel:
             self.out.decisions.append(decide(self._situation(MoodState(), 0)))
 
@@ -561,6 +561,7 @@ class _MessageTurn:
             self.tables.warns.get(warn_key),
             self.agent.moderation.escalation,
             config.spam.timeout_s,
+            self.directory,
         )
         _store(self.tables.warns, warn_key, outcome.state)
         self.out.actions.extend(outcome.actions)
@@ -596,6 +597,9 @@ class _MessageTurn:
             guild_id=self.envelope.guild_id,
             permissions=member_permissions(self.directory, self.message.author.id, roles),
             role_ids=roles,
+            named_member_roles={
+                m.id: tuple(m.member.roles) for m in self.message.mentions if m.member is not None
+            },
             at=self.at,
             origin=origin,
         )

@@ -10,10 +10,10 @@ from uuid import uuid4
 import pytest
 
 from models.actions import (
+    AnswerInChannel,
     Ban,
     DeleteMessage,
     InteractionResponse,
-    React,
     Reply,
     SendMessage,
     Timeout,
@@ -221,9 +221,12 @@ def test_prefix_ban_uses_the_members_roles(engine: Engine) -> None:
     [ban] = [a for a in allowed.actions if isinstance(a, Ban)]
     assert ban.user_id == target and ban.reason == "raid"
     assert [a.moderator_id for a in allowed.audits] == [MIA["id"]]
-    # The embed style of the mod template.
-    [reply] = [a for a in allowed.actions if isinstance(a, Reply)]
-    assert reply.embed is not None and reply.embed.description == f"Banned <@{target}>: raid"
+    # Told only once Discord confirms: no reply now, a report the gateway sends after the ban, in the
+    # embed style of the mod template, as a reply to the command.
+    assert not [a for a in allowed.actions if isinstance(a, Reply)]
+    assert ban.report is not None and ban.report.done == f"Banned <@{target}>: raid"
+    assert ban.report.failed == f"Could not ban <@{target}>" and ban.report.embed_color is not None
+    assert isinstance(ban.report.answer, AnswerInChannel) and ban.report.answer.message_id is not None
 
 
 def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
@@ -322,7 +325,7 @@ def test_reminder_fires_from_the_timer(engine: Engine) -> None:
     assert not engine.fire_reminders(GUILD, T0 + timedelta(minutes=11))
 
 
-def test_poll_message_gets_its_reactions(engine: Engine) -> None:
+def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_closes(engine: Engine) -> None:
     bot = snowflake()
     helper = agent_with(AgentMode.semi_autonomous)
     record = engine.tables.routing[RoutingKey(GUILD).encode()]
@@ -335,9 +338,47 @@ def test_poll_message_gets_its_reactions(engine: Engine) -> None:
         )
     )
     asked = say(engine, bot, KAI, "!poll Movie night? | yes | no")
-    [poll_text] = texts(asked)
-    own = say(engine, bot, user(bot, "helper", bot=True), poll_text)
-    assert [a.emoji for a in own.actions if isinstance(a, React)] == ["1️⃣", "2️⃣"]
+    [question] = [a for a in asked.actions if isinstance(a, Reply)]
+    assert question.poll is not None and question.poll.answers == ["yes", "no"]
+    poll_message = snowflake()
+    running: dict[str, Any] = {"is_finalized": False, "answer_counts": [{"id": 1, "count": 2}]}
+    poll = {
+        "question": {"text": "Movie night?"},
+        "answers": [
+            {"answer_id": 1, "poll_media": {"text": "yes"}},
+            {"answer_id": 2, "poll_media": {"text": "no"}},
+        ],
+    }
+    data = {
+        "id": poll_message,
+        "channel_id": GENERAL,
+        "guild_id": GUILD,
+        "author": user(bot, "helper", bot=True),
+    }
+
+    def updated(results: dict[str, Any]) -> Any:
+        body = {**data, "poll": {**poll, "results": results}}
+        return engine.handle_event(
+            envelope("MESSAGE_UPDATE", body, bot_id=bot, guild_id=GUILD, channel_id=GENERAL)
+        )
+
+    assert not updated(running).actions  # still running
+    final = {"is_finalized": True, "answer_counts": [{"id": 1, "count": 3}, {"id": 2, "count": 1}]}
+    [announced] = updated(final).actions
+    assert isinstance(announced, Reply) and announced.message_id == poll_message
+    assert announced.content == "📊 Poll closed: Movie night?\nyes: 3 votes\nno: 1 vote\nWinner: yes"
+    [again] = updated(final).actions  # Discord sent the final results twice: the same action id
+    assert again.action_id == announced.action_id
+    other_bots = engine.handle_event(
+        envelope(
+            "MESSAGE_UPDATE",
+            {**data, "author": KAI, "poll": {**poll, "results": final}},
+            bot_id=bot,
+            guild_id=GUILD,
+            channel_id=GENERAL,
+        )
+    )
+    assert not other_bots.actions
 
 
 def test_leveling_announces_level_ups() -> None:
