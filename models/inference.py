@@ -12,6 +12,19 @@ from models.common import Payload, Snowflake, Strict, utc_now
 from models.decisions import Priority
 from models.tiers import InferenceLane, Tier
 
+# The embedded model server (infra/stack/model_server.py): the model name its completions carry, and the
+# context it is started with, which prompts for it are fitted into (processors/prompt.py).
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
+LOCAL_MODEL_CONTEXT_TOKENS = 2048
+
+
+class ModelBootstrapCost(Strict):
+    """What making the embedded model runnable cost on this machine, in seconds, kept beside the cached
+    wheel: the one-time wheel build (shared by every clone) and the last install into a virtualenv."""
+
+    build_s: float | None = Field(default=None, ge=0)
+    install_s: float | None = Field(default=None, ge=0)
+
 
 class ChatMessage(Strict):
     role: Literal["system", "user", "assistant"]
@@ -60,6 +73,8 @@ class InferenceResult(Payload):
     target: ReplyTarget
     text: str
     model: str
+    # The pool endpoint that generated the text ("local": the embedded model server); empty for a fallback.
+    endpoint: str = ""
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
     latency_ms: float = Field(ge=0)

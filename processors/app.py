@@ -20,6 +20,7 @@ from models.common import utc_now
 from models.deployments import RoutingRecord
 from models.table_keys import UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
+from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
 from settings import Settings
 from streams.catalog import (
@@ -112,7 +113,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     events, deployments, results = topic(DISCORD_EVENTS), topic(AGENT_DEPLOYMENTS), topic(INFERENCE_RESULTS)
     consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS)
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
-    engine = Engine(create_tables(app), seed.take if seed is not None else None)
+    fit = PromptFit.small if settings.local_model_serves else PromptFit.full
+    engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
 
     outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})

@@ -77,7 +77,7 @@ from processors.music import handle_music
 from processors.outcome import Outcome
 from processors.permissions import ADMINISTRATOR, granted, member_permissions, parse_permissions
 from processors.presence import persona_updates, presence_update
-from processors.prompt import build_prompt, choose_model, max_tokens_for
+from processors.prompt import PromptFit, build_prompt, choose_model, clean_reply, max_tokens_for
 from processors.relationships import record_interaction, track
 from processors.replies import compose_reply
 from processors.sentiment import sentiment
@@ -175,16 +175,30 @@ def _traits(agent: AgentConfig) -> PersonalityTraits:
     return agent.character.personality if agent.character is not None else PersonalityTraits()
 
 
+def _message_text(context: ChannelContext | None, message_id: str | None) -> str:
+    """The text of a message the channel context still holds; empty when it is not there."""
+    if context is None or message_id is None:
+        return ""
+    return next((m.content for m in context.messages if m.message_id == message_id), "")
+
+
 def _mood_config(agent: AgentConfig) -> MoodConfig:
     """The mood configuration as the agent's temperament lives it."""
     return temperament(agent.behavior.mood, _traits(agent))
 
 
 class Engine:
-    def __init__(self, tables: Tables, seed: Callable[[str], RoutingRecord | None] | None = None) -> None:
-        """`seed(key)` hands over, once per key, configuration known before the worker started."""
+    def __init__(
+        self,
+        tables: Tables,
+        seed: Callable[[str], RoutingRecord | None] | None = None,
+        fit: PromptFit = PromptFit.full,
+    ) -> None:
+        """`seed(key)` hands over, once per key, configuration known before the worker started. `fit`: the
+        prompts suit the models the inference pool serves (small: the embedded model)."""
         self.tables = tables
         self._seed = seed
+        self.fit = fit
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -453,10 +467,13 @@ class Engine:
         author_id = result.target.author_id
         relationship = self.relationship(key, deployed, author_id) if author_id is not None else None
         affinity = relationship.affinity if relationship is not None else None
-        actions = compose_reply(result, agent, self.mood_for(key, deployed, at), affinity)
         channel_id = result.target.channel_id
         context_key = ContextKey(key, channel_id).encode()
         context = self.tables.context.get(context_key)
+        if result.text:
+            asked = _message_text(context, result.target.message_id)
+            result = result.model_copy(update={"text": clean_reply(result.text, agent.name, asked)})
+        actions = compose_reply(result, agent, self.mood_for(key, deployed, at), affinity)
         limit = context_window(self.routing(key))
         for action in actions:
             if isinstance(action, SendMessage | Reply) and action.content:
@@ -739,9 +756,11 @@ class _MessageTurn:
             lane=TIERS[deployed.owner_tier].lane,
             priority=priority,
             model=choose_model(agent, priority),
-            messages=build_prompt(agent, message, context, relationship, mood, bot_id=self.bot_id),
+            messages=build_prompt(
+                agent, message, context, relationship, mood, bot_id=self.bot_id, fit=self.engine.fit
+            ),
             temperature=temperature(ai.temperature, traits),
-            max_tokens=reply_tokens(max_tokens_for(agent), traits, affinity),
+            max_tokens=reply_tokens(max_tokens_for(agent, self.engine.fit), traits, affinity),
             cacheable=ai.cacheable,
             target=ReplyTarget(
                 bot_id=self.bot_id,

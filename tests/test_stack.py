@@ -81,7 +81,8 @@ def test_clickhouse_helpers() -> None:
 @pytest.mark.stack
 async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
     reports = await stack.status(stack_up)
-    assert [report.name for report in reports] == ["kafka", "postgres", "redis", "clickhouse"]
+    local_model = ["model"] if stack_up.local_model else []
+    assert [report.name for report in reports] == ["kafka", "postgres", "redis", "clickhouse", *local_model]
     assert all(report.healthy for report in reports), reports
     # A daemon this state dir started shows its pid and log; one answering from another clone's stack
     # (used as "started elsewhere") has no pidfile here.

@@ -1,4 +1,5 @@
-"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis and ClickHouse, installed on first use."""
+"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse and the embedded model server,
+installed on first use."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 
 from infra.stack.clickhouse import ClickHouse
 from infra.stack.kafka import Kafka
+from infra.stack.model_server import ModelServer
 from infra.stack.postgres import Postgres
 from infra.stack.process import apt_install
 from infra.stack.redis import Redis
@@ -19,7 +21,10 @@ __all__ = ["Outcome", "ServiceStatus", "UpResult", "down", "services", "status",
 
 
 def services(settings: Settings) -> list[Service]:
-    return [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings)]
+    stack: list[Service] = [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings)]
+    if settings.local_model:
+        stack.append(ModelServer(settings))
+    return stack
 
 
 @contextmanager

@@ -22,12 +22,13 @@ from models.actions import (
 from models.agent import AgentMode
 from models.decisions import DecisionReason
 from models.events import partition_key
-from models.inference import InferenceResult
+from models.inference import InferenceRequest, InferenceResult
 from models.table_keys import ContextKey, DirectoryKey, RelationshipKey, RoutingKey
 from models.tiers import InferenceLane, Tier
 from processors.context import PENDING_MESSAGE_ID
 from processors.engine import Engine, MalformedEvent, Tables
 from processors.permissions import BAN_MEMBERS
+from processors.prompt import PromptFit, max_tokens_for
 from tests.processors.factories import (
     T0,
     agent_with,
@@ -240,11 +241,9 @@ def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
     ]
 
 
-def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Engine) -> None:
-    mention = [user(LUNA_BOT, "luna", bot=True)]
-    out = say(engine, LUNA_BOT, KAI, f"<@{LUNA_BOT}> hey", mentions=mention)
-    [request] = out.requests
-    result = InferenceResult(
+def result_of(request: InferenceRequest, text: str) -> InferenceResult:
+    """The model's answer to `request`, a second after it was made."""
+    return InferenceResult(
         request_id=request.request_id,
         event_id=request.event_id,
         deployment_id=request.deployment_id,
@@ -253,7 +252,7 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
         tier=request.tier,
         lane=request.lane,
         target=request.target,
-        text="Hiii Kai! I'm great",
+        text=text,
         model="gpt-4-turbo",
         prompt_tokens=10,
         completion_tokens=5,
@@ -261,6 +260,13 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
         cost_usd=0.001,
         completed_at=T0 + timedelta(seconds=1),
     )
+
+
+def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Engine) -> None:
+    mention = [user(LUNA_BOT, "luna", bot=True)]
+    out = say(engine, LUNA_BOT, KAI, f"<@{LUNA_BOT}> hey", mentions=mention)
+    [request] = out.requests
+    result = result_of(request, "Hiii Kai! I'm great")
     reply = engine.handle_result(result, GUILD)
     sent = [a for a in reply.actions if isinstance(a, Reply | SendMessage)]
     assert sent and all(a.bot_id == LUNA_BOT for a in sent)
@@ -277,6 +283,20 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
         m.message_id for m in engine.tables.context[ContextKey(GUILD, GENERAL).encode()].messages
     ]
     assert engine.handle_result(result.model_copy(update={"deployment_id": uuid4()}), GUILD).actions == []
+
+
+def test_with_the_small_fit_the_request_is_small_and_the_reply_cleaned(engine: Engine) -> None:
+    engine.fit = PromptFit.small
+    mention = [user(LUNA_BOT, "luna", bot=True)]
+    asked = f"<@{LUNA_BOT}> ranked tonight?"
+    [request] = say(engine, LUNA_BOT, KAI, asked, mentions=mention).requests
+    assert request.max_tokens == max_tokens_for(luna(), PromptFit.small)
+    assert request.messages[-1].content.endswith(asked)
+    # What a small model writes: her name, the question echoed, a template token and the next turn.
+    result = result_of(request, f"Luna: {asked} Always, let's go<|im_end|>\nKai: ok")
+    [sent] = [a for a in engine.handle_result(result, GUILD).actions if isinstance(a, Reply | SendMessage)]
+    assert sent.content.startswith("Always, let's go"), sent.content
+    assert "ranked" not in sent.content and "im_end" not in sent.content and "Kai" not in sent.content
 
 
 def test_two_bots_stop_after_max_consecutive_replies() -> None:
