@@ -12,7 +12,8 @@ Figures (final JSON line):
   and the install into a virtualenv, as `deep stack up` measured them.
 - the machine's load average before and after: other load on a shared machine slows every figure.
 
-Run: .venv/bin/python bench/model.py [--replies 24] [--streams 5]
+Run from the repository root: .venv/bin/python -m bench.model [--replies 24] [--streams 5]
+(as a module: run as a script, bench/inference.py would shadow the inference package)
 """
 
 from __future__ import annotations

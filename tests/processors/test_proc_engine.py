@@ -29,6 +29,7 @@ from processors.context import PENDING_MESSAGE_ID
 from processors.engine import Engine, MalformedEvent, Tables
 from processors.permissions import BAN_MEMBERS
 from processors.prompt import PromptFit, max_tokens_for
+from processors.traits import reply_tokens
 from tests.processors.factories import (
     T0,
     agent_with,
@@ -290,7 +291,10 @@ def test_with_the_small_fit_the_request_is_small_and_the_reply_cleaned(engine: E
     mention = [user(LUNA_BOT, "luna", bot=True)]
     asked = f"<@{LUNA_BOT}> ranked tonight?"
     [request] = say(engine, LUNA_BOT, KAI, asked, mentions=mention).requests
-    assert request.max_tokens == max_tokens_for(luna(), PromptFit.small)
+    # Her traits lengthen the small budget within their bounds; it stays far below the full one.
+    traits = luna().character.personality  # type: ignore[union-attr]
+    assert request.max_tokens == reply_tokens(max_tokens_for(luna(), PromptFit.small), traits)
+    assert request.max_tokens < max_tokens_for(luna())
     assert request.messages[-1].content.endswith(asked)
     # What a small model writes: her name, the question echoed, a template token and the next turn.
     result = result_of(request, f"Luna: {asked} Always, let's go<|im_end|>\nKai: ok")
