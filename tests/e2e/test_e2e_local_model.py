@@ -4,14 +4,17 @@ model server that `deep stack up` starts, through the same inference pool, and s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 
 from inference.config import LOCAL_ENDPOINT_NAME
 from models.inference import LOCAL_MODEL_NAME, InferenceResult
 from settings import Settings
 from streams.catalog import INFERENCE_RESULTS
-from tests.e2e.conftest import World, demo_env, demo_world, message_text
+from tests.e2e.conftest import ANSWER_S, World, demo_env, demo_world, message_text
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -49,3 +52,17 @@ async def test_luna_answers_a_mention_with_text_the_local_model_generated(world:
     # In her style: the styling step gives every reply of hers (emoji usage high) at least one emoji.
     assert any(ord(char) >= EMOJI_START for char in shown), shown
     assert "<|" not in shown and not shown.lower().startswith("luna:"), shown
+
+    async def labelled() -> dict[str, Any] | None:
+        async with httpx.AsyncClient(base_url=world.running.url) as playground:
+            response = await playground.get(f"/api/channels/{world.channels['general']}/messages")
+        return next((m for m in response.json() if m["id"] == reply["payload"].get("id")), None)
+
+    # The playground says which path wrote it.
+    shown_reply = await wait_until(labelled, "Luna's reply in the playground", timeout_s=ANSWER_S)
+    assert shown_reply["answered_by"] == {
+        "fallback": False,
+        "model": LOCAL_MODEL_NAME,
+        "endpoint": LOCAL_ENDPOINT_NAME,
+        "reason": None,
+    }
