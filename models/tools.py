@@ -1,4 +1,4 @@
-"""Tools an agent can enable and the commands each tool brings."""
+"""Tools an agent can enable, which of them the platform implements, and the commands each tool brings."""
 
 from __future__ import annotations
 
@@ -18,6 +18,22 @@ class Tool(StrEnum):
     analytics = "analytics"
     announcements = "announcements"
     knowledge = "knowledge"
+
+
+# The tools the processors give behaviour; the API refuses to enable any other. Names outside it are product
+# plans that configurations stored before the refusal may still carry (they do nothing). A processors test
+# proves each of these acts.
+IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
+    {
+        Tool.music,
+        Tool.moderation,
+        Tool.automod,
+        Tool.games,
+        Tool.leveling,
+        Tool.utility,
+        Tool.custom_commands,
+    }
+)
 
 
 # The built-in commands, by the tool that provides them. Custom commands come from the agent's config.

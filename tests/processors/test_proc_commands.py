@@ -349,7 +349,7 @@ def test_games_are_deterministic_per_event() -> None:
 def test_custom_command_templates_fill_only_known_placeholders() -> None:
     agent = agent_with(
         AgentMode.utility,
-        enabled_tools=["moderation", "logging", "custom_commands"],
+        enabled_tools=["moderation", "custom_commands"],
         custom_commands=[
             {"name": "hug", "template": "{agent} hugs {args} for {user} in {guild} {user.__class__}"}
         ],

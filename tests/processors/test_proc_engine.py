@@ -344,7 +344,7 @@ def test_leveling_announces_level_ups() -> None:
     engine = Engine(new_tables())
     leveled = agent_with(
         AgentMode.utility,
-        enabled_tools=["moderation", "logging", "leveling"],
+        enabled_tools=["moderation", "leveling"],
         leveling={"xp_min": 60, "xp_max": 60, "cooldown_s": 60},
     )
     engine.apply_routing(routing(GUILD, deployed(leveled, guild_id=GUILD, bot_id=MOD_BOT)))
