@@ -1,6 +1,6 @@
 """Table values of the stream processors beyond the conversation state of models/state.py: what a guild
 looks like (channel names, roles), music queues, warnings, levels, automod windows, reply streaks,
-reminders and polls.
+reminders, polls and games.
 
 Values are replaced, never changed in place: a table only writes its changelog on assignment.
 """
@@ -8,10 +8,10 @@ Values are replaced, never changed in place: a table only writes its changelog o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import AliasChoices, Field, StringConstraints
 
 from models.common import MessageText, ShortText, Snowflake, Strict
 
@@ -20,6 +20,7 @@ APPLIED_MEMORY = 16
 MAX_QUEUE = 100
 LEADERBOARD_SIZE = 10
 MAX_POLL_OPTIONS = 10
+MAX_CHALLENGES = 100
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -65,12 +66,13 @@ class LevelEntry(Strict):
 
 class LeaderboardEntry(Strict):
     user_id: Snowflake
-    xp: int = Field(ge=0)
+    # XP on the leveling board, wins on the games board. Boards written before games read "xp".
+    score: int = Field(ge=0, validation_alias=AliasChoices("score", "xp"))
 
 
 class Leaderboard(Strict):
-    """The top users of one deployment by XP, highest first, kept as XP is awarded so that /leaderboard never
-    scans the table."""
+    """The top users of one deployment by a score, highest first, kept as the score changes so that showing
+    the board never scans a table."""
 
     entries: list[LeaderboardEntry] = Field(default_factory=list, max_length=LEADERBOARD_SIZE)
 
@@ -131,3 +133,54 @@ class UtilityBook(Strict):
 
     reminders: list[Reminder] = Field(default_factory=list)
     polls: list[Poll] = Field(default_factory=list)
+
+
+RpsMove = Literal["rock", "paper", "scissors"]
+Letter = Annotated[str, StringConstraints(pattern=r"^[a-z]$")]
+
+
+class HangmanGame(Strict):
+    """A word game in one channel against one deployment; anyone there may guess."""
+
+    # The event that started the game.
+    game_id: EventId
+    deployment_id: UUID
+    bot_id: Snowflake
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake
+    word: Annotated[str, StringConstraints(pattern=r"^[a-z]{3,20}$")]
+    guessed: list[Letter] = Field(default_factory=list, max_length=26)
+    misses: int = Field(default=0, ge=0)
+    # The game ends when nobody guessed by then.
+    expires_at: datetime
+
+
+class RpsChallenge(Strict):
+    """One member's rock-paper-scissors move, waiting for the challenged member's."""
+
+    challenge_id: EventId
+    deployment_id: UUID
+    bot_id: Snowflake
+    guild_id: Snowflake | None = None
+    channel_id: Snowflake
+    challenger_id: Snowflake
+    opponent_id: Snowflake
+    challenger_move: RpsMove
+    expires_at: datetime
+
+
+class GameBook(Strict):
+    """The running games of one guild (or one bot's DMs), for every deployment: a timer ends the idle ones."""
+
+    hangman: list[HangmanGame] = Field(default_factory=list)
+    challenges: list[RpsChallenge] = Field(default_factory=list, max_length=MAX_CHALLENGES)
+    applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
+
+
+class GameRecord(Strict):
+    """One user's results in one deployment's games."""
+
+    wins: int = Field(default=0, ge=0)
+    losses: int = Field(default=0, ge=0)
+    draws: int = Field(default=0, ge=0)
+    applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)

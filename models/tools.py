@@ -42,7 +42,7 @@ COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     Tool.moderation: ("ban", "unban", "kick", "timeout", "warn", "warnings"),
     Tool.utility: ("remind", "poll"),
     Tool.leveling: ("rank", "leaderboard"),
-    Tool.games: ("roll", "coinflip"),
+    Tool.games: ("roll", "coinflip", "rps", "8ball", "hangman", "guess", "wins"),
 }
 
 TOOL_OF_COMMAND: dict[str, Tool] = {

@@ -1,9 +1,8 @@
 """Utility commands: reminders (fired by the worker's timer) and polls (a message plus number reactions);
-games (/roll, /coinflip) and custom commands from the agent's templates."""
+custom commands from the agent's templates."""
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import datetime, timedelta
 
@@ -19,7 +18,6 @@ MAX_REMINDERS_PER_USER = 25
 # The bot's own poll message normally arrives within a second; a poll not seen by then is dropped.
 POLL_TTL = timedelta(minutes=10)
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
-_DICE = re.compile(r"^\s*(\d{0,3})d(\d{1,4})\s*$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{(user|args|agent|guild)\}")
 
 
@@ -111,22 +109,6 @@ def poll_reactions(
         for index in range(len(poll.options))
     ]
     return reactions, book.model_copy(update={"polls": [p for p in book.polls if p.poll_id != poll.poll_id]})
-
-
-def handle_game(invocation: Invocation, rng: random.Random) -> Say:
-    if invocation.name == "coinflip":
-        return Say(f"🪙 {rng.choice(['Heads', 'Tails'])}!", title="Coin flip")
-    if invocation.name == "roll":
-        match = _DICE.match(invocation.text("dice") or "1d6")
-        if match is None:
-            return Say("Roll dice like 2d6 or d20.", ephemeral=True)
-        count, sides = int(match.group(1) or 1), int(match.group(2))
-        if not (1 <= count <= 100 and 2 <= sides <= 1000):
-            return Say("Up to 100 dice with 2 to 1000 sides.", ephemeral=True)
-        rolls = [rng.randint(1, sides) for _ in range(count)]
-        shown = " + ".join(map(str, rolls)) + (f" = {sum(rolls)}" if count > 1 else "")
-        return Say(f"🎲 {shown}", title="Dice")
-    raise ValueError(f"not a game command: {invocation.name}")
 
 
 def render_custom(command: CustomCommand, invocation: Invocation, agent_name: str, guild_name: str) -> Say:
