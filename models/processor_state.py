@@ -139,8 +139,8 @@ RpsMove = Literal["rock", "paper", "scissors"]
 Letter = Annotated[str, StringConstraints(pattern=r"^[a-z]$")]
 
 
-class HangmanGame(Strict):
-    """A word game in one channel against one deployment; anyone there may guess."""
+class ChannelGame(Strict):
+    """A running game: where it is played, for which deployment, and until when it waits for a move."""
 
     # The event that started the game.
     game_id: EventId
@@ -148,25 +148,24 @@ class HangmanGame(Strict):
     bot_id: Snowflake
     guild_id: Snowflake | None = None
     channel_id: Snowflake
+    # The game ends when nobody moved by then.
+    expires_at: datetime
+
+
+class HangmanGame(ChannelGame):
+    """A word game in one channel against one deployment; anyone there may guess."""
+
     word: Annotated[str, StringConstraints(pattern=r"^[a-z]{3,20}$")]
     guessed: list[Letter] = Field(default_factory=list, max_length=26)
     misses: int = Field(default=0, ge=0)
-    # The game ends when nobody guessed by then.
-    expires_at: datetime
 
 
-class RpsChallenge(Strict):
+class RpsChallenge(ChannelGame):
     """One member's rock-paper-scissors move, waiting for the challenged member's."""
 
-    challenge_id: EventId
-    deployment_id: UUID
-    bot_id: Snowflake
-    guild_id: Snowflake | None = None
-    channel_id: Snowflake
     challenger_id: Snowflake
     opponent_id: Snowflake
     challenger_move: RpsMove
-    expires_at: datetime
 
 
 class GameBook(Strict):

@@ -72,7 +72,7 @@ from processors.commands import (
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
 from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, apply_directory_event
-from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
+from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import Route, context_window, find_deployment, newer, routes_for
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
@@ -92,7 +92,7 @@ from processors.traits import greeting_name, reaction_chance, reply_tokens, temp
 from processors.utility import (
     handle_utility,
     poll_reactions,
-    reminder_say,
+    reminder_notice,
     render_custom,
     take_due_reminders,
 )
@@ -507,17 +507,22 @@ class Engine:
         due, remaining = take_due_reminders(book, now)
         if remaining == book:
             return Outputs()
-        record = self.routing(key)
-        out = Outputs()
-        for reminder in due:
-            deployed = find_deployment(record, str(reminder.deployment_id))
-            if deployed is not None:
-                emit = Emitter(f"reminder:{reminder.reminder_id}", deployed, reminder.guild_id)
-                out.actions.append(emit.send(reminder_say(reminder), reminder.channel_id))
+        out = self._send_notices(key, [reminder_notice(reminder) for reminder in due])
         if remaining.reminders or remaining.polls:
             self.tables.utility[utility_key] = remaining
         else:
             del self.tables.utility[utility_key]
+        return out
+
+    def _send_notices(self, key: str, notices: list[Notice]) -> Outputs:
+        """The timer's messages, each by its deployment (one undeployed since says nothing)."""
+        record = self.routing(key)
+        out = Outputs()
+        for notice in notices:
+            deployed = find_deployment(record, notice.deployment_id)
+            if deployed is not None:
+                emit = Emitter(notice.cause_id, deployed, notice.guild_id)
+                out.actions.append(emit.send(notice.say, notice.channel_id))
         return out
 
     def end_idle_games(self, key: str, now: datetime) -> Outputs:
@@ -529,13 +534,7 @@ class Engine:
         ended, remaining = end_idle_games(book, now)
         if not ended:
             return Outputs()
-        record = self.routing(key)
-        out = Outputs()
-        for game in ended:
-            deployed = find_deployment(record, game.deployment_id)
-            if deployed is not None:
-                emit = Emitter(game.cause_id, deployed, game.guild_id)
-                out.actions.append(emit.send(game.say, game.channel_id))
+        out = self._send_notices(key, ended)
         # The book stays, games or not: the events it remembers make their redelivery change nothing.
         self.tables.games[games_key] = remaining
         return out

@@ -13,11 +13,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from models.agent import AgentConfig, MoodName
 from models.processor_state import (
     MAX_CHALLENGES,
+    ChannelGame,
     GameBook,
     GameRecord,
     HangmanGame,
@@ -27,7 +29,7 @@ from models.processor_state import (
 )
 from models.state import MoodState
 from processors.commands import Invocation, describe_duration
-from processors.emit import Emitter, InteractionOrigin, Say
+from processors.emit import Emitter, InteractionOrigin, Notice, Say
 from processors.outcome import Outcome, remember_applied
 from processors.styling import style_text
 
@@ -214,6 +216,18 @@ class Move:
     def deployment_id(self) -> UUID:
         return self.emit.deployed.deployment.deployment_id
 
+    def opened(self) -> dict[str, Any]:
+        """The fields of a game this command opens: started by this event, here, ending if nobody moves."""
+        deployment = self.emit.deployed.deployment
+        return {
+            "game_id": self.emit.cause_id,
+            "deployment_id": deployment.deployment_id,
+            "bot_id": deployment.bot_id,
+            "guild_id": self.invocation.guild_id,
+            "channel_id": self.invocation.channel_id,
+            "expires_at": self.expires_at,
+        }
+
     def changed(self, **changes: object) -> GameBook:
         """The book with `changes`, remembering this event so that its redelivery changes nothing."""
         applied = remember_applied(self.book.applied, self.emit.cause_id)
@@ -250,21 +264,11 @@ def rock_paper_scissors(move: Move, rng: random.Random) -> GameOutcome:
 
 
 def _challenge(move: Move, opponent: str, mine: RpsMove) -> GameOutcome:
-    invocation, deployment = move.invocation, move.emit.deployed.deployment
+    invocation = move.invocation
     if len(move.book.challenges) >= MAX_CHALLENGES:
         return GameOutcome(Say("Too many challenges are open; try again later.", ephemeral=True))
     me = invocation.user.id
-    challenge = RpsChallenge(
-        challenge_id=move.emit.cause_id,
-        deployment_id=deployment.deployment_id,
-        bot_id=deployment.bot_id,
-        guild_id=invocation.guild_id,
-        channel_id=invocation.channel_id,
-        challenger_id=me,
-        opponent_id=opponent,
-        challenger_move=mine,
-        expires_at=move.expires_at,
-    )
+    challenge = RpsChallenge(**move.opened(), challenger_id=me, opponent_id=opponent, challenger_move=mine)
     wait = describe_duration(round((move.expires_at - invocation.at).total_seconds()))
     text = (
         f"<@{opponent}>, <@{me}> challenges you to rock-paper-scissors! "
@@ -285,9 +289,7 @@ def _answer_challenge(move: Move, challenge: RpsChallenge, answer: RpsMove) -> G
     text = (
         f"<@{challenger}>: {_shown(challenge.challenger_move)} · <@{opponent}>: {_shown(answer)} — {verdict}"
     )
-    updated = move.changed(
-        challenges=[c for c in move.book.challenges if c.challenge_id != challenge.challenge_id]
-    )
+    updated = move.changed(challenges=[c for c in move.book.challenges if c.game_id != challenge.game_id])
     results = ((challenger, result), (opponent, OPPOSITE[result]))
     return GameOutcome(Say(text, title="Rock-paper-scissors"), state=updated, results=results)
 
@@ -315,16 +317,7 @@ def start_hangman(move: Move, rng: random.Random) -> GameOutcome:
     running = _hangman_here(move)
     if running is not None:
         return GameOutcome(Say(f"A game is already running here: `{masked(running)}`", ephemeral=True))
-    invocation, deployment = move.invocation, move.emit.deployed.deployment
-    game = HangmanGame(
-        game_id=move.emit.cause_id,
-        deployment_id=deployment.deployment_id,
-        bot_id=deployment.bot_id,
-        guild_id=invocation.guild_id,
-        channel_id=invocation.channel_id,
-        word=rng.choice(HANGMAN_WORDS),
-        expires_at=move.expires_at,
-    )
+    game = HangmanGame(**move.opened(), word=rng.choice(HANGMAN_WORDS))
     text = (
         f"🎯 Hangman! `{masked(game)}` ({len(game.word)} letters). Guess a letter or the word with "
         f"{move.prefix}guess; {MAX_MISSES} misses and it's over."
@@ -363,40 +356,18 @@ def guess(move: Move) -> GameOutcome:
 # Timeouts -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ended:
-    """A game the timer ended: who ends it (the id its message's action ids derive from) and what is said."""
-
-    cause_id: str
-    deployment_id: str
-    guild_id: str | None
-    channel_id: str
-    say: Say
-
-
-def end_idle_games(book: GameBook, now: datetime) -> tuple[list[Ended], GameBook]:
-    """The games nobody moved in until `now`, and the book without them."""
-    ended = [
-        Ended(
-            f"hangman-timeout:{g.game_id}",
-            str(g.deployment_id),
-            g.guild_id,
-            g.channel_id,
-            Say(f"⌛ Hangman ended: nobody guessed in time. The word was **{g.word}**.", title="Hangman"),
-        )
+def end_idle_games(book: GameBook, now: datetime) -> tuple[list[Notice], GameBook]:
+    """What is said of the games nobody moved in until `now`, and the book without them."""
+    hangman = [
+        _ended(g, f"⌛ Hangman ended: nobody guessed in time. The word was **{g.word}**.", "Hangman")
         for g in book.hangman
         if g.expires_at <= now
     ]
-    ended += [
-        Ended(
-            f"rps-timeout:{c.challenge_id}",
-            str(c.deployment_id),
-            c.guild_id,
-            c.channel_id,
-            Say(
-                f"⌛ <@{c.opponent_id}> did not answer <@{c.challenger_id}>'s challenge in time.",
-                title="Rock-paper-scissors",
-            ),
+    challenges = [
+        _ended(
+            c,
+            f"⌛ <@{c.opponent_id}> did not answer <@{c.challenger_id}>'s challenge in time.",
+            "Rock-paper-scissors",
         )
         for c in book.challenges
         if c.expires_at <= now
@@ -407,7 +378,14 @@ def end_idle_games(book: GameBook, now: datetime) -> tuple[list[Ended], GameBook
             "challenges": [c for c in book.challenges if c.expires_at > now],
         }
     )
-    return ended, remaining
+    return [*hangman, *challenges], remaining
+
+
+def _ended(game: ChannelGame, text: str, title: str) -> Notice:
+    say = Say(text, title=title)
+    return Notice(
+        f"game-timeout:{game.game_id}", str(game.deployment_id), game.guild_id, game.channel_id, say
+    )
 
 
 # Results ------------------------------------------------------------------------------------------------

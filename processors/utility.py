@@ -10,7 +10,7 @@ from models.actions import React
 from models.agent import CustomCommand
 from models.processor_state import MAX_POLL_OPTIONS, Poll, Reminder, UtilityBook
 from processors.commands import Invocation, describe_duration
-from processors.emit import Emitter, Say
+from processors.emit import Emitter, Notice, Say
 from processors.outcome import Outcome
 
 MAX_REMINDERS = 500
@@ -86,8 +86,15 @@ def take_due_reminders(book: UtilityBook, now: datetime) -> tuple[list[Reminder]
     return due, remaining
 
 
-def reminder_say(reminder: Reminder) -> Say:
-    return Say(f"⏰ <@{reminder.user_id}> {reminder.text}", title="Reminder")
+def reminder_notice(reminder: Reminder) -> Notice:
+    say = Say(f"⏰ <@{reminder.user_id}> {reminder.text}", title="Reminder")
+    return Notice(
+        f"reminder:{reminder.reminder_id}",
+        str(reminder.deployment_id),
+        reminder.guild_id,
+        reminder.channel_id,
+        say,
+    )
 
 
 def poll_reactions(

@@ -25,13 +25,13 @@ from processors.games import EIGHT_BALL, MAX_MISSES, MOVES, SHAKES, Result, chan
 from processors.ids import seeded_rng
 from tests.processors.factories import (
     T0,
+    Where,
     agent_with,
     deployed,
-    envelope,
-    interaction_data,
     luna,
-    message_data,
+    message_event,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -55,25 +55,10 @@ class Table:
         return self.deployed.deployment.deployment_id
 
     def say(self, author: dict[str, Any], content: str, at: datetime = T0) -> EventEnvelope:
-        data = message_data(
-            guild_id=self.guild, channel_id=self.channel, author=author, content=content, at=at
-        )
-        return envelope(
-            "MESSAGE_CREATE", data, bot_id=self.bot, guild_id=self.guild, channel_id=self.channel, at=at
-        )
+        return message_event(Where(self.bot, self.guild, self.channel), author, content, at)
 
     def slash(self, invoker: dict[str, Any], name: str, **options: str) -> EventEnvelope:
-        data = interaction_data(
-            application_id=self.bot,
-            guild_id=self.guild,
-            channel_id=self.channel,
-            invoker=invoker,
-            name=name,
-            options=[{"name": key, "type": 3, "value": value} for key, value in options.items()],
-        )
-        return envelope(
-            "INTERACTION_CREATE", data, bot_id=self.bot, guild_id=self.guild, channel_id=self.channel
-        )
+        return slash_event(Where(self.bot, self.guild, self.channel), invoker, name, options)
 
     def run(self, event: EventEnvelope) -> Outputs:
         return self.engine.handle_event(event)

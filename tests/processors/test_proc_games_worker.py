@@ -21,12 +21,12 @@ from processors.ids import seeded_rng
 from streams.catalog import DISCORD_ACTIONS
 from tests.processors.conftest import WAIT_S, Collector, Producer, Worker
 from tests.processors.factories import (
+    Where,
     deployed,
-    envelope,
-    interaction_data,
     luna,
-    message_data,
+    message_event,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -49,28 +49,11 @@ class Guild:
         return self.luna.deployment.bot_id
 
     def say(self, author: dict[str, Any], content: str) -> EventEnvelope:
-        at = datetime.now(UTC)
-        data = message_data(guild_id=self.id, channel_id=self.channel, author=author, content=content, at=at)
-        return envelope(
-            "MESSAGE_CREATE", data, bot_id=self.bot, guild_id=self.id, channel_id=self.channel, at=at
-        )
+        return message_event(Where(self.bot, self.id, self.channel), author, content, datetime.now(UTC))
 
     def slash(self, invoker: dict[str, Any], name: str, **options: str) -> EventEnvelope:
-        data = interaction_data(
-            application_id=self.bot,
-            guild_id=self.id,
-            channel_id=self.channel,
-            invoker=invoker,
-            name=name,
-            options=[{"name": key, "type": 3, "value": value} for key, value in options.items()],
-        )
-        return envelope(
-            "INTERACTION_CREATE",
-            data,
-            bot_id=self.bot,
-            guild_id=self.id,
-            channel_id=self.channel,
-            at=datetime.now(UTC),
+        return slash_event(
+            Where(self.bot, self.id, self.channel), invoker, name, options, at=datetime.now(UTC)
         )
 
 

@@ -20,12 +20,12 @@ from processors.commands import COMMAND_OPTIONS, OptionKind
 from processors.engine import Engine, Outputs, Tables
 from processors.permissions import ADMINISTRATOR
 from tests.processors.factories import (
+    Where,
     agent_with,
     deployed,
-    envelope,
-    interaction_data,
-    message_data,
+    message_event,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -42,6 +42,7 @@ SAMPLE = {
 class Guild:
     def __init__(self, agent: AgentConfig) -> None:
         self.id, self.channel, self.bot = snowflake(), snowflake(), snowflake()
+        self.where = Where(self.bot, self.id, self.channel)
         self.engine = Engine(Tables(*({} for _ in fields(Tables))))
         assert self.engine.apply_routing(routing(self.id, deployed(agent, guild_id=self.id, bot_id=self.bot)))
 
@@ -50,23 +51,11 @@ class Guild:
 
     def command(self, name: str) -> EventEnvelope:
         """`/name` with every option filled, by an administrator."""
-        options = [{"name": s.name, "type": 3, "value": SAMPLE[s.kind]} for s in COMMAND_OPTIONS[name]]
-        data = interaction_data(
-            application_id=self.bot,
-            guild_id=self.id,
-            channel_id=self.channel,
-            invoker=MEMBER,
-            name=name,
-            options=options,
-            permissions=ADMINISTRATOR,
-        )
-        return envelope(
-            "INTERACTION_CREATE", data, bot_id=self.bot, guild_id=self.id, channel_id=self.channel
-        )
+        options = {spec.name: SAMPLE[spec.kind] for spec in COMMAND_OPTIONS[name]}
+        return slash_event(self.where, MEMBER, name, options, permissions=ADMINISTRATOR)
 
     def message(self, content: str) -> EventEnvelope:
-        data = message_data(guild_id=self.id, channel_id=self.channel, author=MEMBER, content=content)
-        return envelope("MESSAGE_CREATE", data, bot_id=self.bot, guild_id=self.id, channel_id=self.channel)
+        return message_event(self.where, MEMBER, content)
 
 
 def agent(tools: list[str], commands: list[str], **changes: Any) -> AgentConfig:
