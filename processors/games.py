@@ -121,6 +121,39 @@ class GameState:
     mood_emoji: str
 
 
+@dataclass(frozen=True)
+class Move:
+    """A command that may change the running games: the book it reads, when the game it touches expires if
+    nobody moves again, and the prefix its hints show (`/` for slash commands)."""
+
+    invocation: Invocation
+    book: GameBook
+    emit: Emitter
+    expires_at: datetime
+    prefix: str
+
+    @property
+    def deployment_id(self) -> UUID:
+        return self.emit.deployed.deployment.deployment_id
+
+    def opened(self) -> dict[str, Any]:
+        """The fields of a game this command opens: started by this event, here, ending if nobody moves."""
+        deployment = self.emit.deployed.deployment
+        return {
+            "game_id": self.emit.cause_id,
+            "deployment_id": deployment.deployment_id,
+            "bot_id": deployment.bot_id,
+            "guild_id": self.invocation.guild_id,
+            "channel_id": self.invocation.channel_id,
+            "expires_at": self.expires_at,
+        }
+
+    def changed(self, **changes: object) -> GameBook:
+        """The book with `changes`, remembering this event so that its redelivery changes nothing."""
+        applied = remember_applied(self.book.applied, self.emit.cause_id)
+        return self.book.model_copy(update={**changes, "applied": applied})
+
+
 def handle_games(
     invocation: Invocation, state: GameState, emit: Emitter, rng: random.Random, idle_timeout_s: int
 ) -> GameOutcome:
@@ -199,39 +232,6 @@ def judge(first: RpsMove, second: RpsMove) -> Result:
 
 def _shown(move: RpsMove) -> str:
     return f"{MOVE_EMOJI[move]} {move}"
-
-
-@dataclass(frozen=True)
-class Move:
-    """A command that may change the running games: the book it reads, when the game it touches expires if
-    nobody moves again, and the prefix its hints show (`/` for slash commands)."""
-
-    invocation: Invocation
-    book: GameBook
-    emit: Emitter
-    expires_at: datetime
-    prefix: str
-
-    @property
-    def deployment_id(self) -> UUID:
-        return self.emit.deployed.deployment.deployment_id
-
-    def opened(self) -> dict[str, Any]:
-        """The fields of a game this command opens: started by this event, here, ending if nobody moves."""
-        deployment = self.emit.deployed.deployment
-        return {
-            "game_id": self.emit.cause_id,
-            "deployment_id": deployment.deployment_id,
-            "bot_id": deployment.bot_id,
-            "guild_id": self.invocation.guild_id,
-            "channel_id": self.invocation.channel_id,
-            "expires_at": self.expires_at,
-        }
-
-    def changed(self, **changes: object) -> GameBook:
-        """The book with `changes`, remembering this event so that its redelivery changes nothing."""
-        applied = remember_applied(self.book.applied, self.emit.cause_id)
-        return self.book.model_copy(update={**changes, "applied": applied})
 
 
 def rock_paper_scissors(move: Move, rng: random.Random) -> GameOutcome:
