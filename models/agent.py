@@ -315,6 +315,11 @@ class LevelingConfig(Strict):
         return self
 
 
+class GamesConfig(Strict):
+    # A hangman game nobody guesses in, or a rock-paper-scissors challenge nobody answers, ends after this.
+    idle_timeout_s: int = Field(default=600, ge=5, le=86400)
+
+
 class SafetyConfig(Strict):
     """Output safety filter applied to generated text before it is sent."""
 
@@ -341,6 +346,7 @@ class AgentConfig(Strict):
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     automod: AutomodConfig | None = None
     leveling: LevelingConfig = Field(default_factory=LevelingConfig)
+    games: GamesConfig = Field(default_factory=GamesConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
 
     @model_validator(mode="before")

@@ -62,6 +62,15 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "leaderboard": (),
     "roll": (OptionSpec("dice", OptionKind.text, description="e.g. 2d6"),),
     "coinflip": (),
+    # The opponent first: a prefix command's text option takes the rest of the line ("!rps @mia rock").
+    "rps": (
+        OptionSpec("opponent", OptionKind.user, description="a member to challenge (default: me)"),
+        OptionSpec("choice", OptionKind.text, required=True, description="rock, paper or scissors"),
+    ),
+    "8ball": (OptionSpec("question", OptionKind.text, required=True, description="a yes-or-no question"),),
+    "hangman": (),
+    "guess": (OptionSpec("guess", OptionKind.text, required=True, description="a letter or the word"),),
+    "wins": (),
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 

@@ -42,6 +42,17 @@ class MessageOrigin:
 Origin = InteractionOrigin | MessageOrigin
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A message a timer sends for a deployment, outside any event; its action ids derive from `cause_id`."""
+
+    cause_id: str
+    deployment_id: str
+    guild_id: str | None
+    channel_id: str
+    say: Say
+
+
 class Emitter:
     """Makes the actions of one deployment for one event. Ids derive from (event id, deployment id, index),
     so reprocessing the event yields the same ids and the gateway performs each action once."""

@@ -1,5 +1,5 @@
-"""One event in, its outputs out: routing, guild directory, automod, commands, leveling, conversation state
-and decisions, over the state tables of the event's partition.
+"""One event in, its outputs out: routing, guild directory, automod, commands, games, leveling, conversation
+state and decisions, over the state tables of the event's partition.
 
 The tables are plain mutable mappings (Faust tables in the worker, dicts in tests), keyed by the encoded keys
 of `models/table_keys.py`, which all start with the event's partition key. Values are replaced, never changed
@@ -26,6 +26,8 @@ from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import ModerationAudit
 from models.processor_state import (
     AutomodWindow,
+    GameBook,
+    GameRecord,
     GuildDirectory,
     Leaderboard,
     LevelEntry,
@@ -40,6 +42,9 @@ from models.table_keys import (
     AutomodKey,
     ContextKey,
     DirectoryKey,
+    GameBoardKey,
+    GameRecordKey,
+    GamesKey,
     LeaderboardKey,
     LevelKey,
     MoodKey,
@@ -67,8 +72,9 @@ from processors.commands import (
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
 from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, apply_directory_event
-from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
+from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import Route, context_window, find_deployment, newer, routes_for
+from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
@@ -79,15 +85,14 @@ from processors.permissions import ADMINISTRATOR, granted, member_permissions, p
 from processors.presence import persona_updates, presence_update
 from processors.prompt import PromptFit, build_prompt, choose_model, clean_reply, max_tokens_for
 from processors.relationships import record_interaction, track
-from processors.replies import compose_reply
+from processors.replies import compose_reply, mood_emoji
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
 from processors.utility import (
-    handle_game,
     handle_utility,
     poll_results,
-    reminder_say,
+    reminder_notice,
     render_custom,
     take_due_reminders,
 )
@@ -128,6 +133,9 @@ class Tables:
     utility: MutableMapping[str, UtilityBook]  # UtilityKey
     # Whom each deployment keeps a relationship with, to forget the least recent past max_tracked_users.
     tracked: MutableMapping[str, TrackedUsers]  # TrackedKey
+    games: MutableMapping[str, GameBook]  # GamesKey
+    game_records: MutableMapping[str, GameRecord]  # GameRecordKey
+    game_boards: MutableMapping[str, Leaderboard]  # GameBoardKey
 
 
 @dataclass
@@ -413,14 +421,43 @@ class Engine:
             leaderboard = self.tables.leaderboards.get(LeaderboardKey(key, deployment_id).encode())
             outcome = Outcome(handle_leveling(invocation, entry, leaderboard))
         elif tool is Tool.games:
-            rng = seeded_rng(emit.cause_id, deployed.deployment.deployment_id, "game")
-            outcome = Outcome(handle_game(invocation, rng))
+            outcome = self._play(key, deployed, invocation, emit)
         else:
             raise ValueError(f"no handler for command {name!r}")
         if outcome.say is not None:
             out.actions.append(emit.answer(outcome.say, invocation.origin))
         out.actions.extend(outcome.actions)
         out.audits.extend(outcome.audits)
+
+    def _play(self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter) -> Outcome[Any]:
+        """A game command over the guild's running games; the results it decides go to the players' records
+        and the wins board."""
+        deployment_id = deployed.deployment.deployment_id
+        games_key = GamesKey(key).encode()
+        board_key = GameBoardKey(key, deployment_id).encode()
+        mood = self.mood_for(key, deployed, invocation.at)
+        state = GameState(
+            book=self.tables.games.get(games_key),
+            record=self.tables.game_records.get(
+                GameRecordKey(key, deployment_id, invocation.user.id).encode()
+            ),
+            board=self.tables.game_boards.get(board_key),
+            mood=mood,
+            mood_emoji=mood_emoji(deployed.agent, mood),
+        )
+        rng = seeded_rng(emit.cause_id, deployment_id, "game")
+        played = handle_games(invocation, state, emit, rng, deployed.agent.games.idle_timeout_s)
+        _store(self.tables.games, games_key, played.state)
+        for user_id, result in played.results:
+            record_key = GameRecordKey(key, deployment_id, user_id).encode()
+            record = tally(self.tables.game_records.get(record_key), result, emit.cause_id)
+            if record is None:
+                continue  # a redelivered event was counted the first time
+            self.tables.game_records[record_key] = record
+            if result is Result.win:
+                board = update_leaderboard(self.tables.game_boards.get(board_key), user_id, record.wins)
+                _store(self.tables.game_boards, board_key, board)
+        return played
 
     # Conversation state --------------------------------------------------------------------------------
 
@@ -500,17 +537,36 @@ class Engine:
         due, remaining = take_due_reminders(book, now)
         if remaining == book:
             return Outputs()
-        record = self.routing(key)
-        out = Outputs()
-        for reminder in due:
-            deployed = find_deployment(record, str(reminder.deployment_id))
-            if deployed is not None:
-                emit = Emitter(f"reminder:{reminder.reminder_id}", deployed, reminder.guild_id)
-                out.actions.append(emit.send(reminder_say(reminder), reminder.channel_id))
+        out = self._send_notices(key, [reminder_notice(reminder) for reminder in due])
         if remaining.reminders:
             self.tables.utility[utility_key] = remaining
         else:
             del self.tables.utility[utility_key]
+        return out
+
+    def _send_notices(self, key: str, notices: list[Notice]) -> Outputs:
+        """The timer's messages, each by its deployment (one undeployed since says nothing)."""
+        record = self.routing(key)
+        out = Outputs()
+        for notice in notices:
+            deployed = find_deployment(record, notice.deployment_id)
+            if deployed is not None:
+                emit = Emitter(notice.cause_id, deployed, notice.guild_id)
+                out.actions.append(emit.send(notice.say, notice.channel_id))
+        return out
+
+    def end_idle_games(self, key: str, now: datetime) -> Outputs:
+        """End the games nobody moved in until `now`, saying so where they were played."""
+        games_key = GamesKey(key).encode()
+        book = self.tables.games.get(games_key)
+        if book is None:
+            return Outputs()
+        ended, remaining = end_idle_games(book, now)
+        if not ended:
+            return Outputs()
+        out = self._send_notices(key, ended)
+        # The book stays, games or not: the events it remembers make their redelivery change nothing.
+        self.tables.games[games_key] = remaining
         return out
 
 

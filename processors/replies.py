@@ -22,6 +22,13 @@ GREETINGS = {"casual": "Hey {name}!", "neutral": "Hi {name}!", "formal": "Hello 
 _SENTENCE_BOUNDARY = re.compile(r"[.!?~…](?=\s)")
 
 
+def mood_emoji(agent: AgentConfig, mood: MoodState) -> str:
+    """The emoji that shows the agent's mood in what it says; none when moods are off."""
+    config = agent.behavior.mood
+    definition = config.moods.get(mood.mood) if config.enabled else None
+    return definition.emoji if definition is not None else ""
+
+
 def compose_reply(
     result: InferenceResult, agent: AgentConfig, mood: MoodState, affinity: int | None = None
 ) -> list[Action]:
@@ -44,13 +51,12 @@ def compose_reply(
     character = agent.character
     style = character.speech_style if character is not None else SpeechStyle()
     traits = character.personality if character is not None else PersonalityTraits()
-    mood_config = agent.behavior.mood
-    definition = mood_config.moods.get(mood.mood) if mood_config.enabled else None
-    mood_emoji = definition.emoji if definition is not None else ""
     manner = Manner(warmth=warmth(traits, affinity), typo_rate=typo_rate(traits))
     if result.target.greet_as:
         text = greeted(text, result.target.greet_as, style)
-    styled = style_text(text, style, mood.mood, mood_emoji, seed=result.request_id, manner=manner)
+    styled = style_text(
+        text, style, mood.mood, mood_emoji(agent, mood), seed=result.request_id, manner=manner
+    )
     chunks = split_message(styled)
 
     target = result.target

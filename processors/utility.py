@@ -1,10 +1,8 @@
 """Utility commands: reminders (fired by the worker's timer) and polls (Discord's native poll; its results
-are announced when Discord closes it); games (/roll, /coinflip) and custom commands from the agent's
-templates."""
+are announced when Discord closes it); custom commands from the agent's templates."""
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import datetime, timedelta
 
@@ -13,7 +11,7 @@ from models.agent import CustomCommand
 from models.discord import PollMessage
 from models.processor_state import Reminder, UtilityBook
 from processors.commands import Invocation, describe_duration
-from processors.emit import Emitter, Say
+from processors.emit import Emitter, Notice, Say
 from processors.outcome import Outcome
 
 MAX_REMINDERS = 500
@@ -22,7 +20,6 @@ MAX_REMINDERS_PER_USER = 25
 MAX_POLL_ANSWERS = 10
 MAX_QUESTION = 300
 MAX_ANSWER = 55
-_DICE = re.compile(r"^\s*(\d{0,3})d(\d{1,4})\s*$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{(user|args|agent|guild)\}")
 
 
@@ -72,8 +69,15 @@ def take_due_reminders(book: UtilityBook, now: datetime) -> tuple[list[Reminder]
     return due, UtilityBook(reminders=[r for r in book.reminders if r.due_at > now])
 
 
-def reminder_say(reminder: Reminder) -> Say:
-    return Say(f"⏰ <@{reminder.user_id}> {reminder.text}", title="Reminder")
+def reminder_notice(reminder: Reminder) -> Notice:
+    say = Say(f"⏰ <@{reminder.user_id}> {reminder.text}", title="Reminder")
+    return Notice(
+        f"reminder:{reminder.reminder_id}",
+        str(reminder.deployment_id),
+        reminder.guild_id,
+        reminder.channel_id,
+        say,
+    )
 
 
 def poll_results(message: PollMessage) -> Say | None:
@@ -96,22 +100,6 @@ def poll_results(message: PollMessage) -> Say | None:
     return Say(
         f"📊 Poll closed: {poll.question.text}\n" + "\n".join(lines) + f"\n{verdict}", title="Poll results"
     )
-
-
-def handle_game(invocation: Invocation, rng: random.Random) -> Say:
-    if invocation.name == "coinflip":
-        return Say(f"🪙 {rng.choice(['Heads', 'Tails'])}!", title="Coin flip")
-    if invocation.name == "roll":
-        match = _DICE.match(invocation.text("dice") or "1d6")
-        if match is None:
-            return Say("Roll dice like 2d6 or d20.", ephemeral=True)
-        count, sides = int(match.group(1) or 1), int(match.group(2))
-        if not (1 <= count <= 100 and 2 <= sides <= 1000):
-            return Say("Up to 100 dice with 2 to 1000 sides.", ephemeral=True)
-        rolls = [rng.randint(1, sides) for _ in range(count)]
-        shown = " + ".join(map(str, rolls)) + (f" = {sum(rolls)}" if count > 1 else "")
-        return Say(f"🎲 {shown}", title="Dice")
-    raise ValueError(f"not a game command: {invocation.name}")
 
 
 def render_custom(command: CustomCommand, invocation: Invocation, agent_name: str, guild_name: str) -> Say:

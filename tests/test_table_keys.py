@@ -13,6 +13,9 @@ from models.table_keys import (
     AutomodKey,
     ContextKey,
     DirectoryKey,
+    GameBoardKey,
+    GameRecordKey,
+    GamesKey,
     LeaderboardKey,
     LevelKey,
     MalformedTableKey,
@@ -52,6 +55,10 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"{GUILD}/{D}/{USER}", LevelKey(GUILD, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{CHANNEL}", StreakKey(GUILD, DEPLOYMENT, CHANNEL)),
     (f"{GUILD}/{D}/{CHANNEL}/{USER}", AutomodKey(GUILD, DEPLOYMENT, CHANNEL, USER)),
+    # Tables added with the key classes.
+    (GUILD, GamesKey(GUILD)),
+    (f"{GUILD}/{D}", GameBoardKey(GUILD, DEPLOYMENT)),
+    (f"{GUILD}/{D}/{USER}", GameRecordKey(GUILD, DEPLOYMENT, USER)),
 ]
 
 

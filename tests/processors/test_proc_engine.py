@@ -3,6 +3,7 @@ requests out, with the state it leaves for the next event."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -51,7 +52,7 @@ KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 
 
 def new_tables() -> Tables:
-    return Tables(*({} for _ in range(13)))
+    return Tables(*({} for _ in fields(Tables)))
 
 
 @pytest.fixture
@@ -409,7 +410,7 @@ def test_leveling_announces_level_ups() -> None:
     engine = Engine(new_tables())
     leveled = agent_with(
         AgentMode.utility,
-        enabled_tools=["moderation", "logging", "leveling"],
+        enabled_tools=["moderation", "leveling"],
         leveling={"xp_min": 60, "xp_max": 60, "cooldown_s": 60},
     )
     engine.apply_routing(routing(GUILD, deployed(leveled, guild_id=GUILD, bot_id=MOD_BOT)))

@@ -138,7 +138,7 @@ async def open_guild(produce: Producer, collector: Collector, guild_id: str | No
     companion = deployed(luna_with_commands(), guild_id=guild_id, bot_id=snowflake(), tier=Tier.business)
     moderation = agent_with(
         AgentMode.utility,
-        enabled_tools=["moderation", "logging", "automod"],
+        enabled_tools=["moderation", "automod"],
         automod={"spam": {"max_messages": 5, "window_s": 5, "actions": ["timeout"], "timeout_s": 120}},
     )
     mod = deployed(moderation, guild_id=guild_id, bot_id=snowflake())
