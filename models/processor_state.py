@@ -131,3 +131,11 @@ class UtilityBook(Strict):
 
     reminders: list[Reminder] = Field(default_factory=list)
     polls: list[Poll] = Field(default_factory=list)
+
+
+class RoutineLog(Strict):
+    """What one deployment did on its own lately: the markers (`<local date>/<routine>/<slot>`) of firings
+    already made, so that a timer tick after a restart or a redelivery never fires one twice. Markers
+    older than the days the timer still looks at are dropped."""
+
+    fired: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list)

@@ -137,6 +137,11 @@ class TrackedKey(_OfDeployment):
     TABLE = "tracked"
 
 
+class RoutineKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "routines"
+
+
 class RelationshipKey(_OfDeploymentUser):
     __slots__ = ()
     TABLE = "relationships"

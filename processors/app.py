@@ -16,9 +16,9 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import Message, StreamT, TopicT
 
-from models.common import utc_now
 from models.deployments import RoutingRecord
-from models.table_keys import UtilityKey
+from models.table_keys import RoutingKey, UtilityKey
+from processors.clock import clock_of
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.tables import create_tables, partition_of
 from settings import Settings
@@ -56,6 +56,8 @@ class WorkerOptions:
     commit_every: int = 1000
     stream_buffer_maxsize: int = 4096
     reminder_interval_s: float = 1.0
+    # How often the routines timer looks for due routines and story-arc beats.
+    routine_interval_s: float = 1.0
 
 
 class RoutingSeed:
@@ -113,6 +115,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS)
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
     engine = Engine(create_tables(app), seed.take if seed is not None else None)
+    clock = clock_of(settings.clock_file)
 
     outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
@@ -177,11 +180,23 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:
         owned = owned_partitions()
-        now = utc_now()
+        now = clock()
         for utility_key in list(engine.tables.utility.keys()):
             key = UtilityKey.parse(utility_key).partition_key
             if partition_of(key) in owned:
                 await publish(key, engine.fire_reminders(key, now))
+
+    @app.timer(interval=options.routine_interval_s)
+    async def fire_routines() -> None:
+        # The engine stores each firing's marker before the outputs are produced here, on the same producer
+        # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
+        # the gateway performs once.
+        owned = owned_partitions()
+        now = clock()
+        for routing_key in list(engine.tables.routing.keys()):
+            key = RoutingKey.parse(routing_key).partition_key
+            if partition_of(key) in owned:
+                await publish(key, engine.fire_routines(key, now))
 
     return app
 

@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.actions import Action, DeleteMessage, React, Reply, SendMessage
-from models.agent import AgentConfig, MoodConfig, PersonalityTraits, SpeechStyle
+from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin
+from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineAction, SpeechStyle
 from models.common import error_paths
-from models.decisions import Decision, Priority
-from models.deployments import DeployedAgent, RoutingRecord
+from models.decisions import Decision, DecisionReason, Priority
+from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage, Interaction
-from models.events import EventEnvelope
+from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import ModerationAudit
 from models.processor_state import (
@@ -31,6 +31,7 @@ from models.processor_state import (
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    RoutineLog,
     TrackedUsers,
     UtilityBook,
     WarnRecord,
@@ -45,6 +46,7 @@ from models.table_keys import (
     MoodKey,
     MusicKey,
     RelationshipKey,
+    RoutineKey,
     RoutingKey,
     StreakKey,
     TrackedKey,
@@ -77,9 +79,20 @@ from processors.music import handle_music
 from processors.outcome import Outcome
 from processors.permissions import ADMINISTRATOR, granted, member_permissions, parse_permissions
 from processors.presence import persona_updates, presence_update
-from processors.prompt import build_prompt, choose_model, max_tokens_for
+from processors.prompt import build_proactive_prompt, build_prompt, choose_model, max_tokens_for
 from processors.relationships import record_interaction, track
 from processors.replies import compose_reply
+from processors.routines import (
+    Firing,
+    due_firings,
+    has_routines,
+    local_days,
+    record_fired,
+    situations_on,
+    somebody_spoke,
+    text_channel,
+    voice_channel,
+)
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
@@ -128,6 +141,8 @@ class Tables:
     utility: MutableMapping[str, UtilityBook]  # UtilityKey
     # Whom each deployment keeps a relationship with, to forget the least recent past max_tracked_users.
     tracked: MutableMapping[str, TrackedUsers]  # TrackedKey
+    # The firings of routines and story-arc beats each deployment already made.
+    routines: MutableMapping[str, RoutineLog]  # RoutineKey
 
 
 @dataclass
@@ -183,6 +198,12 @@ def _store(table: MutableMapping[str, V], key: str, value: V | None) -> None:
 
 def _traits(agent: AgentConfig) -> PersonalityTraits:
     return agent.character.personality if agent.character is not None else PersonalityTraits()
+
+
+def _story(agent: AgentConfig, at: datetime) -> list[str]:
+    """The current beats of the agent's story arcs, on its local date at `at`."""
+    behavior = agent.behavior
+    return situations_on(behavior.story_arcs, at.astimezone(behavior.schedule.zone).date())
 
 
 def _mood_config(agent: AgentConfig) -> MoodConfig:
@@ -483,6 +504,97 @@ class Engine:
             del self.tables.utility[utility_key]
         return out
 
+    def fire_routines(self, key: str, now: datetime) -> Outputs:
+        """Make the routine and story-arc firings due at `now` of the key's deployments. Each firing's marker
+        is stored with its outputs, so a later tick, a restarted worker or a replay never makes it twice; its
+        ids derive from the firing, so outputs a crash left unmarked are the same outputs when made again."""
+        record = self.routing(key)
+        if record is None or key.startswith(DM_PREFIX):
+            return Outputs()
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        out = Outputs()
+        for deployed in record.deployments:
+            if deployed.deployment.status is not DeploymentStatus.active or not has_routines(deployed):
+                continue
+            routine_key = RoutineKey(key, deployed.deployment.deployment_id).encode()
+            log = self.tables.routines.get(routine_key)
+            due = due_firings(deployed, now, log)
+            if not due:
+                continue
+            for firing in due:
+                self._fire(key, deployed, firing, directory, out)
+            self.tables.routines[routine_key] = record_fired(log, due, local_days(deployed, now))
+        return out
+
+    def _fire(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        firing: Firing,
+        directory: GuildDirectory | None,
+        out: Outputs,
+    ) -> None:
+        deployment, agent = deployed.deployment, deployed.agent
+        cause = f"routine:{deployment.deployment_id}:{firing.marker}"
+        channel_id = text_channel(deployed, firing, directory)
+        context = self.tables.context.get(ContextKey(key, channel_id).encode()) if channel_id else None
+        speaks = channel_id is not None and somebody_spoke(context, firing)
+        out.decisions.append(
+            Decision(
+                event_id=cause,
+                deployment_id=deployment.deployment_id,
+                agent_id=deployment.agent_id,
+                guild_id=deployment.guild_id,
+                channel_id=channel_id,
+                respond=speaks,
+                reason=DecisionReason.proactive if speaks else DecisionReason.proactive_skipped,
+                priority=Priority.low if speaks else None,
+                routine=firing.routine,
+            )
+        )
+        if channel_id is None or not speaks:
+            return
+        emit = Emitter(cause, deployed, deployment.guild_id)
+        if firing.action is RoutineAction.voice_check_in:
+            voice = voice_channel(deployed, directory)
+            if voice is not None:
+                out.actions.append(emit.action(VoiceJoin, channel_id=voice))
+        if not agent.ai_enabled:
+            out.actions.append(emit.send(Say(firing.text), channel_id))
+            return
+        ai = agent.ai_config
+        assert ai is not None
+        traits = _traits(agent)
+        mood = self.mood_for(key, deployed, firing.at)
+        out.requests.append(
+            InferenceRequest(
+                request_id=stable_id(cause, deployment.deployment_id, "inference"),
+                event_id=cause,
+                deployment_id=deployment.deployment_id,
+                agent_id=deployment.agent_id,
+                owner_id=deployment.owner_id,
+                tier=deployed.owner_tier,
+                lane=TIERS[deployed.owner_tier].lane,
+                priority=Priority.low,
+                model=choose_model(agent, Priority.low),
+                messages=build_proactive_prompt(
+                    agent,
+                    context or ChannelContext(channel_id=channel_id),
+                    mood,
+                    gist=firing.text,
+                    topic=firing.topic,
+                    story=_story(agent, firing.at),
+                    bot_id=deployment.bot_id,
+                ),
+                temperature=temperature(ai.temperature, traits),
+                max_tokens=reply_tokens(max_tokens_for(agent), traits),
+                cacheable=False,
+                target=ReplyTarget(
+                    bot_id=deployment.bot_id, guild_id=deployment.guild_id, channel_id=channel_id
+                ),
+            )
+        )
+
 
 @dataclass
 class _MessageTurn:
@@ -735,7 +847,9 @@ class _MessageTurn:
             lane=TIERS[deployed.owner_tier].lane,
             priority=priority,
             model=choose_model(agent, priority),
-            messages=build_prompt(agent, message, context, relationship, mood, bot_id=self.bot_id),
+            messages=build_prompt(
+                agent, message, context, relationship, mood, bot_id=self.bot_id, story=_story(agent, self.at)
+            ),
             temperature=temperature(ai.temperature, traits),
             max_tokens=reply_tokens(max_tokens_for(agent), traits, affinity),
             cacheable=ai.cacheable,

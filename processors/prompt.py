@@ -139,15 +139,17 @@ def build_prompt(
     memories: Sequence[Memory] = (),
     *,
     bot_id: str | None = None,
+    story: Sequence[str] = (),
 ) -> list[ChatMessage]:
     """The chat messages for one reply of `agent` to `message`.
 
     `bot_id` is the agent's own Discord user id: its messages in `context` become assistant turns. Without
-    it, bot messages under the agent's name are taken as its own. For an agent whose ai_config is cacheable
+    it, bot messages under the agent's name are taken as its own. `story` is what is going on in the
+    character's life now (the current beats of its story arcs). For an agent whose ai_config is cacheable
     the prompt holds no history, relationship or names (see the response cache).
     """
     ai = _ai(agent)
-    system = [ChatMessage(role="system", content=persona_instructions(agent, mood))]
+    system = [ChatMessage(role="system", content=persona_instructions(agent, mood, story))]
     if ai.cacheable:
         # The persona and the question alone, so equal questions share one cached answer.
         return [*system, ChatMessage(role="user", content=message.content[:CHAT_CONTENT_LIMIT])]
@@ -168,8 +170,35 @@ def build_prompt(
     return [*system, *recalled, *_newest_within(turns, budget), current]
 
 
-def persona_instructions(agent: AgentConfig, mood: MoodState) -> str:
-    """The system prompt proper: owner-configured persona, behaviour and mood. No user-supplied text."""
+def build_proactive_prompt(
+    agent: AgentConfig,
+    context: ChannelContext,
+    mood: MoodState,
+    *,
+    gist: str,
+    topic: str | None,
+    story: Sequence[str],
+    bot_id: str,
+) -> list[ChatMessage]:
+    """The chat messages for a post the agent makes on its own (a routine, a story beat): the persona, the
+    channel's recent history as far as it fits, then what to post about. The gist and the topic are the
+    owner's, so they go in a system message."""
+    ai = _ai(agent)
+    system = ChatMessage(role="system", content=persona_instructions(agent, mood, story))
+    wanted = ["Nobody asked you anything: write a message you post in the channel on your own."]
+    if gist:
+        wanted.append(f"What you want to say, in your own words: {gist}")
+    if topic:
+        wanted.append(f"Talk about: {topic}.")
+    task = ChatMessage(role="system", content="\n".join(wanted))
+    turns = [_turn(agent, m, bot_id) for m in context.messages[-ai.context_window :]]
+    budget = prompt_budget(agent) - estimate_tokens(system) - estimate_tokens(task)
+    return [system, *_newest_within(turns, budget), task]
+
+
+def persona_instructions(agent: AgentConfig, mood: MoodState, story: Sequence[str] = ()) -> str:
+    """The system prompt proper: owner-configured persona, behaviour, mood and the character's current
+    story. No user-supplied text."""
     ai = _ai(agent)
     parts: list[str] = []
     character = agent.character
@@ -184,6 +213,8 @@ def persona_instructions(agent: AgentConfig, mood: MoodState) -> str:
         definition = mood_config.moods.get(mood.mood)
         effect = f" This affects how you respond: {definition.affects_response}." if definition else ""
         parts.append(f"Your current mood is {mood.mood.value}.{effect}")
+    if story:
+        parts.append("What is going on in your life these days: " + " ".join(story))
     parts.append(_LENGTH[ai.response_length])
     parts.append(_GROUND_RULES)
     return "\n\n".join(parts)

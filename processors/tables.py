@@ -19,6 +19,7 @@ from models.processor_state import (
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    RoutineLog,
     TrackedUsers,
     UtilityBook,
     WarnRecord,
@@ -79,6 +80,7 @@ def create_tables(app: faust.App) -> Tables:
         streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
         utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
         tracked=model_table(app, table_keys.TrackedKey.TABLE, TrackedUsers),
+        routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog),
     )
 
 

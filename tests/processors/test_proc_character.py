@@ -3,6 +3,7 @@ forgetting past max_tracked_users, and inference requests and replies shaped by 
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -43,7 +44,7 @@ def character(**changes: Any) -> AgentConfig:
 
 
 def engine_with(agent: AgentConfig, version: int = 1) -> tuple[Engine, Outputs]:
-    engine = Engine(Tables(*({} for _ in range(13))))
+    engine = Engine(Tables(*({} for _ in fields(Tables))))
     deployment = deployed(agent, guild_id=GUILD, bot_id=BOT)
     outputs = engine.deploy(routing(GUILD, deployment, version=version))
     created = guild_create(GUILD, owner_id=snowflake(), channels={GENERAL: "general"}, roles={})

@@ -3,6 +3,7 @@ requests out, with the state it leaves for the next event."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -49,7 +50,7 @@ KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 
 
 def new_tables() -> Tables:
-    return Tables(*({} for _ in range(13)))
+    return Tables(*({} for _ in fields(Tables)))
 
 
 @pytest.fixture
