@@ -134,8 +134,8 @@ class UtilityBook(Strict):
 
 
 class RoutineLog(Strict):
-    """What one deployment did on its own lately: the markers (`<local date>/<routine>/<slot>`) of firings
-    already made, so that a timer tick after a restart or a redelivery never fires one twice. Markers
-    older than the days the timer still looks at are dropped."""
+    """What the deployments of one guild (or one bot's DMs) did on their own lately: by deployment id, the
+    markers (`<local date>/<routine>/<slot>`) of firings already made, so that a timer tick after a restart
+    never fires one twice. Markers of days the timer no longer looks at are dropped."""
 
-    fired: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list)
+    fired: dict[str, list[Annotated[str, StringConstraints(max_length=200)]]] = Field(default_factory=dict)

@@ -93,8 +93,9 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing` and `utility` are keyed by exactly the partition key: they are written outside any
-# event too (the catch-up after a rebalance, the reminder timer), where the partition comes from the key.
+# The tables. `routing`, `utility` and `routines` are keyed by exactly the partition key: they are written
+# outside any event too (the catch-up after a rebalance, the reminder and routine timers), where the
+# partition comes from the key.
 
 
 class RoutingKey(TableKey):
@@ -110,6 +111,11 @@ class DirectoryKey(TableKey):
 class UtilityKey(TableKey):
     __slots__ = ()
     TABLE = "utility"
+
+
+class RoutineKey(TableKey):
+    __slots__ = ()
+    TABLE = "routines"
 
 
 class ContextKey(_InChannel):
@@ -135,11 +141,6 @@ class LeaderboardKey(_OfDeployment):
 class TrackedKey(_OfDeployment):
     __slots__ = ()
     TABLE = "tracked"
-
-
-class RoutineKey(_OfDeployment):
-    __slots__ = ()
-    TABLE = "routines"
 
 
 class RelationshipKey(_OfDeploymentUser):

@@ -190,7 +190,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     async def fire_routines() -> None:
         # The engine stores each firing's marker before the outputs are produced here, on the same producer
         # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
-        # the gateway performs once.
+        # the gateway performs once. Until the tables are recovered the markers are not all there yet.
+        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+            return
         owned = owned_partitions()
         now = clock()
         for routing_key in list(engine.tables.routing.keys()):

@@ -512,18 +512,22 @@ class Engine:
         if record is None or key.startswith(DM_PREFIX):
             return Outputs()
         directory = self.tables.directory.get(DirectoryKey(key).encode())
+        routine_key = RoutineKey(key).encode()
+        log = self.tables.routines.get(routine_key) or RoutineLog()
+        fired: dict[str, list[str]] = {}
         out = Outputs()
         for deployed in record.deployments:
             if deployed.deployment.status is not DeploymentStatus.active or not has_routines(deployed):
                 continue
-            routine_key = RoutineKey(key, deployed.deployment.deployment_id).encode()
-            log = self.tables.routines.get(routine_key)
-            due = due_firings(deployed, now, log)
-            if not due:
-                continue
+            deployment_id = str(deployed.deployment.deployment_id)
+            made = log.fired.get(deployment_id, [])
+            due = due_firings(deployed, now, made)
             for firing in due:
                 self._fire(key, deployed, firing, directory, out)
-            self.tables.routines[routine_key] = record_fired(log, due, local_days(deployed, now))
+            fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
+        # Deployments gone from the key take their markers with them.
+        if fired != log.fired:
+            self.tables.routines[routine_key] = RoutineLog(fired=fired)
         return out
 
     def _fire(

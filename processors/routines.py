@@ -27,7 +27,7 @@ from models.agent import (
     clock_time,
 )
 from models.deployments import DeployedAgent
-from models.processor_state import GuildDirectory, RoutineLog
+from models.processor_state import GuildDirectory
 from models.state import ChannelContext
 from processors.ids import seeded_rng
 from processors.traits import routine_jitter_s
@@ -182,24 +182,23 @@ def has_routines(deployed: DeployedAgent) -> bool:
     return bool(behavior.story_arcs) or any(r.enabled for r in behavior.proactive_actions.values())
 
 
-def due_firings(deployed: DeployedAgent, now: datetime, log: RoutineLog | None) -> list[Firing]:
-    """The firings due at `now` not yet made, at most LATE_LIMIT late: none from before the deployment
-    existed."""
-    fired = set(log.fired) if log is not None else set()
+def due_firings(deployed: DeployedAgent, now: datetime, fired: list[str]) -> list[Firing]:
+    """The firings due at `now` whose markers are not in `fired`, at most LATE_LIMIT late: none from
+    before the deployment existed."""
+    made = set(fired)
     since = max(deployed.deployment.deployed_at, now - LATE_LIMIT)
     return [
         firing
         for day in local_days(deployed, now)
         for firing in firings_on(deployed, day)
-        if since <= firing.at <= now and firing.marker not in fired
+        if since <= firing.at <= now and firing.marker not in made
     ]
 
 
-def record_fired(log: RoutineLog | None, firings: list[Firing], days: list[date]) -> RoutineLog:
-    """The log with the firings' markers added and markers of days the timer no longer looks at dropped."""
+def record_fired(fired: list[str], firings: list[Firing], days: list[date]) -> list[str]:
+    """The markers with the firings' added and those of days the timer no longer looks at dropped."""
     oldest = days[0].isoformat()
-    kept = [marker for marker in (log.fired if log is not None else []) if marker[:10] >= oldest]
-    return RoutineLog(fired=[*kept, *(firing.marker for firing in firings)])
+    return [*(marker for marker in fired if marker[:10] >= oldest), *(firing.marker for firing in firings)]
 
 
 def somebody_spoke(context: ChannelContext | None, firing: Firing) -> bool:

@@ -80,7 +80,8 @@ def create_tables(app: faust.App) -> Tables:
         streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
         utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
         tracked=model_table(app, table_keys.TrackedKey.TABLE, TrackedUsers),
-        routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog),
+        # Written by the routine timer, outside any event: partitioned by key.
+        routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
     )
 
 

@@ -47,7 +47,7 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"{GUILD}/{D}", MusicKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}", LeaderboardKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}", TrackedKey(GUILD, DEPLOYMENT)),
-    (f"{GUILD}/{D}", RoutineKey(GUILD, DEPLOYMENT)),
+    (GUILD, RoutineKey(GUILD)),
     (f"{GUILD}/{D}/{USER}", RelationshipKey(GUILD, DEPLOYMENT, USER)),
     (f"dm:{BOT}/{D}/{USER}", RelationshipKey(DM, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{USER}", WarnKey(GUILD, DEPLOYMENT, USER)),
