@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.manager import TableManager
 from faust.types import Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
@@ -191,7 +192,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         # The engine stores each firing's marker before the outputs are produced here, on the same producer
         # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
         # the gateway performs once. Until the tables are recovered the markers are not all there yet.
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        recovery = cast(TableManager, app.tables).recovery
+        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
             return
         owned = owned_partitions()
         now = clock()

@@ -4,7 +4,7 @@ kill -9 and restart of the worker."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -106,6 +106,10 @@ def proactive(collector: Collector, companion: DeployedAgent, routine: str) -> l
     ]
 
 
+def decided_on(event_id: str) -> Callable[[Decision], bool]:
+    return lambda decision: decision.event_id == event_id
+
+
 async def open_channel(produce: Producer, collector: Collector) -> DeployedAgent:
     """Deploy Luna in a fresh guild and have Kai speak there until her decision shows the worker knows."""
     guild, general = snowflake(), snowflake()
@@ -122,8 +126,7 @@ async def open_channel(produce: Producer, collector: Collector) -> DeployedAgent
         spoken = envelope("MESSAGE_CREATE", data, bot_id=bot, guild_id=guild, channel_id=general, at=at)
         await produce.event(spoken)
         with suppress(AssertionError):
-            event_id = spoken.event_id
-            await collector.wait_for(AGENT_DECISIONS, lambda d, e=event_id: d.event_id == e, within=2.0)
+            await collector.wait_for(AGENT_DECISIONS, decided_on(spoken.event_id), within=2.0)
             return companion
     raise AssertionError("the worker never decided on a message in the new guild")
 
