@@ -118,6 +118,11 @@ def beat_on(arc: StoryArc, day: date) -> tuple[int, ArcBeat] | None:
     return None
 
 
+def arc_ends_on(arc: StoryArc) -> date:
+    """The arc's last day."""
+    return arc.starts_on + timedelta(days=sum(beat.days for beat in arc.beats) - 1)
+
+
 def _beat_begins(arc: StoryArc, index: int, day: date) -> bool:
     return day - arc.starts_on == timedelta(days=sum(beat.days for beat in arc.beats[:index]))
 
