@@ -277,19 +277,24 @@ def saturated(result: dict[str, Any]) -> bool:
     )
 
 
+def new_deployment(guild_id: str, bot_id: str, text_channels: list[str] | None = None) -> Deployment:
+    return Deployment(
+        deployment_id=uuid.uuid4(),
+        agent_id=uuid.uuid4(),
+        owner_id=uuid.uuid4(),
+        guild_id=guild_id,
+        bot_id=bot_id,
+        token_id=uuid.uuid4(),
+        text_channels=text_channels or [],
+    )
+
+
 def stage_world(guilds: int, modes: tuple[AgentMode, ...]) -> list[tuple[RoutingRecord, str, str, list[str]]]:
     """Routing records of `guilds` guilds, one agent each of `modes` in turn, and who chats there."""
     world = []
     for index in range(guilds):
         guild_id, bot_id, channel_id = (str(10**18 + index * 1000 + n) for n in range(3))
-        deployment = Deployment(
-            deployment_id=uuid.uuid4(),
-            agent_id=uuid.uuid4(),
-            owner_id=uuid.uuid4(),
-            guild_id=guild_id,
-            bot_id=bot_id,
-            token_id=uuid.uuid4(),
-        )
+        deployment = new_deployment(guild_id, bot_id)
         agent = DeployedAgent(
             deployment=deployment, agent=mode_template(modes[index % len(modes)]), owner_tier=Tier.pro
         )
@@ -339,15 +344,7 @@ def routine_world(count: int) -> list[RoutingRecord]:
     records = []
     for index in range(count):
         guild_id, bot_id, channel_id = (str(2 * 10**18 + index * 1000 + n) for n in range(3))
-        deployment = Deployment(
-            deployment_id=uuid.uuid4(),
-            agent_id=uuid.uuid4(),
-            owner_id=uuid.uuid4(),
-            guild_id=guild_id,
-            bot_id=bot_id,
-            token_id=uuid.uuid4(),
-            text_channels=[channel_id],
-        )
+        deployment = new_deployment(guild_id, bot_id, [channel_id])
         deployed = DeployedAgent(deployment=deployment, agent=agent, owner_tier=Tier.pro)
         records.append(RoutingRecord(key=guild_id, deployments=[deployed], version=1))
     return records

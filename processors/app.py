@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import faust
@@ -178,14 +179,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         events_name = events.get_topic_name()
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_name}
 
-    @app.timer(interval=options.reminder_interval_s)
-    async def fire_reminders() -> None:
+    async def fire_owned(partition_keys: list[str], fire: Callable[[str, datetime], Outputs]) -> None:
+        """A timer's `fire(key, now)` for each partition key this worker owns, its outputs published."""
         owned = owned_partitions()
         now = clock()
-        for utility_key in list(engine.tables.utility.keys()):
-            key = UtilityKey.parse(utility_key).partition_key
+        for key in partition_keys:
             if partition_of(key) in owned:
-                await publish(key, engine.fire_reminders(key, now))
+                await publish(key, fire(key, now))
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def fire_reminders() -> None:
+        keys = [UtilityKey.parse(raw).partition_key for raw in list(engine.tables.utility.keys())]
+        await fire_owned(keys, engine.fire_reminders)
 
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
@@ -195,12 +200,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         recovery = cast(TableManager, app.tables).recovery
         if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
             return
-        owned = owned_partitions()
-        now = clock()
-        for routing_key in list(engine.tables.routing.keys()):
-            key = RoutingKey.parse(routing_key).partition_key
-            if partition_of(key) in owned:
-                await publish(key, engine.fire_routines(key, now))
+        keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
+        await fire_owned(keys, engine.fire_routines)
 
     return app
 

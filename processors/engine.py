@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from functools import partial
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -85,6 +87,7 @@ from processors.replies import compose_reply
 from processors.routines import (
     Firing,
     due_firings,
+    firings_on,
     has_routines,
     local_days,
     record_fired,
@@ -107,6 +110,8 @@ from processors.utility import (
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, MODERATION_AUDIT, TopicSpec
 
 APPLICATION_COMMAND = 2
+# Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
+FIRINGS_REMEMBERED = 100_000
 V = TypeVar("V")
 ViewT = TypeVar("ViewT", bound=BaseModel)
 
@@ -216,6 +221,9 @@ class Engine:
         """`seed(key)` hands over, once per key, configuration known before the worker started."""
         self.tables = tables
         self._seed = seed
+        # The routine firings of a (key, routing version, deployment, local day), computed once: the timer
+        # looks at every deployment every second. Derived from the configuration, so never table state.
+        self._firings: dict[tuple[str, int, UUID, date], list[Firing]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -521,7 +529,7 @@ class Engine:
                 continue
             deployment_id = str(deployed.deployment.deployment_id)
             made = log.fired.get(deployment_id, [])
-            due = due_firings(deployed, now, made)
+            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed))
             for firing in due:
                 self._fire(key, deployed, firing, directory, out)
             fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
@@ -529,6 +537,15 @@ class Engine:
         if fired != log.fired:
             self.tables.routines[routine_key] = RoutineLog(fired=fired)
         return out
+
+    def _firings_on(self, record: RoutingRecord, deployed: DeployedAgent, day: date) -> list[Firing]:
+        cache_key = (record.key, record.version, deployed.deployment.deployment_id, day)
+        found = self._firings.get(cache_key)
+        if found is None:
+            if len(self._firings) >= FIRINGS_REMEMBERED:
+                self._firings.clear()
+            found = self._firings[cache_key] = firings_on(deployed, day)
+        return found
 
     def _fire(
         self,

@@ -12,8 +12,10 @@ channel lately) is decided at the firing's own time, so a late timer decides as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from uuid import UUID
 
 from models.agent import (
@@ -187,15 +189,21 @@ def has_routines(deployed: DeployedAgent) -> bool:
     return bool(behavior.story_arcs) or any(r.enabled for r in behavior.proactive_actions.values())
 
 
-def due_firings(deployed: DeployedAgent, now: datetime, fired: list[str]) -> list[Firing]:
+def due_firings(
+    deployed: DeployedAgent,
+    now: datetime,
+    fired: list[str],
+    firings_of: Callable[[date], list[Firing]] | None = None,
+) -> list[Firing]:
     """The firings due at `now` whose markers are not in `fired`, at most LATE_LIMIT late: none from
-    before the deployment existed."""
+    before the deployment existed. `firings_of(day)` is `firings_on(deployed, day)`, perhaps remembered."""
     made = set(fired)
     since = max(deployed.deployment.deployed_at, now - LATE_LIMIT)
+    of_day = firings_of or partial(firings_on, deployed)
     return [
         firing
         for day in local_days(deployed, now)
-        for firing in firings_on(deployed, day)
+        for firing in of_day(day)
         if since <= firing.at <= now and firing.marker not in made
     ]
 
