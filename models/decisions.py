@@ -53,3 +53,8 @@ class Decision(Payload):
     # The routine ("morning_greeting") or arc beat ("arc:baking:2") of a proactive decision.
     routine: str | None = Field(default=None, max_length=100)
     decided_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def reason_label(self) -> str:
+        """The reason as analytics shows it: `proactive:morning_greeting` for a routine's firing."""
+        return self.reason.value if self.routine is None else f"{self.reason.value}:{self.routine}"

@@ -235,6 +235,7 @@ def test_luna_greets_once_at_ten_local_through_the_inference_lanes() -> None:
         True,
     )
     assert decision.priority is Priority.low and decision.channel_id == GENERAL
+    assert decision.reason_label == "proactive:morning_greeting"
     [request] = fired.requests
     assert request.target.channel_id == GENERAL and request.target.message_id is None
     assert "Good morning~" in request.messages[-1].content
