@@ -25,12 +25,13 @@ from models.common import (
     Trait,
     field_error,
 )
-from models.tools import TOOL_OF_COMMAND, Tool
+from models.tools import TOOLS_OF_COMMAND, Tool
 
 CommandName = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9_-]{1,32}$")
 ]
 Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_FLOOR_COOLDOWN_S = 24 * 3600
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
@@ -333,6 +334,20 @@ class RelationshipSettings(Strict):
     affinity_bands: AffinityBands = Field(default_factory=AffinityBands)
 
 
+class FloorConfig(Strict):
+    """How the agent shares a channel with other agents (processors/floor.py). A channel's limits are the
+    strictest among its agents, so any owner can tighten the floor but none can loosen another's."""
+
+    # At most this many agents answer one message.
+    max_responders: int = Field(default=2, ge=1, le=10)
+    # Agent messages in a row without a person speaking, replies to the person included.
+    max_agent_run: int = Field(default=6, ge=1, le=50)
+    # Agent answers to agent messages (banter) per channel and hour.
+    banter_per_hour: int = Field(default=20, ge=0, le=500)
+    # This agent's own pause between unprompted answers in a channel; being addressed skips it.
+    cooldown_s: int = Field(default=0, ge=0, le=MAX_FLOOR_COOLDOWN_S)
+
+
 class Behavior(Strict):
     response_triggers: ResponseTriggers = Field(default_factory=ResponseTriggers)
     proactive_actions: dict[CommandName, ProactiveAction] = Field(default_factory=dict, max_length=20)
@@ -343,6 +358,7 @@ class Behavior(Strict):
     # Loop guards for multi-agent channels.
     reply_to_bots: bool = False
     max_consecutive_replies: int = Field(default=3, ge=1, le=50)
+    floor: FloorConfig = Field(default_factory=FloorConfig)
 
     @field_validator("story_arcs")
     @classmethod
@@ -452,6 +468,13 @@ class GamesConfig(Strict):
     idle_timeout_s: int = Field(default=600, ge=5, le=86400)
 
 
+class EconomyConfig(Strict):
+    """The guild's currency as this agent runs it (/daily, /balance, /give, /tip, /leaderboard coins)."""
+
+    currency: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)] = "coins"
+    daily_amount: int = Field(default=100, ge=1, le=1_000_000)
+
+
 class SafetyConfig(Strict):
     """Output safety filter applied to generated text before it is sent."""
 
@@ -479,6 +502,7 @@ class AgentConfig(Strict):
     automod: AutomodConfig | None = None
     leveling: LevelingConfig = Field(default_factory=LevelingConfig)
     games: GamesConfig = Field(default_factory=GamesConfig)
+    economy: EconomyConfig = Field(default_factory=EconomyConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
 
     @model_validator(mode="before")
@@ -513,11 +537,11 @@ class AgentConfig(Strict):
         for index, command in enumerate(self.enabled_commands):
             if command in custom:
                 continue
-            tool = TOOL_OF_COMMAND.get(command)
-            if tool is None:
+            tools = TOOLS_OF_COMMAND.get(command)
+            if tools is None:
                 raise field_error(f"enabled_commands.{index}", f"unknown command {command!r}")
-            if tool not in self.enabled_tools:
-                message = f"command {command!r} needs the {tool.value} tool"
+            if not any(tool in self.enabled_tools for tool in tools):
+                message = f"command {command!r} needs the {' or '.join(t.value for t in tools)} tool"
                 raise field_error(f"enabled_commands.{index}", message)
         return self
 

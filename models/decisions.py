@@ -29,6 +29,11 @@ class DecisionReason(StrEnum):
     proactive = "proactive"
     # A routine skipped: nobody spoke in its channel lately, or it has no channel to speak in.
     proactive_skipped = "proactive_skipped"
+    # The floor manager (processors/floor.py) kept an agent that wanted to answer silent.
+    floor_capped = "floor:capped"  # other agents ranked higher took the message's M answers
+    floor_cooldown = "floor:cooldown"  # the agent answered unprompted too recently
+    floor_agent_run = "floor:agent_run"  # K agent messages in a row without a person
+    floor_banter_budget = "floor:banter_budget"  # the channel's agent-to-agent answers for the hour
 
 
 class Priority(StrEnum):

@@ -1,19 +1,20 @@
 """Table values of the stream processors beyond the conversation state of models/state.py: what a guild
 looks like (channel names, roles), music queues, warnings, levels, automod windows, reply streaks,
-reminders and games.
+reminders, games, the multi-agent floor and the guild economy.
 
 Values are replaced, never changed in place: a table only writes its changelog on assignment.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
 from models.common import MessageText, ShortText, Snowflake, Strict
+from models.decisions import Decision
 
 # How many recent event ids a value remembers to ignore a redelivered event.
 APPLIED_MEMORY = 16
@@ -188,3 +189,35 @@ class RoutineLog(Strict):
     never fires one twice. Markers of days the timer no longer looks at are dropped."""
 
     fired: dict[str, list[Annotated[str, StringConstraints(max_length=200)]]] = Field(default_factory=dict)
+
+
+# A guild's economy sees every member's commands: it remembers more events than a per-user value.
+ECONOMY_APPLIED_MEMORY = 256
+# Messages whose floor ruling a channel remembers: every bot in the guild delivers its own copy of a message.
+FLOOR_RULINGS = 32
+
+
+class Wallets(Strict):
+    """One guild's currency. An agent's balance is under its bot's user id (tips go there)."""
+
+    balances: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    # The UTC day of each member's last /daily.
+    last_daily: dict[Snowflake, date] = Field(default_factory=dict)
+    applied: list[EventId] = Field(default_factory=list, max_length=ECONOMY_APPLIED_MEMORY)
+
+
+class FloorRuling(Strict):
+    """Who answers one message: every candidate agent's decision, suppressed ones with their floor reason."""
+
+    message_id: Snowflake
+    decisions: list[Decision]
+
+
+class FloorState(Strict):
+    """One channel's floor: agent messages since a person last spoke, banter in the last hour, when each
+    agent last answered, and the latest rulings (so every copy of a message gets the same one)."""
+
+    agent_run: int = Field(default=0, ge=0)
+    banter_at: list[datetime] = Field(default_factory=list)
+    last_answered: dict[UUID, datetime] = Field(default_factory=dict)
+    rulings: list[FloorRuling] = Field(default_factory=list, max_length=FLOOR_RULINGS)

@@ -123,9 +123,21 @@ class RoutineKey(TableKey):
     TABLE = "routines"
 
 
+class EconomyKey(TableKey):
+    """The guild's wallets: one value per guild, so every /give of the guild is applied in order."""
+
+    __slots__ = ()
+    TABLE = "economy"
+
+
 class ContextKey(_InChannel):
     __slots__ = ()
     TABLE = "context"
+
+
+class FloorKey(_InChannel):
+    __slots__ = ()
+    TABLE = "floor"
 
 
 class MoodKey(_OfDeployment):

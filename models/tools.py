@@ -18,6 +18,7 @@ class Tool(StrEnum):
     analytics = "analytics"
     announcements = "announcements"
     knowledge = "knowledge"
+    economy = "economy"
 
 
 # The tools the processors give behaviour; the API refuses to enable any other. Names outside it are product
@@ -43,8 +44,13 @@ COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     Tool.utility: ("remind", "poll"),
     Tool.leveling: ("rank", "leaderboard"),
     Tool.games: ("roll", "coinflip", "rps", "8ball", "hangman", "guess", "wins"),
+    # `/leaderboard coins` is the economy's board, a bare `/leaderboard` the leveling one.
+    Tool.economy: ("daily", "balance", "give", "tip", "leaderboard"),
 }
 
-TOOL_OF_COMMAND: dict[str, Tool] = {
-    command: tool for tool, commands in COMMANDS_BY_TOOL.items() for command in commands
+# A command needs one of its tools enabled.
+TOOLS_OF_COMMAND: dict[str, tuple[Tool, ...]] = {
+    command: tuple(tool for tool, commands in COMMANDS_BY_TOOL.items() if command in commands)
+    for commands in COMMANDS_BY_TOOL.values()
+    for command in commands
 }

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from models.agent import AgentConfig, CustomCommand
 from models.discord import DiscordUser, InteractionOption
+from models.tools import TOOLS_OF_COMMAND, Tool
 from processors.emit import Origin
 
 MAX_DURATION_S = 28 * 24 * 3600
@@ -35,6 +36,7 @@ class OptionSpec:
 
 _USER = OptionSpec("user", OptionKind.user, required=True, description="the member")
 _REASON = OptionSpec("reason", OptionKind.text, description="why")
+_AMOUNT = OptionSpec("amount", OptionKind.integer, required=True, description="how many")
 
 COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "play": (OptionSpec("query", OptionKind.text, required=True, description="what to play"),),
@@ -59,7 +61,7 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
         OptionSpec("question", OptionKind.text, required=True, description="question | option | option"),
     ),
     "rank": (OptionSpec("user", OptionKind.user, description="whose rank"),),
-    "leaderboard": (),
+    "leaderboard": (OptionSpec("board", OptionKind.text, description="xp or coins"),),
     "roll": (OptionSpec("dice", OptionKind.text, description="e.g. 2d6"),),
     "coinflip": (),
     # The opponent first: a prefix command's text option takes the rest of the line ("!rps @mia rock").
@@ -71,6 +73,10 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "hangman": (),
     "guess": (OptionSpec("guess", OptionKind.text, required=True, description="a letter or the word"),),
     "wins": (),
+    "daily": (),
+    "balance": (OptionSpec("user", OptionKind.user, description="whose balance"),),
+    "give": (_USER, _AMOUNT),
+    "tip": (OptionSpec("agent", OptionKind.user, required=True, description="the agent"), _AMOUNT),
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
@@ -210,3 +216,12 @@ def usage(name: str, specs: tuple[OptionSpec, ...], prefix: str) -> str:
 def command_enabled(agent: AgentConfig, name: str) -> bool:
     """Built-in commands must be listed in enabled_commands; custom commands are enabled by being defined."""
     return agent.allows_command(name) or any(command.name == name for command in agent.custom_commands)
+
+
+def command_tool(agent: AgentConfig, invocation: Invocation) -> Tool | None:
+    """The enabled tool that serves a built-in command: `/leaderboard coins` is the economy's board, a bare
+    `/leaderboard` the leveling one unless the agent has only the economy."""
+    tools = [tool for tool in TOOLS_OF_COMMAND.get(invocation.name, ()) if tool in agent.enabled_tools]
+    if Tool.economy in tools and (invocation.text("board").strip().lower() == "coins" or len(tools) == 1):
+        return Tool.economy
+    return next((tool for tool in tools if tool is not Tool.economy), None)

@@ -28,6 +28,7 @@ from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import ModerationAudit
 from models.processor_state import (
     AutomodWindow,
+    FloorState,
     GameBook,
     GameRecord,
     GuildDirectory,
@@ -38,6 +39,7 @@ from models.processor_state import (
     RoutineLog,
     TrackedUsers,
     UtilityBook,
+    Wallets,
     WarnRecord,
 )
 from models.state import ChannelContext, ContextMessage, MoodState, Relationship
@@ -45,6 +47,8 @@ from models.table_keys import (
     AutomodKey,
     ContextKey,
     DirectoryKey,
+    EconomyKey,
+    FloorKey,
     GameBoardKey,
     GameRecordKey,
     GamesKey,
@@ -61,12 +65,13 @@ from models.table_keys import (
     WarnKey,
 )
 from models.tiers import TIERS
-from models.tools import TOOL_OF_COMMAND, Tool
+from models.tools import Tool
 from processors.automod import check_message
 from processors.commands import (
     Invocation,
     UsageError,
     command_enabled,
+    command_tool,
     options_for,
     parse_prefix_args,
     parse_slash_options,
@@ -76,8 +81,18 @@ from processors.commands import (
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
 from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, apply_directory_event
+from processors.economy import handle_economy
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
-from processors.event_routing import Route, context_window, find_deployment, newer, routes_for
+from processors.event_routing import (
+    Route,
+    channel_agents,
+    context_window,
+    find_deployment,
+    guild_agents,
+    newer,
+    routes_for,
+)
+from processors.floor import Candidate, rule_floor
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
@@ -95,7 +110,7 @@ from processors.prompt import (
     clean_reply,
     max_tokens_for,
 )
-from processors.relationships import record_interaction, track
+from processors.relationships import record_interaction, tipped, track
 from processors.replies import compose_reply, mood_emoji
 from processors.routines import (
     Firing,
@@ -163,6 +178,8 @@ class Tables:
     game_boards: MutableMapping[str, Leaderboard]  # GameBoardKey
     # The firings of routines and story-arc beats each deployment already made.
     routines: MutableMapping[str, RoutineLog]  # RoutineKey
+    floor: MutableMapping[str, FloorState]  # FloorKey
+    economy: MutableMapping[str, Wallets]  # EconomyKey
 
 
 @dataclass
@@ -334,9 +351,10 @@ class Engine:
             if updated is not None:
                 self.tables.context[context_key] = updated
                 context = updated
+        floor = self._floor(envelope, message, at, context, directory)
         out = Outputs()
         for route in routes:
-            _MessageTurn(self, envelope, route, message, at, context, directory, out).run()
+            _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
         return out
 
     def _poll_closed(self, envelope: EventEnvelope) -> Outputs:
@@ -353,6 +371,69 @@ class Engine:
         # Named after the poll, not the update: a second update with the final results repeats these ids.
         emit = Emitter(f"poll:{message.id}", route.deployed, envelope.guild_id)
         return Outputs(actions=[emit.answer(say, MessageOrigin(message.channel_id, message.id))])
+
+    def _floor(
+        self,
+        envelope: EventEnvelope,
+        message: DiscordMessage,
+        at: datetime,
+        context: ChannelContext | None,
+        directory: GuildDirectory | None,
+    ) -> dict[UUID, Decision]:
+        """The floor's ruling on a guild message over every AI agent of the channel, by deployment: made on
+        the first copy of the message that arrives (whichever bot delivered it), remembered for the others."""
+        if envelope.guild_id is None:
+            return {}  # a DM has one agent
+        key = envelope.key
+        agents = [
+            deployed
+            for deployed in channel_agents(
+                self.routing(key), envelope.guild_id, message.channel_id, directory
+            )
+            if deployed.agent.ai_enabled and deployed.deployment.bot_id != message.author.id
+        ]
+        if not agents:
+            return {}
+        floor_key = FloorKey(key, message.channel_id).encode()
+        candidates = [self._candidate(envelope, deployed, message, at, context) for deployed in agents]
+        ruling, state = rule_floor(
+            self.tables.floor.get(floor_key), message.id, not message.author.bot, candidates, at
+        )
+        self.tables.floor[floor_key] = state
+        return {decision.deployment_id: decision for decision in ruling.decisions}
+
+    def _candidate(
+        self,
+        envelope: EventEnvelope,
+        deployed: DeployedAgent,
+        message: DiscordMessage,
+        at: datetime,
+        context: ChannelContext | None,
+    ) -> Candidate:
+        """What one agent of the channel decides alone about the message, and what ranks it on the floor."""
+        deployment_id = deployed.deployment.deployment_id
+        streak = self.tables.streaks.get(StreakKey(envelope.key, deployment_id, message.channel_id).encode())
+        # A person speaking ends every streak.
+        prior = streak.count if streak is not None and message.author.bot else 0
+        known = self.relationship(envelope.key, deployed, message.author.id)
+        situation = Situation(
+            event_id=envelope.event_id,
+            deployed=deployed,
+            message=message,
+            context=context,
+            mood=self.mood_for(envelope.key, deployed, at),
+            streak=prior,
+            at=at,
+            relationship=known,
+        )
+        return Candidate(
+            decision=decide(situation),
+            affinity=known.affinity
+            if known is not None
+            else Relationship(user_id=message.author.id).affinity,
+            extraversion=_traits(deployed.agent).extraversion,
+            config=deployed.agent.behavior.floor,
+        )
 
     def _interaction(self, envelope: EventEnvelope) -> Outputs:
         interaction = _view(Interaction, envelope.data)
@@ -423,7 +504,7 @@ class Engine:
         agent = deployed.agent
         deployment_id = deployed.deployment.deployment_id
         name = invocation.name
-        tool = TOOL_OF_COMMAND.get(name)
+        tool = command_tool(agent, invocation)
         custom = next((c for c in agent.custom_commands if c.name == name), None)
         outcome: Outcome[Any]
         if custom is not None:
@@ -458,6 +539,8 @@ class Engine:
             outcome = Outcome(handle_leveling(invocation, entry, leaderboard))
         elif tool is Tool.games:
             outcome = self._play(key, deployed, invocation, emit)
+        elif tool is Tool.economy:
+            outcome = self._economy(key, deployed, invocation, emit)
         else:
             raise ValueError(f"no handler for command {name!r}")
         if outcome.say is not None:
@@ -495,7 +578,54 @@ class Engine:
                 _store(self.tables.game_boards, board_key, board)
         return played
 
+    def _economy(
+        self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter
+    ) -> Outcome[Wallets]:
+        """An economy command over the guild's wallets; a tip also warms the tipped agent to the tipper and
+        has it say thanks."""
+        economy_key = EconomyKey(key).encode()
+        agents = {d.deployment.bot_id: d for d in guild_agents(self.routing(key), invocation.guild_id)}
+        outcome, tip = handle_economy(
+            invocation, self.tables.economy.get(economy_key), deployed.agent.economy, emit.cause_id, agents
+        )
+        _store(self.tables.economy, economy_key, outcome.state)
+        if tip is None or outcome.state is None:
+            return outcome
+        tipper = invocation.user
+        before = self.relationship(key, tip.agent, tipper.id) or Relationship(user_id=tipper.id)
+        warmer = tipped(
+            before,
+            tip.agent.agent.behavior.relationships,
+            _traits(tip.agent.agent),
+            tip.amount,
+            invocation.at,
+        )
+        if warmer is not None:
+            self.store_relationship(key, tip.agent, warmer, invocation.at)
+        same = tip.agent.deployment.deployment_id == deployed.deployment.deployment_id
+        thanks_from = emit if same else Emitter(emit.cause_id, tip.agent, invocation.guild_id)
+        thanks = thanks_from.send(tip.thanks, invocation.channel_id)
+        return Outcome(outcome.say, [*outcome.actions, thanks], outcome.audits, outcome.state)
+
     # Conversation state --------------------------------------------------------------------------------
+
+    def store_relationship(
+        self, key: str, deployed: DeployedAgent, updated: Relationship, at: datetime
+    ) -> None:
+        """Store a relationship, forgetting the least recently met users past `max_tracked_users`."""
+        deployment_id = deployed.deployment.deployment_id
+        tracked_key = TrackedKey(key, deployment_id).encode()
+        tracked, forgotten = track(
+            self.tables.tracked.get(tracked_key),
+            updated.user_id,
+            at,
+            deployed.agent.behavior.relationships.max_tracked_users,
+        )
+        self.tables.tracked[tracked_key] = tracked
+        for user_id in forgotten:
+            self.tables.relationships.pop(RelationshipKey(key, deployment_id, user_id).encode(), None)
+        if updated.user_id not in forgotten:
+            self.tables.relationships[RelationshipKey(key, deployment_id, updated.user_id).encode()] = updated
 
     @staticmethod
     def _mood_key(key: str, deployed: DeployedAgent) -> str:
@@ -722,6 +852,8 @@ class _MessageTurn:
     at: datetime
     context: ChannelContext | None
     directory: GuildDirectory | None
+    # The floor's ruling on the message, by deployment (empty in DMs).
+    floor: dict[UUID, Decision]
     out: Outputs
 
     def __post_init__(self) -> None:
@@ -870,7 +1002,12 @@ class _MessageTurn:
         prior = streak.count - 1 if streak.last_event_id == event_id else streak.count
         mood = self.engine.mood_for(self.key, self.deployed, self.at)
         known = self.engine.relationship(self.key, self.deployed, message.author.id)
-        decision = decide(self._situation(mood, prior, known))
+        ruled = self.floor.get(self.deployment_id)
+        if ruled is not None:
+            # Recorded on this event: another bot's copy of the message may have been ruled on first.
+            decision = ruled.model_copy(update={"event_id": event_id})
+        else:
+            decision = decide(self._situation(mood, prior, known))
         self.out.decisions.append(decision)
 
         if decision.respond and decision.priority is not None:
@@ -899,21 +1036,8 @@ class _MessageTurn:
             content=self.message.content,
             at=self.at,
         )
-        if updated is None:
-            return
-        tracked_key = TrackedKey(self.key, self.deployment_id).encode()
-        tracked, forgotten = track(
-            self.tables.tracked.get(tracked_key), author.id, self.at, settings.max_tracked_users
-        )
-        self.tables.tracked[tracked_key] = tracked
-        for user_id in forgotten:
-            self.tables.relationships.pop(
-                RelationshipKey(self.key, self.deployment_id, user_id).encode(), None
-            )
-        if author.id not in forgotten:
-            self.tables.relationships[RelationshipKey(self.key, self.deployment_id, author.id).encode()] = (
-                updated
-            )
+        if updated is not None:
+            self.engine.store_relationship(self.key, self.deployed, updated, self.at)
 
     def _maybe_react(self, mood: MoodState, known: Relationship | None) -> None:
         """An emoji on a message the agent does not answer, as often as its character and mood make it."""

@@ -84,3 +84,21 @@ def find_deployment(record: RoutingRecord | None, deployment_id: str) -> Deploye
 def newer(current: RoutingRecord | None, incoming: RoutingRecord) -> bool:
     """Configuration is applied in version order; a redelivered or older record changes nothing."""
     return current is None or incoming.version > current.version
+
+
+def guild_agents(record: RoutingRecord | None, guild_id: str | None) -> list[DeployedAgent]:
+    """The guild's active deployments, whichever bot speaks for them."""
+    if record is None or guild_id is None:
+        return []
+    return [
+        d
+        for d in record.deployments
+        if d.deployment.guild_id == guild_id and d.deployment.status is DeploymentStatus.active
+    ]
+
+
+def channel_agents(
+    record: RoutingRecord | None, guild_id: str, channel_id: str, directory: GuildDirectory | None
+) -> list[DeployedAgent]:
+    """The guild's active deployments that may speak in the channel: the agents sharing its floor."""
+    return [d for d in guild_agents(record, guild_id) if channel_allowed(d, channel_id, directory)]

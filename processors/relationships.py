@@ -14,6 +14,9 @@ from processors.traits import affinity_change
 # Talking more raises affinity a little; the tone of the message moves it more.
 AFFINITY_PER_INTERACTION = 1
 AFFINITY_PER_SENTIMENT = 3
+# A tip warms the agent by a point per ten coins, at most ten points.
+COINS_PER_AFFINITY = 10
+MAX_TIP_AFFINITY = 10
 MAX_LISTED_PREFERENCES = 10
 _MAX_PREFERENCE_KEYS = 100
 
@@ -74,6 +77,27 @@ def record_interaction(
             "first_met": relationship.first_met or at,
             "last_interaction": at,
             "preferences": preferences,
+        }
+    )
+
+
+def tipped(
+    relationship: Relationship,
+    settings: RelationshipSettings,
+    traits: PersonalityTraits,
+    amount: int,
+    at: datetime,
+) -> Relationship | None:
+    """The relationship after the user tipped the agent `amount` coins; None when the agent keeps no
+    affinity. The caller applies each tip once."""
+    if not (settings.track_interactions and settings.affinity_system):
+        return None
+    gain = affinity_change(traits, min(MAX_TIP_AFFINITY, max(1, amount // COINS_PER_AFFINITY)))
+    return relationship.model_copy(
+        update={
+            "affinity": min(100, max(0, relationship.affinity + gain)),
+            "positive_interactions": relationship.positive_interactions + 1,
+            "first_met": relationship.first_met or at,
         }
     )
 

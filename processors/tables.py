@@ -14,6 +14,7 @@ from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
     AutomodWindow,
+    FloorState,
     GameBook,
     GameRecord,
     GuildDirectory,
@@ -24,6 +25,7 @@ from models.processor_state import (
     RoutineLog,
     TrackedUsers,
     UtilityBook,
+    Wallets,
     WarnRecord,
 )
 from models.state import ChannelContext, MoodState, Relationship
@@ -88,6 +90,8 @@ def create_tables(app: faust.App) -> Tables:
         game_boards=model_table(app, table_keys.GameBoardKey.TABLE, Leaderboard),
         # Written by the routine timer, outside any event: partitioned by key.
         routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
+        floor=model_table(app, table_keys.FloorKey.TABLE, FloorState),
+        economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
     )
 
 
