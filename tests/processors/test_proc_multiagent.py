@@ -1,0 +1,190 @@
+"""Several agents in one channel and the guild economy, through the engine over in-memory tables: every bot
+delivers its own copy of a message, as Discord does."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from models.actions import InteractionResponse, SendMessage
+from models.agent import AgentConfig, AgentMode
+from models.decisions import Decision, DecisionReason
+from models.deployments import DeployedAgent
+from models.events import EventEnvelope
+from models.table_keys import EconomyKey, RelationshipKey
+from processors.engine import Engine, Outputs, Tables
+from tests.processors.factories import (
+    T0,
+    agent_with,
+    deployed,
+    envelope,
+    interaction_data,
+    message_data,
+    routing,
+    snowflake,
+    user,
+)
+
+GUILD, GENERAL = snowflake(), snowflake()
+KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
+
+
+def chatty(**floor: int) -> AgentConfig:
+    """An agent that wants to answer everything, other agents too."""
+    behavior = {
+        "reply_to_bots": True,
+        "max_consecutive_replies": 50,
+        "response_triggers": {"random": {"probability": 1.0}},
+        "floor": floor,
+    }
+    return agent_with(
+        AgentMode.human_like,
+        behavior=behavior,
+        enabled_tools=["economy"],
+        enabled_commands=["daily", "balance", "give", "tip", "leaderboard"],
+    )
+
+
+def room(count: int, **floor: int) -> tuple[Engine, list[DeployedAgent]]:
+    engine = Engine(Tables(*({} for _ in range(len(dataclasses.fields(Tables))))))
+    agents = [deployed(chatty(**floor), guild_id=GUILD, bot_id=snowflake()) for _ in range(count)]
+    assert engine.apply_routing(routing(GUILD, *agents))
+    return engine, agents
+
+
+def copies(data: dict[str, Any], agents: list[DeployedAgent], seconds: int) -> list[EventEnvelope]:
+    at = T0 + timedelta(seconds=seconds)
+    return [
+        envelope(
+            "MESSAGE_CREATE", data, bot_id=a.deployment.bot_id, guild_id=GUILD, channel_id=GENERAL, at=at
+        )
+        for a in agents
+    ]
+
+
+def post(engine: Engine, agents: list[DeployedAgent], author: dict[str, Any], seconds: int) -> Outputs:
+    """A message every bot of the room receives; the outputs of all its copies."""
+    at = T0 + timedelta(seconds=seconds)
+    data = message_data(guild_id=GUILD, channel_id=GENERAL, author=author, content=f"hey {seconds}", at=at)
+    out = Outputs()
+    for copy in copies(data, agents, seconds):
+        handled = engine.handle_event(copy)
+        out.decisions += handled.decisions
+        out.requests += handled.requests
+    return out
+
+
+def decision_of(out: Outputs, agent: DeployedAgent) -> Decision:
+    [decision] = [d for d in out.decisions if d.deployment_id == agent.deployment.deployment_id]
+    return decision
+
+
+def test_at_most_m_agents_answer_one_message_and_the_others_say_why() -> None:
+    engine, agents = room(3)
+    out = post(engine, agents, KAI, 0)
+    assert len(out.requests) == 2
+    silent = [d for d in out.decisions if not d.respond]
+    assert [d.reason for d in silent] == [DecisionReason.floor_capped]
+    # Each decision is recorded on the copy that delivered it to its agent.
+    assert len({d.event_id for d in out.decisions}) == 3
+
+
+def test_a_redelivered_copy_gets_the_same_ruling_and_counts_nothing() -> None:
+    engine, agents = room(2, max_responders=1)
+    data = message_data(guild_id=GUILD, channel_id=GENERAL, author=KAI, content="hi", at=T0)
+    first, second = copies(data, agents, 0)
+    ruled = [engine.handle_event(first), engine.handle_event(second)]
+    floor = dict(engine.tables.floor)
+    again = [engine.handle_event(first), engine.handle_event(second)]
+    assert [o.decisions[0].reason for o in again] == [o.decisions[0].reason for o in ruled]
+    assert engine.tables.floor == floor and floor[next(iter(floor))].agent_run == 1
+
+
+def test_agent_banter_stops_at_the_cap_until_a_person_speaks() -> None:
+    engine, agents = room(2, max_agent_run=4)
+    answers = len(post(engine, agents, KAI, 0).requests)
+    seconds = 1
+    # Each answer arrives as the agent's message, and every bot sees it.
+    pending = answers
+    while pending:
+        author = agents[seconds % 2].deployment.bot_id
+        out = post(engine, agents, user(author, "agent", bot=True), seconds)
+        answers += len(out.requests)
+        pending += len(out.requests) - 1
+        seconds += 1
+    assert answers == 4
+    assert DecisionReason.floor_agent_run in {d.reason for d in out.decisions}
+    assert len(post(engine, agents, MIA, seconds).requests) == 2
+
+
+def slash(
+    engine: Engine, through: DeployedAgent, invoker: dict[str, Any], name: str, **options: Any
+) -> Outputs:
+    data = interaction_data(
+        application_id=through.deployment.bot_id,
+        guild_id=GUILD,
+        channel_id=GENERAL,
+        invoker=invoker,
+        name=name,
+        options=[{"name": k, "type": 4 if k == "amount" else 6, "value": v} for k, v in options.items()],
+    )
+    made = envelope(
+        "INTERACTION_CREATE", data, bot_id=through.deployment.bot_id, guild_id=GUILD, channel_id=GENERAL
+    )
+    return engine.handle_event(made)
+
+
+def answer(out: Outputs) -> str:
+    [response] = [a for a in out.actions if isinstance(a, InteractionResponse)]
+    return response.content
+
+
+def balances(engine: Engine) -> dict[str, int]:
+    return dict(engine.tables.economy[EconomyKey(GUILD).encode()].balances)
+
+
+def test_daily_give_and_no_balance_below_zero() -> None:
+    engine, [agent] = room(1)
+    assert "claimed 100 coins" in answer(slash(engine, agent, KAI, "daily"))
+    assert "already claimed" in answer(slash(engine, agent, KAI, "daily"))
+    assert "gave" in answer(slash(engine, agent, KAI, "give", user=MIA["id"], amount=30))
+    assert "only 30 coins" in answer(slash(engine, agent, MIA, "give", user=KAI["id"], amount=31))
+    assert "at least 1" in answer(slash(engine, agent, KAI, "give", user=MIA["id"], amount=-5))
+    assert balances(engine) == {KAI["id"]: 70, MIA["id"]: 30}
+    board = answer(slash(engine, agent, KAI, "leaderboard", board="coins"))
+    assert board.index(KAI["id"]) < board.index(MIA["id"])
+    assert "30 coins" in answer(slash(engine, agent, MIA, "balance"))
+
+
+def test_a_redelivered_give_changes_nothing() -> None:
+    engine, [agent] = room(1)
+    slash(engine, agent, KAI, "daily")
+    data = interaction_data(
+        application_id=agent.deployment.bot_id,
+        guild_id=GUILD,
+        channel_id=GENERAL,
+        invoker=KAI,
+        name="give",
+        options=[{"name": "user", "type": 6, "value": MIA["id"]}, {"name": "amount", "type": 4, "value": 40}],
+    )
+    made = envelope(
+        "INTERACTION_CREATE", data, bot_id=agent.deployment.bot_id, guild_id=GUILD, channel_id=GENERAL
+    )
+    engine.handle_event(made)
+    engine.handle_event(made)
+    assert balances(engine) == {KAI["id"]: 60, MIA["id"]: 40}
+
+
+def test_a_tip_moves_coins_to_the_agent_warms_it_and_it_says_thanks() -> None:
+    engine, [banker, tipped] = room(2)
+    slash(engine, banker, KAI, "daily")
+    out = slash(engine, banker, KAI, "tip", agent=tipped.deployment.bot_id, amount=50)
+    [thanks] = [a for a in out.actions if isinstance(a, SendMessage)]
+    assert thanks.bot_id == tipped.deployment.bot_id and KAI["id"] in thanks.content
+    assert balances(engine) == {KAI["id"]: 50, tipped.deployment.bot_id: 50}
+    relationship = engine.tables.relationships[
+        RelationshipKey(GUILD, tipped.deployment.deployment_id, KAI["id"]).encode()
+    ]
+    assert relationship.affinity > 50
+    assert "not an agent" in answer(slash(engine, banker, KAI, "tip", agent=MIA["id"], amount=5))
