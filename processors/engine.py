@@ -92,7 +92,7 @@ from processors.event_routing import (
     newer,
     routes_for,
 )
-from processors.floor import Candidate, rule_floor
+from processors.floor import Candidate, channel_limits, rule_floor
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
@@ -385,19 +385,24 @@ class Engine:
         if envelope.guild_id is None:
             return {}  # a DM has one agent
         key = envelope.key
+        record = self.routing(key)
         agents = [
             deployed
-            for deployed in channel_agents(
-                self.routing(key), envelope.guild_id, message.channel_id, directory
-            )
-            if deployed.agent.ai_enabled and deployed.deployment.bot_id != message.author.id
+            for deployed in channel_agents(record, envelope.guild_id, message.channel_id, directory)
+            if deployed.agent.ai_enabled
         ]
-        if not agents:
+        candidates = [
+            self._candidate(envelope, deployed, message, at, context)
+            for deployed in agents
+            if deployed.deployment.bot_id != message.author.id
+        ]
+        if not candidates:
             return {}
         floor_key = FloorKey(key, message.channel_id).encode()
-        candidates = [self._candidate(envelope, deployed, message, at, context) for deployed in agents]
+        # The author's limits count too: an agent's own settings bound the banter it starts.
+        limits = channel_limits([deployed.agent.behavior.floor for deployed in agents])
         ruling, state = rule_floor(
-            self.tables.floor.get(floor_key), message.id, not message.author.bot, candidates, at
+            self.tables.floor.get(floor_key), message.id, not message.author.bot, candidates, limits, at
         )
         self.tables.floor[floor_key] = state
         return {decision.deployment_id: decision for decision in ruling.decisions}

@@ -55,9 +55,9 @@ class ChannelLimits:
     banter_per_hour: int
 
 
-def channel_limits(candidates: list[Candidate]) -> ChannelLimits:
-    """The strictest limits among the channel's agents."""
-    configs = [c.config for c in candidates] or [FloorConfig()]
+def channel_limits(configs: list[FloorConfig]) -> ChannelLimits:
+    """The strictest limits among the channel's agents (the author's too, when an agent wrote the message)."""
+    configs = configs or [FloorConfig()]
     return ChannelLimits(
         max_responders=min(c.max_responders for c in configs),
         max_agent_run=min(c.max_agent_run for c in configs),
@@ -90,6 +90,7 @@ def rule_floor(
     message_id: str,
     by_person: bool,
     candidates: list[Candidate],
+    limits: ChannelLimits,
     at: datetime,
 ) -> tuple[FloorRuling, FloorState]:
     """The ruling on one message and the channel's floor after it. `by_person`: a person wrote the message
@@ -98,7 +99,6 @@ def rule_floor(
     known = ruling_for(current, message_id)
     if known is not None:
         return known, current
-    limits = channel_limits(candidates)
     run = 0 if by_person else current.agent_run
     banter = [t for t in current.banter_at if t > at - BANTER_WINDOW]
     # Past the longest cooldown an agent's last answer no longer matters.

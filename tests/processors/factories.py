@@ -37,6 +37,22 @@ def agent_with(mode: AgentMode, **changes: Any) -> AgentConfig:
     return AgentConfig.model_validate(data)
 
 
+def chatty(**floor: int) -> AgentConfig:
+    """An agent that wants to answer everything, other agents too."""
+    behavior = {
+        "reply_to_bots": True,
+        "max_consecutive_replies": 50,
+        "response_triggers": {"random": {"probability": 1.0}},
+        "floor": floor,
+    }
+    return agent_with(
+        AgentMode.human_like,
+        behavior=behavior,
+        enabled_tools=["economy"],
+        enabled_commands=["daily", "balance", "give", "tip", "leaderboard"],
+    )
+
+
 def deployed(
     agent: AgentConfig, *, guild_id: str, bot_id: str, tier: Tier = Tier.pro, **deployment: Any
 ) -> DeployedAgent:

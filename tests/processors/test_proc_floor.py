@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from models.agent import FloorConfig
 from models.decisions import Decision, DecisionReason, Priority
-from models.processor_state import FloorState
-from processors.floor import BANTER_WINDOW, Candidate, rule_floor
+from models.processor_state import FloorRuling, FloorState
+from processors.floor import BANTER_WINDOW, Candidate, channel_limits, rule_floor
 from tests.processors.factories import T0
 
 AGENTS = [UUID(int=n) for n in range(1, 6)]
@@ -54,13 +54,21 @@ def candidate(
     return Candidate(wants(deployment_id, reason, message_id), affinity, extraversion, FloorConfig(**config))
 
 
+def rule(
+    state: FloorState | None, message_id: str, by_person: bool, candidates: list[Candidate], at: datetime
+) -> tuple[FloorRuling, FloorState]:
+    """The ruling over a channel whose agents are the candidates."""
+    limits = channel_limits([c.config for c in candidates])
+    return rule_floor(state, message_id, by_person, candidates, limits, at)
+
+
 def by_agent(decisions: list[Decision]) -> dict[UUID, Decision]:
     return {d.deployment_id: d for d in decisions}
 
 
 def test_addressed_agents_come_first_then_interest_affinity_and_extraversion() -> None:
     a, b, c, d = AGENTS[:4]
-    ruling, _ = rule_floor(
+    ruling, _ = rule(
         None,
         "1",
         True,
@@ -78,7 +86,7 @@ def test_addressed_agents_come_first_then_interest_affinity_and_extraversion() -
     assert decisions[a].priority is None and not decisions[a].respond
 
     # The channel's strictest setting wins: one agent limits the floor to one answer.
-    ruling, _ = rule_floor(
+    ruling, _ = rule(
         None,
         "2",
         True,
@@ -92,20 +100,18 @@ def test_addressed_agents_come_first_then_interest_affinity_and_extraversion() -
 
 
 def test_an_agent_that_stays_silent_keeps_its_own_reason() -> None:
-    ruling, state = rule_floor(None, "1", True, [candidate(AGENTS[0], None)], T0)
+    ruling, state = rule(None, "1", True, [candidate(AGENTS[0], None)], T0)
     assert ruling.decisions[0].reason is DecisionReason.no_trigger
     assert state.agent_run == 0
 
 
 def test_every_copy_and_redelivery_of_a_message_gets_the_first_ruling() -> None:
     a, b = AGENTS[:2]
-    first, state = rule_floor(
+    first, state = rule(
         None, "1", True, [candidate(a, DecisionReason.random), candidate(b, DecisionReason.random)], T0
     )
     # Another bot's copy: the candidates' dice came out differently, the ruling stands and counts once.
-    again, after = rule_floor(
-        state, "1", True, [candidate(a, None), candidate(b, DecisionReason.mentioned)], T0
-    )
+    again, after = rule(state, "1", True, [candidate(a, None), candidate(b, DecisionReason.mentioned)], T0)
     assert again == first and after == state and state.agent_run == 2
 
 
@@ -115,7 +121,7 @@ def test_banter_stops_after_k_agent_messages_without_a_person() -> None:
     answers = 0
     for n in range(10):
         by_person = n == 0
-        ruling, state = rule_floor(
+        ruling, state = rule(
             state,
             str(n),
             by_person,
@@ -129,7 +135,7 @@ def test_banter_stops_after_k_agent_messages_without_a_person() -> None:
         if n >= 3:
             assert {d.reason for d in ruling.decisions} == {DecisionReason.floor_agent_run}
     assert answers == 5
-    ruling, state = rule_floor(
+    ruling, state = rule(
         state,
         "99",
         True,
@@ -146,7 +152,7 @@ def test_the_hourly_banter_budget_refills_as_the_hour_moves_on() -> None:
     granted = []
     for n in range(6):
         at = T0 + timedelta(minutes=10 * n)
-        ruling, state = rule_floor(
+        ruling, state = rule(
             state,
             str(n),
             False,
@@ -157,7 +163,7 @@ def test_the_hourly_banter_budget_refills_as_the_hour_moves_on() -> None:
     budget = DecisionReason.floor_banter_budget
     assert granted == [DecisionReason.random, DecisionReason.random, budget, budget, budget, budget]
     later = at + BANTER_WINDOW
-    ruling, _ = rule_floor(
+    ruling, _ = rule(
         state, "9", False, [candidate(a, DecisionReason.random, message_id="9", banter_per_hour=2)], later
     )
     assert ruling.decisions[0].respond
@@ -165,13 +171,13 @@ def test_the_hourly_banter_budget_refills_as_the_hour_moves_on() -> None:
 
 def test_a_cooldown_silences_unprompted_answers_but_not_a_mention() -> None:
     a = AGENTS[0]
-    _, state = rule_floor(None, "1", True, [candidate(a, DecisionReason.random, cooldown_s=60)], T0)
+    _, state = rule(None, "1", True, [candidate(a, DecisionReason.random, cooldown_s=60)], T0)
     soon = T0 + timedelta(seconds=30)
-    ruling, _ = rule_floor(state, "2", True, [candidate(a, DecisionReason.random, cooldown_s=60)], soon)
+    ruling, _ = rule(state, "2", True, [candidate(a, DecisionReason.random, cooldown_s=60)], soon)
     assert ruling.decisions[0].reason is DecisionReason.floor_cooldown
-    ruling, _ = rule_floor(state, "3", True, [candidate(a, DecisionReason.mentioned, cooldown_s=60)], soon)
+    ruling, _ = rule(state, "3", True, [candidate(a, DecisionReason.mentioned, cooldown_s=60)], soon)
     assert ruling.decisions[0].respond
-    ruling, _ = rule_floor(
+    ruling, _ = rule(
         state, "4", True, [candidate(a, DecisionReason.random, cooldown_s=60)], T0 + timedelta(seconds=60)
     )
     assert ruling.decisions[0].respond
@@ -226,7 +232,7 @@ def test_no_sequence_of_messages_exceeds_the_caps(config: FloorConfig, sequence:
             Candidate(wants(agent, reason, message_id), affinity, 50, config)
             for agent, reason, affinity in zip(AGENTS, step.reasons, step.affinities, strict=True)
         ]
-        ruling, state = rule_floor(state, message_id, step.by_person, candidates, at)
+        ruling, state = rule(state, message_id, step.by_person, candidates, at)
         if message_id in rulings:
             assert ruling.decisions == rulings[message_id]
             continue

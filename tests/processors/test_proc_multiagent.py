@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from models.actions import InteractionResponse, SendMessage
-from models.agent import AgentConfig, AgentMode
 from models.decisions import Decision, DecisionReason
 from models.deployments import DeployedAgent
 from models.events import EventEnvelope
@@ -16,7 +15,7 @@ from models.table_keys import EconomyKey, RelationshipKey
 from processors.engine import Engine, Outputs, Tables
 from tests.processors.factories import (
     T0,
-    agent_with,
+    chatty,
     deployed,
     envelope,
     interaction_data,
@@ -28,22 +27,6 @@ from tests.processors.factories import (
 
 GUILD, GENERAL = snowflake(), snowflake()
 KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
-
-
-def chatty(**floor: int) -> AgentConfig:
-    """An agent that wants to answer everything, other agents too."""
-    behavior = {
-        "reply_to_bots": True,
-        "max_consecutive_replies": 50,
-        "response_triggers": {"random": {"probability": 1.0}},
-        "floor": floor,
-    }
-    return agent_with(
-        AgentMode.human_like,
-        behavior=behavior,
-        enabled_tools=["economy"],
-        enabled_commands=["daily", "balance", "give", "tip", "leaderboard"],
-    )
 
 
 def room(count: int, **floor: int) -> tuple[Engine, list[DeployedAgent]]:
