@@ -12,16 +12,18 @@ import pytest
 from models.actions import InteractionResponse
 from models.decisions import Decision, DecisionReason
 from models.deployments import DeployedAgent
+from models.events import EventEnvelope
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES
 from tests.processors.conftest import Collector, Producer, Worker
 from tests.processors.factories import (
     T0,
+    Where,
     chatty,
     deployed,
     envelope,
-    interaction_data,
     message_data,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -82,16 +84,9 @@ async def test_concurrent_gives_between_two_users_keep_every_coin(
     await produce.routing(routing(guild_id, banker))
     bot = banker.deployment.bot_id
 
-    def command(invoker: dict[str, Any], name: str, **options: Any):
-        data = interaction_data(
-            application_id=bot,
-            guild_id=guild_id,
-            channel_id=GENERAL,
-            invoker=invoker,
-            name=name,
-            options=[{"name": k, "type": 4 if k == "amount" else 6, "value": v} for k, v in options.items()],
-        )
-        return envelope("INTERACTION_CREATE", data, bot_id=bot, guild_id=guild_id, channel_id=GENERAL)
+    def command(invoker: dict[str, Any], name: str, **options: Any) -> EventEnvelope:
+        where = Where(bot, guild_id, GENERAL)
+        return slash_event(where, invoker, name, {k: str(v) for k, v in options.items()})
 
     daily = [command(person, "daily") for person in (KAI, MIA)]
     gives = [command(KAI, "give", user=MIA["id"], amount=30) for _ in range(6)]

@@ -15,12 +15,13 @@ from models.table_keys import EconomyKey, RelationshipKey
 from processors.engine import Engine, Outputs, Tables
 from tests.processors.factories import (
     T0,
+    Where,
     chatty,
     deployed,
     envelope,
-    interaction_data,
     message_data,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -104,18 +105,8 @@ def test_agent_banter_stops_at_the_cap_until_a_person_speaks() -> None:
 def slash(
     engine: Engine, through: DeployedAgent, invoker: dict[str, Any], name: str, **options: Any
 ) -> Outputs:
-    data = interaction_data(
-        application_id=through.deployment.bot_id,
-        guild_id=GUILD,
-        channel_id=GENERAL,
-        invoker=invoker,
-        name=name,
-        options=[{"name": k, "type": 4 if k == "amount" else 6, "value": v} for k, v in options.items()],
-    )
-    made = envelope(
-        "INTERACTION_CREATE", data, bot_id=through.deployment.bot_id, guild_id=GUILD, channel_id=GENERAL
-    )
-    return engine.handle_event(made)
+    where = Where(through.deployment.bot_id, GUILD, GENERAL)
+    return engine.handle_event(slash_event(where, invoker, name, {k: str(v) for k, v in options.items()}))
 
 
 def answer(out: Outputs) -> str:
@@ -143,16 +134,8 @@ def test_daily_give_and_no_balance_below_zero() -> None:
 def test_a_redelivered_give_changes_nothing() -> None:
     engine, [agent] = room(1)
     slash(engine, agent, KAI, "daily")
-    data = interaction_data(
-        application_id=agent.deployment.bot_id,
-        guild_id=GUILD,
-        channel_id=GENERAL,
-        invoker=KAI,
-        name="give",
-        options=[{"name": "user", "type": 6, "value": MIA["id"]}, {"name": "amount", "type": 4, "value": 40}],
-    )
-    made = envelope(
-        "INTERACTION_CREATE", data, bot_id=agent.deployment.bot_id, guild_id=GUILD, channel_id=GENERAL
+    made = slash_event(
+        Where(agent.deployment.bot_id, GUILD, GENERAL), KAI, "give", {"user": MIA["id"], "amount": "40"}
     )
     engine.handle_event(made)
     engine.handle_event(made)
