@@ -194,7 +194,7 @@ class RoutineLog(Strict):
 # A guild's economy sees every member's commands: it remembers more events than a per-user value.
 ECONOMY_APPLIED_MEMORY = 256
 # Messages whose floor ruling a channel remembers: every bot in the guild delivers its own copy of a message.
-FLOOR_RULINGS = 32
+FLOOR_RULINGS = 16
 
 
 class Wallets(Strict):

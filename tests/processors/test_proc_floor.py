@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from models.agent import FloorConfig
 from models.decisions import Decision, DecisionReason, Priority
-from models.processor_state import FloorRuling, FloorState
+from models.processor_state import FLOOR_RULINGS, FloorRuling, FloorState
 from processors.floor import BANTER_WINDOW, Candidate, channel_limits, rule_floor
 from tests.processors.factories import T0
 
@@ -194,8 +194,9 @@ class Step:
     seconds_later: int
     reasons: tuple[DecisionReason | None, ...]
     affinities: tuple[int, ...]
-    # A copy of an earlier message (another bot's, or a redelivery) instead of a new one.
-    repeat_of: int | None
+    # A copy of the message this many new messages back (another bot's, or a redelivery) instead of a new
+    # one, within the rulings a channel remembers.
+    copy_of: int | None
 
 
 steps = st.builds(
@@ -204,7 +205,7 @@ steps = st.builds(
     seconds_later=st.integers(min_value=0, max_value=900),
     reasons=st.tuples(*[st.sampled_from(REASONS)] * len(AGENTS)),
     affinities=st.tuples(*[st.integers(min_value=0, max_value=100)] * len(AGENTS)),
-    repeat_of=st.one_of(st.none(), st.integers(min_value=0, max_value=40)),
+    copy_of=st.one_of(st.none(), st.integers(min_value=1, max_value=FLOOR_RULINGS)),
 )
 configs = st.builds(
     FloorConfig,
@@ -226,8 +227,8 @@ def test_no_sequence_of_messages_exceeds_the_caps(config: FloorConfig, sequence:
     rulings: dict[str, list[Decision]] = {}
     for index, step in enumerate(sequence):
         at += timedelta(seconds=step.seconds_later)
-        repeat = step.repeat_of is not None and step.repeat_of < index
-        message_id = str(step.repeat_of if repeat else index)
+        back = step.copy_of
+        message_id = list(rulings)[-back] if back is not None and back <= len(rulings) else str(index)
         candidates = [
             Candidate(wants(agent, reason, message_id), affinity, 50, config)
             for agent, reason, affinity in zip(AGENTS, step.reasons, step.affinities, strict=True)
