@@ -33,6 +33,7 @@ IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
         Tool.leveling,
         Tool.utility,
         Tool.custom_commands,
+        Tool.economy,
     }
 )
 

@@ -105,6 +105,7 @@ BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.utility: lambda: commands_answer(Tool.utility),
     Tool.leveling: lambda: commands_answer(Tool.leveling),
     Tool.games: lambda: commands_answer(Tool.games),
+    Tool.economy: lambda: commands_answer(Tool.economy),
     Tool.automod: automod_deletes_a_link,
     Tool.custom_commands: custom_command_renders,
 }
