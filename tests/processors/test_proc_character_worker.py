@@ -33,6 +33,7 @@ from tests.processors.factories import (
     snowflake,
     user,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -137,6 +138,13 @@ async def test_extraversion_and_affinity_change_how_often_the_agent_speaks_unpro
     await collector.wait_for(AGENT_DECISIONS, decided(outgoing), count=STREAM)
     await collector.wait_for(AGENT_DECISIONS, decided(judge), count=5 + 2 * STREAM)
 
+    def all_requested(deployment: DeployedAgent) -> bool:
+        """Every "respond" decision's inference request has arrived."""
+        responding = sum(1 for d in collector.of(AGENT_DECISIONS) if decided(deployment)(d) and d.respond)
+        return len(requests_of(collector, deployment)) >= responding
+
+    await wait_until(lambda: all_requested(reserved), "the introvert's inference requests")
+    await wait_until(lambda: all_requested(outgoing), "the extravert's inference requests")
     quiet, chatty = len(requests_of(collector, reserved)), len(requests_of(collector, outgoing))
     # Configured 0.2: about 0.06 at extraversion 10 and 0.48 at 90.
     expected = [odds_scaled(RANDOM, sociability(PersonalityTraits(extraversion=e))) for e in (10, 90)]
