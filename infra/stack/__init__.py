@@ -1,4 +1,4 @@
-"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis and ClickHouse, installed on first use."""
+"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse and Weaviate, installed on first use."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from infra.stack.postgres import Postgres
 from infra.stack.process import apt_install
 from infra.stack.redis import Redis
 from infra.stack.service import Outcome, Service, ServiceStatus, UpResult
+from infra.stack.weaviate import Weaviate
 from settings import Settings
 
 __all__ = ["Outcome", "ServiceStatus", "UpResult", "down", "services", "status", "up"]
 
 
 def services(settings: Settings) -> list[Service]:
-    return [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings)]
+    return [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings), Weaviate(settings)]
 
 
 @contextmanager
