@@ -1,4 +1,5 @@
-"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse and Weaviate, installed on first use."""
+"""The native dev stack on 127.0.0.1, installed on first use: Kafka, PostgreSQL, Redis, ClickHouse and
+Weaviate."""
 
 from __future__ import annotations
 

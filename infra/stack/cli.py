@@ -15,7 +15,9 @@ from infra.stack.process import StepFailed, console
 from infra.stack.service import Outcome
 from settings import get_settings
 
-stack_app = typer.Typer(help="The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse, Weaviate.")
+stack_app = typer.Typer(
+    help="The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse, Weaviate."
+)
 db_app = typer.Typer()
 
 OUTCOME_STYLE = {Outcome.STARTED: "green", Outcome.RUNNING: "cyan", Outcome.FAILED: "bold red"}
