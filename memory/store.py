@@ -111,17 +111,9 @@ class MemoryStore:
     async def ensure_collection(self) -> None:
         if await self.client.collections.exists(self.name):
             return
-        text = [
-            Property(name=name, data_type=DataType.TEXT, skip_vectorization=True)
-            for name in (
-                "guild_id",
-                "channel_id",
-                "author_id",
-                "author_name",
-                "text",
-                "kind",
-                "source_event_id",
-            )
+        keys = [
+            Property(name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD)
+            for name in KEY_PROPERTIES
         ]
         await self.client.collections.create(
             self.name,
