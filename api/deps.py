@@ -52,7 +52,7 @@ async def caller(
     response: Response,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    principal = await ctx.store.principal(credentials.credentials) if credentials is not None else None
+    principal = await ctx.store.keys.principal(credentials.credentials) if credentials is not None else None
     if principal is None:
         # Failed attempts count per client address, so guessing keys is rate limited too.
         await _count(ctx, f"anonymous:{request.client.host if request.client else 'unknown'}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from uuid import UUID
 
+from api.schemas import Agent
 from models.agent import AgentConfig, Character
 from models.tiers import TIERS, Feature, TierLimits, TokenTier
 from models.tools import Tool
@@ -83,3 +85,20 @@ def check_config(
             "use a preset's character or upgrade",
             "character",
         )
+
+
+def beyond_tier(
+    limits: TierLimits, agents: Sequence[Agent], stock_personalities: Iterable[dict[str, object]]
+) -> list[UUID]:
+    """The agents (`agents` oldest first) a tier does not cover: those using tools or features it lacks,
+    and the newest past its slots. An agent's slot is its place among all the owner's agents, covered or
+    not, so covering one never depends on another's configuration."""
+    stock = list(stock_personalities)
+    beyond = []
+    for slot, agent in enumerate(agents):
+        try:
+            check_slots(limits, slot)
+            check_config(limits, agent.config, stock)
+        except TierViolation:
+            beyond.append(agent.agent_id)
+    return beyond

@@ -13,11 +13,11 @@ import asyncpg
 
 from models.agent import AgentConfig
 from models.deployments import DeployedAgent, Deployment, DeploymentStatus, RoutingRecord
+from models.events import DM_PREFIX, partition_key
 from models.tiers import Tier
 from streams.catalog import AGENT_DEPLOYMENTS
 from streams.outbox import stage
 
-DM_PREFIX = "dm:"
 MAX_DEPLOYMENTS_PER_KEY = RoutingRecord.model_fields["deployments"].metadata[0].max_length
 
 DEPLOYMENT_COLUMNS = """d.deployment_id, d.config_id AS agent_id, c.owner_id, d.guild_id,
@@ -46,7 +46,7 @@ class RoutingLimitExceeded(Exception):
 
 
 def dm_key(bot_id: str) -> str:
-    return f"{DM_PREFIX}{bot_id}"
+    return partition_key(None, bot_id)
 
 
 def keys_of(deployment: Deployment) -> set[str]:

@@ -7,10 +7,8 @@ gateway connection.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
-from aiokafka import TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.partitioner import murmur2
 
 from streams.codec import encode_key
@@ -25,26 +23,3 @@ def owned(bot_ids: Iterable[str], assigned: set[int], partitions: int) -> set[st
     if partitions <= 0:
         return set()
     return {bot_id for bot_id in bot_ids if bot_partition(bot_id, partitions) in assigned}
-
-
-class OwnershipListener(ConsumerRebalanceListener):
-    """Forwards the group's decisions to the runner: partitions of the actions topic only."""
-
-    def __init__(
-        self,
-        topic: str,
-        on_revoked: Callable[[set[int]], Awaitable[None]],
-        on_assigned: Callable[[set[int]], Awaitable[None]],
-    ) -> None:
-        self._topic = topic
-        self._on_revoked = on_revoked
-        self._on_assigned = on_assigned
-
-    def _partitions(self, tps: Iterable[TopicPartition]) -> set[int]:
-        return {tp.partition for tp in tps if tp.topic == self._topic}
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._on_revoked(self._partitions(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._on_assigned(self._partitions(assigned))

@@ -13,15 +13,15 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateways import protocol
@@ -30,19 +30,18 @@ from gateways.identify import IdentifyLimiter
 from gateways.lanes import Lanes
 from gateways.ledger import ActionLedger
 from gateways.media import media_session
-from gateways.ownership import OwnershipListener, bot_partition, owned
+from gateways.ownership import bot_partition, owned
 from gateways.perform import ActionPerformer, Status
 from gateways.rest import RestClients, use_api_base
 from gateways.roster import RosterEntry, load_roster, roster_entry
 from gateways.sessions import SessionStore, connect_redis
 from gateways.shard import BotCredentials
 from gateways.tokens import TokenGuard
-from gateways.watermark import Watermark
 from models.actions import Action
 from settings import Settings
-from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
-from streams.codec import CodecError, encode_key
-from streams.dead_letters import dead_letter
+from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS
+from streams.codec import CodecError
+from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 from vault.errors import VaultError
 from vault.store import TokenVault
 
@@ -85,21 +84,17 @@ class Delivery:
     action: Action | str
 
 
-class Runner:
+class Runner(ConsumerService):
     def __init__(self, settings: Settings, config: RunnerConfig) -> None:
         self.settings = settings
         self.config = config
         namespace = settings.topic_namespace
         self.events_topic = DISCORD_EVENTS.name_in(namespace)
         self.actions_topic = DISCORD_ACTIONS.name_in(namespace)
-        self.dead_letter_topic = DEAD_LETTERS[DISCORD_ACTIONS.name].name_in(namespace)
         self.roster: dict[str, RosterEntry] = {}
         self.assigned: set[int] = set()
         self.partitions = 0
         self._credentials: dict[str, BotCredentials] = {}
-        # Per partition of discord.actions: which offsets are done, and the last offset committed.
-        self._progress: dict[TopicPartition, Watermark] = {}
-        self._committed: dict[TopicPartition, int] = {}
         self.lanes: Lanes[Delivery] = Lanes(self._perform, self._performed)
         self._reconcile_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -128,16 +123,26 @@ class Runner:
             linger_ms=5,
             max_batch_size=256 * 1024,
         )
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=f"{settings.topic_namespace}deep-gateways",
-            client_id=f"deep-gateway-{config.runner_id}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=config.heartbeat_interval_ms,
-            max_poll_interval_ms=config.max_poll_interval_ms,
-            partition_assignment_strategy=(StickyPartitionAssignor,),
+        self.actions = AtLeastOnceConsumer(
+            self,
+            [DISCORD_ACTIONS],
+            namespace=settings.topic_namespace,
+            bootstrap=settings.kafka_bootstrap,
+            producer=self.producer,
+            options=ConsumerOptions(
+                group_id=f"{settings.topic_namespace}deep-gateways",
+                client_id=f"deep-gateway-{config.runner_id}",
+                consumer_name=config.actor,
+                fetch=Fetch(timeout_s=0.5, max_records=config.batch_max_records),
+                commit_interval_s=COMMIT_INTERVAL_S,
+                # Fetching pauses while the lanes hold too much, without leaving the group.
+                max_in_flight_per_topic=config.max_queued_actions,
+                resume_fraction=0.5,
+                session_timeout_ms=config.session_timeout_ms,
+                heartbeat_interval_ms=config.heartbeat_interval_ms,
+                max_poll_interval_ms=config.max_poll_interval_ms,
+                sticky=True,
+            ),
         )
         self.rest = RestClients(self.http)
         self.guard = TokenGuard(self.vault, config.actor)
@@ -165,16 +170,10 @@ class Runner:
         )
         await self.producer.start()
         try:
-            self.consumer.subscribe(
-                [self.actions_topic],
-                listener=OwnershipListener(
-                    self.actions_topic, self._partitions_revoked, self._partitions_assigned
-                ),
-            )
-            await self.consumer.start()
+            await self.actions.start()
             log.info("runner %s: consuming %s", config.runner_id, self.actions_topic)
             tasks: list[asyncio.Task[Any]] = [
-                asyncio.create_task(self._consume(), name="consume-actions"),
+                asyncio.create_task(self.actions.run(), name="consume-actions"),
                 asyncio.create_task(self._reconcile_loop(), name="roster"),
                 asyncio.create_task(self.fleet.run(), name="fleet"),
                 asyncio.create_task(self._evict_idle(), name="evict-idle"),
@@ -198,7 +197,7 @@ class Runner:
         await self._let_go(set(self.assigned))
         await self.fleet.close()
         try:
-            await self.consumer.stop()
+            await self.actions.close()
         finally:
             await self.producer.stop()
             await self.http.close()
@@ -209,30 +208,29 @@ class Runner:
 
     # ownership
 
-    async def _partitions_revoked(self, partitions: set[int]) -> None:
-        await self._let_go(partitions)
+    def _partitions(self, tps: set[TopicPartition]) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == self.actions_topic}
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        await self._let_go(self._partitions(partitions))
 
     async def _let_go(self, partitions: set[int]) -> None:
-        """Before a rebalance (or a shutdown) takes these partitions: finish or drop their actions and commit,
-        then hold their bots (no reconnect, so a bot moving to another runner is never connected twice) and
-        write their checkpoints. Eager rebalancing revokes everything, even what comes straight back; whether
-        a bot stays is decided on assignment."""
+        """Before a rebalance (or a shutdown) takes these partitions: finish or drop their actions (what is
+        done is committed after), hold their bots (no reconnect, so a bot moving to another runner is never
+        connected twice) and write their checkpoints. Eager rebalancing revokes everything, even what comes
+        straight back; whether a bot stays is decided on assignment."""
         self.assigned -= partitions
         prefixes = tuple(f"{partition}:" for partition in partitions)
         # What is still waiting after drain_s (a bot held up by a long 429) is redelivered to the next owner.
         await self.lanes.settle(
             [lane for lane in self.lanes.lanes() if lane.startswith(prefixes)], self.config.drain_s
         )
-        tps = {tp for tp in self._progress if tp.partition in partitions}
-        await self._commit(tps)
-        for tp in tps:
-            self._progress.pop(tp, None)
-            self._committed.pop(tp, None)
         self.fleet.hold(owned(self.fleet.shards, partitions, self.partitions))
         await self.fleet.checkpoint(flush=True)
 
-    async def _partitions_assigned(self, partitions: set[int]) -> None:
-        self.partitions = len(self.consumer.partitions_for_topic(self.actions_topic) or ())
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = self._partitions(assigned)
+        self.partitions = self.actions.partition_count(self.actions_topic)
         self.assigned = partitions
         log.info(
             "runner %s: assigned partitions %s of %d",
@@ -310,51 +308,15 @@ class Runner:
 
     # actions
 
-    async def _consume(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_commit = loop.time()
-        while True:
-            batches = await self.consumer.getmany(timeout_ms=500, max_records=self.config.batch_max_records)
-            for tp, records in batches.items():
-                progress = self._progress.get(tp)
-                if progress is None:
-                    progress = self._progress[tp] = Watermark(records[0].offset - 1)
-                for record in records:
-                    progress.received(record.offset)
-                    try:
-                        action: Action | str = DISCORD_ACTIONS.codec.decode(record.value)
-                    except CodecError as exc:
-                        action = str(exc)
-                    bot_id = action.bot_id if not isinstance(action, str) else ""
-                    self.lanes.put(f"{tp.partition}:{bot_id}", Delivery(tp, record, action))
-            self._flow_control()
-            if loop.time() - last_commit >= COMMIT_INTERVAL_S:
-                await self._commit(set(self._progress))
-                last_commit = loop.time()
-
-    def _flow_control(self) -> None:
-        """Stop fetching while the lanes hold too much, without leaving the group (getmany keeps polling)."""
-        assigned = self.consumer.assignment()
-        if self.lanes.queued > self.config.max_queued_actions:
-            self.consumer.pause(*assigned)
-        elif self.lanes.queued < self.config.max_queued_actions // 2 and self.consumer.paused():
-            self.consumer.resume(*assigned)
-
-    async def _commit(self, tps: set[TopicPartition]) -> None:
-        """Commit, per partition, the offset below which every action is done."""
-        offsets = {}
-        for tp in tps:
-            progress = self._progress.get(tp)
-            if progress is not None and progress.value + 1 > self._committed.get(tp, -1):
-                offsets[tp] = progress.value + 1
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-            self._committed.update(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            # The next owner redelivers from the last commit; the ledger skips what was done.
-            log.warning("runner %s: commit failed (%s)", self.config.runner_id, exc)
+    async def apply(self, fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for tp, records in fetched.items():
+            for record in records:
+                try:
+                    action: Action | str = DISCORD_ACTIONS.codec.decode(record.value)
+                except CodecError as exc:
+                    action = str(exc)
+                bot_id = action.bot_id if not isinstance(action, str) else ""
+                self.lanes.put(f"{tp.partition}:{bot_id}", Delivery(tp, record, action))
 
     async def _perform(self, delivery: Delivery) -> None:
         """One action of a bot's lane. Errors of Redis, Kafka or PostgreSQL propagate: the lane retries."""
@@ -365,39 +327,30 @@ class Runner:
         except Exception as exc:
             # A bug, or an answer nobody foresaw: never retried forever, never silently dropped.
             log.exception("runner %s: action at %s failed", self.config.runner_id, delivery.record.offset)
-            await self._dead_letter(delivery.record, f"unexpected {type(exc).__name__}")
+            await self.actions.dead_letter(delivery.record, f"unexpected {type(exc).__name__}")
 
     async def _perform_action(self, delivery: Delivery) -> None:
         record, action = delivery.record, delivery.action
         if isinstance(action, str):
-            await self._dead_letter(record, action)
+            await self.actions.dead_letter(record, action)
             return
         bot_id = action.bot_id
         if self.guard.is_revoked(bot_id):
-            await self._dead_letter(record, f"token of bot {bot_id} is revoked")
+            await self.actions.dead_letter(record, f"token of bot {bot_id} is revoked")
             return
         bot = await self._bot(bot_id)
         if bot is None:
-            await self._dead_letter(record, f"bot {bot_id} has no usable token with an active deployment")
+            await self.actions.dead_letter(
+                record, f"bot {bot_id} has no usable token with an active deployment"
+            )
             return
         outcome = await self.performer.perform(action, bot)
         if outcome.status is Status.TOKEN_DEAD:
             await self.guard.revoke(bot, "revoked_401", outcome.reason)
-            await self._dead_letter(record, f"token of bot {bot_id} is revoked: {outcome.reason}")
+            await self.actions.dead_letter(record, f"token of bot {bot_id} is revoked: {outcome.reason}")
         elif outcome.status is Status.DEAD:
             log.info("action %s (%s) dead-lettered: %s", action.action_id, action.kind, outcome.reason)
-            await self._dead_letter(record, outcome.reason)
+            await self.actions.dead_letter(record, outcome.reason)
 
     def _performed(self, delivery: Delivery) -> None:
-        progress = self._progress.get(delivery.tp)
-        if progress is not None:
-            progress.done(delivery.record.offset)
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
-        """Acknowledged before the offset that drops the record can be committed."""
-        letter = dead_letter(record, error, self.config.actor)
-        await self.producer.send_and_wait(
-            self.dead_letter_topic,
-            DEAD_LETTERS[DISCORD_ACTIONS.name].codec.encode(letter),
-            key=encode_key(letter.key) if letter.key is not None else None,
-        )
+        self.actions.done(delivery.tp, delivery.record.offset)

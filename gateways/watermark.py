@@ -1,8 +1,7 @@
 """The highest number below which everything is done, when the work completes out of order.
 
 A shard's checkpoint is the sequence a RESUME may start after: dispatches of one session go to different
-Kafka partitions, so acknowledgements come back out of order. The action consumer's commit offset is the
-same question about offsets whose actions finish bot by bot.
+Kafka partitions, so acknowledgements come back out of order.
 """
 
 from __future__ import annotations

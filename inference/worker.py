@@ -20,18 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from inference.cache import ResponseCache
 from inference.config import InferenceConfig
+from inference.fallback import QuotaState, fallback_for
 from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
 from inference.pricing import cost_usd
@@ -40,16 +38,15 @@ from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
 from models.inference import InferenceRequest, InferenceResult
-from models.operations import OwnerNotification
+from models.operations import OwnerNotice, OwnerNotification
 from models.tiers import InferenceLane
-from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
+from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import CodecError
-from streams.dead_letters import dead_letter
+from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "inference-worker"
-NoticeKind = Literal["ai_quota_exceeded", "no_inference_endpoint"]
 LANE_RANK = {InferenceLane.premium: 0, InferenceLane.standard: 1, InferenceLane.free: 2}
 PRIORITY_RANK = {Priority.high: 0, Priority.medium: 1, Priority.low: 2}
 # A record that keeps failing for a reason other than Redis or Kafka being unavailable is dead-lettered.
@@ -68,65 +65,7 @@ def rank(lane: InferenceLane, priority: Priority) -> int:
     return LANE_RANK[lane] * len(PRIORITY_RANK) + PRIORITY_RANK[priority]
 
 
-class OffsetTracker:
-    """Which offsets of each partition are done, and how far each partition may be committed."""
-
-    def __init__(self) -> None:
-        self._pending: dict[TopicPartition, set[int]] = {}
-        self._next: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
-
-    def started(self, tp: TopicPartition, offset: int) -> None:
-        self._pending.setdefault(tp, set()).add(offset)
-        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
-
-    def done(self, tp: TopicPartition, offset: int) -> None:
-        pending = self._pending.get(tp)
-        if pending is not None:
-            pending.discard(offset)
-
-    def committable(self) -> dict[TopicPartition, int]:
-        """Offsets to commit now (the next offset to read), only where it moved since the last commit."""
-        ready = {}
-        for tp, upto in self._next.items():
-            pending = self._pending.get(tp)
-            position = min(pending) if pending else upto
-            if position > self._committed.get(tp, -1):
-                ready[tp] = position
-        return ready
-
-    def committed(self, offsets: dict[TopicPartition, int]) -> None:
-        self._committed.update(offsets)
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        for tp in partitions:
-            self._pending.pop(tp, None)
-            self._next.pop(tp, None)
-            self._committed.pop(tp, None)
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, worker: InferenceWorker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Let requests of the departing partitions finish (bounded) so their offsets are committed and the
-        # new owner does not receive them again; what is still running then is redelivered and answered
-        # from the ledger.
-        leaving = set(revoked)
-        departing = [task for task, tp in self.worker.tasks.items() if tp in leaving]
-        if departing:
-            await asyncio.wait(departing, timeout=REVOKE_GRACE_S)
-        await self.worker.commit()
-        self.worker.tracker.forget(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # Newly assigned partitions start unpaused; a lane at its limit stays paused.
-        for lane in list(self.worker.paused):
-            self.worker.consumer.pause(*[tp for tp in assigned if self.worker.lane_of[tp.topic] is lane])
-
-
-class InferenceWorker:
+class InferenceWorker(ConsumerService):
     def __init__(
         self,
         config: InferenceConfig,
@@ -147,63 +86,44 @@ class InferenceWorker:
             config.request_timeout_s + 2 * config.backoff_base_s
         )
         self.ledger = RequestLedger(redis, config.key_prefix, int(lease) + 30, config.result_ttl_s)
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            client_id=f"{group_id}-consumer",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=config.max_in_flight_per_lane,
-        )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, client_id=f"{group_id}-producer", acks="all"
         )
-        self.tracker = OffsetTracker()
-        self.in_flight = dict.fromkeys(self.lane_of.values(), 0)
-        self.paused: set[InferenceLane] = set()
+        limit = config.max_in_flight_per_lane
+        self.consumer = AtLeastOnceConsumer(
+            self,
+            [INFERENCE_LANES[lane] for lane in self.lane_of.values()],
+            namespace=namespace,
+            bootstrap=bootstrap,
+            producer=self.producer,
+            options=ConsumerOptions(
+                group_id=group_id,
+                client_id=f"{group_id}-consumer",
+                consumer_name=CONSUMER_NAME,
+                fetch=Fetch(timeout_s=0.1, max_records=limit),
+                commit_interval_s=COMMIT_INTERVAL_S,
+                # Each lane is a topic: a lane at its limit stops being fetched, the others go on.
+                max_in_flight_per_topic=limit,
+                resume_fraction=0.75,
+            ),
+        )
         # Requests being answered, with the partition each came from.
         self.tasks: dict[asyncio.Task[None], TopicPartition] = {}
-        self.stopping = asyncio.Event()
         self.failure: BaseException | None = None
 
     async def start(self) -> None:
         await self.producer.start()
         await self.consumer.start()
-        self.consumer.subscribe(list(self.lane_of), listener=_Rebalance(self))
 
     async def run(self) -> None:
         """Consume until stop() is called; raises what made the worker unable to go on."""
-        committer = asyncio.create_task(self._commit_periodically())
-        try:
-            while not self.stopping.is_set():
-                batches = await self.consumer.getmany(timeout_ms=100)
-                for tp, records in batches.items():
-                    lane = self.lane_of[tp.topic]
-                    for record in records:
-                        self.tracker.started(tp, record.offset)
-                        self.in_flight[lane] += 1
-                        task = asyncio.create_task(self._process(tp, lane, record))
-                        self.tasks[task] = tp
-                        task.add_done_callback(self._finished)
-                    self._backpressure(lane)
-        finally:
-            committer.cancel()
+        await self.consumer.run()
         if self.failure is not None:
             raise self.failure
 
-    async def _commit_periodically(self) -> None:
-        # Apart from the fetch loop: a commit is a round trip to the group coordinator and must not delay
-        # the next fetch.
-        while True:
-            await asyncio.sleep(COMMIT_INTERVAL_S)
-            try:
-                await self.commit()
-            except KafkaError as exc:  # e.g. a rebalance in progress; the next round commits
-                log.warning("offset commit failed: %r", exc)
-
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop fetching, let in-flight requests finish (up to grace_s), commit, close."""
-        self.stopping.set()
+        self.consumer.stop()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=grace_s)
         for task in set(self.tasks):
@@ -211,47 +131,38 @@ class InferenceWorker:
         if self.tasks:
             await asyncio.wait(set(self.tasks))
         try:
-            await self.commit()
+            await self.consumer.close()
         finally:
-            await self.consumer.stop()
             await self.producer.stop()
             await self.pool.close()
 
-    async def commit(self) -> None:
-        offsets = {tp: o for tp, o in self.tracker.committable().items() if tp in self.consumer.assignment()}
-        if not offsets:
-            return
-        await self.consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
-        self.tracker.committed(offsets)
+    async def apply(self, fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for tp, records in fetched.items():
+            lane = self.lane_of[tp.topic]
+            for record in records:
+                task = asyncio.create_task(self._process(tp, lane, record))
+                self.tasks[task] = tp
+                task.add_done_callback(self._finished)
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        # Let requests of the departing partitions finish (bounded) so their offsets are committed and the
+        # new owner does not receive them again; what is still running then is redelivered and answered
+        # from the ledger.
+        departing = [task for task, tp in self.tasks.items() if tp in partitions]
+        if departing:
+            await asyncio.wait(departing, timeout=REVOKE_GRACE_S)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None and self.failure is None:
             self.failure = task.exception()
-            self.stopping.set()
-
-    def _backpressure(self, lane: InferenceLane) -> None:
-        limit = self.config.max_in_flight_per_lane
-        count = self.in_flight[lane]
-        if (count >= limit) == (lane in self.paused) or (lane in self.paused and count > limit * 3 // 4):
-            return
-        partitions = [tp for tp in self.consumer.assignment() if self.lane_of[tp.topic] is lane]
-        if lane in self.paused:
-            self.paused.discard(lane)
-            self.consumer.resume(*partitions)
-        else:
-            self.paused.add(lane)
-            self.consumer.pause(*partitions)
+            self.consumer.stop()
 
     async def _process(
         self, tp: TopicPartition, lane: InferenceLane, record: ConsumerRecord[bytes, bytes]
     ) -> None:
-        try:
-            await self._handle_with_retries(lane, record)
-            self.tracker.done(tp, record.offset)
-        finally:
-            self.in_flight[lane] -= 1
-            self._backpressure(lane)
+        await self._handle_with_retries(lane, record)
+        self.consumer.done(tp, record.offset)
 
     async def _handle_with_retries(self, lane: InferenceLane, record: ConsumerRecord[bytes, bytes]) -> None:
         """Retry while Redis or Kafka are unavailable; dead-letter a record failing for any other reason."""
@@ -266,7 +177,7 @@ class InferenceWorker:
                 failures += 1
                 log.exception("request at %s:%s failed (%d)", record.topic, record.offset, failures)
                 if failures >= HANDLE_ATTEMPTS:
-                    await self._dead_letter(record, f"unprocessable: {type(exc).__name__}: {exc}")
+                    await self.consumer.dead_letter(record, f"unprocessable: {type(exc).__name__}: {exc}")
                     return
             await asyncio.sleep(min(MAX_BACKOFF_S, 0.2 * 2**failures))
 
@@ -275,7 +186,7 @@ class InferenceWorker:
         try:
             request: InferenceRequest = spec.codec.decode(record.value)
         except CodecError as exc:
-            await self._dead_letter(record, str(exc))
+            await self.consumer.dead_letter(record, str(exc))
             return
         encoded = await self._answer(request, lane)
         key = partition_key(request.target.guild_id, request.target.bot_id)
@@ -316,53 +227,48 @@ class InferenceWorker:
             hit = await self.cache.get(request)
             if hit is not None:
                 return _result(request, started, hit, cached=True)
-        if not self.pool.serves(request.model):
-            message = f"No inference endpoint serves model {request.model}; your agents answer offline."
-            await self._notify_once(request, "no_inference_endpoint", message)
-            return _result(request, started, None, fallback_reason="no_inference_endpoint")
-        if charge is None:  # a cacheable prompt the cache did not have
+        served = self.pool.serves(request.model)
+        if served and charge is None:  # a cacheable prompt the cache did not have
             charge = self.usage.charge_for(request.owner_id, request.tier, utc_now())
             charged = await self.usage.charge(charge)
-        if not charged:
-            plan, month = request.tier.value, month_of(utc_now())
-            message = (
-                f"Your {plan} plan's {charge.limit} AI calls for {month} are used up; "
-                "your agents answer with their offline persona until next month or an upgrade."
-            )
-            await self._notify_once(request, "ai_quota_exceeded", message)
-            return _result(request, started, None, fallback_reason="ai_quota_exceeded")
-        try:
-            completion = await self.pool.complete(request, rank(lane, request.priority))
-        except InferenceFailed as exc:
-            await self.usage.refund(charge)
-            log.warning("request %s fell back to the persona: %s", request.request_id, exc)
-            return _result(request, started, None, fallback_reason=str(exc))
-        except BaseException:
-            await self.usage.refund(charge)
-            raise
-        if request.cacheable:
-            await self.cache.put(request, completion)
-        return _result(request, started, completion)
+        quota = QuotaState(charge.limit, bool(charged)) if charge is not None else None
+        fallback = fallback_for(request, endpoint_available=served, quota=quota, at=utc_now())
+        if fallback is None and charge is not None:
+            try:
+                completion = await self.pool.complete(request, rank(lane, request.priority))
+            except InferenceFailed as exc:
+                await self.usage.refund(charge)
+                log.warning("request %s fell back to the persona: %s", request.request_id, exc)
+                fallback = fallback_for(
+                    request, endpoint_available=served, quota=quota, failure=str(exc), at=utc_now()
+                )
+            except BaseException:
+                await self.usage.refund(charge)
+                raise
+            else:
+                if request.cacheable:
+                    await self.cache.put(request, completion)
+                return _result(request, started, completion)
+        # fallback_for answers None only for a served model, and a served model is charged above.
+        assert fallback is not None
+        if fallback.notice is not None:
+            await self._notify_once(request, fallback.notice)
+        return _result(request, started, None, fallback_reason=fallback.reason)
 
-    async def _notify_once(self, request: InferenceRequest, kind: NoticeKind, message: str) -> None:
+    async def _notify_once(self, request: InferenceRequest, notice: OwnerNotice) -> None:
         now = utc_now()
-        if not await self.usage.first_notice(request.owner_id, kind, now):
+        if not await self.usage.first_notice(request.owner_id, notice.kind, now):
             return
         notification = OwnerNotification(
-            notification_id=f"{kind}:{request.owner_id}:{month_of(now)}",
+            notification_id=f"{notice.kind}:{request.owner_id}:{month_of(now)}",
             owner_id=request.owner_id,
-            kind=kind,
-            message=message[:200],
+            kind=notice.kind,
+            message=notice.message,
             deployment_id=request.deployment_id,
         )
         await self._publish(
             OWNER_NOTIFICATIONS, str(request.owner_id), OWNER_NOTIFICATIONS.codec.encode(notification)
         )
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
-        letter = dead_letter(record, error, CONSUMER_NAME)
-        dead_letters = DEAD_LETTERS[INFERENCE_LANES[self.lane_of[record.topic]].name]
-        await self._publish(dead_letters, letter.key or "", dead_letters.codec.encode(letter))
 
     async def _publish(self, spec: TopicSpec, key: str, value: bytes) -> None:
         delivery = await self.producer.send(spec.name_in(self.namespace), value, key=key.encode())

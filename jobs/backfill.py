@@ -30,14 +30,13 @@ from pydantic import BaseModel
 from jobs.rerun import Rerun, RerunStats
 from jobs.timeline import TimeWindow
 from models.state import MoodState, Relationship
+from models.table_keys import MoodKey, RelationshipKey, TableKey
 from processors.tables import ModelCodec
 from streams.catalog import GUILD_PARTITIONS
 from streams.codec import encode_key
 from streams.history import KafkaTools, Track, no_progress
 
 V = TypeVar("V", bound=BaseModel)
-# The processors' tables this job rebuilds, by table name.
-REBUILT_TABLES = ("relationships", "moods")
 
 _UPSERT_RELATIONSHIP = """
 INSERT INTO agent_user_relationships (
@@ -54,19 +53,6 @@ ON CONFLICT (deployment_id, user_id) DO UPDATE SET
     first_met = EXCLUDED.first_met,
     updated_at = now()
 """
-
-
-@dataclass(frozen=True)
-class TableKey:
-    """A key of the processors' tables: `<partition key>/<deployment id>[/<more>]` (see engine.Tables)."""
-
-    partition_key: str
-    deployment_id: UUID
-
-    @classmethod
-    def parse(cls, key: str) -> TableKey:
-        partition_key, deployment_id, *_ = key.split("/")
-        return cls(partition_key, UUID(deployment_id))
 
 
 @dataclass
@@ -94,7 +80,7 @@ def per_deployment_user(relationships: Mapping[str, Relationship]) -> dict[tuple
     accepts DMs meets a user both in its guild and under `dm:<bot>`: the most recent interaction wins."""
     chosen: dict[tuple[UUID, str], Relationship] = {}
     for key, relationship in relationships.items():
-        pair = (TableKey.parse(key).deployment_id, relationship.user_id)
+        pair = (RelationshipKey.parse(key).deployment_id, relationship.user_id)
         held = chosen.get(pair)
         if held is None or _last(relationship) > _last(held):
             chosen[pair] = relationship
@@ -167,7 +153,11 @@ async def write_changelogs(
     track: Track = no_progress,
 ) -> None:
     """Write the rebuilt relationships and moods as records of the app's table changelogs."""
-    topics = {table: changelog_topic(namespace, app_id, table) for table in REBUILT_TABLES}
+    rebuilt: tuple[tuple[type[TableKey], Mapping[str, BaseModel]], ...] = (
+        (RelationshipKey, report.relationships),
+        (MoodKey, report.moods),
+    )
+    topics = {key_type: changelog_topic(namespace, app_id, key_type.TABLE) for key_type, _ in rebuilt}
     async with KafkaTools(bootstrap) as kafka:
         await _ensure_stopped(kafka, f"{namespace}{app_id}")
         missing = [name for name in topics.values() if name not in await kafka.admin.list_topics()]
@@ -183,8 +173,8 @@ async def write_changelogs(
     await producer.start()
     try:
         advance = track("writing changelogs", len(report.relationships) + len(report.moods))
-        for table, values in (("relationships", report.relationships), ("moods", report.moods)):
-            sent = await _send_table(producer, topics[table], values, rerun.partition_of_key)
+        for key_type, values in rebuilt:
+            sent = await _send_table(producer, topics[key_type], key_type, values, rerun.partition_of_key)
             report.changelog_records += sent
             advance(len(values))
     finally:
@@ -192,14 +182,18 @@ async def write_changelogs(
 
 
 async def _send_table(
-    producer: AIOKafkaProducer, topic: str, values: Mapping[str, V], partition_of_key: Mapping[str, int]
+    producer: AIOKafkaProducer,
+    topic: str,
+    key_type: type[TableKey],
+    values: Mapping[str, V],
+    partition_of_key: Mapping[str, int],
 ) -> int:
     if not values:
         return 0
     codec: ModelCodec[V] = ModelCodec(type(next(iter(values.values()))))
     sent = []
     for key, value in values.items():
-        partition = partition_of_key[TableKey.parse(key).partition_key]
+        partition = partition_of_key[key_type.parse(key).partition_key]
         sent.append(await producer.send(topic, codec.dumps(value), key=encode_key(key), partition=partition))
     for delivery in sent:
         await delivery

@@ -32,7 +32,7 @@ ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5]
 
 
 class AgentMode(StrEnum):
-    """The seed's five configuration modes."""
+    """The five configuration modes, from one tool with commands only to a full AI character."""
 
     bare = "bare"  # Mode 1: one tool, commands only
     utility = "utility"  # Mode 2: utility tools, commands only
@@ -139,7 +139,8 @@ class MoodName(StrEnum):
 
 
 class MoodFactors(Strict):
-    """How much each factor moves the mood; the seed's weights."""
+    """How much each factor moves the mood; by default interaction quality weighs most, the time of day
+    least."""
 
     time_of_day: Probability = 0.2
     interaction_quality: Probability = 0.5
@@ -322,7 +323,7 @@ class MemoryConfig(Strict):
 class AgentConfig(Strict):
     name: NonEmptyName
     mode: AgentMode
-    # The owner's own slug for the agent (the seed's "agent-luna-001"); the platform's id is separate.
+    # The owner's own slug for the agent (e.g. "agent-luna-001"); the platform's id is separate.
     agent_id: Annotated[str, StringConstraints(max_length=100)] | None = None
     description: Annotated[str, StringConstraints(max_length=1000)] = ""
     character: Character | None = None
@@ -343,7 +344,7 @@ class AgentConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _name_from_character(cls, data: Any) -> Any:
-        # The seed's profiles name the agent only inside its character.
+        # A character profile may name the agent only inside its character: the agent takes that name.
         if isinstance(data, dict) and "name" not in data and isinstance(data.get("character"), dict):
             return {**data, "name": data["character"].get("name")}
         return data

@@ -9,6 +9,9 @@ from pydantic import Field
 
 from models.common import Payload, Snowflake, utc_now
 
+# Marks a partition key that names a bot (its DMs) rather than a guild.
+DM_PREFIX = "dm:"
+
 
 def partition_key(guild_id: str | None, bot_id: str) -> str:
     """The key of everything that belongs to one guild's state.
@@ -17,7 +20,7 @@ def partition_key(guild_id: str | None, bot_id: str) -> str:
     are keyed by the bot, because the DM policy the processors need is configuration of the bot's
     deployments, published under the same key (see docs/ARCHITECTURE.md).
     """
-    return guild_id if guild_id is not None else f"dm:{bot_id}"
+    return guild_id if guild_id is not None else f"{DM_PREFIX}{bot_id}"
 
 
 class EventEnvelope(Payload):

@@ -8,7 +8,11 @@ from uuid import UUID
 
 from pydantic import Field
 
-from models.common import Payload, ShortText, Snowflake, utc_now
+from models.common import Payload, ShortText, Snowflake, Strict, utc_now
+
+NotificationKind = Literal[
+    "token_revoked", "token_failed", "ai_quota_exceeded", "no_inference_endpoint", "deployment_error"
+]
 
 
 class ModerationAudit(Payload):
@@ -28,14 +32,20 @@ class ModerationAudit(Payload):
     at: datetime = Field(default_factory=utc_now)
 
 
+class OwnerNotice(Strict):
+    """What an owner is to hear, as a decision states it; the service sending it adds the notification's
+    id, subject and time."""
+
+    kind: NotificationKind
+    message: ShortText
+
+
 class OwnerNotification(Payload):
     """On `owner.notifications`: something an owner must hear about (a dead token, a spent AI quota)."""
 
     notification_id: str
     owner_id: UUID
-    kind: Literal[
-        "token_revoked", "token_failed", "ai_quota_exceeded", "no_inference_endpoint", "deployment_error"
-    ]
+    kind: NotificationKind
     message: ShortText
     deployment_id: UUID | None = None
     token_id: UUID | None = None

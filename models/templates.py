@@ -1,4 +1,4 @@
-"""The seed's five configuration modes as ready templates. Each call returns a fresh, editable copy."""
+"""The five configuration modes (`AgentMode`) as ready templates. Each call returns a fresh, editable copy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Subscription tiers and their limits, as in the seed."""
+"""Subscription tiers and their limits: price, agent slots, monthly AI calls, bot token tier, features,
+tools and inference lane."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from faust.types import Message, StreamT, TopicT
 
 from models.common import utc_now
 from models.deployments import RoutingRecord
+from models.table_keys import UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.tables import create_tables, partition_of
 from settings import Settings
@@ -178,7 +179,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     async def fire_reminders() -> None:
         owned = owned_partitions()
         now = utc_now()
-        for key in list(engine.tables.utility.keys()):
+        for utility_key in list(engine.tables.utility.keys()):
+            key = UtilityKey.parse(utility_key).partition_key
             if partition_of(key) in owned:
                 await publish(key, engine.fire_reminders(key, now))
 

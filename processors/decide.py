@@ -1,8 +1,9 @@
-"""The decision engine of the seed: whether an agent answers a message, why, and how urgently.
+"""The decision engine: whether an agent answers a message, why, and how urgently.
 
-Triggers in the seed's order: mentioned, replied to, interest keyword, conversation flow (the agent spoke in
-the channel in the last five minutes), random, bored; each fires with its configured probability. Dice come
-from a generator seeded by (event id, deployment id), so replaying history makes the same decisions.
+Triggers in priority order, the first that fires deciding: mentioned, replied to, interest keyword,
+conversation flow (the agent spoke in the channel in the last five minutes), random, bored; each fires with
+its configured probability. Dice come from a generator seeded by (event id, deployment id), so replaying
+history makes the same decisions.
 
 Loop guards come first: an agent never answers itself, answers other bots only when configured, and
 answers at most `max_consecutive_replies` times in a row in a channel without a person speaking.

@@ -1,10 +1,9 @@
 """One event in, its outputs out: routing, guild directory, automod, commands, leveling, conversation state
 and decisions, over the state tables of the event's partition.
 
-The tables are plain mutable mappings (Faust tables in the worker, dicts in tests). Every key starts with the
-event's partition key (a guild id, or dm:<bot id>), so a value is only ever written from one partition.
-Values are replaced, never changed in place, and only written when they change: each write is a changelog
-record.
+The tables are plain mutable mappings (Faust tables in the worker, dicts in tests), keyed by the encoded keys
+of `models/table_keys.py`, which all start with the event's partition key. Values are replaced, never changed
+in place, and only written when they change: each write is a changelog record.
 """
 
 from __future__ import annotations
@@ -36,6 +35,20 @@ from models.processor_state import (
     WarnRecord,
 )
 from models.state import ChannelContext, ContextMessage, MoodState, Relationship
+from models.table_keys import (
+    AutomodKey,
+    ContextKey,
+    DirectoryKey,
+    LeaderboardKey,
+    LevelKey,
+    MoodKey,
+    MusicKey,
+    RelationshipKey,
+    RoutingKey,
+    StreakKey,
+    UtilityKey,
+    WarnKey,
+)
 from models.tiers import TIERS
 from models.tools import TOOL_OF_COMMAND, Tool
 from processors.automod import check_message
@@ -94,22 +107,20 @@ def _view(model: type[ViewT], data: dict[str, Any]) -> ViewT:
 
 @dataclass
 class Tables:
-    """The processors' state, by table. Keys: `k` is the partition key, `d` a deployment id."""
+    """The processors' state, by table, under the encoded key of each table's key class."""
 
-    # Exactly k, as `utility` below: the timer's lookups may apply the seed outside any event.
-    routing: MutableMapping[str, RoutingRecord]  # k
-    directory: MutableMapping[str, GuildDirectory]  # k
-    context: MutableMapping[str, ChannelContext]  # k/channel
-    relationships: MutableMapping[str, Relationship]  # k/d/user
-    moods: MutableMapping[str, MoodState]  # k/d
-    music: MutableMapping[str, MusicQueue]  # k/d
-    warns: MutableMapping[str, WarnRecord]  # k/d/user
-    levels: MutableMapping[str, LevelEntry]  # k/d/user
-    leaderboards: MutableMapping[str, Leaderboard]  # k/d
-    automod: MutableMapping[str, AutomodWindow]  # k/d/channel/user
-    streaks: MutableMapping[str, ReplyStreak]  # k/d/channel
-    # Exactly k: the reminder timer writes it outside any event, so its partition comes from the key.
-    utility: MutableMapping[str, UtilityBook]  # k
+    routing: MutableMapping[str, RoutingRecord]  # RoutingKey
+    directory: MutableMapping[str, GuildDirectory]  # DirectoryKey
+    context: MutableMapping[str, ChannelContext]  # ContextKey
+    relationships: MutableMapping[str, Relationship]  # RelationshipKey
+    moods: MutableMapping[str, MoodState]  # MoodKey
+    music: MutableMapping[str, MusicQueue]  # MusicKey
+    warns: MutableMapping[str, WarnRecord]  # WarnKey
+    levels: MutableMapping[str, LevelEntry]  # LevelKey
+    leaderboards: MutableMapping[str, Leaderboard]  # LeaderboardKey
+    automod: MutableMapping[str, AutomodWindow]  # AutomodKey
+    streaks: MutableMapping[str, ReplyStreak]  # StreakKey
+    utility: MutableMapping[str, UtilityBook]  # UtilityKey
 
 
 @dataclass
@@ -177,9 +188,10 @@ class Engine:
 
     def apply_routing(self, record: RoutingRecord) -> bool:
         """Store a newer routing record; False when it is not newer than the one held."""
-        if not newer(self.tables.routing.get(record.key), record):
+        routing_key = RoutingKey(record.key).encode()
+        if not newer(self.tables.routing.get(routing_key), record):
             return False
-        self.tables.routing[record.key] = record
+        self.tables.routing[routing_key] = record
         return True
 
     def routing(self, key: str) -> RoutingRecord | None:
@@ -187,11 +199,11 @@ class Engine:
             seeded = self._seed(key)
             if seeded is not None:
                 self.apply_routing(seeded)
-        return self.tables.routing.get(key)
+        return self.tables.routing.get(RoutingKey(key).encode())
 
     def remove_routing(self, key: str) -> None:
         """A tombstone on the compacted deployments topic: nothing is deployed under the key any more."""
-        self.tables.routing.pop(key, None)
+        self.tables.routing.pop(RoutingKey(key).encode(), None)
 
     # Events --------------------------------------------------------------------------------------------
 
@@ -200,14 +212,14 @@ class Engine:
         kind = envelope.type
         if kind in DIRECTORY_EVENTS:
             if envelope.guild_id is not None:
-                key = envelope.key
+                directory_key = DirectoryKey(envelope.key).encode()
                 try:
                     updated = apply_directory_event(
-                        self.tables.directory.get(key), envelope.guild_id, kind, envelope.data
+                        self.tables.directory.get(directory_key), envelope.guild_id, kind, envelope.data
                     )
                 except ValidationError as exc:
                     raise MalformedEvent(f"{kind}: invalid {', '.join(error_paths(exc))}") from None
-                _store(self.tables.directory, key, updated)
+                _store(self.tables.directory, directory_key, updated)
             return Outputs()
         if kind == "MESSAGE_CREATE":
             return self._message(envelope)
@@ -219,7 +231,9 @@ class Engine:
 
     def _routes(self, envelope: EventEnvelope) -> tuple[list[Route], GuildDirectory | None]:
         key = envelope.key
-        directory = self.tables.directory.get(key) if envelope.guild_id is not None else None
+        directory = (
+            self.tables.directory.get(DirectoryKey(key).encode()) if envelope.guild_id is not None else None
+        )
         return routes_for(self.routing(key), envelope, directory), directory
 
     def _member_joined(self, envelope: EventEnvelope) -> None:
@@ -243,7 +257,7 @@ class Engine:
             message = message.model_copy(update={"guild_id": envelope.guild_id})
         at = event_time(envelope, message.timestamp)
         key = envelope.key
-        context_key = f"{key}/{message.channel_id}"
+        context_key = ContextKey(key, message.channel_id).encode()
         context = self.tables.context.get(context_key)
         if any(route.in_channel and route.deployed.agent.ai_enabled for route in routes):
             limit = context_window(self.routing(key))
@@ -317,7 +331,7 @@ class Engine:
         out: Outputs,
     ) -> None:
         agent = deployed.agent
-        deployment_key = f"{key}/{deployed.deployment.deployment_id}"
+        deployment_id = deployed.deployment.deployment_id
         name = invocation.name
         tool = TOOL_OF_COMMAND.get(name)
         custom = next((c for c in agent.custom_commands if c.name == name), None)
@@ -328,12 +342,13 @@ class Engine:
         elif tool is Tool.music:
             voice = directory.voice_channel_of.get(invocation.user.id) if directory is not None else None
             voice = voice or next(iter(deployed.deployment.voice_channels), None)
-            music = handle_music(invocation, self.tables.music.get(deployment_key), emit, voice)
-            _store(self.tables.music, deployment_key, music.state)
+            music_key = MusicKey(key, deployment_id).encode()
+            music = handle_music(invocation, self.tables.music.get(music_key), emit, voice)
+            _store(self.tables.music, music_key, music.state)
             outcome = music
         elif tool is Tool.moderation:
             target = invocation.text("user")
-            warn_key = f"{deployment_key}/{target}"
+            warn_key = WarnKey(key, deployment_id, target).encode()
             shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
             record = self.tables.warns.get(warn_key)
             moderation = handle_moderation(
@@ -342,15 +357,15 @@ class Engine:
             _store(self.tables.warns, warn_key, moderation.state)
             outcome = moderation
         elif tool is Tool.utility:
-            utility = handle_utility(invocation, self.tables.utility.get(key), emit)
-            _store(self.tables.utility, key, utility.state)
+            utility_key = UtilityKey(key).encode()
+            utility = handle_utility(invocation, self.tables.utility.get(utility_key), emit)
+            _store(self.tables.utility, utility_key, utility.state)
             outcome = utility
         elif tool is Tool.leveling:
             target = invocation.text("user") or invocation.user.id
-            entry = self.tables.levels.get(f"{deployment_key}/{target}")
-            outcome = Outcome(
-                handle_leveling(invocation, entry, self.tables.leaderboards.get(deployment_key))
-            )
+            entry = self.tables.levels.get(LevelKey(key, deployment_id, target).encode())
+            leaderboard = self.tables.leaderboards.get(LeaderboardKey(key, deployment_id).encode())
+            outcome = Outcome(handle_leveling(invocation, entry, leaderboard))
         elif tool is Tool.games:
             rng = seeded_rng(emit.cause_id, deployed.deployment.deployment_id, "game")
             outcome = Outcome(handle_game(invocation, rng))
@@ -365,7 +380,7 @@ class Engine:
 
     @staticmethod
     def _mood_key(key: str, deployed: DeployedAgent) -> str:
-        return f"{key}/{deployed.deployment.deployment_id}"
+        return MoodKey(key, deployed.deployment.deployment_id).encode()
 
     def _mood(self, mood_key: str, agent: AgentConfig, at: datetime) -> MoodState:
         config = _mood_config(agent)
@@ -385,7 +400,7 @@ class Engine:
         at = result.completed_at
         actions = compose_reply(result, agent, self.mood_for(key, deployed, at))
         channel_id = result.target.channel_id
-        context_key = f"{key}/{channel_id}"
+        context_key = ContextKey(key, channel_id).encode()
         context = self.tables.context.get(context_key)
         limit = context_window(self.routing(key))
         for action in actions:
@@ -406,7 +421,8 @@ class Engine:
 
     def fire_reminders(self, key: str, now: datetime) -> Outputs:
         """Send the reminders due at `now`; an empty book is removed so the timer stops looking at it."""
-        book = self.tables.utility.get(key)
+        utility_key = UtilityKey(key).encode()
+        book = self.tables.utility.get(utility_key)
         if book is None:
             return Outputs()
         due, remaining = take_due_reminders(book, now)
@@ -420,9 +436,9 @@ class Engine:
                 emit = Emitter(f"reminder:{reminder.reminder_id}", deployed, reminder.guild_id)
                 out.actions.append(emit.send(reminder_say(reminder), reminder.channel_id))
         if remaining.reminders or remaining.polls:
-            self.tables.utility[key] = remaining
+            self.tables.utility[utility_key] = remaining
         else:
-            del self.tables.utility[key]
+            del self.tables.utility[utility_key]
         return out
 
 
@@ -444,7 +460,7 @@ class _MessageTurn:
         self.agent = self.deployed.agent
         self.bot_id = self.deployed.deployment.bot_id
         self.key = self.envelope.key
-        self.deployment_key = f"{self.key}/{self.deployed.deployment.deployment_id}"
+        self.deployment_id = self.deployed.deployment.deployment_id
         self.emit = Emitter(self.envelope.event_id, self.deployed, self.envelope.guild_id)
         self.is_dm = self.envelope.guild_id is None
         self.tables = self.engine.tables
@@ -468,15 +484,16 @@ class _MessageTurn:
         if Tool.utility in self.agent.enabled_tools:
             first_line = self.message.content.split("\n", 1)[0]
             titles = [e.title for e in _view(_Embeds, self.envelope.data).embeds if e.title]
+            utility_key = UtilityKey(self.key).encode()
             reactions, book = poll_reactions(
-                self.tables.utility.get(self.key),
+                self.tables.utility.get(utility_key),
                 self.emit,
                 self.message.channel_id,
                 self.message.id,
                 [first_line, *titles],
             )
             self.out.actions.extend(reactions)
-            _store(self.tables.utility, self.key, book)
+            _store(self.tables.utility, utility_key, book)
         if self.agent.ai_enabled and self.route.in_channel:
             self.out.decisions.append(decide(self._situation(MoodState(), 0)))
 
@@ -489,12 +506,12 @@ class _MessageTurn:
         roles = self.message.member.roles if self.message.member is not None else []
         if granted(member_permissions(self.directory, author.id, roles), ADMINISTRATOR):
             return False
-        window_key = f"{self.deployment_key}/{self.message.channel_id}/{author.id}"
+        window_key = AutomodKey(self.key, self.deployment_id, self.message.channel_id, author.id).encode()
         violations, window = check_message(config, self.message, self.tables.automod.get(window_key), self.at)
         _store(self.tables.automod, window_key, window)
         if not violations:
             return False
-        warn_key = f"{self.deployment_key}/{author.id}"
+        warn_key = WarnKey(self.key, self.deployment_id, author.id).encode()
         outcome = enforce_automod(
             violations,
             self.message,
@@ -507,7 +524,7 @@ class _MessageTurn:
         self.out.actions.extend(outcome.actions)
         self.out.audits.extend(outcome.audits)
         if self.agent.ai_enabled:
-            mood_key = self.deployment_key
+            mood_key = MoodKey(self.key, self.deployment_id).encode()
             mood = self.engine.mood_for(self.key, self.deployed, self.at)
             self.tables.moods[mood_key] = after_event(
                 mood, _mood_config(self.agent), MoodEvent.moderation, self.at
@@ -547,17 +564,18 @@ class _MessageTurn:
 
     def _award_xp(self) -> None:
         user_id = self.message.author.id
-        level_key = f"{self.deployment_key}/{user_id}"
+        level_key = LevelKey(self.key, self.deployment_id, user_id).encode()
         before = self.tables.levels.get(level_key)
         rng = seeded_rng(self.envelope.event_id, self.deployed.deployment.deployment_id, "xp")
         entry = award_xp(before, self.agent.leveling, rng, self.at)
         if entry is None:
             return
         self.tables.levels[level_key] = entry
+        leaderboard_key = LeaderboardKey(self.key, self.deployment_id).encode()
         _store(
             self.tables.leaderboards,
-            self.deployment_key,
-            update_leaderboard(self.tables.leaderboards.get(self.deployment_key), user_id, entry.xp),
+            leaderboard_key,
+            update_leaderboard(self.tables.leaderboards.get(leaderboard_key), user_id, entry.xp),
         )
         if entry.level > (before.level if before is not None else 0):
             say = Say(f"<@{user_id}> reached level {entry.level}!", title="Level up")
@@ -584,7 +602,7 @@ class _MessageTurn:
                 self.out.decisions.append(decide(self._situation(MoodState(), 0)))
             return
         event_id = self.envelope.event_id
-        streak_key = f"{self.deployment_key}/{message.channel_id}"
+        streak_key = StreakKey(self.key, self.deployment_id, message.channel_id).encode()
         streak = self.tables.streaks.get(streak_key) or ReplyStreak()
         if not message.author.bot and streak.count:
             streak = ReplyStreak()
@@ -595,7 +613,7 @@ class _MessageTurn:
         decision = decide(self._situation(mood, prior))
         self.out.decisions.append(decision)
 
-        relationship_key = f"{self.deployment_key}/{message.author.id}"
+        relationship_key = RelationshipKey(self.key, self.deployment_id, message.author.id).encode()
         relationship = self.tables.relationships.get(relationship_key) or Relationship(
             user_id=message.author.id
         )
@@ -619,7 +637,7 @@ class _MessageTurn:
             mood = after_interaction(mood, config, sentiment(message.content), self.at)
         else:
             mood = after_event(mood, config, MoodEvent.activity, self.at)
-        self.tables.moods[self.deployment_key] = mood
+        self.tables.moods[MoodKey(self.key, self.deployment_id).encode()] = mood
 
     def _inference_request(
         self, priority: Priority, relationship: Relationship, mood: MoodState

@@ -1,4 +1,4 @@
-"""A deployment's mood: valence and energy moved by the seed's factors, drifting back toward neutral.
+"""A deployment's mood: valence and energy moved by three weighted factors, drifting back toward neutral.
 
 - interaction quality: the tone of messages addressed to the agent moves valence, any interaction energy;
 - recent events: activity in its channels, members joining, moderation;

@@ -10,6 +10,7 @@ from aiokafka.partitioner import murmur2
 from faust.serializers.codecs import Codec
 from pydantic import BaseModel, TypeAdapter
 
+from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
     AutomodWindow,
@@ -44,8 +45,9 @@ class ModelCodec(Codec, Generic[ModelT]):
 
 
 def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partitioner: bool = False) -> Any:
-    """A table of `model` values under str keys sent raw, so that a key's changelog partition (when the
-    partitioner picks it) is the partition of the same key on `discord.events`."""
+    """A table of `model` values under the encoded keys of `models/table_keys.py`, sent raw, so that a key's
+    changelog partition (when the partitioner picks it) is the partition of the same key on
+    `discord.events`."""
     table: faust.Table[str, BaseModel] = faust.Table(
         app,
         name=name,
@@ -63,18 +65,18 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
 def create_tables(app: faust.App) -> Tables:
     return Tables(
         # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
-        routing=model_table(app, "routing", RoutingRecord, use_partitioner=True),
-        directory=model_table(app, "directory", GuildDirectory),
-        context=model_table(app, "context", ChannelContext),
-        relationships=model_table(app, "relationships", Relationship),
-        moods=model_table(app, "moods", MoodState),
-        music=model_table(app, "music", MusicQueue),
-        warns=model_table(app, "warns", WarnRecord),
-        levels=model_table(app, "levels", LevelEntry),
-        leaderboards=model_table(app, "leaderboards", Leaderboard),
-        automod=model_table(app, "automod", AutomodWindow),
-        streaks=model_table(app, "streaks", ReplyStreak),
-        utility=model_table(app, "utility", UtilityBook, use_partitioner=True),
+        routing=model_table(app, table_keys.RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
+        directory=model_table(app, table_keys.DirectoryKey.TABLE, GuildDirectory),
+        context=model_table(app, table_keys.ContextKey.TABLE, ChannelContext),
+        relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
+        moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
+        music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),
+        warns=model_table(app, table_keys.WarnKey.TABLE, WarnRecord),
+        levels=model_table(app, table_keys.LevelKey.TABLE, LevelEntry),
+        leaderboards=model_table(app, table_keys.LeaderboardKey.TABLE, Leaderboard),
+        automod=model_table(app, table_keys.AutomodKey.TABLE, AutomodWindow),
+        streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
+        utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
     )
 
 

@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from aiokafka.structs import OffsetAndMetadata, RecordMetadata
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from sinks.batch import Batch, BatchPlan
 from sinks.tables import Row, SinkTable
-from streams.catalog import TopicSpec, dead_letter_topic
+from streams.catalog import TopicSpec
 from streams.codec import CodecError
-from streams.dead_letters import dead_letter
+from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +85,7 @@ class TableWriter:
                 delay = min(delay * 2, MAX_INSERT_BACKOFF_S)
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, sink: TopicSink) -> None:
-        self._sink = sink
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._sink.flush()
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # No await before the pause: aiokafka starts positioning the new partitions from their committed
-        # offsets (a recorded plan's first offsets) as soon as this callback yields.
-        self._sink.hold(assigned)
-
-
-class TopicSink:
+class TopicSink(ConsumerService):
     def __init__(
         self,
         spec: TopicSpec,
@@ -115,26 +100,29 @@ class TopicSink:
         self.spec = spec
         self.writer = writer
         self.topic = spec.name_in(namespace)
-        self._dead_letter_spec = dead_letter_topic(spec)
-        self.dead_letter_topic = self._dead_letter_spec.name_in(namespace)
         self.group_id = sink_group(namespace, writer.table)
         self.options = options
         self._bootstrap = bootstrap
-        self._producer = producer
         self._admin = admin
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=self.group_id,
-            client_id=self.group_id,
-            group_instance_id=options.instance_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+        # A partition's records of one fetch are one piece of work, done when their batch is in ClickHouse.
+        self.consumer = AtLeastOnceConsumer(
+            self,
+            [spec],
+            namespace=namespace,
+            bootstrap=bootstrap,
+            producer=producer,
+            options=ConsumerOptions(
+                group_id=self.group_id,
+                client_id=self.group_id,
+                consumer_name=f"sinks.{writer.table.table}",
+                unit="fetch",
+                commit_interval_s=None,
+                instance_id=options.instance_id,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+            ),
         )
         self._batch = Batch()
-        self._dead_letters: list[Awaitable[RecordMetadata]] = []
         self._flush_lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
         self._held: set[TopicPartition] = set()
         self.inserts = 0  # batches inserted by this process (not counting replays)
 
@@ -144,68 +132,72 @@ class TopicSink:
 
     def stop(self) -> None:
         """Flush what is batched, commit, and leave the group (run() returns)."""
-        self._stopping.set()
+        self.consumer.stop()
 
     async def run(self) -> None:
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await self._consumer.start()
+        await self.consumer.start()
         try:
-            while not self._stopping.is_set():
-                if self._held:
-                    await self._replay_held()
-                wait = max(self.options.flush_interval_s - self._batch.age(), 0.01)
-                fetched = await self._consumer.getmany(
-                    timeout_ms=int(wait * 1000), max_records=self.options.flush_rows - self._batch.records
-                )
-                for records in fetched.values():
-                    rows = await self._decode(records, dead_letters=True)
-                    # The batch is looked up after the await: a rebalance may have flushed the old one.
-                    self._batch.add(
-                        records[0].partition, records[0].offset, records[-1].offset, rows, len(records)
-                    )
-                if self._batch.row_count >= self.options.flush_rows or (
-                    self._batch and self._batch.age() >= self.options.flush_interval_s
-                ):
-                    await self.flush()
+            await self.consumer.run()
             await self.flush()
         finally:
-            await self._consumer.stop()
+            await self.consumer.close()
+
+    def next_fetch(self, usual: Fetch) -> Fetch:
+        # A batch never outgrows flush_rows records, and a fetch never outwaits the batch's age limit.
+        wait = max(self.options.flush_interval_s - self._batch.age(), 0.01)
+        return Fetch(timeout_s=wait, max_records=self.options.flush_rows - self._batch.records)
+
+    async def apply(self, fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for records in fetched.values():
+            rows = await self._decode(records, dead_letters=True)
+            # The batch is looked up after the await: a rebalance may have flushed the old one.
+            self._batch.add(records[0].partition, records[0].offset, records[-1].offset, rows, len(records))
+        if self._batch.row_count >= self.options.flush_rows or (
+            self._batch and self._batch.age() >= self.options.flush_interval_s
+        ):
+            await self.flush()
+        if self._held:
+            await self._replay_held()
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        await self.flush()
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        """Pause newly assigned partitions until the plans recorded for them are replayed: records fetched
+        before that would be inserted a second time, under another token."""
+        self.consumer.pause(partitions)
+        self._held = set(partitions)
 
     async def _decode(self, records: list[ConsumerRecord[bytes, bytes]], *, dead_letters: bool) -> list[Row]:
         """The rows of one partition's records. A record the codec rejects yields none and goes to the
         dead-letter topic, unless this is a replay: it went there before the plan was recorded."""
         decode, row_of = self.spec.codec.decode, self.writer.table.row
         rows = []
+        rejected = []
         for record in records:
             try:
                 rows.append(row_of(decode(record.value)))
             except CodecError as exc:
-                if dead_letters:
-                    await self._dead_letter(record, exc)
+                rejected.append((record, str(exc)))
+        if dead_letters and rejected:
+            # Sent together and acknowledged before the records join a batch, so a replay of the batch's
+            # plan (recorded later) never needs to send them again.
+            await asyncio.gather(*(self.consumer.dead_letter(record, error) for record, error in rejected))
         return rows
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: CodecError) -> None:
-        letter = dead_letter(record, str(error), f"sinks.{self.writer.table.table}")
-        log.warning(
-            "%s[%d]@%d to the dead-letter topic: %s", record.topic, record.partition, record.offset, error
-        )
-        value = self._dead_letter_spec.codec.encode(letter)
-        self._dead_letters.append(await self._producer.send(self.dead_letter_topic, value, record.key))
 
     async def flush(self) -> None:
         async with self._flush_lock:
             batch, self._batch = self._batch, Batch()
             if not batch:
                 return
-            # Dead letters are delivered before the plan is recorded, so a replay of the plan never
-            # needs to send them again.
-            await asyncio.gather(*self._dead_letters)
-            self._dead_letters.clear()
             plan = batch.plan()
             rows = batch.rows()
             try:
                 if rows:
-                    await self._commit(plan, (r.first for r in plan.ranges), plan.metadata())
+                    # The batch's partitions are held at its first offsets: the plan is committed there.
+                    await self.consumer.commit(
+                        {self._partition(r.partition): plan.metadata() for r in plan.ranges}
+                    )
                     await self.writer.insert(rows, plan.token(self.token_scope))
                     self.inserts += 1
                 await self.commit_batch(plan)
@@ -216,21 +208,12 @@ class TopicSink:
 
     async def commit_batch(self, plan: BatchPlan) -> None:
         """Commit the offsets past a batch whose rows are in ClickHouse; the plan is cleared with them."""
-        await self._commit(plan, (r.next_offset for r in plan.ranges), "")
+        for r in plan.ranges:
+            self.consumer.done_below(self._partition(r.partition), r.next_offset)
+        await self.consumer.commit()
 
-    async def _commit(self, plan: BatchPlan, offsets: Iterable[int], metadata: str) -> None:
-        await self._consumer.commit(
-            {
-                TopicPartition(self.topic, r.partition): OffsetAndMetadata(offset, metadata)
-                for r, offset in zip(plan.ranges, offsets, strict=True)
-            }
-        )
-
-    def hold(self, assigned: list[TopicPartition]) -> None:
-        """Pause newly assigned partitions until run() has replayed the plans recorded for them: records
-        fetched before that would be inserted a second time, under another token."""
-        self._consumer.pause(*assigned)
-        self._held = set(assigned)
+    def _partition(self, partition: int) -> TopicPartition:
+        return TopicPartition(self.topic, partition)
 
     async def _replay_held(self) -> None:
         """Replay the plans a previous owner of the held partitions recorded but did not see through."""
@@ -241,8 +224,7 @@ class TopicSink:
             if plan is not None:
                 await self._replay(plan)
         # Partitions held again by a rebalance during the replay wait for the next round.
-        assigned = self._consumer.assignment()
-        self._consumer.resume(*(tp for tp in held - self._held if tp in assigned))
+        self.consumer.resume(held - self._held)
 
     async def _replay(self, plan: BatchPlan) -> None:
         """Insert a recorded plan again with its token, then move this member's partitions past it."""
@@ -250,12 +232,12 @@ class TopicSink:
         rows = await self._read(plan)
         if rows:
             await self.writer.insert(rows, plan.token(self.token_scope))
-        owned = {tp.partition for tp in self._consumer.assignment()}
+        owned = {tp.partition for tp in self.consumer.assignment()}
         mine = BatchPlan(tuple(r for r in plan.ranges if r.partition in owned))
         if mine.ranges:
             await self.commit_batch(mine)
         for r in mine.ranges:
-            self._consumer.seek(TopicPartition(self.topic, r.partition), r.next_offset)
+            self.consumer.seek(self._partition(r.partition), r.next_offset)
 
     async def _read(self, plan: BatchPlan) -> list[Row]:
         """Exactly the records of a plan's ranges (all its partitions, whoever owns them now)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from deep.cli import app
@@ -22,6 +23,7 @@ def test_schema_writes_every_model(tmp_path: Path) -> None:
     assert len(written["Action"]["oneOf"]) >= 15
 
 
+@pytest.mark.stack
 def test_topics_apply_reports_nothing_changed_on_a_matching_broker(stack_up: object) -> None:
     runner = CliRunner()
     runner.invoke(app, ["topics", "apply"])

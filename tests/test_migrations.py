@@ -70,6 +70,7 @@ async def tables_in(dsn: str) -> set[str]:
     return {row["table_name"] for row in rows}
 
 
+@pytest.mark.stack
 async def test_migrate_applies_once_then_nothing(scratch_dsn: str) -> None:
     everything = [migration.version for migration in load_migrations()]
     assert await migrate(scratch_dsn) == everything
@@ -77,11 +78,13 @@ async def test_migrate_applies_once_then_nothing(scratch_dsn: str) -> None:
     assert await tables_in(scratch_dsn) >= FOUNDATION_TABLES
 
 
+@pytest.mark.stack
 async def test_concurrent_migrators_apply_each_version_once(scratch_dsn: str) -> None:
     first, second = await asyncio.gather(migrate(scratch_dsn), migrate(scratch_dsn))
     assert sorted(first + second) == [migration.version for migration in load_migrations()]
 
 
+@pytest.mark.stack
 async def test_stack_database_is_migrated(stack_up: Settings) -> None:
     await migrate(stack_up.postgres_dsn)
     assert await migrate(stack_up.postgres_dsn) == []

@@ -1,4 +1,4 @@
-"""The models accept every seed example and template and reject bad input naming the field."""
+"""The models accept every example profile and template and reject bad input naming the field."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def rejected_paths(data: dict[str, Any]) -> list[str]:
     return error_paths(caught.value)
 
 
-def test_seed_luna_profile_validates() -> None:
+def test_luna_profile_validates() -> None:
     config = AgentConfig.model_validate(luna())
     assert config.name == "Luna"
     assert config.character is not None
@@ -141,7 +141,7 @@ def test_envelope_key_is_guild_or_dm_bot() -> None:
     assert error_paths(caught.value) == ["bot_id"]
 
 
-def test_tiers_follow_the_seed() -> None:
+def test_tiers_have_their_limits() -> None:
     assert TIERS[Tier.free].agent_slots == 5 and TIERS[Tier.free].monthly_ai_calls == 1_000
     assert TIERS[Tier.pro].agent_slots == 25 and TIERS[Tier.pro].monthly_ai_calls == 10_000
     assert TIERS[Tier.business].agent_slots == 100 and TIERS[Tier.business].monthly_ai_calls == 100_000

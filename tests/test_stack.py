@@ -4,6 +4,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from infra import stack
@@ -77,6 +78,7 @@ def test_clickhouse_helpers() -> None:
     assert parse_engine_pid("") is None
 
 
+@pytest.mark.stack
 async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
     reports = await stack.status(stack_up)
     assert [report.name for report in reports] == ["kafka", "postgres", "redis", "clickhouse"]
@@ -88,11 +90,13 @@ async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
             assert report.pid is not None and report.log_file == service.log_file, report
 
 
+@pytest.mark.stack
 async def test_second_up_changes_nothing(stack_up: Settings) -> None:
     results = await stack.up(stack_up)
     assert {result.outcome for result in results} == {stack.Outcome.RUNNING}, results
 
 
+@pytest.mark.stack
 async def test_redis_set_get(stack_up: Settings) -> None:
     client = aioredis.Redis(host=stack_up.redis_host, port=stack_up.redis_port)
     key = f"test:stack:{uuid.uuid4()}"
@@ -104,10 +108,12 @@ async def test_redis_set_get(stack_up: Settings) -> None:
         await client.aclose()
 
 
+@pytest.mark.stack
 def test_clickhouse_select_one(stack_up: Settings) -> None:
     assert get_clickhouse_client(stack_up).command("SELECT 1") == 1
 
 
+@pytest.mark.stack
 def test_clickhouse_merge_tree_round_trip(stack_up: Settings) -> None:
     client = get_clickhouse_client(stack_up)
     table = f"test_stack_{uuid.uuid4().hex}"
@@ -119,6 +125,7 @@ def test_clickhouse_merge_tree_round_trip(stack_up: Settings) -> None:
         client.command(f"DROP TABLE {table}")
 
 
+@pytest.mark.stack
 async def test_services_of_another_stack_are_used_and_left_alone(stack_up: Settings, tmp_path: Path) -> None:
     """A second clone (another state dir) finds the first clone's services answering on the same ports:
     it uses them and its `down` stops nothing."""

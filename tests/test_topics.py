@@ -14,6 +14,8 @@ from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import CATALOG, DISCORD_EVENTS, TopicSpec
 from streams.codec import encode_key
 
+pytestmark = pytest.mark.stack
+
 
 async def test_catalog_applies_twice_with_nothing_changed_the_second_time(stack_up: Settings) -> None:
     namespace = f"t{uuid4().hex[:8]}."

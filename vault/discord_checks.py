@@ -16,7 +16,8 @@ VERIFIED_BOT_FLAG = 1 << 16
 
 
 def classify_tier(guild_count: int, verified: bool) -> TokenTier:
-    """The seed's classifyTier: premium needs reach and verification, standard needs reach."""
+    """A bot's tier by reach: premium needs more than 100 guilds and verification, standard more than 10
+    guilds; any other bot is lite."""
     if guild_count > 100 and verified:
         return TokenTier.premium
     if guild_count > 10:

@@ -220,7 +220,7 @@ class TokenVault:
         return [row["token_id"] for row in rows]
 
     async def check_health(self, token_id: UUID, *, actor: str = "health-check") -> TokenHealthEvent | None:
-        """Re-validate one token as the seed's healthCheckLoop does; the event if its status changed."""
+        """Re-validate one token with Discord; the health event if its status changed."""
         try:
             token = await self.decrypt_token(token_id, actor=actor)
         except TokenUnusable:

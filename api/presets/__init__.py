@@ -1,4 +1,4 @@
-"""Presets: the seed's five premium agents (JSON files beside this module) and the five mode templates.
+"""Presets: five ready-made premium agents (JSON files beside this module) and the five mode templates.
 
 Each is a complete AgentConfig; deploying one copies it into the owner's agents, where it is theirs to edit.
 """

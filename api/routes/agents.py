@@ -51,12 +51,12 @@ ConfigBody = Annotated[AgentConfig, Body(description="The agent's configuration"
 @router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent)
 async def create_agent(config: ConfigBody, ctx: Context, principal: Caller) -> Agent:
     """Create an agent. Refused (403) past the tier's agent slots or with tools and features it lacks."""
-    return await ctx.store.create_agent(principal.owner_id, config)
+    return await ctx.store.agents.create(principal.owner_id, config)
 
 
 @router.get("/agents", response_model=list[Agent])
 async def list_agents(ctx: Context, principal: Caller) -> list[Agent]:
-    return await ctx.store.list_agents(principal.owner_id)
+    return await ctx.store.agents.of_owner(principal.owner_id)
 
 
 @router.post(
@@ -72,24 +72,24 @@ async def import_agent(
 ) -> Agent:
     """Import a character as a new agent; fields without a place are kept for export."""
     config, stored = import_character(await request.body(), format)
-    return await ctx.store.create_agent(principal.owner_id, config, stored)
+    return await ctx.store.agents.create(principal.owner_id, config, stored)
 
 
 @router.get("/agents/{agent_id}", response_model=Agent)
 async def get_agent(agent_id: UUID, ctx: Context, principal: Caller) -> Agent:
-    return await ctx.store.get_agent(agent_id, principal.scope)
+    return await ctx.store.agents.get(agent_id, principal.scope)
 
 
 @router.put("/agents/{agent_id}", response_model=Agent)
 async def update_agent(agent_id: UUID, config: ConfigBody, ctx: Context, principal: Caller) -> Agent:
     """Replace the configuration; every deployment of the agent sees it within a second."""
-    return await ctx.store.update_agent(agent_id, principal.scope, config)
+    return await ctx.store.agents.update(agent_id, principal.scope, config)
 
 
 @router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_agent(agent_id: UUID, ctx: Context, principal: Caller) -> Response:
     """Delete the agent and undeploy it everywhere."""
-    await ctx.store.delete_agent(agent_id, principal.scope)
+    await ctx.store.agents.delete(agent_id, principal.scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -104,7 +104,7 @@ async def export_agent(
     container: Container = Container.json,
 ) -> Response:
     """Export as a character card (JSON or PNG), ElizaOS character or AgentConfig."""
-    agent, stored = await ctx.store.stored_import(agent_id, principal.scope)
+    agent, stored = await ctx.store.agents.stored_import(agent_id, principal.scope)
     exported = export_character(agent.config, stored, format, container)
     filename = re.sub(r"[^A-Za-z0-9_-]+", "_", agent.name).strip("_") or "agent"
     return Response(
@@ -117,10 +117,10 @@ async def export_agent(
 @router.post("/agents/{agent_id}/deployments", status_code=status.HTTP_201_CREATED, response_model=Deployment)
 async def deploy_agent(agent_id: UUID, body: DeploymentCreate, ctx: Context, principal: Caller) -> Deployment:
     """Deploy the agent in a guild through one of the owner's bots."""
-    return await ctx.store.deploy(agent_id, principal.scope, body)
+    return await ctx.store.deployments.deploy(agent_id, principal.scope, body)
 
 
 @router.get("/agents/{agent_id}/deployments", response_model=list[Deployment])
 async def list_agent_deployments(agent_id: UUID, ctx: Context, principal: Caller) -> list[Deployment]:
-    agent = await ctx.store.get_agent(agent_id, principal.scope)
-    return await ctx.store.list_deployments(agent.owner_id, agent_id)
+    agent = await ctx.store.agents.get(agent_id, principal.scope)
+    return await ctx.store.deployments.of_owner(agent.owner_id, agent_id)

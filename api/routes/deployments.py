@@ -23,12 +23,12 @@ router = APIRouter(
 
 @router.get("/deployments", response_model=list[Deployment])
 async def list_deployments(ctx: Context, principal: Caller) -> list[Deployment]:
-    return await ctx.store.list_deployments(principal.owner_id)
+    return await ctx.store.deployments.of_owner(principal.owner_id)
 
 
 @router.get("/deployments/{deployment_id}", response_model=Deployment)
 async def get_deployment(deployment_id: UUID, ctx: Context, principal: Caller) -> Deployment:
-    return await ctx.store.get_deployment(deployment_id, principal.scope)
+    return await ctx.store.deployments.get(deployment_id, principal.scope)
 
 
 @router.patch("/deployments/{deployment_id}", response_model=Deployment)
@@ -36,10 +36,10 @@ async def update_deployment(
     deployment_id: UUID, body: DeploymentUpdate, ctx: Context, principal: Caller
 ) -> Deployment:
     """Change the bot, channels, DMs or status (active / paused)."""
-    return await ctx.store.update_deployment(deployment_id, principal.scope, body)
+    return await ctx.store.deployments.update(deployment_id, principal.scope, body)
 
 
 @router.delete("/deployments/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def undeploy(deployment_id: UUID, ctx: Context, principal: Caller) -> Response:
-    await ctx.store.undeploy(deployment_id, principal.scope)
+    await ctx.store.deployments.undeploy(deployment_id, principal.scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

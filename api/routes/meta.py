@@ -26,7 +26,7 @@ async def tiers() -> list[TierLimits]:
 
 @router.get("/me", response_model=Me)
 async def me(ctx: Context, principal: Caller) -> Me:
-    owner = await ctx.store.get_owner(principal.owner_id, principal.owner_id)
+    owner = await ctx.store.owners.get(principal.owner_id, principal.owner_id)
     return Me(owner=owner, limits=TIERS[owner.tier], usage=await _usage(ctx, owner.owner_id, owner.tier))
 
 
@@ -37,10 +37,10 @@ async def usage(ctx: Context, principal: Caller) -> Usage:
 
 
 async def _usage(ctx: ApiContext, owner_id: UUID, tier: Tier) -> Usage:
-    return await ctx.store.usage(owner_id, tier, await ctx.usage.calls(owner_id, utc_now()))
+    return await ctx.store.usage.of_owner(owner_id, tier, await ctx.usage.calls(owner_id, utc_now()))
 
 
 @router.get("/admin/outbox", response_model=OutboxStatus, responses={403: {"model": ErrorBody}})
 async def outbox(ctx: Context, _: Operator) -> OutboxStatus:
     """How far the relay is behind: unpublished rows and the oldest one's age."""
-    return await ctx.store.outbox_status()
+    return await ctx.store.outbox.status()

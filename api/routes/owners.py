@@ -15,17 +15,17 @@ router = APIRouter(tags=["owners"], responses={401: {"model": ErrorBody}, 404: {
 @router.post("/owners", status_code=status.HTTP_201_CREATED, response_model=OwnerCreated)
 async def create_owner(body: OwnerCreate, ctx: Context, _: Operator) -> OwnerCreated:
     """Create an owner and their first API key. The key is in this response only; only its hash is kept."""
-    return await ctx.store.create_owner(body)
+    return await ctx.store.owners.create(body)
 
 
 @router.get("/owners", response_model=list[Owner])
 async def list_owners(ctx: Context, _: Operator) -> list[Owner]:
-    return await ctx.store.list_owners()
+    return await ctx.store.owners.all()
 
 
 @router.get("/owners/{owner_id}", response_model=Owner)
 async def get_owner(owner_id: UUID, ctx: Context, principal: Caller) -> Owner:
-    return await ctx.store.get_owner(owner_id, principal.scope)
+    return await ctx.store.owners.get(owner_id, principal.scope)
 
 
 @router.patch("/owners/{owner_id}", response_model=Owner)
@@ -33,24 +33,24 @@ async def update_owner(owner_id: UUID, body: OwnerUpdate, ctx: Context, _: Opera
     """Change an owner's tier or role. A tier change re-publishes their deployments' routing records and
     pauses the deployments of agents the new tier does not cover (tools, features, slots: the newest agents
     first); they resume once their agent fits."""
-    return await ctx.store.update_owner(owner_id, body)
+    return await ctx.store.owners.update(owner_id, body)
 
 
 @router.delete("/owners/{owner_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_owner(owner_id: UUID, ctx: Context, principal: Caller) -> Response:
     """Erase an owner and everything they own (an owner may erase themselves)."""
-    await ctx.store.get_owner(owner_id, principal.scope)
-    await ctx.store.delete_owner(owner_id)
+    await ctx.store.owners.get(owner_id, principal.scope)
+    await ctx.store.owners.delete(owner_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/owners/{owner_id}/keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 async def create_key(owner_id: UUID, ctx: Context, principal: Caller) -> ApiKeyCreated:
     """A new API key, shown once."""
-    return await ctx.store.create_key(owner_id, principal.scope)
+    return await ctx.store.keys.create(owner_id, principal.scope)
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(key_id: UUID, ctx: Context, principal: Caller) -> Response:
-    await ctx.store.revoke_key(key_id, principal.scope)
+    await ctx.store.keys.revoke(key_id, principal.scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -37,4 +37,4 @@ async def get_preset(name: str, _: Caller) -> Preset:
 )
 async def deploy_preset(name: str, body: PresetDeploy, ctx: Context, principal: Caller) -> PresetDeployed:
     """Copy the preset into your agents and deploy it; edit it afterwards like any agent."""
-    return await ctx.store.deploy_preset(principal.owner_id, _preset(name), body)
+    return await ctx.store.presets.deploy(principal.owner_id, _preset(name), body)

@@ -34,25 +34,25 @@ async def add_token(body: TokenAdd, ctx: Context, principal: Caller) -> BotToken
 
 @router.get("/tokens", response_model=list[BotTokenState])
 async def list_tokens(ctx: Context, principal: Caller) -> list[BotTokenState]:
-    return await ctx.store.list_tokens(principal.owner_id)
+    return await ctx.store.tokens.of_owner(principal.owner_id)
 
 
 @router.get("/tokens/{token_id}", response_model=BotTokenState)
 async def get_token(token_id: UUID, ctx: Context, principal: Caller) -> BotTokenState:
-    return await ctx.store.get_token(token_id, principal.scope)
+    return await ctx.store.tokens.get(token_id, principal.scope)
 
 
 @router.delete("/tokens/{token_id}", response_model=BotTokenState)
 async def revoke_token(token_id: UUID, ctx: Context, principal: Caller) -> BotTokenState:
     """Revoke: never used again; its deployments move to another of your bots, or stop."""
-    return await ctx.store.revoke_token(token_id, principal.scope, _actor(principal.owner_id))
+    return await ctx.store.tokens.revoke(token_id, principal.scope, _actor(principal.owner_id))
 
 
 @router.post("/tokens/{token_id}/check", response_model=BotTokenState)
 async def check_token(token_id: UUID, ctx: Context, principal: Caller) -> BotTokenState:
     """Run the health check now (it also runs on a schedule)."""
-    await ctx.store.get_token(token_id, principal.scope)
+    await ctx.store.tokens.get(token_id, principal.scope)
     event = await ctx.vault.check_health(token_id, actor=_actor(principal.owner_id))
     if event is not None:
-        await ctx.store.apply_health_event(event)
-    return await ctx.store.get_token(token_id, principal.scope)
+        await ctx.store.tokens.apply_health_event(event)
+    return await ctx.store.tokens.get(token_id, principal.scope)

@@ -2,7 +2,7 @@
 moderation, and the agents' mood and relationships.
 
 Mood and relationships live in the processors' Faust tables; the playground reads them the way a standby
-worker would, from the tables' changelog topics (compacted, keyed `<guild>/<deployment>[/<user>]`).
+worker would, from the tables' changelog topics (compacted, keyed as `models/table_keys.py` encodes).
 `LiveState` is the pure part (records in, views out); `LiveFeed` reads the topics into it.
 """
 
@@ -34,6 +34,7 @@ from models.inference import InferenceResult
 from models.operations import ModerationAudit
 from models.processor_state import GuildDirectory
 from models.state import MoodState, Relationship
+from models.table_keys import DirectoryKey, MalformedTableKey, MoodKey, RelationshipKey
 from processors.app import WorkerOptions
 from streams.catalog import (
     AGENT_DECISIONS,
@@ -54,9 +55,9 @@ RELATIONSHIPS_SHOWN = 5
 REPLY_KINDS = frozenset({"send_message", "reply", "interaction_response", "warn"})
 # The processors' tables the playground reads, and the model of their values.
 TABLES: dict[str, type[BaseModel]] = {
-    "moods": MoodState,
-    "relationships": Relationship,
-    "directory": GuildDirectory,
+    MoodKey.TABLE: MoodState,
+    RelationshipKey.TABLE: Relationship,
+    DirectoryKey.TABLE: GuildDirectory,
 }
 TABLE_POLL_S = 2.0
 
@@ -155,28 +156,26 @@ class LiveState:
             self.moderation.append(audit)
 
     def on_table(self, table: str, key: str, value: BaseModel | None) -> None:
-        """A changelog record: `key` is the table key, `value` None for a deleted key."""
-        parts = key.split("/")
-        if table == "directory" and isinstance(value, GuildDirectory) and value.guild_id in self.guild_ids:
-            self.names.channels.update(value.channel_names)
-            return
-        if len(parts) < 2:
-            return
-        try:
-            tally = self.tallies.get(UUID(parts[1]))
-        except ValueError:
-            return
-        if tally is None:
-            return
-        if table == "moods" and len(parts) == 2:
-            tally.mood = value if isinstance(value, MoodState) else None
-        elif table == "relationships" and len(parts) == 3:
+        """A changelog record: `key` is the table key, `value` None for a deleted key. Raises
+        MalformedTableKey for a key that is not its table's shape."""
+        if table == DirectoryKey.TABLE:
+            if isinstance(value, GuildDirectory) and value.guild_id in self.guild_ids:
+                self.names.channels.update(value.channel_names)
+        elif table == MoodKey.TABLE:
+            tally = self.tallies.get(MoodKey.parse(key).deployment_id)
+            if tally is not None:
+                tally.mood = value if isinstance(value, MoodState) else None
+        elif table == RelationshipKey.TABLE:
+            relationship_key = RelationshipKey.parse(key)
+            tally = self.tallies.get(relationship_key.deployment_id)
+            if tally is None:
+                return
             if isinstance(value, Relationship):
-                tally.relationships[parts[2]] = value
+                tally.relationships[relationship_key.user_id] = value
                 if value.display_name:
                     self.names.users.setdefault(value.user_id, value.display_name)
             else:
-                tally.relationships.pop(parts[2], None)
+                tally.relationships.pop(relationship_key.user_id, None)
 
     def _prune(self, now: float) -> None:
         while self.event_times and self.event_times[0] < now - EVENT_WINDOW_S:
@@ -345,7 +344,7 @@ class LiveFeed:
                 for record in records:
                     try:
                         handle(record)
-                    except (CodecError, ValidationError, UnicodeDecodeError):
+                    except (CodecError, ValidationError, UnicodeDecodeError, MalformedTableKey):
                         # Malformed records are their producer's to dead-letter; the view skips them.
                         self.state.unreadable += 1
 

@@ -15,6 +15,8 @@ from emulator.elevenlabs import ElevenLabsCompatibleServer
 from emulator.elevenlabs.server import MP3_FRAME
 from emulator.openai import Behaviour, OpenAICompatibleServer
 
+pytestmark = pytest.mark.stack
+
 
 def client(server: OpenAICompatibleServer, timeout: float = 5.0, key: str = "sk-test") -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=timeout)

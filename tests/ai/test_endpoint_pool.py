@@ -17,6 +17,9 @@ from inference.pool import EndpointPool, InferenceFailed
 from models.inference import InferenceRequest
 from tests.ai.conftest import endpoint, inference_config
 from tests.ai.factories import inference_request
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
@@ -76,7 +79,8 @@ async def test_failing_endpoint_is_retried_on_another_and_its_breaker_opens(serv
     a, b = servers
     a.configure(fail_status=500)
     config = inference_config("unused:", breaker_failures=2, breaker_cooldown_s=0.3)
-    pool = EndpointPool([endpoint("a", a.base_url), endpoint("b", b.base_url)], config)
+    now = 0.0
+    pool = EndpointPool([endpoint("a", a.base_url), endpoint("b", b.base_url)], config, clock=lambda: now)
     try:
         for i in range(5):
             completion = await pool.complete(request(f"r{i}"), 0)
@@ -87,7 +91,7 @@ async def test_failing_endpoint_is_retried_on_another_and_its_breaker_opens(serv
         assert breaker.state(pool.clock()) is BreakerState.open
         # After the cool-down one trial goes to a; it succeeds and the breaker closes.
         a.configure(fail_status=None)
-        await asyncio.sleep(0.35)
+        now += 0.35  # the pool's clock passes the cool-down
         assert (await pool.complete(request("trial"), 0)).endpoint == "a"
         assert breaker.state(pool.clock()) is BreakerState.closed
     finally:
@@ -143,7 +147,7 @@ async def test_waiting_requests_are_served_best_rank_first(servers) -> None:
     pool = EndpointPool([endpoint("a", a.base_url, concurrency=1)], inference_config("unused:"))
     try:
         first = asyncio.create_task(pool.complete(request("first"), 2))
-        await asyncio.sleep(0.01)  # holds the only slot
+        await wait_until(lambda: pool.endpoints["a"].in_flight == 1, "the first request to take the slot")
         waiting = [asyncio.create_task(pool.complete(request(f"free-{i}"), 2)) for i in range(3)]
         waiting += [asyncio.create_task(pool.complete(request(f"premium-{i}"), 0)) for i in range(3)]
         await asyncio.gather(first, *waiting)
@@ -161,7 +165,7 @@ async def test_no_free_slot_within_the_queue_timeout_fails(servers) -> None:
     )
     try:
         busy = asyncio.create_task(pool.complete(request("busy"), 0))
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: pool.endpoints["a"].in_flight == 1, "the busy request to take the slot")
         with pytest.raises(InferenceFailed, match="queue timeout"):
             await pool.complete(request("late"), 0)
         await busy

@@ -10,10 +10,11 @@ from inference.cache import prompt_hash
 from inference.config import openai_endpoint, parse_endpoints
 from inference.model_routing import EndpointLoad, pick, serving
 from inference.pricing import cost_usd
-from inference.worker import OffsetTracker, rank
+from inference.worker import rank
 from models.decisions import Priority
 from models.inference import ChatMessage
 from models.tiers import InferenceLane
+from streams.consumer import OffsetTracker
 from tests.ai.factories import inference_request
 
 

@@ -18,6 +18,8 @@ from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, OWNER_NOTIFICATIONS
 from tests.ai.conftest import collect, endpoint, inference_config, results_for, running_worker, send_requests
 from tests.ai.factories import inference_request
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[OpenAICompatibleServer]:

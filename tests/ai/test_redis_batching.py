@@ -27,6 +27,7 @@ async def named_redis() -> AsyncIterator[tuple[Redis, str]]:
     await client.aclose()
 
 
+@pytest.mark.stack
 async def test_concurrent_commands_share_one_connection_and_get_their_own_replies(
     named_redis: tuple[Redis, str], key_prefix: str
 ) -> None:
@@ -41,6 +42,7 @@ async def test_concurrent_commands_share_one_connection_and_get_their_own_replie
     assert len(connections) == 1
 
 
+@pytest.mark.stack
 async def test_an_error_reply_fails_only_its_own_caller(redis: Redis, key_prefix: str) -> None:
     batcher = RedisBatcher(redis)
     await redis.set(f"{key_prefix}text", "not a number")
@@ -54,6 +56,7 @@ async def test_an_error_reply_fails_only_its_own_caller(redis: Redis, key_prefix
     assert isinstance(wrong, ResponseError) and "not an integer" in str(wrong)
 
 
+@pytest.mark.stack
 async def test_a_cancelled_caller_leaves_the_others_answered(redis: Redis, key_prefix: str) -> None:
     batcher = RedisBatcher(redis)
     cancelled = asyncio.create_task(batcher.execute("SET", f"{key_prefix}a", 1))

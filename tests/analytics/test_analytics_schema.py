@@ -15,6 +15,8 @@ from sinks.consumer import TableWriter
 from sinks.tables import DECISIONS, EVENTS, MODERATION
 from tests.analytics.factories import T0, audit, decision, event
 
+pytestmark = pytest.mark.stack
+
 TIMELINE = {
     "events",
     "decisions",

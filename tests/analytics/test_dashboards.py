@@ -518,6 +518,7 @@ def test_the_fixture_is_not_trivial() -> None:
     assert len(audits_in_range()) < len(TIMELINE.audits)
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("panel", PANELS, ids=[f"{p.dashboard}:{p.title}" for p in PANELS])
 def test_panel_returns_the_expected_figures(clickhouse: Client, loaded: str, panel: Panel) -> None:
     sql = expand(panel.sql, start=START, end=END, interval_s=INTERVAL_S, database=loaded)

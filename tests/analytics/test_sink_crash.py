@@ -30,15 +30,9 @@ from sinks.tables import ACTIONS, DECISIONS, EVENTS
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, DISCORD_EVENTS
 from tests.analytics.factories import T0, conversation, produce
 
+pytestmark = pytest.mark.stack
+
 WAVE = 2000
-
-
-@pytest.fixture
-async def admin(stack_up: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.close()
 
 
 class SinkProcesses:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -27,24 +27,11 @@ from streams.catalog import (
     dead_letter_topic,
 )
 from tests.analytics.factories import T0, event, inference_result, produce, reply
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 TABLE_OF = {spec.name: table for spec, table in TOPIC_TABLES}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-async def admin(stack_up: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.close()
 
 
 @asynccontextmanager
@@ -116,7 +103,9 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_sink_carrie
         producer=producer,
         admin=admin,
     ) as (sink,):
-        await eventually(lambda: asyncio.to_thread(lambda: count(clickhouse, database, "events") == 10))
+        await wait_until(
+            lambda: asyncio.to_thread(lambda: count(clickhouse, database, "events") == 10), "ten event rows"
+        )
     ids = clickhouse.query(f"SELECT event_id FROM `{database}`.events ORDER BY sequence").result_rows
     assert [row[0] for row in ids] == [e.event_id for e in good]
 
@@ -182,7 +171,7 @@ async def test_no_secret_or_message_text_reaches_a_row(
                 )
             )
 
-        await eventually(landed)
+        await wait_until(landed, "the rows of every table")
 
     for table in ("events", "actions", "inference_usage"):
         dump = repr(clickhouse.query(f"SELECT * FROM `{database}`.{table}").result_rows)
@@ -239,7 +228,9 @@ async def test_the_lag_sampler_reports_what_a_group_has_not_committed(
         interval_s=0.1,
     )
     task = asyncio.create_task(sampler.run())
-    await eventually(lambda: asyncio.to_thread(lambda: count(clickhouse, database, "consumer_lag") >= 2))
+    await wait_until(
+        lambda: asyncio.to_thread(lambda: count(clickhouse, database, "consumer_lag") >= 2), "two lag rows"
+    )
     sampler.stop()
     await task
     rows = clickhouse.query(

@@ -4,7 +4,6 @@ body ever contains a bot token."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -186,14 +185,6 @@ def add_token(
         return dict(response.json())
 
     return add
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
 
 
 def guild_id() -> str:

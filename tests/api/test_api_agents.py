@@ -21,6 +21,8 @@ from settings import Settings
 from streams.catalog import AGENT_DEPLOYMENTS
 from tests.api.conftest import NewOwner, Recorder, auth, guild_id, started
 
+pytestmark = pytest.mark.stack
+
 AddToken = Callable[..., Awaitable[dict[str, Any]]]
 
 

@@ -19,6 +19,8 @@ from models.agent import AgentConfig, Level
 from models.tiers import Tier
 from tests.api.conftest import NewOwner
 
+pytestmark = pytest.mark.stack
+
 PLATFORM = "deep_system"
 
 

@@ -22,6 +22,8 @@ from emulator.discord.server import DiscordEmulator
 from settings import Settings
 from tests.api.conftest import auth
 
+pytestmark = pytest.mark.stack
+
 EXAMPLES = 10
 
 

@@ -29,7 +29,10 @@ from settings import Settings
 from streams.catalog import AGENT_DEPLOYMENTS
 from streams.codec import decode_key
 from streams.outbox import run_relay, unpublished_count
-from tests.api.conftest import NewOwner, guild_id, wait_until
+from tests.api.conftest import NewOwner, guild_id
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[2]
 AddToken = Callable[..., Awaitable[dict[str, Any]]]
@@ -158,7 +161,7 @@ async def test_a_relay_killed_between_publish_and_mark_loses_nothing_and_repeats
 
     restarted = await _relay_process(pg_dsn)
     try:
-        await wait_until(drained, 60)
+        await wait_until(drained, "the restarted relay to publish the outbox", 60)
     finally:
         restarted.terminate()
         await restarted.wait()
@@ -201,14 +204,14 @@ async def test_a_token_revoked_at_discord_moves_its_deployments_through_tokens_h
     consumer = asyncio.create_task(consume_token_health(store, api_settings.kafka_bootstrap, stop))
 
     async def moved() -> bool:
-        now = await store.get_deployment(UUID(deployment["deployment_id"]), None)
+        now = await store.deployments.get(UUID(deployment["deployment_id"]), None)
         return str(now.token_id) == spare["token_id"]
 
     try:
         await emulator.revoke_token(dying["bot_user_id"])
         event = await ctx.vault.check_health(UUID(dying["token_id"]))
         assert event is not None and event.status is TokenStatus.revoked
-        await wait_until(moved)
+        await wait_until(moved, "the deployment to move to the spare token")
     finally:
         stop.set()
         await asyncio.wait_for(consumer, 30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 import asyncpg
+import pytest
 from redis.asyncio import Redis
 
 from api.app import create_app
@@ -15,6 +16,8 @@ from models.common import utc_now
 from models.tiers import Tier
 from settings import Settings
 from tests.api.conftest import NewOwner, Recorder, started
+
+pytestmark = pytest.mark.stack
 
 
 async def test_ai_calls_counted_by_the_workers_show_in_usage_and_survive_in_postgres(

@@ -25,6 +25,8 @@ from vault.errors import KeyRingError, TokenRejected, TokenUnusable
 from vault.keyring import KEY_FILE_NAME, KeyRing, generate_key_spec, load_keyring
 from vault.store import TokenVault
 
+pytestmark = pytest.mark.stack
+
 K1, K2 = generate_key_spec("k1"), generate_key_spec("k2")
 
 
@@ -90,7 +92,7 @@ def test_wrong_key_id_and_wrong_key_fail_without_showing_keys() -> None:
         (101, True, "premium"),
     ],
 )
-def test_classify_tier_as_the_seed(guilds: int, verified: bool, tier: str) -> None:
+def test_classify_tier_by_reach_and_verification(guilds: int, verified: bool, tier: str) -> None:
     assert classify_tier(guilds, verified) is TokenTier(tier)
 
 

@@ -29,6 +29,9 @@ from demo.world import AGENTS
 from settings import REPO_ROOT, Settings
 from streams.admin import delete_namespace
 from tests.demo.conftest import ensure_chromium
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 START_TIMEOUT_S = 180.0
 # How long an answer may take through gateway, Kafka, processors, inference and back, on a busy machine.
@@ -315,6 +318,5 @@ async def test_ctrl_c_stops_everything_it_started(demo: RunningDemo) -> None:
     }
     assert all(p["running"] and p["restarts"] == 0 for p in processes), processes
     assert await demo.stop() == 0, demo.explain()
-    await asyncio.sleep(0.5)  # the last lines of output
-    assert demo.output[-1] == "[demo] stopped"
+    await wait_until(lambda: demo.output[-1] == "[demo] stopped", "the demo's last line of output")
     assert not [pid for pid in pids if alive(pid)]

@@ -29,6 +29,7 @@ from models.inference import InferenceResult, ReplyTarget
 from models.operations import ModerationAudit
 from models.processor_state import GuildDirectory
 from models.state import MoodState, Relationship
+from models.table_keys import MalformedTableKey, MoodKey, RelationshipKey
 from models.tiers import InferenceLane, Tier
 
 GUILD = "1000"
@@ -206,26 +207,31 @@ def test_counters_count_followed_events_replies_and_ai_calls() -> None:
 
 def test_mood_and_relationships_come_from_the_tables_changelogs() -> None:
     state, luna, kai = _state()
-    state.on_table("moods", f"{GUILD}/{luna}", MoodState(mood="happy", valence=0.5))
+    state.on_table("moods", MoodKey(GUILD, luna).encode(), MoodState(mood="happy", valence=0.5))
     state.on_table(
-        "relationships", f"{GUILD}/{luna}/{YOU}", Relationship(user_id=YOU, affinity=62, interaction_count=3)
+        "relationships",
+        RelationshipKey(GUILD, luna, YOU).encode(),
+        Relationship(user_id=YOU, affinity=62, interaction_count=3),
     )
     state.on_table(
         "relationships",
-        f"{GUILD}/{luna}/21",
+        RelationshipKey(GUILD, luna, "21").encode(),
         Relationship(user_id="21", display_name="Aiko", interaction_count=9),
     )
-    state.on_table("relationships", f"{GUILD}/{uuid4()}/{YOU}", Relationship(user_id=YOU, affinity=99))
+    state.on_table(
+        "relationships", RelationshipKey(GUILD, uuid4(), YOU).encode(), Relationship(user_id=YOU, affinity=99)
+    )
     state.on_table("directory", GUILD, GuildDirectory(guild_id=GUILD, channel_names={"1": "general"}))
-    state.on_table("moods", "not-a-key", None)
+    with pytest.raises(MalformedTableKey, match="moods key 'not-a-key'"):
+        state.on_table("moods", "not-a-key", None)
     live = state.agent(luna, YOU)
     assert live.mood is not None and live.mood.mood == "happy"
     assert live.affinity is not None and (live.affinity.affinity, live.affinity.name) == (62, "You")
     assert [r.name for r in live.relationships] == ["Aiko", "You"]
     assert state.names.channel("1") == "general"
     assert state.agent(kai, YOU).affinity is None
-    state.on_table("relationships", f"{GUILD}/{luna}/{YOU}", None)
-    state.on_table("moods", f"{GUILD}/{luna}", None)
+    state.on_table("relationships", RelationshipKey(GUILD, luna, YOU).encode(), None)
+    state.on_table("moods", MoodKey(GUILD, luna).encode(), None)
     assert state.agent(luna, YOU).affinity is None and state.agent(luna).mood is None
 
 

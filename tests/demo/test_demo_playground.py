@@ -21,6 +21,9 @@ from demo.seed import DemoAgent, DemoWorld
 from demo.world import AGENTS, WorldIds, agent_config
 from emulator.discord import DiscordEmulator, EmulatorControl
 from settings import load_settings
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -141,11 +144,12 @@ async def test_an_ephemeral_answer_is_shown_only_here(
         emulator.history(gaming, 1) == []
         or emulator.history(gaming, 1)[0]["content"] != "The queue is empty."
     )
-    for _ in range(100):
-        shown = await (await client.get(f"/api/channels/{gaming}/messages")).json()
-        if shown and shown[-1]["content"] == "The queue is empty.":
-            break
-        await asyncio.sleep(0.05)
+
+    async def answer_shown() -> list[dict[str, object]]:
+        shown: list[dict[str, object]] = await (await client.get(f"/api/channels/{gaming}/messages")).json()
+        return shown if shown and shown[-1]["content"] == "The queue is empty." else []
+
+    shown = await wait_until(answer_shown, "the ephemeral answer in the channel")
     assert (shown[-1]["author_name"], shown[-1]["command"], shown[-1]["ephemeral"]) == (
         "Luna",
         "/queue",

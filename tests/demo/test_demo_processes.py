@@ -11,8 +11,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from demo.processes import MAX_RESTARTS, ChildFailed, ChildSpec, Supervisor
 from settings import REPO_ROOT
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 
 def alive(pid: int) -> bool:
@@ -28,23 +33,15 @@ def shell(name: str, script: str, cwd: Path, restart: bool = True) -> ChildSpec:
     return ChildSpec(name, ["/bin/sh", "-c", script], dict(os.environ), cwd, restart=restart)
 
 
-async def wait_until(predicate: object, timeout_s: float = 10.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_stop_ends_each_child_and_what_it_started(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path)
     # The grandchild's pid goes to the log, so the test can watch it too.
     child = await supervisor.start(shell("parent", "sleep 60 & echo $!; wait", tmp_path))
-    await wait_until(lambda: child.log_path.read_text().strip().isdigit())
+    await wait_until(lambda: child.log_path.read_text().strip().isdigit(), "the grandchild's pid")
     grandchild = int(child.log_path.read_text())
     assert alive(child.pid) and alive(grandchild)
     await supervisor.stop(grace_s=5)
-    await wait_until(lambda: not alive(grandchild))
+    await wait_until(lambda: not alive(grandchild), "the grandchild to go")
     assert not alive(child.pid)
     assert not supervisor.failure().done()
 
@@ -58,7 +55,7 @@ async def test_a_child_that_ignores_ctrl_c_is_killed_after_the_grace_period(tmp_
     child = await supervisor.start(
         ChildSpec("stubborn", [sys.executable, "-c", stubborn], dict(os.environ), tmp_path)
     )
-    await wait_until(lambda: "up" in child.log_path.read_text())
+    await wait_until(lambda: "up" in child.log_path.read_text(), "the stubborn child to start")
     started = time.monotonic()
     await supervisor.stop(grace_s=0.5)
     assert child.process.returncode == -signal.SIGKILL

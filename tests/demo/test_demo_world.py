@@ -79,6 +79,7 @@ def test_lines_mentioning_an_absent_agent_are_left_out() -> None:
     assert all("<@" not in chat_line(ids, n).content for n in range(100))
 
 
+@pytest.mark.stack
 async def test_the_world_loads_into_the_emulator(
     emulator: DiscordEmulator, seeded: tuple[WorldIds, dict[str, SecretStr]]
 ) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from models.decisions import Decision, DecisionReason
 from models.inference import InferenceRequest
 from streams.catalog import AGENT_DECISIONS, INFERENCE_LANES
 from tests.e2e.conftest import COMPLETION, Demo, message_text
+
+pytestmark = pytest.mark.stack
 
 # How long the lanes are read for a request that must not be there, after the decision was made.
 ABSENCE_S = 3.0

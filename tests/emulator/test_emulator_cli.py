@@ -9,7 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from emulator.discord import EmulatorControl
+
+pytestmark = pytest.mark.stack
 
 
 async def test_module_entry_point_serves_a_world_file_until_sigterm(tmp_path: Path) -> None:

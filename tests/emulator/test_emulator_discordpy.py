@@ -15,6 +15,9 @@ from discord import app_commands
 from emulator_helpers import Scene, fast_config, scene
 
 from emulator.discord import DiscordEmulator
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +77,8 @@ async def test_login_ready_guild_members_and_on_message(emu: DiscordEmulator) ->
         message = await asyncio.wait_for(received.get(), 5)
         assert message.content == "hello bot" and str(message.author.id) == s.alice.id
         assert message.channel.id == int(s.text.id)
-        for _ in range(50):  # discord.py heartbeats right after HELLO; latency is finite once ACKed
-            if client.latency != float("inf"):
-                break
-            await asyncio.sleep(0.05)
-        assert client.latency != float("inf")
+        # discord.py heartbeats right after HELLO; latency is finite once ACKed
+        await wait_until(lambda: client.latency != float("inf"), "the first heartbeat ACK")
     assert emu.stats(s.bot.id)["identifies"] == 1
 
 
@@ -210,10 +210,7 @@ async def test_dropped_connection_resumes_and_gets_missed_events(emu: DiscordEmu
         assert await asyncio.wait_for(received.get(), 10) == "sent while disconnected"
         await asyncio.wait_for(resumed.wait(), 10)
         await emu.send_reconnect(s.bot.id)  # op 7: discord.py closes and resumes again
-        for _ in range(100):
-            if emu.stats(s.bot.id)["resumes"] == 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: emu.stats(s.bot.id)["resumes"] == 2, "the resume after op 7")
         emu.post_user_message(s.alice.id, "after op 7", s.text.id)
         assert await asyncio.wait_for(received.get(), 10) == "after op 7"
     stats = emu.stats(s.bot.id)

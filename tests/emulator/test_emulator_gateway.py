@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,6 +9,9 @@ import pytest
 from emulator_helpers import DEFAULT_INTENTS, RawGateway, fast_config, scene
 
 from emulator.discord import DiscordEmulator, Intent
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +395,7 @@ async def test_dropped_session_expires_after_resume_timeout(http: aiohttp.Client
         gw = await gateway(quick, http)
         ready = await gw.identify(s.bot.token)
         assert quick.drop_connections(s.bot.id) == 1
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: quick.stats(s.bot.id)["sessions"] == 0, "the dropped session to expire")
         late = await gateway(quick, http)
         await late.send(6, {"token": s.bot.token, "session_id": ready["d"]["session_id"], "seq": 2})
         assert (await late.frame())["op"] == 9

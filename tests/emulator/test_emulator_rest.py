@@ -11,6 +11,9 @@ import pytest
 from emulator_helpers import RawGateway, Scene, fast_config, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +314,8 @@ async def test_control_api_builds_a_world_and_reads_what_bots_did(
     posted = await control.post_user_message(carol, "hello from carol", chat)
     assert posted["author"]["id"] == carol
     waiter = asyncio.create_task(control.actions(bot_id=bot["id"], wait_s=5))
+    # A head start so the long poll is already waiting when the action comes; the emulator shows no sign that
+    # it is, and a poll that starts late finds the action at once, so the assertions hold either way.
     await asyncio.sleep(0.05)
     status, _, _ = await Api(http, emu, bot["token"])(
         "POST", f"/channels/{chat}/messages", {"content": "reply"}
@@ -333,10 +338,11 @@ async def test_traffic_posts_a_bounded_number_of_messages(
     job = await control.start_traffic(
         channel_ids=[s.text.id], rate_per_s=500, count=40, content="msg {n} {bot_mention}"
     )
-    for _ in range(100):
-        if not (await control.traffic())[-1]["running"]:
-            break
-        await asyncio.sleep(0.02)
+
+    async def finished() -> bool:
+        return not (await control.traffic())[-1]["running"]
+
+    await wait_until(finished, "the traffic job to finish")
     status = next(j for j in await control.traffic() if j["id"] == job["id"])
     assert status["sent"] == 40 and not status["running"]
     history = emu.history(s.text.id, limit=100)

@@ -195,11 +195,9 @@ class RunnerProcess:
             return None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            for _ in range(300):
-                if self.process.poll() is not None:
-                    break
-                await asyncio.sleep(0.05)
-            else:
+            try:
+                await asyncio.to_thread(self.process.wait, 15)
+            except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode
 

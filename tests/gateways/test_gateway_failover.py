@@ -19,7 +19,7 @@ from models.actions import SendMessage
 from streams.catalog import DISCORD_ACTIONS
 from tests.gateways.conftest import RunnerProcess, World, eventually, produce_action, seal_bot
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(150)]
 
 ASSIGNED = re.compile(r"runner (\S+): assigned partitions \[([0-9, ]*)\]")
 

@@ -7,6 +7,7 @@ import asyncio
 
 from gateways.heartbeats import Heartbeats
 from gateways.lanes import Lanes
+from tests.waiting import wait_until
 
 
 async def test_one_lane_in_order_and_a_stuck_lane_holds_up_only_itself() -> None:
@@ -24,13 +25,11 @@ async def test_one_lane_in_order_and_a_stuck_lane_holds_up_only_itself() -> None
         lanes.put("slow", item)
     for item in ("fast-1", "fast-2", "fast-3"):
         lanes.put("fast", item)
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(done) == 3, "the fast lane's three items")
     assert performed == ["fast-1", "fast-2", "fast-3"]
     assert lanes.queued == 2
     release.set()
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(done) == 5, "the slow lane's two items")
     assert performed[3:] == ["slow-1", "slow-2"]
     assert sorted(done) == sorted(performed)
     assert lanes.queued == 0 and lanes.lanes() == []
@@ -47,10 +46,7 @@ async def test_a_failing_item_is_retried_until_it_succeeds() -> None:
 
     lanes: Lanes[str] = Lanes(work, done.append)
     lanes.put("bot", "a")
-    for _ in range(200):
-        if done:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: done, "the retried item")
     assert done == ["a"] and len(attempts) == 2
 
 

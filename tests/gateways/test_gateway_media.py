@@ -65,6 +65,7 @@ def test_only_global_unicast_addresses_are_public(address: str, public: bool) ->
     assert is_public(address) is public
 
 
+@pytest.mark.stack
 async def test_private_addresses_are_refused_by_literal_and_by_name(images: str) -> None:
     port = images.rsplit(":", 1)[1]
     async with media_session(allow_private=False) as session:
@@ -84,6 +85,7 @@ async def test_private_addresses_are_refused_by_literal_and_by_name(images: str)
             assert str(refused.value).startswith(reason)
 
 
+@pytest.mark.stack
 async def test_allowed_private_host_images_become_data_uris(images: str) -> None:
     async with media_session(allow_private=True) as session:
         expected = f"data:image/png;base64,{base64.b64encode(PNG).decode()}"

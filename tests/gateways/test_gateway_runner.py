@@ -24,7 +24,7 @@ from tests.gateways.conftest import (
     seal_bot,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
 
 
 def bot_messages(emulator: DiscordEmulator, bot_id: str) -> list[str]:

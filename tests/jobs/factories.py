@@ -16,7 +16,7 @@ from jobs.timeline import to_ms
 from models.agent import AgentConfig, AgentMode
 from models.decisions import Decision
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
-from models.events import EventEnvelope
+from models.events import EventEnvelope, partition_key
 from models.inference import InferenceResult, ReplyTarget
 from models.templates import mode_template
 from models.tiers import TIERS, Tier
@@ -111,7 +111,7 @@ def record_run(start: datetime, count: int, *, first: int = 0, routing_version: 
     routing = [
         RoutingRecord(key=GUILD_A, deployments=[a], version=routing_version),
         RoutingRecord(key=GUILD_B, deployments=[b], version=routing_version),
-        RoutingRecord(key=f"dm:{BOT_A}", deployments=[dm_a], version=routing_version),
+        RoutingRecord(key=partition_key(None, BOT_A), deployments=[dm_a], version=routing_version),
     ]
     events = []
     for n in range(first, first + count):

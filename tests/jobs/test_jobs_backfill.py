@@ -3,15 +3,16 @@ incrementally left them, into PostgreSQL and into the processors' changelog topi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel
 
 from jobs.backfill import (
     BackfillReport,
-    TableKey,
     changelog_topic,
     per_deployment_user,
     rebuild_state,
@@ -22,6 +23,7 @@ from jobs.rerun import Rerun
 from jobs.timeline import TimeWindow
 from models.common import utc_now
 from models.state import MoodState, Relationship
+from models.table_keys import MoodKey, RelationshipKey, TableKey
 from processors.tables import ModelCodec
 from settings import Settings
 from tests.jobs.factories import (
@@ -34,6 +36,8 @@ from tests.jobs.factories import (
     read_records,
     record_run,
 )
+
+pytestmark = pytest.mark.stack
 
 START = utc_now().replace(microsecond=0) - timedelta(hours=2)
 APP_ID = "deep-processors"
@@ -98,15 +102,17 @@ async def test_changelogs_hold_the_rebuilt_tables_on_each_keys_partition(
     rerun, report = rebuilt
     await write_changelogs(stack_up.kafka_bootstrap, namespace, APP_ID, rerun, report)
     assert report.changelog_records == len(report.relationships) + len(report.moods)
-    for table, model, expected in (
-        ("relationships", Relationship, report.relationships),
-        ("moods", MoodState, report.moods),
-    ):
+    tables: tuple[tuple[type[TableKey], type[BaseModel], Mapping[str, BaseModel]], ...] = (
+        (RelationshipKey, Relationship, report.relationships),
+        (MoodKey, MoodState, report.moods),
+    )
+    for key_type, model, expected in tables:
         codec = ModelCodec(model)
-        records = await read_records(stack_up.kafka_bootstrap, changelog_topic(namespace, APP_ID, table))
+        topic = changelog_topic(namespace, APP_ID, key_type.TABLE)
+        records = await read_records(stack_up.kafka_bootstrap, topic)
         assert {(r.key or b"").decode(): codec.loads(r.value) for r in records} == expected
         for record in records:
-            key = TableKey.parse((record.key or b"").decode())
+            key = key_type.parse((record.key or b"").decode())
             assert record.partition == rerun.partition_of_key[key.partition_key]
 
 

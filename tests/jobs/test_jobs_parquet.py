@@ -63,6 +63,7 @@ def test_rows_convert_back_to_identical_envelopes() -> None:
     assert [codec.encode(e) for e in table_envelopes(table)] == [codec.encode(e) for e in events]
 
 
+@pytest.mark.stack
 async def test_export_and_import_round_trip_is_lossless(
     stack_up: Settings, namespace: str, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:

@@ -32,6 +32,8 @@ from tests.jobs.factories import (
     record_run,
 )
 
+pytestmark = pytest.mark.stack
+
 COUNT = 60
 # Rich wraps output to the terminal's width; wide enough, each line stays whole.
 WIDE = {"COLUMNS": "200"}

@@ -17,6 +17,8 @@ from streams.catalog import AGENT_DECISIONS, DEAD_LETTERS, DISCORD_EVENTS
 from streams.dead_letters import dead_letter
 from tests.jobs.factories import read_records
 
+pytestmark = pytest.mark.stack
+
 # Rich folds cells to the terminal's width; wide enough, every value is on one line.
 WIDE = {"COLUMNS": "300"}
 BAD_VALUES = {b"{not json": "g1", b"\xff\xfe binary": "g2", b'{"schema_version": 1}': "g1"}

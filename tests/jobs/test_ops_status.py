@@ -5,11 +5,14 @@ from __future__ import annotations
 from uuid import uuid4
 
 import asyncpg
+import pytest
 from rich.console import Console
 
 from ops.cli import agents_tables, tokens_table
 from ops.status import agent_status, token_status
 from tests.jobs.factories import SECRET_CIPHERTEXT, insert_deployment
+
+pytestmark = pytest.mark.stack
 
 
 def rendered(*tables: object) -> str:

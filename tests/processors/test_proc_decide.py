@@ -1,4 +1,4 @@
-"""The decision engine: triggers in the seed's order, deterministic dice, loop guards, questions-only AI."""
+"""The decision engine: triggers in priority order, deterministic dice, loop guards, questions-only AI."""
 
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ from models.actions import (
 )
 from models.agent import AgentMode
 from models.decisions import DecisionReason
+from models.events import partition_key
 from models.inference import InferenceResult
+from models.table_keys import ContextKey, DirectoryKey, RelationshipKey, RoutingKey
 from models.tiers import InferenceLane, Tier
 from processors.context import PENDING_MESSAGE_ID
 from processors.engine import Engine, MalformedEvent, Tables
@@ -142,7 +144,9 @@ def test_mentioning_luna_requests_inference_on_the_tier_lane(engine: Engine) -> 
     assert request.lane is InferenceLane.premium and request.tier is Tier.business
     assert request.model == "gpt-4-turbo" and request.target.bot_id == LUNA_BOT
     assert request.messages[-1].role == "user" and "how are you" in request.messages[-1].content
-    relationship = engine.tables.relationships[f"{GUILD}/{decision.deployment_id}/{KAI['id']}"]
+    relationship = engine.tables.relationships[
+        RelationshipKey(GUILD, decision.deployment_id, KAI["id"]).encode()
+    ]
     assert relationship.interaction_count == 1
 
 
@@ -179,8 +183,9 @@ def test_replay_on_fresh_state_makes_identical_decisions(engine: Engine) -> None
         )
     first = [d.model_dump(exclude={"decided_at"}) for e in events for d in engine.handle_event(e).decisions]
     replayed = Engine(new_tables())
-    replayed.apply_routing(engine.tables.routing[GUILD])
-    replayed.tables.directory[GUILD] = engine.tables.directory[GUILD]
+    replayed.apply_routing(engine.tables.routing[RoutingKey(GUILD).encode()])
+    directory_key = DirectoryKey(GUILD).encode()
+    replayed.tables.directory[directory_key] = engine.tables.directory[directory_key]
     second = [
         d.model_dump(exclude={"decided_at"}) for e in events for d in replayed.handle_event(e).decisions
     ]
@@ -256,7 +261,7 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
     reply = engine.handle_result(result, GUILD)
     sent = [a for a in reply.actions if isinstance(a, Reply | SendMessage)]
     assert sent and all(a.bot_id == LUNA_BOT for a in sent)
-    context = engine.tables.context[f"{GUILD}/{GENERAL}"]
+    context = engine.tables.context[ContextKey(GUILD, GENERAL).encode()]
     assert (
         context.messages[-1].message_id == PENDING_MESSAGE_ID and context.messages[-1].author_id == LUNA_BOT
     )
@@ -266,7 +271,7 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
     )
     assert [d.reason for d in own.decisions] == [DecisionReason.own_message] and not own.requests
     assert PENDING_MESSAGE_ID not in [
-        m.message_id for m in engine.tables.context[f"{GUILD}/{GENERAL}"].messages
+        m.message_id for m in engine.tables.context[ContextKey(GUILD, GENERAL).encode()].messages
     ]
     assert engine.handle_result(result.model_copy(update={"deployment_id": uuid4()}), GUILD).actions == []
 
@@ -298,7 +303,7 @@ def test_two_bots_stop_after_max_consecutive_replies() -> None:
 def test_reminder_fires_from_the_timer(engine: Engine) -> None:
     helper = agent_with(AgentMode.semi_autonomous)
     bot = snowflake()
-    record = engine.tables.routing[GUILD]
+    record = engine.tables.routing[RoutingKey(GUILD).encode()]
     engine.apply_routing(
         record.model_copy(
             update={
@@ -320,7 +325,7 @@ def test_reminder_fires_from_the_timer(engine: Engine) -> None:
 def test_poll_message_gets_its_reactions(engine: Engine) -> None:
     bot = snowflake()
     helper = agent_with(AgentMode.semi_autonomous)
-    record = engine.tables.routing[GUILD]
+    record = engine.tables.routing[RoutingKey(GUILD).encode()]
     engine.apply_routing(
         record.model_copy(
             update={
@@ -367,7 +372,7 @@ def test_malformed_dispatch_raises_naming_the_field(engine: Engine) -> None:
 def test_direct_message_to_luna_is_answered_on_her_dm_key() -> None:
     engine = Engine(new_tables())
     companion = deployed(luna(), guild_id=GUILD, bot_id=LUNA_BOT)
-    engine.apply_routing(routing(f"dm:{LUNA_BOT}", companion))
+    engine.apply_routing(routing(partition_key(None, LUNA_BOT), companion))
     dm_channel = snowflake()
     data = message_data(guild_id=None, channel_id=dm_channel, author=KAI, content="hey, are you there")
     out = engine.handle_event(
@@ -377,7 +382,7 @@ def test_direct_message_to_luna_is_answered_on_her_dm_key() -> None:
     assert decision.reason is DecisionReason.mentioned and decision.guild_id is None
     [request] = out.requests
     assert request.target.guild_id is None and request.target.channel_id == dm_channel
-    assert f"dm:{LUNA_BOT}/{dm_channel}" in engine.tables.context
+    assert ContextKey(partition_key(None, LUNA_BOT), dm_channel).encode() in engine.tables.context
 
 
 def test_seeded_configuration_is_applied_on_first_use_unless_older() -> None:
@@ -385,14 +390,14 @@ def test_seeded_configuration_is_applied_on_first_use_unless_older() -> None:
     seeded = {GUILD: routing(GUILD, music, version=2)}
     engine = Engine(new_tables(), seed=lambda key: seeded.pop(key, None))
     assert texts(say(engine, MUSIC_BOT, KAI, "!play lofi")) == ["Playing: lofi"]
-    assert engine.tables.routing[GUILD].version == 2 and not seeded
+    assert engine.tables.routing[RoutingKey(GUILD).encode()].version == 2 and not seeded
     stale = {GUILD: routing(GUILD, version=1)}
     later = Engine(engine.tables, seed=lambda key: stale.pop(key, None))
     assert texts(say(later, MUSIC_BOT, KAI, "!queue")) == ["Now playing: lofi"]
 
 
 def test_member_joining_cheers_luna_up(engine: Engine) -> None:
-    dep = engine.tables.routing[GUILD].deployments[2]
+    dep = engine.tables.routing[RoutingKey(GUILD).encode()].deployments[2]
     before = engine.mood_for(GUILD, dep, T0)
     engine.handle_event(
         envelope("GUILD_MEMBER_ADD", {"guild_id": GUILD, "user": MIA}, bot_id=LUNA_BOT, guild_id=GUILD)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from models.actions import Ban, InteractionResponse, Reply, SendMessage, Timeout, VoicePlay
 from models.agent import AgentConfig, AgentMode
 from models.decisions import Decision, DecisionReason
@@ -44,6 +46,8 @@ from tests.processors.factories import (
     snowflake,
     user,
 )
+
+pytestmark = pytest.mark.stack
 
 KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 PROBES = 30

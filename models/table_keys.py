@@ -1,0 +1,157 @@
+"""The keys of the processors' state tables: one class per table, which builds its key (`encode`) and reads
+it back (`parse`).
+
+Every key starts with the partition key of the events that write it (`models.events.partition_key`: a guild
+id, or `dm:<bot id>`), so a table's row lives on the partition of its guild's events and only the worker
+that owns that partition writes it. The parts after it say whose value it is (a deployment, a channel, a
+user); parts are joined by `/`, which no part may contain. The encoded string is the changelogs' record key:
+changing it orphans every value written before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+from uuid import UUID
+
+SEPARATOR = "/"
+
+
+class MalformedTableKey(ValueError):
+    """A key that does not have its table's shape; the message names the table and the part."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableKey:
+    """The parts of a key are the dataclass fields, in order; `deployment_id` is a UUID, the others text."""
+
+    TABLE: ClassVar[str]
+    partition_key: str
+
+    def __post_init__(self) -> None:
+        for name in self.__match_args__:
+            part = getattr(self, name)
+            if isinstance(part, str) and (not part or SEPARATOR in part):
+                raise MalformedTableKey(
+                    f"{self.TABLE} key: {name} {part!r} must be non-empty and without {SEPARATOR!r}"
+                )
+
+    def encode(self) -> str:
+        return SEPARATOR.join([str(getattr(self, name)) for name in self.__match_args__])
+
+    @classmethod
+    def parse(cls, raw: str) -> Self:
+        names = cls.__match_args__
+        parts = raw.split(SEPARATOR)
+        if len(parts) != len(names):
+            raise MalformedTableKey(
+                f"{cls.TABLE} key {raw!r}: expected {len(names)} part(s), {SEPARATOR.join(names)}"
+            )
+        # Any: the fields are the subclass's, which the base's signature cannot name.
+        values: dict[str, Any] = dict(zip(names, parts, strict=True))
+        if "deployment_id" in values:
+            values["deployment_id"] = _deployment_id(cls.TABLE, raw, values["deployment_id"])
+        return cls(**values)
+
+
+def _deployment_id(table: str, raw: str, part: str) -> UUID:
+    """The UUID, only in the canonical form `str(UUID)` writes, so that a parsed key re-encodes to `raw`."""
+    try:
+        deployment_id = UUID(part)
+    except ValueError:
+        deployment_id = None
+    if deployment_id is None or str(deployment_id) != part:
+        raise MalformedTableKey(f"{table} key {raw!r}: deployment_id {part!r} is not a canonical UUID")
+    return deployment_id
+
+
+# The shapes of the keys: `k` is the partition key, `d` a deployment id.
+
+
+@dataclass(frozen=True, slots=True)
+class _InChannel(TableKey):  # k/channel
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _OfDeployment(TableKey):  # k/d
+    deployment_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class _OfDeploymentUser(_OfDeployment):  # k/d/user
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _OfDeploymentChannel(_OfDeployment):  # k/d/channel
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
+    user_id: str
+
+
+# The tables. `routing` and `utility` are keyed by exactly the partition key: they are written outside any
+# event too (the catch-up after a rebalance, the reminder timer), where the partition comes from the key.
+
+
+class RoutingKey(TableKey):
+    __slots__ = ()
+    TABLE = "routing"
+
+
+class DirectoryKey(TableKey):
+    __slots__ = ()
+    TABLE = "directory"
+
+
+class UtilityKey(TableKey):
+    __slots__ = ()
+    TABLE = "utility"
+
+
+class ContextKey(_InChannel):
+    __slots__ = ()
+    TABLE = "context"
+
+
+class MoodKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "moods"
+
+
+class MusicKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "music"
+
+
+class LeaderboardKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "leaderboards"
+
+
+class RelationshipKey(_OfDeploymentUser):
+    __slots__ = ()
+    TABLE = "relationships"
+
+
+class WarnKey(_OfDeploymentUser):
+    __slots__ = ()
+    TABLE = "warns"
+
+
+class LevelKey(_OfDeploymentUser):
+    __slots__ = ()
+    TABLE = "levels"
+
+
+class StreakKey(_OfDeploymentChannel):
+    __slots__ = ()
+    TABLE = "streaks"
+
+
+class AutomodKey(_OfDeploymentChannelUser):
+    __slots__ = ()
+    TABLE = "automod"

@@ -1,0 +1,103 @@
+"""The state tables' keys: every table's key built, encoded and parsed back, in exactly the format the
+changelogs already hold, and malformed keys rejected naming the table."""
+
+from __future__ import annotations
+
+import dataclasses
+from uuid import UUID
+
+import pytest
+
+from models.events import partition_key
+from models.table_keys import (
+    AutomodKey,
+    ContextKey,
+    DirectoryKey,
+    LeaderboardKey,
+    LevelKey,
+    MalformedTableKey,
+    MoodKey,
+    MusicKey,
+    RelationshipKey,
+    RoutingKey,
+    StreakKey,
+    TableKey,
+    UtilityKey,
+    WarnKey,
+)
+from processors.engine import Tables
+
+GUILD, BOT, CHANNEL, USER = "4100000000000000001", "4200000000000000002", "4300000000000000003", "44"
+DM = partition_key(None, BOT)
+DEPLOYMENT = UUID("00000000-0000-4000-8000-00000000a001")
+D = str(DEPLOYMENT)
+
+# (key as the processors wrote it before the key classes existed, the same key built now)
+WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
+    (GUILD, RoutingKey(GUILD)),
+    ("dm:4200000000000000002", RoutingKey(DM)),
+    (GUILD, DirectoryKey(GUILD)),
+    (GUILD, UtilityKey(GUILD)),
+    (f"{GUILD}/{CHANNEL}", ContextKey(GUILD, CHANNEL)),
+    (f"dm:{BOT}/{CHANNEL}", ContextKey(DM, CHANNEL)),
+    (f"{GUILD}/{D}", MoodKey(GUILD, DEPLOYMENT)),
+    (f"dm:{BOT}/{D}", MoodKey(DM, DEPLOYMENT)),
+    (f"{GUILD}/{D}", MusicKey(GUILD, DEPLOYMENT)),
+    (f"{GUILD}/{D}", LeaderboardKey(GUILD, DEPLOYMENT)),
+    (f"{GUILD}/{D}/{USER}", RelationshipKey(GUILD, DEPLOYMENT, USER)),
+    (f"dm:{BOT}/{D}/{USER}", RelationshipKey(DM, DEPLOYMENT, USER)),
+    (f"{GUILD}/{D}/{USER}", WarnKey(GUILD, DEPLOYMENT, USER)),
+    (f"{GUILD}/{D}/{USER}", LevelKey(GUILD, DEPLOYMENT, USER)),
+    (f"{GUILD}/{D}/{CHANNEL}", StreakKey(GUILD, DEPLOYMENT, CHANNEL)),
+    (f"{GUILD}/{D}/{CHANNEL}/{USER}", AutomodKey(GUILD, DEPLOYMENT, CHANNEL, USER)),
+]
+
+
+@pytest.mark.parametrize(("raw", "built"), WRITTEN_BEFORE, ids=lambda v: getattr(v, "TABLE", None))
+def test_a_key_written_before_parses_to_the_built_key_and_re_encodes_identically(
+    raw: str, built: TableKey
+) -> None:
+    assert built.encode() == raw
+    parsed = type(built).parse(raw)
+    assert parsed == built
+    assert parsed.encode() == raw
+
+
+def test_every_table_has_one_key_class() -> None:
+    key_classes = {type(built) for _, built in WRITTEN_BEFORE}
+    assert sorted(k.TABLE for k in key_classes) == sorted(f.name for f in dataclasses.fields(Tables))
+
+
+def test_keys_of_different_tables_are_different_keys() -> None:
+    assert MoodKey(GUILD, DEPLOYMENT) != MusicKey(GUILD, DEPLOYMENT)
+    assert MoodKey(GUILD, DEPLOYMENT).encode() == MusicKey(GUILD, DEPLOYMENT).encode()
+    assert len({MoodKey(GUILD, DEPLOYMENT), MoodKey(GUILD, DEPLOYMENT)}) == 1
+
+
+@pytest.mark.parametrize(
+    ("key_type", "raw", "problem"),
+    [
+        (RoutingKey, f"{GUILD}/{CHANNEL}", "routing key .*: expected 1 part"),
+        (ContextKey, GUILD, r"context key .*: expected 2 part\(s\), partition_key/channel_id"),
+        (RelationshipKey, f"{GUILD}/{D}", "relationships key .*: expected 3 part"),
+        (AutomodKey, f"{GUILD}/{D}/{CHANNEL}/{USER}/9", "automod key .*: expected 4 part"),
+        (MoodKey, f"{GUILD}/not-a-uuid", "moods key .*: deployment_id 'not-a-uuid' is not a canonical UUID"),
+        (MusicKey, f"{GUILD}/{D.upper()}", "music key .*: deployment_id .* is not a canonical UUID"),
+        (WarnKey, f"{GUILD}/{D.replace('-', '')}/{USER}", "warns key .*: deployment_id .* not a canonical"),
+        (LevelKey, f"{GUILD}/{D}/", "levels key: user_id '' must be non-empty"),
+        (StreakKey, f"/{D}/{CHANNEL}", "streaks key: partition_key '' must be non-empty"),
+        (UtilityKey, "", "utility key: partition_key '' must be non-empty"),
+    ],
+)
+def test_a_malformed_key_is_rejected_naming_its_table(
+    key_type: type[TableKey], raw: str, problem: str
+) -> None:
+    with pytest.raises(MalformedTableKey, match=problem):
+        key_type.parse(raw)
+
+
+def test_a_part_holding_the_separator_cannot_be_built() -> None:
+    with pytest.raises(MalformedTableKey, match="warns key: user_id '1/2' must be non-empty and without '/'"):
+        WarnKey(GUILD, DEPLOYMENT, "1/2")
+    with pytest.raises(MalformedTableKey, match="context key: channel_id ''"):
+        ContextKey(GUILD, "")
