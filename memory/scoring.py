@@ -111,8 +111,9 @@ def heuristic_importance(text: str, *, addressed_to_agent: bool) -> int:
     return min(score, 10)
 
 
-def should_reflect(importance_since_reflection: int, config: MemoryConfig) -> bool:
-    return importance_since_reflection > config.reflection_threshold
+def should_reflect(importance_since_reflection: int, threshold: int) -> bool:
+    """The agent's memory.reflection_threshold, passed."""
+    return importance_since_reflection > threshold
 
 
 # Words that say nothing about a topic; everything else of four letters or more may be one.

@@ -17,10 +17,11 @@ from uuid import UUID
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, MetadataQuery, Sort
 from weaviate.classes.tenants import Tenant
 from weaviate.client import WeaviateAsyncClient
 from weaviate.collections.classes.filters import _Filters
+from weaviate.collections.classes.internal import Object
 from weaviate.collections.collection.async_ import CollectionAsync
 
 from memory.embedding import DIMENSIONS
@@ -73,12 +74,12 @@ def _record(deployment_id: UUID, properties: Mapping[str, Any]) -> MemoryRecord:
     )
 
 
-def visible_from(query: RecallQuery) -> _Filters:
-    """What the channel asking may recall."""
-    if query.guild_id is not None:
-        return Filter.by_property("guild_id").equal(query.guild_id)
+def visible_from(guild_id: str | None, channel_id: str) -> _Filters:
+    """What a channel may recall: its guild's memories, or for a DM that DM's own."""
+    if guild_id is not None:
+        return Filter.by_property("guild_id").equal(guild_id)
     dm = Filter.by_property("guild_id").equal(DM_GUILD)
-    return dm & Filter.by_property("channel_id").equal(query.channel_id)
+    return dm & Filter.by_property("channel_id").equal(channel_id)
 
 
 def connect(settings: Settings) -> WeaviateAsyncClient:
@@ -160,7 +161,7 @@ class MemoryStore:
         response = await self._tenant(query.deployment_id).query.near_vector(
             near_vector=list(vector),
             limit=limit,
-            filters=visible_from(query),
+            filters=visible_from(query.guild_id, query.channel_id),
             return_metadata=MetadataQuery(distance=True),
         )
         return [
@@ -173,13 +174,26 @@ class MemoryStore:
             for obj in response.objects
         ]
 
-    async def list(self, deployment_id: UUID, *, author_id: str | None = None) -> list[StoredMemory]:
+    async def listed(self, deployment_id: UUID, *, author_id: str | None = None) -> list[StoredMemory]:
         filters = Filter.by_property("author_id").equal(author_id) if author_id is not None else None
         response = await self._tenant(deployment_id).query.fetch_objects(filters=filters, limit=LIST_LIMIT)
-        memories = [
-            StoredMemory(id=o.uuid, record=_record(deployment_id, o.properties)) for o in response.objects
-        ]
+        memories = [self._stored(deployment_id, obj) for obj in response.objects]
         return sorted(memories, key=lambda m: m.record.at)
+
+    @staticmethod
+    def _stored(deployment_id: UUID, obj: Object[Any, Any]) -> StoredMemory:
+        return StoredMemory(id=obj.uuid, record=_record(deployment_id, obj.properties))
+
+    async def recent(
+        self, deployment_id: UUID, guild_id: str | None, channel_id: str, limit: int
+    ) -> list[StoredMemory]:
+        """The latest memories a channel may see, oldest first."""
+        response = await self._tenant(deployment_id).query.fetch_objects(
+            filters=visible_from(guild_id, channel_id),
+            sort=Sort.by_property("at", ascending=False),
+            limit=limit,
+        )
+        return [self._stored(deployment_id, obj) for obj in reversed(response.objects)]
 
     async def delete(self, deployment_id: UUID, ids: Sequence[UUID]) -> int:
         if not ids:

@@ -123,9 +123,8 @@ def test_importance_heuristic() -> None:
 
 
 def test_reflection_triggers_past_the_threshold() -> None:
-    config = MemoryConfig(reflection_threshold=150)
-    assert not should_reflect(150, config)
-    assert should_reflect(151, config)
+    assert not should_reflect(150, MemoryConfig().reflection_threshold)
+    assert should_reflect(151, 150)
 
 
 def test_memory_ids_are_deterministic_per_event_and_kind() -> None:

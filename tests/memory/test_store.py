@@ -63,7 +63,9 @@ async def remember(store: MemoryStore, embedder: Embedder, records: list[MemoryR
 
 
 def test_embeddings_are_unit_vectors_that_place_paraphrases_close(embedder: Embedder) -> None:
-    dogs, pets, stocks = embedder.embed(["I love dogs", "Dogs are my favourite animals", "The market crashed"])
+    dogs, pets, stocks = embedder.embed(
+        ["I love dogs", "Dogs are my favourite animals", "The market crashed"]
+    )
     assert dogs.shape == (DIMENSIONS,)
     assert np.linalg.norm(dogs) == pytest.approx(1.0, abs=1e-4)
     assert float(dogs @ pets) > float(dogs @ stocks) + 0.3
@@ -72,7 +74,9 @@ def test_embeddings_are_unit_vectors_that_place_paraphrases_close(embedder: Embe
     assert float(alone @ dogs) == pytest.approx(1.0, abs=1e-4)
 
 
-async def test_recall_finds_the_fact_and_never_crosses_tenants(store: MemoryStore, embedder: Embedder) -> None:
+async def test_recall_finds_the_fact_and_never_crosses_tenants(
+    store: MemoryStore, embedder: Embedder
+) -> None:
     luna, nova = uuid4(), uuid4()
     await store.add_tenant(luna)
     await store.add_tenant(nova)
@@ -111,12 +115,12 @@ async def test_redelivery_keeps_one_memory_and_deletes_work(store: MemoryStore, 
     records = [said(luna, "I live in Lisbon", event="e1"), said(luna, "I like jazz", event="e2", author="8")]
     await remember(store, embedder, records)
     await remember(store, embedder, records)
-    listed = await store.list(luna)
+    listed = await store.listed(luna)
     assert sorted(m.record.source_event_id for m in listed) == ["e1", "e2"]
     assert listed[0].record == records[0] or listed[0].record == records[1]
-    assert [m.record.text for m in await store.list(luna, author_id="8")] == ["I like jazz"]
+    assert [m.record.text for m in await store.listed(luna, author_id="8")] == ["I like jazz"]
     assert await store.delete(luna, [records[0].id]) == 1
-    assert [m.record.source_event_id for m in await store.list(luna)] == ["e2"]
+    assert [m.record.source_event_id for m in await store.listed(luna)] == ["e2"]
     await store.delete_tenant(luna)
     await store.add_tenant(luna)
-    assert await store.list(luna) == []
+    assert await store.listed(luna) == []
