@@ -9,6 +9,7 @@ from uuid import UUID, uuid5
 
 from pydantic import Field, StringConstraints
 
+from models.agent import MemoryConfig
 from models.common import LongText, Snowflake, Strict
 
 # Object ids are uuid5 of the event a memory came from, in this namespace: the same event always maps to
@@ -63,6 +64,13 @@ class RecallQuery(Strict):
     # Memories involving these people are preferred among candidates of equal similarity.
     people: list[Snowflake] = Field(default_factory=list, max_length=100)
     at: datetime
+
+
+class MemoryRequest(Strict):
+    """On an inference request of an agent with memory: what the worker recalls for, and how."""
+
+    query: RecallQuery
+    config: MemoryConfig
 
 
 class StoredMemory(Strict):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +24,7 @@ from models.deployments import DeployedAgent, RoutingRecord
 from models.discord import DiscordMessage, Interaction
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
+from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
 from models.processor_state import (
     AutomodWindow,
@@ -155,6 +157,29 @@ class _Embed(BaseModel):
 class _Embeds(BaseModel):
     model_config = ConfigDict(extra="ignore")
     embeds: list[_Embed] = Field(default_factory=list)
+
+
+# The people present: the message's author and the authors of this many latest messages of the channel.
+PRESENT_WINDOW = 10
+
+
+def memory_request(
+    agent: AgentConfig, deployment_id: UUID, message: DiscordMessage, context: ChannelContext, at: datetime
+) -> MemoryRequest | None:
+    """What the inference worker recalls for this reply: memories the message's channel may see."""
+    text = message.content.strip()
+    if not agent.memory.enabled or not text:
+        return None
+    recent = [m.author_id for m in context.messages[-PRESENT_WINDOW:] if not m.author_is_bot]
+    query = RecallQuery(
+        deployment_id=deployment_id,
+        guild_id=message.guild_id,
+        channel_id=message.channel_id,
+        text=text[:4000],
+        people=list(dict.fromkeys([message.author.id, *recent])),
+        at=at,
+    )
+    return MemoryRequest(query=query, config=agent.memory)
 
 
 def event_time(envelope: EventEnvelope, timestamp: str) -> datetime:
@@ -668,4 +693,5 @@ class _MessageTurn:
                 message_id=message.id,
                 author_id=message.author.id,
             ),
+            memory=memory_request(agent, deployment.deployment_id, message, context, self.at),
         )

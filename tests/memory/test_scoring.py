@@ -8,6 +8,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
+from memory.recall import with_memories
 from memory.scoring import (
     extractive_reflection,
     heuristic_importance,
@@ -17,7 +18,10 @@ from memory.scoring import (
 )
 from models.agent import MemoryConfig
 from models.common import error_paths
+from models.decisions import Priority
+from models.inference import ChatMessage, InferenceRequest, ReplyTarget
 from models.memory import Candidate, MemoryKind, MemoryRecord, StoredMemory, memory_id
+from models.tiers import InferenceLane, Tier
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 DEPLOYMENT = uuid4()
@@ -159,3 +163,30 @@ def test_extractive_reflection_cites_the_memories_it_rests_on() -> None:
 def test_reflections_are_not_reflected_upon() -> None:
     thought = record("Recurring topics lately: hiking, hiking.", kind=MemoryKind.reflection)
     assert extractive_reflection([StoredMemory(id=thought.id, record=thought)]) == []
+
+
+def test_the_memory_note_goes_just_before_the_message_answered() -> None:
+    fact = record("My exam is on Tuesday", hours_ago=300)
+    best = Candidate(id=fact.id, record=fact, similarity=0.8)
+    recalled = rank_memories([best], now=NOW, people=[], config=MemoryConfig())
+    system = ChatMessage(role="system", content="You are Luna.")
+    current = ChatMessage(role="user", content="when is my exam?")
+    request = InferenceRequest(
+        request_id="r1",
+        event_id="e1",
+        deployment_id=DEPLOYMENT,
+        agent_id=uuid4(),
+        owner_id=uuid4(),
+        tier=Tier.pro,
+        lane=InferenceLane.standard,
+        priority=Priority.high,
+        model="gpt-4o-mini",
+        messages=[system, current],
+        target=ReplyTarget(bot_id="5", guild_id="1", channel_id="2"),
+    )
+    answered = with_memories(request, recalled)
+    assert answered.messages[0] == system and answered.messages[2] == current
+    note = answered.messages[1]
+    assert note.role == "user" and note.name == "memories"
+    assert "user100: My exam is on Tuesday" in note.content
+    assert with_memories(request, []) == request
