@@ -179,6 +179,7 @@ class MemoryWriter(ConsumerService):
         bootstrap: str,
         namespace: str,
         producer: AIOKafkaProducer,
+        group_id: str | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -187,7 +188,7 @@ class MemoryWriter(ConsumerService):
         self.ledger = ReflectionLedger()
         self.deployments_topic = AGENT_DEPLOYMENTS.name_in(namespace)
         self.written = 0
-        group = f"{namespace}deep.memory.writer"
+        group = group_id or f"{namespace}deep.memory.writer"
         self.consumer = AtLeastOnceConsumer(
             self,
             [DISCORD_EVENTS, AGENT_DEPLOYMENTS],
