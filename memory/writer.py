@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -30,7 +31,7 @@ from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage
 from models.events import EventEnvelope
 from models.memory import MemoryKind, MemoryRecord, StoredMemory
-from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Records
 
@@ -230,13 +231,19 @@ class MemoryWriter(ConsumerService):
         for tp, batch in fetched.items():
             self.consumer.done_below(tp, batch[-1].offset + 1)
 
-    async def _route(self, records: Records) -> None:
+    async def _decoded(self, spec: TopicSpec, records: Records) -> list[Any]:
+        """The records' payloads; one the codec rejects goes to the dead-letter topic."""
+        payloads = []
         for record in records:
             try:
-                routing = AGENT_DEPLOYMENTS.codec.decode(record.value)
+                payloads.append(spec.codec.decode(record.value))
             except CodecError as exc:
                 await self.consumer.dead_letter(record, str(exc))
-                continue
+        return payloads
+
+    async def _route(self, records: Records) -> None:
+        routings: list[RoutingRecord] = await self._decoded(AGENT_DEPLOYMENTS, records)
+        for routing in routings:
             before = self.routing.get(routing.key)
             if before is not None and routing.version < before.version:
                 continue
@@ -255,15 +262,8 @@ class MemoryWriter(ConsumerService):
             self.routing[routing.key] = routing
 
     async def _memories(self, records: Records) -> list[MemoryRecord]:
-        memories = []
-        for record in records:
-            try:
-                envelope = DISCORD_EVENTS.codec.decode(record.value)
-            except CodecError as exc:
-                await self.consumer.dead_letter(record, str(exc))
-                continue
-            memories.extend(memories_of_message(envelope, self.routing.get(envelope.key)))
-        return memories
+        envelopes: list[EventEnvelope] = await self._decoded(DISCORD_EVENTS, records)
+        return [m for e in envelopes for m in memories_of_message(e, self.routing.get(e.key))]
 
     async def _write(self, records: Sequence[MemoryRecord]) -> None:
         vectors = await asyncio.to_thread(self.embedder.embed, [r.text for r in records])
