@@ -31,8 +31,10 @@ from settings import Settings
 COLLECTION = "DeepMemory"
 # The most objects one listing returns; owners page through larger memories by author.
 LIST_LIMIT = 1000
-# Matched whole (field tokenization): ids, names of kinds, event ids.
-KEY_PROPERTIES = ("guild_id", "channel_id", "author_id", "kind", "source_event_id")
+# The properties recall and listing filter on, matched whole. Every other property has no inverted index:
+# each index is files kept open per tenant, and a server holding 1,000 tenants must stay within its
+# open-files limit.
+FILTERED = ("guild_id", "channel_id", "author_id")
 # The guild of a direct message's memories.
 DM_GUILD = "dm"
 
@@ -113,8 +115,20 @@ class MemoryStore:
         if await self.client.collections.exists(self.name):
             return
         keys = [
-            Property(name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD)
-            for name in KEY_PROPERTIES
+            Property(
+                name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD, index_searchable=False
+            )
+            for name in FILTERED
+        ]
+        stored: list[tuple[str, DataType]] = [
+            ("kind", DataType.TEXT),
+            ("source_event_id", DataType.TEXT),
+            ("author_name", DataType.TEXT),
+            ("text", DataType.TEXT),
+            ("people", DataType.TEXT_ARRAY),
+            ("at", DataType.DATE),
+            ("importance", DataType.INT),
+            ("cites", DataType.UUID_ARRAY),
         ]
         await self.client.collections.create(
             self.name,
@@ -124,12 +138,10 @@ class MemoryStore:
             ),
             properties=[
                 *keys,
-                Property(name="author_name", data_type=DataType.TEXT),
-                Property(name="text", data_type=DataType.TEXT),
-                Property(name="people", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
-                Property(name="at", data_type=DataType.DATE),
-                Property(name="importance", data_type=DataType.INT),
-                Property(name="cites", data_type=DataType.UUID_ARRAY),
+                *(
+                    Property(name=name, data_type=kind, index_filterable=False, index_searchable=False)
+                    for name, kind in stored
+                ),
             ],
         )
 

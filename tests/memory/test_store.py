@@ -124,3 +124,15 @@ async def test_redelivery_keeps_one_memory_and_deletes_work(store: MemoryStore, 
     await store.delete_tenant(luna)
     await store.add_tenant(luna)
     assert await store.listed(luna) == []
+
+
+async def test_recent_is_the_latest_a_channel_may_see(store: MemoryStore, embedder: Embedder) -> None:
+    luna = uuid4()
+    await store.add_tenant(luna)
+    older = said(luna, "first thing said", event="r1").model_copy(update={"at": NOW - timedelta(hours=5)})
+    newer = said(luna, "second thing said", event="r2")
+    elsewhere = said(luna, "in another guild", event="r3", guild="5")
+    await remember(store, embedder, [newer, elsewhere, older])
+    recent = await store.recent(luna, "1", "2", limit=5)
+    assert [m.record.text for m in recent] == [older.text, newer.text]
+    assert [m.record.text for m in await store.recent(luna, "1", "2", limit=1)] == [newer.text]
