@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.characters import CharacterError
-from api.policy import TierViolation
+from api.policy import TierViolation, UnimplementedTool
 from api.routing_records import RoutingLimitExceeded
 from api.schemas import ErrorBody, FieldError
 from api.store import Conflict, NotFound
@@ -83,6 +83,11 @@ async def _tier(_: Request, exc: Exception) -> JSONResponse:
     return error_response(403, violation.message, errors)
 
 
+async def _unimplemented(_: Request, exc: Exception) -> JSONResponse:
+    error = cast(UnimplementedTool, exc)
+    return error_response(422, str(error), [FieldError(path=error.path, message=error.message)])
+
+
 async def _character(_: Request, exc: Exception) -> JSONResponse:
     error = cast(CharacterError, exc)
     return error_response(
@@ -134,6 +139,7 @@ async def _unstorable_text(request: Request, _: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(TierViolation, _tier)
+    app.add_exception_handler(UnimplementedTool, _unimplemented)
     app.add_exception_handler(CharacterError, _character)
     app.add_exception_handler(TokenRejected, _token_rejected)
     app.add_exception_handler(Unauthorized, _unauthorized)

@@ -1,4 +1,5 @@
-"""What an owner's tier allows: pure checks over configurations, counts and token tiers."""
+"""What the platform implements and an owner's tier allows: pure checks over configurations, counts and token
+tiers."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from uuid import UUID
 from api.schemas import Agent
 from models.agent import AgentConfig, Character
 from models.tiers import TIERS, Feature, TierLimits, TokenTier
-from models.tools import Tool
+from models.tools import IMPLEMENTED_TOOLS, Tool
 
 # What may differ from a stock character without it becoming a custom personality.
-_COSMETIC = {"name", "avatar_url", "banner_url"}
+_COSMETIC = {"name", "avatar_url", "banner_url", "bio"}
 
 
 class TierViolation(Exception):
@@ -21,6 +22,23 @@ class TierViolation(Exception):
         super().__init__(message)
         self.message = message
         self.path = path
+
+
+class UnimplementedTool(ValueError):
+    """A tool the platform gives no behaviour yet; `path` names its entry in enabled_tools."""
+
+    def __init__(self, tool: Tool, index: int) -> None:
+        available = ", ".join(sorted(t.value for t in IMPLEMENTED_TOOLS))
+        self.path = f"enabled_tools.{index}"
+        self.message = f"the {tool.value} tool is not implemented; the tools are: {available}"
+        super().__init__(f"{self.path}: {self.message}")
+
+
+def check_implemented(config: AgentConfig) -> None:
+    """An owner may enable only tools that act: the first other one is refused."""
+    for index, tool in enumerate(config.enabled_tools):
+        if tool not in IMPLEMENTED_TOOLS:
+            raise UnimplementedTool(tool, index)
 
 
 def _lowest_tier_with(allows: Callable[[TierLimits], bool]) -> str:

@@ -7,25 +7,31 @@ Pure: `plan(action, now)` is tested without a server; gateways/perform.py sends 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from gateways import protocol
 from models.actions import (
     Action,
+    AnswerInChannel,
+    AnswerInteraction,
     Ban,
     DeleteMessage,
     Embed,
     InteractionResponse,
     Kick,
     MemberPersonaUpdate,
+    NativePoll,
     PresenceUpdate,
     React,
     Reply,
+    Report,
+    ReportedAction,
     SendMessage,
     Timeout,
     TypingIndicator,
+    Unban,
     VoiceJoin,
     VoiceLeave,
     VoicePlay,
@@ -36,6 +42,9 @@ from models.actions import (
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
+# Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
+TYPING_REFRESH_S = 8.0
+MESSAGE_LIMIT = 2000
 
 
 class InvalidAction(ValueError):
@@ -95,9 +104,20 @@ def embed_json(embed: Embed) -> dict[str, Any]:
     return body
 
 
-def _message_body(action_id: str, content: str, embed: Embed | None) -> dict[str, Any]:
-    if not content and embed is None:
-        raise InvalidAction("content: a message needs content or an embed")
+def poll_json(poll: NativePoll) -> dict[str, Any]:
+    return {
+        "question": {"text": poll.question},
+        "answers": [{"poll_media": {"text": answer}} for answer in poll.answers],
+        "duration": poll.duration_hours,
+        "allow_multiselect": False,
+    }
+
+
+def _message_body(
+    action_id: str, content: str, embed: Embed | None, poll: NativePoll | None = None
+) -> dict[str, Any]:
+    if not content and embed is None and poll is None:
+        raise InvalidAction("content: a message needs content, an embed or a poll")
     body: dict[str, Any] = {
         "content": content,
         "nonce": message_nonce(action_id),
@@ -107,6 +127,8 @@ def _message_body(action_id: str, content: str, embed: Embed | None) -> dict[str
     }
     if embed is not None:
         body["embeds"] = [embed_json(embed)]
+    if poll is not None:
+        body["poll"] = poll_json(poll)
     return body
 
 
@@ -117,14 +139,14 @@ def _guild(action: Action) -> str:
 
 
 def _send(action: SendMessage) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll)
     return RestCall(
         "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
     )
 
 
 def _reply(action: Reply) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll)
     body["message_reference"] = {
         "message_id": action.message_id,
         "channel_id": action.channel_id,
@@ -174,6 +196,15 @@ def _ban(action: Ban) -> RestCall:
     )
 
 
+def _unban(action: Unban) -> RestCall:
+    return RestCall(
+        "DELETE",
+        "/guilds/{guild_id}/bans/{user_id}",
+        {"guild_id": _guild(action), "user_id": action.user_id},
+        reason=action.reason,
+    )
+
+
 def _kick(action: Kick) -> RestCall:
     return RestCall(
         "DELETE",
@@ -198,6 +229,8 @@ def _interaction(action: InteractionResponse) -> RestCall:
     data: dict[str, Any] = {"content": action.content}
     if action.embed is not None:
         data["embeds"] = [embed_json(action.embed)]
+    if action.poll is not None:
+        data["poll"] = poll_json(action.poll)
     if action.ephemeral:
         data["flags"] = EPHEMERAL
     data["allowed_mentions"] = {"parse": ["users"]}
@@ -235,6 +268,17 @@ def _typing(action: TypingIndicator) -> RestCall:
     return RestCall("POST", "/channels/{channel_id}/typing", {"channel_id": action.channel_id})
 
 
+def typing_pauses(delay_ms: int) -> list[float]:
+    """The waits, in seconds, after each typing trigger of a pause of `delay_ms`: the indicator is
+    triggered again after every TYPING_REFRESH_S until the pause is over."""
+    pauses = []
+    left = delay_ms / 1000
+    while left > 0:
+        pauses.append(min(left, TYPING_REFRESH_S))
+        left -= TYPING_REFRESH_S
+    return pauses
+
+
 def plan(action: Action, now: datetime) -> Plan:
     """The wire form of an action; `now` is when it is performed (a timeout runs from then)."""
     match action:
@@ -250,6 +294,8 @@ def plan(action: Action, now: datetime) -> Plan:
             return _delete(action)
         case Ban():
             return _ban(action)
+        case Unban():
+            return _unban(action)
         case Kick():
             return _kick(action)
         case Timeout():
@@ -270,3 +316,48 @@ def plan(action: Action, now: datetime) -> Plan:
             return AudioCommand(
                 action.guild_id, action.channel_id, action.command, action.track, action.volume
             )
+
+
+def report_text(report: Report, refusal: str | None) -> str:
+    """The report of an action Discord confirmed (refusal None) or refused for `refusal`."""
+    text = report.done if refusal is None else f"{report.failed}: {refusal}"
+    return text[:MESSAGE_LIMIT]
+
+
+def report_calls(action: ReportedAction, report: Report, text: str) -> list[RestCall]:
+    """The answer where the command was given, and the moderation log's line, each with an id derived from
+    the action's, so a retry sends neither twice."""
+    answer_id, bot_id, guild_id = f"{action.action_id}/answer", action.bot_id, action.guild_id
+    content, embed = text, None
+    if report.embed_color is not None:
+        content, embed = "", Embed(title="Moderation", description=text, color=report.embed_color)
+    said: dict[str, Any] = {
+        "action_id": answer_id,
+        "bot_id": bot_id,
+        "guild_id": guild_id,
+        "content": content,
+        "embed": embed,
+    }
+    calls: list[RestCall] = []
+    match report.answer:
+        case AnswerInteraction(interaction_id=interaction_id, interaction_token=token):
+            response = InteractionResponse(interaction_id=interaction_id, interaction_token=token, **said)
+            calls.append(_interaction(response))
+        case AnswerInChannel(channel_id=channel_id, message_id=None):
+            calls.append(_send(SendMessage(channel_id=channel_id, **said)))
+        case AnswerInChannel(channel_id=channel_id, message_id=message_id):
+            calls.append(_reply(Reply(channel_id=channel_id, message_id=message_id, **said)))
+    if report.log_channel_id is not None:
+        line = f"{text} · {report.actor}" if report.actor else text
+        log = _send(
+            SendMessage(
+                action_id=f"{action.action_id}/log",
+                bot_id=bot_id,
+                guild_id=guild_id,
+                channel_id=report.log_channel_id,
+                content=line[:MESSAGE_LIMIT],
+            )
+        )
+        # The log names members without pinging them.
+        calls.append(replace(log, body={**(log.body or {}), "allowed_mentions": {"parse": []}}))
+    return calls

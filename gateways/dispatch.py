@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -30,29 +31,36 @@ def dispatch_ids(event_type: str, data: dict[str, Any]) -> tuple[str | None, str
     return guild_id, channel_id
 
 
-def event_id(bot_id: str, session_id: str, seq: int) -> str:
-    """Stable across a RESUME's replay: the same dispatch gets the same id, so consumers can drop repeats."""
-    return f"{bot_id}:{session_id}:{seq}"
+def new_generation() -> str:
+    """What tells one IDENTIFY's dispatches from another's: a server may reuse a session id or number
+    afresh, so neither the session id nor the sequence alone names a dispatch."""
+    return secrets.token_hex(8)
+
+
+def event_id(bot_id: str, generation: str, seq: int | None) -> str:
+    """Stable across a RESUME's replay (the generation is kept with the session), so consumers can drop
+    repeats. A dispatch without a sequence can never be replayed and gets an id of its own."""
+    return f"{bot_id}:{generation}:{seq if seq is not None else 'u' + secrets.token_hex(8)}"
 
 
 def envelope(
     bot_id: str,
     shard_id: int,
-    session_id: str,
-    seq: int,
+    generation: str,
+    seq: int | None,
     event_type: str,
     data: dict[str, Any],
     received_at: datetime,
 ) -> EventEnvelope:
     guild_id, channel_id = dispatch_ids(event_type, data)
     return EventEnvelope(
-        event_id=event_id(bot_id, session_id, seq),
+        event_id=event_id(bot_id, generation, seq),
         bot_id=bot_id,
         shard_id=shard_id,
         guild_id=guild_id,
         channel_id=channel_id,
         type=event_type,
-        sequence=seq,
+        sequence=seq if seq is not None else 0,
         received_at=received_at,
         data=data,
     )

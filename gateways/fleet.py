@@ -19,8 +19,9 @@ from gateways import dispatch
 from gateways.heartbeats import Heartbeats
 from gateways.identify import IdentifyLimiter, budget_wait_s
 from gateways.rest import RestClients, is_unauthorized
-from gateways.sessions import SessionStore
+from gateways.sessions import GatewaySession, SessionStore
 from gateways.shard import BotCredentials, GatewayShard, TokenRejected
+from models.events import EventEnvelope
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import encode_key
 from vault.store import HealthReason
@@ -136,7 +137,19 @@ class Fleet:
         await self._save(dirty)
 
     async def _save(self, shards: Iterable[GatewayShard]) -> None:
-        records = [(shard.bot_id, shard.shard_id, shard.session()) for shard in shards]
+        records: list[tuple[str, int, GatewaySession | None]] = []
+        for shard in shards:
+            try:
+                records.append((shard.bot_id, shard.shard_id, shard.session()))
+            except ValidationError as exc:
+                # One shard's unusable session must not cost the others their checkpoints; its stored
+                # record stays as it was, and a failed RESUME from it only means a new IDENTIFY.
+                log.warning(
+                    "bot %s shard %s: session not checkpointed: %s",
+                    shard.bot_id,
+                    shard.shard_id,
+                    exc.errors()[0]["msg"],
+                )
         if records:
             await self._sessions.save_many(records)
 
@@ -154,29 +167,39 @@ class Fleet:
 
     # ShardHost
 
-    async def publish(self, shard: GatewayShard, seq: int, event_type: str, data: dict[str, Any]) -> None:
-        session_id = shard.session_id
-        if session_id is None:
-            shard.checkpoint.skipped(seq)
+    async def publish(
+        self, shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
+    ) -> None:
+        envelope = self._envelope(shard, seq, event_type, data)
+        if envelope is None:
+            if seq is not None:
+                shard.checkpoint.skipped(seq)
             return
+        if seq is not None:
+            shard.checkpoint.received(seq)
+        delivery = await self._producer.send(
+            self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
+        )
+        delivery.add_done_callback(partial(self._delivered, shard, shard.generation, seq))
+
+    @staticmethod
+    def _envelope(
+        shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
+    ) -> EventEnvelope | None:
+        if shard.generation is None:
+            return None  # before READY: nothing to resume from, nothing to name it by
         try:
-            envelope = dispatch.envelope(
-                shard.bot_id, shard.shard_id, session_id, seq, event_type, data, datetime.now(UTC)
+            return dispatch.envelope(
+                shard.bot_id, shard.shard_id, shard.generation, seq, event_type, data, datetime.now(UTC)
             )
         except ValidationError as exc:
             log.warning(
                 "bot %s: dispatch %s #%s not forwarded: %s", shard.bot_id, event_type, seq, exc.errors()[0]
             )
-            shard.checkpoint.skipped(seq)
-            return
-        shard.checkpoint.received(seq)
-        delivery = await self._producer.send(
-            self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
-        )
-        delivery.add_done_callback(partial(self._delivered, shard, session_id, seq))
+            return None
 
     def _delivered(
-        self, shard: GatewayShard, session_id: str, seq: int, delivery: asyncio.Future[Any]
+        self, shard: GatewayShard, generation: str | None, seq: int | None, delivery: asyncio.Future[Any]
     ) -> None:
         if delivery.cancelled() or delivery.exception() is not None:
             log.warning(
@@ -184,8 +207,8 @@ class Fleet:
             )
             shard.replay()
             return
-        # An acknowledgement from an earlier session says nothing about this session's sequence numbers.
-        if shard.session_id == session_id:
+        # An acknowledgement from an earlier generation says nothing about this one's sequence numbers.
+        if seq is not None and shard.generation == generation:
             shard.checkpoint.done(seq)
             self._dirty.add(shard)
         self.forwarded += 1

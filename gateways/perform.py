@@ -24,7 +24,7 @@ from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
-from models.actions import Action
+from models.actions import Action, Report, ReportedAction, TypingIndicator
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,26 @@ class ActionPerformer:
             outcome = Outcome(Status.DEAD, str(exc))
         except TokenDead as exc:
             outcome = Outcome(Status.TOKEN_DEAD, str(exc))
+        if isinstance(action, ReportedAction) and action.report is not None:
+            outcome = await self._report(action, action.report, outcome, bot, retry=claim is Claim.RETRY)
         # Recorded either way: a dead-lettered action is not tried again on redelivery.
         await self._ledger.finish(action.action_id)
+        return outcome
+
+    async def _report(
+        self, action: ReportedAction, report: Report, outcome: Outcome, bot: BotCredentials, *, retry: bool
+    ) -> Outcome:
+        """Tell the channel and the moderation log what Discord answered; the action's outcome stands."""
+        if outcome.status is Status.TOKEN_DEAD:
+            return outcome
+        text = actions.report_text(report, outcome.reason if outcome.status is Status.DEAD else None)
+        for call in actions.report_calls(action, report, text):
+            try:
+                await self._rest_call(call, bot, retry=retry)
+            except Unperformable as exc:
+                log.warning("action %s: its report to %s failed: %s", action.action_id, call.path, exc)
+            except TokenDead as exc:
+                return Outcome(Status.TOKEN_DEAD, str(exc))
         return outcome
 
     async def _perform(self, action: Action, bot: BotCredentials, claim: Claim) -> None:
@@ -91,6 +109,8 @@ class ActionPerformer:
         match plan:
             case RestCall():
                 await self._rest_call(plan, bot, retry=claim is Claim.RETRY)
+                if isinstance(action, TypingIndicator):
+                    await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
                 shard = self._fleet.shards.get(bot.bot_id)
                 if shard is None or not await shard.wait_ready(READY_WAIT_S):
@@ -106,6 +126,15 @@ class ActionPerformer:
                     plan.guild_id,
                     plan.channel_id,
                 )
+
+    async def _keep_typing(self, call: RestCall, bot: BotCredentials, delay_ms: int) -> None:
+        """Hold the bot's lane while it "types": its next action (the reply) follows after the pause,
+        with the indicator triggered again before it fades."""
+        pauses = actions.typing_pauses(delay_ms)
+        for index, pause in enumerate(pauses):
+            if index:
+                await self._rest_call(call, bot, retry=False)
+            await asyncio.sleep(pause)
 
     async def _rest_call(self, call: RestCall, bot: BotCredentials, *, retry: bool) -> None:
         body = await self._with_images(call)

@@ -34,6 +34,9 @@ class GatewaySession(BaseModel):
     # The last sequence whose dispatch Kafka acknowledged: a RESUME replays everything after it.
     seq: int = Field(ge=0)
     resume_gateway_url: str = Field(min_length=1)
+    # The IDENTIFY this session began with (gateways/dispatch.py): part of every event id, kept so a
+    # replay after RESUME, on whichever runner, gets the ids the first delivery had.
+    generation: str = Field(min_length=1)
 
 
 class SessionStore:

@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from gateways import protocol
+from gateways import dispatch, protocol
 from gateways.protocol import Op, Reconnect
 from gateways.sessions import GatewaySession
 from gateways.watermark import Watermark
@@ -73,7 +73,9 @@ class ShardHost(Protocol):
     # Bounds the TCP/WebSocket handshakes in progress, so ten thousand shards starting at once queue politely.
     handshakes: asyncio.Semaphore
 
-    async def publish(self, shard: GatewayShard, seq: int, event_type: str, data: dict[str, Any]) -> None: ...
+    async def publish(
+        self, shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
+    ) -> None: ...
 
     async def before_identify(self, shard: GatewayShard) -> None:
         """Wait for the identify limits; raises TokenRejected when Discord refuses the token."""
@@ -100,6 +102,7 @@ class GatewayShard:
         "_ws",
         "bot",
         "checkpoint",
+        "generation",
         "host",
         "resume_url",
         "session_id",
@@ -122,6 +125,7 @@ class GatewayShard:
         self.shard_count = shard_count
         self.session_id: str | None = session.session_id if session else None
         self.resume_url: str | None = session.resume_gateway_url if session else None
+        self.generation: str | None = session.generation if session else None
         self.checkpoint = Watermark(session.seq if session else 0)
         self.state = ShardState.WAITING
         self._ws: aiohttp.ClientWebSocketResponse[Literal[False]] | None = None
@@ -144,11 +148,22 @@ class GatewayShard:
     def bot_id(self) -> str:
         return self.bot.bot_id
 
+    @property
+    def resume_seq(self) -> int:
+        """The sequence a RESUME asks to replay after. Discord numbers dispatches from 1 and RESUME spells
+        "nothing acknowledged yet" 0: a dispatch numbered 0 still in flight puts the watermark at -1, which
+        means the same."""
+        return max(self.checkpoint.value, 0)
+
     def session(self) -> GatewaySession | None:
-        if self.session_id is None or self.resume_url is None:
+        """What a RESUME needs; raises ValidationError when the server gave values it cannot carry."""
+        if self.session_id is None or self.resume_url is None or self.generation is None:
             return None
         return GatewaySession(
-            session_id=self.session_id, seq=self.checkpoint.value, resume_gateway_url=self.resume_url
+            session_id=self.session_id,
+            seq=self.resume_seq,
+            resume_gateway_url=self.resume_url,
+            generation=self.generation,
         )
 
     # lifecycle
@@ -228,6 +243,7 @@ class GatewayShard:
                 if outcome is Reconnect.IDENTIFY:
                     self.session_id = None
                     self.resume_url = None
+                    self.generation = None
                     self.host.session_changed(self)
                 self._failures += 1
                 await asyncio.sleep(protocol.backoff_delay(self._failures, random.random()))
@@ -279,7 +295,7 @@ class GatewayShard:
         self._schedule_beat(loop.time() + self._heartbeat_interval * random.random())
         token = self.bot.token.get_secret_value()
         if self.session_id is not None:
-            seq = self.checkpoint.value
+            seq = self.resume_seq
             self.checkpoint.restart(seq)
             await self._send(protocol.resume_payload(token, self.session_id, seq))
         else:
@@ -307,14 +323,21 @@ class GatewayShard:
         if op == Op.DISPATCH:
             event_type: str = payload["t"]
             data: dict[str, Any] = payload["d"]
+            seq = payload.get("s")
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                seq = None  # not resumable: forwarded without touching the checkpoint
             if event_type == "READY":
                 self.session_id = data["session_id"]
                 self.resume_url = data["resume_gateway_url"]
+                self.generation = dispatch.new_generation()
                 self.checkpoint.restart(0)
                 self._connected()
-            elif event_type == "RESUMED":
-                self._connected()
-            await self.host.publish(self, payload["s"], event_type, data)
+            else:
+                if seq is not None and seq <= self.checkpoint.last_received:
+                    self._renumbered(seq)
+                if event_type == "RESUMED":
+                    self._connected()
+            await self.host.publish(self, seq, event_type, data)
         elif op == Op.HEARTBEAT_ACK:
             self._ack_pending = False
         elif op == Op.HEARTBEAT:
@@ -329,6 +352,15 @@ class GatewayShard:
             await asyncio.sleep(1 + 4 * random.random())
             return Reconnect.IDENTIFY
         return None
+
+    def _renumbered(self, seq: int) -> None:
+        """A number this generation already gave out, arriving where Discord would only send newer ones (a
+        RESUME replays after the checkpoint): the server numbers afresh, so its dispatches get a new
+        generation rather than the ids of earlier, different events."""
+        log.warning("bot %s: the gateway reused sequence %s; new event id generation", self.bot_id, seq)
+        self.generation = dispatch.new_generation()
+        self.checkpoint.restart(max(seq - 1, 0))
+        self.host.session_changed(self)
 
     def _connected(self) -> None:
         self.state = ShardState.READY

@@ -11,15 +11,21 @@ worker keeps in flight on that endpoint (match vLLM's --max-num-seqs). Example:
     vllm-a=http://vllm-a:8000/v1|meta-llama/Llama-3.1-8B-Instruct|256;vllm-b=http://vllm-b:8000/v1|*|256
 
 OpenAI (or any other OpenAI-compatible provider) is one more endpoint, built from OPENAI_BASE_URL and
-OPENAI_API_KEY.
+OPENAI_API_KEY. With neither of those nor INFERENCE_ENDPOINTS, the pool is the embedded model server that
+`deep stack up` starts (DEEP_LOCAL_MODEL, on by default), serving every model name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.inference import LOCAL_MODEL_NAME
+
 OPENAI_API_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_CONCURRENCY = 64
+# The embedded server generates one reply at a time; the pool queues the others in priority order.
+LOCAL_MODEL_CONCURRENCY = 1
+LOCAL_ENDPOINT_NAME = "local"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class EndpointConfig:
     models: tuple[str, ...]
     max_concurrency: int
     api_key: str = field(default="", repr=False)
+    # The one model the endpoint serves, named in every request to it in place of the model asked for, so
+    # that results (and their cost) carry the model that really answered.
+    served_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,4 +97,11 @@ def openai_endpoint(base_url: str, api_key: str, models: str = "*") -> EndpointC
     patterns = tuple(m.strip() for m in models.split(",") if m.strip()) or ("*",)
     return EndpointConfig(
         "openai", (base_url or OPENAI_API_URL).rstrip("/"), patterns, DEFAULT_OPENAI_CONCURRENCY, api_key
+    )
+
+
+def local_endpoint(base_url: str) -> EndpointConfig:
+    """The embedded model server, answering whatever model an agent names."""
+    return EndpointConfig(
+        LOCAL_ENDPOINT_NAME, base_url, ("*",), LOCAL_MODEL_CONCURRENCY, served_model=LOCAL_MODEL_NAME
     )

@@ -128,14 +128,13 @@ class EndpointPool:
         """A completion for `request`; lower `rank` is served first. Raises InferenceFailed."""
         if not self.serves(request.model):
             raise NoEndpoint(f"no endpoint serves model {request.model!r}")
-        body = orjson.dumps(
-            {
-                "model": request.model,
-                "messages": [m.model_dump(exclude_none=True) for m in request.messages],
-                "temperature": request.temperature,
-                "max_tokens": request.max_tokens,
-            }
-        )
+        payload = {
+            "model": request.model,
+            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        body = orjson.dumps(payload)
         deadline = self.clock() + self.config.queue_timeout_s
         failed_on: set[str] = set()
         reason = "no attempt made"
@@ -144,9 +143,11 @@ class EndpointPool:
                 await asyncio.sleep(self.config.backoff_base_s * 2 ** (attempt - 1))
             endpoint = await self.acquire(request.model, rank, frozenset(failed_on), deadline)
             outcome: bool | None = False
+            served = endpoint.config.served_model
+            content = orjson.dumps({**payload, "model": served}) if served else body
             try:
                 response = await endpoint.client.post(
-                    endpoint.completions_url, cast_to=httpx2.Response, content=body
+                    endpoint.completions_url, cast_to=httpx2.Response, content=content
                 )
                 completion = _completion(response.content, endpoint.name, request)
                 outcome = True

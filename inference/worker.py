@@ -304,6 +304,7 @@ def _result(
         target=request.target,
         text=completion.text,
         model=completion.model,
+        endpoint=completion.endpoint,
         prompt_tokens=tokens[0],
         completion_tokens=tokens[1],
         # From taking the request to its result: slot wait, retries and the model call included.

@@ -35,11 +35,55 @@ class ActionBase(Payload):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+class NativePoll(Strict):
+    """Discord's own poll, attached to a message: members vote in the client, Discord counts and closes it
+    after `duration_hours`, then sends the message again with the final results."""
+
+    question: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    answers: list[Annotated[str, StringConstraints(min_length=1, max_length=55)]] = Field(
+        min_length=1, max_length=10
+    )
+    duration_hours: int = Field(default=24, ge=1, le=768)
+
+
+class AnswerInteraction(Strict):
+    kind: Literal["interaction"] = "interaction"
+    interaction_id: Snowflake
+    interaction_token: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class AnswerInChannel(Strict):
+    kind: Literal["channel"] = "channel"
+    channel_id: Snowflake
+    # The command's message, replied to; None posts in the channel.
+    message_id: Snowflake | None = None
+
+
+class Report(Strict):
+    """What is told of a moderation action once Discord has answered it, so nobody hears of a ban that did
+    not happen: `done` after Discord confirmed, `failed` followed by Discord's reason after it refused.
+    The answer goes where the command was given; every action also goes to the moderation log."""
+
+    done: MessageText
+    failed: MessageText
+    answer: Annotated[AnswerInteraction | AnswerInChannel, Field(discriminator="kind")] | None = None
+    log_channel_id: Snowflake | None = None
+    # Who acted, for the log: a moderator's mention, or the rule that enforced it.
+    actor: ShortText = ""
+    # The answer as an embed titled "Moderation" in this colour (the agent's embed style); None: plain text.
+    embed_color: int | None = Field(default=None, ge=0, le=0xFFFFFF)
+
+
+class ReportedAction(ActionBase):
+    report: Report | None = None
+
+
 class SendMessage(ActionBase):
     kind: Literal["send_message"] = "send_message"
     channel_id: Snowflake
     content: MessageText = ""
     embed: Embed | None = None
+    poll: NativePoll | None = None
 
 
 class Reply(ActionBase):
@@ -48,6 +92,7 @@ class Reply(ActionBase):
     message_id: Snowflake
     content: MessageText = ""
     embed: Embed | None = None
+    poll: NativePoll | None = None
 
 
 class React(ActionBase):
@@ -57,34 +102,40 @@ class React(ActionBase):
     emoji: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
-class DeleteMessage(ActionBase):
+class DeleteMessage(ReportedAction):
     kind: Literal["delete_message"] = "delete_message"
     channel_id: Snowflake
     message_id: Snowflake
     reason: Reason = ""
 
 
-class Ban(ActionBase):
+class Ban(ReportedAction):
     kind: Literal["ban"] = "ban"
     user_id: Snowflake
     reason: Reason = ""
     delete_message_seconds: int = Field(default=0, ge=0, le=604800)
 
 
-class Kick(ActionBase):
+class Unban(ReportedAction):
+    kind: Literal["unban"] = "unban"
+    user_id: Snowflake
+    reason: Reason = ""
+
+
+class Kick(ReportedAction):
     kind: Literal["kick"] = "kick"
     user_id: Snowflake
     reason: Reason = ""
 
 
-class Timeout(ActionBase):
+class Timeout(ReportedAction):
     kind: Literal["timeout"] = "timeout"
     user_id: Snowflake
     duration_s: int = Field(ge=1, le=28 * 24 * 3600)
     reason: Reason = ""
 
 
-class Warn(ActionBase):
+class Warn(ReportedAction):
     """Discord has no warnings: the edge tells the user in the channel; counts live in the processors."""
 
     kind: Literal["warn"] = "warn"
@@ -127,6 +178,7 @@ class InteractionResponse(ActionBase):
     content: MessageText = ""
     embed: Embed | None = None
     ephemeral: bool = False
+    poll: NativePoll | None = None
 
 
 class MemberPersonaUpdate(ActionBase):
@@ -153,6 +205,7 @@ Action = Annotated[
     | React
     | DeleteMessage
     | Ban
+    | Unban
     | Kick
     | Timeout
     | Warn

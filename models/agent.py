@@ -78,6 +78,8 @@ class Character(Strict):
     age: ShortText = ""
     avatar_url: Annotated[str, StringConstraints(max_length=2000)] = ""
     banner_url: Annotated[str, StringConstraints(max_length=2000)] = ""
+    # The profile text the bot shows in each guild it is deployed to (Discord's limit is 190).
+    bio: Annotated[str, StringConstraints(max_length=190)] = ""
     personality: PersonalityTraits = Field(default_factory=PersonalityTraits)
     backstory: LongText = ""
     interests: list[Word] = Field(default_factory=list, max_length=MAX_LIST)
@@ -147,18 +149,33 @@ class MoodFactors(Strict):
     recent_events: Probability = 0.3
 
 
+PresenceStatus = Literal["online", "idle", "dnd"]
+
+
 class MoodDefinition(Strict):
     emoji: Annotated[str, StringConstraints(max_length=20)] = ""
     affects_response: ShortText = ""
+    # The bot's presence while in this mood: its status and the activity line ("Playing ...").
+    status: PresenceStatus = "online"
+    activity: Annotated[str, StringConstraints(max_length=128)] = ""
 
 
 def _default_moods() -> dict[MoodName, MoodDefinition]:
     return {
-        MoodName.excited: MoodDefinition(emoji="🤩", affects_response="more exclamation points"),
-        MoodName.happy: MoodDefinition(emoji="😊", affects_response="cheerful tone"),
+        MoodName.excited: MoodDefinition(
+            emoji="🤩", affects_response="more exclamation points", activity="buzzing with ideas"
+        ),
+        MoodName.happy: MoodDefinition(emoji="😊", affects_response="cheerful tone", activity="chatting"),
         MoodName.neutral: MoodDefinition(emoji="", affects_response="normal"),
-        MoodName.sad: MoodDefinition(emoji="😢", affects_response="subdued, seeking comfort"),
-        MoodName.bored: MoodDefinition(emoji="😴", affects_response="suggests activities"),
+        MoodName.sad: MoodDefinition(
+            emoji="😢", affects_response="subdued, seeking comfort", status="idle", activity="feeling down"
+        ),
+        MoodName.bored: MoodDefinition(
+            emoji="😴",
+            affects_response="suggests activities",
+            status="idle",
+            activity="looking for something to do",
+        ),
     }
 
 
@@ -171,12 +188,27 @@ class MoodConfig(Strict):
     drift_half_life_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
 
+class AffinityBands(Strict):
+    """Affinity (0-100) below `cold_below` is a cold relationship, from `friend_from` on a friendship."""
+
+    cold_below: int = Field(default=30, ge=0, le=100)
+    friend_from: int = Field(default=70, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.friend_from <= self.cold_below:
+            raise field_error("friend_from", "must be above cold_below")
+        return self
+
+
 class RelationshipSettings(Strict):
     track_interactions: bool = True
     affinity_system: bool = True
     remember_names: bool = True
     remember_preferences: bool = True
+    # Past this many users the least recently met is forgotten; 0 remembers no one.
     max_tracked_users: int = Field(default=1000, ge=0, le=1_000_000)
+    affinity_bands: AffinityBands = Field(default_factory=AffinityBands)
 
 
 class Behavior(Strict):
@@ -283,6 +315,11 @@ class LevelingConfig(Strict):
         return self
 
 
+class GamesConfig(Strict):
+    # A hangman game nobody guesses in, or a rock-paper-scissors challenge nobody answers, ends after this.
+    idle_timeout_s: int = Field(default=600, ge=5, le=86400)
+
+
 class SafetyConfig(Strict):
     """Output safety filter applied to generated text before it is sent."""
 
@@ -338,6 +375,7 @@ class AgentConfig(Strict):
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     automod: AutomodConfig | None = None
     leveling: LevelingConfig = Field(default_factory=LevelingConfig)
+    games: GamesConfig = Field(default_factory=GamesConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
 

@@ -44,4 +44,6 @@ class Decision(Payload):
     respond: bool
     reason: DecisionReason
     priority: Priority | None = None
+    # The chance the deciding trigger fired with, after personality and affinity modulated the configured one.
+    probability: float | None = Field(default=None, ge=0.0, le=1.0)
     decided_at: datetime = Field(default_factory=utc_now)

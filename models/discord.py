@@ -38,6 +38,11 @@ class DiscordMember(DiscordView):
     permissions: str | None = None
 
 
+class Mention(DiscordUser):
+    # In a guild, Discord adds the mentioned member's partial member object.
+    member: DiscordMember | None = None
+
+
 class DiscordMessage(DiscordView):
     id: Snowflake
     channel_id: Snowflake
@@ -46,10 +51,44 @@ class DiscordMessage(DiscordView):
     member: DiscordMember | None = None
     content: str = ""
     timestamp: str = ""
-    mentions: list[DiscordUser] = Field(default_factory=list)
+    mentions: list[Mention] = Field(default_factory=list)
     mention_everyone: bool = False
     message_reference: MessageReference | None = None
     referenced_message: DiscordMessage | None = None
+
+
+class PollText(DiscordView):
+    text: str = ""
+
+
+class PollAnswer(DiscordView):
+    answer_id: int
+    poll_media: PollText
+
+
+class PollAnswerCount(DiscordView):
+    id: int
+    count: int = 0
+
+
+class PollResults(DiscordView):
+    is_finalized: bool = False
+    answer_counts: list[PollAnswerCount] = Field(default_factory=list)
+
+
+class Poll(DiscordView):
+    question: PollText
+    answers: list[PollAnswer] = Field(default_factory=list)
+    results: PollResults | None = None
+
+
+class PollMessage(DiscordView):
+    """A MESSAGE_UPDATE as far as a poll is concerned: Discord sends one with the final results."""
+
+    id: Snowflake
+    channel_id: Snowflake
+    author: DiscordUser | None = None
+    poll: Poll | None = None
 
 
 class InteractionOption(DiscordView):
@@ -59,11 +98,18 @@ class InteractionOption(DiscordView):
     options: list[InteractionOption] = Field(default_factory=list)
 
 
+class ResolvedData(DiscordView):
+    """The users, members and others an interaction's options name, by id."""
+
+    members: dict[Snowflake, DiscordMember] = Field(default_factory=dict)
+
+
 class InteractionData(DiscordView):
     id: Snowflake | None = None
     name: str
     type: int = 1
     options: list[InteractionOption] = Field(default_factory=list)
+    resolved: ResolvedData | None = None
 
 
 class Interaction(DiscordView):

@@ -30,6 +30,7 @@ class EventEnvelope(Payload):
     guild_id: Snowflake | None = None
     channel_id: Snowflake | None = None
     type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z_]+$")
+    # The gateway's sequence number; 0 when the dispatch carried none (such a one is never replayed).
     sequence: int = Field(ge=0)
     received_at: datetime = Field(default_factory=utc_now)
     data: dict[str, Any]

@@ -13,6 +13,19 @@ from models.decisions import Priority
 from models.memory import MemoryRequest
 from models.tiers import InferenceLane, Tier
 
+# The embedded model server (infra/stack/model_server.py): the model name its completions carry, and the
+# context it is started with, which prompts for it are fitted into (processors/prompt.py).
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
+LOCAL_MODEL_CONTEXT_TOKENS = 2048
+
+
+class ModelBootstrapCost(Strict):
+    """What making the embedded model runnable cost on this machine, in seconds, kept beside the cached
+    wheel: the one-time wheel build (shared by every clone) and the last install into a virtualenv."""
+
+    build_s: float | None = Field(default=None, ge=0)
+    install_s: float | None = Field(default=None, ge=0)
+
 
 class ChatMessage(Strict):
     role: Literal["system", "user", "assistant"]
@@ -28,6 +41,8 @@ class ReplyTarget(Strict):
     channel_id: Snowflake
     message_id: Snowflake | None = None
     author_id: Snowflake | None = None
+    # The name the reply greets its author by, when the agent remembers them well enough to.
+    greet_as: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
 class InferenceRequest(Payload):
@@ -61,6 +76,8 @@ class InferenceResult(Payload):
     target: ReplyTarget
     text: str
     model: str
+    # The pool endpoint that generated the text ("local": the embedded model server); empty for a fallback.
+    endpoint: str = ""
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
     latency_ms: float = Field(ge=0)

@@ -1,6 +1,6 @@
 """Table values of the stream processors beyond the conversation state of models/state.py: what a guild
 looks like (channel names, roles), music queues, warnings, levels, automod windows, reply streaks,
-reminders and polls.
+reminders and games.
 
 Values are replaced, never changed in place: a table only writes its changelog on assignment.
 """
@@ -8,10 +8,10 @@ Values are replaced, never changed in place: a table only writes its changelog o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
 from models.common import MessageText, ShortText, Snowflake, Strict
 
@@ -19,7 +19,7 @@ from models.common import MessageText, ShortText, Snowflake, Strict
 APPLIED_MEMORY = 16
 MAX_QUEUE = 100
 LEADERBOARD_SIZE = 10
-MAX_POLL_OPTIONS = 10
+MAX_CHALLENGES = 100
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -33,6 +33,10 @@ class GuildDirectory(Strict):
     owner_id: Snowflake | None = None
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
     role_permissions: dict[Snowflake, int] = Field(default_factory=dict)
+    # Role id -> its place in the hierarchy: nobody acts on a member whose highest role is not below theirs.
+    role_positions: dict[Snowflake, int] = Field(default_factory=dict)
+    # Bot user id -> its roles, for the bots' own place in the hierarchy (members' roles come with events).
+    bot_roles: dict[Snowflake, list[Snowflake]] = Field(default_factory=dict)
     # user id -> the voice channel the user is connected to
     voice_channel_of: dict[Snowflake, Snowflake] = Field(default_factory=dict)
 
@@ -65,12 +69,13 @@ class LevelEntry(Strict):
 
 class LeaderboardEntry(Strict):
     user_id: Snowflake
-    xp: int = Field(ge=0)
+    # XP on the leveling board, wins on the games board. Boards written before games read "xp".
+    score: int = Field(ge=0, validation_alias=AliasChoices("score", "xp"))
 
 
 class Leaderboard(Strict):
-    """The top users of one deployment by XP, highest first, kept as XP is awarded so that /leaderboard never
-    scans the table."""
+    """The top users of one deployment by a score, highest first, kept as the score changes so that showing
+    the board never scans a table."""
 
     entries: list[LeaderboardEntry] = Field(default_factory=list, max_length=LEADERBOARD_SIZE)
 
@@ -86,6 +91,12 @@ class AutomodWindow(Strict):
     """A user's recent messages in one channel, oldest first, for the windowed automod rules."""
 
     entries: list[WindowEntry] = Field(default_factory=list)
+
+
+class TrackedUsers(Strict):
+    """The users a deployment keeps a relationship with, by user id: when it last talked with each."""
+
+    last_seen: dict[Snowflake, datetime] = Field(default_factory=dict)
 
 
 class ReplyStreak(Strict):
@@ -106,22 +117,66 @@ class Reminder(Strict):
     text: MessageText
 
 
-class Poll(Strict):
-    """A poll whose message is on its way: once the bot's own message arrives, the bot adds the reactions."""
+class UtilityBook(Strict):
+    """Reminders of one guild (or one bot's DMs)."""
 
-    poll_id: EventId
+    reminders: list[Reminder] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_pending_polls(cls, data: Any) -> Any:
+        """Books written while polls were messages with reactions listed the polls awaiting their message;
+        native polls need no such state."""
+        if isinstance(data, dict) and "polls" in data:
+            return {k: v for k, v in data.items() if k != "polls"}
+        return data
+
+
+RpsMove = Literal["rock", "paper", "scissors"]
+Letter = Annotated[str, StringConstraints(pattern=r"^[a-z]$")]
+
+
+class ChannelGame(Strict):
+    """A running game: where it is played, for which deployment, and until when it waits for a move."""
+
+    # The event that started the game.
+    game_id: EventId
     deployment_id: UUID
     bot_id: Snowflake
     guild_id: Snowflake | None = None
     channel_id: Snowflake
-    # The poll message's first line, by which the bot recognises its own message.
-    marker: MessageText
-    options: list[ShortText] = Field(min_length=2, max_length=MAX_POLL_OPTIONS)
-    created_at: datetime
+    # The game ends when nobody moved by then.
+    expires_at: datetime
 
 
-class UtilityBook(Strict):
-    """Reminders and pending polls of one guild (or one bot's DMs)."""
+class HangmanGame(ChannelGame):
+    """A word game in one channel against one deployment; anyone there may guess."""
 
-    reminders: list[Reminder] = Field(default_factory=list)
-    polls: list[Poll] = Field(default_factory=list)
+    word: Annotated[str, StringConstraints(pattern=r"^[a-z]{3,20}$")]
+    guessed: list[Letter] = Field(default_factory=list, max_length=26)
+    misses: int = Field(default=0, ge=0)
+
+
+class RpsChallenge(ChannelGame):
+    """One member's rock-paper-scissors move, waiting for the challenged member's."""
+
+    challenger_id: Snowflake
+    opponent_id: Snowflake
+    challenger_move: RpsMove
+
+
+class GameBook(Strict):
+    """The running games of one guild (or one bot's DMs), for every deployment: a timer ends the idle ones."""
+
+    hangman: list[HangmanGame] = Field(default_factory=list)
+    challenges: list[RpsChallenge] = Field(default_factory=list, max_length=MAX_CHALLENGES)
+    applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
+
+
+class GameRecord(Strict):
+    """One user's results in one deployment's games."""
+
+    wins: int = Field(default=0, ge=0)
+    losses: int = Field(default=0, ge=0)
+    draws: int = Field(default=0, ge=0)
+    applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)

@@ -93,8 +93,9 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing` and `utility` are keyed by exactly the partition key: they are written outside any
-# event too (the catch-up after a rebalance, the reminder timer), where the partition comes from the key.
+# The tables. `routing`, `utility` and `games` are keyed by exactly the partition key: they are written
+# outside any event too (the catch-up after a rebalance, the reminder and game timers), where the partition
+# comes from the key.
 
 
 class RoutingKey(TableKey):
@@ -110,6 +111,11 @@ class DirectoryKey(TableKey):
 class UtilityKey(TableKey):
     __slots__ = ()
     TABLE = "utility"
+
+
+class GamesKey(TableKey):
+    __slots__ = ()
+    TABLE = "games"
 
 
 class ContextKey(_InChannel):
@@ -132,6 +138,16 @@ class LeaderboardKey(_OfDeployment):
     TABLE = "leaderboards"
 
 
+class GameBoardKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "game_boards"
+
+
+class TrackedKey(_OfDeployment):
+    __slots__ = ()
+    TABLE = "tracked"
+
+
 class RelationshipKey(_OfDeploymentUser):
     __slots__ = ()
     TABLE = "relationships"
@@ -145,6 +161,11 @@ class WarnKey(_OfDeploymentUser):
 class LevelKey(_OfDeploymentUser):
     __slots__ = ()
     TABLE = "levels"
+
+
+class GameRecordKey(_OfDeploymentUser):
+    __slots__ = ()
+    TABLE = "game_records"
 
 
 class StreakKey(_OfDeploymentChannel):

@@ -22,7 +22,7 @@ _TEMPLATES: dict[AgentMode, dict[str, Any]] = {
         "name": "Mod Bot",
         "mode": "utility",
         "description": "Moderation only.",
-        "enabled_tools": ["moderation", "logging"],
+        "enabled_tools": ["moderation"],
         "enabled_commands": _MODERATION,
         "response_style": {"format": "embed"},
     },
@@ -85,7 +85,7 @@ _TEMPLATES: dict[AgentMode, dict[str, Any]] = {
                 "bored": {"probability": 0.2},
             }
         },
-        "enabled_tools": ["music", "games", "voice_tts", "leveling", "utility"],
+        "enabled_tools": ["music", "games", "leveling", "utility"],
         "enabled_commands": [*_MUSIC, "rank", "leaderboard", "remind", "poll", "roll"],
         "channels": {"dm_enabled": True},
     },

@@ -1,4 +1,4 @@
-"""Tools an agent can enable and the commands each tool brings."""
+"""Tools an agent can enable, which of them the platform implements, and the commands each tool brings."""
 
 from __future__ import annotations
 
@@ -20,13 +20,29 @@ class Tool(StrEnum):
     knowledge = "knowledge"
 
 
+# The tools the processors give behaviour; the API refuses to enable any other. Names outside it are product
+# plans that configurations stored before the refusal may still carry (they do nothing). A processors test
+# proves each of these acts.
+IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
+    {
+        Tool.music,
+        Tool.moderation,
+        Tool.automod,
+        Tool.games,
+        Tool.leveling,
+        Tool.utility,
+        Tool.custom_commands,
+    }
+)
+
+
 # The built-in commands, by the tool that provides them. Custom commands come from the agent's config.
 COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     Tool.music: ("play", "queue", "skip", "stop", "pause", "resume", "nowplaying", "volume"),
     Tool.moderation: ("ban", "unban", "kick", "timeout", "warn", "warnings"),
     Tool.utility: ("remind", "poll"),
     Tool.leveling: ("rank", "leaderboard"),
-    Tool.games: ("roll", "coinflip"),
+    Tool.games: ("roll", "coinflip", "rps", "8ball", "hangman", "guess", "wins"),
 }
 
 TOOL_OF_COMMAND: dict[str, Tool] = {

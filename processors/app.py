@@ -8,8 +8,9 @@ their changelogs on start; every agent that writes tables runs with concurrency 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -18,8 +19,8 @@ from faust.types import Message, StreamT, TopicT
 
 from models.common import utc_now
 from models.deployments import RoutingRecord
-from models.table_keys import UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
+from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
 from settings import Settings
 from streams.catalog import (
@@ -112,7 +113,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     events, deployments, results = topic(DISCORD_EVENTS), topic(AGENT_DEPLOYMENTS), topic(INFERENCE_RESULTS)
     consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS)
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
-    engine = Engine(create_tables(app), seed.take if seed is not None else None)
+    fit = PromptFit.small if settings.local_model_serves else PromptFit.full
+    engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
 
     outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
@@ -155,8 +157,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:
             raise ValueError(f"key: a record for {record.key!r} arrived under {key!r}")
-        engine.apply_routing(record)
-        return Outputs()
+        return engine.deploy(record)
 
     @app.agent(deployments, name="deployments")
     async def on_deployments(stream: StreamT) -> None:
@@ -175,14 +176,21 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         events_name = events.get_topic_name()
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_name}
 
-    @app.timer(interval=options.reminder_interval_s)
-    async def fire_reminders() -> None:
+    async def sweep(table: Mapping[str, object], fire: Callable[[str, datetime], Outputs]) -> None:
+        """Run `fire(partition key, now)` over a table keyed by partition key, on the partitions owned."""
         owned = owned_partitions()
         now = utc_now()
-        for utility_key in list(engine.tables.utility.keys()):
-            key = UtilityKey.parse(utility_key).partition_key
+        for key in list(table.keys()):
             if partition_of(key) in owned:
-                await publish(key, engine.fire_reminders(key, now))
+                await publish(key, fire(key, now))
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def fire_reminders() -> None:
+        await sweep(engine.tables.utility, engine.fire_reminders)
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def end_idle_games() -> None:
+        await sweep(engine.tables.games, engine.end_idle_games)
 
     return app
 

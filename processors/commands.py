@@ -7,7 +7,7 @@ splits a prefix command's text, and can register the slash commands with Discord
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -62,6 +62,15 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "leaderboard": (),
     "roll": (OptionSpec("dice", OptionKind.text, description="e.g. 2d6"),),
     "coinflip": (),
+    # The opponent first: a prefix command's text option takes the rest of the line ("!rps @mia rock").
+    "rps": (
+        OptionSpec("opponent", OptionKind.user, description="a member to challenge (default: me)"),
+        OptionSpec("choice", OptionKind.text, required=True, description="rock, paper or scissors"),
+    ),
+    "8ball": (OptionSpec("question", OptionKind.text, required=True, description="a yes-or-no question"),),
+    "hangman": (),
+    "guess": (OptionSpec("guess", OptionKind.text, required=True, description="a letter or the word"),),
+    "wins": (),
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
@@ -90,6 +99,9 @@ class Invocation:
     role_ids: tuple[str, ...]
     at: datetime
     origin: Origin
+    # The roles of the members the command names (from the interaction's resolved data or the message's
+    # mentions), by user id; a member named by a bare id is absent.
+    named_member_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def text(self, name: str) -> str:
         value = self.options.get(name)

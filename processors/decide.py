@@ -1,9 +1,11 @@
 """The decision engine: whether an agent answers a message, why, and how urgently.
 
 Triggers in priority order, the first that fires deciding: mentioned, replied to, interest keyword,
-conversation flow (the agent spoke in the channel in the last five minutes), random, bored; each fires with
-its configured probability. Dice come from a generator seeded by (event id, deployment id), so replaying
-history makes the same decisions.
+conversation flow (the agent spoke in the channel in the last five minutes), random, bored. Triggers for
+messages addressed to the agent fire with their configured probability; the unprompted ones with it
+modulated by the character's extraversion and the affinity band of the author (processors/traits.py), and
+the decision records the probability used. Interests match more widely the more open the character. Dice
+come from a generator seeded by (event id, deployment id), so replaying history makes the same decisions.
 
 Loop guards come first: an agent never answers itself, answers other bots only when configured, and
 answers at most `max_consecutive_replies` times in a row in a channel without a person speaking.
@@ -15,13 +17,21 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models.agent import AIUsage, MoodName, Trigger
+from models.agent import AIUsage, MoodName, PersonalityTraits, Trigger
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent
 from models.discord import DiscordMessage
-from models.state import ChannelContext, MoodState
+from models.state import ChannelContext, MoodState, Relationship
 from processors.context import author_of, spoke_since
 from processors.ids import seeded_rng
+from processors.traits import (
+    BAND_ODDS,
+    affinity_band,
+    interest_breadth,
+    matches_interest,
+    odds_scaled,
+    sociability,
+)
 
 CONVERSATION_WINDOW = timedelta(minutes=5)
 _QUESTION_WORDS = (
@@ -46,6 +56,8 @@ class Situation:
     streak: int
     at: datetime
     is_dm: bool = False
+    # What the deployment knows of the author; None for a user it has not met (or does not track).
+    relationship: Relationship | None = None
 
 
 def mentions(message: DiscordMessage, bot_id: str) -> bool:
@@ -68,16 +80,14 @@ def is_question(text: str) -> bool:
     return "?" in text or (bool(words) and words[0].strip(",.!:") in QUESTION_WORDS)
 
 
-def matches_interest(text: str, interests: list[str]) -> bool:
-    return any(re.search(rf"(?<!\w){re.escape(i)}s?(?!\w)", text, re.IGNORECASE) for i in interests)
-
-
 def decide(situation: Situation) -> Decision:
     deployed, message = situation.deployed, situation.message
     deployment, agent = deployed.deployment, deployed.agent
     behavior = agent.behavior
 
-    def decision(reason: DecisionReason, priority: Priority | None = None) -> Decision:
+    def decision(
+        reason: DecisionReason, priority: Priority | None = None, probability: float | None = None
+    ) -> Decision:
         return Decision(
             event_id=situation.event_id,
             deployment_id=deployment.deployment_id,
@@ -89,6 +99,7 @@ def decide(situation: Situation) -> Decision:
             respond=priority is not None,
             reason=reason,
             priority=priority,
+            probability=probability,
         )
 
     bot_id = deployment.bot_id
@@ -102,9 +113,23 @@ def decide(situation: Situation) -> Decision:
         return decision(DecisionReason.loop_cap)
 
     rng = seeded_rng(situation.event_id, deployment.deployment_id)
+    character = agent.character
+    traits = character.personality if character is not None else PersonalityTraits()
+    relationships = behavior.relationships
+    affinity = situation.relationship.affinity if situation.relationship is not None else None
+    band_odds = 1.0
+    if affinity is not None and relationships.affinity_system:
+        band_odds = BAND_ODDS[affinity_band(affinity, relationships.affinity_bands)]
+    unprompted_odds = sociability(traits) * band_odds
+    chance = 0.0
 
-    def fires(trigger: Trigger) -> bool:
-        return trigger.enabled and rng.random() < trigger.probability
+    def fires(trigger: Trigger, odds: float = 1.0) -> bool:
+        nonlocal chance
+        chance = odds_scaled(trigger.probability, odds)
+        return trigger.enabled and rng.random() < chance
+
+    def unprompted(trigger: Trigger) -> bool:
+        return fires(trigger, unprompted_odds)
 
     triggers = behavior.response_triggers
     mentioned = situation.is_dm or mentions(message, bot_id)
@@ -117,21 +142,22 @@ def decide(situation: Situation) -> Decision:
         return decision(DecisionReason.not_a_question)
 
     if mentioned and fires(triggers.mentioned):
-        return decision(DecisionReason.mentioned, Priority.high)
+        return decision(DecisionReason.mentioned, Priority.high, chance)
     if replied and fires(triggers.replied_to):
-        return decision(DecisionReason.replied_to, Priority.high)
-    interests = agent.character.interests if agent.character is not None else []
-    if matches_interest(message.content, interests) and fires(triggers.keyword_match):
-        return decision(DecisionReason.interest_match, Priority.medium)
+        return decision(DecisionReason.replied_to, Priority.high, chance)
+    interests = character.interests if character is not None else []
+    breadth = interest_breadth(traits)
+    if matches_interest(message.content, interests, breadth) and unprompted(triggers.keyword_match):
+        return decision(DecisionReason.interest_match, Priority.medium, chance)
     # The agent's own messages are never the one decided on, so the context needs no filtering.
-    if spoke_since(situation.context, bot_id, situation.at - CONVERSATION_WINDOW) and fires(
+    if spoke_since(situation.context, bot_id, situation.at - CONVERSATION_WINDOW) and unprompted(
         triggers.conversation_flow
     ):
-        return decision(DecisionReason.conversation_flow, Priority.medium)
-    if fires(triggers.random):
-        return decision(DecisionReason.random, Priority.low)
-    if situation.mood.mood is MoodName.bored and fires(triggers.bored):
-        return decision(DecisionReason.bored, Priority.low)
+        return decision(DecisionReason.conversation_flow, Priority.medium, chance)
+    if unprompted(triggers.random):
+        return decision(DecisionReason.random, Priority.low, chance)
+    if situation.mood.mood is MoodName.bored and unprompted(triggers.bored):
+        return decision(DecisionReason.bored, Priority.low, chance)
     return decision(DecisionReason.no_trigger)
 
 

@@ -1,7 +1,8 @@
-"""The guild directory: channel names, roles and voice states learned from guild dispatches.
+"""The guild directory: channel names, roles, bots' roles and voice states learned from guild dispatches.
 
-Agents name channels ("#general"); messages carry only channel ids. GUILD_CREATE lists a guild's channels
-and roles when a bot connects; the CHANNEL_*, GUILD_ROLE_* and VOICE_STATE_UPDATE dispatches keep it current.
+Agents name channels ("#general"); messages carry only channel ids. GUILD_CREATE lists a guild's channels,
+roles and (at least) the bot's own member when a bot connects; the CHANNEL_*, GUILD_ROLE_*,
+GUILD_MEMBER_UPDATE (of bots) and VOICE_STATE_UPDATE dispatches keep it current.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ DIRECTORY_EVENTS = frozenset(
         "GUILD_ROLE_CREATE",
         "GUILD_ROLE_UPDATE",
         "GUILD_ROLE_DELETE",
+        "GUILD_MEMBER_UPDATE",
         "VOICE_STATE_UPDATE",
     }
 )
@@ -41,6 +43,17 @@ class _Channel(_View):
 class _Role(_View):
     id: Snowflake
     permissions: str | int | None = None
+    position: int = 0
+
+
+class _User(_View):
+    id: Snowflake
+    bot: bool = False
+
+
+class _Member(_View):
+    user: _User
+    roles: list[Snowflake] = Field(default_factory=list)
 
 
 class _VoiceState(_View):
@@ -55,6 +68,7 @@ class _Guild(_View):
     unavailable: bool = False
     channels: list[_Channel] = Field(default_factory=list)
     roles: list[_Role] = Field(default_factory=list)
+    members: list[_Member] = Field(default_factory=list)
     voice_states: list[_VoiceState] = Field(default_factory=list)
 
 
@@ -83,7 +97,10 @@ def apply_directory_event(
         }
         if guild.roles:
             update["role_permissions"] = {r.id: parse_permissions(r.permissions) for r in guild.roles}
+            update["role_positions"] = {r.id: r.position for r in guild.roles}
         if event_type == "GUILD_CREATE":
+            bots = {m.user.id: m.roles for m in guild.members if m.user.bot}
+            update["bot_roles"] = {**current.bot_roles, **bots}
             update["channel_names"] = {c.id: c.name for c in guild.channels if c.name is not None}
             update["voice_channel_of"] = {
                 v.user_id: v.channel_id for v in guild.voice_states if v.channel_id is not None
@@ -103,11 +120,18 @@ def apply_directory_event(
     if event_type in ("GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE"):
         role = _RoleEvent.model_validate(data).role
         roles = {**current.role_permissions, role.id: parse_permissions(role.permissions)}
-        return current.model_copy(update={"role_permissions": roles})
+        positions = {**current.role_positions, role.id: role.position}
+        return current.model_copy(update={"role_permissions": roles, "role_positions": positions})
     if event_type == "GUILD_ROLE_DELETE":
         role_id = _RoleDelete.model_validate(data).role_id
         roles = {k: v for k, v in current.role_permissions.items() if k != role_id}
-        return current.model_copy(update={"role_permissions": roles})
+        positions = {k: v for k, v in current.role_positions.items() if k != role_id}
+        return current.model_copy(update={"role_permissions": roles, "role_positions": positions})
+    if event_type == "GUILD_MEMBER_UPDATE":
+        member = _Member.model_validate(data)
+        if not member.user.bot or current.bot_roles.get(member.user.id) == member.roles:
+            return None
+        return current.model_copy(update={"bot_roles": {**current.bot_roles, member.user.id: member.roles}})
     if event_type == "VOICE_STATE_UPDATE":
         state = _VoiceState.model_validate(data)
         if current.voice_channel_of.get(state.user_id) == state.channel_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from models.actions import ActionBase, Embed, InteractionResponse, Reply, SendMessage
+from models.actions import ActionBase, Embed, InteractionResponse, NativePoll, Reply, SendMessage
 from models.agent import AgentConfig
 from models.deployments import DeployedAgent
 from models.operations import ModerationAudit
@@ -24,6 +24,7 @@ class Say:
     text: str
     title: str = ""
     ephemeral: bool = False
+    poll: NativePoll | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,17 @@ class MessageOrigin:
 
 
 Origin = InteractionOrigin | MessageOrigin
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message a timer sends for a deployment, outside any event; its action ids derive from `cause_id`."""
+
+    cause_id: str
+    deployment_id: str
+    guild_id: str | None
+    channel_id: str
+    say: Say
 
 
 class Emitter:
@@ -99,11 +111,17 @@ class Emitter:
                 content=content,
                 embed=embed,
                 ephemeral=say.ephemeral,
+                poll=say.poll,
             )
         return self.action(
-            Reply, channel_id=origin.channel_id, message_id=origin.message_id, content=content, embed=embed
+            Reply,
+            channel_id=origin.channel_id,
+            message_id=origin.message_id,
+            content=content,
+            embed=embed,
+            poll=say.poll,
         )
 
     def send(self, say: Say, channel_id: str) -> SendMessage:
         content, embed = self.styled(say)
-        return self.action(SendMessage, channel_id=channel_id, content=content, embed=embed)
+        return self.action(SendMessage, channel_id=channel_id, content=content, embed=embed, poll=say.poll)

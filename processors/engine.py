@@ -1,5 +1,5 @@
-"""One event in, its outputs out: routing, guild directory, automod, commands, leveling, conversation state
-and decisions, over the state tables of the event's partition.
+"""One event in, its outputs out: routing, guild directory, automod, commands, games, leveling, conversation
+state and decisions, over the state tables of the event's partition.
 
 The tables are plain mutable mappings (Faust tables in the worker, dicts in tests), keyed by the encoded keys
 of `models/table_keys.py`, which all start with the event's partition key. Values are replaced, never changed
@@ -14,25 +14,28 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from models.actions import Action, DeleteMessage, Reply, SendMessage
-from models.agent import AgentConfig, MoodConfig
+from models.actions import Action, DeleteMessage, React, Reply, SendMessage
+from models.agent import AgentConfig, MoodConfig, PersonalityTraits, SpeechStyle
 from models.common import error_paths
 from models.decisions import Decision, Priority
 from models.deployments import DeployedAgent, RoutingRecord
-from models.discord import DiscordMessage, Interaction
+from models.discord import DiscordMessage, Interaction, PollMessage
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
 from models.processor_state import (
     AutomodWindow,
+    GameBook,
+    GameRecord,
     GuildDirectory,
     Leaderboard,
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    TrackedUsers,
     UtilityBook,
     WarnRecord,
 )
@@ -41,6 +44,9 @@ from models.table_keys import (
     AutomodKey,
     ContextKey,
     DirectoryKey,
+    GameBoardKey,
+    GameRecordKey,
+    GamesKey,
     LeaderboardKey,
     LevelKey,
     MoodKey,
@@ -48,6 +54,7 @@ from models.table_keys import (
     RelationshipKey,
     RoutingKey,
     StreakKey,
+    TrackedKey,
     UtilityKey,
     WarnKey,
 )
@@ -65,10 +72,11 @@ from processors.commands import (
     usage,
 )
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
-from processors.decide import Situation, addressed, decide
+from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, apply_directory_event
-from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
+from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import Route, context_window, find_deployment, newer, routes_for
+from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
@@ -76,15 +84,17 @@ from processors.mood import MoodEvent, after_event, after_interaction, drift, in
 from processors.music import handle_music
 from processors.outcome import Outcome
 from processors.permissions import ADMINISTRATOR, granted, member_permissions, parse_permissions
-from processors.prompt import build_prompt, choose_model, max_tokens_for
-from processors.relationships import record_interaction
-from processors.replies import compose_reply
+from processors.presence import persona_updates, presence_update
+from processors.prompt import PromptFit, build_prompt, choose_model, clean_reply, max_tokens_for
+from processors.relationships import record_interaction, track
+from processors.replies import compose_reply, mood_emoji
 from processors.sentiment import sentiment
+from processors.styling import EMOJI_BY_MOOD
+from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
 from processors.utility import (
-    handle_game,
     handle_utility,
-    poll_reactions,
-    reminder_say,
+    poll_results,
+    reminder_notice,
     render_custom,
     take_due_reminders,
 )
@@ -123,6 +133,11 @@ class Tables:
     automod: MutableMapping[str, AutomodWindow]  # AutomodKey
     streaks: MutableMapping[str, ReplyStreak]  # StreakKey
     utility: MutableMapping[str, UtilityBook]  # UtilityKey
+    # Whom each deployment keeps a relationship with, to forget the least recent past max_tracked_users.
+    tracked: MutableMapping[str, TrackedUsers]  # TrackedKey
+    games: MutableMapping[str, GameBook]  # GamesKey
+    game_records: MutableMapping[str, GameRecord]  # GameRecordKey
+    game_boards: MutableMapping[str, Leaderboard]  # GameBoardKey
 
 
 @dataclass
@@ -147,16 +162,6 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
-
-
-class _Embed(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    title: str | None = None
-
-
-class _Embeds(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    embeds: list[_Embed] = Field(default_factory=list)
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.
@@ -199,15 +204,34 @@ def _store(table: MutableMapping[str, V], key: str, value: V | None) -> None:
         table[key] = value
 
 
+def _traits(agent: AgentConfig) -> PersonalityTraits:
+    return agent.character.personality if agent.character is not None else PersonalityTraits()
+
+
+def _message_text(context: ChannelContext | None, message_id: str | None) -> str:
+    """The text of a message the channel context still holds; empty when it is not there."""
+    if context is None or message_id is None:
+        return ""
+    return next((m.content for m in context.messages if m.message_id == message_id), "")
+
+
 def _mood_config(agent: AgentConfig) -> MoodConfig:
-    return agent.behavior.mood
+    """The mood configuration as the agent's temperament lives it."""
+    return temperament(agent.behavior.mood, _traits(agent))
 
 
 class Engine:
-    def __init__(self, tables: Tables, seed: Callable[[str], RoutingRecord | None] | None = None) -> None:
-        """`seed(key)` hands over, once per key, configuration known before the worker started."""
+    def __init__(
+        self,
+        tables: Tables,
+        seed: Callable[[str], RoutingRecord | None] | None = None,
+        fit: PromptFit = PromptFit.full,
+    ) -> None:
+        """`seed(key)` hands over, once per key, configuration known before the worker started. `fit`: the
+        prompts suit the models the inference pool serves (small: the embedded model)."""
         self.tables = tables
         self._seed = seed
+        self.fit = fit
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -225,6 +249,13 @@ class Engine:
             if seeded is not None:
                 self.apply_routing(seeded)
         return self.tables.routing.get(RoutingKey(key).encode())
+
+    def deploy(self, record: RoutingRecord) -> Outputs:
+        """Apply a routing record from the deployments topic; the persona updates it calls for."""
+        previous = self.tables.routing.get(RoutingKey(record.key).encode())
+        if not self.apply_routing(record):
+            return Outputs()
+        return Outputs(actions=list(persona_updates(record, previous)))
 
     def remove_routing(self, key: str) -> None:
         """A tombstone on the compacted deployments topic: nothing is deployed under the key any more."""
@@ -250,8 +281,10 @@ class Engine:
             return self._message(envelope)
         if kind == "INTERACTION_CREATE":
             return self._interaction(envelope)
+        if kind == "MESSAGE_UPDATE":
+            return self._poll_closed(envelope)
         if kind == "GUILD_MEMBER_ADD":
-            self._member_joined(envelope)
+            return self._member_joined(envelope)
         return Outputs()
 
     def _routes(self, envelope: EventEnvelope) -> tuple[list[Route], GuildDirectory | None]:
@@ -261,17 +294,17 @@ class Engine:
         )
         return routes_for(self.routing(key), envelope, directory), directory
 
-    def _member_joined(self, envelope: EventEnvelope) -> None:
+    def _member_joined(self, envelope: EventEnvelope) -> Outputs:
         routes, _ = self._routes(envelope)
         at = envelope.received_at
+        out = Outputs()
         for route in routes:
             agent = route.deployed.agent
             if agent.ai_enabled:
-                mood_key = self._mood_key(envelope.key, route.deployed)
-                mood = self._mood(mood_key, agent, at)
-                self.tables.moods[mood_key] = after_event(
-                    mood, _mood_config(agent), MoodEvent.member_joined, at
-                )
+                mood = self.mood_for(envelope.key, route.deployed, at)
+                changed = after_event(mood, _mood_config(agent), MoodEvent.member_joined, at)
+                self.set_mood(envelope, route.deployed, mood, changed, out)
+        return out
 
     def _message(self, envelope: EventEnvelope) -> Outputs:
         message = _view(DiscordMessage, envelope.data)
@@ -294,6 +327,21 @@ class Engine:
         for route in routes:
             _MessageTurn(self, envelope, route, message, at, context, directory, out).run()
         return out
+
+    def _poll_closed(self, envelope: EventEnvelope) -> Outputs:
+        """Discord sends a poll's message again with the final results when the poll closes: the bot that
+        asked announces them, in reply to the poll."""
+        message = _view(PollMessage, envelope.data)
+        say = poll_results(message)
+        if say is None or message.author is None or message.author.id != envelope.bot_id:
+            return Outputs()
+        routes, _ = self._routes(envelope)
+        route = next((r for r in routes if Tool.utility in r.deployed.agent.enabled_tools), None)
+        if route is None:
+            return Outputs()
+        # Named after the poll, not the update: a second update with the final results repeats these ids.
+        emit = Emitter(f"poll:{message.id}", route.deployed, envelope.guild_id)
+        return Outputs(actions=[emit.answer(say, MessageOrigin(message.channel_id, message.id))])
 
     def _interaction(self, envelope: EventEnvelope) -> Outputs:
         interaction = _view(Interaction, envelope.data)
@@ -338,6 +386,12 @@ class Engine:
             guild_id=envelope.guild_id,
             permissions=parse_permissions(member.permissions if member is not None else None),
             role_ids=tuple(member.roles) if member is not None else (),
+            named_member_roles={
+                user_id: tuple(named.roles)
+                for user_id, named in (
+                    interaction.data.resolved.members if interaction.data.resolved else {}
+                ).items()
+            },
             at=envelope.received_at,
             origin=origin,
         )
@@ -392,14 +446,43 @@ class Engine:
             leaderboard = self.tables.leaderboards.get(LeaderboardKey(key, deployment_id).encode())
             outcome = Outcome(handle_leveling(invocation, entry, leaderboard))
         elif tool is Tool.games:
-            rng = seeded_rng(emit.cause_id, deployed.deployment.deployment_id, "game")
-            outcome = Outcome(handle_game(invocation, rng))
+            outcome = self._play(key, deployed, invocation, emit)
         else:
             raise ValueError(f"no handler for command {name!r}")
         if outcome.say is not None:
             out.actions.append(emit.answer(outcome.say, invocation.origin))
         out.actions.extend(outcome.actions)
         out.audits.extend(outcome.audits)
+
+    def _play(self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter) -> Outcome[Any]:
+        """A game command over the guild's running games; the results it decides go to the players' records
+        and the wins board."""
+        deployment_id = deployed.deployment.deployment_id
+        games_key = GamesKey(key).encode()
+        board_key = GameBoardKey(key, deployment_id).encode()
+        mood = self.mood_for(key, deployed, invocation.at)
+        state = GameState(
+            book=self.tables.games.get(games_key),
+            record=self.tables.game_records.get(
+                GameRecordKey(key, deployment_id, invocation.user.id).encode()
+            ),
+            board=self.tables.game_boards.get(board_key),
+            mood=mood,
+            mood_emoji=mood_emoji(deployed.agent, mood),
+        )
+        rng = seeded_rng(emit.cause_id, deployment_id, "game")
+        played = handle_games(invocation, state, emit, rng, deployed.agent.games.idle_timeout_s)
+        _store(self.tables.games, games_key, played.state)
+        for user_id, result in played.results:
+            record_key = GameRecordKey(key, deployment_id, user_id).encode()
+            record = tally(self.tables.game_records.get(record_key), result, emit.cause_id)
+            if record is None:
+                continue  # a redelivered event was counted the first time
+            self.tables.game_records[record_key] = record
+            if result is Result.win:
+                board = update_leaderboard(self.tables.game_boards.get(board_key), user_id, record.wins)
+                _store(self.tables.game_boards, board_key, board)
+        return played
 
     # Conversation state --------------------------------------------------------------------------------
 
@@ -414,6 +497,26 @@ class Engine:
     def mood_for(self, key: str, deployed: DeployedAgent, at: datetime) -> MoodState:
         return self._mood(self._mood_key(key, deployed), deployed.agent, at)
 
+    def set_mood(
+        self,
+        envelope: EventEnvelope,
+        deployed: DeployedAgent,
+        before: MoodState,
+        after: MoodState,
+        out: Outputs,
+    ) -> None:
+        """Store the mood; a new mood shows in the bot's presence."""
+        self.tables.moods[self._mood_key(envelope.key, deployed)] = after
+        config = deployed.agent.behavior.mood
+        if config.enabled and after.mood is not before.mood:
+            out.actions.append(
+                presence_update(deployed, after.mood, config, envelope.event_id, envelope.guild_id)
+            )
+
+    def relationship(self, key: str, deployed: DeployedAgent, user_id: str) -> Relationship | None:
+        relationship_key = RelationshipKey(key, deployed.deployment.deployment_id, user_id)
+        return self.tables.relationships.get(relationship_key.encode())
+
     # Inference results ---------------------------------------------------------------------------------
 
     def handle_result(self, result: InferenceResult, key: str) -> Outputs:
@@ -423,10 +526,16 @@ class Engine:
             return Outputs()  # undeployed while the model was thinking
         agent = deployed.agent
         at = result.completed_at
-        actions = compose_reply(result, agent, self.mood_for(key, deployed, at))
+        author_id = result.target.author_id
+        relationship = self.relationship(key, deployed, author_id) if author_id is not None else None
+        affinity = relationship.affinity if relationship is not None else None
         channel_id = result.target.channel_id
         context_key = ContextKey(key, channel_id).encode()
         context = self.tables.context.get(context_key)
+        if result.text:
+            asked = _message_text(context, result.target.message_id)
+            result = result.model_copy(update={"text": clean_reply(result.text, agent.name, asked)})
+        actions = compose_reply(result, agent, self.mood_for(key, deployed, at), affinity)
         limit = context_window(self.routing(key))
         for action in actions:
             if isinstance(action, SendMessage | Reply) and action.content:
@@ -453,17 +562,36 @@ class Engine:
         due, remaining = take_due_reminders(book, now)
         if remaining == book:
             return Outputs()
-        record = self.routing(key)
-        out = Outputs()
-        for reminder in due:
-            deployed = find_deployment(record, str(reminder.deployment_id))
-            if deployed is not None:
-                emit = Emitter(f"reminder:{reminder.reminder_id}", deployed, reminder.guild_id)
-                out.actions.append(emit.send(reminder_say(reminder), reminder.channel_id))
-        if remaining.reminders or remaining.polls:
+        out = self._send_notices(key, [reminder_notice(reminder) for reminder in due])
+        if remaining.reminders:
             self.tables.utility[utility_key] = remaining
         else:
             del self.tables.utility[utility_key]
+        return out
+
+    def _send_notices(self, key: str, notices: list[Notice]) -> Outputs:
+        """The timer's messages, each by its deployment (one undeployed since says nothing)."""
+        record = self.routing(key)
+        out = Outputs()
+        for notice in notices:
+            deployed = find_deployment(record, notice.deployment_id)
+            if deployed is not None:
+                emit = Emitter(notice.cause_id, deployed, notice.guild_id)
+                out.actions.append(emit.send(notice.say, notice.channel_id))
+        return out
+
+    def end_idle_games(self, key: str, now: datetime) -> Outputs:
+        """End the games nobody moved in until `now`, saying so where they were played."""
+        games_key = GamesKey(key).encode()
+        book = self.tables.games.get(games_key)
+        if book is None:
+            return Outputs()
+        ended, remaining = end_idle_games(book, now)
+        if not ended:
+            return Outputs()
+        out = self._send_notices(key, ended)
+        # The book stays, games or not: the events it remembers make their redelivery change nothing.
+        self.tables.games[games_key] = remaining
         return out
 
 
@@ -506,19 +634,6 @@ class _MessageTurn:
         self._converse()
 
     def _own_message(self) -> None:
-        if Tool.utility in self.agent.enabled_tools:
-            first_line = self.message.content.split("\n", 1)[0]
-            titles = [e.title for e in _view(_Embeds, self.envelope.data).embeds if e.title]
-            utility_key = UtilityKey(self.key).encode()
-            reactions, book = poll_reactions(
-                self.tables.utility.get(utility_key),
-                self.emit,
-                self.message.channel_id,
-                self.message.id,
-                [first_line, *titles],
-            )
-            self.out.actions.extend(reactions)
-            _store(self.tables.utility, utility_key, book)
         if self.agent.ai_enabled and self.route.in_channel:
             self.out.decisions.append(decide(self._situation(MoodState(), 0)))
 
@@ -544,16 +659,15 @@ class _MessageTurn:
             self.tables.warns.get(warn_key),
             self.agent.moderation.escalation,
             config.spam.timeout_s,
+            self.directory,
         )
         _store(self.tables.warns, warn_key, outcome.state)
         self.out.actions.extend(outcome.actions)
         self.out.audits.extend(outcome.audits)
         if self.agent.ai_enabled:
-            mood_key = MoodKey(self.key, self.deployment_id).encode()
             mood = self.engine.mood_for(self.key, self.deployed, self.at)
-            self.tables.moods[mood_key] = after_event(
-                mood, _mood_config(self.agent), MoodEvent.moderation, self.at
-            )
+            changed = after_event(mood, _mood_config(self.agent), MoodEvent.moderation, self.at)
+            self.engine.set_mood(self.envelope, self.deployed, mood, changed, self.out)
         return any(isinstance(action, DeleteMessage) for action in outcome.actions)
 
     def _prefix_command(self) -> bool:
@@ -581,6 +695,9 @@ class _MessageTurn:
             guild_id=self.envelope.guild_id,
             permissions=member_permissions(self.directory, self.message.author.id, roles),
             role_ids=roles,
+            named_member_roles={
+                m.id: tuple(m.member.roles) for m in self.message.mentions if m.member is not None
+            },
             at=self.at,
             origin=origin,
         )
@@ -606,7 +723,7 @@ class _MessageTurn:
             say = Say(f"<@{user_id}> reached level {entry.level}!", title="Level up")
             self.out.actions.append(self.emit.send(say, self.message.channel_id))
 
-    def _situation(self, mood: MoodState, streak: int) -> Situation:
+    def _situation(self, mood: MoodState, streak: int, relationship: Relationship | None = None) -> Situation:
         return Situation(
             event_id=self.envelope.event_id,
             deployed=self.deployed,
@@ -616,6 +733,7 @@ class _MessageTurn:
             streak=streak,
             at=self.at,
             is_dm=self.is_dm,
+            relationship=relationship,
         )
 
     def _converse(self) -> None:
@@ -635,43 +753,80 @@ class _MessageTurn:
         # A redelivered event was already counted.
         prior = streak.count - 1 if streak.last_event_id == event_id else streak.count
         mood = self.engine.mood_for(self.key, self.deployed, self.at)
-        decision = decide(self._situation(mood, prior))
+        known = self.engine.relationship(self.key, self.deployed, message.author.id)
+        decision = decide(self._situation(mood, prior, known))
         self.out.decisions.append(decision)
 
-        relationship_key = RelationshipKey(self.key, self.deployment_id, message.author.id).encode()
-        relationship = self.tables.relationships.get(relationship_key) or Relationship(
-            user_id=message.author.id
-        )
         if decision.respond and decision.priority is not None:
-            self.out.requests.append(self._inference_request(decision.priority, relationship, mood))
+            self.out.requests.append(self._inference_request(decision.priority, known, mood))
             if streak.last_event_id != event_id:
                 self.tables.streaks[streak_key] = ReplyStreak(count=streak.count + 1, last_event_id=event_id)
+        elif not message.author.bot:
+            self._maybe_react(mood, known)
         config = _mood_config(agent)
         if (talked_to or decision.respond) and not message.author.bot:
-            _store(
-                self.tables.relationships,
-                relationship_key,
-                record_interaction(
-                    relationship,
-                    agent.behavior.relationships,
-                    display_name=message.author.display_name,
-                    content=message.content,
-                    at=self.at,
-                ),
-            )
-            mood = after_interaction(mood, config, sentiment(message.content), self.at)
+            self._remember(known or Relationship(user_id=message.author.id))
+            changed = after_interaction(mood, config, sentiment(message.content), self.at)
         else:
-            mood = after_event(mood, config, MoodEvent.activity, self.at)
-        self.tables.moods[MoodKey(self.key, self.deployment_id).encode()] = mood
+            changed = after_event(mood, config, MoodEvent.activity, self.at)
+        self.engine.set_mood(self.envelope, self.deployed, mood, changed, self.out)
+
+    def _remember(self, relationship: Relationship) -> None:
+        """Record the interaction, forgetting the least recently met users past `max_tracked_users`."""
+        settings = self.agent.behavior.relationships
+        author = self.message.author
+        updated = record_interaction(
+            relationship,
+            settings,
+            _traits(self.agent),
+            display_name=author.display_name,
+            content=self.message.content,
+            at=self.at,
+        )
+        if updated is None:
+            return
+        tracked_key = TrackedKey(self.key, self.deployment_id).encode()
+        tracked, forgotten = track(
+            self.tables.tracked.get(tracked_key), author.id, self.at, settings.max_tracked_users
+        )
+        self.tables.tracked[tracked_key] = tracked
+        for user_id in forgotten:
+            self.tables.relationships.pop(
+                RelationshipKey(self.key, self.deployment_id, user_id).encode(), None
+            )
+        if author.id not in forgotten:
+            self.tables.relationships[RelationshipKey(self.key, self.deployment_id, author.id).encode()] = (
+                updated
+            )
+
+    def _maybe_react(self, mood: MoodState, known: Relationship | None) -> None:
+        """An emoji on a message the agent does not answer, as often as its character and mood make it."""
+        character = self.agent.character
+        style = character.speech_style if character is not None else SpeechStyle()
+        traits = _traits(self.agent)
+        affinity = known.affinity if known is not None else None
+        chance = reaction_chance(traits, mood, style, warmth(traits, affinity))
+        rng = seeded_rng(self.envelope.event_id, self.deployment_id, "react")
+        if rng.random() < chance:
+            emoji = rng.choice(EMOJI_BY_MOOD[mood.mood])
+            self.out.actions.append(
+                self.emit.action(
+                    React, channel_id=self.message.channel_id, message_id=self.message.id, emoji=emoji
+                )
+            )
 
     def _inference_request(
-        self, priority: Priority, relationship: Relationship, mood: MoodState
+        self, priority: Priority, known: Relationship | None, mood: MoodState
     ) -> InferenceRequest:
         deployed, agent, message = self.deployed, self.agent, self.message
         ai = agent.ai_config
         assert ai is not None
         deployment = deployed.deployment
         context = self.context or ChannelContext(channel_id=message.channel_id)
+        relationship = known or Relationship(user_id=message.author.id)
+        traits = _traits(agent)
+        relationships = agent.behavior.relationships
+        affinity = known.affinity if known is not None and relationships.affinity_system else None
         return InferenceRequest(
             request_id=stable_id(self.envelope.event_id, deployment.deployment_id, "inference"),
             event_id=self.envelope.event_id,
@@ -682,9 +837,11 @@ class _MessageTurn:
             lane=TIERS[deployed.owner_tier].lane,
             priority=priority,
             model=choose_model(agent, priority),
-            messages=build_prompt(agent, message, context, relationship, mood, bot_id=self.bot_id),
-            temperature=ai.temperature,
-            max_tokens=max_tokens_for(agent),
+            messages=build_prompt(
+                agent, message, context, relationship, mood, bot_id=self.bot_id, fit=self.engine.fit
+            ),
+            temperature=temperature(ai.temperature, traits),
+            max_tokens=reply_tokens(max_tokens_for(agent, self.engine.fit), traits, affinity),
             cacheable=ai.cacheable,
             target=ReplyTarget(
                 bot_id=self.bot_id,
@@ -692,6 +849,12 @@ class _MessageTurn:
                 channel_id=message.channel_id,
                 message_id=message.id,
                 author_id=message.author.id,
+                greet_as=greeting_name(
+                    known,
+                    relationships.affinity_bands,
+                    relationships.remember_names,
+                    self.at - CONVERSATION_WINDOW,
+                ),
             ),
             memory=memory_request(agent, deployment.deployment_id, message, context, self.at),
         )

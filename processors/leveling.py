@@ -37,14 +37,14 @@ def award_xp(
     return LevelEntry(xp=xp, level=progress(xp)[0], last_xp_at=at)
 
 
-def update_leaderboard(board: Leaderboard | None, user_id: str, xp: int) -> Leaderboard | None:
-    """The top list with the user's new XP, or None when the user does not make it."""
+def update_leaderboard(board: Leaderboard | None, user_id: str, score: int) -> Leaderboard | None:
+    """The top list with the user's new score, or None when the user does not make it."""
     entries = [e for e in (board.entries if board is not None else []) if e.user_id != user_id]
     full = len(entries) >= LEADERBOARD_SIZE
-    if full and xp <= min(e.xp for e in entries):
+    if full and score <= min(e.score for e in entries):
         return None
-    entries.append(LeaderboardEntry(user_id=user_id, xp=xp))
-    entries.sort(key=lambda e: (-e.xp, e.user_id))
+    entries.append(LeaderboardEntry(user_id=user_id, score=score))
+    entries.sort(key=lambda e: (-e.score, e.user_id))
     return Leaderboard(entries=entries[:LEADERBOARD_SIZE])
 
 
@@ -61,7 +61,7 @@ def handle_leveling(
         if not entries:
             return Say("Nobody has earned XP yet.", title="Leaderboard")
         lines = [
-            f"{position}. <@{e.user_id}> — level {progress(e.xp)[0]} ({e.xp} XP)"
+            f"{position}. <@{e.user_id}> — level {progress(e.score)[0]} ({e.score} XP)"
             for position, e in enumerate(entries, start=1)
         ]
         return Say("\n".join(lines), title="Leaderboard")

@@ -35,6 +35,11 @@ def parse_permissions(raw: str | int | None) -> int:
         return 0
 
 
+def top_role_position(directory: GuildDirectory, role_ids: Iterable[str]) -> int:
+    """The position of a member's highest role; 0, the position of @everyone, for a member without roles."""
+    return max((directory.role_positions.get(role_id, 0) for role_id in role_ids), default=0)
+
+
 def member_permissions(directory: GuildDirectory | None, user_id: str, role_ids: Iterable[str]) -> int:
     """Guild-level permissions as Discord computes them before channel overwrites: the owner has all, everyone
     else the union of @everyone (the role whose id is the guild's) and their roles."""

@@ -4,21 +4,36 @@ Trust boundary: the system messages hold only what the owner configured (persona
 descriptions) and numbers the platform computed (affinity, counts). Everything a Discord user can type —
 message text, display names, learned preferences, memories of conversations — goes into user-role
 messages, so "ignore your instructions" is conversation, never instruction.
+
+Two fits: `PromptFit.full` for capable models, and `PromptFit.small` for the embedded 135M-parameter model
+(the default without an endpoint), which follows a few short lines and an example far better than a page of
+rules, and drifts off after a sentence or two. Its replies are cleaned by `clean_reply`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 
 from models.agent import AgentConfig, AIConfig, Character, Level, PersonalityTraits, SpeechStyle
 from models.decisions import Priority
 from models.discord import DiscordMessage
-from models.inference import ChatMessage
+from models.inference import LOCAL_MODEL_CONTEXT_TOKENS, ChatMessage
 from models.state import ChannelContext, ContextMessage, Memory, MoodState, Relationship
+
+
+class PromptFit(StrEnum):
+    full = "full"
+    small = "small"
+
 
 # Completion budget per configured response length, in tokens (Discord's 2,000 characters are ~500).
 MAX_TOKENS = {"short": 120, "medium": 350, "long": 900}
+# A small model stays coherent for a sentence or two; past that it rambles or starts the next speaker's turn.
+SMALL_MAX_TOKENS = {"short": 40, "medium": 60, "long": 100}
+# The channel turns a small model sees besides the message it answers: more only blurs who said what.
+SMALL_HISTORY_TURNS = 4
 
 # Context windows of models we know, in tokens; a model not listed gets DEFAULT_CONTEXT_TOKENS.
 MODEL_CONTEXT_TOKENS = {
@@ -44,6 +59,17 @@ MESSAGE_OVERHEAD_TOKENS = 4
 
 # ChatMessage.content's limit; Discord's own limits keep real messages far below it.
 CHAT_CONTENT_LIMIT = 32_000
+
+# Chat-template tokens a small model sometimes writes out as text (ChatML, Llama 3, Mistral, GPT-2 style).
+_TEMPLATE_TOKEN = re.compile(r"<\|[a-z_]+\|>|</s>|\[/?INST\]")
+# A one-word speaker tag opening the reply ("User:", "Mega-Bleacher:"): the model imitating the "Name: text"
+# turns under a name of its own. "Fun fact:" has a space and stays.
+_SPEAKER_TAG = re.compile(r"^\W{0,2}[\w'-]{1,32}\W{0,2}:\s+")
+# A line where the model starts writing someone else's turn: "User:", "Sam:", "### Human:".
+_SPEAKER_TURN = re.compile(r"\n\s*(?:#+\s*)?\w[\w .'-]{0,31}:\s")
+_SENTENCE_END = re.compile(r"[.!?…~]+[\"')\]]*(?=\s|$)")
+# Words after the last sentence end that make an unfinished sentence; fewer are a sign-off ("uwu", ":)").
+UNFINISHED_WORDS = 3
 
 # OpenAI accepts only these characters in a message's `name`.
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -99,8 +125,9 @@ _GROUND_RULES = (
 )
 
 
-def max_tokens_for(agent: AgentConfig) -> int:
-    return MAX_TOKENS[_ai(agent).response_length]
+def max_tokens_for(agent: AgentConfig, fit: PromptFit = PromptFit.full) -> int:
+    limits = SMALL_MAX_TOKENS if fit is PromptFit.small else MAX_TOKENS
+    return limits[_ai(agent).response_length]
 
 
 def choose_model(agent: AgentConfig, priority: Priority) -> str:
@@ -139,6 +166,7 @@ def build_prompt(
     memories: Sequence[Memory] = (),
     *,
     bot_id: str | None = None,
+    fit: PromptFit = PromptFit.full,
 ) -> list[ChatMessage]:
     """The chat messages for one reply of `agent` to `message`.
 
@@ -146,6 +174,8 @@ def build_prompt(
     it, bot messages under the agent's name are taken as its own. For an agent whose ai_config is cacheable
     the prompt holds no history, relationship or names (see the response cache).
     """
+    if fit is PromptFit.small:
+        return small_prompt(agent, message, context, mood, bot_id=bot_id)
     ai = _ai(agent)
     system = [ChatMessage(role="system", content=persona_instructions(agent, mood))]
     if ai.cacheable:
@@ -166,6 +196,82 @@ def build_prompt(
     recalled = [note] if note is not None and estimate_tokens(note) <= budget else []
     budget -= sum(estimate_tokens(m) for m in recalled)
     return [*system, *recalled, *_newest_within(turns, budget), current]
+
+
+def small_prompt(
+    agent: AgentConfig,
+    message: DiscordMessage,
+    context: ChannelContext,
+    mood: MoodState,
+    *,
+    bot_id: str | None = None,
+) -> list[ChatMessage]:
+    """A prompt a 135M-parameter model can follow: a few lines of persona, one example exchange in the
+    character's voice, the last few turns of the channel and the message, within the embedded model's
+    context. Relationship numbers and recalled notes are left out: such a model repeats them verbatim."""
+    system = ChatMessage(role="system", content=small_persona(agent, mood))
+    current = _user_message(message.author.display_name, message.author.id, message.content)
+    examples = few_shot(agent)
+    budget = LOCAL_MODEL_CONTEXT_TOKENS - max_tokens_for(agent, PromptFit.small)
+    budget -= sum(estimate_tokens(m) for m in (system, *examples, current))
+    history = [m for m in context.messages if m.message_id != message.id][-SMALL_HISTORY_TURNS:]
+    turns = [_turn(agent, m, bot_id) for m in history]
+    return [system, *examples, *_newest_within(turns, budget), current]
+
+
+def small_persona(agent: AgentConfig, mood: MoodState) -> str:
+    """Who the agent is and how it talks, in a few short lines."""
+    character = agent.character
+    if character is None:
+        lines = [f"You are {agent.name}, a helpful assistant in a Discord chat."]
+    else:
+        who = ", ".join(part for part in (character.gender, character.age) if part)
+        lines = [f"You are {character.name}" + (f", {who}." if who else ".")]
+        if character.backstory:
+            lines.append(first_sentence(character.backstory))
+        if character.interests:
+            lines.append(f"You love {', '.join(character.interests[:3])}.")
+        lines.append(_FORMALITY[character.speech_style.formality])
+    if agent.behavior.mood.enabled:
+        lines.append(f"You feel {mood.mood.value}.")
+    lines.append("Answer the last message in one or two short sentences.")
+    return "\n".join(lines)
+
+
+def few_shot(agent: AgentConfig) -> list[ChatMessage]:
+    """One exchange in the character's voice, from its catchphrases: a small model copies the tone of an
+    example far more reliably than it follows a description of it."""
+    character = agent.character
+    if character is None or not character.catchphrases:
+        return []
+    interest = f" I was just thinking about {character.interests[0]}." if character.interests else ""
+    return [
+        ChatMessage(role="user", content=f"Hi {character.name}!"),
+        ChatMessage(role="assistant", content=f"Hey! {character.catchphrases[0]}{interest}"),
+    ]
+
+
+def first_sentence(text: str) -> str:
+    match = _SENTENCE_END.search(text)
+    return text[: match.end()].strip() if match else text.strip()
+
+
+def clean_reply(text: str, agent_name: str, user_text: str = "") -> str:
+    """A model's reply as a chat message: the text before any chat-template token or turn it went on to
+    write for another speaker, without its own name or a speaker tag in front, without the user's message
+    echoed back, and without an unfinished last sentence (a reply cut off at its token limit)."""
+    reply = _TEMPLATE_TOKEN.split(text, maxsplit=1)[0]
+    reply = _own_name_prefix(agent_name).sub("", reply.strip(), count=1)
+    reply = _SPEAKER_TAG.sub("", reply, count=1)
+    reply = _SPEAKER_TURN.split(reply, maxsplit=1)[0].strip()
+    words = user_text.split()
+    echo = re.match(r"\s+".join(map(re.escape, words)), reply, re.IGNORECASE) if words else None
+    if echo is not None:
+        reply = reply[echo.end() :].lstrip(" \t\n,.:;!?-")
+    ends = [m.end() for m in _SENTENCE_END.finditer(reply)]
+    if ends and len(reply[ends[-1] :].split()) >= UNFINISHED_WORDS:
+        reply = reply[: ends[-1]]
+    return reply.strip()
 
 
 def persona_instructions(agent: AgentConfig, mood: MoodState) -> str:
@@ -327,3 +433,8 @@ def _newest_within(turns: list[ChatMessage], budget: int) -> list[ChatMessage]:
         budget -= cost
     kept.reverse()
     return kept
+
+
+def _own_name_prefix(name: str) -> re.Pattern[str]:
+    """The agent's name signing its reply ("Luna:", "**Luna**:"), which models copy from the user turns."""
+    return re.compile(rf"^\W{{0,2}}{re.escape(name)}\W{{0,2}}:\s*", re.IGNORECASE)

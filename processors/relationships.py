@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from models.agent import RelationshipSettings
+from models.agent import PersonalityTraits, RelationshipSettings
+from models.processor_state import TrackedUsers
 from models.state import Relationship
 from processors.sentiment import sentiment
+from processors.traits import affinity_change
 
 # Talking more raises affinity a little; the tone of the message moves it more.
 AFFINITY_PER_INTERACTION = 1
@@ -42,6 +44,7 @@ def learn_preferences(text: str, known: dict[str, str]) -> dict[str, str]:
 def record_interaction(
     relationship: Relationship,
     settings: RelationshipSettings,
+    traits: PersonalityTraits,
     *,
     display_name: str,
     content: str,
@@ -56,7 +59,7 @@ def record_interaction(
     tone = sentiment(content)
     affinity = relationship.affinity
     if settings.affinity_system:
-        change = AFFINITY_PER_INTERACTION + AFFINITY_PER_SENTIMENT * tone
+        change = affinity_change(traits, AFFINITY_PER_INTERACTION + AFFINITY_PER_SENTIMENT * tone)
         affinity = min(100, max(0, affinity + change))
     preferences = relationship.preferences
     if settings.remember_preferences:
@@ -73,3 +76,16 @@ def record_interaction(
             "preferences": preferences,
         }
     )
+
+
+def track(
+    tracked: TrackedUsers | None, user_id: str, at: datetime, limit: int
+) -> tuple[TrackedUsers, list[str]]:
+    """The tracked users after talking with `user_id`, and the users forgotten to stay within `limit`: the
+    least recently met go first."""
+    last_seen = dict(tracked.last_seen) if tracked is not None else {}
+    last_seen[user_id] = at
+    forgotten = sorted(last_seen, key=lambda user: (last_seen[user], user))[: max(0, len(last_seen) - limit)]
+    for user in forgotten:
+        del last_seen[user]
+    return TrackedUsers(last_seen=last_seen), forgotten

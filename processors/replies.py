@@ -7,22 +7,37 @@ import re
 from typing import Any
 
 from models.actions import Action, Reply, SendMessage, TypingIndicator
-from models.agent import AgentConfig, SpeechStyle
+from models.agent import AgentConfig, PersonalityTraits, SpeechStyle
 from models.inference import InferenceResult
 from models.state import MoodState
 from processors.persona import persona_reply
 from processors.safety import check_output
-from processors.styling import style_text, typing_delay_ms
+from processors.styling import Manner, style_text, typing_delay_ms
+from processors.traits import typo_rate, warmth
 
 DISCORD_MESSAGE_LIMIT = 2_000
 # Said instead of a reply the safety filter blocked, so the person who asked is not left without an answer.
 BLOCKED_REPLY = "Let's talk about something else."
+GREETINGS = {"casual": "Hey {name}!", "neutral": "Hi {name}!", "formal": "Hello {name}."}
 _SENTENCE_BOUNDARY = re.compile(r"[.!?~…](?=\s)")
 
 
-def compose_reply(result: InferenceResult, agent: AgentConfig, mood: MoodState) -> list[Action]:
+def mood_emoji(agent: AgentConfig, mood: MoodState) -> str:
+    """The emoji that shows the agent's mood in what it says; none when moods are off."""
+    config = agent.behavior.mood
+    definition = config.moods.get(mood.mood) if config.enabled else None
+    return definition.emoji if definition is not None else ""
+
+
+def compose_reply(
+    result: InferenceResult, agent: AgentConfig, mood: MoodState, affinity: int | None = None
+) -> list[Action]:
     """Typing indicator first, then the reply (answering the target message when there is one) and any
-    continuation messages. Deterministic: ids and styling derive from the request id.
+    continuation messages. Deterministic: ids and styling derive from the request id. `affinity` is the
+    author's, when the agent tracks it: it warms the reply.
+
+    The typing pause is the time a person would take to type the first message, less the time the model
+    already took: a slow model does not make the agent slower still.
 
     A fallback result without text (over quota, no endpoint, every endpoint failed) is answered by the
     offline persona responder."""
@@ -33,11 +48,16 @@ def compose_reply(result: InferenceResult, agent: AgentConfig, mood: MoodState) 
     text = BLOCKED_REPLY if verdict.blocked else verdict.text
     if not text.strip():
         return []
-    style = agent.character.speech_style if agent.character is not None else SpeechStyle()
-    mood_config = agent.behavior.mood
-    definition = mood_config.moods.get(mood.mood) if mood_config.enabled else None
-    mood_emoji = definition.emoji if definition is not None else ""
-    chunks = split_message(style_text(text, style, mood.mood, mood_emoji, seed=result.request_id))
+    character = agent.character
+    style = character.speech_style if character is not None else SpeechStyle()
+    traits = character.personality if character is not None else PersonalityTraits()
+    manner = Manner(warmth=warmth(traits, affinity), typo_rate=typo_rate(traits))
+    if result.target.greet_as:
+        text = greeted(text, result.target.greet_as, style)
+    styled = style_text(
+        text, style, mood.mood, mood_emoji(agent, mood), seed=result.request_id, manner=manner
+    )
+    chunks = split_message(styled)
 
     target = result.target
     common: dict[str, Any] = {
@@ -51,7 +71,7 @@ def compose_reply(result: InferenceResult, agent: AgentConfig, mood: MoodState) 
         TypingIndicator(
             action_id=f"{result.request_id}:typing",
             channel_id=target.channel_id,
-            delay_ms=typing_delay_ms(chunks[0]),
+            delay_ms=max(0, typing_delay_ms(chunks[0]) - round(result.latency_ms)),
             **common,
         )
     ]
@@ -72,6 +92,13 @@ def compose_reply(result: InferenceResult, agent: AgentConfig, mood: MoodState) 
                 SendMessage(action_id=action_id, channel_id=target.channel_id, content=chunk, **common)
             )
     return actions
+
+
+def greeted(text: str, name: str, style: SpeechStyle) -> str:
+    """The reply opening with the user's name, unless it already says it."""
+    if name.casefold() in text.casefold():
+        return text
+    return f"{GREETINGS[style.formality].format(name=name)} {text}"
 
 
 def strip_speaker_prefix(text: str, name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from models.agent import Level, MoodName, SpeechStyle
 
@@ -65,6 +66,7 @@ _CODE_FENCE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?~…])\s+")
 _PLAIN_STOP = re.compile(r"(?<![.\d])\.$")
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf]")
+_LONG_WORD = re.compile(r"\b[A-Za-z]{4,}\b")
 
 
 def typing_delay_ms(text: str) -> int:
@@ -72,14 +74,25 @@ def typing_delay_ms(text: str) -> int:
     return min(TYPING_MAX_MS, TYPING_BASE_MS + TYPING_MS_PER_CHAR * len(text))
 
 
-def style_text(text: str, style: SpeechStyle, mood: MoodName, mood_emoji: str, seed: str) -> str:
+@dataclass(frozen=True)
+class Manner:
+    """How warm (0-1, 0.5 neutral: emoji density scales from x0.5 to x1.5) and how careless (typos per
+    word) this reply is; processors/traits.py derives both from the character and the affinity."""
+
+    warmth: float = 0.5
+    typo_rate: float = 0.0
+
+
+def style_text(
+    text: str, style: SpeechStyle, mood: MoodName, mood_emoji: str, seed: str, manner: Manner = Manner()
+) -> str:
     """`text` in the persona's speech style, ending with the mood's emoji when there is one to show."""
     rng = random.Random(seed)
     indicator = mood_emoji if style.emoji_usage is not Level.none else ""
     parts = _CODE_FENCE.split(text)
     # Odd indices are code spans and blocks.
     styled = [
-        part if index % 2 else _style_prose(part, style, mood, indicator, rng)
+        part if index % 2 else _style_prose(part, style, mood, indicator, manner, rng)
         for index, part in enumerate(parts)
     ]
     result = "".join(styled).strip()
@@ -109,7 +122,9 @@ def _case_keeping(replacement: str) -> Callable[[re.Match[str]], str]:
     return replace
 
 
-def _style_prose(text: str, style: SpeechStyle, mood: MoodName, indicator: str, rng: random.Random) -> str:
+def _style_prose(
+    text: str, style: SpeechStyle, mood: MoodName, indicator: str, manner: Manner, rng: random.Random
+) -> str:
     if not text.strip():
         return text
     text = apply_formality(text, style.formality)
@@ -126,12 +141,27 @@ def _style_prose(text: str, style: SpeechStyle, mood: MoodName, indicator: str, 
         (style.emoji_usage, emoji_pool, emoji_present),
         (style.emoticon_usage, list(EMOTICONS_BY_MOOD[mood]), emoticons_present),
     ):
-        wanted = min(_count_for(level, len(sentences), rng) - present, len(sentences))
+        wanted = min(_count_for(level, len(sentences), manner.warmth, rng) - present, len(sentences))
         for index in sorted(rng.sample(range(len(sentences)), max(wanted, 0))):
             sentences[index] = f"{sentences[index]} {rng.choice(pool)}"
+    if manner.typo_rate > 0:
+        sentences = [_with_typos(sentence, manner.typo_rate, rng) for sentence in sentences]
     lead = text[: len(text) - len(text.lstrip())]
     trail = text[len(text.rstrip()) :]
     return lead + " ".join(sentences) + trail
+
+
+def _with_typos(sentence: str, rate: float, rng: random.Random) -> str:
+    """Two neighbouring letters swapped inside some longer words, as a hurried typist does."""
+
+    def slip(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if rng.random() >= rate:
+            return word
+        at = rng.randrange(1, len(word) - 2)
+        return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+
+    return _LONG_WORD.sub(slip, sentence)
 
 
 def _with_ender(sentence: str, enders: list[str], rng: random.Random) -> str:
@@ -140,8 +170,8 @@ def _with_ender(sentence: str, enders: list[str], rng: random.Random) -> str:
     return sentence
 
 
-def _count_for(level: Level, sentences: int, rng: random.Random) -> int:
-    expected = DENSITY[level] * sentences
+def _count_for(level: Level, sentences: int, warmth: float, rng: random.Random) -> int:
+    expected = DENSITY[level] * sentences * (0.5 + warmth)
     whole = int(expected)
     count = whole + (1 if rng.random() < expected - whole else 0)
     # A high level always shows at least one.

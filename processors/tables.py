@@ -14,11 +14,14 @@ from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
     AutomodWindow,
+    GameBook,
+    GameRecord,
     GuildDirectory,
     Leaderboard,
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    TrackedUsers,
     UtilityBook,
     WarnRecord,
 )
@@ -77,6 +80,11 @@ def create_tables(app: faust.App) -> Tables:
         automod=model_table(app, table_keys.AutomodKey.TABLE, AutomodWindow),
         streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
         utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
+        tracked=model_table(app, table_keys.TrackedKey.TABLE, TrackedUsers),
+        # Written from the game timer too: partitioned by key.
+        games=model_table(app, table_keys.GamesKey.TABLE, GameBook, use_partitioner=True),
+        game_records=model_table(app, table_keys.GameRecordKey.TABLE, GameRecord),
+        game_boards=model_table(app, table_keys.GameBoardKey.TABLE, Leaderboard),
     )
 
 

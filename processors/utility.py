@@ -1,25 +1,25 @@
-"""Utility commands: reminders (fired by the worker's timer) and polls (a message plus number reactions);
-games (/roll, /coinflip) and custom commands from the agent's templates."""
+"""Utility commands: reminders (fired by the worker's timer) and polls (Discord's native poll; its results
+are announced when Discord closes it); custom commands from the agent's templates."""
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import datetime, timedelta
 
-from models.actions import React
+from models.actions import NativePoll
 from models.agent import CustomCommand
-from models.processor_state import MAX_POLL_OPTIONS, Poll, Reminder, UtilityBook
+from models.discord import PollMessage
+from models.processor_state import Reminder, UtilityBook
 from processors.commands import Invocation, describe_duration
-from processors.emit import Emitter, Say
+from processors.emit import Emitter, Notice, Say
 from processors.outcome import Outcome
 
 MAX_REMINDERS = 500
 MAX_REMINDERS_PER_USER = 25
-# The bot's own poll message normally arrives within a second; a poll not seen by then is dropped.
-POLL_TTL = timedelta(minutes=10)
-KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
-_DICE = re.compile(r"^\s*(\d{0,3})d(\d{1,4})\s*$", re.IGNORECASE)
+# Discord's limits on a poll.
+MAX_POLL_ANSWERS = 10
+MAX_QUESTION = 300
+MAX_ANSWER = 55
 _PLACEHOLDER = re.compile(r"\{(user|args|agent|guild)\}")
 
 
@@ -51,82 +51,55 @@ def handle_utility(invocation: Invocation, book: UtilityBook | None, emit: Emitt
     if invocation.name == "poll":
         question, *choices = [part.strip() for part in invocation.text("question").split("|")]
         choices = [c for c in choices if c]
-        if not question or not 2 <= len(choices) <= MAX_POLL_OPTIONS:
+        if not question or not 2 <= len(choices) <= MAX_POLL_ANSWERS:
             return Outcome(
                 Say(
-                    f"Write the question and 2 to {MAX_POLL_OPTIONS} options: question | a | b",
+                    f"Write the question and 2 to {MAX_POLL_ANSWERS} options: question | a | b",
                     ephemeral=True,
                 )
             )
-        if any(p.poll_id == emit.cause_id for p in current.polls):
-            return Outcome(None)
-        marker = f"📊 {question}"[:200]
-        poll = Poll(
-            poll_id=emit.cause_id,
-            deployment_id=deployment.deployment_id,
-            bot_id=deployment.bot_id,
-            guild_id=invocation.guild_id,
-            channel_id=invocation.channel_id,
-            marker=marker,
-            options=[c[:200] for c in choices],
-            created_at=invocation.at,
-        )
-        live = [p for p in current.polls if p.created_at > invocation.at - POLL_TTL]
-        updated = current.model_copy(update={"polls": [*live, poll]})
-        lines = "\n".join(f"{KEYCAPS[i]} {choice}" for i, choice in enumerate(poll.options))
-        return Outcome(Say(f"{marker}\n{lines}", title=marker), state=updated)
+        poll = NativePoll(question=question[:MAX_QUESTION], answers=[c[:MAX_ANSWER] for c in choices])
+        return Outcome(Say(f"📊 {poll.question}", title="Poll", poll=poll))
     raise ValueError(f"not a utility command: {invocation.name}")
 
 
 def take_due_reminders(book: UtilityBook, now: datetime) -> tuple[list[Reminder], UtilityBook]:
-    """The reminders due at `now`, and the book without them and without polls whose message never came."""
+    """The reminders due at `now`, and the book without them."""
     due = [r for r in book.reminders if r.due_at <= now]
-    remaining = UtilityBook(
-        reminders=[r for r in book.reminders if r.due_at > now],
-        polls=[p for p in book.polls if p.created_at > now - POLL_TTL],
+    return due, UtilityBook(reminders=[r for r in book.reminders if r.due_at > now])
+
+
+def reminder_notice(reminder: Reminder) -> Notice:
+    say = Say(f"⏰ <@{reminder.user_id}> {reminder.text}", title="Reminder")
+    return Notice(
+        f"reminder:{reminder.reminder_id}",
+        str(reminder.deployment_id),
+        reminder.guild_id,
+        reminder.channel_id,
+        say,
     )
-    return due, remaining
 
 
-def reminder_say(reminder: Reminder) -> Say:
-    return Say(f"⏰ <@{reminder.user_id}> {reminder.text}", title="Reminder")
-
-
-def poll_reactions(
-    book: UtilityBook | None, emit: Emitter, channel_id: str, message_id: str, headings: list[str]
-) -> tuple[list[React], UtilityBook | None]:
-    """When the bot's own message is a pending poll (its first line or embed title is the poll's marker), the
-    number reactions for it and the book without the poll."""
-    if book is None:
-        return [], None
-    bot_id = emit.deployed.deployment.bot_id
-    poll = next(
-        (p for p in book.polls if p.bot_id == bot_id and p.channel_id == channel_id and p.marker in headings),
-        None,
+def poll_results(message: PollMessage) -> Say | None:
+    """The announcement of a poll that Discord has closed (its final results); None while it runs."""
+    poll = message.poll
+    if poll is None or poll.results is None or not poll.results.is_finalized:
+        return None
+    counts = {count.id: count.count for count in poll.results.answer_counts}
+    tally = [(counts.get(a.answer_id, 0), a.poll_media.text) for a in poll.answers]
+    total = sum(n for n, _ in tally)
+    lines = [f"{text}: {n} vote{'s' if n != 1 else ''}" for n, text in tally]
+    top = max((n for n, _ in tally), default=0)
+    leaders = [text for n, text in tally if n == top]
+    if total == 0:
+        verdict = "No votes."
+    elif len(leaders) == 1:
+        verdict = f"Winner: {leaders[0]}"
+    else:
+        verdict = f"Tie: {', '.join(leaders)}"
+    return Say(
+        f"📊 Poll closed: {poll.question.text}\n" + "\n".join(lines) + f"\n{verdict}", title="Poll results"
     )
-    if poll is None:
-        return [], None
-    reactions = [
-        emit.action(React, channel_id=channel_id, message_id=message_id, emoji=KEYCAPS[index])
-        for index in range(len(poll.options))
-    ]
-    return reactions, book.model_copy(update={"polls": [p for p in book.polls if p.poll_id != poll.poll_id]})
-
-
-def handle_game(invocation: Invocation, rng: random.Random) -> Say:
-    if invocation.name == "coinflip":
-        return Say(f"🪙 {rng.choice(['Heads', 'Tails'])}!", title="Coin flip")
-    if invocation.name == "roll":
-        match = _DICE.match(invocation.text("dice") or "1d6")
-        if match is None:
-            return Say("Roll dice like 2d6 or d20.", ephemeral=True)
-        count, sides = int(match.group(1) or 1), int(match.group(2))
-        if not (1 <= count <= 100 and 2 <= sides <= 1000):
-            return Say("Up to 100 dice with 2 to 1000 sides.", ephemeral=True)
-        rolls = [rng.randint(1, sides) for _ in range(count)]
-        shown = " + ".join(map(str, rolls)) + (f" = {sum(rolls)}" if count > 1 else "")
-        return Say(f"🎲 {shown}", title="Dice")
-    raise ValueError(f"not a game command: {invocation.name}")
 
 
 def render_custom(command: CustomCommand, invocation: Invocation, agent_name: str, guild_name: str) -> Say:

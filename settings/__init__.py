@@ -88,6 +88,11 @@ class Settings:
     inference_endpoints: str
     # Bearer token of the vLLM pool (vllm serve --api-key / VLLM_API_KEY on the servers).
     inference_api_key: str = field(repr=False)
+    # The embedded model server (infra/stack/model_server.py): `deep stack up` builds and starts it, and
+    # the inference pool uses it when no other endpoint is configured. Off: no build, no server, and
+    # without an endpoint every reply comes from the offline persona responder.
+    local_model: bool
+    local_model_port: int
 
     api_host: str
     api_port: int
@@ -106,6 +111,17 @@ class Settings:
         )
         # asyncpg passes unknown DSN parameters on as server settings.
         return f"{dsn}?search_path={self.postgres_schema}" if self.postgres_schema else dsn
+
+    @property
+    def local_model_url(self) -> str:
+        return f"http://127.0.0.1:{self.local_model_port}/v1"
+
+    @property
+    def local_model_serves(self) -> bool:
+        """The embedded model answers the agents: it is on and no other endpoint is configured."""
+        return self.local_model and not (
+            self.openai_base_url or self.openai_api_key or self.inference_endpoints
+        )
 
     @property
     def redis_url(self) -> str:
@@ -150,6 +166,8 @@ def load_settings() -> Settings:
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),
         inference_api_key=_env("INFERENCE_API_KEY", ""),
+        local_model=_env_bool("DEEP_LOCAL_MODEL", True),
+        local_model_port=_env_int("DEEP_LOCAL_MODEL_PORT", 18000),
         api_host=_env("DEEP_API_HOST", "127.0.0.1"),
         api_port=_env_int("DEEP_API_PORT", 8080),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),

@@ -60,13 +60,22 @@ async def _current_state(admin: AIOKafkaAdminClient, names: list[str]) -> dict[s
     return {name: TopicState(partitions[name], configs.get(name, {})) for name in present}
 
 
-async def _wait_visible(admin: AIOKafkaAdminClient, names: set[str], within_s: float = 30.0) -> None:
-    """Created topics reach the metadata a moment after CreateTopics answers; wait, so that the next
-    apply (or the first producer) sees them."""
+async def _wait_visible(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], within_s: float = 30.0
+) -> None:
+    """Created topics and added partitions reach the metadata a moment after the broker answers; wait
+    until every topic shows at least its partitions, so that the next apply (or the first producer) sees
+    them and does not try to add them again."""
     deadline = asyncio.get_running_loop().time() + within_s
-    while not names <= set(await admin.list_topics()):
+    while True:
+        listed = set(await admin.list_topics())
+        present = [name for name in partitions if name in listed]
+        if len(present) == len(partitions):
+            described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)}
+            if all(described.get(name, 0) >= count for name, count in partitions.items()):
+                return
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"topics not visible after {within_s}s: {sorted(names)}")
+            raise TimeoutError(f"topics not visible with their partitions after {within_s}s: {partitions}")
         await asyncio.sleep(0.1)
 
 
@@ -101,9 +110,10 @@ async def apply_catalog(
         if to_create:
             response = await admin.create_topics(to_create)
             _raise_errors((t[0], t[1]) for t in response.topic_errors)
-            await _wait_visible(admin, {topic.name for topic in to_create})
+            await _wait_visible(admin, {topic.name: topic.num_partitions for topic in to_create})
         if to_grow:
             await admin.create_partitions(to_grow)
+            await _wait_visible(admin, {name: grow.total_count for name, grow in to_grow.items()})
         if to_configure:
             for response in await admin.alter_configs(to_configure):
                 _raise_errors((r[3], r[0]) for r in response.resources)

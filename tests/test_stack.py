@@ -99,7 +99,9 @@ def test_an_embedding_wheel_with_another_digest_is_refused(tmp_path: Path) -> No
 @pytest.mark.stack
 async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
     reports = await stack.status(stack_up)
-    assert [report.name for report in reports] == ["kafka", "postgres", "redis", "clickhouse", "weaviate"]
+    local_model = ["model"] if stack_up.local_model else []
+    names = ["kafka", "postgres", "redis", "clickhouse", "weaviate", *local_model]
+    assert [report.name for report in reports] == names
     assert all(report.healthy for report in reports), reports
     # A daemon this state dir started shows its pid and log; one answering from another clone's stack
     # (used as "started elsewhere") has no pidfile here.

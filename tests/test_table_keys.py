@@ -13,6 +13,9 @@ from models.table_keys import (
     AutomodKey,
     ContextKey,
     DirectoryKey,
+    GameBoardKey,
+    GameRecordKey,
+    GamesKey,
     LeaderboardKey,
     LevelKey,
     MalformedTableKey,
@@ -22,6 +25,7 @@ from models.table_keys import (
     RoutingKey,
     StreakKey,
     TableKey,
+    TrackedKey,
     UtilityKey,
     WarnKey,
 )
@@ -44,12 +48,17 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"dm:{BOT}/{D}", MoodKey(DM, DEPLOYMENT)),
     (f"{GUILD}/{D}", MusicKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}", LeaderboardKey(GUILD, DEPLOYMENT)),
+    (f"{GUILD}/{D}", TrackedKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}/{USER}", RelationshipKey(GUILD, DEPLOYMENT, USER)),
     (f"dm:{BOT}/{D}/{USER}", RelationshipKey(DM, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{USER}", WarnKey(GUILD, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{USER}", LevelKey(GUILD, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{CHANNEL}", StreakKey(GUILD, DEPLOYMENT, CHANNEL)),
     (f"{GUILD}/{D}/{CHANNEL}/{USER}", AutomodKey(GUILD, DEPLOYMENT, CHANNEL, USER)),
+    # Tables added with the key classes.
+    (GUILD, GamesKey(GUILD)),
+    (f"{GUILD}/{D}", GameBoardKey(GUILD, DEPLOYMENT)),
+    (f"{GUILD}/{D}/{USER}", GameRecordKey(GUILD, DEPLOYMENT, USER)),
 ]
 
 

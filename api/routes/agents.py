@@ -50,7 +50,8 @@ ConfigBody = Annotated[AgentConfig, Body(description="The agent's configuration"
 
 @router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent)
 async def create_agent(config: ConfigBody, ctx: Context, principal: Caller) -> Agent:
-    """Create an agent. Refused (403) past the tier's agent slots or with tools and features it lacks."""
+    """Create an agent. Refused (403) past the tier's agent slots or with tools and features it lacks, and
+    (422) with a tool the platform does not implement."""
     return await ctx.store.agents.create(principal.owner_id, config)
 
 

@@ -8,7 +8,7 @@ import asyncpg
 
 from api.characters import StoredImport
 from api.db import in_transaction
-from api.policy import check_config, check_slots
+from api.policy import check_config, check_implemented, check_slots
 from api.presets import stock_personalities
 from api.routing_records import stage_routing
 from api.schemas import Agent, CharacterFormat
@@ -46,6 +46,7 @@ async def owner_agents(db: asyncpg.Connection | asyncpg.Pool, owner_id: UUID) ->
 async def insert_agent(
     conn: asyncpg.Connection, owner_id: UUID, config: AgentConfig, stored: StoredImport | None
 ) -> Agent:
+    check_implemented(config)
     # The owner row lock (exclusive) serialises this owner's creations, so the slot count holds.
     limits = TIERS[await lock_owner_tier(conn, owner_id, exclusive=True)]
     check_slots(
@@ -117,6 +118,8 @@ class Agents(Staging):
         return agent, stored
 
     async def update(self, agent_id: UUID, scope: UUID | None, config: AgentConfig) -> Agent:
+        check_implemented(config)
+
         async def work(conn: asyncpg.Connection) -> Agent:
             _, tier = await lock_agent(conn, agent_id, scope)
             check_config(TIERS[tier], config, stock_personalities())

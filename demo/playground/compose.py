@@ -9,13 +9,14 @@ included, is a plain message.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
 
 from demo.playground.live import Names
-from demo.playground.views import AgentView, EmbedView, MessageView
+from demo.playground.views import AgentView, AnswerView, EmbedView, MessageView
 from models.discord import DiscordMessage, DiscordView, InteractionOption
 from processors.commands import OptionKind, UsageError, command_enabled, options_for, parse_prefix_args, usage
 
@@ -136,8 +137,15 @@ class HistoryMessage(DiscordMessage):
     flags: int = 0
 
 
-def message_view(message: HistoryMessage, names: Names, you_id: str, commands: dict[str, str]) -> MessageView:
-    """`commands`: the slash commands the page ran, by interaction id, to label their responses."""
+def message_view(
+    message: HistoryMessage,
+    names: Names,
+    you_id: str,
+    commands: dict[str, str],
+    answers: Mapping[tuple[str, str], AnswerView],
+) -> MessageView:
+    """`commands`: the slash commands the page ran, by interaction id, to label their responses; `answers`:
+    how AI replies were written, by (bot id, id of the message answered)."""
     author = message.author
     member_nick = message.member.nick if message.member is not None else None
     interaction = message.interaction_metadata
@@ -157,4 +165,5 @@ def message_view(message: HistoryMessage, names: Names, you_id: str, commands: d
         ephemeral=bool(message.flags & EPHEMERAL_FLAG),
         mentions_you=any(user.id == you_id for user in message.mentions),
         replying_to=(names.user(replied.author.id) or replied.author.display_name) if replied else None,
+        answered_by=answers.get((author.id, replied.id)) if replied else None,
     )

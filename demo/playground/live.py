@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from demo.playground.views import (
     AgentLive,
+    AnswerView,
     CountersView,
     DecisionView,
     ModerationView,
@@ -51,6 +52,8 @@ EVENT_WINDOW_S = 10.0
 DECISIONS_KEPT = 200
 MODERATION_KEPT = 50
 RELATIONSHIPS_SHOWN = 5
+# AI replies whose path (model or persona responder) the message list can still label.
+ANSWERS_KEPT = 500
 # Action kinds that put a message in front of people.
 REPLY_KINDS = frozenset({"send_message", "reply", "interaction_response", "warn"})
 # The processors' tables the playground reads, and the model of their values.
@@ -105,6 +108,8 @@ class LiveState:
         self.event_times: deque[float] = deque()
         self.events = 0
         self.moderation: deque[ModerationAudit] = deque(maxlen=MODERATION_KEPT)
+        # (bot id, id of the message answered) -> how the answer was written, oldest first.
+        self.answers: dict[tuple[str, str], AnswerView] = {}
         self.unreadable = 0
 
     # --- records in -----------------------------------------------------------------------------------
@@ -150,6 +155,13 @@ class LiveState:
         if tally is not None:
             tally.ai_calls += 1
             tally.ai_fallbacks += int(result.fallback)
+        target = result.target
+        if tally is not None and target.message_id is not None:
+            self.answers[(target.bot_id, target.message_id)] = AnswerView(
+                fallback=result.fallback, model=result.model, endpoint=result.endpoint, reason=result.error
+            )
+            if len(self.answers) > ANSWERS_KEPT:
+                del self.answers[next(iter(self.answers))]
 
     def on_audit(self, audit: ModerationAudit) -> None:
         if audit.deployment_id in self.tallies:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import aiohttp
@@ -26,6 +27,7 @@ from demo.playground.compose import (
 from demo.playground.live import Names
 from demo.playground.views import (
     AgentView,
+    AnswerView,
     ChannelView,
     ComposeRequest,
     ComposeResult,
@@ -83,12 +85,15 @@ class DemoRoom:
     def presence(self, bot_id: str) -> tuple[str, str]:
         return ("online" if self.connected.get(bot_id) else "offline"), self.status_text.get(bot_id, "")
 
-    async def messages(self, channel_id: str, limit: int = 50) -> list[MessageView]:
-        """The channel's latest messages, oldest first, with this page's ephemeral answers among them."""
+    async def messages(
+        self, channel_id: str, answers: Mapping[tuple[str, str], AnswerView], limit: int = 50
+    ) -> list[MessageView]:
+        """The channel's latest messages, oldest first, with this page's ephemeral answers among them and
+        its AI replies labelled with the path that wrote them."""
         history = await self.control.history(channel_id, limit)
         you = self.world.ids.you.user_id
         shown = [
-            message_view(HistoryMessage.model_validate(raw), self.names, you, self.commands)
+            message_view(HistoryMessage.model_validate(raw), self.names, you, self.commands, answers)
             for raw in history
         ]
         shown += self.ephemeral.get(channel_id, ())

@@ -29,7 +29,9 @@ from demo.playground.views import (
     SessionView,
 )
 from inference.cli import inference_config
+from inference.config import LOCAL_ENDPOINT_NAME
 from models.agent import AgentConfig
+from models.inference import LOCAL_MODEL_NAME
 from settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -45,8 +47,15 @@ def ai_view(settings: Settings) -> AiView:
         return AiView(
             offline=True,
             description="AI agents answer through the offline persona responder (no model endpoint is "
-            "configured): in character, from their catchphrases, interests and mood. Set OPENAI_BASE_URL "
-            "(a vLLM server or OpenAI) and OPENAI_API_KEY to use a model.",
+            "configured and DEEP_LOCAL_MODEL is off): in character, from their catchphrases, interests and "
+            "mood. Set OPENAI_BASE_URL (a vLLM server or OpenAI) and OPENAI_API_KEY to use a model.",
+        )
+    if [e.name for e in endpoints] == [LOCAL_ENDPOINT_NAME]:
+        return AiView(
+            offline=False,
+            description=f"AI agents answer through the embedded model {LOCAL_MODEL_NAME} "
+            f"({urlsplit(endpoints[0].base_url).netloc}, started by `deep stack up`): a tiny model, quick "
+            "on a CPU. Set OPENAI_BASE_URL (a vLLM server or OpenAI) and OPENAI_API_KEY to use a larger one.",
         )
     hosts = ", ".join(f"{e.name} ({urlsplit(e.base_url).hostname})" for e in endpoints)
     return AiView(offline=False, description=f"AI agents answer through {hosts}.")
@@ -133,7 +142,7 @@ def create_app(playground: Playground) -> web.Application:
         )
 
     async def messages(request: web.Request) -> web.Response:
-        shown = await room().messages(request.match_info["channel_id"])
+        shown = await room().messages(request.match_info["channel_id"], playground.state.answers)
         return web.Response(
             body=b"[" + b",".join(m.model_dump_json().encode() for m in shown) + b"]",
             content_type="application/json",

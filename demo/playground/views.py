@@ -68,6 +68,16 @@ class EmbedView(View):
     description: str = ""
 
 
+class AnswerView(View):
+    """Which path wrote an AI reply: a model (which one, on which endpoint) or the offline persona
+    responder (and why)."""
+
+    fallback: bool
+    model: str
+    endpoint: str = ""
+    reason: str | None = None
+
+
 class MessageView(View):
     id: str
     channel_id: str
@@ -84,6 +94,8 @@ class MessageView(View):
     mentions_you: bool = False
     # The name of the author of the message this one replies to.
     replying_to: str | None = None
+    # For an AI reply: the model or the persona responder that wrote it.
+    answered_by: AnswerView | None = None
 
 
 class ComposeRequest(View):

@@ -153,6 +153,23 @@ class EmulatorControl:
         )
         return result
 
+    async def vote_poll(self, channel_id: str, message_id: str, user_id: str, answer_id: int) -> Json:
+        body = {
+            "channel_id": channel_id,
+            "message_id": message_id,
+            "user_id": user_id,
+            "answer_id": answer_id,
+        }
+        result: Json = await self._request("POST", "/polls/votes", body)
+        return result
+
+    async def end_poll(self, channel_id: str, message_id: str) -> Json:
+        """The poll's duration is up: Discord finalizes the results (MESSAGE_UPDATE)."""
+        result: Json = await self._request(
+            "POST", "/polls/end", {"channel_id": channel_id, "message_id": message_id}
+        )
+        return result
+
     async def invoke_command(
         self, bot_id: str, user_id: str, channel_id: str, name: str, options: list[Json] | None = None
     ) -> Json:

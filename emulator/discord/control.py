@@ -66,6 +66,16 @@ class ReactionIn(_In):
     emoji: str
 
 
+class PollIn(_In):
+    channel_id: Snowflake
+    message_id: Snowflake
+
+
+class VoteIn(PollIn):
+    user_id: Snowflake
+    answer_id: int
+
+
 class InteractionIn(_In):
     bot_id: Snowflake
     user_id: Snowflake
@@ -298,6 +308,16 @@ async def add_reaction(request: web.Request) -> web.Response:
     return json_response({"emoji": emoji}, 201)
 
 
+async def vote_poll(request: web.Request) -> web.Response:
+    v = await _parse(request, VoteIn)
+    return json_response(_engine(request).vote_poll(v.channel_id, v.message_id, v.user_id, v.answer_id), 201)
+
+
+async def end_poll(request: web.Request) -> web.Response:
+    p = await _parse(request, PollIn)
+    return json_response(_engine(request).end_poll(p.channel_id, p.message_id))
+
+
 async def invoke(request: web.Request) -> web.Response:
     i = await _parse(request, InteractionIn)
     return json_response(
@@ -396,6 +416,8 @@ def add_control_routes(app: web.Application) -> None:
         ("PATCH", "/channels/{channel_id}/messages/{message_id}", edit_message),
         ("DELETE", "/channels/{channel_id}/messages/{message_id}", delete_message),
         ("POST", "/reactions", add_reaction),
+        ("POST", "/polls/votes", vote_poll),
+        ("POST", "/polls/end", end_poll),
         ("POST", "/interactions", invoke),
         ("POST", "/voice", voice),
         ("GET", "/actions", actions),

@@ -17,6 +17,7 @@ from .ids import SnowflakeGenerator, make_token, snowflake_unix_ms
 from .intents import PRIVILEGED, content_visible, strip_content
 from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
+from .polls import poll_payload, results
 from .spec import CHANNEL_DM, CHANNEL_TEXT, CHANNEL_VOICE, EmulatorConfig, WorldSpec
 from .world import (
     ADMINISTRATOR,
@@ -44,6 +45,8 @@ MAX_TIMEOUT = timedelta(days=28)
 MAX_INTERACTIONS = 10_000
 MAX_NONCES = 1000
 MISSING_PERMISSIONS = 50013
+# Application command option type 6: a user.
+OPTION_USER = 6
 
 # Interaction callback types (https://discord.com/developers/docs/interactions/receiving-and-responding).
 CALLBACK_PONG = 1
@@ -415,6 +418,8 @@ class Engine:
         }
         if body.get("nonce") is not None:
             payload["nonce"] = body["nonce"]
+        if body.get("poll") is not None:
+            payload["poll"] = poll_payload(body["poll"], datetime.now(UTC))
         if guild is not None:
             payload["guild_id"] = guild.id
             member = guild.members.get(author.id)
@@ -651,6 +656,39 @@ class Engine:
             channel, self.world.message(channel, message_id), self.world.user(user_id), emoji, add=True
         )
 
+    def vote_poll(self, channel_id: str, message_id: str, user_id: str, answer_id: int) -> Json:
+        """A user votes (a single-choice poll keeps only the latest vote); the poll's results so far."""
+        channel = self.world.channel(channel_id)
+        stored = self.world.message(channel, message_id)
+        poll = self._open_poll(stored)
+        self.world.user(user_id)
+        if answer_id not in {a["answer_id"] for a in poll["answers"]}:
+            raise errors.invalid_form("answer_id", "Unknown answer.")
+        if not poll["allow_multiselect"]:
+            for voters in stored.poll_votes.values():
+                voters.pop(user_id, None)
+        stored.poll_votes.setdefault(answer_id, {})[user_id] = None
+        return results(poll, stored.poll_votes, finalized=False)
+
+    def end_poll(self, channel_id: str, message_id: str) -> Json:
+        """The poll's time is up (or its author expired it): final results, and MESSAGE_UPDATE with them."""
+        channel = self.world.channel(channel_id)
+        stored = self.world.message(channel, message_id)
+        poll = self._open_poll(stored)
+        poll["results"] = results(poll, stored.poll_votes, finalized=True)
+        poll["expiry"] = iso_now()
+        self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
+        return stored.payload
+
+    @staticmethod
+    def _open_poll(stored: StoredMessage) -> Json:
+        poll: Json | None = stored.payload.get("poll")
+        if poll is None:
+            raise ApiError(400, 520001, "This message has no poll.")
+        if poll["results"]["is_finalized"]:
+            raise ApiError(400, 520000, "This poll has already ended.")
+        return poll
+
     def user_voice(
         self,
         guild_id: str,
@@ -715,6 +753,9 @@ class Engine:
         }
         if command is not None and command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
+        resolved = self._resolved_users(guild, options or [])
+        if resolved:
+            data["resolved"] = resolved
         interaction = Interaction(
             self.ids.next(),
             secrets.token_urlsafe(48),
@@ -757,6 +798,22 @@ class Engine:
             payload.update(user=user_payload(user), context=1, authorizing_integration_owners={"1": user.id})
         self.hub.dispatch_bot(bot.id, "INTERACTION_CREATE", payload, guild_id=guild.id if guild else None)
         return payload
+
+    def _resolved_users(self, guild: Guild | None, options: list[Json]) -> Json:
+        """Discord's `resolved` for the user options: the users, and in a guild their partial members."""
+        users: Json = {}
+        members: Json = {}
+        for option in options:
+            user_id = str(option.get("value"))
+            if option.get("type") != OPTION_USER or user_id not in self.world.users:
+                continue
+            users[user_id] = user_payload(self.world.users[user_id])
+            if guild is not None and user_id in guild.members:
+                members[user_id] = member_payload(guild.members[user_id])
+        resolved: Json = {"users": users} if users else {}
+        if members:
+            resolved["members"] = members
+        return resolved
 
     def _remember(self, interaction: Interaction) -> None:
         world = self.world
@@ -853,14 +910,24 @@ class Engine:
             raise errors.missing_access()
         return guild
 
-    def _moderate(self, guild: Guild, user_id: str) -> None:
-        if user_id == guild.owner_id:
+    @staticmethod
+    def _top_role_position(guild: Guild, user_id: str) -> int:
+        member = guild.members.get(user_id)
+        roles = member.roles if member is not None else []
+        return max((int(guild.roles[r].get("position", 0)) for r in roles if r in guild.roles), default=0)
+
+    def _moderate(self, guild: Guild, bot: Bot, user_id: str) -> None:
+        """Discord acts on nobody above the bot: not the owner, not a member whose highest role is at or
+        above the bot's highest role."""
+        if user_id == guild.owner_id or self._top_role_position(guild, user_id) >= self._top_role_position(
+            guild, bot.user.id
+        ):
             raise ApiError(403, MISSING_PERMISSIONS, "Missing Permissions")
 
     def bot_ban(self, bot: Bot, guild_id: str, user_id: str, body: Json, reason: str | None) -> None:
         guild = self._bot_guild(bot, guild_id)
         user = self.world.user(user_id)
-        self._moderate(guild, user_id)
+        self._moderate(guild, bot, user_id)
         seconds = int(
             body.get("delete_message_seconds") or int(body.get("delete_message_days") or 0) * 86_400
         )
@@ -909,7 +976,7 @@ class Engine:
     def bot_kick(self, bot: Bot, guild_id: str, user_id: str, reason: str | None) -> None:
         guild = self._bot_guild(bot, guild_id)
         self.world.member(guild, user_id)
-        self._moderate(guild, user_id)
+        self._moderate(guild, bot, user_id)
         self._remove_member(guild, user_id)
         self.record("kick", bot, guild.id, None, {"user_id": user_id, "reason": reason})
 
@@ -923,7 +990,7 @@ class Engine:
         guild = self._bot_guild(bot, guild_id)
         member = self.world.member(guild, user_id)
         if "communication_disabled_until" in body:
-            self._moderate(guild, user_id)
+            self._moderate(guild, bot, user_id)
             until = body["communication_disabled_until"]
             if until is not None:
                 try:

@@ -67,6 +67,8 @@ class StoredMessage:
     mention_ids: frozenset[str]
     # emoji key ("👍" or "name:id") -> ids of users who reacted, in order.
     reactions: dict[str, dict[str, None]] = field(default_factory=dict)
+    # A poll's answer id -> ids of users who voted for it, in order.
+    poll_votes: dict[int, dict[str, None]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

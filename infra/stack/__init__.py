@@ -1,5 +1,5 @@
-"""The native dev stack on 127.0.0.1, installed on first use: Kafka, PostgreSQL, Redis, ClickHouse and
-Weaviate."""
+"""The native dev stack on 127.0.0.1, installed on first use: Kafka, PostgreSQL, Redis, ClickHouse,
+Weaviate and the embedded model server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from infra.stack.clickhouse import ClickHouse
 from infra.stack.kafka import Kafka
+from infra.stack.model_server import ModelServer
 from infra.stack.postgres import Postgres
 from infra.stack.process import apt_install
 from infra.stack.redis import Redis
@@ -21,7 +22,16 @@ __all__ = ["Outcome", "ServiceStatus", "UpResult", "down", "services", "status",
 
 
 def services(settings: Settings) -> list[Service]:
-    return [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings), Weaviate(settings)]
+    stack: list[Service] = [
+        Kafka(settings),
+        Postgres(settings),
+        Redis(settings),
+        ClickHouse(settings),
+        Weaviate(settings),
+    ]
+    if settings.local_model:
+        stack.append(ModelServer(settings))
+    return stack
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -240,3 +241,16 @@ async def test_a_malformed_response_counts_against_the_endpoint_and_names_the_fi
             assert (await pool.complete(request("retried"), 0)).endpoint == "good"
         finally:
             await pool.close()
+
+
+async def test_an_endpoint_with_a_served_model_is_asked_for_that_model(servers) -> None:
+    a, _ = servers
+    local = replace(endpoint("local", a.base_url, ("*",)), served_model="SmolLM2-135M-Instruct")
+    pool = EndpointPool([local], inference_config("unused:"))
+    try:
+        completion = await pool.complete(request(model="gpt-4-turbo"), 0)
+    finally:
+        await pool.close()
+    # The agent's model name routes to the endpoint; the endpoint's own model answers, and the result says so.
+    assert [call.model for call in a.completions()] == ["SmolLM2-135M-Instruct"]
+    assert (completion.endpoint, completion.model) == ("local", "SmolLM2-135M-Instruct")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+from unittest.mock import ANY
 
 import asyncpg
 import httpx
@@ -17,6 +18,7 @@ from models.agent import AgentMode
 from models.deployments import RoutingRecord
 from models.templates import mode_template
 from models.tiers import Tier
+from models.tools import IMPLEMENTED_TOOLS, Tool
 from settings import Settings
 from streams.catalog import AGENT_DEPLOYMENTS
 from tests.api.conftest import NewOwner, Recorder, auth, guild_id, started
@@ -116,19 +118,11 @@ async def test_free_tier_slot_limit_refuses_one_agent_too_many(
     assert usage["agents"] == 5 and usage["agent_slots"] == 5
 
 
-async def test_tier_refuses_tools_features_and_token_tiers_naming_the_field(
+async def test_tier_refuses_features_and_token_tiers_naming_the_field(
     client: httpx.AsyncClient, new_owner: NewOwner, add_token: AddToken
 ) -> None:
+    # Every implemented tool is on the free tier; the tier's tool rule is covered in test_tier_coverage.
     free = await new_owner(Tier.free)
-    voice = config(AgentMode.bare, enabled_tools=["music", "voice_tts"])
-    refused = await client.post("/agents", json=voice, headers=free)
-    assert refused.status_code == 403
-    assert refused.json()["errors"] == [
-        {
-            "path": "enabled_tools.1",
-            "message": "the voice_tts tool is not available on the free tier (needs pro)",
-        }
-    ]
     custom = config(AgentMode.semi_autonomous)
     custom["character"]["personality"]["openness"] = 99
     refused = await client.post("/agents", json=custom, headers=free)
@@ -170,6 +164,24 @@ async def test_invalid_configuration_is_422_naming_the_field(
     assert response.status_code == 422
     body = response.json()
     assert path in [error["path"] for error in body["errors"]] and path in body["detail"]
+
+
+@pytest.mark.parametrize("tool", sorted(set(Tool) - IMPLEMENTED_TOOLS))
+async def test_a_tool_without_behaviour_is_refused_naming_it(
+    client: httpx.AsyncClient, new_owner: NewOwner, tool: Tool
+) -> None:
+    owner = await new_owner(Tier.enterprise)
+    plan = config(enabled_tools=["music", tool.value])
+    expected = {"path": "enabled_tools.1", "message": ANY}
+    created = await client.post("/agents", json=plan, headers=owner)
+    assert created.status_code == 422 and created.json()["errors"] == [expected]
+    assert f"the {tool.value} tool is not implemented" in created.json()["detail"]
+    agent = (await client.post("/agents", json=config(), headers=owner)).json()
+    updated = await client.put(f"/agents/{agent['agent_id']}", json=plan, headers=owner)
+    assert updated.status_code == 422 and updated.json()["errors"] == [expected]
+    imported = await client.post("/agents/import", json=plan, headers=owner)
+    assert imported.status_code == 422 and imported.json()["errors"] == [expected]
+    assert (await client.get(f"/agents/{agent['agent_id']}", headers=owner)).json()["config"] == config()
 
 
 async def test_owner_a_gets_404_for_everything_of_owner_b(
@@ -300,9 +312,11 @@ async def test_a_downgrade_pauses_what_the_tier_does_not_cover_until_the_agents_
     owner = await new_owner(Tier.pro)
     owner_id = (await client.get("/me", headers=owner)).json()["owner"]["owner_id"]
     token = await add_token(owner)
-    # Pro: the announcements tool, and six agents (free has five slots, and no announcements).
+    # Pro: a custom personality, and six agents (free has five slots, and no custom personalities).
+    custom = config(AgentMode.semi_autonomous, name="custom")
+    custom["character"]["personality"]["openness"] = 99
     plans = [config(name=f"music {index}") for index in range(4)]
-    plans += [config(name="announcer", enabled_tools=["music", "announcements"]), config(name="newest")]
+    plans += [custom, config(name="newest")]
     deployments = {}
     for plan in plans:
         agent = (await client.post("/agents", json=plan, headers=owner)).json()
@@ -323,16 +337,21 @@ async def test_a_downgrade_pauses_what_the_tier_does_not_cover_until_the_agents_
         "music 1": "active",
         "music 2": "active",
         "music 3": "active",
-        "announcer": "paused",  # not on the free tier: the announcements tool
+        "custom": "paused",  # not on the free tier: a custom personality
         "newest": "paused",  # the sixth agent: past the free tier's five slots
     }
 
-    announcer_agent, announcer = deployments["announcer"]
-    refused = await client.patch(f"/deployments/{announcer}", json={"status": "active"}, headers=owner)
-    assert refused.status_code == 403 and refused.json()["errors"][0]["path"] == "enabled_tools.1"
-    fitted = await client.put(f"/agents/{announcer_agent}", json=config(name="announcer"), headers=owner)
+    custom_agent, custom_deployment = deployments["custom"]
+    refused = await client.patch(
+        f"/deployments/{custom_deployment}", json={"status": "active"}, headers=owner
+    )
+    assert refused.status_code == 403 and refused.json()["errors"][0]["path"] == "character"
+    stock = config(AgentMode.semi_autonomous, name="custom")
+    fitted = await client.put(f"/agents/{custom_agent}", json=stock, headers=owner)
     assert fitted.status_code == 200, fitted.text
-    resumed = await client.patch(f"/deployments/{announcer}", json={"status": "active"}, headers=owner)
+    resumed = await client.patch(
+        f"/deployments/{custom_deployment}", json={"status": "active"}, headers=owner
+    )
     assert resumed.status_code == 200 and resumed.json()["status"] == "active"
 
     newest = deployments["newest"][1]

@@ -1,4 +1,5 @@
-"""Which of an owner's agents a tier does not cover (their deployments pause after a downgrade)."""
+"""Which of an owner's agents a tier does not cover (their deployments pause after a downgrade); the presets
+enable only implemented tools."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from api.policy import beyond_tier
+from api.policy import beyond_tier, check_implemented
 from api.presets import all_presets, stock_personalities
 from api.schemas import Agent
 from models.agent import AgentConfig, AgentMode
@@ -48,6 +49,8 @@ def test_the_newest_agents_past_the_slots_are_not_covered() -> None:
 
 
 def test_an_agent_with_a_tool_the_tier_lacks_is_not_covered_and_still_takes_its_slot() -> None:
+    # Only a tool without behaviour is beyond the free tier: a configuration stored before such tools were
+    # refused can still carry one.
     announcer = bare(name="announcer", enabled_tools=["music", "announcements"])
     owned = agents(bare(), announcer, bare(), bare(), bare(), bare())
     # The announcer is the second agent: it is not covered, and the sixth is past the five slots anyway.
@@ -69,3 +72,8 @@ def test_a_custom_personality_needs_a_tier_with_it_but_a_stock_character_does_no
 def test_an_unlimited_tier_covers_any_number_of_agents() -> None:
     owned = agents(*(bare() for _ in range(150)))
     assert beyond_tier(TIERS[Tier.enterprise], owned, stock_personalities()) == []
+
+
+def test_presets_enable_only_tools_that_act() -> None:
+    for preset in all_presets().values():
+        check_implemented(preset.config)

@@ -142,7 +142,9 @@ async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     # The sinks get an embedded ClickHouse engine of their own.
     env = {**os.environ, "CLICKHOUSE_URL": f"chdb://{work_dir / 'clickhouse'}"}
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "INFERENCE_ENDPOINTS"):
-        env.pop(name, None)  # the offline persona responder answers
+        env.pop(name, None)
+    # The offline persona responder answers (the embedded model is tested in tests/e2e/test_e2e_local_model).
+    env["DEEP_LOCAL_MODEL"] = "false"
     async with launched_demo(stack_up, work_dir, env) as running:
         yield running
 

@@ -20,7 +20,7 @@ from demo.playground.compose import (
     with_mentions,
 )
 from demo.playground.live import EVENT_WINDOW_S, LiveState, Names
-from demo.playground.views import AgentView
+from demo.playground.views import AgentView, AnswerView
 from demo.world import AGENTS, agent_config
 from models.actions import Reply, SendMessage, Timeout
 from models.decisions import Decision, DecisionReason, Priority
@@ -113,13 +113,17 @@ def test_history_messages_show_commands_replies_and_mentions() -> None:
         "referenced_message": {"id": "499", "channel_id": "1", "author": {"id": YOU, "username": "you"}},
         "flags": 64,
     }
-    view = message_view(HistoryMessage.model_validate(raw), names, YOU, {"77": "/play lofi"})
+    answer = AnswerView(fallback=False, model="SmolLM2-135M-Instruct", endpoint="local")
+    answers = {("13", "499"): answer, ("14", "499"): AnswerView(fallback=True, model="m")}
+    view = message_view(HistoryMessage.model_validate(raw), names, YOU, {"77": "/play lofi"}, answers)
     assert view.author_name == "Luna" and view.bot
     assert view.content == "hi @You~"
     assert view.embeds[0].description == "Playing: lofi"
     assert view.command == "/play lofi"
     assert view.ephemeral and view.mentions_you
     assert view.replying_to == "You"
+    # Luna's answer to message 499, not Kai's.
+    assert view.answered_by == answer
 
 
 def _state() -> tuple[LiveState, UUID, UUID]:
@@ -177,8 +181,8 @@ def test_counters_count_followed_events_replies_and_ai_calls() -> None:
     state.on_action(SendMessage(bot_id="13", channel_id="1", content="hi", deployment_id=str(luna), **common))
     state.on_action(Reply(bot_id="14", channel_id="1", message_id="2", content="yo", **common))
     state.on_action(Timeout(bot_id="13", user_id=YOU, duration_s=60, **common))  # not a reply
-    target = ReplyTarget(bot_id="13", channel_id="1")
-    for fallback in (True, False):
+    target = ReplyTarget(bot_id="13", channel_id="1", message_id="2")
+    for fallback in (False, True):
         state.on_result(
             InferenceResult(
                 request_id="r",
@@ -191,6 +195,7 @@ def test_counters_count_followed_events_replies_and_ai_calls() -> None:
                 target=target,
                 text="",
                 model="m",
+                endpoint="" if fallback else "local",
                 prompt_tokens=1,
                 completion_tokens=1,
                 latency_ms=1.0,
@@ -200,6 +205,8 @@ def test_counters_count_followed_events_replies_and_ai_calls() -> None:
         )
     counters = state.counters(101.0)
     assert (counters.events, counters.replies, counters.ai_calls, counters.ai_fallbacks) == (2, 2, 2, 1)
+    # The message list labels Luna's answer to message 2 with the path of the latest result for it.
+    assert state.answers[("13", "2")] == AnswerView(fallback=True, model="m")
     assert counters.events_per_s == pytest.approx(2 / EVENT_WINDOW_S)
     assert state.counters(101.0 + EVENT_WINDOW_S + 1).events_per_s == 0
     assert state.agent(kai).replies == 1

@@ -20,6 +20,7 @@ from demo.playground.views import AgentView, AiView
 from demo.seed import DemoAgent, DemoWorld
 from demo.world import AGENTS, WorldIds, agent_config
 from emulator.discord import DiscordEmulator, EmulatorControl
+from models.inference import LOCAL_MODEL_NAME
 from settings import load_settings
 from tests.waiting import wait_until
 
@@ -195,6 +196,10 @@ def test_the_ai_notice_says_which_path_answers(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("INFERENCE_ENDPOINTS", raising=False)
+    monkeypatch.setenv("DEEP_LOCAL_MODEL", "true")
+    local = ai_view(load_settings())
+    assert not local.offline and LOCAL_MODEL_NAME in local.description
+    monkeypatch.setenv("DEEP_LOCAL_MODEL", "false")
     assert ai_view(load_settings()).offline
     monkeypatch.setenv("OPENAI_BASE_URL", "http://vllm.internal:8000/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")

@@ -1,5 +1,6 @@
 """End-to-end fixtures: `python -m demo run` (no chatter, no sinks) in its own topic namespace, PostgreSQL
-schema and ports, with an OpenAI-compatible server started here as the inference workers' endpoint.
+schema and ports, with an OpenAI-compatible server started here as the inference workers' endpoint (`demo`),
+or with no endpoint configured, answering through the embedded model server (`demo_world`).
 
 The tests drive the demo world through the Discord emulator's control API and read the demo's topics."""
 
@@ -10,7 +11,9 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -28,17 +31,17 @@ from tests.demo.test_demo_browser import RunningDemo, launched_demo
 ANSWER_S = 45.0
 # What the inference server answers every request with: distinctive enough to find in Luna's styled reply.
 COMPLETION = "the nebula glows softly tonight"
+ENDPOINT_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "INFERENCE_ENDPOINTS")
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Demo:
+class World:
     """The running demo world: where its services listen and who is in it."""
 
     running: RunningDemo
     control: EmulatorControl
-    inference: OpenAICompatibleServer
     settings: Settings
     guild_id: str
     channels: dict[str, str]  # text channel name -> id
@@ -103,6 +106,13 @@ class Demo:
         return found
 
 
+@dataclass(frozen=True)
+class Demo(World):
+    """The demo world answering through a scripted OpenAI-compatible server."""
+
+    inference: OpenAICompatibleServer
+
+
 def message_text(payload: dict[str, Any] | None) -> str:
     """A message's or interaction response's visible text: its content and its embeds' text."""
     if not payload:
@@ -113,37 +123,47 @@ def message_text(payload: dict[str, Any] | None) -> str:
     return "\n".join(p for p in parts if p)
 
 
+@asynccontextmanager
+async def demo_world(stack_up: Settings, work_dir: Path, env: dict[str, str]) -> AsyncIterator[World]:
+    """`python -m demo run` without chatter or sinks, in its own namespace, schema and ports."""
+    async with launched_demo(
+        stack_up, work_dir, env, ["--chat-rate", "0", "--no-sinks"], schema_prefix="test_e2e"
+    ) as running:
+        async with httpx.AsyncClient(base_url=running.url) as playground:
+            session = (await playground.get("/api/session")).json()
+        async with EmulatorControl(running.emulator_url) as control:
+            world = await control.world()
+            guild = world["guilds"][0]
+            users = {u["username"]: u["id"] for u in world["users"]}
+            # The guild's owner is the emulator's system user: made a member so that it can speak.
+            users["owner"] = guild["owner_id"]
+            await control.add_member(guild["id"], guild["owner_id"])
+            yield World(
+                running=running,
+                control=control,
+                settings=stack_up,
+                guild_id=guild["id"],
+                channels={c["name"]: c["id"] for c in guild["channels"] if c["type"] == 0},
+                users=users,
+                bots={b["username"]: b["id"] for b in world["bots"]},
+                deployments={a["name"]: uuid.UUID(a["deployment_id"]) for a in session["agents"]},
+            )
+
+
+def demo_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any inference endpoint, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARIABLES and k != "CLICKHOUSE_URL"}
+    return {**env, **settings}
+
+
 @pytest.fixture(scope="module")
 async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    work_dir = tmp_path_factory.mktemp("e2e-demo")
     # Any model is served; every completion is the same scripted text.
     inference = OpenAICompatibleServer(Behaviour(models=[], reply_template=COMPLETION))
     await inference.start()
-    env = {k: v for k, v in os.environ.items() if k not in ("INFERENCE_ENDPOINTS", "CLICKHOUSE_URL")}
-    env.update(OPENAI_BASE_URL=inference.base_url, OPENAI_API_KEY="test-key")
+    env = demo_env(OPENAI_BASE_URL=inference.base_url, OPENAI_API_KEY="test-key")
     try:
-        async with launched_demo(
-            stack_up, work_dir, env, ["--chat-rate", "0", "--no-sinks"], schema_prefix="test_e2e"
-        ) as running:
-            async with httpx.AsyncClient(base_url=running.url) as playground:
-                session = (await playground.get("/api/session")).json()
-            async with EmulatorControl(running.emulator_url) as control:
-                world = await control.world()
-                guild = world["guilds"][0]
-                users = {u["username"]: u["id"] for u in world["users"]}
-                # The guild's owner is the emulator's system user: made a member so that it can speak.
-                users["owner"] = guild["owner_id"]
-                await control.add_member(guild["id"], guild["owner_id"])
-                yield Demo(
-                    running=running,
-                    control=control,
-                    inference=inference,
-                    settings=stack_up,
-                    guild_id=guild["id"],
-                    channels={c["name"]: c["id"] for c in guild["channels"] if c["type"] == 0},
-                    users=users,
-                    bots={b["username"]: b["id"] for b in world["bots"]},
-                    deployments={a["name"]: uuid.UUID(a["deployment_id"]) for a in session["agents"]},
-                )
+        async with demo_world(stack_up, tmp_path_factory.mktemp("e2e-demo"), env) as world:
+            yield Demo(**{f.name: getattr(world, f.name) for f in fields(world)}, inference=inference)
     finally:
         await inference.stop()

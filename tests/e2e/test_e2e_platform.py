@@ -67,8 +67,33 @@ async def test_ban_needs_the_ban_members_permission(demo: Demo) -> None:
     ban = await demo.wait_action(since, lambda a: a["kind"] == "ban" and a["payload"]["user_id"] == carmen)
     assert ban["bot_id"] == mod
     assert ban["payload"]["reason"] == "spamming"
+    # Told once Discord has confirmed it, after the ban.
+    banned = await demo.wait_action(since, said_by(mod, f"Banned <@{carmen}>: spamming"))
+    assert banned["seq"] > ban["seq"]
+    # Another bot's role is not below Mod Bot's: named by a bare id (no member roles come with the message),
+    # Discord refuses the ban, and the channel is told why.
+    luna = demo.bots["Luna"]
+    since = await demo.last_seq()
+    await demo.control.post_user_message(demo.users["owner"], f"!ban {luna} raid", demo.channels["general"])
+    await demo.wait_action(since, said_by(mod, f"Could not ban <@{luna}>: Discord answered 403"))
     bans = await demo.control.actions(since=start, kind="ban")
     assert [b["payload"]["user_id"] for b in bans] == [carmen]
+
+
+async def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_ends(demo: Demo) -> None:
+    luna = demo.bots["Luna"]
+    since = await slash(demo, "Luna", "you", "general", "poll", question="Snack? | boba | mochi")
+    asked = await demo.wait_action(
+        since, lambda a: a["kind"] == "interaction_response" and a["bot_id"] == luna
+    )
+    poll_message = asked["payload"]["message_id"]
+    general = demo.channels["general"]
+    await demo.control.vote_poll(general, poll_message, demo.users["ben"], 2)
+    since = await demo.last_seq()
+    await demo.control.end_poll(general, poll_message)  # Discord closes it when its duration is up
+    announced = await demo.wait_action(since, said_by(luna, "Poll closed: Snack?"))
+    assert announced["kind"] == "reply"
+    assert "Winner: mochi" in message_text(announced["payload"])
 
 
 async def test_a_spammer_is_timed_out_by_the_auto_mod(demo: Demo) -> None:

@@ -200,6 +200,18 @@ async def test_resume_replays_missed_events_then_resumed(
     await again.close()
 
 
+async def test_every_identify_starts_a_new_session_numbered_from_1(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(emu)
+    first, second = await gateway(emu, http), await gateway(emu, http)
+    one, two = await first.identify(s.bot.token), await second.identify(s.bot.token)
+    assert one["s"] == two["s"] == 1
+    assert one["d"]["session_id"] != two["d"]["session_id"]
+    await first.close()
+    await second.close()
+
+
 async def test_resume_of_unknown_session_gets_invalid_session_false(
     emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from emulator_helpers import RawGateway, Scene, fast_config, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
+from emulator.discord.errors import ApiError
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -201,6 +202,39 @@ async def test_bot_message_is_recorded_once_and_dispatched_to_other_bots(
     await gw.close()
 
 
+async def test_a_native_poll_is_validated_voted_on_and_closed_with_its_results(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(emu)
+    gw = RawGateway(http, emu.gateway_url)
+    await gw.connect()
+    await gw.identify(s.bot.token, intents=(1 << 9) | (1 << 15) | 1)
+    api = Api(http, emu, s.bot.token)
+    poll = {
+        "question": {"text": "Snack?"},
+        "answers": [{"poll_media": {"text": "boba"}}, {"poll_media": {"text": "mochi"}}],
+    }
+    too_long = {**poll, "answers": [{"poll_media": {"text": "x" * 56}}]}
+    status, _, error = await api("POST", f"/channels/{s.text.id}/messages", {"poll": too_long})
+    assert status == 400 and "poll.answers.0.poll_media.text" in error["errors"]
+    status, _, error = await api("POST", f"/channels/{s.text.id}/messages", {"poll": {**poll, "duration": 0}})
+    assert status == 400 and "poll.duration" in error["errors"]
+    status, _, message = await api("POST", f"/channels/{s.text.id}/messages", {"poll": poll})
+    assert status == 200 and [a["answer_id"] for a in message["poll"]["answers"]] == [1, 2]
+    assert message["poll"]["results"]["is_finalized"] is False
+    emu.vote_poll(s.text.id, message["id"], s.alice.id, 1)
+    emu.vote_poll(s.text.id, message["id"], s.bob.id, 1)
+    emu.vote_poll(s.text.id, message["id"], s.bob.id, 2)  # a single-choice poll keeps the latest vote
+    emu.end_poll(s.text.id, message["id"])
+    update = await gw.dispatch("MESSAGE_UPDATE")
+    results = update["d"]["poll"]["results"]
+    assert results["is_finalized"] is True
+    assert [(c["id"], c["count"]) for c in results["answer_counts"]] == [(1, 1), (2, 1)]
+    with pytest.raises(ApiError, match="already ended"):
+        emu.end_poll(s.text.id, message["id"])
+    await gw.close()
+
+
 async def test_moderation_and_persona_effects_are_recorded(
     emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
@@ -229,6 +263,23 @@ async def test_moderation_and_persona_effects_are_recorded(
     ban = emu.actions(bot_id=s.bot.id, kind="ban")[0]
     assert ban.payload["deleted_message_ids"] == [msg["id"]]  # the spam went with the ban
     assert set(s.guild.members) == {s.bot.id}
+
+
+async def test_nobody_at_or_above_the_bots_highest_role_is_moderated(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    guild = emu.add_guild("ranked", roles=[{"name": "Moderator"}])
+    [moderator_role] = [r for r, role in guild.roles.items() if role["name"] == "Moderator"]
+    bot = emu.add_bot("rankbot", guild_ids=[guild.id])
+    mod, member = emu.add_user("mod"), emu.add_user("member")
+    emu.add_member(guild.id, mod.id, roles=[moderator_role])  # above the bot's managed role
+    emu.add_member(guild.id, member.id)
+    api = Api(http, emu, bot.token)
+    for method, path in [("PUT", "bans/{}"), ("DELETE", "members/{}")]:
+        status, _, body = await api(method, f"/guilds/{guild.id}/{path.format(mod.id)}", {})
+        assert status == 403 and body["code"] == 50013
+    assert (await api("PUT", f"/guilds/{guild.id}/bans/{guild.owner_id}", {}))[0] == 403
+    assert (await api("PUT", f"/guilds/{guild.id}/bans/{member.id}", {}))[0] == 204
 
 
 async def test_bot_outside_a_guild_gets_403_missing_access(
@@ -401,3 +452,18 @@ def test_interactions_carry_the_invoking_members_permissions(emu: DiscordEmulato
     assert int(by_member["member"]["permissions"]) == everyone
     assert not everyone & (1 << 2)  # a plain member cannot ban
     assert int(by_owner["member"]["permissions"]) == rules.ALL_PERMISSIONS
+
+
+def test_user_options_come_resolved_with_their_members(emu: DiscordEmulator) -> None:
+    s = scene(emu)
+    stranger = emu.add_user("stranger")
+    options = [
+        {"name": "user", "type": 6, "value": s.bob.id},
+        {"name": "other", "type": 6, "value": stranger.id},
+        {"name": "reason", "type": 3, "value": s.bob.id},  # a string that looks like an id is not a user
+    ]
+    interaction = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ban", options)
+    resolved = interaction["data"]["resolved"]
+    assert set(resolved["users"]) == {s.bob.id, stranger.id}
+    assert set(resolved["members"]) == {s.bob.id} and "user" not in resolved["members"][s.bob.id]
+    assert "resolved" not in emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ping")["data"]

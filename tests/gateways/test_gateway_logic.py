@@ -15,6 +15,8 @@ from gateways.actions import (
     RestCall,
     message_nonce,
     plan,
+    report_calls,
+    report_text,
 )
 from gateways.dispatch import dispatch_ids, envelope
 from gateways.identify import SessionStartLimit, budget_wait_s
@@ -23,18 +25,23 @@ from gateways.protocol import Reconnect, after_close
 from gateways.rest import RequestRate
 from gateways.watermark import Watermark
 from models.actions import (
+    AnswerInChannel,
+    AnswerInteraction,
     Ban,
     DeleteMessage,
     Embed,
     InteractionResponse,
     Kick,
     MemberPersonaUpdate,
+    NativePoll,
     PresenceUpdate,
     React,
     Reply,
+    Report,
     SendMessage,
     Timeout,
     TypingIndicator,
+    Unban,
     VoiceJoin,
     VoiceLeave,
     VoicePlay,
@@ -143,11 +150,11 @@ def test_dispatch_ids(event_type: str, data: dict[str, object], ids: tuple[str |
 
 
 def test_envelope_is_keyed_by_guild_or_by_bot_for_dms() -> None:
-    in_guild = envelope(BOT, 0, "sess", 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW)
+    in_guild = envelope(BOT, 0, "gen", 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW)
     assert in_guild.key == GUILD
-    assert in_guild.event_id == f"{BOT}:sess:7"
+    assert in_guild.event_id == f"{BOT}:gen:7"
     assert (in_guild.channel_id, in_guild.sequence, in_guild.received_at) == (CHANNEL, 7, NOW)
-    in_dm = envelope(BOT, 0, "sess", 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
+    in_dm = envelope(BOT, 0, "gen", 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
     assert in_dm.key == f"dm:{BOT}"
 
 
@@ -237,6 +244,73 @@ def test_moderation_routes() -> None:
     assert isinstance(delete, RestCall) and delete.method == "DELETE"
     assert isinstance(react, RestCall) and react.params["emoji"] == "👍" and react.method == "PUT"
     assert isinstance(typing, RestCall) and typing.path == "/channels/{channel_id}/typing"
+    unban = plan(Unban(action_id="a", user_id="55", reason="appeal", **BASE), NOW)
+    assert isinstance(unban, RestCall) and (unban.method, unban.path) == (
+        "DELETE",
+        "/guilds/{guild_id}/bans/{user_id}",
+    )
+    assert unban.params == {"guild_id": GUILD, "user_id": "55"} and unban.reason == "appeal"
+
+
+def test_a_poll_goes_as_discords_poll_object() -> None:
+    poll = NativePoll(question="Snack?", answers=["boba", "mochi"], duration_hours=2)
+    expected = {
+        "question": {"text": "Snack?"},
+        "answers": [{"poll_media": {"text": "boba"}}, {"poll_media": {"text": "mochi"}}],
+        "duration": 2,
+        "allow_multiselect": False,
+    }
+    reply = plan(Reply(action_id="p", channel_id=CHANNEL, message_id="9", poll=poll, **BASE), NOW)
+    assert isinstance(reply, RestCall) and reply.body is not None and reply.body["poll"] == expected
+    response = InteractionResponse(
+        action_id="p", interaction_id="5", interaction_token="t", poll=poll, **BASE
+    )
+    answered = plan(response, NOW)
+    assert isinstance(answered, RestCall) and answered.body is not None
+    assert answered.body["data"]["poll"] == expected
+
+
+def test_a_report_tells_the_outcome_where_the_command_was_given_and_in_the_log() -> None:
+    report = Report(
+        done="Banned <@55>: raid",
+        failed="Could not ban <@55>",
+        answer=AnswerInChannel(channel_id=CHANNEL, message_id="9"),
+        log_channel_id="4000",
+        actor="<@77>",
+    )
+    ban = Ban(action_id="ban-1", user_id="55", report=report, **BASE)
+    assert report_text(report, None) == "Banned <@55>: raid"
+    refused = report_text(report, "Discord answered 403 (code 50013): Missing Permissions")
+    assert refused == "Could not ban <@55>: Discord answered 403 (code 50013): Missing Permissions"
+    reply, log = report_calls(ban, report, refused)
+    assert reply.body is not None and reply.body["content"] == refused
+    assert reply.body["message_reference"]["message_id"] == "9"
+    assert log.params == {"channel_id": "4000"} and log.body is not None
+    assert log.body["content"] == f"{refused} · <@77>"
+    assert log.body["allowed_mentions"] == {"parse": []}  # the log pings nobody
+    # Ids of their own, the same on every retry: Discord drops a repeated nonce.
+    assert len({reply.body["nonce"], log.body["nonce"], message_nonce("ban-1")}) == 3
+    assert report_calls(ban, report, refused) == [reply, log]
+
+
+def test_a_slash_commands_report_answers_its_interaction_in_the_agents_embed() -> None:
+    report = Report(
+        done="Unbanned <@55>",
+        failed="Could not unban <@55>",
+        answer=AnswerInteraction(interaction_id="5", interaction_token="itok"),
+        embed_color=0x123456,
+    )
+    [answer] = report_calls(Unban(action_id="u", user_id="55", report=report, **BASE), report, report.done)
+    assert answer.params == {"interaction_id": "5", "interaction_token": "itok"} and answer.body is not None
+    assert answer.body["data"]["embeds"] == [
+        {"color": 0x123456, "title": "Moderation", "description": "Unbanned <@55>"}
+    ]
+    assert answer.body["data"]["content"] == ""
+    in_channel = report.model_copy(
+        update={"answer": AnswerInChannel(channel_id=CHANNEL), "embed_color": None}
+    )
+    [post] = report_calls(Ban(action_id="b", user_id="55", report=in_channel, **BASE), in_channel, "x")
+    assert post.body is not None and "message_reference" not in post.body and post.body["content"] == "x"
 
 
 def test_guild_actions_without_a_guild_are_refused() -> None:

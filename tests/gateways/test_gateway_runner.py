@@ -214,3 +214,35 @@ async def test_a_429_is_waited_out_and_retried(
     assert Counter(c for c in bot_messages(emulator, bot_id) if c in contents) == Counter(contents)
     # Performed in the order they were produced.
     assert [c for c in bot_messages(emulator, bot_id) if c in contents] == contents
+
+
+async def test_a_reply_follows_its_typing_pause_with_the_indicator_kept_alive(
+    namespace: str, emulator: DiscordEmulator, world: World, producer: AIOKafkaProducer, bot_id: str
+) -> None:
+    since = emulator.actions()[-1].seq if emulator.actions() else 0
+    # Longer than Discord shows one typing trigger (10 s): the edge triggers it again before it fades.
+    typing = TypingIndicator(
+        action_id=f"pause-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        delay_ms=9_000,
+    )
+    reply = SendMessage(
+        action_id=f"after-pause-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        content=f"typed {uuid.uuid4().hex}",
+    )
+    await produce_action(producer, namespace, typing)
+    await produce_action(producer, namespace, reply)
+    assert await eventually(lambda: reply.content in bot_messages(emulator, bot_id), within_s=60)
+    recorded = [
+        a
+        for a in emulator.actions(since=since, bot_id=bot_id)
+        if a.kind == "typing" or (a.kind == "message" and a.payload["content"] == reply.content)
+    ]
+    assert [a.kind for a in recorded] == ["typing", "typing", "message"]
+    # The message waited out the whole pause after the first trigger.
+    assert recorded[2].at - recorded[0].at >= typing.delay_ms / 1000

@@ -25,7 +25,17 @@ from gateways.perform import ActionPerformer, Status
 from gateways.rest import RestClients, use_api_base
 from gateways.sessions import SessionStore
 from gateways.shard import BotCredentials, ShardState
-from models.actions import MemberPersonaUpdate, PresenceUpdate, SendMessage, VoiceJoin
+from models.actions import (
+    AnswerInChannel,
+    AnswerInteraction,
+    Ban,
+    MemberPersonaUpdate,
+    PresenceUpdate,
+    Report,
+    SendMessage,
+    Unban,
+    VoiceJoin,
+)
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import World, eventually, read_topic
@@ -260,6 +270,64 @@ async def test_a_retried_message_is_deduplicated_by_its_nonce(
     assert (await performer.perform(action, bot)).status is Status.SKIPPED
     assert len(emulator.actions(bot_id=bot.bot_id, kind="message")) == 1
     assert emulator.stats(bot.bot_id)["rest_requests"] == 2
+
+
+async def test_moderation_is_told_after_discord_answers_and_logged(
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    bot = new_bot(emulator, world)
+    log = emulator.add_channel(world.guild_id, f"mod-log-{uuid.uuid4().hex[:6]}")
+    rowdy = emulator.add_user("rowdy")
+    emulator.add_member(world.guild_id, rowdy.id)
+    owner = emulator.world.guilds[world.guild_id].owner_id
+    performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, http)
+    command = emulator.post_user_message(world.user_id, "!ban", world.channel_id)
+
+    def ban(user_id: str) -> Ban:
+        report = Report(
+            done=f"Banned <@{user_id}>",
+            failed=f"Could not ban <@{user_id}>",
+            answer=AnswerInChannel(channel_id=world.channel_id, message_id=command["id"]),
+            log_channel_id=log.id,
+            actor=f"<@{world.user_id}>",
+        )
+        return Ban(
+            action_id=uuid.uuid4().hex,
+            bot_id=bot.bot_id,
+            guild_id=world.guild_id,
+            user_id=user_id,
+            report=report,
+        )
+
+    refused = await performer.perform(ban(owner), bot)  # Discord acts on nobody above the bot
+    assert refused.status is Status.DEAD and "403" in refused.reason
+    assert (await performer.perform(ban(rowdy.id), bot)).status is Status.DONE
+    replies = [m for m in emulator.history(world.channel_id) if m["author"]["id"] == bot.bot_id]
+    assert [m["content"] for m in reversed(replies)] == [
+        f"Could not ban <@{owner}>: Discord answered 403 (code 50013): Missing Permissions",
+        f"Banned <@{rowdy.id}>",
+    ]
+    assert all(m["message_reference"]["message_id"] == command["id"] for m in replies)
+    logged = [m["content"] for m in reversed(emulator.history(log.id))]
+    assert logged == [f"{m['content']} · <@{world.user_id}>" for m in reversed(replies)]
+
+    # A slash command's report answers its interaction: here an unban Discord refuses (no such ban).
+    interaction = emulator.invoke_command(bot.bot_id, world.user_id, world.channel_id, "unban")
+    answer = AnswerInteraction(interaction_id=interaction["id"], interaction_token=interaction["token"])
+    unban = Unban(
+        action_id=uuid.uuid4().hex,
+        bot_id=bot.bot_id,
+        guild_id=world.guild_id,
+        user_id=world.user_id,
+        report=Report(done="Unbanned", failed="Could not unban", answer=answer),
+    )
+    assert (await performer.perform(unban, bot)).status is Status.DEAD
+    [response] = emulator.actions(bot_id=bot.bot_id, kind="interaction_response")
+    assert response.payload["data"]["content"].startswith("Could not unban: Discord answered 404")
 
 
 async def test_a_401_stops_the_action_and_reports_the_token_dead(

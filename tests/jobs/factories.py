@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from jobs.rerun import memory_tables
 from jobs.timeline import to_ms
-from models.agent import AgentConfig, AgentMode
+from models.agent import AgentConfig, AgentMode, PersonalityTraits
 from models.decisions import Decision
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope, partition_key
@@ -36,8 +36,11 @@ OWNER = UUID("00000000-0000-4000-8000-00000000c001")
 
 
 def companion(random_probability: float = 0.0) -> AgentConfig:
-    """A human-like agent whose only chance triggers are mentions, replies and the random one."""
+    """A human-like agent whose only chance triggers are mentions, replies and the random one, with neutral
+    traits and no affinity system, so each fires with exactly its configured probability."""
     data = mode_template(AgentMode.human_like).model_dump(mode="json")
+    data["character"]["personality"] = PersonalityTraits().model_dump()
+    data["behavior"]["relationships"]["affinity_system"] = False
     data["behavior"]["response_triggers"] = {
         "mentioned": {"probability": 1.0},
         "replied_to": {"probability": 1.0},

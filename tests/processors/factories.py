@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -174,4 +175,56 @@ def envelope(
         sequence=sequence if sequence is not None else number,
         received_at=at + timedelta(milliseconds=5),
         data=data,
+    )
+
+
+@dataclass(frozen=True)
+class Where:
+    """A guild channel, as one bot's gateway sees it."""
+
+    bot_id: str
+    guild_id: str
+    channel_id: str
+
+
+def message_event(where: Where, author: dict[str, Any], content: str, at: datetime = T0) -> EventEnvelope:
+    data = message_data(
+        guild_id=where.guild_id, channel_id=where.channel_id, author=author, content=content, at=at
+    )
+    return envelope(
+        "MESSAGE_CREATE",
+        data,
+        bot_id=where.bot_id,
+        guild_id=where.guild_id,
+        channel_id=where.channel_id,
+        at=at,
+    )
+
+
+def slash_event(
+    where: Where,
+    invoker: dict[str, Any],
+    name: str,
+    options: dict[str, str] | None = None,
+    *,
+    permissions: int = 0,
+    at: datetime = T0,
+) -> EventEnvelope:
+    """`/name` with string options (Discord's option type 3)."""
+    data = interaction_data(
+        application_id=where.bot_id,
+        guild_id=where.guild_id,
+        channel_id=where.channel_id,
+        invoker=invoker,
+        name=name,
+        options=[{"name": key, "type": 3, "value": value} for key, value in (options or {}).items()],
+        permissions=permissions,
+    )
+    return envelope(
+        "INTERACTION_CREATE",
+        data,
+        bot_id=where.bot_id,
+        guild_id=where.guild_id,
+        channel_id=where.channel_id,
+        at=at,
     )

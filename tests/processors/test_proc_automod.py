@@ -99,7 +99,7 @@ def test_enforcement_combines_actions_warns_and_escalates() -> None:
     for n in range(2):
         message = msg(f"darn {n}")
         violations, _ = check_message(config, message, None, T0)
-        outcome = enforce_automod(violations, message, emit_for(f"evt-{n}"), record, rules, 300)
+        outcome = enforce_automod(violations, message, emit_for(f"evt-{n}"), record, rules, 300, None)
         record = outcome.state
         kinds.append([a.kind for a in outcome.actions])
         assert [a.rule for a in outcome.audits] == ["blocked_words"]

@@ -1,17 +1,28 @@
 """Command parsing and the handlers of each tool: music queue transitions, moderation with permissions and
-escalation, leveling, reminders, polls, games and custom commands."""
+escalation, leveling, reminders, polls and custom commands (games: test_proc_games.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from models.actions import Ban, InteractionResponse, Reply, Timeout, VoicePlay, Warn
+from models.actions import (
+    AnswerInChannel,
+    AnswerInteraction,
+    Ban,
+    InteractionResponse,
+    Reply,
+    Timeout,
+    Unban,
+    VoicePlay,
+    Warn,
+)
 from models.agent import AgentMode, EscalationRule, LevelingConfig
-from models.discord import DiscordUser, InteractionOption
-from models.processor_state import GuildDirectory, Leaderboard, MusicQueue
+from models.discord import DiscordUser, InteractionOption, PollMessage
+from models.processor_state import GuildDirectory, Leaderboard, MusicQueue, UtilityBook
 from processors.commands import (
     COMMAND_OPTIONS,
     Invocation,
@@ -23,7 +34,7 @@ from processors.commands import (
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
 from processors.ids import seeded_rng
 from processors.leveling import award_xp, handle_leveling, progress, update_leaderboard, xp_to_next
-from processors.moderation import escalation_for, handle_moderation
+from processors.moderation import escalation_for, handle_moderation, log_channel_id
 from processors.music import handle_music
 from processors.permissions import (
     ADMINISTRATOR,
@@ -34,10 +45,8 @@ from processors.permissions import (
     member_permissions,
 )
 from processors.utility import (
-    KEYCAPS,
-    handle_game,
     handle_utility,
-    poll_reactions,
+    poll_results,
     render_custom,
     take_due_reminders,
 )
@@ -191,11 +200,23 @@ def test_a_redelivered_play_is_applied_once() -> None:
 # Moderation -------------------------------------------------------------------------------------------
 
 
-def moderate(name: str, permissions: int, record=None, *, directory=None, rules=None, user_id=MOD, **options):
-    emit = emitter(AgentMode.utility)
+def moderate(
+    name: str,
+    permissions: int,
+    record=None,
+    *,
+    directory=None,
+    rules=None,
+    user_id=MOD,
+    emit=None,
+    roles=(),
+    named_member_roles=None,
+    **options,
+):
     inv = invocation(name, {"user": MEMBER, **options}, user_id=user_id, permissions=permissions)
+    inv = replace(inv, role_ids=roles, named_member_roles=named_member_roles or {})
     rules = rules if rules is not None else [EscalationRule(warns=3, action="timeout", duration_s=600)]
-    return handle_moderation(inv, record, emit, directory, rules, "/")
+    return handle_moderation(inv, record, emit or emitter(AgentMode.utility), directory, rules, "/")
 
 
 def test_ban_needs_the_permission() -> None:
@@ -208,6 +229,65 @@ def test_ban_needs_the_permission() -> None:
     assert refused.actions == [] and refused.audits == []
     assert refused.say is not None and "Ban Members" in refused.say.text and refused.say.ephemeral
     assert moderate("ban", ADMINISTRATOR).actions  # administrators may do everything
+
+
+def test_ban_and_unban_are_told_once_discord_answers() -> None:
+    directory = GuildDirectory(guild_id=GUILD, channel_names={"9001": "mod-log"})
+    emit = emitter(AgentMode.utility, moderation={"log_channel": "#Mod-Log"})
+    banned = moderate("ban", BAN_MEMBERS, directory=directory, emit=emit, reason="raid")
+    [ban] = banned.actions
+    assert banned.say is None  # nothing is said before Discord confirms
+    assert isinstance(ban, Ban) and ban.report is not None
+    assert (ban.report.done, ban.report.failed) == (f"Banned <@{MEMBER}>: raid", f"Could not ban <@{MEMBER}>")
+    assert isinstance(ban.report.answer, AnswerInteraction)
+    assert (ban.report.log_channel_id, ban.report.actor) == ("9001", f"<@{MOD}>")
+    unbanned = moderate("unban", BAN_MEMBERS)
+    [unban] = unbanned.actions
+    assert isinstance(unban, Unban) and unban.user_id == MEMBER and unban.report is not None
+    assert unban.report.done == f"Unbanned <@{MEMBER}>" and unban.report.log_channel_id is None
+    assert [a.rule for a in unbanned.audits] == ["unban"]
+    assert moderate("unban", KICK_MEMBERS).actions == []
+
+
+def test_the_log_channel_is_an_id_or_a_name_the_directory_knows() -> None:
+    directory = GuildDirectory(guild_id=GUILD, channel_names={"9001": "mod-log"})
+    assert log_channel_id("", directory) is None
+    assert log_channel_id("1234", None) == "1234"
+    assert log_channel_id("#mod-log", directory) == "9001"
+    assert log_channel_id("elsewhere", directory) is None
+
+
+def test_nobody_acts_on_a_member_at_or_above_the_moderator_or_the_bot() -> None:
+    helper, senior, bots = snowflake(), snowflake(), snowflake()
+    directory = GuildDirectory(
+        guild_id=GUILD,
+        owner_id=OWNER,
+        role_positions={helper: 1, bots: 2, senior: 3},
+        bot_roles={BOT: [bots]},
+    )
+
+    def ban(user_id: str, roles: tuple[str, ...], target_roles: tuple[str, ...]):
+        return moderate(
+            "ban",
+            BAN_MEMBERS,
+            directory=directory,
+            user_id=user_id,
+            roles=roles,
+            named_member_roles={MEMBER: target_roles},
+        )
+
+    assert ban(MOD, (senior,), (helper,)).actions
+    equal = ban(MOD, (helper,), (helper,))
+    assert equal.actions == [] and equal.say is not None and "not below yours" in equal.say.text
+    same_rank = ban(MOD, (senior,), (senior,))
+    assert same_rank.actions == [] and same_rank.say is not None
+    assert "not below yours" in same_rank.say.text
+    over_the_bot = ban(OWNER, (), (senior,))  # the owner outranks everyone, the bot does not
+    assert over_the_bot.actions == [] and over_the_bot.say is not None
+    assert "not below mine" in over_the_bot.say.text
+    assert ban(OWNER, (), (helper,)).actions
+    # A target named by a bare id brings no roles: Discord's own check (a refusal, reported) is left.
+    assert moderate("ban", BAN_MEMBERS, directory=directory).actions
 
 
 def test_targets_that_cannot_be_moderated() -> None:
@@ -236,6 +316,13 @@ def test_warn_counts_and_escalates_at_three() -> None:
         kinds.append([a.kind for a in outcome.actions])
     assert kinds == [["warn"], ["warn"], ["warn", "timeout"], ["warn", "timeout"]]
     assert record is not None and record.count == 4
+    # The warning is answered at once; the escalation is told in the channel once Discord confirms it.
+    escalated = moderate("warn", MODERATE_MEMBERS, record, reason="rude")
+    assert escalated.say is not None and escalated.say.text == f"Warned <@{MEMBER}> (5 warnings): rude"
+    timeout = escalated.actions[1]
+    assert isinstance(timeout, Timeout) and timeout.report is not None
+    assert timeout.report.answer == AnswerInChannel(channel_id=CHANNEL)
+    assert timeout.report.done == f"Timed out <@{MEMBER}> for 10m: 5 warnings"
     warn = moderate("warn", MODERATE_MEMBERS, record).actions[0]
     assert isinstance(warn, Warn) and warn.warn_count == 5
     count = moderate("warnings", MODERATE_MEMBERS, record)
@@ -288,7 +375,18 @@ def test_leaderboard_keeps_the_top_ten() -> None:
     board: Leaderboard | None = None
     for n in range(12):
         board = update_leaderboard(board, f"{n + 100}", n * 10) or board
-    assert board is not None and [e.xp for e in board.entries] == [110, 100, 90, 80, 70, 60, 50, 40, 30, 20]
+    assert board is not None and [e.score for e in board.entries] == [
+        110,
+        100,
+        90,
+        80,
+        70,
+        60,
+        50,
+        40,
+        30,
+        20,
+    ]
     assert update_leaderboard(board, "999", 5) is None
     board = update_leaderboard(board, "102", 500)
     assert board is not None and board.entries[0].user_id == "102" and len(board.entries) == 10
@@ -316,40 +414,59 @@ def test_reminders_fire_when_due() -> None:
     assert [r.text for r in due] == ["stretch"] and rest.reminders == []
 
 
-def test_poll_reacts_once_its_message_appears() -> None:
+def test_a_poll_is_a_native_poll_and_its_results_are_told_once_final() -> None:
     emit = emitter(AgentMode.semi_autonomous)
     outcome = handle_utility(
         invocation("poll", {"question": "Best snack? | boba | mochi | ramen"}), None, emit
     )
-    assert outcome.say is not None and outcome.say.text.splitlines() == [
-        "📊 Best snack?",
-        "1️⃣ boba",
-        "2️⃣ mochi",
-        "3️⃣ ramen",
-    ]
-    book = outcome.state
-    own = snowflake()
-    none, unchanged = poll_reactions(book, emit, CHANNEL, own, ["something else"])
-    assert none == [] and unchanged is None
-    reactions, book = poll_reactions(book, emit, CHANNEL, own, ["📊 Best snack?"])
-    assert [r.emoji for r in reactions] == list(KEYCAPS[:3]) and {r.message_id for r in reactions} == {own}
-    assert book is not None and book.polls == []
+    assert outcome.say is not None and outcome.say.poll is not None and outcome.state is None
+    assert (outcome.say.poll.question, outcome.say.poll.answers) == (
+        "Best snack?",
+        ["boba", "mochi", "ramen"],
+    )
     bad = handle_utility(invocation("poll", {"question": "Only one | option"}), None, emit)
-    assert bad.state is None and bad.say is not None and bad.say.ephemeral
+    assert bad.say is not None and bad.say.ephemeral and bad.say.poll is None
+
+    def closed(counts: dict[int, int], finalized: bool = True) -> PollMessage:
+        return PollMessage.model_validate(
+            {
+                "id": "1",
+                "channel_id": CHANNEL,
+                "poll": {
+                    "question": {"text": "Best snack?"},
+                    "answers": [
+                        {"answer_id": n, "poll_media": {"text": t}}
+                        for n, t in enumerate(["boba", "mochi", "ramen"], 1)
+                    ],
+                    "results": {
+                        "is_finalized": finalized,
+                        "answer_counts": [{"id": n, "count": c} for n, c in counts.items()],
+                    },
+                },
+            }
+        )
+
+    assert poll_results(closed({1: 1}, finalized=False)) is None
+    tie = poll_results(closed({1: 2, 3: 2}))
+    assert tie is not None and tie.text.splitlines()[1:] == [
+        "boba: 2 votes",
+        "mochi: 0 votes",
+        "ramen: 2 votes",
+        "Tie: boba, ramen",
+    ]
+    empty = poll_results(closed({}))
+    assert empty is not None and empty.text.endswith("No votes.")
 
 
-def test_games_are_deterministic_per_event() -> None:
-    roll = handle_game(invocation("roll", {"dice": "3d6"}), seeded_rng("evt", "dep"))
-    assert roll == handle_game(invocation("roll", {"dice": "3d6"}), seeded_rng("evt", "dep"))
-    total = int(roll.text.rsplit("= ", 1)[1])
-    assert 3 <= total <= 18
-    assert handle_game(invocation("roll", {"dice": "0d6"}), seeded_rng("x")).ephemeral
+def test_a_book_written_with_pending_reaction_polls_still_loads() -> None:
+    old = {"reminders": [], "polls": [{"poll_id": "e", "marker": "📊 ?"}]}
+    assert UtilityBook.model_validate(old) == UtilityBook()
 
 
 def test_custom_command_templates_fill_only_known_placeholders() -> None:
     agent = agent_with(
         AgentMode.utility,
-        enabled_tools=["moderation", "logging", "custom_commands"],
+        enabled_tools=["moderation", "custom_commands"],
         custom_commands=[
             {"name": "hug", "template": "{agent} hugs {args} for {user} in {guild} {user.__class__}"}
         ],

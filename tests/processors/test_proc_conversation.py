@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from models.agent import MoodConfig, MoodName, RelationshipSettings
+from models.agent import MoodConfig, MoodName, PersonalityTraits, RelationshipSettings
 from models.state import ContextMessage, Relationship
 from processors.context import PENDING_MESSAGE_ID, record_message, spoke_since
 from processors.mood import MoodEvent, after_event, after_interaction, drift, initial_mood, mood_name
@@ -15,6 +15,7 @@ from processors.sentiment import sentiment
 from tests.processors.factories import T0, snowflake
 
 SETTINGS = RelationshipSettings()
+TRAITS = PersonalityTraits()
 
 
 @pytest.mark.parametrize(
@@ -35,13 +36,15 @@ def test_sentiment(text: str, expected: int) -> None:
 def test_affinity_grows_with_kind_words_and_drops_with_insults() -> None:
     user_id = snowflake()
     rel = Relationship(user_id=user_id)
-    kind = record_interaction(rel, SETTINGS, display_name="Kai", content="thank you, that's great", at=T0)
+    kind = record_interaction(
+        rel, SETTINGS, TRAITS, display_name="Kai", content="thank you, that's great", at=T0
+    )
     assert kind is not None
     assert kind.affinity == 54  # 50 + 1 for talking + 3 for the tone
     assert (kind.interaction_count, kind.positive_interactions, kind.negative_interactions) == (1, 1, 0)
     assert kind.first_met == T0 and kind.last_interaction == T0 and kind.display_name == "Kai"
     rude = record_interaction(
-        kind, SETTINGS, display_name="Kai", content="you're stupid", at=T0 + timedelta(1)
+        kind, SETTINGS, TRAITS, display_name="Kai", content="you're stupid", at=T0 + timedelta(1)
     )
     assert rude is not None and rude.affinity == 52 and rude.negative_interactions == 1
     assert rude.first_met == T0
@@ -51,30 +54,32 @@ def test_affinity_stays_within_0_and_100() -> None:
     rel = Relationship(user_id=snowflake(), affinity=99)
     for n in range(3):
         rel = (
-            record_interaction(rel, SETTINGS, display_name="x", content="awesome", at=T0 + timedelta(n))
+            record_interaction(
+                rel, SETTINGS, TRAITS, display_name="x", content="awesome", at=T0 + timedelta(n)
+            )
             or rel
         )
     assert rel.affinity == 100
     low = Relationship(user_id=snowflake(), affinity=1)
-    low = record_interaction(low, SETTINGS, display_name="x", content="idiot", at=T0) or low
+    low = record_interaction(low, SETTINGS, TRAITS, display_name="x", content="idiot", at=T0) or low
     assert low.affinity == 0
 
 
 def test_redelivered_interaction_counts_once() -> None:
     rel = record_interaction(
-        Relationship(user_id=snowflake()), SETTINGS, display_name="x", content="hi", at=T0
+        Relationship(user_id=snowflake()), SETTINGS, TRAITS, display_name="x", content="hi", at=T0
     )
     assert rel is not None
-    assert record_interaction(rel, SETTINGS, display_name="x", content="hi", at=T0) is None
+    assert record_interaction(rel, SETTINGS, TRAITS, display_name="x", content="hi", at=T0) is None
 
 
 def test_affinity_off_and_tracking_off() -> None:
     rel = Relationship(user_id=snowflake())
     no_affinity = RelationshipSettings(affinity_system=False)
-    counted = record_interaction(rel, no_affinity, display_name="x", content="awesome", at=T0)
+    counted = record_interaction(rel, no_affinity, TRAITS, display_name="x", content="awesome", at=T0)
     assert counted is not None and counted.affinity == 50 and counted.interaction_count == 1
     untracked = RelationshipSettings(track_interactions=False)
-    assert record_interaction(rel, untracked, display_name="x", content="awesome", at=T0) is None
+    assert record_interaction(rel, untracked, TRAITS, display_name="x", content="awesome", at=T0) is None
 
 
 def test_preferences_are_learned() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from models.discord import DiscordMessage
 from models.state import ChannelContext, ContextMessage, MoodState
 from processors.decide import Situation, decide, is_question
 from processors.ids import seeded_rng, stable_id
+from processors.traits import odds_scaled, sociability
 from tests.processors.factories import T0, agent_with, deployed, luna, message_data, snowflake, user
 
 GUILD, CHANNEL, BOT = snowflake(), snowflake(), snowflake()
@@ -79,10 +79,15 @@ def test_same_event_and_deployment_always_decide_the_same() -> None:
     assert first.model_dump(exclude={"decided_at"}) == second.model_dump(exclude={"decided_at"})
 
 
-def test_interest_match_fires_at_about_the_configured_rate() -> None:
-    outcomes = Counter(decide(situation(content="I love anime")).reason for _ in range(400))
-    rate = outcomes[DecisionReason.interest_match] / 400
-    assert 0.6 < rate < 0.8  # Luna: keyword_match 0.7
+def test_interest_match_fires_at_the_recorded_effective_rate() -> None:
+    decisions = [decide(situation(content="I love anime")) for _ in range(400)]
+    fired = [d for d in decisions if d.reason is DecisionReason.interest_match]
+    # Luna's keyword_match is 0.7; her extraversion (90) raises it to about 0.88.
+    character = luna().character
+    assert character is not None
+    effective = odds_scaled(0.7, sociability(character.personality))
+    assert all(d.probability == pytest.approx(effective) for d in fired)
+    assert 0.8 < effective < 0.95 and effective - 0.07 < len(fired) / 400 < effective + 0.07
 
 
 def test_ids_and_dice_are_stable_across_processes() -> None:

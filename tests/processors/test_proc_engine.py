@@ -3,6 +3,7 @@ requests out, with the state it leaves for the next event."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -10,10 +11,10 @@ from uuid import uuid4
 import pytest
 
 from models.actions import (
+    AnswerInChannel,
     Ban,
     DeleteMessage,
     InteractionResponse,
-    React,
     Reply,
     SendMessage,
     Timeout,
@@ -22,12 +23,14 @@ from models.actions import (
 from models.agent import AgentMode
 from models.decisions import DecisionReason
 from models.events import partition_key
-from models.inference import InferenceResult
+from models.inference import InferenceRequest, InferenceResult
 from models.table_keys import ContextKey, DirectoryKey, RelationshipKey, RoutingKey
 from models.tiers import InferenceLane, Tier
 from processors.context import PENDING_MESSAGE_ID
 from processors.engine import Engine, MalformedEvent, Tables
 from processors.permissions import BAN_MEMBERS
+from processors.prompt import PromptFit, max_tokens_for
+from processors.traits import reply_tokens
 from tests.processors.factories import (
     T0,
     agent_with,
@@ -49,7 +52,7 @@ KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 
 
 def new_tables() -> Tables:
-    return Tables(*({} for _ in range(12)))
+    return Tables(*({} for _ in fields(Tables)))
 
 
 @pytest.fixture
@@ -221,9 +224,12 @@ def test_prefix_ban_uses_the_members_roles(engine: Engine) -> None:
     [ban] = [a for a in allowed.actions if isinstance(a, Ban)]
     assert ban.user_id == target and ban.reason == "raid"
     assert [a.moderator_id for a in allowed.audits] == [MIA["id"]]
-    # The embed style of the mod template.
-    [reply] = [a for a in allowed.actions if isinstance(a, Reply)]
-    assert reply.embed is not None and reply.embed.description == f"Banned <@{target}>: raid"
+    # Told only once Discord confirms: no reply now, a report the gateway sends after the ban, in the
+    # embed style of the mod template, as a reply to the command.
+    assert not [a for a in allowed.actions if isinstance(a, Reply)]
+    assert ban.report is not None and ban.report.done == f"Banned <@{target}>: raid"
+    assert ban.report.failed == f"Could not ban <@{target}>" and ban.report.embed_color is not None
+    assert isinstance(ban.report.answer, AnswerInChannel) and ban.report.answer.message_id is not None
 
 
 def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
@@ -237,11 +243,9 @@ def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
     ]
 
 
-def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Engine) -> None:
-    mention = [user(LUNA_BOT, "luna", bot=True)]
-    out = say(engine, LUNA_BOT, KAI, f"<@{LUNA_BOT}> hey", mentions=mention)
-    [request] = out.requests
-    result = InferenceResult(
+def result_of(request: InferenceRequest, text: str) -> InferenceResult:
+    """The model's answer to `request`, a second after it was made."""
+    return InferenceResult(
         request_id=request.request_id,
         event_id=request.event_id,
         deployment_id=request.deployment_id,
@@ -250,7 +254,7 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
         tier=request.tier,
         lane=request.lane,
         target=request.target,
-        text="Hiii Kai! I'm great",
+        text=text,
         model="gpt-4-turbo",
         prompt_tokens=10,
         completion_tokens=5,
@@ -258,6 +262,13 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
         cost_usd=0.001,
         completed_at=T0 + timedelta(seconds=1),
     )
+
+
+def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Engine) -> None:
+    mention = [user(LUNA_BOT, "luna", bot=True)]
+    out = say(engine, LUNA_BOT, KAI, f"<@{LUNA_BOT}> hey", mentions=mention)
+    [request] = out.requests
+    result = result_of(request, "Hiii Kai! I'm great")
     reply = engine.handle_result(result, GUILD)
     sent = [a for a in reply.actions if isinstance(a, Reply | SendMessage)]
     assert sent and all(a.bot_id == LUNA_BOT for a in sent)
@@ -274,6 +285,23 @@ def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Eng
         m.message_id for m in engine.tables.context[ContextKey(GUILD, GENERAL).encode()].messages
     ]
     assert engine.handle_result(result.model_copy(update={"deployment_id": uuid4()}), GUILD).actions == []
+
+
+def test_with_the_small_fit_the_request_is_small_and_the_reply_cleaned(engine: Engine) -> None:
+    engine.fit = PromptFit.small
+    mention = [user(LUNA_BOT, "luna", bot=True)]
+    asked = f"<@{LUNA_BOT}> ranked tonight?"
+    [request] = say(engine, LUNA_BOT, KAI, asked, mentions=mention).requests
+    # Her traits lengthen the small budget within their bounds; it stays far below the full one.
+    traits = luna().character.personality  # type: ignore[union-attr]
+    assert request.max_tokens == reply_tokens(max_tokens_for(luna(), PromptFit.small), traits)
+    assert request.max_tokens < max_tokens_for(luna())
+    assert request.messages[-1].content.endswith(asked)
+    # What a small model writes: her name, the question echoed, a template token and the next turn.
+    result = result_of(request, f"Luna: {asked} Always, let's go<|im_end|>\nKai: ok")
+    [sent] = [a for a in engine.handle_result(result, GUILD).actions if isinstance(a, Reply | SendMessage)]
+    assert sent.content.startswith("Always, let's go"), sent.content
+    assert "ranked" not in sent.content and "im_end" not in sent.content and "Kai" not in sent.content
 
 
 def test_two_bots_stop_after_max_consecutive_replies() -> None:
@@ -322,7 +350,7 @@ def test_reminder_fires_from_the_timer(engine: Engine) -> None:
     assert not engine.fire_reminders(GUILD, T0 + timedelta(minutes=11))
 
 
-def test_poll_message_gets_its_reactions(engine: Engine) -> None:
+def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_closes(engine: Engine) -> None:
     bot = snowflake()
     helper = agent_with(AgentMode.semi_autonomous)
     record = engine.tables.routing[RoutingKey(GUILD).encode()]
@@ -335,16 +363,54 @@ def test_poll_message_gets_its_reactions(engine: Engine) -> None:
         )
     )
     asked = say(engine, bot, KAI, "!poll Movie night? | yes | no")
-    [poll_text] = texts(asked)
-    own = say(engine, bot, user(bot, "helper", bot=True), poll_text)
-    assert [a.emoji for a in own.actions if isinstance(a, React)] == ["1️⃣", "2️⃣"]
+    [question] = [a for a in asked.actions if isinstance(a, Reply)]
+    assert question.poll is not None and question.poll.answers == ["yes", "no"]
+    poll_message = snowflake()
+    running: dict[str, Any] = {"is_finalized": False, "answer_counts": [{"id": 1, "count": 2}]}
+    poll = {
+        "question": {"text": "Movie night?"},
+        "answers": [
+            {"answer_id": 1, "poll_media": {"text": "yes"}},
+            {"answer_id": 2, "poll_media": {"text": "no"}},
+        ],
+    }
+    data = {
+        "id": poll_message,
+        "channel_id": GENERAL,
+        "guild_id": GUILD,
+        "author": user(bot, "helper", bot=True),
+    }
+
+    def updated(results: dict[str, Any]) -> Any:
+        body = {**data, "poll": {**poll, "results": results}}
+        return engine.handle_event(
+            envelope("MESSAGE_UPDATE", body, bot_id=bot, guild_id=GUILD, channel_id=GENERAL)
+        )
+
+    assert not updated(running).actions  # still running
+    final = {"is_finalized": True, "answer_counts": [{"id": 1, "count": 3}, {"id": 2, "count": 1}]}
+    [announced] = updated(final).actions
+    assert isinstance(announced, Reply) and announced.message_id == poll_message
+    assert announced.content == "📊 Poll closed: Movie night?\nyes: 3 votes\nno: 1 vote\nWinner: yes"
+    [again] = updated(final).actions  # Discord sent the final results twice: the same action id
+    assert again.action_id == announced.action_id
+    other_bots = engine.handle_event(
+        envelope(
+            "MESSAGE_UPDATE",
+            {**data, "author": KAI, "poll": {**poll, "results": final}},
+            bot_id=bot,
+            guild_id=GUILD,
+            channel_id=GENERAL,
+        )
+    )
+    assert not other_bots.actions
 
 
 def test_leveling_announces_level_ups() -> None:
     engine = Engine(new_tables())
     leveled = agent_with(
         AgentMode.utility,
-        enabled_tools=["moderation", "logging", "leveling"],
+        enabled_tools=["moderation", "leveling"],
         leveling={"xp_min": 60, "xp_max": 60, "cooldown_s": 60},
     )
     engine.apply_routing(routing(GUILD, deployed(leveled, guild_id=GUILD, bot_id=MOD_BOT)))

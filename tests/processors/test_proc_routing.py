@@ -55,6 +55,37 @@ def test_directory_follows_guild_and_channel_events() -> None:
     assert apply_directory_event(None, GUILD, "GUILD_CREATE", {"id": GUILD, "unavailable": True}) is None
 
 
+def test_directory_knows_role_positions_and_the_bots_roles() -> None:
+    everyone, mods, bots = GUILD, snowflake(), snowflake()
+    created = {
+        "id": GUILD,
+        "roles": [
+            {"id": everyone, "permissions": "0", "position": 0},
+            {"id": bots, "permissions": "8", "position": 1},
+            {"id": mods, "permissions": "4", "position": 2},
+        ],
+        "members": [
+            {"user": {"id": BOT, "bot": True}, "roles": [bots]},
+            {"user": {"id": OWNER}, "roles": [mods]},
+        ],
+    }
+    d = apply_directory_event(None, GUILD, "GUILD_CREATE", created)
+    assert d is not None and d.role_positions == {everyone: 0, bots: 1, mods: 2}
+    assert d.bot_roles == {BOT: [bots]}  # members' roles come with the events that name them
+    moved = apply_directory_event(
+        d, GUILD, "GUILD_ROLE_UPDATE", {"guild_id": GUILD, "role": {"id": bots, "position": 3}}
+    )
+    assert moved is not None and moved.role_positions[bots] == 3
+    promoted = apply_directory_event(
+        moved, GUILD, "GUILD_MEMBER_UPDATE", {"user": {"id": BOT, "bot": True}, "roles": [bots, mods]}
+    )
+    assert promoted is not None and promoted.bot_roles == {BOT: [bots, mods]}
+    human = {"user": {"id": OWNER}, "roles": []}
+    assert apply_directory_event(promoted, GUILD, "GUILD_MEMBER_UPDATE", human) is None
+    removed = apply_directory_event(promoted, GUILD, "GUILD_ROLE_DELETE", {"role_id": mods})
+    assert removed is not None and mods not in removed.role_positions
+
+
 def test_channels_by_name_need_the_directory() -> None:
     luna_here = deployed(luna(), guild_id=GUILD, bot_id=BOT)  # #general, #anime, #gaming
     record = routing(GUILD, luna_here)
