@@ -181,6 +181,34 @@ def agents_show(agent_id: str, api_key: ApiKey, api_url: ApiUrl = None) -> None:
     _print_json(_call(api_key, api_url, "GET", f"/agents/{agent_id}").json())
 
 
+@agents_app.command("arcs")
+def agents_arcs(
+    agent_id: str,
+    api_key: ApiKey,
+    on: Annotated[
+        str | None, typer.Option(help="A local date of the agent (YYYY-MM-DD); default: today")
+    ] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """The agent's story arcs and the beat each is at (edit them in behavior.story_arcs of its config)."""
+    params = {"on": on} if on else {}
+    arcs = _call(api_key, api_url, "GET", f"/agents/{agent_id}/arcs", params=params).json()
+    _table(
+        ["arc", "from", "to", "on", "beat", "situation"],
+        [
+            [
+                a["name"],
+                a["starts_on"],
+                a["ends_on"],
+                a["on"],
+                "-" if a["beat"] is None else f"{a['beat'] + 1}/{a['beats']}",
+                a["situation"] or "",
+            ]
+            for a in arcs
+        ],
+    )
+
+
 @agents_app.command("deploy")
 def agents_deploy(
     agent_id: str,

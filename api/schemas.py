@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
@@ -87,6 +87,21 @@ class Agent(Strict):
     import_format: CharacterFormat | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class ArcStatus(Strict):
+    """Where one of an agent's story arcs stands on a local date."""
+
+    name: str
+    starts_on: date
+    # The arc's last day.
+    ends_on: date
+    # The agent's local date the status is for.
+    on: date
+    # The current beat (0-based) and its situation; None before the arc starts and after it ends.
+    beat: int | None
+    situation: str | None
+    beats: int
 
 
 ChannelIds = Annotated[list[Snowflake], Field(max_length=500)]

@@ -56,7 +56,7 @@ from demo.seed import ApiClient, create_operator, deploy_agent
 from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
 from infra.stack import status as stack_status
-from models.agent import AgentMode
+from models.agent import AgentMode, ProactiveAction
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope
 from models.templates import mode_template
@@ -277,19 +277,24 @@ def saturated(result: dict[str, Any]) -> bool:
     )
 
 
+def new_deployment(guild_id: str, bot_id: str, text_channels: list[str] | None = None) -> Deployment:
+    return Deployment(
+        deployment_id=uuid.uuid4(),
+        agent_id=uuid.uuid4(),
+        owner_id=uuid.uuid4(),
+        guild_id=guild_id,
+        bot_id=bot_id,
+        token_id=uuid.uuid4(),
+        text_channels=text_channels or [],
+    )
+
+
 def stage_world(guilds: int, modes: tuple[AgentMode, ...]) -> list[tuple[RoutingRecord, str, str, list[str]]]:
     """Routing records of `guilds` guilds, one agent each of `modes` in turn, and who chats there."""
     world = []
     for index in range(guilds):
         guild_id, bot_id, channel_id = (str(10**18 + index * 1000 + n) for n in range(3))
-        deployment = Deployment(
-            deployment_id=uuid.uuid4(),
-            agent_id=uuid.uuid4(),
-            owner_id=uuid.uuid4(),
-            guild_id=guild_id,
-            bot_id=bot_id,
-            token_id=uuid.uuid4(),
-        )
+        deployment = new_deployment(guild_id, bot_id)
         agent = DeployedAgent(
             deployment=deployment, agent=mode_template(modes[index % len(modes)]), owner_tier=Tier.pro
         )
@@ -325,8 +330,31 @@ def chatter_event(n: int, guild_id: str, bot_id: str, channel_id: str, author_id
     return DISCORD_EVENTS.codec.encode(envelope)
 
 
-async def processors_alone(settings: Settings, guilds: int, modes: tuple[AgentMode, ...]) -> dict[str, Any]:
-    """One worker (`python -m processors.cli`) reading STAGE_EVENTS chatter events produced beforehand."""
+def routine_world(count: int) -> list[RoutingRecord]:
+    """`count` quiet guilds, each with one Mode 2 agent holding routines (hourly posts, a daily greeting):
+    the cost of the routine timer, which looks at every deployment every second."""
+    agent = mode_template(AgentMode.utility).model_copy(deep=True)
+    routines = {
+        "hourly": ProactiveAction(
+            enabled=True, frequency="every 1 hour", daily_budget=24, message_template="hi"
+        ),
+        "greeting": ProactiveAction(enabled=True, time="10:00", message_template="Good morning"),
+    }
+    agent.behavior.proactive_actions.update(routines)
+    records = []
+    for index in range(count):
+        guild_id, bot_id, channel_id = (str(2 * 10**18 + index * 1000 + n) for n in range(3))
+        deployment = new_deployment(guild_id, bot_id, [channel_id])
+        deployed = DeployedAgent(deployment=deployment, agent=agent, owner_tier=Tier.pro)
+        records.append(RoutingRecord(key=guild_id, deployments=[deployed], version=1))
+    return records
+
+
+async def processors_alone(
+    settings: Settings, guilds: int, modes: tuple[AgentMode, ...], routine_deployments: int = 0
+) -> dict[str, Any]:
+    """One worker (`python -m processors.cli`) reading STAGE_EVENTS chatter events produced beforehand,
+    beside `routine_deployments` deployments holding routines."""
     namespace = f"b{uuid.uuid4().hex[:8]}."
     bootstrap = settings.kafka_bootstrap
     await apply_catalog(bootstrap, namespace)
@@ -350,7 +378,7 @@ async def processors_alone(settings: Settings, guilds: int, modes: tuple[AgentMo
         await producer.flush()
 
     try:
-        for record, *_ in world:
+        for record in [*(entry[0] for entry in world), *routine_world(routine_deployments)]:
             value = AGENT_DEPLOYMENTS.codec.encode(record)
             await producer.send(AGENT_DEPLOYMENTS.name_in(namespace), value, key=encode_key(record.key))
         # Warm up: the worker has joined, recovered and handled a first event of every guild.
@@ -505,6 +533,13 @@ async def main(args: argparse.Namespace) -> None:
         # conversation state (context, mood, relationships) is written to changelogs on every message.
         "processors_alone_mode1": await processors_alone(settings, args.guilds, (AgentMode.bare,)),
         "processors_alone_mix": await processors_alone(settings, args.guilds, MIX),
+        # The mix again beside deployments holding routines (--routine-deployments): the timer's cost.
+        "routine_deployments": args.routine_deployments,
+        "processors_alone_mix_with_routines": (
+            await processors_alone(settings, args.guilds, MIX, args.routine_deployments)
+            if args.routine_deployments
+            else None
+        ),
         "raw_aiokafka": await raw_kafka(settings.kafka_bootstrap),
     }
     print(orjson.dumps(figures).decode())
@@ -516,6 +551,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--guilds", type=int, default=24)
     parser.add_argument("--members", type=int, default=20)
+    parser.add_argument(
+        "--routine-deployments", type=int, default=0, help="also run the processors stage beside this many"
+    )
     parser.add_argument(
         "--rates",
         type=lambda text: [int(part) for part in text.split(",")],

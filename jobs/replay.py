@@ -162,6 +162,8 @@ async def replay(
     async def emit(key: str, cause: EventEnvelope | InferenceResult, outputs: Outputs) -> None:
         if isinstance(cause, EventEnvelope):
             event_ids.add(cause.event_id)
+        # Routine firings are decisions of their own, made along the events.
+        event_ids.update(decision.event_id for decision in outputs.decisions)
         for decision in outputs.decisions:
             replayed[(decision.event_id, decision.deployment_id)] = decision
         for spec, record_key, value in outputs.records(key):

@@ -119,7 +119,15 @@ class Rerun:
         try:
             if source == EVENTS:
                 self.partition_of_key[key] = record.partition
+                # The routines due by the event's time fire first, from the state the live timer saw.
+                fired = self.engine.fire_routines(key, value.received_at)
                 outputs = self.engine.handle_event(value)
+                outputs = Outputs(
+                    actions=[*fired.actions, *outputs.actions],
+                    decisions=[*fired.decisions, *outputs.decisions],
+                    audits=[*fired.audits, *outputs.audits],
+                    requests=[*fired.requests, *outputs.requests],
+                )
                 self._requested.update(request.request_id for request in outputs.requests)
             else:
                 outputs = self.engine.handle_result(value, key)

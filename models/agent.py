@@ -5,8 +5,11 @@ A configuration with `ai_config` set is AI-enabled; without it the agent never c
 
 from __future__ import annotations
 
+import re
+from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -123,13 +126,132 @@ class ResponseTriggers(Strict):
     bored: Trigger = Field(default_factory=lambda: Trigger(probability=0.0))
 
 
+# "daily", or "every N hours" / "every N-M hours": the gap between two firings, drawn inside the window.
+_FREQUENCY = re.compile(r"^(?:daily|every (\d{1,2})(?:-(\d{1,2}))? hours?)$")
+Frequency = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=40)]
+ChannelRef = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+
+
+def clock_time(value: str) -> time:
+    """A validated "HH:MM" as a time of day."""
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+class RoutineAction(StrEnum):
+    post = "post"  # a message in the routine's channel
+    voice_check_in = "voice_check_in"  # join a voice channel, then the message in the text channel
+
+
 class ProactiveAction(Strict):
+    """A routine: something the agent does on its own at a local time or every few hours."""
+
     enabled: bool = False
+    # A fixed local time ("10:00"); without it the routine runs at random times drawn from `frequency`.
     time: ClockTime | None = None
-    frequency: ShortText = ""
+    frequency: Frequency = ""
+    # What to say: sent as written by an agent without AI, the gist of the generated post with AI.
     message_template: MessageText = ""
+    # With AI: one is picked per firing for the post to be about.
     topics: list[Word] = Field(default_factory=list, max_length=MAX_LIST)
-    action: ShortText = ""
+    action: RoutineAction = RoutineAction.post
+    # Firings per local day at most.
+    daily_budget: int = Field(default=1, ge=1, le=24)
+    # Skip the firing when no person wrote in the channel in this many hours: an empty room gets no
+    # monologue. 0 posts regardless.
+    skip_when_silent_h: int = Field(default=24, ge=0, le=24 * 30)
+    # A channel name ("#general") or id; empty: the deployment's first text channel.
+    channel: ChannelRef = ""
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency_format(cls, value: str) -> str:
+        match = _FREQUENCY.match(value) if value else None
+        if value and match is None:
+            raise ValueError('must be "daily", "every N hours" or "every N-M hours"')
+        if match is not None and match.group(1) is not None:
+            low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+            if not 1 <= low <= high <= 24:
+                raise ValueError("the hours must be from 1 to 24, the smaller first")
+        return value
+
+    @model_validator(mode="after")
+    def _timing(self) -> Self:
+        if self.time is None and not self.frequency:
+            raise field_error("time", "a routine needs a time or a frequency")
+        if self.time is not None and self.gap_hours is not None:
+            raise field_error("frequency", "a routine at a fixed time runs daily; remove the hours")
+        if self.time is not None and self.daily_budget > 1:
+            raise field_error("daily_budget", "a routine at a fixed time runs once a day")
+        return self
+
+    @property
+    def gap_hours(self) -> tuple[int, int] | None:
+        """(fewest, most) hours between two firings of an "every N[-M] hours" routine; None otherwise."""
+        match = _FREQUENCY.match(self.frequency)
+        if match is None or match.group(1) is None:
+            return None
+        return int(match.group(1)), int(match.group(2) or match.group(1))
+
+
+class QuietHours(Strict):
+    """Local hours in which the agent starts nothing on its own; `end` before `start` spans midnight."""
+
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise field_error("end", "must differ from start")
+        return self
+
+    def covers(self, at: time) -> bool:
+        start, end = clock_time(self.start), clock_time(self.end)
+        return start <= at < end if start < end else at >= start or at < end
+
+
+class RoutineSchedule(Strict):
+    """The clock an agent's routines and story arcs run on."""
+
+    # An IANA time zone name ("Europe/Berlin").
+    time_zone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = "UTC"
+    quiet_hours: QuietHours | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
+class ArcBeat(Strict):
+    """One stretch of a story arc: what is going on in the character's life for `days` days."""
+
+    days: int = Field(ge=1, le=365)
+    # Enters the prompt while the beat lasts.
+    situation: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    # Posted when the beat begins (the gist of a generated post with AI); empty: the beat starts silently.
+    announcement: MessageText = ""
+
+
+class StoryArc(Strict):
+    """Something the character lives through over days ("Luna is learning to bake")."""
+
+    name: CommandName
+    starts_on: date
+    # The local time a beat's announcement is posted on the beat's first day.
+    post_time: ClockTime = "12:00"
+    # A channel name or id; empty: the deployment's first text channel.
+    channel: ChannelRef = ""
+    beats: list[ArcBeat] = Field(min_length=1, max_length=60)
 
 
 class MoodName(StrEnum):
@@ -214,11 +336,21 @@ class RelationshipSettings(Strict):
 class Behavior(Strict):
     response_triggers: ResponseTriggers = Field(default_factory=ResponseTriggers)
     proactive_actions: dict[CommandName, ProactiveAction] = Field(default_factory=dict, max_length=20)
+    schedule: RoutineSchedule = Field(default_factory=RoutineSchedule)
+    story_arcs: list[StoryArc] = Field(default_factory=list, max_length=10)
     mood: MoodConfig = Field(default_factory=MoodConfig)
     relationships: RelationshipSettings = Field(default_factory=RelationshipSettings)
     # Loop guards for multi-agent channels.
     reply_to_bots: bool = False
     max_consecutive_replies: int = Field(default=3, ge=1, le=50)
+
+    @field_validator("story_arcs")
+    @classmethod
+    def _unique_arcs(cls, arcs: list[StoryArc]) -> list[StoryArc]:
+        names = [arc.name for arc in arcs]
+        if len(set(names)) != len(names):
+            raise ValueError("arc names must be unique")
+        return arcs
 
 
 class Channels(Strict):
@@ -406,6 +538,7 @@ class AgentConfig(Strict):
             raise field_error("automod", "configured but the automod tool is not in enabled_tools")
         if self.custom_commands and Tool.custom_commands not in self.enabled_tools:
             raise field_error("custom_commands", "defined but the custom_commands tool is not enabled")
+        self._routines_speakable()
         custom = {command.name for command in self.custom_commands}
         for index, command in enumerate(self.enabled_commands):
             if command in custom:
@@ -417,6 +550,17 @@ class AgentConfig(Strict):
                 message = f"command {command!r} needs the {tool.value} tool"
                 raise field_error(f"enabled_commands.{index}", message)
         return self
+
+    def _routines_speakable(self) -> None:
+        """Without AI a routine or beat says its text as written: it needs one, and topics mean nothing."""
+        if self.ai_config is not None:
+            return
+        for name, routine in self.behavior.proactive_actions.items():
+            path = f"behavior.proactive_actions.{name}"
+            if routine.topics:
+                raise field_error(f"{path}.topics", "topics shape a generated post: they need ai_config")
+            if not routine.message_template:
+                raise field_error(f"{path}.message_template", "an agent without AI needs the text to post")
 
     @property
     def ai_enabled(self) -> bool:

@@ -25,6 +25,10 @@ class DecisionReason(StrEnum):
     channel_not_allowed = "channel_not_allowed"
     not_a_question = "not_a_question"
     ai_disabled = "ai_disabled"
+    # A routine or story-arc beat the agent acts on by itself; `routine` names it.
+    proactive = "proactive"
+    # A routine skipped: nobody spoke in its channel lately, or it has no channel to speak in.
+    proactive_skipped = "proactive_skipped"
 
 
 class Priority(StrEnum):
@@ -46,4 +50,11 @@ class Decision(Payload):
     priority: Priority | None = None
     # The chance the deciding trigger fired with, after personality and affinity modulated the configured one.
     probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    # The routine ("morning_greeting") or arc beat ("arc:baking:2") of a proactive decision.
+    routine: str | None = Field(default=None, max_length=100)
     decided_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def reason_label(self) -> str:
+        """The reason as analytics shows it: `proactive:morning_greeting` for a routine's firing."""
+        return self.reason.value if self.routine is None else f"{self.reason.value}:{self.routine}"

@@ -180,3 +180,11 @@ class GameRecord(Strict):
     losses: int = Field(default=0, ge=0)
     draws: int = Field(default=0, ge=0)
     applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
+
+
+class RoutineLog(Strict):
+    """What the deployments of one guild (or one bot's DMs) did on their own lately: by deployment id, the
+    markers (`<local date>/<routine>/<slot>`) of firings already made, so that a timer tick after a restart
+    never fires one twice. Markers of days the timer no longer looks at are dropped."""
+
+    fired: dict[str, list[Annotated[str, StringConstraints(max_length=200)]]] = Field(default_factory=dict)

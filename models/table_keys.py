@@ -93,9 +93,9 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing`, `utility` and `games` are keyed by exactly the partition key: they are written
-# outside any event too (the catch-up after a rebalance, the reminder and game timers), where the partition
-# comes from the key.
+# The tables. `routing`, `utility`, `games` and `routines` are keyed by exactly the partition key: they are
+# written outside any event too (the catch-up after a rebalance, the reminder, game and routine timers),
+# where the partition comes from the key.
 
 
 class RoutingKey(TableKey):
@@ -116,6 +116,11 @@ class UtilityKey(TableKey):
 class GamesKey(TableKey):
     __slots__ = ()
     TABLE = "games"
+
+
+class RoutineKey(TableKey):
+    __slots__ = ()
+    TABLE = "routines"
 
 
 class ContextKey(_InChannel):

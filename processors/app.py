@@ -8,17 +8,19 @@ their changelogs on start; every agent that writes tables runs with concurrency 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.manager import TableManager
 from faust.types import Message, StreamT, TopicT
 
-from models.common import utc_now
 from models.deployments import RoutingRecord
+from models.table_keys import GamesKey, RoutingKey, UtilityKey
+from processors.clock import clock_of
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
@@ -57,6 +59,8 @@ class WorkerOptions:
     commit_every: int = 1000
     stream_buffer_maxsize: int = 4096
     reminder_interval_s: float = 1.0
+    # How often the routines timer looks for due routines and story-arc beats.
+    routine_interval_s: float = 1.0
 
 
 class RoutingSeed:
@@ -115,6 +119,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
     fit = PromptFit.small if settings.local_model_serves else PromptFit.full
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
+    clock = clock_of(settings.clock_file)
 
     outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
@@ -176,21 +181,34 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         events_name = events.get_topic_name()
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_name}
 
-    async def sweep(table: Mapping[str, object], fire: Callable[[str, datetime], Outputs]) -> None:
-        """Run `fire(partition key, now)` over a table keyed by partition key, on the partitions owned."""
+    async def fire_owned(partition_keys: list[str], fire: Callable[[str, datetime], Outputs]) -> None:
+        """A timer's `fire(key, now)` for each partition key this worker owns, its outputs published."""
         owned = owned_partitions()
-        now = utc_now()
-        for key in list(table.keys()):
+        now = clock()
+        for key in partition_keys:
             if partition_of(key) in owned:
                 await publish(key, fire(key, now))
 
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:
-        await sweep(engine.tables.utility, engine.fire_reminders)
+        keys = [UtilityKey.parse(raw).partition_key for raw in list(engine.tables.utility.keys())]
+        await fire_owned(keys, engine.fire_reminders)
 
     @app.timer(interval=options.reminder_interval_s)
     async def end_idle_games() -> None:
-        await sweep(engine.tables.games, engine.end_idle_games)
+        keys = [GamesKey.parse(raw).partition_key for raw in list(engine.tables.games.keys())]
+        await fire_owned(keys, engine.end_idle_games)
+
+    @app.timer(interval=options.routine_interval_s)
+    async def fire_routines() -> None:
+        # The engine stores each firing's marker before the outputs are produced here, on the same producer
+        # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
+        # the gateway performs once. Until the tables are recovered the markers are not all there yet.
+        recovery = cast(TableManager, app.tables).recovery
+        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+            return
+        keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
+        await fire_owned(keys, engine.fire_routines)
 
     return app
 

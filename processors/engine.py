@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
-from models.actions import Action, DeleteMessage, React, Reply, SendMessage
-from models.agent import AgentConfig, MoodConfig, PersonalityTraits, SpeechStyle
+from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin
+from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineAction, SpeechStyle
 from models.common import error_paths
-from models.decisions import Decision, Priority
-from models.deployments import DeployedAgent, RoutingRecord
+from models.decisions import Decision, DecisionReason, Priority
+from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage, Interaction, PollMessage
-from models.events import EventEnvelope
+from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
@@ -35,6 +36,7 @@ from models.processor_state import (
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    RoutineLog,
     TrackedUsers,
     UtilityBook,
     WarnRecord,
@@ -52,6 +54,7 @@ from models.table_keys import (
     MoodKey,
     MusicKey,
     RelationshipKey,
+    RoutineKey,
     RoutingKey,
     StreakKey,
     TrackedKey,
@@ -85,9 +88,28 @@ from processors.music import handle_music
 from processors.outcome import Outcome
 from processors.permissions import ADMINISTRATOR, granted, member_permissions, parse_permissions
 from processors.presence import persona_updates, presence_update
-from processors.prompt import PromptFit, build_prompt, choose_model, clean_reply, max_tokens_for
+from processors.prompt import (
+    PromptFit,
+    build_proactive_prompt,
+    build_prompt,
+    choose_model,
+    clean_reply,
+    max_tokens_for,
+)
 from processors.relationships import record_interaction, track
 from processors.replies import compose_reply, mood_emoji
+from processors.routines import (
+    Firing,
+    due_firings,
+    firings_on,
+    has_routines,
+    local_days,
+    record_fired,
+    situations_on,
+    somebody_spoke,
+    text_channel,
+    voice_channel,
+)
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
@@ -101,6 +123,8 @@ from processors.utility import (
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, MODERATION_AUDIT, TopicSpec
 
 APPLICATION_COMMAND = 2
+# Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
+FIRINGS_REMEMBERED = 100_000
 V = TypeVar("V")
 ViewT = TypeVar("ViewT", bound=BaseModel)
 
@@ -138,6 +162,8 @@ class Tables:
     games: MutableMapping[str, GameBook]  # GamesKey
     game_records: MutableMapping[str, GameRecord]  # GameRecordKey
     game_boards: MutableMapping[str, Leaderboard]  # GameBoardKey
+    # The firings of routines and story-arc beats each deployment already made.
+    routines: MutableMapping[str, RoutineLog]  # RoutineKey
 
 
 @dataclass
@@ -215,6 +241,12 @@ def _message_text(context: ChannelContext | None, message_id: str | None) -> str
     return next((m.content for m in context.messages if m.message_id == message_id), "")
 
 
+def _story(agent: AgentConfig, at: datetime) -> list[str]:
+    """The current beats of the agent's story arcs, on its local date at `at`."""
+    behavior = agent.behavior
+    return situations_on(behavior.story_arcs, at.astimezone(behavior.schedule.zone).date())
+
+
 def _mood_config(agent: AgentConfig) -> MoodConfig:
     """The mood configuration as the agent's temperament lives it."""
     return temperament(agent.behavior.mood, _traits(agent))
@@ -232,6 +264,9 @@ class Engine:
         self.tables = tables
         self._seed = seed
         self.fit = fit
+        # The routine firings of a (key, routing version, deployment, local day), computed once: the timer
+        # looks at every deployment every second. Derived from the configuration, so never table state.
+        self._firings: dict[tuple[str, int, UUID, date], list[Firing]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -594,6 +629,111 @@ class Engine:
         self.tables.games[games_key] = remaining
         return out
 
+    def fire_routines(self, key: str, now: datetime) -> Outputs:
+        """Make the routine and story-arc firings due at `now` of the key's deployments. Each firing's marker
+        is stored with its outputs, so a later tick, a restarted worker or a replay never makes it twice; its
+        ids derive from the firing, so outputs a crash left unmarked are the same outputs when made again."""
+        record = self.routing(key)
+        if record is None or key.startswith(DM_PREFIX):
+            return Outputs()
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        routine_key = RoutineKey(key).encode()
+        log = self.tables.routines.get(routine_key) or RoutineLog()
+        fired: dict[str, list[str]] = {}
+        out = Outputs()
+        for deployed in record.deployments:
+            if deployed.deployment.status is not DeploymentStatus.active or not has_routines(deployed):
+                continue
+            deployment_id = str(deployed.deployment.deployment_id)
+            made = log.fired.get(deployment_id, [])
+            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed))
+            for firing in due:
+                self._fire(key, deployed, firing, directory, out)
+            fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
+        # Deployments gone from the key take their markers with them.
+        if fired != log.fired:
+            self.tables.routines[routine_key] = RoutineLog(fired=fired)
+        return out
+
+    def _firings_on(self, record: RoutingRecord, deployed: DeployedAgent, day: date) -> list[Firing]:
+        cache_key = (record.key, record.version, deployed.deployment.deployment_id, day)
+        found = self._firings.get(cache_key)
+        if found is None:
+            if len(self._firings) >= FIRINGS_REMEMBERED:
+                self._firings.clear()
+            found = self._firings[cache_key] = firings_on(deployed, day)
+        return found
+
+    def _fire(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        firing: Firing,
+        directory: GuildDirectory | None,
+        out: Outputs,
+    ) -> None:
+        deployment, agent = deployed.deployment, deployed.agent
+        cause = f"routine:{deployment.deployment_id}:{firing.marker}"
+        channel_id = text_channel(deployed, firing, directory)
+        context = self.tables.context.get(ContextKey(key, channel_id).encode()) if channel_id else None
+        speaks = channel_id is not None and somebody_spoke(context, firing)
+        out.decisions.append(
+            Decision(
+                event_id=cause,
+                deployment_id=deployment.deployment_id,
+                agent_id=deployment.agent_id,
+                guild_id=deployment.guild_id,
+                channel_id=channel_id,
+                respond=speaks,
+                reason=DecisionReason.proactive if speaks else DecisionReason.proactive_skipped,
+                priority=Priority.low if speaks else None,
+                routine=firing.routine,
+            )
+        )
+        if channel_id is None or not speaks:
+            return
+        emit = Emitter(cause, deployed, deployment.guild_id)
+        if firing.action is RoutineAction.voice_check_in:
+            voice = voice_channel(deployed, directory)
+            if voice is not None:
+                out.actions.append(emit.action(VoiceJoin, channel_id=voice))
+        if not agent.ai_enabled:
+            out.actions.append(emit.send(Say(firing.text), channel_id))
+            return
+        ai = agent.ai_config
+        assert ai is not None
+        traits = _traits(agent)
+        mood = self.mood_for(key, deployed, firing.at)
+        out.requests.append(
+            InferenceRequest(
+                request_id=stable_id(cause, deployment.deployment_id, "inference"),
+                event_id=cause,
+                deployment_id=deployment.deployment_id,
+                agent_id=deployment.agent_id,
+                owner_id=deployment.owner_id,
+                tier=deployed.owner_tier,
+                lane=TIERS[deployed.owner_tier].lane,
+                priority=Priority.low,
+                model=choose_model(agent, Priority.low),
+                messages=build_proactive_prompt(
+                    agent,
+                    context or ChannelContext(channel_id=channel_id),
+                    mood,
+                    gist=firing.text,
+                    topic=firing.topic,
+                    story=_story(agent, firing.at),
+                    bot_id=deployment.bot_id,
+                    fit=self.fit,
+                ),
+                temperature=temperature(ai.temperature, traits),
+                max_tokens=reply_tokens(max_tokens_for(agent, self.fit), traits),
+                cacheable=False,
+                target=ReplyTarget(
+                    bot_id=deployment.bot_id, guild_id=deployment.guild_id, channel_id=channel_id
+                ),
+            )
+        )
+
 
 @dataclass
 class _MessageTurn:
@@ -838,7 +978,14 @@ class _MessageTurn:
             priority=priority,
             model=choose_model(agent, priority),
             messages=build_prompt(
-                agent, message, context, relationship, mood, bot_id=self.bot_id, fit=self.engine.fit
+                agent,
+                message,
+                context,
+                relationship,
+                mood,
+                bot_id=self.bot_id,
+                fit=self.engine.fit,
+                story=_story(agent, self.at),
             ),
             temperature=temperature(ai.temperature, traits),
             max_tokens=reply_tokens(max_tokens_for(agent, self.engine.fit), traits, affinity),

@@ -167,17 +167,19 @@ def build_prompt(
     *,
     bot_id: str | None = None,
     fit: PromptFit = PromptFit.full,
+    story: Sequence[str] = (),
 ) -> list[ChatMessage]:
     """The chat messages for one reply of `agent` to `message`.
 
     `bot_id` is the agent's own Discord user id: its messages in `context` become assistant turns. Without
-    it, bot messages under the agent's name are taken as its own. For an agent whose ai_config is cacheable
+    it, bot messages under the agent's name are taken as its own. `story` is what is going on in the
+    character's life now (the current beats of its story arcs). For an agent whose ai_config is cacheable
     the prompt holds no history, relationship or names (see the response cache).
     """
     if fit is PromptFit.small:
-        return small_prompt(agent, message, context, mood, bot_id=bot_id)
+        return small_prompt(agent, message, context, mood, bot_id=bot_id, story=story)
     ai = _ai(agent)
-    system = [ChatMessage(role="system", content=persona_instructions(agent, mood))]
+    system = [ChatMessage(role="system", content=persona_instructions(agent, mood, story))]
     if ai.cacheable:
         # The persona and the question alone, so equal questions share one cached answer.
         return [*system, ChatMessage(role="user", content=message.content[:CHAT_CONTENT_LIMIT])]
@@ -205,11 +207,12 @@ def small_prompt(
     mood: MoodState,
     *,
     bot_id: str | None = None,
+    story: Sequence[str] = (),
 ) -> list[ChatMessage]:
     """A prompt a 135M-parameter model can follow: a few lines of persona, one example exchange in the
     character's voice, the last few turns of the channel and the message, within the embedded model's
     context. Relationship numbers and recalled notes are left out: such a model repeats them verbatim."""
-    system = ChatMessage(role="system", content=small_persona(agent, mood))
+    system = ChatMessage(role="system", content=small_persona(agent, mood, story))
     current = _user_message(message.author.display_name, message.author.id, message.content)
     examples = few_shot(agent)
     budget = LOCAL_MODEL_CONTEXT_TOKENS - max_tokens_for(agent, PromptFit.small)
@@ -219,8 +222,8 @@ def small_prompt(
     return [system, *examples, *_newest_within(turns, budget), current]
 
 
-def small_persona(agent: AgentConfig, mood: MoodState) -> str:
-    """Who the agent is and how it talks, in a few short lines."""
+def small_persona(agent: AgentConfig, mood: MoodState, story: Sequence[str] = ()) -> str:
+    """Who the agent is and how it talks, in a few short lines (of its current story, the first beat)."""
     character = agent.character
     if character is None:
         lines = [f"You are {agent.name}, a helpful assistant in a Discord chat."]
@@ -234,6 +237,8 @@ def small_persona(agent: AgentConfig, mood: MoodState) -> str:
         lines.append(_FORMALITY[character.speech_style.formality])
     if agent.behavior.mood.enabled:
         lines.append(f"You feel {mood.mood.value}.")
+    if story:
+        lines.append(first_sentence(story[0]))
     lines.append("Answer the last message in one or two short sentences.")
     return "\n".join(lines)
 
@@ -274,8 +279,42 @@ def clean_reply(text: str, agent_name: str, user_text: str = "") -> str:
     return reply.strip()
 
 
-def persona_instructions(agent: AgentConfig, mood: MoodState) -> str:
-    """The system prompt proper: owner-configured persona, behaviour and mood. No user-supplied text."""
+def build_proactive_prompt(
+    agent: AgentConfig,
+    context: ChannelContext,
+    mood: MoodState,
+    *,
+    gist: str,
+    topic: str | None,
+    story: Sequence[str],
+    bot_id: str,
+    fit: PromptFit = PromptFit.full,
+) -> list[ChatMessage]:
+    """The chat messages for a post the agent makes on its own (a routine, a story beat): the persona, the
+    channel's recent history as far as it fits, then what to post about. The gist and the topic are the
+    owner's, so they go in a system message. For the embedded model, the short persona and the last few
+    turns, within its context."""
+    ai = _ai(agent)
+    if fit is PromptFit.small:
+        system = ChatMessage(role="system", content=small_persona(agent, mood, story))
+        window, budget = SMALL_HISTORY_TURNS, LOCAL_MODEL_CONTEXT_TOKENS - max_tokens_for(agent, fit)
+    else:
+        system = ChatMessage(role="system", content=persona_instructions(agent, mood, story))
+        window, budget = ai.context_window, prompt_budget(agent)
+    wanted = ["Nobody asked you anything: write a message you post in the channel on your own."]
+    if gist:
+        wanted.append(f"What you want to say, in your own words: {gist}")
+    if topic:
+        wanted.append(f"Talk about: {topic}.")
+    task = ChatMessage(role="system", content="\n".join(wanted))
+    turns = [_turn(agent, m, bot_id) for m in context.messages[-window:]]
+    budget -= estimate_tokens(system) + estimate_tokens(task)
+    return [system, *_newest_within(turns, budget), task]
+
+
+def persona_instructions(agent: AgentConfig, mood: MoodState, story: Sequence[str] = ()) -> str:
+    """The system prompt proper: owner-configured persona, behaviour, mood and the character's current
+    story. No user-supplied text."""
     ai = _ai(agent)
     parts: list[str] = []
     character = agent.character
@@ -290,6 +329,8 @@ def persona_instructions(agent: AgentConfig, mood: MoodState) -> str:
         definition = mood_config.moods.get(mood.mood)
         effect = f" This affects how you respond: {definition.affects_response}." if definition else ""
         parts.append(f"Your current mood is {mood.mood.value}.{effect}")
+    if story:
+        parts.append("What is going on in your life these days: " + " ".join(story))
     parts.append(_LENGTH[ai.response_length])
     parts.append(_GROUND_RULES)
     return "\n\n".join(parts)

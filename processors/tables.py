@@ -21,6 +21,7 @@ from models.processor_state import (
     LevelEntry,
     MusicQueue,
     ReplyStreak,
+    RoutineLog,
     TrackedUsers,
     UtilityBook,
     WarnRecord,
@@ -85,6 +86,8 @@ def create_tables(app: faust.App) -> Tables:
         games=model_table(app, table_keys.GamesKey.TABLE, GameBook, use_partitioner=True),
         game_records=model_table(app, table_keys.GameRecordKey.TABLE, GameRecord),
         game_boards=model_table(app, table_keys.GameBoardKey.TABLE, Leaderboard),
+        # Written by the routine timer, outside any event: partitioned by key.
+        routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
     )
 
 

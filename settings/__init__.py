@@ -99,6 +99,10 @@ class Settings:
 
     log_level: str
 
+    # A file holding an ISO-8601 time that the processors take for "now" (their routine timer's clock);
+    # None: the wall clock. Lets tests run a day of routines in seconds, never set in production.
+    clock_file: Path | None = None
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"
@@ -171,6 +175,7 @@ def load_settings() -> Settings:
         api_host=_env("DEEP_API_HOST", "127.0.0.1"),
         api_port=_env_int("DEEP_API_PORT", 8080),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
+        clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
     )
 
 

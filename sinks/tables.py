@@ -120,7 +120,7 @@ def decision_row(decision: Decision) -> Row:
         decision.message_id or "",
         decision.author_id or "",
         decision.respond,
-        decision.reason.value,
+        decision.reason_label,
         decision.priority.value if decision.priority is not None else "",
         decision.decided_at,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -10,9 +11,11 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from api.characters import export_character, import_character
 from api.deps import Caller, Context
-from api.schemas import Agent, CharacterFormat, Container, DeploymentCreate, ErrorBody
+from api.schemas import Agent, ArcStatus, CharacterFormat, Container, DeploymentCreate, ErrorBody
 from models.agent import AgentConfig
+from models.common import utc_now
 from models.deployments import Deployment
+from processors.routines import arc_ends_on, beat_on
 
 router = APIRouter(
     tags=["agents"],
@@ -85,6 +88,35 @@ async def get_agent(agent_id: UUID, ctx: Context, principal: Caller) -> Agent:
 async def update_agent(agent_id: UUID, config: ConfigBody, ctx: Context, principal: Caller) -> Agent:
     """Replace the configuration; every deployment of the agent sees it within a second."""
     return await ctx.store.agents.update(agent_id, principal.scope, config)
+
+
+@router.get("/agents/{agent_id}/arcs", response_model=list[ArcStatus])
+async def agent_arcs(
+    agent_id: UUID,
+    ctx: Context,
+    principal: Caller,
+    on: Annotated[date | None, Query(description="A local date of the agent; default: today there")] = None,
+) -> list[ArcStatus]:
+    """The agent's story arcs and the beat each is at. Arcs are edited in the configuration
+    (`behavior.story_arcs`, PUT /agents/{id})."""
+    agent = await ctx.store.agents.get(agent_id, principal.scope)
+    behavior = agent.config.behavior
+    day = on or utc_now().astimezone(behavior.schedule.zone).date()
+    statuses = []
+    for arc in behavior.story_arcs:
+        current = beat_on(arc, day)
+        statuses.append(
+            ArcStatus(
+                name=arc.name,
+                starts_on=arc.starts_on,
+                ends_on=arc_ends_on(arc),
+                on=day,
+                beat=current[0] if current is not None else None,
+                situation=current[1].situation if current is not None else None,
+                beats=len(arc.beats),
+            )
+        )
+    return statuses
 
 
 @router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from unittest.mock import ANY
@@ -19,7 +20,7 @@ from models.deployments import RoutingRecord
 from models.templates import mode_template
 from models.tiers import Tier
 from models.tools import IMPLEMENTED_TOOLS, Tool
-from settings import Settings
+from settings import REPO_ROOT, Settings
 from streams.catalog import AGENT_DEPLOYMENTS
 from tests.api.conftest import NewOwner, Recorder, auth, guild_id, started
 
@@ -182,6 +183,25 @@ async def test_a_tool_without_behaviour_is_refused_naming_it(
     imported = await client.post("/agents/import", json=plan, headers=owner)
     assert imported.status_code == 422 and imported.json()["errors"] == [expected]
     assert (await client.get(f"/agents/{agent['agent_id']}", headers=owner)).json()["config"] == config()
+
+
+async def test_story_arcs_show_the_beat_of_a_local_date(
+    client: httpx.AsyncClient, new_owner: NewOwner
+) -> None:
+    owner = await new_owner(Tier.business)
+    luna = json.loads((REPO_ROOT / "api" / "presets" / "luna.json").read_text())
+    beats = [{"days": 1, "situation": "bought flour"}, {"days": 3, "situation": "cakes collapse"}]
+    luna["behavior"]["story_arcs"] = [{"name": "baking", "starts_on": "2026-01-14", "beats": beats}]
+    created = (await client.post("/agents", json=luna, headers=owner)).json()
+    path = f"/agents/{created['agent_id']}/arcs"
+    [during] = (await client.get(path, params={"on": "2026-01-16"}, headers=owner)).json()
+    assert (during["beat"], during["situation"], during["ends_on"]) == (1, "cakes collapse", "2026-01-17")
+    [after] = (await client.get(path, params={"on": "2026-01-18"}, headers=owner)).json()
+    assert after["beat"] is None and after["situation"] is None
+    luna["behavior"]["story_arcs"][0]["beats"][0]["days"] = 0
+    response = await client.post("/agents", json=luna, headers=owner)
+    assert response.status_code == 422
+    assert "behavior.story_arcs.0.beats.0.days" in [error["path"] for error in response.json()["errors"]]
 
 
 async def test_owner_a_gets_404_for_everything_of_owner_b(

@@ -49,8 +49,12 @@ WAIT_S = 45.0
 class Worker:
     """`python -m processors.cli` in the test namespace."""
 
-    def __init__(self, namespace: str, app_id: str, log_path: Path) -> None:
+    def __init__(
+        self, namespace: str, app_id: str, log_path: Path, environment: dict[str, str] | None = None
+    ) -> None:
         self.namespace, self.app_id, self.log_path = namespace, app_id, log_path
+        # Settings of this worker beyond the namespace's (e.g. DEEP_CLOCK_FILE).
+        self.environment = environment or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -61,6 +65,7 @@ class Worker:
             # A killed worker's partitions move on after the session timeout: the broker's minimum.
             "BROKER_SESSION_TIMEOUT": "6",
             "BROKER_HEARTBEAT_INTERVAL": "1",
+            **self.environment,
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -1,0 +1,29 @@
+"""The processors' clock: what their timers take for "now". The wall clock, or a time read from a file that
+a test moves forward (settings.clock_file), so a day of routines runs in seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from models.common import utc_now
+
+Clock = Callable[[], datetime]
+
+
+def file_clock(path: Path) -> Clock:
+    """Reads the file at each call: an ISO-8601 time with its offset."""
+
+    def now() -> datetime:
+        text = path.read_text().strip()
+        at = datetime.fromisoformat(text)
+        if at.tzinfo is None:
+            raise ValueError(f"{path}: the clock's time {text!r} needs a UTC offset")
+        return at
+
+    return now
+
+
+def clock_of(clock_file: Path | None) -> Clock:
+    return file_clock(clock_file) if clock_file is not None else utc_now

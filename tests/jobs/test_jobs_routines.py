@@ -1,0 +1,112 @@
+"""A replay over the same history makes the same proactive decisions as the live timer: the live engine
+ticks every minute of a morning while the guild chats; the re-run (jobs/rerun.py) sees only the recorded
+events and fires the due routines before each of them."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
+
+from jobs.replay import comparable
+from jobs.rerun import DEPLOYMENTS, EVENTS, Rerun
+from jobs.timeline import to_ms
+from models.agent import AgentConfig
+from models.decisions import Decision, DecisionReason
+from models.events import EventEnvelope
+from processors.engine import Engine, Tables
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
+from streams.codec import encode_key
+from tests.processors.factories import (
+    deployed,
+    envelope,
+    guild_create,
+    luna,
+    message_data,
+    routing,
+    snowflake,
+    user,
+)
+
+DAY = date(2026, 1, 15)
+GUILD, GENERAL, BOT = snowflake(), snowflake(), snowflake()
+KAI = user(snowflake(), "kai")
+
+
+def utc(hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(DAY, time(hour, minute), tzinfo=UTC)
+
+
+def luna_in_berlin() -> AgentConfig:
+    data = luna().model_dump(mode="json")
+    data["behavior"].update(
+        {
+            "schedule": {"time_zone": "Europe/Berlin", "quiet_hours": {"start": "23:00", "end": "08:00"}},
+            "proactive_actions": {
+                "morning_greeting": {"enabled": True, "time": "10:00", "message_template": "Good morning~"},
+                "random_thoughts": {"enabled": True, "frequency": "every 1-2 hours", "daily_budget": 24},
+            },
+        }
+    )
+    return AgentConfig.model_validate(data)
+
+
+def history() -> list[EventEnvelope]:
+    """The guild announced, then Kai writing every twenty minutes from 07:00 to 12:00 UTC."""
+    created = guild_create(GUILD, owner_id=snowflake(), channels={GENERAL: "general"})
+    events = [envelope("GUILD_CREATE", created, bot_id=BOT, guild_id=GUILD, at=utc(6, 59))]
+    for minute in range(0, 5 * 60 + 1, 20):
+        at = utc(7) + timedelta(minutes=minute)
+        data = message_data(guild_id=GUILD, channel_id=GENERAL, author=KAI, content=f"note {minute}", at=at)
+        events.append(envelope("MESSAGE_CREATE", data, bot_id=BOT, guild_id=GUILD, channel_id=GENERAL, at=at))
+    return events
+
+
+def record(spec: TopicSpec, key: str, value: Any, at: datetime, offset: int) -> ConsumerRecord[bytes, bytes]:
+    raw = spec.codec.encode(value)
+    return ConsumerRecord(spec.name, 0, offset, to_ms(at), 0, encode_key(key), raw, None, 0, len(raw), [])
+
+
+def proactive(decisions: list[Decision]) -> list[dict[str, Any]]:
+    return [comparable(d) for d in decisions if d.routine is not None]
+
+
+def test_the_replay_makes_the_proactive_decisions_the_live_timer_made() -> None:
+    companion = deployed(
+        luna_in_berlin(),
+        guild_id=GUILD,
+        bot_id=BOT,
+        text_channels=[GENERAL],
+        deployed_at=utc(0),
+        deployment_id=UUID("00000000-0000-4000-8000-0000000000cc"),
+    )
+    config = routing(GUILD, companion)
+    events = history()
+
+    live = Engine(Tables(*({} for _ in fields(Tables))))
+    live.apply_routing(config)
+    live_decisions: list[Decision] = []
+    pending = list(events)
+    now = utc(6, 59)
+    while now <= utc(12):
+        while pending and pending[0].received_at <= now:
+            live_decisions.extend(live.handle_event(pending.pop(0)).decisions)
+        live_decisions.extend(live.fire_routines(GUILD, now).decisions)
+        now += timedelta(minutes=1)
+
+    rerun = Rerun()
+    replayed: list[Decision] = []
+    rerun.apply(DEPLOYMENTS, record(AGENT_DEPLOYMENTS, GUILD, config, utc(0), 0))
+    for offset, event in enumerate(events):
+        applied = rerun.apply(EVENTS, record(DISCORD_EVENTS, GUILD, event, event.received_at, offset))
+        assert applied is not None
+        replayed.extend(applied[2].decisions)
+
+    made = proactive(live_decisions)
+    assert made == proactive(replayed)
+    routines = [d["routine"] for d in made]
+    assert "morning_greeting" in routines and routines.count("random_thoughts") >= 2
+    assert all(d["reason"] is DecisionReason.proactive for d in made)
