@@ -1,7 +1,7 @@
 # Developer entry points. `make test` is what CI runs (.ci/run); everything runs natively, no Docker.
 VENV := .venv
 DEEP := $(VENV)/bin/deep
-PACKAGES := settings models infra streams vault gateways processors inference sinks api jobs ops demo deep emulator
+PACKAGES := settings models infra streams vault memory gateways processors inference sinks api jobs ops demo deep emulator
 
 .PHONY: bootstrap stack test test-fast lint demo down
 

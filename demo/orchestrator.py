@@ -95,6 +95,7 @@ def child_specs(settings: Settings, options: DemoOptions, work_dir: Path) -> dic
         # The worker's table data directory goes under work_dir, its cwd.
         "processors": spec("processors", python, "-m", "processors.cli"),
         "inference": spec("inference", deep, "inference", "--group", f"{options.namespace}deep-inference"),
+        "memory": spec("memory", deep, "memory", "writer"),
         "gateway": spec(
             "gateway", python, "-m", "gateways", "--runner-id", "demo-gateway", "--roster-interval-s", "1"
         ),
@@ -230,7 +231,7 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
     emulator_url = f"http://{options.host}:{options.emulator_port}"
     api_url = f"http://{options.host}:{options.api_port}"
     try:
-        for name in ("emulator", "api", "processors", "inference", "sinks"):
+        for name in ("emulator", "api", "processors", "inference", "memory", "sinks"):
             if name in specs:
                 await supervisor.start(specs[name])
         say(f"started {', '.join(supervisor.children)}; logs in {supervisor.log_dir}")

@@ -16,6 +16,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from inference.config import InferenceConfig, local_endpoint, openai_endpoint, parse_endpoints
 from inference.pool import EndpointPool
 from inference.worker import InferenceWorker
+from memory.embedding import Embedder
+from memory.recall import Recaller
+from memory.store import MemoryStore, connect
 from models.tiers import InferenceLane
 from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
@@ -52,7 +55,12 @@ async def serve(
         connection_pool=BlockingConnectionPool.from_url(settings.redis_url, max_connections=REDIS_CONNECTIONS)
     )
     pool = EndpointPool(list(config.endpoints), config)
-    worker = InferenceWorker(config, pool, redis, settings.kafka_bootstrap, namespace, group_id, lanes)
+    memory_client = connect(settings)
+    await memory_client.connect()
+    recaller = Recaller(MemoryStore(memory_client), Embedder.from_settings(settings))
+    worker = InferenceWorker(
+        config, pool, redis, settings.kafka_bootstrap, namespace, group_id, lanes, recaller=recaller
+    )
     await worker.start()
     settle_garbage_collector()
     log.info(
@@ -69,6 +77,7 @@ async def serve(
         await worker.stop()
         stopped.cancel()
         await redis.aclose()
+        await memory_client.close()
     run.result()
 
 

@@ -34,6 +34,7 @@ from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
 from inference.pricing import cost_usd
 from inference.quota import Charge, MonthlyUsage, month_of
+from memory.recall import Recaller, with_memories
 from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
@@ -75,8 +76,10 @@ class InferenceWorker(ConsumerService):
         namespace: str = "",
         group_id: str = "deep-inference",
         lanes: Iterable[InferenceLane] = tuple(InferenceLane),
+        recaller: Recaller | None = None,
     ) -> None:
         self.config = config
+        self.recaller = recaller
         self.pool = pool
         self.namespace = namespace
         self.lane_of = {INFERENCE_LANES[lane].name_in(namespace): lane for lane in lanes}
@@ -206,6 +209,8 @@ class InferenceWorker(ConsumerService):
             if claim.owned:
                 break
             await asyncio.sleep(CLAIM_POLL_S)
+        if self.recaller is not None:
+            request = with_memories(request, await self.recaller.memories_for(request))
         try:
             result = await self._generate(request, lane, started, charge, claim.charged)
         except BaseException:

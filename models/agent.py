@@ -483,6 +483,35 @@ class SafetyConfig(Strict):
     mode: Literal["block", "rewrite"] = "block"
 
 
+class MemoryConfig(Strict):
+    """Long-term memory of an AI agent: how recall scores memories and how much of them goes into a prompt.
+
+    A memory's score is the weighted sum of its recency (decay_per_hour ** hours since), importance (1-10)
+    and relevance (similarity to the message answered), each min-max normalised over the candidates.
+    """
+
+    enabled: bool = True
+    recency_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    importance_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    relevance_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    decay_per_hour: float = Field(default=0.995, gt=0.0, lt=1.0)
+    top_k: int = Field(default=5, ge=1, le=50)
+    # Tokens the recalled memories may take in the prompt, at about 4 characters a token.
+    token_budget: int = Field(default=300, ge=20, le=4000)
+    # How many nearest memories are re-scored; more finds old important ones at some cost in latency.
+    candidates: int = Field(default=50, ge=1, le=500)
+    # The agent reflects once the summed importance of memories since its last reflection passes this.
+    reflection_threshold: int = Field(default=150, ge=10, le=100_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.recency_weight + self.importance_weight + self.relevance_weight == 0:
+            raise field_error("relevance_weight", "at least one of the three weights must be above 0")
+        if self.candidates < self.top_k:
+            raise field_error("candidates", f"must be at least top_k ({self.top_k})")
+        return self
+
+
 class AgentConfig(Strict):
     name: NonEmptyName
     mode: AgentMode
@@ -504,6 +533,7 @@ class AgentConfig(Strict):
     games: GamesConfig = Field(default_factory=GamesConfig)
     economy: EconomyConfig = Field(default_factory=EconomyConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints
 
 from models.common import Payload, Snowflake, Strict, utc_now
 from models.decisions import Priority
+from models.memory import MemoryRequest
 from models.tiers import InferenceLane, Tier
 
 # The embedded model server (infra/stack/model_server.py): the model name its completions carry, and the
@@ -60,6 +61,8 @@ class InferenceRequest(Payload):
     cacheable: bool = False
     target: ReplyTarget
     created_at: datetime = Field(default_factory=utc_now)
+    # Set for an agent with long-term memory: the worker recalls and adds the memories to the prompt.
+    memory: MemoryRequest | None = None
 
 
 class InferenceResult(Payload):

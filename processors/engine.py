@@ -25,6 +25,7 @@ from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage, Interaction, PollMessage
 from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
+from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
 from models.processor_state import (
     AutomodWindow,
@@ -204,6 +205,29 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
+
+
+# The people present: the message's author and the authors of this many latest messages of the channel.
+PRESENT_WINDOW = 10
+
+
+def memory_request(
+    agent: AgentConfig, deployment_id: UUID, message: DiscordMessage, context: ChannelContext, at: datetime
+) -> MemoryRequest | None:
+    """What the inference worker recalls for this reply: memories the message's channel may see."""
+    text = message.content.strip()
+    if not agent.memory.enabled or not text:
+        return None
+    recent = [m.author_id for m in context.messages[-PRESENT_WINDOW:] if not m.author_is_bot]
+    query = RecallQuery(
+        deployment_id=deployment_id,
+        guild_id=message.guild_id,
+        channel_id=message.channel_id,
+        text=text[:4000],
+        people=list(dict.fromkeys([message.author.id, *recent])),
+        at=at,
+    )
+    return MemoryRequest(query=query, config=agent.memory)
 
 
 def event_time(envelope: EventEnvelope, timestamp: str) -> datetime:
@@ -1108,4 +1132,5 @@ class _MessageTurn:
                     self.at - CONVERSATION_WINDOW,
                 ),
             ),
+            memory=memory_request(agent, deployment.deployment_id, message, context, self.at),
         )

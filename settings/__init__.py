@@ -65,6 +65,14 @@ class Settings:
     # Empty: the embedded ClickHouse engine (chdb) under state_dir. A URL: a ClickHouse server.
     clickhouse_url: str
 
+    # Empty: the Weaviate server `deep stack up` runs on 127.0.0.1. A URL (http://host:port): another one,
+    # whose gRPC port is weaviate_grpc_port.
+    weaviate_url: str
+    weaviate_port: int
+    weaviate_grpc_port: int
+    # The local server's cluster ports: gossip, data, Raft and Raft RPC, from this one up.
+    weaviate_cluster_port: int
+
     # Token vault keys: "kid1:base64key,kid2:base64key"; the first is used to encrypt.
     token_keys: str = field(repr=False)
 
@@ -124,6 +132,10 @@ class Settings:
         return f"redis://{self.redis_host}:{self.redis_port}/0"
 
     @property
+    def weaviate_http_url(self) -> str:
+        return self.weaviate_url or f"http://127.0.0.1:{self.weaviate_port}"
+
+    @property
     def clickhouse_path(self) -> Path:
         return self.state_dir / "clickhouse"
 
@@ -146,6 +158,10 @@ def load_settings() -> Settings:
         redis_host=_env("REDIS_HOST", "127.0.0.1"),
         redis_port=_env_int("REDIS_PORT", 16379),
         clickhouse_url=_env("CLICKHOUSE_URL", ""),
+        weaviate_url=_env("WEAVIATE_URL", ""),
+        weaviate_port=_env_int("WEAVIATE_PORT", 18480),
+        weaviate_grpc_port=_env_int("WEAVIATE_GRPC_PORT", 18481),
+        weaviate_cluster_port=_env_int("WEAVIATE_CLUSTER_PORT", 18946),
         token_keys=_env("DEEP_TOKEN_KEYS", ""),
         discord_api_base=_env("DISCORD_API_BASE", "https://discord.com/api/v10"),
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),

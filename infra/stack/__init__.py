@@ -1,5 +1,5 @@
-"""The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse and the embedded model server,
-installed on first use."""
+"""The native dev stack on 127.0.0.1, installed on first use: Kafka, PostgreSQL, Redis, ClickHouse,
+Weaviate and the embedded model server."""
 
 from __future__ import annotations
 
@@ -15,13 +15,20 @@ from infra.stack.postgres import Postgres
 from infra.stack.process import apt_install
 from infra.stack.redis import Redis
 from infra.stack.service import Outcome, Service, ServiceStatus, UpResult
+from infra.stack.weaviate import Weaviate
 from settings import Settings
 
 __all__ = ["Outcome", "ServiceStatus", "UpResult", "down", "services", "status", "up"]
 
 
 def services(settings: Settings) -> list[Service]:
-    stack: list[Service] = [Kafka(settings), Postgres(settings), Redis(settings), ClickHouse(settings)]
+    stack: list[Service] = [
+        Kafka(settings),
+        Postgres(settings),
+        Redis(settings),
+        ClickHouse(settings),
+        Weaviate(settings),
+    ]
     if settings.local_model:
         stack.append(ModelServer(settings))
     return stack

@@ -1,0 +1,216 @@
+"""The Weaviate adapter: one multi-tenant collection, one tenant per deployment, vectors brought along.
+
+Tenancy is the privacy boundary: every read and write names the deployment's tenant, so one agent never
+sees another's memories. Within a tenant, recall filters to what the asking channel may see: in a guild,
+that guild's memories; in a DM, that DM channel's only (DM memories carry the guild DM_GUILD, which no guild
+snowflake matches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter, MetadataQuery, Sort
+from weaviate.classes.tenants import Tenant
+from weaviate.client import WeaviateAsyncClient
+from weaviate.collections.classes.filters import _Filters
+from weaviate.collections.classes.internal import Object
+from weaviate.collections.collection.async_ import CollectionAsync
+
+from memory.embedding import DIMENSIONS
+from models.memory import Candidate, MemoryKind, MemoryRecord, RecallQuery, StoredMemory
+from settings import Settings
+
+COLLECTION = "DeepMemory"
+# The most objects one listing returns; owners page through larger memories by author.
+LIST_LIMIT = 1000
+# The properties recall and listing filter on, matched whole. Every other property has no inverted index:
+# each index is files kept open per tenant, and a server holding 1,000 tenants must stay within its
+# open-files limit.
+FILTERED = ("guild_id", "channel_id", "author_id")
+# The guild of a direct message's memories.
+DM_GUILD = "dm"
+
+
+class MemoryStoreError(RuntimeError):
+    """Weaviate refused a write (a batch with failed objects)."""
+
+
+def _properties(record: MemoryRecord) -> dict[str, Any]:
+    return {
+        "guild_id": record.guild_id or DM_GUILD,
+        "channel_id": record.channel_id,
+        "author_id": record.author_id,
+        "author_name": record.author_name,
+        "people": record.people,
+        "text": record.text,
+        "at": record.at.astimezone(UTC),
+        "kind": record.kind.value,
+        "importance": record.importance,
+        "source_event_id": record.source_event_id,
+        "cites": [str(c) for c in record.cites],
+    }
+
+
+def _record(deployment_id: UUID, properties: Mapping[str, Any]) -> MemoryRecord:
+    return MemoryRecord(
+        deployment_id=deployment_id,
+        guild_id=None if properties["guild_id"] == DM_GUILD else properties["guild_id"],
+        channel_id=properties["channel_id"],
+        author_id=properties["author_id"],
+        author_name=properties.get("author_name") or "",
+        people=properties.get("people") or [],
+        text=properties["text"],
+        at=properties["at"],
+        kind=MemoryKind(properties["kind"]),
+        importance=properties["importance"],
+        source_event_id=properties["source_event_id"],
+        cites=[UUID(str(c)) for c in properties.get("cites") or []],
+    )
+
+
+def visible_from(guild_id: str | None, channel_id: str) -> _Filters:
+    """What a channel may recall: its guild's memories, or for a DM that DM's own."""
+    if guild_id is not None:
+        return Filter.by_property("guild_id").equal(guild_id)
+    dm = Filter.by_property("guild_id").equal(DM_GUILD)
+    return dm & Filter.by_property("channel_id").equal(channel_id)
+
+
+def connect(settings: Settings) -> WeaviateAsyncClient:
+    """An unconnected async client for the configured server (call `await client.connect()`)."""
+    url = urlsplit(settings.weaviate_http_url)
+    secure = url.scheme == "https"
+    host = url.hostname or "127.0.0.1"
+    return weaviate.use_async_with_custom(
+        http_host=host,
+        http_port=url.port or (443 if secure else 80),
+        http_secure=secure,
+        grpc_host=host,
+        grpc_port=settings.weaviate_grpc_port,
+        grpc_secure=secure,
+    )
+
+
+class MemoryStore:
+    def __init__(self, client: WeaviateAsyncClient, collection: str = COLLECTION) -> None:
+        self.client = client
+        self.name = collection
+
+    @property
+    def _collection(self) -> CollectionAsync:
+        return self.client.collections.use(self.name)
+
+    def _tenant(self, deployment_id: UUID) -> CollectionAsync:
+        return self._collection.with_tenant(str(deployment_id))
+
+    async def ensure_collection(self) -> None:
+        if await self.client.collections.exists(self.name):
+            return
+        keys = [
+            Property(
+                name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD, index_searchable=False
+            )
+            for name in FILTERED
+        ]
+        stored: list[tuple[str, DataType]] = [
+            ("kind", DataType.TEXT),
+            ("source_event_id", DataType.TEXT),
+            ("author_name", DataType.TEXT),
+            ("text", DataType.TEXT),
+            ("people", DataType.TEXT_ARRAY),
+            ("at", DataType.DATE),
+            ("importance", DataType.INT),
+            ("cites", DataType.UUID_ARRAY),
+        ]
+        await self.client.collections.create(
+            self.name,
+            multi_tenancy_config=Configure.multi_tenancy(enabled=True, auto_tenant_creation=False),
+            vector_config=Configure.Vectors.self_provided(
+                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+            ),
+            properties=[
+                *keys,
+                *(
+                    Property(name=name, data_type=kind, index_filterable=False, index_searchable=False)
+                    for name, kind in stored
+                ),
+            ],
+        )
+
+    async def add_tenant(self, deployment_id: UUID) -> None:
+        """On deploy. Adding an existing tenant is a no-op, so a redelivered deploy is harmless."""
+        await self._collection.tenants.create([Tenant(name=str(deployment_id))])
+
+    async def delete_tenant(self, deployment_id: UUID) -> None:
+        """With the deployment: all its memories go."""
+        await self._collection.tenants.remove([str(deployment_id)])
+
+    async def write(self, records: Sequence[MemoryRecord], vectors: Sequence[Sequence[float]]) -> None:
+        """Upsert by deterministic id (one gRPC batch per tenant): writing an event twice keeps one memory."""
+        by_tenant: dict[UUID, list[DataObject[dict[str, Any], None]]] = {}
+        for record, vector in zip(records, vectors, strict=True):
+            if len(vector) != DIMENSIONS:
+                raise ValueError(f"vector: {len(vector)} dimensions, the collection holds {DIMENSIONS}")
+            obj = DataObject(properties=_properties(record), uuid=record.id, vector=list(vector))
+            by_tenant.setdefault(record.deployment_id, []).append(obj)
+        for deployment_id, objects in by_tenant.items():
+            result = await self._tenant(deployment_id).data.insert_many(objects)
+            if result.has_errors:
+                first = next(iter(result.errors.values()))
+                raise MemoryStoreError(
+                    f"{len(result.errors)} of {len(objects)} memories refused: {first.message}"
+                )
+
+    async def candidates(self, query: RecallQuery, vector: Sequence[float], limit: int) -> list[Candidate]:
+        response = await self._tenant(query.deployment_id).query.near_vector(
+            near_vector=list(vector),
+            limit=limit,
+            filters=visible_from(query.guild_id, query.channel_id),
+            return_metadata=MetadataQuery(distance=True),
+        )
+        return [
+            Candidate(
+                id=obj.uuid,
+                record=_record(query.deployment_id, obj.properties),
+                # Cosine distance is 1 - similarity.
+                similarity=max(-1.0, min(1.0, 1.0 - (obj.metadata.distance or 0.0))),
+            )
+            for obj in response.objects
+        ]
+
+    async def listed(self, deployment_id: UUID, *, author_id: str | None = None) -> list[StoredMemory]:
+        filters = Filter.by_property("author_id").equal(author_id) if author_id is not None else None
+        response = await self._tenant(deployment_id).query.fetch_objects(filters=filters, limit=LIST_LIMIT)
+        memories = [self._stored(deployment_id, obj) for obj in response.objects]
+        return sorted(memories, key=lambda m: m.record.at)
+
+    @staticmethod
+    def _stored(deployment_id: UUID, obj: Object[Any, Any]) -> StoredMemory:
+        return StoredMemory(id=obj.uuid, record=_record(deployment_id, obj.properties))
+
+    async def recent(
+        self, deployment_id: UUID, guild_id: str | None, channel_id: str, limit: int
+    ) -> list[StoredMemory]:
+        """The latest memories a channel may see, oldest first."""
+        response = await self._tenant(deployment_id).query.fetch_objects(
+            filters=visible_from(guild_id, channel_id),
+            sort=Sort.by_property("at", ascending=False),
+            limit=limit,
+        )
+        return [self._stored(deployment_id, obj) for obj in reversed(response.objects)]
+
+    async def delete(self, deployment_id: UUID, ids: Sequence[UUID]) -> int:
+        if not ids:
+            return 0
+        result = await self._tenant(deployment_id).data.delete_many(
+            where=Filter.by_id().contains_any(list(ids))
+        )
+        return int(result.successful)

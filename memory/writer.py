@@ -1,0 +1,279 @@
+"""The memory writer: a consumer group of its own on `discord.events` and `agent.deployments` that turns
+what each AI deployment could see (its own replies included: the gateway delivers the bot's messages
+too) into memories, in batches, off the processors' hot path.
+
+A partition's records of one fetch are one piece of work, done once their memories are in Weaviate. The
+memories' ids come from the events' ids, so a batch written again after a crash or a rebalance overwrites
+itself: a writer killed mid-batch loses nothing and duplicates nothing.
+
+Deployments arrive on the compacted `agent.deployments`; the writer reads it from the start on every
+assignment, creates the tenant of each deployment with memory, and deletes the tenants of deployments
+that disappear from a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from memory.embedding import Embedder
+from memory.scoring import extractive_reflection, heuristic_importance, should_reflect
+from memory.store import MemoryStore
+from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
+from models.discord import DiscordMessage
+from models.events import EventEnvelope
+from models.memory import MemoryKind, MemoryRecord, StoredMemory
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
+from streams.codec import CodecError
+from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Records
+
+log = logging.getLogger(__name__)
+
+# How many of a scope's latest memories an extractive reflection reads.
+REFLECTION_WINDOW = 200
+
+
+def remembers(deployed: DeployedAgent) -> bool:
+    agent = deployed.agent
+    return agent.ai_enabled and agent.memory.enabled and deployed.deployment.status is DeploymentStatus.active
+
+
+def sees(deployed: DeployedAgent, envelope: EventEnvelope, message: DiscordMessage) -> bool:
+    """Whether the deployment could see the message: its bot received it, in a channel it is deployed to
+    (or a DM, where it takes DMs)."""
+    deployment = deployed.deployment
+    if deployment.bot_id != envelope.bot_id:
+        return False
+    if envelope.guild_id is None:
+        return deployment.dm_enabled
+    return not deployment.text_channels or message.channel_id in deployment.text_channels
+
+
+def event_time(envelope: EventEnvelope, message: DiscordMessage) -> datetime:
+    """Discord's timestamp of the message when it has a valid one, else when the gateway received it."""
+    try:
+        parsed = datetime.fromisoformat(message.timestamp)
+    except ValueError:
+        return envelope.received_at
+    return parsed if parsed.tzinfo is not None else envelope.received_at
+
+
+def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) -> list[MemoryRecord]:
+    """One observation per deployment with memory that could see this MESSAGE_CREATE; none for other
+    events, empty messages, or data that is not a message."""
+    if envelope.type != "MESSAGE_CREATE" or routing is None:
+        return []
+    try:
+        message = DiscordMessage.model_validate(envelope.data)
+    except ValidationError:
+        return []
+    text = message.content.strip()[:4000]
+    if not text:
+        return []
+    author = message.author
+    replied_to = message.referenced_message.author.id if message.referenced_message else None
+    people = [author.id, *(user.id for user in message.mentions), *([replied_to] if replied_to else [])]
+    to_bot = (
+        envelope.guild_id is None
+        or replied_to == envelope.bot_id
+        or any(user.id == envelope.bot_id for user in message.mentions)
+    )
+    name = (message.member.nick if message.member else None) or author.display_name
+    return [
+        MemoryRecord(
+            deployment_id=deployed.deployment.deployment_id,
+            guild_id=envelope.guild_id,
+            channel_id=message.channel_id,
+            author_id=author.id,
+            author_name=name[:100],
+            people=list(dict.fromkeys(people))[:100],
+            text=text,
+            at=event_time(envelope, message),
+            kind=MemoryKind.observation,
+            importance=heuristic_importance(text, addressed_to_agent=to_bot and author.id != envelope.bot_id),
+            source_event_id=envelope.event_id,
+        )
+        for deployed in routing.deployments
+        if remembers(deployed) and sees(deployed, envelope, message)
+    ]
+
+
+def reflection_records(scope_memories: Sequence[StoredMemory], *, bot_id: str) -> list[MemoryRecord]:
+    """The extractive reflections over one scope's memories, as memories of their own (same deployment,
+    guild and channel as the latest memory, so they are recalled exactly where their sources are)."""
+    if not scope_memories:
+        return []
+    latest = scope_memories[-1].record
+    cited = {m.id: m.record for m in scope_memories}
+    return [
+        MemoryRecord(
+            deployment_id=latest.deployment_id,
+            guild_id=latest.guild_id,
+            channel_id=latest.channel_id,
+            author_id=bot_id,
+            people=list(dict.fromkeys(cited[c].author_id for c in reflection.cites))[:100],
+            text=reflection.text,
+            at=latest.at,
+            kind=MemoryKind.reflection,
+            importance=8,
+            # The same memories always give the same reflection id: a replayed batch reflects once.
+            source_event_id=f"reflection:{latest.source_event_id}:{index}",
+            cites=reflection.cites,
+        )
+        for index, reflection in enumerate(extractive_reflection(scope_memories))
+    ]
+
+
+def tenant_changes(before: RoutingRecord | None, after: RoutingRecord) -> tuple[set[UUID], set[UUID]]:
+    """(deployments whose tenant to create, deployments whose tenant to delete) for one key's update."""
+    old = {d.deployment.deployment_id for d in before.deployments if remembers(d)} if before else set()
+    new = {d.deployment.deployment_id for d in after.deployments if remembers(d)}
+    # Memory switched off or a paused deployment keeps its memories; an undeployed one loses them.
+    still_deployed = {d.deployment.deployment_id for d in after.deployments}
+    return new, old - still_deployed
+
+
+Scope = tuple[UUID, str | None, str]
+
+
+def scope_of(record: MemoryRecord) -> Scope:
+    """Where a memory may be recalled: a guild, or one DM channel."""
+    return (record.deployment_id, record.guild_id, record.channel_id if record.guild_id is None else "")
+
+
+@dataclass
+class ReflectionLedger:
+    """Summed importance of new memories per scope since its last reflection (per process: a restart
+    starts counting again, which only delays the next reflection)."""
+
+    threshold_of: dict[UUID, int] = field(default_factory=dict)
+    importance: dict[Scope, int] = field(default_factory=dict)
+
+    def add(self, records: Sequence[MemoryRecord]) -> list[Scope]:
+        """Count the records; the scopes due to reflect now."""
+        due = []
+        for record in records:
+            if record.kind is MemoryKind.reflection or record.deployment_id not in self.threshold_of:
+                continue
+            scope = scope_of(record)
+            self.importance[scope] = self.importance.get(scope, 0) + record.importance
+            if should_reflect(self.importance[scope], self.threshold_of[record.deployment_id]):
+                self.importance[scope] = 0
+                due.append(scope)
+        return due
+
+
+class MemoryWriter(ConsumerService):
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        *,
+        bootstrap: str,
+        namespace: str,
+        producer: AIOKafkaProducer,
+        group_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.routing: dict[str, RoutingRecord] = {}
+        self.bots: dict[UUID, str] = {}
+        self.ledger = ReflectionLedger()
+        self.deployments_topic = AGENT_DEPLOYMENTS.name_in(namespace)
+        self.written = 0
+        group = group_id or f"{namespace}deep.memory.writer"
+        self.consumer = AtLeastOnceConsumer(
+            self,
+            [DISCORD_EVENTS, AGENT_DEPLOYMENTS],
+            namespace=namespace,
+            bootstrap=bootstrap,
+            producer=producer,
+            options=ConsumerOptions(
+                group_id=group, client_id=group, consumer_name="memory.writer", unit="fetch"
+            ),
+        )
+
+    async def run(self) -> None:
+        await self.store.ensure_collection()
+        await self.consumer.start()
+        try:
+            await self.consumer.run()
+        finally:
+            await self.consumer.close()
+
+    def stop(self) -> None:
+        self.consumer.stop()
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        # The compacted deployments topic is small: re-read from the start, so routing is complete.
+        for tp in partitions:
+            if tp.topic == self.deployments_topic:
+                self.consumer.seek(tp, 0)
+
+    async def apply(self, fetched: Mapping[TopicPartition, Records]) -> None:
+        deployments = {tp: records for tp, records in fetched.items() if tp.topic == self.deployments_topic}
+        events = {tp: records for tp, records in fetched.items() if tp.topic != self.deployments_topic}
+        for records in deployments.values():
+            await self._route(records)
+        records = [record for batch in events.values() for record in await self._memories(batch)]
+        if records:
+            await self._write(records)
+            for scope in self.ledger.add(records):
+                await self._reflect(scope)
+        for tp, batch in fetched.items():
+            self.consumer.done_below(tp, batch[-1].offset + 1)
+
+    async def _decoded(self, spec: TopicSpec, records: Records) -> list[Any]:
+        """The records' payloads; one the codec rejects goes to the dead-letter topic."""
+        payloads = []
+        for record in records:
+            try:
+                payloads.append(spec.codec.decode(record.value))
+            except CodecError as exc:
+                await self.consumer.dead_letter(record, str(exc))
+        return payloads
+
+    async def _route(self, records: Records) -> None:
+        routings: list[RoutingRecord] = await self._decoded(AGENT_DEPLOYMENTS, records)
+        for routing in routings:
+            before = self.routing.get(routing.key)
+            if before is not None and routing.version < before.version:
+                continue
+            added, removed = tenant_changes(before, routing)
+            for deployment_id in added:
+                await self.store.add_tenant(deployment_id)
+            for deployment_id in removed:
+                await self.store.delete_tenant(deployment_id)
+                self.ledger.threshold_of.pop(deployment_id, None)
+            for deployed in routing.deployments:
+                deployment = deployed.deployment
+                self.bots[deployment.deployment_id] = deployment.bot_id
+                if remembers(deployed):
+                    threshold = deployed.agent.memory.reflection_threshold
+                    self.ledger.threshold_of[deployment.deployment_id] = threshold
+            self.routing[routing.key] = routing
+
+    async def _memories(self, records: Records) -> list[MemoryRecord]:
+        envelopes: list[EventEnvelope] = await self._decoded(DISCORD_EVENTS, records)
+        return [m for e in envelopes for m in memories_of_message(e, self.routing.get(e.key))]
+
+    async def _write(self, records: Sequence[MemoryRecord]) -> None:
+        vectors = await asyncio.to_thread(self.embedder.embed, [r.text for r in records])
+        await self.store.write(records, vectors.tolist())
+        self.written += len(records)
+
+    async def _reflect(self, scope: Scope) -> None:
+        deployment_id, guild_id, channel_id = scope
+        recent = await self.store.recent(deployment_id, guild_id, channel_id, REFLECTION_WINDOW)
+        reflections = reflection_records(recent, bot_id=self.bots[deployment_id])
+        if reflections:
+            log.info("deployment %s reflected: %d reflections", deployment_id, len(reflections))
+            await self._write(reflections)

@@ -1,0 +1,130 @@
+"""The writer's pure steps: which deployments remember a message, tenants from routing, reflection."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from memory.writer import (
+    ReflectionLedger,
+    memories_of_message,
+    reflection_records,
+    scope_of,
+    tenant_changes,
+)
+from models.agent import AgentMode
+from models.deployments import DeploymentStatus
+from models.events import EventEnvelope
+from models.memory import MemoryKind, StoredMemory
+from tests.processors.factories import (
+    T0,
+    agent_with,
+    deployed,
+    envelope,
+    luna,
+    message_data,
+    routing,
+    snowflake,
+    user,
+)
+
+GUILD, CHANNEL, BOT, OTHER_BOT = snowflake(), snowflake(), snowflake(), snowflake()
+SAM = user(snowflake(), "sam")
+
+
+def said(
+    content: str,
+    *,
+    guild: str | None = GUILD,
+    at: datetime = T0,
+    mentions: list[dict[str, Any]] | None = None,
+) -> EventEnvelope:
+    data = message_data(
+        guild_id=guild, channel_id=CHANNEL, author=SAM, content=content, at=at, mentions=mentions
+    )
+    return envelope("MESSAGE_CREATE", data, bot_id=BOT, guild_id=guild, channel_id=CHANNEL)
+
+
+def test_each_ai_deployment_of_the_receiving_bot_remembers_the_message() -> None:
+    luna_here = deployed(luna(), guild_id=GUILD, bot_id=BOT)
+    elsewhere = deployed(luna(), guild_id=GUILD, bot_id=BOT, text_channels=[snowflake()])
+    other_bot = deployed(luna(), guild_id=GUILD, bot_id=OTHER_BOT)
+    no_ai = deployed(agent_with(AgentMode.utility), guild_id=GUILD, bot_id=BOT)
+    paused = deployed(luna(), guild_id=GUILD, bot_id=BOT, status=DeploymentStatus.paused)
+    event = said("I have my chemistry exam next Tuesday", mentions=[user(BOT, "luna", bot=True)])
+    records = memories_of_message(event, routing(GUILD, luna_here, elsewhere, other_bot, no_ai, paused))
+    assert [r.deployment_id for r in records] == [luna_here.deployment.deployment_id]
+    (record,) = records
+    assert record.text == "I have my chemistry exam next Tuesday"
+    assert record.kind is MemoryKind.observation
+    assert record.author_id == SAM["id"] and record.people == [SAM["id"], BOT]
+    assert record.guild_id == GUILD and record.channel_id == CHANNEL
+    assert record.at == T0 and record.source_event_id == event.event_id
+    # Addressed to the agent, a personal plan: well above a remark.
+    assert record.importance >= 7
+
+
+def test_memory_switched_off_or_nothing_said_gives_no_memory() -> None:
+    forgetful = luna().model_copy(update={"memory": luna().memory.model_copy(update={"enabled": False})})
+    assert (
+        memories_of_message(said("hello"), routing(GUILD, deployed(forgetful, guild_id=GUILD, bot_id=BOT)))
+        == []
+    )
+    assert (
+        memories_of_message(said("   "), routing(GUILD, deployed(luna(), guild_id=GUILD, bot_id=BOT))) == []
+    )
+    assert memories_of_message(said("hello"), None) == []
+
+
+def test_dms_are_remembered_only_where_dms_are_taken() -> None:
+    takes_dms = deployed(luna(), guild_id=GUILD, bot_id=BOT, dm_enabled=True)
+    no_dms = deployed(luna(), guild_id=GUILD, bot_id=BOT)
+    (record,) = memories_of_message(said("secret", guild=None), routing(f"dm:{BOT}", takes_dms, no_dms))
+    assert record.guild_id is None and record.deployment_id == takes_dms.deployment.deployment_id
+
+
+def test_redelivered_event_maps_to_the_same_memory() -> None:
+    here = routing(GUILD, deployed(luna(), guild_id=GUILD, bot_id=BOT))
+    event = said("I live in Lisbon")
+    assert memories_of_message(event, here)[0].id == memories_of_message(event, here)[0].id
+
+
+def test_tenants_follow_the_routing() -> None:
+    keep, gone = deployed(luna(), guild_id=GUILD, bot_id=BOT), deployed(luna(), guild_id=GUILD, bot_id=BOT)
+    bare = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT)
+    added, removed = tenant_changes(None, routing(GUILD, keep, gone, bare))
+    assert added == {keep.deployment.deployment_id, gone.deployment.deployment_id} and removed == set()
+    added, removed = tenant_changes(routing(GUILD, keep, gone, bare), routing(GUILD, keep, version=2))
+    assert added == {keep.deployment.deployment_id} and removed == {gone.deployment.deployment_id}
+
+
+def test_reflection_is_due_past_the_threshold_per_scope() -> None:
+    here = deployed(luna(), guild_id=GUILD, bot_id=BOT)
+    deployment_id = here.deployment.deployment_id
+    ledger = ReflectionLedger(threshold_of={deployment_id: 20})
+    records = [memories_of_message(said(f"I love hiking {i}"), routing(GUILD, here))[0] for i in range(6)]
+    dm = memories_of_message(
+        said("secret", guild=None),
+        routing(
+            f"dm:{BOT}",
+            deployed(luna(), guild_id=GUILD, bot_id=BOT, dm_enabled=True, deployment_id=deployment_id),
+        ),
+    )
+    assert ledger.add(records[:2]) == []
+    assert ledger.add([*dm, *records[2:]]) == [scope_of(records[0])]
+    assert scope_of(dm[0]) != scope_of(records[0])
+
+
+def test_reflection_records_cite_their_sources_and_stay_in_scope() -> None:
+    here = routing(GUILD, deployed(luna(), guild_id=GUILD, bot_id=BOT))
+    texts = ["I really love hiking", "hiking in the alps was great", "I'm going to Japan next month", "ok"]
+    records = [
+        memories_of_message(said(t, at=T0 + timedelta(minutes=i)), here)[0] for i, t in enumerate(texts)
+    ]
+    stored = [StoredMemory(id=r.id, record=r) for r in records]
+    reflections = reflection_records(stored, bot_id=BOT)
+    assert reflections and all(r.kind is MemoryKind.reflection for r in reflections)
+    assert all(set(r.cites) <= {m.id for m in stored} and r.cites for r in reflections)
+    assert all(r.guild_id == GUILD and r.author_id == BOT for r in reflections)
+    assert reflection_records(stored, bot_id=BOT)[0].id == reflections[0].id
+    assert reflection_records([], bot_id=BOT) == []
