@@ -317,6 +317,7 @@ async def test_ctrl_c_stops_everything_it_started(demo: RunningDemo) -> None:
         "inference",
         "sinks",
         "gateway",
+        "memory",
     }
     assert all(p["running"] and p["restarts"] == 0 for p in processes), processes
     assert await demo.stop() == 0, demo.explain()
