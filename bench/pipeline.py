@@ -498,8 +498,19 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[
 
 
 async def wait_until_answering(control: EmulatorControl, guilds: list[LoadGuild]) -> None:
-    """Every load bot is connected and answers /queue (its deployment reached the processors)."""
+    """Every load bot registered /queue (Discord delivers only registered commands), is connected and answers
+    it (its deployment reached the processors)."""
     deadline = time.monotonic() + START_TIMEOUT_S
+
+    async def registered() -> bool:
+        for guild in guilds:
+            commands = await control.registered_commands(guild.bot_id, guild.guild_id)
+            if "queue" not in {command["name"] for command in commands}:
+                return False
+        return True
+
+    if not await until(registered, deadline, interval_s=0.5):
+        raise SystemExit("the load bots never registered /queue")
     waiting = list(guilds)
     while waiting:
         if time.monotonic() > deadline:

@@ -40,6 +40,7 @@ from demo.seed import DemoWorld, create_operator, reset_schema, seed_emulator, s
 from demo.world import WorldIds, allocate_ids, chat_line
 from emulator.discord import EmulatorControl, EmulatorError
 from infra.stack.clickhouse import engine_holder
+from models.commands import agent_commands
 from processors.app import WorkerOptions
 from settings import Settings, get_settings
 from streams.admin import apply_catalog
@@ -263,11 +264,20 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
                 stats = [await control.stats(a.bot_id) for a in world.agents]
                 return all(s["connected_sessions"] > 0 for s in stats)
 
+            async def commands_registered() -> bool:
+                # Discord delivers only registered commands: the demo is ready once every bot's are.
+                for agent in world.agents:
+                    registered = await control.registered_commands(agent.bot_id, ids.guild_id)
+                    if {c["name"] for c in registered} != {c.name for c in agent_commands(agent.config)}:
+                        return False
+                return True
+
             async def workers_ready() -> bool:
                 groups = (f"{options.namespace}{WorkerOptions.app_id}", f"{options.namespace}deep-inference")
                 return all([await group_stable(admin, group) for group in groups])
 
             await wait_for("the bots' gateway connections", bots_connected, supervisor)
+            await wait_for("the bots' slash commands", commands_registered, supervisor)
             await wait_for("the processors and the inference worker", workers_ready, supervisor)
 
             background = []

@@ -58,7 +58,7 @@ class BotRest:
     rate: RequestRate
     last_used: float
 
-    async def request(self, call: RestCall, body: dict[str, Any] | None = None) -> Any:
+    async def request(self, call: RestCall, body: dict[str, Any] | list[Any] | None = None) -> Any:
         now = time.monotonic()
         self.last_used = now
         if call.counts_globally:
@@ -90,6 +90,8 @@ class RestClients:
         self._session = session
         self._requests_per_s = requests_per_s
         self._clients: dict[str, BotRest] = {}
+        # The application each bot belongs to (application commands and interaction webhooks are its).
+        self._application_ids: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -102,8 +104,19 @@ class RestClients:
             self._clients[bot_id] = rest
         return rest
 
+    async def application_id(self, bot_id: str, token: SecretStr) -> str:
+        """The bot's application id, asked of Discord once."""
+        application_id = self._application_ids.get(bot_id)
+        if application_id is None:
+            application = await self.client(bot_id, token).request(
+                RestCall("GET", "/oauth2/applications/@me")
+            )
+            application_id = self._application_ids[bot_id] = str(application["id"])
+        return application_id
+
     def drop(self, bot_id: str) -> None:
         """Forget the bot's client (its token dies with it); the shared session stays open."""
+        self._application_ids.pop(bot_id, None)
         rest = self._clients.pop(bot_id, None)
         if rest is not None:
             rest.http.token = None

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateways import protocol
+from gateways.commands import CommandRegistry, DeployedConfigs
 from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
 from gateways.lanes import Lanes
@@ -157,6 +158,8 @@ class Runner(ConsumerService):
             intents=protocol.intents_value(config.intents),
             on_token_dead=self.guard.revoke,
         )
+        self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
+        self.deployed = DeployedConfigs()
         self.guard.on_revoked(self.rest.drop)
         self.guard.on_revoked(self.fleet.abandon)
         self.guard.on_revoked(self._forget)
@@ -251,13 +254,15 @@ class Runner(ConsumerService):
 
     def _forget(self, bot_id: str) -> None:
         self._credentials.pop(bot_id, None)
+        self.commands.forget(bot_id)
 
     async def _reconcile_loop(self) -> None:
         while True:
             try:
                 self.roster = await load_roster(self.pool)
                 await self._reconcile()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._register_commands()
+            except (*INFRASTRUCTURE_ERRORS, aiohttp.ClientError):
                 log.exception("runner %s: roster refresh failed; retrying", self.config.runner_id)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -281,6 +286,12 @@ class Runner(ConsumerService):
                     await self.fleet.connect(bot)
 
             await asyncio.gather(*(connect(bot_id) for bot_id in missing))
+
+    async def _register_commands(self) -> None:
+        """Each connected bot's slash commands, registered where its deployments' set changed."""
+        bots = [self._credentials[bot_id] for bot_id in self.fleet.shards if bot_id in self._credentials]
+        wanted = await self.deployed.wanted(self.pool, [bot.bot_id for bot in bots])
+        await self.commands.sync_all(bots, wanted)
 
     async def _bot(self, bot_id: str) -> BotCredentials | None:
         """The bot's credentials, decrypting its token (audited) the first time; None when it has no usable

@@ -1,7 +1,7 @@
 """Commands as slash-command interactions and as prefix messages ("!play lofi"), parsed into one shape.
 
-Each built-in command declares its options once; the same declaration reads a slash command's options and
-splits a prefix command's text, and can register the slash commands with Discord.
+Each built-in command declares its options once (models/commands.py); the same declaration reads a slash
+command's options and splits a prefix command's text, and is what the gateway registers with Discord.
 """
 
 from __future__ import annotations
@@ -9,76 +9,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from models.agent import AgentConfig, CustomCommand
+from models.commands import COMMAND_OPTIONS, CUSTOM_OPTIONS, OptionKind, OptionSpec
 from models.discord import DiscordUser, InteractionOption
 from models.tools import TOOLS_OF_COMMAND, Tool
 from processors.emit import Origin
 
 MAX_DURATION_S = 28 * 24 * 3600
 
-
-class OptionKind(StrEnum):
-    user = "user"
-    duration = "duration"
-    integer = "integer"
-    text = "text"
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    name: str
-    kind: OptionKind
-    required: bool = False
-    description: str = ""
-
-
-_USER = OptionSpec("user", OptionKind.user, required=True, description="the member")
-_REASON = OptionSpec("reason", OptionKind.text, description="why")
-_AMOUNT = OptionSpec("amount", OptionKind.integer, required=True, description="how many")
-
-COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
-    "play": (OptionSpec("query", OptionKind.text, required=True, description="what to play"),),
-    "queue": (),
-    "skip": (),
-    "stop": (),
-    "pause": (),
-    "resume": (),
-    "nowplaying": (),
-    "volume": (OptionSpec("level", OptionKind.integer, description="0 to 200"),),
-    "ban": (_USER, _REASON),
-    "unban": (_USER,),
-    "kick": (_USER, _REASON),
-    "timeout": (_USER, OptionSpec("duration", OptionKind.duration, description="e.g. 10m"), _REASON),
-    "warn": (_USER, _REASON),
-    "warnings": (_USER,),
-    "remind": (
-        OptionSpec("when", OptionKind.duration, required=True, description="e.g. 10m, 2h"),
-        OptionSpec("text", OptionKind.text, required=True, description="what to remind you of"),
-    ),
-    "poll": (
-        OptionSpec("question", OptionKind.text, required=True, description="question | option | option"),
-    ),
-    "rank": (OptionSpec("user", OptionKind.user, description="whose rank"),),
-    "leaderboard": (OptionSpec("board", OptionKind.text, description="xp or coins"),),
-    "roll": (OptionSpec("dice", OptionKind.text, description="e.g. 2d6"),),
-    "coinflip": (),
-    # The opponent first: a prefix command's text option takes the rest of the line ("!rps @mia rock").
-    "rps": (
-        OptionSpec("opponent", OptionKind.user, description="a member to challenge (default: me)"),
-        OptionSpec("choice", OptionKind.text, required=True, description="rock, paper or scissors"),
-    ),
-    "8ball": (OptionSpec("question", OptionKind.text, required=True, description="a yes-or-no question"),),
-    "hangman": (),
-    "guess": (OptionSpec("guess", OptionKind.text, required=True, description="a letter or the word"),),
-    "wins": (),
-    "daily": (),
-    "balance": (OptionSpec("user", OptionKind.user, description="whose balance"),),
-    "give": (_USER, _AMOUNT),
-    "tip": (OptionSpec("agent", OptionKind.user, required=True, description="the agent"), _AMOUNT),
-}
-CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
 OptionValue = str | int
 

@@ -27,6 +27,7 @@ from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
+from models.permissions import ADMINISTRATOR
 from models.processor_state import (
     AutomodWindow,
     FloorState,
@@ -101,7 +102,7 @@ from processors.moderation import enforce_automod, handle_moderation
 from processors.mood import MoodEvent, after_event, after_interaction, drift, initial_mood
 from processors.music import handle_music
 from processors.outcome import Outcome
-from processors.permissions import ADMINISTRATOR, granted, member_permissions, parse_permissions
+from processors.permissions import granted, member_permissions, parse_permissions
 from processors.presence import persona_updates, presence_update
 from processors.prompt import (
     PromptFit,

@@ -23,29 +23,16 @@ from models.actions import (
     Warn,
 )
 from models.agent import AutomodAction, EscalationRule, channel_label
+from models.commands import REQUIRED_PERMISSION
 from models.discord import DiscordMessage
+from models.permissions import PERMISSION_NAMES
 from models.processor_state import GuildDirectory, WarnRecord
 from processors.automod import Violation, combined_actions
 from processors.commands import Invocation, describe_duration
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
 from processors.outcome import Outcome, remember_applied
-from processors.permissions import (
-    BAN_MEMBERS,
-    KICK_MEMBERS,
-    MODERATE_MEMBERS,
-    PERMISSION_NAMES,
-    granted,
-    top_role_position,
-)
+from processors.permissions import granted, top_role_position
 
-REQUIRED_PERMISSION = {
-    "ban": BAN_MEMBERS,
-    "unban": BAN_MEMBERS,
-    "kick": KICK_MEMBERS,
-    "timeout": MODERATE_MEMBERS,
-    "warn": MODERATE_MEMBERS,
-    "warnings": MODERATE_MEMBERS,
-}
 # The commands that act on a member of the guild (an unban's target is not one).
 _ACTS_ON_MEMBERS = frozenset({"ban", "kick", "timeout", "warn"})
 DEFAULT_TIMEOUT_S = 600

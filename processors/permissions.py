@@ -4,20 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from models.permissions import ADMINISTRATOR, ALL_PERMISSIONS
 from models.processor_state import GuildDirectory
-
-KICK_MEMBERS = 1 << 1
-BAN_MEMBERS = 1 << 2
-ADMINISTRATOR = 1 << 3
-MODERATE_MEMBERS = 1 << 40
-ALL_PERMISSIONS = (1 << 53) - 1
-
-PERMISSION_NAMES = {
-    KICK_MEMBERS: "Kick Members",
-    BAN_MEMBERS: "Ban Members",
-    ADMINISTRATOR: "Administrator",
-    MODERATE_MEMBERS: "Moderate Members",
-}
 
 
 def granted(permissions: int, needed: int) -> bool:

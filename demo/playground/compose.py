@@ -17,13 +17,12 @@ from pydantic import Field
 
 from demo.playground.live import Names
 from demo.playground.views import AgentView, AnswerView, EmbedView, MessageView
+from models.commands import OPTION_TYPES, OptionKind
 from models.discord import DiscordMessage, DiscordView, InteractionOption
-from processors.commands import OptionKind, UsageError, command_enabled, options_for, parse_prefix_args, usage
+from processors.commands import UsageError, command_enabled, options_for, parse_prefix_args, usage
 
 _SLASH = re.compile(r"^/([A-Za-z0-9_-]{1,32})(?:\s+(.*))?$", re.DOTALL)
 _MENTION = re.compile(r"<@!?(\d{1,20})>")
-# Discord's application command option types.
-OPTION_TYPES = {OptionKind.text: 3, OptionKind.integer: 4, OptionKind.user: 6, OptionKind.duration: 4}
 EPHEMERAL_FLAG = 1 << 6
 
 
@@ -62,8 +61,13 @@ def slash_options(agent: AgentView, name: str, text: str) -> list[InteractionOpt
     except UsageError as error:
         raise ComposeError(f"{error}. Usage: {usage(name, specs, '/')}") from None
     kinds = {spec.name: spec.kind for spec in specs}
+    # A duration is registered as text ("10m"); the parsed seconds travel as "600s".
     return [
-        InteractionOption(name=key, type=OPTION_TYPES[kinds[key]], value=value)
+        InteractionOption(
+            name=key,
+            type=OPTION_TYPES[kinds[key]],
+            value=f"{value}s" if kinds[key] is OptionKind.duration else value,
+        )
         for key, value in values.items()
     ]
 

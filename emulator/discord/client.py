@@ -186,6 +186,12 @@ class EmulatorControl:
         )
         return result
 
+    async def registered_commands(self, bot_id: str, guild_id: str | None = None) -> list[Json]:
+        """The bot's commands in a guild (or its global ones, without a guild)."""
+        path = f"/bots/{bot_id}/commands" + (f"?guild_id={guild_id}" if guild_id else "")
+        result: list[Json] = await self._request("GET", path)
+        return result
+
     async def user_voice(self, guild_id: str, user_id: str, channel_id: str | None) -> Json:
         result: Json = await self._request(
             "POST", "/voice", {"guild_id": guild_id, "user_id": user_id, "channel_id": channel_id}

@@ -325,6 +325,14 @@ async def invoke(request: web.Request) -> web.Response:
     )
 
 
+async def registered_commands(request: web.Request) -> web.Response:
+    """?guild_id= for a guild's commands; without it, the global ones."""
+    engine = _engine(request)
+    return json_response(
+        engine.registered_commands(request.match_info["bot_id"], request.query.get("guild_id"))
+    )
+
+
 async def voice(request: web.Request) -> web.Response:
     v = await _parse(request, VoiceIn)
     state = _engine(request).user_voice(
@@ -411,6 +419,7 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/bots", add_bot),
         ("PATCH", "/bots/{bot_id}", patch_bot),
         ("POST", "/bots/{bot_id}/revoke", revoke_bot),
+        ("GET", "/bots/{bot_id}/commands", registered_commands),
         ("POST", "/messages", post_message),
         ("GET", "/channels/{channel_id}/messages", history),
         ("PATCH", "/channels/{channel_id}/messages/{message_id}", edit_message),

@@ -744,14 +744,11 @@ class Engine:
         if guild is not None:
             command = bot.guild_commands.get(guild.id, {}).get(name)
         command = command or bot.commands.get(name)
-        # Commands need not be registered first: an unregistered name gets a fresh id.
-        data: Json = {
-            "id": command["id"] if command else self.ids.next(),
-            "name": name,
-            "type": 1,
-            "options": options or [],
-        }
-        if command is not None and command.get("guild_id"):
+        # Discord's client only offers the commands the application registered (in this guild or globally).
+        if command is None:
+            raise errors.not_found("application command", errors.UNKNOWN_COMMAND)
+        data: Json = {"id": command["id"], "name": name, "type": 1, "options": options or []}
+        if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
         resolved = self._resolved_users(guild, options or [])
         if resolved:
@@ -1274,6 +1271,12 @@ class Engine:
         if guild_id is not None:
             command["guild_id"] = guild_id
         return command
+
+    def registered_commands(self, bot_id: str, guild_id: str | None = None) -> list[Json]:
+        """What a bot registered, in a guild or globally (for the control API)."""
+        bot = self.world.bot(bot_id)
+        table = bot.commands if guild_id is None else bot.guild_commands.get(guild_id, {})
+        return list(table.values())
 
     def list_commands(self, bot: Bot, application_id: str, guild_id: str | None = None) -> list[Json]:
         return list(self._command_table(bot, application_id, guild_id).values())

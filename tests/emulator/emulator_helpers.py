@@ -49,6 +49,12 @@ def scene(emu: DiscordEmulator, **bot: Any) -> Scene:
     return Scene(guild, text, voice, alice, bob, emu.add_bot("testbot", guild_ids=[guild.id], **bot))
 
 
+def register(emu: DiscordEmulator, s: Scene, *names: str) -> None:
+    """The scene's bot registers these guild commands, as its bulk overwrite would."""
+    commands = [{"name": name, "description": name} for name in names]
+    emu.put_commands(s.bot, s.bot.application_id, s.guild.id, commands)
+
+
 class RawGateway:
     """A bare gateway client: exactly the payloads a test sends, and every frame the server sends back."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_helpers import RawGateway, Scene, fast_config, scene
+from emulator_helpers import RawGateway, Scene, fast_config, register, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
 from emulator.discord.errors import ApiError
@@ -127,6 +127,7 @@ async def test_interaction_callback_is_exempt_from_the_global_limit(
     s = scene(emu, rest_global_limit=1)
     api = Api(http, emu, s.bot.token)
     assert (await api("GET", "/users/@me"))[0] == 200
+    register(emu, s, "ping")
     interaction = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ping")
     status, _, body = await Api(http, emu, None)(
         "POST",
@@ -149,6 +150,7 @@ async def test_deferred_interaction_then_edit_original_and_followup(
     gw = RawGateway(http, emu.gateway_url)
     await gw.connect()
     await gw.identify(s.bot.token)
+    register(emu, s, "slow")
     interaction = emu.invoke_command(
         s.bot.id, s.alice.id, s.text.id, "slow", [{"name": "n", "type": 4, "value": 3}]
     )
@@ -314,11 +316,32 @@ async def test_commands_overwrite_keeps_ids_and_dm_channels_are_reused(
     assert status == 201 and guild_cmd["guild_id"] == s.guild.id
     interaction = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "local")
     assert interaction["data"]["id"] == guild_cmd["id"] and interaction["data"]["guild_id"] == s.guild.id
+    global_cmd = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "roll")
+    assert global_cmd["data"]["id"] == second[1]["id"] and "guild_id" not in global_cmd["data"]
     _, _, dm = await api("POST", "/users/@me/channels", {"recipient_id": s.alice.id})
     _, _, dm_again = await api("POST", "/users/@me/channels", {"recipient_id": s.alice.id})
     assert dm["type"] == 1 and dm["id"] == dm_again["id"]
     assert (await api("POST", f"/channels/{dm['id']}/messages", {"content": "hi in dm"}))[0] == 200
     assert len(emu.actions(bot_id=s.bot.id, kind="command_upsert")) == 3
+
+
+async def test_only_registered_commands_are_delivered_and_listed(
+    emu: DiscordEmulator, http: aiohttp.ClientSession, control: EmulatorControl
+) -> None:
+    s = scene(emu)
+    gw = RawGateway(http, emu.gateway_url)
+    await gw.connect()
+    await gw.identify(s.bot.token)
+    with pytest.raises(EmulatorError) as refused:
+        await control.invoke_command(s.bot.id, s.alice.id, s.text.id, "play")
+    assert refused.value.status == 404 and refused.value.body["code"] == 10063
+    register(emu, s, "play")
+    assert [c["name"] for c in await control.registered_commands(s.bot.id, s.guild.id)] == ["play"]
+    assert await control.registered_commands(s.bot.id) == []
+    await control.invoke_command(s.bot.id, s.alice.id, s.text.id, "play")
+    # The refused command never reached the bot: the first interaction it sees is the registered one.
+    assert (await gw.dispatch("INTERACTION_CREATE"))["d"]["data"]["name"] == "play"
+    await gw.close()
 
 
 async def test_rest_reads_hide_content_without_message_content(
@@ -429,6 +452,7 @@ async def test_control_api_user_actions_reach_the_gateway(
     }
     await control.user_voice(s.guild.id, s.alice.id, s.voice.id)
     assert (await gw.dispatch("VOICE_STATE_UPDATE"))["d"]["channel_id"] == s.voice.id
+    register(emu, s, "ping")
     interaction = await control.invoke_command(s.bot.id, s.bob.id, s.text.id, "ping")
     assert (await gw.dispatch("INTERACTION_CREATE"))["d"]["id"] == interaction["id"]
     assert await control.send_reconnect(s.bot.id) == 1
@@ -446,6 +470,7 @@ def test_interactions_carry_the_invoking_members_permissions(emu: DiscordEmulato
     s = scene(emu)
     owner = s.guild.owner_id
     emu.add_member(s.guild.id, owner)
+    register(emu, s, "ban")
     by_member = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ban")
     by_owner = emu.invoke_command(s.bot.id, owner, s.text.id, "ban")
     everyone = int(s.guild.roles[s.guild.id]["permissions"])
@@ -462,6 +487,7 @@ def test_user_options_come_resolved_with_their_members(emu: DiscordEmulator) -> 
         {"name": "other", "type": 6, "value": stranger.id},
         {"name": "reason", "type": 3, "value": s.bob.id},  # a string that looks like an id is not a user
     ]
+    register(emu, s, "ban", "ping")
     interaction = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ban", options)
     resolved = interaction["data"]["resolved"]
     assert set(resolved["users"]) == {s.bob.id, stranger.id}

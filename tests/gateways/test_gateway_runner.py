@@ -6,12 +6,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
+import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from emulator.discord import DiscordEmulator
+from emulator.discord.errors import ApiError
 from models.actions import SendMessage, TypingIndicator
+from models.agent import AgentConfig, AgentMode
+from models.tools import COMMANDS_BY_TOOL, Tool
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
 from streams.codec import encode_key
@@ -246,3 +250,41 @@ async def test_a_reply_follows_its_typing_pause_with_the_indicator_kept_alive(
     assert [a.kind for a in recorded] == ["typing", "typing", "message"]
     # The message waited out the whole pause after the first trigger.
     assert recorded[2].at - recorded[0].at >= typing.delay_ms / 1000
+
+
+async def configure_agent(dsn: str, bot_id: str, *tools: Tool) -> set[str]:
+    """The bot's deployed agent now enables `tools` and all their commands; returns those commands."""
+    commands = [command for tool in tools for command in COMMANDS_BY_TOOL[tool]]
+    config = AgentConfig(
+        name="Bot", mode=AgentMode.utility, enabled_tools=list(tools), enabled_commands=commands
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE agent_configurations SET config = $1::jsonb WHERE config_id IN (SELECT d.config_id FROM"
+            " agent_deployments d JOIN bot_tokens t ON t.token_id = d.token_id WHERE t.bot_user_id = $2)",
+            config.model_dump_json(),
+            bot_id,
+        )
+    finally:
+        await conn.close()
+    return set(commands)
+
+
+async def test_a_deployment_registers_exactly_its_commands_and_disabling_music_removes_play(
+    emulator: DiscordEmulator, world: World, schema_dsn: str, bot_id: str
+) -> None:
+    def registered() -> set[str]:
+        return {command["name"] for command in emulator.registered_commands(bot_id, world.guild_id)}
+
+    wanted = await configure_agent(schema_dsn, bot_id, Tool.music, Tool.moderation)
+    assert await eventually(lambda: registered() == wanted, within_s=30)
+    emulator.invoke_command(bot_id, world.user_id, world.channel_id, "play")
+
+    wanted = await configure_agent(schema_dsn, bot_id, Tool.moderation)
+    assert await eventually(lambda: registered() == wanted, within_s=30)
+    since = emulator.world.actions.last_seq
+    with pytest.raises(ApiError) as unknown:  # an unregistered command gets no interaction
+        emulator.invoke_command(bot_id, world.user_id, world.channel_id, "play")
+    assert unknown.value.code == 10063
+    assert emulator.actions(since=since, bot_id=bot_id) == []

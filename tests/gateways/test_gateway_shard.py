@@ -36,6 +36,7 @@ from models.actions import (
     Unban,
     VoiceJoin,
 )
+from models.commands import builtin_command
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import World, eventually, read_topic
@@ -316,6 +317,10 @@ async def test_moderation_is_told_after_discord_answers_and_logged(
     assert logged == [f"{m['content']} · <@{world.user_id}>" for m in reversed(replies)]
 
     # A slash command's report answers its interaction: here an unban Discord refuses (no such ban).
+    emulated = emulator.world.bots[bot.bot_id]
+    emulator.put_commands(
+        emulated, emulated.application_id, world.guild_id, [builtin_command("unban").model_dump()]
+    )
     interaction = emulator.invoke_command(bot.bot_id, world.user_id, world.channel_id, "unban")
     answer = AnswerInteraction(interaction_id=interaction["id"], interaction_token=interaction["token"])
     unban = Unban(

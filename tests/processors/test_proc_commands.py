@@ -21,10 +21,11 @@ from models.actions import (
     Warn,
 )
 from models.agent import AgentMode, EscalationRule, LevelingConfig
+from models.commands import COMMAND_OPTIONS
 from models.discord import DiscordUser, InteractionOption, PollMessage
+from models.permissions import ADMINISTRATOR, BAN_MEMBERS, KICK_MEMBERS, MODERATE_MEMBERS
 from models.processor_state import GuildDirectory, Leaderboard, MusicQueue, UtilityBook
 from processors.commands import (
-    COMMAND_OPTIONS,
     Invocation,
     UsageError,
     parse_prefix_args,
@@ -36,14 +37,7 @@ from processors.ids import seeded_rng
 from processors.leveling import award_xp, handle_leveling, progress, update_leaderboard, xp_to_next
 from processors.moderation import escalation_for, handle_moderation, log_channel_id
 from processors.music import handle_music
-from processors.permissions import (
-    ADMINISTRATOR,
-    BAN_MEMBERS,
-    KICK_MEMBERS,
-    MODERATE_MEMBERS,
-    granted,
-    member_permissions,
-)
+from processors.permissions import granted, member_permissions
 from processors.utility import (
     handle_utility,
     poll_results,

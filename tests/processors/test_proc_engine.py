@@ -24,11 +24,11 @@ from models.agent import AgentMode
 from models.decisions import DecisionReason
 from models.events import partition_key
 from models.inference import InferenceRequest, InferenceResult
+from models.permissions import BAN_MEMBERS
 from models.table_keys import ContextKey, DirectoryKey, RelationshipKey, RoutingKey
 from models.tiers import InferenceLane, Tier
 from processors.context import PENDING_MESSAGE_ID
 from processors.engine import Engine, MalformedEvent, Tables
-from processors.permissions import BAN_MEMBERS
 from processors.prompt import PromptFit, max_tokens_for
 from processors.traits import reply_tokens
 from tests.processors.factories import (

@@ -14,11 +14,11 @@ import pytest
 
 from models.actions import DeleteMessage, InteractionResponse, Reply, ReportedAction
 from models.agent import AgentConfig, AgentMode
+from models.commands import COMMAND_OPTIONS, OptionKind
 from models.events import EventEnvelope
+from models.permissions import ADMINISTRATOR
 from models.tools import COMMANDS_BY_TOOL, IMPLEMENTED_TOOLS, Tool
-from processors.commands import COMMAND_OPTIONS, OptionKind
 from processors.engine import Engine, Outputs, Tables
-from processors.permissions import ADMINISTRATOR
 from tests.processors.factories import (
     Where,
     agent_with,

@@ -20,8 +20,8 @@ from models.deployments import DeployedAgent, RoutingRecord
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult
 from models.operations import DeadLetter, ModerationAudit
+from models.permissions import BAN_MEMBERS, MODERATE_MEMBERS
 from models.tiers import InferenceLane, Tier
-from processors.permissions import BAN_MEMBERS, MODERATE_MEMBERS
 from processors.tables import partition_of
 from settings import Settings
 from streams.catalog import (

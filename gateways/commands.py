@@ -1,0 +1,151 @@
+"""Application commands: each bot's slash commands registered in each guild it is deployed to.
+
+What a bot registers in a guild is derived from its active deployments there (models/commands.py). A
+guild's set goes through the bulk-overwrite route only when its digest differs from the one last
+registered (kept in Redis, so a restarted or new owner of the bot does not register again); a guild whose
+deployments went away, or lost every command, is overwritten with the empty set. discord.py's client keeps
+each guild's route bucket; registration counts against the token's global rate like any request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+import discord
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from gateways.actions import RestCall
+from gateways.rest import RestClients
+from gateways.shard import BotCredentials
+from models.agent import AgentConfig
+from models.commands import ApplicationCommand, commands_digest, guild_commands
+
+log = logging.getLogger(__name__)
+
+# The deployments whose commands a bot registers: active ones of active agents, through a usable token.
+DEPLOYED_CONFIGS_SQL = """
+SELECT t.bot_user_id, d.guild_id, c.config::text AS config
+FROM agent_deployments d
+JOIN agent_configurations c ON c.config_id = d.config_id
+JOIN bot_tokens t ON t.token_id = d.token_id
+WHERE d.status = 'active' AND c.status = 'active' AND t.status IN ('active', 'degraded')
+  AND t.bot_user_id = ANY($1::text[])
+ORDER BY d.deployed_at, d.deployment_id
+"""
+# Bots whose commands are synchronised at once; the rest wait their turn.
+SYNC_CONCURRENCY = 8
+
+# bot id -> guild id -> the commands it should have there
+WantedCommands = dict[str, dict[str, list[ApplicationCommand]]]
+
+
+class DeployedConfigs:
+    """The agents deployed per bot and guild, each configuration parsed once while its text is unchanged."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, AgentConfig | None] = {}
+
+    def _agent(self, text: str) -> AgentConfig | None:
+        if text not in self._parsed:
+            try:
+                self._parsed[text] = AgentConfig.model_validate_json(text)
+            except ValidationError as exc:  # written before a validation rule existed: no commands from it
+                log.warning("an active agent configuration does not validate: %s", exc)
+                self._parsed[text] = None
+        return self._parsed[text]
+
+    async def wanted(self, pool: asyncpg.Pool, bot_ids: Iterable[str]) -> WantedCommands:
+        agents: dict[str, dict[str, list[AgentConfig]]] = {}
+        seen: set[str] = set()
+        for row in await pool.fetch(DEPLOYED_CONFIGS_SQL, list(bot_ids)):
+            seen.add(row["config"])
+            agent = self._agent(row["config"])
+            if agent is not None:
+                agents.setdefault(row["bot_user_id"], {}).setdefault(row["guild_id"], []).append(agent)
+        for stale in self._parsed.keys() - seen:
+            del self._parsed[stale]
+        return {
+            bot_id: {guild_id: guild_commands(configs) for guild_id, configs in guilds.items()}
+            for bot_id, guilds in agents.items()
+        }
+
+
+class CommandRegistry:
+    """Registers each owned bot's commands; remembers per bot and guild the digest of what Discord has."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, rest: RestClients) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}gw:commands:"
+        self._rest = rest
+        # bot id -> guild id -> digest, loaded from Redis the first time a bot is seen here
+        self._registered: dict[str, dict[str, str]] = {}
+
+    def forget(self, bot_id: str) -> None:
+        """The bot moved elsewhere: its next owner reads what was registered from Redis."""
+        self._registered.pop(bot_id, None)
+
+    async def sync_all(self, bots: list[BotCredentials], wanted: WantedCommands) -> None:
+        slots = asyncio.Semaphore(SYNC_CONCURRENCY)
+
+        async def sync(bot: BotCredentials) -> None:
+            async with slots:
+                try:
+                    await self.sync(bot, wanted.get(bot.bot_id, {}))
+                except discord.HTTPException as exc:  # refused or rate limited too long: tried next round
+                    log.warning("bot %s: registering commands failed: %s", bot.bot_id, exc)
+
+        await asyncio.gather(*(sync(bot) for bot in bots))
+
+    async def sync(self, bot: BotCredentials, wanted: dict[str, list[ApplicationCommand]]) -> int:
+        """Overwrite the guilds whose set changed; returns how many were written."""
+        registered = await self._load(bot.bot_id)
+        digests = {guild_id: commands_digest(commands) for guild_id, commands in wanted.items()}
+        empty = commands_digest([])
+        changes: dict[str, list[ApplicationCommand]] = {
+            guild_id: wanted[guild_id]
+            for guild_id, digest in digests.items()
+            if registered.get(guild_id, empty) != digest
+        }
+        # Registered guilds with no deployment left lose their commands.
+        changes |= {guild_id: [] for guild_id in registered.keys() - digests.keys()}
+        for guild_id, commands in changes.items():
+            await self._overwrite(bot, guild_id, commands)
+            await self._remember(bot.bot_id, guild_id, commands_digest(commands) if commands else None)
+        return len(changes)
+
+    async def _overwrite(
+        self, bot: BotCredentials, guild_id: str, commands: list[ApplicationCommand]
+    ) -> None:
+        application_id = await self._rest.application_id(bot.bot_id, bot.token)
+        body = [command.model_dump(mode="json") for command in commands]
+        params = {"application_id": application_id, "guild_id": guild_id}
+        route = RestCall("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", params)
+        await self._rest.client(bot.bot_id, bot.token).request(route, body)
+        log.info("bot %s: registered %d commands in guild %s", bot.bot_id, len(commands), guild_id)
+
+    def _key(self, bot_id: str) -> str:
+        return f"{self._prefix}{bot_id}"
+
+    async def _load(self, bot_id: str) -> dict[str, str]:
+        registered = self._registered.get(bot_id)
+        if registered is None:
+            raw = await self._redis.hgetall(self._key(bot_id))
+            registered = self._registered[bot_id] = {_text(k): _text(v) for k, v in raw.items()}
+        return registered
+
+    async def _remember(self, bot_id: str, guild_id: str, digest: str | None) -> None:
+        registered = self._registered[bot_id]
+        if digest is None:
+            registered.pop(guild_id, None)
+            await self._redis.hdel(self._key(bot_id), guild_id)
+        else:
+            registered[guild_id] = digest
+            await self._redis.hset(self._key(bot_id), guild_id, digest)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

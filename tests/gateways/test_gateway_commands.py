@@ -1,0 +1,76 @@
+"""Registering application commands against the emulator, with the real Redis: a guild's set is written only
+when it changed, a guild whose deployments went away is emptied, and a new owner of the bot (another runner,
+a restart) knows what was registered."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import discord
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from emulator.discord import DiscordEmulator
+from gateways.commands import CommandRegistry
+from gateways.rest import RestClients, use_api_base
+from gateways.shard import BotCredentials
+from models.agent import AgentConfig, AgentMode
+from models.commands import guild_commands
+from models.tools import COMMANDS_BY_TOOL, Tool
+from tests.gateways.conftest import World
+
+pytestmark = pytest.mark.stack
+
+
+def deployed(*tools: Tool) -> AgentConfig:
+    commands = [command for tool in tools for command in COMMANDS_BY_TOOL.get(tool, ())]
+    return AgentConfig(
+        name="Bot", mode=AgentMode.utility, enabled_tools=list(tools), enabled_commands=commands
+    )
+
+
+@pytest.fixture
+async def rest(emulator: DiscordEmulator) -> AsyncIterator[RestClients]:
+    previous = discord.http.Route.BASE
+    use_api_base(emulator.api_url)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield RestClients(session)
+    discord.http.Route.BASE = previous
+
+
+async def test_a_guild_set_is_written_once_per_change_and_emptied_when_undeployed(
+    emulator: DiscordEmulator, world: World, redis_client: aioredis.Redis, rest: RestClients
+) -> None:
+    other = emulator.add_guild("second")
+    emulated = emulator.add_bot(f"cmd-{uuid.uuid4().hex[:6]}", guild_ids=[world.guild_id, other.id])
+    bot = BotCredentials(bot_id=emulated.id, token_id=uuid.uuid4(), token=SecretStr(emulated.token))
+    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    registry = CommandRegistry(redis_client, prefix, rest)
+
+    def names(guild_id: str) -> set[str]:
+        return {command["name"] for command in emulator.registered_commands(bot.bot_id, guild_id)}
+
+    both = guild_commands([deployed(Tool.music, Tool.moderation)])
+    games = guild_commands([deployed(Tool.games)])
+    assert await registry.sync(bot, {world.guild_id: both, other.id: games}) == 2
+    assert names(world.guild_id) == {*COMMANDS_BY_TOOL[Tool.music], *COMMANDS_BY_TOOL[Tool.moderation]}
+    assert names(other.id) == set(COMMANDS_BY_TOOL[Tool.games])
+    [registered_ban] = [
+        c for c in emulator.registered_commands(bot.bot_id, world.guild_id) if c["name"] == "ban"
+    ]
+    assert registered_ban["default_member_permissions"] == str(1 << 2)
+    assert await registry.sync(bot, {world.guild_id: both, other.id: games}) == 0  # unchanged: nothing sent
+
+    # Music disabled in the first guild, the second guild's deployment gone; a fresh registry (a restarted
+    # runner) starts from what Redis says was registered.
+    restarted = CommandRegistry(redis_client, prefix, rest)
+    moderation = guild_commands([deployed(Tool.moderation)])
+    assert await restarted.sync(bot, {world.guild_id: moderation}) == 2
+    assert names(world.guild_id) == set(COMMANDS_BY_TOOL[Tool.moderation]) and names(other.id) == set()
+    assert await restarted.sync(bot, {world.guild_id: moderation}) == 0
+    upserts = emulator.actions(bot_id=bot.bot_id, kind="command_upsert")
+    assert len(upserts) == 4
+    await redis_client.delete(f"{prefix}gw:commands:{bot.bot_id}")
