@@ -38,8 +38,9 @@ from models.actions import (
     Warn,
 )
 
-# Interaction callback type 4: CHANNEL_MESSAGE_WITH_SOURCE; message flag 64: EPHEMERAL.
+# Interaction callback types 4: CHANNEL_MESSAGE_WITH_SOURCE, 5: its deferred form; message flag 64: EPHEMERAL.
 CHANNEL_MESSAGE_WITH_SOURCE = 4
+DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
 # Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
@@ -225,7 +226,7 @@ def _timeout(action: Timeout, now: datetime) -> RestCall:
     )
 
 
-def _interaction(action: InteractionResponse) -> RestCall:
+def _answer_data(action: InteractionResponse) -> dict[str, Any]:
     data: dict[str, Any] = {"content": action.content}
     if action.embed is not None:
         data["embeds"] = [embed_json(action.embed)]
@@ -234,13 +235,45 @@ def _interaction(action: InteractionResponse) -> RestCall:
     if action.ephemeral:
         data["flags"] = EPHEMERAL
     data["allowed_mentions"] = {"parse": ["users"]}
+    return data
+
+
+def _callback(interaction_id: str, token: str, body: dict[str, Any]) -> RestCall:
     return RestCall(
         "POST",
         "/interactions/{interaction_id}/{interaction_token}/callback",
-        {"interaction_id": action.interaction_id, "interaction_token": action.interaction_token},
-        {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": data},
+        {"interaction_id": interaction_id, "interaction_token": token},
+        body,
         counts_globally=False,
     )
+
+
+def interaction_callback(action: InteractionResponse) -> RestCall:
+    """The answer as the interaction's own response, before anything acknowledged it."""
+    body = {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": _answer_data(action)}
+    return _callback(action.interaction_id, action.interaction_token, body)
+
+
+def deferral_call(interaction_id: str, token: str) -> RestCall:
+    """Acknowledge now, answer later: Discord shows the bot thinking."""
+    return _callback(interaction_id, token, {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE})
+
+
+def deferred_answer(action: InteractionResponse, application_id: str) -> list[RestCall]:
+    """The answer to an interaction already acknowledged (deferred): it edits the thinking message. An
+    ephemeral answer, or a poll, cannot be made of an edit: the thinking message goes and a follow-up
+    carries it (deleted first, so a retry after a crash repeats neither)."""
+    params = {"application_id": application_id, "interaction_token": action.interaction_token}
+    original = "/webhooks/{application_id}/{interaction_token}/messages/@original"
+    data = _answer_data(action)
+    if not action.ephemeral and action.poll is None:
+        return [RestCall("PATCH", original, params, data, counts_globally=False)]
+    return [
+        RestCall("DELETE", original, params, counts_globally=False),
+        RestCall(
+            "POST", "/webhooks/{application_id}/{interaction_token}", params, data, counts_globally=False
+        ),
+    ]
 
 
 def _persona(action: MemberPersonaUpdate) -> RestCall:
@@ -301,7 +334,7 @@ def plan(action: Action, now: datetime) -> Plan:
         case Timeout():
             return _timeout(action, now)
         case InteractionResponse():
-            return _interaction(action)
+            return interaction_callback(action)
         case MemberPersonaUpdate():
             return _persona(action)
         case TypingIndicator():
@@ -324,9 +357,9 @@ def report_text(report: Report, refusal: str | None) -> str:
     return text[:MESSAGE_LIMIT]
 
 
-def report_calls(action: ReportedAction, report: Report, text: str) -> list[RestCall]:
-    """The answer where the command was given, and the moderation log's line, each with an id derived from
-    the action's, so a retry sends neither twice."""
+def report_calls(action: ReportedAction, report: Report, text: str) -> list[RestCall | InteractionResponse]:
+    """The answer where the command was given (an interaction's is answered like any, deferred or not), and
+    the moderation log's line, each with an id derived from the action's, so a retry sends neither twice."""
     answer_id, bot_id, guild_id = f"{action.action_id}/answer", action.bot_id, action.guild_id
     content, embed = text, None
     if report.embed_color is not None:
@@ -338,11 +371,10 @@ def report_calls(action: ReportedAction, report: Report, text: str) -> list[Rest
         "content": content,
         "embed": embed,
     }
-    calls: list[RestCall] = []
+    calls: list[RestCall | InteractionResponse] = []
     match report.answer:
         case AnswerInteraction(interaction_id=interaction_id, interaction_token=token):
-            response = InteractionResponse(interaction_id=interaction_id, interaction_token=token, **said)
-            calls.append(_interaction(response))
+            calls.append(InteractionResponse(interaction_id=interaction_id, interaction_token=token, **said))
         case AnswerInChannel(channel_id=channel_id, message_id=None):
             calls.append(_send(SendMessage(channel_id=channel_id, **said)))
         case AnswerInChannel(channel_id=channel_id, message_id=message_id):

@@ -42,6 +42,8 @@ def limit_tls_read_buffers(size: int = TLS_READ_BUFFER) -> None:
 
 
 TokenDeadHandler = Callable[[BotCredentials, HealthReason], Awaitable[None]]
+# Told of every INTERACTION_CREATE as it arrives (gateways/deferrals.py acknowledges it in time).
+InteractionHandler = Callable[[BotCredentials, dict[str, Any]], None]
 
 
 class Fleet:
@@ -57,6 +59,7 @@ class Fleet:
         gateway_url: str,
         intents: int,
         on_token_dead: TokenDeadHandler,
+        on_interaction: InteractionHandler | None = None,
         handshakes_in_flight: int = HANDSHAKES_IN_FLIGHT,
     ) -> None:
         self.http = http
@@ -70,6 +73,7 @@ class Fleet:
         self._sessions = sessions
         self._identify = identify
         self._on_token_dead = on_token_dead
+        self._on_interaction = on_interaction
         self._codec = DISCORD_EVENTS.codec
         self.shards: dict[str, GatewayShard] = {}
         self._stopping: set[asyncio.Task[None]] = set()
@@ -177,6 +181,8 @@ class Fleet:
             return
         if seq is not None:
             shard.checkpoint.received(seq)
+        if event_type == "INTERACTION_CREATE" and self._on_interaction is not None:
+            self._on_interaction(shard.bot, data)
         delivery = await self._producer.send(
             self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
         )

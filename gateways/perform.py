@@ -19,18 +19,20 @@ import discord
 
 from gateways import actions
 from gateways.actions import AudioCommand, GatewayCommand, InvalidAction, RestCall
+from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet
 from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
-from models.actions import Action, Report, ReportedAction, TypingIndicator
+from models.actions import Action, InteractionResponse, Report, ReportedAction, TypingIndicator
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_RETRIES = 5
 READY_WAIT_S = 10.0
-# Discord's answer to a second response to one interaction: on a retry it means the first one landed.
+# Discord's answer to a second response to one interaction: it was deferred, or an earlier attempt of this
+# answer landed; either way the answer now edits the original.
 ALREADY_ACKNOWLEDGED = 40060
 
 
@@ -51,6 +53,11 @@ class Unperformable(Exception):
     """The action cannot be performed now or later (the reason goes to the dead letter)."""
 
 
+class AlreadyAcknowledged(Exception):
+    """The interaction has its response already (deferred by a runner before this one, or this answer's own
+    earlier attempt)."""
+
+
 class TokenDead(Exception):
     """Discord answered 401: the token is dead and must not be used again."""
 
@@ -61,6 +68,7 @@ class ActionPerformer:
         ledger: ActionLedger,
         rest: RestClients,
         fleet: Fleet,
+        deferrals: Deferrals,
         media: aiohttp.ClientSession,
         allow_private_media: bool = False,
     ) -> None:
@@ -68,6 +76,7 @@ class ActionPerformer:
         self._ledger = ledger
         self._rest = rest
         self._fleet = fleet
+        self._deferrals = deferrals
         self._media = media
         self._allow_private_media = allow_private_media
 
@@ -97,14 +106,37 @@ class ActionPerformer:
         text = actions.report_text(report, outcome.reason if outcome.status is Status.DEAD else None)
         for call in actions.report_calls(action, report, text):
             try:
-                await self._rest_call(call, bot, retry=retry)
+                if isinstance(call, InteractionResponse):
+                    await self._answer(call, bot, retry=retry)
+                else:
+                    await self._rest_call(call, bot, retry=retry)
             except Unperformable as exc:
-                log.warning("action %s: its report to %s failed: %s", action.action_id, call.path, exc)
+                where = "the interaction" if isinstance(call, InteractionResponse) else call.path
+                log.warning("action %s: its report to %s failed: %s", action.action_id, where, exc)
             except TokenDead as exc:
                 return Outcome(Status.TOKEN_DEAD, str(exc))
         return outcome
 
+    async def _answer(self, response: InteractionResponse, bot: BotCredentials, *, retry: bool) -> None:
+        """The interaction's response if nothing acknowledged it yet; else the edit of its deferral."""
+        async with self._deferrals.answering(response.interaction_id) as deferred:
+            if not deferred:
+                try:
+                    await self._rest_call(actions.interaction_callback(response), bot, retry=retry)
+                    return
+                except AlreadyAcknowledged:
+                    pass
+            try:
+                application_id = await self._rest.application_id(bot.bot_id, bot.token)
+            except discord.HTTPException as exc:
+                raise Unperformable(f"the bot's application: Discord answered {exc.status}") from None
+            for call in actions.deferred_answer(response, application_id):
+                await self._rest_call(call, bot, retry=retry)
+
     async def _perform(self, action: Action, bot: BotCredentials, claim: Claim) -> None:
+        if isinstance(action, InteractionResponse):
+            await self._answer(action, bot, retry=claim is Claim.RETRY)
+            return
         plan = actions.plan(action, datetime.now(UTC))
         match plan:
             case RestCall():
@@ -146,6 +178,8 @@ class ActionPerformer:
             except discord.HTTPException as exc:
                 if is_unauthorized(exc):
                     raise TokenDead(f"{call.method} {call.path} answered 401") from None
+                if exc.code == ALREADY_ACKNOWLEDGED:
+                    raise AlreadyAcknowledged from None
                 if retry and _already_done(call, exc):
                     return
                 # A 5xx arrives here after discord.py's own retries: final, like a 4xx.
@@ -177,6 +211,4 @@ class ActionPerformer:
 
 def _already_done(call: RestCall, exc: discord.HTTPException) -> bool:
     """On a retry of an attempt that may have landed, the answers that mean it did."""
-    if call.method == "DELETE" and exc.status == 404:
-        return True
-    return exc.code == ALREADY_ACKNOWLEDGED
+    return call.method == "DELETE" and exc.status == 404

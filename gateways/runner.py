@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from gateways import protocol
 from gateways.commands import CommandRegistry, DeployedConfigs
+from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
 from gateways.lanes import Lanes
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunnerConfig:
     runner_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Static group membership: a runner restarted under the same id takes its partitions straight back,
+    # without waiting out the dead process's session. One id per runner; None joins dynamically.
+    instance_id: str | None = None
     intents: tuple[str, ...] = protocol.DEFAULT_INTENTS
     roster_interval_s: float = 3.0
     session_timeout_ms: int = 10_000
@@ -65,6 +69,8 @@ class RunnerConfig:
     rest_idle_s: float = 600.0
     # Concurrent token decryptions when a runner takes over many bots at once.
     decrypt_concurrency: int = 8
+    # A slash command not answered this long after it arrived is deferred: Discord's window is 3 s.
+    interaction_defer_s: float = 1.5
 
     @property
     def actor(self) -> str:
@@ -134,6 +140,7 @@ class Runner(ConsumerService):
                 group_id=f"{settings.topic_namespace}deep-gateways",
                 client_id=f"deep-gateway-{config.runner_id}",
                 consumer_name=config.actor,
+                instance_id=config.instance_id,
                 fetch=Fetch(timeout_s=0.5, max_records=config.batch_max_records),
                 commit_interval_s=COMMIT_INTERVAL_S,
                 # Fetching pauses while the lanes hold too much, without leaving the group.
@@ -146,6 +153,7 @@ class Runner(ConsumerService):
             ),
         )
         self.rest = RestClients(self.http)
+        self.deferrals = Deferrals(self.rest, config.interaction_defer_s)
         self.guard = TokenGuard(self.vault, config.actor)
         self.fleet = Fleet(
             http=self.http,
@@ -157,6 +165,7 @@ class Runner(ConsumerService):
             gateway_url=settings.discord_gateway_url,
             intents=protocol.intents_value(config.intents),
             on_token_dead=self.guard.revoke,
+            on_interaction=self.deferrals.received,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
         self.deployed = DeployedConfigs()
@@ -168,6 +177,7 @@ class Runner(ConsumerService):
             ActionLedger(self.redis, settings.topic_namespace),
             self.rest,
             self.fleet,
+            self.deferrals,
             self.media,
             allow_private_media=settings.media_allow_private,
         )

@@ -13,6 +13,9 @@ from gateways.actions import (
     GatewayCommand,
     InvalidAction,
     RestCall,
+    deferral_call,
+    deferred_answer,
+    interaction_callback,
     message_nonce,
     plan,
     report_calls,
@@ -283,6 +286,7 @@ def test_a_report_tells_the_outcome_where_the_command_was_given_and_in_the_log()
     refused = report_text(report, "Discord answered 403 (code 50013): Missing Permissions")
     assert refused == "Could not ban <@55>: Discord answered 403 (code 50013): Missing Permissions"
     reply, log = report_calls(ban, report, refused)
+    assert isinstance(reply, RestCall) and isinstance(log, RestCall)
     assert reply.body is not None and reply.body["content"] == refused
     assert reply.body["message_reference"]["message_id"] == "9"
     assert log.params == {"channel_id": "4000"} and log.body is not None
@@ -301,16 +305,47 @@ def test_a_slash_commands_report_answers_its_interaction_in_the_agents_embed() -
         embed_color=0x123456,
     )
     [answer] = report_calls(Unban(action_id="u", user_id="55", report=report, **BASE), report, report.done)
-    assert answer.params == {"interaction_id": "5", "interaction_token": "itok"} and answer.body is not None
-    assert answer.body["data"]["embeds"] == [
+    assert isinstance(answer, InteractionResponse) and answer.action_id == "u/answer"
+    callback = interaction_callback(answer)
+    assert (
+        callback.params == {"interaction_id": "5", "interaction_token": "itok"} and callback.body is not None
+    )
+    assert callback.body["data"]["embeds"] == [
         {"color": 0x123456, "title": "Moderation", "description": "Unbanned <@55>"}
     ]
-    assert answer.body["data"]["content"] == ""
+    assert callback.body["data"]["content"] == ""
     in_channel = report.model_copy(
         update={"answer": AnswerInChannel(channel_id=CHANNEL), "embed_color": None}
     )
     [post] = report_calls(Ban(action_id="b", user_id="55", report=in_channel, **BASE), in_channel, "x")
-    assert post.body is not None and "message_reference" not in post.body and post.body["content"] == "x"
+    assert (
+        isinstance(post, RestCall)
+        and post.body is not None
+        and "message_reference" not in post.body
+        and post.body["content"] == "x"
+    )
+
+
+def test_an_answer_after_the_deferral_edits_it_and_an_ephemeral_one_replaces_it() -> None:
+    answer = InteractionResponse(
+        action_id="a", bot_id=BOT, interaction_id="5", interaction_token="itok", content="done"
+    )
+    assert deferral_call("5", "itok").body == {"type": 5} and not deferral_call("5", "itok").counts_globally
+    [edit] = deferred_answer(answer, "app")
+    assert (edit.method, edit.path) == (
+        "PATCH",
+        "/webhooks/{application_id}/{interaction_token}/messages/@original",
+    )
+    assert edit.params == {"application_id": "app", "interaction_token": "itok"}
+    assert edit.body is not None and edit.body["content"] == "done" and "flags" not in edit.body
+    # An ephemeral answer cannot be made of the public thinking message: it goes, a private follow-up comes.
+    delete, follow = deferred_answer(answer.model_copy(update={"ephemeral": True}), "app")
+    assert (delete.method, follow.method, follow.path) == (
+        "DELETE",
+        "POST",
+        "/webhooks/{application_id}/{interaction_token}",
+    )
+    assert follow.body is not None and follow.body["flags"] == 64 and follow.body["content"] == "done"
 
 
 def test_guild_actions_without_a_guild_are_refused() -> None:

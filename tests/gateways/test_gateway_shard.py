@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import discord
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 
 from emulator.discord import DiscordEmulator
 from gateways import protocol
+from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet
 from gateways.identify import IdentifyLimiter
 from gateways.ledger import ActionLedger, Claim
@@ -29,6 +31,7 @@ from models.actions import (
     AnswerInChannel,
     AnswerInteraction,
     Ban,
+    InteractionResponse,
     MemberPersonaUpdate,
     PresenceUpdate,
     Report,
@@ -44,6 +47,8 @@ from tests.waiting import wait_until
 from vault.store import HealthReason
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(60)]
+
+INTERACTION_DEFER_S = 1.5
 
 
 @dataclass
@@ -75,6 +80,7 @@ class Rig:
     deaths: Deaths
     rest: RestClients
     namespace: str
+    deferrals: Deferrals
 
 
 @pytest.fixture
@@ -88,9 +94,10 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     deaths = Deaths()
     rest = RestClients(http)
-    fleet = make_fleet(emulator, namespace, producer, redis_client, http, rest, deaths)
+    deferrals = Deferrals(rest, INTERACTION_DEFER_S)
+    fleet = make_fleet(emulator, namespace, producer, redis_client, http, rest, deaths, deferrals)
     running = asyncio.create_task(fleet.run())
-    yield Rig(fleet, deaths, rest, namespace)
+    yield Rig(fleet, deaths, rest, namespace, deferrals)
     running.cancel()
     await fleet.close()
 
@@ -103,6 +110,7 @@ def make_fleet(
     http: aiohttp.ClientSession,
     rest: RestClients,
     deaths: Deaths,
+    deferrals: Deferrals | None = None,
 ) -> Fleet:
     return Fleet(
         http=http,
@@ -114,6 +122,7 @@ def make_fleet(
         gateway_url=emulator.gateway_url,
         intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
         on_token_dead=deaths,
+        on_interaction=deferrals.received if deferrals is not None else None,
     )
 
 
@@ -260,7 +269,7 @@ async def test_a_retried_message_is_deduplicated_by_its_nonce(
 ) -> None:
     bot = new_bot(emulator, world)
     ledger = ActionLedger(redis_client, rig.namespace)
-    performer = ActionPerformer(ledger, rig.rest, rig.fleet, http)
+    performer = ActionPerformer(ledger, rig.rest, rig.fleet, rig.deferrals, http)
     action = SendMessage(
         action_id=uuid.uuid4().hex, bot_id=bot.bot_id, channel_id=world.channel_id, content="once"
     )
@@ -285,7 +294,9 @@ async def test_moderation_is_told_after_discord_answers_and_logged(
     rowdy = emulator.add_user("rowdy")
     emulator.add_member(world.guild_id, rowdy.id)
     owner = emulator.world.guilds[world.guild_id].owner_id
-    performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, http)
+    performer = ActionPerformer(
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+    )
     command = emulator.post_user_message(world.user_id, "!ban", world.channel_id)
 
     def ban(user_id: str) -> Ban:
@@ -344,7 +355,9 @@ async def test_a_401_stops_the_action_and_reports_the_token_dead(
 ) -> None:
     bot = new_bot(emulator, world)
     await emulator.revoke_token(bot.bot_id)
-    performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, http)
+    performer = ActionPerformer(
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+    )
     action = SendMessage(
         action_id=uuid.uuid4().hex, bot_id=bot.bot_id, channel_id=world.channel_id, content="x"
     )
@@ -364,7 +377,9 @@ async def test_presence_and_voice_go_over_the_bots_own_connection(
     voice = emulator.add_channel(world.guild_id, "Lounge", type=2)
     bot = new_bot(emulator, world)
     assert await (await rig.fleet.connect(bot)).wait_ready(10)
-    performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, http)
+    performer = ActionPerformer(
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+    )
     presence = PresenceUpdate(
         action_id=uuid.uuid4().hex, bot_id=bot.bot_id, status="idle", activity="dreaming"
     )
@@ -411,7 +426,9 @@ async def test_a_persona_image_on_a_private_address_is_dead_lettered_not_fetched
 ) -> None:
     bot = new_bot(emulator, world)
     async with media_session(allow_private=False) as media:
-        performer = ActionPerformer(ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, media)
+        performer = ActionPerformer(
+            ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, media
+        )
         action = MemberPersonaUpdate(
             action_id=uuid.uuid4().hex,
             bot_id=bot.bot_id,
@@ -423,3 +440,62 @@ async def test_a_persona_image_on_a_private_address_is_dead_lettered_not_fetched
     assert outcome.status is Status.DEAD
     assert outcome.reason == "avatar_url: 169.254.169.254 is not a public address"
     assert emulator.actions(bot_id=bot.bot_id, kind="persona") == []
+
+
+async def test_a_slow_answer_is_deferred_in_time_and_then_edits_it_a_fast_one_is_the_response(
+    rig: Rig,
+    emulator: DiscordEmulator,
+    world: World,
+    redis_client: aioredis.Redis,
+    http: aiohttp.ClientSession,
+) -> None:
+    bot = new_bot(emulator, world)
+    emulated = emulator.world.bots[bot.bot_id]
+    emulator.put_commands(
+        emulated, emulated.application_id, world.guild_id, [builtin_command("roll").model_dump()]
+    )
+    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    performer = ActionPerformer(
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+    )
+
+    def responses(interaction_id: str) -> list[dict[str, Any]]:
+        found = emulator.actions(bot_id=bot.bot_id, kind="interaction_response")
+        return [a.payload for a in found if a.payload["interaction_id"] == interaction_id]
+
+    def answer(interaction: dict[str, Any], **fields: Any) -> InteractionResponse:
+        return InteractionResponse(
+            action_id=uuid.uuid4().hex,
+            bot_id=bot.bot_id,
+            guild_id=world.guild_id,
+            interaction_id=interaction["id"],
+            interaction_token=interaction["token"],
+            **fields,
+        )
+
+    # Nothing answers within the deadline: the runner defers, inside Discord's 3 s (the emulator refuses a
+    # later acknowledgement); the answer then edits the thinking message.
+    slow = emulator.invoke_command(bot.bot_id, world.user_id, world.channel_id, "roll")
+    assert await eventually(lambda: responses(slow["id"]), within_s=10)
+    [deferral] = responses(slow["id"])
+    assert (deferral["stage"], deferral["type"]) == ("callback", 5)
+    assert (await performer.perform(answer(slow, content="rolled 4"), bot)).status is Status.DONE
+    assert [(r["stage"], (r.get("data") or {}).get("content")) for r in responses(slow["id"])] == [
+        ("callback", None),
+        ("edit_original", "rolled 4"),
+    ]
+    # An error after the deferral answers privately: the thinking message goes, an ephemeral follow-up comes.
+    refused = emulator.invoke_command(bot.bot_id, world.user_id, world.channel_id, "roll")
+    assert await eventually(lambda: responses(refused["id"]), within_s=10)
+    done = await performer.perform(answer(refused, content="not here", ephemeral=True), bot)
+    assert done.status is Status.DONE
+    stages = [(r["stage"], r.get("data") or {}) for r in responses(refused["id"])]
+    assert [stage for stage, _ in stages] == ["callback", "delete_original", "followup"]
+    assert stages[2][1]["flags"] == 64
+    # An answer before the deadline is the response itself, and nothing defers it afterwards.
+    fast = emulator.invoke_command(bot.bot_id, world.user_id, world.channel_id, "roll")
+    assert await eventually(lambda: fast["id"] in rig.deferrals.watched(), within_s=10)
+    assert (await performer.perform(answer(fast, content="rolled 6"), bot)).status is Status.DONE
+    assert fast["id"] not in rig.deferrals.watched()
+    [response] = responses(fast["id"])
+    assert (response["stage"], response["type"], response["data"]["content"]) == ("callback", 4, "rolled 6")
