@@ -88,7 +88,13 @@ def emulator(
 
 
 @app.command("inference")
-def inference(group: str = typer.Option("deep-inference", help="Consumer group of the workers.")) -> None:
+def inference(
+    group: str = typer.Option("deep-inference", help="Consumer group of the workers."),
+    instance_id: str | None = typer.Option(
+        None,
+        help="Stable group instance id (static membership): a restart takes its partitions back at once.",
+    ),
+) -> None:
     """Run an inference worker on the priority lanes (premium > standard > free)."""
     from inference.cli import run_worker
 
@@ -98,6 +104,7 @@ def inference(group: str = typer.Option("deep-inference", help="Consumer group o
         endpoints=settings.inference_endpoints,
         endpoint_api_key=settings.inference_api_key,
         group_id=group,
+        instance_id=instance_id,
     )
 
 

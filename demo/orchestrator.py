@@ -93,12 +93,31 @@ def child_specs(settings: Settings, options: DemoOptions, work_dir: Path) -> dic
             stop_last=True,
         ),
         "api": spec("api", deep, "api", "serve", "--host", host, "--port", str(options.api_port)),
+        # Each restartable consumer has a stable group instance id: a restart takes its partitions straight
+        # back instead of waiting out the crashed process's session.
         # The worker's table data directory goes under work_dir, its cwd.
-        "processors": spec("processors", python, "-m", "processors.cli"),
-        "inference": spec("inference", deep, "inference", "--group", f"{options.namespace}deep-inference"),
+        "processors": spec("processors", python, "-m", "processors.cli", "--instance-id", "demo-processors"),
+        "inference": spec(
+            "inference",
+            deep,
+            "inference",
+            "--group",
+            f"{options.namespace}deep-inference",
+            "--instance-id",
+            "demo-inference",
+        ),
         "memory": spec("memory", deep, "memory", "writer"),
         "gateway": spec(
-            "gateway", python, "-m", "gateways", "--runner-id", "demo-gateway", "--roster-interval-s", "1"
+            "gateway",
+            python,
+            "-m",
+            "gateways",
+            "--runner-id",
+            "demo-gateway",
+            "--instance-id",
+            "demo-gateway",
+            "--roster-interval-s",
+            "1",
         ),
     }
     if options.sinks:

@@ -23,6 +23,7 @@ def run_runner(
     session_timeout_ms: int = RunnerConfig.session_timeout_ms,
     heartbeat_interval_ms: int = RunnerConfig.heartbeat_interval_ms,
     roster_interval_s: float = RunnerConfig.roster_interval_s,
+    instance_id: str | None = None,
 ) -> None:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,6 +33,7 @@ def run_runner(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
         roster_interval_s=roster_interval_s,
+        instance_id=instance_id,
     )
     if runner_id:
         config = dataclasses.replace(config, runner_id=runner_id)
@@ -63,6 +65,11 @@ def gateway(
     roster_interval_s: float = typer.Option(
         RunnerConfig.roster_interval_s, help="Seconds between roster reads."
     ),
+    instance_id: str = typer.Option(
+        "",
+        help="Stable Kafka group instance id (static membership): a restart under the same id takes its"
+        " partitions back at once. Unique per runner; empty joins dynamically.",
+    ),
 ) -> None:
     """Run a gateway runner until SIGTERM or SIGINT."""
     names = tuple(name.strip() for name in intents.split(",") if name.strip())
@@ -70,4 +77,11 @@ def gateway(
         protocol.intents_value(names)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--intents") from None
-    run_runner(runner_id or None, names, session_timeout_ms, heartbeat_interval_ms, roster_interval_s)
+    run_runner(
+        runner_id or None,
+        names,
+        session_timeout_ms,
+        heartbeat_interval_ms,
+        roster_interval_s,
+        instance_id or None,
+    )

@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--key-prefix", default="deep:inference:", help="prefix of the worker's Redis keys")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds per attempt")
     parser.add_argument("--max-in-flight", type=int, default=1024, help="requests in the worker per lane")
+    parser.add_argument("--instance-id", default=None, help="stable group instance id (static membership)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         key_prefix=args.key_prefix,
         request_timeout_s=args.request_timeout,
         max_in_flight_per_lane=args.max_in_flight,
+        instance_id=args.instance_id,
     )
 
 

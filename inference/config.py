@@ -57,6 +57,9 @@ class InferenceConfig:
     # How long an answered request id is remembered (with its result) so a redelivery is not called again.
     result_ttl_s: int = 3600
     key_prefix: str = "deep:inference:"
+    # Static group membership: a worker restarted under the same id gets its lanes' partitions back at
+    # once. One id per worker; None joins dynamically.
+    instance_id: str | None = None
 
 
 def parse_endpoints(

@@ -103,6 +103,7 @@ class InferenceWorker(ConsumerService):
                 group_id=group_id,
                 client_id=f"{group_id}-consumer",
                 consumer_name=CONSUMER_NAME,
+                instance_id=config.instance_id,
                 fetch=Fetch(timeout_s=0.1, max_records=limit),
                 commit_interval_s=COMMIT_INTERVAL_S,
                 # Each lane is a topic: a lane at its limit stops being fetched, the others go on.

@@ -61,6 +61,11 @@ class WorkerOptions:
     reminder_interval_s: float = 1.0
     # How often the routines timer looks for due routines and story-arc beats.
     routine_interval_s: float = 1.0
+    # Static group membership: a worker restarted under the same id gets its partitions back at once
+    # instead of after the dead process's session expires. One id per worker; None joins dynamically.
+    instance_id: str | None = None
+    # How long a silent worker keeps its partitions (Faust's default is a minute).
+    session_timeout_s: float = 10.0
 
 
 class RoutingSeed:
@@ -105,6 +110,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         broker_commit_every=options.commit_every,
         stream_buffer_maxsize=options.stream_buffer_maxsize,
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=options.instance_id,
+        broker_session_timeout=options.session_timeout_s,
         autodiscover=False,
         datadir=str(faust_dir / "{conf.name}"),
     )

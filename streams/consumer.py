@@ -27,6 +27,7 @@ from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitio
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from streams.admin import leave_group
 from streams.catalog import TopicSpec, dead_letter_topic
 from streams.dead_letters import dead_letter
 
@@ -152,7 +153,7 @@ class ConsumerOptions:
     max_in_flight_per_topic: int | None = None
     resume_fraction: float = 0.5
     # Static group membership (Kafka's group.instance.id): a restarted member takes its partitions back
-    # at once instead of waiting out the session timeout of the member it replaces.
+    # at once instead of waiting out the session timeout of the member it replaces; close() leaves.
     instance_id: str | None = None
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -219,6 +220,7 @@ class AtLeastOnceConsumer:
         self._producer = producer
         self._dead_letter_specs = {spec.name_in(namespace): dead_letter_topic(spec) for spec in specs}
         self._namespace = namespace
+        self._bootstrap = bootstrap
         self._tracker = OffsetTracker()
         self._kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -283,6 +285,14 @@ class AtLeastOnceConsumer:
             await self._commit_logged()
         finally:
             await self._kafka.stop()
+        # A static member's consumer does not leave by itself (a crash must not cost it its partitions);
+        # this planned stop hands them on at once.
+        instance_id = self._options.instance_id
+        if instance_id is not None:
+            try:
+                await leave_group(self._bootstrap, self._options.group_id, instance_id)
+            except (KafkaError, OSError) as exc:
+                log.warning("%s: leaving group %s failed: %r", instance_id, self._options.group_id, exc)
 
     # progress
 

@@ -151,10 +151,14 @@ async def seal_bot(dsn: str, key_spec: str, bot: Bot) -> uuid.UUID:
 class RunnerProcess:
     """`python -m gateways` with the test's stack, emulator and namespace; output goes to a log file."""
 
-    def __init__(self, env: dict[str, str], runner_id: str, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], runner_id: str, log_path: Path, instance_id: str | None = None
+    ) -> None:
         self.env = env
         self.runner_id = runner_id
         self.log_path = log_path
+        # A static group member: restarted under the same id, it gets its partitions back at once.
+        self.instance_id = instance_id
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RunnerProcess:
@@ -172,6 +176,7 @@ class RunnerProcess:
                 "1000",
                 "--roster-interval-s",
                 "1",
+                *(["--instance-id", self.instance_id] if self.instance_id else []),
             ],
             cwd=REPO_ROOT,
             env=self.env,
@@ -219,7 +224,7 @@ async def runners(
     started: list[RunnerProcess] = []
     logs = tmp_path_factory.mktemp("runner-logs")
 
-    def start(runner_id: str, log_level: str = "INFO") -> RunnerProcess:
+    def start(runner_id: str, log_level: str = "INFO", instance_id: str | None = None) -> RunnerProcess:
         env = {
             **os.environ,
             "DEEP_TOPIC_NAMESPACE": namespace,
@@ -230,7 +235,7 @@ async def runners(
             "DEEP_LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",
         }
-        runner = RunnerProcess(env, runner_id, logs / f"{runner_id}.log").start()
+        runner = RunnerProcess(env, runner_id, logs / f"{runner_id}.log", instance_id).start()
         started.append(runner)
         return runner
 

@@ -50,11 +50,18 @@ class Worker:
     """`python -m processors.cli` in the test namespace."""
 
     def __init__(
-        self, namespace: str, app_id: str, log_path: Path, environment: dict[str, str] | None = None
+        self,
+        namespace: str,
+        app_id: str,
+        log_path: Path,
+        environment: dict[str, str] | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.namespace, self.app_id, self.log_path = namespace, app_id, log_path
         # Settings of this worker beyond the namespace's (e.g. DEEP_CLOCK_FILE).
         self.environment = environment or {}
+        # A static group member: restarted under the same id, it gets its partitions back at once.
+        self.instance_id = instance_id
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -67,9 +74,10 @@ class Worker:
             "BROKER_HEARTBEAT_INTERVAL": "1",
             **self.environment,
         }
+        static = ["--instance-id", self.instance_id] if self.instance_id else []
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "processors.cli", "--app-id", self.app_id],
+                [sys.executable, "-m", "processors.cli", "--app-id", self.app_id, *static],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,
@@ -194,7 +202,8 @@ async def namespace(stack_up: Settings) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="module")
 async def worker(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker]:
-    worker = Worker(namespace, "deep-processors", tmp_path_factory.mktemp("worker") / "worker.log")
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = Worker(namespace, "deep-processors", log, instance_id="worker-1")
     worker.start()
     yield worker
     worker.stop()

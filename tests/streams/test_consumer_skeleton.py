@@ -33,9 +33,10 @@ class Holding(ConsumerService):
     def __init__(
         self, settings: Settings, namespace: str, producer: AIOKafkaProducer, group: str, **overrides: Any
     ) -> None:
+        self.client_id = f"holding-{uuid4().hex[:6]}"
         options = ConsumerOptions(
             group_id=group,
-            client_id=f"holding-{uuid4().hex[:6]}",
+            client_id=self.client_id,
             consumer_name="skeleton-test",
             fetch=Fetch(timeout_s=0.05, max_records=500),
             commit_interval_s=None,
@@ -239,3 +240,30 @@ async def test_records_of_a_killed_member_are_redelivered_and_none_is_lost(
         assert heir.seen[0] == max(resumed_at, 0)
         assert finished | set(heir.seen) == set(range(total))
         assert set(range(total)) - finished <= set(heir.seen)
+
+
+async def members(admin: AIOKafkaAdminClient, group: str) -> list[dict[str, Any]]:
+    [response] = await admin.describe_consumer_groups([group])
+    [described] = response.to_object()["groups"]
+    return list(described["members"])
+
+
+async def test_a_static_member_stopped_as_planned_leaves_its_group_at_once(
+    stack_up: Settings, namespace: str, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient
+) -> None:
+    group = f"skeleton-{uuid4().hex[:8]}"
+    await produce(producer, namespace, b"a")
+    leaving = Holding(stack_up, namespace, producer, group, instance_id="static-leaving")
+    async with running(
+        Holding(stack_up, namespace, producer, group, instance_id="static-staying")
+    ) as staying:
+        await leaving.consumer.start()
+        run = asyncio.create_task(leaving.consumer.run())
+        await wait_until(lambda: len(leaving.seen) + len(staying.seen) == 1, "the record", timeout_s=60)
+        assert len(await members(admin, group)) == 2
+        leaving.consumer.stop()
+        await run
+        await leaving.consumer.close()
+        # A static member is not dropped when its consumer stops (only when its session expires); the
+        # planned stop took it out itself, so it is gone as soon as close() returns.
+        assert [m["client_id"] for m in await members(admin, group)] == [staying.client_id]
