@@ -83,20 +83,20 @@ class CommandRegistry:
         self._rest = rest
         # bot id -> guild id -> digest, loaded from Redis the first time a bot is seen here
         self._registered: dict[str, dict[str, str]] = {}
+        # (bot id, guild id) -> digest of a set Discord refused: not sent again until the set changes.
+        self._refused: dict[tuple[str, str], str] = {}
 
     def forget(self, bot_id: str) -> None:
         """The bot moved elsewhere: its next owner reads what was registered from Redis."""
         self._registered.pop(bot_id, None)
+        self._refused = {key: digest for key, digest in self._refused.items() if key[0] != bot_id}
 
     async def sync_all(self, bots: list[BotCredentials], wanted: WantedCommands) -> None:
         slots = asyncio.Semaphore(SYNC_CONCURRENCY)
 
         async def sync(bot: BotCredentials) -> None:
             async with slots:
-                try:
-                    await self.sync(bot, wanted.get(bot.bot_id, {}))
-                except discord.HTTPException as exc:  # refused or rate limited too long: tried next round
-                    log.warning("bot %s: registering commands failed: %s", bot.bot_id, exc)
+                await self.sync(bot, wanted.get(bot.bot_id, {}))
 
         await asyncio.gather(*(sync(bot) for bot in bots))
 
@@ -112,10 +112,24 @@ class CommandRegistry:
         }
         # Registered guilds with no deployment left lose their commands.
         changes |= {guild_id: [] for guild_id in registered.keys() - digests.keys()}
+        written = 0
         for guild_id, commands in changes.items():
-            await self._overwrite(bot, guild_id, commands)
-            await self._remember(bot.bot_id, guild_id, commands_digest(commands) if commands else None)
-        return len(changes)
+            digest = commands_digest(commands)
+            if self._refused.get((bot.bot_id, guild_id)) == digest:
+                continue
+            try:
+                await self._overwrite(bot, guild_id, commands)
+            except discord.HTTPException as exc:
+                if 400 <= exc.status < 500 and exc.status != 429:  # the same set would be refused again
+                    self._refused[bot.bot_id, guild_id] = digest
+                log.warning("bot %s: registering commands in guild %s failed: %s", bot.bot_id, guild_id, exc)
+                continue
+            except discord.RateLimited as exc:  # a wait too long to hold the roster loop: next round
+                log.warning("bot %s: registering commands in guild %s: %s", bot.bot_id, guild_id, exc)
+                continue
+            await self._remember(bot.bot_id, guild_id, digest if commands else None)
+            written += 1
+        return written
 
     async def _overwrite(
         self, bot: BotCredentials, guild_id: str, commands: list[ApplicationCommand]

@@ -74,3 +74,19 @@ async def test_a_guild_set_is_written_once_per_change_and_emptied_when_undeploye
     upserts = emulator.actions(bot_id=bot.bot_id, kind="command_upsert")
     assert len(upserts) == 4
     await redis_client.delete(f"{prefix}gw:commands:{bot.bot_id}")
+
+
+async def test_a_set_discord_refuses_is_not_sent_again_until_it_changes(
+    emulator: DiscordEmulator, redis_client: aioredis.Redis, rest: RestClients
+) -> None:
+    emulated = emulator.add_bot(f"cmd-{uuid.uuid4().hex[:6]}")
+    bot = BotCredentials(bot_id=emulated.id, token_id=uuid.uuid4(), token=SecretStr(emulated.token))
+    registry = CommandRegistry(redis_client, f"test-{uuid.uuid4().hex[:8]}.", rest)
+    elsewhere = emulator.add_guild("not the bot's").id  # Discord refuses: the bot is not in it
+    games = guild_commands([deployed(Tool.games)])
+    assert await registry.sync(bot, {elsewhere: games}) == 0
+    requests = emulator.stats(bot.bot_id)["rest_requests"]
+    assert await registry.sync(bot, {elsewhere: games}) == 0
+    assert emulator.stats(bot.bot_id)["rest_requests"] == requests
+    assert await registry.sync(bot, {elsewhere: guild_commands([deployed(Tool.music)])}) == 0
+    assert emulator.stats(bot.bot_id)["rest_requests"] == requests + 1  # a new set is tried

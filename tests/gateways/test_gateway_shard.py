@@ -131,6 +131,13 @@ def new_bot(emulator: DiscordEmulator, world: World) -> BotCredentials:
     return BotCredentials(bot_id=bot.id, token_id=uuid.uuid4(), token=SecretStr(bot.token))
 
 
+def register(emulator: DiscordEmulator, bot: BotCredentials, guild_id: str, *names: str) -> None:
+    """The bot registers these built-in commands in the guild, as the runner's registry would."""
+    emulated = emulator.world.bots[bot.bot_id]
+    commands = [builtin_command(name).model_dump() for name in names]
+    emulator.put_commands(emulated, emulated.application_id, guild_id, commands)
+
+
 async def forwarded(settings: Settings, namespace: str, texts: list[str]) -> list[bytes]:
     """discord.events records carrying any of `texts`, once every text has appeared."""
 
@@ -328,10 +335,7 @@ async def test_moderation_is_told_after_discord_answers_and_logged(
     assert logged == [f"{m['content']} · <@{world.user_id}>" for m in reversed(replies)]
 
     # A slash command's report answers its interaction: here an unban Discord refuses (no such ban).
-    emulated = emulator.world.bots[bot.bot_id]
-    emulator.put_commands(
-        emulated, emulated.application_id, world.guild_id, [builtin_command("unban").model_dump()]
-    )
+    register(emulator, bot, world.guild_id, "unban")
     interaction = emulator.invoke_command(bot.bot_id, world.user_id, world.channel_id, "unban")
     answer = AnswerInteraction(interaction_id=interaction["id"], interaction_token=interaction["token"])
     unban = Unban(
@@ -450,10 +454,7 @@ async def test_a_slow_answer_is_deferred_in_time_and_then_edits_it_a_fast_one_is
     http: aiohttp.ClientSession,
 ) -> None:
     bot = new_bot(emulator, world)
-    emulated = emulator.world.bots[bot.bot_id]
-    emulator.put_commands(
-        emulated, emulated.application_id, world.guild_id, [builtin_command("roll").model_dump()]
-    )
+    register(emulator, bot, world.guild_id, "roll")
     assert await (await rig.fleet.connect(bot)).wait_ready(10)
     performer = ActionPerformer(
         ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
