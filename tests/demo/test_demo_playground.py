@@ -20,6 +20,7 @@ from demo.playground.views import AgentView, AiView
 from demo.seed import DemoAgent, DemoWorld
 from demo.world import AGENTS, WorldIds, agent_config
 from emulator.discord import DiscordEmulator, EmulatorControl
+from models.commands import agent_commands
 from models.inference import LOCAL_MODEL_NAME
 from settings import load_settings
 from tests.waiting import wait_until
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
-async def world(seeded: tuple[WorldIds, dict[str, SecretStr]]) -> DemoWorld:
+async def world(seeded: tuple[WorldIds, dict[str, SecretStr]], emulator: DiscordEmulator) -> DemoWorld:
     ids, _ = seeded
     presets = all_presets()
     agents = tuple(
@@ -37,6 +38,11 @@ async def world(seeded: tuple[WorldIds, dict[str, SecretStr]]) -> DemoWorld:
         )
         for plan in AGENTS
     )
+    # No gateway runner here: each bot registers its agent's commands as the runner would.
+    for agent in agents:
+        bot = emulator.world.bots[agent.bot_id]
+        commands = [command.model_dump(mode="json") for command in agent_commands(agent.config)]
+        emulator.put_commands(bot, bot.application_id, ids.guild_id, commands)
     return DemoWorld(ids, agents, uuid4(), SecretStr("unused"))
 
 
