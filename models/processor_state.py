@@ -191,6 +191,26 @@ class RoutineLog(Strict):
     fired: dict[str, list[Annotated[str, StringConstraints(max_length=200)]]] = Field(default_factory=dict)
 
 
+class ArcProgress(Strict):
+    """Where a story arc with conditional beats stands for one deployment: the current beat, when it began,
+    and what its successor's condition waits for, counted since then."""
+
+    beat: int = Field(ge=0)
+    began_on: date  # the local date
+    began_at: datetime
+    # People's messages in the arc's channel since the beat began, and whether one said the next beat's word.
+    messages: int = Field(default=0, ge=0)
+    heard: bool = False
+    # The newest message counted: a redelivered or older one is not counted again.
+    counted_until: datetime | None = None
+
+
+class ArcBook(Strict):
+    """The conditional story arcs of one guild's deployments: deployment id -> arc name -> progress."""
+
+    progress: dict[str, dict[str, ArcProgress]] = Field(default_factory=dict)
+
+
 # A guild's economy sees every member's commands: it remembers more events than a per-user value.
 ECONOMY_APPLIED_MEMORY = 256
 # Messages whose floor ruling a channel remembers: every bot in the guild delivers its own copy of a message.

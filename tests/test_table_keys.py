@@ -10,6 +10,7 @@ import pytest
 
 from models.events import partition_key
 from models.table_keys import (
+    ArcKey,
     AutomodKey,
     ContextKey,
     DirectoryKey,
@@ -55,6 +56,7 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"{GUILD}/{D}", LeaderboardKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}", TrackedKey(GUILD, DEPLOYMENT)),
     (GUILD, RoutineKey(GUILD)),
+    (GUILD, ArcKey(GUILD)),
     (f"{GUILD}/{D}/{USER}", RelationshipKey(GUILD, DEPLOYMENT, USER)),
     (f"dm:{BOT}/{D}/{USER}", RelationshipKey(DM, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{USER}", WarnKey(GUILD, DEPLOYMENT, USER)),
