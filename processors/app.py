@@ -20,11 +20,11 @@ from faust.types import Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
 from models.table_keys import GamesKey, RoutingKey, UtilityKey
-from processors.clock import clock_of
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
 from settings import Settings
+from settings.clock import clock_of
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,

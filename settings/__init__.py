@@ -99,7 +99,7 @@ class Settings:
 
     log_level: str
 
-    # A file holding an ISO-8601 time that the processors take for "now" (their routine timer's clock);
+    # A file holding an ISO-8601 time that the processors (their timers) and the emulators take for "now";
     # None: the wall clock. Lets tests run a day of routines in seconds, never set in production.
     clock_file: Path | None = None
 
