@@ -165,7 +165,8 @@ class ProactiveAction(Strict):
     # Skip the firing when no person wrote in the channel in this many hours: an empty room gets no
     # monologue. 0 posts regardless.
     skip_when_silent_h: int = Field(default=24, ge=0, le=24 * 30)
-    # A channel name ("#general") or id; empty: the deployment's first text channel.
+    # A channel name ("#general") or id; empty: the deployment's first text channel, else the guild's home
+    # channel (its system channel, else its first text channel).
     channel: ChannelRef = ""
     # A check-in's regulars are those the agent has not talked with for this many days (check_in only;
     # default CHECK_IN_AWAY_DAYS).
@@ -284,7 +285,7 @@ class StoryArc(Strict):
     # The local time a beat's announcement is posted on the beat's first day (at once when a condition
     # started the beat later that day).
     post_time: ClockTime = "12:00"
-    # A channel name or id; empty: the deployment's first text channel. Conditions count its messages.
+    # A channel name or id; empty: as for a routine. Conditions count its messages.
     channel: ChannelRef = ""
     beats: list[ArcBeat] = Field(min_length=1, max_length=60)
 

@@ -33,6 +33,11 @@ class GuildDirectory(Strict):
     name: str = ""
     owner_id: Snowflake | None = None
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
+    # Channel id -> Discord's channel type (0 text, 2 voice, 5 announcement, ...).
+    channel_types: dict[Snowflake, int] = Field(default_factory=dict)
+    # Where an agent speaks on its own when neither its deployment nor its configuration names a text
+    # channel: the guild's system channel, else its first text channel.
+    home_channel: Snowflake | None = None
     role_permissions: dict[Snowflake, int] = Field(default_factory=dict)
     # Role id -> its place in the hierarchy: nobody acts on a member whose highest role is not below theirs.
     role_positions: dict[Snowflake, int] = Field(default_factory=dict)

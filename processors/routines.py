@@ -243,10 +243,14 @@ def _resolve(refs: list[str], directory: GuildDirectory | None) -> str | None:
 
 def text_channel(deployed: DeployedAgent, configured: str, directory: GuildDirectory | None) -> str | None:
     """The channel a routine or an arc speaks in: its `configured` one, else the deployment's first, else
-    the agent's first."""
+    the agent's first; when none of them names one (a preset leaves the channel to the deployment), the
+    guild's home channel."""
     if configured:
         return _resolve([configured], directory)
-    return _resolve([*deployed.deployment.text_channels, *deployed.agent.channels.text_channels], directory)
+    named = [*deployed.deployment.text_channels, *deployed.agent.channels.text_channels]
+    if named:
+        return _resolve(named, directory)
+    return directory.home_channel if directory is not None else None
 
 
 def voice_channel(deployed: DeployedAgent, directory: GuildDirectory | None) -> str | None:
