@@ -445,6 +445,33 @@ class EscalationRule(Strict):
     duration_s: int = Field(default=600, ge=1, le=28 * 24 * 3600)
 
 
+# What an announcement template may say: {server} the server's name, {date} the agent's local date
+# (2026-01-15), {weekday} (Thursday), {time} the local time (18:00), {agent} the agent's name, {user} a
+# mention of who announced, {text} what followed the template's name in the command. Filled in when the
+# announcement is posted.
+ANNOUNCEMENT_PLACEHOLDERS = frozenset({"server", "date", "weekday", "time", "agent", "user", "text"})
+BRACED_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class AnnouncementsConfig(Strict):
+    """Where /announce posts, and the texts it can post by name ("/announce weekly" posts "weekly")."""
+
+    # A channel name or id; empty: the channel /announce is used in. In an announcement channel the post is
+    # crossposted to the channels following it.
+    channel: ChannelRef = ""
+    templates: dict[CommandName, MessageText] = Field(default_factory=dict, max_length=MAX_LIST)
+
+    @field_validator("templates")
+    @classmethod
+    def _known_placeholders(cls, templates: dict[str, str]) -> dict[str, str]:
+        for name, template in templates.items():
+            unknown = sorted(set(BRACED_PLACEHOLDER.findall(template)) - ANNOUNCEMENT_PLACEHOLDERS)
+            if unknown:
+                known = ", ".join(f"{{{p}}}" for p in sorted(ANNOUNCEMENT_PLACEHOLDERS))
+                raise ValueError(f"{name}: unknown placeholder {{{unknown[0]}}} (known: {known})")
+        return templates
+
+
 class ModerationConfig(Strict):
     escalation: list[EscalationRule] = Field(
         default_factory=lambda: [EscalationRule(warns=3, action="timeout", duration_s=600)], max_length=10
@@ -574,6 +601,7 @@ class AgentConfig(Strict):
     channels: Channels = Field(default_factory=Channels)
     response_style: ResponseStyle = Field(default_factory=ResponseStyle)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    announcements: AnnouncementsConfig = Field(default_factory=AnnouncementsConfig)
     automod: AutomodConfig | None = None
     leveling: LevelingConfig = Field(default_factory=LevelingConfig)
     games: GamesConfig = Field(default_factory=GamesConfig)

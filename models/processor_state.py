@@ -196,6 +196,32 @@ class RoutineLog(Strict):
     fired: dict[str, list[Annotated[str, StringConstraints(max_length=200)]]] = Field(default_factory=dict)
 
 
+class ScheduledAnnouncement(Strict):
+    """An /announce for a later local time: posted once when due, by the deployment that took it."""
+
+    # The /announce event: the posted message's ids derive from it.
+    announcement_id: EventId
+    deployment_id: UUID
+    bot_id: Snowflake
+    guild_id: Snowflake
+    channel_id: Snowflake
+    # Who announced ({user} of a template).
+    user_id: Snowflake
+    due_at: datetime
+    # The template as it read when the announcement was scheduled (its placeholders are filled in when it is
+    # posted), or None for a text posted as written; `text` is the template's {text}.
+    template: MessageText | None = None
+    text: MessageText = ""
+
+
+class AnnouncementBook(Strict):
+    """The scheduled announcements of one guild, and the /announce events already taken, so that a
+    redelivered one schedules nothing after its announcement was posted."""
+
+    scheduled: list[ScheduledAnnouncement] = Field(default_factory=list)
+    taken: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
+
+
 class ArcProgress(Strict):
     """Where a story arc with conditional beats stands for one deployment: the current beat, when it began,
     and what its successor's condition waits for, counted since then."""

@@ -29,6 +29,7 @@ from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
 from models.permissions import ADMINISTRATOR
 from models.processor_state import (
+    AnnouncementBook,
     ArcBook,
     ArcProgress,
     AutomodWindow,
@@ -48,6 +49,7 @@ from models.processor_state import (
 )
 from models.state import ChannelContext, ContextMessage, MoodState, Relationship
 from models.table_keys import (
+    AnnouncementKey,
     ArcKey,
     AutomodKey,
     ContextKey,
@@ -71,6 +73,7 @@ from models.table_keys import (
 )
 from models.tiers import TIERS
 from models.tools import Tool
+from processors.announcements import Where, handle_announce, post, render, take_due
 from processors.arcs import advanced, beat_announcement, counted, current_situation
 from processors.automod import check_message
 from processors.checkins import check_in_on, mention, regulars_away
@@ -189,6 +192,8 @@ class Tables:
     economy: MutableMapping[str, Wallets]  # EconomyKey
     # Where the story arcs with conditional beats stand.
     arcs: MutableMapping[str, ArcBook]  # ArcKey
+    # The announcements scheduled for later.
+    announcements: MutableMapping[str, AnnouncementBook]  # AnnouncementKey
 
 
 @dataclass
@@ -593,12 +598,41 @@ class Engine:
             outcome = self._play(key, deployed, invocation, emit)
         elif tool is Tool.economy:
             outcome = self._economy(key, deployed, invocation, emit)
+        elif tool is Tool.announcements:
+            outcome = self._announce(key, deployed, invocation, emit, directory)
         else:
             raise ValueError(f"no handler for command {name!r}")
         if outcome.say is not None:
             out.actions.append(emit.answer(outcome.say, invocation.origin))
         out.actions.extend(outcome.actions)
         out.audits.extend(outcome.audits)
+
+    def _announce(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        invocation: Invocation,
+        emit: Emitter,
+        directory: GuildDirectory | None,
+    ) -> Outcome[AnnouncementBook]:
+        agent = deployed.agent
+        config = agent.announcements
+        channel_id = (
+            text_channel(deployed, config.channel, directory) if config.channel else invocation.channel_id
+        )
+        shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
+        where = Where(channel_id, config, agent.behavior.schedule.zone, shown)
+        announcements_key = AnnouncementKey(key).encode()
+        outcome = handle_announce(
+            invocation,
+            self.tables.announcements.get(announcements_key),
+            emit,
+            where,
+            server=directory.name if directory is not None else "",
+            channel_type=directory.channel_types.get(channel_id) if directory and channel_id else None,
+        )
+        _store(self.tables.announcements, announcements_key, outcome.state)
+        return outcome
 
     def _play(self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter) -> Outcome[Any]:
         """A game command over the guild's running games; the results it decides go to the players' records
@@ -771,6 +805,38 @@ class Engine:
             if deployed is not None:
                 emit = Emitter(notice.cause_id, deployed, notice.guild_id)
                 out.actions.append(emit.send(notice.say, notice.channel_id))
+        return out
+
+    def fire_announcements(self, key: str, now: datetime) -> Outputs:
+        """Post the announcements due at `now`, each by the deployment that took it (one undeployed since
+        posts nothing); the book stays, for the /announce events it remembers."""
+        announcements_key = AnnouncementKey(key).encode()
+        book = self.tables.announcements.get(announcements_key)
+        if book is None:
+            return Outputs()
+        due, remaining = take_due(book, now)
+        if not due:
+            return Outputs()
+        record = self.routing(key)
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        out = Outputs()
+        for announcement in due:
+            deployed = find_deployment(record, str(announcement.deployment_id))
+            if deployed is None:
+                continue
+            agent = deployed.agent
+            text = render(
+                announcement.template,
+                announcement.text,
+                server=directory.name if directory is not None else "",
+                agent=agent.name,
+                user_id=announcement.user_id,
+                at=announcement.due_at.astimezone(agent.behavior.schedule.zone),
+            )
+            emit = Emitter(f"announcement:{announcement.announcement_id}", deployed, announcement.guild_id)
+            channel_type = directory.channel_types.get(announcement.channel_id) if directory else None
+            out.actions.append(post(emit, text, announcement.channel_id, channel_type))
+        self.tables.announcements[announcements_key] = remaining
         return out
 
     def end_idle_games(self, key: str, now: datetime) -> Outputs:

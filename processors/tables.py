@@ -13,6 +13,7 @@ from pydantic import BaseModel, TypeAdapter
 from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
+    AnnouncementBook,
     ArcBook,
     AutomodWindow,
     FloorState,
@@ -95,6 +96,10 @@ def create_tables(app: faust.App) -> Tables:
         economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
         # Written by the routine timer too: partitioned by key.
         arcs=model_table(app, table_keys.ArcKey.TABLE, ArcBook, use_partitioner=True),
+        # Written by the announcement timer too: partitioned by key.
+        announcements=model_table(
+            app, table_keys.AnnouncementKey.TABLE, AnnouncementBook, use_partitioner=True
+        ),
     )
 
 

@@ -19,7 +19,15 @@ from .intents import PRIVILEGED, content_visible, strip_content
 from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
 from .polls import poll_payload, results
-from .spec import CHANNEL_DM, CHANNEL_TEXT, CHANNEL_VOICE, EmulatorConfig, WorldSpec
+from .spec import (
+    CHANNEL_ANNOUNCEMENT,
+    CHANNEL_DM,
+    CHANNEL_TEXT,
+    CHANNEL_VOICE,
+    GUILD_CHANNEL_TYPES,
+    EmulatorConfig,
+    WorldSpec,
+)
 from .world import (
     ADMINISTRATOR,
     EVERYONE_PERMISSIONS,
@@ -38,6 +46,7 @@ from .world import (
 MESSAGE_DEFAULT = 0
 MESSAGE_REPLY = 19
 MESSAGE_CHAT_INPUT_COMMAND = 20
+FLAG_CROSSPOSTED = 1 << 0
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 MAX_CONTENT = 2000
@@ -176,8 +185,8 @@ class Engine:
         parent_id: str | None = None,
     ) -> Channel:
         guild = self.world.guild(guild_id)
-        if type not in (CHANNEL_TEXT, CHANNEL_VOICE):
-            raise errors.invalid_form("type", "guild channels are text (0) or voice (2)")
+        if type not in GUILD_CHANNEL_TYPES:
+            raise errors.invalid_form("type", "guild channels are text (0), voice (2) or announcement (5)")
         channel_id = id or self.ids.next()
         if channel_id in self.world.channels:
             raise ApiError(400, 0, f"channel {channel_id} exists")
@@ -868,6 +877,23 @@ class Engine:
         payload = self._edit_message(channel, stored, body)
         self.record("edit", bot, channel.guild_id, channel.id, payload)
         return payload
+
+    def bot_crosspost(self, bot: Bot, channel_id: str, message_id: str) -> Json:
+        """Publish a message of an announcement channel to its followers, as Discord does: only there, only
+        the bot's own message, once."""
+        channel = self._bot_channel(bot, channel_id)
+        if channel.type != CHANNEL_ANNOUNCEMENT:
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        stored = self.world.message(channel, message_id)
+        if stored.author_id != bot.id:
+            raise ApiError(403, 50013, "Missing Permissions")
+        flags = int(stored.payload.get("flags") or 0)
+        if flags & FLAG_CROSSPOSTED:
+            raise ApiError(400, 40033, "This message has already been crossposted.")
+        stored.payload["flags"] = flags | FLAG_CROSSPOSTED
+        self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
+        self.record("crosspost", bot, channel.guild_id, channel.id, stored.payload)
+        return stored.payload
 
     def bot_delete_message(self, bot: Bot, channel_id: str, message_id: str, reason: str | None) -> None:
         channel = self._bot_channel(bot, channel_id)

@@ -36,6 +36,7 @@ SAMPLE = {
     OptionKind.duration: "10m",
     OptionKind.integer: "5",
     OptionKind.text: "rock",
+    OptionKind.clock: "18:00",
 }
 
 
@@ -106,6 +107,7 @@ BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.leveling: lambda: commands_answer(Tool.leveling),
     Tool.games: lambda: commands_answer(Tool.games),
     Tool.economy: lambda: commands_answer(Tool.economy),
+    Tool.announcements: lambda: commands_answer(Tool.announcements),
     Tool.automod: automod_deletes_a_link,
     Tool.custom_commands: custom_command_renders,
 }
