@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 from api.presets import all_presets
 from demo.world import (
     AGENTS,
+    ANNOUNCEMENT_CHANNEL,
     CHATTER,
     IN_VOICE,
     MEMBERS,
@@ -95,7 +96,7 @@ async def test_the_world_loads_into_the_emulator(
     guild = emulator.world.guild(ids.guild_id)
     assert guild.name == "Deep Demo"
     assert sorted(str(c.name) for c in guild.channels.values()) == sorted(
-        [name for name, _ in TEXT_CHANNELS] + [VOICE_CHANNEL]
+        [name for name, _ in TEXT_CHANNELS] + [VOICE_CHANNEL, ANNOUNCEMENT_CHANNEL[0]]
     )
     people = {p.user_id for p in (ids.you, *ids.members)}
     assert people <= set(guild.members)

@@ -12,13 +12,10 @@ from emulator.discord import DiscordEmulator
 from emulator.discord.errors import ApiError
 from emulator.discord.ids import snowflake_unix_ms
 from settings.clock import file_clock
+from tests.clock_file import set_clock
 from tests.emulator.emulator_helpers import fast_config, register, scene
 
 CONTROLLED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
-
-
-def set_clock(path: Path, at: datetime) -> None:
-    path.write_text(at.isoformat())
 
 
 def test_messages_snowflakes_polls_and_interaction_tokens_follow_the_test_clock(tmp_path: Path) -> None:

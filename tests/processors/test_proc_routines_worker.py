@@ -18,6 +18,7 @@ from models.tiers import TIERS
 from processors.checkins import REGULAR_INTERACTIONS
 from processors.routines import routine_times
 from streams.catalog import AGENT_DECISIONS, INFERENCE_LANES
+from tests.clock_file import set_clock
 from tests.processors.conftest import Collector, Producer, Worker
 from tests.processors.factories import (
     deployed,
@@ -39,12 +40,6 @@ PROBES = 30
 
 def utc(hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime.combine(DAY, time(hour, minute, second), tzinfo=UTC)
-
-
-def set_clock(path: Path, at: datetime) -> None:
-    staged = path.with_suffix(".next")
-    staged.write_text(at.isoformat())
-    staged.replace(path)
 
 
 @pytest.fixture(scope="module")
