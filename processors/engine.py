@@ -405,7 +405,7 @@ class Engine:
         out = Outputs()
         for route in routes:
             if not message.author.bot:
-                self.count_arc_message(key, route.deployed, message, at, directory)
+                self._count_arc_message(key, route.deployed, message, at, directory)
             _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
         return out
 
@@ -925,7 +925,7 @@ class Engine:
             if (firing := beat_announcement(arcs[name], current, schedule)) is not None
         ]
 
-    def count_arc_message(
+    def _count_arc_message(
         self,
         key: str,
         deployed: DeployedAgent,
