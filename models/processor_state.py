@@ -32,6 +32,8 @@ class GuildDirectory(Strict):
     guild_id: Snowflake
     name: str = ""
     owner_id: Snowflake | None = None
+    # Discord's locale of a community guild ("en-US", "de"): the language its knowledge lookups use.
+    preferred_locale: str = ""
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
     role_permissions: dict[Snowflake, int] = Field(default_factory=dict)
     # Role id -> its place in the hierarchy: nobody acts on a member whose highest role is not below theirs.

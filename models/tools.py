@@ -34,6 +34,7 @@ IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
         Tool.utility,
         Tool.custom_commands,
         Tool.economy,
+        Tool.knowledge,
     }
 )
 
