@@ -137,11 +137,7 @@ class MediaWikiServer(LocalHttpServer):
         if chosen:
             props = set(params.get("prop", "").split("|"))
             described = [_page(language, page, index, props, params) for page, index in chosen]
-            query["pages"] = (
-                described
-                if version == 2
-                else {str(p.get("pageid", -1 - i)): p for i, p in enumerate(described)}
-            )
+            query["pages"] = described if version == 2 else _by_pageid(described)
         if query:
             body["query"] = query
         return _json(body)
@@ -152,6 +148,17 @@ class MediaWikiServer(LocalHttpServer):
     async def _control_reset(self, request: web.Request) -> web.Response:
         self.requests.clear()
         return _json({"ok": True})
+
+
+def _by_pageid(pages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Format version 1: pages keyed by id, missing ones by -1, -2, ..., flags as empty strings."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for page in pages:
+        if page.get("missing"):
+            keyed[str(-1 - sum(1 for p in keyed.values() if "missing" in p))] = {**page, "missing": ""}
+        else:
+            keyed[str(page["pageid"])] = page
+    return keyed
 
 
 def _words(text: str) -> set[str]:

@@ -104,3 +104,29 @@ async def test_requests_are_spaced() -> None:
 
     await asyncio.gather(*(request() for _ in range(3)))
     assert all(later - earlier >= 0.045 for earlier, later in itertools.pairwise(starts))
+
+
+async def test_the_stand_in_speaks_the_action_api(wiki: MediaWikiServer) -> None:
+    api = f"{wiki.url_template.format(lang='en')}/w/api.php"
+    async with httpx.AsyncClient(headers={"User-Agent": user_agent("ops@example.org")}) as http:
+
+        async def query(**params: str) -> httpx.Response:
+            return await http.get(api, params={"action": "query", "format": "json", **params})
+
+        found = (await query(list="search", srsearch="mathematician", srlimit="1", formatversion="2")).json()
+        assert found["batchcomplete"] is True
+        assert found["query"]["searchinfo"]["totalhits"] == 2
+        # Neither title matches: the shorter one ranks first.
+        assert [hit["title"] for hit in found["query"]["search"]] == ["Alan Turing"]
+        pages = (await query(titles="Alan_Turing|Nobody", prop="info", inprop="url")).json()["query"]["pages"]
+        assert pages["1208"]["fullurl"] == "https://en.wikipedia.org/wiki/Alan_Turing"
+        assert pages["-1"] == {"ns": 0, "title": "Nobody", "missing": ""}
+        short = await query(titles="Ada Lovelace", prop="extracts", exsentences="1", formatversion="2")
+        assert short.json()["query"]["pages"][0]["extract"].endswith("writer.")
+        refused = await http.get(api, params={"action": "edit"})
+        assert refused.headers["MediaWiki-API-Error"] == "badvalue"
+        assert refused.json()["error"]["info"] == 'Unrecognized value for parameter "action": edit.'
+        missing = (await query(list="search")).json()["error"]
+        assert missing["code"] == "missingparam"
+        unknown_wiki = await http.get(f"{wiki.url_template.format(lang='xx')}/w/api.php")
+        assert unknown_wiki.status_code == 404
