@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from models.knowledge import KnowledgeFinding, KnowledgeQuery, WikiArticle
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "TheDeepSystem/0.1 (Discord agents' knowledge tool; {contact}) httpx/{httpx}"
+USER_AGENT = "TheDeepSystem/{version} (Discord agents' knowledge tool; {contact}) httpx/{httpx}"
 # Requests start at least this far apart in one process, one at a time.
 MIN_INTERVAL_S = 0.2
 REQUEST_TIMEOUT_S = 5.0
@@ -40,7 +41,11 @@ class WikiError(Exception):
 
 
 def user_agent(contact: str) -> str:
-    return USER_AGENT.format(contact=contact or "operator contact not configured", httpx=httpx.__version__)
+    return USER_AGENT.format(
+        version=version("deep-system"),
+        contact=contact or "operator contact not configured",
+        httpx=httpx.__version__,
+    )
 
 
 def search_params(query: KnowledgeQuery) -> dict[str, str]:
