@@ -73,8 +73,9 @@ async def serve(
     wiki_http = httpx.AsyncClient(
         headers={"User-Agent": user_agent(settings.wikipedia_contact)}, timeout=REQUEST_TIMEOUT_S
     )
+    wiki = settings.wikipedia_url_template
     knowledge = KnowledgeLookup(
-        WikipediaClient(wiki_http, settings.wikipedia_url_template), KnowledgeCache(redis, config.key_prefix)
+        WikipediaClient(wiki_http, wiki), KnowledgeCache(redis, config.key_prefix, source=wiki)
     )
     worker = InferenceWorker(
         config,

@@ -157,9 +157,11 @@ class WikipediaClient:
 
 
 class KnowledgeCache:
-    def __init__(self, redis: Redis, prefix: str, ttl_s: int = CACHE_TTL_S) -> None:
+    """Findings by wiki (`source`, its URL template: a stand-in's findings are not Wikipedia's) and query."""
+
+    def __init__(self, redis: Redis, prefix: str, source: str, ttl_s: int = CACHE_TTL_S) -> None:
         self.redis = redis
-        self.prefix = f"{prefix}knowledge:"
+        self.prefix = f"{prefix}knowledge:{source}:"
         self.ttl_s = ttl_s
 
     async def get(self, query: KnowledgeQuery) -> KnowledgeFinding | None:

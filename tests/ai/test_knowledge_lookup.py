@@ -30,7 +30,7 @@ async def wiki() -> AsyncIterator[MediaWikiServer]:
 async def lookup(wiki: MediaWikiServer, redis: Redis, key_prefix: str) -> AsyncIterator[KnowledgeLookup]:
     async with httpx.AsyncClient(headers={"User-Agent": user_agent("ops@example.org")}) as http:
         client = WikipediaClient(http, wiki.url_template, Spacing(interval_s=0.0))
-        yield KnowledgeLookup(client, KnowledgeCache(redis, key_prefix))
+        yield KnowledgeLookup(client, KnowledgeCache(redis, key_prefix, wiki.url_template))
 
 
 def asking(topic: str, language: str = "en") -> InferenceRequest:
@@ -87,7 +87,8 @@ async def test_a_failed_lookup_knows_nothing_and_is_not_cached(
             f"{wiki.url_template.format(lang='en')}/w/api.php", params={"action": "query"}
         )
         assert (response.status_code, response.text) == (403, ROBOT_POLICY)
-        lookup = KnowledgeLookup(WikipediaClient(http, wiki.url_template), KnowledgeCache(redis, key_prefix))
+        cache = KnowledgeCache(redis, key_prefix, wiki.url_template)
+        lookup = KnowledgeLookup(WikipediaClient(http, wiki.url_template), cache)
         finding = await lookup.finding_for(asking("Ada Lovelace"))
     assert finding is not None and finding.article is None
     assert [key async for key in redis.scan_iter(match=f"{key_prefix}knowledge:*")] == []

@@ -10,11 +10,14 @@ from dataclasses import fields
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from emulator.mediawiki import MediaWikiServer
 from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour, RecordedCall
-from settings import Settings
+from inference.config import InferenceConfig
+from inference.knowledge import KnowledgeCache
+from settings import Settings, get_settings
 from tests.e2e.conftest import Demo, demo_env, demo_world, message_text
 
 pytestmark = pytest.mark.stack
@@ -37,10 +40,23 @@ def follows_the_reference(call: RecordedCall) -> str:
     return "the nebula glows softly tonight"
 
 
+async def forget_findings(wiki: MediaWikiServer) -> None:
+    """The inference worker's cached findings of this stand-in, dropped: a port reused from an earlier run
+    must not answer from that run's cache."""
+    redis = Redis.from_url(get_settings().redis_url)
+    cache = KnowledgeCache(redis, InferenceConfig(endpoints=()).key_prefix, wiki.url_template)
+    keys = [key async for key in redis.scan_iter(match=f"{cache.prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
 @pytest.fixture(scope="module")
 async def wiki() -> AsyncIterator[MediaWikiServer]:
     async with MediaWikiServer() as server:
+        await forget_findings(server)
         yield server
+        await forget_findings(server)
 
 
 @pytest.fixture(scope="module")
