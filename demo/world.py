@@ -74,6 +74,7 @@ AGENTS = (
     AgentPlan("luna", "luna", "Luna", "~"),
     AgentPlan("nova", "nova", "Nova", "n!"),
     AgentPlan("kai", "kai", "Kai", "k!"),
+    AgentPlan("sage", "sage", "Sage", "s!"),
 )
 
 

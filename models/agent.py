@@ -25,6 +25,7 @@ from models.common import (
     Trait,
     field_error,
 )
+from models.knowledge import KnowledgeConfig
 from models.tools import TOOLS_OF_COMMAND, Tool
 
 CommandName = Annotated[
@@ -608,6 +609,7 @@ class AgentConfig(Strict):
     economy: EconomyConfig = Field(default_factory=EconomyConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    knowledge: KnowledgeConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -636,6 +638,12 @@ class AgentConfig(Strict):
             raise field_error("automod", "configured but the automod tool is not in enabled_tools")
         if self.custom_commands and Tool.custom_commands not in self.enabled_tools:
             raise field_error("custom_commands", "defined but the custom_commands tool is not enabled")
+        if self.knowledge is not None and Tool.knowledge not in self.enabled_tools:
+            raise field_error("knowledge", "configured but the knowledge tool is not in enabled_tools")
+        if Tool.knowledge in self.enabled_tools and not self.mode.uses_ai:
+            # The facts are answered through the model: without AI the tool could do nothing.
+            message = f"the knowledge tool answers through the AI, off for a {mode} agent"
+            raise field_error("enabled_tools", message)
         self._routines_speakable()
         custom = {command.name for command in self.custom_commands}
         for index, command in enumerate(self.enabled_commands):

@@ -32,6 +32,8 @@ class GuildDirectory(Strict):
     guild_id: Snowflake
     name: str = ""
     owner_id: Snowflake | None = None
+    # Discord's locale of a community guild ("en-US", "de"): the language its knowledge lookups use.
+    preferred_locale: str = ""
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
     # Channel id -> Discord's channel type (0 text, 2 voice, 5 announcement, ...).
     channel_types: dict[Snowflake, int] = Field(default_factory=dict)

@@ -35,6 +35,7 @@ IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
         Tool.custom_commands,
         Tool.economy,
         Tool.announcements,
+        Tool.knowledge,
     }
 )
 

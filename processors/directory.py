@@ -72,6 +72,7 @@ class _Guild(_View):
     name: str | None = None
     owner_id: Snowflake | None = None
     system_channel_id: Snowflake | None = None
+    preferred_locale: str | None = None
     unavailable: bool = False
     channels: list[_Channel] = Field(default_factory=list)
     roles: list[_Role] = Field(default_factory=list)
@@ -101,6 +102,7 @@ def apply_directory_event(
         update: dict[str, Any] = {
             "name": guild.name if guild.name is not None else current.name,
             "owner_id": guild.owner_id or current.owner_id,
+            "preferred_locale": guild.preferred_locale or current.preferred_locale,
         }
         if guild.roles:
             update["role_permissions"] = {r.id: parse_permissions(r.permissions) for r in guild.roles}

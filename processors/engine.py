@@ -105,6 +105,7 @@ from processors.event_routing import (
 from processors.floor import Candidate, channel_limits, rule_floor
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
+from processors.knowledge import knowledge_query
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
 from processors.mood import MoodEvent, after_event, after_interaction, drift, initial_mood
@@ -1305,4 +1306,5 @@ class _MessageTurn:
                 ),
             ),
             memory=memory_request(agent, deployment.deployment_id, message, context, self.at),
+            knowledge=knowledge_query(agent, message.content, self.directory),
         )
