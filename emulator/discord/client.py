@@ -171,8 +171,15 @@ class EmulatorControl:
         return result
 
     async def invoke_command(
-        self, bot_id: str, user_id: str, channel_id: str, name: str, options: list[Json] | None = None
+        self,
+        bot_id: str,
+        user_id: str,
+        channel_id: str,
+        name: str,
+        options: list[Json] | None = None,
+        interaction_type: int = 2,
     ) -> Json:
+        """A slash command (type 2), or an autocomplete request (type 4: one option is `focused`)."""
         result: Json = await self._request(
             "POST",
             "/interactions",
@@ -182,6 +189,7 @@ class EmulatorControl:
                 "channel_id": channel_id,
                 "name": name,
                 "options": options or [],
+                "type": interaction_type,
             },
         )
         return result

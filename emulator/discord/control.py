@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -82,6 +82,8 @@ class InteractionIn(_In):
     channel_id: Snowflake
     name: str
     options: list[dict[str, Any]] = Field(default_factory=list)
+    # 2: the command is run; 4: the user types in an autocomplete option (the one marked `focused`).
+    type: Literal[2, 4] = 2
 
 
 class VoiceIn(_In):
@@ -321,7 +323,7 @@ async def end_poll(request: web.Request) -> web.Response:
 async def invoke(request: web.Request) -> web.Response:
     i = await _parse(request, InteractionIn)
     return json_response(
-        _engine(request).invoke_command(i.bot_id, i.user_id, i.channel_id, i.name, i.options), 201
+        _engine(request).invoke_command(i.bot_id, i.user_id, i.channel_id, i.name, i.options, i.type), 201
     )
 
 

@@ -184,6 +184,8 @@ class Interaction:
     channel_id: str
     user_id: str
     created_at: float
+    # 2: a slash command; 4: an autocomplete request, answered only with choices (callback type 8).
+    type: int = 2
     acknowledged: bool = False
     # The response message (kept here because an ephemeral one is in no channel's history).
     original: StoredMessage | None = None
