@@ -41,6 +41,8 @@ from models.actions import (
 # Interaction callback types 4: CHANNEL_MESSAGE_WITH_SOURCE, 5: its deferred form; message flag 64: EPHEMERAL.
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+# Callback type 8: the choices offered for the option a member is typing in.
+APPLICATION_COMMAND_AUTOCOMPLETE_RESULT = 8
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
 # Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
@@ -257,6 +259,15 @@ def interaction_callback(action: InteractionResponse) -> RestCall:
 def deferral_call(interaction_id: str, token: str) -> RestCall:
     """Acknowledge now, answer later: Discord shows the bot thinking."""
     return _callback(interaction_id, token, {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE})
+
+
+def autocomplete_call(interaction_id: str, token: str, choices: list[str]) -> RestCall:
+    """The choices offered while a member types; each is shown and sent back as itself."""
+    body = {
+        "type": APPLICATION_COMMAND_AUTOCOMPLETE_RESULT,
+        "data": {"choices": [{"name": choice, "value": choice} for choice in choices]},
+    }
+    return _callback(interaction_id, token, body)
 
 
 def deferred_answer(action: InteractionResponse, application_id: str) -> list[RestCall]:

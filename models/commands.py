@@ -34,6 +34,8 @@ class OptionSpec:
     kind: OptionKind
     required: bool = False
     description: str = ""
+    # Discord asks for choices while the member types (the gateway answers from the music library).
+    autocomplete: bool = False
 
 
 _USER = OptionSpec("user", OptionKind.user, required=True, description="the member")
@@ -41,7 +43,9 @@ _REASON = OptionSpec("reason", OptionKind.text, description="why")
 _AMOUNT = OptionSpec("amount", OptionKind.integer, required=True, description="how many")
 
 COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
-    "play": (OptionSpec("query", OptionKind.text, required=True, description="what to play"),),
+    "play": (
+        OptionSpec("query", OptionKind.text, required=True, description="what to play", autocomplete=True),
+    ),
     "queue": (),
     "skip": (),
     "stop": (),
@@ -148,6 +152,7 @@ class ApplicationCommandOption(Strict):
     name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     description: str = Field(min_length=1, max_length=100)
     required: bool = False
+    autocomplete: bool = False
 
 
 class ApplicationCommand(Strict):
@@ -162,15 +167,18 @@ class ApplicationCommand(Strict):
 
 
 def _options(specs: tuple[OptionSpec, ...]) -> list[ApplicationCommandOption]:
-    # Discord requires the required options first; the declarations already put them there.
+    # Discord refuses a command whose required options do not come first. Slash options arrive by name, so
+    # registering them in that order leaves the declared order to prefix commands (/rps takes its optional
+    # opponent before the required choice, since a text option takes the rest of the line).
     return [
         ApplicationCommandOption(
             type=OPTION_TYPES[spec.kind],
             name=spec.name,
             description=spec.description or spec.name,
             required=spec.required,
+            autocomplete=spec.autocomplete,
         )
-        for spec in specs
+        for spec in sorted(specs, key=lambda spec: not spec.required)
     ]
 
 

@@ -81,6 +81,9 @@ class Settings:
     # Persona images may come from private addresses (a development machine serving them on 127.0.0.1);
     # off, an owner's image URL can never make the gateway reach inside its own network.
     media_allow_private: bool
+    # The music library: audio files whose titles /play offers as a member types (and that voice plays
+    # from). One folder for the platform, not per agent: an owner's configuration never names server paths.
+    music_library_dir: Path
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
@@ -166,6 +169,7 @@ def load_settings() -> Settings:
         discord_api_base=_env("DISCORD_API_BASE", "https://discord.com/api/v10"),
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
         media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
+        music_library_dir=Path(_env("DEEP_MUSIC_LIBRARY", str(state_dir / "music"))).resolve(),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),
