@@ -183,6 +183,38 @@ def load_settings() -> Settings:
     )
 
 
+@dataclass(frozen=True)
+class ConformanceTarget:
+    """The Discord-compatible server the conformance suite (tests/conformance) checks. All empty: the suite
+    starts the Discord emulator itself."""
+
+    # wss://... as GET /gateway would answer; the REST base (".../api/v10"); the driver's control hook.
+    gateway_url: str
+    api_base: str
+    driver_url: str
+    # How long the server keeps interaction tokens (Discord: 15 minutes); longer than a minute is not waited.
+    token_ttl_s: float
+
+    @property
+    def external(self) -> bool:
+        return bool(self.gateway_url or self.api_base or self.driver_url)
+
+
+def load_conformance_target() -> ConformanceTarget:
+    target = ConformanceTarget(
+        gateway_url=_env("DISCORD_CONFORMANCE_GATEWAY_URL", ""),
+        api_base=_env("DISCORD_CONFORMANCE_API_BASE", ""),
+        driver_url=_env("DISCORD_CONFORMANCE_DRIVER_URL", ""),
+        token_ttl_s=float(_env_int("DISCORD_CONFORMANCE_TOKEN_TTL_S", 900)),
+    )
+    if target.external and not (target.gateway_url and target.api_base and target.driver_url):
+        raise ValueError(
+            "DISCORD_CONFORMANCE_GATEWAY_URL, DISCORD_CONFORMANCE_API_BASE and "
+            "DISCORD_CONFORMANCE_DRIVER_URL are set together (or none of them, for the emulator)"
+        )
+    return target
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings of this process, read once. Tests that change the environment call load_settings()."""

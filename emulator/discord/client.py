@@ -248,6 +248,12 @@ class EmulatorControl:
         result: Json = await self._request("POST", "/gateway/reconnect", _drop_none({"bot_id": bot_id}))
         return int(result["sent"])
 
+    async def invalidate_sessions(self, bot_id: str, resumable: bool) -> int:
+        """Op 9 INVALID_SESSION to the bot's sessions (`resumable` is its `d`)."""
+        body = {"bot_id": bot_id, "resumable": resumable}
+        result: Json = await self._request("POST", "/gateway/invalidate", body)
+        return int(result["sent"])
+
     async def invalid_requests(self) -> Json:
         result: Json = await self._request("GET", "/invalid_requests")
         return result
