@@ -4,6 +4,8 @@ voice state and presence updates."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
@@ -83,17 +85,26 @@ async def test_a_second_identify_on_one_connection_closes_it_4005(connect: Conne
     assert await gateway.close_code() == 4005
 
 
+async def resume(connect: Connect, scene: Scene, ready: dict[str, Any], seq: int) -> RawGateway:
+    """RESUME the READY's session after `seq` on a new connection to its resume_gateway_url."""
+    resumed = await connect(ready["d"]["resume_gateway_url"])
+    session_id = ready["d"]["session_id"]
+    await resumed.send(OP_RESUME, {"token": scene.bot_token, "session_id": session_id, "seq": seq})
+    return resumed
+
+
+async def close_to_resume(gateway: RawGateway) -> None:
+    assert gateway.ws is not None
+    await gateway.ws.close(code=CLIENT_RESUMING_CLOSE)
+
+
 async def test_resume_replays_what_was_missed_then_says_resumed(
     connect: Connect, scene: Scene, driver: Driver
 ) -> None:
     gateway, ready, seq = await ready_session(connect, scene)
-    assert gateway.ws is not None
-    await gateway.ws.close(code=CLIENT_RESUMING_CLOSE)
+    await close_to_resume(gateway)
     missed = await driver.post_message(scene.member_ids[0], scene.channel_id, "while you were away")
-    resumed = await connect(ready["d"]["resume_gateway_url"])
-    await resumed.send(
-        OP_RESUME, {"token": scene.bot_token, "session_id": ready["d"]["session_id"], "seq": seq}
-    )
+    resumed = await resume(connect, scene, ready, seq)
     replayed = await resumed.dispatch("MESSAGE_CREATE")
     assert replayed["d"]["id"] == missed["id"] and replayed["s"] == seq + 1
     after = await resumed.frame()
@@ -110,36 +121,20 @@ async def test_resuming_an_unknown_session_is_refused_for_good(connect: Connect,
     assert frame["op"] == OP_INVALID_SESSION and frame["d"] is False
 
 
-async def test_a_resumable_invalid_session_can_be_resumed(
-    connect: Connect, scene: Scene, driver: Driver
+@pytest.mark.parametrize("resumable", [True, False], ids=["resumable", "not-resumable"])
+async def test_an_invalid_session_is_resumed_or_identified_again_as_its_d_says(
+    connect: Connect, scene: Scene, driver: Driver, resumable: bool
 ) -> None:
     gateway, ready, seq = await ready_session(connect, scene)
-    await driver.invalidate_sessions(scene.bot_id, resumable=True)
+    await driver.invalidate_sessions(scene.bot_id, resumable=resumable)
     frame = await gateway.frame()
-    assert frame["op"] == OP_INVALID_SESSION and frame["d"] is True
-    assert gateway.ws is not None
-    await gateway.ws.close(code=CLIENT_RESUMING_CLOSE)
-    resumed = await connect(ready["d"]["resume_gateway_url"])
-    await resumed.send(
-        OP_RESUME, {"token": scene.bot_token, "session_id": ready["d"]["session_id"], "seq": seq}
-    )
-    assert (await resumed.dispatch("RESUMED"))["op"] == 0
-
-
-async def test_a_non_resumable_invalid_session_must_identify_again(
-    connect: Connect, scene: Scene, driver: Driver
-) -> None:
-    gateway, ready, seq = await ready_session(connect, scene)
-    await driver.invalidate_sessions(scene.bot_id, resumable=False)
-    frame = await gateway.frame()
-    assert frame["op"] == OP_INVALID_SESSION and frame["d"] is False
-    assert gateway.ws is not None
-    await gateway.ws.close(code=CLIENT_RESUMING_CLOSE)
-    retry = await connect(ready["d"]["resume_gateway_url"])
-    await retry.send(
-        OP_RESUME, {"token": scene.bot_token, "session_id": ready["d"]["session_id"], "seq": seq}
-    )
-    refused = await retry.frame()
+    assert frame["op"] == OP_INVALID_SESSION and frame["d"] is resumable
+    await close_to_resume(gateway)
+    resumed = await resume(connect, scene, ready, seq)
+    if resumable:
+        assert (await resumed.dispatch("RESUMED"))["op"] == 0
+        return
+    refused = await resumed.frame()
     assert refused["op"] == OP_INVALID_SESSION and refused["d"] is False
     fresh = await connect()
     assert (await identify(fresh, scene.bot_token))["d"]["session_id"] != ready["d"]["session_id"]

@@ -188,9 +188,21 @@ async def test_every_command_is_answered_once_through_a_processors_and_a_runner_
         answered = await responses(demo, bot_id, since)
         return answered if all(c.interaction_id in answered.answers for c in owed) else None
 
-    answered = await wait_until(
-        all_answered, "every received command's answer", timeout_s=SETTLE_S, every_s=1.0
-    )
+    try:
+        answered = await wait_until(
+            all_answered, "every received command's answer", timeout_s=SETTLE_S, every_s=1.0
+        )
+    except AssertionError:
+        last = await responses(demo, bot_id, since)
+        missing = [c for c in owed if c.interaction_id not in last.answers]
+        moments = {"processors killed": processors[0], "runner killed": runner[0], "runner back": runner[2]}
+        first = ", ".join(f"{missing[0].invoked_at - at:+.1f} s after {name}" for name, at in moments.items())
+        pytest.fail(
+            f"{len(missing)} of {len(owed)} received commands unanswered; the first sent {first}, "
+            f"last {missing[-1].invoked_at - runner[2]:+.1f} s after the runner was back; "
+            f"{sum(1 for c in missing if c.interaction_id in last.callbacks)} of them acknowledged\n"
+            f"{demo.running.explain()}"
+        )
     assert answered is not None
     for command in owed:
         assert len(answered.callbacks.get(command.interaction_id, [])) == 1, command

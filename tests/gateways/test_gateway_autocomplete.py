@@ -85,5 +85,6 @@ async def test_a_member_typing_in_play_is_offered_the_librarys_titles_within_the
 
     # The emulator refuses a callback after its 3 s window: an answer recorded at all was in time.
     choices = await wait_until(answered, "the autocomplete answer", timeout_s=10)
+    assert choices is not None
     assert [c["name"] for c in choices] == [f"Lofi {n:02}" for n in range(25)]
     assert all(c["value"] == c["name"] for c in choices)
