@@ -12,8 +12,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from models.agent import AgentConfig
 from models.common import Strict
@@ -152,7 +153,15 @@ class ApplicationCommandOption(Strict):
     name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     description: str = Field(min_length=1, max_length=100)
     required: bool = False
-    autocomplete: bool = False
+    # Sent only when true (an option of another type must not carry it), as discord.py does.
+    autocomplete: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_autocomplete(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        body: dict[str, Any] = handler(self)
+        if body.get("autocomplete") is None:
+            body.pop("autocomplete", None)
+        return body
 
 
 class ApplicationCommand(Strict):
@@ -176,7 +185,7 @@ def _options(specs: tuple[OptionSpec, ...]) -> list[ApplicationCommandOption]:
             name=spec.name,
             description=spec.description or spec.name,
             required=spec.required,
-            autocomplete=spec.autocomplete,
+            autocomplete=spec.autocomplete or None,
         )
         for spec in sorted(specs, key=lambda spec: not spec.required)
     ]

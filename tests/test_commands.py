@@ -71,3 +71,9 @@ def test_every_builtin_command_registers_its_required_options_first() -> None:
     for name in COMMAND_OPTIONS:
         required = [option.required for option in builtin_command(name).options]
         assert required == sorted(required, reverse=True), name
+
+
+def test_only_an_autocomplete_option_says_so_when_registered() -> None:
+    [query] = builtin_command("play").model_dump(mode="json")["options"]
+    assert query["autocomplete"] is True
+    assert all("autocomplete" not in option for option in builtin_command("ban").model_dump()["options"])
