@@ -17,7 +17,7 @@ from multidict import CIMultiDictProxy
 
 from emulator.discord import DiscordEmulator, EmulatorConfig
 from settings import load_conformance_target
-from tests.conformance.driver import ControlDriver, Driver, Scene
+from tests.conformance.driver import Driver, Scene
 from tests.emulator.emulator_helpers import DEFAULT_INTENTS, RawGateway
 
 # Discord: after INVALID_SESSION, wait a random 1-5 s before identifying again.
@@ -54,7 +54,7 @@ async def endpoints() -> AsyncIterator[Endpoints]:
 
 @pytest.fixture
 async def driver(endpoints: Endpoints) -> AsyncIterator[Driver]:
-    control = ControlDriver(endpoints.driver_url)
+    control = Driver(endpoints.driver_url)
     yield control
     await control.close()
 

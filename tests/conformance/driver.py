@@ -2,14 +2,14 @@
 Discord itself would do (a member posts, runs a slash command, joins voice; the server drops a session).
 
 A server under test implements these operations behind its control hook (DISCORD_CONFORMANCE_DRIVER_URL).
-`ControlDriver` speaks them over HTTP as the Discord emulator's control API serves them
-(docs/conformance.md lists the routes); a server with another hook implements `Driver` in Python instead.
+`Driver` speaks them over HTTP as the Discord emulator's control API serves them (docs/conformance.md lists
+the routes); a server with another hook subclasses `Driver` instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from emulator.discord import EmulatorControl
 from emulator.discord.client import EmulatorError
@@ -43,35 +43,9 @@ class DriverRefused(Exception):
         self.body = body
 
 
-class Driver(Protocol):
-    async def scene(self, text_channels: int = 1) -> Scene: ...
-
-    async def post_message(self, user_id: str, channel_id: str, content: str) -> dict[str, Any]: ...
-
-    async def invoke(
-        self,
-        bot_id: str,
-        user_id: str,
-        channel_id: str,
-        name: str,
-        options: list[dict[str, Any]],
-        interaction_type: int = 2,
-    ) -> dict[str, Any]:
-        """A member runs a command (type 2) or types in an autocomplete option (type 4); returns the
-        interaction. Raises DriverRefused for a command the bot did not register."""
-        ...
-
-    async def join_voice(self, guild_id: str, user_id: str, channel_id: str | None) -> None: ...
-
-    async def invalidate_sessions(self, bot_id: str, resumable: bool) -> None:
-        """The server sends op 9 INVALID_SESSION with d=`resumable` to the bot's sessions."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class ControlDriver:
-    """The driver over the Discord emulator's control API."""
+class Driver:
+    """The driver over the Discord emulator's control API: another server serves the same routes at its
+    driver URL, or a subclass overrides these methods."""
 
     def __init__(self, base_url: str) -> None:
         self.control = EmulatorControl(base_url)
@@ -101,6 +75,8 @@ class ControlDriver:
         options: list[dict[str, Any]],
         interaction_type: int = 2,
     ) -> dict[str, Any]:
+        """A member runs a command (type 2) or types in an autocomplete option (type 4); returns the
+        interaction. Raises DriverRefused for a command the bot did not register."""
         try:
             return await self.control.invoke_command(
                 bot_id, user_id, channel_id, name, options, interaction_type
@@ -112,6 +88,7 @@ class ControlDriver:
         await self.control.user_voice(guild_id, user_id, channel_id)
 
     async def invalidate_sessions(self, bot_id: str, resumable: bool) -> None:
+        """The server sends op 9 INVALID_SESSION with d=`resumable` to the bot's sessions."""
         await self.control.invalidate_sessions(bot_id, resumable)
 
     async def close(self) -> None:
