@@ -41,6 +41,8 @@ from models.actions import (
 # Interaction callback types 4: CHANNEL_MESSAGE_WITH_SOURCE, 5: its deferred form; message flag 64: EPHEMERAL.
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+# Callback type 8: the choices offered for the option a member is typing in.
+APPLICATION_COMMAND_AUTOCOMPLETE_RESULT = 8
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
 # Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
@@ -247,14 +249,17 @@ def _answer_data(action: InteractionResponse) -> dict[str, Any]:
     return data
 
 
+# Interaction routes name their ids webhook_id and webhook_token, as discord.py's own do: those are a route's
+# major parameters, so each interaction gets a rate-limit bucket of its own. Under any other name all of a
+# bot's interactions share one bucket, and at 20 commands/s its 5 per 5 s push deferrals past Discord's 3 s.
+WEBHOOK_CALLBACK = "/interactions/{webhook_id}/{webhook_token}/callback"
+WEBHOOK_ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
+WEBHOOK_FOLLOWUP = "/webhooks/{webhook_id}/{webhook_token}"
+
+
 def _callback(interaction_id: str, token: str, body: dict[str, Any]) -> RestCall:
-    return RestCall(
-        "POST",
-        "/interactions/{interaction_id}/{interaction_token}/callback",
-        {"interaction_id": interaction_id, "interaction_token": token},
-        body,
-        counts_globally=False,
-    )
+    params = {"webhook_id": interaction_id, "webhook_token": token}
+    return RestCall("POST", WEBHOOK_CALLBACK, params, body, counts_globally=False)
 
 
 def interaction_callback(action: InteractionResponse) -> RestCall:
@@ -268,20 +273,26 @@ def deferral_call(interaction_id: str, token: str) -> RestCall:
     return _callback(interaction_id, token, {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE})
 
 
+def autocomplete_call(interaction_id: str, token: str, choices: list[str]) -> RestCall:
+    """The choices offered while a member types; each is shown and sent back as itself."""
+    body = {
+        "type": APPLICATION_COMMAND_AUTOCOMPLETE_RESULT,
+        "data": {"choices": [{"name": choice, "value": choice} for choice in choices]},
+    }
+    return _callback(interaction_id, token, body)
+
+
 def deferred_answer(action: InteractionResponse, application_id: str) -> list[RestCall]:
     """The answer to an interaction already acknowledged (deferred): it edits the thinking message. An
     ephemeral answer, or a poll, cannot be made of an edit: the thinking message goes and a follow-up
     carries it (deleted first, so a retry after a crash repeats neither)."""
-    params = {"application_id": application_id, "interaction_token": action.interaction_token}
-    original = "/webhooks/{application_id}/{interaction_token}/messages/@original"
+    params = {"webhook_id": application_id, "webhook_token": action.interaction_token}
     data = _answer_data(action)
     if not action.ephemeral and action.poll is None:
-        return [RestCall("PATCH", original, params, data, counts_globally=False)]
+        return [RestCall("PATCH", WEBHOOK_ORIGINAL, params, data, counts_globally=False)]
     return [
-        RestCall("DELETE", original, params, counts_globally=False),
-        RestCall(
-            "POST", "/webhooks/{application_id}/{interaction_token}", params, data, counts_globally=False
-        ),
+        RestCall("DELETE", WEBHOOK_ORIGINAL, params, counts_globally=False),
+        RestCall("POST", WEBHOOK_FOLLOWUP, params, data, counts_globally=False),
     ]
 
 

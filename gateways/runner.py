@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateways import protocol
+from gateways.autocomplete import Autocompleter, MusicLibrary
 from gateways.commands import CommandRegistry, DeployedConfigs
 from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet, limit_tls_read_buffers
@@ -109,6 +110,11 @@ class Runner(ConsumerService):
 
     # wiring
 
+    def _interaction_received(self, bot: BotCredentials, interaction: dict[str, Any]) -> None:
+        """Slash commands are watched for their 3 s deadline; autocomplete requests are answered here."""
+        self.deferrals.received(bot, interaction)
+        self.autocompleter.received(bot, interaction)
+
     async def run(self) -> None:
         settings, config = self.settings, self.config
         use_api_base(settings.discord_api_base)
@@ -154,6 +160,7 @@ class Runner(ConsumerService):
         )
         self.rest = RestClients(self.http)
         self.deferrals = Deferrals(self.rest, config.interaction_defer_s)
+        self.autocompleter = Autocompleter(self.rest, MusicLibrary(settings.music_library_dir))
         self.guard = TokenGuard(self.vault, config.actor)
         self.fleet = Fleet(
             http=self.http,
@@ -165,7 +172,7 @@ class Runner(ConsumerService):
             gateway_url=settings.discord_gateway_url,
             intents=protocol.intents_value(config.intents),
             on_token_dead=self.guard.revoke,
-            on_interaction=self.deferrals.received,
+            on_interaction=self._interaction_received,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
         self.deployed = DeployedConfigs()

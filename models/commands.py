@@ -12,8 +12,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from models.agent import AgentConfig
 from models.common import Strict
@@ -36,6 +37,8 @@ class OptionSpec:
     kind: OptionKind
     required: bool = False
     description: str = ""
+    # Discord asks for choices while the member types (the gateway answers from the music library).
+    autocomplete: bool = False
 
 
 _USER = OptionSpec("user", OptionKind.user, required=True, description="the member")
@@ -43,7 +46,9 @@ _REASON = OptionSpec("reason", OptionKind.text, description="why")
 _AMOUNT = OptionSpec("amount", OptionKind.integer, required=True, description="how many")
 
 COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
-    "play": (OptionSpec("query", OptionKind.text, required=True, description="what to play"),),
+    "play": (
+        OptionSpec("query", OptionKind.text, required=True, description="what to play", autocomplete=True),
+    ),
     "queue": (),
     "skip": (),
     "stop": (),
@@ -158,6 +163,15 @@ class ApplicationCommandOption(Strict):
     name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     description: str = Field(min_length=1, max_length=100)
     required: bool = False
+    # Sent only when true (an option of another type must not carry it), as discord.py does.
+    autocomplete: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_autocomplete(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        body: dict[str, Any] = handler(self)
+        if body.get("autocomplete") is None:
+            body.pop("autocomplete", None)
+        return body
 
 
 class ApplicationCommand(Strict):
@@ -172,14 +186,16 @@ class ApplicationCommand(Strict):
 
 
 def _options(specs: tuple[OptionSpec, ...]) -> list[ApplicationCommandOption]:
-    # Discord requires the required options first; a declaration may put an optional one first for prefix
-    # commands (whose options are positional), so they are sorted here (stably).
+    # Discord refuses a command whose required options do not come first. Slash options arrive by name, so
+    # registering them in that order leaves the declared order to prefix commands (/rps takes its optional
+    # opponent before the required choice, since a text option takes the rest of the line).
     return [
         ApplicationCommandOption(
             type=OPTION_TYPES[spec.kind],
             name=spec.name,
             description=spec.description or spec.name,
             required=spec.required,
+            autocomplete=spec.autocomplete or None,
         )
         for spec in sorted(specs, key=lambda spec: not spec.required)
     ]

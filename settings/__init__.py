@@ -91,6 +91,9 @@ class Settings:
     # Persona images may come from private addresses (a development machine serving them on 127.0.0.1);
     # off, an owner's image URL can never make the gateway reach inside its own network.
     media_allow_private: bool
+    # The music library: audio files whose titles /play offers as a member types (and that voice plays
+    # from). One folder for the platform, not per agent: an owner's configuration never names server paths.
+    music_library_dir: Path
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
@@ -187,6 +190,7 @@ def load_settings() -> Settings:
         discord_api_base=_env("DISCORD_API_BASE", "https://discord.com/api/v10"),
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
         media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
+        music_library_dir=Path(_env("DEEP_MUSIC_LIBRARY", str(state_dir / "music"))).resolve(),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),
@@ -200,6 +204,38 @@ def load_settings() -> Settings:
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
     )
+
+
+@dataclass(frozen=True)
+class ConformanceTarget:
+    """The Discord-compatible server the conformance suite (tests/conformance) checks. All empty: the suite
+    starts the Discord emulator itself."""
+
+    # wss://... as GET /gateway would answer; the REST base (".../api/v10"); the driver's control hook.
+    gateway_url: str
+    api_base: str
+    driver_url: str
+    # How long the server keeps interaction tokens (Discord: 15 minutes); longer than a minute is not waited.
+    token_ttl_s: float
+
+    @property
+    def external(self) -> bool:
+        return bool(self.gateway_url or self.api_base or self.driver_url)
+
+
+def load_conformance_target() -> ConformanceTarget:
+    target = ConformanceTarget(
+        gateway_url=_env("DISCORD_CONFORMANCE_GATEWAY_URL", ""),
+        api_base=_env("DISCORD_CONFORMANCE_API_BASE", ""),
+        driver_url=_env("DISCORD_CONFORMANCE_DRIVER_URL", ""),
+        token_ttl_s=float(_env_int("DISCORD_CONFORMANCE_TOKEN_TTL_S", 900)),
+    )
+    if target.external and not (target.gateway_url and target.api_base and target.driver_url):
+        raise ValueError(
+            "DISCORD_CONFORMANCE_GATEWAY_URL, DISCORD_CONFORMANCE_API_BASE and "
+            "DISCORD_CONFORMANCE_DRIVER_URL are set together (or none of them, for the emulator)"
+        )
+    return target
 
 
 @lru_cache(maxsize=1)

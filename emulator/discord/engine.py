@@ -11,7 +11,7 @@ from typing import Any
 
 from settings.clock import Clock, wall_clock
 
-from . import errors, rules
+from . import errors, rules, validation
 from .errors import ApiError
 from .gateway import GatewayHub
 from .ids import SnowflakeGenerator, make_token, snowflake_unix_ms
@@ -27,6 +27,12 @@ from .spec import (
     GUILD_CHANNEL_TYPES,
     EmulatorConfig,
     WorldSpec,
+)
+from .validation import (
+    CALLBACK_DEFERRED_MESSAGE,
+    CALLBACK_MESSAGE,
+    INTERACTION_AUTOCOMPLETE,
+    INTERACTION_COMMAND,
 )
 from .world import (
     ADMINISTRATOR,
@@ -49,19 +55,12 @@ MESSAGE_CHAT_INPUT_COMMAND = 20
 FLAG_CROSSPOSTED = 1 << 0
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
-MAX_CONTENT = 2000
 MAX_TIMEOUT = timedelta(days=28)
 MAX_INTERACTIONS = 10_000
 MAX_NONCES = 1000
 MISSING_PERMISSIONS = 50013
 # Application command option type 6: a user.
 OPTION_USER = 6
-
-# Interaction callback types (https://discord.com/developers/docs/interactions/receiving-and-responding).
-CALLBACK_PONG = 1
-CALLBACK_MESSAGE = 4
-CALLBACK_DEFERRED_MESSAGE = 5
-CALLBACK_MODAL = 9
 
 
 def _parse_time(value: str) -> datetime:
@@ -474,11 +473,7 @@ class Engine:
         extra: Json | None = None,
         dispatch: bool = True,
     ) -> StoredMessage:
-        content = body.get("content")
-        if content is not None and not isinstance(content, str):
-            raise errors.invalid_form("content", "Could not interpret value as string.")
-        if content is not None and len(content) > MAX_CONTENT:
-            raise errors.invalid_form("content", "Must be 2000 or fewer in length.")
+        validation.checked(validation.message, body)
         has_body = any(
             body.get(k) for k in ("content", "embeds", "attachments", "components", "sticker_ids", "poll")
         )
@@ -503,12 +498,10 @@ class Engine:
         return stored
 
     def _edit_message(self, channel: Channel, stored: StoredMessage, body: Json) -> Json:
+        validation.checked(validation.message, body)
         payload = stored.payload
         if "content" in body:
-            content = body["content"] or ""
-            if len(content) > MAX_CONTENT:
-                raise errors.invalid_form("content", "Must be 2000 or fewer in length.")
-            payload["content"] = content
+            payload["content"] = body["content"] or ""
         for key in ("embeds", "components", "attachments"):
             if key in body:
                 payload[key] = list(body[key] or [])
@@ -744,9 +737,17 @@ class Engine:
         return rules.member_permissions(guild.owner_id, member.user_id, roles, everyone)
 
     def invoke_command(
-        self, bot_id: str, user_id: str, channel_id: str, name: str, options: list[Json] | None = None
+        self,
+        bot_id: str,
+        user_id: str,
+        channel_id: str,
+        name: str,
+        options: list[Json] | None = None,
+        interaction_type: int = INTERACTION_COMMAND,
     ) -> Json:
-        """A user runs a slash command: INTERACTION_CREATE (type 2) to the bot; returns the interaction."""
+        """A user runs a slash command (INTERACTION_CREATE type 2) or, typing in an option the command
+        declares with `autocomplete` and marks `focused`, asks for choices (type 4). Returns the
+        interaction."""
         bot = self.world.bot(bot_id)
         user = self.world.user(user_id)
         channel = self.world.channel(channel_id)
@@ -760,6 +761,10 @@ class Engine:
         # Discord's client only offers the commands the application registered (in this guild or globally).
         if command is None:
             raise errors.not_found("application command", errors.UNKNOWN_COMMAND)
+        if interaction_type == INTERACTION_AUTOCOMPLETE:
+            _check_autocomplete(command, options or [])
+        elif interaction_type != INTERACTION_COMMAND:
+            raise errors.invalid_form("type", "Only slash commands (2) and autocomplete (4) are emulated.")
         data: Json = {"id": command["id"], "name": name, "type": 1, "options": options or []}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
@@ -775,12 +780,13 @@ class Engine:
             channel.id,
             user.id,
             self.clock().timestamp(),
+            interaction_type,
         )
         self._remember(interaction)
         payload: Json = {
             "id": interaction.id,
             "application_id": bot.application_id,
-            "type": 2,
+            "type": interaction_type,
             "data": data,
             "channel_id": channel.id,
             "channel": channel_payload(channel, self.world),
@@ -952,14 +958,13 @@ class Engine:
             raise ApiError(403, MISSING_PERMISSIONS, "Missing Permissions")
 
     def bot_ban(self, bot: Bot, guild_id: str, user_id: str, body: Json, reason: str | None) -> None:
+        validation.checked(validation.ban, body)
         guild = self._bot_guild(bot, guild_id)
         user = self.world.user(user_id)
         self._moderate(guild, bot, user_id)
         seconds = int(
             body.get("delete_message_seconds") or int(body.get("delete_message_days") or 0) * 86_400
         )
-        if not 0 <= seconds <= 604_800:
-            raise errors.invalid_form("delete_message_seconds", "Must be between 0 and 604800.")
         guild.bans[user_id] = reason
         self.hub.dispatch_guild(guild, "GUILD_BAN_ADD", {"guild_id": guild.id, "user": user_payload(user)})
         self._remove_member(guild, user_id)
@@ -1014,6 +1019,7 @@ class Engine:
 
     def bot_edit_member(self, bot: Bot, guild_id: str, user_id: str, body: Json, reason: str | None) -> Json:
         """PATCH /guilds/{id}/members/{user}: nick, roles, timeout (communication_disabled_until)."""
+        validation.checked(validation.member_modify, body)
         guild = self._bot_guild(bot, guild_id)
         member = self.world.member(guild, user_id)
         if "communication_disabled_until" in body:
@@ -1131,6 +1137,7 @@ class Engine:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         if self.clock().timestamp() - interaction.created_at > self.config.interaction_response_timeout_s:
             raise errors.not_found("interaction", errors.UNKNOWN_INTERACTION)
+        validation.checked(validation.interaction_callback(interaction.type), body)
         kind = body.get("type")
         data = body.get("data") or {}
         bot = self.world.bots[interaction.bot_id]
@@ -1143,12 +1150,6 @@ class Engine:
             stored = self._interaction_message(interaction, bot, channel, {**data, "flags": flags})
             interaction.original = stored
             message = stored.payload
-        elif kind not in (CALLBACK_PONG, CALLBACK_MODAL):
-            raise errors.invalid_form(
-                "type",
-                "Only PONG, CHANNEL_MESSAGE_WITH_SOURCE, "
-                "DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE and MODAL are emulated.",
-            )
         interaction.acknowledged = True
         self.record(
             "interaction_response",
@@ -1166,7 +1167,7 @@ class Engine:
         response: Json = {
             "interaction": {
                 "id": interaction.id,
-                "type": 2,
+                "type": interaction.type,
                 "response_message_id": message["id"] if message else None,
                 "response_message_loading": kind == CALLBACK_DEFERRED_MESSAGE,
                 "response_message_ephemeral": bool(message and message["flags"] & FLAG_EPHEMERAL),
@@ -1282,9 +1283,6 @@ class Engine:
         return bot.guild_commands.setdefault(guild_id, {})
 
     def _command(self, bot: Bot, guild_id: str | None, body: Json, existing: Json | None) -> Json:
-        name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 32:
-            raise errors.invalid_form("name", "Must be between 1 and 32 in length.")
         command: Json = {
             "type": 1,
             "description": "",
@@ -1316,8 +1314,7 @@ class Engine:
     ) -> list[Json]:
         """Bulk overwrite: same-named commands keep their ids, the rest are replaced."""
         table = self._command_table(bot, application_id, guild_id)
-        if not isinstance(bodies, list) or not all(isinstance(b, dict) for b in bodies):
-            raise errors.invalid_form("commands", "Must be a list of commands.")
+        validation.checked(validation.commands, bodies)
         fresh = {}
         for body in bodies:
             command = self._command(bot, guild_id, body, table.get(str(body.get("name"))))
@@ -1333,11 +1330,23 @@ class Engine:
         self, bot: Bot, application_id: str, guild_id: str | None, body: Json
     ) -> tuple[Json, bool]:
         table = self._command_table(bot, application_id, guild_id)
+        validation.checked(validation.command, body)
         existing = table.get(str(body.get("name")))
         command = self._command(bot, guild_id, body, existing)
         table[command["name"]] = command
         self.record("command_upsert", bot, guild_id, None, {"mode": "upsert", "commands": [command]})
         return command, existing is None
+
+
+def _check_autocomplete(command: Json, options: list[Json]) -> None:
+    """Discord's client asks for choices only while the user types in an option declared with
+    `autocomplete`, and marks that one option `focused`."""
+    focused = [o for o in options if o.get("focused")]
+    if len(focused) != 1:
+        raise errors.invalid_form("options", "Exactly one option is focused in an autocomplete request.")
+    declared = {o.get("name"): o for o in command.get("options") or []}
+    if not declared.get(focused[0].get("name"), {}).get("autocomplete"):
+        raise errors.invalid_form("options", "The focused option does not declare autocomplete.")
 
 
 def _role(role_id: str, name: str, permissions: int, *, position: int, managed: bool = False) -> Json:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from settings.clock import Clock, wall_clock
 
-from .control import STARTED_AT, TRAFFIC, add_control_routes, control_middleware
+from .control import STARTED_AT, TRAFFIC, add_control_routes, control_middleware, invalidate_sessions
 from .engine import Engine
 from .ratelimit import InvalidRequestCounter
 from .rest import ENGINE, LIMITER, RestLimiter, add_rest_routes, rest_middleware
@@ -130,6 +130,9 @@ class DiscordEmulator(Engine):
 
     async def send_reconnect(self, bot_id: str | None = None) -> int:
         return await self.hub.request_reconnect(bot_id)
+
+    async def invalidate_sessions(self, bot_id: str, resumable: bool) -> int:
+        return await invalidate_sessions(self.hub, bot_id, resumable)
 
     def invalid_requests(self) -> Json:
         return self.limiter.snapshot(time.monotonic())

@@ -181,6 +181,8 @@ class Interaction:
     user_id: str
     # Unix time on the engine's clock (the test clock where one is set).
     created_at: float
+    # 2: a slash command; 4: an autocomplete request, answered only with choices (callback type 8).
+    type: int = 2
     acknowledged: bool = False
     # The response message (kept here because an ephemeral one is in no channel's history).
     original: StoredMessage | None = None

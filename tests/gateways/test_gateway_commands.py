@@ -5,17 +5,14 @@ a restart) knows what was registered."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import aiohttp
-import discord
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from emulator.discord import DiscordEmulator
 from gateways.commands import CommandRegistry
-from gateways.rest import RestClients, use_api_base
+from gateways.rest import RestClients
 from gateways.shard import BotCredentials
 from models.agent import AgentConfig, AgentMode
 from models.commands import guild_commands
@@ -30,15 +27,6 @@ def deployed(*tools: Tool) -> AgentConfig:
     return AgentConfig(
         name="Bot", mode=AgentMode.utility, enabled_tools=list(tools), enabled_commands=commands
     )
-
-
-@pytest.fixture
-async def rest(emulator: DiscordEmulator) -> AsyncIterator[RestClients]:
-    previous = discord.http.Route.BASE
-    use_api_base(emulator.api_url)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        yield RestClients(session)
-    discord.http.Route.BASE = previous
 
 
 async def test_a_guild_set_is_written_once_per_change_and_emptied_when_undeployed(

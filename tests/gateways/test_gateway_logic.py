@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from discord.http import Route
 
 from gateways import protocol
 from gateways.actions import (
@@ -307,9 +308,7 @@ def test_a_slash_commands_report_answers_its_interaction_in_the_agents_embed() -
     [answer] = report_calls(Unban(action_id="u", user_id="55", report=report, **BASE), report, report.done)
     assert isinstance(answer, InteractionResponse) and answer.action_id == "u/answer"
     callback = interaction_callback(answer)
-    assert (
-        callback.params == {"interaction_id": "5", "interaction_token": "itok"} and callback.body is not None
-    )
+    assert callback.params == {"webhook_id": "5", "webhook_token": "itok"} and callback.body is not None
     assert callback.body["data"]["embeds"] == [
         {"color": 0x123456, "title": "Moderation", "description": "Unbanned <@55>"}
     ]
@@ -334,16 +333,16 @@ def test_an_answer_after_the_deferral_edits_it_and_an_ephemeral_one_replaces_it(
     [edit] = deferred_answer(answer, "app")
     assert (edit.method, edit.path) == (
         "PATCH",
-        "/webhooks/{application_id}/{interaction_token}/messages/@original",
+        "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
     )
-    assert edit.params == {"application_id": "app", "interaction_token": "itok"}
+    assert edit.params == {"webhook_id": "app", "webhook_token": "itok"}
     assert edit.body is not None and edit.body["content"] == "done" and "flags" not in edit.body
     # An ephemeral answer cannot be made of the public thinking message: it goes, a private follow-up comes.
     delete, follow = deferred_answer(answer.model_copy(update={"ephemeral": True}), "app")
     assert (delete.method, follow.method, follow.path) == (
         "DELETE",
         "POST",
-        "/webhooks/{application_id}/{interaction_token}",
+        "/webhooks/{webhook_id}/{webhook_token}",
     )
     assert follow.body is not None and follow.body["flags"] == 64 and follow.body["content"] == "done"
 
@@ -364,7 +363,7 @@ def test_interaction_callbacks_do_not_count_against_the_global_limit() -> None:
     )
     assert isinstance(call, RestCall) and call.body is not None
     assert not call.counts_globally
-    assert call.params == {"interaction_id": "5", "interaction_token": "itok"}
+    assert call.params == {"webhook_id": "5", "webhook_token": "itok"}
     assert call.body == {
         "type": 4,
         "data": {"content": "x", "flags": 64, "allowed_mentions": {"parse": ["users"]}},
@@ -398,3 +397,20 @@ def test_gateway_commands_and_audio() -> None:
     assert presence.payload["d"]["status"] == "idle"
     assert presence.payload["d"]["activities"][0]["state"] == "dreaming"
     assert isinstance(play, AudioCommand) and (play.command, play.track) == ("play", "song")
+
+
+def test_each_interaction_has_a_rate_limit_bucket_of_its_own() -> None:
+    """discord.py keys a route's bucket by its major parameters (channel, guild, webhook id and token): the
+    interaction routes must carry them, or all of a bot's interactions share one bucket of 5 per 5 s."""
+    answer = InteractionResponse(
+        action_id="a",
+        bot_id=BOT,
+        interaction_id="5",
+        interaction_token="itok",
+        content="done",
+        ephemeral=True,
+    )
+    calls = [deferral_call("5", "itok"), interaction_callback(answer), *deferred_answer(answer, "app")]
+    for call in calls:
+        route = Route(call.method, call.path, **call.params)
+        assert "itok" in route.major_parameters, call.path
