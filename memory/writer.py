@@ -25,12 +25,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from memory.embedding import Embedder
+from memory.model import MemoryModel
 from memory.scoring import extractive_reflection, heuristic_importance, should_reflect
 from memory.store import MemoryStore
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage
 from models.events import EventEnvelope
-from models.memory import MemoryKind, MemoryRecord, StoredMemory
+from models.memory import MemoryKind, MemoryRecord, Reflection, StoredMemory
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Records
@@ -106,9 +107,11 @@ def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) 
     ]
 
 
-def reflection_records(scope_memories: Sequence[StoredMemory], *, bot_id: str) -> list[MemoryRecord]:
-    """The extractive reflections over one scope's memories, as memories of their own (same deployment,
-    guild and channel as the latest memory, so they are recalled exactly where their sources are)."""
+def reflection_records(
+    scope_memories: Sequence[StoredMemory], reflections: Sequence[Reflection], *, bot_id: str
+) -> list[MemoryRecord]:
+    """Reflections over one scope's memories, as memories of their own (same deployment, guild and
+    channel as the latest memory, so they are recalled exactly where their sources are)."""
     if not scope_memories:
         return []
     latest = scope_memories[-1].record
@@ -128,7 +131,7 @@ def reflection_records(scope_memories: Sequence[StoredMemory], *, bot_id: str) -
             source_event_id=f"reflection:{latest.source_event_id}:{index}",
             cites=reflection.cites,
         )
-        for index, reflection in enumerate(extractive_reflection(scope_memories))
+        for index, reflection in enumerate(reflections)
     ]
 
 
@@ -181,9 +184,13 @@ class MemoryWriter(ConsumerService):
         namespace: str,
         producer: AIOKafkaProducer,
         group_id: str | None = None,
+        model: MemoryModel | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        # Rates importance and reflects for the deployments whose memory names a model.
+        self.model = model
+        self.model_of: dict[UUID, str] = {}
         self.routing: dict[str, RoutingRecord] = {}
         self.bots: dict[UUID, str] = {}
         self.ledger = ReflectionLedger()
@@ -224,6 +231,8 @@ class MemoryWriter(ConsumerService):
         for records in deployments.values():
             await self._route(records)
         records = [record for batch in events.values() for record in await self._memories(batch)]
+        if records and self.model is not None and self.model_of:
+            records = await self.model.rated(records, self.model_of)
         if records:
             await self._write(records)
             for scope in self.ledger.add(records):
@@ -253,12 +262,18 @@ class MemoryWriter(ConsumerService):
             for deployment_id in removed:
                 await self.store.delete_tenant(deployment_id)
                 self.ledger.threshold_of.pop(deployment_id, None)
+                self.model_of.pop(deployment_id, None)
             for deployed in routing.deployments:
                 deployment = deployed.deployment
                 self.bots[deployment.deployment_id] = deployment.bot_id
                 if remembers(deployed):
                     threshold = deployed.agent.memory.reflection_threshold
                     self.ledger.threshold_of[deployment.deployment_id] = threshold
+                model = deployed.agent.memory.model
+                if model is not None and remembers(deployed):
+                    self.model_of[deployment.deployment_id] = model
+                else:
+                    self.model_of.pop(deployment.deployment_id, None)
             self.routing[routing.key] = routing
 
     async def _memories(self, records: Records) -> list[MemoryRecord]:
@@ -273,7 +288,14 @@ class MemoryWriter(ConsumerService):
     async def _reflect(self, scope: Scope) -> None:
         deployment_id, guild_id, channel_id = scope
         recent = await self.store.recent(deployment_id, guild_id, channel_id, REFLECTION_WINDOW)
-        reflections = reflection_records(recent, bot_id=self.bots[deployment_id])
+        model = self.model_of.get(deployment_id)
+        reflected = []
+        if self.model is not None and model is not None:
+            reflected = await self.model.reflections(recent, model)
+        # Without a model, or when its answer held no usable reflection: the extractive one.
+        reflections = reflection_records(
+            recent, reflected or extractive_reflection(recent), bot_id=self.bots[deployment_id]
+        )
         if reflections:
             log.info("deployment %s reflected: %d reflections", deployment_id, len(reflections))
             await self._write(reflections)

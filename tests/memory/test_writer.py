@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from memory.scoring import extractive_reflection
 from memory.writer import (
     ReflectionLedger,
     memories_of_message,
@@ -122,9 +123,9 @@ def test_reflection_records_cite_their_sources_and_stay_in_scope() -> None:
         memories_of_message(said(t, at=T0 + timedelta(minutes=i)), here)[0] for i, t in enumerate(texts)
     ]
     stored = [StoredMemory(id=r.id, record=r) for r in records]
-    reflections = reflection_records(stored, bot_id=BOT)
+    reflections = reflection_records(stored, extractive_reflection(stored), bot_id=BOT)
     assert reflections and all(r.kind is MemoryKind.reflection for r in reflections)
     assert all(set(r.cites) <= {m.id for m in stored} and r.cites for r in reflections)
     assert all(r.guild_id == GUILD and r.author_id == BOT for r in reflections)
-    assert reflection_records(stored, bot_id=BOT)[0].id == reflections[0].id
-    assert reflection_records([], bot_id=BOT) == []
+    assert reflection_records(stored, extractive_reflection(stored), bot_id=BOT)[0].id == reflections[0].id
+    assert reflection_records([], [], bot_id=BOT) == []
