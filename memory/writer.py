@@ -14,6 +14,7 @@ that disappear from a key.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 
 from memory.embedding import Embedder
 from memory.model import MemoryModel
+from memory.preferences import StatedPreference, stated_preferences
 from memory.scoring import extractive_reflection, heuristic_importance, should_reflect
 from memory.store import MemoryStore
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # How many of a scope's latest memories an extractive reflection reads.
 REFLECTION_WINDOW = 200
+# A preference a user states about themselves is as worth recalling as a reflection.
+FACT_IMPORTANCE = 8
 
 
 def remembers(deployed: DeployedAgent) -> bool:
@@ -68,7 +72,8 @@ def event_time(envelope: EventEnvelope, message: DiscordMessage) -> datetime:
 
 
 def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) -> list[MemoryRecord]:
-    """One observation per deployment with memory that could see this MESSAGE_CREATE; none for other
+    """One observation per deployment with memory that could see this MESSAGE_CREATE, and a fact about the
+    author for each preference stated in it (where the deployment remembers preferences); none for other
     events, empty messages, or data that is not a message."""
     if envelope.type != "MESSAGE_CREATE" or routing is None:
         return []
@@ -88,8 +93,13 @@ def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) 
         or any(user.id == envelope.bot_id for user in message.mentions)
     )
     name = (message.member.nick if message.member else None) or author.display_name
-    return [
-        MemoryRecord(
+    # What a person says of themselves; a bot's lines (the agent's own included) are not facts about a user.
+    preferences = [] if author.bot else stated_preferences(text)
+    memories: list[MemoryRecord] = []
+    for deployed in routing.deployments:
+        if not (remembers(deployed) and sees(deployed, envelope, message)):
+            continue
+        observation = MemoryRecord(
             deployment_id=deployed.deployment.deployment_id,
             guild_id=envelope.guild_id,
             channel_id=message.channel_id,
@@ -102,9 +112,31 @@ def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) 
             importance=heuristic_importance(text, addressed_to_agent=to_bot and author.id != envelope.bot_id),
             source_event_id=envelope.event_id,
         )
-        for deployed in routing.deployments
-        if remembers(deployed) and sees(deployed, envelope, message)
-    ]
+        memories.append(observation)
+        relationships = deployed.agent.behavior.relationships
+        if relationships.track_interactions and relationships.remember_preferences:
+            memories += user_facts(observation, preferences)
+    return memories
+
+
+def user_facts(observation: MemoryRecord, preferences: Sequence[StatedPreference]) -> list[MemoryRecord]:
+    """The preferences stated in an observation as facts about its author, seen where it was said. A fact's
+    id comes from its scope, author and content, so stating a like again renews one memory."""
+    scope = observation.guild_id or f"dm{observation.channel_id}"
+    name = observation.author_name or f"user {observation.author_id}"
+    facts = []
+    for preference in preferences:
+        content = f"{preference.key}\n{preference.value.lower()}".encode()
+        source = f"fact:{scope}:{observation.author_id}:{hashlib.sha256(content).hexdigest()[:32]}"
+        fact = {
+            "text": preference.about(name),
+            "kind": MemoryKind.user_fact,
+            "people": [observation.author_id],
+            "importance": FACT_IMPORTANCE,
+            "source_event_id": source,
+        }
+        facts.append(MemoryRecord.model_validate({**observation.model_dump(), **fact}))
+    return facts
 
 
 def reflection_records(
