@@ -34,7 +34,7 @@ from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
 from inference.pricing import cost_usd
 from inference.quota import Charge, MonthlyUsage, month_of
-from memory.recall import Recaller, with_memories
+from memory.recall import Recaller, recalled_notes, with_memories
 from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
@@ -210,13 +210,15 @@ class InferenceWorker(ConsumerService):
             if claim.owned:
                 break
             await asyncio.sleep(CLAIM_POLL_S)
-        if self.recaller is not None:
-            request = with_memories(request, await self.recaller.memories_for(request))
+        recalled = await self.recaller.memories_for(request) if self.recaller is not None else []
+        request = with_memories(request, recalled)
         try:
             result = await self._generate(request, lane, started, charge, claim.charged)
         except BaseException:
             await self.ledger.release(request.request_id)
             raise
+        if recalled:
+            result = result.model_copy(update={"recalled": recalled_notes(recalled)})
         encoded = INFERENCE_RESULTS.codec.encode(result)
         await self.ledger.answer(request.request_id, encoded)
         return encoded

@@ -14,7 +14,7 @@ from memory.scoring import rank_memories
 from memory.store import MemoryStore
 from models.agent import MemoryConfig
 from models.inference import ChatMessage, InferenceRequest
-from models.memory import RecalledMemory, RecallQuery
+from models.memory import RecalledMemory, RecalledNote, RecallQuery
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,21 @@ def with_memories(request: InferenceRequest, memories: Sequence[RecalledMemory])
         return request
     messages = [*request.messages[:-1], note, request.messages[-1]]
     return request.model_copy(update={"messages": messages})
+
+
+def recalled_notes(memories: Sequence[RecalledMemory]) -> list[RecalledNote]:
+    """The recalled memories as the result of the reply carries them."""
+    return [
+        RecalledNote(
+            id=m.id,
+            kind=m.record.kind,
+            author_name=m.record.author_name,
+            text=m.record.text,
+            at=m.record.at,
+            score=m.score,
+        )
+        for m in memories
+    ]
 
 
 class Recaller:

@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 
 from models.common import Payload, Snowflake, Strict, utc_now
 from models.decisions import Priority
-from models.memory import MemoryRequest
+from models.memory import MemoryRequest, RecalledNote
 from models.tiers import InferenceLane, Tier
 
 # The embedded model server (infra/stack/model_server.py): the model name its completions carry, and the
@@ -87,3 +87,5 @@ class InferenceResult(Payload):
     fallback: bool = False
     error: str | None = None
     completed_at: datetime = Field(default_factory=utc_now)
+    # The long-term memories put into the prompt, best first.
+    recalled: list[RecalledNote] = Field(default_factory=list, max_length=50)
