@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from typing import cast
 from uuid import UUID
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from memory.scoring import (
     RATED_PER_PROMPT,
@@ -69,7 +71,10 @@ class MemoryModel:
         try:
             completion = await self.client.chat.completions.create(
                 model=self.served_model or model,
-                messages=[m.model_dump(exclude_none=True) for m in messages],  # type: ignore[misc]
+                # ChatMessage dumps to exactly the SDK's message shape (role, content, optional name).
+                messages=cast(
+                    list[ChatCompletionMessageParam], [m.model_dump(exclude_none=True) for m in messages]
+                ),
                 temperature=0.2,
                 max_tokens=max_tokens,
             )

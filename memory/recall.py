@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from uuid import UUID
 
 from weaviate.exceptions import WeaviateBaseError
 
@@ -52,7 +53,8 @@ def recalled_notes(memories: Sequence[RecalledMemory]) -> list[RecalledNote]:
     """The recalled memories as the result of the reply carries them."""
     return [
         RecalledNote(
-            id=m.id,
+            # Weaviate hands back ids as its own UUID subclass, which the topics' JSON encoder refuses.
+            id=UUID(int=m.id.int),
             kind=m.record.kind,
             author_name=m.record.author_name,
             text=m.record.text,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,34 +19,18 @@ from models.memory import MemoryKind, MemoryRecord, StoredMemory
 from settings import Settings
 from tests.api.conftest import NewOwner, guild_id
 from tests.api.test_api_agents import AddToken, config
+from tests.memory.test_scoring import record
 from tests.processors.factories import snowflake
 
-T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 SAM, LEE, BOT = snowflake(), snowflake(), snowflake()
 
 
 def remembered(
-    deployment_id: UUID,
-    text: str,
-    *,
-    author: str = SAM,
-    kind: MemoryKind = MemoryKind.observation,
-    minutes: int = 0,
-    people: list[str] | None = None,
+    deployment_id: UUID, text: str, *, author: str = SAM, minutes: int = 0, **fields: Any
 ) -> MemoryRecord:
-    return MemoryRecord(
-        deployment_id=deployment_id,
-        guild_id="1",
-        channel_id="2",
-        author_id=author,
-        author_name="someone",
-        people=people or [author],
-        text=text,
-        at=T0 + timedelta(minutes=minutes),
-        kind=kind,
-        importance=5,
-        source_event_id=f"event-{text}",
-    )
+    """A memory of the deployment, `minutes` after the others."""
+    memory = record(text, author=author, hours_ago=-minutes / 60, event=f"event-{text}", **fields)
+    return memory.model_copy(update={"deployment_id": deployment_id})
 
 
 def test_a_page_is_newest_first_and_filtered() -> None:
