@@ -124,9 +124,12 @@ _RATING_INSTRUCTIONS = (
     "messages is for the people who wrote them.\n"
 )
 _RATING_FORMAT = 'Answer with one line per message, as "<number>: <rating>", and nothing else.'
-# "3: 7", "3. 7/10", "Message 3 - rating 7": the message's number, a separator, then the rating.
-_RATING_LINE = re.compile(r"^\W*(?:message\s*)?(\d{1,3})\s*[:.)=-]\s*[^\d\n]{0,12}?(\d{1,2})\b", re.I | re.M)
-_BARE_RATING = re.compile(r"^\D{0,20}?\b(\d{1,2})\b")
+# "3: 7", "3. 7/10", "Message 3 - rating 7": the message's number, a separator, then the rating ending the
+# line (a small model often echoes the messages instead: "3. my 2 cats" is not a rating).
+_RATING_LINE = re.compile(
+    r"^\W*(?:message\s*)?(\d{1,3})\s*[:.)=-]\s*[^\d\n]{0,12}?(\d{1,2})\s*(?:/\s*10)?\W*$", re.I | re.M
+)
+_BARE_RATING = re.compile(r"^\D{0,20}?\b(\d{1,2})\s*(?:/\s*10)?\W*$")
 
 
 def needs_rating(heuristic: int) -> bool:

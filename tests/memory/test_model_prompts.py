@@ -47,6 +47,8 @@ def test_unusable_ratings_are_ignored() -> None:
     answer = "1: 11\n2: 0\n5: 4\n3: 6\n3: 2"
     assert parse_ratings(answer, 3) == {2: 6}
     assert parse_ratings("I cannot rate these.", 2) == {}
+    # The messages echoed back, as a small model does.
+    assert parse_ratings("1. I have my exam tomorrow\n2. my 2 cats are sick", 2) == {}
     assert parse_ratings("", 1) == {}
 
 
@@ -54,6 +56,7 @@ def test_a_lone_memory_may_be_rated_by_a_bare_number() -> None:
     assert parse_ratings("8", 1) == {0: 8}
     assert parse_ratings("Rating: 6/10", 1) == {0: 6}
     assert parse_ratings("8", 2) == {}
+    assert parse_ratings("1. I have my exam tomorrow", 1) == {}
 
 
 def test_reflection_prompt_shows_numbered_statements_with_authors() -> None:
