@@ -20,7 +20,7 @@ from models.agent import MemoryConfig
 from models.common import error_paths
 from models.decisions import Priority
 from models.inference import ChatMessage, InferenceRequest, InferenceResult, ReplyTarget
-from models.memory import Candidate, MemoryKind, MemoryRecord, StoredMemory, memory_id
+from models.memory import Candidate, MemoryKind, MemoryRecord, RecalledNote, StoredMemory, memory_id
 from models.tiers import InferenceLane, Tier
 from streams.catalog import INFERENCE_RESULTS
 
@@ -193,6 +193,31 @@ def test_the_memory_note_goes_just_before_the_message_answered() -> None:
     assert with_memories(request, []) == request
 
 
+def ai_result(
+    deployment_id: UUID, *, fallback: bool = False, recalled: list[RecalledNote] | None = None
+) -> InferenceResult:
+    """An AI reply's result: the answer to message 2 in channel 1, by bot 13."""
+    return InferenceResult(
+        request_id="r",
+        event_id="e",
+        deployment_id=deployment_id,
+        agent_id=uuid4(),
+        owner_id=uuid4(),
+        tier=Tier.business,
+        lane=InferenceLane.premium,
+        target=ReplyTarget(bot_id="13", channel_id="1", message_id="2"),
+        text="",
+        model="m",
+        endpoint="" if fallback else "local",
+        prompt_tokens=1,
+        completion_tokens=1,
+        latency_ms=1.0,
+        cost_usd=0.0,
+        fallback=fallback,
+        recalled=recalled or [],
+    )
+
+
 class StoreUUID(UUID):
     """A UUID subclass, as the Weaviate client returns object ids."""
 
@@ -203,21 +228,5 @@ def test_recalled_notes_encode_on_the_results_topic() -> None:
     recalled = rank_memories([found], now=NOW, people=[], config=MemoryConfig())
     (note,) = recalled_notes(recalled)
     assert type(note.id) is UUID and note.id == fact.id and note.text == fact.text
-    result = InferenceResult(
-        request_id="r1",
-        event_id="e1",
-        deployment_id=DEPLOYMENT,
-        agent_id=uuid4(),
-        owner_id=uuid4(),
-        tier=Tier.pro,
-        lane=InferenceLane.standard,
-        target=ReplyTarget(bot_id="5", guild_id="1", channel_id="2"),
-        text="Quibblefrost!",
-        model="m",
-        prompt_tokens=1,
-        completion_tokens=1,
-        latency_ms=1.0,
-        cost_usd=0.0,
-        recalled=[note],
-    )
+    result = ai_result(DEPLOYMENT, recalled=[note])
     assert INFERENCE_RESULTS.codec.decode(INFERENCE_RESULTS.codec.encode(result)).recalled == [note]
