@@ -3,6 +3,8 @@ other owner gets 404 for all of it."""
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,12 +14,14 @@ import httpx
 import numpy as np
 import pytest
 
+from api.app import create_app
+from api.ratelimit import RateLimit
 from api.routes.memories import about_user, memory_page
 from memory.embedding import DIMENSIONS
 from memory.store import MemoryStore, connect
 from models.memory import MemoryKind, MemoryRecord, StoredMemory
 from settings import Settings
-from tests.api.conftest import NewOwner, guild_id
+from tests.api.conftest import NewOwner, Recorder, guild_id, started
 from tests.api.test_api_agents import AddToken, config
 from tests.memory.test_scoring import record
 from tests.processors.factories import snowflake
@@ -31,6 +35,15 @@ def remembered(
     """A memory of the deployment, `minutes` after the others."""
     memory = record(text, author=author, hours_ago=-minutes / 60, event=f"event-{text}", **fields)
     return memory.model_copy(update={"deployment_id": deployment_id})
+
+
+@pytest.fixture
+def closed_ports() -> tuple[int, int]:
+    """Two ports nothing listens on (Weaviate's HTTP and gRPC ports must differ)."""
+    with socket.socket() as http, socket.socket() as grpc:
+        http.bind(("127.0.0.1", 0))
+        grpc.bind(("127.0.0.1", 0))
+        return http.getsockname()[1], grpc.getsockname()[1]
 
 
 def test_a_page_is_newest_first_and_filtered() -> None:
@@ -143,3 +156,25 @@ async def written(
     finally:
         await store.delete_tenant(deployment_id)
         await client.close()
+
+
+@pytest.mark.stack
+async def test_memory_down_is_503_and_the_rest_of_the_api_works(
+    api_settings: Settings,
+    pg_dsn: str,
+    recorder: Recorder,
+    new_owner: NewOwner,
+    closed_ports: tuple[int, int],
+) -> None:
+    # Nothing listens on the port: Weaviate is down from the start.
+    down = dataclasses.replace(
+        api_settings, weaviate_url=f"http://127.0.0.1:{closed_ports[0]}", weaviate_grpc_port=closed_ports[1]
+    )
+    owner = await new_owner(name="memory down")
+    app = create_app(down, postgres_dsn=pg_dsn, background=False, rate_limit=RateLimit(100_000, 60))
+    async for client in started(app, recorder):
+        agent = await client.post("/agents", json=config(), headers=owner)
+        assert agent.status_code == 201
+        response = await client.get(f"/agents/{agent.json()['agent_id']}/memories", headers=owner)
+        assert response.status_code == 503
+        assert response.json()["detail"] == "long-term memory is unavailable; try again later"
