@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from memory.embedding import Embedder
+from memory.model import MemoryModel
 from memory.recall import recall
 from memory.store import MemoryStore, connect
 from memory.writer import MemoryWriter
@@ -48,6 +49,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, client_id="deep-memory", acks="all"
     )
+    model = MemoryModel.from_settings(settings)
     await producer.start()
     try:
 
@@ -58,6 +60,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
                 bootstrap=settings.kafka_bootstrap,
                 namespace=settings.topic_namespace,
                 producer=producer,
+                model=model,
             )
             task = asyncio.create_task(writer.run())
             stopped = asyncio.create_task(stop.wait())
@@ -69,6 +72,8 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
         await _with_store(settings, run)
     finally:
         await producer.stop()
+        if model is not None:
+            await model.close()
 
 
 @memory_app.command("writer")

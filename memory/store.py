@@ -214,3 +214,10 @@ class MemoryStore:
             where=Filter.by_id().contains_any(list(ids))
         )
         return int(result.successful)
+
+    async def with_memories(self, deployment_ids: Sequence[UUID]) -> list[UUID]:
+        """Those of the deployments that have a tenant (a deployment without memory has none), in order."""
+        if not deployment_ids:
+            return []
+        found = await self._collection.tenants.get_by_names([str(d) for d in deployment_ids])
+        return [d for d in deployment_ids if str(d) in found]
