@@ -4,8 +4,9 @@
 
 It needs `deep stack up` (Weaviate and the embedding model).
 
-1. Writing: chatter and facts of one deployment embedded (all-MiniLM-L6-v2 in numpy) and batch-written to
-   Weaviate; memories per second, embedding included.
+1. Writing: chatter and facts of one deployment embedded (int8 all-MiniLM-L6-v2 on onnxruntime) and
+   batch-written to Weaviate the writer's way (embed_and_write per fetch of 500); memories per second,
+   embedding included.
 2. Recall latency at TOTAL memories across TENANTS tenants (a collection of its own, deleted afterwards).
    Embedding 100,000 texts on a small CPU would take most of an hour, so the filler memories reuse the
    vectors of the embedded chatter (the index and the filters see the same shapes); each timed recall is the
@@ -34,6 +35,7 @@ from memory.embedding import Embedder
 from memory.recall import recall
 from memory.scoring import heuristic_importance
 from memory.store import MemoryStore, connect
+from memory.writer import embed_and_write
 from models.agent import MemoryConfig
 from models.memory import MemoryKind, MemoryRecord, RecallQuery
 from settings import get_settings
@@ -42,6 +44,8 @@ TOTAL = 100_000
 TENANTS = 1_000
 CHATTER = 1_000
 RECALLS = 300
+# The consumer skeleton's most records per fetch (streams/consumer.py Fetch.max_records).
+FETCH = 500
 CONTEXT_WINDOW = 50
 GUILD, CHANNEL = "1000", "2000"
 NOW = datetime.now(UTC)
@@ -148,14 +152,11 @@ async def main() -> None:
             memory(deployment, a, t, start + step * i, f"ev{i}") for i, (a, t, _) in enumerate(timeline)
         ]
         began = time.perf_counter()
-        written = []
-        for at in range(0, len(records), 500):
-            batch = records[at : at + 500]
-            vectors = embedder.embed([r.text for r in batch])
-            await store.write(batch, vectors.tolist())
-            written.append(vectors)
+        # As the writer does: one call per fetch of up to FETCH records.
+        for at in range(0, len(records), FETCH):
+            await embed_and_write(store, embedder, records[at : at + FETCH])
         written_per_s = len(records) / (time.perf_counter() - began)
-        chatter_vectors = np.concatenate(written)[[i for i, (_, _, fact) in enumerate(timeline) if not fact]]
+        chatter_vectors = embedder.embed([text for _, text, fact in timeline if not fact])
 
         # 3. recall@5 of the planted facts, against the context window alone.
         fact_index = {text: i for i, (_, text, _) in enumerate(timeline)}

@@ -106,7 +106,7 @@ def child_specs(settings: Settings, options: DemoOptions, work_dir: Path) -> dic
             "--instance-id",
             "demo-inference",
         ),
-        "memory": spec("memory", deep, "memory", "writer"),
+        "memory": spec("memory", deep, "memory", "writer", "--instance-id", "demo-memory"),
         "gateway": spec(
             "gateway",
             python,

@@ -41,7 +41,7 @@ async def _with_store(settings: Settings, use: Callable[[MemoryStore], Awaitable
         await client.close()
 
 
-async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
+async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: str | None = None) -> None:
     """Run the writer until `stop` is set; what it holds is written or left to redelivery."""
     settle_garbage_collector()
     embedder = Embedder.from_settings(settings)
@@ -58,6 +58,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
                 bootstrap=settings.kafka_bootstrap,
                 namespace=settings.topic_namespace,
                 producer=producer,
+                instance_id=instance_id,
             )
             task = asyncio.create_task(writer.run())
             stopped = asyncio.create_task(stop.wait())
@@ -72,7 +73,13 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
 
 
 @memory_app.command("writer")
-def writer_command() -> None:
+def writer_command(
+    instance_id: str | None = typer.Option(
+        None,
+        help="Stable group instance id (static membership): a restart takes its partitions back at once."
+        " Unique per writer; none joins dynamically.",
+    ),
+) -> None:
     """Turn what AI agents see and say into memories until Ctrl-C."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -82,7 +89,7 @@ def writer_command() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_writer(settings, stop)
+        await serve_writer(settings, stop, instance_id=instance_id)
 
     asyncio.run(main())
 
