@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -128,6 +129,8 @@ def memory(deployment: UUID, author: str, text: str, at: datetime, event: str) -
 
 
 async def main() -> None:
+    # On a shared machine the figures mean little without the load they were taken under.
+    load_at_start = os.getloadavg()[0]
     settings = get_settings()
     rng = random.Random(14)
     embedder = Embedder.from_settings(settings)
@@ -220,6 +223,7 @@ async def main() -> None:
             "recall_at_5": round(recall_at_5, 3),
             "context_window_recall_at_5": round(baseline_at_5, 3),
             "planted_facts": len(facts),
+            "load_1m_start_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
         }
         print(json.dumps(result))
     finally:
