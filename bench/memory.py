@@ -32,7 +32,7 @@ from uuid import UUID, uuid4
 
 import numpy as np
 
-from memory.embedding import Embedder
+from memory.embedding import BATCH_THREADS, Embedder
 from memory.recall import recall
 from memory.scoring import heuristic_importance
 from memory.store import MemoryStore, connect
@@ -133,6 +133,8 @@ async def main() -> None:
     load_at_start = os.getloadavg()[0]
     settings = get_settings()
     rng = random.Random(14)
+    # Each as its service has it: the writer's for writing, the inference worker's for recall.
+    writer_embedder = Embedder.from_settings(settings, threads=BATCH_THREADS)
     embedder = Embedder.from_settings(settings)
     client = connect(settings)
     await client.connect()
@@ -157,9 +159,9 @@ async def main() -> None:
         began = time.perf_counter()
         # As the writer does: one call per fetch of up to FETCH records.
         for at in range(0, len(records), FETCH):
-            await embed_and_write(store, embedder, records[at : at + FETCH])
+            await embed_and_write(store, writer_embedder, records[at : at + FETCH])
         written_per_s = len(records) / (time.perf_counter() - began)
-        chatter_vectors = embedder.embed([text for _, text, fact in timeline if not fact])
+        chatter_vectors = writer_embedder.embed([text for _, text, fact in timeline if not fact])
 
         # 3. recall@5 of the planted facts, against the context window alone.
         fact_index = {text: i for i, (_, text, _) in enumerate(timeline)}

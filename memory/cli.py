@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from memory.embedding import Embedder
+from memory.embedding import BATCH_THREADS, Embedder
 from memory.recall import recall
 from memory.store import MemoryStore, connect
 from memory.writer import MemoryWriter
@@ -44,7 +44,8 @@ async def _with_store(settings: Settings, use: Callable[[MemoryStore], Awaitable
 async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: str | None = None) -> None:
     """Run the writer until `stop` is set; what it holds is written or left to redelivery."""
     settle_garbage_collector()
-    embedder = Embedder.from_settings(settings)
+    # The writer embeds batches (a fetch's messages), recall single questions.
+    embedder = Embedder.from_settings(settings, threads=BATCH_THREADS)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, client_id="deep-memory", acks="all"
     )
