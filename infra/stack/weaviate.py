@@ -20,7 +20,6 @@ from typing import ClassVar
 
 import httpx
 
-from infra.stack.embedding_graph import build_int8_graph
 from infra.stack.process import StepFailed, run_step, say
 from infra.stack.service import Launch, NativeService, Outcome, UpResult, describe
 from settings import Settings
@@ -123,6 +122,9 @@ def install_embedding_model(settings: Settings, *, log_file: Path) -> None:
     graph = embedding_graph_path(settings)
     if graph.exists():
         return
+    # onnx and its quantizer take about a second to import: only where a graph is built.
+    from infra.stack.embedding_graph import build_int8_graph
+
     say("weaviate", "building the int8 ONNX graph of the embedding model (seconds)")
     # Built beside the target and renamed, so an interrupted build never passes for a complete one (and
     # two installers at once each rename a complete graph).
