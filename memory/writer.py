@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 REFLECTION_WINDOW = 200
 # A preference a user states about themselves is as worth recalling as a reflection.
 FACT_IMPORTANCE = 8
+# Memories embedded and inserted together: two of the embedder's batches, so inserting one chunk (Weaviate's
+# indexing, in its own process) overlaps embedding the next, and each gRPC batch stays a few hundred KB.
+WRITE_CHUNK = 128
 
 
 def remembers(deployed: DeployedAgent) -> bool:
@@ -206,6 +209,30 @@ class ReflectionLedger:
         return due
 
 
+async def embed_and_write(store: MemoryStore, embedder: Embedder, records: Sequence[MemoryRecord]) -> None:
+    """Embed and upsert the records, chunk by chunk: one chunk's insert runs while the next is embedded.
+
+    Chunks are cut from the records sorted by length, so each embedding batch carries little padding.
+    Returns once every chunk is in Weaviate; the first failure is raised (and nothing is left running).
+    """
+    by_length = sorted(records, key=lambda record: len(record.text))
+    inserting: asyncio.Task[None] | None = None
+    try:
+        for start in range(0, len(by_length), WRITE_CHUNK):
+            chunk = by_length[start : start + WRITE_CHUNK]
+            # Embedding is CPU work: off the event loop, so the insert in flight keeps moving.
+            vectors = await asyncio.to_thread(embedder.embed, [record.text for record in chunk])
+            if inserting is not None:
+                await inserting
+            inserting = asyncio.create_task(store.write(chunk, vectors.tolist()))
+        if inserting is not None:
+            await inserting
+    finally:
+        if inserting is not None:
+            inserting.cancel()  # a no-op once it is done
+            await asyncio.gather(inserting, return_exceptions=True)
+
+
 class MemoryWriter(ConsumerService):
     def __init__(
         self,
@@ -217,6 +244,7 @@ class MemoryWriter(ConsumerService):
         producer: AIOKafkaProducer,
         group_id: str | None = None,
         model: MemoryModel | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -236,7 +264,11 @@ class MemoryWriter(ConsumerService):
             bootstrap=bootstrap,
             producer=producer,
             options=ConsumerOptions(
-                group_id=group, client_id=group, consumer_name="memory.writer", unit="fetch"
+                group_id=group,
+                client_id=group,
+                consumer_name="memory.writer",
+                unit="fetch",
+                instance_id=instance_id,
             ),
         )
 
@@ -313,8 +345,7 @@ class MemoryWriter(ConsumerService):
         return [m for e in envelopes for m in memories_of_message(e, self.routing.get(e.key))]
 
     async def _write(self, records: Sequence[MemoryRecord]) -> None:
-        vectors = await asyncio.to_thread(self.embedder.embed, [r.text for r in records])
-        await self.store.write(records, vectors.tolist())
+        await embed_and_write(self.store, self.embedder, records)
         self.written += len(records)
 
     async def _reflect(self, scope: Scope) -> None:
