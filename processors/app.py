@@ -212,6 +212,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         recovery = cast(TableManager, app.tables).recovery
         return not (app.rebalancing or app.in_recovery or not recovery.completed.is_set())
 
+    # The rebalance the engine's routine wake-up times were computed in.
+    routine_rebalance = [app.rebalancing_count]
+
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
         # The engine stores each firing's marker before the outputs are produced here, on the same producer
@@ -219,6 +222,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         # the gateway performs once.
         if not recovered():
             return
+        if routine_rebalance[0] != app.rebalancing_count:
+            # Keys may have been another worker's meanwhile, their state changed where this one saw nothing.
+            engine.forget_wakes()
+            routine_rebalance[0] = app.rebalancing_count
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
         await fire_owned(keys, engine.fire_routines)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
@@ -129,6 +129,7 @@ from processors.routines import (
     firings_on,
     has_routines,
     local_days,
+    next_wake,
     record_fired,
     situations_on,
     somebody_spoke,
@@ -311,6 +312,10 @@ class Engine:
         # The routine firings of a (key, routing version, deployment, local day), computed once: the timer
         # looks at every deployment every second. Derived from the configuration, so never table state.
         self._firings: dict[tuple[str, int, UUID, date], list[Firing]] = {}
+        # Per key, the routing version and the moment before which its routines have nothing due: most
+        # ticks then cost one table read per key. Dropped when the key's arc progress changes; the worker
+        # forgets them all when its partitions change (another worker may have moved the state meanwhile).
+        self._wakes: dict[str, tuple[int, datetime]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -861,10 +866,14 @@ class Engine:
         record = self.routing(key)
         if record is None or key.startswith(DM_PREFIX):
             return Outputs()
+        wake = self._wakes.get(key)
+        if wake is not None and wake[0] == record.version and now < wake[1]:
+            return Outputs()
         directory = self.tables.directory.get(DirectoryKey(key).encode())
         routine_key = RoutineKey(key).encode()
         log = self.tables.routines.get(routine_key) or RoutineLog()
         fired: dict[str, list[str]] = {}
+        wakes: list[datetime] = []
         out = Outputs()
         for deployed in record.deployments:
             if deployed.deployment.status is not DeploymentStatus.active or not has_routines(deployed):
@@ -872,14 +881,21 @@ class Engine:
             deployment_id = str(deployed.deployment.deployment_id)
             made = log.fired.get(deployment_id, [])
             announced = self._advance_arcs(key, deployed, now)
-            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed, announced))
+            firings_of = partial(self._firings_on, record, deployed, announced)
+            due = due_firings(deployed, now, made, firings_of)
             for firing in due:
                 self._fire(key, deployed, firing, directory, out)
             fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
+            wakes.append(next_wake(deployed, now, firings_of))
         # Deployments gone from the key take their markers with them.
         if fired != log.fired:
             self.tables.routines[routine_key] = RoutineLog(fired=fired)
+        self._wakes[key] = (record.version, min(wakes, default=datetime.max.replace(tzinfo=UTC)))
         return out
+
+    def forget_wakes(self) -> None:
+        """Look at every key again at the next tick (the worker's partitions changed)."""
+        self._wakes.clear()
 
     def _firings_on(
         self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date
@@ -902,6 +918,8 @@ class Engine:
         self, key: str, deployed: DeployedAgent, progress: dict[str, ArcProgress]
     ) -> None:
         arcs_key = ArcKey(key).encode()
+        # A beat waiting for this progress may now be due.
+        self._wakes.pop(key, None)
         book = self.tables.arcs.get(arcs_key) or ArcBook()
         self.tables.arcs[arcs_key] = ArcBook(
             progress={**book.progress, str(deployed.deployment.deployment_id): progress}
