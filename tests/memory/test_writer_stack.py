@@ -6,7 +6,6 @@ model, or without one by the heuristic and extractive reflection."""
 from __future__ import annotations
 
 import asyncio
-import asyncio
 import os
 import signal
 import subprocess
