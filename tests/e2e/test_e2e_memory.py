@@ -89,10 +89,12 @@ async def test_a_dm_fact_stays_in_that_dm_and_with_luna(demo: Demo, store: Memor
 
     await demo.wait_record(INFERENCE_RESULTS, recalled_in_dm, RECALL_S)
 
-    # In the guild neither she nor Kai, whose bot never saw the DM, recalls it.
+    # In the guild neither she nor Kai, whose bot never saw the DM, recalls it. Asked in other words: a late
+    # retry of the DM's call must not pass for the guild's.
+    in_guild = "remind me, what was my secret code word?"
     for agent, bot in (("Luna", luna), ("Kai", kai)):
         since = len(demo.inference.calls)
-        await demo.control.post_user_message(you, f"<@{bot}> {question}", channel)
-        prompt = await prompt_for(demo, since, question, agent)
+        await demo.control.post_user_message(you, f"<@{bot}> {in_guild}", channel)
+        prompt = await prompt_for(demo, since, in_guild, agent)
         assert not any("Quibblefrost" in content for content in prompt), (agent, prompt)
     assert not await remembered(store, demo, "Kai", you, "Quibblefrost")
