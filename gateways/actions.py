@@ -16,6 +16,7 @@ from models.actions import (
     Action,
     AnswerInChannel,
     AnswerInteraction,
+    Attachment,
     Ban,
     DeleteMessage,
     Embed,
@@ -66,6 +67,8 @@ class RestCall:
     deduplicated: bool = False
     # Avatar or banner URLs to fetch and inline as data URIs before sending (body key -> URL).
     images: dict[str, str] = field(default_factory=dict)
+    # A file uploaded with the message: the request goes as multipart (payload_json and files[0]).
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,21 @@ def embed_json(embed: Embed) -> dict[str, Any]:
         body["description"] = embed.description
     if embed.footer:
         body["footer"] = {"text": embed.footer}
+    if embed.fields:
+        body["fields"] = [field.model_dump() for field in embed.fields]
+    if embed.image_url:
+        body["image"] = {"url": embed.image_url}
     return body
+
+
+def attachments_json(attachment: Attachment | None) -> list[dict[str, Any]]:
+    """The payload's description of the uploaded files: files[0] is attachment 0."""
+    if attachment is None:
+        return []
+    described: dict[str, Any] = {"id": 0, "filename": attachment.filename}
+    if attachment.description:
+        described["description"] = attachment.description
+    return [described]
 
 
 def poll_json(poll: NativePoll) -> dict[str, Any]:
@@ -115,10 +132,14 @@ def poll_json(poll: NativePoll) -> dict[str, Any]:
 
 
 def _message_body(
-    action_id: str, content: str, embed: Embed | None, poll: NativePoll | None = None
+    action_id: str,
+    content: str,
+    embed: Embed | None,
+    poll: NativePoll | None = None,
+    attachment: Attachment | None = None,
 ) -> dict[str, Any]:
-    if not content and embed is None and poll is None:
-        raise InvalidAction("content: a message needs content, an embed or a poll")
+    if not content and embed is None and poll is None and attachment is None:
+        raise InvalidAction("content: a message needs content, an embed, a poll or an attachment")
     body: dict[str, Any] = {
         "content": content,
         "nonce": message_nonce(action_id),
@@ -130,6 +151,8 @@ def _message_body(
         body["embeds"] = [embed_json(embed)]
     if poll is not None:
         body["poll"] = poll_json(poll)
+    if attachment is not None:
+        body["attachments"] = attachments_json(attachment)
     return body
 
 
@@ -147,7 +170,7 @@ def _send(action: SendMessage) -> RestCall:
 
 
 def _reply(action: Reply) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
     body["message_reference"] = {
         "message_id": action.message_id,
         "channel_id": action.channel_id,
@@ -156,7 +179,12 @@ def _reply(action: Reply) -> RestCall:
     }
     body["allowed_mentions"] = {"parse": ["users"], "replied_user": True}
     return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+        "POST",
+        "/channels/{channel_id}/messages",
+        {"channel_id": action.channel_id},
+        body,
+        deduplicated=True,
+        attachment=action.attachment,
     )
 
 
@@ -232,26 +260,31 @@ def _answer_data(action: InteractionResponse) -> dict[str, Any]:
         data["embeds"] = [embed_json(action.embed)]
     if action.poll is not None:
         data["poll"] = poll_json(action.poll)
+    if action.attachment is not None:
+        data["attachments"] = attachments_json(action.attachment)
     if action.ephemeral:
         data["flags"] = EPHEMERAL
     data["allowed_mentions"] = {"parse": ["users"]}
     return data
 
 
-def _callback(interaction_id: str, token: str, body: dict[str, Any]) -> RestCall:
+def _callback(
+    interaction_id: str, token: str, body: dict[str, Any], attachment: Attachment | None = None
+) -> RestCall:
     return RestCall(
         "POST",
         "/interactions/{interaction_id}/{interaction_token}/callback",
         {"interaction_id": interaction_id, "interaction_token": token},
         body,
         counts_globally=False,
+        attachment=attachment,
     )
 
 
 def interaction_callback(action: InteractionResponse) -> RestCall:
     """The answer as the interaction's own response, before anything acknowledged it."""
     body = {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": _answer_data(action)}
-    return _callback(action.interaction_id, action.interaction_token, body)
+    return _callback(action.interaction_id, action.interaction_token, body, action.attachment)
 
 
 def deferral_call(interaction_id: str, token: str) -> RestCall:
@@ -266,12 +299,18 @@ def deferred_answer(action: InteractionResponse, application_id: str) -> list[Re
     params = {"application_id": application_id, "interaction_token": action.interaction_token}
     original = "/webhooks/{application_id}/{interaction_token}/messages/@original"
     data = _answer_data(action)
+    file = action.attachment
     if not action.ephemeral and action.poll is None:
-        return [RestCall("PATCH", original, params, data, counts_globally=False)]
+        return [RestCall("PATCH", original, params, data, counts_globally=False, attachment=file)]
     return [
         RestCall("DELETE", original, params, counts_globally=False),
         RestCall(
-            "POST", "/webhooks/{application_id}/{interaction_token}", params, data, counts_globally=False
+            "POST",
+            "/webhooks/{application_id}/{interaction_token}",
+            params,
+            data,
+            counts_globally=False,
+            attachment=file,
         ),
     ]
 

@@ -79,6 +79,7 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "balance": (OptionSpec("user", OptionKind.user, description="whose balance"),),
     "give": (_USER, _AMOUNT),
     "tip": (OptionSpec("agent", OptionKind.user, required=True, description="the agent"), _AMOUNT),
+    "stats": (OptionSpec("window", OptionKind.text, description="24h, 7d (default) or 30d"),),
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
@@ -113,9 +114,10 @@ COMMAND_DESCRIPTIONS: dict[str, str] = {
     "balance": "Show a member's coins",
     "give": "Give coins to a member",
     "tip": "Tip an agent some coins",
+    "stats": "Show the server's activity (moderators)",
 }
 
-# The permission each moderation command needs: checked by the processors, and registered as the command's
+# The permission each moderators' command needs: checked by the processors, and registered as the command's
 # default member permissions so Discord shows it only to members who hold it.
 REQUIRED_PERMISSION: dict[str, int] = {
     "ban": BAN_MEMBERS,
@@ -124,6 +126,7 @@ REQUIRED_PERMISSION: dict[str, int] = {
     "timeout": MODERATE_MEMBERS,
     "warn": MODERATE_MEMBERS,
     "warnings": MODERATE_MEMBERS,
+    "stats": MODERATE_MEMBERS,
 }
 
 
