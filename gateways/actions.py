@@ -163,9 +163,14 @@ def _guild(action: Action) -> str:
 
 
 def _send(action: SendMessage) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
     return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+        "POST",
+        "/channels/{channel_id}/messages",
+        {"channel_id": action.channel_id},
+        body,
+        deduplicated=True,
+        attachment=action.attachment,
     )
 
 

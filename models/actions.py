@@ -122,6 +122,7 @@ class SendMessage(ActionBase):
     content: MessageText = ""
     embed: Embed | None = None
     poll: NativePoll | None = None
+    attachment: Attachment | None = None
 
 
 class Reply(ActionBase):

@@ -243,14 +243,14 @@ async def _message_body(request: web.Request, *, in_data: bool = False) -> Json:
             loaded = orjson.loads(await part.read())
             body = loaded if isinstance(loaded, dict) else {}
         elif part.filename and part.name is not None:
-            index = _FILE_FIELD.fullmatch(part.name)
-            if index is None:
+            field = _FILE_FIELD.fullmatch(part.name)
+            if field is None:
                 raise errors.invalid_form(part.name, "Unknown file field (files[n] expected).")
             data = bytes(await part.read())
             if len(data) > ATTACHMENT_SIZE_LIMIT:
                 raise ApiError(413, 40005, "Request entity too large")
             content_type = part.headers.get("Content-Type", "application/octet-stream")
-            files[index.group(1)] = (part.filename, content_type, data)
+            files[field.group(1)] = (part.filename, content_type, data)
     if len(files) > MAX_FILES:
         raise ApiError(400, 30015, f"Maximum number of attachments in a message reached ({MAX_FILES})")
     message = body.setdefault("data", {}) if in_data else body
