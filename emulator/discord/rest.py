@@ -246,9 +246,7 @@ async def _message_body(request: web.Request, *, in_data: bool = False) -> Json:
             field = _FILE_FIELD.fullmatch(part.name)
             if field is None:
                 raise errors.invalid_form(part.name, "Unknown file field (files[n] expected).")
-            data = bytes(await part.read())
-            if len(data) > ATTACHMENT_SIZE_LIMIT:
-                raise ApiError(413, 40005, "Request entity too large")
+            data = await _file_data(part)
             content_type = part.headers.get("Content-Type", "application/octet-stream")
             files[field.group(1)] = (part.filename, content_type, data)
     if len(files) > MAX_FILES:
@@ -258,7 +256,8 @@ async def _message_body(request: web.Request, *, in_data: bool = False) -> Json:
     for position, attachment_id in enumerate(described):
         if attachment_id not in files:
             raise errors.invalid_form(f"attachments.{position}.id", "Unknown attachment: no files[n] for it.")
-    base = engine.config.public_url or ""
+    # Absolute, as Discord's CDN URLs are: the address the client reached the emulator at.
+    base = (engine.config.public_url or str(request.url.origin())).rstrip("/")
     attachments = []
     for index, (filename, content_type, data) in files.items():
         attachment_id = engine.ids.next()
@@ -278,6 +277,16 @@ async def _message_body(request: web.Request, *, in_data: bool = False) -> Json:
         )
     message["attachments"] = attachments
     return body
+
+
+async def _file_data(part: BodyPartReader) -> bytes:
+    """A file's bytes, read until they pass the size limit (aiohttp's own cap on a part is far lower)."""
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > ATTACHMENT_SIZE_LIMIT:
+            raise ApiError(413, 40005, "Request entity too large")
+    return bytes(data)
 
 
 async def get_attachment(request: web.Request) -> web.Response:
