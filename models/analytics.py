@@ -34,6 +34,7 @@ class MessageShape(DiscordView):
     models.discord.DiscordMessage on purpose: the events sink reads every message, and validating only
     these fields costs a third of the full view."""
 
+    id: str = ""
     author: DiscordUser
     content: str = ""
     mentions: list[Any] = Field(default_factory=list)

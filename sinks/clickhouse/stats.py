@@ -63,6 +63,9 @@ class Query:
 
 
 _MESSAGES = "type = 'MESSAGE_CREATE' AND NOT author_is_bot"
+# Every bot in the guild records the same message as an event of its own: a message counts once, by its id
+# (rows from before message ids were kept count by event).
+_COUNT = "uniqExact(if(message_id = '', event_id, message_id))"
 
 
 def _in_range(column: str) -> str:
@@ -79,20 +82,20 @@ def stats_queries(database: str, bucket: Bucket) -> list[Query]:
     start_of = "toStartOfHour" if bucket is Bucket.hour else "toStartOfDay"
     kinds = ", ".join(f"'{kind}'" for kind in AGENT_MESSAGE_KINDS)
     return [
-        Query("totals", f"SELECT count(), uniqExactIf(author_id, author_id != '') {events}"),
+        Query("totals", f"SELECT {_COUNT}, uniqExactIf(author_id, author_id != '') {events}"),
         Query(
             "series",
-            f"SELECT toUnixTimestamp({start_of}(received_at, 'UTC')) AS bucket, count() {events} "
+            f"SELECT toUnixTimestamp({start_of}(received_at, 'UTC')) AS bucket, {_COUNT} {events} "
             "GROUP BY bucket ORDER BY bucket",
         ),
         Query(
             "channels",
-            f"SELECT channel_id, count() AS messages {events} AND channel_id != '' "
+            f"SELECT channel_id, {_COUNT} AS messages {events} AND channel_id != '' "
             f"GROUP BY channel_id ORDER BY messages DESC, channel_id LIMIT {TOP}",
         ),
         Query(
             "hours",
-            f"SELECT toHour(received_at, 'UTC') AS hour, count() AS messages {events} "
+            f"SELECT toHour(received_at, 'UTC') AS hour, {_COUNT} AS messages {events} "
             f"GROUP BY hour ORDER BY messages DESC, hour LIMIT {TOP}",
         ),
         Query(

@@ -60,8 +60,9 @@ def agent_reply(n: int, guild_id: str, at: datetime) -> Reply:
 
 
 def plant(clickhouse: Client, database: str) -> None:
-    """My guild: 2 messages yesterday at 10:00 in #201, 3 today at 14:00 (2 in #202, 1 in #201) by 3
-    members, one bot message (not a member's), one message 8 days ago (outside the week); 2 agent replies,
+    """My guild: 2 messages yesterday at 10:00 in #201, 3 today at 14:00 (2 in #202, 1 in #201, one of them
+    seen by two bots) by 3 members, one bot message (not a member's), one message 8 days ago (outside the
+    week); 2 agent replies,
     2 AI calls. The other guild: more of everything, in the same hours."""
     yesterday, today = datetime(2026, 3, 3, 10, 5, tzinfo=UTC), datetime(2026, 3, 4, 14, 20, tzinfo=UTC)
     events = [
@@ -73,6 +74,11 @@ def plant(clickhouse: Client, database: str) -> None:
         message(6, MINE, "201", "501", UNTIL - timedelta(days=8)),
         *(message(100 + n, OTHER, "299", str(600 + n), today) for n in range(20)),
     ]
+    # Another bot of the guild receives message 3 too: an event of its own about the same message.
+    seen_twice = message(3, MINE, "202", "501", today).model_copy(
+        update={"event_id": "ev-3-b", "bot_id": "901"}
+    )
+    events.append(seen_twice)
     bot_message = message(7, MINE, "201", BOT, today)
     bot_message.data["author"]["bot"] = True
     events.append(bot_message)
