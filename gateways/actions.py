@@ -162,16 +162,20 @@ def _guild(action: Action) -> str:
     return action.guild_id
 
 
-def _send(action: SendMessage) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
+def _post_message(channel_id: str, body: dict[str, Any], attachment: Attachment | None = None) -> RestCall:
     return RestCall(
         "POST",
         "/channels/{channel_id}/messages",
-        {"channel_id": action.channel_id},
+        {"channel_id": channel_id},
         body,
         deduplicated=True,
-        attachment=action.attachment,
+        attachment=attachment,
     )
+
+
+def _send(action: SendMessage) -> RestCall:
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
+    return _post_message(action.channel_id, body, action.attachment)
 
 
 def _reply(action: Reply) -> RestCall:
@@ -183,14 +187,7 @@ def _reply(action: Reply) -> RestCall:
         "fail_if_not_exists": False,
     }
     body["allowed_mentions"] = {"parse": ["users"], "replied_user": True}
-    return RestCall(
-        "POST",
-        "/channels/{channel_id}/messages",
-        {"channel_id": action.channel_id},
-        body,
-        deduplicated=True,
-        attachment=action.attachment,
-    )
+    return _post_message(action.channel_id, body, action.attachment)
 
 
 def _warn(action: Warn) -> RestCall:
@@ -198,9 +195,7 @@ def _warn(action: Warn) -> RestCall:
     content = f"<@{action.user_id}> warning {action.warn_count}{reason}"
     body = _message_body(action.action_id, content, None)
     body["allowed_mentions"] = {"users": [action.user_id]}
-    return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
-    )
+    return _post_message(action.channel_id, body)
 
 
 def _react(action: React) -> RestCall:
