@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
 
 import pytest
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
 from PIL import Image
 
 from models.actions import AnswerInChannel, AnswerInteraction, InteractionResponse, Reply
 from models.analytics import StatsRequest, StatsWindow
 from sinks.chart import render_chart
 from sinks.clickhouse.stats import Bucket, aggregate, query_parameters, stats_queries, time_range
-from sinks.stats import CHART_FILENAME, stats_answer, stats_embed
+from sinks.stats import CHART_FILENAME, UNAVAILABLE, answer_stats, stats_answer, stats_embed
 
 UNTIL = datetime(2026, 3, 4, 15, 42, 7, tzinfo=UTC)
 
@@ -153,9 +156,20 @@ def test_a_slash_command_is_answered_through_its_interaction_and_a_prefix_comman
     assert isinstance(prefix, Reply) and (prefix.message_id, prefix.embed) == ("55", embed)
 
 
+class Unreachable:
+    """A ClickHouse that answers every query with an error."""
+
+    def query(self, sql: str, parameters: dict[str, object]) -> None:
+        raise OperationalError("Connection refused")
+
+
 def test_a_failed_query_is_answered_privately_without_a_chart() -> None:
-    answer = stats_answer(
-        request(AnswerInteraction(interaction_id="7", interaction_token="tok")), None, None, "unavailable"
+    asked = request(AnswerInteraction(interaction_id="7", interaction_token="tok"))
+    answer = answer_stats(cast(Client, Unreachable()), "deep", asked)
+    assert isinstance(answer, InteractionResponse) and answer.action_id == asked.action_id
+    assert (answer.ephemeral, answer.attachment, answer.embed, answer.content) == (
+        True,
+        None,
+        None,
+        UNAVAILABLE,
     )
-    assert isinstance(answer, InteractionResponse)
-    assert (answer.ephemeral, answer.attachment, answer.content) == (True, None, "unavailable")
