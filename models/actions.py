@@ -123,6 +123,8 @@ class SendMessage(ActionBase):
     embed: Embed | None = None
     poll: NativePoll | None = None
     attachment: Attachment | None = None
+    # Publish the message to the channels following this one: only in an announcement channel (type 5).
+    crosspost: bool = False
 
 
 class Reply(ActionBase):

@@ -35,6 +35,8 @@ IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
         Tool.custom_commands,
         Tool.economy,
         Tool.analytics,
+        Tool.announcements,
+        Tool.knowledge,
     }
 )
 
@@ -49,6 +51,7 @@ COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     # `/leaderboard coins` is the economy's board, a bare `/leaderboard` the leveling one.
     Tool.economy: ("daily", "balance", "give", "tip", "leaderboard"),
     Tool.analytics: ("stats",),
+    Tool.announcements: ("announce",),
 }
 
 # A command needs one of its tools enabled.
