@@ -28,6 +28,7 @@ from settings.clock import clock_of
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
+    ANALYTICS_REQUESTS,
     DEAD_LETTERS,
     DISCORD_ACTIONS,
     DISCORD_EVENTS,
@@ -128,7 +129,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
     clock = clock_of(settings.clock_file)
 
-    outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
+    outputs_to = {
+        spec.name: topic(spec)
+        for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT, ANALYTICS_REQUESTS)
+    }
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
 
     async def publish(key: str, outputs: Outputs) -> None:

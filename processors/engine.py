@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin
 from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineAction, SpeechStyle
+from models.analytics import StatsRequest
 from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
@@ -73,6 +74,7 @@ from models.table_keys import (
 )
 from models.tiers import TIERS
 from models.tools import Tool
+from processors.analytics import handle_stats
 from processors.announcements import Where, handle_announce, post, render, take_due
 from processors.arcs import advanced, beat_announcement, counted, current_situation
 from processors.automod import check_message
@@ -146,7 +148,14 @@ from processors.utility import (
     render_custom,
     take_due_reminders,
 )
-from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, MODERATION_AUDIT, TopicSpec
+from streams.catalog import (
+    AGENT_DECISIONS,
+    ANALYTICS_REQUESTS,
+    DISCORD_ACTIONS,
+    INFERENCE_LANES,
+    MODERATION_AUDIT,
+    TopicSpec,
+)
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -204,9 +213,10 @@ class Outputs:
     decisions: list[Decision] = field(default_factory=list)
     audits: list[ModerationAudit] = field(default_factory=list)
     requests: list[InferenceRequest] = field(default_factory=list)
+    stats: list[StatsRequest] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.actions or self.decisions or self.audits or self.requests)
+        return bool(self.actions or self.decisions or self.audits or self.requests or self.stats)
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
@@ -220,6 +230,8 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
+        for stats in self.stats:
+            yield ANALYTICS_REQUESTS, stats.guild_id, ANALYTICS_REQUESTS.codec.encode(stats)
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.
@@ -290,6 +302,11 @@ def _story(agent: AgentConfig, at: datetime, progress: dict[str, ArcProgress]) -
         and (told := current_situation(arc, advanced(arc, progress.get(arc.name), at, schedule), today))
     ]
     return [*situations_on(behavior.story_arcs, today), *waiting]
+
+
+def _shown_prefix(agent: AgentConfig, invocation: Invocation) -> str:
+    """How the invoker called the command: "/" for a slash command, else the agent's prefix."""
+    return "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
 
 
 def _mood_config(agent: AgentConfig) -> MoodConfig:
@@ -583,10 +600,14 @@ class Engine:
         elif tool is Tool.moderation:
             target = invocation.text("user")
             warn_key = WarnKey(key, deployment_id, target).encode()
-            shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
             record = self.tables.warns.get(warn_key)
             moderation = handle_moderation(
-                invocation, record, emit, directory, agent.moderation.escalation, shown
+                invocation,
+                record,
+                emit,
+                directory,
+                agent.moderation.escalation,
+                _shown_prefix(agent, invocation),
             )
             _store(self.tables.warns, warn_key, moderation.state)
             outcome = moderation
@@ -604,6 +625,12 @@ class Engine:
             outcome = self._play(key, deployed, invocation, emit)
         elif tool is Tool.economy:
             outcome = self._economy(key, deployed, invocation, emit)
+        elif tool is Tool.analytics:
+            stats = handle_stats(invocation, emit, _shown_prefix(agent, invocation))
+            if isinstance(stats, StatsRequest):
+                out.stats.append(stats)
+                return
+            outcome = Outcome(stats)
         elif tool is Tool.announcements:
             outcome = self._announce(key, deployed, invocation, emit, directory)
         else:
