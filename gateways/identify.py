@@ -26,6 +26,15 @@ class SessionStartLimit(BaseModel):
     max_concurrency: int = Field(ge=1)
 
 
+class GatewayBot(BaseModel):
+    """GET /gateway/bot: the shard count Discord recommends and the identify limits."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    shards: int = Field(ge=1)
+    session_start_limit: SessionStartLimit
+
+
 def budget_wait_s(limit: SessionStartLimit) -> float:
     """How long to wait before this token may start a session: until the daily budget refills when spent."""
     return 0.0 if limit.remaining > 0 else limit.reset_after / 1000

@@ -63,10 +63,10 @@ CHANNEL = "3000"
     [
         (4004, Reconnect.TOKEN_DEAD),
         (4010, Reconnect.FATAL),
-        (4011, Reconnect.FATAL),
+        (4011, Reconnect.SHARDING_REQUIRED),
         (4012, Reconnect.FATAL),
         (4013, Reconnect.FATAL),
-        (4014, Reconnect.FATAL),
+        (4014, Reconnect.DISALLOWED_INTENTS),
         (4007, Reconnect.IDENTIFY),
         (4009, Reconnect.IDENTIFY),
         (4000, Reconnect.RESUME),

@@ -212,7 +212,7 @@ async def test_a_shard_with_an_unusable_session_leaves_the_others_checkpoints(
 ) -> None:
     good = GatewayShard(fleet, bot("1"))
     bad = GatewayShard(fleet, bot("2"))
-    fleet.shards.update({"1": good, "2": bad})
+    fleet.shards.update({"1": (good,), "2": (bad,)})
     await feed(good, ready("s1"), message(2, "a"))
     await feed(bad, ready(""), message(2, "b"))  # an empty session id cannot be stored
     await acknowledged(good)
