@@ -21,7 +21,9 @@ from gateways.actions import (
     report_calls,
     report_text,
 )
+from gateways.commands import GLOBAL, placement
 from gateways.dispatch import dispatch_ids, envelope
+from gateways.fleet import guild_shard
 from gateways.identify import SessionStartLimit, budget_wait_s
 from gateways.ownership import bot_partition, owned
 from gateways.protocol import Reconnect, after_close
@@ -50,6 +52,7 @@ from models.actions import (
     VoicePlay,
     Warn,
 )
+from models.commands import builtin_command
 from streams.codec import encode_key
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -398,3 +401,29 @@ def test_gateway_commands_and_audio() -> None:
     assert presence.payload["d"]["status"] == "idle"
     assert presence.payload["d"]["activities"][0]["state"] == "dreaming"
     assert isinstance(play, AudioCommand) and (play.command, play.track) == ("play", "song")
+
+
+def test_a_command_set_every_guild_agrees_on_goes_global_else_each_guild_gets_its_own() -> None:
+    music = [builtin_command("play"), builtin_command("queue")]
+    games = [builtin_command("roll")]
+    assert placement({"1": music, "2": list(music)}) == {GLOBAL: music, "1": [], "2": []}
+    assert placement({"1": music, "2": games}) == {GLOBAL: [], "1": music, "2": games}
+    # One guild keeps its own set; guilds that all want nothing register nothing globally.
+    assert placement({"1": music}) == {GLOBAL: [], "1": music}
+    assert placement({"1": [], "2": []}) == {GLOBAL: [], "1": [], "2": []}
+    assert placement({}) == {GLOBAL: []}
+
+
+def test_a_guild_is_on_the_shard_discord_routes_it_to() -> None:
+    assert guild_shard(str(41 << 22), 1) == 0
+    assert [guild_shard(str((41 + n) << 22 | 12345), 3) for n in range(4)] == [2, 0, 1, 2]
+
+
+def test_granted_intents_drop_the_privileged_ones_the_application_flags_do_not_grant() -> None:
+    wanted = protocol.intents_value(protocol.DEFAULT_INTENTS)
+    members = 1 << 1
+    assert protocol.granted_intents(wanted, (1 << 18) | (1 << 14)) == wanted
+    assert protocol.granted_intents(wanted, (1 << 19) | (1 << 15)) == wanted  # the LIMITED flags
+    without_content = protocol.granted_intents(wanted, 1 << 15)
+    assert without_content == wanted & ~protocol.MESSAGE_CONTENT and without_content & members
+    assert protocol.granted_intents(wanted, 0) == wanted & ~protocol.PRIVILEGED_INTENTS
