@@ -25,6 +25,7 @@ from gateways.commands import GLOBAL, placement
 from gateways.dispatch import dispatch_ids, envelope
 from gateways.fleet import guild_shard
 from gateways.identify import SessionStartLimit, budget_wait_s
+from gateways.intents import missing_content_notice
 from gateways.ownership import bot_partition, owned
 from gateways.protocol import Reconnect, after_close
 from gateways.rest import RequestRate
@@ -427,3 +428,12 @@ def test_granted_intents_drop_the_privileged_ones_the_application_flags_do_not_g
     without_content = protocol.granted_intents(wanted, 1 << 15)
     assert without_content == wanted & ~protocol.MESSAGE_CONTENT and without_content & members
     assert protocol.granted_intents(wanted, 0) == wanted & ~protocol.PRIVILEGED_INTENTS
+
+
+def test_the_missing_content_notice_names_the_features_and_fits_a_notification() -> None:
+    notice = missing_content_notice("Luna", {"luna": ["prefix commands (!)", "automod links"], "quiet": []})
+    assert notice.kind == "message_content_missing"
+    assert "needed by luna: prefix commands (!), automod links." in notice.message
+    crowded = missing_content_notice("Luna", {f"agent-{n}": ["prefix commands (!)"] for n in range(20)})
+    assert len(crowded.message) == 200 and crowded.message.endswith("…")
+    assert "none of its agents' features" in missing_content_notice("Luna", {"quiet": []}).message
