@@ -98,6 +98,8 @@ class Fleet:
         # Bots being connected afresh under a new shard count (after a 4011).
         self._resharding: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        # Shard -> the identify bucket it holds until its IDENTIFY is sent.
+        self._buckets: dict[GatewayShard, str] = {}
         # Shards whose session or checkpoint changed since the last write to Redis.
         self._dirty: set[GatewayShard] = set()
         # Dispatches Kafka acknowledged, for metrics and the density benchmark.
@@ -156,6 +158,7 @@ class Fleet:
         runner connects them next RESUMEs where Kafka's acknowledgements end."""
         shards = [shard for bot_id in bot_ids for shard in self.shards.pop(bot_id, ())]
         await asyncio.gather(*(shard.stop() for shard in shards))
+        self._forget_buckets(shards)
         # What they forwarded last is acknowledged first, so the checkpoint covers it.
         await self._producer.flush()
         self._dirty.difference_update(shards)
@@ -166,9 +169,16 @@ class Fleet:
         self._stop_soon(self.shards.pop(bot_id, ()))
 
     def _stop_soon(self, shards: Iterable[GatewayShard]) -> None:
+        shards = list(shards)
         for shard in shards:
             shard.hold()
             self._in_background(shard.stop())
+        self._forget_buckets(shards)
+
+    def _forget_buckets(self, shards: Iterable[GatewayShard]) -> None:
+        """A shard stopped while waiting to identify leaves its bucket to expire by itself."""
+        for shard in shards:
+            self._buckets.pop(shard, None)
 
     def _in_background(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -289,7 +299,12 @@ class Fleet:
                 break
             log.warning("bot %s: daily identify budget spent; waiting %.0f s", bot.bot_id, wait)
             await asyncio.sleep(wait)
-        await self._identify.acquire(bot.bot_id, shard.shard_id, limit.max_concurrency)
+        self._buckets[shard] = await self._identify.acquire(bot.bot_id, shard.shard_id, limit.max_concurrency)
+
+    async def identifying(self, shard: GatewayShard) -> None:
+        bucket = self._buckets.pop(shard, None)
+        if bucket is not None:
+            await self._identify.sent(bucket)
 
     async def token_dead(self, shard: GatewayShard, reason: HealthReason) -> None:
         shards = self.shards.pop(shard.bot_id, (shard,))
@@ -338,6 +353,7 @@ class Fleet:
         async def reshard() -> None:
             try:
                 await asyncio.gather(*(other.stop() for other in shards))
+                self._forget_buckets(shards)
                 self._dirty.difference_update(shards)
                 await self._sessions.save_many((bot.bot_id, other.shard_id, None) for other in shards)
             finally:

@@ -46,9 +46,16 @@ class IdentifyLimiter:
         self._prefix = f"{prefix}gw:identify:"
         self._interval_ms = int(interval_s * 1000)
 
-    async def acquire(self, bot_id: str, shard_id: int, max_concurrency: int) -> None:
-        """Wait for this shard's bucket; holding it for the interval is the permission to identify."""
+    async def acquire(self, bot_id: str, shard_id: int, max_concurrency: int) -> str:
+        """Wait for this shard's bucket; holding it for the interval is the permission to identify. Returns
+        the bucket, for `sent`."""
         key = f"{self._prefix}{bot_id}:{shard_id % max_concurrency}"
         while not await self._redis.set(key, b"1", nx=True, px=self._interval_ms):
             remaining_ms = await self._redis.pttl(key)
             await asyncio.sleep(max(remaining_ms, 20) / 1000)
+        return key
+
+    async def sent(self, bucket: str) -> None:
+        """The IDENTIFY went out: Discord counts the interval from it, not from the bucket's acquisition
+        (the connection's handshake came in between), so the bucket is held a full interval from now."""
+        await self._redis.set(bucket, b"1", px=self._interval_ms)

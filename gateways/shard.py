@@ -79,6 +79,9 @@ class ShardHost(Protocol):
     async def before_identify(self, shard: GatewayShard) -> None:
         """Wait for the identify limits; raises TokenRejected when Discord refuses the token."""
 
+    async def identifying(self, shard: GatewayShard) -> None:
+        """The IDENTIFY is being sent: its identify bucket's interval starts now."""
+
     async def token_dead(self, shard: GatewayShard, reason: HealthReason) -> None: ...
 
     async def intents_disallowed(self, shard: GatewayShard) -> bool:
@@ -316,6 +319,7 @@ class GatewayShard:
             self.checkpoint.restart(seq)
             await self._send(protocol.resume_payload(token, self.session_id, seq))
         else:
+            await self.host.identifying(self)
             await self._send(protocol.identify_payload(token, self.intents, self.shard_id, self.shard_count))
 
         while True:

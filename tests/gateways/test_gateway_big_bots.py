@@ -111,3 +111,39 @@ def _past(old: GatewaySession | None, new: GatewaySession | None) -> bool:
 def _guild(envelope: EventEnvelope) -> str:
     assert envelope.guild_id is not None
     return envelope.guild_id
+
+
+async def test_a_bot_that_outgrew_its_shard_count_is_sharded_afresh(
+    emulator: DiscordEmulator,
+    schema_dsn: str,
+    key_spec: str,
+    namespace: str,
+    runners: Callable[..., RunnerProcess],
+    redis_client: aioredis.Redis,
+) -> None:
+    first = uuid.uuid4().int % 10**9 * 2
+    guild_ids = [str((first + n) << 22) for n in range(2 * GUILDS_PER_SHARD)]
+    for guild_id in guild_ids:
+        emulator.add_guild(f"guild-{guild_id}", id=guild_id)
+    bot = emulator.add_bot("grown", guild_ids=guild_ids, max_concurrency=2)
+    # A session from when one shard sufficed, which Discord no longer knows: the RESUME fails, the IDENTIFY
+    # as [0, 1] is closed with 4011, and the runner starts over with the count Discord now recommends.
+    sessions = SessionStore(redis_client, namespace)
+    stale = GatewaySession(
+        session_id="forgotten", seq=5, resume_gateway_url=emulator.gateway_url, generation="old"
+    )
+    await sessions.save_many([(bot.id, 0, stale)])
+    await seal_bot(schema_dsn, key_spec, bot)
+    runner = runners("big-grown")
+
+    def sharded() -> bool:
+        return emulator.stats(bot.id)["connected_sessions"] == 2
+
+    assert await eventually(sharded, within_s=60), runner.log()
+    # READY's checkpoint records the new layout, so the next runner resumes both shards.
+    assert emulator.stats(bot.id)["close_codes"].get("4011") == 1
+
+    async def checkpointed() -> bool:
+        return all(s is not None and s.shard_count == 2 for s in await sessions.load_bot(bot.id, 2))
+
+    assert await eventually(checkpointed, within_s=30)

@@ -255,6 +255,11 @@ async def test_identify_limiter_lets_one_identify_per_bucket_through(
     await limiter.acquire("43", 0, 1)  # another bot
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(limiter.acquire("42", 2, 2), 0.5)  # bucket 0 again: wait for the 5 s
+    # Sending the IDENTIFY restarts the interval, however long the handshake took since the acquisition.
+    bucket = await limiter.acquire("44", 0, 1)
+    await redis_client.pexpire(bucket, 100)
+    await limiter.sent(bucket)
+    assert await redis_client.pttl(bucket) > 4000
 
 
 async def test_ledger_claims(namespace: str, redis_client: aioredis.Redis) -> None:
