@@ -195,7 +195,9 @@ class Fleet:
             shard.release()
 
     async def close(self) -> None:
-        await self.disconnect([*self.shards, *self._resharding])
+        # Stops and reshards under way finish first, so nothing they start outlives the fleet.
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.disconnect(list(self.shards))
 
     # checkpoints
 

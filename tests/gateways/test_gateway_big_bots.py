@@ -36,6 +36,13 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
     await emu.stop()
 
 
+def spread_guild_ids(shards: int) -> list[str]:
+    """Fresh snowflakes whose timestamps put GUILDS_PER_SHARD guilds on each of `shards` shards, as Discord
+    routes them: (guild_id >> 22) % shards."""
+    first = uuid.uuid4().int % 10**9 * shards
+    return [str((first + n) << 22) for n in range(shards * GUILDS_PER_SHARD)]
+
+
 async def test_a_bot_needing_several_shards_connects_them_all_and_resumes_them_after_a_runner_dies(
     emulator: DiscordEmulator,
     stack_up: Settings,
@@ -45,9 +52,7 @@ async def test_a_bot_needing_several_shards_connects_them_all_and_resumes_them_a
     runners: Callable[..., RunnerProcess],
     redis_client: aioredis.Redis,
 ) -> None:
-    # Snowflakes whose timestamps put two guilds on each shard: (guild_id >> 22) % shards.
-    first = uuid.uuid4().int % 10**9 * SHARDS
-    guild_ids = [str((first + n) << 22) for n in range(SHARDS * GUILDS_PER_SHARD)]
+    guild_ids = spread_guild_ids(SHARDS)
     user = emulator.add_user("crowd")
     channels: dict[str, str] = {}
     for guild_id in guild_ids:
@@ -121,8 +126,7 @@ async def test_a_bot_that_outgrew_its_shard_count_is_sharded_afresh(
     runners: Callable[..., RunnerProcess],
     redis_client: aioredis.Redis,
 ) -> None:
-    first = uuid.uuid4().int % 10**9 * 2
-    guild_ids = [str((first + n) << 22) for n in range(2 * GUILDS_PER_SHARD)]
+    guild_ids = spread_guild_ids(2)
     for guild_id in guild_ids:
         emulator.add_guild(f"guild-{guild_id}", id=guild_id)
     bot = emulator.add_bot("grown", guild_ids=guild_ids, max_concurrency=2)
