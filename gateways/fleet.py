@@ -303,7 +303,7 @@ class Fleet:
             await asyncio.sleep(wait)
         self._buckets[shard] = await self._identify.acquire(bot.bot_id, shard.shard_id, limit.max_concurrency)
 
-    async def identifying(self, shard: GatewayShard) -> None:
+    async def identify_sent(self, shard: GatewayShard) -> None:
         bucket = self._buckets.pop(shard, None)
         if bucket is not None:
             await self._identify.sent(bucket)

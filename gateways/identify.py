@@ -13,6 +13,9 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
 IDENTIFY_INTERVAL_S = 5.0
+# Discord counts the interval between IDENTIFYs as it receives them; the bucket is held this much longer
+# after ours went out, so a slow delivery of one and a fast one of the next still arrive 5 s apart.
+DELIVERY_MARGIN_S = 1.0
 
 
 class SessionStartLimit(BaseModel):
@@ -45,6 +48,7 @@ class IdentifyLimiter:
         self._redis = redis
         self._prefix = f"{prefix}gw:identify:"
         self._interval_ms = int(interval_s * 1000)
+        self._after_sent_ms = int((interval_s + DELIVERY_MARGIN_S) * 1000)
 
     async def acquire(self, bot_id: str, shard_id: int, max_concurrency: int) -> str:
         """Wait for this shard's bucket; holding it for the interval is the permission to identify. Returns
@@ -57,5 +61,6 @@ class IdentifyLimiter:
 
     async def sent(self, bucket: str) -> None:
         """The IDENTIFY went out: Discord counts the interval from it, not from the bucket's acquisition
-        (the connection's handshake came in between), so the bucket is held a full interval from now."""
-        await self._redis.set(bucket, b"1", px=self._interval_ms)
+        (the connection's handshake came in between), so the bucket is held a full interval (and the
+        delivery margin) from now."""
+        await self._redis.set(bucket, b"1", px=self._after_sent_ms)

@@ -79,8 +79,8 @@ class ShardHost(Protocol):
     async def before_identify(self, shard: GatewayShard) -> None:
         """Wait for the identify limits; raises TokenRejected when Discord refuses the token."""
 
-    async def identifying(self, shard: GatewayShard) -> None:
-        """The IDENTIFY is being sent: its identify bucket's interval starts now."""
+    async def identify_sent(self, shard: GatewayShard) -> None:
+        """The IDENTIFY went out: its identify bucket's interval starts now."""
 
     async def token_dead(self, shard: GatewayShard, reason: HealthReason) -> None: ...
 
@@ -319,8 +319,8 @@ class GatewayShard:
             self.checkpoint.restart(seq)
             await self._send(protocol.resume_payload(token, self.session_id, seq))
         else:
-            await self.host.identifying(self)
             await self._send(protocol.identify_payload(token, self.intents, self.shard_id, self.shard_count))
+            await self.host.identify_sent(self)
 
         while True:
             # No timeout: the runner's heartbeat scheduler closes a connection that stopped answering.
