@@ -94,14 +94,16 @@ class ArcStatus(Strict):
 
     name: str
     starts_on: date
-    # The arc's last day.
+    # The arc's last day (the earliest one, when beats wait for conditions).
     ends_on: date
     # The agent's local date the status is for.
     on: date
-    # The current beat (0-based) and its situation; None before the arc starts and after it ends.
+    # The current beat (0-based) and its situation; None before the arc starts and after it ends, and
+    # for an arc whose beats wait for conditions: its progress is the processors' table state.
     beat: int | None
     situation: str | None
     beats: int
+    conditional: bool = False
 
 
 ChannelIds = Annotated[list[Snowflake], Field(max_length=500)]

@@ -148,6 +148,15 @@ def _send(action: SendMessage) -> RestCall:
     )
 
 
+def crosspost(channel_id: str, message_id: str) -> RestCall:
+    """Publish a message of an announcement channel to the channels following it."""
+    return RestCall(
+        "POST",
+        "/channels/{channel_id}/messages/{message_id}/crosspost",
+        {"channel_id": channel_id, "message_id": message_id},
+    )
+
+
 def _reply(action: Reply) -> RestCall:
     body = _message_body(action.action_id, action.content, action.embed, action.poll)
     body["message_reference"] = {

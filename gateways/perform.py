@@ -25,7 +25,7 @@ from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
-from models.actions import Action, InteractionResponse, Report, ReportedAction, TypingIndicator
+from models.actions import Action, InteractionResponse, Report, ReportedAction, SendMessage, TypingIndicator
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ READY_WAIT_S = 10.0
 # Discord's answer to a second response to one interaction: it was deferred, or an earlier attempt of this
 # answer landed; either way the answer now edits the original.
 ALREADY_ACKNOWLEDGED = 40060
+ALREADY_CROSSPOSTED = 40033
 
 
 class Status(Enum):
@@ -140,7 +141,11 @@ class ActionPerformer:
         plan = actions.plan(action, datetime.now(UTC))
         match plan:
             case RestCall():
-                await self._rest_call(plan, bot, retry=claim is Claim.RETRY)
+                answered = await self._rest_call(plan, bot, retry=claim is Claim.RETRY)
+                if isinstance(action, SendMessage) and action.crosspost and answered is not None:
+                    # A retried send returns the message its nonce made the first time.
+                    published = actions.crosspost(action.channel_id, answered["id"])
+                    await self._rest_call(published, bot, retry=claim is Claim.RETRY)
                 if isinstance(action, TypingIndicator):
                     await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
@@ -171,20 +176,20 @@ class ActionPerformer:
                 await self._rest_call(call, bot, retry=False)
             await asyncio.sleep(pause)
 
-    async def _rest_call(self, call: RestCall, bot: BotCredentials, *, retry: bool) -> None:
+    async def _rest_call(self, call: RestCall, bot: BotCredentials, *, retry: bool) -> Any:
+        """Discord's answer to the call (None when a retry finds it done already)."""
         body = await self._with_images(call)
         client = self._rest.client(bot.bot_id, bot.token)
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
-                await client.request(call, body)
-                return
+                return await client.request(call, body)
             except discord.HTTPException as exc:
                 if is_unauthorized(exc):
                     raise TokenDead(f"{call.method} {call.path} answered 401") from None
                 if exc.code == ALREADY_ACKNOWLEDGED:
                     raise AlreadyAcknowledged from None
                 if retry and _already_done(call, exc):
-                    return
+                    return None
                 # A 5xx arrives here after discord.py's own retries: final, like a 4xx.
                 detail = f"Discord answered {exc.status} (code {exc.code}): {exc.text[:120]}"
                 raise Unperformable(detail) from None
@@ -214,4 +219,4 @@ class ActionPerformer:
 
 def _already_done(call: RestCall, exc: discord.HTTPException) -> bool:
     """On a retry of an attempt that may have landed, the answers that mean it did."""
-    return call.method == "DELETE" and exc.status == 404
+    return (call.method == "DELETE" and exc.status == 404) or exc.code == ALREADY_CROSSPOSTED

@@ -84,6 +84,8 @@ class SendMessage(ActionBase):
     content: MessageText = ""
     embed: Embed | None = None
     poll: NativePoll | None = None
+    # Publish the message to the channels following this one: only in an announcement channel (type 5).
+    crosspost: bool = False
 
 
 class Reply(ActionBase):

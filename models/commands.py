@@ -26,6 +26,8 @@ class OptionKind(StrEnum):
     duration = "duration"
     integer = "integer"
     text = "text"
+    # A local time of day, "HH:MM".
+    clock = "clock"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,11 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "balance": (OptionSpec("user", OptionKind.user, description="whose balance"),),
     "give": (_USER, _AMOUNT),
     "tip": (OptionSpec("agent", OptionKind.user, required=True, description="the agent"), _AMOUNT),
+    # The time first: a prefix command's text option takes the rest of the line ("!announce 18:00 hi").
+    "announce": (
+        OptionSpec("at", OptionKind.clock, description="a local time (HH:MM) to post at; default: now"),
+        OptionSpec("message", OptionKind.text, required=True, description="the text, or a template's name"),
+    ),
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
@@ -113,6 +120,7 @@ COMMAND_DESCRIPTIONS: dict[str, str] = {
     "balance": "Show a member's coins",
     "give": "Give coins to a member",
     "tip": "Tip an agent some coins",
+    "announce": "Post an announcement now or at a local time",
 }
 
 # The permission each moderation command needs: checked by the processors, and registered as the command's
@@ -124,6 +132,7 @@ REQUIRED_PERMISSION: dict[str, int] = {
     "timeout": MODERATE_MEMBERS,
     "warn": MODERATE_MEMBERS,
     "warnings": MODERATE_MEMBERS,
+    "announce": MODERATE_MEMBERS,
 }
 
 
@@ -138,6 +147,7 @@ class CommandOptionType(IntEnum):
 OPTION_TYPES = {
     OptionKind.text: CommandOptionType.string,
     OptionKind.duration: CommandOptionType.string,
+    OptionKind.clock: CommandOptionType.string,
     OptionKind.integer: CommandOptionType.integer,
     OptionKind.user: CommandOptionType.user,
 }
@@ -162,7 +172,8 @@ class ApplicationCommand(Strict):
 
 
 def _options(specs: tuple[OptionSpec, ...]) -> list[ApplicationCommandOption]:
-    # Discord requires the required options first; the declarations already put them there.
+    # Discord requires the required options first; a declaration may put an optional one first for prefix
+    # commands (whose options are positional), so they are sorted here (stably).
     return [
         ApplicationCommandOption(
             type=OPTION_TYPES[spec.kind],
@@ -170,7 +181,7 @@ def _options(specs: tuple[OptionSpec, ...]) -> list[ApplicationCommandOption]:
             description=spec.description or spec.name,
             required=spec.required,
         )
-        for spec in specs
+        for spec in sorted(specs, key=lambda spec: not spec.required)
     ]
 
 

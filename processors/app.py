@@ -19,12 +19,12 @@ from faust.tables.manager import TableManager
 from faust.types import Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
-from models.table_keys import GamesKey, RoutingKey, UtilityKey
-from processors.clock import clock_of
+from models.table_keys import AnnouncementKey, GamesKey, RoutingKey, UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
 from settings import Settings
+from settings.clock import clock_of
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
@@ -206,16 +206,29 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         keys = [GamesKey.parse(raw).partition_key for raw in list(engine.tables.games.keys())]
         await fire_owned(keys, engine.end_idle_games)
 
+    def recovered() -> bool:
+        """The tables hold all their changelogs say: before, a timer could act on state a later record
+        changes (a routine's marker, an announcement already posted)."""
+        recovery = cast(TableManager, app.tables).recovery
+        return not (app.rebalancing or app.in_recovery or not recovery.completed.is_set())
+
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
         # The engine stores each firing's marker before the outputs are produced here, on the same producer
         # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
-        # the gateway performs once. Until the tables are recovered the markers are not all there yet.
-        recovery = cast(TableManager, app.tables).recovery
-        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+        # the gateway performs once.
+        if not recovered():
             return
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
         await fire_owned(keys, engine.fire_routines)
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def fire_announcements() -> None:
+        # As for routines: the book loses the announcement in the write that makes its message.
+        if not recovered():
+            return
+        keys = [AnnouncementKey.parse(raw).partition_key for raw in list(engine.tables.announcements.keys())]
+        await fire_owned(keys, engine.fire_announcements)
 
     return app
 

@@ -29,6 +29,9 @@ from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
 from models.permissions import ADMINISTRATOR
 from models.processor_state import (
+    AnnouncementBook,
+    ArcBook,
+    ArcProgress,
     AutomodWindow,
     FloorState,
     GameBook,
@@ -46,6 +49,8 @@ from models.processor_state import (
 )
 from models.state import ChannelContext, ContextMessage, MoodState, Relationship
 from models.table_keys import (
+    AnnouncementKey,
+    ArcKey,
     AutomodKey,
     ContextKey,
     DirectoryKey,
@@ -68,7 +73,10 @@ from models.table_keys import (
 )
 from models.tiers import TIERS
 from models.tools import Tool
+from processors.announcements import Where, handle_announce, post, render, take_due
+from processors.arcs import advanced, beat_announcement, counted, current_situation
 from processors.automod import check_message
+from processors.checkins import check_in_on, mention, regulars_away
 from processors.commands import (
     Invocation,
     UsageError,
@@ -97,6 +105,7 @@ from processors.event_routing import (
 from processors.floor import Candidate, channel_limits, rule_floor
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
+from processors.knowledge import knowledge_query
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
 from processors.mood import MoodEvent, after_event, after_interaction, drift, initial_mood
@@ -113,7 +122,7 @@ from processors.prompt import (
     max_tokens_for,
 )
 from processors.relationships import record_interaction, tipped, track
-from processors.replies import compose_reply, mood_emoji
+from processors.replies import compose_reply, greeted, mood_emoji
 from processors.routines import (
     Firing,
     due_firings,
@@ -182,6 +191,10 @@ class Tables:
     routines: MutableMapping[str, RoutineLog]  # RoutineKey
     floor: MutableMapping[str, FloorState]  # FloorKey
     economy: MutableMapping[str, Wallets]  # EconomyKey
+    # Where the story arcs with conditional beats stand.
+    arcs: MutableMapping[str, ArcBook]  # ArcKey
+    # The announcements scheduled for later.
+    announcements: MutableMapping[str, AnnouncementBook]  # AnnouncementKey
 
 
 @dataclass
@@ -252,6 +265,10 @@ def _traits(agent: AgentConfig) -> PersonalityTraits:
     return agent.character.personality if agent.character is not None else PersonalityTraits()
 
 
+def _speech_style(agent: AgentConfig) -> SpeechStyle:
+    return agent.character.speech_style if agent.character is not None else SpeechStyle()
+
+
 def _message_text(context: ChannelContext | None, message_id: str | None) -> str:
     """The text of a message the channel context still holds; empty when it is not there."""
     if context is None or message_id is None:
@@ -259,10 +276,19 @@ def _message_text(context: ChannelContext | None, message_id: str | None) -> str
     return next((m.content for m in context.messages if m.message_id == message_id), "")
 
 
-def _story(agent: AgentConfig, at: datetime) -> list[str]:
-    """The current beats of the agent's story arcs, on its local date at `at`."""
+def _story(agent: AgentConfig, at: datetime, progress: dict[str, ArcProgress]) -> list[str]:
+    """The current beats of the agent's story arcs, on its local date at `at`: those of the arcs with
+    conditions from their `progress` (by arc name) as it stands at `at`."""
     behavior = agent.behavior
-    return situations_on(behavior.story_arcs, at.astimezone(behavior.schedule.zone).date())
+    schedule = behavior.schedule
+    today = at.astimezone(schedule.zone).date()
+    waiting = [
+        told
+        for arc in behavior.story_arcs
+        if arc.conditional
+        and (told := current_situation(arc, advanced(arc, progress.get(arc.name), at, schedule), today))
+    ]
+    return [*situations_on(behavior.story_arcs, today), *waiting]
 
 
 def _mood_config(agent: AgentConfig) -> MoodConfig:
@@ -379,6 +405,8 @@ class Engine:
         floor = self._floor(envelope, message, at, context, directory)
         out = Outputs()
         for route in routes:
+            if not message.author.bot:
+                self._count_arc_message(key, route.deployed, message, at, directory)
             _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
         return out
 
@@ -571,12 +599,41 @@ class Engine:
             outcome = self._play(key, deployed, invocation, emit)
         elif tool is Tool.economy:
             outcome = self._economy(key, deployed, invocation, emit)
+        elif tool is Tool.announcements:
+            outcome = self._announce(key, deployed, invocation, emit, directory)
         else:
             raise ValueError(f"no handler for command {name!r}")
         if outcome.say is not None:
             out.actions.append(emit.answer(outcome.say, invocation.origin))
         out.actions.extend(outcome.actions)
         out.audits.extend(outcome.audits)
+
+    def _announce(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        invocation: Invocation,
+        emit: Emitter,
+        directory: GuildDirectory | None,
+    ) -> Outcome[AnnouncementBook]:
+        agent = deployed.agent
+        config = agent.announcements
+        channel_id = (
+            text_channel(deployed, config.channel, directory) if config.channel else invocation.channel_id
+        )
+        shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
+        where = Where(channel_id, config, agent.behavior.schedule.zone, shown)
+        announcements_key = AnnouncementKey(key).encode()
+        outcome = handle_announce(
+            invocation,
+            self.tables.announcements.get(announcements_key),
+            emit,
+            where,
+            server=directory.name if directory is not None else "",
+            channel_type=directory.channel_types.get(channel_id) if directory and channel_id else None,
+        )
+        _store(self.tables.announcements, announcements_key, outcome.state)
+        return outcome
 
     def _play(self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter) -> Outcome[Any]:
         """A game command over the guild's running games; the results it decides go to the players' records
@@ -751,6 +808,38 @@ class Engine:
                 out.actions.append(emit.send(notice.say, notice.channel_id))
         return out
 
+    def fire_announcements(self, key: str, now: datetime) -> Outputs:
+        """Post the announcements due at `now`, each by the deployment that took it (one undeployed since
+        posts nothing); the book stays, for the /announce events it remembers."""
+        announcements_key = AnnouncementKey(key).encode()
+        book = self.tables.announcements.get(announcements_key)
+        if book is None:
+            return Outputs()
+        due, remaining = take_due(book, now)
+        if not due:
+            return Outputs()
+        record = self.routing(key)
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        out = Outputs()
+        for announcement in due:
+            deployed = find_deployment(record, str(announcement.deployment_id))
+            if deployed is None:
+                continue
+            agent = deployed.agent
+            text = render(
+                announcement.template,
+                announcement.text,
+                server=directory.name if directory is not None else "",
+                agent=agent.name,
+                user_id=announcement.user_id,
+                at=announcement.due_at.astimezone(agent.behavior.schedule.zone),
+            )
+            emit = Emitter(f"announcement:{announcement.announcement_id}", deployed, announcement.guild_id)
+            channel_type = directory.channel_types.get(announcement.channel_id) if directory else None
+            out.actions.append(post(emit, text, announcement.channel_id, channel_type))
+        self.tables.announcements[announcements_key] = remaining
+        return out
+
     def end_idle_games(self, key: str, now: datetime) -> Outputs:
         """End the games nobody moved in until `now`, saying so where they were played."""
         games_key = GamesKey(key).encode()
@@ -782,7 +871,8 @@ class Engine:
                 continue
             deployment_id = str(deployed.deployment.deployment_id)
             made = log.fired.get(deployment_id, [])
-            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed))
+            announced = self._advance_arcs(key, deployed, now)
+            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed, announced))
             for firing in due:
                 self._fire(key, deployed, firing, directory, out)
             fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
@@ -791,14 +881,86 @@ class Engine:
             self.tables.routines[routine_key] = RoutineLog(fired=fired)
         return out
 
-    def _firings_on(self, record: RoutingRecord, deployed: DeployedAgent, day: date) -> list[Firing]:
+    def _firings_on(
+        self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date
+    ) -> list[Firing]:
+        """The firings of the dates on `day` (remembered), and of the conditional arcs' `announced` beats."""
         cache_key = (record.key, record.version, deployed.deployment.deployment_id, day)
         found = self._firings.get(cache_key)
         if found is None:
             if len(self._firings) >= FIRINGS_REMEMBERED:
                 self._firings.clear()
             found = self._firings[cache_key] = firings_on(deployed, day)
-        return found
+        return [*found, *(firing for firing in announced if firing.local_day == day)]
+
+    def arc_progress(self, key: str, deployed: DeployedAgent) -> dict[str, ArcProgress]:
+        """The progress of the deployment's arcs with conditions, by arc name, as last stored."""
+        book = self.tables.arcs.get(ArcKey(key).encode())
+        return book.progress.get(str(deployed.deployment.deployment_id), {}) if book is not None else {}
+
+    def _store_arc_progress(
+        self, key: str, deployed: DeployedAgent, progress: dict[str, ArcProgress]
+    ) -> None:
+        arcs_key = ArcKey(key).encode()
+        book = self.tables.arcs.get(arcs_key) or ArcBook()
+        self.tables.arcs[arcs_key] = ArcBook(
+            progress={**book.progress, str(deployed.deployment.deployment_id): progress}
+        )
+
+    def _advance_arcs(self, key: str, deployed: DeployedAgent, now: datetime) -> list[Firing]:
+        """Begin the beats of the deployment's conditional arcs due at `now`; their current beats'
+        announcements."""
+        schedule = deployed.agent.behavior.schedule
+        stored = self.arc_progress(key, deployed)
+        progress = {
+            arc.name: current
+            for arc in deployed.agent.behavior.story_arcs
+            if arc.conditional and (current := advanced(arc, stored.get(arc.name), now, schedule)) is not None
+        }
+        if progress != stored:
+            self._store_arc_progress(key, deployed, progress)
+        arcs = {arc.name: arc for arc in deployed.agent.behavior.story_arcs}
+        return [
+            firing
+            for name, current in progress.items()
+            if (firing := beat_announcement(arcs[name], current, schedule)) is not None
+        ]
+
+    def _count_arc_message(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        message: DiscordMessage,
+        at: datetime,
+        directory: GuildDirectory | None,
+    ) -> None:
+        """A person's message counts towards the conditions of the arcs told in its channel."""
+        schedule = deployed.agent.behavior.schedule
+        progress = dict(self.arc_progress(key, deployed))
+        changed = False
+        for arc in deployed.agent.behavior.story_arcs:
+            if not arc.conditional or text_channel(deployed, arc.channel, directory) != message.channel_id:
+                continue
+            after = counted(arc, progress.get(arc.name), message.content, at, schedule)
+            if after is not None:
+                progress[arc.name] = after
+                changed = True
+        if changed:
+            self._store_arc_progress(key, deployed, progress)
+
+    def _checked_in_on(self, key: str, deployed: DeployedAgent, firing: Firing) -> Relationship | None:
+        """The regular a check-in firing addresses, among the users the deployment keeps track of."""
+        assert firing.away is not None
+        deployment_id = deployed.deployment.deployment_id
+        tracked = self.tables.tracked.get(TrackedKey(key, deployment_id).encode())
+        known = [
+            relationship
+            for user_id in (tracked.last_seen if tracked is not None else {})
+            if (relationship := self.relationship(key, deployed, user_id)) is not None
+        ]
+        settings = deployed.agent.behavior.relationships
+        away = regulars_away(known, firing.at, firing.away, settings)
+        return check_in_on(deployment_id, firing.local_day, firing.routine, firing.slot, away, settings)
 
     def _fire(
         self,
@@ -810,9 +972,11 @@ class Engine:
     ) -> None:
         deployment, agent = deployed.deployment, deployed.agent
         cause = f"routine:{deployment.deployment_id}:{firing.marker}"
-        channel_id = text_channel(deployed, firing, directory)
+        channel_id = text_channel(deployed, firing.channel, directory)
         context = self.tables.context.get(ContextKey(key, channel_id).encode()) if channel_id else None
         speaks = channel_id is not None and somebody_spoke(context, firing)
+        person = self._checked_in_on(key, deployed, firing) if firing.away is not None else None
+        speaks = speaks and (firing.away is None or person is not None)
         out.decisions.append(
             Decision(
                 event_id=cause,
@@ -824,6 +988,7 @@ class Engine:
                 reason=DecisionReason.proactive if speaks else DecisionReason.proactive_skipped,
                 priority=Priority.low if speaks else None,
                 routine=firing.routine,
+                author_id=person.user_id if person is not None else None,
             )
         )
         if channel_id is None or not speaks:
@@ -833,8 +998,10 @@ class Engine:
             voice = voice_channel(deployed, directory)
             if voice is not None:
                 out.actions.append(emit.action(VoiceJoin, channel_id=voice))
+        addressee = mention(person.user_id) if person is not None else None
         if not agent.ai_enabled:
-            out.actions.append(emit.send(Say(firing.text), channel_id))
+            text = greeted(firing.text, addressee, _speech_style(agent)) if addressee else firing.text
+            out.actions.append(emit.send(Say(text), channel_id))
             return
         ai = agent.ai_config
         assert ai is not None
@@ -857,15 +1024,21 @@ class Engine:
                     mood,
                     gist=firing.text,
                     topic=firing.topic,
-                    story=_story(agent, firing.at),
+                    story=_story(agent, firing.at, self.arc_progress(key, deployed)),
                     bot_id=deployment.bot_id,
                     fit=self.fit,
+                    checking_in_on=person,
                 ),
                 temperature=temperature(ai.temperature, traits),
                 max_tokens=reply_tokens(max_tokens_for(agent, self.fit), traits),
                 cacheable=False,
+                # A check-in opens with the person's mention, and their affinity warms it.
                 target=ReplyTarget(
-                    bot_id=deployment.bot_id, guild_id=deployment.guild_id, channel_id=channel_id
+                    bot_id=deployment.bot_id,
+                    guild_id=deployment.guild_id,
+                    channel_id=channel_id,
+                    author_id=person.user_id if person is not None else None,
+                    greet_as=addressee,
                 ),
             )
         )
@@ -1071,8 +1244,7 @@ class _MessageTurn:
 
     def _maybe_react(self, mood: MoodState, known: Relationship | None) -> None:
         """An emoji on a message the agent does not answer, as often as its character and mood make it."""
-        character = self.agent.character
-        style = character.speech_style if character is not None else SpeechStyle()
+        style = _speech_style(self.agent)
         traits = _traits(self.agent)
         affinity = known.affinity if known is not None else None
         chance = reaction_chance(traits, mood, style, warmth(traits, affinity))
@@ -1115,7 +1287,7 @@ class _MessageTurn:
                 mood,
                 bot_id=self.bot_id,
                 fit=self.engine.fit,
-                story=_story(agent, self.at),
+                story=_story(agent, self.at, self.engine.arc_progress(self.key, self.deployed)),
             ),
             temperature=temperature(ai.temperature, traits),
             max_tokens=reply_tokens(max_tokens_for(agent, self.engine.fit), traits, affinity),
@@ -1134,4 +1306,5 @@ class _MessageTurn:
                 ),
             ),
             memory=memory_request(agent, deployment.deployment_id, message, context, self.at),
+            knowledge=knowledge_query(agent, message.content, self.directory),
         )

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+WIKIPEDIA_URL_TEMPLATE = "https://{lang}.wikipedia.org"
 
 
 def _env(name: str, default: str) -> str:
@@ -37,6 +38,15 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _wiki_url(raw: str) -> str:
+    if raw and (not raw.startswith(("http://", "https://")) or "{lang}" not in raw):
+        raise ValueError(
+            f"environment variable WIKIPEDIA_URL must be an http(s) URL with {{lang}}, like "
+            f"{WIKIPEDIA_URL_TEMPLATE}; got {raw!r}"
+        )
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,19 @@ class Settings:
     local_model: bool
     local_model_port: int
 
+    # Where the knowledge tool looks facts up: a MediaWiki base URL with `{lang}` for the language (the API
+    # is under /w/api.php). Empty: Wikipedia itself, WIKIPEDIA_URL_TEMPLATE.
+    wikipedia_url: str
+    # How Wikimedia can reach this platform's operators (an email or a URL), sent in the User-Agent as
+    # their etiquette asks of every client.
+    wikipedia_contact: str
+
     api_host: str
     api_port: int
 
     log_level: str
 
-    # A file holding an ISO-8601 time that the processors take for "now" (their routine timer's clock);
+    # A file holding an ISO-8601 time that the processors (their timers) and the emulators take for "now";
     # None: the wall clock. Lets tests run a day of routines in seconds, never set in production.
     clock_file: Path | None = None
 
@@ -126,6 +143,10 @@ class Settings:
         return self.local_model and not (
             self.openai_base_url or self.openai_api_key or self.inference_endpoints
         )
+
+    @property
+    def wikipedia_url_template(self) -> str:
+        return self.wikipedia_url or WIKIPEDIA_URL_TEMPLATE
 
     @property
     def redis_url(self) -> str:
@@ -172,6 +193,8 @@ def load_settings() -> Settings:
         inference_api_key=_env("INFERENCE_API_KEY", ""),
         local_model=_env_bool("DEEP_LOCAL_MODEL", True),
         local_model_port=_env_int("DEEP_LOCAL_MODEL_PORT", 18000),
+        wikipedia_url=_wiki_url(_env("WIKIPEDIA_URL", "")),
+        wikipedia_contact=_env("WIKIPEDIA_CONTACT", ""),
         api_host=_env("DEEP_API_HOST", "127.0.0.1"),
         api_port=_env_int("DEEP_API_PORT", 8080),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),

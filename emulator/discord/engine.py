@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from settings.clock import Clock, wall_clock
 
 from . import errors, rules
 from .errors import ApiError
@@ -18,7 +19,15 @@ from .intents import PRIVILEGED, content_visible, strip_content
 from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
 from .polls import poll_payload, results
-from .spec import CHANNEL_DM, CHANNEL_TEXT, CHANNEL_VOICE, EmulatorConfig, WorldSpec
+from .spec import (
+    CHANNEL_ANNOUNCEMENT,
+    CHANNEL_DM,
+    CHANNEL_TEXT,
+    CHANNEL_VOICE,
+    GUILD_CHANNEL_TYPES,
+    EmulatorConfig,
+    WorldSpec,
+)
 from .world import (
     ADMINISTRATOR,
     EVERYONE_PERMISSIONS,
@@ -32,12 +41,12 @@ from .world import (
     StoredMessage,
     User,
     World,
-    iso_now,
 )
 
 MESSAGE_DEFAULT = 0
 MESSAGE_REPLY = 19
 MESSAGE_CHAT_INPUT_COMMAND = 20
+FLAG_CROSSPOSTED = 1 << 0
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 MAX_CONTENT = 2000
@@ -73,10 +82,14 @@ def emoji_key(emoji: Json) -> str:
 
 
 class Engine:
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, clock: Clock = wall_clock) -> None:
+        """`clock`: what the emulated Discord takes for now in what it stamps (timestamps, snowflakes, poll
+        ends, timeouts, interaction tokens); the test clock where one is set. Rate limits and the gateway's
+        heartbeats measure real time."""
         self.config = config or EmulatorConfig()
-        self.world = World(self.config.actions_limit)
-        self.ids = SnowflakeGenerator()
+        self.clock = clock
+        self.world = World(self.config.actions_limit, clock)
+        self.ids = SnowflakeGenerator(clock=clock)
         self.hub = GatewayHub(self.world, self.config, self)
         self.system_user = self.add_user("Discord Emulator")
         self._action_added = asyncio.Event()
@@ -172,8 +185,8 @@ class Engine:
         parent_id: str | None = None,
     ) -> Channel:
         guild = self.world.guild(guild_id)
-        if type not in (CHANNEL_TEXT, CHANNEL_VOICE):
-            raise errors.invalid_form("type", "guild channels are text (0) or voice (2)")
+        if type not in GUILD_CHANNEL_TYPES:
+            raise errors.invalid_form("type", "guild channels are text (0), voice (2) or announcement (5)")
         channel_id = id or self.ids.next()
         if channel_id in self.world.channels:
             raise ApiError(400, 0, f"channel {channel_id} exists")
@@ -193,7 +206,7 @@ class Engine:
             return guild.members[user_id]
         if user_id in guild.bans:
             raise ApiError(403, 40007, "The user is banned from this guild.")
-        member = Member(user_id, iso_now(), nick, list(roles or []))
+        member = Member(user_id, self.clock().isoformat(), nick, list(roles or []))
         bot = self.world.bots.get(user_id)
         if bot is not None:
             member.roles.append(guild.bot_role_id)
@@ -404,7 +417,7 @@ class Engine:
             "channel_id": channel.id,
             "author": user_payload(author),
             "content": content,
-            "timestamp": iso_now(),
+            "timestamp": self.clock().isoformat(),
             "edited_timestamp": None,
             "tts": bool(body.get("tts", False)),
             "mention_everyone": mentions.everyone,
@@ -419,7 +432,7 @@ class Engine:
         if body.get("nonce") is not None:
             payload["nonce"] = body["nonce"]
         if body.get("poll") is not None:
-            payload["poll"] = poll_payload(body["poll"], datetime.now(UTC))
+            payload["poll"] = poll_payload(body["poll"], self.clock())
         if guild is not None:
             payload["guild_id"] = guild.id
             member = guild.members.get(author.id)
@@ -501,7 +514,7 @@ class Engine:
                 payload[key] = list(body[key] or [])
         if "flags" in body and body["flags"] is not None:
             payload["flags"] = int(body["flags"]) & ~FLAG_LOADING
-        payload["edited_timestamp"] = iso_now()
+        payload["edited_timestamp"] = self.clock().isoformat()
         self._dispatch_message(channel, "MESSAGE_UPDATE", stored, payload)
         return payload
 
@@ -676,7 +689,7 @@ class Engine:
         stored = self.world.message(channel, message_id)
         poll = self._open_poll(stored)
         poll["results"] = results(poll, stored.poll_votes, finalized=True)
-        poll["expiry"] = iso_now()
+        poll["expiry"] = self.clock().isoformat()
         self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
         return stored.payload
 
@@ -761,7 +774,7 @@ class Engine:
             guild.id if guild else None,
             channel.id,
             user.id,
-            time.monotonic(),
+            self.clock().timestamp(),
         )
         self._remember(interaction)
         payload: Json = {
@@ -833,7 +846,7 @@ class Engine:
         if (
             member is not None
             and member.communication_disabled_until is not None
-            and (_parse_time(member.communication_disabled_until) > datetime.now(UTC))
+            and (_parse_time(member.communication_disabled_until) > self.clock())
         ):
             raise ApiError(403, MISSING_PERMISSIONS, "Missing Permissions")
 
@@ -865,6 +878,23 @@ class Engine:
         self.record("edit", bot, channel.guild_id, channel.id, payload)
         return payload
 
+    def bot_crosspost(self, bot: Bot, channel_id: str, message_id: str) -> Json:
+        """Publish a message of an announcement channel to its followers, as Discord does: only there, only
+        the bot's own message, once."""
+        channel = self._bot_channel(bot, channel_id)
+        if channel.type != CHANNEL_ANNOUNCEMENT:
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        stored = self.world.message(channel, message_id)
+        if stored.author_id != bot.id:
+            raise ApiError(403, 50013, "Missing Permissions")
+        flags = int(stored.payload.get("flags") or 0)
+        if flags & FLAG_CROSSPOSTED:
+            raise ApiError(400, 40033, "This message has already been crossposted.")
+        stored.payload["flags"] = flags | FLAG_CROSSPOSTED
+        self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
+        self.record("crosspost", bot, channel.guild_id, channel.id, stored.payload)
+        return stored.payload
+
     def bot_delete_message(self, bot: Bot, channel_id: str, message_id: str, reason: str | None) -> None:
         channel = self._bot_channel(bot, channel_id)
         stored = self.world.message(channel, message_id)
@@ -893,7 +923,7 @@ class Engine:
 
     def bot_typing(self, bot: Bot, channel_id: str) -> None:
         channel = self._bot_channel(bot, channel_id)
-        data: Json = {"channel_id": channel.id, "user_id": bot.id, "timestamp": int(time.time())}
+        data: Json = {"channel_id": channel.id, "user_id": bot.id, "timestamp": int(self.clock().timestamp())}
         guild = self.world.guild_of(channel)
         if guild is not None:
             data["guild_id"] = guild.id
@@ -948,7 +978,7 @@ class Engine:
         )
 
     def _delete_recent(self, guild: Guild, user_id: str, seconds: int) -> list[str]:
-        cutoff_ms = (time.time() - seconds) * 1000
+        cutoff_ms = (self.clock().timestamp() - seconds) * 1000
         deleted = []
         for channel in guild.channels.values():
             for message_id in [
@@ -996,7 +1026,7 @@ class Engine:
                     raise errors.invalid_form(
                         "communication_disabled_until", "Not an ISO8601 timestamp."
                     ) from None
-                if when - datetime.now(UTC) > MAX_TIMEOUT:
+                if when - self.clock() > MAX_TIMEOUT:
                     raise errors.invalid_form(
                         "communication_disabled_until", "Must be at most 28 days ahead."
                     )
@@ -1099,7 +1129,7 @@ class Engine:
             raise errors.not_found("interaction", errors.UNKNOWN_INTERACTION)
         if interaction.acknowledged:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
-        if time.monotonic() - interaction.created_at > self.config.interaction_response_timeout_s:
+        if self.clock().timestamp() - interaction.created_at > self.config.interaction_response_timeout_s:
             raise errors.not_found("interaction", errors.UNKNOWN_INTERACTION)
         kind = body.get("type")
         data = body.get("data") or {}
@@ -1171,7 +1201,7 @@ class Engine:
         interaction = self.world.interaction_tokens.get(token)
         if interaction is None or interaction.application_id != application_id:
             raise errors.not_found("Webhook", errors.UNKNOWN_WEBHOOK)
-        if time.monotonic() - interaction.created_at > self.config.interaction_token_ttl_s:
+        if self.clock().timestamp() - interaction.created_at > self.config.interaction_token_ttl_s:
             raise ApiError(401, 50027, "Invalid Webhook Token")
         return interaction
 

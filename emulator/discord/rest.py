@@ -312,6 +312,11 @@ async def edit_message(request: web.Request) -> web.Response:
     )
 
 
+async def crosspost_message(request: web.Request) -> web.Response:
+    m = request.match_info
+    return json_response(_engine(request).bot_crosspost(_bot(request), m["channel_id"], m["message_id"]))
+
+
 async def delete_message(request: web.Request) -> web.Response:
     m = request.match_info
     _engine(request).bot_delete_message(_bot(request), m["channel_id"], m["message_id"], _reason(request))
@@ -454,6 +459,7 @@ def add_rest_routes(app: web.Application) -> None:
         ("GET", "/channels/{channel_id}/messages/{message_id}", get_message),
         ("PATCH", "/channels/{channel_id}/messages/{message_id}", edit_message),
         ("DELETE", "/channels/{channel_id}/messages/{message_id}", delete_message),
+        ("POST", "/channels/{channel_id}/messages/{message_id}/crosspost", crosspost_message),
         ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", add_reaction),
         ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", remove_reaction),
         ("POST", "/channels/{channel_id}/typing", typing),

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from settings.clock import Clock, wall_clock
+
 from .control import STARTED_AT, TRAFFIC, add_control_routes, control_middleware
 from .engine import Engine
 from .ratelimit import InvalidRequestCounter
@@ -30,8 +32,10 @@ class DiscordEmulator(Engine):
     """An in-process Discord: `await start()` returns the base URL; every Engine method (add_guild,
     post_user_message, actions, ...) is callable directly, mirroring the control API."""
 
-    def __init__(self, config: EmulatorConfig | None = None, world: WorldSpec | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: EmulatorConfig | None = None, world: WorldSpec | None = None, clock: Clock = wall_clock
+    ) -> None:
+        super().__init__(config, clock)
         self.limiter = RestLimiter(self)
         self.traffic = TrafficGenerator(self)
         self.app = web.Application(middlewares=[rest_middleware, control_middleware])

@@ -20,7 +20,10 @@ Snowflake = Annotated[str, BeforeValidator(_to_id)]
 CHANNEL_TEXT = 0
 CHANNEL_DM = 1
 CHANNEL_VOICE = 2
-_CHANNEL_TYPES = {"text": CHANNEL_TEXT, "voice": CHANNEL_VOICE}
+# An announcement (news) channel: its messages can be crossposted to the channels following it.
+CHANNEL_ANNOUNCEMENT = 5
+_CHANNEL_TYPES = {"text": CHANNEL_TEXT, "voice": CHANNEL_VOICE, "announcement": CHANNEL_ANNOUNCEMENT}
+GUILD_CHANNEL_TYPES = frozenset(_CHANNEL_TYPES.values())
 
 
 class _Spec(BaseModel):
@@ -104,8 +107,8 @@ class ChannelSpec(_Spec):
     @field_validator("type")
     @classmethod
     def _supported_type(cls, value: int) -> int:
-        if value not in (CHANNEL_TEXT, CHANNEL_VOICE):
-            raise ValueError("guild channels are text (0) or voice (2)")
+        if value not in GUILD_CHANNEL_TYPES:
+            raise ValueError("guild channels are text (0), voice (2) or announcement (5)")
         return value
 
 

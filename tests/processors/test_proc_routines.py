@@ -18,8 +18,9 @@ from models.agent import AgentConfig, AgentMode, PersonalityTraits, ProactiveAct
 from models.common import error_paths
 from models.decisions import DecisionReason, Priority
 from models.deployments import DeployedAgent
+from processors.directory import apply_directory_event
 from processors.engine import Engine, Tables
-from processors.routines import beat_on, routine_times, situations_on
+from processors.routines import beat_on, routine_times, situations_on, text_channel
 from processors.traits import routine_jitter_s
 from tests.processors.factories import (
     agent_with,
@@ -355,3 +356,24 @@ def test_a_beat_is_announced_on_its_first_day_and_enters_the_prompt() -> None:
     )
     [asked] = reply.requests
     assert "Your first cakes keep collapsing." in asked.messages[0].content
+
+
+def test_without_a_named_channel_the_home_channel_is_the_system_channel_else_the_first_text_one() -> None:
+    guild, voice, first, second = snowflake(), snowflake(), snowflake(), snowflake()
+    created = guild_create(guild, owner_id=snowflake(), channels={voice: "Lounge", second: "b", first: "a"})
+    created["channels"][0]["type"] = 2
+    created["channels"][1]["position"], created["channels"][2]["position"] = 5, 1
+    directory = apply_directory_event(None, guild, "GUILD_CREATE", created)
+    assert directory is not None and directory.home_channel == first
+    with_system = apply_directory_event(
+        directory, guild, "GUILD_UPDATE", {"id": guild, "system_channel_id": second}
+    )
+    assert with_system is not None and with_system.home_channel == second
+    data = luna().model_dump(mode="json")
+    data["channels"]["text_channels"] = []
+    unnamed = deployed(AgentConfig.model_validate(data), guild_id=guild, bot_id=snowflake())
+    assert text_channel(unnamed, "", with_system) == second
+    named = deployed(unnamed.agent, guild_id=guild, bot_id=snowflake(), text_channels=[first])
+    assert text_channel(named, "", with_system) == first
+    deleted = apply_directory_event(with_system, guild, "CHANNEL_DELETE", {"id": second, "type": 0})
+    assert deleted is not None and text_channel(unnamed, "", deleted) is None
