@@ -154,7 +154,8 @@ class ActionPerformer:
                     raise Unperformable(f"{action.kind}: bot {bot.bot_id} has no gateway connection")
                 for shard in shards:
                     if not await shard.wait_ready(READY_WAIT_S):
-                        raise Unperformable(f"{action.kind}: bot {bot.bot_id}'s {shard} is not connected")
+                        where = f"bot {bot.bot_id} shard {shard.shard_id}"
+                        raise Unperformable(f"{action.kind}: {where} has no gateway connection")
                     await shard.command(plan.payload)
             case AudioCommand():
                 # No audio node is attached to this edge (voice needs DAVE end to end encryption, which an

@@ -260,3 +260,11 @@ async def test_a_dead_token_stops_every_shard_of_the_bot_and_forgets_their_sessi
     assert store.saved == {("1", 0): None, ("1", 1): None, ("1", 2): None}
     await fleet.close()  # waits for the siblings' stops
     assert [shard.state for shard in (shards[0], shards[2])] == [ShardState.STOPPED] * 2
+
+
+def test_a_gateway_command_goes_to_its_guilds_shard_or_to_every_shard(fleet: Fleet) -> None:
+    shards = tuple(GatewayShard(fleet, bot("1"), shard_id=n, shard_count=3) for n in range(3))
+    fleet.shards["1"] = shards
+    assert fleet.shards_for("1", str(41 << 22)) == (shards[41 % 3],)  # a voice state
+    assert fleet.shards_for("1", None) == shards  # a presence
+    assert fleet.shards_for("2", None) == ()  # not connected here
