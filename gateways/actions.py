@@ -78,6 +78,8 @@ class GatewayCommand:
     """A payload sent on the bot's own gateway connection (presence, voice state)."""
 
     payload: dict[str, Any]
+    # The guild whose shard must send it (a voice state); None: every shard of the bot (a presence).
+    guild_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -393,9 +395,11 @@ def plan(action: Action, now: datetime) -> Plan:
         case TypingIndicator():
             return _typing(action)
         case VoiceJoin():
-            return GatewayCommand(protocol.voice_state_payload(_guild(action), action.channel_id))
+            guild_id = _guild(action)
+            return GatewayCommand(protocol.voice_state_payload(guild_id, action.channel_id), guild_id)
         case VoiceLeave():
-            return GatewayCommand(protocol.voice_state_payload(_guild(action), None))
+            guild_id = _guild(action)
+            return GatewayCommand(protocol.voice_state_payload(guild_id, None), guild_id)
         case PresenceUpdate():
             return GatewayCommand(protocol.presence_payload(action.status, action.activity))
         case VoicePlay():

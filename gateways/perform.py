@@ -149,10 +149,14 @@ class ActionPerformer:
                 if isinstance(action, TypingIndicator):
                     await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
-                shard = self._fleet.shards.get(bot.bot_id)
-                if shard is None or not await shard.wait_ready(READY_WAIT_S):
+                shards = self._fleet.shards_for(bot.bot_id, plan.guild_id)
+                if not shards:
                     raise Unperformable(f"{action.kind}: bot {bot.bot_id} has no gateway connection")
-                await shard.command(plan.payload)
+                for shard in shards:
+                    if not await shard.wait_ready(READY_WAIT_S):
+                        where = f"bot {bot.bot_id} shard {shard.shard_id}"
+                        raise Unperformable(f"{action.kind}: {where} has no gateway connection")
+                    await shard.command(plan.payload)
             case AudioCommand():
                 # No audio node is attached to this edge (voice needs DAVE end to end encryption, which an
                 # audio node such as Lavalink provides): the command is recorded, not played.

@@ -682,3 +682,31 @@ class AgentConfig(Strict):
 def channel_label(name_or_id: str) -> str:
     """'#general' and 'general' name the same channel."""
     return name_or_id.removeprefix("#").lower()
+
+
+def message_content_features(agent: AgentConfig) -> list[str]:
+    """The agent's configured features that read what Discord blanks for a bot without the privileged
+    MESSAGE_CONTENT intent: the text of guild messages that do not mention it. Slash commands, mentions,
+    replies that ping it, DMs, the spam and mention automod rules and leveling (XP counts messages, not
+    their words) work without it."""
+    features: list[str] = []
+    if agent.enabled_commands or agent.custom_commands:
+        features.append(f"prefix commands ({agent.command_prefix})")
+    if agent.automod is not None:
+        rules = {
+            "repeats": agent.automod.repeats,
+            "links": agent.automod.links,
+            "blocked words": agent.automod.blocked_words,
+        }
+        features += [f"automod {name}" for name, rule in rules.items() if rule.enabled]
+    triggers = agent.behavior.response_triggers
+    unprompted = {
+        "keyword": triggers.keyword_match,
+        "conversation": triggers.conversation_flow,
+        "random": triggers.random,
+        "bored": triggers.bored,
+    }
+    firing = [name for name, trigger in unprompted.items() if trigger.enabled and trigger.probability > 0]
+    if agent.ai_enabled and firing:
+        features.append(f"unprompted AI replies ({', '.join(firing)})")
+    return features

@@ -207,7 +207,7 @@ async def get_gateway_bot(request: web.Request) -> web.Response:
     return json_response(
         {
             "url": engine.hub.gateway_url,
-            "shards": recommended_shards(len(bot.guild_ids)),
+            "shards": recommended_shards(len(bot.guild_ids), engine.config.guilds_per_recommended_shard),
             "session_start_limit": limit,
         }
     )
@@ -482,6 +482,7 @@ def add_rest_routes(app: web.Application) -> None:
         ("POST", "/users/@me/channels", open_dm),
         ("GET", "/users/{user_id}", get_user),
         ("GET", "/oauth2/applications/@me", get_application),
+        ("GET", "/applications/@me", get_application),
         ("GET", "/gateway", get_gateway),
         ("GET", "/gateway/bot", get_gateway_bot),
         ("GET", "/channels/{channel_id}", get_channel),

@@ -45,7 +45,10 @@ class EmulatorConfig(_Spec):
     gateway_send_limit: int = Field(120, ge=1)
     gateway_send_window_s: float = Field(60.0, gt=0)
     gateway_max_payload_bytes: int = Field(4096, ge=256)
+    # A shard holding more guilds than this is refused (4011); GET /gateway/bot recommends one shard per
+    # guilds_per_recommended_shard guilds. Tests shrink both to need several shards with a few guilds.
     max_guilds_per_shard: int = Field(2500, ge=1)
+    guilds_per_recommended_shard: int = Field(1000, ge=1)
     # zlib-stream context per connection: a small window keeps 10k connections cheap (zlib's memory is
     # 2^(bits+2) + 2^(mem_level+9) bytes); clients' decompressors accept any window size.
     zlib_window_bits: int = Field(10, ge=9, le=15)

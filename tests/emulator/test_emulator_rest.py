@@ -13,6 +13,7 @@ from emulator_helpers import RawGateway, Scene, fast_config, register, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
 from emulator.discord.errors import ApiError
+from emulator.discord.intents import Intent
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -353,6 +354,17 @@ async def test_rest_reads_hide_content_without_message_content(
     _, _, messages = await Api(http, emu, s.bot.token)("GET", f"/channels/{s.text.id}/messages?limit=10")
     assert [m["content"] for m in messages] == [""]
     assert emu.history(s.text.id)[0]["content"] == "private words"  # the control API sees everything
+
+
+async def test_the_application_flags_say_which_privileged_intents_are_granted(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    granted, refused = scene(emu), scene(emu, privileged_intents=int(Intent.GUILD_MEMBERS))
+    _, _, app = await Api(http, emu, granted.bot.token)("GET", "/applications/@me")
+    # A bot in under 100 guilds holds the LIMITED flags: presence, members, message content.
+    assert app["id"] == granted.bot.application_id and app["flags"] == (1 << 13) | (1 << 15) | (1 << 19)
+    _, _, app = await Api(http, emu, refused.bot.token)("GET", "/applications/@me")
+    assert app["flags"] == 1 << 15
 
 
 async def test_many_invalid_requests_get_the_ip_banned(

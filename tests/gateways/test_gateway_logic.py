@@ -24,8 +24,11 @@ from gateways.actions import (
     report_calls,
     report_text,
 )
+from gateways.commands import GLOBAL, placement
 from gateways.dispatch import dispatch_ids, envelope
+from gateways.fleet import guild_shard
 from gateways.identify import SessionStartLimit, budget_wait_s
+from gateways.intents import missing_content_notice
 from gateways.ownership import bot_partition, owned
 from gateways.protocol import Reconnect, after_close
 from gateways.rest import RequestRate, multipart_form
@@ -55,6 +58,7 @@ from models.actions import (
     VoicePlay,
     Warn,
 )
+from models.commands import builtin_command
 from streams.codec import encode_key
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -68,10 +72,10 @@ CHANNEL = "3000"
     [
         (4004, Reconnect.TOKEN_DEAD),
         (4010, Reconnect.FATAL),
-        (4011, Reconnect.FATAL),
+        (4011, Reconnect.SHARDING_REQUIRED),
         (4012, Reconnect.FATAL),
         (4013, Reconnect.FATAL),
-        (4014, Reconnect.FATAL),
+        (4014, Reconnect.DISALLOWED_INTENTS),
         (4007, Reconnect.IDENTIFY),
         (4009, Reconnect.IDENTIFY),
         (4000, Reconnect.RESUME),
@@ -482,3 +486,38 @@ def test_each_interaction_has_a_rate_limit_bucket_of_its_own() -> None:
     for call in calls:
         route = Route(call.method, call.path, **call.params)
         assert "itok" in route.major_parameters, call.path
+
+
+def test_a_command_set_every_guild_agrees_on_goes_global_else_each_guild_gets_its_own() -> None:
+    music = [builtin_command("play"), builtin_command("queue")]
+    games = [builtin_command("roll")]
+    assert placement({"1": music, "2": list(music)}) == {GLOBAL: music, "1": [], "2": []}
+    assert placement({"1": music, "2": games}) == {GLOBAL: [], "1": music, "2": games}
+    # One guild keeps its own set; guilds that all want nothing register nothing globally.
+    assert placement({"1": music}) == {GLOBAL: [], "1": music}
+    assert placement({"1": [], "2": []}) == {GLOBAL: [], "1": [], "2": []}
+    assert placement({}) == {GLOBAL: []}
+
+
+def test_a_guild_is_on_the_shard_discord_routes_it_to() -> None:
+    assert guild_shard(str(41 << 22), 1) == 0
+    assert [guild_shard(str((41 + n) << 22 | 12345), 3) for n in range(4)] == [2, 0, 1, 2]
+
+
+def test_granted_intents_drop_the_privileged_ones_the_application_flags_do_not_grant() -> None:
+    wanted = protocol.intents_value(protocol.DEFAULT_INTENTS)
+    members = 1 << 1
+    assert protocol.granted_intents(wanted, (1 << 18) | (1 << 14)) == wanted
+    assert protocol.granted_intents(wanted, (1 << 19) | (1 << 15)) == wanted  # the LIMITED flags
+    without_content = protocol.granted_intents(wanted, 1 << 15)
+    assert without_content == wanted & ~protocol.MESSAGE_CONTENT and without_content & members
+    assert protocol.granted_intents(wanted, 0) == wanted & ~protocol.PRIVILEGED_INTENTS
+
+
+def test_the_missing_content_notice_names_the_features_and_fits_a_notification() -> None:
+    notice = missing_content_notice("Luna", {"luna": ["prefix commands (!)", "automod links"], "quiet": []})
+    assert notice.kind == "message_content_missing"
+    assert "needed by luna: prefix commands (!), automod links." in notice.message
+    crowded = missing_content_notice("Luna", {f"agent-{n}": ["prefix commands (!)"] for n in range(20)})
+    assert len(crowded.message) == 200 and crowded.message.endswith("…")
+    assert "none of its agents' features" in missing_content_notice("Luna", {"quiet": []}).message
