@@ -19,17 +19,20 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import discord
 import httpx
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateways import protocol
+from gateways.actions import RestCall
 from gateways.autocomplete import Autocompleter, MusicLibrary
 from gateways.commands import CommandRegistry, DeployedConfigs
 from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
+from gateways.interactions_http import VerifyKeys
 from gateways.lanes import Lanes
 from gateways.ledger import ActionLedger
 from gateways.media import media_session
@@ -105,6 +108,8 @@ class Runner(ConsumerService):
         self._credentials: dict[str, BotCredentials] = {}
         self.lanes: Lanes[Delivery] = Lanes(self._perform, self._performed)
         self._reconcile_lock = asyncio.Lock()
+        # Bots whose application this runner pointed at the interactions receiver.
+        self._endpoint_set: set[str] = set()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -175,6 +180,7 @@ class Runner(ConsumerService):
             on_interaction=self._interaction_received,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
+        self.verify_keys = VerifyKeys(self.redis, settings.topic_namespace)
         self.deployed = DeployedConfigs()
         self.guard.on_revoked(self.rest.drop)
         self.guard.on_revoked(self.fleet.abandon)
@@ -271,6 +277,7 @@ class Runner(ConsumerService):
 
     def _forget(self, bot_id: str) -> None:
         self._credentials.pop(bot_id, None)
+        self._endpoint_set.discard(bot_id)
         self.commands.forget(bot_id)
 
     async def _reconcile_loop(self) -> None:
@@ -279,6 +286,7 @@ class Runner(ConsumerService):
                 self.roster = await load_roster(self.pool)
                 await self._reconcile()
                 await self._register_commands()
+                await self._use_interactions_endpoint()
             except (*INFRASTRUCTURE_ERRORS, aiohttp.ClientError):
                 log.exception("runner %s: roster refresh failed; retrying", self.config.runner_id)
             self._wake.clear()
@@ -309,6 +317,30 @@ class Runner(ConsumerService):
         bots = [self._credentials[bot_id] for bot_id in self.fleet.shards if bot_id in self._credentials]
         wanted = await self.deployed.wanted(self.pool, [bot.bot_id for bot in bots])
         await self.commands.sync_all(bots, wanted)
+
+    async def _use_interactions_endpoint(self) -> None:
+        """Each connected bot's application sends its interactions to the receiver, when one is configured:
+        its public key goes to Redis first, as the receiver needs it to answer Discord's verifying PING."""
+        base = self.settings.interactions_url
+        if not base:
+            return
+        for bot_id in set(self.fleet.shards) - self._endpoint_set:
+            bot = self._credentials.get(bot_id)
+            if bot is None:
+                continue
+            client = self.rest.client(bot_id, bot.token)
+            url = f"{base}/{bot_id}"
+            try:
+                application = await client.request(RestCall("GET", "/applications/@me"))
+                await self.verify_keys.publish(bot_id, str(application["verify_key"]))
+                if application.get("interactions_endpoint_url") != url:
+                    body = {"interactions_endpoint_url": url}
+                    await client.request(RestCall("PATCH", "/applications/@me", body=body))
+            except discord.HTTPException as exc:
+                # Retried on the next roster round; meanwhile the gateway keeps delivering.
+                log.warning("bot %s: interactions endpoint %s not set: %s", bot_id, url, exc)
+                continue
+            self._endpoint_set.add(bot_id)
 
     async def _bot(self, bot_id: str) -> BotCredentials | None:
         """The bot's credentials, decrypting its token (audited) the first time; None when it has no usable

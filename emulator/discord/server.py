@@ -102,6 +102,7 @@ class DiscordEmulator(Engine):
                 await self._pruner
             self._pruner = None
         self.hub.drop()
+        await self.endpoints.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
