@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator
 from models.agent import AgentConfig
 from models.common import NonEmptyName, Snowflake, Strict
 from models.deployments import Deployment, DeploymentStatus
+from models.memory import StoredMemory
 from models.tiers import Tier, TierLimits
 
 _TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
@@ -188,3 +189,16 @@ class OutboxStatus(Strict):
 
 class Health(Strict):
     status: Literal["ok"] = "ok"
+
+
+class MemoryPage(Strict):
+    """One page of an agent's memories, newest first; `total` counts every memory the filters matched."""
+
+    memories: list[StoredMemory]
+    total: int
+    offset: int
+    limit: int
+
+
+class MemoriesDeleted(Strict):
+    deleted: int

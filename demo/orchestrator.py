@@ -115,7 +115,7 @@ def child_specs(
             "--instance-id",
             "demo-inference",
         ),
-        "memory": spec("memory", deep, "memory", "writer"),
+        "memory": spec("memory", deep, "memory", "writer", "--instance-id", "demo-memory"),
         "gateway": spec(
             "gateway",
             python,

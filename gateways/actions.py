@@ -16,6 +16,7 @@ from models.actions import (
     Action,
     AnswerInChannel,
     AnswerInteraction,
+    Attachment,
     Ban,
     DeleteMessage,
     Embed,
@@ -68,6 +69,8 @@ class RestCall:
     deduplicated: bool = False
     # Avatar or banner URLs to fetch and inline as data URIs before sending (body key -> URL).
     images: dict[str, str] = field(default_factory=dict)
+    # A file uploaded with the message: the request goes as multipart (payload_json and files[0]).
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,21 @@ def embed_json(embed: Embed) -> dict[str, Any]:
         body["description"] = embed.description
     if embed.footer:
         body["footer"] = {"text": embed.footer}
+    if embed.fields:
+        body["fields"] = [field.model_dump() for field in embed.fields]
+    if embed.image_url:
+        body["image"] = {"url": embed.image_url}
     return body
+
+
+def attachments_json(attachment: Attachment | None) -> list[dict[str, Any]]:
+    """The payload's description of the uploaded files: files[0] is attachment 0."""
+    if attachment is None:
+        return []
+    described: dict[str, Any] = {"id": 0, "filename": attachment.filename}
+    if attachment.description:
+        described["description"] = attachment.description
+    return [described]
 
 
 def poll_json(poll: NativePoll) -> dict[str, Any]:
@@ -117,10 +134,14 @@ def poll_json(poll: NativePoll) -> dict[str, Any]:
 
 
 def _message_body(
-    action_id: str, content: str, embed: Embed | None, poll: NativePoll | None = None
+    action_id: str,
+    content: str,
+    embed: Embed | None,
+    poll: NativePoll | None = None,
+    attachment: Attachment | None = None,
 ) -> dict[str, Any]:
-    if not content and embed is None and poll is None:
-        raise InvalidAction("content: a message needs content, an embed or a poll")
+    if not content and embed is None and poll is None and attachment is None:
+        raise InvalidAction("content: a message needs content, an embed, a poll or an attachment")
     body: dict[str, Any] = {
         "content": content,
         "nonce": message_nonce(action_id),
@@ -132,6 +153,8 @@ def _message_body(
         body["embeds"] = [embed_json(embed)]
     if poll is not None:
         body["poll"] = poll_json(poll)
+    if attachment is not None:
+        body["attachments"] = attachments_json(attachment)
     return body
 
 
@@ -141,11 +164,20 @@ def _guild(action: Action) -> str:
     return action.guild_id
 
 
-def _send(action: SendMessage) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll)
+def _post_message(channel_id: str, body: dict[str, Any], attachment: Attachment | None = None) -> RestCall:
     return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+        "POST",
+        "/channels/{channel_id}/messages",
+        {"channel_id": channel_id},
+        body,
+        deduplicated=True,
+        attachment=attachment,
     )
+
+
+def _send(action: SendMessage) -> RestCall:
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
+    return _post_message(action.channel_id, body, action.attachment)
 
 
 def crosspost(channel_id: str, message_id: str) -> RestCall:
@@ -158,7 +190,7 @@ def crosspost(channel_id: str, message_id: str) -> RestCall:
 
 
 def _reply(action: Reply) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
     body["message_reference"] = {
         "message_id": action.message_id,
         "channel_id": action.channel_id,
@@ -166,9 +198,7 @@ def _reply(action: Reply) -> RestCall:
         "fail_if_not_exists": False,
     }
     body["allowed_mentions"] = {"parse": ["users"], "replied_user": True}
-    return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
-    )
+    return _post_message(action.channel_id, body, action.attachment)
 
 
 def _warn(action: Warn) -> RestCall:
@@ -176,9 +206,7 @@ def _warn(action: Warn) -> RestCall:
     content = f"<@{action.user_id}> warning {action.warn_count}{reason}"
     body = _message_body(action.action_id, content, None)
     body["allowed_mentions"] = {"users": [action.user_id]}
-    return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
-    )
+    return _post_message(action.channel_id, body)
 
 
 def _react(action: React) -> RestCall:
@@ -243,6 +271,8 @@ def _answer_data(action: InteractionResponse) -> dict[str, Any]:
         data["embeds"] = [embed_json(action.embed)]
     if action.poll is not None:
         data["poll"] = poll_json(action.poll)
+    if action.attachment is not None:
+        data["attachments"] = attachments_json(action.attachment)
     if action.ephemeral:
         data["flags"] = EPHEMERAL
     data["allowed_mentions"] = {"parse": ["users"]}
@@ -257,15 +287,17 @@ WEBHOOK_ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
 WEBHOOK_FOLLOWUP = "/webhooks/{webhook_id}/{webhook_token}"
 
 
-def _callback(interaction_id: str, token: str, body: dict[str, Any]) -> RestCall:
+def _callback(
+    interaction_id: str, token: str, body: dict[str, Any], attachment: Attachment | None = None
+) -> RestCall:
     params = {"webhook_id": interaction_id, "webhook_token": token}
-    return RestCall("POST", WEBHOOK_CALLBACK, params, body, counts_globally=False)
+    return RestCall("POST", WEBHOOK_CALLBACK, params, body, counts_globally=False, attachment=attachment)
 
 
 def interaction_callback(action: InteractionResponse) -> RestCall:
     """The answer as the interaction's own response, before anything acknowledged it."""
     body = {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": _answer_data(action)}
-    return _callback(action.interaction_id, action.interaction_token, body)
+    return _callback(action.interaction_id, action.interaction_token, body, action.attachment)
 
 
 # Acknowledge now, answer later: Discord shows the bot thinking.
@@ -294,11 +326,12 @@ def deferred_answer(action: InteractionResponse, application_id: str) -> list[Re
     carries it (deleted first, so a retry after a crash repeats neither)."""
     params = {"webhook_id": application_id, "webhook_token": action.interaction_token}
     data = _answer_data(action)
+    file = action.attachment
     if not action.ephemeral and action.poll is None:
-        return [RestCall("PATCH", WEBHOOK_ORIGINAL, params, data, counts_globally=False)]
+        return [RestCall("PATCH", WEBHOOK_ORIGINAL, params, data, counts_globally=False, attachment=file)]
     return [
         RestCall("DELETE", WEBHOOK_ORIGINAL, params, counts_globally=False),
-        RestCall("POST", WEBHOOK_FOLLOWUP, params, data, counts_globally=False),
+        RestCall("POST", WEBHOOK_FOLLOWUP, params, data, counts_globally=False, attachment=file),
     ]
 
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import aiohttp
 import discord
+import orjson
 from discord.http import HTTPClient, Route
 from pydantic import SecretStr
 
 from gateways.actions import RestCall
 from gateways.identify import SessionStartLimit
+from models.actions import Attachment
 
 DISCORD_API_BASE = "https://discord.com/api/v10"
 # Discord's global limit per token; discord.py only reacts to a global 429, this keeps us under it.
@@ -68,11 +70,26 @@ class BotRest:
         route = Route(call.method, call.path, **call.params)
         kwargs: dict[str, Any] = {}
         payload = body if body is not None else call.body
-        if payload is not None:
+        if call.attachment is not None:
+            kwargs["form"] = multipart_form(payload or {}, call.attachment)
+        elif payload is not None:
             kwargs["json"] = payload
         if call.reason:
             kwargs["reason"] = call.reason
         return await self.http.request(route, **kwargs)
+
+
+def multipart_form(payload: dict[str, Any] | list[Any], attachment: Attachment) -> list[dict[str, Any]]:
+    """A message with a file as discord.py sends it: the JSON payload, then the file as files[0]."""
+    return [
+        {"name": "payload_json", "value": orjson.dumps(payload).decode()},
+        {
+            "name": "files[0]",
+            "value": attachment.data,
+            "filename": attachment.filename,
+            "content_type": attachment.content_type,
+        },
+    ]
 
 
 def _http_client(session: aiohttp.ClientSession, token: SecretStr) -> HTTPClient:

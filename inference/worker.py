@@ -36,7 +36,7 @@ from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
 from inference.pricing import cost_usd
 from inference.quota import Charge, MonthlyUsage, month_of
-from memory.recall import Recaller, with_memories
+from memory.recall import Recaller, recalled_notes, with_memories
 from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
@@ -214,8 +214,8 @@ class InferenceWorker(ConsumerService):
             if claim.owned:
                 break
             await asyncio.sleep(CLAIM_POLL_S)
-        if self.recaller is not None:
-            request = with_memories(request, await self.recaller.memories_for(request))
+        recalled = await self.recaller.memories_for(request) if self.recaller is not None else []
+        request = with_memories(request, recalled)
         finding = await self.knowledge.finding_for(request) if self.knowledge is not None else None
         request = with_knowledge(request, finding)
         try:
@@ -223,6 +223,8 @@ class InferenceWorker(ConsumerService):
         except BaseException:
             await self.ledger.release(request.request_id)
             raise
+        if recalled:
+            result = result.model_copy(update={"recalled": recalled_notes(recalled)})
         encoded = INFERENCE_RESULTS.codec.encode(result)
         await self.ledger.answer(request.request_id, encoded)
         return encoded

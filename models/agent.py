@@ -576,6 +576,9 @@ class MemoryConfig(Strict):
     candidates: int = Field(default=50, ge=1, le=500)
     # The agent reflects once the summed importance of memories since its last reflection passes this.
     reflection_threshold: int = Field(default=150, ge=10, le=100_000)
+    # The model that rates the importance of new memories and writes reflections (served by the model
+    # endpoint of the platform); without one, the importance heuristic and extractive reflection.
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -86,6 +86,7 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "balance": (OptionSpec("user", OptionKind.user, description="whose balance"),),
     "give": (_USER, _AMOUNT),
     "tip": (OptionSpec("agent", OptionKind.user, required=True, description="the agent"), _AMOUNT),
+    "stats": (OptionSpec("window", OptionKind.text, description="24h, 7d (default) or 30d"),),
     # The time first: a prefix command's text option takes the rest of the line ("!announce 18:00 hi").
     "announce": (
         OptionSpec("at", OptionKind.clock, description="a local time (HH:MM) to post at; default: now"),
@@ -125,10 +126,11 @@ COMMAND_DESCRIPTIONS: dict[str, str] = {
     "balance": "Show a member's coins",
     "give": "Give coins to a member",
     "tip": "Tip an agent some coins",
+    "stats": "Show the server's activity (moderators)",
     "announce": "Post an announcement now or at a local time",
 }
 
-# The permission each moderation command needs: checked by the processors, and registered as the command's
+# The permission each moderators' command needs: checked by the processors, and registered as the command's
 # default member permissions so Discord shows it only to members who hold it.
 REQUIRED_PERMISSION: dict[str, int] = {
     "ban": BAN_MEMBERS,
@@ -137,6 +139,7 @@ REQUIRED_PERMISSION: dict[str, int] = {
     "timeout": MODERATE_MEMBERS,
     "warn": MODERATE_MEMBERS,
     "warnings": MODERATE_MEMBERS,
+    "stats": MODERATE_MEMBERS,
     "announce": MODERATE_MEMBERS,
 }
 

@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints
 from models.common import Payload, Snowflake, Strict, utc_now
 from models.decisions import Priority
 from models.knowledge import KnowledgeFinding, KnowledgeQuery
-from models.memory import MemoryRequest
+from models.memory import MemoryRequest, RecalledNote
 from models.tiers import InferenceLane, Tier
 
 # The embedded model server (infra/stack/model_server.py): the model name its completions carry, and the
@@ -92,3 +92,5 @@ class InferenceResult(Payload):
     # The lookup of the request's factual question: the reply links its article, or says it does not know.
     knowledge: KnowledgeFinding | None = None
     completed_at: datetime = Field(default_factory=utc_now)
+    # The long-term memories put into the prompt, best first.
+    recalled: list[RecalledNote] = Field(default_factory=list, max_length=50)

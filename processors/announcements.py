@@ -17,13 +17,10 @@ from zoneinfo import ZoneInfo
 
 from models.actions import SendMessage
 from models.agent import BRACED_PLACEHOLDER, AnnouncementsConfig, clock_time
-from models.commands import REQUIRED_PERMISSION
-from models.permissions import PERMISSION_NAMES
 from models.processor_state import AnnouncementBook, ScheduledAnnouncement
-from processors.commands import Invocation
+from processors.commands import Invocation, missing_permission
 from processors.emit import Emitter, Say
 from processors.outcome import Outcome, remember_applied
-from processors.permissions import granted
 
 # Discord's announcement (news) channel type: only its messages can be crossposted.
 ANNOUNCEMENT_CHANNEL = 5
@@ -78,9 +75,9 @@ def post(emit: Emitter, text: str, channel_id: str, channel_type: int | None) ->
 def refusal(invocation: Invocation, where: Where) -> str | None:
     if invocation.guild_id is None:
         return "Announcements work in servers only."
-    needed = REQUIRED_PERMISSION[invocation.name]
-    if not granted(invocation.permissions, needed):
-        return f"You need the {PERMISSION_NAMES[needed]} permission to use {where.shown}{invocation.name}."
+    refused = missing_permission(invocation, where.shown)
+    if refused is not None:
+        return refused
     if where.channel_id is None:
         return f"I can't find the announcement channel {where.config.channel}."
     return None

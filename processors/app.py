@@ -28,6 +28,7 @@ from settings.clock import clock_of
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
+    ANALYTICS_REQUESTS,
     DEAD_LETTERS,
     DISCORD_ACTIONS,
     DISCORD_EVENTS,
@@ -128,7 +129,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
     clock = clock_of(settings.clock_file)
 
-    outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
+    outputs_to = {
+        spec.name: topic(spec)
+        for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT, ANALYTICS_REQUESTS)
+    }
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
 
     async def publish(key: str, outputs: Outputs) -> None:
@@ -212,6 +216,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         recovery = cast(TableManager, app.tables).recovery
         return not (app.rebalancing or app.in_recovery or not recovery.completed.is_set())
 
+    # The rebalance the engine's routine wake-up times were computed in.
+    routine_rebalance = [app.rebalancing_count]
+
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
         # The engine stores each firing's marker before the outputs are produced here, on the same producer
@@ -219,6 +226,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         # the gateway performs once.
         if not recovered():
             return
+        if routine_rebalance[0] != app.rebalancing_count:
+            # Keys may have been another worker's meanwhile, their state changed where this one saw nothing.
+            engine.forget_wakes()
+            routine_rebalance[0] = app.rebalancing_count
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
         await fire_owned(keys, engine.fire_routines)
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.agent import AgentConfig, CustomCommand
-from models.commands import COMMAND_OPTIONS, CUSTOM_OPTIONS, OptionKind, OptionSpec
+from models.commands import COMMAND_OPTIONS, CUSTOM_OPTIONS, REQUIRED_PERMISSION, OptionKind, OptionSpec
 from models.discord import DiscordUser, InteractionOption
+from models.permissions import PERMISSION_NAMES
 from models.tools import TOOLS_OF_COMMAND, Tool
 from processors.emit import Origin
+from processors.permissions import granted
 
 MAX_DURATION_S = 28 * 24 * 3600
 
@@ -169,6 +171,14 @@ def usage(name: str, specs: tuple[OptionSpec, ...], prefix: str) -> str:
 def command_enabled(agent: AgentConfig, name: str) -> bool:
     """Built-in commands must be listed in enabled_commands; custom commands are enabled by being defined."""
     return agent.allows_command(name) or any(command.name == name for command in agent.custom_commands)
+
+
+def missing_permission(invocation: Invocation, shown: str) -> str | None:
+    """Why the invoker may not run a command that needs a permission (shown as `/ban` or `!ban`), or None."""
+    needed = REQUIRED_PERMISSION.get(invocation.name)
+    if needed is None or granted(invocation.permissions, needed):
+        return None
+    return f"You need the {PERMISSION_NAMES[needed]} permission to use {shown}{invocation.name}."
 
 
 def command_tool(agent: AgentConfig, invocation: Invocation) -> Tool | None:

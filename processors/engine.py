@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin
 from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineAction, SpeechStyle
+from models.analytics import StatsRequest
 from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
@@ -73,6 +74,7 @@ from models.table_keys import (
 )
 from models.tiers import TIERS
 from models.tools import Tool
+from processors.analytics import handle_stats
 from processors.announcements import Where, handle_announce, post, render, take_due
 from processors.arcs import advanced, beat_announcement, counted, current_situation
 from processors.automod import check_message
@@ -129,6 +131,7 @@ from processors.routines import (
     firings_on,
     has_routines,
     local_days,
+    next_wake,
     record_fired,
     situations_on,
     somebody_spoke,
@@ -145,7 +148,14 @@ from processors.utility import (
     render_custom,
     take_due_reminders,
 )
-from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, MODERATION_AUDIT, TopicSpec
+from streams.catalog import (
+    AGENT_DECISIONS,
+    ANALYTICS_REQUESTS,
+    DISCORD_ACTIONS,
+    INFERENCE_LANES,
+    MODERATION_AUDIT,
+    TopicSpec,
+)
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -203,9 +213,10 @@ class Outputs:
     decisions: list[Decision] = field(default_factory=list)
     audits: list[ModerationAudit] = field(default_factory=list)
     requests: list[InferenceRequest] = field(default_factory=list)
+    stats: list[StatsRequest] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.actions or self.decisions or self.audits or self.requests)
+        return bool(self.actions or self.decisions or self.audits or self.requests or self.stats)
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
@@ -219,6 +230,8 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
+        for stats in self.stats:
+            yield ANALYTICS_REQUESTS, stats.guild_id, ANALYTICS_REQUESTS.codec.encode(stats)
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.
@@ -291,6 +304,11 @@ def _story(agent: AgentConfig, at: datetime, progress: dict[str, ArcProgress]) -
     return [*situations_on(behavior.story_arcs, today), *waiting]
 
 
+def _shown_prefix(agent: AgentConfig, invocation: Invocation) -> str:
+    """How the invoker called the command: "/" for a slash command, else the agent's prefix."""
+    return "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
+
+
 def _mood_config(agent: AgentConfig) -> MoodConfig:
     """The mood configuration as the agent's temperament lives it."""
     return temperament(agent.behavior.mood, _traits(agent))
@@ -311,6 +329,10 @@ class Engine:
         # The routine firings of a (key, routing version, deployment, local day), computed once: the timer
         # looks at every deployment every second. Derived from the configuration, so never table state.
         self._firings: dict[tuple[str, int, UUID, date], list[Firing]] = {}
+        # Per key, the routing version and the moment before which its routines have nothing due: most
+        # ticks then cost one table read per key. Dropped when the key's arc progress changes; the worker
+        # forgets them all when its partitions change (another worker may have moved the state meanwhile).
+        self._wakes: dict[str, tuple[int, datetime]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -578,10 +600,14 @@ class Engine:
         elif tool is Tool.moderation:
             target = invocation.text("user")
             warn_key = WarnKey(key, deployment_id, target).encode()
-            shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
             record = self.tables.warns.get(warn_key)
             moderation = handle_moderation(
-                invocation, record, emit, directory, agent.moderation.escalation, shown
+                invocation,
+                record,
+                emit,
+                directory,
+                agent.moderation.escalation,
+                _shown_prefix(agent, invocation),
             )
             _store(self.tables.warns, warn_key, moderation.state)
             outcome = moderation
@@ -599,6 +625,12 @@ class Engine:
             outcome = self._play(key, deployed, invocation, emit)
         elif tool is Tool.economy:
             outcome = self._economy(key, deployed, invocation, emit)
+        elif tool is Tool.analytics:
+            stats = handle_stats(invocation, emit, _shown_prefix(agent, invocation))
+            if isinstance(stats, StatsRequest):
+                out.stats.append(stats)
+                return
+            outcome = Outcome(stats)
         elif tool is Tool.announcements:
             outcome = self._announce(key, deployed, invocation, emit, directory)
         else:
@@ -861,10 +893,14 @@ class Engine:
         record = self.routing(key)
         if record is None or key.startswith(DM_PREFIX):
             return Outputs()
+        wake = self._wakes.get(key)
+        if wake is not None and wake[0] == record.version and now < wake[1]:
+            return Outputs()
         directory = self.tables.directory.get(DirectoryKey(key).encode())
         routine_key = RoutineKey(key).encode()
         log = self.tables.routines.get(routine_key) or RoutineLog()
         fired: dict[str, list[str]] = {}
+        wakes: list[datetime] = []
         out = Outputs()
         for deployed in record.deployments:
             if deployed.deployment.status is not DeploymentStatus.active or not has_routines(deployed):
@@ -872,14 +908,21 @@ class Engine:
             deployment_id = str(deployed.deployment.deployment_id)
             made = log.fired.get(deployment_id, [])
             announced = self._advance_arcs(key, deployed, now)
-            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed, announced))
+            firings_of = partial(self._firings_on, record, deployed, announced)
+            due = due_firings(deployed, now, made, firings_of)
             for firing in due:
                 self._fire(key, deployed, firing, directory, out)
             fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
+            wakes.append(next_wake(deployed, now, firings_of))
         # Deployments gone from the key take their markers with them.
         if fired != log.fired:
             self.tables.routines[routine_key] = RoutineLog(fired=fired)
+        self._wakes[key] = (record.version, min(wakes, default=datetime.max.replace(tzinfo=UTC)))
         return out
+
+    def forget_wakes(self) -> None:
+        """Look at every key again at the next tick (the worker's partitions changed)."""
+        self._wakes.clear()
 
     def _firings_on(
         self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date
@@ -902,6 +945,8 @@ class Engine:
         self, key: str, deployed: DeployedAgent, progress: dict[str, ArcProgress]
     ) -> None:
         arcs_key = ArcKey(key).encode()
+        # A beat waiting for this progress may now be due.
+        self._wakes.pop(key, None)
         book = self.tables.arcs.get(arcs_key) or ArcBook()
         self.tables.arcs[arcs_key] = ArcBook(
             progress={**book.progress, str(deployed.deployment.deployment_id): progress}

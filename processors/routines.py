@@ -188,6 +188,16 @@ def local_days(deployed: DeployedAgent, now: datetime) -> list[date]:
     return [today - timedelta(days=back) for back in range(LOOKBACK_DAYS, -1, -1)]
 
 
+def next_wake(deployed: DeployedAgent, now: datetime, firings_of: Callable[[date], list[Firing]]) -> datetime:
+    """The earliest moment after `now` at which something of the deployment may fall due: its next firing on
+    the days the timer looks at, or the start of its next local day (the days looked at, and the conditional
+    arcs' beats, change there). Until then a tick has nothing to do for it unless its state changes."""
+    days = local_days(deployed, now)
+    zone = deployed.agent.behavior.schedule.zone
+    next_day = datetime.combine(days[-1] + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return min([next_day, *(firing.at for day in days for firing in firings_of(day) if firing.at > now)])
+
+
 def has_routines(deployed: DeployedAgent) -> bool:
     behavior = deployed.agent.behavior
     return bool(behavior.story_arcs) or any(r.enabled for r in behavior.proactive_actions.values())

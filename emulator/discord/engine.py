@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,9 @@ FLAG_LOADING = 1 << 7
 MAX_TIMEOUT = timedelta(days=28)
 MAX_INTERACTIONS = 10_000
 MAX_NONCES = 1000
+# Bytes per uploaded file in a guild without boosts; uploaded files the emulator keeps to serve back.
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+ATTACHMENTS_KEPT = 200
 MISSING_PERMISSIONS = 50013
 # Application command option type 6: a user.
 OPTION_USER = 6
@@ -95,11 +99,21 @@ class Engine:
         self._action_added = asyncio.Event()
         self.endpoints = EndpointPoster()
         self._posting: set[asyncio.Task[None]] = set()
+        # Uploaded files by attachment id (content type, bytes), the latest ATTACHMENTS_KEPT.
+        self._attachments: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
     def set_config(self, config: EmulatorConfig) -> None:
         self.config = config
         self.hub.config = config
         self.world.actions.resize(config.actions_limit)
+
+    def store_attachment(self, attachment_id: str, content_type: str, data: bytes) -> None:
+        self._attachments[attachment_id] = (content_type, data)
+        while len(self._attachments) > ATTACHMENTS_KEPT:
+            self._attachments.popitem(last=False)
+
+    def attachment(self, attachment_id: str) -> tuple[str, bytes] | None:
+        return self._attachments.get(attachment_id)
 
     # --- recording -----------------------------------------------------------------------------------
 
@@ -798,7 +812,7 @@ class Engine:
             "locale": "en-US",
             "app_permissions": str((1 << 53) - 1),
             "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
         if guild is not None:
             member = guild.members[user.id]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from discord.http import Route
+from pydantic import ValidationError
 
 from gateways import protocol
 from gateways.actions import (
@@ -26,14 +28,16 @@ from gateways.dispatch import dispatch_ids, envelope
 from gateways.identify import SessionStartLimit, budget_wait_s
 from gateways.ownership import bot_partition, owned
 from gateways.protocol import Reconnect, after_close
-from gateways.rest import RequestRate
+from gateways.rest import RequestRate, multipart_form
 from gateways.watermark import Watermark
 from models.actions import (
     AnswerInChannel,
     AnswerInteraction,
+    Attachment,
     Ban,
     DeleteMessage,
     Embed,
+    EmbedField,
     InteractionResponse,
     Kick,
     MemberPersonaUpdate,
@@ -345,6 +349,70 @@ def test_an_answer_after_the_deferral_edits_it_and_an_ephemeral_one_replaces_it(
         "/webhooks/{webhook_id}/{webhook_token}",
     )
     assert follow.body is not None and follow.body["flags"] == 64 and follow.body["content"] == "done"
+
+
+CHART = Attachment(filename="stats.png", content_type="image/png", data=b"\x89PNG-bytes", description="bars")
+STATS_EMBED = Embed(
+    title="Server activity",
+    color=0x3498DB,
+    fields=[EmbedField(name="Messages", value="5"), EmbedField(name="Busiest", value="<#1>", inline=False)],
+    image_url="attachment://stats.png",
+)
+
+
+def test_a_reply_with_a_file_is_multipart_with_the_file_described_in_its_payload() -> None:
+    reply = Reply(
+        action_id="r", channel_id=CHANNEL, message_id="9", embed=STATS_EMBED, attachment=CHART, **BASE
+    )
+    call = plan(reply, NOW)
+    assert isinstance(call, RestCall) and call.attachment == CHART and call.body is not None
+    assert call.body["attachments"] == [{"id": 0, "filename": "stats.png", "description": "bars"}]
+    assert call.body["embeds"] == [
+        {
+            "color": 0x3498DB,
+            "title": "Server activity",
+            "fields": [
+                {"name": "Messages", "value": "5", "inline": True},
+                {"name": "Busiest", "value": "<#1>", "inline": False},
+            ],
+            "image": {"url": "attachment://stats.png"},
+        }
+    ]
+    payload, file = multipart_form(call.body, CHART)
+    assert payload == {"name": "payload_json", "value": orjson.dumps(call.body).decode()}
+    assert file == {
+        "name": "files[0]",
+        "value": b"\x89PNG-bytes",
+        "filename": "stats.png",
+        "content_type": "image/png",
+    }
+
+
+def test_an_interaction_answer_carries_its_file_whether_or_not_it_was_deferred() -> None:
+    answer = InteractionResponse(
+        action_id="a",
+        interaction_id="5",
+        interaction_token="itok",
+        embed=STATS_EMBED,
+        attachment=CHART,
+        **BASE,
+    )
+    callback = interaction_callback(answer)
+    assert callback.attachment == CHART and callback.body is not None
+    assert callback.body["data"]["attachments"] == [{"id": 0, "filename": "stats.png", "description": "bars"}]
+    [edit] = deferred_answer(answer, "app")
+    assert edit.method == "PATCH" and edit.attachment == CHART and edit.body is not None
+    assert edit.body["attachments"][0]["filename"] == "stats.png"
+
+
+def test_an_attachment_alone_is_a_message_and_its_bytes_travel_as_base64() -> None:
+    call = plan(SendMessage(action_id="s", channel_id=CHANNEL, attachment=CHART, **BASE), NOW)
+    assert isinstance(call, RestCall) and call.body is not None and call.body["content"] == ""
+    assert CHART.model_dump(mode="json")["data"] == "iVBORy1ieXRlcw=="
+    with pytest.raises(ValidationError, match="data"):
+        Attachment(filename="a.png", content_type="image/png", data="not base64!")
+    with pytest.raises(ValidationError, match="filename"):
+        Attachment(filename="../a.png", content_type="image/png", data=b"x")
 
 
 def test_guild_actions_without_a_guild_are_refused() -> None:

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import orjson
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from emulator.discord import DiscordEmulator
 from emulator.discord.errors import ApiError
-from models.actions import SendMessage, TypingIndicator
+from models.actions import Attachment, Embed, SendMessage, TypingIndicator
 from models.agent import AgentConfig, AgentMode
 from models.tools import COMMANDS_BY_TOOL, Tool
 from settings import Settings
@@ -294,3 +295,29 @@ async def test_a_deployment_registers_exactly_its_commands_and_disabling_music_r
         emulator.invoke_command(bot_id, world.user_id, world.channel_id, "play")
     assert unknown.value.code == 10063
     assert emulator.actions(since=since, bot_id=bot_id) == []
+
+
+async def test_a_message_with_a_file_is_uploaded_with_it(
+    namespace: str, emulator: DiscordEmulator, world: World, producer: AIOKafkaProducer, bot_id: str
+) -> None:
+    chart = Attachment(filename="stats.png", content_type="image/png", data=b"\x89PNG\r\n\x1a\n" + bytes(64))
+    action = SendMessage(
+        action_id=f"file-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        embed=Embed(title="Server activity", image_url="attachment://stats.png"),
+        attachment=chart,
+    )
+    await produce_action(producer, namespace, action)
+
+    def posted() -> dict[str, Any] | None:
+        return next((m for m in emulator.history(world.channel_id) if m["attachments"]), None)
+
+    message = await eventually(posted, within_s=30)
+    assert message, "the message with its file was not posted"
+    [attachment] = message["attachments"]
+    assert (attachment["filename"], attachment["size"]) == ("stats.png", len(chart.data))
+    assert message["embeds"][0]["image"]["url"] == "attachment://stats.png"
+    stored = emulator.attachment(attachment["id"])
+    assert stored == ("image/png", chart.data)

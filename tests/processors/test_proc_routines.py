@@ -3,6 +3,7 @@ configuration's validation, and the engine's routine timer over in-memory tables
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import fields
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -293,7 +294,8 @@ def test_an_agent_without_ai_posts_its_text_as_written() -> None:
     assert sent.embed is not None and sent.embed.description == "Morning!"  # the utility template's style
     # The action id derives from the firing: made again after a crash, the gateway performs it once.
     engine.tables.routines.clear()
-    [again] = engine.fire_routines(GUILD, utc(9, 30)).actions
+    restarted = Engine(engine.tables)
+    [again] = restarted.fire_routines(GUILD, utc(9, 30)).actions
     assert again.action_id == sent.action_id
 
 
@@ -377,3 +379,31 @@ def test_without_a_named_channel_the_home_channel_is_the_system_channel_else_the
     assert text_channel(named, "", with_system) == first
     deleted = apply_directory_event(with_system, guild, "CHANNEL_DELETE", {"id": second, "type": 0})
     assert deleted is not None and text_channel(unnamed, "", deleted) is None
+
+
+def test_ticks_skipped_until_the_next_wake_make_what_looking_every_time_makes() -> None:
+    """The timer skips a key until its next possible firing or local midnight: ticked every five minutes
+    over two days (random thoughts, a greeting, a check-in at 18:00, talk in between), it makes exactly the
+    decisions of an engine that looks at everything at every tick."""
+    agent = luna_in_berlin(
+        proactive_actions={
+            "morning_greeting": {"enabled": True, "time": "10:00", "message_template": "Good morning~"},
+            "random_thought": {"enabled": True, "frequency": "every 2-4 hours", "topics": ["stars"]},
+            "voice_check_in": {"enabled": True, "time": "18:00", "action": "voice_check_in"},
+        }
+    )
+    remembering, _ = setup(agent)
+    looking = Engine(deepcopy(remembering.tables))
+    made: tuple[list[str], list[str]] = ([], [])
+    now = utc(0)
+    while now < utc(0, day=DAY + timedelta(2)):
+        if now.minute == 0 and now.hour % 3 == 0:
+            someone_speaks(remembering, now)
+            someone_speaks(looking, now)
+        made[0].extend(f"{d.event_id} {d.reason}" for d in remembering.fire_routines(GUILD, now).decisions)
+        # A new engine over the same tables remembers no wake-up time.
+        fresh = Engine(looking.tables)
+        made[1].extend(f"{d.event_id} {d.reason}" for d in fresh.fire_routines(GUILD, now).decisions)
+        now += timedelta(minutes=5)
+    assert made[0] == made[1]
+    assert len(made[0]) >= 6  # two greetings, two check-ins, random thoughts

@@ -101,6 +101,16 @@ def custom_command_renders() -> None:
     assert not disabled.run(disabled.message("!hug")).actions
 
 
+def stats_are_requested() -> None:
+    """/stats is answered by the sinks process: the processors hand it a request for this guild."""
+    enabled, disabled = Guild(agent(["analytics"], ["stats"])), Guild(agent([], []))
+    asked = slash_event(enabled.where, MEMBER, "stats", {"window": "24h"}, permissions=ADMINISTRATOR)
+    outputs = enabled.run(asked)
+    [request] = outputs.stats
+    assert (request.guild_id, request.window.value, outputs.actions) == (enabled.id, "24h", [])
+    assert answer(disabled.run(disabled.command("stats"))) == "/stats is not enabled here."
+
+
 def knowledge_looks_up_a_question() -> None:
     """A factual question to an agent with the tool sends its lookup along with the inference request."""
 
@@ -125,6 +135,7 @@ BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.announcements: lambda: commands_answer(Tool.announcements),
     Tool.automod: automod_deletes_a_link,
     Tool.custom_commands: custom_command_renders,
+    Tool.analytics: stats_are_requested,
     Tool.knowledge: knowledge_looks_up_a_question,
 }
 
