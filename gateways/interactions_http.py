@@ -90,6 +90,10 @@ class VerifyKeys:
     async def publish(self, bot_id: str, public_key_hex: str) -> None:
         await self._redis.set(self._prefix + bot_id, public_key_hex)
 
+    async def forget(self, bot_id: str) -> None:
+        self._cached.pop(bot_id, None)
+        await self._redis.delete(self._prefix + bot_id)
+
     async def get(self, bot_id: str) -> str | None:
         now = time.monotonic()
         cached = self._cached.get(bot_id)

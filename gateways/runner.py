@@ -108,8 +108,8 @@ class Runner(ConsumerService):
         self._credentials: dict[str, BotCredentials] = {}
         self.lanes: Lanes[Delivery] = Lanes(self._perform, self._performed)
         self._reconcile_lock = asyncio.Lock()
-        # Bots whose application this runner pointed at the interactions receiver.
-        self._endpoint_set: set[str] = set()
+        # Bots whose application's interactions endpoint this runner has made what the settings say.
+        self._endpoint_settled: set[str] = set()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -277,7 +277,7 @@ class Runner(ConsumerService):
 
     def _forget(self, bot_id: str) -> None:
         self._credentials.pop(bot_id, None)
-        self._endpoint_set.discard(bot_id)
+        self._endpoint_settled.discard(bot_id)
         self.commands.forget(bot_id)
 
     async def _reconcile_loop(self) -> None:
@@ -319,28 +319,35 @@ class Runner(ConsumerService):
         await self.commands.sync_all(bots, wanted)
 
     async def _use_interactions_endpoint(self) -> None:
-        """Each connected bot's application sends its interactions to the receiver, when one is configured:
-        its public key goes to Redis first, as the receiver needs it to answer Discord's verifying PING."""
+        """Each connected bot's application sends its interactions to the receiver when one is configured;
+        its public key goes to Redis first, as the receiver needs it to answer Discord's verifying PING.
+        Without a receiver, a bot once pointed at one (its key is still published) goes back to the
+        gateway: left set, its commands would go to a receiver no longer running."""
         base = self.settings.interactions_url
-        if not base:
-            return
-        for bot_id in set(self.fleet.shards) - self._endpoint_set:
+        for bot_id in set(self.fleet.shards) - self._endpoint_settled:
             bot = self._credentials.get(bot_id)
             if bot is None:
                 continue
             client = self.rest.client(bot_id, bot.token)
-            url = f"{base}/{bot_id}"
+            url = f"{base}/{bot_id}" if base else None
             try:
-                application = await client.request(RestCall("GET", "/applications/@me"))
-                await self.verify_keys.publish(bot_id, str(application["verify_key"]))
-                if application.get("interactions_endpoint_url") != url:
-                    body = {"interactions_endpoint_url": url}
-                    await client.request(RestCall("PATCH", "/applications/@me", body=body))
+                if url is not None:
+                    application = await client.request(RestCall("GET", "/applications/@me"))
+                    await self.verify_keys.publish(bot_id, str(application["verify_key"]))
+                    if application.get("interactions_endpoint_url") != url:
+                        await client.request(self._endpoint_call(url))
+                elif await self.verify_keys.get(bot_id) is not None:
+                    await client.request(self._endpoint_call(None))
+                    await self.verify_keys.forget(bot_id)
             except discord.HTTPException as exc:
                 # Retried on the next roster round; meanwhile the gateway keeps delivering.
                 log.warning("bot %s: interactions endpoint %s not set: %s", bot_id, url, exc)
                 continue
-            self._endpoint_set.add(bot_id)
+            self._endpoint_settled.add(bot_id)
+
+    @staticmethod
+    def _endpoint_call(url: str | None) -> RestCall:
+        return RestCall("PATCH", "/applications/@me", body={"interactions_endpoint_url": url})
 
     async def _bot(self, bot_id: str) -> BotCredentials | None:
         """The bot's credentials, decrypting its token (audited) the first time; None when it has no usable

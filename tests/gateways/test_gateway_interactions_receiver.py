@@ -46,15 +46,19 @@ async def receiver_url(
 
 
 @pytest.fixture(scope="module")
+def runner(receiver_url: str, runners: Callable[..., RunnerProcess]) -> RunnerProcess:
+    return runners("http", instance_id="http", extra_env={"DEEP_INTERACTIONS_URL": receiver_url})
+
+
+@pytest.fixture(scope="module")
 async def bot_id(
     emulator: DiscordEmulator,
     world: World,
     schema_dsn: str,
     key_spec: str,
     receiver_url: str,
-    runners: Callable[..., RunnerProcess],
+    runner: RunnerProcess,
 ) -> str:
-    runner = runners("http", instance_id="http", extra_env={"DEEP_INTERACTIONS_URL": receiver_url})
     bot = emulator.add_bot("http-bot", guild_ids=[world.guild_id])
     await seal_bot(schema_dsn, key_spec, bot)
     await configure_agent(schema_dsn, bot.id, Tool.music)
@@ -132,3 +136,29 @@ async def test_a_request_not_signed_by_discord_is_refused_with_401(receiver_url:
         headers = {"X-Signature-Ed25519": "00" * 64, "X-Signature-Timestamp": "1"}
         async with http.post(f"{receiver_url}/{bot_id}", data=body, headers=headers) as response:
             assert response.status == 401
+
+
+async def test_a_runner_without_a_receiver_takes_the_bot_back_to_gateway_delivery(
+    emulator: DiscordEmulator,
+    world: World,
+    runner: RunnerProcess,
+    runners: Callable[..., RunnerProcess],
+    bot_id: str,
+) -> None:
+    await runner.terminate()
+    gateway_runner = runners("gateway-only", instance_id="http")
+    bot = emulator.world.bot(bot_id)
+    cleared = await eventually(
+        lambda: (
+            (bot.interactions_endpoint_url is None and emulator.stats(bot_id)["connected_sessions"])
+            or not gateway_runner.alive
+        ),
+        within_s=60,
+    )
+    assert cleared and gateway_runner.alive, gateway_runner.log()
+    since = emulator.world.actions.last_seq
+    emulator.invoke_command(bot_id, world.user_id, world.channel_id, "play")
+    # Received over the gateway session: the runner defers it at its deadline.
+    deferred = await emulator.wait_actions(since, bot_id, "interaction_response", wait_s=10)
+    assert [a.payload["type"] for a in deferred] == [5]
+    assert emulator.actions(since, bot_id, "interaction_failed") == []
