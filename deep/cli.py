@@ -11,7 +11,7 @@ from rich.console import Console
 
 from api.cli import agents_app, api_app, presets_app, tokens_app
 from demo.cli import demo_command, playground_command
-from gateways.cli import gateway as gateway_command
+from gateways.cli import app as gateway_app
 from infra.stack.cli import db_app, stack_app
 from jobs.cli import jobs_app
 from memory.cli import memory_app
@@ -39,8 +39,10 @@ app.command("demo", help="The whole platform in a demo world with a browser play
 )
 app.command("playground", help="Follow real deployments read-only in the playground.")(playground_command)
 app.command("processors", help="Run a stream-processor worker; several share partitions.")(processors_command)
-app.command("gateway", help="Run a gateway runner: it holds the bots of its discord.actions partitions.")(
-    gateway_command
+app.add_typer(
+    gateway_app,
+    name="gateway",
+    help="Run a gateway runner (it holds the bots of its discord.actions partitions), or `interactions`.",
 )
 
 topics_app = typer.Typer(help="The topic catalog on the broker.", no_args_is_help=True)

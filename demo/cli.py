@@ -17,6 +17,13 @@ def demo_command(
     port: int = typer.Option(_DEFAULTS.playground_port, help="Port of the playground page."),
     emulator_port: int = typer.Option(_DEFAULTS.emulator_port, help="Port of the Discord emulator."),
     api_port: int = typer.Option(_DEFAULTS.api_port, help="Port of the demo's configuration API."),
+    interactions_port: int = typer.Option(
+        _DEFAULTS.interactions_port, help="Port of the interactions receiver."
+    ),
+    interactions_endpoint: bool = typer.Option(
+        _DEFAULTS.interactions_endpoint,
+        help="Bots receive interactions over HTTP at the receiver (off: over their gateway sessions).",
+    ),
     namespace: str = typer.Option(_DEFAULTS.namespace, help="Topic namespace of the demo world."),
     schema: str = typer.Option(_DEFAULTS.schema, help="PostgreSQL schema of the demo (emptied at start)."),
     chat_rate: float = typer.Option(
@@ -33,6 +40,8 @@ def demo_command(
         playground_port=port,
         emulator_port=emulator_port,
         api_port=api_port,
+        interactions_port=interactions_port,
+        interactions_endpoint=interactions_endpoint,
         namespace=namespace,
         schema=schema,
         chat_rate_per_s=chat_rate,

@@ -22,6 +22,10 @@ class DemoOptions:
     emulator_port: int = 7990
     # Not the API's usual 8080: the demo's API serves the demo's schema beside any real one.
     api_port: int = 7991
+    # The interactions receiver: Discord POSTs the bots' interactions there, so a runner crash loses none.
+    interactions_port: int = 7992
+    # False: interactions come over the bots' gateway sessions, acknowledged by the runner.
+    interactions_endpoint: bool = True
     namespace: str = "demo."
     schema: str = "demo"
     clickhouse_database: str = "demo"
@@ -51,6 +55,8 @@ class DemoOptions:
             "--emulator-port": self.emulator_port,
             "--api-port": self.api_port,
         }
+        if self.interactions_endpoint:
+            ports["--interactions-port"] = self.interactions_port
         if len(set(ports.values())) < len(ports):
             raise DemoError(f"{', '.join(ports)} must differ")
         for option, port in ports.items():

@@ -70,6 +70,10 @@ def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[s
         WIKIPEDIA_URL=wiki_url,
         PYTHONUNBUFFERED="1",
     )
+    # The runner points each bot's application at the receiver; unset, interactions come over the gateway.
+    env.pop("DEEP_INTERACTIONS_URL", None)
+    if options.interactions_endpoint:
+        env["DEEP_INTERACTIONS_URL"] = f"http://{options.host}:{options.interactions_port}"
     return env
 
 
@@ -125,6 +129,18 @@ def child_specs(
             "1",
         ),
     }
+    if options.interactions_endpoint:
+        specs["interactions"] = spec(
+            "interactions",
+            python,
+            "-m",
+            "gateways",
+            "interactions",
+            "--host",
+            host,
+            "--port",
+            str(options.interactions_port),
+        )
     if options.sinks:
         specs["sinks"] = spec("sinks", deep, "sinks", "--database", options.clickhouse_database)
     return specs
@@ -259,7 +275,7 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
     emulator_url = f"http://{options.host}:{options.emulator_port}"
     api_url = f"http://{options.host}:{options.api_port}"
     try:
-        for name in ("emulator", "api", "processors", "inference", "memory", "sinks"):
+        for name in ("emulator", "api", "processors", "inference", "memory", "sinks", "interactions"):
             if name in specs:
                 await supervisor.start(specs[name])
         say(f"started {', '.join(supervisor.children)}; logs in {supervisor.log_dir}")
@@ -291,6 +307,11 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
                 stats = [await control.stats(a.bot_id) for a in world.agents]
                 return all(s["connected_sessions"] > 0 for s in stats)
 
+            async def endpoints_set() -> bool:
+                # Discord saves an endpoint only once the receiver answered its verifying PING.
+                stats = [await control.stats(a.bot_id) for a in world.agents]
+                return all(s["interactions_endpoint_url"] for s in stats)
+
             async def commands_registered() -> bool:
                 # Discord delivers only registered commands: the demo is ready once every bot's are.
                 for agent in world.agents:
@@ -305,6 +326,8 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
 
             await wait_for("the bots' gateway connections", bots_connected, supervisor)
             await wait_for("the bots' slash commands", commands_registered, supervisor)
+            if options.interactions_endpoint:
+                await wait_for("the bots' interactions endpoint", endpoints_set, supervisor)
             await wait_for("the processors and the inference worker", workers_ready, supervisor)
 
             background = []

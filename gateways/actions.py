@@ -302,18 +302,24 @@ def interaction_callback(action: InteractionResponse) -> RestCall:
     return _callback(action.interaction_id, action.interaction_token, body, action.attachment)
 
 
+# Acknowledge now, answer later: Discord shows the bot thinking.
+DEFERRAL: dict[str, Any] = {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE}
+
+
 def deferral_call(interaction_id: str, token: str) -> RestCall:
-    """Acknowledge now, answer later: Discord shows the bot thinking."""
-    return _callback(interaction_id, token, {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE})
+    return _callback(interaction_id, token, DEFERRAL)
 
 
-def autocomplete_call(interaction_id: str, token: str, choices: list[str]) -> RestCall:
+def autocomplete_result(choices: list[str]) -> dict[str, Any]:
     """The choices offered while a member types; each is shown and sent back as itself."""
-    body = {
+    return {
         "type": APPLICATION_COMMAND_AUTOCOMPLETE_RESULT,
         "data": {"choices": [{"name": choice, "value": choice} for choice in choices]},
     }
-    return _callback(interaction_id, token, body)
+
+
+def autocomplete_call(interaction_id: str, token: str, choices: list[str]) -> RestCall:
+    return _callback(interaction_id, token, autocomplete_result(choices))
 
 
 def deferred_answer(action: InteractionResponse, application_id: str) -> list[RestCall]:

@@ -1,4 +1,5 @@
-"""`deep gateway`: run one gateway runner until SIGTERM or SIGINT."""
+"""`deep gateway`: run one gateway runner until SIGTERM or SIGINT; `deep gateway interactions`: the
+interactions receiver (gateways/interactions_http.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 
 import typer
 
-from gateways import protocol
+from gateways import interactions_http, protocol
 from gateways.runner import Runner, RunnerConfig
 from settings import get_settings
 from settings.runtime import settle_garbage_collector
@@ -48,8 +49,9 @@ async def _serve(runner: Runner) -> None:
     await runner.run()
 
 
-@app.command()
+@app.callback(invoke_without_command=True)
 def gateway(
+    context: typer.Context,
     runner_id: str = typer.Option(
         "", help="Name in logs, audit rows and Kafka client ids (default host-pid)."
     ),
@@ -72,6 +74,8 @@ def gateway(
     ),
 ) -> None:
     """Run a gateway runner until SIGTERM or SIGINT."""
+    if context.invoked_subcommand is not None:
+        return
     names = tuple(name.strip() for name in intents.split(",") if name.strip())
     try:
         protocol.intents_value(names)
@@ -85,3 +89,14 @@ def gateway(
         roster_interval_s,
         instance_id or None,
     )
+
+
+@app.command()
+def interactions(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(7992, help="Port to listen on; DEEP_INTERACTIONS_URL is its public URL."),
+) -> None:
+    """Receive the interactions Discord POSTs to the bots' Interactions Endpoint URL."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(interactions_http.serve(settings, host, port))

@@ -64,3 +64,21 @@ def envelope(
         received_at=received_at,
         data=data,
     )
+
+
+def interaction_envelope(bot_id: str, interaction: dict[str, Any], received_at: datetime) -> EventEnvelope:
+    """An interaction that came over HTTP (the Interactions Endpoint URL), as the gateway would have put it.
+    The interaction's id names the event, so a repeated request is the same event and never acts twice."""
+    guild_id, channel_id = dispatch_ids("INTERACTION_CREATE", interaction)
+    return EventEnvelope(
+        event_id=f"{bot_id}:interaction:{interaction['id']}",
+        bot_id=bot_id,
+        # No shard carried it; Discord routes a guild's events by guild, and the platform keys them so.
+        shard_id=0,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        type="INTERACTION_CREATE",
+        sequence=0,
+        received_at=received_at,
+        data=interaction,
+    )

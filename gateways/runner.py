@@ -19,18 +19,21 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import discord
 import httpx
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateways import protocol
+from gateways.actions import RestCall
 from gateways.autocomplete import Autocompleter, MusicLibrary
 from gateways.commands import CommandRegistry, DeployedConfigs
 from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
 from gateways.intents import record_message_content
+from gateways.interactions_http import VerifyKeys
 from gateways.lanes import Lanes
 from gateways.ledger import ActionLedger
 from gateways.media import media_session
@@ -108,6 +111,8 @@ class Runner(ConsumerService):
         self._message_content: dict[str, bool] = {}
         self.lanes: Lanes[Delivery] = Lanes(self._perform, self._performed)
         self._reconcile_lock = asyncio.Lock()
+        # Bots whose application's interactions endpoint this runner has made what the settings say.
+        self._endpoint_settled: set[str] = set()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -179,6 +184,7 @@ class Runner(ConsumerService):
             on_intents=self._intents_learned,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
+        self.verify_keys = VerifyKeys(self.redis, settings.topic_namespace)
         self.deployed = DeployedConfigs()
         self.guard.on_revoked(self.rest.drop)
         self.guard.on_revoked(self.fleet.abandon)
@@ -276,6 +282,7 @@ class Runner(ConsumerService):
     def _forget(self, bot_id: str) -> None:
         self._credentials.pop(bot_id, None)
         self._message_content.pop(bot_id, None)
+        self._endpoint_settled.discard(bot_id)
         self.commands.forget(bot_id)
 
     async def _intents_learned(self, bot: BotCredentials, intents: int) -> None:
@@ -298,6 +305,7 @@ class Runner(ConsumerService):
                 self.roster = await load_roster(self.pool)
                 await self._reconcile()
                 await self._register_commands()
+                await self._use_interactions_endpoint()
             except (*INFRASTRUCTURE_ERRORS, aiohttp.ClientError):
                 log.exception("runner %s: roster refresh failed; retrying", self.config.runner_id)
             self._wake.clear()
@@ -328,6 +336,37 @@ class Runner(ConsumerService):
         bots = [self._credentials[bot_id] for bot_id in self.fleet.shards if bot_id in self._credentials]
         wanted = await self.deployed.wanted(self.pool, [bot.bot_id for bot in bots])
         await self.commands.sync_all(bots, wanted)
+
+    async def _use_interactions_endpoint(self) -> None:
+        """Each connected bot's application sends its interactions to the receiver when one is configured;
+        its public key goes to Redis first, as the receiver needs it to answer Discord's verifying PING.
+        Without a receiver, a bot once pointed at one (its key is still published) goes back to the
+        gateway: left set, its commands would go to a receiver no longer running."""
+        base = self.settings.interactions_url
+        for bot_id in set(self.fleet.shards) - self._endpoint_settled:
+            bot = self._credentials.get(bot_id)
+            if bot is None:
+                continue
+            client = self.rest.client(bot_id, bot.token)
+            url = f"{base}/{bot_id}" if base else None
+            try:
+                if url is not None:
+                    application = await client.request(RestCall("GET", "/applications/@me"))
+                    await self.verify_keys.publish(bot_id, str(application["verify_key"]))
+                    if application.get("interactions_endpoint_url") != url:
+                        await client.request(self._endpoint_call(url))
+                elif await self.verify_keys.get(bot_id) is not None:
+                    await client.request(self._endpoint_call(None))
+                    await self.verify_keys.forget(bot_id)
+            except discord.HTTPException as exc:
+                # Retried on the next roster round; meanwhile the gateway keeps delivering.
+                log.warning("bot %s: interactions endpoint %s not set: %s", bot_id, url, exc)
+                continue
+            self._endpoint_settled.add(bot_id)
+
+    @staticmethod
+    def _endpoint_call(url: str | None) -> RestCall:
+        return RestCall("PATCH", "/applications/@me", body={"interactions_endpoint_url": url})
 
     async def _bot(self, bot_id: str) -> BotCredentials | None:
         """The bot's credentials, decrypting its token (audited) the first time; None when it has no usable

@@ -94,6 +94,10 @@ class Settings:
     # The music library: audio files whose titles /play offers as a member types (and that voice plays
     # from). One folder for the platform, not per agent: an owner's configuration never names server paths.
     music_library_dir: Path
+    # The public base URL of the interactions receiver (`deep gateway interactions`): each bot's application
+    # gets `<url>/<bot id>` as its Interactions Endpoint URL, so Discord POSTs slash commands there and no
+    # runner crash can leave one unacknowledged. Empty: interactions come over the gateway session.
+    interactions_url: str
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
@@ -164,6 +168,12 @@ class Settings:
         return self.state_dir / "clickhouse"
 
 
+def _interactions_url(value: str) -> str:
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"DEEP_INTERACTIONS_URL: {value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
 def load_settings() -> Settings:
     state_dir = Path(_env("DEEP_STATE_DIR", str(REPO_ROOT / ".state"))).resolve()
     return Settings(
@@ -191,6 +201,7 @@ def load_settings() -> Settings:
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
         media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
         music_library_dir=Path(_env("DEEP_MUSIC_LIBRARY", str(state_dir / "music"))).resolve(),
+        interactions_url=_interactions_url(_env("DEEP_INTERACTIONS_URL", "")),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),

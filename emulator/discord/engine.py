@@ -13,6 +13,7 @@ from typing import Any
 from settings.clock import Clock, wall_clock
 
 from . import errors, rules, validation
+from .endpoint import PING, PONG, EndpointPoster
 from .errors import ApiError
 from .gateway import GatewayHub
 from .ids import SnowflakeGenerator, make_token, snowflake_unix_ms
@@ -96,6 +97,8 @@ class Engine:
         self.hub = GatewayHub(self.world, self.config, self)
         self.system_user = self.add_user("Discord Emulator")
         self._action_added = asyncio.Event()
+        self.endpoints = EndpointPoster()
+        self._posting: set[asyncio.Task[None]] = set()
         # Uploaded files by attachment id (content type, bytes), the latest ATTACHMENTS_KEPT.
         self._attachments: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
@@ -826,8 +829,60 @@ class Engine:
             )
         else:
             payload.update(user=user_payload(user), context=1, authorizing_integration_owners={"1": user.id})
-        self.hub.dispatch_bot(bot.id, "INTERACTION_CREATE", payload, guild_id=guild.id if guild else None)
+        if bot.interactions_endpoint_url:
+            task = asyncio.get_running_loop().create_task(
+                self._post_interaction(bot, bot.interactions_endpoint_url, interaction, payload)
+            )
+            self._posting.add(task)
+            task.add_done_callback(self._posting.discard)
+        else:
+            self.hub.dispatch_bot(bot.id, "INTERACTION_CREATE", payload, guild_id=guild.id if guild else None)
         return payload
+
+    async def _post_interaction(self, bot: Bot, url: str, interaction: Interaction, payload: Json) -> None:
+        """The endpoint's HTTP answer is the interaction response; no answer in time is the user's "The
+        application did not respond"."""
+        timeout_s = self.config.interaction_response_timeout_s
+        status, answer = await self.endpoints.post(bot.signing_key, url, payload, timeout_s)
+        reason = f"endpoint answered {status}" if status else "endpoint unreachable or too slow"
+        if status == 200 and answer is not None:
+            try:
+                self.interaction_callback(interaction.id, interaction.token, answer)
+                return
+            except ApiError as exc:
+                reason = f"inline response refused: {exc.code} {exc.message}"
+        if not interaction.acknowledged:
+            self.record(
+                "interaction_failed",
+                bot,
+                interaction.guild_id,
+                interaction.channel_id,
+                {"interaction_id": interaction.id, "reason": reason},
+            )
+
+    async def set_interactions_endpoint(self, bot: Bot, url: str | None) -> None:
+        """Discord saves an endpoint only after it answered a signed PING with a PONG and refused a
+        badly signed one with 401; an empty value goes back to gateway delivery."""
+        if not url:
+            bot.interactions_endpoint_url = None
+            return
+        if not url.startswith(("http://", "https://")):
+            raise errors.invalid_form("interactions_endpoint_url", "Must be an http(s) URL.")
+        ping: Json = {
+            "id": self.ids.next(),
+            "application_id": bot.application_id,
+            "type": PING,
+            "token": secrets.token_urlsafe(48),
+            "version": 1,
+        }
+        timeout_s = self.config.interaction_response_timeout_s
+        status, answer = await self.endpoints.post(bot.signing_key, url, ping, timeout_s)
+        forged_status, _ = await self.endpoints.post(bot.signing_key, url, ping, timeout_s, forged=True)
+        if status != 200 or answer is None or answer.get("type") != PONG or forged_status != 401:
+            raise errors.invalid_form(
+                "interactions_endpoint_url", "The specified interactions endpoint url could not be verified."
+            )
+        bot.interactions_endpoint_url = url
 
     def _resolved_users(self, guild: Guild | None, options: list[Json]) -> Json:
         """Discord's `resolved` for the user options: the users, and in a guild their partial members."""

@@ -312,6 +312,8 @@ class GatewayHub:
             **bot.stats.as_json(),
             "sessions": len(sessions),
             "connected_sessions": sum(1 for s in sessions if s.conn is not None and s.conn.live),
+            # Set: interactions are POSTed there instead of dispatched over these sessions.
+            "interactions_endpoint_url": bot.interactions_endpoint_url,
             "session_start_limit": {
                 "total": bot.session_start_total,
                 "remaining": remaining,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .endpoint import verify_key
 from .intents import application_flags
 from .spec import CHANNEL_DM, CHANNEL_VOICE
 from .world import Bot, Channel, Guild, Json, Member, User, World
@@ -167,12 +168,12 @@ def application_payload(bot: Bot, owner: User | None) -> Json:
         "type": None,
         "bot_public": True,
         "bot_require_code_grant": False,
-        "verify_key": "0" * 64,
+        "verify_key": verify_key(bot.signing_key),
         "flags": application_flags(bot.privileged_intents, len(bot.guild_ids)),
         "owner": user_payload(owner or bot.user),
         "team": None,
         "bot": user_payload(bot.user),
-        "interactions_endpoint_url": None,
+        "interactions_endpoint_url": bot.interactions_endpoint_url,
         "redirect_uris": [],
         "approximate_guild_count": len(bot.guild_ids),
     }

@@ -196,6 +196,20 @@ async def get_application(request: web.Request) -> web.Response:
     return json_response(application_payload(_bot(request), engine.system_user))
 
 
+async def edit_application(request: web.Request) -> web.Response:
+    """PATCH /applications/@me: of the application's fields only the interactions endpoint is emulated."""
+    body = await read_object(request)
+    for name in body:
+        if name != "interactions_endpoint_url":
+            raise errors.invalid_form(name, "not an editable application field in the emulator")
+    url = body.get("interactions_endpoint_url")
+    if url is not None and not isinstance(url, str):
+        raise errors.invalid_form("interactions_endpoint_url", "Must be a string or null.")
+    engine, bot = _engine(request), _bot(request)
+    await engine.set_interactions_endpoint(bot, url)
+    return json_response(application_payload(bot, engine.system_user))
+
+
 async def get_gateway(request: web.Request) -> web.Response:
     return json_response({"url": _engine(request).hub.gateway_url})
 
@@ -483,6 +497,7 @@ def add_rest_routes(app: web.Application) -> None:
         ("GET", "/users/{user_id}", get_user),
         ("GET", "/oauth2/applications/@me", get_application),
         ("GET", "/applications/@me", get_application),
+        ("PATCH", "/applications/@me", edit_application),
         ("GET", "/gateway", get_gateway),
         ("GET", "/gateway/bot", get_gateway_bot),
         ("GET", "/channels/{channel_id}", get_channel),

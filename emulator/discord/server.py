@@ -102,6 +102,9 @@ class DiscordEmulator(Engine):
                 await self._pruner
             self._pruner = None
         self.hub.drop()
+        for posting in list(self._posting):
+            posting.cancel()
+        await self.endpoints.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -9,6 +9,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from settings.clock import Clock, wall_clock
 
 from . import errors
@@ -155,6 +157,10 @@ class Bot:
     nonces: OrderedDict[str, str] = field(default_factory=OrderedDict)
     presence: Json | None = None
     stats: BotStats = field(default_factory=BotStats)
+    # The application's key pair: interactions POSTed to its endpoint are signed with it.
+    signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    # Set: interactions are POSTed there, signed, instead of dispatched over the gateway.
+    interactions_endpoint_url: str | None = None
 
     @property
     def id(self) -> str:

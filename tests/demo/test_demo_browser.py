@@ -108,7 +108,7 @@ async def launched_demo(
     """`python -m demo run` in a topic namespace, schema, ports and work dir of its own, once it serves the
     playground; stopped, and its schema and topics dropped, afterwards."""
     namespace, schema = f"t{uuid.uuid4().hex[:8]}.", f"{schema_prefix}_{uuid.uuid4().hex[:12]}"
-    ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
+    ports = {name: free_port() for name in ("port", "emulator-port", "api-port", "interactions-port")}
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
     argv += ["--work-dir", str(work_dir), *extra_args]
     argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
@@ -331,6 +331,7 @@ async def test_ctrl_c_stops_everything_it_started(demo: RunningDemo) -> None:
         "sinks",
         "gateway",
         "memory",
+        "interactions",
     }
     assert all(p["running"] and p["restarts"] == 0 for p in processes), processes
     assert await demo.stop() == 0, demo.explain()

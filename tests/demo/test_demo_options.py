@@ -22,8 +22,13 @@ def free_ports(count: int) -> list[int]:
 
 
 def options(**changes: object) -> DemoOptions:
-    playground, emulator, api = free_ports(3)
-    defaults: dict[str, object] = {"playground_port": playground, "emulator_port": emulator, "api_port": api}
+    playground, emulator, api, interactions = free_ports(4)
+    defaults: dict[str, object] = {
+        "playground_port": playground,
+        "emulator_port": emulator,
+        "api_port": api,
+        "interactions_port": interactions,
+    }
     return DemoOptions(**{**defaults, **changes})  # type: ignore[arg-type]
 
 
@@ -56,3 +61,13 @@ def test_a_port_in_use_is_named_with_its_option() -> None:
 def test_ports_must_differ() -> None:
     with pytest.raises(DemoError, match="must differ"):
         options(api_port=7000, emulator_port=7000).check()
+
+
+def test_the_interactions_port_is_checked_only_while_the_receiver_runs() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(DemoError, match="choose another with --interactions-port"):
+            options(interactions_port=port).check()
+        options(interactions_port=port, interactions_endpoint=False).check()

@@ -237,7 +237,12 @@ async def runners(
     started: list[RunnerProcess] = []
     logs = tmp_path_factory.mktemp("runner-logs")
 
-    def start(runner_id: str, log_level: str = "INFO", instance_id: str | None = None) -> RunnerProcess:
+    def start(
+        runner_id: str,
+        log_level: str = "INFO",
+        instance_id: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> RunnerProcess:
         env = {
             **os.environ,
             "DEEP_TOPIC_NAMESPACE": namespace,
@@ -247,6 +252,7 @@ async def runners(
             "DEEP_TOKEN_KEYS": key_spec,
             "DEEP_LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
         runner = RunnerProcess(env, runner_id, logs / f"{runner_id}.log", instance_id).start()
         started.append(runner)
