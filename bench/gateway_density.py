@@ -1,7 +1,7 @@
 """Gateway density: how many bots one process holds, what each costs, and how fast it forwards to Kafka.
 
-    .venv/bin/python bench/gateway_density.py 1000                  # the lean shard layer (gateways.fleet)
-    .venv/bin/python bench/gateway_density.py 200 --mode discordpy  # a discord.Client per bot, for the record
+    .venv/bin/python -m bench.gateway_density 1000                  # the lean shard layer (gateways.fleet)
+    .venv/bin/python -m bench.gateway_density 200 --mode discordpy  # a discord.Client per bot, for the record
 
 The emulator runs in its own process (its memory is not counted). The lean mode connects N bots through
 gateways.fleet.Fleet exactly as a runner does (session checkpoints in Redis, identify limits, dispatches to

@@ -13,7 +13,7 @@ Figures (final JSON line):
 - worker/server CPU per request, worker RSS (now and peak), lost requests (no result), duplicates, and the
   machine's CPU pressure (other load on a shared machine skews every figure).
 
-Run: .venv/bin/python bench/inference.py [--requests 3000] [--in-flight 1000] [--latency 1.5] [--workers 1]
+Run: .venv/bin/python -m bench.inference [--requests 3000] [--in-flight 1000] [--latency 1.5] [--workers 1]
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ processors still behind after DRAIN_S) ends the run. Two stages are also measure
 processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
 then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling. Prints one JSON line at the end.
 
-    .venv/bin/python bench/pipeline.py [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
+    .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
 """
 
 from __future__ import annotations

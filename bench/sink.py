@@ -1,7 +1,7 @@
 """Sink throughput: rows/s from Kafka into the embedded ClickHouse engine, and the raw insert_arrow ceiling.
 
-    .venv/bin/python bench/sink.py                # 1,000,000 events
-    .venv/bin/python bench/sink.py --rows 300000 --flush-rows 50000
+    .venv/bin/python -m bench.sink                # 1,000,000 events
+    .venv/bin/python -m bench.sink --rows 300000 --flush-rows 50000
 
 Produces N MESSAGE_CREATE envelopes to a fresh namespace, then runs the events sink exactly as `deep sinks`
 does (consumer group, codec, Arrow batches, plan commit, insert with a deduplication token, offset commit,

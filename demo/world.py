@@ -57,6 +57,8 @@ class AgentPlan:
     enabled_tools: tuple[Tool, ...] | None = None
     enabled_commands: tuple[str, ...] | None = None
     description: str | None = None
+    # The channels the agent keeps to (names); None: every channel its bot sees.
+    text_channels: tuple[str, ...] | None = None
 
 
 AGENTS = (
@@ -74,7 +76,8 @@ AGENTS = (
     AgentPlan("luna", "luna", "Luna", "~"),
     AgentPlan("nova", "nova", "Nova", "n!"),
     AgentPlan("kai", "kai", "Kai", "k!"),
-    AgentPlan("sage", "sage", "Sage", "s!"),
+    # Sage keeps to #general: a character that cannot see a channel never learns what is said there.
+    AgentPlan("sage", "sage", "Sage", "s!", text_channels=("#general",)),
 )
 
 
@@ -87,6 +90,8 @@ def agent_config(plan: AgentPlan, preset: AgentConfig) -> AgentConfig:
         changes["enabled_commands"] = list(plan.enabled_commands)
     if plan.description is not None:
         changes["description"] = plan.description
+    if plan.text_channels is not None:
+        changes["channels"] = {**preset.channels.model_dump(), "text_channels": list(plan.text_channels)}
     # Validated again: a change that breaks the configuration's own rules fails here, not at the API.
     return AgentConfig.model_validate({**preset.model_dump(), **changes})
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
 
+import redis.asyncio as aioredis
 import typer
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
@@ -51,6 +52,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: 
         bootstrap_servers=settings.kafka_bootstrap, client_id="deep-memory", acks="all"
     )
     model = MemoryModel.from_settings(settings)
+    redis = aioredis.from_url(settings.redis_url)
     await producer.start()
     try:
 
@@ -63,6 +65,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: 
                 producer=producer,
                 model=model,
                 instance_id=instance_id,
+                redis=redis,
             )
             task = asyncio.create_task(writer.run())
             stopped = asyncio.create_task(stop.wait())
@@ -74,6 +77,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: 
         await _with_store(settings, run)
     finally:
         await producer.stop()
+        await redis.aclose()
         if model is not None:
             await model.close()
 

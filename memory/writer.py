@@ -22,8 +22,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
+from redis.typing import EncodableT
 
 from memory.embedding import Embedder
 from memory.model import MemoryModel
@@ -54,15 +56,72 @@ def remembers(deployed: DeployedAgent) -> bool:
     return agent.ai_enabled and agent.memory.enabled and deployed.deployment.status is DeploymentStatus.active
 
 
-def sees(deployed: DeployedAgent, envelope: EventEnvelope, message: DiscordMessage) -> bool:
-    """Whether the deployment could see the message: its bot received it, in a channel it is deployed to
-    (or a DM, where it takes DMs)."""
-    deployment = deployed.deployment
-    if deployment.bot_id != envelope.bot_id:
+def sees(
+    deployed: DeployedAgent,
+    envelope: EventEnvelope,
+    message: DiscordMessage,
+    channel_names: Mapping[str, str],
+) -> bool:
+    """Whether the deployment could see the message: its bot received it, in a channel it keeps to (or a
+    DM, where it takes DMs), by the rule the processors apply."""
+    if deployed.deployment.bot_id != envelope.bot_id:
         return False
     if envelope.guild_id is None:
-        return deployment.dm_enabled
-    return not deployment.text_channels or message.channel_id in deployment.text_channels
+        return deployed.accepts_dms
+    return deployed.channel_allowed(message.channel_id, channel_names.get(message.channel_id))
+
+
+def channel_name_changes(envelope: EventEnvelope) -> dict[str, str | None]:
+    """The channel names an event states (GUILD_CREATE, CHANNEL_CREATE/UPDATE), None for a deleted channel:
+    an agent's channel list may name its channels."""
+    data = envelope.data
+    if envelope.type == "CHANNEL_DELETE":
+        return {str(data["id"]): None} if data.get("id") else {}
+    if envelope.type == "GUILD_CREATE":
+        channels = data.get("channels") or []
+    elif envelope.type in ("CHANNEL_CREATE", "CHANNEL_UPDATE"):
+        channels = [data]
+    else:
+        return {}
+    return {
+        str(channel["id"]): channel["name"]
+        for channel in channels
+        if isinstance(channel, dict) and channel.get("id") and isinstance(channel.get("name"), str)
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ChannelNames:
+    """The channel names the writer has learned, kept in Redis as well: a restarted writer knows them
+    before its bots' next GUILD_CREATE (which a RESUMEd session never sends)."""
+
+    def __init__(self, redis: aioredis.Redis | None, namespace: str) -> None:
+        self.redis = redis
+        self.key = f"{namespace}memory:channel-names"
+        self.names: dict[str, str] = {}
+
+    async def load(self) -> None:
+        if self.redis is not None:
+            stored = await self.redis.hgetall(self.key)
+            self.names.update({_text(k): _text(v) for k, v in stored.items()})
+
+    async def apply(self, changes: Mapping[str, str | None]) -> None:
+        named = {channel: name for channel, name in changes.items() if name is not None}
+        gone = [channel for channel, name in changes.items() if name is None]
+        if not any(self.names.get(channel) != name for channel, name in changes.items()):
+            return
+        self.names.update(named)
+        for channel in gone:
+            self.names.pop(channel, None)
+        if self.redis is not None:
+            if named:
+                mapping: dict[EncodableT, EncodableT] = {channel: name for channel, name in named.items()}
+                await self.redis.hset(self.key, mapping=mapping)
+            if gone:
+                await self.redis.hdel(self.key, *gone)
 
 
 def event_time(envelope: EventEnvelope, message: DiscordMessage) -> datetime:
@@ -74,7 +133,9 @@ def event_time(envelope: EventEnvelope, message: DiscordMessage) -> datetime:
     return parsed if parsed.tzinfo is not None else envelope.received_at
 
 
-def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) -> list[MemoryRecord]:
+def memories_of_message(
+    envelope: EventEnvelope, routing: RoutingRecord | None, channel_names: Mapping[str, str]
+) -> list[MemoryRecord]:
     """One observation per deployment with memory that could see this MESSAGE_CREATE, and a fact about the
     author for each preference stated in it (where the deployment remembers preferences); none for other
     events, empty messages, or data that is not a message."""
@@ -100,7 +161,7 @@ def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) 
     preferences = [] if author.bot else stated_preferences(text)
     memories: list[MemoryRecord] = []
     for deployed in routing.deployments:
-        if not (remembers(deployed) and sees(deployed, envelope, message)):
+        if not (remembers(deployed) and sees(deployed, envelope, message, channel_names)):
             continue
         observation = MemoryRecord(
             deployment_id=deployed.deployment.deployment_id,
@@ -245,6 +306,7 @@ class MemoryWriter(ConsumerService):
         group_id: str | None = None,
         model: MemoryModel | None = None,
         instance_id: str | None = None,
+        redis: aioredis.Redis | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -253,6 +315,7 @@ class MemoryWriter(ConsumerService):
         self.model_of: dict[UUID, str] = {}
         self.routing: dict[str, RoutingRecord] = {}
         self.bots: dict[UUID, str] = {}
+        self.channel_names = ChannelNames(redis, namespace)
         self.ledger = ReflectionLedger()
         self.deployments_topic = AGENT_DEPLOYMENTS.name_in(namespace)
         self.written = 0
@@ -274,6 +337,7 @@ class MemoryWriter(ConsumerService):
 
     async def run(self) -> None:
         await self.store.ensure_collection()
+        await self.channel_names.load()
         await self.consumer.start()
         try:
             await self.consumer.run()
@@ -342,7 +406,13 @@ class MemoryWriter(ConsumerService):
 
     async def _memories(self, records: Records) -> list[MemoryRecord]:
         envelopes: list[EventEnvelope] = await self._decoded(DISCORD_EVENTS, records)
-        return [m for e in envelopes for m in memories_of_message(e, self.routing.get(e.key))]
+        memories = []
+        for envelope in envelopes:
+            await self.channel_names.apply(channel_name_changes(envelope))
+            memories += memories_of_message(
+                envelope, self.routing.get(envelope.key), self.channel_names.names
+            )
+        return memories
 
     async def _write(self, records: Sequence[MemoryRecord]) -> None:
         await embed_and_write(self.store, self.embedder, records)

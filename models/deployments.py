@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from models.agent import AgentConfig
+from models.agent import AgentConfig, channel_label
 from models.common import Payload, Snowflake, Strict, utc_now
 from models.tiers import Tier
 
@@ -43,6 +43,22 @@ class DeployedAgent(Strict):
     deployment: Deployment
     agent: AgentConfig
     owner_tier: Tier
+
+    @property
+    def accepts_dms(self) -> bool:
+        """Either the agent's configuration or the deployment opens direct messages."""
+        return self.deployment.dm_enabled or self.agent.channels.dm_enabled
+
+    def channel_allowed(self, channel_id: str, channel_name: str | None) -> bool:
+        """The deployment's channel ids narrow the agent's own channel list (names or ids). A channel whose
+        name is not known yet is not allowed by a name: better silent (and forgetful) than in the wrong
+        channel."""
+        if self.deployment.text_channels and channel_id not in self.deployment.text_channels:
+            return False
+        wanted = self.agent.channels.text_channels
+        if not wanted or channel_id in wanted:
+            return True
+        return channel_name is not None and channel_label(channel_name) in {channel_label(w) for w in wanted}
 
 
 class RoutingRecord(Payload):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.agent import channel_label
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.events import EventEnvelope
 from models.processor_state import GuildDirectory
@@ -24,22 +23,10 @@ class Route:
     in_channel: bool
 
 
-def accepts_dms(deployed: DeployedAgent) -> bool:
-    """Either the agent's configuration or the deployment opens direct messages."""
-    return deployed.deployment.dm_enabled or deployed.agent.channels.dm_enabled
-
-
 def channel_allowed(deployed: DeployedAgent, channel_id: str, directory: GuildDirectory | None) -> bool:
-    """The deployment's channel ids narrow the agent's own channel list (names or ids). A name the
-    directory cannot resolve yet is not allowed: better silent than in the wrong channel."""
-    deployment = deployed.deployment
-    if deployment.text_channels and channel_id not in deployment.text_channels:
-        return False
-    wanted = deployed.agent.channels.text_channels
-    if not wanted or channel_id in wanted:
-        return True
+    """The deployment may act in the channel, its name resolved through the guild's directory."""
     name = directory.channel_names.get(channel_id) if directory is not None else None
-    return name is not None and channel_label(name) in {channel_label(w) for w in wanted}
+    return deployed.channel_allowed(channel_id, name)
 
 
 def routes_for(
@@ -53,7 +40,7 @@ def routes_for(
         if deployment.bot_id != envelope.bot_id or deployment.status is not DeploymentStatus.active:
             continue
         if envelope.guild_id is None:
-            if accepts_dms(deployed):
+            if deployed.accepts_dms:
                 routes.append(Route(deployed, in_channel=True))
             continue
         if deployment.guild_id != envelope.guild_id:

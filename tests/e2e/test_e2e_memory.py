@@ -1,7 +1,8 @@
 """Issue 14 end to end: a fact told to Luna is in the prompt that reaches the OpenAI-compatible server when
 the user asks about it after more than a context window of other messages (emulator -> gateway -> Kafka ->
-processors -> inference, with the memory writer and Weaviate); a fact told to her in a DM is recalled in
-that DM only, never in a guild channel, and never by another agent of the guild."""
+processors -> inference, with the memory writer and Weaviate); another agent of the guild that could not
+see the channel does not recall it; a fact told to her in a DM is recalled in that DM only, never in a guild
+channel, and never by another agent of the guild."""
 
 from __future__ import annotations
 
@@ -98,3 +99,24 @@ async def test_a_dm_fact_stays_in_that_dm_and_with_luna(demo: Demo, store: Memor
         prompt = await prompt_for(demo, since, in_guild, agent)
         assert not any("Quibblefrost" in content for content in prompt), (agent, prompt)
     assert not await remembered(store, demo, "Kai", you, "Quibblefrost")
+
+
+async def test_an_agent_that_could_not_see_the_channel_does_not_recall_the_fact(
+    demo: Demo, store: MemoryStore
+) -> None:
+    """Sage keeps to #general; a fact told to Luna in #anime is hers (asked in #general, she recalls it),
+    never Sage's."""
+    luna, sage, you = demo.bots["Luna"], demo.bots["Sage"], demo.users["you"]
+    await demo.control.post_user_message(
+        you, f"<@{luna}> my cousin is called Ottoline", demo.channels["anime"]
+    )
+    await wait_until(
+        lambda: remembered(store, demo, "Luna", you, "Ottoline"), "Luna's memory of it", RECALL_S
+    )
+    question = "what is my cousin called?"
+    for agent, bot in (("Luna", luna), ("Sage", sage)):
+        since = len(demo.inference.calls)
+        await demo.control.post_user_message(you, f"<@{bot}> {question}", demo.channels["general"])
+        prompt = await prompt_for(demo, since, question, agent)
+        assert any("Ottoline" in content for content in prompt) is (agent == "Luna"), (agent, prompt)
+    assert not await remembered(store, demo, "Sage", you, "Ottoline")
