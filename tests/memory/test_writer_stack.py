@@ -34,7 +34,17 @@ from models.memory import MemoryKind, StoredMemory
 from settings import REPO_ROOT, Settings
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
 from tests.kafka_namespace import temporary_namespace
-from tests.processors.factories import T0, deployed, envelope, luna, message_data, routing, snowflake, user
+from tests.processors.factories import (
+    T0,
+    deployed,
+    envelope,
+    guild_create,
+    luna,
+    message_data,
+    routing,
+    snowflake,
+    user,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -76,7 +86,8 @@ async def run_writer(
 async def publish(
     producer: AIOKafkaProducer, namespace: str, here: DeployedAgent, channel: str, texts: Sequence[str]
 ) -> None:
-    """The deployment's routing, then each text said by Sam in the channel, a minute apart."""
+    """The deployment's routing, the guild with the channel, then each text said by Sam in it, a minute
+    apart."""
     guild, bot = here.deployment.guild_id, here.deployment.bot_id
     sam = user(snowflake(), "sam")
     await producer.send_and_wait(
@@ -84,6 +95,7 @@ async def publish(
         AGENT_DEPLOYMENTS.codec.encode(routing(guild, here)),
         guild.encode(),
     )
+    await name_channel(producer, namespace, here, channel)
     for minute, text in enumerate(texts):
         at = T0 + timedelta(minutes=minute)
         data = message_data(guild_id=guild, channel_id=channel, author=sam, content=text, at=at)
@@ -91,6 +103,16 @@ async def publish(
         await producer.send_and_wait(
             DISCORD_EVENTS.name_in(namespace), DISCORD_EVENTS.codec.encode(event), guild.encode()
         )
+
+
+async def name_channel(producer: AIOKafkaProducer, namespace: str, here: DeployedAgent, channel: str) -> None:
+    """The bot's GUILD_CREATE naming the channel #general, one the seed Luna keeps to."""
+    guild, bot = here.deployment.guild_id, here.deployment.bot_id
+    created = guild_create(guild, owner_id=snowflake(), channels={channel: "general"})
+    event = envelope("GUILD_CREATE", created, bot_id=bot, guild_id=guild)
+    await producer.send_and_wait(
+        DISCORD_EVENTS.name_in(namespace), DISCORD_EVENTS.codec.encode(event), guild.encode()
+    )
 
 
 @asynccontextmanager
@@ -245,6 +267,7 @@ async def test_a_killed_writer_restarted_under_its_instance_id_carries_on(
             await producer.send_and_wait(
                 AGENT_DEPLOYMENTS.name_in(namespace), AGENT_DEPLOYMENTS.codec.encode(record), guild.encode()
             )
+            await name_channel(producer, namespace, here, channel)
             await say("my cat is called Miso")
 
             async def first_written() -> bool:
