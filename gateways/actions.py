@@ -17,6 +17,7 @@ from models.actions import (
     AnswerInChannel,
     AnswerInteraction,
     Ban,
+    CreateScheduledEvent,
     DeleteMessage,
     Embed,
     InteractionResponse,
@@ -29,6 +30,7 @@ from models.actions import (
     Report,
     ReportedAction,
     SendMessage,
+    SetScheduledEventStatus,
     Timeout,
     TypingIndicator,
     Unban,
@@ -46,6 +48,10 @@ NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
 # Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
 TYPING_REFRESH_S = 8.0
 MESSAGE_LIMIT = 2000
+# Guild scheduled events: privacy level 2 (GUILD_ONLY), entity types 2 (VOICE) and 3 (EXTERNAL).
+GUILD_ONLY = 2
+ENTITY_VOICE = 2
+ENTITY_EXTERNAL = 3
 
 
 class InvalidAction(ValueError):
@@ -297,6 +303,33 @@ def _persona(action: MemberPersonaUpdate) -> RestCall:
     )
 
 
+def _create_event(action: CreateScheduledEvent) -> RestCall:
+    body: dict[str, Any] = {
+        "name": action.name,
+        "privacy_level": GUILD_ONLY,
+        "scheduled_start_time": action.scheduled_start_time.isoformat(),
+        "scheduled_end_time": action.scheduled_end_time.isoformat(),
+    }
+    if action.description:
+        body["description"] = action.description
+    if action.voice_channel_id is not None:
+        body.update(entity_type=ENTITY_VOICE, channel_id=action.voice_channel_id)
+    elif action.location:
+        body.update(entity_type=ENTITY_EXTERNAL, entity_metadata={"location": action.location})
+    else:
+        raise InvalidAction("location: an event happens in a voice channel or at a location")
+    return RestCall("POST", "/guilds/{guild_id}/scheduled-events", {"guild_id": _guild(action)}, body)
+
+
+def _event_status(action: SetScheduledEventStatus) -> RestCall:
+    return RestCall(
+        "PATCH",
+        "/guilds/{guild_id}/scheduled-events/{event_id}",
+        {"guild_id": _guild(action), "event_id": action.event_id},
+        {"status": int(action.status)},
+    )
+
+
 def _typing(action: TypingIndicator) -> RestCall:
     return RestCall("POST", "/channels/{channel_id}/typing", {"channel_id": action.channel_id})
 
@@ -339,6 +372,10 @@ def plan(action: Action, now: datetime) -> Plan:
             return _persona(action)
         case TypingIndicator():
             return _typing(action)
+        case CreateScheduledEvent():
+            return _create_event(action)
+        case SetScheduledEventStatus():
+            return _event_status(action)
         case VoiceJoin():
             return GatewayCommand(protocol.voice_state_payload(_guild(action), action.channel_id))
         case VoiceLeave():

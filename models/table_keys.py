@@ -93,9 +93,9 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing`, `utility`, `games` and `routines` are keyed by exactly the partition key: they are
-# written outside any event too (the catch-up after a rebalance, the reminder, game and routine timers),
-# where the partition comes from the key.
+# The tables. `routing`, `utility`, `games`, `routines` and `hosted_events` are keyed by exactly the partition
+# key: they are written outside any event too (the catch-up after a rebalance, the reminder, game, routine
+# and events timers), where the partition comes from the key.
 
 
 class RoutingKey(TableKey):
@@ -121,6 +121,14 @@ class GamesKey(TableKey):
 class RoutineKey(TableKey):
     __slots__ = ()
     TABLE = "routines"
+
+
+class HostedEventsKey(TableKey):
+    """The guild's hosted events (models.processor_state.EventBook): written by the events timer and by the
+    Discord events and trivia answers of the guild."""
+
+    __slots__ = ()
+    TABLE = "hosted_events"
 
 
 class EconomyKey(TableKey):

@@ -59,7 +59,7 @@ class WorkerOptions:
     commit_every: int = 1000
     stream_buffer_maxsize: int = 4096
     reminder_interval_s: float = 1.0
-    # How often the routines timer looks for due routines and story-arc beats.
+    # How often the routines and events timers look for due routines, story-arc beats and event steps.
     routine_interval_s: float = 1.0
     # Static group membership: a worker restarted under the same id gets its partitions back at once
     # instead of after the dead process's session expires. One id per worker; None joins dynamically.
@@ -206,16 +206,24 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         keys = [GamesKey.parse(raw).partition_key for raw in list(engine.tables.games.keys())]
         await fire_owned(keys, engine.end_idle_games)
 
-    @app.timer(interval=options.routine_interval_s)
-    async def fire_routines() -> None:
-        # The engine stores each firing's marker before the outputs are produced here, on the same producer
-        # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
-        # the gateway performs once. Until the tables are recovered the markers are not all there yet.
+    async def fire_recovered(fire: Callable[[str, datetime], Outputs]) -> None:
+        # The engine stores what a timer did (a firing's marker, an event's step) before the outputs are
+        # produced here, on the same producer as the table's changelog; what a crash leaves unmarked is made
+        # again with the same ids, which the gateway performs once. Until the tables are recovered the
+        # markers are not all there yet.
         recovery = cast(TableManager, app.tables).recovery
         if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
             return
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
-        await fire_owned(keys, engine.fire_routines)
+        await fire_owned(keys, fire)
+
+    @app.timer(interval=options.routine_interval_s)
+    async def fire_routines() -> None:
+        await fire_recovered(engine.fire_routines)
+
+    @app.timer(interval=options.routine_interval_s)
+    async def host_events() -> None:
+        await fire_recovered(engine.fire_events)
 
     return app
 

@@ -14,6 +14,7 @@ from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
     AutomodWindow,
+    EventBook,
     FloorState,
     GameBook,
     GameRecord,
@@ -92,6 +93,8 @@ def create_tables(app: faust.App) -> Tables:
         routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
         floor=model_table(app, table_keys.FloorKey.TABLE, FloorState),
         economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
+        # Written by the events timer too: partitioned by key.
+        hosted_events=model_table(app, table_keys.HostedEventsKey.TABLE, EventBook, use_partitioner=True),
     )
 
 
