@@ -18,6 +18,7 @@ from .intents import PRIVILEGED, content_visible, strip_content
 from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
 from .polls import poll_payload, results
+from .scheduled_events import ScheduledEvents
 from .spec import CHANNEL_DM, CHANNEL_TEXT, CHANNEL_VOICE, EmulatorConfig, WorldSpec
 from .world import (
     ADMINISTRATOR,
@@ -79,6 +80,7 @@ class Engine:
         self.ids = SnowflakeGenerator()
         self.hub = GatewayHub(self.world, self.config, self)
         self.system_user = self.add_user("Discord Emulator")
+        self.scheduled_events = ScheduledEvents(self.world, self.hub, self.ids, self.record)
         self._action_added = asyncio.Event()
 
     def set_config(self, config: EmulatorConfig) -> None:
