@@ -80,7 +80,7 @@ class Engine:
         self.ids = SnowflakeGenerator()
         self.hub = GatewayHub(self.world, self.config, self)
         self.system_user = self.add_user("Discord Emulator")
-        self.scheduled_events = ScheduledEvents(self.world, self.hub, self.ids, self.record)
+        self.scheduled_events = ScheduledEvents(self.world, self.hub, self.ids, self.record, self._bot_guild)
         self._action_added = asyncio.Event()
 
     def set_config(self, config: EmulatorConfig) -> None:

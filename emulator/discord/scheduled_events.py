@@ -44,16 +44,24 @@ _FIELDS = frozenset(
 )
 
 
+def _invalid(path: str, message: str) -> ApiError:
+    """Discord's 50035 with the error at the field's place in the body: "a.b" under {"a": {"b": ...}}."""
+    tree: Json = {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}
+    for part in reversed(path.split(".")):
+        tree = {part: tree}
+    return ApiError(400, 50035, "Invalid Form Body", tree)
+
+
 def _text(body: Json, name: str, limit: int, *, required: bool, within: str = "") -> str | None:
     """The text field `name` of `body`; `within` is the path of `body` in the request, for the error."""
     value = body.get(name)
     path = f"{within}.{name}" if within else name
     if value is None:
         if required:
-            raise errors.invalid_form(path, "This field is required")
+            raise _invalid(path, "This field is required")
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= limit:
-        raise errors.invalid_form(path, f"Must be between 1 and {limit} in length.")
+        raise _invalid(path, f"Must be between 1 and {limit} in length.")
     return value
 
 
@@ -66,7 +74,7 @@ def _time(body: Json, name: str) -> datetime | None:
     except ValueError:
         parsed = None
     if parsed is None:
-        raise errors.invalid_form(name, "Could not parse the time. Should be an ISO8601 timestamp.")
+        raise _invalid(name, "Could not parse the time. Should be an ISO8601 timestamp.")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -76,54 +84,54 @@ def _entity(body: Json, guild: Guild, entity_type: int) -> tuple[str | None, str
     metadata = body.get("entity_metadata")
     if entity_type == EXTERNAL:
         if channel_id is not None:
-            raise errors.invalid_form("channel_id", "An external event has no channel.")
+            raise _invalid("channel_id", "An external event has no channel.")
         given = metadata if isinstance(metadata, dict) else {}
         location = _text(given, "location", MAX_LOCATION, required=True, within="entity_metadata")
         return None, location
     if entity_type not in (STAGE, VOICE):
-        raise errors.invalid_form("entity_type", "Value must be one of {1, 2, 3}.")
+        raise _invalid("entity_type", "Value must be one of {1, 2, 3}.")
     if metadata is not None:
-        raise errors.invalid_form("entity_metadata", "Only an external event has entity metadata.")
+        raise _invalid("entity_metadata", "Only an external event has entity metadata.")
     if channel_id is None:
-        raise errors.invalid_form("channel_id", "A voice or stage event needs a channel.")
+        raise _invalid("channel_id", "A voice or stage event needs a channel.")
     channel = guild.channels.get(str(channel_id))
     if channel is None or channel.type != CHANNEL_VOICE or entity_type == STAGE:
         kind = "stage" if entity_type == STAGE else "voice"
-        raise errors.invalid_form("channel_id", f"Must be a {kind} channel of this guild.")
+        raise _invalid("channel_id", f"Must be a {kind} channel of this guild.")
     return channel.id, None
 
 
 def _times(start: datetime, end: datetime | None, entity_type: int, now: datetime | None) -> None:
     """`now`: when a new start must be after; None when the start is not being set."""
     if now is not None and start <= now:
-        raise errors.invalid_form("scheduled_start_time", "Cannot schedule event in the past.")
+        raise _invalid("scheduled_start_time", "Cannot schedule event in the past.")
     if entity_type == EXTERNAL and end is None:
-        raise errors.invalid_form("scheduled_end_time", "An external event needs an end time.")
+        raise _invalid("scheduled_end_time", "An external event needs an end time.")
     if end is not None and end <= start:
-        raise errors.invalid_form("scheduled_end_time", "Must be after the start time.")
+        raise _invalid("scheduled_end_time", "Must be after the start time.")
 
 
 def _known(body: Json) -> None:
     unknown = sorted(set(body) - _FIELDS - {"status"})
     if unknown:
-        raise errors.invalid_form(unknown[0], "Unknown field.")
+        raise _invalid(unknown[0], "Unknown field.")
 
 
 def new_event(event_id: str, guild: Guild, creator_id: str, body: Json, now: datetime) -> ScheduledEvent:
     """The event a POST body describes; an invalid body raises Discord's error naming the field."""
     _known(body)
     if "status" in body:
-        raise errors.invalid_form("status", "A new event is scheduled; set its status by modifying it.")
+        raise _invalid("status", "A new event is scheduled; set its status by modifying it.")
     name = _text(body, "name", MAX_NAME, required=True)
     assert name is not None
     if body.get("privacy_level") != GUILD_ONLY:
-        raise errors.invalid_form("privacy_level", "Value must be one of {2}.")
+        raise _invalid("privacy_level", "Value must be one of {2}.")
     entity_type = body.get("entity_type")
     if not isinstance(entity_type, int) or isinstance(entity_type, bool):
-        raise errors.invalid_form("entity_type", "Value must be one of {1, 2, 3}.")
+        raise _invalid("entity_type", "Value must be one of {1, 2, 3}.")
     start = _time(body, "scheduled_start_time")
     if start is None:
-        raise errors.invalid_form("scheduled_start_time", "This field is required")
+        raise _invalid("scheduled_start_time", "This field is required")
     end = _time(body, "scheduled_end_time")
     channel_id, location = _entity(body, guild, entity_type)
     _times(start, end, entity_type, now)
@@ -148,9 +156,9 @@ def modified(event: ScheduledEvent, guild: Guild, body: Json, now: datetime) -> 
         raise ApiError(400, CANNOT_UPDATE_FINISHED, "Cannot update a finished event")
     status = body.get("status", event.status)
     if status != event.status and status not in TRANSITIONS[event.status]:
-        raise errors.invalid_form("status", f"Cannot move an event from status {event.status} to {status}.")
+        raise _invalid("status", f"Cannot move an event from status {event.status} to {status}.")
     if "privacy_level" in body and body["privacy_level"] != GUILD_ONLY:
-        raise errors.invalid_form("privacy_level", "Value must be one of {2}.")
+        raise _invalid("privacy_level", "Value must be one of {2}.")
     entity_type = body.get("entity_type", event.entity_type)
     entity_changes = {"entity_type", "channel_id", "entity_metadata"} & set(body)
     channel_id, location = event.channel_id, event.location
@@ -221,14 +229,11 @@ class ScheduledEvents:
         hub: GatewayHub,
         ids: SnowflakeGenerator,
         record: Callable[[str, Bot, str | None, str | None, Json], Action],
+        bot_guild: Callable[[Bot, str], Guild],
     ) -> None:
+        """`bot_guild(bot, guild_id)`: the guild, if the bot is in it (else Discord's 403)."""
         self.world, self.hub, self.ids, self.record = world, hub, ids, record
-
-    def _bot_guild(self, bot: Bot, guild_id: str) -> Guild:
-        guild = self.world.guild(guild_id)
-        if guild.id not in bot.guild_ids:
-            raise errors.missing_access()
-        return guild
+        self._bot_guild = bot_guild
 
     @staticmethod
     def _event(guild: Guild, event_id: str) -> ScheduledEvent:

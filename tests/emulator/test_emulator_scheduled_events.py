@@ -161,7 +161,10 @@ async def test_a_bad_body_is_refused_naming_the_field(
     body = {k: v for k, v in voice_event(s, **changes).items() if v is not None}
     status, refused = await Api(http, emu, s)("POST", f"/guilds/{s.guild.id}/scheduled-events", body)
     assert status == 400 and refused["code"] == 50035
-    assert refused["errors"][path]["_errors"]
+    errors = refused["errors"]
+    for part in path.split("."):
+        errors = errors[part]
+    assert errors["_errors"]
     assert not s.guild.scheduled_events
 
 

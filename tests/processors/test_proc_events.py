@@ -4,7 +4,7 @@ and a whole trivia night through the engine (scheduled, reminded, started, asked
 from __future__ import annotations
 
 import random
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -208,21 +208,56 @@ def actions_of(kind: type[Any], outputs: Any) -> list[Any]:
     return [action for action in outputs.actions if isinstance(action, kind)]
 
 
-def test_a_trivia_night_from_announcement_to_leaderboard() -> None:
+@dataclass(frozen=True)
+class Guild:
+    """A guild with #general and the #lounge voice channel, the host agent deployed there."""
+
+    engine: Engine
+    guild: str
+    general: str
+    lounge: str
+    bot: str
+
+    def created_on_discord(self, **changes: Any) -> dict[str, Any]:
+        """Discord's GUILD_SCHEDULED_EVENT_CREATE for the event the host created; its data."""
+        scheduled = {
+            "id": snowflake(),
+            "guild_id": self.guild,
+            "creator_id": self.bot,
+            "name": "Trivia night",
+            "scheduled_start_time": START.isoformat(),
+            "status": 1,
+            "channel_id": self.lounge,
+            "entity_type": 2,
+            **changes,
+        }
+        self.dispatch("GUILD_SCHEDULED_EVENT_CREATE", scheduled)
+        return scheduled
+
+    def dispatch(self, kind: str, data: dict[str, Any]) -> None:
+        assert not self.engine.handle_event(envelope(kind, data, bot_id=self.bot, guild_id=self.guild))
+
+
+def hosting_guild() -> Guild:
     guild, general, lounge, bot = snowflake(), snowflake(), snowflake(), snowflake()
-    kai, mia = user(snowflake(), "kai"), user(snowflake(), "mia")
     engine = Engine(Tables(*({} for _ in fields(Tables))))
     host = deployed(host_agent(), guild_id=guild, bot_id=bot, deployed_at=START - timedelta(days=3))
     engine.deploy(routing(guild, host))
-    channels = {general: "general", lounge: "lounge"}
-    engine.handle_event(
-        envelope(
-            "GUILD_CREATE",
-            guild_create(guild, owner_id=kai["id"], channels=channels),
-            bot_id=bot,
-            guild_id=guild,
-        )
+    created = guild_create(guild, owner_id=snowflake(), channels={general: "general", lounge: "lounge"})
+    engine.handle_event(envelope("GUILD_CREATE", created, bot_id=bot, guild_id=guild))
+    return Guild(engine, guild, general, lounge, bot)
+
+
+def test_a_trivia_night_from_announcement_to_leaderboard() -> None:
+    hosting = hosting_guild()
+    engine, guild, general, lounge, bot = (
+        hosting.engine,
+        hosting.guild,
+        hosting.general,
+        hosting.lounge,
+        hosting.bot,
     )
+    kai, mia = user(snowflake(), "kai"), user(snowflake(), "mia")
     where = Where(bot, guild, general)
 
     assert not engine.fire_events(guild, START - timedelta(hours=25))
@@ -236,20 +271,10 @@ def test_a_trivia_night_from_announcement_to_leaderboard() -> None:
     assert "Trivia night" in create.report.done
     assert not engine.fire_events(guild, START - timedelta(hours=23))  # created once
 
-    scheduled = {
-        "id": snowflake(),
-        "guild_id": guild,
-        "creator_id": bot,
-        "name": "Trivia night",
-        "scheduled_start_time": START.isoformat(),
-        "status": 1,
-        "channel_id": lounge,
-        "entity_type": 2,
-    }
-    engine.handle_event(envelope("GUILD_SCHEDULED_EVENT_CREATE", scheduled, bot_id=bot, guild_id=guild))
+    scheduled = hosting.created_on_discord()
     for who in (kai, mia):
         joined = {"guild_scheduled_event_id": scheduled["id"], "user_id": who["id"], "guild_id": guild}
-        engine.handle_event(envelope("GUILD_SCHEDULED_EVENT_USER_ADD", joined, bot_id=bot, guild_id=guild))
+        hosting.dispatch("GUILD_SCHEDULED_EVENT_USER_ADD", joined)
 
     [reminder] = actions_of(SendMessage, engine.fire_events(guild, START - timedelta(minutes=30)))
     assert f"<@{kai['id']}>" in reminder.content and f"<@{mia['id']}>" in reminder.content
@@ -323,29 +348,9 @@ def test_a_movie_night_at_a_place_without_discord_id_still_tells_the_channel() -
 
 
 def test_a_person_canceling_the_event_stops_the_host() -> None:
-    guild, general, lounge, bot = snowflake(), snowflake(), snowflake(), snowflake()
-    engine = Engine(Tables(*({} for _ in fields(Tables))))
-    engine.deploy(routing(guild, deployed(host_agent(), guild_id=guild, bot_id=bot)))
-    channels = {general: "general", lounge: "lounge"}
-    engine.handle_event(
-        envelope(
-            "GUILD_CREATE",
-            guild_create(guild, owner_id=snowflake(), channels=channels),
-            bot_id=bot,
-            guild_id=guild,
-        )
-    )
-    assert engine.fire_events(guild, START - timedelta(hours=2))
-    scheduled = {
-        "id": snowflake(),
-        "guild_id": guild,
-        "creator_id": bot,
-        "name": "Trivia night",
-        "scheduled_start_time": START.isoformat(),
-        "status": 1,
-    }
-    engine.handle_event(envelope("GUILD_SCHEDULED_EVENT_CREATE", scheduled, bot_id=bot, guild_id=guild))
-    canceled = {**scheduled, "status": 4}
-    engine.handle_event(envelope("GUILD_SCHEDULED_EVENT_UPDATE", canceled, bot_id=bot, guild_id=guild))
-    assert not engine.fire_events(guild, START - timedelta(minutes=30))
-    assert not engine.fire_events(guild, START)
+    hosting = hosting_guild()
+    assert hosting.engine.fire_events(hosting.guild, START - timedelta(hours=2))
+    scheduled = hosting.created_on_discord()
+    hosting.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", {**scheduled, "status": 4})
+    assert not hosting.engine.fire_events(hosting.guild, START - timedelta(minutes=30))
+    assert not hosting.engine.fire_events(hosting.guild, START)
