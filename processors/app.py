@@ -196,6 +196,16 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             if partition_of(key) in owned:
                 await publish(key, fire(key, now))
 
+    @app.timer(interval=options.routine_interval_s)
+    async def host_events() -> None:
+        # Each step is recorded in the events table before its outputs are produced here, on the same
+        # producer as the table's changelog; until the table is recovered the steps done are not all there.
+        recovery = cast(TableManager, app.tables).recovery
+        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+            return
+        keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
+        await fire_owned(keys, engine.fire_events)
+
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:
         keys = [UtilityKey.parse(raw).partition_key for raw in list(engine.tables.utility.keys())]
@@ -206,24 +216,16 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         keys = [GamesKey.parse(raw).partition_key for raw in list(engine.tables.games.keys())]
         await fire_owned(keys, engine.end_idle_games)
 
-    async def fire_recovered(fire: Callable[[str, datetime], Outputs]) -> None:
-        # The engine stores what a timer did (a firing's marker, an event's step) before the outputs are
-        # produced here, on the same producer as the table's changelog; what a crash leaves unmarked is made
-        # again with the same ids, which the gateway performs once. Until the tables are recovered the
-        # markers are not all there yet.
+    @app.timer(interval=options.routine_interval_s)
+    async def fire_routines() -> None:
+        # The engine stores each firing's marker before the outputs are produced here, on the same producer
+        # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
+        # the gateway performs once. Until the tables are recovered the markers are not all there yet.
         recovery = cast(TableManager, app.tables).recovery
         if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
             return
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
-        await fire_owned(keys, fire)
-
-    @app.timer(interval=options.routine_interval_s)
-    async def fire_routines() -> None:
-        await fire_recovered(engine.fire_routines)
-
-    @app.timer(interval=options.routine_interval_s)
-    async def host_events() -> None:
-        await fire_recovered(engine.fire_events)
+        await fire_owned(keys, engine.fire_routines)
 
     return app
 

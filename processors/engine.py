@@ -22,13 +22,7 @@ from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineActi
 from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
-from models.discord import (
-    DiscordMessage,
-    Interaction,
-    PollMessage,
-    ScheduledEventUser,
-    ScheduledEventView,
-)
+from models.discord import DiscordMessage, Interaction, PollMessage, ScheduledEventUser, ScheduledEventView
 from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery

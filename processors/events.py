@@ -26,9 +26,9 @@ from models.agent import HostedEvent, Weekday, clock_time
 from models.deployments import DeployedAgent, DeploymentStatus
 from models.discord import DiscordMessage, ScheduledEventUser, ScheduledEventView
 from models.processor_state import EventBook, EventRun, EventStep, GuildDirectory
+from processors.directory import channel_by_ref
 from processors.emit import Emitter, Say
 from processors.ids import seeded_rng
-from processors.routines import resolve_channel
 from processors.trivia import draw_round, judge, leaderboard, step
 
 # The local days the timer looks at around today: back far enough for an occurrence that began yesterday
@@ -146,7 +146,7 @@ class _Host:
         deployment, agent = self.deployed.deployment, self.deployed.agent
         configured = self.occurrence.event.channel
         refs = [configured] if configured else [*deployment.text_channels, *agent.channels.text_channels]
-        return resolve_channel(refs, self.directory)
+        return next(filter(None, (channel_by_ref(self.directory, ref) for ref in refs)), None)
 
     def report(self, channel_id: str, done: str, failed: str) -> Report:
         return Report(done=done, failed=failed, answer=AnswerInChannel(channel_id=channel_id))
@@ -154,7 +154,7 @@ class _Host:
     def create(self) -> list[Action] | None:
         event, occurrence = self.occurrence.event, self.occurrence
         channel_id = self.channel()
-        voice_id = resolve_channel([event.voice_channel], self.directory) if event.voice_channel else None
+        voice_id = channel_by_ref(self.directory, event.voice_channel) if event.voice_channel else None
         if channel_id is None or (event.voice_channel and voice_id is None):
             return None  # the guild's channels are not known yet: a later tick creates it
         where = f"<#{voice_id}>" if voice_id is not None else event.location

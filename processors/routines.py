@@ -224,7 +224,7 @@ def somebody_spoke(context: ChannelContext | None, firing: Firing) -> bool:
     )
 
 
-def resolve_channel(refs: list[str], directory: GuildDirectory | None) -> str | None:
+def _resolve(refs: list[str], directory: GuildDirectory | None) -> str | None:
     """The first of the channel names or ids that names a channel: an id as is, a name through the
     guild's directory (unresolvable before the guild is known)."""
     names = directory.channel_names if directory is not None else {}
@@ -240,17 +240,13 @@ def resolve_channel(refs: list[str], directory: GuildDirectory | None) -> str | 
 def text_channel(deployed: DeployedAgent, firing: Firing, directory: GuildDirectory | None) -> str | None:
     """Where the firing speaks: its configured channel, else the deployment's, else the agent's first."""
     if firing.channel:
-        return resolve_channel([firing.channel], directory)
-    return resolve_channel(
-        [*deployed.deployment.text_channels, *deployed.agent.channels.text_channels], directory
-    )
+        return _resolve([firing.channel], directory)
+    return _resolve([*deployed.deployment.text_channels, *deployed.agent.channels.text_channels], directory)
 
 
 def voice_channel(deployed: DeployedAgent, directory: GuildDirectory | None) -> str | None:
     """The voice channel a check-in joins: the deployment's first, else the agent's first."""
-    return resolve_channel(
-        [*deployed.deployment.voice_channels, *deployed.agent.channels.voice_channels], directory
-    )
+    return _resolve([*deployed.deployment.voice_channels, *deployed.agent.channels.voice_channels], directory)
 
 
 def situations_on(arcs: list[StoryArc], day: date) -> list[str]:

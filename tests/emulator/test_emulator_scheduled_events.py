@@ -3,13 +3,12 @@ moved through their statuses (and not beyond), users interested, deleted, each c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from emulator_helpers import DEFAULT_INTENTS, RawGateway, Scene, fast_config, scene
+from emulator_helpers import DEFAULT_INTENTS, RawGateway, Scene, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, Intent
 from gateways.actions import RestCall, plan
@@ -18,20 +17,6 @@ from models.actions import CreateScheduledEvent, ScheduledEventStatus, SetSchedu
 pytestmark = pytest.mark.stack
 
 SOON = datetime.now(UTC) + timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-async def emu() -> AsyncIterator[DiscordEmulator]:
-    emulator = DiscordEmulator(fast_config())
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 class Api:
@@ -155,7 +140,7 @@ async def test_the_gateways_create_and_status_calls_drive_an_event_through_its_l
     ],
 )
 async def test_a_bad_body_is_refused_naming_the_field(
-    emu: DiscordEmulator, http: aiohttp.ClientSession, changes: dict[str, Any], path: list[str]
+    emu: DiscordEmulator, http: aiohttp.ClientSession, changes: dict[str, Any], path: str
 ) -> None:
     s = scene(emu)
     body = {k: v for k, v in voice_event(s, **changes).items() if v is not None}

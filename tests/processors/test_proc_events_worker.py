@@ -17,6 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from emulator.discord import DiscordEmulator, EmulatorConfig, Intent
 from gateways.actions import RestCall, plan, report_calls, report_text
@@ -24,9 +26,11 @@ from gateways.dispatch import envelope as dispatch_envelope
 from models.actions import Action, ReportedAction
 from models.agent import AgentConfig, AgentMode
 from models.events import EventEnvelope
-from streams.catalog import DISCORD_ACTIONS
+from settings import Settings
+from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
+from streams.codec import encode_key
 from tests.emulator.emulator_helpers import RawGateway
-from tests.processors.conftest import Collector, Producer, Worker
+from tests.processors.conftest import Collector, Producer, Worker, clocked_worker, set_clock
 from tests.processors.factories import agent_with, deployed, routing
 from tests.waiting import wait_until
 
@@ -48,12 +52,6 @@ QUESTIONS: list[dict[str, Any]] = [
 ]
 
 
-def set_clock(path: Path, at: datetime) -> None:
-    staged = path.with_suffix(".next")
-    staged.write_text(at.isoformat())
-    staged.replace(path)
-
-
 @pytest.fixture(scope="module")
 def clock(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clock") / "now"
@@ -65,8 +63,7 @@ def clock(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def worker(
     namespace: str, clock: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Worker]:
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = Worker(namespace, "deep-processors", log, {"DEEP_CLOCK_FILE": str(clock)})
+    worker = clocked_worker(namespace, clock, tmp_path_factory.mktemp("worker"))
     worker.start()
     yield worker
     worker.stop()
@@ -102,9 +99,16 @@ class Bridge:
     """What the gateway does for one bot: dispatches to discord.events, actions performed on Discord."""
 
     def __init__(
-        self, emu: DiscordEmulator, http: aiohttp.ClientSession, produce: Producer, collector: Collector
+        self,
+        emu: DiscordEmulator,
+        http: aiohttp.ClientSession,
+        produce: Producer,
+        collector: Collector,
+        admin: AIOKafkaAdminClient,
     ) -> None:
         self.emu, self.http, self.produce, self.collector = emu, http, produce, collector
+        # The worker's consumer group (its app id in the namespace).
+        self.admin, self.group = admin, f"{produce.namespace}deep-processors"
         self.envelopes: list[EventEnvelope] = []
         self.performed: set[str] = set()
         self.refusals: list[str] = []
@@ -135,7 +139,23 @@ class Bridge:
                 continue
             event = dispatch_envelope(bot_id, 0, "g1", frame["s"], frame["t"], frame["d"], datetime.now(UTC))
             self.envelopes.append(event)
-            await self.produce.event(event)
+            await self.publish(event)
+
+    async def publish(self, event: EventEnvelope) -> None:
+        topic = DISCORD_EVENTS.name_in(self.produce.namespace)
+        value = DISCORD_EVENTS.codec.encode(event)
+        sent = await self.produce.producer.send_and_wait(topic, value, key=encode_key(event.key))
+        self.last_sent = TopicPartition(topic, sent.partition), sent.offset
+
+    async def worker_caught_up(self) -> None:
+        """Once the worker committed past every dispatch published so far (it has processed them)."""
+        partition, offset = self.last_sent
+
+        async def committed() -> bool:
+            offsets = await self.admin.list_consumer_group_offsets(self.group, partitions=[partition])
+            return partition in offsets and offsets[partition].offset > offset
+
+        await wait_until(committed, f"the worker past {partition}@{offset}", timeout_s=WAIT_S)
 
     async def _call(self, call: RestCall) -> None:
         headers = {"Authorization": f"Bot {self.token}"}
@@ -164,14 +184,16 @@ class Bridge:
             for action in self.collector.of(DISCORD_ACTIONS):
                 if action.action_id not in self.performed:
                     self.performed.add(action.action_id)
-                    await self._perform(action)
+                    try:
+                        await self._perform(action)
+                    except Exception as error:  # the test reports it; the bridge goes on
+                        self.refusals.append(f"{action.kind}: {error!r}")
             await asyncio.sleep(0.05)
 
 
-async def said(
-    emu: DiscordEmulator, channel_id: str, match: Callable[[str], bool], count: int = 1
-) -> list[str]:
+async def said(bridge: Bridge, channel_id: str, match: Callable[[str], bool], count: int = 1) -> list[str]:
     """The bot's messages in the channel that match, once there are `count` of them."""
+    emu = bridge.emu
 
     def found() -> list[str]:
         texts = [m["content"] for m in emu.history(channel_id, 100)]
@@ -181,12 +203,22 @@ async def said(
         await wait_until(lambda: len(found()) >= count, f"{count} matching message(s)", timeout_s=WAIT_S)
     except AssertionError as error:
         texts = [m["content"] for m in emu.history(channel_id, 100)]
-        raise AssertionError(f"{error}; the channel has: {texts}") from None
+        produced = [getattr(a, "content", a.kind) for a in bridge.collector.of(DISCORD_ACTIONS)]
+        dead = [letter.error for letter in bridge.collector.of(DEAD_LETTERS[DISCORD_EVENTS.name])]
+        raise AssertionError(
+            f"{error}; the channel has: {texts}; the worker produced: {produced}; refused: {bridge.refusals};"
+            f" dead letters: {dead}"
+        ) from None
     return found()
 
 
 async def test_a_trivia_night_hosted_end_to_end(
-    worker: Worker, emu: DiscordEmulator, produce: Producer, collector: Collector, clock: Path
+    stack_up: Settings,
+    worker: Worker,
+    emu: DiscordEmulator,
+    produce: Producer,
+    collector: Collector,
+    clock: Path,
 ) -> None:
     guild = emu.add_guild("Anime Hangout")
     general = emu.add_channel(guild.id, "general")
@@ -203,13 +235,16 @@ async def test_a_trivia_night_hosted_end_to_end(
             deployed(host(), guild_id=guild.id, bot_id=bot.id, deployed_at=START - timedelta(days=3)),
         )
     )
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_up.kafka_bootstrap)
+    await admin.start()
     async with aiohttp.ClientSession() as http:
-        bridge = Bridge(emu, http, produce, collector)
+        bridge = Bridge(emu, http, produce, collector, admin)
         await bridge.start(bot.token, bot.id)
         try:
             await host_the_night(emu, bridge, clock, guild.id, general.id, lounge.id, kai.id, mia.id)
         finally:
             await bridge.stop()
+            await admin.close()
 
 
 async def host_the_night(
@@ -229,34 +264,38 @@ async def host_the_night(
     [event] = guild.scheduled_events.values()
     assert (event.name, event.channel_id, event.status) == ("Trivia night", lounge, 1)
     assert event.scheduled_start_time == START and event.scheduled_end_time == START + timedelta(hours=1)
-    await said(emu, general, lambda text: "Trivia night" in text and "interested" in text)
+    await said(bridge, general, lambda text: "Trivia night" in text and "interested" in text)
 
     emu.scheduled_events.set_interest(guild_id, event.id, kai, True)
+    await wait_until(
+        lambda: bridge.envelopes[-1].type == "GUILD_SCHEDULED_EVENT_USER_ADD", "the interest sent"
+    )
+    await bridge.worker_caught_up()
     set_clock(clock, START - timedelta(minutes=30))
-    [reminder] = await said(emu, general, lambda text: "starts in 30 minutes" in text)
+    [reminder] = await said(bridge, general, lambda text: "starts in 30 minutes" in text)
     assert f"<@{kai}>" in reminder and f"<@{mia}>" not in reminder
 
     set_clock(clock, START)
     await wait_until(lambda: guild.scheduled_events[event.id].status == 2, "active", timeout_s=WAIT_S)
-    [first] = await said(emu, general, lambda text: "Question 1/2" in text)
+    [first] = await said(bridge, general, lambda text: "Question 1/2" in text)
     answers = {q["question"]: q["answers"][0] for q in QUESTIONS}
     answer = next(a for q, a in answers.items() if q in first)
     other = next(a for a in answers.values() if a != answer)
 
     emu.post_user_message(mia, other, channel_id=general)
     emu.post_user_message(kai, f"{answer.lower()}!", channel_id=general)
-    [congrats] = await said(emu, general, lambda text: "got it" in text)
+    [congrats] = await said(bridge, general, lambda text: "got it" in text)
     assert f"<@{kai}>" in congrats and answer in congrats
     # Kai's answer delivered again: nothing more is said or scored.
     [right] = [e for e in bridge.envelopes if e.type == "MESSAGE_CREATE" and e.data["author"]["id"] == kai]
-    await bridge.produce.event(right)
+    await bridge.publish(right)
 
     set_clock(clock, START + timedelta(seconds=5))
-    await said(emu, general, lambda text: "Question 2/2" in text)
+    await said(bridge, general, lambda text: "Question 2/2" in text)
     set_clock(clock, START + timedelta(seconds=40))
-    await said(emu, general, lambda text: "Time's up" in text)
+    await said(bridge, general, lambda text: "Time's up" in text)
     await wait_until(lambda: guild.scheduled_events[event.id].status == 3, "completed", timeout_s=WAIT_S)
-    [board] = await said(emu, general, lambda text: "Final scores" in text)
+    [board] = await said(bridge, general, lambda text: "Final scores" in text)
     assert board.endswith(f"1. <@{kai}> · 1 point")
-    assert len(await said(emu, general, lambda text: "got it" in text)) == 1
+    assert len(await said(bridge, general, lambda text: "got it" in text)) == 1
     assert not bridge.refusals
