@@ -226,6 +226,8 @@ class FloorState(Strict):
 
 # Messages a trivia round remembers judging: every bot of the guild delivers its own copy of an answer.
 TRIVIA_JUDGED = 500
+# The users interested in an event an occurrence remembers (the latest).
+MAX_INTERESTED = 1000
 
 
 class EventStep(StrEnum):
@@ -273,7 +275,7 @@ class EventRun(Strict):
     # Learnt from Discord's GUILD_SCHEDULED_EVENT_CREATE; the event's start and end need it.
     discord_event_id: Snowflake | None = None
     # Who marked themselves interested on Discord: the reminder mentions them.
-    interested: list[Snowflake] = Field(default_factory=list, max_length=1000)
+    interested: list[Snowflake] = Field(default_factory=list, max_length=MAX_INTERESTED)
     # Canceled or deleted on Discord by a person: the agent hosts nothing more of it.
     canceled: bool = False
     trivia: TriviaRound | None = None

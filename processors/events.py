@@ -25,7 +25,7 @@ from models.actions import (
 from models.agent import HostedEvent, Weekday, clock_time
 from models.deployments import DeployedAgent, DeploymentStatus
 from models.discord import DiscordMessage, ScheduledEventUser, ScheduledEventView
-from models.processor_state import EventBook, EventRun, EventStep, GuildDirectory
+from models.processor_state import MAX_INTERESTED, EventBook, EventRun, EventStep, GuildDirectory
 from processors.directory import channel_by_ref
 from processors.emit import Emitter, Say
 from processors.ids import seeded_rng
@@ -36,6 +36,8 @@ from processors.trivia import draw_round, judge, leaderboard, step
 DAYS_BACK = 2
 DAYS_AHEAD = 8
 _WEEKDAYS = list(Weekday)
+# A reminder mentions this many of the interested at most: a message holds 2,000 characters.
+REMINDER_MENTIONS = 50
 SCHEDULED_EVENT_EVENTS = frozenset(
     {"GUILD_SCHEDULED_EVENT_CREATE", "GUILD_SCHEDULED_EVENT_UPDATE", "GUILD_SCHEDULED_EVENT_DELETE"}
 )
@@ -180,7 +182,10 @@ class _Host:
         if channel_id is None:
             return None
         minutes = self.occurrence.event.remind_minutes
-        mentions = " ".join(f"<@{user_id}>" for user_id in self.run.interested)
+        interested = self.run.interested
+        mentions = " ".join(f"<@{user_id}>" for user_id in interested[:REMINDER_MENTIONS])
+        if len(interested) > REMINDER_MENTIONS:
+            mentions += f" and {len(interested) - REMINDER_MENTIONS} more"
         text = f"⏰ **{self.occurrence.event.title}** starts in {minutes} minutes!"
         say = Say(f"{text} {mentions}".strip(), title="Reminder")
         return [self.emitter(EventStep.reminded).send(say, channel_id)]
@@ -374,9 +379,11 @@ def _learnt(
     if isinstance(data, ScheduledEventUser):
         if data.guild_scheduled_event_id != run.discord_event_id:
             return None
-        interested = [user_id for user_id in run.interested if user_id != data.user_id]
-        if kind == "GUILD_SCHEDULED_EVENT_USER_ADD":
-            interested.append(data.user_id)
+        adding = kind == "GUILD_SCHEDULED_EVENT_USER_ADD"
+        if adding == (data.user_id in run.interested):
+            return None  # a redelivered dispatch
+        others = [user_id for user_id in run.interested if user_id != data.user_id]
+        interested = [*others, data.user_id][-MAX_INTERESTED:] if adding else others
         return run.model_copy(update={"interested": interested})
     if run.discord_event_id is None:
         if kind != "GUILD_SCHEDULED_EVENT_CREATE" or deployed is None or not _ours(run, deployed, data):

@@ -354,3 +354,27 @@ def test_a_person_canceling_the_event_stops_the_host() -> None:
     hosting.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", {**scheduled, "status": 4})
     assert not hosting.engine.fire_events(hosting.guild, START - timedelta(minutes=30))
     assert not hosting.engine.fire_events(hosting.guild, START)
+
+
+def test_interest_comes_and_goes_once_and_a_crowd_is_counted_not_named() -> None:
+    hosting = hosting_guild()
+    assert hosting.engine.fire_events(hosting.guild, START - timedelta(hours=2))
+    scheduled = hosting.created_on_discord()
+    book_key = HostedEventsKey(hosting.guild).encode()
+    people = [snowflake() for _ in range(53)]
+
+    def interest(kind: str, user_id: str) -> None:
+        data = {"guild_scheduled_event_id": scheduled["id"], "user_id": user_id, "guild_id": hosting.guild}
+        hosting.dispatch(f"GUILD_SCHEDULED_EVENT_USER_{kind}", data)
+
+    for user_id in people:
+        interest("ADD", user_id)
+    before = hosting.engine.tables.hosted_events[book_key]
+    interest("ADD", people[0])  # redelivered
+    assert hosting.engine.tables.hosted_events[book_key] is before
+    interest("REMOVE", people[1])
+    assert hosting.engine.tables.hosted_events[book_key].runs[0].interested == [people[0], *people[2:]]
+    [reminder] = hosting.engine.fire_events(hosting.guild, START - timedelta(minutes=30)).actions
+    assert isinstance(reminder, SendMessage)
+    assert f"<@{people[0]}>" in reminder.content and f"<@{people[1]}>" not in reminder.content
+    assert reminder.content.endswith(" and 2 more")
