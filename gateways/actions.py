@@ -321,6 +321,19 @@ def _create_event(action: CreateScheduledEvent) -> RestCall:
     return RestCall("POST", "/guilds/{guild_id}/scheduled-events", {"guild_id": _guild(action)}, body)
 
 
+def created_before(call: RestCall, listed: list[dict[str, Any]], bot_id: str) -> bool:
+    """Whether a scheduled event the create `call` describes is among the guild's `listed` events, made by
+    the bot: Discord takes no nonce for events, so a retried create looks for the first attempt's event."""
+    body = call.body or {}
+    start = datetime.fromisoformat(str(body.get("scheduled_start_time")))
+    return any(
+        event.get("creator_id") == bot_id
+        and event.get("name") == body.get("name")
+        and datetime.fromisoformat(str(event.get("scheduled_start_time"))) == start
+        for event in listed
+    )
+
+
 def _event_status(action: SetScheduledEventStatus) -> RestCall:
     return RestCall(
         "PATCH",

@@ -25,7 +25,14 @@ from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
-from models.actions import Action, InteractionResponse, Report, ReportedAction, TypingIndicator
+from models.actions import (
+    Action,
+    CreateScheduledEvent,
+    InteractionResponse,
+    Report,
+    ReportedAction,
+    TypingIndicator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,8 @@ READY_WAIT_S = 10.0
 # Discord's answer to a second response to one interaction: it was deferred, or an earlier attempt of this
 # answer landed; either way the answer now edits the original.
 ALREADY_ACKNOWLEDGED = 40060
+# Discord's answer to a change of a scheduled event that is over: on a retry, the first attempt ended it.
+EVENT_FINISHED = 180000
 
 
 class Status(Enum):
@@ -140,7 +149,10 @@ class ActionPerformer:
         plan = actions.plan(action, datetime.now(UTC))
         match plan:
             case RestCall():
-                await self._rest_call(plan, bot, retry=claim is Claim.RETRY)
+                retry = claim is Claim.RETRY
+                if retry and isinstance(action, CreateScheduledEvent) and await self._event_exists(plan, bot):
+                    return
+                await self._rest_call(plan, bot, retry=retry)
                 if isinstance(action, TypingIndicator):
                     await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
@@ -158,6 +170,17 @@ class ActionPerformer:
                     plan.guild_id,
                     plan.channel_id,
                 )
+
+    async def _event_exists(self, create: RestCall, bot: BotCredentials) -> bool:
+        """Whether a create's first attempt made the scheduled event (it may have landed before a crash)."""
+        listing = RestCall("GET", "/guilds/{guild_id}/scheduled-events", dict(create.params))
+        try:
+            listed = await self._rest.client(bot.bot_id, bot.token).request(listing)
+        except discord.HTTPException as exc:
+            if is_unauthorized(exc):
+                raise TokenDead(f"GET {listing.path} answered 401") from None
+            raise Unperformable(f"the guild's scheduled events: Discord answered {exc.status}") from None
+        return actions.created_before(create, listed, bot.bot_id)
 
     async def _keep_typing(self, call: RestCall, bot: BotCredentials, delay_ms: int) -> None:
         """Hold the bot's lane while it "types": its next action (the reply) follows after the pause,
@@ -211,4 +234,6 @@ class ActionPerformer:
 
 def _already_done(call: RestCall, exc: discord.HTTPException) -> bool:
     """On a retry of an attempt that may have landed, the answers that mean it did."""
+    if call.method == "PATCH" and "scheduled-events" in call.path:
+        return exc.code == EVENT_FINISHED
     return call.method == "DELETE" and exc.status == 404

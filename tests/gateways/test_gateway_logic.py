@@ -13,6 +13,7 @@ from gateways.actions import (
     GatewayCommand,
     InvalidAction,
     RestCall,
+    created_before,
     deferral_call,
     deferred_answer,
     interaction_callback,
@@ -252,6 +253,17 @@ def test_scheduled_events_are_guild_only_in_a_voice_channel_or_at_a_place() -> N
     assert "channel_id" not in outside.body
     with pytest.raises(InvalidAction, match=r"^location:"):
         plan(CreateScheduledEvent(action_id="e", name="Nowhere", **times, **BASE), NOW)
+    # A retried create finds its first attempt's event: same bot, name and start (Discord's time format).
+    mine = {
+        "creator_id": BOT,
+        "name": "Trivia",
+        "scheduled_start_time": NOW.isoformat().replace("+00:00", "Z"),
+    }
+    assert created_before(voice, [mine], BOT)
+    assert not created_before(voice, [{**mine, "creator_id": "1"}], BOT)
+    assert not created_before(voice, [{**mine, "name": "Films"}], BOT)
+    later = (NOW + timedelta(days=7)).isoformat()
+    assert not created_before(voice, [{**mine, "scheduled_start_time": later}], BOT)
     status = SetScheduledEventStatus(action_id="s", event_id="77", status=ScheduledEventStatus.active, **BASE)
     assert plan(status, NOW) == RestCall(
         "PATCH",
