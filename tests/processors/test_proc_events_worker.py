@@ -3,13 +3,15 @@ emulator, and between them what a gateway does (its dispatches become envelopes 
 worker's actions are performed as gateways/actions.py plans them, reports included).
 
 The event is created in the emulator when the clock reaches its announcement, the interested user is
-reminded, the event starts, two questions are asked, one user answers wrong and one right, a redelivered
-answer scores nothing, a question times out, the leaderboard is announced and the event is completed."""
+reminded, the worker is killed and restarted (nothing is done twice), the event starts, two questions are
+asked, one user answers wrong and one right, a redelivered answer scores nothing, a question times out, the
+leaderboard is announced and the event is completed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,17 +55,23 @@ QUESTIONS: list[dict[str, Any]] = [
 
 
 @pytest.fixture(scope="module")
-def clock(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clock") / "now"
+def state_dir() -> Iterator[Path]:
+    """The clock file and the worker's log, outside pytest's temporary directories: another session's
+    pytest on this machine may clean those up while the worker still reads its clock."""
+    with tempfile.TemporaryDirectory(prefix="events-worker-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="module")
+def clock(state_dir: Path) -> Path:
+    path = state_dir / "now"
     set_clock(path, START - timedelta(days=2))
     return path
 
 
 @pytest.fixture(scope="module")
-async def worker(
-    namespace: str, clock: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Worker]:
-    worker = clocked_worker(namespace, clock, tmp_path_factory.mktemp("worker"))
+async def worker(namespace: str, clock: Path, state_dir: Path) -> AsyncIterator[Worker]:
+    worker = clocked_worker(namespace, clock, state_dir)
     worker.start()
     yield worker
     worker.stop()
@@ -241,7 +249,7 @@ async def test_a_trivia_night_hosted_end_to_end(
         bridge = Bridge(emu, http, produce, collector, admin)
         await bridge.start(bot.token, bot.id)
         try:
-            await host_the_night(emu, bridge, clock, guild.id, general.id, lounge.id, kai.id, mia.id)
+            await host_the_night(emu, bridge, worker, clock, guild.id, general.id, lounge.id, kai.id, mia.id)
         finally:
             await bridge.stop()
             await admin.close()
@@ -250,6 +258,7 @@ async def test_a_trivia_night_hosted_end_to_end(
 async def host_the_night(
     emu: DiscordEmulator,
     bridge: Bridge,
+    worker: Worker,
     clock: Path,
     guild_id: str,
     general: str,
@@ -275,6 +284,9 @@ async def host_the_night(
     [reminder] = await said(bridge, general, lambda text: "starts in 30 minutes" in text)
     assert f"<@{kai}>" in reminder and f"<@{mia}>" not in reminder
 
+    # Killed and restarted: the steps done are recovered from the table's changelog, none is done again.
+    worker.kill()
+    worker.start()
     set_clock(clock, START)
     await wait_until(lambda: guild.scheduled_events[event.id].status == 2, "active", timeout_s=WAIT_S)
     [first] = await said(bridge, general, lambda text: "Question 1/2" in text)
@@ -298,4 +310,7 @@ async def host_the_night(
     [board] = await said(bridge, general, lambda text: "Final scores" in text)
     assert board.endswith(f"1. <@{kai}> · 1 point")
     assert len(await said(bridge, general, lambda text: "got it" in text)) == 1
+    assert len(guild.scheduled_events) == 1
+    assert len(await said(bridge, general, lambda text: "starts in 30 minutes" in text)) == 1
+    assert len(await said(bridge, general, lambda text: "Mark yourself interested" in text)) == 1
     assert not bridge.refusals
