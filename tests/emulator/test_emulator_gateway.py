@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 from emulator_helpers import DEFAULT_INTENTS, RawGateway, fast_config, scene
@@ -12,20 +10,6 @@ from emulator.discord import DiscordEmulator, Intent
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture(scope="module")
-async def emu() -> AsyncIterator[DiscordEmulator]:
-    emulator = DiscordEmulator(fast_config())
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def gateway(emu: DiscordEmulator, http: aiohttp.ClientSession, *, compress: bool = True) -> RawGateway:
