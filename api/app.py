@@ -9,18 +9,21 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from weaviate.exceptions import WeaviateBaseError
 
 from api.background import consume_token_health, run_health_checks, run_usage_persistence
 from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, deployments, meta, owners, presets, tokens
+from api.routes import agents, deployments, memories, meta, owners, presets, tokens
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
 from inference.quota import MonthlyUsage
 from infra.migrate import migrate
+from memory.store import MemoryStore
+from memory.store import connect as connect_memory
 from settings import Settings, get_settings
 from streams.outbox import run_relay
 from vault.store import TokenVault
@@ -57,7 +60,12 @@ def create_app(
         store = Store(pool, vault, settings.topic_namespace)
         usage = MonthlyUsage(redis, InferenceConfig.key_prefix)
         limiter = RateLimiter(redis, rate_limit or RateLimit())
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage)
+        memories = MemoryStore(connect_memory(settings))
+        with contextlib.suppress(WeaviateBaseError):
+            # Unavailable now: the memory routes connect on first use (api.deps.memories).
+            await memories.client.connect()
+            await memories.ensure_collection()
+        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories)
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -75,6 +83,7 @@ def create_app(
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await http.aclose()
+            await memories.client.close()
             await redis.aclose()
             await pool.close()
 
@@ -87,6 +96,6 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, owners, agents, deployments, tokens, presets):
+    for module in (meta, owners, agents, memories, deployments, tokens, presets):
         app.include_router(module.router)
     return app

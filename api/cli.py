@@ -201,7 +201,11 @@ def agents_arcs(
                 a["starts_on"],
                 a["ends_on"],
                 a["on"],
-                "-" if a["beat"] is None else f"{a['beat'] + 1}/{a['beats']}",
+                "by conditions"
+                if a["conditional"]
+                else "-"
+                if a["beat"] is None
+                else f"{a['beat'] + 1}/{a['beats']}",
                 a["situation"] or "",
             ]
             for a in arcs

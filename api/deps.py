@@ -12,6 +12,7 @@ from api.errors import Forbidden, RateLimited, Unauthorized
 from api.ratelimit import RateLimiter
 from api.store import Principal, Store
 from inference.quota import MonthlyUsage
+from memory.store import MemoryStore
 from settings import Settings
 from vault.store import TokenVault
 
@@ -24,6 +25,8 @@ class ApiContext:
     limiter: RateLimiter
     # The inference workers' monthly AI-call counters.
     usage: MonthlyUsage
+    # The agents' long-term memory (Weaviate), connected on first use when it was down at start.
+    memories: MemoryStore
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")
@@ -73,3 +76,14 @@ async def operator(principal: Caller) -> Principal:
 
 
 Operator = Annotated[Principal, Depends(operator)]
+
+
+async def memories(ctx: Context) -> MemoryStore:
+    """Long-term memory, reconnected when it was unavailable: configuration is served without it."""
+    if not ctx.memories.client.is_connected():
+        await ctx.memories.client.connect()
+        await ctx.memories.ensure_collection()
+    return ctx.memories
+
+
+Memories = Annotated[MemoryStore, Depends(memories)]

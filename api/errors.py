@@ -5,6 +5,7 @@ Input is never echoed because it may be a bot token (POST /tokens): pydantic's o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from weaviate.exceptions import WeaviateBaseError
 
 from api.characters import CharacterError
 from api.policy import TierViolation, UnimplementedTool
@@ -23,6 +25,8 @@ from api.store import Conflict, NotFound
 from models.common import error_paths
 from streams.outbox import OutboxValueTooLarge
 from vault.errors import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected
+
+log = logging.getLogger(__name__)
 
 _LOCATIONS = ("body", "query", "path", "header")
 
@@ -99,6 +103,12 @@ async def _token_rejected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, f"token: {exc}", [FieldError(path="token", message=str(exc))])
 
 
+async def _memory_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Weaviate's message may name tenants and hosts: the caller learns only that memory is down.
+    log.warning("long-term memory unavailable: %s", exc)
+    return error_response(503, "long-term memory is unavailable; try again later")
+
+
 async def _unauthorized(_: Request, exc: Exception) -> JSONResponse:
     return error_response(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
 
@@ -144,6 +154,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TokenRejected, _token_rejected)
     app.add_exception_handler(Unauthorized, _unauthorized)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(WeaviateBaseError, _memory_unavailable)
     app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, _unstorable_text)
     app.add_exception_handler(asyncpg.UntranslatableCharacterError, _unstorable_text)
     for exc_type, status in (

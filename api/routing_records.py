@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from models.agent import AgentConfig
+from models.agent import AgentConfig, message_content_features
 from models.deployments import DeployedAgent, Deployment, DeploymentStatus, RoutingRecord
 from models.events import DM_PREFIX, partition_key
 from models.tiers import Tier
@@ -22,12 +22,13 @@ MAX_DEPLOYMENTS_PER_KEY = RoutingRecord.model_fields["deployments"].metadata[0].
 
 DEPLOYMENT_COLUMNS = """d.deployment_id, d.config_id AS agent_id, c.owner_id, d.guild_id,
     t.bot_user_id AS bot_id,
-    d.token_id, d.text_channels, d.voice_channels, d.dm_enabled, d.status, d.deployed_at"""
+    d.token_id, d.text_channels, d.voice_channels, d.dm_enabled, d.status, d.deployed_at, t.message_content,
+    c.config"""
 DEPLOYMENT_FROM = """agent_deployments d JOIN agent_configurations c USING (config_id)
     JOIN bot_tokens t ON t.token_id = d.token_id"""
 
 _RECORD_QUERY = f"""
-    SELECT {DEPLOYMENT_COLUMNS}, c.config, o.tier
+    SELECT {DEPLOYMENT_COLUMNS}, o.tier
     FROM {DEPLOYMENT_FROM} JOIN owners o ON o.owner_id = c.owner_id
     WHERE {{where}}
     ORDER BY d.deployed_at, d.deployment_id
@@ -58,6 +59,12 @@ def keys_of(deployment: Deployment) -> set[str]:
 
 
 def deployment_of(row: asyncpg.Record) -> Deployment:
+    message_content: bool | None = row["message_content"]
+    needs = (
+        []
+        if message_content is not False
+        else message_content_features(AgentConfig.model_validate(row["config"]))
+    )
     return Deployment(
         deployment_id=row["deployment_id"],
         agent_id=row["agent_id"],
@@ -70,6 +77,8 @@ def deployment_of(row: asyncpg.Record) -> Deployment:
         dm_enabled=row["dm_enabled"],
         status=DeploymentStatus(row["status"]),
         deployed_at=row["deployed_at"],
+        message_content=message_content,
+        needs_message_content=needs,
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator
 from models.agent import AgentConfig
 from models.common import NonEmptyName, Snowflake, Strict
 from models.deployments import Deployment, DeploymentStatus
+from models.memory import StoredMemory
 from models.tiers import Tier, TierLimits
 
 _TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
@@ -94,14 +95,16 @@ class ArcStatus(Strict):
 
     name: str
     starts_on: date
-    # The arc's last day.
+    # The arc's last day (the earliest one, when beats wait for conditions).
     ends_on: date
     # The agent's local date the status is for.
     on: date
-    # The current beat (0-based) and its situation; None before the arc starts and after it ends.
+    # The current beat (0-based) and its situation; None before the arc starts and after it ends, and
+    # for an arc whose beats wait for conditions: its progress is the processors' table state.
     beat: int | None
     situation: str | None
     beats: int
+    conditional: bool = False
 
 
 ChannelIds = Annotated[list[Snowflake], Field(max_length=500)]
@@ -186,3 +189,16 @@ class OutboxStatus(Strict):
 
 class Health(Strict):
     status: Literal["ok"] = "ok"
+
+
+class MemoryPage(Strict):
+    """One page of an agent's memories, newest first; `total` counts every memory the filters matched."""
+
+    memories: list[StoredMemory]
+    total: int
+    offset: int
+    limit: int
+
+
+class MemoriesDeleted(Strict):
+    deleted: int

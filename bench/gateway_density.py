@@ -212,10 +212,10 @@ async def lean(
     for bot in bots:
         await fleet.connect(bot)
     ready = await wait_until(
-        lambda: all(s.state is ShardState.READY for s in fleet.shards.values()), args.connect_timeout_s
+        lambda: all(s.state is ShardState.READY for s in fleet.all_shards()), args.connect_timeout_s
     )
     connect_s = time.monotonic() - began
-    connected = sum(s.state is ShardState.READY for s in fleet.shards.values())
+    connected = sum(s.state is ShardState.READY for s in fleet.all_shards())
     await asyncio.sleep(2)  # initial bursts forwarded and acknowledged
     idle = settled_rss()
 

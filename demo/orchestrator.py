@@ -39,6 +39,7 @@ from demo.processes import ChildFailed, ChildSpec, Supervisor
 from demo.seed import DemoWorld, create_operator, reset_schema, seed_emulator, seed_platform
 from demo.world import WorldIds, allocate_ids, chat_line
 from emulator.discord import EmulatorControl, EmulatorError
+from emulator.mediawiki import MediaWikiServer
 from infra.stack.clickhouse import engine_holder
 from models.commands import agent_commands
 from processors.app import WorkerOptions
@@ -53,8 +54,9 @@ def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def child_env(settings: Settings, options: DemoOptions) -> dict[str, str]:
-    """The children's environment: the demo's namespace and schema, Discord pointed at the emulator."""
+def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[str, str]:
+    """The children's environment: the demo's namespace and schema, Discord pointed at the emulator, the
+    knowledge tool at `wiki_url`."""
     env = dict(os.environ)
     env.update(
         DEEP_STATE_DIR=str(settings.state_dir),
@@ -65,13 +67,16 @@ def child_env(settings: Settings, options: DemoOptions) -> dict[str, str]:
         DISCORD_GATEWAY_URL=f"ws://{options.host}:{options.emulator_port}/",
         DEEP_API_HOST=options.host,
         DEEP_API_PORT=str(options.api_port),
+        WIKIPEDIA_URL=wiki_url,
         PYTHONUNBUFFERED="1",
     )
     return env
 
 
-def child_specs(settings: Settings, options: DemoOptions, work_dir: Path) -> dict[str, ChildSpec]:
-    env = child_env(settings, options)
+def child_specs(
+    settings: Settings, options: DemoOptions, work_dir: Path, wiki_url: str
+) -> dict[str, ChildSpec]:
+    env = child_env(settings, options, wiki_url)
     python = sys.executable
     deep = str(Path(python).with_name("deep"))
     host = options.host
@@ -106,7 +111,7 @@ def child_specs(settings: Settings, options: DemoOptions, work_dir: Path) -> dic
             "--instance-id",
             "demo-inference",
         ),
-        "memory": spec("memory", deep, "memory", "writer"),
+        "memory": spec("memory", deep, "memory", "writer", "--instance-id", "demo-memory"),
         "gateway": spec(
             "gateway",
             python,
@@ -242,7 +247,10 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
     say(f"topic namespace {options.namespace!r}, PostgreSQL schema {options.schema!r} (emptied)")
     await apply_catalog(settings.kafka_bootstrap, options.namespace)
     await reset_schema(settings.postgres_dsn, options.schema)
-    specs = child_specs(settings, options, work_dir)
+    # Offline unless WIKIPEDIA_URL names a wiki: the knowledge tool answers from the stand-in's articles.
+    wiki = None if settings.wikipedia_url else await MediaWikiServer(host=options.host).start()
+    wiki_url = wiki.url_template if wiki is not None else settings.wikipedia_url
+    specs = child_specs(settings, options, work_dir, wiki_url)
     holder = None if settings.clickhouse_url else engine_holder(settings.clickhouse_path)
     if "sinks" in specs and holder is not None:
         say(f"sinks left out: process {holder} holds the embedded ClickHouse engine (one process at a time)")
@@ -314,12 +322,14 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
             say(
                 f"Discord emulator: {emulator_url} (control API /_control), configuration API: {api_url}/docs"
             )
-            say(f"AI: {ai_view(settings).description}")
+            say(f"AI: {ai_view(settings).description}; knowledge: {wiki_url.format(lang='en')}")
             say("Ctrl-C stops everything")
             raise ChildFailed(await supervisor.failure())
     finally:
         say("stopping")
         await supervisor.stop()
+        if wiki is not None:
+            await wiki.stop()
         say("stopped")
 
 

@@ -24,6 +24,8 @@ TEXT_CHANNELS = (
     ("music", "Queue tracks with /play"),
 )
 VOICE_CHANNEL = "Lounge"
+# An announcement channel (Discord's type 5): Kai's /announce posts there are crossposted to its followers.
+ANNOUNCEMENT_CHANNEL = ("announcements", "News from the server's hosts")
 # The person at the keyboard of the playground.
 YOU = "You"
 # Simulated members: (username, display name).
@@ -72,6 +74,7 @@ AGENTS = (
     AgentPlan("luna", "luna", "Luna", "~"),
     AgentPlan("nova", "nova", "Nova", "n!"),
     AgentPlan("kai", "kai", "Kai", "k!"),
+    AgentPlan("sage", "sage", "Sage", "s!"),
 )
 
 
@@ -101,6 +104,7 @@ class Channel:
     name: str
     voice: bool = False
     topic: str = ""
+    announcement: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ class WorldIds:
 
     @property
     def text_channels(self) -> tuple[Channel, ...]:
-        return tuple(c for c in self.channels if not c.voice)
+        """The channels members chat in (not the voice nor the announcement channel)."""
+        return tuple(c for c in self.channels if not (c.voice or c.announcement))
 
     @property
     def voice_channel(self) -> Channel:
@@ -129,6 +134,8 @@ def allocate_ids(agents: tuple[AgentPlan, ...] = AGENTS) -> WorldIds:
     ids = SnowflakeGenerator(SNOWFLAKE_WORKER)
     channels = [Channel(ids.next(), name, topic=topic) for name, topic in TEXT_CHANNELS]
     channels.append(Channel(ids.next(), VOICE_CHANNEL, voice=True))
+    name, topic = ANNOUNCEMENT_CHANNEL
+    channels.append(Channel(ids.next(), name, topic=topic, announcement=True))
     return WorldIds(
         guild_id=ids.next(),
         channels=tuple(channels),
@@ -150,7 +157,7 @@ def world_spec(ids: WorldIds, agents: tuple[AgentPlan, ...] = AGENTS) -> WorldSp
                     ChannelSpec(
                         id=c.channel_id,
                         name=c.name,
-                        type=CHANNEL_VOICE if c.voice else "text",
+                        type=CHANNEL_VOICE if c.voice else "announcement" if c.announcement else "text",
                         topic=c.topic or None,
                     )
                     for c in ids.channels

@@ -16,6 +16,7 @@ from models.actions import (
     Action,
     AnswerInChannel,
     AnswerInteraction,
+    Attachment,
     Ban,
     CreateScheduledEvent,
     DeleteMessage,
@@ -43,6 +44,8 @@ from models.actions import (
 # Interaction callback types 4: CHANNEL_MESSAGE_WITH_SOURCE, 5: its deferred form; message flag 64: EPHEMERAL.
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+# Callback type 8: the choices offered for the option a member is typing in.
+APPLICATION_COMMAND_AUTOCOMPLETE_RESULT = 8
 EPHEMERAL = 1 << 6
 NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
 # Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
@@ -72,6 +75,8 @@ class RestCall:
     deduplicated: bool = False
     # Avatar or banner URLs to fetch and inline as data URIs before sending (body key -> URL).
     images: dict[str, str] = field(default_factory=dict)
+    # A file uploaded with the message: the request goes as multipart (payload_json and files[0]).
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class GatewayCommand:
     """A payload sent on the bot's own gateway connection (presence, voice state)."""
 
     payload: dict[str, Any]
+    # The guild whose shard must send it (a voice state); None: every shard of the bot (a presence).
+    guild_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,21 @@ def embed_json(embed: Embed) -> dict[str, Any]:
         body["description"] = embed.description
     if embed.footer:
         body["footer"] = {"text": embed.footer}
+    if embed.fields:
+        body["fields"] = [field.model_dump() for field in embed.fields]
+    if embed.image_url:
+        body["image"] = {"url": embed.image_url}
     return body
+
+
+def attachments_json(attachment: Attachment | None) -> list[dict[str, Any]]:
+    """The payload's description of the uploaded files: files[0] is attachment 0."""
+    if attachment is None:
+        return []
+    described: dict[str, Any] = {"id": 0, "filename": attachment.filename}
+    if attachment.description:
+        described["description"] = attachment.description
+    return [described]
 
 
 def poll_json(poll: NativePoll) -> dict[str, Any]:
@@ -121,10 +142,14 @@ def poll_json(poll: NativePoll) -> dict[str, Any]:
 
 
 def _message_body(
-    action_id: str, content: str, embed: Embed | None, poll: NativePoll | None = None
+    action_id: str,
+    content: str,
+    embed: Embed | None,
+    poll: NativePoll | None = None,
+    attachment: Attachment | None = None,
 ) -> dict[str, Any]:
-    if not content and embed is None and poll is None:
-        raise InvalidAction("content: a message needs content, an embed or a poll")
+    if not content and embed is None and poll is None and attachment is None:
+        raise InvalidAction("content: a message needs content, an embed, a poll or an attachment")
     body: dict[str, Any] = {
         "content": content,
         "nonce": message_nonce(action_id),
@@ -136,6 +161,8 @@ def _message_body(
         body["embeds"] = [embed_json(embed)]
     if poll is not None:
         body["poll"] = poll_json(poll)
+    if attachment is not None:
+        body["attachments"] = attachments_json(attachment)
     return body
 
 
@@ -145,15 +172,33 @@ def _guild(action: Action) -> str:
     return action.guild_id
 
 
-def _send(action: SendMessage) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll)
+def _post_message(channel_id: str, body: dict[str, Any], attachment: Attachment | None = None) -> RestCall:
     return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
+        "POST",
+        "/channels/{channel_id}/messages",
+        {"channel_id": channel_id},
+        body,
+        deduplicated=True,
+        attachment=attachment,
+    )
+
+
+def _send(action: SendMessage) -> RestCall:
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
+    return _post_message(action.channel_id, body, action.attachment)
+
+
+def crosspost(channel_id: str, message_id: str) -> RestCall:
+    """Publish a message of an announcement channel to the channels following it."""
+    return RestCall(
+        "POST",
+        "/channels/{channel_id}/messages/{message_id}/crosspost",
+        {"channel_id": channel_id, "message_id": message_id},
     )
 
 
 def _reply(action: Reply) -> RestCall:
-    body = _message_body(action.action_id, action.content, action.embed, action.poll)
+    body = _message_body(action.action_id, action.content, action.embed, action.poll, action.attachment)
     body["message_reference"] = {
         "message_id": action.message_id,
         "channel_id": action.channel_id,
@@ -161,9 +206,7 @@ def _reply(action: Reply) -> RestCall:
         "fail_if_not_exists": False,
     }
     body["allowed_mentions"] = {"parse": ["users"], "replied_user": True}
-    return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
-    )
+    return _post_message(action.channel_id, body, action.attachment)
 
 
 def _warn(action: Warn) -> RestCall:
@@ -171,9 +214,7 @@ def _warn(action: Warn) -> RestCall:
     content = f"<@{action.user_id}> warning {action.warn_count}{reason}"
     body = _message_body(action.action_id, content, None)
     body["allowed_mentions"] = {"users": [action.user_id]}
-    return RestCall(
-        "POST", "/channels/{channel_id}/messages", {"channel_id": action.channel_id}, body, deduplicated=True
-    )
+    return _post_message(action.channel_id, body)
 
 
 def _react(action: React) -> RestCall:
@@ -238,26 +279,33 @@ def _answer_data(action: InteractionResponse) -> dict[str, Any]:
         data["embeds"] = [embed_json(action.embed)]
     if action.poll is not None:
         data["poll"] = poll_json(action.poll)
+    if action.attachment is not None:
+        data["attachments"] = attachments_json(action.attachment)
     if action.ephemeral:
         data["flags"] = EPHEMERAL
     data["allowed_mentions"] = {"parse": ["users"]}
     return data
 
 
-def _callback(interaction_id: str, token: str, body: dict[str, Any]) -> RestCall:
-    return RestCall(
-        "POST",
-        "/interactions/{interaction_id}/{interaction_token}/callback",
-        {"interaction_id": interaction_id, "interaction_token": token},
-        body,
-        counts_globally=False,
-    )
+# Interaction routes name their ids webhook_id and webhook_token, as discord.py's own do: those are a route's
+# major parameters, so each interaction gets a rate-limit bucket of its own. Under any other name all of a
+# bot's interactions share one bucket, and at 20 commands/s its 5 per 5 s push deferrals past Discord's 3 s.
+WEBHOOK_CALLBACK = "/interactions/{webhook_id}/{webhook_token}/callback"
+WEBHOOK_ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
+WEBHOOK_FOLLOWUP = "/webhooks/{webhook_id}/{webhook_token}"
+
+
+def _callback(
+    interaction_id: str, token: str, body: dict[str, Any], attachment: Attachment | None = None
+) -> RestCall:
+    params = {"webhook_id": interaction_id, "webhook_token": token}
+    return RestCall("POST", WEBHOOK_CALLBACK, params, body, counts_globally=False, attachment=attachment)
 
 
 def interaction_callback(action: InteractionResponse) -> RestCall:
     """The answer as the interaction's own response, before anything acknowledged it."""
     body = {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": _answer_data(action)}
-    return _callback(action.interaction_id, action.interaction_token, body)
+    return _callback(action.interaction_id, action.interaction_token, body, action.attachment)
 
 
 def deferral_call(interaction_id: str, token: str) -> RestCall:
@@ -265,20 +313,27 @@ def deferral_call(interaction_id: str, token: str) -> RestCall:
     return _callback(interaction_id, token, {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE})
 
 
+def autocomplete_call(interaction_id: str, token: str, choices: list[str]) -> RestCall:
+    """The choices offered while a member types; each is shown and sent back as itself."""
+    body = {
+        "type": APPLICATION_COMMAND_AUTOCOMPLETE_RESULT,
+        "data": {"choices": [{"name": choice, "value": choice} for choice in choices]},
+    }
+    return _callback(interaction_id, token, body)
+
+
 def deferred_answer(action: InteractionResponse, application_id: str) -> list[RestCall]:
     """The answer to an interaction already acknowledged (deferred): it edits the thinking message. An
     ephemeral answer, or a poll, cannot be made of an edit: the thinking message goes and a follow-up
     carries it (deleted first, so a retry after a crash repeats neither)."""
-    params = {"application_id": application_id, "interaction_token": action.interaction_token}
-    original = "/webhooks/{application_id}/{interaction_token}/messages/@original"
+    params = {"webhook_id": application_id, "webhook_token": action.interaction_token}
     data = _answer_data(action)
+    file = action.attachment
     if not action.ephemeral and action.poll is None:
-        return [RestCall("PATCH", original, params, data, counts_globally=False)]
+        return [RestCall("PATCH", WEBHOOK_ORIGINAL, params, data, counts_globally=False, attachment=file)]
     return [
-        RestCall("DELETE", original, params, counts_globally=False),
-        RestCall(
-            "POST", "/webhooks/{application_id}/{interaction_token}", params, data, counts_globally=False
-        ),
+        RestCall("DELETE", WEBHOOK_ORIGINAL, params, counts_globally=False),
+        RestCall("POST", WEBHOOK_FOLLOWUP, params, data, counts_globally=False, attachment=file),
     ]
 
 
@@ -390,9 +445,11 @@ def plan(action: Action, now: datetime) -> Plan:
         case SetScheduledEventStatus():
             return _event_status(action)
         case VoiceJoin():
-            return GatewayCommand(protocol.voice_state_payload(_guild(action), action.channel_id))
+            guild_id = _guild(action)
+            return GatewayCommand(protocol.voice_state_payload(guild_id, action.channel_id), guild_id)
         case VoiceLeave():
-            return GatewayCommand(protocol.voice_state_payload(_guild(action), None))
+            guild_id = _guild(action)
+            return GatewayCommand(protocol.voice_state_payload(guild_id, None), guild_id)
         case PresenceUpdate():
             return GatewayCommand(protocol.presence_payload(action.status, action.activity))
         case VoicePlay():

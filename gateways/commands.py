@@ -1,10 +1,13 @@
-"""Application commands: each bot's slash commands registered in each guild it is deployed to.
+"""Application commands: each bot's slash commands, registered globally or in each guild it is deployed to.
 
-What a bot registers in a guild is derived from its active deployments there (models/commands.py). A
-guild's set goes through the bulk-overwrite route only when its digest differs from the one last
-registered (kept in Redis, so a restarted or new owner of the bot does not register again); a guild whose
-deployments went away, or lost every command, is overwritten with the empty set. discord.py's client keeps
-each guild's route bucket; registration counts against the token's global rate like any request.
+What a bot wants in a guild is derived from its active deployments there (models/commands.py). When its
+deployments in two or more guilds all want the same set, that set is registered once, globally (Discord
+offers it in every guild of the bot), and the guild sets are emptied; otherwise each guild gets its own
+set and the global one is emptied. A set goes through the bulk-overwrite route only when its digest
+differs from the one last registered (kept in Redis, so a restarted or new owner of the bot does not
+register again); a guild whose deployments went away, or lost every command, is overwritten with the empty
+set. discord.py's client keeps each route's bucket; registration counts against the token's global rate
+like any request.
 """
 
 from __future__ import annotations
@@ -41,6 +44,20 @@ SYNC_CONCURRENCY = 8
 
 # bot id -> guild id -> the commands it should have there
 WantedCommands = dict[str, dict[str, list[ApplicationCommand]]]
+# Where a set is registered: a guild id, or GLOBAL (no snowflake spells it).
+GLOBAL = "global"
+
+
+def placement(wanted: dict[str, list[ApplicationCommand]]) -> dict[str, list[ApplicationCommand]]:
+    """Each scope's set (a guild id, or GLOBAL): one global set when the deployments in two or more guilds
+    agree on a non-empty set (one request, and a guild the bot joins needs none), else a set per guild.
+    A single guild keeps its own set: global commands would also show in the bot's guilds without a
+    deployment."""
+    sets = list(wanted.values())
+    digests = {commands_digest(commands) for commands in sets}
+    if len(sets) >= 2 and len(digests) == 1 and sets[0]:
+        return {GLOBAL: sets[0], **{guild_id: [] for guild_id in wanted}}
+    return {GLOBAL: [], **wanted}
 
 
 class DeployedConfigs:
@@ -75,15 +92,15 @@ class DeployedConfigs:
 
 
 class CommandRegistry:
-    """Registers each owned bot's commands; remembers per bot and guild the digest of what Discord has."""
+    """Registers each owned bot's commands; remembers per bot and scope the digest of what Discord has."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str, rest: RestClients) -> None:
         self._redis = redis
         self._prefix = f"{prefix}gw:commands:"
         self._rest = rest
-        # bot id -> guild id -> digest, loaded from Redis the first time a bot is seen here
+        # bot id -> scope -> digest, loaded from Redis the first time a bot is seen here
         self._registered: dict[str, dict[str, str]] = {}
-        # (bot id, guild id) -> digest of a set Discord refused: not sent again until the set changes.
+        # (bot id, scope) -> digest of a set Discord refused: not sent again until the set changes.
         self._refused: dict[tuple[str, str], str] = {}
 
     def forget(self, bot_id: str) -> None:
@@ -101,45 +118,50 @@ class CommandRegistry:
         await asyncio.gather(*(sync(bot) for bot in bots))
 
     async def sync(self, bot: BotCredentials, wanted: dict[str, list[ApplicationCommand]]) -> int:
-        """Overwrite the guilds whose set changed; returns how many were written."""
+        """Overwrite the scopes (guilds, global) whose set changed; returns how many were written."""
         registered = await self._load(bot.bot_id)
-        digests = {guild_id: commands_digest(commands) for guild_id, commands in wanted.items()}
+        targets = placement(wanted)
         empty = commands_digest([])
         changes: dict[str, list[ApplicationCommand]] = {
-            guild_id: wanted[guild_id]
-            for guild_id, digest in digests.items()
-            if registered.get(guild_id, empty) != digest
+            scope: commands
+            for scope, commands in targets.items()
+            if registered.get(scope, empty) != commands_digest(commands)
         }
         # Registered guilds with no deployment left lose their commands.
-        changes |= {guild_id: [] for guild_id in registered.keys() - digests.keys()}
+        changes |= {scope: [] for scope in registered.keys() - targets.keys()}
         written = 0
-        for guild_id, commands in changes.items():
+        # Sets are written before others are emptied, so moving between global and per guild never leaves
+        # a guild without its commands.
+        for scope, commands in sorted(changes.items(), key=lambda change: not change[1]):
             digest = commands_digest(commands)
-            if self._refused.get((bot.bot_id, guild_id)) == digest:
+            if self._refused.get((bot.bot_id, scope)) == digest:
                 continue
             try:
-                await self._overwrite(bot, guild_id, commands)
+                await self._overwrite(bot, scope, commands)
             except discord.HTTPException as exc:
                 if 400 <= exc.status < 500 and exc.status != 429:  # the same set would be refused again
-                    self._refused[bot.bot_id, guild_id] = digest
-                log.warning("bot %s: registering commands in guild %s failed: %s", bot.bot_id, guild_id, exc)
+                    self._refused[bot.bot_id, scope] = digest
+                log.warning("bot %s: registering commands (%s) failed: %s", bot.bot_id, scope, exc)
                 continue
             except discord.RateLimited as exc:  # a wait too long to hold the roster loop: next round
-                log.warning("bot %s: registering commands in guild %s: %s", bot.bot_id, guild_id, exc)
+                log.warning("bot %s: registering commands (%s): %s", bot.bot_id, scope, exc)
                 continue
-            await self._remember(bot.bot_id, guild_id, digest if commands else None)
+            await self._remember(bot.bot_id, scope, digest if commands else None)
             written += 1
         return written
 
-    async def _overwrite(
-        self, bot: BotCredentials, guild_id: str, commands: list[ApplicationCommand]
-    ) -> None:
+    async def _overwrite(self, bot: BotCredentials, scope: str, commands: list[ApplicationCommand]) -> None:
         application_id = await self._rest.application_id(bot.bot_id, bot.token)
         body = [command.model_dump(mode="json") for command in commands]
-        params = {"application_id": application_id, "guild_id": guild_id}
-        route = RestCall("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", params)
+        if scope == GLOBAL:
+            route = RestCall(
+                "PUT", "/applications/{application_id}/commands", {"application_id": application_id}
+            )
+        else:
+            params = {"application_id": application_id, "guild_id": scope}
+            route = RestCall("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", params)
         await self._rest.client(bot.bot_id, bot.token).request(route, body)
-        log.info("bot %s: registered %d commands in guild %s", bot.bot_id, len(commands), guild_id)
+        log.info("bot %s: registered %d commands (%s)", bot.bot_id, len(commands), scope)
 
     def _key(self, bot_id: str) -> str:
         return f"{self._prefix}{bot_id}"
@@ -151,14 +173,14 @@ class CommandRegistry:
             registered = self._registered[bot_id] = {_text(k): _text(v) for k, v in raw.items()}
         return registered
 
-    async def _remember(self, bot_id: str, guild_id: str, digest: str | None) -> None:
+    async def _remember(self, bot_id: str, scope: str, digest: str | None) -> None:
         registered = self._registered[bot_id]
         if digest is None:
-            registered.pop(guild_id, None)
-            await self._redis.hdel(self._key(bot_id), guild_id)
+            registered.pop(scope, None)
+            await self._redis.hdel(self._key(bot_id), scope)
         else:
-            registered[guild_id] = digest
-            await self._redis.hset(self._key(bot_id), guild_id, digest)
+            registered[scope] = digest
+            await self._redis.hset(self._key(bot_id), scope, digest)
 
 
 def _text(value: bytes | str) -> str:

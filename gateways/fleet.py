@@ -1,21 +1,28 @@
 """The shards of one runner and what they share: the session, the Kafka producer, the identify limits and
-the session checkpoints in Redis."""
+the session checkpoints in Redis.
+
+A bot is connected as the shard count GET /gateway/bot recommends (Discord routes a guild's events to shard
+(guild_id >> 22) % count, DMs to shard 0); all its shards live in the runner that owns the bot, the one
+consuming its actions, so a voice-state or presence command always finds the shard it needs. A bot moving
+to another runner keeps the count its stored sessions were opened with, so every shard RESUMEs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import aiohttp
+import discord
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from gateways import dispatch
+from gateways import dispatch, protocol
 from gateways.heartbeats import Heartbeats
 from gateways.identify import IdentifyLimiter, budget_wait_s
 from gateways.rest import RestClients, is_unauthorized
@@ -44,6 +51,15 @@ def limit_tls_read_buffers(size: int = TLS_READ_BUFFER) -> None:
 TokenDeadHandler = Callable[[BotCredentials, HealthReason], Awaitable[None]]
 # Told of every INTERACTION_CREATE as it arrives (gateways/deferrals.py acknowledges it in time).
 InteractionHandler = Callable[[BotCredentials, dict[str, Any]], None]
+# Told which intents a bot identifies with, whenever the fleet learns them (at connect, after a 4014).
+IntentsHandler = Callable[[BotCredentials, int], Awaitable[None]]
+# What may go wrong asking Discord for a bot's layout; the runner's next roster round tries again.
+_LAYOUT_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError, ValidationError)
+
+
+def guild_shard(guild_id: str, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to."""
+    return (int(guild_id) >> 22) % shard_count
 
 
 class Fleet:
@@ -60,6 +76,7 @@ class Fleet:
         intents: int,
         on_token_dead: TokenDeadHandler,
         on_interaction: InteractionHandler | None = None,
+        on_intents: IntentsHandler | None = None,
         handshakes_in_flight: int = HANDSHAKES_IN_FLIGHT,
     ) -> None:
         self.http = http
@@ -74,61 +91,112 @@ class Fleet:
         self._identify = identify
         self._on_token_dead = on_token_dead
         self._on_interaction = on_interaction
+        self._on_intents = on_intents
         self._codec = DISCORD_EVENTS.codec
-        self.shards: dict[str, GatewayShard] = {}
-        self._stopping: set[asyncio.Task[None]] = set()
+        # bot id -> its shards, by shard id
+        self.shards: dict[str, tuple[GatewayShard, ...]] = {}
+        # Bots being connected afresh under a new shard count (after a 4011).
+        self._resharding: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        # Shard -> the identify bucket it holds until its IDENTIFY is sent.
+        self._buckets: dict[GatewayShard, str] = {}
         # Shards whose session or checkpoint changed since the last write to Redis.
         self._dirty: set[GatewayShard] = set()
         # Dispatches Kafka acknowledged, for metrics and the density benchmark.
         self.forwarded = 0
 
     def __contains__(self, bot_id: str) -> bool:
-        return bot_id in self.shards
+        return bot_id in self.shards or bot_id in self._resharding
+
+    def all_shards(self) -> Iterator[GatewayShard]:
+        return (shard for shards in self.shards.values() for shard in shards)
+
+    def shards_for(self, bot_id: str, guild_id: str | None) -> tuple[GatewayShard, ...]:
+        """The shard holding `guild_id`, or with None every shard of the bot; () when it is not here."""
+        shards = self.shards.get(bot_id, ())
+        if guild_id is None or not shards:
+            return shards
+        return (shards[guild_shard(guild_id, len(shards))],)
 
     # membership
 
-    async def connect(self, bot: BotCredentials) -> GatewayShard:
-        shard = self.shards.get(bot.bot_id)
-        if shard is not None:
-            shard.release()
-            return shard
-        session = await self._sessions.load(bot.bot_id, 0)
+    async def connect(self, bot: BotCredentials, min_shards: int = 1) -> tuple[GatewayShard, ...]:
+        """Start the bot's shards (or let held ones reconnect); () when Discord could not be asked how."""
+        shards = self.shards.get(bot.bot_id)
+        if shards is not None:
+            for shard in shards:
+                shard.release()
+            return shards
+        try:
+            gateway = await self._rest.gateway_bot(bot.bot_id, bot.token)
+            application = await self._rest.application(bot.bot_id, bot.token, fresh=True)
+            stored = await self._sessions.load(bot.bot_id, 0)
+            count = max(stored.shard_count if stored is not None else gateway.shards, min_shards)
+            sessions = await self._sessions.load_bot(bot.bot_id, count)
+        except _LAYOUT_ERRORS as exc:
+            if is_unauthorized(exc):
+                await self._on_token_dead(bot, "revoked_401")
+            else:
+                log.warning("bot %s: GET /gateway/bot or /applications/@me failed: %s", bot.bot_id, exc)
+            return ()
         if bot.bot_id in self.shards:  # connected by a concurrent call meanwhile
             return self.shards[bot.bot_id]
-        shard = self.shards[bot.bot_id] = GatewayShard(self, bot, session)
-        shard.start()
-        return shard
+        intents = protocol.granted_intents(self.intents, application.flags)
+        shards = self.shards[bot.bot_id] = tuple(
+            GatewayShard(self, bot, session, shard_id, count, intents)
+            for shard_id, session in enumerate(sessions)
+        )
+        for shard in shards:
+            shard.start()
+        if count > 1:
+            log.info("bot %s: %d shards", bot.bot_id, count)
+        await self._intents_learned(bot, intents)
+        return shards
 
     async def disconnect(self, bot_ids: Iterable[str]) -> None:
         """Close these bots' connections keeping their sessions, and write their checkpoints, so whichever
         runner connects them next RESUMEs where Kafka's acknowledgements end."""
-        shards = [shard for bot_id in bot_ids if (shard := self.shards.pop(bot_id, None)) is not None]
+        shards = [shard for bot_id in bot_ids for shard in self.shards.pop(bot_id, ())]
         await asyncio.gather(*(shard.stop() for shard in shards))
+        self._forget_buckets(shards)
         # What they forwarded last is acknowledged first, so the checkpoint covers it.
         await self._producer.flush()
         self._dirty.difference_update(shards)
         await self._save(shards)
 
     def abandon(self, bot_id: str) -> None:
-        """Stop a bot's shard now, without waiting and without a checkpoint: its token is dead."""
-        shard = self.shards.pop(bot_id, None)
-        if shard is not None:
+        """Stop a bot's shards now, without waiting and without a checkpoint: its token is dead."""
+        self._stop_soon(self.shards.pop(bot_id, ()))
+
+    def _stop_soon(self, shards: Iterable[GatewayShard]) -> None:
+        shards = list(shards)
+        for shard in shards:
             shard.hold()
-            task = asyncio.create_task(shard.stop())
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+            self._in_background(shard.stop())
+        self._forget_buckets(shards)
+
+    def _forget_buckets(self, shards: Iterable[GatewayShard]) -> None:
+        """A shard stopped while waiting to identify leaves its bucket to expire by itself."""
+        for shard in shards:
+            self._buckets.pop(shard, None)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def hold(self, bot_ids: Iterable[str]) -> None:
         for bot_id in bot_ids:
-            shard = self.shards.get(bot_id)
-            if shard is not None:
+            for shard in self.shards.get(bot_id, ()):
                 shard.hold()
 
     def release_all(self) -> None:
-        for shard in self.shards.values():
+        for shard in self.all_shards():
             shard.release()
 
     async def close(self) -> None:
+        # Stops and reshards under way finish first, so nothing they start outlives the fleet.
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.disconnect(list(self.shards))
 
     # checkpoints
@@ -223,7 +291,7 @@ class Fleet:
         bot = shard.bot
         while True:
             try:
-                limit = await self._rest.session_start_limit(bot.bot_id, bot.token)
+                limit = (await self._rest.gateway_bot(bot.bot_id, bot.token)).session_start_limit
             except Exception as exc:
                 if is_unauthorized(exc):
                     raise TokenRejected(f"bot {bot.bot_id}: GET /gateway/bot answered 401") from None
@@ -233,13 +301,69 @@ class Fleet:
                 break
             log.warning("bot %s: daily identify budget spent; waiting %.0f s", bot.bot_id, wait)
             await asyncio.sleep(wait)
-        await self._identify.acquire(bot.bot_id, shard.shard_id, limit.max_concurrency)
+        self._buckets[shard] = await self._identify.acquire(bot.bot_id, shard.shard_id, limit.max_concurrency)
+
+    async def identify_sent(self, shard: GatewayShard) -> None:
+        bucket = self._buckets.pop(shard, None)
+        if bucket is not None:
+            await self._identify.sent(bucket)
 
     async def token_dead(self, shard: GatewayShard, reason: HealthReason) -> None:
-        self.shards.pop(shard.bot_id, None)
-        self._dirty.discard(shard)
-        await self._sessions.forget(shard.bot_id, shard.shard_id)
+        shards = self.shards.pop(shard.bot_id, (shard,))
+        # The calling shard is ending by itself; its siblings must not use the token again either.
+        self._stop_soon(other for other in shards if other is not shard)
+        self._dirty.difference_update(shards)
+        await self._sessions.save_many((shard.bot_id, other.shard_id, None) for other in shards)
         await self._on_token_dead(shard.bot, reason)
+
+    async def intents_disallowed(self, shard: GatewayShard) -> bool:
+        bot = shard.bot
+        try:
+            flags = (await self._rest.application(bot.bot_id, bot.token, fresh=True)).flags
+        except _LAYOUT_ERRORS:
+            flags = 0  # unknown: no privileged intent is sure to be granted
+        granted = protocol.granted_intents(shard.intents, flags)
+        if granted == shard.intents:
+            # The flags claim a grant Discord just refused: drop every privileged intent rather than send
+            # the same IDENTIFY again.
+            granted = shard.intents & ~protocol.PRIVILEGED_INTENTS
+        if granted == shard.intents:
+            return False
+        log.warning(
+            "bot %s shard %s: Discord refused privileged intents; identifying with %s instead of %s",
+            bot.bot_id,
+            shard.shard_id,
+            granted,
+            shard.intents,
+        )
+        shard.intents = granted
+        await self._intents_learned(bot, granted)
+        return True
+
+    async def _intents_learned(self, bot: BotCredentials, intents: int) -> None:
+        if self._on_intents is not None:
+            await self._on_intents(bot, intents)
+
+    def sharding_required(self, shard: GatewayShard) -> None:
+        bot, refused = shard.bot, shard.shard_count
+        if bot.bot_id in self._resharding or shard not in self.shards.get(bot.bot_id, ()):
+            return  # its sibling already asked, or a shard of a layout already replaced
+        shards = self.shards.pop(bot.bot_id, ())
+        self._resharding.add(bot.bot_id)
+        log.warning("bot %s: Discord requires more than %d shards; sharding afresh", bot.bot_id, refused)
+
+        async def reshard() -> None:
+            try:
+                await asyncio.gather(*(other.stop() for other in shards))
+                self._forget_buckets(shards)
+                self._dirty.difference_update(shards)
+                await self._sessions.save_many((bot.bot_id, other.shard_id, None) for other in shards)
+            finally:
+                self._resharding.discard(bot.bot_id)
+            # At least one shard more than the refused layout, whatever GET /gateway/bot recommends.
+            await self.connect(bot, min_shards=refused + 1)
+
+        self._in_background(reshard())
 
     def session_changed(self, shard: GatewayShard) -> None:
         self._dirty.add(shard)

@@ -31,6 +31,7 @@ from models.actions import (
     InteractionResponse,
     Report,
     ReportedAction,
+    SendMessage,
     TypingIndicator,
 )
 
@@ -41,6 +42,7 @@ READY_WAIT_S = 10.0
 # Discord's answer to a second response to one interaction: it was deferred, or an earlier attempt of this
 # answer landed; either way the answer now edits the original.
 ALREADY_ACKNOWLEDGED = 40060
+ALREADY_CROSSPOSTED = 40033
 # Discord's answer to a change of a scheduled event that is over: on a retry, the first attempt ended it.
 EVENT_FINISHED = 180000
 
@@ -152,14 +154,22 @@ class ActionPerformer:
                 retry = claim is Claim.RETRY
                 if retry and isinstance(action, CreateScheduledEvent) and await self._event_exists(plan, bot):
                     return
-                await self._rest_call(plan, bot, retry=retry)
+                answered = await self._rest_call(plan, bot, retry=retry)
+                if isinstance(action, SendMessage) and action.crosspost and answered is not None:
+                    # A retried send returns the message its nonce made the first time.
+                    published = actions.crosspost(action.channel_id, answered["id"])
+                    await self._rest_call(published, bot, retry=retry)
                 if isinstance(action, TypingIndicator):
                     await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
-                shard = self._fleet.shards.get(bot.bot_id)
-                if shard is None or not await shard.wait_ready(READY_WAIT_S):
+                shards = self._fleet.shards_for(bot.bot_id, plan.guild_id)
+                if not shards:
                     raise Unperformable(f"{action.kind}: bot {bot.bot_id} has no gateway connection")
-                await shard.command(plan.payload)
+                for shard in shards:
+                    if not await shard.wait_ready(READY_WAIT_S):
+                        where = f"bot {bot.bot_id} shard {shard.shard_id}"
+                        raise Unperformable(f"{action.kind}: {where} has no gateway connection")
+                    await shard.command(plan.payload)
             case AudioCommand():
                 # No audio node is attached to this edge (voice needs DAVE end to end encryption, which an
                 # audio node such as Lavalink provides): the command is recorded, not played.
@@ -191,20 +201,20 @@ class ActionPerformer:
                 await self._rest_call(call, bot, retry=False)
             await asyncio.sleep(pause)
 
-    async def _rest_call(self, call: RestCall, bot: BotCredentials, *, retry: bool) -> None:
+    async def _rest_call(self, call: RestCall, bot: BotCredentials, *, retry: bool) -> Any:
+        """Discord's answer to the call (None when a retry finds it done already)."""
         body = await self._with_images(call)
         client = self._rest.client(bot.bot_id, bot.token)
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
-                await client.request(call, body)
-                return
+                return await client.request(call, body)
             except discord.HTTPException as exc:
                 if is_unauthorized(exc):
                     raise TokenDead(f"{call.method} {call.path} answered 401") from None
                 if exc.code == ALREADY_ACKNOWLEDGED:
                     raise AlreadyAcknowledged from None
                 if retry and _already_done(call, exc):
-                    return
+                    return None
                 # A 5xx arrives here after discord.py's own retries: final, like a 4xx.
                 detail = f"Discord answered {exc.status} (code {exc.code}): {exc.text[:120]}"
                 raise Unperformable(detail) from None
@@ -236,4 +246,4 @@ def _already_done(call: RestCall, exc: discord.HTTPException) -> bool:
     """On a retry of an attempt that may have landed, the answers that mean it did."""
     if call.method == "PATCH" and "scheduled-events" in call.path:
         return exc.code == EVENT_FINISHED
-    return call.method == "DELETE" and exc.status == 404
+    return (call.method == "DELETE" and exc.status == 404) or exc.code == ALREADY_CROSSPOSTED

@@ -40,6 +40,28 @@ DEFAULT_INTENTS = (
 )
 
 
+MESSAGE_CONTENT = 1 << 15
+# Privileged intents and the application flags saying Discord granted them (the full flag for verified bots,
+# the LIMITED one for bots in fewer than 100 guilds with the intent switched on in the developer portal).
+PRIVILEGED_INTENT_FLAGS: dict[int, tuple[int, int]] = {
+    1 << 1: (1 << 14, 1 << 15),  # GUILD_MEMBERS: GATEWAY_GUILD_MEMBERS(_LIMITED)
+    1 << 8: (1 << 12, 1 << 13),  # GUILD_PRESENCES: GATEWAY_PRESENCE(_LIMITED)
+    MESSAGE_CONTENT: (1 << 18, 1 << 19),  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
+}
+PRIVILEGED_INTENTS = sum(PRIVILEGED_INTENT_FLAGS)
+
+
+def granted_intents(wanted: int, application_flags: int) -> int:
+    """`wanted` without the privileged intents the application's flags do not grant: an IDENTIFY asking for
+    one of those is closed with 4014."""
+    refused = sum(
+        intent
+        for intent, flags in PRIVILEGED_INTENT_FLAGS.items()
+        if not any(application_flags & flag for flag in flags)
+    )
+    return wanted & ~refused
+
+
 def intents_value(names: tuple[str, ...] | list[str]) -> int:
     """The IDENTIFY intents bit field for discord.py's intent names (e.g. "guild_messages")."""
     unknown = [name for name in names if name not in discord.Intents.VALID_FLAGS]
@@ -57,14 +79,20 @@ class Reconnect(Enum):
     IDENTIFY = "identify"
     # 4004: the token is dead. Stop every use of it.
     TOKEN_DEAD = "token_dead"
-    # A configuration error no retry can fix (shard, version or intents).
+    # 4014: a privileged intent the application was not granted; identify again without it.
+    DISALLOWED_INTENTS = "disallowed_intents"
+    # 4011: the bot is in too many guilds for its shard count; shard afresh with Discord's count.
+    SHARDING_REQUIRED = "sharding_required"
+    # A configuration error no retry can fix (invalid shard, version or intents).
     FATAL = "fatal"
 
 
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_INVALID_SEQ = 4007
 CLOSE_SESSION_TIMED_OUT = 4009
-CLOSE_FATAL = frozenset({4010, 4011, 4012, 4013, 4014})
+CLOSE_SHARDING_REQUIRED = 4011
+CLOSE_DISALLOWED_INTENTS = 4014
+CLOSE_FATAL = frozenset({4010, 4012, 4013})
 # A close code of ours that keeps the session resumable: Discord ends a session only on 1000 and 1001.
 CLOSE_KEEP_SESSION = 4000
 
@@ -72,6 +100,10 @@ CLOSE_KEEP_SESSION = 4000
 def after_close(code: int | None) -> Reconnect:
     if code == CLOSE_AUTHENTICATION_FAILED:
         return Reconnect.TOKEN_DEAD
+    if code == CLOSE_DISALLOWED_INTENTS:
+        return Reconnect.DISALLOWED_INTENTS
+    if code == CLOSE_SHARDING_REQUIRED:
+        return Reconnect.SHARDING_REQUIRED
     if code in CLOSE_FATAL:
         return Reconnect.FATAL
     if code in (CLOSE_INVALID_SEQ, CLOSE_SESSION_TIMED_OUT):

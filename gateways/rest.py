@@ -15,11 +15,13 @@ from typing import Any
 
 import aiohttp
 import discord
+import orjson
 from discord.http import HTTPClient, Route
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from gateways.actions import RestCall
-from gateways.identify import SessionStartLimit
+from gateways.identify import GatewayBot
+from models.actions import Attachment
 
 DISCORD_API_BASE = "https://discord.com/api/v10"
 # Discord's global limit per token; discord.py only reacts to a global 429, this keeps us under it.
@@ -27,6 +29,16 @@ REQUESTS_PER_S = 50.0
 IDLE_S = 600.0
 # A 429 asking for a longer wait than this fails the request instead of stalling the bot's queue.
 MAX_RATELIMIT_WAIT_S = 60.0
+
+
+class Application(BaseModel):
+    """GET /applications/@me, the parts the edge reads: the id commands and interactions belong to, and the
+    flags saying which privileged intents Discord granted."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    flags: int = 0
 
 
 def use_api_base(api_base: str) -> None:
@@ -68,11 +80,26 @@ class BotRest:
         route = Route(call.method, call.path, **call.params)
         kwargs: dict[str, Any] = {}
         payload = body if body is not None else call.body
-        if payload is not None:
+        if call.attachment is not None:
+            kwargs["form"] = multipart_form(payload or {}, call.attachment)
+        elif payload is not None:
             kwargs["json"] = payload
         if call.reason:
             kwargs["reason"] = call.reason
         return await self.http.request(route, **kwargs)
+
+
+def multipart_form(payload: dict[str, Any] | list[Any], attachment: Attachment) -> list[dict[str, Any]]:
+    """A message with a file as discord.py sends it: the JSON payload, then the file as files[0]."""
+    return [
+        {"name": "payload_json", "value": orjson.dumps(payload).decode()},
+        {
+            "name": "files[0]",
+            "value": attachment.data,
+            "filename": attachment.filename,
+            "content_type": attachment.content_type,
+        },
+    ]
 
 
 def _http_client(session: aiohttp.ClientSession, token: SecretStr) -> HTTPClient:
@@ -91,7 +118,7 @@ class RestClients:
         self._requests_per_s = requests_per_s
         self._clients: dict[str, BotRest] = {}
         # The application each bot belongs to (application commands and interaction webhooks are its).
-        self._application_ids: dict[str, str] = {}
+        self._applications: dict[str, Application] = {}
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -104,19 +131,21 @@ class RestClients:
             self._clients[bot_id] = rest
         return rest
 
+    async def application(self, bot_id: str, token: SecretStr, *, fresh: bool = False) -> Application:
+        """The bot's application, asked of Discord once, or again with `fresh` (its flags change when the
+        owner switches an intent in the developer portal)."""
+        application = self._applications.get(bot_id)
+        if application is None or fresh:
+            data = await self.client(bot_id, token).request(RestCall("GET", "/applications/@me"))
+            application = self._applications[bot_id] = Application.model_validate(data)
+        return application
+
     async def application_id(self, bot_id: str, token: SecretStr) -> str:
-        """The bot's application id, asked of Discord once."""
-        application_id = self._application_ids.get(bot_id)
-        if application_id is None:
-            application = await self.client(bot_id, token).request(
-                RestCall("GET", "/oauth2/applications/@me")
-            )
-            application_id = self._application_ids[bot_id] = str(application["id"])
-        return application_id
+        return (await self.application(bot_id, token)).id
 
     def drop(self, bot_id: str) -> None:
         """Forget the bot's client (its token dies with it); the shared session stays open."""
-        self._application_ids.pop(bot_id, None)
+        self._applications.pop(bot_id, None)
         rest = self._clients.pop(bot_id, None)
         if rest is not None:
             rest.http.token = None
@@ -128,10 +157,10 @@ class RestClients:
             self.drop(bot_id)
         return len(idle)
 
-    async def session_start_limit(self, bot_id: str, token: SecretStr) -> SessionStartLimit:
-        """GET /gateway/bot's identify budget. A 401 raises discord.HTTPException with status 401."""
+    async def gateway_bot(self, bot_id: str, token: SecretStr) -> GatewayBot:
+        """GET /gateway/bot: shard count and identify budget. A 401 raises discord.HTTPException (401)."""
         data = await self.client(bot_id, token).request(RestCall("GET", "/gateway/bot"))
-        return SessionStartLimit.model_validate(data["session_start_limit"])
+        return GatewayBot.model_validate(data)
 
 
 def is_unauthorized(exc: BaseException) -> bool:

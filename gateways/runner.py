@@ -25,10 +25,12 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateways import protocol
+from gateways.autocomplete import Autocompleter, MusicLibrary
 from gateways.commands import CommandRegistry, DeployedConfigs
 from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet, limit_tls_read_buffers
 from gateways.identify import IdentifyLimiter
+from gateways.intents import record_message_content
 from gateways.lanes import Lanes
 from gateways.ledger import ActionLedger
 from gateways.media import media_session
@@ -102,12 +104,19 @@ class Runner(ConsumerService):
         self.assigned: set[int] = set()
         self.partitions = 0
         self._credentials: dict[str, BotCredentials] = {}
+        # bot id -> whether it has MESSAGE_CONTENT, as last stored: an unchanged state is not written again.
+        self._message_content: dict[str, bool] = {}
         self.lanes: Lanes[Delivery] = Lanes(self._perform, self._performed)
         self._reconcile_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
     # wiring
+
+    def _interaction_received(self, bot: BotCredentials, interaction: dict[str, Any]) -> None:
+        """Slash commands are watched for their 3 s deadline; autocomplete requests are answered here."""
+        self.deferrals.received(bot, interaction)
+        self.autocompleter.received(bot, interaction)
 
     async def run(self) -> None:
         settings, config = self.settings, self.config
@@ -154,6 +163,7 @@ class Runner(ConsumerService):
         )
         self.rest = RestClients(self.http)
         self.deferrals = Deferrals(self.rest, config.interaction_defer_s)
+        self.autocompleter = Autocompleter(self.rest, MusicLibrary(settings.music_library_dir))
         self.guard = TokenGuard(self.vault, config.actor)
         self.fleet = Fleet(
             http=self.http,
@@ -165,7 +175,8 @@ class Runner(ConsumerService):
             gateway_url=settings.discord_gateway_url,
             intents=protocol.intents_value(config.intents),
             on_token_dead=self.guard.revoke,
-            on_interaction=self.deferrals.received,
+            on_interaction=self._interaction_received,
+            on_intents=self._intents_learned,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
         self.deployed = DeployedConfigs()
@@ -264,7 +275,22 @@ class Runner(ConsumerService):
 
     def _forget(self, bot_id: str) -> None:
         self._credentials.pop(bot_id, None)
+        self._message_content.pop(bot_id, None)
         self.commands.forget(bot_id)
+
+    async def _intents_learned(self, bot: BotCredentials, intents: int) -> None:
+        if not self.fleet.intents & protocol.MESSAGE_CONTENT:
+            return  # not asked for: nothing is missing
+        granted = bool(intents & protocol.MESSAGE_CONTENT)
+        if self._message_content.get(bot.bot_id) == granted:
+            return
+        try:
+            await record_message_content(self.pool, self.settings.topic_namespace, bot, granted)
+        except Exception:
+            # The bot connects either way (a shard must not die of this); its next connection records it.
+            log.exception("bot %s: recording its MESSAGE_CONTENT intent failed", bot.bot_id)
+            return
+        self._message_content[bot.bot_id] = granted
 
     async def _reconcile_loop(self) -> None:
         while True:

@@ -37,6 +37,8 @@ class GatewaySession(BaseModel):
     # The IDENTIFY this session began with (gateways/dispatch.py): part of every event id, kept so a
     # replay after RESUME, on whichever runner, gets the ids the first delivery had.
     generation: str = Field(min_length=1)
+    # The IDENTIFY's [shard_id, shard_count]: a session resumes only into the layout it was opened with.
+    shard_count: int = Field(default=1, ge=1)
 
 
 class SessionStore:
@@ -48,13 +50,13 @@ class SessionStore:
         return f"{self._prefix}{bot_id}:{shard_id}"
 
     async def load(self, bot_id: str, shard_id: int) -> GatewaySession | None:
-        raw = await self._redis.get(self._key(bot_id, shard_id))
-        if raw is None:
-            return None
-        try:
-            return GatewaySession.model_validate_json(raw)
-        except ValidationError:
-            return None  # unreadable: identify afresh rather than fail the bot
+        return _parse(await self._redis.get(self._key(bot_id, shard_id)))
+
+    async def load_bot(self, bot_id: str, shard_count: int) -> list[GatewaySession | None]:
+        """The sessions of a bot's shards 0..shard_count-1; one opened under another count is dropped."""
+        raws = await self._redis.mget([self._key(bot_id, shard_id) for shard_id in range(shard_count)])
+        sessions = [_parse(raw) for raw in raws]
+        return [session if session and session.shard_count == shard_count else None for session in sessions]
 
     async def save_many(self, sessions: Iterable[tuple[str, int, GatewaySession | None]]) -> None:
         """Write these sessions; None forgets one (Discord invalidated it)."""
@@ -68,3 +70,12 @@ class SessionStore:
 
     async def forget(self, bot_id: str, shard_id: int) -> None:
         await self._redis.delete(self._key(bot_id, shard_id))
+
+
+def _parse(raw: bytes | str | None) -> GatewaySession | None:
+    if raw is None:
+        return None
+    try:
+        return GatewaySession.model_validate_json(raw)
+    except ValidationError:
+        return None  # unreadable: identify afresh rather than fail the bot

@@ -69,7 +69,6 @@ class ShardHost(Protocol):
 
     http: aiohttp.ClientSession
     gateway_url: str
-    intents: int
     # Bounds the TCP/WebSocket handshakes in progress, so ten thousand shards starting at once queue politely.
     handshakes: asyncio.Semaphore
 
@@ -80,7 +79,17 @@ class ShardHost(Protocol):
     async def before_identify(self, shard: GatewayShard) -> None:
         """Wait for the identify limits; raises TokenRejected when Discord refuses the token."""
 
+    async def identify_sent(self, shard: GatewayShard) -> None:
+        """The IDENTIFY went out: its identify bucket's interval starts now."""
+
     async def token_dead(self, shard: GatewayShard, reason: HealthReason) -> None: ...
+
+    async def intents_disallowed(self, shard: GatewayShard) -> bool:
+        """After a 4014: lower `shard.intents` to what the application was granted; False when nothing is
+        left to drop."""
+
+    def sharding_required(self, shard: GatewayShard) -> None:
+        """After a 4011: connect the bot's shards afresh under Discord's current shard count."""
 
     def session_changed(self, shard: GatewayShard) -> None: ...
 
@@ -104,6 +113,7 @@ class GatewayShard:
         "checkpoint",
         "generation",
         "host",
+        "intents",
         "resume_url",
         "session_id",
         "shard_count",
@@ -118,11 +128,13 @@ class GatewayShard:
         session: GatewaySession | None = None,
         shard_id: int = 0,
         shard_count: int = 1,
+        intents: int = 0,
     ) -> None:
         self.host = host
         self.bot = bot
         self.shard_id = shard_id
         self.shard_count = shard_count
+        self.intents = intents
         self.session_id: str | None = session.session_id if session else None
         self.resume_url: str | None = session.resume_gateway_url if session else None
         self.generation: str | None = session.generation if session else None
@@ -164,6 +176,7 @@ class GatewayShard:
             seq=self.resume_seq,
             resume_gateway_url=self.resume_url,
             generation=self.generation,
+            shard_count=self.shard_count,
         )
 
     # lifecycle
@@ -235,9 +248,16 @@ class GatewayShard:
                 if outcome is Reconnect.TOKEN_DEAD:
                     await self.host.token_dead(self, "close_4004")
                     return
+                if outcome is Reconnect.SHARDING_REQUIRED:
+                    self.host.sharding_required(self)
+                    return
+                if outcome is Reconnect.DISALLOWED_INTENTS and not await self.host.intents_disallowed(self):
+                    outcome = Reconnect.FATAL
                 if outcome is Reconnect.FATAL:
                     log.error(
-                        "bot %s: the gateway refused it for good (intents, shard or version)", self.bot_id
+                        "bot %s shard %s: the gateway refused it for good (intents, shard or version)",
+                        self.bot_id,
+                        self.shard_id,
                     )
                     return
                 if outcome is Reconnect.IDENTIFY:
@@ -299,9 +319,8 @@ class GatewayShard:
             self.checkpoint.restart(seq)
             await self._send(protocol.resume_payload(token, self.session_id, seq))
         else:
-            await self._send(
-                protocol.identify_payload(token, self.host.intents, self.shard_id, self.shard_count)
-            )
+            await self._send(protocol.identify_payload(token, self.intents, self.shard_id, self.shard_count))
+            await self.host.identify_sent(self)
 
         while True:
             # No timeout: the runner's heartbeat scheduler closes a connection that stopped answering.

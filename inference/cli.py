@@ -11,9 +11,17 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from inference.config import InferenceConfig, local_endpoint, openai_endpoint, parse_endpoints
+from inference.knowledge import (
+    REQUEST_TIMEOUT_S,
+    KnowledgeCache,
+    KnowledgeLookup,
+    WikipediaClient,
+    user_agent,
+)
 from inference.pool import EndpointPool
 from inference.worker import InferenceWorker
 from memory.embedding import Embedder
@@ -58,8 +66,27 @@ async def serve(
     memory_client = connect(settings)
     await memory_client.connect()
     recaller = Recaller(MemoryStore(memory_client), Embedder.from_settings(settings))
+    if not settings.wikipedia_contact:
+        log.warning(
+            "WIKIPEDIA_CONTACT is not set: Wikimedia asks every client for a contact in its User-Agent"
+        )
+    wiki_http = httpx.AsyncClient(
+        headers={"User-Agent": user_agent(settings.wikipedia_contact)}, timeout=REQUEST_TIMEOUT_S
+    )
+    wiki = settings.wikipedia_url_template
+    knowledge = KnowledgeLookup(
+        WikipediaClient(wiki_http, wiki), KnowledgeCache(redis, config.key_prefix, source=wiki)
+    )
     worker = InferenceWorker(
-        config, pool, redis, settings.kafka_bootstrap, namespace, group_id, lanes, recaller=recaller
+        config,
+        pool,
+        redis,
+        settings.kafka_bootstrap,
+        namespace,
+        group_id,
+        lanes,
+        recaller=recaller,
+        knowledge=knowledge,
     )
     await worker.start()
     settle_garbage_collector()
@@ -77,6 +104,7 @@ async def serve(
         await worker.stop()
         stopped.cancel()
         await redis.aclose()
+        await wiki_http.aclose()
         await memory_client.close()
     run.result()
 

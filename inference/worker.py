@@ -6,7 +6,8 @@ pool's priority queue, where a premium request takes the next free slot before a
 `max_in_flight_per_lane` requests in the worker, so a flood on the free lane never keeps premium records
 from being read.
 
-Per request: the ledger claim (a redelivery is answered from the stored result), the response cache for
+Per request: the ledger claim (a redelivery is answered from the stored result), recalled memories and a
+factual question's encyclopedia facts added to the prompt (inference/knowledge.py), the response cache for
 cacheable prompts, the owner's monthly quota, then the pool. Over quota, with no endpoint for the model, or
 when every attempt failed, the result is a persona fallback (`fallback=True`, no text: the reply processor
 answers with the offline persona responder) and the owner hears about it once a month.
@@ -30,11 +31,12 @@ from redis.exceptions import RedisError
 from inference.cache import ResponseCache
 from inference.config import InferenceConfig
 from inference.fallback import QuotaState, fallback_for
+from inference.knowledge import KnowledgeLookup, sourced, with_knowledge
 from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
 from inference.pricing import cost_usd
 from inference.quota import Charge, MonthlyUsage, month_of
-from memory.recall import Recaller, with_memories
+from memory.recall import Recaller, recalled_notes, with_memories
 from models.common import utc_now
 from models.decisions import Priority
 from models.events import partition_key
@@ -77,9 +79,11 @@ class InferenceWorker(ConsumerService):
         group_id: str = "deep-inference",
         lanes: Iterable[InferenceLane] = tuple(InferenceLane),
         recaller: Recaller | None = None,
+        knowledge: KnowledgeLookup | None = None,
     ) -> None:
         self.config = config
         self.recaller = recaller
+        self.knowledge = knowledge
         self.pool = pool
         self.namespace = namespace
         self.lane_of = {INFERENCE_LANES[lane].name_in(namespace): lane for lane in lanes}
@@ -210,13 +214,17 @@ class InferenceWorker(ConsumerService):
             if claim.owned:
                 break
             await asyncio.sleep(CLAIM_POLL_S)
-        if self.recaller is not None:
-            request = with_memories(request, await self.recaller.memories_for(request))
+        recalled = await self.recaller.memories_for(request) if self.recaller is not None else []
+        request = with_memories(request, recalled)
+        finding = await self.knowledge.finding_for(request) if self.knowledge is not None else None
+        request = with_knowledge(request, finding)
         try:
-            result = await self._generate(request, lane, started, charge, claim.charged)
+            result = sourced(await self._generate(request, lane, started, charge, claim.charged), finding)
         except BaseException:
             await self.ledger.release(request.request_id)
             raise
+        if recalled:
+            result = result.model_copy(update={"recalled": recalled_notes(recalled)})
         encoded = INFERENCE_RESULTS.codec.encode(result)
         await self.ledger.answer(request.request_id, encoded)
         return encoded

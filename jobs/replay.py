@@ -31,6 +31,7 @@ from processors.engine import Outputs
 from streams.admin import apply_catalog
 from streams.catalog import (
     AGENT_DECISIONS,
+    ANALYTICS_REQUESTS,
     DISCORD_ACTIONS,
     INFERENCE_LANES,
     MODERATION_AUDIT,
@@ -43,6 +44,7 @@ SANDBOX_TOPICS: tuple[TopicSpec, ...] = (
     AGENT_DECISIONS,
     DISCORD_ACTIONS,
     MODERATION_AUDIT,
+    ANALYTICS_REQUESTS,
     *INFERENCE_LANES.values(),
 )
 # How long after the window a recorded decision may have been stamped (processing lag of the live run).

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from memory.embedding import Embedder
+from memory.embedding import BATCH_THREADS, Embedder
+from memory.model import MemoryModel
 from memory.recall import recall
 from memory.store import MemoryStore, connect
 from memory.writer import MemoryWriter
@@ -41,13 +42,15 @@ async def _with_store(settings: Settings, use: Callable[[MemoryStore], Awaitable
         await client.close()
 
 
-async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
+async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: str | None = None) -> None:
     """Run the writer until `stop` is set; what it holds is written or left to redelivery."""
     settle_garbage_collector()
-    embedder = Embedder.from_settings(settings)
+    # The writer embeds batches (a fetch's messages), recall single questions.
+    embedder = Embedder.from_settings(settings, threads=BATCH_THREADS)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, client_id="deep-memory", acks="all"
     )
+    model = MemoryModel.from_settings(settings)
     await producer.start()
     try:
 
@@ -58,6 +61,8 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
                 bootstrap=settings.kafka_bootstrap,
                 namespace=settings.topic_namespace,
                 producer=producer,
+                model=model,
+                instance_id=instance_id,
             )
             task = asyncio.create_task(writer.run())
             stopped = asyncio.create_task(stop.wait())
@@ -69,10 +74,18 @@ async def serve_writer(settings: Settings, stop: asyncio.Event) -> None:
         await _with_store(settings, run)
     finally:
         await producer.stop()
+        if model is not None:
+            await model.close()
 
 
 @memory_app.command("writer")
-def writer_command() -> None:
+def writer_command(
+    instance_id: str | None = typer.Option(
+        None,
+        help="Stable group instance id (static membership): a restart takes its partitions back at once."
+        " Unique per writer; none joins dynamically.",
+    ),
+) -> None:
     """Turn what AI agents see and say into memories until Ctrl-C."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -82,7 +95,7 @@ def writer_command() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_writer(settings, stop)
+        await serve_writer(settings, stop, instance_id=instance_id)
 
     asyncio.run(main())
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from uuid import UUID
 
 from weaviate.exceptions import WeaviateBaseError
 
@@ -14,7 +15,7 @@ from memory.scoring import rank_memories
 from memory.store import MemoryStore
 from models.agent import MemoryConfig
 from models.inference import ChatMessage, InferenceRequest
-from models.memory import RecalledMemory, RecallQuery
+from models.memory import RecalledMemory, RecalledNote, RecallQuery
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,22 @@ def with_memories(request: InferenceRequest, memories: Sequence[RecalledMemory])
         return request
     messages = [*request.messages[:-1], note, request.messages[-1]]
     return request.model_copy(update={"messages": messages})
+
+
+def recalled_notes(memories: Sequence[RecalledMemory]) -> list[RecalledNote]:
+    """The recalled memories as the result of the reply carries them."""
+    return [
+        RecalledNote(
+            # Weaviate hands back ids as its own UUID subclass, which the topics' JSON encoder refuses.
+            id=UUID(int=m.id.int),
+            kind=m.record.kind,
+            author_name=m.record.author_name,
+            text=m.record.text,
+            at=m.record.at,
+            score=m.score,
+        )
+        for m in memories
+    ]
 
 
 class Recaller:

@@ -14,6 +14,7 @@ from datetime import datetime
 from uuid import UUID
 
 from models.agent import MemoryConfig
+from models.inference import ChatMessage
 from models.memory import Candidate, MemoryKind, MemoryRecord, RecalledMemory, Reflection, StoredMemory
 
 # The prompt builder's estimate: about four characters a token, plus the bullet and date around each line.
@@ -111,6 +112,57 @@ def heuristic_importance(text: str, *, addressed_to_agent: bool) -> int:
     return min(score, 10)
 
 
+# Importance rated by a model, as in Generative Agents: one prompt rates a batch of memories. Only the
+# memories the heuristic leaves in its middle band are asked about: a plain remark (below the band) and
+# a personal, felt, addressed statement (above it) are rated clearly enough without a model call.
+RATED_BAND = range(4, 8)
+RATED_PER_PROMPT = 20
+RATED_TEXT_CHARS = 300
+_RATING_INSTRUCTIONS = (
+    "On the scale of 1 to 10, where 1 is purely mundane (small talk, a greeting, a joke) and 10 is extremely "
+    "poignant (a break-up, an exam result, a new job, a loss), rate how worth remembering each of these chat "
+    "messages is for the people who wrote them.\n"
+)
+_RATING_FORMAT = 'Answer with one line per message, as "<number>: <rating>", and nothing else.'
+# "3: 7", "3. 7/10", "Message 3 - rating 7": the message's number, a separator, then the rating ending the
+# line (a small model often echoes the messages instead: "3. my 2 cats" is not a rating).
+_RATING_LINE = re.compile(
+    r"^\W*(?:message\s*)?(\d{1,3})\s*[:.)=-]\s*[^\d\n]{0,12}?(\d{1,2})\s*(?:/\s*10)?\W*$", re.I | re.M
+)
+_BARE_RATING = re.compile(r"^\D{0,20}?\b(\d{1,2})\s*(?:/\s*10)?\W*$")
+
+
+def needs_rating(heuristic: int) -> bool:
+    return heuristic in RATED_BAND
+
+
+def rating_messages(texts: Sequence[str]) -> list[ChatMessage]:
+    """The rating prompt for up to RATED_PER_PROMPT memories, numbered from 1."""
+    lines = "\n".join(
+        f"{number}. {' '.join(text.split())[:RATED_TEXT_CHARS]}" for number, text in enumerate(texts, 1)
+    )
+    return [
+        ChatMessage(role="system", content="You rate memories. You answer only in the format asked for."),
+        ChatMessage(role="user", content=f"{_RATING_INSTRUCTIONS}\n{lines}\n\n{_RATING_FORMAT}"),
+    ]
+
+
+def parse_ratings(answer: str, count: int) -> dict[int, int]:
+    """The usable ratings in a model's answer, by index (0-based) of the memory rated: numbers outside
+    1..count and ratings outside 1..10 are ignored, and the first rating of a memory counts. A lone memory
+    may be rated by a bare number."""
+    ratings: dict[int, int] = {}
+    for number, rating in _RATING_LINE.findall(answer):
+        index, value = int(number) - 1, int(rating)
+        if 0 <= index < count and 1 <= value <= 10:
+            ratings.setdefault(index, value)
+    if count == 1 and not ratings:
+        bare = _BARE_RATING.match(answer.strip())
+        if bare is not None and 1 <= int(bare.group(1)) <= 10:
+            ratings[0] = int(bare.group(1))
+    return ratings
+
+
 def should_reflect(importance_since_reflection: int, threshold: int) -> bool:
     """The agent's memory.reflection_threshold, passed."""
     return importance_since_reflection > threshold
@@ -167,4 +219,57 @@ def extractive_reflection(
         text = f"{name} said: " + "; ".join(dict.fromkeys(s for _, s in statements)) + "."
         cites = sorted({i for i, _ in statements})[:100]
         reflections.append(Reflection(text=text[:4000], cites=cites))
+    return reflections
+
+
+# Reflection with a model, as in Generative Agents: the salient questions about the latest memories, each
+# answered from them, citing the numbered statements it rests on. Citations are checked against the
+# memories shown; an answer citing none of them is not a reflection.
+REFLECTED_MEMORIES = 40
+REFLECTIONS_PER_PROMPT = 3
+_REFLECTION_INSTRUCTIONS = (
+    f"What are the {REFLECTIONS_PER_PROMPT} most salient high-level questions we can answer about the people "
+    "in the statements above? Answer each from the statements only, and cite the numbers of the statements "
+    "the answer rests on. Write each as three lines:\n"
+    "Question: <question>\nAnswer: <answer>\nBecause of: <statement numbers, comma-separated>"
+)
+_QUESTION = re.compile(r"^\W*question\s*\d*\s*[:.]\s*", re.I | re.M)
+_ANSWER = re.compile(r"^\W*answer\s*[:.]\s*(.+)$", re.I | re.M)
+_BECAUSE = re.compile(r"^\W*(?:because of|cites?|citations?|sources?)\s*[:.]?\s*(.+)$", re.I | re.M)
+
+
+def reflection_messages(memories: Sequence[StoredMemory]) -> list[ChatMessage]:
+    """The reflection prompt over memories numbered from 1, oldest first."""
+    lines = "\n".join(
+        f"{number}. ({m.record.at:%Y-%m-%d}) {m.record.author_name or 'someone'}: "
+        f"{' '.join(m.record.text.split())[:RATED_TEXT_CHARS]}"
+        for number, m in enumerate(memories, 1)
+    )
+    return [
+        ChatMessage(
+            role="system", content="You reflect on memories. You answer only in the format asked for."
+        ),
+        ChatMessage(role="user", content=f"Statements:\n{lines}\n\n{_REFLECTION_INSTRUCTIONS}"),
+    ]
+
+
+def parse_reflections(answer: str, memories: Sequence[StoredMemory]) -> list[Reflection]:
+    """The answered questions in a model's answer that cite at least one of the memories shown (by their
+    number), at most REFLECTIONS_PER_PROMPT; citations of numbers not shown are dropped."""
+    reflections: list[Reflection] = []
+    # What precedes the first question is preamble; each block starts with its question.
+    for block in _QUESTION.split(answer)[1:]:
+        question = block.split("\n", 1)[0].strip()
+        answered = _ANSWER.search(block)
+        because = _BECAUSE.search(block)
+        if not question or answered is None or because is None:
+            continue
+        numbers = {int(n) for n in re.findall(r"\d+", because.group(1))}
+        cites = sorted({memories[n - 1].id for n in numbers if 1 <= n <= len(memories)})
+        if not cites:
+            continue
+        text = f"{question} {answered.group(1).strip()}"[:4000]
+        reflections.append(Reflection(text=text, cites=cites[:100]))
+        if len(reflections) == REFLECTIONS_PER_PROMPT:
+            break
     return reflections

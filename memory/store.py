@@ -23,6 +23,7 @@ from weaviate.client import WeaviateAsyncClient
 from weaviate.collections.classes.filters import _Filters
 from weaviate.collections.classes.internal import Object
 from weaviate.collections.collection.async_ import CollectionAsync
+from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
 from memory.embedding import DIMENSIONS
 from models.memory import Candidate, MemoryKind, MemoryRecord, RecallQuery, StoredMemory
@@ -162,7 +163,10 @@ class MemoryStore:
             obj = DataObject(properties=_properties(record), uuid=record.id, vector=list(vector))
             by_tenant.setdefault(record.deployment_id, []).append(obj)
         for deployment_id, objects in by_tenant.items():
-            result = await self._tenant(deployment_id).data.insert_many(objects)
+            try:
+                result = await self._tenant(deployment_id).data.insert_many(objects)
+            except WeaviateInsertManyAllFailedError as exc:
+                raise MemoryStoreError(f"all {len(objects)} memories refused: {exc.message}") from exc
             if result.has_errors:
                 first = next(iter(result.errors.values()))
                 raise MemoryStoreError(
@@ -214,3 +218,10 @@ class MemoryStore:
             where=Filter.by_id().contains_any(list(ids))
         )
         return int(result.successful)
+
+    async def with_memories(self, deployment_ids: Sequence[UUID]) -> list[UUID]:
+        """Those of the deployments that have a tenant (a deployment without memory has none), in order."""
+        if not deployment_ids:
+            return []
+        found = await self._collection.tenants.get_by_names([str(d) for d in deployment_ids])
+        return [d for d in deployment_ids if str(d) in found]

@@ -14,6 +14,7 @@ that disappear from a key.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from memory.embedding import Embedder
+from memory.model import MemoryModel
+from memory.preferences import StatedPreference, stated_preferences
 from memory.scoring import extractive_reflection, heuristic_importance, should_reflect
 from memory.store import MemoryStore
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage
 from models.events import EventEnvelope
-from models.memory import MemoryKind, MemoryRecord, StoredMemory
+from models.memory import MemoryKind, MemoryRecord, Reflection, StoredMemory
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Records
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 
 # How many of a scope's latest memories an extractive reflection reads.
 REFLECTION_WINDOW = 200
+# A preference a user states about themselves is as worth recalling as a reflection.
+FACT_IMPORTANCE = 8
+# Memories embedded and inserted together: two of the embedder's batches, so inserting one chunk (Weaviate's
+# indexing, in its own process) overlaps embedding the next, and each gRPC batch stays a few hundred KB.
+WRITE_CHUNK = 128
 
 
 def remembers(deployed: DeployedAgent) -> bool:
@@ -67,7 +75,8 @@ def event_time(envelope: EventEnvelope, message: DiscordMessage) -> datetime:
 
 
 def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) -> list[MemoryRecord]:
-    """One observation per deployment with memory that could see this MESSAGE_CREATE; none for other
+    """One observation per deployment with memory that could see this MESSAGE_CREATE, and a fact about the
+    author for each preference stated in it (where the deployment remembers preferences); none for other
     events, empty messages, or data that is not a message."""
     if envelope.type != "MESSAGE_CREATE" or routing is None:
         return []
@@ -87,8 +96,13 @@ def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) 
         or any(user.id == envelope.bot_id for user in message.mentions)
     )
     name = (message.member.nick if message.member else None) or author.display_name
-    return [
-        MemoryRecord(
+    # What a person says of themselves; a bot's lines (the agent's own included) are not facts about a user.
+    preferences = [] if author.bot else stated_preferences(text)
+    memories: list[MemoryRecord] = []
+    for deployed in routing.deployments:
+        if not (remembers(deployed) and sees(deployed, envelope, message)):
+            continue
+        observation = MemoryRecord(
             deployment_id=deployed.deployment.deployment_id,
             guild_id=envelope.guild_id,
             channel_id=message.channel_id,
@@ -101,14 +115,38 @@ def memories_of_message(envelope: EventEnvelope, routing: RoutingRecord | None) 
             importance=heuristic_importance(text, addressed_to_agent=to_bot and author.id != envelope.bot_id),
             source_event_id=envelope.event_id,
         )
-        for deployed in routing.deployments
-        if remembers(deployed) and sees(deployed, envelope, message)
-    ]
+        memories.append(observation)
+        relationships = deployed.agent.behavior.relationships
+        if relationships.track_interactions and relationships.remember_preferences:
+            memories += user_facts(observation, preferences)
+    return memories
 
 
-def reflection_records(scope_memories: Sequence[StoredMemory], *, bot_id: str) -> list[MemoryRecord]:
-    """The extractive reflections over one scope's memories, as memories of their own (same deployment,
-    guild and channel as the latest memory, so they are recalled exactly where their sources are)."""
+def user_facts(observation: MemoryRecord, preferences: Sequence[StatedPreference]) -> list[MemoryRecord]:
+    """The preferences stated in an observation as facts about its author, seen where it was said. A fact's
+    id comes from its scope, author and content, so stating a like again renews one memory."""
+    scope = observation.guild_id or f"dm{observation.channel_id}"
+    name = observation.author_name or f"user {observation.author_id}"
+    facts = []
+    for preference in preferences:
+        content = f"{preference.key}\n{preference.value.lower()}".encode()
+        source = f"fact:{scope}:{observation.author_id}:{hashlib.sha256(content).hexdigest()[:32]}"
+        fact = {
+            "text": preference.about(name),
+            "kind": MemoryKind.user_fact,
+            "people": [observation.author_id],
+            "importance": FACT_IMPORTANCE,
+            "source_event_id": source,
+        }
+        facts.append(MemoryRecord.model_validate({**observation.model_dump(), **fact}))
+    return facts
+
+
+def reflection_records(
+    scope_memories: Sequence[StoredMemory], reflections: Sequence[Reflection], *, bot_id: str
+) -> list[MemoryRecord]:
+    """Reflections over one scope's memories, as memories of their own (same deployment, guild and
+    channel as the latest memory, so they are recalled exactly where their sources are)."""
     if not scope_memories:
         return []
     latest = scope_memories[-1].record
@@ -128,7 +166,7 @@ def reflection_records(scope_memories: Sequence[StoredMemory], *, bot_id: str) -
             source_event_id=f"reflection:{latest.source_event_id}:{index}",
             cites=reflection.cites,
         )
-        for index, reflection in enumerate(extractive_reflection(scope_memories))
+        for index, reflection in enumerate(reflections)
     ]
 
 
@@ -171,6 +209,30 @@ class ReflectionLedger:
         return due
 
 
+async def embed_and_write(store: MemoryStore, embedder: Embedder, records: Sequence[MemoryRecord]) -> None:
+    """Embed and upsert the records, chunk by chunk: one chunk's insert runs while the next is embedded.
+
+    Chunks are cut from the records sorted by length, so each embedding batch carries little padding.
+    Returns once every chunk is in Weaviate; the first failure is raised (and nothing is left running).
+    """
+    by_length = sorted(records, key=lambda record: len(record.text))
+    inserting: asyncio.Task[None] | None = None
+    try:
+        for start in range(0, len(by_length), WRITE_CHUNK):
+            chunk = by_length[start : start + WRITE_CHUNK]
+            # Embedding is CPU work: off the event loop, so the insert in flight keeps moving.
+            vectors = await asyncio.to_thread(embedder.embed, [record.text for record in chunk])
+            if inserting is not None:
+                await inserting
+            inserting = asyncio.create_task(store.write(chunk, vectors.tolist()))
+        if inserting is not None:
+            await inserting
+    finally:
+        if inserting is not None:
+            inserting.cancel()  # a no-op once it is done
+            await asyncio.gather(inserting, return_exceptions=True)
+
+
 class MemoryWriter(ConsumerService):
     def __init__(
         self,
@@ -181,9 +243,14 @@ class MemoryWriter(ConsumerService):
         namespace: str,
         producer: AIOKafkaProducer,
         group_id: str | None = None,
+        model: MemoryModel | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        # Rates importance and reflects for the deployments whose memory names a model.
+        self.model = model
+        self.model_of: dict[UUID, str] = {}
         self.routing: dict[str, RoutingRecord] = {}
         self.bots: dict[UUID, str] = {}
         self.ledger = ReflectionLedger()
@@ -197,7 +264,11 @@ class MemoryWriter(ConsumerService):
             bootstrap=bootstrap,
             producer=producer,
             options=ConsumerOptions(
-                group_id=group, client_id=group, consumer_name="memory.writer", unit="fetch"
+                group_id=group,
+                client_id=group,
+                consumer_name="memory.writer",
+                unit="fetch",
+                instance_id=instance_id,
             ),
         )
 
@@ -224,6 +295,8 @@ class MemoryWriter(ConsumerService):
         for records in deployments.values():
             await self._route(records)
         records = [record for batch in events.values() for record in await self._memories(batch)]
+        if records and self.model is not None and self.model_of:
+            records = await self.model.rated(records, self.model_of)
         if records:
             await self._write(records)
             for scope in self.ledger.add(records):
@@ -253,12 +326,18 @@ class MemoryWriter(ConsumerService):
             for deployment_id in removed:
                 await self.store.delete_tenant(deployment_id)
                 self.ledger.threshold_of.pop(deployment_id, None)
+                self.model_of.pop(deployment_id, None)
             for deployed in routing.deployments:
                 deployment = deployed.deployment
                 self.bots[deployment.deployment_id] = deployment.bot_id
                 if remembers(deployed):
                     threshold = deployed.agent.memory.reflection_threshold
                     self.ledger.threshold_of[deployment.deployment_id] = threshold
+                model = deployed.agent.memory.model
+                if model is not None and remembers(deployed):
+                    self.model_of[deployment.deployment_id] = model
+                else:
+                    self.model_of.pop(deployment.deployment_id, None)
             self.routing[routing.key] = routing
 
     async def _memories(self, records: Records) -> list[MemoryRecord]:
@@ -266,14 +345,20 @@ class MemoryWriter(ConsumerService):
         return [m for e in envelopes for m in memories_of_message(e, self.routing.get(e.key))]
 
     async def _write(self, records: Sequence[MemoryRecord]) -> None:
-        vectors = await asyncio.to_thread(self.embedder.embed, [r.text for r in records])
-        await self.store.write(records, vectors.tolist())
+        await embed_and_write(self.store, self.embedder, records)
         self.written += len(records)
 
     async def _reflect(self, scope: Scope) -> None:
         deployment_id, guild_id, channel_id = scope
         recent = await self.store.recent(deployment_id, guild_id, channel_id, REFLECTION_WINDOW)
-        reflections = reflection_records(recent, bot_id=self.bots[deployment_id])
+        model = self.model_of.get(deployment_id)
+        reflected = []
+        if self.model is not None and model is not None:
+            reflected = await self.model.reflections(recent, model)
+        # Without a model, or when its answer held no usable reflection: the extractive one.
+        reflections = reflection_records(
+            recent, reflected or extractive_reflection(recent), bot_id=self.bots[deployment_id]
+        )
         if reflections:
             log.info("deployment %s reflected: %d reflections", deployment_id, len(reflections))
             await self._write(reflections)

@@ -7,11 +7,13 @@ yields the same id.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from enum import IntEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_serializer, field_validator
 
 from models.common import MessageText, Payload, ShortText, Snowflake, Strict, utc_now
 
@@ -19,11 +21,47 @@ ActionId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(max_length=512)]
 
 
+# An action travels as one Kafka record (1 MB at most by default): its attachment stays well under that.
+ATTACHMENT_MAX_BYTES = 512 * 1024
+
+
+class EmbedField(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    inline: bool = True
+
+
 class Embed(Strict):
     title: Annotated[str, StringConstraints(max_length=256)] = ""
     description: Annotated[str, StringConstraints(max_length=4096)] = ""
     color: int = Field(default=0x5865F2, ge=0, le=0xFFFFFF)
     footer: Annotated[str, StringConstraints(max_length=2048)] = ""
+    fields: list[EmbedField] = Field(default_factory=list, max_length=25)
+    # An https URL, or attachment://<filename> for an image uploaded with the same message.
+    image_url: Annotated[str, StringConstraints(max_length=2048)] = ""
+
+
+class Attachment(Strict):
+    """A file uploaded with a message (Discord's multipart files[n]); JSON carries its bytes as base64."""
+
+    filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,60}\.(png|jpg|jpeg|gif|webp)$")]
+    content_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+    data: bytes = Field(min_length=1, max_length=ATTACHMENT_MAX_BYTES)
+    description: Annotated[str, StringConstraints(max_length=1024)] = ""
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _from_base64(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return base64.b64decode(value, validate=True)
+            except binascii.Error:
+                raise ValueError("not base64") from None
+        return value
+
+    @field_serializer("data")
+    def _to_base64(self, data: bytes) -> str:
+        return base64.b64encode(data).decode()
 
 
 class ActionBase(Payload):
@@ -85,6 +123,9 @@ class SendMessage(ActionBase):
     content: MessageText = ""
     embed: Embed | None = None
     poll: NativePoll | None = None
+    attachment: Attachment | None = None
+    # Publish the message to the channels following this one: only in an announcement channel (type 5).
+    crosspost: bool = False
 
 
 class Reply(ActionBase):
@@ -94,6 +135,7 @@ class Reply(ActionBase):
     content: MessageText = ""
     embed: Embed | None = None
     poll: NativePoll | None = None
+    attachment: Attachment | None = None
 
 
 class React(ActionBase):
@@ -180,6 +222,7 @@ class InteractionResponse(ActionBase):
     embed: Embed | None = None
     ephemeral: bool = False
     poll: NativePoll | None = None
+    attachment: Attachment | None = None
 
 
 class MemberPersonaUpdate(ActionBase):

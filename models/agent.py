@@ -6,7 +6,7 @@ A configuration with `ai_config` set is AI-enabled; without it the agent never c
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,7 @@ from models.common import (
     Trait,
     field_error,
 )
+from models.knowledge import KnowledgeConfig
 from models.tools import TOOLS_OF_COMMAND, Tool
 
 CommandName = Annotated[
@@ -127,6 +128,8 @@ class ResponseTriggers(Strict):
     bored: Trigger = Field(default_factory=lambda: Trigger(probability=0.0))
 
 
+# A check-in addresses regulars not seen for this many days unless the routine says otherwise.
+CHECK_IN_AWAY_DAYS = 3
 # "daily", or "every N hours" / "every N-M hours": the gap between two firings, drawn inside the window.
 _FREQUENCY = re.compile(r"^(?:daily|every (\d{1,2})(?:-(\d{1,2}))? hours?)$")
 Frequency = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=40)]
@@ -142,6 +145,8 @@ def clock_time(value: str) -> time:
 class RoutineAction(StrEnum):
     post = "post"  # a message in the routine's channel
     voice_check_in = "voice_check_in"  # join a voice channel, then the message in the text channel
+    # address one regular not seen for `away_days` (processors/checkins.py picks whom)
+    check_in = "check_in"
 
 
 class ProactiveAction(Strict):
@@ -161,8 +166,12 @@ class ProactiveAction(Strict):
     # Skip the firing when no person wrote in the channel in this many hours: an empty room gets no
     # monologue. 0 posts regardless.
     skip_when_silent_h: int = Field(default=24, ge=0, le=24 * 30)
-    # A channel name ("#general") or id; empty: the deployment's first text channel.
+    # A channel name ("#general") or id; empty: the deployment's first text channel, else the guild's home
+    # channel (its system channel, else its first text channel).
     channel: ChannelRef = ""
+    # A check-in's regulars are those the agent has not talked with for this many days (check_in only;
+    # default CHECK_IN_AWAY_DAYS).
+    away_days: int | None = Field(default=None, ge=1, le=365)
 
     @field_validator("frequency")
     @classmethod
@@ -184,7 +193,14 @@ class ProactiveAction(Strict):
             raise field_error("frequency", "a routine at a fixed time runs daily; remove the hours")
         if self.time is not None and self.daily_budget > 1:
             raise field_error("daily_budget", "a routine at a fixed time runs once a day")
+        if self.away_days is not None and self.action is not RoutineAction.check_in:
+            raise field_error("away_days", 'only a "check_in" routine looks for people away')
         return self
+
+    @property
+    def check_in_after(self) -> timedelta:
+        """How long a regular has been away before a check-in addresses them."""
+        return timedelta(days=self.away_days or CHECK_IN_AWAY_DAYS)
 
     @property
     def gap_hours(self) -> tuple[int, int] | None:
@@ -233,14 +249,33 @@ class RoutineSchedule(Strict):
         return ZoneInfo(self.time_zone)
 
 
+class BeatCondition(Strict):
+    """What a beat waits for, besides the previous beat having run its days: exactly one of `messages`
+    (that many messages by people in the arc's channel since the previous beat began) or `keyword` (a
+    person's message there saying the word, since the previous beat began)."""
+
+    messages: int | None = Field(default=None, ge=1, le=100_000)
+    keyword: Word | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.messages is None) == (self.keyword is None):
+            raise field_error("messages", "a condition is either messages or keyword")
+        return self
+
+
 class ArcBeat(Strict):
-    """One stretch of a story arc: what is going on in the character's life for `days` days."""
+    """One stretch of a story arc: what is going on in the character's life for `days` days (at least
+    `days` when the next beat waits for a condition)."""
 
     days: int = Field(ge=1, le=365)
     # Enters the prompt while the beat lasts.
     situation: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     # Posted when the beat begins (the gist of a generated post with AI); empty: the beat starts silently.
     announcement: MessageText = ""
+    # None: the beat begins when the previous one has run its days. Set: it begins once that is so and
+    # the condition holds; the previous beat goes on until then.
+    starts_when: BeatCondition | None = None
 
 
 class StoryArc(Strict):
@@ -248,11 +283,23 @@ class StoryArc(Strict):
 
     name: CommandName
     starts_on: date
-    # The local time a beat's announcement is posted on the beat's first day.
+    # The local time a beat's announcement is posted on the beat's first day (at once when a condition
+    # started the beat later that day).
     post_time: ClockTime = "12:00"
-    # A channel name or id; empty: the deployment's first text channel.
+    # A channel name or id; empty: as for a routine. Conditions count its messages.
     channel: ChannelRef = ""
     beats: list[ArcBeat] = Field(min_length=1, max_length=60)
+
+    @model_validator(mode="after")
+    def _first_beat_on_its_date(self) -> Self:
+        if self.beats[0].starts_when is not None:
+            raise field_error("beats.0.starts_when", "the first beat begins on starts_on")
+        return self
+
+    @property
+    def conditional(self) -> bool:
+        """Some beat waits for a condition: the arc's progress is table state, not a function of the date."""
+        return any(beat.starts_when is not None for beat in self.beats)
 
 
 class HostedEventKind(StrEnum):
@@ -496,6 +543,33 @@ class EscalationRule(Strict):
     duration_s: int = Field(default=600, ge=1, le=28 * 24 * 3600)
 
 
+# What an announcement template may say: {server} the server's name, {date} the agent's local date
+# (2026-01-15), {weekday} (Thursday), {time} the local time (18:00), {agent} the agent's name, {user} a
+# mention of who announced, {text} what followed the template's name in the command. Filled in when the
+# announcement is posted.
+ANNOUNCEMENT_PLACEHOLDERS = frozenset({"server", "date", "weekday", "time", "agent", "user", "text"})
+BRACED_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class AnnouncementsConfig(Strict):
+    """Where /announce posts, and the texts it can post by name ("/announce weekly" posts "weekly")."""
+
+    # A channel name or id; empty: the channel /announce is used in. In an announcement channel the post is
+    # crossposted to the channels following it.
+    channel: ChannelRef = ""
+    templates: dict[CommandName, MessageText] = Field(default_factory=dict, max_length=MAX_LIST)
+
+    @field_validator("templates")
+    @classmethod
+    def _known_placeholders(cls, templates: dict[str, str]) -> dict[str, str]:
+        for name, template in templates.items():
+            unknown = sorted(set(BRACED_PLACEHOLDER.findall(template)) - ANNOUNCEMENT_PLACEHOLDERS)
+            if unknown:
+                known = ", ".join(f"{{{p}}}" for p in sorted(ANNOUNCEMENT_PLACEHOLDERS))
+                raise ValueError(f"{name}: unknown placeholder {{{unknown[0]}}} (known: {known})")
+        return templates
+
+
 class ModerationConfig(Strict):
     escalation: list[EscalationRule] = Field(
         default_factory=lambda: [EscalationRule(warns=3, action="timeout", duration_s=600)], max_length=10
@@ -599,6 +673,9 @@ class MemoryConfig(Strict):
     candidates: int = Field(default=50, ge=1, le=500)
     # The agent reflects once the summed importance of memories since its last reflection passes this.
     reflection_threshold: int = Field(default=150, ge=10, le=100_000)
+    # The model that rates the importance of new memories and writes reflections (served by the model
+    # endpoint of the platform); without one, the importance heuristic and extractive reflection.
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -625,12 +702,14 @@ class AgentConfig(Strict):
     channels: Channels = Field(default_factory=Channels)
     response_style: ResponseStyle = Field(default_factory=ResponseStyle)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    announcements: AnnouncementsConfig = Field(default_factory=AnnouncementsConfig)
     automod: AutomodConfig | None = None
     leveling: LevelingConfig = Field(default_factory=LevelingConfig)
     games: GamesConfig = Field(default_factory=GamesConfig)
     economy: EconomyConfig = Field(default_factory=EconomyConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    knowledge: KnowledgeConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -659,6 +738,12 @@ class AgentConfig(Strict):
             raise field_error("automod", "configured but the automod tool is not in enabled_tools")
         if self.custom_commands and Tool.custom_commands not in self.enabled_tools:
             raise field_error("custom_commands", "defined but the custom_commands tool is not enabled")
+        if self.knowledge is not None and Tool.knowledge not in self.enabled_tools:
+            raise field_error("knowledge", "configured but the knowledge tool is not in enabled_tools")
+        if Tool.knowledge in self.enabled_tools and not self.mode.uses_ai:
+            # The facts are answered through the model: without AI the tool could do nothing.
+            message = f"the knowledge tool answers through the AI, off for a {mode} agent"
+            raise field_error("enabled_tools", message)
         self._routines_speakable()
         custom = {command.name for command in self.custom_commands}
         for index, command in enumerate(self.enabled_commands):
@@ -694,3 +779,31 @@ class AgentConfig(Strict):
 def channel_label(name_or_id: str) -> str:
     """'#general' and 'general' name the same channel."""
     return name_or_id.removeprefix("#").lower()
+
+
+def message_content_features(agent: AgentConfig) -> list[str]:
+    """The agent's configured features that read what Discord blanks for a bot without the privileged
+    MESSAGE_CONTENT intent: the text of guild messages that do not mention it. Slash commands, mentions,
+    replies that ping it, DMs, the spam and mention automod rules and leveling (XP counts messages, not
+    their words) work without it."""
+    features: list[str] = []
+    if agent.enabled_commands or agent.custom_commands:
+        features.append(f"prefix commands ({agent.command_prefix})")
+    if agent.automod is not None:
+        rules = {
+            "repeats": agent.automod.repeats,
+            "links": agent.automod.links,
+            "blocked words": agent.automod.blocked_words,
+        }
+        features += [f"automod {name}" for name, rule in rules.items() if rule.enabled]
+    triggers = agent.behavior.response_triggers
+    unprompted = {
+        "keyword": triggers.keyword_match,
+        "conversation": triggers.conversation_flow,
+        "random": triggers.random,
+        "bored": triggers.bored,
+    }
+    firing = [name for name, trigger in unprompted.items() if trigger.enabled and trigger.probability > 0]
+    if agent.ai_enabled and firing:
+        features.append(f"unprompted AI replies ({', '.join(firing)})")
+    return features

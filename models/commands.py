@@ -12,8 +12,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from models.agent import AgentConfig
 from models.common import Strict
@@ -26,6 +27,8 @@ class OptionKind(StrEnum):
     duration = "duration"
     integer = "integer"
     text = "text"
+    # A local time of day, "HH:MM".
+    clock = "clock"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class OptionSpec:
     kind: OptionKind
     required: bool = False
     description: str = ""
+    # Discord asks for choices while the member types (the gateway answers from the music library).
+    autocomplete: bool = False
 
 
 _USER = OptionSpec("user", OptionKind.user, required=True, description="the member")
@@ -41,7 +46,9 @@ _REASON = OptionSpec("reason", OptionKind.text, description="why")
 _AMOUNT = OptionSpec("amount", OptionKind.integer, required=True, description="how many")
 
 COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
-    "play": (OptionSpec("query", OptionKind.text, required=True, description="what to play"),),
+    "play": (
+        OptionSpec("query", OptionKind.text, required=True, description="what to play", autocomplete=True),
+    ),
     "queue": (),
     "skip": (),
     "stop": (),
@@ -79,6 +86,12 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
     "balance": (OptionSpec("user", OptionKind.user, description="whose balance"),),
     "give": (_USER, _AMOUNT),
     "tip": (OptionSpec("agent", OptionKind.user, required=True, description="the agent"), _AMOUNT),
+    "stats": (OptionSpec("window", OptionKind.text, description="24h, 7d (default) or 30d"),),
+    # The time first: a prefix command's text option takes the rest of the line ("!announce 18:00 hi").
+    "announce": (
+        OptionSpec("at", OptionKind.clock, description="a local time (HH:MM) to post at; default: now"),
+        OptionSpec("message", OptionKind.text, required=True, description="the text, or a template's name"),
+    ),
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
@@ -113,9 +126,11 @@ COMMAND_DESCRIPTIONS: dict[str, str] = {
     "balance": "Show a member's coins",
     "give": "Give coins to a member",
     "tip": "Tip an agent some coins",
+    "stats": "Show the server's activity (moderators)",
+    "announce": "Post an announcement now or at a local time",
 }
 
-# The permission each moderation command needs: checked by the processors, and registered as the command's
+# The permission each moderators' command needs: checked by the processors, and registered as the command's
 # default member permissions so Discord shows it only to members who hold it.
 REQUIRED_PERMISSION: dict[str, int] = {
     "ban": BAN_MEMBERS,
@@ -124,6 +139,8 @@ REQUIRED_PERMISSION: dict[str, int] = {
     "timeout": MODERATE_MEMBERS,
     "warn": MODERATE_MEMBERS,
     "warnings": MODERATE_MEMBERS,
+    "stats": MODERATE_MEMBERS,
+    "announce": MODERATE_MEMBERS,
 }
 
 
@@ -138,6 +155,7 @@ class CommandOptionType(IntEnum):
 OPTION_TYPES = {
     OptionKind.text: CommandOptionType.string,
     OptionKind.duration: CommandOptionType.string,
+    OptionKind.clock: CommandOptionType.string,
     OptionKind.integer: CommandOptionType.integer,
     OptionKind.user: CommandOptionType.user,
 }
@@ -148,6 +166,15 @@ class ApplicationCommandOption(Strict):
     name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     description: str = Field(min_length=1, max_length=100)
     required: bool = False
+    # Sent only when true (an option of another type must not carry it), as discord.py does.
+    autocomplete: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_autocomplete(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        body: dict[str, Any] = handler(self)
+        if body.get("autocomplete") is None:
+            body.pop("autocomplete", None)
+        return body
 
 
 class ApplicationCommand(Strict):
@@ -162,15 +189,18 @@ class ApplicationCommand(Strict):
 
 
 def _options(specs: tuple[OptionSpec, ...]) -> list[ApplicationCommandOption]:
-    # Discord requires the required options first; the declarations already put them there.
+    # Discord refuses a command whose required options do not come first. Slash options arrive by name, so
+    # registering them in that order leaves the declared order to prefix commands (/rps takes its optional
+    # opponent before the required choice, since a text option takes the rest of the line).
     return [
         ApplicationCommandOption(
             type=OPTION_TYPES[spec.kind],
             name=spec.name,
             description=spec.description or spec.name,
             required=spec.required,
+            autocomplete=spec.autocomplete or None,
         )
-        for spec in specs
+        for spec in sorted(specs, key=lambda spec: not spec.required)
     ]
 
 

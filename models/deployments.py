@@ -33,6 +33,10 @@ class Deployment(Strict):
     dm_enabled: bool = False
     status: DeploymentStatus = DeploymentStatus.active
     deployed_at: datetime = Field(default_factory=utc_now)
+    # Whether Discord grants the bot the MESSAGE_CONTENT intent (None: no runner connected it yet), and
+    # the agent's features that need it while it is missing (models/agent.py: message_content_features).
+    message_content: bool | None = None
+    needs_message_content: list[str] = Field(default_factory=list, max_length=20)
 
 
 class DeployedAgent(Strict):

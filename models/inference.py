@@ -10,7 +10,8 @@ from pydantic import Field, StringConstraints
 
 from models.common import Payload, Snowflake, Strict, utc_now
 from models.decisions import Priority
-from models.memory import MemoryRequest
+from models.knowledge import KnowledgeFinding, KnowledgeQuery
+from models.memory import MemoryRequest, RecalledNote
 from models.tiers import InferenceLane, Tier
 
 # The embedded model server (infra/stack/model_server.py): the model name its completions carry, and the
@@ -63,6 +64,8 @@ class InferenceRequest(Payload):
     created_at: datetime = Field(default_factory=utc_now)
     # Set for an agent with long-term memory: the worker recalls and adds the memories to the prompt.
     memory: MemoryRequest | None = None
+    # Set for a factual question to an agent with the knowledge tool: the worker looks it up, adds the facts.
+    knowledge: KnowledgeQuery | None = None
 
 
 class InferenceResult(Payload):
@@ -86,4 +89,8 @@ class InferenceResult(Payload):
     # Answered by the offline persona responder instead of a model.
     fallback: bool = False
     error: str | None = None
+    # The lookup of the request's factual question: the reply links its article, or says it does not know.
+    knowledge: KnowledgeFinding | None = None
     completed_at: datetime = Field(default_factory=utc_now)
+    # The long-term memories put into the prompt, best first.
+    recalled: list[RecalledNote] = Field(default_factory=list, max_length=50)

@@ -93,6 +93,17 @@ class RecalledMemory(StoredMemory):
     score: float
 
 
+class RecalledNote(Strict):
+    """A memory recalled for a reply, as its result carries it (for the owner to see what was recalled)."""
+
+    id: UUID
+    kind: MemoryKind
+    author_name: PersonName = ""
+    text: LongText
+    at: datetime
+    score: float
+
+
 class Reflection(Strict):
     """A conclusion drawn from memories, with the ids of those it rests on."""
 

@@ -11,7 +11,12 @@ from pydantic import Field
 from models.common import Payload, ShortText, Snowflake, Strict, utc_now
 
 NotificationKind = Literal[
-    "token_revoked", "token_failed", "ai_quota_exceeded", "no_inference_endpoint", "deployment_error"
+    "token_revoked",
+    "token_failed",
+    "ai_quota_exceeded",
+    "no_inference_endpoint",
+    "deployment_error",
+    "message_content_missing",
 ]
 
 

@@ -33,7 +33,14 @@ class GuildDirectory(Strict):
     guild_id: Snowflake
     name: str = ""
     owner_id: Snowflake | None = None
+    # Discord's locale of a community guild ("en-US", "de"): the language its knowledge lookups use.
+    preferred_locale: str = ""
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
+    # Channel id -> Discord's channel type (0 text, 2 voice, 5 announcement, ...).
+    channel_types: dict[Snowflake, int] = Field(default_factory=dict)
+    # Where an agent speaks on its own when neither its deployment nor its configuration names a text
+    # channel: the guild's system channel, else its first text channel.
+    home_channel: Snowflake | None = None
     role_permissions: dict[Snowflake, int] = Field(default_factory=dict)
     # Role id -> its place in the hierarchy: nobody acts on a member whose highest role is not below theirs.
     role_positions: dict[Snowflake, int] = Field(default_factory=dict)
@@ -190,6 +197,52 @@ class RoutineLog(Strict):
     never fires one twice. Markers of days the timer no longer looks at are dropped."""
 
     fired: dict[str, list[Annotated[str, StringConstraints(max_length=200)]]] = Field(default_factory=dict)
+
+
+class ScheduledAnnouncement(Strict):
+    """An /announce for a later local time: posted once when due, by the deployment that took it."""
+
+    # The /announce event: the posted message's ids derive from it.
+    announcement_id: EventId
+    deployment_id: UUID
+    bot_id: Snowflake
+    guild_id: Snowflake
+    channel_id: Snowflake
+    # Who announced ({user} of a template).
+    user_id: Snowflake
+    due_at: datetime
+    # The template as it read when the announcement was scheduled (its placeholders are filled in when it is
+    # posted), or None for a text posted as written; `text` is the template's {text}.
+    template: MessageText | None = None
+    text: MessageText = ""
+
+
+class AnnouncementBook(Strict):
+    """The scheduled announcements of one guild, and the /announce events already taken, so that a
+    redelivered one schedules nothing after its announcement was posted."""
+
+    scheduled: list[ScheduledAnnouncement] = Field(default_factory=list)
+    taken: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
+
+
+class ArcProgress(Strict):
+    """Where a story arc with conditional beats stands for one deployment: the current beat, when it began,
+    and what its successor's condition waits for, counted since then."""
+
+    beat: int = Field(ge=0)
+    began_on: date  # the local date
+    began_at: datetime
+    # People's messages in the arc's channel since the beat began, and whether one said the next beat's word.
+    messages: int = Field(default=0, ge=0)
+    heard: bool = False
+    # The newest message counted: a redelivered or older one is not counted again.
+    counted_until: datetime | None = None
+
+
+class ArcBook(Strict):
+    """The conditional story arcs of one guild's deployments: deployment id -> arc name -> progress."""
+
+    progress: dict[str, dict[str, ArcProgress]] = Field(default_factory=dict)
 
 
 # A guild's economy sees every member's commands: it remembers more events than a per-user value.

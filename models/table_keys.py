@@ -93,9 +93,10 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing`, `utility`, `games`, `routines` and `hosted_events` are keyed by exactly the partition
-# key: they are written outside any event too (the catch-up after a rebalance, the reminder, game, routine
-# and events timers), where the partition comes from the key.
+# The tables. `routing`, `utility`, `games`, `routines`, `arcs`, `announcements` and `hosted_events` are
+# keyed by exactly the partition key: they are written outside any event too (the catch-up after a
+# rebalance, the reminder, game, routine, announcement and events timers), where the partition comes from
+# the key.
 
 
 class RoutingKey(TableKey):
@@ -121,6 +122,20 @@ class GamesKey(TableKey):
 class RoutineKey(TableKey):
     __slots__ = ()
     TABLE = "routines"
+
+
+class AnnouncementKey(TableKey):
+    """The guild's scheduled announcements (written by the announcement timer too)."""
+
+    __slots__ = ()
+    TABLE = "announcements"
+
+
+class ArcKey(TableKey):
+    """The progress of the guild's story arcs with conditional beats (written by the routine timer too)."""
+
+    __slots__ = ()
+    TABLE = "arcs"
 
 
 class HostedEventsKey(TableKey):

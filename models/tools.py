@@ -34,6 +34,9 @@ IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
         Tool.utility,
         Tool.custom_commands,
         Tool.economy,
+        Tool.analytics,
+        Tool.announcements,
+        Tool.knowledge,
     }
 )
 
@@ -47,6 +50,8 @@ COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     Tool.games: ("roll", "coinflip", "rps", "8ball", "hangman", "guess", "wins"),
     # `/leaderboard coins` is the economy's board, a bare `/leaderboard` the leveling one.
     Tool.economy: ("daily", "balance", "give", "tip", "leaderboard"),
+    Tool.analytics: ("stats",),
+    Tool.announcements: ("announce",),
 }
 
 # A command needs one of its tools enabled.

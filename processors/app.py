@@ -19,15 +19,16 @@ from faust.tables.manager import TableManager
 from faust.types import Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
-from models.table_keys import GamesKey, RoutingKey, UtilityKey
-from processors.clock import clock_of
+from models.table_keys import AnnouncementKey, GamesKey, RoutingKey, UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
 from settings import Settings
+from settings.clock import clock_of
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
+    ANALYTICS_REQUESTS,
     DEAD_LETTERS,
     DISCORD_ACTIONS,
     DISCORD_EVENTS,
@@ -128,7 +129,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
     clock = clock_of(settings.clock_file)
 
-    outputs_to = {spec.name: topic(spec) for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT)}
+    outputs_to = {
+        spec.name: topic(spec)
+        for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT, ANALYTICS_REQUESTS)
+    }
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
 
     async def publish(key: str, outputs: Outputs) -> None:
@@ -196,16 +200,6 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             if partition_of(key) in owned:
                 await publish(key, fire(key, now))
 
-    @app.timer(interval=options.routine_interval_s)
-    async def host_events() -> None:
-        # Each step is recorded in the events table before its outputs are produced here, on the same
-        # producer as the table's changelog; until the table is recovered the steps done are not all there.
-        recovery = cast(TableManager, app.tables).recovery
-        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
-            return
-        keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
-        await fire_owned(keys, engine.fire_events)
-
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:
         keys = [UtilityKey.parse(raw).partition_key for raw in list(engine.tables.utility.keys())]
@@ -216,16 +210,44 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         keys = [GamesKey.parse(raw).partition_key for raw in list(engine.tables.games.keys())]
         await fire_owned(keys, engine.end_idle_games)
 
+    def recovered() -> bool:
+        """The tables hold all their changelogs say: before, a timer could act on state a later record
+        changes (a routine's marker, an announcement already posted)."""
+        recovery = cast(TableManager, app.tables).recovery
+        return not (app.rebalancing or app.in_recovery or not recovery.completed.is_set())
+
+    # The rebalance the engine's routine wake-up times were computed in.
+    routine_rebalance = [app.rebalancing_count]
+
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
         # The engine stores each firing's marker before the outputs are produced here, on the same producer
         # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
-        # the gateway performs once. Until the tables are recovered the markers are not all there yet.
-        recovery = cast(TableManager, app.tables).recovery
-        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+        # the gateway performs once.
+        if not recovered():
             return
+        if routine_rebalance[0] != app.rebalancing_count:
+            # Keys may have been another worker's meanwhile, their state changed where this one saw nothing.
+            engine.forget_wakes()
+            routine_rebalance[0] = app.rebalancing_count
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
         await fire_owned(keys, engine.fire_routines)
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def fire_announcements() -> None:
+        # As for routines: the book loses the announcement in the write that makes its message.
+        if not recovered():
+            return
+        keys = [AnnouncementKey.parse(raw).partition_key for raw in list(engine.tables.announcements.keys())]
+        await fire_owned(keys, engine.fire_announcements)
+
+    @app.timer(interval=options.routine_interval_s)
+    async def host_events() -> None:
+        # As for routines: each step is recorded in the events table in the write that makes its outputs.
+        if not recovered():
+            return
+        keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
+        await fire_owned(keys, engine.fire_events)
 
     return app
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.agent import AgentConfig, CustomCommand
-from models.commands import COMMAND_OPTIONS, CUSTOM_OPTIONS, OptionKind, OptionSpec
+from models.commands import COMMAND_OPTIONS, CUSTOM_OPTIONS, REQUIRED_PERMISSION, OptionKind, OptionSpec
 from models.discord import DiscordUser, InteractionOption
+from models.permissions import PERMISSION_NAMES
 from models.tools import TOOLS_OF_COMMAND, Tool
 from processors.emit import Origin
+from processors.permissions import granted
 
 MAX_DURATION_S = 28 * 24 * 3600
 
@@ -24,6 +26,7 @@ OptionValue = str | int
 _USER_TOKEN = re.compile(r"^(?:<@!?(\d{1,20})>|(\d{15,20}))(?:\s+|$)")
 _DURATION_TOKEN = re.compile(r"^(\d{1,7})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|w)?(?:\s+|$)", re.IGNORECASE)
 _INTEGER_TOKEN = re.compile(r"^(-?\d{1,9})(?:\s+|$)")
+_CLOCK_TOKEN = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?:\s+|$)")
 _UNIT_S = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600, "hrs": 3600}
 _UNIT_S |= {"d": 86400, "w": 604800}
 
@@ -78,6 +81,14 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+def parse_clock(text: str) -> str:
+    """ "9:05" -> "09:05": a local time of day."""
+    match = _CLOCK_TOKEN.match(text.strip())
+    if match is None:
+        raise UsageError(f"{text!r} is not a time of day like 18:00")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
 def describe_duration(seconds: int) -> str:
     """600 -> "10m", 5400 -> "1h 30m"."""
     parts = []
@@ -108,6 +119,7 @@ def parse_prefix_args(specs: tuple[OptionSpec, ...], text: str) -> dict[str, Opt
                 OptionKind.user: _USER_TOKEN,
                 OptionKind.duration: _DURATION_TOKEN,
                 OptionKind.integer: _INTEGER_TOKEN,
+                OptionKind.clock: _CLOCK_TOKEN,
             }[spec.kind]
             match = pattern.match(rest)
             if match is not None:
@@ -116,6 +128,8 @@ def parse_prefix_args(specs: tuple[OptionSpec, ...], text: str) -> dict[str, Opt
                     options[spec.name] = match.group(1) or match.group(2)
                 elif spec.kind is OptionKind.duration:
                     options[spec.name] = parse_duration(token)
+                elif spec.kind is OptionKind.clock:
+                    options[spec.name] = parse_clock(token)
                 else:
                     options[spec.name] = int(token)
                 rest = rest[match.end() :]
@@ -137,6 +151,8 @@ def parse_slash_options(
             continue
         if spec.kind is OptionKind.duration:
             options[spec.name] = value if isinstance(value, int) else parse_duration(str(value))
+        elif spec.kind is OptionKind.clock:
+            options[spec.name] = parse_clock(str(value))
         elif spec.kind is OptionKind.integer:
             try:
                 options[spec.name] = int(value)
@@ -155,6 +171,14 @@ def usage(name: str, specs: tuple[OptionSpec, ...], prefix: str) -> str:
 def command_enabled(agent: AgentConfig, name: str) -> bool:
     """Built-in commands must be listed in enabled_commands; custom commands are enabled by being defined."""
     return agent.allows_command(name) or any(command.name == name for command in agent.custom_commands)
+
+
+def missing_permission(invocation: Invocation, shown: str) -> str | None:
+    """Why the invoker may not run a command that needs a permission (shown as `/ban` or `!ban`), or None."""
+    needed = REQUIRED_PERMISSION.get(invocation.name)
+    if needed is None or granted(invocation.permissions, needed):
+        return None
+    return f"You need the {PERMISSION_NAMES[needed]} permission to use {shown}{invocation.name}."
 
 
 def command_tool(agent: AgentConfig, invocation: Invocation) -> Tool | None:

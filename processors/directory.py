@@ -36,9 +36,15 @@ class _View(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Text and announcement channels: where a bot posts messages.
+TEXT_CHANNEL_TYPES = frozenset({0, 5})
+
+
 class _Channel(_View):
     id: Snowflake
     name: str | None = None
+    type: int = 0
+    position: int = 0
 
 
 class _Role(_View):
@@ -66,6 +72,8 @@ class _Guild(_View):
     id: Snowflake
     name: str | None = None
     owner_id: Snowflake | None = None
+    system_channel_id: Snowflake | None = None
+    preferred_locale: str | None = None
     unavailable: bool = False
     channels: list[_Channel] = Field(default_factory=list)
     roles: list[_Role] = Field(default_factory=list)
@@ -95,6 +103,7 @@ def apply_directory_event(
         update: dict[str, Any] = {
             "name": guild.name if guild.name is not None else current.name,
             "owner_id": guild.owner_id or current.owner_id,
+            "preferred_locale": guild.preferred_locale or current.preferred_locale,
         }
         if guild.roles:
             update["role_permissions"] = {r.id: parse_permissions(r.permissions) for r in guild.roles}
@@ -103,21 +112,34 @@ def apply_directory_event(
             bots = {m.user.id: m.roles for m in guild.members if m.user.bot}
             update["bot_roles"] = {**current.bot_roles, **bots}
             update["channel_names"] = {c.id: c.name for c in guild.channels if c.name is not None}
+            update["channel_types"] = {c.id: c.type for c in guild.channels}
+            texts = sorted((c.position, c.id) for c in guild.channels if c.type in TEXT_CHANNEL_TYPES)
+            update["home_channel"] = guild.system_channel_id or (texts[0][1] if texts else None)
+        elif guild.system_channel_id is not None:
+            update["home_channel"] = guild.system_channel_id
             update["voice_channel_of"] = {
                 v.user_id: v.channel_id for v in guild.voice_states if v.channel_id is not None
             }
         return current.model_copy(update=update)
     if event_type in ("CHANNEL_CREATE", "CHANNEL_UPDATE"):
         channel = _Channel.model_validate(data)
-        if channel.name is None or current.channel_names.get(channel.id) == channel.name:
+        known = current.channel_names.get(channel.id), current.channel_types.get(channel.id)
+        if channel.name is None or known == (channel.name, channel.type):
             return None
         return current.model_copy(
-            update={"channel_names": {**current.channel_names, channel.id: channel.name}}
+            update={
+                "channel_names": {**current.channel_names, channel.id: channel.name},
+                "channel_types": {**current.channel_types, channel.id: channel.type},
+            }
         )
     if event_type == "CHANNEL_DELETE":
         channel = _Channel.model_validate(data)
         names = {k: v for k, v in current.channel_names.items() if k != channel.id}
-        return current.model_copy(update={"channel_names": names})
+        types = {k: v for k, v in current.channel_types.items() if k != channel.id}
+        home = None if current.home_channel == channel.id else current.home_channel
+        return current.model_copy(
+            update={"channel_names": names, "channel_types": types, "home_channel": home}
+        )
     if event_type in ("GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE"):
         role = _RoleEvent.model_validate(data).role
         roles = {**current.role_permissions, role.id: parse_permissions(role.permissions)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin
 from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineAction, SpeechStyle
+from models.analytics import StatsRequest
 from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
@@ -29,6 +30,9 @@ from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit
 from models.permissions import ADMINISTRATOR
 from models.processor_state import (
+    AnnouncementBook,
+    ArcBook,
+    ArcProgress,
     AutomodWindow,
     EventBook,
     FloorState,
@@ -47,6 +51,8 @@ from models.processor_state import (
 )
 from models.state import ChannelContext, ContextMessage, MoodState, Relationship
 from models.table_keys import (
+    AnnouncementKey,
+    ArcKey,
     AutomodKey,
     ContextKey,
     DirectoryKey,
@@ -70,7 +76,11 @@ from models.table_keys import (
 )
 from models.tiers import TIERS
 from models.tools import Tool
+from processors.analytics import handle_stats
+from processors.announcements import Where, handle_announce, post, render, take_due
+from processors.arcs import advanced, beat_announcement, counted, current_situation
 from processors.automod import check_message
+from processors.checkins import check_in_on, mention, regulars_away
 from processors.commands import (
     Invocation,
     UsageError,
@@ -106,6 +116,7 @@ from processors.events import (
 from processors.floor import Candidate, channel_limits, rule_floor
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
 from processors.ids import seeded_rng, stable_id
+from processors.knowledge import knowledge_query
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
 from processors.mood import MoodEvent, after_event, after_interaction, drift, initial_mood
@@ -122,13 +133,14 @@ from processors.prompt import (
     max_tokens_for,
 )
 from processors.relationships import record_interaction, tipped, track
-from processors.replies import compose_reply, mood_emoji
+from processors.replies import compose_reply, greeted, mood_emoji
 from processors.routines import (
     Firing,
     due_firings,
     firings_on,
     has_routines,
     local_days,
+    next_wake,
     record_fired,
     situations_on,
     somebody_spoke,
@@ -145,7 +157,14 @@ from processors.utility import (
     render_custom,
     take_due_reminders,
 )
-from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, MODERATION_AUDIT, TopicSpec
+from streams.catalog import (
+    AGENT_DECISIONS,
+    ANALYTICS_REQUESTS,
+    DISCORD_ACTIONS,
+    INFERENCE_LANES,
+    MODERATION_AUDIT,
+    TopicSpec,
+)
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -191,6 +210,10 @@ class Tables:
     routines: MutableMapping[str, RoutineLog]  # RoutineKey
     floor: MutableMapping[str, FloorState]  # FloorKey
     economy: MutableMapping[str, Wallets]  # EconomyKey
+    # Where the story arcs with conditional beats stand.
+    arcs: MutableMapping[str, ArcBook]  # ArcKey
+    # The announcements scheduled for later.
+    announcements: MutableMapping[str, AnnouncementBook]  # AnnouncementKey
     # The occurrences of the deployments' hosted events under way or lately done, trivia rounds included.
     hosted_events: MutableMapping[str, EventBook]  # HostedEventsKey
 
@@ -201,9 +224,10 @@ class Outputs:
     decisions: list[Decision] = field(default_factory=list)
     audits: list[ModerationAudit] = field(default_factory=list)
     requests: list[InferenceRequest] = field(default_factory=list)
+    stats: list[StatsRequest] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.actions or self.decisions or self.audits or self.requests)
+        return bool(self.actions or self.decisions or self.audits or self.requests or self.stats)
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
@@ -217,6 +241,8 @@ class Outputs:
         for request in self.requests:
             lane = INFERENCE_LANES[request.lane]
             yield lane, str(request.deployment_id), lane.codec.encode(request)
+        for stats in self.stats:
+            yield ANALYTICS_REQUESTS, stats.guild_id, ANALYTICS_REQUESTS.codec.encode(stats)
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.
@@ -263,6 +289,10 @@ def _traits(agent: AgentConfig) -> PersonalityTraits:
     return agent.character.personality if agent.character is not None else PersonalityTraits()
 
 
+def _speech_style(agent: AgentConfig) -> SpeechStyle:
+    return agent.character.speech_style if agent.character is not None else SpeechStyle()
+
+
 def _message_text(context: ChannelContext | None, message_id: str | None) -> str:
     """The text of a message the channel context still holds; empty when it is not there."""
     if context is None or message_id is None:
@@ -270,10 +300,24 @@ def _message_text(context: ChannelContext | None, message_id: str | None) -> str
     return next((m.content for m in context.messages if m.message_id == message_id), "")
 
 
-def _story(agent: AgentConfig, at: datetime) -> list[str]:
-    """The current beats of the agent's story arcs, on its local date at `at`."""
+def _story(agent: AgentConfig, at: datetime, progress: dict[str, ArcProgress]) -> list[str]:
+    """The current beats of the agent's story arcs, on its local date at `at`: those of the arcs with
+    conditions from their `progress` (by arc name) as it stands at `at`."""
     behavior = agent.behavior
-    return situations_on(behavior.story_arcs, at.astimezone(behavior.schedule.zone).date())
+    schedule = behavior.schedule
+    today = at.astimezone(schedule.zone).date()
+    waiting = [
+        told
+        for arc in behavior.story_arcs
+        if arc.conditional
+        and (told := current_situation(arc, advanced(arc, progress.get(arc.name), at, schedule), today))
+    ]
+    return [*situations_on(behavior.story_arcs, today), *waiting]
+
+
+def _shown_prefix(agent: AgentConfig, invocation: Invocation) -> str:
+    """How the invoker called the command: "/" for a slash command, else the agent's prefix."""
+    return "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
 
 
 def _mood_config(agent: AgentConfig) -> MoodConfig:
@@ -296,6 +340,10 @@ class Engine:
         # The routine firings of a (key, routing version, deployment, local day), computed once: the timer
         # looks at every deployment every second. Derived from the configuration, so never table state.
         self._firings: dict[tuple[str, int, UUID, date], list[Firing]] = {}
+        # Per key, the routing version and the moment before which its routines have nothing due: most
+        # ticks then cost one table read per key. Dropped when the key's arc progress changes; the worker
+        # forgets them all when its partitions change (another worker may have moved the state meanwhile).
+        self._wakes: dict[str, tuple[int, datetime]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -392,6 +440,8 @@ class Engine:
         floor = self._floor(envelope, message, at, context, directory)
         out = Outputs()
         for route in routes:
+            if not message.author.bot:
+                self._count_arc_message(key, route.deployed, message, at, directory)
             _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
         out.actions.extend(self._trivia_answer(key, message, directory))
         return out
@@ -594,10 +644,14 @@ class Engine:
         elif tool is Tool.moderation:
             target = invocation.text("user")
             warn_key = WarnKey(key, deployment_id, target).encode()
-            shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
             record = self.tables.warns.get(warn_key)
             moderation = handle_moderation(
-                invocation, record, emit, directory, agent.moderation.escalation, shown
+                invocation,
+                record,
+                emit,
+                directory,
+                agent.moderation.escalation,
+                _shown_prefix(agent, invocation),
             )
             _store(self.tables.warns, warn_key, moderation.state)
             outcome = moderation
@@ -615,12 +669,47 @@ class Engine:
             outcome = self._play(key, deployed, invocation, emit)
         elif tool is Tool.economy:
             outcome = self._economy(key, deployed, invocation, emit)
+        elif tool is Tool.analytics:
+            stats = handle_stats(invocation, emit, _shown_prefix(agent, invocation))
+            if isinstance(stats, StatsRequest):
+                out.stats.append(stats)
+                return
+            outcome = Outcome(stats)
+        elif tool is Tool.announcements:
+            outcome = self._announce(key, deployed, invocation, emit, directory)
         else:
             raise ValueError(f"no handler for command {name!r}")
         if outcome.say is not None:
             out.actions.append(emit.answer(outcome.say, invocation.origin))
         out.actions.extend(outcome.actions)
         out.audits.extend(outcome.audits)
+
+    def _announce(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        invocation: Invocation,
+        emit: Emitter,
+        directory: GuildDirectory | None,
+    ) -> Outcome[AnnouncementBook]:
+        agent = deployed.agent
+        config = agent.announcements
+        channel_id = (
+            text_channel(deployed, config.channel, directory) if config.channel else invocation.channel_id
+        )
+        shown = "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
+        where = Where(channel_id, config, agent.behavior.schedule.zone, shown)
+        announcements_key = AnnouncementKey(key).encode()
+        outcome = handle_announce(
+            invocation,
+            self.tables.announcements.get(announcements_key),
+            emit,
+            where,
+            server=directory.name if directory is not None else "",
+            channel_type=directory.channel_types.get(channel_id) if directory and channel_id else None,
+        )
+        _store(self.tables.announcements, announcements_key, outcome.state)
+        return outcome
 
     def _play(self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter) -> Outcome[Any]:
         """A game command over the guild's running games; the results it decides go to the players' records
@@ -795,6 +884,38 @@ class Engine:
                 out.actions.append(emit.send(notice.say, notice.channel_id))
         return out
 
+    def fire_announcements(self, key: str, now: datetime) -> Outputs:
+        """Post the announcements due at `now`, each by the deployment that took it (one undeployed since
+        posts nothing); the book stays, for the /announce events it remembers."""
+        announcements_key = AnnouncementKey(key).encode()
+        book = self.tables.announcements.get(announcements_key)
+        if book is None:
+            return Outputs()
+        due, remaining = take_due(book, now)
+        if not due:
+            return Outputs()
+        record = self.routing(key)
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        out = Outputs()
+        for announcement in due:
+            deployed = find_deployment(record, str(announcement.deployment_id))
+            if deployed is None:
+                continue
+            agent = deployed.agent
+            text = render(
+                announcement.template,
+                announcement.text,
+                server=directory.name if directory is not None else "",
+                agent=agent.name,
+                user_id=announcement.user_id,
+                at=announcement.due_at.astimezone(agent.behavior.schedule.zone),
+            )
+            emit = Emitter(f"announcement:{announcement.announcement_id}", deployed, announcement.guild_id)
+            channel_type = directory.channel_types.get(announcement.channel_id) if directory else None
+            out.actions.append(post(emit, text, announcement.channel_id, channel_type))
+        self.tables.announcements[announcements_key] = remaining
+        return out
+
     def end_idle_games(self, key: str, now: datetime) -> Outputs:
         """End the games nobody moved in until `now`, saying so where they were played."""
         games_key = GamesKey(key).encode()
@@ -816,23 +937,31 @@ class Engine:
         record = self.routing(key)
         if record is None or key.startswith(DM_PREFIX):
             return Outputs()
+        wake = self._wakes.get(key)
+        if wake is not None and wake[0] == record.version and now < wake[1]:
+            return Outputs()
         directory = self.tables.directory.get(DirectoryKey(key).encode())
         routine_key = RoutineKey(key).encode()
         log = self.tables.routines.get(routine_key) or RoutineLog()
         fired: dict[str, list[str]] = {}
+        wakes: list[datetime] = []
         out = Outputs()
         for deployed in record.deployments:
             if deployed.deployment.status is not DeploymentStatus.active or not has_routines(deployed):
                 continue
             deployment_id = str(deployed.deployment.deployment_id)
             made = log.fired.get(deployment_id, [])
-            due = due_firings(deployed, now, made, partial(self._firings_on, record, deployed))
+            announced = self._advance_arcs(key, deployed, now)
+            firings_of = partial(self._firings_on, record, deployed, announced)
+            due = due_firings(deployed, now, made, firings_of)
             for firing in due:
                 self._fire(key, deployed, firing, directory, out)
             fired[deployment_id] = record_fired(made, due, local_days(deployed, now)) if due else made
+            wakes.append(next_wake(deployed, now, firings_of))
         # Deployments gone from the key take their markers with them.
         if fired != log.fired:
             self.tables.routines[routine_key] = RoutineLog(fired=fired)
+        self._wakes[key] = (record.version, min(wakes, default=datetime.max.replace(tzinfo=UTC)))
         return out
 
     def fire_events(self, key: str, now: datetime) -> Outputs:
@@ -849,14 +978,92 @@ class Engine:
             self.tables.hosted_events[book_key] = updated
         return Outputs(actions=actions)
 
-    def _firings_on(self, record: RoutingRecord, deployed: DeployedAgent, day: date) -> list[Firing]:
+    def forget_wakes(self) -> None:
+        """Look at every key again at the next tick (the worker's partitions changed)."""
+        self._wakes.clear()
+
+    def _firings_on(
+        self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date
+    ) -> list[Firing]:
+        """The firings of the dates on `day` (remembered), and of the conditional arcs' `announced` beats."""
         cache_key = (record.key, record.version, deployed.deployment.deployment_id, day)
         found = self._firings.get(cache_key)
         if found is None:
             if len(self._firings) >= FIRINGS_REMEMBERED:
                 self._firings.clear()
             found = self._firings[cache_key] = firings_on(deployed, day)
-        return found
+        return [*found, *(firing for firing in announced if firing.local_day == day)]
+
+    def arc_progress(self, key: str, deployed: DeployedAgent) -> dict[str, ArcProgress]:
+        """The progress of the deployment's arcs with conditions, by arc name, as last stored."""
+        book = self.tables.arcs.get(ArcKey(key).encode())
+        return book.progress.get(str(deployed.deployment.deployment_id), {}) if book is not None else {}
+
+    def _store_arc_progress(
+        self, key: str, deployed: DeployedAgent, progress: dict[str, ArcProgress]
+    ) -> None:
+        arcs_key = ArcKey(key).encode()
+        # A beat waiting for this progress may now be due.
+        self._wakes.pop(key, None)
+        book = self.tables.arcs.get(arcs_key) or ArcBook()
+        self.tables.arcs[arcs_key] = ArcBook(
+            progress={**book.progress, str(deployed.deployment.deployment_id): progress}
+        )
+
+    def _advance_arcs(self, key: str, deployed: DeployedAgent, now: datetime) -> list[Firing]:
+        """Begin the beats of the deployment's conditional arcs due at `now`; their current beats'
+        announcements."""
+        schedule = deployed.agent.behavior.schedule
+        stored = self.arc_progress(key, deployed)
+        progress = {
+            arc.name: current
+            for arc in deployed.agent.behavior.story_arcs
+            if arc.conditional and (current := advanced(arc, stored.get(arc.name), now, schedule)) is not None
+        }
+        if progress != stored:
+            self._store_arc_progress(key, deployed, progress)
+        arcs = {arc.name: arc for arc in deployed.agent.behavior.story_arcs}
+        return [
+            firing
+            for name, current in progress.items()
+            if (firing := beat_announcement(arcs[name], current, schedule)) is not None
+        ]
+
+    def _count_arc_message(
+        self,
+        key: str,
+        deployed: DeployedAgent,
+        message: DiscordMessage,
+        at: datetime,
+        directory: GuildDirectory | None,
+    ) -> None:
+        """A person's message counts towards the conditions of the arcs told in its channel."""
+        schedule = deployed.agent.behavior.schedule
+        progress = dict(self.arc_progress(key, deployed))
+        changed = False
+        for arc in deployed.agent.behavior.story_arcs:
+            if not arc.conditional or text_channel(deployed, arc.channel, directory) != message.channel_id:
+                continue
+            after = counted(arc, progress.get(arc.name), message.content, at, schedule)
+            if after is not None:
+                progress[arc.name] = after
+                changed = True
+        if changed:
+            self._store_arc_progress(key, deployed, progress)
+
+    def _checked_in_on(self, key: str, deployed: DeployedAgent, firing: Firing) -> Relationship | None:
+        """The regular a check-in firing addresses, among the users the deployment keeps track of."""
+        assert firing.away is not None
+        deployment_id = deployed.deployment.deployment_id
+        tracked = self.tables.tracked.get(TrackedKey(key, deployment_id).encode())
+        known = [
+            relationship
+            for user_id in (tracked.last_seen if tracked is not None else {})
+            if (relationship := self.relationship(key, deployed, user_id)) is not None
+        ]
+        settings = deployed.agent.behavior.relationships
+        away = regulars_away(known, firing.at, firing.away, settings)
+        return check_in_on(deployment_id, firing.local_day, firing.routine, firing.slot, away, settings)
 
     def _fire(
         self,
@@ -868,9 +1075,11 @@ class Engine:
     ) -> None:
         deployment, agent = deployed.deployment, deployed.agent
         cause = f"routine:{deployment.deployment_id}:{firing.marker}"
-        channel_id = text_channel(deployed, firing, directory)
+        channel_id = text_channel(deployed, firing.channel, directory)
         context = self.tables.context.get(ContextKey(key, channel_id).encode()) if channel_id else None
         speaks = channel_id is not None and somebody_spoke(context, firing)
+        person = self._checked_in_on(key, deployed, firing) if firing.away is not None else None
+        speaks = speaks and (firing.away is None or person is not None)
         out.decisions.append(
             Decision(
                 event_id=cause,
@@ -882,6 +1091,7 @@ class Engine:
                 reason=DecisionReason.proactive if speaks else DecisionReason.proactive_skipped,
                 priority=Priority.low if speaks else None,
                 routine=firing.routine,
+                author_id=person.user_id if person is not None else None,
             )
         )
         if channel_id is None or not speaks:
@@ -891,8 +1101,10 @@ class Engine:
             voice = voice_channel(deployed, directory)
             if voice is not None:
                 out.actions.append(emit.action(VoiceJoin, channel_id=voice))
+        addressee = mention(person.user_id) if person is not None else None
         if not agent.ai_enabled:
-            out.actions.append(emit.send(Say(firing.text), channel_id))
+            text = greeted(firing.text, addressee, _speech_style(agent)) if addressee else firing.text
+            out.actions.append(emit.send(Say(text), channel_id))
             return
         ai = agent.ai_config
         assert ai is not None
@@ -915,15 +1127,21 @@ class Engine:
                     mood,
                     gist=firing.text,
                     topic=firing.topic,
-                    story=_story(agent, firing.at),
+                    story=_story(agent, firing.at, self.arc_progress(key, deployed)),
                     bot_id=deployment.bot_id,
                     fit=self.fit,
+                    checking_in_on=person,
                 ),
                 temperature=temperature(ai.temperature, traits),
                 max_tokens=reply_tokens(max_tokens_for(agent, self.fit), traits),
                 cacheable=False,
+                # A check-in opens with the person's mention, and their affinity warms it.
                 target=ReplyTarget(
-                    bot_id=deployment.bot_id, guild_id=deployment.guild_id, channel_id=channel_id
+                    bot_id=deployment.bot_id,
+                    guild_id=deployment.guild_id,
+                    channel_id=channel_id,
+                    author_id=person.user_id if person is not None else None,
+                    greet_as=addressee,
                 ),
             )
         )
@@ -1129,8 +1347,7 @@ class _MessageTurn:
 
     def _maybe_react(self, mood: MoodState, known: Relationship | None) -> None:
         """An emoji on a message the agent does not answer, as often as its character and mood make it."""
-        character = self.agent.character
-        style = character.speech_style if character is not None else SpeechStyle()
+        style = _speech_style(self.agent)
         traits = _traits(self.agent)
         affinity = known.affinity if known is not None else None
         chance = reaction_chance(traits, mood, style, warmth(traits, affinity))
@@ -1173,7 +1390,7 @@ class _MessageTurn:
                 mood,
                 bot_id=self.bot_id,
                 fit=self.engine.fit,
-                story=_story(agent, self.at),
+                story=_story(agent, self.at, self.engine.arc_progress(self.key, self.deployed)),
             ),
             temperature=temperature(ai.temperature, traits),
             max_tokens=reply_tokens(max_tokens_for(agent, self.engine.fit), traits, affinity),
@@ -1192,4 +1409,5 @@ class _MessageTurn:
                 ),
             ),
             memory=memory_request(agent, deployment.deployment_id, message, context, self.at),
+            knowledge=knowledge_query(agent, message.content, self.directory),
         )

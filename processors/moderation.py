@@ -23,15 +23,13 @@ from models.actions import (
     Warn,
 )
 from models.agent import AutomodAction, EscalationRule, channel_label
-from models.commands import REQUIRED_PERMISSION
 from models.discord import DiscordMessage
-from models.permissions import PERMISSION_NAMES
 from models.processor_state import GuildDirectory, WarnRecord
 from processors.automod import Violation, combined_actions
-from processors.commands import Invocation, describe_duration
+from processors.commands import Invocation, describe_duration, missing_permission
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
 from processors.outcome import Outcome, remember_applied
-from processors.permissions import granted, top_role_position
+from processors.permissions import top_role_position
 
 # The commands that act on a member of the guild (an unban's target is not one).
 _ACTS_ON_MEMBERS = frozenset({"ban", "kick", "timeout", "warn"})
@@ -142,9 +140,9 @@ def refusal(invocation: Invocation, directory: GuildDirectory | None, bot_id: st
     """Why the invoker may not run this moderation command on this target, or None."""
     if invocation.guild_id is None:
         return "Moderation commands work in servers only."
-    needed = REQUIRED_PERMISSION[invocation.name]
-    if not granted(invocation.permissions, needed):
-        return f"You need the {PERMISSION_NAMES[needed]} permission to use {shown}{invocation.name}."
+    refused = missing_permission(invocation, shown)
+    if refused is not None:
+        return refused
     target = invocation.text("user")
     if target == bot_id:
         return "I can't moderate myself."

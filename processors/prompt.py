@@ -289,11 +289,13 @@ def build_proactive_prompt(
     story: Sequence[str],
     bot_id: str,
     fit: PromptFit = PromptFit.full,
+    checking_in_on: Relationship | None = None,
 ) -> list[ChatMessage]:
     """The chat messages for a post the agent makes on its own (a routine, a story beat): the persona, the
     channel's recent history as far as it fits, then what to post about. The gist and the topic are the
     owner's, so they go in a system message. For the embedded model, the short persona and the last few
-    turns, within its context."""
+    turns, within its context. A check-in names the person it is for by the name the agent knows (the
+    reply itself opens with their mention)."""
     ai = _ai(agent)
     if fit is PromptFit.small:
         system = ChatMessage(role="system", content=small_persona(agent, mood, story))
@@ -306,6 +308,11 @@ def build_proactive_prompt(
         wanted.append(f"What you want to say, in your own words: {gist}")
     if topic:
         wanted.append(f"Talk about: {topic}.")
+    if checking_in_on is not None:
+        name = checking_in_on.display_name or "a regular"
+        wanted.append(
+            f"You are checking in on {name!r}, whom you have not heard from in a while: ask how they are."
+        )
     task = ChatMessage(role="system", content="\n".join(wanted))
     turns = [_turn(agent, m, bot_id) for m in context.messages[-window:]]
     budget -= estimate_tokens(system) + estimate_tokens(task)

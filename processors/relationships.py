@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
+from memory.preferences import DISLIKES, LIKES, stated_preferences
 from models.agent import PersonalityTraits, RelationshipSettings
 from models.processor_state import TrackedUsers
 from models.state import Relationship
@@ -20,25 +20,18 @@ MAX_TIP_AFFINITY = 10
 MAX_LISTED_PREFERENCES = 10
 _MAX_PREFERENCE_KEYS = 100
 
-_FAVOURITE = re.compile(r"\bmy fav(?:ou?rite)? ([a-z][\w ]{0,38}?) is ([^.!?,;\n]{1,100})", re.IGNORECASE)
-_DISLIKE = re.compile(
-    r"\bi (?:really )?(?:hate|dislike|don'?t like|do not like) ([^.!?,;\n]{1,100})", re.IGNORECASE
-)
-_LIKE = re.compile(r"\bi (?:really )?(?:like|love|enjoy) ([^.!?,;\n]{1,100})", re.IGNORECASE)
-
 
 def learn_preferences(text: str, known: dict[str, str]) -> dict[str, str]:
     """ "my favourite X is Y" sets `favourite X`; "I like/love X" and "I hate/don't like X" add to `likes` and
     `dislikes` (the latest ten)."""
     learned = dict(known)
-    for topic, value in _FAVOURITE.findall(text):
-        learned[f"favourite {topic.strip().lower()}"] = value.strip()
-    for key, pattern in (("dislikes", _DISLIKE), ("likes", _LIKE)):
-        for value in pattern.findall(text):
-            items = [item for item in learned.get(key, "").split(", ") if item]
-            item = value.strip()
-            items = [*(i for i in items if i.lower() != item.lower()), item][-MAX_LISTED_PREFERENCES:]
-            learned[key] = ", ".join(items)
+    for preference in stated_preferences(text):
+        if preference.key not in (LIKES, DISLIKES):
+            learned[preference.key] = preference.value
+            continue
+        items = [item for item in learned.get(preference.key, "").split(", ") if item]
+        items = [*(i for i in items if i.lower() != preference.value.lower()), preference.value]
+        learned[preference.key] = ", ".join(items[-MAX_LISTED_PREFERENCES:])
     if len(learned) > _MAX_PREFERENCE_KEYS:
         return known
     return learned

@@ -10,6 +10,7 @@ from models.actions import Action, Reply, SendMessage, TypingIndicator
 from models.agent import AgentConfig, PersonalityTraits, SpeechStyle
 from models.inference import InferenceResult
 from models.state import MoodState
+from processors.knowledge import knowledge_fallback, with_source
 from processors.persona import persona_reply
 from processors.safety import check_output
 from processors.styling import Manner, style_text, typing_delay_ms
@@ -40,10 +41,15 @@ def compose_reply(
     already took: a slow model does not make the agent slower still.
 
     A fallback result without text (over quota, no endpoint, every endpoint failed) is answered by the
-    offline persona responder."""
+    offline persona responder, or for a factual question from the lookup alone (never invented). A found
+    article's link ends the reply."""
     generated = result.text
     if result.fallback and not generated.strip():
-        generated = persona_reply(agent, mood, seed=result.request_id)
+        generated = (
+            persona_reply(agent, mood, seed=result.request_id)
+            if result.knowledge is None
+            else knowledge_fallback(result.knowledge)
+        )
     verdict = check_output(strip_speaker_prefix(generated, agent.name), agent.safety)
     text = BLOCKED_REPLY if verdict.blocked else verdict.text
     if not text.strip():
@@ -57,7 +63,7 @@ def compose_reply(
     styled = style_text(
         text, style, mood.mood, mood_emoji(agent, mood), seed=result.request_id, manner=manner
     )
-    chunks = split_message(styled)
+    chunks = split_message(with_source(styled, result.knowledge))
 
     target = result.target
     common: dict[str, Any] = {

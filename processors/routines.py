@@ -1,13 +1,14 @@
 """Routines and story arcs: when an agent acts on its own, as pure functions of (deployment, local date,
 routine, configuration).
 
-A routine's firing times on a local day are drawn from a generator seeded by (deployment id, local date,
-routine name): every worker, a restarted one and a replay compute the same times. A fixed-time routine runs
-at its local time, late by at most the character's punctuality jitter; "every N-M hours" runs after gaps
-drawn from the window, from local midnight on; "daily" at a random waking minute. Firings in the quiet
-hours are dropped, then the day keeps at most `daily_budget` of them. A story arc's beat is announced at
-the arc's post time on the beat's first day. Whether a due firing still speaks (somebody wrote in the
-channel lately) is decided at the firing's own time, so a late timer decides as a punctual one would.
+A routine's firing times on a local day are drawn from a generator seeded by
+(deployment id, local date, routine name): every worker, a restarted one and a replay compute the same
+times. A fixed-time routine runs at its local time, late by at most the character's punctuality jitter;
+"every N-M hours" runs after gaps drawn from the window, from local midnight on; "daily" at a random waking
+minute. Firings in the quiet hours are dropped, then the day keeps at most `daily_budget` of them. A story
+arc's beat is announced at the arc's post time on the beat's first day (arcs whose beats wait for
+conditions: processors/arcs.py). Whether a due firing still speaks (somebody wrote in the channel lately) is
+decided at the firing's own time, so a late timer decides as a punctual one would.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Firing:
     # A channel name or id from the configuration; empty: the deployment's first text channel.
     channel: str
     skip_when_silent_h: int
+    # A check-in: how long a regular has been away before it addresses them; None for other firings.
+    away: timedelta | None = None
 
     @property
     def marker(self) -> str:
@@ -154,10 +157,11 @@ def firings_on(deployed: DeployedAgent, day: date) -> list[Firing]:
                     topic=topic,
                     channel=routine.channel,
                     skip_when_silent_h=routine.skip_when_silent_h,
+                    away=routine.check_in_after if routine.action is RoutineAction.check_in else None,
                 )
             )
     for arc in behavior.story_arcs:
-        current = beat_on(arc, day)
+        current = None if arc.conditional else beat_on(arc, day)
         if current is None or not current[1].announcement or not _beat_begins(arc, current[0], day):
             continue
         at = _utc(day, clock_time(arc.post_time), schedule)
@@ -182,6 +186,16 @@ def local_days(deployed: DeployedAgent, now: datetime) -> list[date]:
     """The local days the timer looks at, oldest first."""
     today = now.astimezone(deployed.agent.behavior.schedule.zone).date()
     return [today - timedelta(days=back) for back in range(LOOKBACK_DAYS, -1, -1)]
+
+
+def next_wake(deployed: DeployedAgent, now: datetime, firings_of: Callable[[date], list[Firing]]) -> datetime:
+    """The earliest moment after `now` at which something of the deployment may fall due: its next firing on
+    the days the timer looks at, or the start of its next local day (the days looked at, and the conditional
+    arcs' beats, change there). Until then a tick has nothing to do for it unless its state changes."""
+    days = local_days(deployed, now)
+    zone = deployed.agent.behavior.schedule.zone
+    next_day = datetime.combine(days[-1] + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return min([next_day, *(firing.at for day in days for firing in firings_of(day) if firing.at > now)])
 
 
 def has_routines(deployed: DeployedAgent) -> bool:
@@ -237,11 +251,16 @@ def _resolve(refs: list[str], directory: GuildDirectory | None) -> str | None:
     return None
 
 
-def text_channel(deployed: DeployedAgent, firing: Firing, directory: GuildDirectory | None) -> str | None:
-    """Where the firing speaks: its configured channel, else the deployment's, else the agent's first."""
-    if firing.channel:
-        return _resolve([firing.channel], directory)
-    return _resolve([*deployed.deployment.text_channels, *deployed.agent.channels.text_channels], directory)
+def text_channel(deployed: DeployedAgent, configured: str, directory: GuildDirectory | None) -> str | None:
+    """The channel a routine or an arc speaks in: its `configured` one, else the deployment's first, else
+    the agent's first; when none of them names one (a preset leaves the channel to the deployment), the
+    guild's home channel."""
+    if configured:
+        return _resolve([configured], directory)
+    named = [*deployed.deployment.text_channels, *deployed.agent.channels.text_channels]
+    if named:
+        return _resolve(named, directory)
+    return directory.home_channel if directory is not None else None
 
 
 def voice_channel(deployed: DeployedAgent, directory: GuildDirectory | None) -> str | None:
@@ -250,5 +269,10 @@ def voice_channel(deployed: DeployedAgent, directory: GuildDirectory | None) -> 
 
 
 def situations_on(arcs: list[StoryArc], day: date) -> list[str]:
-    """The current beat of every running arc: what the prompt says is going on in the character's life."""
-    return [current[1].situation for arc in arcs if (current := beat_on(arc, day)) is not None]
+    """The current beat of every running arc without conditions (those with them: processors/arcs.py):
+    what the prompt says is going on in the character's life."""
+    return [
+        current[1].situation
+        for arc in arcs
+        if not arc.conditional and (current := beat_on(arc, day)) is not None
+    ]

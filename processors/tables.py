@@ -13,6 +13,8 @@ from pydantic import BaseModel, TypeAdapter
 from models import table_keys
 from models.deployments import RoutingRecord
 from models.processor_state import (
+    AnnouncementBook,
+    ArcBook,
     AutomodWindow,
     EventBook,
     FloorState,
@@ -93,6 +95,12 @@ def create_tables(app: faust.App) -> Tables:
         routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
         floor=model_table(app, table_keys.FloorKey.TABLE, FloorState),
         economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
+        # Written by the routine timer too: partitioned by key.
+        arcs=model_table(app, table_keys.ArcKey.TABLE, ArcBook, use_partitioner=True),
+        # Written by the announcement timer too: partitioned by key.
+        announcements=model_table(
+            app, table_keys.AnnouncementKey.TABLE, AnnouncementBook, use_partitioner=True
+        ),
         # Written by the events timer too: partitioned by key.
         hosted_events=model_table(app, table_keys.HostedEventsKey.TABLE, EventBook, use_partitioner=True),
     )

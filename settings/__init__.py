@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+WIKIPEDIA_URL_TEMPLATE = "https://{lang}.wikipedia.org"
 
 
 def _env(name: str, default: str) -> str:
@@ -37,6 +38,15 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _wiki_url(raw: str) -> str:
+    if raw and (not raw.startswith(("http://", "https://")) or "{lang}" not in raw):
+        raise ValueError(
+            f"environment variable WIKIPEDIA_URL must be an http(s) URL with {{lang}}, like "
+            f"{WIKIPEDIA_URL_TEMPLATE}; got {raw!r}"
+        )
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,9 @@ class Settings:
     # Persona images may come from private addresses (a development machine serving them on 127.0.0.1);
     # off, an owner's image URL can never make the gateway reach inside its own network.
     media_allow_private: bool
+    # The music library: audio files whose titles /play offers as a member types (and that voice plays
+    # from). One folder for the platform, not per agent: an owner's configuration never names server paths.
+    music_library_dir: Path
 
     openai_base_url: str
     openai_api_key: str = field(repr=False)
@@ -94,12 +107,19 @@ class Settings:
     local_model: bool
     local_model_port: int
 
+    # Where the knowledge tool looks facts up: a MediaWiki base URL with `{lang}` for the language (the API
+    # is under /w/api.php). Empty: Wikipedia itself, WIKIPEDIA_URL_TEMPLATE.
+    wikipedia_url: str
+    # How Wikimedia can reach this platform's operators (an email or a URL), sent in the User-Agent as
+    # their etiquette asks of every client.
+    wikipedia_contact: str
+
     api_host: str
     api_port: int
 
     log_level: str
 
-    # A file holding an ISO-8601 time that the processors take for "now" (their routine timer's clock);
+    # A file holding an ISO-8601 time that the processors (their timers) and the emulators take for "now";
     # None: the wall clock. Lets tests run a day of routines in seconds, never set in production.
     clock_file: Path | None = None
 
@@ -126,6 +146,10 @@ class Settings:
         return self.local_model and not (
             self.openai_base_url or self.openai_api_key or self.inference_endpoints
         )
+
+    @property
+    def wikipedia_url_template(self) -> str:
+        return self.wikipedia_url or WIKIPEDIA_URL_TEMPLATE
 
     @property
     def redis_url(self) -> str:
@@ -166,17 +190,52 @@ def load_settings() -> Settings:
         discord_api_base=_env("DISCORD_API_BASE", "https://discord.com/api/v10"),
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
         media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
+        music_library_dir=Path(_env("DEEP_MUSIC_LIBRARY", str(state_dir / "music"))).resolve(),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),
         inference_api_key=_env("INFERENCE_API_KEY", ""),
         local_model=_env_bool("DEEP_LOCAL_MODEL", True),
         local_model_port=_env_int("DEEP_LOCAL_MODEL_PORT", 18000),
+        wikipedia_url=_wiki_url(_env("WIKIPEDIA_URL", "")),
+        wikipedia_contact=_env("WIKIPEDIA_CONTACT", ""),
         api_host=_env("DEEP_API_HOST", "127.0.0.1"),
         api_port=_env_int("DEEP_API_PORT", 8080),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
     )
+
+
+@dataclass(frozen=True)
+class ConformanceTarget:
+    """The Discord-compatible server the conformance suite (tests/conformance) checks. All empty: the suite
+    starts the Discord emulator itself."""
+
+    # wss://... as GET /gateway would answer; the REST base (".../api/v10"); the driver's control hook.
+    gateway_url: str
+    api_base: str
+    driver_url: str
+    # How long the server keeps interaction tokens (Discord: 15 minutes); longer than a minute is not waited.
+    token_ttl_s: float
+
+    @property
+    def external(self) -> bool:
+        return bool(self.gateway_url or self.api_base or self.driver_url)
+
+
+def load_conformance_target() -> ConformanceTarget:
+    target = ConformanceTarget(
+        gateway_url=_env("DISCORD_CONFORMANCE_GATEWAY_URL", ""),
+        api_base=_env("DISCORD_CONFORMANCE_API_BASE", ""),
+        driver_url=_env("DISCORD_CONFORMANCE_DRIVER_URL", ""),
+        token_ttl_s=float(_env_int("DISCORD_CONFORMANCE_TOKEN_TTL_S", 900)),
+    )
+    if target.external and not (target.gateway_url and target.api_base and target.driver_url):
+        raise ValueError(
+            "DISCORD_CONFORMANCE_GATEWAY_URL, DISCORD_CONFORMANCE_API_BASE and "
+            "DISCORD_CONFORMANCE_DRIVER_URL are set together (or none of them, for the emulator)"
+        )
+    return target
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
-"""`deep sinks`: every sink and the lag sampler in one process (the embedded engine allows one process)."""
+"""`deep sinks`: every sink, the lag sampler and the `/stats` answers in one process (the embedded engine
+allows one process)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from settings.runtime import settle_garbage_collector
 from sinks.clickhouse.schema import DEFAULT_DATABASE, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.lag import LagSampler
+from sinks.stats import StatsService
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
 
 
@@ -63,7 +65,11 @@ async def serve_sinks(
             topic_prefix=namespace,
             interval_s=lag_interval_s,
         )
-        running: list[TopicSink | LagSampler] = [*sinks, sampler]
+        # /stats is answered here: this process is the one that holds ClickHouse.
+        stats = StatsService(
+            client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
+        )
+        running: list[TopicSink | LagSampler | StatsService] = [*sinks, sampler, stats]
         workers = [asyncio.create_task(worker.run()) for worker in running]
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)

@@ -61,6 +61,7 @@ MESSAGE_TYPES = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE"})
 
 @dataclass(frozen=True)
 class _MessageFacts:
+    message_id: str = ""
     author_id: str = ""
     author_is_bot: bool = False
     content_length: int = 0
@@ -74,6 +75,7 @@ def _message_facts(event: EventEnvelope) -> _MessageFacts:
         if event.type in MESSAGE_TYPES:
             message = MessageShape.model_validate(event.data)
             return _MessageFacts(
+                message_id=message.id,
                 author_id=message.author.id,
                 author_is_bot=message.author.bot,
                 content_length=len(message.content),
@@ -107,6 +109,7 @@ def event_row(event: EventEnvelope) -> Row:
         facts.content_length,
         facts.mention_count,
         facts.is_reply,
+        facts.message_id,
     )
 
 
@@ -222,6 +225,7 @@ EVENTS: SinkTable[EventEnvelope] = SinkTable(
         content_length=pa.uint32(),
         mention_count=pa.uint32(),
         is_reply=pa.bool_(),
+        message_id=TEXT,
     ),
     event_row,
 )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.actions import Action
+from models.analytics import StatsRequest
 from models.decisions import Decision
 from models.deployments import RoutingRecord
 from models.events import EventEnvelope
@@ -137,6 +138,17 @@ MODERATION_AUDIT = TopicSpec(
     consumers=("sinks",),
 )
 
+# Answered by the sinks process: the one process that holds the (embedded) ClickHouse.
+ANALYTICS_REQUESTS = TopicSpec(
+    name="analytics.requests",
+    key="guild id",
+    value=StatsRequest,
+    partitions=3,
+    retention_ms=DAY_MS,
+    producers=("processors",),
+    consumers=("sinks",),
+)
+
 OWNER_NOTIFICATIONS = TopicSpec(
     name="owner.notifications",
     key="owner id",
@@ -169,6 +181,7 @@ _CONSUMED = (
     INFERENCE_RESULTS,
     TOKENS_HEALTH,
     MODERATION_AUDIT,
+    ANALYTICS_REQUESTS,
     *INFERENCE_LANES.values(),
 )
 DEAD_LETTERS: dict[str, TopicSpec] = {spec.name: dead_letter_topic(spec) for spec in _CONSUMED}
@@ -182,6 +195,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     INFERENCE_RESULTS,
     TOKENS_HEALTH,
     MODERATION_AUDIT,
+    ANALYTICS_REQUESTS,
     OWNER_NOTIFICATIONS,
     *DEAD_LETTERS.values(),
 )

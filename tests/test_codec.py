@@ -10,8 +10,17 @@ from uuid import uuid4
 import orjson
 import pytest
 
-from models.actions import Ban, Embed, InteractionResponse, SendMessage
+from models.actions import (
+    AnswerInteraction,
+    Attachment,
+    Ban,
+    Embed,
+    EmbedField,
+    InteractionResponse,
+    SendMessage,
+)
 from models.agent import AgentConfig
+from models.analytics import StatsRequest, StatsWindow
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope
@@ -22,6 +31,7 @@ from models.tokens import TokenHealthEvent, TokenStatus
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
+    ANALYTICS_REQUESTS,
     CATALOG,
     DISCORD_ACTIONS,
     DISCORD_EVENTS,
@@ -65,6 +75,30 @@ SAMPLES: list[tuple[TopicSpec, object]] = [
         DISCORD_ACTIONS,
         InteractionResponse(
             action_id="c", bot_id="1", interaction_id="9", interaction_token="tok", content="ok"
+        ),
+    ),
+    (
+        DISCORD_ACTIONS,
+        InteractionResponse(
+            action_id="d",
+            bot_id="1",
+            interaction_id="9",
+            interaction_token="tok",
+            embed=Embed(fields=[EmbedField(name="Messages", value="3")], image_url="attachment://a.png"),
+            attachment=Attachment(filename="a.png", content_type="image/png", data=b"\x89PNG\r\n\x00\xff"),
+        ),
+    ),
+    (
+        ANALYTICS_REQUESTS,
+        StatsRequest(
+            action_id="e",
+            bot_id="1",
+            guild_id="2",
+            deployment_id=str(IDS["deployment_id"]),
+            cause_event_id="1:s:8",
+            window=StatsWindow.month,
+            until=datetime(2026, 12, 6, tzinfo=UTC),
+            answer=AnswerInteraction(interaction_id="9", interaction_token="tok"),
         ),
     ),
     (

@@ -10,6 +10,7 @@ from models.commands import (
     COMMAND_OPTIONS,
     CommandOptionType,
     agent_commands,
+    builtin_command,
     commands_digest,
     guild_commands,
 )
@@ -63,3 +64,16 @@ def test_the_digest_names_the_set_whatever_the_order_of_the_agents() -> None:
     music, games = agent(Tool.music), agent(Tool.games)
     assert commands_digest(guild_commands([music, games])) == commands_digest(guild_commands([games, music]))
     assert commands_digest(guild_commands([music])) != commands_digest(guild_commands([music, games]))
+
+
+def test_every_builtin_command_registers_its_required_options_first() -> None:
+    """Discord refuses a command whose required options do not come first (the emulator too)."""
+    for name in COMMAND_OPTIONS:
+        required = [option.required for option in builtin_command(name).options]
+        assert required == sorted(required, reverse=True), name
+
+
+def test_only_an_autocomplete_option_says_so_when_registered() -> None:
+    [query] = builtin_command("play").model_dump(mode="json")["options"]
+    assert query["autocomplete"] is True
+    assert all("autocomplete" not in option for option in builtin_command("ban").model_dump()["options"])

@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from models.actions import Action, Ban, SendMessage
-from models.agent import AgentConfig, AgentMode
+from models.agent import AgentConfig, AgentMode, message_content_features
 from models.common import error_paths
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope
@@ -173,3 +173,16 @@ def test_routing_record_holds_every_deployment_of_a_guild() -> None:
         ],
     )
     assert RoutingRecord.model_validate_json(record.model_dump_json()) == record
+
+
+def test_the_features_needing_message_content_are_those_reading_unaddressed_messages() -> None:
+    assert message_content_features(AgentConfig.model_validate(luna())) == [
+        "unprompted AI replies (keyword, conversation, random)"
+    ]
+    assert message_content_features(mode_template(AgentMode.enhanced)) == [
+        "prefix commands (!)",
+        "automod repeats",
+        "automod links",
+    ]
+    # Commands only through slash commands, no content rules, no unprompted replies: nothing needs it.
+    assert message_content_features(AgentConfig(name="Quiet", mode=AgentMode.utility)) == []

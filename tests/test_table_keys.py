@@ -10,6 +10,8 @@ import pytest
 
 from models.events import partition_key
 from models.table_keys import (
+    AnnouncementKey,
+    ArcKey,
     AutomodKey,
     ContextKey,
     DirectoryKey,
@@ -57,6 +59,8 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"{GUILD}/{D}", LeaderboardKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}", TrackedKey(GUILD, DEPLOYMENT)),
     (GUILD, RoutineKey(GUILD)),
+    (GUILD, ArcKey(GUILD)),
+    (GUILD, AnnouncementKey(GUILD)),
     (f"{GUILD}/{D}/{USER}", RelationshipKey(GUILD, DEPLOYMENT, USER)),
     (f"dm:{BOT}/{D}/{USER}", RelationshipKey(DM, DEPLOYMENT, USER)),
     (f"{GUILD}/{D}/{USER}", WarnKey(GUILD, DEPLOYMENT, USER)),

@@ -104,7 +104,7 @@ async def agent_arcs(
     day = on or utc_now().astimezone(behavior.schedule.zone).date()
     statuses = []
     for arc in behavior.story_arcs:
-        current = beat_on(arc, day)
+        current = None if arc.conditional else beat_on(arc, day)
         statuses.append(
             ArcStatus(
                 name=arc.name,
@@ -114,6 +114,7 @@ async def agent_arcs(
                 beat=current[0] if current is not None else None,
                 situation=current[1].situation if current is not None else None,
                 beats=len(arc.beats),
+                conditional=arc.conditional,
             )
         )
     return statuses

@@ -32,6 +32,7 @@ from models.actions import Action
 from models.decisions import Decision
 from models.events import EventEnvelope
 from models.inference import InferenceResult
+from models.memory import RecalledNote
 from models.operations import ModerationAudit
 from models.processor_state import GuildDirectory
 from models.state import MoodState, Relationship
@@ -95,6 +96,8 @@ class AgentTally:
     ai_fallbacks: int = 0
     mood: MoodState | None = None
     relationships: dict[str, Relationship] = field(default_factory=dict)
+    # The long-term memories the latest AI reply was written with.
+    recalled: list[RecalledNote] = field(default_factory=list)
 
 
 class LiveState:
@@ -155,6 +158,7 @@ class LiveState:
         if tally is not None:
             tally.ai_calls += 1
             tally.ai_fallbacks += int(result.fallback)
+            tally.recalled = list(result.recalled)
         target = result.target
         if tally is not None and target.message_id is not None:
             self.answers[(target.bot_id, target.message_id)] = AnswerView(
@@ -232,6 +236,7 @@ class LiveState:
             replies=tally.replies,
             ai_calls=tally.ai_calls,
             ai_fallbacks=tally.ai_fallbacks,
+            recalled=tally.recalled,
         )
 
     def decisions(self, limit: int, deployment_id: UUID | None = None) -> list[DecisionView]:

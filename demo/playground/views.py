@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.agent import AgentConfig
 from models.decisions import DecisionReason, Priority
+from models.memory import RecalledNote
 from models.state import MoodState
 
 
@@ -143,6 +144,8 @@ class AgentLive(View):
     replies: int = 0
     ai_calls: int = 0
     ai_fallbacks: int = 0
+    # What the agent recalled from long-term memory for its latest AI reply, best first.
+    recalled: list[RecalledNote] = Field(default_factory=list)
 
 
 class CountersView(View):

@@ -9,6 +9,8 @@ import resource
 import signal
 from pathlib import Path
 
+from settings import load_settings
+from settings.clock import clock_of
 from settings.runtime import settle_garbage_collector
 
 from .server import DiscordEmulator
@@ -27,7 +29,9 @@ def _raise_fd_limit() -> None:
 
 
 async def _serve(host: str, port: int, world: WorldSpec | None) -> None:
-    emulator = DiscordEmulator(world.config if world else None, world)
+    # The test clock, where a test set one, is the processors' and the emulated Discord's alike.
+    clock = clock_of(load_settings().clock_file)
+    emulator = DiscordEmulator(world.config if world else None, world, clock)
     base = await emulator.start(host, port)
     print(
         f"Discord emulator on {base}: REST {emulator.api_url}, gateway {emulator.gateway_url}, "

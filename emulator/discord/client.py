@@ -171,8 +171,15 @@ class EmulatorControl:
         return result
 
     async def invoke_command(
-        self, bot_id: str, user_id: str, channel_id: str, name: str, options: list[Json] | None = None
+        self,
+        bot_id: str,
+        user_id: str,
+        channel_id: str,
+        name: str,
+        options: list[Json] | None = None,
+        interaction_type: int = 2,
     ) -> Json:
+        """A slash command (type 2), or an autocomplete request (type 4: one option is `focused`)."""
         result: Json = await self._request(
             "POST",
             "/interactions",
@@ -182,6 +189,7 @@ class EmulatorControl:
                 "channel_id": channel_id,
                 "name": name,
                 "options": options or [],
+                "type": interaction_type,
             },
         )
         return result
@@ -253,6 +261,12 @@ class EmulatorControl:
 
     async def send_reconnect(self, bot_id: str | None = None) -> int:
         result: Json = await self._request("POST", "/gateway/reconnect", _drop_none({"bot_id": bot_id}))
+        return int(result["sent"])
+
+    async def invalidate_sessions(self, bot_id: str, resumable: bool) -> int:
+        """Op 9 INVALID_SESSION to the bot's sessions (`resumable` is its `d`)."""
+        body = {"bot_id": bot_id, "resumable": resumable}
+        result: Json = await self._request("POST", "/gateway/invalidate", body)
         return int(result["sent"])
 
     async def invalid_requests(self) -> Json:

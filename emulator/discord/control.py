@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import rules
 from .engine import Engine
 from .errors import ApiError
+from .gateway import GatewayHub, encode_op
 from .http_util import error_response, json_response, no_content, read_json, read_object
 from .payloads import channel_payload, member_payload, user_payload
 from .rest import ENGINE, LIMITER
@@ -83,6 +85,8 @@ class InteractionIn(_In):
     channel_id: Snowflake
     name: str
     options: list[dict[str, Any]] = Field(default_factory=list)
+    # 2: the command is run; 4: the user types in an autocomplete option (the one marked `focused`).
+    type: Literal[2, 4] = 2
 
 
 class VoiceIn(_In):
@@ -100,6 +104,12 @@ class InterestIn(_In):
 
 class BotTarget(_In):
     bot_id: Snowflake | None = None
+
+
+class InvalidateIn(_In):
+    bot_id: Snowflake
+    # Discord's op 9 `d`: true lets the client RESUME, false ends the session (it must IDENTIFY again).
+    resumable: bool
 
 
 def bot_summary(bot: Bot) -> Json:
@@ -327,7 +337,7 @@ async def end_poll(request: web.Request) -> web.Response:
 async def invoke(request: web.Request) -> web.Response:
     i = await _parse(request, InteractionIn)
     return json_response(
-        _engine(request).invoke_command(i.bot_id, i.user_id, i.channel_id, i.name, i.options), 201
+        _engine(request).invoke_command(i.bot_id, i.user_id, i.channel_id, i.name, i.options, i.type), 201
     )
 
 
@@ -384,6 +394,26 @@ async def drop(request: web.Request) -> web.Response:
 async def reconnect(request: web.Request) -> web.Response:
     target = await _parse(request, BotTarget)
     return json_response({"sent": await _engine(request).hub.request_reconnect(target.bot_id)})
+
+
+async def invalidate_sessions(hub: GatewayHub, bot_id: str, resumable: bool) -> int:
+    """Op 9 INVALID_SESSION to each connected session of the bot, as Discord sends when it drops a session;
+    a non-resumable one is ended first, so a RESUME of it is refused."""
+    sessions = [s for s in hub.by_bot.get(bot_id, []) if s.conn is not None]
+    for session in sessions:
+        conn = session.conn
+        assert conn is not None
+        if not resumable:
+            hub.end_session(session)
+        await conn.send(encode_op(rules.OP_INVALID_SESSION, resumable))
+    return len(sessions)
+
+
+async def invalidate(request: web.Request) -> web.Response:
+    target = await _parse(request, InvalidateIn)
+    return json_response(
+        {"sent": await invalidate_sessions(_engine(request).hub, target.bot_id, target.resumable)}
+    )
 
 
 async def invalid_requests(request: web.Request) -> web.Response:
@@ -456,6 +486,7 @@ def add_control_routes(app: web.Application) -> None:
         ("GET", "/stats", stats),
         ("POST", "/gateway/drop", drop),
         ("POST", "/gateway/reconnect", reconnect),
+        ("POST", "/gateway/invalidate", invalidate),
         ("GET", "/invalid_requests", invalid_requests),
         ("DELETE", "/invalid_requests", clear_invalid_requests),
         ("POST", "/traffic", start_traffic),

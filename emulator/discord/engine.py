@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import errors, rules
+from settings.clock import Clock, wall_clock
+
+from . import errors, rules, validation
 from .errors import ApiError
 from .gateway import GatewayHub
 from .ids import SnowflakeGenerator, make_token, snowflake_unix_ms
@@ -19,7 +21,21 @@ from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
 from .polls import poll_payload, results
 from .scheduled_events import ScheduledEvents
-from .spec import CHANNEL_DM, CHANNEL_TEXT, CHANNEL_VOICE, EmulatorConfig, WorldSpec
+from .spec import (
+    CHANNEL_ANNOUNCEMENT,
+    CHANNEL_DM,
+    CHANNEL_TEXT,
+    CHANNEL_VOICE,
+    GUILD_CHANNEL_TYPES,
+    EmulatorConfig,
+    WorldSpec,
+)
+from .validation import (
+    CALLBACK_DEFERRED_MESSAGE,
+    CALLBACK_MESSAGE,
+    INTERACTION_AUTOCOMPLETE,
+    INTERACTION_COMMAND,
+)
 from .world import (
     ADMINISTRATOR,
     EVERYONE_PERMISSIONS,
@@ -33,27 +49,23 @@ from .world import (
     StoredMessage,
     User,
     World,
-    iso_now,
 )
 
 MESSAGE_DEFAULT = 0
 MESSAGE_REPLY = 19
 MESSAGE_CHAT_INPUT_COMMAND = 20
+FLAG_CROSSPOSTED = 1 << 0
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
-MAX_CONTENT = 2000
 MAX_TIMEOUT = timedelta(days=28)
 MAX_INTERACTIONS = 10_000
 MAX_NONCES = 1000
+# Bytes per uploaded file in a guild without boosts; uploaded files the emulator keeps to serve back.
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+ATTACHMENTS_KEPT = 200
 MISSING_PERMISSIONS = 50013
 # Application command option type 6: a user.
 OPTION_USER = 6
-
-# Interaction callback types (https://discord.com/developers/docs/interactions/receiving-and-responding).
-CALLBACK_PONG = 1
-CALLBACK_MESSAGE = 4
-CALLBACK_DEFERRED_MESSAGE = 5
-CALLBACK_MODAL = 9
 
 
 def _parse_time(value: str) -> datetime:
@@ -74,19 +86,35 @@ def emoji_key(emoji: Json) -> str:
 
 
 class Engine:
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, clock: Clock = wall_clock) -> None:
+        """`clock`: what the emulated Discord takes for now in what it stamps (timestamps, snowflakes, poll
+        ends, timeouts, interaction tokens); the test clock where one is set. Rate limits and the gateway's
+        heartbeats measure real time."""
         self.config = config or EmulatorConfig()
-        self.world = World(self.config.actions_limit)
-        self.ids = SnowflakeGenerator()
+        self.clock = clock
+        self.world = World(self.config.actions_limit, clock)
+        self.ids = SnowflakeGenerator(clock=clock)
         self.hub = GatewayHub(self.world, self.config, self)
         self.system_user = self.add_user("Discord Emulator")
-        self.scheduled_events = ScheduledEvents(self.world, self.hub, self.ids, self.record, self._bot_guild)
+        self.scheduled_events = ScheduledEvents(
+            self.world, self.hub, self.ids, self.record, self._bot_guild, self.clock
+        )
         self._action_added = asyncio.Event()
+        # Uploaded files by attachment id (content type, bytes), the latest ATTACHMENTS_KEPT.
+        self._attachments: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
     def set_config(self, config: EmulatorConfig) -> None:
         self.config = config
         self.hub.config = config
         self.world.actions.resize(config.actions_limit)
+
+    def store_attachment(self, attachment_id: str, content_type: str, data: bytes) -> None:
+        self._attachments[attachment_id] = (content_type, data)
+        while len(self._attachments) > ATTACHMENTS_KEPT:
+            self._attachments.popitem(last=False)
+
+    def attachment(self, attachment_id: str) -> tuple[str, bytes] | None:
+        return self._attachments.get(attachment_id)
 
     # --- recording -----------------------------------------------------------------------------------
 
@@ -174,8 +202,8 @@ class Engine:
         parent_id: str | None = None,
     ) -> Channel:
         guild = self.world.guild(guild_id)
-        if type not in (CHANNEL_TEXT, CHANNEL_VOICE):
-            raise errors.invalid_form("type", "guild channels are text (0) or voice (2)")
+        if type not in GUILD_CHANNEL_TYPES:
+            raise errors.invalid_form("type", "guild channels are text (0), voice (2) or announcement (5)")
         channel_id = id or self.ids.next()
         if channel_id in self.world.channels:
             raise ApiError(400, 0, f"channel {channel_id} exists")
@@ -195,7 +223,7 @@ class Engine:
             return guild.members[user_id]
         if user_id in guild.bans:
             raise ApiError(403, 40007, "The user is banned from this guild.")
-        member = Member(user_id, iso_now(), nick, list(roles or []))
+        member = Member(user_id, self.clock().isoformat(), nick, list(roles or []))
         bot = self.world.bots.get(user_id)
         if bot is not None:
             member.roles.append(guild.bot_role_id)
@@ -406,7 +434,7 @@ class Engine:
             "channel_id": channel.id,
             "author": user_payload(author),
             "content": content,
-            "timestamp": iso_now(),
+            "timestamp": self.clock().isoformat(),
             "edited_timestamp": None,
             "tts": bool(body.get("tts", False)),
             "mention_everyone": mentions.everyone,
@@ -421,7 +449,7 @@ class Engine:
         if body.get("nonce") is not None:
             payload["nonce"] = body["nonce"]
         if body.get("poll") is not None:
-            payload["poll"] = poll_payload(body["poll"], datetime.now(UTC))
+            payload["poll"] = poll_payload(body["poll"], self.clock())
         if guild is not None:
             payload["guild_id"] = guild.id
             member = guild.members.get(author.id)
@@ -463,11 +491,7 @@ class Engine:
         extra: Json | None = None,
         dispatch: bool = True,
     ) -> StoredMessage:
-        content = body.get("content")
-        if content is not None and not isinstance(content, str):
-            raise errors.invalid_form("content", "Could not interpret value as string.")
-        if content is not None and len(content) > MAX_CONTENT:
-            raise errors.invalid_form("content", "Must be 2000 or fewer in length.")
+        validation.checked(validation.message, body)
         has_body = any(
             body.get(k) for k in ("content", "embeds", "attachments", "components", "sticker_ids", "poll")
         )
@@ -492,18 +516,16 @@ class Engine:
         return stored
 
     def _edit_message(self, channel: Channel, stored: StoredMessage, body: Json) -> Json:
+        validation.checked(validation.message, body)
         payload = stored.payload
         if "content" in body:
-            content = body["content"] or ""
-            if len(content) > MAX_CONTENT:
-                raise errors.invalid_form("content", "Must be 2000 or fewer in length.")
-            payload["content"] = content
+            payload["content"] = body["content"] or ""
         for key in ("embeds", "components", "attachments"):
             if key in body:
                 payload[key] = list(body[key] or [])
         if "flags" in body and body["flags"] is not None:
             payload["flags"] = int(body["flags"]) & ~FLAG_LOADING
-        payload["edited_timestamp"] = iso_now()
+        payload["edited_timestamp"] = self.clock().isoformat()
         self._dispatch_message(channel, "MESSAGE_UPDATE", stored, payload)
         return payload
 
@@ -678,7 +700,7 @@ class Engine:
         stored = self.world.message(channel, message_id)
         poll = self._open_poll(stored)
         poll["results"] = results(poll, stored.poll_votes, finalized=True)
-        poll["expiry"] = iso_now()
+        poll["expiry"] = self.clock().isoformat()
         self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
         return stored.payload
 
@@ -733,9 +755,17 @@ class Engine:
         return rules.member_permissions(guild.owner_id, member.user_id, roles, everyone)
 
     def invoke_command(
-        self, bot_id: str, user_id: str, channel_id: str, name: str, options: list[Json] | None = None
+        self,
+        bot_id: str,
+        user_id: str,
+        channel_id: str,
+        name: str,
+        options: list[Json] | None = None,
+        interaction_type: int = INTERACTION_COMMAND,
     ) -> Json:
-        """A user runs a slash command: INTERACTION_CREATE (type 2) to the bot; returns the interaction."""
+        """A user runs a slash command (INTERACTION_CREATE type 2) or, typing in an option the command
+        declares with `autocomplete` and marks `focused`, asks for choices (type 4). Returns the
+        interaction."""
         bot = self.world.bot(bot_id)
         user = self.world.user(user_id)
         channel = self.world.channel(channel_id)
@@ -749,6 +779,10 @@ class Engine:
         # Discord's client only offers the commands the application registered (in this guild or globally).
         if command is None:
             raise errors.not_found("application command", errors.UNKNOWN_COMMAND)
+        if interaction_type == INTERACTION_AUTOCOMPLETE:
+            _check_autocomplete(command, options or [])
+        elif interaction_type != INTERACTION_COMMAND:
+            raise errors.invalid_form("type", "Only slash commands (2) and autocomplete (4) are emulated.")
         data: Json = {"id": command["id"], "name": name, "type": 1, "options": options or []}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
@@ -763,13 +797,14 @@ class Engine:
             guild.id if guild else None,
             channel.id,
             user.id,
-            time.monotonic(),
+            self.clock().timestamp(),
+            interaction_type,
         )
         self._remember(interaction)
         payload: Json = {
             "id": interaction.id,
             "application_id": bot.application_id,
-            "type": 2,
+            "type": interaction_type,
             "data": data,
             "channel_id": channel.id,
             "channel": channel_payload(channel, self.world),
@@ -778,7 +813,7 @@ class Engine:
             "locale": "en-US",
             "app_permissions": str((1 << 53) - 1),
             "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
         if guild is not None:
             member = guild.members[user.id]
@@ -835,7 +870,7 @@ class Engine:
         if (
             member is not None
             and member.communication_disabled_until is not None
-            and (_parse_time(member.communication_disabled_until) > datetime.now(UTC))
+            and (_parse_time(member.communication_disabled_until) > self.clock())
         ):
             raise ApiError(403, MISSING_PERMISSIONS, "Missing Permissions")
 
@@ -867,6 +902,23 @@ class Engine:
         self.record("edit", bot, channel.guild_id, channel.id, payload)
         return payload
 
+    def bot_crosspost(self, bot: Bot, channel_id: str, message_id: str) -> Json:
+        """Publish a message of an announcement channel to its followers, as Discord does: only there, only
+        the bot's own message, once."""
+        channel = self._bot_channel(bot, channel_id)
+        if channel.type != CHANNEL_ANNOUNCEMENT:
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        stored = self.world.message(channel, message_id)
+        if stored.author_id != bot.id:
+            raise ApiError(403, 50013, "Missing Permissions")
+        flags = int(stored.payload.get("flags") or 0)
+        if flags & FLAG_CROSSPOSTED:
+            raise ApiError(400, 40033, "This message has already been crossposted.")
+        stored.payload["flags"] = flags | FLAG_CROSSPOSTED
+        self._dispatch_message(channel, "MESSAGE_UPDATE", stored, stored.payload)
+        self.record("crosspost", bot, channel.guild_id, channel.id, stored.payload)
+        return stored.payload
+
     def bot_delete_message(self, bot: Bot, channel_id: str, message_id: str, reason: str | None) -> None:
         channel = self._bot_channel(bot, channel_id)
         stored = self.world.message(channel, message_id)
@@ -895,7 +947,7 @@ class Engine:
 
     def bot_typing(self, bot: Bot, channel_id: str) -> None:
         channel = self._bot_channel(bot, channel_id)
-        data: Json = {"channel_id": channel.id, "user_id": bot.id, "timestamp": int(time.time())}
+        data: Json = {"channel_id": channel.id, "user_id": bot.id, "timestamp": int(self.clock().timestamp())}
         guild = self.world.guild_of(channel)
         if guild is not None:
             data["guild_id"] = guild.id
@@ -924,14 +976,13 @@ class Engine:
             raise ApiError(403, MISSING_PERMISSIONS, "Missing Permissions")
 
     def bot_ban(self, bot: Bot, guild_id: str, user_id: str, body: Json, reason: str | None) -> None:
+        validation.checked(validation.ban, body)
         guild = self._bot_guild(bot, guild_id)
         user = self.world.user(user_id)
         self._moderate(guild, bot, user_id)
         seconds = int(
             body.get("delete_message_seconds") or int(body.get("delete_message_days") or 0) * 86_400
         )
-        if not 0 <= seconds <= 604_800:
-            raise errors.invalid_form("delete_message_seconds", "Must be between 0 and 604800.")
         guild.bans[user_id] = reason
         self.hub.dispatch_guild(guild, "GUILD_BAN_ADD", {"guild_id": guild.id, "user": user_payload(user)})
         self._remove_member(guild, user_id)
@@ -950,7 +1001,7 @@ class Engine:
         )
 
     def _delete_recent(self, guild: Guild, user_id: str, seconds: int) -> list[str]:
-        cutoff_ms = (time.time() - seconds) * 1000
+        cutoff_ms = (self.clock().timestamp() - seconds) * 1000
         deleted = []
         for channel in guild.channels.values():
             for message_id in [
@@ -986,6 +1037,7 @@ class Engine:
 
     def bot_edit_member(self, bot: Bot, guild_id: str, user_id: str, body: Json, reason: str | None) -> Json:
         """PATCH /guilds/{id}/members/{user}: nick, roles, timeout (communication_disabled_until)."""
+        validation.checked(validation.member_modify, body)
         guild = self._bot_guild(bot, guild_id)
         member = self.world.member(guild, user_id)
         if "communication_disabled_until" in body:
@@ -998,7 +1050,7 @@ class Engine:
                     raise errors.invalid_form(
                         "communication_disabled_until", "Not an ISO8601 timestamp."
                     ) from None
-                if when - datetime.now(UTC) > MAX_TIMEOUT:
+                if when - self.clock() > MAX_TIMEOUT:
                     raise errors.invalid_form(
                         "communication_disabled_until", "Must be at most 28 days ahead."
                     )
@@ -1101,8 +1153,9 @@ class Engine:
             raise errors.not_found("interaction", errors.UNKNOWN_INTERACTION)
         if interaction.acknowledged:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
-        if time.monotonic() - interaction.created_at > self.config.interaction_response_timeout_s:
+        if self.clock().timestamp() - interaction.created_at > self.config.interaction_response_timeout_s:
             raise errors.not_found("interaction", errors.UNKNOWN_INTERACTION)
+        validation.checked(validation.interaction_callback(interaction.type), body)
         kind = body.get("type")
         data = body.get("data") or {}
         bot = self.world.bots[interaction.bot_id]
@@ -1115,12 +1168,6 @@ class Engine:
             stored = self._interaction_message(interaction, bot, channel, {**data, "flags": flags})
             interaction.original = stored
             message = stored.payload
-        elif kind not in (CALLBACK_PONG, CALLBACK_MODAL):
-            raise errors.invalid_form(
-                "type",
-                "Only PONG, CHANNEL_MESSAGE_WITH_SOURCE, "
-                "DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE and MODAL are emulated.",
-            )
         interaction.acknowledged = True
         self.record(
             "interaction_response",
@@ -1138,7 +1185,7 @@ class Engine:
         response: Json = {
             "interaction": {
                 "id": interaction.id,
-                "type": 2,
+                "type": interaction.type,
                 "response_message_id": message["id"] if message else None,
                 "response_message_loading": kind == CALLBACK_DEFERRED_MESSAGE,
                 "response_message_ephemeral": bool(message and message["flags"] & FLAG_EPHEMERAL),
@@ -1173,7 +1220,7 @@ class Engine:
         interaction = self.world.interaction_tokens.get(token)
         if interaction is None or interaction.application_id != application_id:
             raise errors.not_found("Webhook", errors.UNKNOWN_WEBHOOK)
-        if time.monotonic() - interaction.created_at > self.config.interaction_token_ttl_s:
+        if self.clock().timestamp() - interaction.created_at > self.config.interaction_token_ttl_s:
             raise ApiError(401, 50027, "Invalid Webhook Token")
         return interaction
 
@@ -1254,9 +1301,6 @@ class Engine:
         return bot.guild_commands.setdefault(guild_id, {})
 
     def _command(self, bot: Bot, guild_id: str | None, body: Json, existing: Json | None) -> Json:
-        name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 32:
-            raise errors.invalid_form("name", "Must be between 1 and 32 in length.")
         command: Json = {
             "type": 1,
             "description": "",
@@ -1288,8 +1332,7 @@ class Engine:
     ) -> list[Json]:
         """Bulk overwrite: same-named commands keep their ids, the rest are replaced."""
         table = self._command_table(bot, application_id, guild_id)
-        if not isinstance(bodies, list) or not all(isinstance(b, dict) for b in bodies):
-            raise errors.invalid_form("commands", "Must be a list of commands.")
+        validation.checked(validation.commands, bodies)
         fresh = {}
         for body in bodies:
             command = self._command(bot, guild_id, body, table.get(str(body.get("name"))))
@@ -1305,11 +1348,23 @@ class Engine:
         self, bot: Bot, application_id: str, guild_id: str | None, body: Json
     ) -> tuple[Json, bool]:
         table = self._command_table(bot, application_id, guild_id)
+        validation.checked(validation.command, body)
         existing = table.get(str(body.get("name")))
         command = self._command(bot, guild_id, body, existing)
         table[command["name"]] = command
         self.record("command_upsert", bot, guild_id, None, {"mode": "upsert", "commands": [command]})
         return command, existing is None
+
+
+def _check_autocomplete(command: Json, options: list[Json]) -> None:
+    """Discord's client asks for choices only while the user types in an option declared with
+    `autocomplete`, and marks that one option `focused`."""
+    focused = [o for o in options if o.get("focused")]
+    if len(focused) != 1:
+        raise errors.invalid_form("options", "Exactly one option is focused in an autocomplete request.")
+    declared = {o.get("name"): o for o in command.get("options") or []}
+    if not declared.get(focused[0].get("name"), {}).get("autocomplete"):
+        raise errors.invalid_form("options", "The focused option does not declare autocomplete.")
 
 
 def _role(role_id: str, name: str, permissions: int, *, position: int, managed: bool = False) -> Json:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
+
+from settings.clock import Clock, wall_clock
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 _INCREMENT_BITS = 12
@@ -32,15 +33,16 @@ def shard_for_guild(guild_id: int | str, shard_count: int) -> int:
 class SnowflakeGenerator:
     """Strictly increasing snowflakes, so ids sort in creation order as on Discord."""
 
-    __slots__ = ("_increment", "_last_ms", "_worker")
+    __slots__ = ("_clock", "_increment", "_last_ms", "_worker")
 
-    def __init__(self, worker: int = 1) -> None:
+    def __init__(self, worker: int = 1, clock: Clock = wall_clock) -> None:
         self._last_ms = 0
         self._increment = 0
         self._worker = worker
+        self._clock = clock
 
     def next_int(self, unix_ms: int | None = None) -> int:
-        now = int(time.time() * 1000) if unix_ms is None else unix_ms
+        now = int(self._clock().timestamp() * 1000) if unix_ms is None else unix_ms
         if now <= self._last_ms:
             self._increment += 1
             if self._increment > _INCREMENT_MASK:

@@ -65,6 +65,23 @@ _EVENT_INTENTS: dict[str, tuple[int, int]] = {
 }
 
 
+# Privileged intent -> application flags (full, LIMITED) that say the developer portal granted it.
+_GRANT_FLAGS: dict[int, tuple[int, int]] = {
+    Intent.GUILD_PRESENCES: (1 << 12, 1 << 13),
+    Intent.GUILD_MEMBERS: (1 << 14, 1 << 15),
+    Intent.MESSAGE_CONTENT: (1 << 18, 1 << 19),
+}
+# Discord grants privileged intents to bots in under 100 guilds by a switch (the LIMITED flag); larger
+# bots need verification (the full flag).
+LIMITED_BELOW_GUILDS = 100
+
+
+def application_flags(privileged_intents: int, guild_count: int) -> int:
+    """The application's flags as GET /applications/@me reports the privileged intents it holds."""
+    which = 1 if guild_count < LIMITED_BELOW_GUILDS else 0
+    return sum(flags[which] for intent, flags in _GRANT_FLAGS.items() if privileged_intents & intent)
+
+
 def check_intents(requested: int, enabled_privileged: int) -> int | None:
     """The close code an IDENTIFY with these intents earns, or None when it is acceptable."""
     if requested < 0 or requested & ~ALL_INTENTS:

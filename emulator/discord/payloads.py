@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .intents import application_flags
 from .spec import CHANNEL_DM, CHANNEL_VOICE
 from .world import Bot, Channel, Guild, Json, Member, User, World
 
@@ -167,7 +168,7 @@ def application_payload(bot: Bot, owner: User | None) -> Json:
         "bot_public": True,
         "bot_require_code_grant": False,
         "verify_key": "0" * 64,
-        "flags": 0,
+        "flags": application_flags(bot.privileged_intents, len(bot.guild_ids)),
         "owner": user_payload(owner or bot.user),
         "team": None,
         "bot": user_payload(bot.user),

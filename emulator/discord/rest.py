@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from . import errors
-from .engine import Engine
+from .engine import ATTACHMENT_SIZE_LIMIT, Engine
 from .errors import ApiError
 from .http_util import error_response, json_response, no_content, read_json, read_object
 from .payloads import application_payload, channel_payload, guild_base_payload, member_payload, user_payload
@@ -27,6 +28,9 @@ _BOT = web.RequestKey("bot", Bot)
 # global limit; GET /gateway needs no authentication at all.
 _WEBHOOK_ROUTES = ("/interactions/", "/webhooks/")
 _UNAUTHENTICATED = frozenset({"/gateway"})
+# Discord's limit of files per message.
+MAX_FILES = 10
+_FILE_FIELD = re.compile(r"files\[(\d{1,2})\]")
 # Every Discord response passes Google's front end; discord.py treats a 429 without Via as a Cloudflare ban.
 _VIA = {"Via": "1.1 google"}
 
@@ -203,7 +207,7 @@ async def get_gateway_bot(request: web.Request) -> web.Response:
     return json_response(
         {
             "url": engine.hub.gateway_url,
-            "shards": recommended_shards(len(bot.guild_ids)),
+            "shards": recommended_shards(len(bot.guild_ids), engine.config.guilds_per_recommended_shard),
             "session_start_limit": limit,
         }
     )
@@ -222,48 +226,76 @@ async def get_channel(request: web.Request) -> web.Response:
     return json_response(channel_payload(channel, engine.world))
 
 
-async def _message_body(request: web.Request) -> Json:
-    """JSON, or multipart with payload_json and files[n] as discord.py sends attachments."""
+async def _message_body(request: web.Request, *, in_data: bool = False) -> Json:
+    """JSON, or multipart with payload_json and files[n] as discord.py sends attachments, checked as Discord
+    checks them: at most MAX_FILES files of at most the attachment size limit each, and every attachment
+    the payload describes uploaded. `in_data`: the message is the payload's `data` (interaction callbacks)."""
     if not request.content_type.startswith("multipart/"):
         return await read_object(request)
     body: Json = {}
-    files: list[Json] = []
+    files: dict[str, tuple[str, str, bytes]] = {}
     reader = await request.multipart()
+    engine = _engine(request)
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             continue
         if part.name == "payload_json":
             loaded = orjson.loads(await part.read())
             body = loaded if isinstance(loaded, dict) else {}
-        elif part.filename:
-            files.append(
-                {
-                    "filename": part.filename,
-                    "size": len(await part.read()),
-                    "content_type": part.headers.get("Content-Type", "application/octet-stream"),
-                }
-            )
-    engine = _engine(request)
-    base = engine.config.public_url or ""
+        elif part.filename and part.name is not None:
+            field = _FILE_FIELD.fullmatch(part.name)
+            if field is None:
+                raise errors.invalid_form(part.name, "Unknown file field (files[n] expected).")
+            data = await _file_data(part)
+            content_type = part.headers.get("Content-Type", "application/octet-stream")
+            files[field.group(1)] = (part.filename, content_type, data)
+    if len(files) > MAX_FILES:
+        raise ApiError(400, 30015, f"Maximum number of attachments in a message reached ({MAX_FILES})")
+    message = body.setdefault("data", {}) if in_data else body
+    described = {str(a.get("id")): a for a in message.get("attachments") or [] if isinstance(a, dict)}
+    for position, attachment_id in enumerate(described):
+        if attachment_id not in files:
+            raise errors.invalid_form(f"attachments.{position}.id", "Unknown attachment: no files[n] for it.")
+    # Absolute, as Discord's CDN URLs are: the address the client reached the emulator at.
+    base = (engine.config.public_url or str(request.url.origin())).rstrip("/")
     attachments = []
-    for index, meta in enumerate(files):
+    for index, (filename, content_type, data) in files.items():
         attachment_id = engine.ids.next()
         channel_id = request.match_info.get("channel_id", "0")
-        url = f"{base}/attachments/{channel_id}/{attachment_id}/{meta['filename']}"
-        described: Json = next(
-            (a for a in body.get("attachments") or [] if str(a.get("id")) == str(index)), {}
-        )
+        url = f"{base}/attachments/{channel_id}/{attachment_id}/{filename}"
+        engine.store_attachment(attachment_id, content_type, data)
         attachments.append(
             {
-                **meta,
+                "filename": filename,
+                "size": len(data),
+                "content_type": content_type,
                 "id": attachment_id,
                 "url": url,
                 "proxy_url": url,
-                "description": described.get("description"),
+                "description": described.get(index, {}).get("description"),
             }
         )
-    body["attachments"] = attachments
+    message["attachments"] = attachments
     return body
+
+
+async def _file_data(part: BodyPartReader) -> bytes:
+    """A file's bytes, read until they pass the size limit (aiohttp's own cap on a part is far lower)."""
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > ATTACHMENT_SIZE_LIMIT:
+            raise ApiError(413, 40005, "Request entity too large")
+    return bytes(data)
+
+
+async def get_attachment(request: web.Request) -> web.Response:
+    """The CDN: an uploaded file's bytes, by the URL its message carries."""
+    stored = _engine(request).attachment(request.match_info["attachment_id"])
+    if stored is None:
+        raise web.HTTPNotFound()
+    content_type, data = stored
+    return web.Response(body=data, content_type=content_type)
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -310,6 +342,11 @@ async def edit_message(request: web.Request) -> web.Response:
     return json_response(
         _engine(request).bot_edit_message(_bot(request), m["channel_id"], m["message_id"], body)
     )
+
+
+async def crosspost_message(request: web.Request) -> web.Response:
+    m = request.match_info
+    return json_response(_engine(request).bot_crosspost(_bot(request), m["channel_id"], m["message_id"]))
 
 
 async def delete_message(request: web.Request) -> web.Response:
@@ -386,7 +423,7 @@ async def unban(request: web.Request) -> web.Response:
 
 
 async def interaction_callback(request: web.Request) -> web.Response:
-    body = await _message_body(request)
+    body = await _message_body(request, in_data=True)
     m = request.match_info
     response = _engine(request).interaction_callback(m["webhook_id"], m["webhook_token"], body)
     return json_response(response) if request.query.get("with_response") in ("1", "true") else no_content()
@@ -494,6 +531,7 @@ def add_rest_routes(app: web.Application) -> None:
         ("POST", "/users/@me/channels", open_dm),
         ("GET", "/users/{user_id}", get_user),
         ("GET", "/oauth2/applications/@me", get_application),
+        ("GET", "/applications/@me", get_application),
         ("GET", "/gateway", get_gateway),
         ("GET", "/gateway/bot", get_gateway_bot),
         ("GET", "/channels/{channel_id}", get_channel),
@@ -502,6 +540,7 @@ def add_rest_routes(app: web.Application) -> None:
         ("GET", "/channels/{channel_id}/messages/{message_id}", get_message),
         ("PATCH", "/channels/{channel_id}/messages/{message_id}", edit_message),
         ("DELETE", "/channels/{channel_id}/messages/{message_id}", delete_message),
+        ("POST", "/channels/{channel_id}/messages/{message_id}/crosspost", crosspost_message),
         ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", add_reaction),
         ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", remove_reaction),
         ("POST", "/channels/{channel_id}/typing", typing),
@@ -532,3 +571,4 @@ def add_rest_routes(app: web.Application) -> None:
     ]
     for method, path, handler in routes:
         app.router.add_route(method, API_PREFIX + path, handler)
+    app.router.add_route("GET", "/attachments/{channel_id}/{attachment_id}/{filename}", get_attachment)

@@ -67,9 +67,9 @@ def guild_on_shard(guild_id: str, shard_id: int, shard_count: int) -> bool:
     return (int(guild_id) >> 22) % shard_count == shard_id
 
 
-def recommended_shards(guild_count: int) -> int:
-    """What GET /gateway/bot suggests: one shard per 1,000 guilds."""
-    return max(1, -(-guild_count // 1000))
+def recommended_shards(guild_count: int, guilds_per_shard: int) -> int:
+    """What GET /gateway/bot suggests: one shard per `guilds_per_shard` (1,000 on Discord) guilds."""
+    return max(1, -(-guild_count // guilds_per_shard))
 
 
 def resume_replayable(client_seq: int | None, first_buffered_seq: int, last_seq: int) -> bool:

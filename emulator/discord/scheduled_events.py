@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from settings.clock import Clock
+
 from . import errors
 from .errors import ApiError
 from .gateway import GatewayHub
@@ -230,10 +232,12 @@ class ScheduledEvents:
         ids: SnowflakeGenerator,
         record: Callable[[str, Bot, str | None, str | None, Json], Action],
         bot_guild: Callable[[Bot, str], Guild],
+        clock: Clock,
     ) -> None:
-        """`bot_guild(bot, guild_id)`: the guild, if the bot is in it (else Discord's 403)."""
+        """`bot_guild(bot, guild_id)`: the guild, if the bot is in it (else Discord's 403); `clock`: the
+        emulated Discord's now (a start must be after it)."""
         self.world, self.hub, self.ids, self.record = world, hub, ids, record
-        self._bot_guild = bot_guild
+        self._bot_guild, self._clock = bot_guild, clock
 
     @staticmethod
     def _event(guild: Guild, event_id: str) -> ScheduledEvent:
@@ -251,7 +255,7 @@ class ScheduledEvents:
 
     def create(self, bot: Bot, guild_id: str, body: Json) -> Json:
         guild = self._bot_guild(bot, guild_id)
-        event = new_event(self.ids.next(), guild, bot.id, body, datetime.now(UTC))
+        event = new_event(self.ids.next(), guild, bot.id, body, self._clock())
         guild.scheduled_events[event.id] = event
         return self._changed(guild, "create", event, bot)
 
@@ -268,7 +272,7 @@ class ScheduledEvents:
 
     def modify(self, bot: Bot, guild_id: str, event_id: str, body: Json) -> Json:
         guild = self._bot_guild(bot, guild_id)
-        event = modified(self._event(guild, event_id), guild, body, datetime.now(UTC))
+        event = modified(self._event(guild, event_id), guild, body, self._clock())
         guild.scheduled_events[event.id] = event
         return self._changed(guild, "update", event, bot)
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .control import STARTED_AT, TRAFFIC, add_control_routes, control_middleware
+from settings.clock import Clock, wall_clock
+
+from .control import STARTED_AT, TRAFFIC, add_control_routes, control_middleware, invalidate_sessions
 from .engine import Engine
 from .ratelimit import InvalidRequestCounter
 from .rest import ENGINE, LIMITER, RestLimiter, add_rest_routes, rest_middleware
@@ -30,8 +32,10 @@ class DiscordEmulator(Engine):
     """An in-process Discord: `await start()` returns the base URL; every Engine method (add_guild,
     post_user_message, actions, ...) is callable directly, mirroring the control API."""
 
-    def __init__(self, config: EmulatorConfig | None = None, world: WorldSpec | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: EmulatorConfig | None = None, world: WorldSpec | None = None, clock: Clock = wall_clock
+    ) -> None:
+        super().__init__(config, clock)
         self.limiter = RestLimiter(self)
         self.traffic = TrafficGenerator(self)
         self.app = web.Application(middlewares=[rest_middleware, control_middleware])
@@ -126,6 +130,9 @@ class DiscordEmulator(Engine):
 
     async def send_reconnect(self, bot_id: str | None = None) -> int:
         return await self.hub.request_reconnect(bot_id)
+
+    async def invalidate_sessions(self, bot_id: str, resumable: bool) -> int:
+        return await invalidate_sessions(self.hub, bot_id, resumable)
 
     def invalid_requests(self) -> Json:
         return self.limiter.snapshot(time.monotonic())

@@ -20,7 +20,10 @@ Snowflake = Annotated[str, BeforeValidator(_to_id)]
 CHANNEL_TEXT = 0
 CHANNEL_DM = 1
 CHANNEL_VOICE = 2
-_CHANNEL_TYPES = {"text": CHANNEL_TEXT, "voice": CHANNEL_VOICE}
+# An announcement (news) channel: its messages can be crossposted to the channels following it.
+CHANNEL_ANNOUNCEMENT = 5
+_CHANNEL_TYPES = {"text": CHANNEL_TEXT, "voice": CHANNEL_VOICE, "announcement": CHANNEL_ANNOUNCEMENT}
+GUILD_CHANNEL_TYPES = frozenset(_CHANNEL_TYPES.values())
 
 
 class _Spec(BaseModel):
@@ -42,7 +45,10 @@ class EmulatorConfig(_Spec):
     gateway_send_limit: int = Field(120, ge=1)
     gateway_send_window_s: float = Field(60.0, gt=0)
     gateway_max_payload_bytes: int = Field(4096, ge=256)
+    # A shard holding more guilds than this is refused (4011); GET /gateway/bot recommends one shard per
+    # guilds_per_recommended_shard guilds. Tests shrink both to need several shards with a few guilds.
     max_guilds_per_shard: int = Field(2500, ge=1)
+    guilds_per_recommended_shard: int = Field(1000, ge=1)
     # zlib-stream context per connection: a small window keeps 10k connections cheap (zlib's memory is
     # 2^(bits+2) + 2^(mem_level+9) bytes); clients' decompressors accept any window size.
     zlib_window_bits: int = Field(10, ge=9, le=15)
@@ -101,8 +107,8 @@ class ChannelSpec(_Spec):
     @field_validator("type")
     @classmethod
     def _supported_type(cls, value: int) -> int:
-        if value not in (CHANNEL_TEXT, CHANNEL_VOICE):
-            raise ValueError("guild channels are text (0) or voice (2)")
+        if value not in GUILD_CHANNEL_TYPES:
+            raise ValueError("guild channels are text (0), voice (2) or announcement (5)")
         return value
 
 

@@ -5,11 +5,12 @@ Only data and lookups live here; effects that dispatch gateway events are in eng
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from settings.clock import Clock, wall_clock
 
 from . import errors
 from .spec import CHANNEL_DM
@@ -32,10 +33,6 @@ EVERYONE_PERMISSIONS = (
     | (1 << 25)
     | (1 << 31)
 )
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 @dataclass(slots=True)
@@ -208,7 +205,10 @@ class Interaction:
     guild_id: str | None
     channel_id: str
     user_id: str
+    # Unix time on the engine's clock (the test clock where one is set).
     created_at: float
+    # 2: a slash command; 4: an autocomplete request, answered only with choices (callback type 8).
+    type: int = 2
     acknowledged: bool = False
     # The response message (kept here because an ephemeral one is in no channel's history).
     original: StoredMessage | None = None
@@ -239,16 +239,19 @@ class Action:
 class ActionLog:
     """Everything bots did, in order, bounded; `since` reads are O(1) because seqs are contiguous."""
 
-    __slots__ = ("_items", "_next_seq")
+    __slots__ = ("_clock", "_items", "_next_seq")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Clock = wall_clock) -> None:
         self._items: deque[Action] = deque(maxlen=limit)
         self._next_seq = 1
+        self._clock = clock
 
     def append(
         self, kind: str, bot_id: str, guild_id: str | None, channel_id: str | None, payload: Json
     ) -> Action:
-        action = Action(self._next_seq, kind, bot_id, guild_id, channel_id, payload, time.time())
+        action = Action(
+            self._next_seq, kind, bot_id, guild_id, channel_id, payload, self._clock().timestamp()
+        )
         self._next_seq += 1
         self._items.append(action)
         return action
@@ -280,7 +283,7 @@ class ActionLog:
 class World:
     """Indexes over the state; lookups raise the ApiError Discord would answer with."""
 
-    def __init__(self, actions_limit: int) -> None:
+    def __init__(self, actions_limit: int, clock: Clock = wall_clock) -> None:
         self.users: dict[str, User] = {}
         self.guilds: dict[str, Guild] = {}
         self.channels: dict[str, Channel] = {}
@@ -289,7 +292,7 @@ class World:
         # Interactions by id and by token (webhook routes address them by token); bounded by the engine.
         self.interactions: OrderedDict[str, Interaction] = OrderedDict()
         self.interaction_tokens: dict[str, Interaction] = {}
-        self.actions = ActionLog(actions_limit)
+        self.actions = ActionLog(actions_limit, clock)
 
     def user(self, user_id: str) -> User:
         try:

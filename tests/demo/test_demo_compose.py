@@ -25,12 +25,12 @@ from demo.world import AGENTS, agent_config
 from models.actions import Reply, SendMessage, Timeout
 from models.decisions import Decision, DecisionReason, Priority
 from models.events import EventEnvelope
-from models.inference import InferenceResult, ReplyTarget
+from models.memory import MemoryKind, RecalledNote
 from models.operations import ModerationAudit
 from models.processor_state import GuildDirectory
 from models.state import MoodState, Relationship
 from models.table_keys import MalformedTableKey, MoodKey, RelationshipKey
-from models.tiers import InferenceLane, Tier
+from tests.memory.test_scoring import ai_result
 
 GUILD = "1000"
 YOU = "2000"
@@ -164,6 +164,24 @@ def test_decisions_are_kept_per_agent_newest_first_with_names() -> None:
     assert state.counters(0).decisions == 3
 
 
+def test_the_agent_panel_shows_what_the_latest_reply_recalled() -> None:
+    state, luna, kai = _state()
+    fact = RecalledNote(
+        id=uuid4(),
+        kind=MemoryKind.observation,
+        author_name="You",
+        text="my sister's name is Zoraida",
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        score=2.5,
+    )
+    state.on_result(ai_result(luna, recalled=[fact]))
+    assert state.agent(luna).recalled == [fact]
+    assert state.agent(kai).recalled == []
+    # The next reply recalled nothing: the panel shows that, not the earlier reply's memories.
+    state.on_result(ai_result(luna))
+    assert state.agent(luna).recalled == []
+
+
 def test_counters_count_followed_events_replies_and_ai_calls() -> None:
     state, luna, kai = _state()
 
@@ -181,28 +199,8 @@ def test_counters_count_followed_events_replies_and_ai_calls() -> None:
     state.on_action(SendMessage(bot_id="13", channel_id="1", content="hi", deployment_id=str(luna), **common))
     state.on_action(Reply(bot_id="14", channel_id="1", message_id="2", content="yo", **common))
     state.on_action(Timeout(bot_id="13", user_id=YOU, duration_s=60, **common))  # not a reply
-    target = ReplyTarget(bot_id="13", channel_id="1", message_id="2")
     for fallback in (False, True):
-        state.on_result(
-            InferenceResult(
-                request_id="r",
-                event_id="e",
-                deployment_id=luna,
-                agent_id=uuid4(),
-                owner_id=uuid4(),
-                tier=Tier.business,
-                lane=InferenceLane.premium,
-                target=target,
-                text="",
-                model="m",
-                endpoint="" if fallback else "local",
-                prompt_tokens=1,
-                completion_tokens=1,
-                latency_ms=1.0,
-                cost_usd=0.0,
-                fallback=fallback,
-            )
-        )
+        state.on_result(ai_result(luna, fallback=fallback))
     counters = state.counters(101.0)
     assert (counters.events, counters.replies, counters.ai_calls, counters.ai_fallbacks) == (2, 2, 2, 1)
     # The message list labels Luna's answer to message 2 with the path of the latest result for it.

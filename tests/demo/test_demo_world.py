@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from api.presets import all_presets
 from demo.world import (
     AGENTS,
+    ANNOUNCEMENT_CHANNEL,
     CHATTER,
     IN_VOICE,
     MEMBERS,
@@ -18,10 +23,14 @@ from demo.world import (
     agent_config,
     allocate_ids,
     chat_line,
+    world_spec,
 )
 from emulator.discord import DiscordEmulator
+from emulator.discord.payloads import guild_create_payload
 from models.agent import AgentMode
 from models.tools import Tool
+from processors.engine import Engine, Tables
+from tests.processors.factories import deployed, envelope, message_data, routing, user
 
 
 def test_every_agent_is_its_preset_with_the_demo_changes() -> None:
@@ -87,7 +96,7 @@ async def test_the_world_loads_into_the_emulator(
     guild = emulator.world.guild(ids.guild_id)
     assert guild.name == "Deep Demo"
     assert sorted(str(c.name) for c in guild.channels.values()) == sorted(
-        [name for name, _ in TEXT_CHANNELS] + [VOICE_CHANNEL]
+        [name for name, _ in TEXT_CHANNELS] + [VOICE_CHANNEL, ANNOUNCEMENT_CHANNEL[0]]
     )
     people = {p.user_id for p in (ids.you, *ids.members)}
     assert people <= set(guild.members)
@@ -99,3 +108,41 @@ async def test_the_world_loads_into_the_emulator(
     in_voice = {p.user_id for p in ids.members if p.username in IN_VOICE}
     assert set(guild.voice_states) == in_voice
     assert {state["channel_id"] for state in guild.voice_states.values()} == {ids.voice_channel.channel_id}
+
+
+def test_the_demos_luna_greets_in_the_guilds_home_channel() -> None:
+    """Luna's preset names no channel and the demo deploys her to no channel in particular: her routines
+    speak in the guild's home channel (no system channel in the demo: its first text channel)."""
+    ids = allocate_ids()
+    emu = DiscordEmulator()
+    emu.load(world_spec(ids))
+    luna_bot = emu.world.bots[ids.bot_ids["luna"]]
+    guild = emu.world.guilds[ids.guild_id]
+    created = guild_create_payload(guild, emu.world, luna_bot, all_members=False, large=False)
+    plan = next(plan for plan in AGENTS if plan.key == "luna")
+    config = agent_config(plan, all_presets()["luna"].config)
+    assert not config.channels.text_channels
+    morning = datetime(2026, 1, 15, 10, 0, tzinfo=ZoneInfo(config.behavior.schedule.time_zone))
+    luna = deployed(
+        config, guild_id=ids.guild_id, bot_id=luna_bot.id, deployed_at=morning - timedelta(days=1)
+    )
+    engine = Engine(Tables(*({} for _ in fields(Tables))))
+    engine.apply_routing(routing(ids.guild_id, luna))
+    engine.handle_event(envelope("GUILD_CREATE", created, bot_id=luna_bot.id, guild_id=ids.guild_id))
+    general = ids.channel_named("general").channel_id
+    member = ids.members[0]
+    at = morning - timedelta(hours=1)
+    said = message_data(
+        guild_id=ids.guild_id,
+        channel_id=general,
+        author=user(member.user_id, member.username),
+        content="hi",
+        at=at,
+    )
+    engine.handle_event(
+        envelope("MESSAGE_CREATE", said, bot_id=luna_bot.id, guild_id=ids.guild_id, channel_id=general, at=at)
+    )
+    fired = engine.fire_routines(ids.guild_id, morning + timedelta(minutes=30))  # within her punctuality
+    [greeting] = [d for d in fired.decisions if d.routine == "morning_greeting"]
+    assert greeting.respond and greeting.channel_id == general
+    assert any(r.event_id == greeting.event_id and r.target.channel_id == general for r in fired.requests)

@@ -124,11 +124,13 @@ def message_text(payload: dict[str, Any] | None) -> str:
 
 
 @asynccontextmanager
-async def demo_world(stack_up: Settings, work_dir: Path, env: dict[str, str]) -> AsyncIterator[World]:
-    """`python -m demo run` without chatter or sinks, in its own namespace, schema and ports."""
-    async with launched_demo(
-        stack_up, work_dir, env, ["--chat-rate", "0", "--no-sinks"], schema_prefix="test_e2e"
-    ) as running:
+async def demo_world(
+    stack_up: Settings, work_dir: Path, env: dict[str, str], *, sinks: bool = False
+) -> AsyncIterator[World]:
+    """`python -m demo run` without chatter (and without sinks unless asked), in its own namespace, schema
+    and ports."""
+    args = ["--chat-rate", "0"] + ([] if sinks else ["--no-sinks"])
+    async with launched_demo(stack_up, work_dir, env, args, schema_prefix="test_e2e") as running:
         async with httpx.AsyncClient(base_url=running.url) as playground:
             session = (await playground.get("/api/session")).json()
         async with EmulatorControl(running.emulator_url) as control:

@@ -1,12 +1,14 @@
-"""`python -m emulator.discord` serves a world file until SIGTERM."""
+"""`python -m emulator.discord` serves a world file until SIGTERM, on the test clock of DEEP_CLOCK_FILE."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,10 @@ async def test_module_entry_point_serves_a_world_file_until_sigterm(tmp_path: Pa
             }
         )
     )
+    # The processors' test clock is the emulated Discord's too.
+    clock = tmp_path / "now"
+    controlled = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    clock.write_text(controlled.isoformat())
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -44,6 +50,7 @@ async def test_module_entry_point_serves_a_world_file_until_sigterm(tmp_path: Pa
         "--world",
         str(world),
         stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "DEEP_CLOCK_FILE": str(clock)},
     )
     try:
         assert process.stdout is not None
@@ -56,6 +63,7 @@ async def test_module_entry_point_serves_a_world_file_until_sigterm(tmp_path: Pa
             assert dumped["bots"][0]["token"] == "cli-token"
             message = await control.post_user_message("100", "hello", "300")
             assert message["guild_id"] == "200"
+            assert datetime.fromisoformat(message["timestamp"]) == controlled
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import aiohttp
 import pytest
 from emulator_helpers import DEFAULT_INTENTS, RawGateway, fast_config, scene
@@ -274,6 +276,29 @@ async def test_shards_receive_only_their_guilds(emu: DiscordEmulator, http: aioh
     assert frame["d"]["channel_id"] == s.text.id
     for gw in gws:
         await gw.close()
+
+
+async def test_a_bot_in_more_guilds_than_a_shard_holds_must_shard(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    # Two guilds whose snowflake timestamps put them on shards 0 and 1 of 2.
+    first = uuid.uuid4().int % 10**9 * 2
+    guild_ids = [emu.add_guild(f"guild-{n}", id=str((first + n) << 22)).id for n in range(2)]
+    bot = emu.add_bot("sharded", guild_ids=guild_ids)
+    emu.configure(max_guilds_per_shard=1, guilds_per_recommended_shard=1)
+    try:
+        async with http.get(f"{emu.api_url}/gateway/bot", headers={"Authorization": f"Bot {bot.token}"}) as r:
+            assert (await r.json())["shards"] == 2
+        gw = await gateway(emu, http)
+        await gw.send(2, {"token": bot.token, "intents": 1, "properties": {}})  # no shard: [0, 1]
+        assert await gw.close_code() == 4011
+        for shard in (0, 1):
+            sharded = await gateway(emu, http)
+            ready = await sharded.identify(bot.token, shard=[shard, 2])
+            assert [g["id"] for g in ready["d"]["guilds"]] == [guild_ids[shard]]
+            await sharded.close()
+    finally:
+        emu.configure(max_guilds_per_shard=2500, guilds_per_recommended_shard=1000)
 
 
 async def test_voice_state_update_answers_with_voice_server_update(

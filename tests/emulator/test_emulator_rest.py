@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from emulator_helpers import RawGateway, Scene, register, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
 from emulator.discord.errors import ApiError
+from emulator.discord.intents import Intent
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -340,6 +342,17 @@ async def test_rest_reads_hide_content_without_message_content(
     assert emu.history(s.text.id)[0]["content"] == "private words"  # the control API sees everything
 
 
+async def test_the_application_flags_say_which_privileged_intents_are_granted(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    granted, refused = scene(emu), scene(emu, privileged_intents=int(Intent.GUILD_MEMBERS))
+    _, _, app = await Api(http, emu, granted.bot.token)("GET", "/applications/@me")
+    # A bot in under 100 guilds holds the LIMITED flags: presence, members, message content.
+    assert app["id"] == granted.bot.application_id and app["flags"] == (1 << 13) | (1 << 15) | (1 << 19)
+    _, _, app = await Api(http, emu, refused.bot.token)("GET", "/applications/@me")
+    assert app["flags"] == 1 << 15
+
+
 async def test_many_invalid_requests_get_the_ip_banned(
     emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
@@ -479,3 +492,65 @@ def test_user_options_come_resolved_with_their_members(emu: DiscordEmulator) -> 
     assert set(resolved["users"]) == {s.bob.id, stranger.id}
     assert set(resolved["members"]) == {s.bob.id} and "user" not in resolved["members"][s.bob.id]
     assert "resolved" not in emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "ping")["data"]
+
+
+def upload(payload: dict[str, Any], files: list[tuple[str, bytes]]) -> aiohttp.FormData:
+    """A message with files as discord.py sends it: payload_json, then files[n]."""
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", orjson.dumps(payload).decode())
+    for index, (name, data) in enumerate(files):
+        form.add_field(f"files[{index}]", data, filename=name, content_type="image/png")
+    return form
+
+
+async def test_uploaded_files_are_checked_as_discord_checks_them_and_served_back(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(emu)
+    headers = {"Authorization": f"Bot {s.bot.token}"}
+    url = f"{emu.api_url}/channels/{s.text.id}/messages"
+    chart = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    described = {"content": "", "attachments": [{"id": 0, "filename": "stats.png", "description": "bars"}]}
+    async with http.post(url, data=upload(described, [("stats.png", chart)]), headers=headers) as r:
+        assert r.status == 200
+        [attachment] = (await r.json())["attachments"]
+    assert (attachment["filename"], attachment["size"], attachment["description"]) == (
+        "stats.png",
+        264,
+        "bars",
+    )
+    async with http.get(attachment["url"]) as served:
+        assert served.status == 200 and served.content_type == "image/png" and await served.read() == chart
+
+    unknown = {"attachments": [{"id": 1, "filename": "other.png"}]}
+    async with http.post(url, data=upload(unknown, [("stats.png", chart)]), headers=headers) as r:
+        assert r.status == 400 and (await r.json())["code"] == 50035
+    eleven = [(f"f{n}.png", chart) for n in range(11)]
+    async with http.post(url, data=upload({"content": "x"}, eleven), headers=headers) as r:
+        assert r.status == 400 and (await r.json())["code"] == 30015
+    huge = [("huge.png", bytes(10 * 1024 * 1024 + 1))]
+    async with http.post(url, data=upload({"content": "x"}, huge), headers=headers) as r:
+        assert r.status == 413 and (await r.json())["code"] == 40005
+
+
+async def test_an_interaction_answer_with_a_file_describes_it_in_its_data(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(emu)
+    register(emu, s, "stats")
+    interaction = emu.invoke_command(s.bot.id, s.alice.id, s.text.id, "stats")
+    callback = f"{emu.api_url}/interactions/{interaction['id']}/{interaction['token']}/callback"
+    data = {
+        "embeds": [{"title": "Server activity", "image": {"url": "attachment://stats.png"}}],
+        "attachments": [{"id": 0, "filename": "stats.png"}],
+    }
+    async with http.post(
+        callback,
+        data=upload({"type": 4, "data": data}, [("stats.png", b"\x89PNG")]),
+        params={"with_response": "1"},
+    ) as r:
+        assert r.status == 200
+        message = (await r.json())["resource"]["message"]
+    assert [a["filename"] for a in message["attachments"]] == ["stats.png"]
+    assert message["embeds"][0]["image"]["url"] == "attachment://stats.png"
+    assert emu.history(s.text.id)[0]["attachments"][0]["size"] == 4

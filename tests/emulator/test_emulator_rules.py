@@ -133,7 +133,8 @@ def test_shard_parsing_and_routing() -> None:
     shard = shard_for_guild(guild_id, 4)
     assert rules.guild_on_shard(guild_id, shard, 4)
     assert not rules.guild_on_shard(guild_id, (shard + 1) % 4, 4)
-    assert rules.recommended_shards(0) == 1 and rules.recommended_shards(1001) == 2
+    assert rules.recommended_shards(0, 1000) == 1 and rules.recommended_shards(1001, 1000) == 2
+    assert rules.recommended_shards(7, 3) == 3
 
 
 def test_resume_is_replayable_only_inside_the_buffer() -> None:

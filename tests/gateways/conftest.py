@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
+import discord
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -23,6 +25,7 @@ from pydantic import SecretStr
 
 from emulator.discord import DiscordEmulator, EmulatorConfig
 from emulator.discord.world import Bot
+from gateways.rest import RestClients, use_api_base
 from infra.migrate import migrate
 from models.actions import Action
 from settings import REPO_ROOT, Settings
@@ -94,6 +97,16 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
+
+
+@pytest.fixture
+async def rest(emulator: DiscordEmulator) -> AsyncIterator[RestClients]:
+    """REST clients (discord.py's) talking to the emulator."""
+    previous = discord.http.Route.BASE
+    use_api_base(emulator.api_url)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield RestClients(session)
+    discord.http.Route.BASE = previous
 
 
 @dataclass

@@ -5,17 +5,14 @@ a restart) knows what was registered."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import aiohttp
-import discord
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from emulator.discord import DiscordEmulator
 from gateways.commands import CommandRegistry
-from gateways.rest import RestClients, use_api_base
+from gateways.rest import RestClients
 from gateways.shard import BotCredentials
 from models.agent import AgentConfig, AgentMode
 from models.commands import guild_commands
@@ -30,15 +27,6 @@ def deployed(*tools: Tool) -> AgentConfig:
     return AgentConfig(
         name="Bot", mode=AgentMode.utility, enabled_tools=list(tools), enabled_commands=commands
     )
-
-
-@pytest.fixture
-async def rest(emulator: DiscordEmulator) -> AsyncIterator[RestClients]:
-    previous = discord.http.Route.BASE
-    use_api_base(emulator.api_url)
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        yield RestClients(session)
-    discord.http.Route.BASE = previous
 
 
 async def test_a_guild_set_is_written_once_per_change_and_emptied_when_undeployed(
@@ -90,3 +78,34 @@ async def test_a_set_discord_refuses_is_not_sent_again_until_it_changes(
     assert emulator.stats(bot.bot_id)["rest_requests"] == requests
     assert await registry.sync(bot, {elsewhere: guild_commands([deployed(Tool.music)])}) == 0
     assert emulator.stats(bot.bot_id)["rest_requests"] == requests + 1  # a new set is tried
+
+
+async def test_a_set_every_guild_agrees_on_is_registered_globally_and_split_when_they_differ(
+    emulator: DiscordEmulator, world: World, redis_client: aioredis.Redis, rest: RestClients
+) -> None:
+    other = emulator.add_guild("third")
+    emulator.add_member(other.id, world.user_id)
+    other_channel = emulator.add_channel(other.id, "general")
+    emulated = emulator.add_bot(f"cmd-{uuid.uuid4().hex[:6]}", guild_ids=[world.guild_id, other.id])
+    bot = BotCredentials(bot_id=emulated.id, token_id=uuid.uuid4(), token=SecretStr(emulated.token))
+    registry = CommandRegistry(redis_client, f"test-{uuid.uuid4().hex[:8]}.", rest)
+
+    def names(guild_id: str | None) -> set[str]:
+        return {command["name"] for command in emulator.registered_commands(bot.bot_id, guild_id)}
+
+    music = guild_commands([deployed(Tool.music)])
+    assert await registry.sync(bot, {world.guild_id: music, other.id: music}) == 1
+    assert names(None) == set(COMMANDS_BY_TOOL[Tool.music])
+    assert names(world.guild_id) == names(other.id) == set()
+    for channel_id in (world.channel_id, other_channel.id):  # a global command works in every guild
+        emulator.invoke_command(bot.bot_id, world.user_id, channel_id, "play")
+    assert await registry.sync(bot, {world.guild_id: music, other.id: music}) == 0
+
+    # The guilds disagree: each gets its own set, then the global set is emptied.
+    games = guild_commands([deployed(Tool.games)])
+    assert await registry.sync(bot, {world.guild_id: music, other.id: games}) == 3
+    assert names(None) == set()
+    assert names(world.guild_id) == set(COMMANDS_BY_TOOL[Tool.music])
+    assert names(other.id) == set(COMMANDS_BY_TOOL[Tool.games])
+    scopes = [a.guild_id for a in emulator.actions(bot_id=bot.bot_id, kind="command_upsert")]
+    assert scopes == [None, world.guild_id, other.id, None]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from discord.http import Route
+from pydantic import ValidationError
 
 from gateways import protocol
 from gateways.actions import (
@@ -22,19 +25,24 @@ from gateways.actions import (
     report_calls,
     report_text,
 )
+from gateways.commands import GLOBAL, placement
 from gateways.dispatch import dispatch_ids, envelope
+from gateways.fleet import guild_shard
 from gateways.identify import SessionStartLimit, budget_wait_s
+from gateways.intents import missing_content_notice
 from gateways.ownership import bot_partition, owned
 from gateways.protocol import Reconnect, after_close
-from gateways.rest import RequestRate
+from gateways.rest import RequestRate, multipart_form
 from gateways.watermark import Watermark
 from models.actions import (
     AnswerInChannel,
     AnswerInteraction,
+    Attachment,
     Ban,
     CreateScheduledEvent,
     DeleteMessage,
     Embed,
+    EmbedField,
     InteractionResponse,
     Kick,
     MemberPersonaUpdate,
@@ -54,6 +62,7 @@ from models.actions import (
     VoicePlay,
     Warn,
 )
+from models.commands import builtin_command
 from streams.codec import encode_key
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -67,10 +76,10 @@ CHANNEL = "3000"
     [
         (4004, Reconnect.TOKEN_DEAD),
         (4010, Reconnect.FATAL),
-        (4011, Reconnect.FATAL),
+        (4011, Reconnect.SHARDING_REQUIRED),
         (4012, Reconnect.FATAL),
         (4013, Reconnect.FATAL),
-        (4014, Reconnect.FATAL),
+        (4014, Reconnect.DISALLOWED_INTENTS),
         (4007, Reconnect.IDENTIFY),
         (4009, Reconnect.IDENTIFY),
         (4000, Reconnect.RESUME),
@@ -356,9 +365,7 @@ def test_a_slash_commands_report_answers_its_interaction_in_the_agents_embed() -
     [answer] = report_calls(Unban(action_id="u", user_id="55", report=report, **BASE), report, report.done)
     assert isinstance(answer, InteractionResponse) and answer.action_id == "u/answer"
     callback = interaction_callback(answer)
-    assert (
-        callback.params == {"interaction_id": "5", "interaction_token": "itok"} and callback.body is not None
-    )
+    assert callback.params == {"webhook_id": "5", "webhook_token": "itok"} and callback.body is not None
     assert callback.body["data"]["embeds"] == [
         {"color": 0x123456, "title": "Moderation", "description": "Unbanned <@55>"}
     ]
@@ -383,18 +390,82 @@ def test_an_answer_after_the_deferral_edits_it_and_an_ephemeral_one_replaces_it(
     [edit] = deferred_answer(answer, "app")
     assert (edit.method, edit.path) == (
         "PATCH",
-        "/webhooks/{application_id}/{interaction_token}/messages/@original",
+        "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
     )
-    assert edit.params == {"application_id": "app", "interaction_token": "itok"}
+    assert edit.params == {"webhook_id": "app", "webhook_token": "itok"}
     assert edit.body is not None and edit.body["content"] == "done" and "flags" not in edit.body
     # An ephemeral answer cannot be made of the public thinking message: it goes, a private follow-up comes.
     delete, follow = deferred_answer(answer.model_copy(update={"ephemeral": True}), "app")
     assert (delete.method, follow.method, follow.path) == (
         "DELETE",
         "POST",
-        "/webhooks/{application_id}/{interaction_token}",
+        "/webhooks/{webhook_id}/{webhook_token}",
     )
     assert follow.body is not None and follow.body["flags"] == 64 and follow.body["content"] == "done"
+
+
+CHART = Attachment(filename="stats.png", content_type="image/png", data=b"\x89PNG-bytes", description="bars")
+STATS_EMBED = Embed(
+    title="Server activity",
+    color=0x3498DB,
+    fields=[EmbedField(name="Messages", value="5"), EmbedField(name="Busiest", value="<#1>", inline=False)],
+    image_url="attachment://stats.png",
+)
+
+
+def test_a_reply_with_a_file_is_multipart_with_the_file_described_in_its_payload() -> None:
+    reply = Reply(
+        action_id="r", channel_id=CHANNEL, message_id="9", embed=STATS_EMBED, attachment=CHART, **BASE
+    )
+    call = plan(reply, NOW)
+    assert isinstance(call, RestCall) and call.attachment == CHART and call.body is not None
+    assert call.body["attachments"] == [{"id": 0, "filename": "stats.png", "description": "bars"}]
+    assert call.body["embeds"] == [
+        {
+            "color": 0x3498DB,
+            "title": "Server activity",
+            "fields": [
+                {"name": "Messages", "value": "5", "inline": True},
+                {"name": "Busiest", "value": "<#1>", "inline": False},
+            ],
+            "image": {"url": "attachment://stats.png"},
+        }
+    ]
+    payload, file = multipart_form(call.body, CHART)
+    assert payload == {"name": "payload_json", "value": orjson.dumps(call.body).decode()}
+    assert file == {
+        "name": "files[0]",
+        "value": b"\x89PNG-bytes",
+        "filename": "stats.png",
+        "content_type": "image/png",
+    }
+
+
+def test_an_interaction_answer_carries_its_file_whether_or_not_it_was_deferred() -> None:
+    answer = InteractionResponse(
+        action_id="a",
+        interaction_id="5",
+        interaction_token="itok",
+        embed=STATS_EMBED,
+        attachment=CHART,
+        **BASE,
+    )
+    callback = interaction_callback(answer)
+    assert callback.attachment == CHART and callback.body is not None
+    assert callback.body["data"]["attachments"] == [{"id": 0, "filename": "stats.png", "description": "bars"}]
+    [edit] = deferred_answer(answer, "app")
+    assert edit.method == "PATCH" and edit.attachment == CHART and edit.body is not None
+    assert edit.body["attachments"][0]["filename"] == "stats.png"
+
+
+def test_an_attachment_alone_is_a_message_and_its_bytes_travel_as_base64() -> None:
+    call = plan(SendMessage(action_id="s", channel_id=CHANNEL, attachment=CHART, **BASE), NOW)
+    assert isinstance(call, RestCall) and call.body is not None and call.body["content"] == ""
+    assert CHART.model_dump(mode="json")["data"] == "iVBORy1ieXRlcw=="
+    with pytest.raises(ValidationError, match="data"):
+        Attachment(filename="a.png", content_type="image/png", data="not base64!")
+    with pytest.raises(ValidationError, match="filename"):
+        Attachment(filename="../a.png", content_type="image/png", data=b"x")
 
 
 def test_guild_actions_without_a_guild_are_refused() -> None:
@@ -413,7 +484,7 @@ def test_interaction_callbacks_do_not_count_against_the_global_limit() -> None:
     )
     assert isinstance(call, RestCall) and call.body is not None
     assert not call.counts_globally
-    assert call.params == {"interaction_id": "5", "interaction_token": "itok"}
+    assert call.params == {"webhook_id": "5", "webhook_token": "itok"}
     assert call.body == {
         "type": 4,
         "data": {"content": "x", "flags": 64, "allowed_mentions": {"parse": ["users"]}},
@@ -447,3 +518,55 @@ def test_gateway_commands_and_audio() -> None:
     assert presence.payload["d"]["status"] == "idle"
     assert presence.payload["d"]["activities"][0]["state"] == "dreaming"
     assert isinstance(play, AudioCommand) and (play.command, play.track) == ("play", "song")
+
+
+def test_each_interaction_has_a_rate_limit_bucket_of_its_own() -> None:
+    """discord.py keys a route's bucket by its major parameters (channel, guild, webhook id and token): the
+    interaction routes must carry them, or all of a bot's interactions share one bucket of 5 per 5 s."""
+    answer = InteractionResponse(
+        action_id="a",
+        bot_id=BOT,
+        interaction_id="5",
+        interaction_token="itok",
+        content="done",
+        ephemeral=True,
+    )
+    calls = [deferral_call("5", "itok"), interaction_callback(answer), *deferred_answer(answer, "app")]
+    for call in calls:
+        route = Route(call.method, call.path, **call.params)
+        assert "itok" in route.major_parameters, call.path
+
+
+def test_a_command_set_every_guild_agrees_on_goes_global_else_each_guild_gets_its_own() -> None:
+    music = [builtin_command("play"), builtin_command("queue")]
+    games = [builtin_command("roll")]
+    assert placement({"1": music, "2": list(music)}) == {GLOBAL: music, "1": [], "2": []}
+    assert placement({"1": music, "2": games}) == {GLOBAL: [], "1": music, "2": games}
+    # One guild keeps its own set; guilds that all want nothing register nothing globally.
+    assert placement({"1": music}) == {GLOBAL: [], "1": music}
+    assert placement({"1": [], "2": []}) == {GLOBAL: [], "1": [], "2": []}
+    assert placement({}) == {GLOBAL: []}
+
+
+def test_a_guild_is_on_the_shard_discord_routes_it_to() -> None:
+    assert guild_shard(str(41 << 22), 1) == 0
+    assert [guild_shard(str((41 + n) << 22 | 12345), 3) for n in range(4)] == [2, 0, 1, 2]
+
+
+def test_granted_intents_drop_the_privileged_ones_the_application_flags_do_not_grant() -> None:
+    wanted = protocol.intents_value(protocol.DEFAULT_INTENTS)
+    members = 1 << 1
+    assert protocol.granted_intents(wanted, (1 << 18) | (1 << 14)) == wanted
+    assert protocol.granted_intents(wanted, (1 << 19) | (1 << 15)) == wanted  # the LIMITED flags
+    without_content = protocol.granted_intents(wanted, 1 << 15)
+    assert without_content == wanted & ~protocol.MESSAGE_CONTENT and without_content & members
+    assert protocol.granted_intents(wanted, 0) == wanted & ~protocol.PRIVILEGED_INTENTS
+
+
+def test_the_missing_content_notice_names_the_features_and_fits_a_notification() -> None:
+    notice = missing_content_notice("Luna", {"luna": ["prefix commands (!)", "automod links"], "quiet": []})
+    assert notice.kind == "message_content_missing"
+    assert "needed by luna: prefix commands (!), automod links." in notice.message
+    crowded = missing_content_notice("Luna", {f"agent-{n}": ["prefix commands (!)"] for n in range(20)})
+    assert len(crowded.message) == 200 and crowded.message.endswith("…")
+    assert "none of its agents' features" in missing_content_notice("Luna", {"quiet": []}).message

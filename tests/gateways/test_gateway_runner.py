@@ -5,20 +5,24 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from api.db import create_pool
+from api.store.shared import deployments_where
 from emulator.discord import DiscordEmulator
 from emulator.discord.errors import ApiError
-from models.actions import SendMessage, TypingIndicator
+from emulator.discord.intents import Intent
+from models.actions import Attachment, Embed, SendMessage, TypingIndicator
 from models.agent import AgentConfig, AgentMode
 from models.tools import COMMANDS_BY_TOOL, Tool
 from settings import Settings
-from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
+from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, OWNER_NOTIFICATIONS
 from streams.codec import encode_key
 from tests.gateways.conftest import (
     RunnerProcess,
@@ -294,3 +298,101 @@ async def test_a_deployment_registers_exactly_its_commands_and_disabling_music_r
         emulator.invoke_command(bot_id, world.user_id, world.channel_id, "play")
     assert unknown.value.code == 10063
     assert emulator.actions(since=since, bot_id=bot_id) == []
+
+
+async def test_a_message_with_a_file_is_uploaded_with_it(
+    namespace: str, emulator: DiscordEmulator, world: World, producer: AIOKafkaProducer, bot_id: str
+) -> None:
+    chart = Attachment(filename="stats.png", content_type="image/png", data=b"\x89PNG\r\n\x1a\n" + bytes(64))
+    action = SendMessage(
+        action_id=f"file-{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        embed=Embed(title="Server activity", image_url="attachment://stats.png"),
+        attachment=chart,
+    )
+    await produce_action(producer, namespace, action)
+
+    def posted() -> dict[str, Any] | None:
+        return next((m for m in emulator.history(world.channel_id) if m["attachments"]), None)
+
+    message = await eventually(posted, within_s=30)
+    assert message, "the message with its file was not posted"
+    [attachment] = message["attachments"]
+    assert (attachment["filename"], attachment["size"]) == ("stats.png", len(chart.data))
+    assert message["embeds"][0]["image"]["url"] == "attachment://stats.png"
+    stored = emulator.attachment(attachment["id"])
+    assert stored == ("image/png", chart.data)
+
+
+async def test_a_bot_that_loses_message_content_keeps_working_and_its_owner_is_told_what_needs_it(
+    stack_up: Settings,
+    namespace: str,
+    emulator: DiscordEmulator,
+    world: World,
+    schema_dsn: str,
+    key_spec: str,
+    runner: RunnerProcess,
+) -> None:
+    emulated = emulator.add_bot("no-content", guild_ids=[world.guild_id])
+    token_id = await seal_bot(schema_dsn, key_spec, emulated)
+    await configure_agent(schema_dsn, emulated.id, Tool.moderation)
+    pool = await create_pool(schema_dsn)
+    try:
+
+        async def message_content() -> bool | None:
+            found: bool | None = await pool.fetchval(
+                "SELECT message_content FROM bot_tokens WHERE token_id = $1", token_id
+            )
+            return found
+
+        assert await eventually(lambda: _is(message_content(), True), within_s=60), runner.log()
+
+        # The owner switches the intent off in the developer portal; the session ends, and the next IDENTIFY
+        # with MESSAGE_CONTENT is refused (4014): the runner identifies without it.
+        emulator.update_bot(emulated.id, privileged_intents=int(Intent.GUILD_MEMBERS))
+        await emulator.hub.close_bot(emulated, 4009, "Session timed out.")
+        assert await eventually(lambda: _is(message_content(), False), within_s=60), runner.log()
+        assert await eventually(lambda: emulator.stats(emulated.id)["connected_sessions"] == 1, within_s=30)
+        assert emulator.stats(emulated.id)["close_codes"].get("4014") == 1
+
+        [deployment] = await deployments_where(pool, "t.token_id = $1", token_id)
+        assert deployment.message_content is False
+        assert deployment.needs_message_content == ["prefix commands (!)"]
+        notifications = [
+            OWNER_NOTIFICATIONS.codec.decode(row["value"])
+            for row in await pool.fetch(
+                "SELECT value FROM outbox WHERE topic = $1", OWNER_NOTIFICATIONS.name_in(namespace)
+            )
+        ]
+        [notice] = [n for n in notifications if n.token_id == token_id]
+        assert notice.kind == "message_content_missing" and "prefix commands (!)" in notice.message
+    finally:
+        await pool.close()
+
+    # Discord still delivers the content of a message that mentions the bot, and blanks the others.
+    run = uuid.uuid4().hex[:8]
+    plain = emulator.post_user_message(world.user_id, f"plain {run}", world.channel_id)
+    mention = emulator.post_user_message(world.user_id, f"<@{emulated.id}> hi {run}", world.channel_id)
+
+    def contents(records: list[Any]) -> dict[str, str]:
+        envelopes = [DISCORD_EVENTS.codec.decode(record.value) for record in records]
+        return {
+            e.data["id"]: e.data["content"]
+            for e in envelopes
+            if e.bot_id == emulated.id and e.type == "MESSAGE_CREATE"
+        }
+
+    records = await read_topic(
+        stack_up.kafka_bootstrap,
+        DISCORD_EVENTS.name_in(namespace),
+        until=lambda records: {plain["id"], mention["id"]} <= contents(records).keys(),
+        within_s=20,
+    )
+    seen = contents(records)
+    assert (seen[plain["id"]], seen[mention["id"]]) == ("", mention["content"])
+
+
+async def _is(value: Awaitable[bool | None], expected: bool) -> bool:
+    return await value is expected

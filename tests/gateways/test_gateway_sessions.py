@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from gateways.fleet import Fleet
+from gateways.fleet import Fleet, TokenDeadHandler
 from gateways.identify import IdentifyLimiter
 from gateways.protocol import Op
 from gateways.rest import RestClients
 from gateways.sessions import GatewaySession, SessionStore
-from gateways.shard import BotCredentials, GatewayShard
+from gateways.shard import BotCredentials, GatewayShard, ShardState
 from models.events import EventEnvelope
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import eventually
@@ -64,10 +64,13 @@ class RecordingSessions(SessionStore):
             self.saved[(bot_id, shard_id)] = session
 
 
-def make_fleet(recorder: RecordingProducer, store: RecordingSessions) -> Fleet:
-    async def token_dead(*_: object) -> None:
-        raise AssertionError("no token dies here")
+async def no_token_dies(*_: object) -> None:
+    raise AssertionError("no token dies here")
 
+
+def make_fleet(
+    recorder: RecordingProducer, store: RecordingSessions, token_dead: TokenDeadHandler = no_token_dies
+) -> Fleet:
     return Fleet(
         http=cast(aiohttp.ClientSession, None),
         rest=cast(RestClients, None),
@@ -212,7 +215,7 @@ async def test_a_shard_with_an_unusable_session_leaves_the_others_checkpoints(
 ) -> None:
     good = GatewayShard(fleet, bot("1"))
     bad = GatewayShard(fleet, bot("2"))
-    fleet.shards.update({"1": good, "2": bad})
+    fleet.shards.update({"1": (good,), "2": (bad,)})
     await feed(good, ready("s1"), message(2, "a"))
     await feed(bad, ready(""), message(2, "b"))  # an empty session id cannot be stored
     await acknowledged(good)
@@ -223,3 +226,45 @@ async def test_a_shard_with_an_unusable_session_leaves_the_others_checkpoints(
     await fleet.disconnect(["1", "2"])
     saved = store.saved[("1", 0)]
     assert set(store.saved) == {("1", 0)} and saved is not None and saved.seq == 3
+
+
+async def test_two_shards_of_a_bot_numbering_alike_give_their_events_different_ids(
+    fleet: Fleet, recorder: RecordingProducer, store: RecordingSessions
+) -> None:
+    shards = [GatewayShard(fleet, bot("1"), shard_id=n, shard_count=2) for n in range(2)]
+    fleet.shards["1"] = tuple(shards)
+    for shard in shards:
+        await feed(shard, ready("same"), message(2, "a"))
+        await acknowledged(shard)
+    ids = [e.event_id for e in recorder.sent]
+    assert len(set(ids)) == len(ids) == 4
+    assert [e.shard_id for e in recorder.sent] == [0, 0, 1, 1]
+    await fleet.checkpoint()
+    saved = {key: session.shard_count for key, session in store.saved.items() if session is not None}
+    assert saved == {("1", 0): 2, ("1", 1): 2}
+
+
+async def test_a_dead_token_stops_every_shard_of_the_bot_and_forgets_their_sessions(
+    recorder: RecordingProducer, store: RecordingSessions
+) -> None:
+    deaths: list[str] = []
+
+    async def token_dead(credentials: BotCredentials, reason: str) -> None:
+        deaths.append(credentials.bot_id)
+
+    fleet = make_fleet(recorder, store, token_dead)
+    shards = [GatewayShard(fleet, bot("1"), shard_id=n, shard_count=3) for n in range(3)]
+    fleet.shards["1"] = tuple(shards)
+    await fleet.token_dead(shards[1], "close_4004")
+    assert deaths == ["1"] and "1" not in fleet
+    assert store.saved == {("1", 0): None, ("1", 1): None, ("1", 2): None}
+    await fleet.close()  # waits for the siblings' stops
+    assert [shard.state for shard in (shards[0], shards[2])] == [ShardState.STOPPED] * 2
+
+
+def test_a_gateway_command_goes_to_its_guilds_shard_or_to_every_shard(fleet: Fleet) -> None:
+    shards = tuple(GatewayShard(fleet, bot("1"), shard_id=n, shard_count=3) for n in range(3))
+    fleet.shards["1"] = shards
+    assert fleet.shards_for("1", str(41 << 22)) == (shards[41 % 3],)  # a voice state
+    assert fleet.shards_for("1", None) == shards  # a presence
+    assert fleet.shards_for("2", None) == ()  # not connected here

@@ -157,7 +157,7 @@ async def test_a_dm_is_forwarded_keyed_by_the_bot(
     stack_up: Settings, rig: Rig, emulator: DiscordEmulator, world: World
 ) -> None:
     bot = new_bot(emulator, world)
-    shard = await rig.fleet.connect(bot)
+    (shard,) = await rig.fleet.connect(bot)
     assert await shard.wait_ready(10)
     text = f"psst {uuid.uuid4().hex}"
     emulator.post_user_message(world.user_id, text, to_bot_id=bot.bot_id)
@@ -177,7 +177,7 @@ async def test_a_lost_connection_resumes_and_loses_nothing(
     stack_up: Settings, rig: Rig, emulator: DiscordEmulator, world: World
 ) -> None:
     bot = new_bot(emulator, world)
-    shard = await rig.fleet.connect(bot)
+    (shard,) = await rig.fleet.connect(bot)
     assert await shard.wait_ready(10)
     run = uuid.uuid4().hex[:8]
     before = f"before {run}"
@@ -202,7 +202,7 @@ async def test_a_restarted_fleet_resumes_from_the_redis_checkpoint(
     http: aiohttp.ClientSession,
 ) -> None:
     bot = new_bot(emulator, world)
-    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
     # Discord replays only what came after READY's burst: resume from a checkpoint past it.
     seen = f"seen before the restart {uuid.uuid4().hex}"
     emulator.post_user_message(world.user_id, seen, world.channel_id)
@@ -216,7 +216,7 @@ async def test_a_restarted_fleet_resumes_from_the_redis_checkpoint(
     successor = make_fleet(emulator, rig.namespace, producer, redis_client, http, RestClients(http), Deaths())
     running = asyncio.create_task(successor.run())
     try:
-        shard = await successor.connect(bot)
+        (shard,) = await successor.connect(bot)
         assert await shard.wait_ready(10)
         assert shard.session_id == saved.session_id
         values = await forwarded(stack_up, rig.namespace, [missed])
@@ -232,7 +232,7 @@ async def test_close_code_4004_kills_the_token_for_good(
     rig: Rig, emulator: DiscordEmulator, world: World
 ) -> None:
     bot = new_bot(emulator, world)
-    shard = await rig.fleet.connect(bot)
+    (shard,) = await rig.fleet.connect(bot)
     assert await shard.wait_ready(10)
     await emulator.revoke_token(bot.bot_id)
     assert await eventually(lambda: rig.deaths.seen, within_s=10)
@@ -255,6 +255,11 @@ async def test_identify_limiter_lets_one_identify_per_bucket_through(
     await limiter.acquire("43", 0, 1)  # another bot
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(limiter.acquire("42", 2, 2), 0.5)  # bucket 0 again: wait for the 5 s
+    # Sending the IDENTIFY restarts the interval, however long the handshake took since the acquisition.
+    bucket = await limiter.acquire("44", 0, 1)
+    await redis_client.pexpire(bucket, 100)
+    await limiter.sent(bucket)
+    assert await redis_client.pttl(bucket) > 5000
 
 
 async def test_ledger_claims(namespace: str, redis_client: aioredis.Redis) -> None:
@@ -380,7 +385,7 @@ async def test_presence_and_voice_go_over_the_bots_own_connection(
 ) -> None:
     voice = emulator.add_channel(world.guild_id, "Lounge", type=2)
     bot = new_bot(emulator, world)
-    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
     performer = ActionPerformer(
         ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
     )
@@ -403,18 +408,19 @@ async def test_a_bot_whose_daily_identify_budget_is_spent_waits_instead_of_ident
 ) -> None:
     bot = emulator.add_bot("spent", guild_ids=[world.guild_id], session_start_limit=0)
     credentials = BotCredentials(bot_id=bot.id, token_id=uuid.uuid4(), token=SecretStr(bot.token))
-    shard = await rig.fleet.connect(credentials)
+    (shard,) = await rig.fleet.connect(credentials)
     assert not await shard.wait_ready(1.5)
     stats = emulator.stats(bot.id)
     assert (stats["identifies"], stats["identifies_rejected"], stats["gateway_connections"]) == (0, 0, 0)
-    assert stats["rest_requests"] == 1  # GET /gateway/bot said: none left today
+    # GET /gateway/bot and /applications/@me to lay the bot out, then GET /gateway/bot: none left today.
+    assert stats["rest_requests"] == 3
 
 
 async def test_the_fleet_heartbeats_every_connection(
     rig: Rig, emulator: DiscordEmulator, world: World
 ) -> None:
     bot = new_bot(emulator, world)
-    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
     sends = emulator.stats(bot.bot_id)["gateway_sends"]
     # The emulator asks for a beat every second.
     await wait_until(lambda: emulator.stats(bot.bot_id)["gateway_sends"] >= sends + 2, "two heartbeats")
@@ -455,7 +461,7 @@ async def test_a_slow_answer_is_deferred_in_time_and_then_edits_it_a_fast_one_is
 ) -> None:
     bot = new_bot(emulator, world)
     register(emulator, bot, world.guild_id, "roll")
-    assert await (await rig.fleet.connect(bot)).wait_ready(10)
+    assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
     performer = ActionPerformer(
         ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
     )

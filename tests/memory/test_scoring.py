@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
 
-from memory.recall import with_memories
+from memory.recall import recalled_notes, with_memories
 from memory.scoring import (
     extractive_reflection,
     heuristic_importance,
@@ -19,9 +19,10 @@ from memory.scoring import (
 from models.agent import MemoryConfig
 from models.common import error_paths
 from models.decisions import Priority
-from models.inference import ChatMessage, InferenceRequest, ReplyTarget
-from models.memory import Candidate, MemoryKind, MemoryRecord, StoredMemory, memory_id
+from models.inference import ChatMessage, InferenceRequest, InferenceResult, ReplyTarget
+from models.memory import Candidate, MemoryKind, MemoryRecord, RecalledNote, StoredMemory, memory_id
 from models.tiers import InferenceLane, Tier
+from streams.catalog import INFERENCE_RESULTS
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 DEPLOYMENT = uuid4()
@@ -190,3 +191,42 @@ def test_the_memory_note_goes_just_before_the_message_answered() -> None:
     assert note.role == "user" and note.name == "memories"
     assert "user100: My exam is on Tuesday" in note.content
     assert with_memories(request, []) == request
+
+
+def ai_result(
+    deployment_id: UUID, *, fallback: bool = False, recalled: list[RecalledNote] | None = None
+) -> InferenceResult:
+    """An AI reply's result: the answer to message 2 in channel 1, by bot 13."""
+    return InferenceResult(
+        request_id="r",
+        event_id="e",
+        deployment_id=deployment_id,
+        agent_id=uuid4(),
+        owner_id=uuid4(),
+        tier=Tier.business,
+        lane=InferenceLane.premium,
+        target=ReplyTarget(bot_id="13", channel_id="1", message_id="2"),
+        text="",
+        model="m",
+        endpoint="" if fallback else "local",
+        prompt_tokens=1,
+        completion_tokens=1,
+        latency_ms=1.0,
+        cost_usd=0.0,
+        fallback=fallback,
+        recalled=recalled or [],
+    )
+
+
+class StoreUUID(UUID):
+    """A UUID subclass, as the Weaviate client returns object ids."""
+
+
+def test_recalled_notes_encode_on_the_results_topic() -> None:
+    fact = record("my secret code word is Quibblefrost")
+    found = Candidate(id=StoreUUID(int=fact.id.int), record=fact, similarity=0.7)
+    recalled = rank_memories([found], now=NOW, people=[], config=MemoryConfig())
+    (note,) = recalled_notes(recalled)
+    assert type(note.id) is UUID and note.id == fact.id and note.text == fact.text
+    result = ai_result(DEPLOYMENT, recalled=[note])
+    assert INFERENCE_RESULTS.codec.decode(INFERENCE_RESULTS.codec.encode(result)).recalled == [note]

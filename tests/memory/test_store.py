@@ -11,7 +11,8 @@ import pytest
 
 from memory.embedding import DIMENSIONS, Embedder
 from memory.recall import recall
-from memory.store import MemoryStore, connect
+from memory.store import MemoryStore, MemoryStoreError, connect
+from memory.writer import WRITE_CHUNK, embed_and_write
 from models.agent import MemoryConfig
 from models.memory import MemoryKind, MemoryRecord, RecallQuery
 from settings import Settings
@@ -59,7 +60,7 @@ def said(
 
 
 async def remember(store: MemoryStore, embedder: Embedder, records: list[MemoryRecord]) -> None:
-    await store.write(records, embedder.embed([r.text for r in records]).tolist())
+    await embed_and_write(store, embedder, records)
 
 
 def test_embeddings_are_unit_vectors_that_place_paraphrases_close(embedder: Embedder) -> None:
@@ -69,9 +70,6 @@ def test_embeddings_are_unit_vectors_that_place_paraphrases_close(embedder: Embe
     assert dogs.shape == (DIMENSIONS,)
     assert np.linalg.norm(dogs) == pytest.approx(1.0, abs=1e-4)
     assert float(dogs @ pets) > float(dogs @ stocks) + 0.3
-    # Order of the batch does not change a text's vector (padding is masked).
-    alone = embedder.embed(["I love dogs"])[0]
-    assert float(alone @ dogs) == pytest.approx(1.0, abs=1e-4)
 
 
 async def test_recall_finds_the_fact_and_never_crosses_tenants(
@@ -136,3 +134,31 @@ async def test_recent_is_the_latest_a_channel_may_see(store: MemoryStore, embedd
     recent = await store.recent(luna, "1", "2", limit=5)
     assert [m.record.text for m in recent] == [older.text, newer.text]
     assert [m.record.text for m in await store.recent(luna, "1", "2", limit=1)] == [newer.text]
+
+
+async def test_memories_written_chunk_by_chunk_keep_their_own_vectors(
+    store: MemoryStore, embedder: Embedder
+) -> None:
+    luna = uuid4()
+    await store.add_tenant(luna)
+    # Lengths vary, so sorting them into chunks reorders them, across several chunks.
+    texts = [f"note {i}: {' '.join(['remember'] * (i % 7))} item {i * 7919 % 1000}" for i in range(300)]
+    assert len(texts) > 2 * WRITE_CHUNK
+    records = [said(luna, text, event=f"n{i}") for i, text in enumerate(texts)]
+    await embed_and_write(store, embedder, list(reversed(records)))
+    tenant = store.client.collections.use(store.name).with_tenant(str(luna))
+    stored = await tenant.query.fetch_objects(include_vector=True, limit=len(records) + 1)
+    assert len(stored.objects) == len(records)
+    vector_of = {obj.uuid: np.array(obj.vector["default"]) for obj in stored.objects}
+    alone = embedder.embed(texts)
+    for record, expected in zip(records, alone, strict=True):
+        assert float(vector_of[record.id] @ expected) > 0.98, record.text
+
+
+async def test_a_refused_chunk_fails_the_write(store: MemoryStore, embedder: Embedder) -> None:
+    luna, undeployed = uuid4(), uuid4()
+    await store.add_tenant(luna)
+    records = [said(luna, f"message {i}", event=f"m{i}") for i in range(WRITE_CHUNK + 1)]
+    records.append(said(undeployed, "a memory of a deployment with no tenant", event="x"))
+    with pytest.raises(MemoryStoreError):
+        await embed_and_write(store, embedder, records)

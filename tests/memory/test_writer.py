@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from memory.scoring import extractive_reflection
 from memory.writer import (
     ReflectionLedger,
     memories_of_message,
@@ -12,7 +13,7 @@ from memory.writer import (
     scope_of,
     tenant_changes,
 )
-from models.agent import AgentMode
+from models.agent import AgentMode, RelationshipSettings
 from models.deployments import DeploymentStatus
 from models.events import EventEnvelope
 from models.memory import MemoryKind, StoredMemory
@@ -89,6 +90,44 @@ def test_redelivered_event_maps_to_the_same_memory() -> None:
     assert memories_of_message(event, here)[0].id == memories_of_message(event, here)[0].id
 
 
+def test_stated_preferences_become_facts_about_the_author() -> None:
+    here = deployed(luna(), guild_id=GUILD, bot_id=BOT)
+    observation, favourite, likes = memories_of_message(
+        said("My favourite food is pizza. I really love hiking!"), routing(GUILD, here)
+    )
+    assert observation.kind is MemoryKind.observation
+    assert [favourite.text, likes.text] == ["Sam's favourite food is pizza.", "Sam likes hiking."]
+    assert all(f.kind is MemoryKind.user_fact and f.people == [SAM["id"]] for f in (favourite, likes))
+    assert favourite.guild_id == GUILD and favourite.channel_id == CHANNEL and favourite.at == T0
+
+
+def test_a_fact_stated_again_renews_one_memory_per_scope() -> None:
+    here = deployed(luna(), guild_id=GUILD, bot_id=BOT, dm_enabled=True)
+    in_guild = memories_of_message(said("I love hiking"), routing(GUILD, here))[1]
+    again = memories_of_message(said("i LOVE Hiking", at=T0 + timedelta(days=1)), routing(GUILD, here))[1]
+    in_dm = memories_of_message(said("I love hiking", guild=None), routing(f"dm:{BOT}", here))[1]
+    assert again.id == in_guild.id and again.at > in_guild.at
+    # A DM's fact is a memory of its own: recalled in that DM only, never rewritten into the guild.
+    assert in_dm.id != in_guild.id and in_dm.guild_id is None
+
+
+def test_no_facts_from_bots_or_where_preferences_are_not_remembered() -> None:
+    behavior = luna().behavior.model_copy(
+        update={"relationships": RelationshipSettings(remember_preferences=False)}
+    )
+    forgets = luna().model_copy(update={"behavior": behavior})
+    (observation,) = memories_of_message(
+        said("I love hiking"), routing(GUILD, deployed(forgets, guild_id=GUILD, bot_id=BOT))
+    )
+    assert observation.kind is MemoryKind.observation
+    data = message_data(
+        guild_id=GUILD, channel_id=CHANNEL, author=user(BOT, "luna", bot=True), content="I love hiking"
+    )
+    event = envelope("MESSAGE_CREATE", data, bot_id=BOT, guild_id=GUILD, channel_id=CHANNEL)
+    here = routing(GUILD, deployed(luna(), guild_id=GUILD, bot_id=BOT))
+    assert [m.kind for m in memories_of_message(event, here)] == [MemoryKind.observation]
+
+
 def test_tenants_follow_the_routing() -> None:
     keep, gone = deployed(luna(), guild_id=GUILD, bot_id=BOT), deployed(luna(), guild_id=GUILD, bot_id=BOT)
     bare = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT)
@@ -122,9 +161,9 @@ def test_reflection_records_cite_their_sources_and_stay_in_scope() -> None:
         memories_of_message(said(t, at=T0 + timedelta(minutes=i)), here)[0] for i, t in enumerate(texts)
     ]
     stored = [StoredMemory(id=r.id, record=r) for r in records]
-    reflections = reflection_records(stored, bot_id=BOT)
+    reflections = reflection_records(stored, extractive_reflection(stored), bot_id=BOT)
     assert reflections and all(r.kind is MemoryKind.reflection for r in reflections)
     assert all(set(r.cites) <= {m.id for m in stored} and r.cites for r in reflections)
     assert all(r.guild_id == GUILD and r.author_id == BOT for r in reflections)
-    assert reflection_records(stored, bot_id=BOT)[0].id == reflections[0].id
-    assert reflection_records([], bot_id=BOT) == []
+    assert reflection_records(stored, extractive_reflection(stored), bot_id=BOT)[0].id == reflections[0].id
+    assert reflection_records([], [], bot_id=BOT) == []

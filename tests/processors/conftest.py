@@ -11,7 +11,6 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -100,13 +99,6 @@ class Worker:
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
-
-
-def set_clock(path: Path, at: datetime) -> None:
-    """Move the clock of workers started with DEEP_CLOCK_FILE=path to `at`, in one step (a rename)."""
-    staged = path.with_suffix(".next")
-    staged.write_text(at.isoformat())
-    staged.replace(path)
 
 
 def clocked_worker(namespace: str, clock: Path, log_dir: Path) -> Worker:

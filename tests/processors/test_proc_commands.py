@@ -21,10 +21,12 @@ from models.actions import (
     Warn,
 )
 from models.agent import AgentMode, EscalationRule, LevelingConfig
+from models.analytics import StatsRequest, StatsWindow
 from models.commands import COMMAND_OPTIONS
 from models.discord import DiscordUser, InteractionOption, PollMessage
 from models.permissions import ADMINISTRATOR, BAN_MEMBERS, KICK_MEMBERS, MODERATE_MEMBERS
 from models.processor_state import GuildDirectory, Leaderboard, MusicQueue, UtilityBook
+from processors.analytics import handle_stats
 from processors.commands import (
     Invocation,
     UsageError,
@@ -493,3 +495,40 @@ def test_action_ids_are_deterministic() -> None:
     two = Emitter("evt-1", dep, GUILD)
     pair = [two.send(Say("x"), CHANNEL).action_id, two.send(Say("y"), CHANNEL).action_id]
     assert first[0] == first[1] == pair[0] != pair[1]
+
+
+# Stats ----------------------------------------------------------------------------------------------------
+
+
+def test_stats_are_for_moderators_only_and_refused_privately() -> None:
+    refused = handle_stats(invocation("stats"), emitter(), "/")
+    assert refused == Say("You need the Moderate Members permission to use /stats.", ephemeral=True)
+
+
+def test_stats_name_the_window_option_when_it_is_not_one_of_the_windows() -> None:
+    said = handle_stats(invocation("stats", {"window": "1y"}, permissions=MODERATE_MEMBERS), emitter(), "/")
+    assert said == Say("window: '1y' is not one of 24h, 7d, 30d.", ephemeral=True)
+
+
+def test_a_moderators_stats_become_a_request_with_a_stable_answer_id() -> None:
+    emit = emitter(event="evt-stats", response_style={"format": "embed", "embed_color": 0x3498DB})
+    slash = invocation("stats", {"window": "30d"}, permissions=MODERATE_MEMBERS)
+    request = handle_stats(slash, emit, "/")
+    assert isinstance(request, StatsRequest)
+    assert (request.guild_id, request.bot_id, request.window) == (GUILD, BOT, StatsWindow.month)
+    assert (request.until, request.embed_color, request.cause_event_id) == (T0, 0x3498DB, "evt-stats")
+    assert isinstance(slash.origin, InteractionOrigin)
+    assert request.answer == AnswerInteraction(
+        interaction_id=slash.origin.interaction_id, interaction_token="tok"
+    )
+    # The same event handled again (a redelivery) asks under the same answer id.
+    again = handle_stats(slash, emit, "/")
+    assert isinstance(again, StatsRequest) and again.action_id == request.action_id
+
+
+def test_a_prefix_stats_defaults_to_a_week_and_is_answered_by_a_reply() -> None:
+    owner = invocation("stats", permissions=ADMINISTRATOR, slash=False)
+    request = handle_stats(owner, emitter(), "!")
+    assert isinstance(request, StatsRequest) and request.window is StatsWindow.week
+    assert isinstance(owner.origin, MessageOrigin)
+    assert request.answer == AnswerInChannel(channel_id=CHANNEL, message_id=owner.origin.message_id)

@@ -31,8 +31,9 @@ from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS
 from streams.codec import encode_key
+from tests.clock_file import set_clock
 from tests.emulator.emulator_helpers import RawGateway
-from tests.processors.conftest import Collector, Producer, Worker, clocked_worker, set_clock
+from tests.processors.conftest import Collector, Producer, Worker, clocked_worker
 from tests.processors.factories import agent_with, deployed, routing
 from tests.waiting import wait_until
 

@@ -3,6 +3,7 @@ configuration's validation, and the engine's routine timer over in-memory tables
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import fields
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -18,8 +19,9 @@ from models.agent import AgentConfig, AgentMode, PersonalityTraits, ProactiveAct
 from models.common import error_paths
 from models.decisions import DecisionReason, Priority
 from models.deployments import DeployedAgent
+from processors.directory import apply_directory_event
 from processors.engine import Engine, Tables
-from processors.routines import beat_on, routine_times, situations_on
+from processors.routines import beat_on, routine_times, situations_on, text_channel
 from processors.traits import routine_jitter_s
 from tests.processors.factories import (
     agent_with,
@@ -292,7 +294,8 @@ def test_an_agent_without_ai_posts_its_text_as_written() -> None:
     assert sent.embed is not None and sent.embed.description == "Morning!"  # the utility template's style
     # The action id derives from the firing: made again after a crash, the gateway performs it once.
     engine.tables.routines.clear()
-    [again] = engine.fire_routines(GUILD, utc(9, 30)).actions
+    restarted = Engine(engine.tables)
+    [again] = restarted.fire_routines(GUILD, utc(9, 30)).actions
     assert again.action_id == sent.action_id
 
 
@@ -355,3 +358,52 @@ def test_a_beat_is_announced_on_its_first_day_and_enters_the_prompt() -> None:
     )
     [asked] = reply.requests
     assert "Your first cakes keep collapsing." in asked.messages[0].content
+
+
+def test_without_a_named_channel_the_home_channel_is_the_system_channel_else_the_first_text_one() -> None:
+    guild, voice, first, second = snowflake(), snowflake(), snowflake(), snowflake()
+    created = guild_create(guild, owner_id=snowflake(), channels={voice: "Lounge", second: "b", first: "a"})
+    created["channels"][0]["type"] = 2
+    created["channels"][1]["position"], created["channels"][2]["position"] = 5, 1
+    directory = apply_directory_event(None, guild, "GUILD_CREATE", created)
+    assert directory is not None and directory.home_channel == first
+    with_system = apply_directory_event(
+        directory, guild, "GUILD_UPDATE", {"id": guild, "system_channel_id": second}
+    )
+    assert with_system is not None and with_system.home_channel == second
+    data = luna().model_dump(mode="json")
+    data["channels"]["text_channels"] = []
+    unnamed = deployed(AgentConfig.model_validate(data), guild_id=guild, bot_id=snowflake())
+    assert text_channel(unnamed, "", with_system) == second
+    named = deployed(unnamed.agent, guild_id=guild, bot_id=snowflake(), text_channels=[first])
+    assert text_channel(named, "", with_system) == first
+    deleted = apply_directory_event(with_system, guild, "CHANNEL_DELETE", {"id": second, "type": 0})
+    assert deleted is not None and text_channel(unnamed, "", deleted) is None
+
+
+def test_ticks_skipped_until_the_next_wake_make_what_looking_every_time_makes() -> None:
+    """The timer skips a key until its next possible firing or local midnight: ticked every five minutes
+    over two days (random thoughts, a greeting, a check-in at 18:00, talk in between), it makes exactly the
+    decisions of an engine that looks at everything at every tick."""
+    agent = luna_in_berlin(
+        proactive_actions={
+            "morning_greeting": {"enabled": True, "time": "10:00", "message_template": "Good morning~"},
+            "random_thought": {"enabled": True, "frequency": "every 2-4 hours", "topics": ["stars"]},
+            "voice_check_in": {"enabled": True, "time": "18:00", "action": "voice_check_in"},
+        }
+    )
+    remembering, _ = setup(agent)
+    looking = Engine(deepcopy(remembering.tables))
+    made: tuple[list[str], list[str]] = ([], [])
+    now = utc(0)
+    while now < utc(0, day=DAY + timedelta(2)):
+        if now.minute == 0 and now.hour % 3 == 0:
+            someone_speaks(remembering, now)
+            someone_speaks(looking, now)
+        made[0].extend(f"{d.event_id} {d.reason}" for d in remembering.fire_routines(GUILD, now).decisions)
+        # A new engine over the same tables remembers no wake-up time.
+        fresh = Engine(looking.tables)
+        made[1].extend(f"{d.event_id} {d.reason}" for d in fresh.fire_routines(GUILD, now).decisions)
+        now += timedelta(minutes=5)
+    assert made[0] == made[1]
+    assert len(made[0]) >= 6  # two greetings, two check-ins, random thoughts

@@ -1,6 +1,6 @@
 """Routines through a worker on the broker, on a clock the test moves (settings.clock_file): Luna's random
 thoughts at their drawn times, her greeting at 10:00 in Berlin and not before, and once only across a
-kill -9 and restart of the worker."""
+kill -9 and restart of the worker; her check-in on a regular away."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from models.agent import AgentConfig
 from models.decisions import Decision, DecisionReason
 from models.deployments import DeployedAgent
 from models.tiers import TIERS
+from processors.checkins import REGULAR_INTERACTIONS
 from processors.routines import routine_times
 from streams.catalog import AGENT_DECISIONS, INFERENCE_LANES
+from tests.clock_file import set_clock
 from tests.processors.conftest import Collector, Producer, Worker
 from tests.processors.factories import (
     deployed,
@@ -38,12 +40,6 @@ PROBES = 30
 
 def utc(hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime.combine(DAY, time(hour, minute, second), tzinfo=UTC)
-
-
-def set_clock(path: Path, at: datetime) -> None:
-    staged = path.with_suffix(".next")
-    staged.write_text(at.isoformat())
-    staged.replace(path)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +171,48 @@ async def test_greets_at_ten_in_berlin_after_the_thoughts_and_once_across_a_rest
     assert len(proactive(collector, companion, "morning_greeting")) == 1
     markers = [d.event_id for d in proactive(collector, companion, "random_thoughts")]
     assert len(markers) == len(set(markers)) == len(before) + 1
+
+
+async def test_luna_checks_in_on_a_regular_away_at_her_time(
+    worker: Worker, produce: Producer, collector: Collector, clock: Path
+) -> None:
+    guild, general, bot = snowflake(), snowflake(), snowflake()
+    data = punctual_luna().model_dump(mode="json")
+    data["behavior"]["proactive_actions"] = {
+        "check_in": {"enabled": True, "time": "18:00", "action": "check_in", "skip_when_silent_h": 0}
+    }
+    companion = deployed(
+        AgentConfig.model_validate(data),
+        guild_id=guild,
+        bot_id=bot,
+        text_channels=[general],
+        deployed_at=utc(0) - timedelta(days=10),
+    )
+    await produce.routing(routing(guild, companion))
+    created = guild_create(guild, owner_id=snowflake(), channels={general: "general"})
+    await produce.event(envelope("GUILD_CREATE", created, bot_id=bot, guild_id=guild))
+    # Mira talked with Luna five times four days ago, then went quiet.
+    mira = user(snowflake(), "mira")
+    for minute in range(REGULAR_INTERACTIONS):
+        at = utc(12, minute) - timedelta(days=4)
+        said = message_data(
+            guild_id=guild,
+            channel_id=general,
+            author=mira,
+            content=f"<@{bot}> hi!",
+            at=at,
+            mentions=[user(bot, "luna", True)],
+        )
+        spoken = envelope("MESSAGE_CREATE", said, bot_id=bot, guild_id=guild, channel_id=general, at=at)
+        await produce.event(spoken)
+        await collector.wait_for(AGENT_DECISIONS, decided_on(spoken.event_id))
+    evening = utc(17, 0) + timedelta(days=1)  # 18:00 in Berlin the next day
+    set_clock(clock, evening)
+    [check_in] = await collector.wait_for(
+        AGENT_DECISIONS,
+        lambda d: d.deployment_id == companion.deployment.deployment_id and d.routine == "check_in",
+    )
+    assert check_in.respond and check_in.author_id == mira["id"]
+    lane = INFERENCE_LANES[TIERS[companion.owner_tier].lane]
+    [request] = await collector.wait_for(lane, lambda r: r.event_id == check_in.event_id)
+    assert request.target.greet_as == f"<@{mira['id']}>"

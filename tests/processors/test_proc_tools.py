@@ -16,6 +16,7 @@ from models.actions import DeleteMessage, InteractionResponse, Reply, ReportedAc
 from models.agent import AgentConfig, AgentMode
 from models.commands import COMMAND_OPTIONS, OptionKind
 from models.events import EventEnvelope
+from models.knowledge import KnowledgeQuery
 from models.permissions import ADMINISTRATOR
 from models.tools import COMMANDS_BY_TOOL, IMPLEMENTED_TOOLS, Tool
 from processors.engine import Engine, Outputs, Tables
@@ -36,6 +37,7 @@ SAMPLE = {
     OptionKind.duration: "10m",
     OptionKind.integer: "5",
     OptionKind.text: "rock",
+    OptionKind.clock: "18:00",
 }
 
 
@@ -99,6 +101,30 @@ def custom_command_renders() -> None:
     assert not disabled.run(disabled.message("!hug")).actions
 
 
+def stats_are_requested() -> None:
+    """/stats is answered by the sinks process: the processors hand it a request for this guild."""
+    enabled, disabled = Guild(agent(["analytics"], ["stats"])), Guild(agent([], []))
+    asked = slash_event(enabled.where, MEMBER, "stats", {"window": "24h"}, permissions=ADMINISTRATOR)
+    outputs = enabled.run(asked)
+    [request] = outputs.stats
+    assert (request.guild_id, request.window.value, outputs.actions) == (enabled.id, "24h", [])
+    assert answer(disabled.run(disabled.command("stats"))) == "/stats is not enabled here."
+
+
+def knowledge_looks_up_a_question() -> None:
+    """A factual question to an agent with the tool sends its lookup along with the inference request."""
+
+    def asked(tools: list[str]) -> KnowledgeQuery | None:
+        always = {"response_triggers": {"random": {"probability": 1.0}}}
+        config = agent_with(AgentMode.human_like, enabled_tools=tools, enabled_commands=[], behavior=always)
+        guild = Guild(config)
+        (request,) = guild.run(guild.message("who was Ada Lovelace?")).requests
+        return request.knowledge
+
+    assert asked(["knowledge"]) == KnowledgeQuery(topic="Ada Lovelace", language="en")
+    assert asked([]) is None
+
+
 BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.music: lambda: commands_answer(Tool.music),
     Tool.moderation: lambda: commands_answer(Tool.moderation),
@@ -106,8 +132,11 @@ BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.leveling: lambda: commands_answer(Tool.leveling),
     Tool.games: lambda: commands_answer(Tool.games),
     Tool.economy: lambda: commands_answer(Tool.economy),
+    Tool.announcements: lambda: commands_answer(Tool.announcements),
     Tool.automod: automod_deletes_a_link,
     Tool.custom_commands: custom_command_renders,
+    Tool.analytics: stats_are_requested,
+    Tool.knowledge: knowledge_looks_up_a_question,
 }
 
 

@@ -414,6 +414,17 @@ function renderPanelState() {
   }
   rows.push(["Decisions", live.decisions], ["Replies", live.replies], ["AI calls", live.ai_fallbacks ? `${live.ai_calls} (${live.ai_fallbacks} by the persona responder)` : live.ai_calls]);
   $("panel-state").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+  renderPanelRecalled(agent, live);
+}
+
+// The long-term memories the agent's latest AI reply was written with, best first.
+function renderPanelRecalled(agent, live) {
+  const items = live.recalled.map((m) => el("li", {
+    text: `${m.author_name || "someone"}: ${m.text}`,
+    title: `${m.kind} · ${new Date(m.at).toLocaleString()} · score ${m.score.toFixed(2)}`,
+  }));
+  const empty = agent.config.ai_config && agent.config.memory.enabled ? "nothing recalled yet" : "no long-term memory";
+  $("panel-recalled").replaceChildren(...(items.length ? items : [el("li", { text: empty })]));
 }
 
 function renderPanelConfig(agent) {

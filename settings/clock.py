@@ -1,15 +1,18 @@
-"""The processors' clock: what their timers take for "now". The wall clock, or a time read from a file that
-a test moves forward (settings.clock_file), so a day of routines runs in seconds."""
+"""The test clock: what the processors' timers and the emulators take for "now". The wall clock, or a time
+read from a file that a test moves forward (settings.clock_file), so a day of routines runs in seconds and
+the messages the emulated Discord stamps carry the same controlled time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from models.common import utc_now
-
 Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def file_clock(path: Path) -> Clock:
@@ -26,4 +29,4 @@ def file_clock(path: Path) -> Clock:
 
 
 def clock_of(clock_file: Path | None) -> Clock:
-    return file_clock(clock_file) if clock_file is not None else utc_now
+    return file_clock(clock_file) if clock_file is not None else wall_clock
