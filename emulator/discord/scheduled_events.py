@@ -21,6 +21,7 @@ from .gateway import GatewayHub
 from .ids import SnowflakeGenerator
 from .payloads import user_payload
 from .spec import CHANNEL_VOICE
+from .validation import FormErrors
 from .world import SCHEDULED, Action, Bot, Guild, Json, ScheduledEvent, World
 
 STAGE, VOICE, EXTERNAL = 1, 2, 3
@@ -48,10 +49,9 @@ _FIELDS = frozenset(
 
 def _invalid(path: str, message: str) -> ApiError:
     """Discord's 50035 with the error at the field's place in the body: "a.b" under {"a": {"b": ...}}."""
-    tree: Json = {"_errors": [{"code": "BASE_TYPE_INVALID", "message": message}]}
-    for part in reversed(path.split(".")):
-        tree = {part: tree}
-    return ApiError(400, 50035, "Invalid Form Body", tree)
+    found = FormErrors()
+    found.add(tuple(path.split(".")), "BASE_TYPE_INVALID", message)
+    return ApiError(400, 50035, "Invalid Form Body", found.tree)
 
 
 def _text(body: Json, name: str, limit: int, *, required: bool, within: str = "") -> str | None:
