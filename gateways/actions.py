@@ -18,6 +18,7 @@ from models.actions import (
     AnswerInteraction,
     Attachment,
     Ban,
+    CreateScheduledEvent,
     DeleteMessage,
     Embed,
     InteractionResponse,
@@ -30,6 +31,7 @@ from models.actions import (
     Report,
     ReportedAction,
     SendMessage,
+    SetScheduledEventStatus,
     Timeout,
     TypingIndicator,
     Unban,
@@ -49,6 +51,10 @@ NONCE_LENGTH = 24  # Discord accepts nonces of up to 25 characters
 # Discord shows a typing indicator for 10 s; a longer pause triggers it again before it fades.
 TYPING_REFRESH_S = 8.0
 MESSAGE_LIMIT = 2000
+# Guild scheduled events: privacy level 2 (GUILD_ONLY), entity types 2 (VOICE) and 3 (EXTERNAL).
+GUILD_ONLY = 2
+ENTITY_VOICE = 2
+ENTITY_EXTERNAL = 3
 
 
 class InvalidAction(ValueError):
@@ -358,6 +364,46 @@ def _persona(action: MemberPersonaUpdate) -> RestCall:
     )
 
 
+def _create_event(action: CreateScheduledEvent) -> RestCall:
+    body: dict[str, Any] = {
+        "name": action.name,
+        "privacy_level": GUILD_ONLY,
+        "scheduled_start_time": action.scheduled_start_time.isoformat(),
+        "scheduled_end_time": action.scheduled_end_time.isoformat(),
+    }
+    if action.description:
+        body["description"] = action.description
+    if action.voice_channel_id is not None:
+        body.update(entity_type=ENTITY_VOICE, channel_id=action.voice_channel_id)
+    elif action.location:
+        body.update(entity_type=ENTITY_EXTERNAL, entity_metadata={"location": action.location})
+    else:
+        raise InvalidAction("location: an event happens in a voice channel or at a location")
+    return RestCall("POST", "/guilds/{guild_id}/scheduled-events", {"guild_id": _guild(action)}, body)
+
+
+def created_before(call: RestCall, listed: list[dict[str, Any]], bot_id: str) -> bool:
+    """Whether a scheduled event the create `call` describes is among the guild's `listed` events, made by
+    the bot: Discord takes no nonce for events, so a retried create looks for the first attempt's event."""
+    body = call.body or {}
+    start = datetime.fromisoformat(str(body.get("scheduled_start_time")))
+    return any(
+        event.get("creator_id") == bot_id
+        and event.get("name") == body.get("name")
+        and datetime.fromisoformat(str(event.get("scheduled_start_time"))) == start
+        for event in listed
+    )
+
+
+def _event_status(action: SetScheduledEventStatus) -> RestCall:
+    return RestCall(
+        "PATCH",
+        "/guilds/{guild_id}/scheduled-events/{event_id}",
+        {"guild_id": _guild(action), "event_id": action.event_id},
+        {"status": int(action.status)},
+    )
+
+
 def _typing(action: TypingIndicator) -> RestCall:
     return RestCall("POST", "/channels/{channel_id}/typing", {"channel_id": action.channel_id})
 
@@ -400,6 +446,10 @@ def plan(action: Action, now: datetime) -> Plan:
             return _persona(action)
         case TypingIndicator():
             return _typing(action)
+        case CreateScheduledEvent():
+            return _create_event(action)
+        case SetScheduledEventStatus():
+            return _event_status(action)
         case VoiceJoin():
             guild_id = _guild(action)
             return GatewayCommand(protocol.voice_state_payload(guild_id, action.channel_id), guild_id)

@@ -25,7 +25,15 @@ from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
-from models.actions import Action, InteractionResponse, Report, ReportedAction, SendMessage, TypingIndicator
+from models.actions import (
+    Action,
+    CreateScheduledEvent,
+    InteractionResponse,
+    Report,
+    ReportedAction,
+    SendMessage,
+    TypingIndicator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,8 @@ READY_WAIT_S = 10.0
 # answer landed; either way the answer now edits the original.
 ALREADY_ACKNOWLEDGED = 40060
 ALREADY_CROSSPOSTED = 40033
+# Discord's answer to a change of a scheduled event that is over: on a retry, the first attempt ended it.
+EVENT_FINISHED = 180000
 
 
 class Status(Enum):
@@ -141,11 +151,14 @@ class ActionPerformer:
         plan = actions.plan(action, datetime.now(UTC))
         match plan:
             case RestCall():
-                answered = await self._rest_call(plan, bot, retry=claim is Claim.RETRY)
+                retry = claim is Claim.RETRY
+                if retry and isinstance(action, CreateScheduledEvent) and await self._event_exists(plan, bot):
+                    return
+                answered = await self._rest_call(plan, bot, retry=retry)
                 if isinstance(action, SendMessage) and action.crosspost and answered is not None:
                     # A retried send returns the message its nonce made the first time.
                     published = actions.crosspost(action.channel_id, answered["id"])
-                    await self._rest_call(published, bot, retry=claim is Claim.RETRY)
+                    await self._rest_call(published, bot, retry=retry)
                 if isinstance(action, TypingIndicator):
                     await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
@@ -167,6 +180,17 @@ class ActionPerformer:
                     plan.guild_id,
                     plan.channel_id,
                 )
+
+    async def _event_exists(self, create: RestCall, bot: BotCredentials) -> bool:
+        """Whether a create's first attempt made the scheduled event (it may have landed before a crash)."""
+        listing = RestCall("GET", "/guilds/{guild_id}/scheduled-events", dict(create.params))
+        try:
+            listed = await self._rest.client(bot.bot_id, bot.token).request(listing)
+        except discord.HTTPException as exc:
+            if is_unauthorized(exc):
+                raise TokenDead(f"GET {listing.path} answered 401") from None
+            raise Unperformable(f"the guild's scheduled events: Discord answered {exc.status}") from None
+        return actions.created_before(create, listed, bot.bot_id)
 
     async def _keep_typing(self, call: RestCall, bot: BotCredentials, delay_ms: int) -> None:
         """Hold the bot's lane while it "types": its next action (the reply) follows after the pause,
@@ -220,4 +244,6 @@ class ActionPerformer:
 
 def _already_done(call: RestCall, exc: discord.HTTPException) -> bool:
     """On a retry of an attempt that may have landed, the answers that mean it did."""
+    if call.method == "PATCH" and "scheduled-events" in call.path:
+        return exc.code == EVENT_FINISHED
     return (call.method == "DELETE" and exc.status == 404) or exc.code == ALREADY_CROSSPOSTED

@@ -27,7 +27,7 @@ class Op(IntEnum):
 
 
 # What the platform reads: guilds and channels, messages with their content, members, reactions, DMs and
-# voice states. MESSAGE_CONTENT and GUILD_MEMBERS are privileged.
+# voice states, scheduled events. MESSAGE_CONTENT and GUILD_MEMBERS are privileged.
 DEFAULT_INTENTS = (
     "guilds",
     "guild_messages",
@@ -36,6 +36,7 @@ DEFAULT_INTENTS = (
     "guild_reactions",
     "dm_messages",
     "voice_states",
+    "guild_scheduled_events",
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_serializer, field_validator
@@ -242,6 +243,37 @@ class TypingIndicator(ActionBase):
     delay_ms: int = Field(default=0, ge=0, le=10_000)
 
 
+class ScheduledEventStatus(IntEnum):
+    """Discord's guild scheduled event status: SCHEDULED -> ACTIVE -> COMPLETED, or SCHEDULED -> CANCELED."""
+
+    scheduled = 1
+    active = 2
+    completed = 3
+    canceled = 4
+
+
+class CreateScheduledEvent(ReportedAction):
+    """POST /guilds/{id}/scheduled-events (guild-only privacy): in a voice channel, or at a location outside
+    Discord (which needs the end time). The report announces it where the agent hosts it."""
+
+    kind: Literal["create_scheduled_event"] = "create_scheduled_event"
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    scheduled_start_time: datetime
+    scheduled_end_time: datetime
+    voice_channel_id: Snowflake | None = None
+    location: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
+class SetScheduledEventStatus(ReportedAction):
+    """PATCH /guilds/{id}/scheduled-events/{event id} with a new status: the event starts, ends or is
+    canceled."""
+
+    kind: Literal["set_scheduled_event_status"] = "set_scheduled_event_status"
+    event_id: Snowflake
+    status: ScheduledEventStatus
+
+
 Action = Annotated[
     SendMessage
     | Reply
@@ -258,6 +290,8 @@ Action = Annotated[
     | PresenceUpdate
     | InteractionResponse
     | MemberPersonaUpdate
-    | TypingIndicator,
+    | TypingIndicator
+    | CreateScheduledEvent
+    | SetScheduledEventStatus,
     Field(discriminator="kind"),
 ]

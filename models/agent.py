@@ -302,6 +302,101 @@ class StoryArc(Strict):
         return any(beat.starts_when is not None for beat in self.beats)
 
 
+class HostedEventKind(StrEnum):
+    movie_night = "movie_night"
+    trivia = "trivia"
+
+
+class Weekday(StrEnum):
+    monday = "monday"
+    tuesday = "tuesday"
+    wednesday = "wednesday"
+    thursday = "thursday"
+    friday = "friday"
+    saturday = "saturday"
+    sunday = "sunday"
+
+
+class TriviaSource(StrEnum):
+    bundled = "bundled"  # the set shipped with the platform (processors/trivia_questions.json)
+    owner = "owner"  # the questions of this configuration
+
+
+Answer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class TriviaQuestion(Strict):
+    question: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    # Every answer counted right; the first is the one revealed.
+    answers: list[Answer] = Field(min_length=1, max_length=10)
+
+
+class TriviaConfig(Strict):
+    """One round of trivia per event: `question_count` questions drawn from the source, asked one at a
+    time; the first right answer wins the point, and nobody right within `answer_timeout_s` reveals it."""
+
+    source: TriviaSource = TriviaSource.bundled
+    questions: list[TriviaQuestion] = Field(default_factory=list, max_length=500)
+    question_count: int = Field(default=5, ge=1, le=50)
+    answer_timeout_s: int = Field(default=30, ge=5, le=600)
+
+    @model_validator(mode="after")
+    def _source(self) -> Self:
+        if self.source is TriviaSource.bundled and self.questions:
+            raise field_error("questions", "the owner's questions need source owner")
+        if self.source is TriviaSource.owner and len(self.questions) < self.question_count:
+            needed = f"source owner needs at least question_count ({self.question_count})"
+            raise field_error("questions", needed)
+        return self
+
+
+class HostedEvent(Strict):
+    """A server event the agent schedules on Discord and hosts: a movie night, or trivia it runs itself.
+
+    An occurrence (every `weekday`, or once on `on_date`, at the local `time` of the agent's schedule) is
+    created on Discord `announce_hours` before it starts, reminded to the interested `remind_minutes` before,
+    started at its time and completed after `duration_minutes` (trivia: when its round is over)."""
+
+    kind: HostedEventKind
+    # The event's name on Discord.
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
+    weekday: Weekday | None = None
+    on_date: date | None = None
+    time: ClockTime
+    duration_minutes: int = Field(default=120, ge=15, le=24 * 60)
+    announce_hours: int = Field(default=24, ge=1, le=7 * 24)
+    # 0: no reminder.
+    remind_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    # Where the event is announced, reminded and (trivia) played: a channel name or id; empty: the
+    # deployment's first text channel.
+    channel: ChannelRef = ""
+    # Where it happens: a voice channel (name or id), else a place outside Discord.
+    voice_channel: ChannelRef = ""
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    # A trivia event's round; None: the defaults.
+    trivia: TriviaConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.weekday is None) == (self.on_date is None):
+            raise field_error("weekday", "an event runs every weekday or once on_date: set exactly one")
+        if bool(self.voice_channel) == bool(self.location):
+            raise field_error("location", "an event happens in a voice_channel or at a location: set one")
+        if self.kind is not HostedEventKind.trivia and self.trivia is not None:
+            raise field_error("trivia", f"a {self.kind.value} event has no trivia")
+        if self.remind_minutes >= self.announce_hours * 60:
+            raise field_error("remind_minutes", "must be before the start and after the announcement")
+        return self
+
+    @property
+    def round(self) -> TriviaConfig | None:
+        """The trivia round the event runs; None for a movie night."""
+        if self.kind is not HostedEventKind.trivia:
+            return None
+        return self.trivia or TriviaConfig()
+
+
 class MoodName(StrEnum):
     excited = "excited"
     happy = "happy"
@@ -406,6 +501,8 @@ class Behavior(Strict):
     reply_to_bots: bool = False
     max_consecutive_replies: int = Field(default=3, ge=1, le=50)
     floor: FloorConfig = Field(default_factory=FloorConfig)
+    # By the owner's name for the event (a table key part: no "/").
+    hosted_events: dict[CommandName, HostedEvent] = Field(default_factory=dict, max_length=10)
 
     @field_validator("story_arcs")
     @classmethod

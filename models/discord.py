@@ -3,6 +3,7 @@ fields over time and the envelope keeps the raw data anyway."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,3 +127,22 @@ class Interaction(DiscordView):
     @property
     def invoker(self) -> DiscordUser | None:
         return self.member.user if self.member and self.member.user else self.user
+
+
+class ScheduledEventView(DiscordView):
+    """GUILD_SCHEDULED_EVENT_CREATE, _UPDATE and _DELETE: the guild scheduled event."""
+
+    id: Snowflake
+    guild_id: Snowflake
+    creator_id: Snowflake | None = None
+    name: str
+    scheduled_start_time: datetime
+    status: int
+
+
+class ScheduledEventUser(DiscordView):
+    """GUILD_SCHEDULED_EVENT_USER_ADD and _REMOVE: a user marked or unmarked themselves interested."""
+
+    guild_scheduled_event_id: Snowflake
+    user_id: Snowflake
+    guild_id: Snowflake

@@ -1,6 +1,6 @@
 """Table values of the stream processors beyond the conversation state of models/state.py: what a guild
 looks like (channel names, roles), music queues, warnings, levels, automod windows, reply streaks,
-reminders, games, the multi-agent floor and the guild economy.
+reminders, games, the multi-agent floor, the guild economy and hosted events.
 
 Values are replaced, never changed in place: a table only writes its changelog on assignment.
 """
@@ -8,6 +8,7 @@ Values are replaced, never changed in place: a table only writes its changelog o
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -274,3 +275,70 @@ class FloorState(Strict):
     banter_at: list[datetime] = Field(default_factory=list)
     last_answered: dict[UUID, datetime] = Field(default_factory=dict)
     rulings: list[FloorRuling] = Field(default_factory=list, max_length=FLOOR_RULINGS)
+
+
+# Messages a trivia round remembers judging: every bot of the guild delivers its own copy of an answer.
+TRIVIA_JUDGED = 500
+# The users interested in an event an occurrence remembers (the latest).
+MAX_INTERESTED = 1000
+
+
+class EventStep(StrEnum):
+    """What a hosted event's occurrence has done so far, in this order."""
+
+    created = "created"  # scheduled on Discord
+    reminded = "reminded"  # the interested were reminded
+    started = "started"  # active on Discord (trivia: the round runs)
+    ended = "ended"  # completed on Discord
+
+
+class TriviaAsk(Strict):
+    """One question of a round and what became of it."""
+
+    question: Annotated[str, StringConstraints(max_length=300)]
+    answers: list[Annotated[str, StringConstraints(max_length=100)]] = Field(min_length=1)
+    asked_at: datetime | None = None
+    winner: Snowflake | None = None
+    # The winner was congratulated, or the answer revealed after the timeout: the round moves on.
+    closed: bool = False
+
+
+class TriviaRound(Strict):
+    """The round of one trivia event: its questions in order, points per user, the answers judged."""
+
+    questions: list[TriviaAsk] = Field(min_length=1)
+    current: int = Field(default=0, ge=0)
+    scores: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    # The ids of the messages judged, so a redelivered answer scores nothing more.
+    judged: list[Snowflake] = Field(default_factory=list, max_length=TRIVIA_JUDGED)
+
+    @property
+    def over(self) -> bool:
+        return self.current >= len(self.questions)
+
+
+class EventRun(Strict):
+    """One occurrence of a deployment's hosted event."""
+
+    deployment_id: UUID
+    # The event's name in the configuration.
+    event: Annotated[str, StringConstraints(max_length=32)]
+    local_day: date
+    steps: list[EventStep] = Field(default_factory=list)
+    # Learnt from Discord's GUILD_SCHEDULED_EVENT_CREATE; the event's start and end need it.
+    discord_event_id: Snowflake | None = None
+    # Who marked themselves interested on Discord: the reminder mentions them.
+    interested: list[Snowflake] = Field(default_factory=list, max_length=MAX_INTERESTED)
+    # Canceled or deleted on Discord by a person: the agent hosts nothing more of it.
+    canceled: bool = False
+    trivia: TriviaRound | None = None
+
+    @property
+    def marker(self) -> str:
+        return f"{self.deployment_id}/{self.event}/{self.local_day.isoformat()}"
+
+
+class EventBook(Strict):
+    """The hosted events of one guild's deployments: occurrences under way or recently done."""
+
+    runs: list[EventRun] = Field(default_factory=list)

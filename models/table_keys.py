@@ -93,9 +93,10 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing`, `utility`, `games`, `routines`, `arcs` and `announcements` are keyed by exactly the
-# partition key: they are written outside any event too (the catch-up after a rebalance, the reminder,
-# game, routine and announcement timers), where the partition comes from the key.
+# The tables. `routing`, `utility`, `games`, `routines`, `arcs`, `announcements` and `hosted_events` are
+# keyed by exactly the partition key: they are written outside any event too (the catch-up after a
+# rebalance, the reminder, game, routine, announcement and events timers), where the partition comes from
+# the key.
 
 
 class RoutingKey(TableKey):
@@ -135,6 +136,14 @@ class ArcKey(TableKey):
 
     __slots__ = ()
     TABLE = "arcs"
+
+
+class HostedEventsKey(TableKey):
+    """The guild's hosted events (models.processor_state.EventBook): written by the events timer and by the
+    Discord events and trivia answers of the guild."""
+
+    __slots__ = ()
+    TABLE = "hosted_events"
 
 
 class EconomyKey(TableKey):

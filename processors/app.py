@@ -60,7 +60,7 @@ class WorkerOptions:
     commit_every: int = 1000
     stream_buffer_maxsize: int = 4096
     reminder_interval_s: float = 1.0
-    # How often the routines timer looks for due routines and story-arc beats.
+    # How often the routines and events timers look for due routines, story-arc beats and event steps.
     routine_interval_s: float = 1.0
     # Static group membership: a worker restarted under the same id gets its partitions back at once
     # instead of after the dead process's session expires. One id per worker; None joins dynamically.
@@ -240,6 +240,14 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             return
         keys = [AnnouncementKey.parse(raw).partition_key for raw in list(engine.tables.announcements.keys())]
         await fire_owned(keys, engine.fire_announcements)
+
+    @app.timer(interval=options.routine_interval_s)
+    async def host_events() -> None:
+        # As for routines: each step is recorded in the events table in the write that makes its outputs.
+        if not recovered():
+            return
+        keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
+        await fire_owned(keys, engine.fire_events)
 
     return app
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.agent import channel_label
 from models.common import Snowflake
 from models.processor_state import GuildDirectory
 from processors.permissions import parse_permissions
@@ -163,3 +164,13 @@ def apply_directory_event(
             voice[state.user_id] = state.channel_id
         return current.model_copy(update={"voice_channel_of": voice})
     return None
+
+
+def channel_by_ref(directory: GuildDirectory | None, ref: str) -> str | None:
+    """The id of the channel a configuration names: an id as is, a name ("#general" or "general") through
+    the directory; None while the guild is not known or has no such channel."""
+    if ref.isdigit():
+        return ref
+    wanted = channel_label(ref)
+    names = directory.channel_names if directory is not None else {}
+    return next((channel_id for channel_id, name in names.items() if channel_label(name) == wanted), None)

@@ -23,7 +23,7 @@ from models.analytics import StatsRequest
 from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
-from models.discord import DiscordMessage, Interaction, PollMessage
+from models.discord import DiscordMessage, Interaction, PollMessage, ScheduledEventUser, ScheduledEventView
 from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
@@ -34,6 +34,7 @@ from models.processor_state import (
     ArcBook,
     ArcProgress,
     AutomodWindow,
+    EventBook,
     FloorState,
     GameBook,
     GameRecord,
@@ -60,6 +61,7 @@ from models.table_keys import (
     GameBoardKey,
     GameRecordKey,
     GamesKey,
+    HostedEventsKey,
     LeaderboardKey,
     LevelKey,
     MoodKey,
@@ -103,6 +105,13 @@ from processors.event_routing import (
     guild_agents,
     newer,
     routes_for,
+)
+from processors.events import (
+    SCHEDULED_EVENT_EVENTS,
+    SCHEDULED_EVENT_USER_EVENTS,
+    host_events,
+    learn_scheduled_event,
+    take_answer,
 )
 from processors.floor import Candidate, channel_limits, rule_floor
 from processors.games import GameState, Result, end_idle_games, handle_games, tally
@@ -205,6 +214,8 @@ class Tables:
     arcs: MutableMapping[str, ArcBook]  # ArcKey
     # The announcements scheduled for later.
     announcements: MutableMapping[str, AnnouncementBook]  # AnnouncementKey
+    # The occurrences of the deployments' hosted events under way or lately done, trivia rounds included.
+    hosted_events: MutableMapping[str, EventBook]  # HostedEventsKey
 
 
 @dataclass
@@ -386,6 +397,8 @@ class Engine:
             return self._poll_closed(envelope)
         if kind == "GUILD_MEMBER_ADD":
             return self._member_joined(envelope)
+        if kind in SCHEDULED_EVENT_EVENTS or kind in SCHEDULED_EVENT_USER_EVENTS:
+            self._scheduled_event(envelope)
         return Outputs()
 
     def _routes(self, envelope: EventEnvelope) -> tuple[list[Route], GuildDirectory | None]:
@@ -430,7 +443,38 @@ class Engine:
             if not message.author.bot:
                 self._count_arc_message(key, route.deployed, message, at, directory)
             _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
+        out.actions.extend(self._trivia_answer(key, message, directory))
         return out
+
+    def _trivia_answer(
+        self, key: str, message: DiscordMessage, directory: GuildDirectory | None
+    ) -> list[Action]:
+        """The message judged by the trivia rounds running in its channel."""
+        book_key = HostedEventsKey(key).encode()
+        book = self.tables.hosted_events.get(book_key)
+        record = self.routing(key)
+        if book is None or record is None:
+            return []
+        updated, actions = take_answer(book, record.deployments, directory, message)
+        _store(self.tables.hosted_events, book_key, updated)
+        return actions
+
+    def _scheduled_event(self, envelope: EventEnvelope) -> None:
+        """What Discord says of a scheduled event: the id of one an agent made, who is interested, cancels."""
+        book_key = HostedEventsKey(envelope.key).encode()
+        book = self.tables.hosted_events.get(book_key)
+        record = self.routing(envelope.key)
+        if book is None or record is None:
+            return
+        kind = envelope.type
+        view: ScheduledEventView | ScheduledEventUser
+        if kind in SCHEDULED_EVENT_USER_EVENTS:
+            view = _view(ScheduledEventUser, envelope.data)
+        else:
+            view = _view(ScheduledEventView, envelope.data)
+        _store(
+            self.tables.hosted_events, book_key, learn_scheduled_event(book, record.deployments, kind, view)
+        )
 
     def _poll_closed(self, envelope: EventEnvelope) -> Outputs:
         """Discord sends a poll's message again with the final results when the poll closes: the bot that
@@ -919,6 +963,20 @@ class Engine:
             self.tables.routines[routine_key] = RoutineLog(fired=fired)
         self._wakes[key] = (record.version, min(wakes, default=datetime.max.replace(tzinfo=UTC)))
         return out
+
+    def fire_events(self, key: str, now: datetime) -> Outputs:
+        """The hosted events' steps due at `now` (created, reminded, started, trivia asked, ended). The book
+        is written with the outputs, so a later tick or a restarted worker never repeats a step."""
+        record = self.routing(key)
+        if record is None or key.startswith(DM_PREFIX):
+            return Outputs()
+        book_key = HostedEventsKey(key).encode()
+        book = self.tables.hosted_events.get(book_key)
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        updated, actions = host_events(book, record.deployments, directory, now)
+        if updated != (book or EventBook()):
+            self.tables.hosted_events[book_key] = updated
+        return Outputs(actions=actions)
 
     def forget_wakes(self) -> None:
         """Look at every key again at the next tick (the worker's partitions changed)."""

@@ -16,6 +16,7 @@ from models.processor_state import (
     AnnouncementBook,
     ArcBook,
     AutomodWindow,
+    EventBook,
     FloorState,
     GameBook,
     GameRecord,
@@ -100,6 +101,8 @@ def create_tables(app: faust.App) -> Tables:
         announcements=model_table(
             app, table_keys.AnnouncementKey.TABLE, AnnouncementBook, use_partitioner=True
         ),
+        # Written by the events timer too: partitioned by key.
+        hosted_events=model_table(app, table_keys.HostedEventsKey.TABLE, EventBook, use_partitioner=True),
     )
 
 

@@ -206,6 +206,21 @@ class EmulatorControl:
         )
         return result
 
+    async def scheduled_events(self, guild_id: str) -> list[Json]:
+        """The guild's scheduled events, with how many users are interested in each."""
+        result: list[Json] = await self._request("GET", f"/guilds/{guild_id}/scheduled-events")
+        return result
+
+    async def mark_interested(
+        self, guild_id: str, event_id: str, user_id: str, interested: bool = True
+    ) -> Json:
+        """A member marks (or unmarks) themselves interested in a scheduled event."""
+        body = {"user_id": user_id, "interested": interested}
+        result: Json = await self._request(
+            "POST", f"/guilds/{guild_id}/scheduled-events/{event_id}/users", body
+        )
+        return result
+
     # observing and breaking
     async def actions(
         self,

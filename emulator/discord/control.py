@@ -16,6 +16,7 @@ from .gateway import GatewayHub, encode_op
 from .http_util import error_response, json_response, no_content, read_json, read_object
 from .payloads import channel_payload, member_payload, user_payload
 from .rest import ENGINE, LIMITER
+from .scheduled_events import event_payload
 from .spec import BotSpec, ChannelSpec, EmulatorConfig, MemberSpec, RoleSpec, Snowflake, UserSpec, WorldSpec
 from .traffic import TrafficGenerator, TrafficRequest
 from .world import Bot, Guild, Json
@@ -94,6 +95,11 @@ class VoiceIn(_In):
     channel_id: Snowflake | None = None
     self_mute: bool = False
     self_deaf: bool = False
+
+
+class InterestIn(_In):
+    user_id: Snowflake
+    interested: bool = True
 
 
 class BotTarget(_In):
@@ -434,6 +440,21 @@ async def stop_traffic(request: web.Request) -> web.Response:
     return json_response([job.as_json() for job in stopped])
 
 
+async def scheduled_event_interest(request: web.Request) -> web.Response:
+    body = await _parse(request, InterestIn)
+    m = request.match_info
+    events = _engine(request).scheduled_events
+    return json_response(events.set_interest(m["guild_id"], m["event_id"], body.user_id, body.interested))
+
+
+async def scheduled_events(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    guild = engine.world.guild(request.match_info["guild_id"])
+    return json_response(
+        [event_payload(e, engine.world, with_user_count=True) for e in guild.scheduled_events.values()]
+    )
+
+
 def add_control_routes(app: web.Application) -> None:
     routes = [
         ("GET", "/health", health),
@@ -446,6 +467,8 @@ def add_control_routes(app: web.Application) -> None:
         ("GET", "/guilds/{guild_id}", get_guild),
         ("POST", "/guilds/{guild_id}/channels", add_channel),
         ("POST", "/guilds/{guild_id}/members", add_member),
+        ("GET", "/guilds/{guild_id}/scheduled-events", scheduled_events),
+        ("POST", "/guilds/{guild_id}/scheduled-events/{event_id}/users", scheduled_event_interest),
         ("POST", "/bots", add_bot),
         ("PATCH", "/bots/{bot_id}", patch_bot),
         ("POST", "/bots/{bot_id}/revoke", revoke_bot),

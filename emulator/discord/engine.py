@@ -21,6 +21,7 @@ from .intents import PRIVILEGED, content_visible, strip_content
 from .mentions import resolve_mentions
 from .payloads import channel_payload, member_payload, user_payload, voice_state_payload
 from .polls import poll_payload, results
+from .scheduled_events import ScheduledEvents
 from .spec import (
     CHANNEL_ANNOUNCEMENT,
     CHANNEL_DM,
@@ -96,6 +97,9 @@ class Engine:
         self.ids = SnowflakeGenerator(clock=clock)
         self.hub = GatewayHub(self.world, self.config, self)
         self.system_user = self.add_user("Discord Emulator")
+        self.scheduled_events = ScheduledEvents(
+            self.world, self.hub, self.ids, self.record, self._bot_guild, self.clock
+        )
         self._action_added = asyncio.Event()
         self.endpoints = EndpointPoster()
         self._posting: set[asyncio.Task[None]] = set()

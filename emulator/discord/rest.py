@@ -489,6 +489,55 @@ async def post_command(request: web.Request) -> web.Response:
     return json_response(command, 201 if created else 200)
 
 
+def _with_user_count(request: web.Request) -> bool:
+    return request.query.get("with_user_count", "false").lower() in ("true", "1")
+
+
+async def create_scheduled_event(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    events = _engine(request).scheduled_events
+    return json_response(events.create(_bot(request), request.match_info["guild_id"], body))
+
+
+async def list_scheduled_events(request: web.Request) -> web.Response:
+    events = _engine(request).scheduled_events
+    guild_id = request.match_info["guild_id"]
+    return json_response(events.all(_bot(request), guild_id, with_user_count=_with_user_count(request)))
+
+
+async def get_scheduled_event(request: web.Request) -> web.Response:
+    m = request.match_info
+    events = _engine(request).scheduled_events
+    found = events.get(_bot(request), m["guild_id"], m["event_id"], with_user_count=_with_user_count(request))
+    return json_response(found)
+
+
+async def modify_scheduled_event(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    m = request.match_info
+    return json_response(
+        _engine(request).scheduled_events.modify(_bot(request), m["guild_id"], m["event_id"], body)
+    )
+
+
+async def delete_scheduled_event(request: web.Request) -> web.Response:
+    m = request.match_info
+    _engine(request).scheduled_events.delete(_bot(request), m["guild_id"], m["event_id"])
+    return no_content()
+
+
+async def scheduled_event_users(request: web.Request) -> web.Response:
+    m = request.match_info
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise errors.invalid_form("limit", "Value is not int.") from None
+    if not 1 <= limit <= 100:
+        raise errors.invalid_form("limit", "Must be between 1 and 100.")
+    events = _engine(request).scheduled_events
+    return json_response(events.users(_bot(request), m["guild_id"], m["event_id"], limit))
+
+
 def add_rest_routes(app: web.Application) -> None:
     # "@me" routes are registered before their {id} siblings: aiohttp matches in registration order.
     routes = [
@@ -517,6 +566,12 @@ def add_rest_routes(app: web.Application) -> None:
         ("DELETE", "/guilds/{guild_id}/members/{user_id}", kick),
         ("PUT", "/guilds/{guild_id}/bans/{user_id}", ban),
         ("DELETE", "/guilds/{guild_id}/bans/{user_id}", unban),
+        ("GET", "/guilds/{guild_id}/scheduled-events", list_scheduled_events),
+        ("POST", "/guilds/{guild_id}/scheduled-events", create_scheduled_event),
+        ("GET", "/guilds/{guild_id}/scheduled-events/{event_id}", get_scheduled_event),
+        ("PATCH", "/guilds/{guild_id}/scheduled-events/{event_id}", modify_scheduled_event),
+        ("DELETE", "/guilds/{guild_id}/scheduled-events/{event_id}", delete_scheduled_event),
+        ("GET", "/guilds/{guild_id}/scheduled-events/{event_id}/users", scheduled_event_users),
         ("POST", "/interactions/{webhook_id}/{webhook_token}/callback", interaction_callback),
         ("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", get_original),
         ("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", edit_original),

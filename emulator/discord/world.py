@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -91,6 +92,30 @@ class Channel:
         return next(reversed(self.messages), None) if self.messages else None
 
 
+# A guild scheduled event's first status (emulator/discord/scheduled_events.py has the rest).
+SCHEDULED = 1
+
+
+@dataclass(slots=True)
+class ScheduledEvent:
+    """A guild scheduled event (emulator/discord/scheduled_events.py has its rules)."""
+
+    id: str
+    guild_id: str
+    creator_id: str
+    name: str
+    description: str | None
+    scheduled_start_time: datetime
+    scheduled_end_time: datetime | None
+    entity_type: int
+    channel_id: str | None
+    location: str | None
+    status: int = SCHEDULED
+    privacy_level: int = 2  # GUILD_ONLY
+    # Ids of the users interested, in the order they marked it.
+    interested: dict[str, None] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class Guild:
     id: str
@@ -104,6 +129,7 @@ class Guild:
     voice_states: dict[str, Json] = field(default_factory=dict)
     # Bots that are members: the fan-out list for dispatches in this guild.
     bot_ids: set[str] = field(default_factory=set)
+    scheduled_events: dict[str, ScheduledEvent] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,20 +12,6 @@ from emulator.discord import DiscordEmulator, Intent
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture(scope="module")
-async def emu() -> AsyncIterator[DiscordEmulator]:
-    emulator = DiscordEmulator(fast_config())
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def gateway(emu: DiscordEmulator, http: aiohttp.ClientSession, *, compress: bool = True) -> RawGateway:

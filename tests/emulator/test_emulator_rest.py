@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from emulator_helpers import RawGateway, Scene, fast_config, register, scene
+from emulator_helpers import RawGateway, Scene, register, scene
 
 from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, rules
 from emulator.discord.errors import ApiError
@@ -17,20 +17,6 @@ from emulator.discord.intents import Intent
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture(scope="module")
-async def emu() -> AsyncIterator[DiscordEmulator]:
-    emulator = DiscordEmulator(fast_config())
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from gateways.actions import (
     GatewayCommand,
     InvalidAction,
     RestCall,
+    created_before,
     deferral_call,
     deferred_answer,
     interaction_callback,
@@ -38,6 +39,7 @@ from models.actions import (
     AnswerInteraction,
     Attachment,
     Ban,
+    CreateScheduledEvent,
     DeleteMessage,
     Embed,
     EmbedField,
@@ -49,7 +51,9 @@ from models.actions import (
     React,
     Reply,
     Report,
+    ScheduledEventStatus,
     SendMessage,
+    SetScheduledEventStatus,
     Timeout,
     TypingIndicator,
     Unban,
@@ -100,8 +104,9 @@ def test_backoff_grows_to_a_minute_and_spreads() -> None:
 def test_intents_are_discord_bits_and_unknown_names_are_named() -> None:
     value = protocol.intents_value(protocol.DEFAULT_INTENTS)
     # GUILDS, GUILD_MEMBERS, GUILD_VOICE_STATES, GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS, DIRECT_MESSAGES,
-    # MESSAGE_CONTENT
-    assert value == (1 << 0) | (1 << 1) | (1 << 7) | (1 << 9) | (1 << 10) | (1 << 12) | (1 << 15)
+    # MESSAGE_CONTENT, GUILD_SCHEDULED_EVENTS
+    bits = (0, 1, 7, 9, 10, 12, 15, 16)
+    assert value == sum(1 << bit for bit in bits)
     with pytest.raises(ValueError, match="intents: unknown intent guild_mesages"):
         protocol.intents_value(("guilds", "guild_mesages"))
 
@@ -231,6 +236,50 @@ def test_reply_references_the_message_and_embeds_are_discord_shaped() -> None:
 def test_an_empty_message_is_refused_naming_the_field() -> None:
     with pytest.raises(InvalidAction, match=r"^content:"):
         plan(SendMessage(action_id="a", channel_id=CHANNEL, **BASE), NOW)
+
+
+def test_scheduled_events_are_guild_only_in_a_voice_channel_or_at_a_place() -> None:
+    times = {"scheduled_start_time": NOW, "scheduled_end_time": NOW + timedelta(hours=1)}
+    voice = plan(
+        CreateScheduledEvent(action_id="e", name="Trivia", voice_channel_id="9", **times, **BASE), NOW
+    )
+    assert voice == RestCall(
+        "POST",
+        "/guilds/{guild_id}/scheduled-events",
+        {"guild_id": GUILD},
+        {
+            "name": "Trivia",
+            "privacy_level": 2,
+            "scheduled_start_time": NOW.isoformat(),
+            "scheduled_end_time": (NOW + timedelta(hours=1)).isoformat(),
+            "entity_type": 2,
+            "channel_id": "9",
+        },
+    )
+    outside = plan(CreateScheduledEvent(action_id="e", name="Films", location="Cinema", **times, **BASE), NOW)
+    assert isinstance(outside, RestCall) and outside.body is not None
+    assert (outside.body["entity_type"], outside.body["entity_metadata"]) == (3, {"location": "Cinema"})
+    assert "channel_id" not in outside.body
+    with pytest.raises(InvalidAction, match=r"^location:"):
+        plan(CreateScheduledEvent(action_id="e", name="Nowhere", **times, **BASE), NOW)
+    # A retried create finds its first attempt's event: same bot, name and start (Discord's time format).
+    mine = {
+        "creator_id": BOT,
+        "name": "Trivia",
+        "scheduled_start_time": NOW.isoformat().replace("+00:00", "Z"),
+    }
+    assert created_before(voice, [mine], BOT)
+    assert not created_before(voice, [{**mine, "creator_id": "1"}], BOT)
+    assert not created_before(voice, [{**mine, "name": "Films"}], BOT)
+    later = (NOW + timedelta(days=7)).isoformat()
+    assert not created_before(voice, [{**mine, "scheduled_start_time": later}], BOT)
+    status = SetScheduledEventStatus(action_id="s", event_id="77", status=ScheduledEventStatus.active, **BASE)
+    assert plan(status, NOW) == RestCall(
+        "PATCH",
+        "/guilds/{guild_id}/scheduled-events/{event_id}",
+        {"guild_id": GUILD, "event_id": "77"},
+        {"status": 2},
+    )
 
 
 def test_warn_mentions_only_the_warned_user() -> None:

@@ -101,6 +101,13 @@ class Worker:
         return self.log_path.read_text(errors="replace")[-3000:]
 
 
+def clocked_worker(namespace: str, clock: Path, log_dir: Path) -> Worker:
+    """A worker whose timers take the time in `clock` for now; a static group member, so a restart gets its
+    partitions back at once."""
+    environment = {"DEEP_CLOCK_FILE": str(clock)}
+    return Worker(namespace, "deep-processors", log_dir / "worker.log", environment, instance_id="clocked-1")
+
+
 class Collector:
     """Consumes every output topic from the start and keeps the decoded records by topic."""
 
