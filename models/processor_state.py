@@ -342,3 +342,5 @@ class EventBook(Strict):
     """The hosted events of one guild's deployments: occurrences under way or recently done."""
 
     runs: list[EventRun] = Field(default_factory=list)
+    # Every trivia point the guild's people won, credited when a round ends: `/trivia` shows them.
+    points: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)

@@ -47,7 +47,7 @@ COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     Tool.moderation: ("ban", "unban", "kick", "timeout", "warn", "warnings"),
     Tool.utility: ("remind", "poll"),
     Tool.leveling: ("rank", "leaderboard"),
-    Tool.games: ("roll", "coinflip", "rps", "8ball", "hangman", "guess", "wins"),
+    Tool.games: ("roll", "coinflip", "rps", "8ball", "hangman", "guess", "wins", "trivia"),
     # `/leaderboard coins` is the economy's board, a bare `/leaderboard` the leveling one.
     Tool.economy: ("daily", "balance", "give", "tip", "leaderboard"),
     Tool.analytics: ("stats",),

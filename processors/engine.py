@@ -111,6 +111,7 @@ from processors.events import (
     SCHEDULED_EVENT_USER_EVENTS,
     host_events,
     learn_scheduled_event,
+    next_event_wake,
     take_answer,
 )
 from processors.floor import Candidate, channel_limits, rule_floor
@@ -150,6 +151,7 @@ from processors.routines import (
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
+from processors.trivia import trivia_board
 from processors.utility import (
     handle_utility,
     poll_results,
@@ -325,6 +327,12 @@ def _mood_config(agent: AgentConfig) -> MoodConfig:
     return temperament(agent.behavior.mood, _traits(agent))
 
 
+def _asleep(wakes: dict[str, tuple[int, datetime]], key: str, record: RoutingRecord, now: datetime) -> bool:
+    """A timer has nothing due for the key before the wake-up time it computed under the same routing."""
+    wake = wakes.get(key)
+    return wake is not None and wake[0] == record.version and now < wake[1]
+
+
 class Engine:
     def __init__(
         self,
@@ -344,6 +352,8 @@ class Engine:
         # ticks then cost one table read per key. Dropped when the key's arc progress changes; the worker
         # forgets them all when its partitions change (another worker may have moved the state meanwhile).
         self._wakes: dict[str, tuple[int, datetime]] = {}
+        # The same for the hosted events: dropped when the key's events book changes outside the timer.
+        self._event_wakes: dict[str, tuple[int, datetime]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -456,7 +466,7 @@ class Engine:
         if book is None or record is None:
             return []
         updated, actions = take_answer(book, record.deployments, directory, message)
-        _store(self.tables.hosted_events, book_key, updated)
+        self._store_event_book(key, updated)
         return actions
 
     def _scheduled_event(self, envelope: EventEnvelope) -> None:
@@ -472,9 +482,13 @@ class Engine:
             view = _view(ScheduledEventUser, envelope.data)
         else:
             view = _view(ScheduledEventView, envelope.data)
-        _store(
-            self.tables.hosted_events, book_key, learn_scheduled_event(book, record.deployments, kind, view)
-        )
+        self._store_event_book(envelope.key, learn_scheduled_event(book, record.deployments, kind, view))
+
+    def _store_event_book(self, key: str, book: EventBook | None) -> None:
+        """A change to the key's events book outside the timer (None: unchanged): a step may be due sooner."""
+        if book is not None:
+            self._event_wakes.pop(key, None)
+            self.tables.hosted_events[HostedEventsKey(key).encode()] = book
 
     def _poll_closed(self, envelope: EventEnvelope) -> Outputs:
         """Discord sends a poll's message again with the final results when the poll closes: the bot that
@@ -713,7 +727,10 @@ class Engine:
 
     def _play(self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter) -> Outcome[Any]:
         """A game command over the guild's running games; the results it decides go to the players' records
-        and the wins board."""
+        and the wins board. `/trivia` shows the guild's trivia points, won at its hosted trivia nights."""
+        if invocation.name == "trivia":
+            book = self.tables.hosted_events.get(HostedEventsKey(key).encode())
+            return Outcome(trivia_board(book.points if book is not None else {}))
         deployment_id = deployed.deployment.deployment_id
         games_key = GamesKey(key).encode()
         board_key = GameBoardKey(key, deployment_id).encode()
@@ -937,8 +954,7 @@ class Engine:
         record = self.routing(key)
         if record is None or key.startswith(DM_PREFIX):
             return Outputs()
-        wake = self._wakes.get(key)
-        if wake is not None and wake[0] == record.version and now < wake[1]:
+        if _asleep(self._wakes, key, record, now):
             return Outputs()
         directory = self.tables.directory.get(DirectoryKey(key).encode())
         routine_key = RoutineKey(key).encode()
@@ -970,17 +986,21 @@ class Engine:
         record = self.routing(key)
         if record is None or key.startswith(DM_PREFIX):
             return Outputs()
+        if _asleep(self._event_wakes, key, record, now):
+            return Outputs()
         book_key = HostedEventsKey(key).encode()
         book = self.tables.hosted_events.get(book_key)
         directory = self.tables.directory.get(DirectoryKey(key).encode())
         updated, actions = host_events(book, record.deployments, directory, now)
         if updated != (book or EventBook()):
             self.tables.hosted_events[book_key] = updated
+        self._event_wakes[key] = (record.version, next_event_wake(updated, record.deployments, now))
         return Outputs(actions=actions)
 
     def forget_wakes(self) -> None:
         """Look at every key again at the next tick (the worker's partitions changed)."""
         self._wakes.clear()
+        self._event_wakes.clear()
 
     def _firings_on(
         self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date

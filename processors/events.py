@@ -11,7 +11,7 @@ unrecorded is the same output when made again, which the gateway performs once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
 from models.actions import (
@@ -29,7 +29,7 @@ from models.processor_state import MAX_INTERESTED, EventBook, EventRun, EventSte
 from processors.directory import channel_by_ref
 from processors.emit import Emitter, Say
 from processors.ids import seeded_rng
-from processors.trivia import draw_round, judge, leaderboard, step
+from processors.trivia import credit, draw_round, judge, leaderboard, step
 
 # The local days the timer looks at around today: back far enough for an occurrence that began yesterday
 # and still runs, ahead as far as an event is announced (a week at most).
@@ -117,6 +117,51 @@ def due_step(run: EventRun | None, occurrence: Occurrence, now: datetime) -> Eve
     assert run is not None
     round_over = run.trivia is not None and run.trivia.over
     return EventStep.ended if now >= occurrence.ends_at or round_over else None
+
+
+def next_event_wake(book: EventBook, deployments: list[DeployedAgent], now: datetime) -> datetime:
+    """The earliest moment after `now` at which a tick may do something for the deployments' events: a
+    step's moment, an open question's timeout, the next local midnight (the days looked at change there);
+    `now` itself while a step is due but waits (for the guild's channels) or a round moves on at the next
+    tick. Until then a tick does nothing, unless the book or the configuration changes."""
+    runs = {run.marker: run for run in book.runs}
+    moments: list[datetime] = []
+    for deployed in filter(has_hosted_events, deployments):
+        zone = deployed.agent.behavior.schedule.zone
+        tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+        moments.append(datetime.combine(tomorrow, time(0), tzinfo=zone).astimezone(UTC))
+        for occurrence in occurrences(deployed, now):
+            run = runs.get(_marker(deployed.deployment.deployment_id, occurrence.name, occurrence.local_day))
+            round_moment = _round_moment(run, occurrence, now)
+            if due_step(run, occurrence, now) is not None or round_moment == now:
+                return now
+            moments.extend(
+                moment
+                for moment in (
+                    occurrence.announce_at,
+                    occurrence.remind_at,
+                    occurrence.starts_at,
+                    occurrence.ends_at,
+                )
+                if moment is not None and moment > now
+            )
+            if round_moment is not None:
+                moments.append(round_moment)
+    return min(moments, default=datetime.max.replace(tzinfo=UTC))
+
+
+def _round_moment(run: EventRun | None, occurrence: Occurrence, now: datetime) -> datetime | None:
+    """When a running round next moves: its open question's timeout, or `now` (the next question is asked
+    at the next tick)."""
+    config = occurrence.event.round
+    if run is None or run.trivia is None or config is None or run.trivia.over:
+        return None
+    if EventStep.started not in run.steps or EventStep.ended in run.steps:
+        return None
+    ask = run.trivia.questions[run.trivia.current]
+    if ask.asked_at is None or ask.closed:
+        return now
+    return ask.asked_at + timedelta(seconds=config.answer_timeout_s)
 
 
 def has_hosted_events(deployed: DeployedAgent) -> bool:
@@ -294,6 +339,7 @@ def host_events(
     """The steps due at `now` of every occurrence of the deployments' events; the book they leave (runs of
     days the timer no longer looks at are dropped, with those of deployments gone)."""
     runs = {run.marker: run for run in (book.runs if book is not None else [])}
+    points = book.points if book is not None else {}
     kept: dict[str, EventRun] = {}
     actions: list[Action] = []
     for deployed in deployments:
@@ -307,12 +353,17 @@ def host_events(
                 continue
             host = _Host(deployed, occurrence, run or _new_run(deployment_id, occurrence), directory)
             actions.extend(host.advance(now))
+            ended_now = EventStep.ended in host.run.steps and (
+                run is None or EventStep.ended not in run.steps
+            )
+            if ended_now and host.run.trivia is not None:
+                points = credit(points, host.run.trivia)
             if host.run.steps:
                 kept[host.run.marker] = host.run
         for marker, run in runs.items():
             if run.deployment_id == deployment_id and run.local_day >= oldest and marker not in kept:
                 kept[marker] = run
-    return EventBook(runs=sorted(kept.values(), key=lambda r: r.marker)), actions
+    return EventBook(runs=sorted(kept.values(), key=lambda r: r.marker), points=points), actions
 
 
 def _marker(deployment_id: UUID, name: str, day: date) -> str:
@@ -353,7 +404,7 @@ def take_answer(
         if made is not None:
             runs[index], changed = host.run, True
             actions.extend(made)
-    return (EventBook(runs=runs) if changed else None), actions
+    return (book.model_copy(update={"runs": runs}) if changed else None), actions
 
 
 def learn_scheduled_event(
@@ -370,7 +421,7 @@ def learn_scheduled_event(
         updated = _learnt(run, bots.get(run.deployment_id), kind, data)
         if updated is not None and updated != run:
             runs[index], changed = updated, True
-    return EventBook(runs=runs) if changed else None
+    return book.model_copy(update={"runs": runs}) if changed else None
 
 
 def _learnt(

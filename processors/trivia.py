@@ -21,7 +21,7 @@ from importlib import resources
 from pydantic import TypeAdapter
 
 from models.agent import TriviaConfig, TriviaQuestion, TriviaSource
-from models.processor_state import TRIVIA_JUDGED, TriviaAsk, TriviaRound
+from models.processor_state import LEADERBOARD_SIZE, TRIVIA_JUDGED, TriviaAsk, TriviaRound
 from processors.emit import Say
 
 _ARTICLE = re.compile(r"^(?:the|a|an) ")
@@ -101,20 +101,36 @@ def step(round_: TriviaRound, now: datetime, timeout_s: int) -> tuple[TriviaRoun
     return round_, says
 
 
-def standings(round_: TriviaRound) -> list[tuple[str, int]]:
+def standings(points: dict[str, int]) -> list[tuple[str, int]]:
     """(user id, points), most points first; a tie goes to who scored first."""
-    order = {user_id: index for index, user_id in enumerate(round_.scores)}
-    return sorted(round_.scores.items(), key=lambda item: (-item[1], order[item[0]]))
+    order = {user_id: index for index, user_id in enumerate(points)}
+    return sorted(points.items(), key=lambda item: (-item[1], order[item[0]]))
 
 
 def leaderboard(round_: TriviaRound, title: str) -> Say:
-    ranked = standings(round_)
+    ranked = standings(round_.scores)
     if not ranked:
         return Say(f"{title} is over. Nobody scored this time!", title="Trivia results")
-    lines = [
-        f"{place}. <@{user_id}> · {_points(points)}" for place, (user_id, points) in enumerate(ranked, 1)
-    ]
-    return Say(f"{title} is over! Final scores:\n" + "\n".join(lines), title="Trivia results")
+    return Say(f"{title} is over! Final scores:\n" + _lines(ranked), title="Trivia results")
+
+
+def credit(points: dict[str, int], round_: TriviaRound) -> dict[str, int]:
+    """The guild's standing points with a finished round's added."""
+    return {**points, **{user_id: points.get(user_id, 0) + won for user_id, won in round_.scores.items()}}
+
+
+def trivia_board(points: dict[str, int]) -> Say:
+    """`/trivia`: the guild's trivia points, most first (a tie goes to who scored first)."""
+    ranked = standings(points)[:LEADERBOARD_SIZE]
+    if not ranked:
+        return Say("Nobody has won a trivia point yet.", title="Trivia leaderboard")
+    return Say(_lines(ranked), title="Trivia leaderboard")
+
+
+def _lines(ranked: list[tuple[str, int]]) -> str:
+    return "\n".join(
+        f"{place}. <@{user_id}> · {_points(won)}" for place, (user_id, won) in enumerate(ranked, 1)
+    )
 
 
 def _points(points: int) -> str:

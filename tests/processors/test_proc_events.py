@@ -4,6 +4,7 @@ and a whole trivia night through the engine (scheduled, reminded, started, asked
 from __future__ import annotations
 
 import random
+from copy import deepcopy
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from models.actions import (
     CreateScheduledEvent,
+    InteractionResponse,
     ScheduledEventStatus,
     SendMessage,
     SetScheduledEventStatus,
@@ -22,8 +24,18 @@ from models.common import error_paths
 from models.processor_state import EventRun, EventStep, TriviaAsk, TriviaRound
 from models.table_keys import HostedEventsKey
 from processors.engine import Engine, Tables
-from processors.events import due_step, occurrence_on
-from processors.trivia import bundled_questions, draw_round, is_right, judge, leaderboard, normalise, step
+from processors.events import due_step, host_events, occurrence_on
+from processors.trivia import (
+    bundled_questions,
+    credit,
+    draw_round,
+    is_right,
+    judge,
+    leaderboard,
+    normalise,
+    step,
+    trivia_board,
+)
 from tests.processors.factories import (
     Where,
     agent_with,
@@ -32,6 +44,7 @@ from tests.processors.factories import (
     guild_create,
     message_event,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -64,6 +77,8 @@ def trivia_night(**changes: Any) -> dict[str, Any]:
 def host_agent(**event: Any) -> AgentConfig:
     return agent_with(
         AgentMode.bare,
+        enabled_tools=["games"],
+        enabled_commands=["trivia"],
         behavior={
             "schedule": {"time_zone": "Europe/Berlin"},
             "hosted_events": {"trivia": trivia_night(**event)},
@@ -314,6 +329,72 @@ def test_a_trivia_night_from_announcement_to_leaderboard() -> None:
     assert (
         final.steps == list(EventStep) and final.trivia is not None and final.trivia.scores == {kai["id"]: 1}
     )
+    [board] = engine.handle_event(slash_event(where, mia, "trivia", at=START + timedelta(hours=2))).actions
+    assert isinstance(board, InteractionResponse) and board.content == f"1. <@{kai['id']}> · 1 point"
+
+
+def test_the_trivia_board_adds_up_the_rounds_once_each() -> None:
+    round_ = TriviaRound(questions=[TriviaAsk(question="q", answers=["a"])], scores={"11": 2, "22": 1})
+    points = credit(credit({}, round_), round_.model_copy(update={"scores": {"22": 3}}))
+    assert points == {"11": 2, "22": 4}
+    assert trivia_board(points).text == "1. <@22> · 4 points\n2. <@11> · 2 points"
+    assert trivia_board({}).text == "Nobody has won a trivia point yet."
+
+
+def test_ticks_skipped_until_the_next_wake_make_what_looking_every_time_makes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The events timer skips a guild until its next step, question timeout or local midnight: ticked from
+    two days before a trivia night to after it (every ten minutes, every five seconds around the round),
+    with Discord's answers and people's answers in between, it makes exactly the actions, and leaves exactly
+    the book, of an engine that looks at everything at every tick, while looking far less often."""
+    remembering = hosting_guild()
+    looking = Engine(deepcopy(remembering.engine.tables))
+    hosted = 0
+
+    def counted(*args: Any) -> Any:
+        nonlocal hosted
+        hosted += 1
+        return host_events(*args)
+
+    kai = user(snowflake(), "kai")
+    where = Where(remembering.bot, remembering.guild, remembering.general)
+    book_key = HostedEventsKey(remembering.guild).encode()
+    made: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    ticks = 0
+    now = START - timedelta(days=2)
+    while now < START + timedelta(hours=2):
+        fresh = Engine(looking.tables)  # a new engine remembers no wake-up time
+        with monkeypatch.context() as patched:
+            patched.setattr("processors.engine.host_events", counted)
+            ticked = remembering.engine.fire_events(remembering.guild, now).actions
+        made[0].extend(action.model_dump(exclude={"created_at"}) for action in ticked)
+        made[1].extend(
+            action.model_dump(exclude={"created_at"})
+            for action in fresh.fire_events(remembering.guild, now).actions
+        )
+        ticks += 1
+        if any(isinstance(action, CreateScheduledEvent) for action in ticked):
+            scheduled = remembering.created_on_discord()
+            looking.handle_event(
+                envelope(
+                    "GUILD_SCHEDULED_EVENT_CREATE", scheduled, bot_id=where.bot_id, guild_id=where.guild_id
+                )
+            )
+        book = looking.tables.hosted_events.get(book_key)
+        round_ = book.runs[0].trivia if book is not None else None
+        if round_ is not None and round_.current == 0 and not round_.questions[0].closed:
+            # Kai answers the first question right a second after it is asked; the second one times out.
+            right = message_event(where, kai, round_.questions[0].answers[0], now + timedelta(seconds=1))
+            for engine in (remembering.engine, looking):
+                engine.handle_event(right)
+        now += timedelta(seconds=5) if abs(now - START) < timedelta(minutes=2) else timedelta(minutes=10)
+    assert made[0] == made[1]
+    assert remembering.engine.tables.hosted_events == looking.tables.hosted_events
+    assert looking.tables.hosted_events[book_key].points == {kai["id"]: 1}
+    # Created, reminded, started, the first question, the second, its answer revealed, completed.
+    assert len(made[0]) == 7
+    assert hosted < ticks / 4
 
 
 def test_a_movie_night_at_a_place_without_discord_id_still_tells_the_channel() -> None:
