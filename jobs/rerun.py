@@ -52,6 +52,15 @@ class RerunStats:
     failed: int = 0  # records the engine rejects (dead-lettered live too)
 
 
+def _joined(*parts: Outputs) -> Outputs:
+    return Outputs(
+        **{
+            f.name: [item for part in parts for item in getattr(part, f.name)]
+            for f in dataclasses.fields(Outputs)
+        }
+    )
+
+
 class Rerun:
     def __init__(self, changes: ConfigChanges = ConfigChanges()) -> None:
         self.engine = Engine(memory_tables())
@@ -119,14 +128,13 @@ class Rerun:
         try:
             if source == EVENTS:
                 self.partition_of_key[key] = record.partition
-                # The routines due by the event's time fire first, from the state the live timer saw.
-                fired = self.engine.fire_routines(key, value.received_at)
-                outputs = self.engine.handle_event(value)
-                outputs = Outputs(
-                    actions=[*fired.actions, *outputs.actions],
-                    decisions=[*fired.decisions, *outputs.decisions],
-                    audits=[*fired.audits, *outputs.audits],
-                    requests=[*fired.requests, *outputs.requests],
+                # The routines and hosted-event steps due by the event's time fire first, from the state the
+                # live timers saw: a step's own echo (the bot's message, Discord's scheduled-event dispatch)
+                # follows it, so the replay makes each step at that echo at the latest.
+                outputs = _joined(
+                    self.engine.fire_routines(key, value.received_at),
+                    self.engine.fire_events(key, value.received_at),
+                    self.engine.handle_event(value),
                 )
                 self._requested.update(request.request_id for request in outputs.requests)
             else:
