@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,8 +26,11 @@ from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour
 from settings import Settings
 from streams.catalog import TopicSpec
+from tests.clock_file import set_clock
 from tests.demo.test_demo_browser import RunningDemo, launched_demo
 
+# The clocked world's test clock (DEEP_CLOCK_FILE) starts at the wall clock's hour.
+CLOCK_START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 # How long an answer may take through gateway, Kafka, processors, inference and back, on a busy machine.
 ANSWER_S = 45.0
 # What the inference server answers every request with: distinctive enough to find in Luna's styled reply.
@@ -169,3 +173,23 @@ async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             yield Demo(**{f.name: getattr(world, f.name) for f in fields(world)}, inference=inference)
     finally:
         await inference.stop()
+
+
+@pytest.fixture(scope="module")
+def clock(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test clock's file, at CLOCK_START; a test moves it with `set_clock`."""
+    path = tmp_path_factory.mktemp("clock") / "now"
+    set_clock(path, CLOCK_START)
+    return path
+
+
+@pytest.fixture(scope="module")
+async def world(
+    stack_up: Settings, tmp_path_factory: pytest.TempPathFactory, clock: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """The demo world on the test clock, answering through the embedded model server (a module may define
+    its own `world`)."""
+    env = demo_env(DEEP_CLOCK_FILE=str(clock))
+    work_dir = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    async with demo_world(stack_up, work_dir, env) as running:
+        yield running

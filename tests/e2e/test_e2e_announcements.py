@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ import pytest
 
 from emulator.discord import EmulatorError
 from processors.announcements import next_time
-from settings import Settings
 from tests.clock_file import set_clock
-from tests.e2e.conftest import ANSWER_S, World, demo_env, demo_world, message_text
+from tests.e2e.conftest import ANSWER_S, World, message_text
+from tests.e2e.conftest import CLOCK_START as START
 
 pytestmark = pytest.mark.stack
 
@@ -30,24 +29,7 @@ UTC_ZONE = ZoneInfo("UTC")
 
 # The test clock starts at the wall clock's hour: an interaction's time is the gateway's receipt of it (wall
 # time), so the announcements are for three and four hours later (Kai's zone is UTC).
-START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 FIRST, SECOND = (START + timedelta(hours=3)).strftime("%H:%M"), (START + timedelta(hours=4)).strftime("%H:%M")
-
-
-@pytest.fixture(scope="module")
-def clock(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clock") / "now"
-    set_clock(path, START)
-    return path
-
-
-@pytest.fixture(scope="module")
-async def world(
-    stack_up: Settings, tmp_path_factory: pytest.TempPathFactory, clock: Path
-) -> AsyncIterator[World]:
-    env = demo_env(DEEP_CLOCK_FILE=str(clock))
-    async with demo_world(stack_up, tmp_path_factory.mktemp("e2e-announcements"), env) as running:
-        yield running
 
 
 async def processors_worker(world: World) -> dict[str, Any]:
@@ -85,10 +67,15 @@ async def announce(world: World, channel_id: str, at: str, message: str) -> None
                 raise
             await asyncio.sleep(0.5)
             continue
-        answer = await world.wait_action(
-            since, lambda a: a["kind"] == "interaction_response" and a["bot_id"] == world.bots["Kai"]
+        # The interactions endpoint defers; the answer edits the original response.
+        await world.wait_action(
+            since,
+            lambda a: (
+                a["kind"] == "interaction_response"
+                and a["bot_id"] == world.bots["Kai"]
+                and f"at {at}" in message_text(a["payload"].get("data"))
+            ),
         )
-        assert f"at {at}" in message_text(answer["payload"].get("data")), answer
         return
 
 
