@@ -281,6 +281,8 @@ class FloorState(Strict):
 TRIVIA_JUDGED = 500
 # The users interested in an event an occurrence remembers (the latest).
 MAX_INTERESTED = 1000
+# A guild's trivia points are kept for its best players this many, so the book stays one bounded record.
+TRIVIA_PLAYERS_KEPT = 1000
 
 
 class EventStep(StrEnum):
@@ -343,4 +345,6 @@ class EventBook(Strict):
 
     runs: list[EventRun] = Field(default_factory=list)
     # Every trivia point the guild's people won, credited when a round ends: `/trivia` shows them.
-    points: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    points: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=TRIVIA_PLAYERS_KEPT
+    )

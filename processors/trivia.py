@@ -21,7 +21,13 @@ from importlib import resources
 from pydantic import TypeAdapter
 
 from models.agent import TriviaConfig, TriviaQuestion, TriviaSource
-from models.processor_state import LEADERBOARD_SIZE, TRIVIA_JUDGED, TriviaAsk, TriviaRound
+from models.processor_state import (
+    LEADERBOARD_SIZE,
+    TRIVIA_JUDGED,
+    TRIVIA_PLAYERS_KEPT,
+    TriviaAsk,
+    TriviaRound,
+)
 from processors.emit import Say
 
 _ARTICLE = re.compile(r"^(?:the|a|an) ")
@@ -115,8 +121,9 @@ def leaderboard(round_: TriviaRound, title: str) -> Say:
 
 
 def credit(points: dict[str, int], round_: TriviaRound) -> dict[str, int]:
-    """The guild's standing points with a finished round's added."""
-    return {**points, **{user_id: points.get(user_id, 0) + won for user_id, won in round_.scores.items()}}
+    """The guild's standing points with a finished round's added: the best TRIVIA_PLAYERS_KEPT, best first."""
+    added = {**points, **{user_id: points.get(user_id, 0) + won for user_id, won in round_.scores.items()}}
+    return dict(standings(added)[:TRIVIA_PLAYERS_KEPT])
 
 
 def trivia_board(points: dict[str, int]) -> Say:

@@ -21,7 +21,7 @@ from models.actions import (
 )
 from models.agent import AgentConfig, AgentMode, HostedEvent, TriviaConfig
 from models.common import error_paths
-from models.processor_state import EventRun, EventStep, TriviaAsk, TriviaRound
+from models.processor_state import TRIVIA_PLAYERS_KEPT, EventRun, EventStep, TriviaAsk, TriviaRound
 from models.table_keys import HostedEventsKey
 from processors.engine import Engine, Tables
 from processors.events import due_step, host_events, occurrence_on
@@ -339,6 +339,11 @@ def test_the_trivia_board_adds_up_the_rounds_once_each() -> None:
     assert points == {"11": 2, "22": 4}
     assert trivia_board(points).text == "1. <@22> · 4 points\n2. <@11> · 2 points"
     assert trivia_board({}).text == "Nobody has won a trivia point yet."
+    # A full book keeps the best: a newcomer's two points push out the latest of the one-point players.
+    crowd = {str(10 + n): 1 for n in range(TRIVIA_PLAYERS_KEPT)}
+    kept = credit(crowd, round_.model_copy(update={"scores": {"5": 2}}))
+    assert len(kept) == TRIVIA_PLAYERS_KEPT and kept["5"] == 2 and "10" in kept
+    assert str(9 + TRIVIA_PLAYERS_KEPT) not in kept
 
 
 def test_ticks_skipped_until_the_next_wake_make_what_looking_every_time_makes(
