@@ -147,6 +147,7 @@ from processors.routines import (
     text_channel,
     voice_channel,
 )
+from processors.safety import classify, safe_reply
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
@@ -511,7 +512,7 @@ class Engine:
             if deployed.agent.ai_enabled
         ]
         candidates = [
-            self._candidate(envelope, deployed, message, at, context)
+            self._candidate(envelope, deployed, message, at, context, directory)
             for deployed in agents
             if deployed.deployment.bot_id != message.author.id
         ]
@@ -533,6 +534,7 @@ class Engine:
         message: DiscordMessage,
         at: datetime,
         context: ChannelContext | None,
+        directory: GuildDirectory | None,
     ) -> Candidate:
         """What one agent of the channel decides alone about the message, and what ranks it on the floor."""
         deployment_id = deployed.deployment.deployment_id
@@ -549,6 +551,7 @@ class Engine:
             streak=prior,
             at=at,
             relationship=known,
+            age_restricted=directory is not None and message.channel_id in directory.age_restricted,
         )
         return Candidate(
             decision=decide(situation),
@@ -1288,6 +1291,8 @@ class _MessageTurn:
             at=self.at,
             is_dm=self.is_dm,
             relationship=relationship,
+            age_restricted=self.directory is not None
+            and self.message.channel_id in self.directory.age_restricted,
         )
 
     def _converse(self) -> None:
@@ -1317,7 +1322,13 @@ class _MessageTurn:
         self.out.decisions.append(decision)
 
         if decision.respond and decision.priority is not None:
-            self.out.requests.append(self._inference_request(decision.priority, known, mood))
+            # A message in a harm category gets its safe reply; no model sees it.
+            refusal = safe_reply(classify(message.content))
+            if refusal is not None:
+                origin = MessageOrigin(message.channel_id, message.id)
+                self.out.actions.append(self.emit.answer(Say(refusal), origin))
+            else:
+                self.out.requests.append(self._inference_request(decision.priority, known, mood))
             if streak.last_event_id != event_id:
                 self.tables.streaks[streak_key] = ReplyStreak(count=streak.count + 1, last_event_id=event_id)
         elif not message.author.bot:
