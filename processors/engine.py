@@ -27,7 +27,7 @@ from models.discord import DiscordMessage, Interaction, PollMessage, ScheduledEv
 from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
-from models.operations import ModerationAudit
+from models.operations import ModerationAudit, OwnerNotification
 from models.permissions import ADMINISTRATOR
 from models.processor_state import (
     AnnouncementBook,
@@ -134,6 +134,7 @@ from processors.prompt import (
 )
 from processors.relationships import record_interaction, tipped, track
 from processors.replies import compose_reply, greeted, mood_emoji
+from processors.reports import ReactionAdd, report_of
 from processors.routines import (
     Firing,
     due_firings,
@@ -164,6 +165,7 @@ from streams.catalog import (
     DISCORD_ACTIONS,
     INFERENCE_LANES,
     MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
     TopicSpec,
 )
 
@@ -226,9 +228,12 @@ class Outputs:
     audits: list[ModerationAudit] = field(default_factory=list)
     requests: list[InferenceRequest] = field(default_factory=list)
     stats: list[StatsRequest] = field(default_factory=list)
+    notifications: list[OwnerNotification] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.actions or self.decisions or self.audits or self.requests or self.stats)
+        return bool(
+            self.actions or self.decisions or self.audits or self.requests or self.stats or self.notifications
+        )
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
@@ -244,6 +249,9 @@ class Outputs:
             yield lane, str(request.deployment_id), lane.codec.encode(request)
         for stats in self.stats:
             yield ANALYTICS_REQUESTS, stats.guild_id, ANALYTICS_REQUESTS.codec.encode(stats)
+        for notification in self.notifications:
+            owner = str(notification.owner_id)
+            yield OWNER_NOTIFICATIONS, owner, OWNER_NOTIFICATIONS.codec.encode(notification)
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.
@@ -398,6 +406,10 @@ class Engine:
             return self._poll_closed(envelope)
         if kind == "GUILD_MEMBER_ADD":
             return self._member_joined(envelope)
+        if kind == "MESSAGE_REACTION_ADD":
+            reaction = _view(ReactionAdd, envelope.data)
+            report = report_of(reaction, envelope.bot_id, self.routing(envelope.key))
+            return Outputs(notifications=[report] if report is not None else [])
         if kind in SCHEDULED_EVENT_EVENTS or kind in SCHEDULED_EVENT_USER_EVENTS:
             self._scheduled_event(envelope)
         return Outputs()

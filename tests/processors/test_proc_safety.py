@@ -13,7 +13,7 @@ from models.agent import AgentConfig, ContentRating, SafetyConfig
 from models.decisions import DecisionReason
 from models.events import partition_key
 from models.processor_state import GuildDirectory
-from models.table_keys import DirectoryKey
+from models.table_keys import DirectoryKey, RoutingKey
 from processors.directory import apply_directory_event
 from processors.engine import Engine, Tables
 from processors.safety import (
@@ -23,6 +23,7 @@ from processors.safety import (
     classify,
     rating_gate,
 )
+from streams.catalog import OWNER_NOTIFICATIONS
 from tests.processors.factories import (
     deployed,
     envelope,
@@ -35,6 +36,7 @@ from tests.processors.factories import (
 )
 
 GUILD, GENERAL, AGE_RESTRICTED, BOT = snowflake(), snowflake(), snowflake(), snowflake()
+REPORTED = snowflake()
 KAI = user(snowflake(), "kai")
 
 SELF_HARM = [
@@ -199,3 +201,47 @@ def test_a_harmful_message_gets_the_safe_reply_and_reaches_no_model() -> None:
         isinstance(a, Reply) and MINOR_SEXUAL_REPLY in a.content for a in out.actions
     )
     assert mention(engine, GENERAL, "this level is killing me lol").requests
+
+
+def reaction(emoji: str = "\u26a0\ufe0f", *, author: str = BOT, reporter: str = KAI["id"]) -> dict[str, Any]:
+    return {
+        "user_id": reporter,
+        "channel_id": GENERAL,
+        "message_id": REPORTED,
+        "guild_id": GUILD,
+        "message_author_id": author,
+        "emoji": {"id": None, "name": emoji},
+        "burst": False,
+        "type": 0,
+    }
+
+
+def react(engine: Engine, data: dict[str, Any], bot: str = BOT):
+    return engine.handle_event(
+        envelope("MESSAGE_REACTION_ADD", data, bot_id=bot, guild_id=GUILD, channel_id=GENERAL)
+    )
+
+
+def test_a_warning_reaction_on_the_agents_message_notifies_its_owner_once() -> None:
+    engine = engine_with(luna())
+    [companion] = engine.tables.routing[RoutingKey(GUILD).encode()].deployments
+    out = react(engine, reaction())
+    [report] = out.notifications
+    assert report.kind == "message_reported" and report.owner_id == companion.deployment.owner_id
+    assert report.deployment_id == companion.deployment.deployment_id
+    assert f"https://discord.com/channels/{GUILD}/{GENERAL}/{REPORTED}" in report.message
+    [(topic, key, _)] = list(out.records(GUILD))
+    assert topic is OWNER_NOTIFICATIONS and key == str(report.owner_id)
+    # Redelivered, or without the variation selector: the same notification id, stored once downstream.
+    assert react(engine, reaction("\u26a0")).notifications[0].notification_id == report.notification_id
+    other_reporter = react(engine, reaction(reporter=snowflake())).notifications[0]
+    assert other_reporter.notification_id != report.notification_id
+
+
+def test_other_reactions_and_other_authors_messages_report_nothing() -> None:
+    engine = engine_with(luna())
+    assert not react(engine, reaction("\U0001f44d")).notifications
+    assert not react(engine, reaction(author=KAI["id"])).notifications  # a person's message
+    assert not react(engine, reaction(reporter=BOT)).notifications  # the bot's own reaction
+    # Another bot's gateway delivers its copy of the reaction too: only the author bot's copy reports.
+    assert not react(engine, reaction(), bot=snowflake()).notifications
