@@ -113,15 +113,14 @@ def decide(situation: Situation) -> Decision:
         return decision(DecisionReason.other_bot)
     if agent.ai_config is None:
         return decision(DecisionReason.ai_disabled)
-    character = agent.character
-    if character is not None:
-        silenced = rating_gate(character.content_rating, situation.is_dm, situation.age_restricted)
-        if silenced is not None:
-            return decision(silenced)
+    silenced = rating_gate(agent, situation.is_dm, situation.age_restricted)
+    if silenced is not None:
+        return decision(silenced)
     if situation.streak >= behavior.max_consecutive_replies:
         return decision(DecisionReason.loop_cap)
 
     rng = seeded_rng(situation.event_id, deployment.deployment_id)
+    character = agent.character
     traits = character.personality if character is not None else PersonalityTraits()
     relationships = behavior.relationships
     affinity = situation.relationship.affinity if situation.relationship is not None else None

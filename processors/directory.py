@@ -83,6 +83,11 @@ class _Guild(_View):
     voice_states: list[_VoiceState] = Field(default_factory=list)
 
 
+def age_restricted(directory: GuildDirectory | None, channel_id: str | None) -> bool:
+    """Discord marks the channel age-restricted (`nsfw`); a DM or an unknown channel is not."""
+    return directory is not None and channel_id is not None and channel_id in directory.age_restricted
+
+
 class _RoleEvent(_View):
     role: _Role
 

@@ -94,7 +94,7 @@ from processors.commands import (
 )
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
 from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
-from processors.directory import DIRECTORY_EVENTS, apply_directory_event
+from processors.directory import DIRECTORY_EVENTS, age_restricted, apply_directory_event
 from processors.economy import handle_economy
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import (
@@ -148,7 +148,7 @@ from processors.routines import (
     text_channel,
     voice_channel,
 )
-from processors.safety import classify, safe_reply
+from processors.safety import classify, rating_gate, safe_reply
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
@@ -563,7 +563,7 @@ class Engine:
             streak=prior,
             at=at,
             relationship=known,
-            age_restricted=directory is not None and message.channel_id in directory.age_restricted,
+            age_restricted=age_restricted(directory, message.channel_id),
         )
         return Candidate(
             decision=decide(situation),
@@ -1095,6 +1095,8 @@ class Engine:
         speaks = channel_id is not None and somebody_spoke(context, firing)
         person = self._checked_in_on(key, deployed, firing) if firing.away is not None else None
         speaks = speaks and (firing.away is None or person is not None)
+        silenced = rating_gate(agent, False, age_restricted(directory, channel_id)) if speaks else None
+        speaks = speaks and silenced is None
         out.decisions.append(
             Decision(
                 event_id=cause,
@@ -1103,7 +1105,7 @@ class Engine:
                 guild_id=deployment.guild_id,
                 channel_id=channel_id,
                 respond=speaks,
-                reason=DecisionReason.proactive if speaks else DecisionReason.proactive_skipped,
+                reason=DecisionReason.proactive if speaks else silenced or DecisionReason.proactive_skipped,
                 priority=Priority.low if speaks else None,
                 routine=firing.routine,
                 author_id=person.user_id if person is not None else None,
@@ -1303,8 +1305,7 @@ class _MessageTurn:
             at=self.at,
             is_dm=self.is_dm,
             relationship=relationship,
-            age_restricted=self.directory is not None
-            and self.message.channel_id in self.directory.age_restricted,
+            age_restricted=age_restricted(self.directory, self.message.channel_id),
         )
 
     def _converse(self) -> None:

@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from models.agent import ContentRating, SafetyConfig
+from models.agent import AgentConfig, ContentRating, SafetyConfig
 from models.decisions import DecisionReason
 
 # Discord bot tokens (base64 user id . timestamp . hmac) and OpenAI-style secret keys.
@@ -96,8 +96,9 @@ def safe_reply(categories: tuple[str, ...]) -> str | None:
     return SAFE_REPLIES[categories[0]] if categories else None
 
 
-def rating_gate(rating: ContentRating, is_dm: bool, age_restricted: bool) -> DecisionReason | None:
-    """Why a character of this rating must stay silent here, or None when it may answer."""
+def rating_gate(agent: AgentConfig, is_dm: bool, age_restricted: bool) -> DecisionReason | None:
+    """Why the agent's content rating keeps it silent here, or None when it may speak."""
+    rating = agent.character.content_rating if agent.character is not None else ContentRating.general
     if rating is ContentRating.general:
         return None
     if is_dm:

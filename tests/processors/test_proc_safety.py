@@ -100,7 +100,7 @@ def test_generated_text_in_a_category_is_replaced_by_its_safe_reply_even_with_ow
 
 
 def test_rating_gate_keeps_nsfw_characters_to_age_restricted_channels_and_out_of_dms() -> None:
-    nsfw, general = ContentRating.nsfw, ContentRating.general
+    nsfw, general = rated(ContentRating.nsfw), rated(ContentRating.general)
     assert rating_gate(nsfw, is_dm=False, age_restricted=True) is None
     assert (
         rating_gate(nsfw, is_dm=False, age_restricted=False) is DecisionReason.nsfw_channel_not_age_restricted
