@@ -49,9 +49,11 @@ _MINOR = (
     r"toddlers?|infants?|babies|schoolgirls?|schoolboys?|"
     rf"{_MINOR_AGE}\s*(?:-|\s)?\s*(?:yo|y/o|years?(?:\s*|-)old|yrs?(?:\s*|-)old)|aged\s+{_MINOR_AGE}\b)"
 )
+# Words with an everyday sense next to a child ("naked" after a bath, "explicit" instructions, "undress" for
+# bed, "fucking" as an intensifier) are left out.
 _SEXUAL = (
-    r"(?:sex|sexual(?:ly)?|sexy|nudes?|naked|porn\w*|erotic\w*|lewd|nsfw|sexting|sext|intercourse|"
-    r"fuck\w*|orgasm\w*|genitals?|horny|explicit|molest\w*|undress\w*|seduc\w*|rape\w*)"
+    r"(?:sex|sexual(?:ly)?|sexy|nudes?|nudity|porn\w*|erotic\w*|lewd|nsfw|sexting|sext|intercourse|"
+    r"orgasm\w*|genitals?|horny|molest\w*|seduc\w*|rape\w*)"
 )
 # Both within one sentence (no . ! ? or newline between), in either order; "sex ed" is not sexual content.
 _MINOR_SEXUAL_NEAR = re.compile(
