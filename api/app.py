@@ -11,7 +11,12 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from weaviate.exceptions import WeaviateBaseError
 
-from api.background import consume_token_health, run_health_checks, run_usage_persistence
+from api.background import (
+    consume_owner_notifications,
+    consume_token_health,
+    run_health_checks,
+    run_usage_persistence,
+)
 from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
@@ -74,6 +79,10 @@ def create_app(
                 asyncio.create_task(run_health_checks(vault, stop), name="token-health-checks"),
                 asyncio.create_task(
                     consume_token_health(store, settings.kafka_bootstrap, stop), name="token-health-consumer"
+                ),
+                asyncio.create_task(
+                    consume_owner_notifications(store, settings.kafka_bootstrap, stop),
+                    name="owner-notifications-consumer",
                 ),
                 asyncio.create_task(run_usage_persistence(store, usage, stop), name="usage-persistence"),
             ]

@@ -1,13 +1,15 @@
 """The API process's background work besides the relay: scheduled token health checks, acting on
-`tokens.health` (from the checks and from gateway runners) by reassigning a dead token's deployments, and
-persisting the inference workers' monthly AI-call counts."""
+`tokens.health` (from the checks and from gateway runners) by reassigning a dead token's deployments,
+storing `owner.notifications` for owners and operators to read, and persisting the inference workers'
+monthly AI-call counts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -15,7 +17,7 @@ from redis.exceptions import RedisError
 
 from api.store import Store, current_period
 from inference.quota import MonthlyUsage
-from streams.catalog import TOKENS_HEALTH
+from streams.catalog import OWNER_NOTIFICATIONS, TOKENS_HEALTH, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService
 from vault.errors import VaultError
@@ -64,21 +66,30 @@ async def run_usage_persistence(
         await _sleep(stop, interval_s)
 
 
-class TokenHealthApplier(ConsumerService):
-    """Applies tokens.health events to the deployments, one at a time in offset order; the applying is
-    idempotent, so what a rebalance redelivers changes nothing."""
+class TopicApplier(ConsumerService):
+    """Applies each record of one topic, one at a time in offset order; applying is idempotent, so what a
+    rebalance redelivers changes nothing."""
 
-    def __init__(self, store: Store, bootstrap: str, producer: AIOKafkaProducer) -> None:
-        self.store = store
+    def __init__(
+        self,
+        spec: TopicSpec,
+        apply_one: Callable[[Any], Awaitable[None]],
+        name: str,
+        store: Store,
+        bootstrap: str,
+        producer: AIOKafkaProducer,
+    ) -> None:
+        self.spec = spec
+        self.apply_one = apply_one
         self.consumer = AtLeastOnceConsumer(
             self,
-            [TOKENS_HEALTH],
+            [spec],
             namespace=store.namespace,
             bootstrap=bootstrap,
             producer=producer,
             options=ConsumerOptions(
-                group_id=f"{store.namespace}deep-api.token-health",
-                client_id="deep-api-token-health",
+                group_id=f"{store.namespace}deep-api.{name}",
+                client_id=f"deep-api-{name}",
                 consumer_name="deep-api",
                 unit="fetch",
             ),
@@ -88,26 +99,33 @@ class TokenHealthApplier(ConsumerService):
         for tp, records in fetched.items():
             for record in records:
                 try:
-                    event = TOKENS_HEALTH.codec.decode(record.value)
+                    event = self.spec.codec.decode(record.value)
                 except CodecError as exc:
                     await self.consumer.dead_letter(record, str(exc))
                     continue
-                await self.store.tokens.apply_health_event(event)
+                await self.apply_one(event)
             self.consumer.done_below(tp, records[-1].offset + 1)
 
 
-async def consume_token_health(store: Store, bootstrap: str, stop: asyncio.Event) -> None:
-    """Apply every tokens.health event to the deployments until `stop`; reconnects after a Kafka error."""
+async def consume_topic(
+    spec: TopicSpec,
+    apply_one: Callable[[Any], Awaitable[None]],
+    name: str,
+    store: Store,
+    bootstrap: str,
+    stop: asyncio.Event,
+) -> None:
+    """Apply every record of `spec` with `apply_one` until `stop`; reconnects after a Kafka error."""
     while not stop.is_set():
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="deep-api", acks="all")
-        applier = TokenHealthApplier(store, bootstrap, producer)
+        applier = TopicApplier(spec, apply_one, name, store, bootstrap, producer)
         stopper = asyncio.create_task(_stop_on(stop, applier.consumer))
         try:
             await producer.start()
             await applier.consumer.start()
             await applier.consumer.run()
         except (KafkaError, OSError) as exc:
-            log.warning("tokens.health consumer: %s; reconnecting", exc)
+            log.warning("%s consumer: %s; reconnecting", spec.name, exc)
             await _sleep(stop, 1.0)
         finally:
             stopper.cancel()
@@ -115,6 +133,20 @@ async def consume_token_health(store: Store, bootstrap: str, stop: asyncio.Event
                 await applier.consumer.close()
             finally:
                 await producer.stop()
+
+
+async def consume_token_health(store: Store, bootstrap: str, stop: asyncio.Event) -> None:
+    """Apply every tokens.health event to the deployments (reassigning a dead token's) until `stop`."""
+    await consume_topic(
+        TOKENS_HEALTH, store.tokens.apply_health_event, "token-health", store, bootstrap, stop
+    )
+
+
+async def consume_owner_notifications(store: Store, bootstrap: str, stop: asyncio.Event) -> None:
+    """Store every owner notification, for the owner's notification list and the operators, until `stop`."""
+    await consume_topic(
+        OWNER_NOTIFICATIONS, store.notifications.record, "owner-notifications", store, bootstrap, stop
+    )
 
 
 async def _stop_on(stop: asyncio.Event, consumer: AtLeastOnceConsumer) -> None:

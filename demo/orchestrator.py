@@ -245,7 +245,7 @@ async def _start_playground(
     feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace)
     await feed.start()
     resources.push_async_callback(feed.stop)
-    agents = ApiAgents(http, world.owner_key, agent_views(world))
+    agents = ApiAgents(http, world.owner_id, world.owner_key, agent_views(world))
     processes = functools.partial(process_views, supervisor)
     app = create_app(Playground("demo", ai_view(settings), agents, state, room, processes))
     playground = await serve(app, options.host, options.playground_port)

@@ -77,8 +77,18 @@ class SpeechStyle(Strict):
     )
 
 
+class ContentRating(StrEnum):
+    """Who a character's answers are fit for."""
+
+    general = "general"  # answers anywhere it is deployed
+    # Answers only in Discord's age-restricted (`nsfw`) channels, never in DMs: Discord marks no DM as
+    # age-restricted, so nothing shows that the person on the other side is an adult.
+    nsfw = "nsfw"
+
+
 class Character(Strict):
     name: NonEmptyName
+    content_rating: ContentRating = ContentRating.general
     gender: ShortText = ""
     age: ShortText = ""
     avatar_url: Annotated[str, StringConstraints(max_length=2000)] = ""

@@ -25,6 +25,9 @@ class DecisionReason(StrEnum):
     channel_not_allowed = "channel_not_allowed"
     not_a_question = "not_a_question"
     ai_disabled = "ai_disabled"
+    # An NSFW-rated character stays silent outside age-restricted channels and in every DM.
+    nsfw_channel_not_age_restricted = "nsfw:channel_not_age_restricted"
+    nsfw_dm = "nsfw:dm"
     # A routine or story-arc beat the agent acts on by itself; `routine` names it.
     proactive = "proactive"
     # A routine skipped: nobody spoke in its channel lately, or it has no channel to speak in.

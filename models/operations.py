@@ -17,6 +17,8 @@ NotificationKind = Literal[
     "no_inference_endpoint",
     "deployment_error",
     "message_content_missing",
+    # A person reported one of the deployment's messages (processors/reports.py).
+    "message_reported",
 ]
 
 
@@ -46,7 +48,8 @@ class OwnerNotice(Strict):
 
 
 class OwnerNotification(Payload):
-    """On `owner.notifications`: something an owner must hear about (a dead token, a spent AI quota)."""
+    """On `owner.notifications`: something an owner must hear about (a dead token, a spent AI quota, a
+    reported message)."""
 
     notification_id: str
     owner_id: UUID

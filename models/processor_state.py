@@ -38,6 +38,8 @@ class GuildDirectory(Strict):
     channel_names: dict[Snowflake, str] = Field(default_factory=dict)
     # Channel id -> Discord's channel type (0 text, 2 voice, 5 announcement, ...).
     channel_types: dict[Snowflake, int] = Field(default_factory=dict)
+    # The channels Discord marks age-restricted (`nsfw`): the only ones where an NSFW character answers.
+    age_restricted: list[Snowflake] = Field(default_factory=list)
     # Where an agent speaks on its own when neither its deployment nor its configuration names a text
     # channel: the guild's system channel, else its first text channel.
     home_channel: Snowflake | None = None

@@ -36,6 +36,7 @@ from streams.catalog import (
     INFERENCE_LANES,
     INFERENCE_RESULTS,
     MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
     TopicSpec,
 )
 from streams.codec import CodecError, decode_key, encode_key
@@ -131,7 +132,13 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
 
     outputs_to = {
         spec.name: topic(spec)
-        for spec in (DISCORD_ACTIONS, AGENT_DECISIONS, MODERATION_AUDIT, ANALYTICS_REQUESTS)
+        for spec in (
+            DISCORD_ACTIONS,
+            AGENT_DECISIONS,
+            MODERATION_AUDIT,
+            ANALYTICS_REQUESTS,
+            OWNER_NOTIFICATIONS,
+        )
     }
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
 

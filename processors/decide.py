@@ -8,7 +8,8 @@ the decision records the probability used. Interests match more widely the more 
 come from a generator seeded by (event id, deployment id), so replaying history makes the same decisions.
 
 Loop guards come first: an agent never answers itself, answers other bots only when configured, and
-answers at most `max_consecutive_replies` times in a row in a channel without a person speaking.
+answers at most `max_consecutive_replies` times in a row in a channel without a person speaking. An
+NSFW-rated character answers only in age-restricted channels and never in DMs (processors/safety.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from models.discord import DiscordMessage
 from models.state import ChannelContext, MoodState, Relationship
 from processors.context import author_of, spoke_since
 from processors.ids import seeded_rng
+from processors.safety import rating_gate
 from processors.traits import (
     BAND_ODDS,
     affinity_band,
@@ -58,6 +60,8 @@ class Situation:
     is_dm: bool = False
     # What the deployment knows of the author; None for a user it has not met (or does not track).
     relationship: Relationship | None = None
+    # Discord marks the channel age-restricted (`nsfw`); never true of a DM.
+    age_restricted: bool = False
 
 
 def mentions(message: DiscordMessage, bot_id: str) -> bool:
@@ -109,6 +113,9 @@ def decide(situation: Situation) -> Decision:
         return decision(DecisionReason.other_bot)
     if agent.ai_config is None:
         return decision(DecisionReason.ai_disabled)
+    silenced = rating_gate(agent, situation.is_dm, situation.age_restricted)
+    if silenced is not None:
+        return decision(silenced)
     if situation.streak >= behavior.max_consecutive_replies:
         return decision(DecisionReason.loop_cap)
 

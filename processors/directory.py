@@ -45,6 +45,8 @@ class _Channel(_View):
     name: str | None = None
     type: int = 0
     position: int = 0
+    # Discord's age-restricted flag.
+    nsfw: bool = False
 
 
 class _Role(_View):
@@ -81,6 +83,11 @@ class _Guild(_View):
     voice_states: list[_VoiceState] = Field(default_factory=list)
 
 
+def age_restricted(directory: GuildDirectory | None, channel_id: str | None) -> bool:
+    """Discord marks the channel age-restricted (`nsfw`); a DM or an unknown channel is not."""
+    return directory is not None and channel_id is not None and channel_id in directory.age_restricted
+
+
 class _RoleEvent(_View):
     role: _Role
 
@@ -113,6 +120,7 @@ def apply_directory_event(
             update["bot_roles"] = {**current.bot_roles, **bots}
             update["channel_names"] = {c.id: c.name for c in guild.channels if c.name is not None}
             update["channel_types"] = {c.id: c.type for c in guild.channels}
+            update["age_restricted"] = sorted(c.id for c in guild.channels if c.nsfw)
             texts = sorted((c.position, c.id) for c in guild.channels if c.type in TEXT_CHANNEL_TYPES)
             update["home_channel"] = guild.system_channel_id or (texts[0][1] if texts else None)
         elif guild.system_channel_id is not None:
@@ -123,13 +131,19 @@ def apply_directory_event(
         return current.model_copy(update=update)
     if event_type in ("CHANNEL_CREATE", "CHANNEL_UPDATE"):
         channel = _Channel.model_validate(data)
-        known = current.channel_names.get(channel.id), current.channel_types.get(channel.id)
-        if channel.name is None or known == (channel.name, channel.type):
+        known = (
+            current.channel_names.get(channel.id),
+            current.channel_types.get(channel.id),
+            channel.id in current.age_restricted,
+        )
+        if channel.name is None or known == (channel.name, channel.type, channel.nsfw):
             return None
+        others = [c for c in current.age_restricted if c != channel.id]
         return current.model_copy(
             update={
                 "channel_names": {**current.channel_names, channel.id: channel.name},
                 "channel_types": {**current.channel_types, channel.id: channel.type},
+                "age_restricted": sorted([*others, channel.id]) if channel.nsfw else others,
             }
         )
     if event_type == "CHANNEL_DELETE":
@@ -137,8 +151,14 @@ def apply_directory_event(
         names = {k: v for k, v in current.channel_names.items() if k != channel.id}
         types = {k: v for k, v in current.channel_types.items() if k != channel.id}
         home = None if current.home_channel == channel.id else current.home_channel
+        age_restricted = [c for c in current.age_restricted if c != channel.id]
         return current.model_copy(
-            update={"channel_names": names, "channel_types": types, "home_channel": home}
+            update={
+                "channel_names": names,
+                "channel_types": types,
+                "home_channel": home,
+                "age_restricted": age_restricted,
+            }
         )
     if event_type in ("GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE"):
         role = _RoleEvent.model_validate(data).role

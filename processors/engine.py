@@ -27,7 +27,7 @@ from models.discord import DiscordMessage, Interaction, PollMessage, ScheduledEv
 from models.events import DM_PREFIX, EventEnvelope
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
-from models.operations import ModerationAudit
+from models.operations import ModerationAudit, OwnerNotification
 from models.permissions import ADMINISTRATOR
 from models.processor_state import (
     AnnouncementBook,
@@ -94,7 +94,7 @@ from processors.commands import (
 )
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
 from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
-from processors.directory import DIRECTORY_EVENTS, apply_directory_event
+from processors.directory import DIRECTORY_EVENTS, age_restricted, apply_directory_event
 from processors.economy import handle_economy
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import (
@@ -135,6 +135,7 @@ from processors.prompt import (
 )
 from processors.relationships import record_interaction, tipped, track
 from processors.replies import compose_reply, greeted, mood_emoji
+from processors.reports import ReactionAdd, report_of
 from processors.routines import (
     Firing,
     due_firings,
@@ -148,6 +149,7 @@ from processors.routines import (
     text_channel,
     voice_channel,
 )
+from processors.safety import classify, rating_gate, safe_reply
 from processors.sentiment import sentiment
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
@@ -165,6 +167,7 @@ from streams.catalog import (
     DISCORD_ACTIONS,
     INFERENCE_LANES,
     MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
     TopicSpec,
 )
 
@@ -227,9 +230,12 @@ class Outputs:
     audits: list[ModerationAudit] = field(default_factory=list)
     requests: list[InferenceRequest] = field(default_factory=list)
     stats: list[StatsRequest] = field(default_factory=list)
+    notifications: list[OwnerNotification] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.actions or self.decisions or self.audits or self.requests or self.stats)
+        return bool(
+            self.actions or self.decisions or self.audits or self.requests or self.stats or self.notifications
+        )
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
@@ -245,6 +251,9 @@ class Outputs:
             yield lane, str(request.deployment_id), lane.codec.encode(request)
         for stats in self.stats:
             yield ANALYTICS_REQUESTS, stats.guild_id, ANALYTICS_REQUESTS.codec.encode(stats)
+        for notification in self.notifications:
+            owner = str(notification.owner_id)
+            yield OWNER_NOTIFICATIONS, owner, OWNER_NOTIFICATIONS.codec.encode(notification)
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.
@@ -407,6 +416,10 @@ class Engine:
             return self._poll_closed(envelope)
         if kind == "GUILD_MEMBER_ADD":
             return self._member_joined(envelope)
+        if kind == "MESSAGE_REACTION_ADD":
+            reaction = _view(ReactionAdd, envelope.data)
+            report = report_of(reaction, envelope.bot_id, self.routing(envelope.key))
+            return Outputs(notifications=[report] if report is not None else [])
         if kind in SCHEDULED_EVENT_EVENTS or kind in SCHEDULED_EVENT_USER_EVENTS:
             self._scheduled_event(envelope)
         return Outputs()
@@ -525,7 +538,7 @@ class Engine:
             if deployed.agent.ai_enabled
         ]
         candidates = [
-            self._candidate(envelope, deployed, message, at, context)
+            self._candidate(envelope, deployed, message, at, context, directory)
             for deployed in agents
             if deployed.deployment.bot_id != message.author.id
         ]
@@ -547,6 +560,7 @@ class Engine:
         message: DiscordMessage,
         at: datetime,
         context: ChannelContext | None,
+        directory: GuildDirectory | None,
     ) -> Candidate:
         """What one agent of the channel decides alone about the message, and what ranks it on the floor."""
         deployment_id = deployed.deployment.deployment_id
@@ -563,6 +577,7 @@ class Engine:
             streak=prior,
             at=at,
             relationship=known,
+            age_restricted=age_restricted(directory, message.channel_id),
         )
         return Candidate(
             decision=decide(situation),
@@ -1100,6 +1115,8 @@ class Engine:
         speaks = channel_id is not None and somebody_spoke(context, firing)
         person = self._checked_in_on(key, deployed, firing) if firing.away is not None else None
         speaks = speaks and (firing.away is None or person is not None)
+        silenced = rating_gate(agent, False, age_restricted(directory, channel_id)) if speaks else None
+        speaks = speaks and silenced is None
         out.decisions.append(
             Decision(
                 event_id=cause,
@@ -1108,7 +1125,7 @@ class Engine:
                 guild_id=deployment.guild_id,
                 channel_id=channel_id,
                 respond=speaks,
-                reason=DecisionReason.proactive if speaks else DecisionReason.proactive_skipped,
+                reason=DecisionReason.proactive if speaks else silenced or DecisionReason.proactive_skipped,
                 priority=Priority.low if speaks else None,
                 routine=firing.routine,
                 author_id=person.user_id if person is not None else None,
@@ -1308,6 +1325,7 @@ class _MessageTurn:
             at=self.at,
             is_dm=self.is_dm,
             relationship=relationship,
+            age_restricted=age_restricted(self.directory, self.message.channel_id),
         )
 
     def _converse(self) -> None:
@@ -1337,7 +1355,13 @@ class _MessageTurn:
         self.out.decisions.append(decision)
 
         if decision.respond and decision.priority is not None:
-            self.out.requests.append(self._inference_request(decision.priority, known, mood))
+            # A message in a harm category gets its safe reply; no model sees it.
+            refusal = safe_reply(classify(message.content))
+            if refusal is not None:
+                origin = MessageOrigin(message.channel_id, message.id)
+                self.out.actions.append(self.emit.answer(Say(refusal), origin))
+            else:
+                self.out.requests.append(self._inference_request(decision.priority, known, mood))
             if streak.last_event_id != event_id:
                 self.tables.streaks[streak_key] = ReplyStreak(count=streak.count + 1, last_event_id=event_id)
         elif not message.author.bot:

@@ -51,7 +51,7 @@ def compose_reply(
             else knowledge_fallback(result.knowledge)
         )
     verdict = check_output(strip_speaker_prefix(generated, agent.name), agent.safety)
-    text = BLOCKED_REPLY if verdict.blocked else verdict.text
+    text = (verdict.replacement or BLOCKED_REPLY) if verdict.blocked else verdict.text
     if not text.strip():
         return []
     character = agent.character

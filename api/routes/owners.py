@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.deps import Caller, Context, Operator
 from api.schemas import ApiKeyCreated, ErrorBody, Owner, OwnerCreate, OwnerCreated, OwnerUpdate
+from models.operations import OwnerNotification
 
 router = APIRouter(tags=["owners"], responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}})
 
@@ -26,6 +27,23 @@ async def list_owners(ctx: Context, _: Operator) -> list[Owner]:
 @router.get("/owners/{owner_id}", response_model=Owner)
 async def get_owner(owner_id: UUID, ctx: Context, principal: Caller) -> Owner:
     return await ctx.store.owners.get(owner_id, principal.scope)
+
+
+@router.get("/owners/{owner_id}/notifications", response_model=list[OwnerNotification])
+async def owner_notifications(
+    owner_id: UUID, ctx: Context, principal: Caller, limit: int = Query(50, ge=1, le=500)
+) -> list[OwnerNotification]:
+    """What the owner was told, newest first: dead tokens, spent AI quota, reported messages."""
+    await ctx.store.owners.get(owner_id, principal.scope)
+    return await ctx.store.notifications.newest(owner_id, limit)
+
+
+@router.get("/notifications", response_model=list[OwnerNotification])
+async def all_notifications(
+    ctx: Context, _: Operator, limit: int = Query(50, ge=1, le=500)
+) -> list[OwnerNotification]:
+    """Every owner's notifications, newest first: how operators review reports."""
+    return await ctx.store.notifications.newest(None, limit)
 
 
 @router.patch("/owners/{owner_id}", response_model=Owner)

@@ -15,6 +15,7 @@ import asyncpg
 from api.store.agents import Agents
 from api.store.deployments import Deployments
 from api.store.keys import ApiKeys, Principal
+from api.store.notifications import Notifications
 from api.store.outbox import Outbox
 from api.store.owners import Owners, create_owner
 from api.store.presets import PresetDeployments
@@ -38,4 +39,5 @@ class Store:
         self.presets = PresetDeployments(pool, namespace)
         self.tokens = Tokens(pool, vault, namespace)
         self.usage = UsageCounters(pool)
+        self.notifications = Notifications(pool)
         self.outbox = Outbox(pool)

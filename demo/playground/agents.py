@@ -12,9 +12,12 @@ from pydantic import SecretStr
 from demo.playground.views import AgentView
 from models.agent import AgentConfig
 from models.deployments import DeployedAgent
+from models.operations import OwnerNotification
 from processors.app import read_compacted
 from streams.catalog import AGENT_DEPLOYMENTS
 from streams.codec import CodecError
+
+NOTIFICATIONS_SHOWN = 20
 
 
 class AgentError(Exception):
@@ -31,13 +34,18 @@ class AgentSource(Protocol):
 
     async def update(self, deployment_id: UUID, config: AgentConfig) -> AgentView: ...
 
+    async def notifications(self) -> list[OwnerNotification]: ...
+
 
 class ApiAgents:
     """The demo's agents, read and edited through the configuration API. Configurations are cached: the
     API's per-key rate limit is for people, not for a page that polls."""
 
-    def __init__(self, http: httpx.AsyncClient, api_key: SecretStr, views: list[AgentView]) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, owner_id: UUID, api_key: SecretStr, views: list[AgentView]
+    ) -> None:
         self._http = http
+        self._owner_id = owner_id
         self._headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"}
         self._views = {view.deployment_id: view for view in views}
 
@@ -58,6 +66,18 @@ class ApiAgents:
         self._views[deployment_id] = updated
         return updated
 
+    async def notifications(self) -> list[OwnerNotification]:
+        """The demo owner's notifications (reported messages among them), newest first."""
+        response = await self._http.get(
+            f"/owners/{self._owner_id}/notifications",
+            params={"limit": NOTIFICATIONS_SHOWN},
+            headers=self._headers,
+        )
+        body = response.json()
+        if response.status_code >= 400:
+            raise AgentError(response.status_code, body)
+        return [OwnerNotification.model_validate(item) for item in body]
+
 
 class ReadOnlyAgents:
     """Deployments followed from outside: their configuration as the processors see it."""
@@ -70,6 +90,9 @@ class ReadOnlyAgents:
 
     async def update(self, deployment_id: UUID, config: AgentConfig) -> AgentView:
         raise AgentError(403, {"detail": "a followed deployment is read-only here; edit it through the API"})
+
+    async def notifications(self) -> list[OwnerNotification]:
+        return []  # a followed deployment's owner key is not the playground's to hold
 
 
 def view_of(deployed: DeployedAgent, *, editable: bool) -> AgentView:

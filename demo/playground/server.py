@@ -163,6 +163,16 @@ def create_app(playground: Playground) -> web.Application:
             content_type="application/json",
         )
 
+    async def notifications(_: web.Request) -> web.Response:
+        try:
+            shown = await playground.agents.notifications()
+        except AgentError as error:
+            return web.json_response(error.body, status=error.status)
+        return web.Response(
+            body=b"[" + b",".join(n.model_dump_json().encode() for n in shown) + b"]",
+            content_type="application/json",
+        )
+
     async def update_config(request: web.Request) -> web.Response:
         deployment_id = deployment(request)
         config = await _body(request, AgentConfig)
@@ -180,6 +190,7 @@ def create_app(playground: Playground) -> web.Application:
     app.router.add_post("/api/channels/{channel_id:\\d+}/messages", compose)
     app.router.add_get("/api/agents/{deployment_id}/decisions", decisions)
     app.router.add_put("/api/agents/{deployment_id}/config", update_config)
+    app.router.add_get("/api/notifications", notifications)
     return app
 
 

@@ -31,6 +31,7 @@ from streams.catalog import (
     INFERENCE_LANES,
     INFERENCE_RESULTS,
     MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
     TopicSpec,
 )
 from streams.codec import encode_key
@@ -41,6 +42,7 @@ OUTPUTS: tuple[TopicSpec, ...] = (
     AGENT_DECISIONS,
     MODERATION_AUDIT,
     *INFERENCE_LANES.values(),
+    OWNER_NOTIFICATIONS,
     DEAD_LETTERS[DISCORD_EVENTS.name],
 )
 WAIT_S = 45.0

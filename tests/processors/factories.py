@@ -60,7 +60,7 @@ def deployed(
         deployment=Deployment(
             deployment_id=deployment.pop("deployment_id", uuid4()),
             agent_id=uuid4(),
-            owner_id=UUID(int=7),
+            owner_id=deployment.pop("owner_id", UUID(int=7)),
             guild_id=guild_id,
             bot_id=bot_id,
             token_id=uuid4(),

@@ -15,7 +15,14 @@ import pytest
 from pydantic import ValidationError
 
 from models.actions import SendMessage, VoiceJoin
-from models.agent import AgentConfig, AgentMode, PersonalityTraits, ProactiveAction, RoutineSchedule
+from models.agent import (
+    AgentConfig,
+    AgentMode,
+    ContentRating,
+    PersonalityTraits,
+    ProactiveAction,
+    RoutineSchedule,
+)
 from models.common import error_paths
 from models.decisions import DecisionReason, Priority
 from models.deployments import DeployedAgent
@@ -258,6 +265,18 @@ def test_an_empty_channel_gets_no_monologue() -> None:
     assert decision.reason is DecisionReason.proactive_skipped and not decision.respond
     assert not fired.requests and not fired.actions
     assert not engine.fire_routines(GUILD, utc(9, 5))  # skipped is decided once, too
+
+
+def test_an_nsfw_character_posts_no_routine_outside_age_restricted_channels() -> None:
+    agent = luna_in_berlin()
+    assert agent.character is not None
+    character = agent.character.model_copy(update={"content_rating": ContentRating.nsfw})
+    engine, _ = setup(agent.model_copy(update={"character": character}))
+    someone_speaks(engine, utc(7))
+    fired = engine.fire_routines(GUILD, utc(9, 0))
+    [decision] = fired.decisions
+    assert decision.reason is DecisionReason.nsfw_channel_not_age_restricted and not decision.respond
+    assert not fired.requests and not fired.actions
 
 
 def test_the_voice_check_in_joins_a_voice_channel_then_speaks() -> None:

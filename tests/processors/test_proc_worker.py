@@ -34,6 +34,7 @@ from streams.catalog import (
     GUILD_PARTITIONS,
     INFERENCE_LANES,
     MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
 )
 from tests.processors.conftest import WAIT_S, Collector, Producer, Worker, wait_for_members
 from tests.processors.factories import (
@@ -282,6 +283,25 @@ async def test_mention_of_luna_requests_inference_and_the_music_bot_never(
         DISCORD_ACTIONS, lambda a: a.cause_event_id == to_luna.event_id and isinstance(a, Reply | SendMessage)
     )
     assert reply.bot_id == luna_bot and reply.channel_id == guild.general and "Kai" in reply.content
+
+
+async def test_a_warning_reaction_on_lunas_message_reaches_her_owner(
+    worker: Worker, produce: Producer, collector: Collector
+):
+    guild = await open_guild(produce, collector)
+    luna_bot, reported = guild.luna.deployment.bot_id, snowflake()
+    data = {
+        "user_id": KAI["id"],
+        "channel_id": guild.general,
+        "message_id": reported,
+        "guild_id": guild.id,
+        "message_author_id": luna_bot,
+        "emoji": {"id": None, "name": "\u26a0\ufe0f"},
+    }
+    await produce.event(envelope("MESSAGE_REACTION_ADD", data, bot_id=luna_bot, guild_id=guild.id))
+    [report] = await collector.wait_for(OWNER_NOTIFICATIONS, lambda n: reported in n.message)
+    assert report.kind == "message_reported" and report.owner_id == guild.luna.deployment.owner_id
+    assert report.deployment_id == guild.luna.deployment.deployment_id
 
 
 async def test_config_change_takes_effect_and_older_versions_are_ignored(

@@ -3,6 +3,8 @@
 
 const MESSAGES_POLL_MS = 800;
 const LIVE_POLL_MS = 1500;
+// The owner's notifications come through the configuration API, whose rate limit is per key: poll slowly.
+const NOTIFICATIONS_POLL_MS = 10000;
 const MOOD_EMOJI = { excited: "🤩", happy: "😊", neutral: "🙂", sad: "😢", bored: "😴" };
 const AVATAR_COLORS = ["#5865f2", "#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c", "#e67e22"];
 
@@ -391,6 +393,26 @@ async function pollLive() {
   }
 }
 
+async function pollNotifications() {
+  try {
+    const notifications = await api("GET", "/api/notifications");
+    $("notifications").replaceChildren(
+      ...(notifications.length
+        ? notifications.map((n) =>
+            el("li", {
+              class: "notification",
+              "data-kind": n.kind,
+              title: new Date(n.at).toLocaleString(),
+              html: `<b>${escapeHtml(n.kind.replace(/_/g, " "))}</b> ${escapeHtml(n.message)}`,
+            }),
+          )
+        : [el("li", { text: "nothing yet" })]),
+    );
+  } catch (error) {
+    console.warn("notifications", error);
+  }
+}
+
 function bar(value, max) {
   const percent = Math.max(0, Math.min(100, (value / max) * 100));
   return `<div class="bar"><span style="width:${percent}%"></span></div>`;
@@ -552,6 +574,8 @@ async function start() {
     $("input").addEventListener("keydown", onKey);
     selectChannel(state.session.guild.channels.find((c) => !c.voice).id);
     setInterval(pollMessages, MESSAGES_POLL_MS);
+    await pollNotifications();
+    setInterval(pollNotifications, NOTIFICATIONS_POLL_MS);
   }
   renderAgents();
   await pollLive();
