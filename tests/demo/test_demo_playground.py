@@ -90,7 +90,14 @@ async def test_the_session_describes_the_demo_server(client: TestClient, world: 
     assert session["mode"] == "demo" and session["ai"]["offline"]
     guild = session["guild"]
     assert guild["name"] == "Deep Demo"
-    assert [c["name"] for c in guild["channels"]] == ["general", "anime", "gaming", "music", "Lounge"]
+    assert [c["name"] for c in guild["channels"]] == [
+        "general",
+        "anime",
+        "gaming",
+        "music",
+        "Lounge",
+        "announcements",
+    ]
     assert len(guild["members"]) == 9 and guild["members"][0]["name"] == "You"
     assert {a["name"] for a in session["agents"]} == {plan.name for plan in AGENTS}
     assert session["you"]["id"] == world.ids.you.user_id

@@ -83,8 +83,14 @@ async def test_ban_needs_the_ban_members_permission(demo: Demo) -> None:
 async def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_ends(demo: Demo) -> None:
     luna = demo.bots["Luna"]
     since = await slash(demo, "Luna", "you", "general", "poll", question="Snack? | boba | mochi")
+    # The message carrying the poll: the callback itself, or (deferred) the follow-up that replaces it.
     asked = await demo.wait_action(
-        since, lambda a: a["kind"] == "interaction_response" and a["bot_id"] == luna
+        since,
+        lambda a: (
+            a["kind"] == "interaction_response"
+            and a["bot_id"] == luna
+            and bool((a["payload"].get("data") or {}).get("poll"))
+        ),
     )
     poll_message = asked["payload"]["message_id"]
     general = demo.channels["general"]
