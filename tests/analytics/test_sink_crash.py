@@ -44,6 +44,8 @@ class SinkProcesses:
             "DEEP_STATE_DIR": state,
             "DEEP_TOPIC_NAMESPACE": namespace,
             "CLICKHOUSE_URL": "",
+            # The rows are dated from T0, months back: a retention shorter than that would age them out.
+            "DEEP_RETENTION_ANALYTICS_DAYS": "36500",
         }
         self.log = tmp_path / "sinks.log"
         self.started: list[asyncio.subprocess.Process] = []
