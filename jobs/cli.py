@@ -202,6 +202,13 @@ def export_parquet(
     start: Start = None,
     end: End = None,
     namespace: Namespace = None,
+    content_guild: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A guild whose owner enabled exporting its members' messages (repeatable); elsewhere, and "
+            "in DMs, messages are exported without their words."
+        ),
+    ] = None,
 ) -> None:
     """Export discord.events to Parquet, partitioned by day (day=YYYY-MM-DD)."""
     from jobs.parquet import export_events
@@ -209,8 +216,13 @@ def export_parquet(
     settings = get_settings()
     ns = settings.topic_namespace if namespace is None else namespace
     window = window_of(start, end)
+    guilds = frozenset(content_guild or ())
+    if not all(guild.isdigit() for guild in guilds):
+        raise typer.BadParameter(f"{sorted(guilds)} are not all guild ids", param_hint="--content-guild")
     with progress_bars() as track:
-        report = run(export_events(settings.kafka_bootstrap, ns, window, directory, track=track))
+        report = run(
+            export_events(settings.kafka_bootstrap, ns, window, directory, content_guilds=guilds, track=track)
+        )
     console.print(f"exported {report.rows} events over {len(report.days)} days to {directory}", markup=False)
     if report.unreadable:
         console.print(f"[yellow]left out {report.unreadable} unreadable records[/yellow]")

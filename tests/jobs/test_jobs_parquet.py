@@ -1,4 +1,5 @@
-"""Export of discord.events to Parquet by day and import back onto a topic: lossless, each key in order."""
+"""Export of discord.events to Parquet by day and import back onto a topic: lossless, each key in order;
+members' words only from the guilds whose owners enabled it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from typer.testing import CliRunner
 
-from jobs.parquet import StoredEvent, events_table, export_events, import_events, table_envelopes
+from jobs.cli import jobs_app
+from jobs.parquet import StoredEvent, events_table, export_events, exported, import_events, table_envelopes
 from jobs.timeline import TimeWindow, to_ms
 from models.events import EventEnvelope
 from settings import Settings
@@ -80,7 +83,10 @@ async def test_export_and_import_round_trip_is_lossless(
     await producer.flush()
 
     window = TimeWindow(MIDNIGHT - timedelta(minutes=5), MIDNIGHT + timedelta(minutes=5))
-    report = await export_events(stack_up.kafka_bootstrap, namespace, window, tmp_path / "events")
+    content_guilds = frozenset({GUILD_A})
+    report = await export_events(
+        stack_up.kafka_bootstrap, namespace, window, tmp_path / "events", content_guilds=content_guilds
+    )
     assert (report.rows, report.unreadable) == (len(events), 1)
     days = sorted(path.name for path in (tmp_path / "events").iterdir())
     assert days == [f"day={(MIDNIGHT - timedelta(days=1)).date()}", f"day={MIDNIGHT.date()}"]
@@ -96,5 +102,39 @@ async def test_export_and_import_round_trip_is_lossless(
         await delete_namespace(stack_up.kafka_bootstrap, target)
     expected: dict[str, list[bytes]] = defaultdict(list)
     for envelope in events:
-        expected[envelope.key].append(DISCORD_EVENTS.codec.encode(envelope))
+        expected[envelope.key].append(DISCORD_EVENTS.codec.encode(exported(envelope, content_guilds)))
     assert imported == expected
+    # Guild A's words came back; guild B's and the DMs' never left.
+    words = {DISCORD_EVENTS.codec.decode(value).data["content"] for value in imported[GUILD_A]}
+    assert all(word.startswith("just saying something") for word in words)
+    others = [value for key, values in imported.items() if key != GUILD_A for value in values]
+    assert others and {DISCORD_EVENTS.codec.decode(value).data["content"] for value in others} == {""}
+
+
+def test_an_export_holds_no_words_outside_the_guilds_that_enabled_it() -> None:
+    said = message(1, MIDNIGHT, guild_id=GUILD_A, bot_id=BOT_A, channel_id="1", content="my secret")
+    data = {
+        **said.data,
+        "embeds": [{"description": "my secret"}],
+        "attachments": [{"filename": "secret.png"}],
+        "referenced_message": {"id": "9", "content": "my earlier secret"},
+        "interaction_metadata": {"options": [{"name": "q", "value": "my secret question"}]},
+    }
+    envelope = said.model_copy(update={"data": data})
+    assert exported(envelope, frozenset({GUILD_A})) == envelope
+    redacted = exported(envelope, frozenset({GUILD_B}))
+    assert "secret" not in redacted.model_dump_json()
+    assert (redacted.data["id"], redacted.data["author"], redacted.data["content"]) == (
+        data["id"],
+        data["author"],
+        "",
+    )
+    direct = message(2, MIDNIGHT, guild_id=None, bot_id=BOT_A, channel_id="3", content="my secret")
+    assert exported(direct, frozenset({GUILD_A, GUILD_B})).data["content"] == ""
+
+
+def test_the_cli_takes_only_guild_ids_as_content_guilds(tmp_path: Path) -> None:
+    arguments = ["export", "parquet", str(tmp_path / "events"), "--content-guild", "not-a-guild"]
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(jobs_app, arguments)
+    assert result.exit_code == 2 and "--content-guild" in result.output, result.output
+    assert not (tmp_path / "events").exists()
