@@ -49,11 +49,17 @@ def _wiki_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _env_days(name: str, default: int, *, minimum: int) -> int:
+def _env_days(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
     days = _env_int(name, default)
-    if days < minimum:
-        raise ValueError(f"environment variable {name} must be at least {minimum} (days), got {days}")
+    if days < minimum or (maximum is not None and days > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ValueError(f"environment variable {name} must be {bounds} (days), got {days}")
     return days
+
+
+# ClickHouse's TTL counts in DateTime, which ends in 2106: a longer retention would wrap round and expire
+# every row at once.
+MAX_ANALYTICS_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,9 @@ def load_retention() -> Retention:
         dead_letters_days=_env_days(
             "DEEP_RETENTION_DEAD_LETTERS_DAYS", Retention.dead_letters_days, minimum=1
         ),
-        analytics_days=_env_days("DEEP_RETENTION_ANALYTICS_DAYS", Retention.analytics_days, minimum=1),
+        analytics_days=_env_days(
+            "DEEP_RETENTION_ANALYTICS_DAYS", Retention.analytics_days, minimum=1, maximum=MAX_ANALYTICS_DAYS
+        ),
         memories_days=_env_days("DEEP_RETENTION_MEMORIES_DAYS", Retention.memories_days, minimum=0),
     )
 

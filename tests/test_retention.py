@@ -40,6 +40,7 @@ def test_each_setting_is_read_from_its_variable(monkeypatch: pytest.MonkeyPatch)
         ("DEEP_RETENTION_EVENTS_DAYS", "0"),
         ("DEEP_RETENTION_DEAD_LETTERS_DAYS", "-1"),
         ("DEEP_RETENTION_ANALYTICS_DAYS", "0"),
+        ("DEEP_RETENTION_ANALYTICS_DAYS", "36500"),  # past ClickHouse's DateTime: every row would expire
         ("DEEP_RETENTION_MEMORIES_DAYS", "-1"),
         ("DEEP_RETENTION_EVENTS_DAYS", "a week"),
     ],

@@ -240,7 +240,8 @@ async def test_without_a_model_the_reflection_is_extractive(stack_up: Settings, 
 
 def start_writer_process(namespace: str, instance_id: str, log: Path) -> subprocess.Popen[bytes]:
     """`deep memory writer` in the test namespace, a static group member."""
-    env = {**os.environ, "DEEP_TOPIC_NAMESPACE": namespace}
+    # The messages are dated from T0, a fixed day: no retention may age them out while the test runs.
+    env = {**os.environ, "DEEP_TOPIC_NAMESPACE": namespace, "DEEP_RETENTION_MEMORIES_DAYS": "0"}
     deep = str(Path(sys.executable).with_name("deep"))
     with log.open("ab") as out:
         return subprocess.Popen(
