@@ -202,23 +202,15 @@ def export_parquet(
     start: Start = None,
     end: End = None,
     namespace: Namespace = None,
-    content_guild: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A guild whose owner enabled exporting its members' messages (repeatable); elsewhere, and "
-            "in DMs, messages are exported without their words."
-        ),
-    ] = None,
 ) -> None:
-    """Export discord.events to Parquet, partitioned by day (day=YYYY-MM-DD)."""
-    from jobs.parquet import export_events
+    """Export discord.events to Parquet, partitioned by day (day=YYYY-MM-DD). Members' words only from the
+    guilds whose owners enabled content exports; elsewhere, and in DMs, messages go without them."""
+    from jobs.parquet import content_export_guilds, export_events
 
     settings = get_settings()
     ns = settings.topic_namespace if namespace is None else namespace
     window = window_of(start, end)
-    guilds = frozenset(content_guild or ())
-    if not all(guild.isdigit() for guild in guilds):
-        raise typer.BadParameter(f"{sorted(guilds)} are not all guild ids", param_hint="--content-guild")
+    guilds = run(content_export_guilds(settings.postgres_dsn))
     with progress_bars() as track:
         report = run(
             export_events(settings.kafka_bootstrap, ns, window, directory, content_guilds=guilds, track=track)

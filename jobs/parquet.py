@@ -7,9 +7,10 @@ lossless: `received_at_offset_s`, the UTC offset received_at was written with (n
 `source_partition` / `source_offset`, by which the import restores each key's original order (all events
 of a key are on one partition).
 
-What members wrote leaves only for guilds whose owner enabled it (`content_guilds`): elsewhere, and in
-direct messages always, every field that can hold their words (CONTENT_FIELDS, at any depth of `data`) is
-exported empty. Ids, kinds and times stay, so an export still replays the shape of the traffic.
+What members wrote leaves only for guilds where every owner with a bot there enabled content exports
+(`owners.content_exports`, `content_export_guilds`): elsewhere, and in direct messages always, every field
+that can hold their words (CONTENT_FIELDS, at any depth of `data`) is exported empty. Ids, kinds and times
+stay, so an export still replays the shape of the traffic.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import asyncpg
 import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -92,6 +94,21 @@ def exported(envelope: EventEnvelope, content_guilds: frozenset[str]) -> EventEn
     if envelope.guild_id is not None and envelope.guild_id in content_guilds:
         return envelope
     return envelope.model_copy(update={"data": _without_content(envelope.data)})
+
+
+async def content_export_guilds(dsn: str) -> frozenset[str]:
+    """The guilds whose message content an export may carry: every owner with a deployment there (paused
+    or not: their bot saw the messages) enabled content exports."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT d.guild_id FROM agent_deployments d
+               JOIN agent_configurations c USING (config_id) JOIN owners o ON o.owner_id = c.owner_id
+               GROUP BY d.guild_id HAVING bool_and(o.content_exports)"""
+        )
+    finally:
+        await conn.close()
+    return frozenset(row["guild_id"] for row in rows)
 
 
 def _utc(at: datetime) -> datetime:

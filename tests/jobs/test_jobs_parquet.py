@@ -6,19 +6,27 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from uuid import uuid4
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from typer.testing import CliRunner
 
-from jobs.cli import jobs_app
-from jobs.parquet import StoredEvent, events_table, export_events, exported, import_events, table_envelopes
+from jobs.parquet import (
+    StoredEvent,
+    content_export_guilds,
+    events_table,
+    export_events,
+    exported,
+    import_events,
+    table_envelopes,
+)
 from jobs.timeline import TimeWindow, to_ms
 from models.events import EventEnvelope
 from settings import Settings
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import DISCORD_EVENTS
-from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, message, read_records
+from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, insert_deployment, message, read_records
 
 # Yesterday's midnight (UTC): the events straddle two days and stay within the topic's retention.
 MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -133,8 +141,22 @@ def test_an_export_holds_no_words_outside_the_guilds_that_enabled_it() -> None:
     assert exported(direct, frozenset({GUILD_A, GUILD_B})).data["content"] == ""
 
 
-def test_the_cli_takes_only_guild_ids_as_content_guilds(tmp_path: Path) -> None:
-    arguments = ["export", "parquet", str(tmp_path / "events"), "--content-guild", "not-a-guild"]
-    result = CliRunner(env={"COLUMNS": "300"}).invoke(jobs_app, arguments)
-    assert result.exit_code == 2 and "--content-guild" in result.output, result.output
-    assert not (tmp_path / "events").exists()
+@pytest.mark.stack
+async def test_content_is_exported_only_where_every_owner_in_the_guild_enabled_it(pg_dsn: str) -> None:
+    guilds = [f"42000000000000000{n}" for n in range(3)]
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        # Guild 0: one owner, enabled. Guild 1: two owners, one enabled. Guild 2: one owner, never asked.
+        for guild in (guilds[0], guilds[1], guilds[1], guilds[2]):
+            await insert_deployment(conn, uuid4(), guild_id=guild)
+        enabling = await conn.fetch(
+            "SELECT DISTINCT ON (d.guild_id) c.owner_id FROM agent_deployments d JOIN agent_configurations c "
+            "USING (config_id) WHERE d.guild_id = ANY($1) ORDER BY d.guild_id, d.deployed_at",
+            guilds[:2],
+        )
+        await conn.execute(
+            "UPDATE owners SET content_exports = true WHERE owner_id = ANY($1)", [r[0] for r in enabling]
+        )
+    finally:
+        await conn.close()
+    assert await content_export_guilds(pg_dsn) & set(guilds) == {guilds[0]}
