@@ -64,7 +64,13 @@ class Owner(Strict):
     name: str
     tier: Tier
     role: Role
+    # Parquet exports carry the words of their guilds' members (docs/DATA.md); off by default.
+    content_exports: bool = False
     created_at: datetime
+
+
+class ContentExports(Strict):
+    enabled: bool
 
 
 class ApiKeyCreated(Strict):

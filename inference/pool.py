@@ -133,6 +133,9 @@ class EndpointPool:
             "messages": [m.model_dump(exclude_none=True) for m in request.messages],
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
+            # Providers that keep completions (OpenAI's stored completions, for evals and distillation) must
+            # not: a member's message is sent only to be answered. Servers without the option ignore it.
+            "store": False,
         }
         body = orjson.dumps(payload)
         deadline = self.clock() + self.config.queue_timeout_s

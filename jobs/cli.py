@@ -203,14 +203,18 @@ def export_parquet(
     end: End = None,
     namespace: Namespace = None,
 ) -> None:
-    """Export discord.events to Parquet, partitioned by day (day=YYYY-MM-DD)."""
-    from jobs.parquet import export_events
+    """Export discord.events to Parquet, partitioned by day (day=YYYY-MM-DD). Members' words only from the
+    guilds whose owners enabled content exports; elsewhere, and in DMs, messages go without them."""
+    from jobs.parquet import content_export_guilds, export_events
 
     settings = get_settings()
     ns = settings.topic_namespace if namespace is None else namespace
     window = window_of(start, end)
+    guilds = run(content_export_guilds(settings.postgres_dsn))
     with progress_bars() as track:
-        report = run(export_events(settings.kafka_bootstrap, ns, window, directory, track=track))
+        report = run(
+            export_events(settings.kafka_bootstrap, ns, window, directory, content_guilds=guilds, track=track)
+        )
     console.print(f"exported {report.rows} events over {len(report.days)} days to {directory}", markup=False)
     if report.unreadable:
         console.print(f"[yellow]left out {report.unreadable} unreadable records[/yellow]")

@@ -6,6 +6,11 @@ Columns: the envelope's fields with `data` as its JSON text, and three more that
 lossless: `received_at_offset_s`, the UTC offset received_at was written with (null when it had none), and
 `source_partition` / `source_offset`, by which the import restores each key's original order (all events
 of a key are on one partition).
+
+What members wrote leaves only for guilds where every owner with a bot there enabled content exports
+(`owners.content_exports`, `content_export_guilds`): elsewhere, and in direct messages always, every field
+that can hold their words (CONTENT_FIELDS, at any depth of `data`) is exported empty. Ids, kinds and times
+stay, so an export still replays the shape of the traffic.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import asyncpg
 import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -48,6 +54,10 @@ ENVELOPE_SCHEMA = pa.schema(
 )
 DAY = pa.field("day", pa.string())
 PARTITIONING = ds.partitioning(pa.schema([DAY]), flavor="hive")
+# Message text, embeds and files, polls, forwarded and replied-to messages, slash command arguments.
+CONTENT_FIELDS = frozenset(
+    {"content", "embeds", "attachments", "poll", "message_snapshots", "referenced_message", "options"}
+)
 ROWS_PER_FILE = 50_000
 _PENDING_SENDS = 10_000
 
@@ -57,6 +67,48 @@ class StoredEvent:
     envelope: EventEnvelope
     partition: int
     offset: int
+
+
+def _emptied(value: Any) -> Any:
+    if isinstance(value, str):
+        return ""
+    if isinstance(value, list):
+        return []
+    return {} if isinstance(value, dict) else None
+
+
+def _without_content(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _emptied(item) if key in CONTENT_FIELDS else _without_content(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_content(item) for item in value]
+    return value
+
+
+def exported(envelope: EventEnvelope, content_guilds: frozenset[str]) -> EventEnvelope:
+    """The envelope as an export may hold it: whole in a guild whose owner enabled content exports, else
+    with every content field empty."""
+    if envelope.guild_id is not None and envelope.guild_id in content_guilds:
+        return envelope
+    return envelope.model_copy(update={"data": _without_content(envelope.data)})
+
+
+async def content_export_guilds(dsn: str) -> frozenset[str]:
+    """The guilds whose message content an export may carry: every owner with a deployment there (paused
+    or not: their bot saw the messages) enabled content exports."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT d.guild_id FROM agent_deployments d
+               JOIN agent_configurations c USING (config_id) JOIN owners o ON o.owner_id = c.owner_id
+               GROUP BY d.guild_id HAVING bool_and(o.content_exports)"""
+        )
+    finally:
+        await conn.close()
+    return frozenset(row["guild_id"] for row in rows)
 
 
 def _utc(at: datetime) -> datetime:
@@ -143,10 +195,16 @@ def _write(directory: Path, events: list[StoredEvent], part: int) -> set[str]:
 
 
 async def export_events(
-    bootstrap: str, namespace: str, window: TimeWindow, directory: Path, *, track: Track = no_progress
+    bootstrap: str,
+    namespace: str,
+    window: TimeWindow,
+    directory: Path,
+    *,
+    content_guilds: frozenset[str] = frozenset(),
+    track: Track = no_progress,
 ) -> ExportReport:
     """Write the window's events under `directory`, which must be empty or absent: a second export into the
-    same dataset would duplicate rows."""
+    same dataset would duplicate rows. Message content is kept only for `content_guilds`."""
     await asyncio.to_thread(_prepare, directory)
     report = ExportReport()
     days: set[str] = set()
@@ -161,7 +219,7 @@ async def export_events(
             except CodecError:
                 report.unreadable += 1
                 continue
-            pending.append(StoredEvent(envelope, record.partition, record.offset))
+            pending.append(StoredEvent(exported(envelope, content_guilds), record.partition, record.offset))
             if len(pending) == ROWS_PER_FILE:
                 days |= await asyncio.to_thread(_write, directory, pending, report.rows // ROWS_PER_FILE)
                 report.rows += len(pending)

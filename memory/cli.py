@@ -66,6 +66,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: 
                 model=model,
                 instance_id=instance_id,
                 redis=redis,
+                retention_days=settings.retention.memories_days,
             )
             task = asyncio.create_task(writer.run())
             stopped = asyncio.create_task(stop.wait())

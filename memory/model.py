@@ -77,6 +77,8 @@ class MemoryModel:
                 ),
                 temperature=0.2,
                 max_tokens=max_tokens,
+                # Never kept by the provider (inference/pool.py says why).
+                store=False,
             )
         except openai.OpenAIError as exc:
             log.warning("memory's call to model %s failed: %s", model, exc)

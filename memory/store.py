@@ -9,7 +9,7 @@ snowflake matches).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -38,6 +38,8 @@ LIST_LIMIT = 1000
 FILTERED = ("guild_id", "channel_id", "author_id")
 # The guild of a direct message's memories.
 DM_GUILD = "dm"
+# Ids one delete names at most (Weaviate deletes up to 10,000 objects a request).
+DELETE_CHUNK = 1000
 
 
 class MemoryStoreError(RuntimeError):
@@ -75,6 +77,11 @@ def _record(deployment_id: UUID, properties: Mapping[str, Any]) -> MemoryRecord:
         source_event_id=properties["source_event_id"],
         cites=[UUID(str(c)) for c in properties.get("cites") or []],
     )
+
+
+def _said_at(properties: Mapping[str, Any]) -> datetime:
+    at: datetime = properties["at"]
+    return at
 
 
 def visible_from(guild_id: str | None, channel_id: str) -> _Filters:
@@ -218,6 +225,23 @@ class MemoryStore:
             where=Filter.by_id().contains_any(list(ids))
         )
         return int(result.successful)
+
+    async def tenants(self) -> list[UUID]:
+        """The deployments that have memories here."""
+        return [UUID(name) for name in await self._collection.tenants.get()]
+
+    async def delete_older_than(self, deployment_id: UUID, before: datetime) -> int:
+        """Delete the tenant's memories said before `before`; returns how many went. `at` has no index (see
+        FILTERED), so the sweep reads every memory's time: it runs rarely."""
+        aged = [
+            obj.uuid
+            async for obj in self._tenant(deployment_id).iterator(return_properties=["at"])
+            if _said_at(obj.properties) < before
+        ]
+        deleted = 0
+        for start in range(0, len(aged), DELETE_CHUNK):
+            deleted += await self.delete(deployment_id, aged[start : start + DELETE_CHUNK])
+        return deleted
 
     async def with_memories(self, deployment_ids: Sequence[UUID]) -> list[UUID]:
         """Those of the deployments that have a tenant (a deployment without memory has none), in order."""

@@ -18,7 +18,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 from redis.typing import EncodableT
+from weaviate.exceptions import WeaviateBaseError
 
 from memory.embedding import Embedder
 from memory.model import MemoryModel
@@ -49,6 +50,8 @@ FACT_IMPORTANCE = 8
 # Memories embedded and inserted together: two of the embedder's batches, so inserting one chunk (Weaviate's
 # indexing, in its own process) overlaps embedding the next, and each gRPC batch stays a few hundred KB.
 WRITE_CHUNK = 128
+# How often the writer deletes the memories older than the retention (settings.Retention.memories_days).
+SWEEP_INTERVAL_S = 3600.0
 
 
 def remembers(deployed: DeployedAgent) -> bool:
@@ -243,6 +246,11 @@ def tenant_changes(before: RoutingRecord | None, after: RoutingRecord) -> tuple[
 Scope = tuple[UUID, str | None, str]
 
 
+def retention_cutoff(now: datetime, retention_days: int) -> datetime | None:
+    """Memories said before this are deleted; None when memories are kept (retention 0)."""
+    return now - timedelta(days=retention_days) if retention_days else None
+
+
 def scope_of(record: MemoryRecord) -> Scope:
     """Where a memory may be recalled: a guild, or one DM channel."""
     return (record.deployment_id, record.guild_id, record.channel_id if record.guild_id is None else "")
@@ -307,8 +315,10 @@ class MemoryWriter(ConsumerService):
         model: MemoryModel | None = None,
         instance_id: str | None = None,
         redis: aioredis.Redis | None = None,
+        retention_days: int = 0,
     ) -> None:
         self.store = store
+        self.retention_days = retention_days
         self.embedder = embedder
         # Rates importance and reflects for the deployments whose memory names a model.
         self.model = model
@@ -339,10 +349,35 @@ class MemoryWriter(ConsumerService):
         await self.store.ensure_collection()
         await self.channel_names.load()
         await self.consumer.start()
+        sweeping = asyncio.create_task(self._sweep_periodically())
         try:
             await self.consumer.run()
         finally:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
             await self.consumer.close()
+
+    async def sweep(self, now: datetime) -> int:
+        """Delete every deployment's memories older than the retention; returns how many went. Each
+        writer of the group sweeps all tenants: deleting what is already gone is a no-op."""
+        before = retention_cutoff(now, self.retention_days)
+        if before is None:
+            return 0
+        deleted = 0
+        for deployment_id in await self.store.tenants():
+            deleted += await self.store.delete_older_than(deployment_id, before)
+        if deleted:
+            log.info("retention: deleted %d memories said before %s", deleted, before.isoformat())
+        return deleted
+
+    async def _sweep_periodically(self) -> None:
+        while True:
+            try:
+                await self.sweep(datetime.now(UTC))
+            except WeaviateBaseError as exc:
+                # Memory keeps being written while Weaviate refuses a sweep; the next one catches up.
+                log.warning("retention: the memory sweep failed: %s", exc)
+            await asyncio.sleep(SWEEP_INTERVAL_S)
 
     def stop(self) -> None:
         self.consumer.stop()

@@ -49,6 +49,48 @@ def _wiki_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _env_days(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    days = _env_int(name, default)
+    if days < minimum or (maximum is not None and days > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ValueError(f"environment variable {name} must be {bounds} (days), got {days}")
+    return days
+
+
+# ClickHouse's TTL counts in DateTime, which ends in 2106: a longer retention would wrap round and expire
+# every row at once.
+MAX_ANALYTICS_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each store keeps what it holds, in days; the code owning the store applies it (docs/DATA.md
+    lists every store). Stores without a field here are bounded by their own rule (DATA.md says which)."""
+
+    # `discord.events`: every message's content. Replays and Parquet exports read it: it bounds their reach.
+    events_days: int = 7
+    # `deadletter.*`: copies of the records a consumer could not process, content included.
+    dead_letters_days: int = 14
+    # ClickHouse's per-record tables (ids, kinds, sizes, times; never content): a TTL on each.
+    analytics_days: int = 90
+    # Long-term memory (Weaviate): the memory writer's sweep deletes memories older than this; 0 keeps
+    # them until their deployment or the person's erasure removes them.
+    memories_days: int = 365
+
+
+def load_retention() -> Retention:
+    return Retention(
+        events_days=_env_days("DEEP_RETENTION_EVENTS_DAYS", Retention.events_days, minimum=1),
+        dead_letters_days=_env_days(
+            "DEEP_RETENTION_DEAD_LETTERS_DAYS", Retention.dead_letters_days, minimum=1
+        ),
+        analytics_days=_env_days(
+            "DEEP_RETENTION_ANALYTICS_DAYS", Retention.analytics_days, minimum=1, maximum=MAX_ANALYTICS_DAYS
+        ),
+        memories_days=_env_days("DEEP_RETENTION_MEMORIES_DAYS", Retention.memories_days, minimum=0),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where the native stack keeps its data and logs, and where downloads are cached across clones.
@@ -126,6 +168,8 @@ class Settings:
     # A file holding an ISO-8601 time that the processors (their timers) and the emulators take for "now";
     # None: the wall clock. Lets tests run a day of routines in seconds, never set in production.
     clock_file: Path | None = None
+
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -214,6 +258,7 @@ def load_settings() -> Settings:
         api_port=_env_int("DEEP_API_PORT", 8080),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
+        retention=load_retention(),
     )
 
 

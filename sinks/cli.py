@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from infra.stack.clickhouse import get_clickhouse_client
 from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
-from sinks.clickhouse.schema import DEFAULT_DATABASE, migrate
+from sinks.clickhouse.schema import DEFAULT_DATABASE, apply_retention, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.lag import LagSampler
 from sinks.stats import StatsService
@@ -30,8 +30,8 @@ async def serve_sinks(
     sink_class: type[TopicSink] = TopicSink,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Migrate the schema, then run until `stop` is set (or SIGTERM/SIGINT), when each sink flushes and
-    commits what it holds."""
+    """Migrate the schema and set its retention, then run until `stop` is set (or SIGTERM/SIGINT), when
+    each sink flushes and commits what it holds."""
     settle_garbage_collector()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,6 +39,7 @@ async def serve_sinks(
         loop.add_signal_handler(signum, stop.set)
     client = get_clickhouse_client(settings)
     await asyncio.to_thread(migrate, client, database)
+    await asyncio.to_thread(apply_retention, client, settings.retention.analytics_days, database)
     bootstrap = settings.kafka_bootstrap
     namespace = settings.topic_namespace
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="deep-sinks", acks="all")

@@ -19,6 +19,7 @@ from models.inference import InferenceRequest, InferenceResult
 from models.operations import DeadLetter, ModerationAudit, OwnerNotification
 from models.tiers import InferenceLane
 from models.tokens import TokenHealthEvent
+from settings import load_retention
 from streams.codec import Codec
 
 GUILD_PARTITIONS = 12
@@ -26,6 +27,8 @@ BOT_PARTITIONS = 12
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+# The environment's retention settings (DEEP_RETENTION_*): `deep topics apply` sets them on the broker.
+RETENTION = load_retention()
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ DISCORD_EVENTS = TopicSpec(
     key="guild id, or dm:<bot id> for direct messages",
     value=EventEnvelope,
     partitions=GUILD_PARTITIONS,
-    retention_ms=7 * DAY_MS,
+    retention_ms=RETENTION.events_days * DAY_MS,
     producers=("gateways",),
     consumers=("processors", "sinks", "jobs.replay"),
 )
@@ -167,7 +170,7 @@ def dead_letter_topic(source: TopicSpec) -> TopicSpec:
         key="the source record's key",
         value=DeadLetter,
         partitions=3,
-        retention_ms=14 * DAY_MS,
+        retention_ms=RETENTION.dead_letters_days * DAY_MS,
         producers=tuple(source.consumers),
         consumers=("deep deadletter",),
     )

@@ -9,9 +9,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from models.events import EventEnvelope
+from ops.kafka import describe_topic
 from settings import Settings
 from streams.admin import apply_catalog, delete_namespace
-from streams.catalog import CATALOG, DISCORD_EVENTS, TopicSpec
+from streams.catalog import CATALOG, DAY_MS, DEAD_LETTERS, DISCORD_EVENTS, TopicSpec
 from streams.codec import encode_key
 
 pytestmark = pytest.mark.stack
@@ -34,6 +35,14 @@ async def test_catalog_applies_twice_with_nothing_changed_the_second_time(stack_
             assert len(described[0]["partitions"]) == DISCORD_EVENTS.partitions
         finally:
             await admin.close()
+        # The retention settings' defaults, as created: content leaves the broker after them.
+        events = await describe_topic(stack_up.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace))
+        assert events.configs["retention.ms"] == (str(7 * DAY_MS), True)
+        dead_letters = DEAD_LETTERS[DISCORD_EVENTS.name].name_in(namespace)
+        assert (await describe_topic(stack_up.kafka_bootstrap, dead_letters)).configs["retention.ms"] == (
+            str(14 * DAY_MS),
+            True,
+        )
     finally:
         deleted = await delete_namespace(stack_up.kafka_bootstrap, namespace)
     assert len(deleted) == len(CATALOG)

@@ -7,7 +7,15 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import Caller, Context, Operator
-from api.schemas import ApiKeyCreated, ErrorBody, Owner, OwnerCreate, OwnerCreated, OwnerUpdate
+from api.schemas import (
+    ApiKeyCreated,
+    ContentExports,
+    ErrorBody,
+    Owner,
+    OwnerCreate,
+    OwnerCreated,
+    OwnerUpdate,
+)
 from models.operations import OwnerNotification
 
 router = APIRouter(tags=["owners"], responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}})
@@ -52,6 +60,13 @@ async def update_owner(owner_id: UUID, body: OwnerUpdate, ctx: Context, _: Opera
     pauses the deployments of agents the new tier does not cover (tools, features, slots: the newest agents
     first); they resume once their agent fits."""
     return await ctx.store.owners.update(owner_id, body)
+
+
+@router.put("/owners/{owner_id}/content-exports", response_model=Owner)
+async def set_content_exports(owner_id: UUID, body: ContentExports, ctx: Context, principal: Caller) -> Owner:
+    """Let Parquet exports carry the message content of the owner's guilds, or stop them (the default): a
+    guild's words are exported only when every owner with a bot there enabled it. Never used for training."""
+    return await ctx.store.owners.set_content_exports(owner_id, body.enabled, principal.scope)
 
 
 @router.delete("/owners/{owner_id}", status_code=status.HTTP_204_NO_CONTENT)

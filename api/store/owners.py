@@ -17,7 +17,7 @@ from api.store.keys import new_key
 from api.store.shared import NotFound, Staging, deployments_where, in_scope, routing_keys
 from models.tiers import TIERS, Tier
 
-_OWNER_COLUMNS = "owner_id, name, tier, role, created_at"
+_OWNER_COLUMNS = "owner_id, name, tier, role, content_exports, created_at"
 
 
 def _owner(row: asyncpg.Record) -> Owner:
@@ -26,6 +26,7 @@ def _owner(row: asyncpg.Record) -> Owner:
         name=row["name"],
         tier=row["tier"],
         role=row["role"],
+        content_exports=row["content_exports"],
         created_at=row["created_at"],
     )
 
@@ -87,6 +88,18 @@ class Owners(Staging):
             return _owner(row)
 
         return await in_transaction(self.pool, work)
+
+    async def set_content_exports(self, owner_id: UUID, enabled: bool, scope: UUID | None) -> Owner:
+        """Whether exports may carry the owner's guilds' message content; read by the export job only."""
+        # Scoped in the statement: another owner's flag is neither changed nor reported (404).
+        row = await self.pool.fetchrow(
+            f"""UPDATE owners SET content_exports = $2
+                WHERE owner_id = $1 AND ($3::uuid IS NULL OR owner_id = $3) RETURNING {_OWNER_COLUMNS}""",
+            owner_id,
+            enabled,
+            scope,
+        )
+        return _owner(in_scope(row, None, f"owner {owner_id}"))
 
     async def delete(self, owner_id: UUID) -> None:
         """Erasure: the owner and everything they own; their deployments leave every routing record."""

@@ -29,6 +29,19 @@ USER_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The per-record tables and the time each row is aged out by; the per-minute rollups (counts, sizes and
+# uniq states: no ids) outlive them, which is what the long-range panels read.
+ROW_TIMES: dict[str, str] = {
+    "events": "received_at",
+    "decisions": "decided_at",
+    "inference_usage": "completed_at",
+    "actions": "created_at",
+    "moderation_audit": "at",
+    "token_health": "at",
+    "consumer_lag": "sampled_at",
+}
+
+
 def checked_database(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"database: {name!r} is not a plain identifier (letters, digits, underscores)")
@@ -65,6 +78,35 @@ def migrate(client: Client, database: str = DEFAULT_DATABASE, directory: Path = 
         )
         applied.append(migration.version)
     return applied
+
+
+def row_ttl(column: str, days: int) -> str:
+    """The TTL clause as ClickHouse prints it back in `engine_full`."""
+    return f"TTL toDateTime({column}) + toIntervalDay({days})"
+
+
+def table_engines(client: Client, database: str) -> dict[str, str]:
+    """Each table's engine with its clauses (TTL included), by table name."""
+    rows = client.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = {database:String}",
+        parameters={"database": database},
+    ).result_rows
+    return {str(name): str(engine) for name, engine in rows}
+
+
+def apply_retention(client: Client, days: int, database: str = DEFAULT_DATABASE) -> list[str]:
+    """Give every per-record table a TTL of `days` (the analytics retention); returns the tables changed.
+    A table already carrying it is left alone: modifying a TTL rewrites the table's parts."""
+    if days < 1:
+        raise ValueError(f"days: {days} is not a positive number of days")
+    db = f"`{checked_database(database)}`"
+    engines = table_engines(client, database)
+    changed = []
+    for table, column in ROW_TIMES.items():
+        if row_ttl(column, days) not in engines.get(table, ""):
+            client.command(f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({column}) + INTERVAL {days} DAY")
+            changed.append(table)
+    return changed
 
 
 def erase_user(client: Client, user_id: str, database: str = DEFAULT_DATABASE) -> None:

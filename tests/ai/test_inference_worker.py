@@ -43,6 +43,7 @@ async def test_request_is_answered_on_the_results_topic(
     [call] = server.completions()
     assert call.model == "gpt-4o-mini" and call.max_tokens == request.max_tokens
     assert call.messages == [m.model_dump(exclude_none=True) for m in request.messages]
+    assert call.extra["store"] is False  # the provider keeps no copy of the conversation
     assert await MonthlyUsage(redis, key_prefix).calls(request.owner_id, datetime.now(UTC)) == 1
 
 
@@ -62,6 +63,7 @@ async def test_premium_requests_overtake_free_ones_under_load(
     premium_positions = [i for i, text in enumerate(served) if text.startswith("premium")]
     # At most the free requests that had the slot before the premium ones were read go first.
     assert len(premium_positions) == 5 and max(premium_positions) < 8, served
+    assert all(call.extra["store"] is False for call in server.completions())
     assert server.peak_in_flight == 1
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -10,22 +10,22 @@ from clickhouse_connect.driver.client import Client
 
 from infra.migrate import MigrationError
 from models.decisions import DecisionReason
-from sinks.clickhouse.schema import MIGRATIONS_DIR, erase_user, migrate
+from sinks.clickhouse.schema import (
+    MIGRATIONS_DIR,
+    ROW_TIMES,
+    apply_retention,
+    erase_user,
+    migrate,
+    row_ttl,
+    table_engines,
+)
 from sinks.consumer import TableWriter
 from sinks.tables import DECISIONS, EVENTS, MODERATION
 from tests.analytics.factories import T0, audit, decision, event
 
 pytestmark = pytest.mark.stack
 
-TIMELINE = {
-    "events",
-    "decisions",
-    "inference_usage",
-    "actions",
-    "moderation_audit",
-    "token_health",
-    "consumer_lag",
-}
+TIMELINE = set(ROW_TIMES)
 ROLLUPS = {"events_per_minute", "decisions_per_minute", "actions_per_minute", "inference_per_minute"}
 
 
@@ -103,6 +103,28 @@ def test_erasure_removes_every_row_naming_the_user(clickhouse: Client) -> None:
         ):
             authors = clickhouse.query(f"SELECT DISTINCT {column} FROM `{name}`.{table}").result_rows
             assert authors == [(kept,)], table
+    finally:
+        clickhouse.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+
+
+def test_the_retention_ages_out_every_per_record_table_and_only_once(clickhouse: Client) -> None:
+    name = f"analytics_{uuid4().hex[:10]}"
+    migrate(clickhouse, name)
+    try:
+        now = datetime.now(UTC)
+        fresh, aged = event(1, now - timedelta(days=89)), event(2, now - timedelta(days=91))
+        TableWriter(clickhouse, name, EVENTS).insert_now([EVENTS.row(e) for e in (fresh, aged)], token=None)
+        assert apply_retention(clickhouse, 90, name) == list(ROW_TIMES)
+        assert apply_retention(clickhouse, 90, name) == []  # already set: the tables are not rewritten
+        engines = table_engines(clickhouse, name)
+        for table, column in ROW_TIMES.items():
+            assert row_ttl(column, 90) in engines[table], table
+        clickhouse.command(f"OPTIMIZE TABLE `{name}`.events FINAL")
+        kept = clickhouse.query(f"SELECT event_id FROM `{name}`.events").result_rows
+        assert kept == [(fresh.event_id,)]
+        # The per-minute rollups (no ids, no content) keep the long-range panels' history.
+        assert scalar(clickhouse, f"SELECT sum(events) FROM `{name}`.events_per_minute") == 2
+        assert apply_retention(clickhouse, 30, name) == list(ROW_TIMES)
     finally:
         clickhouse.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
 

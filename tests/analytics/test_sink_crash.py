@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from settings import REPO_ROOT, Settings
+from settings import MAX_ANALYTICS_DAYS, REPO_ROOT, Settings
 from sinks.batch import PLAN_PREFIX
 from sinks.clickhouse.schema import DEFAULT_DATABASE
 from sinks.consumer import sink_group
@@ -44,6 +44,8 @@ class SinkProcesses:
             "DEEP_STATE_DIR": state,
             "DEEP_TOPIC_NAMESPACE": namespace,
             "CLICKHOUSE_URL": "",
+            # The rows are dated from T0, months back: a retention shorter than that would age them out.
+            "DEEP_RETENTION_ANALYTICS_DAYS": str(MAX_ANALYTICS_DAYS),
         }
         self.log = tmp_path / "sinks.log"
         self.started: list[asyncio.subprocess.Process] = []

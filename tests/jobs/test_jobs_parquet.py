@@ -1,21 +1,32 @@
-"""Export of discord.events to Parquet by day and import back onto a topic: lossless, each key in order."""
+"""Export of discord.events to Parquet by day and import back onto a topic: lossless, each key in order;
+members' words only from the guilds whose owners enabled it."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from uuid import uuid4
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from jobs.parquet import StoredEvent, events_table, export_events, import_events, table_envelopes
+from jobs.parquet import (
+    StoredEvent,
+    content_export_guilds,
+    events_table,
+    export_events,
+    exported,
+    import_events,
+    table_envelopes,
+)
 from jobs.timeline import TimeWindow, to_ms
 from models.events import EventEnvelope
 from settings import Settings
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import DISCORD_EVENTS
-from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, message, read_records
+from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, insert_deployment, message, read_records
 
 # Yesterday's midnight (UTC): the events straddle two days and stay within the topic's retention.
 MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -80,7 +91,10 @@ async def test_export_and_import_round_trip_is_lossless(
     await producer.flush()
 
     window = TimeWindow(MIDNIGHT - timedelta(minutes=5), MIDNIGHT + timedelta(minutes=5))
-    report = await export_events(stack_up.kafka_bootstrap, namespace, window, tmp_path / "events")
+    content_guilds = frozenset({GUILD_A})
+    report = await export_events(
+        stack_up.kafka_bootstrap, namespace, window, tmp_path / "events", content_guilds=content_guilds
+    )
     assert (report.rows, report.unreadable) == (len(events), 1)
     days = sorted(path.name for path in (tmp_path / "events").iterdir())
     assert days == [f"day={(MIDNIGHT - timedelta(days=1)).date()}", f"day={MIDNIGHT.date()}"]
@@ -96,5 +110,53 @@ async def test_export_and_import_round_trip_is_lossless(
         await delete_namespace(stack_up.kafka_bootstrap, target)
     expected: dict[str, list[bytes]] = defaultdict(list)
     for envelope in events:
-        expected[envelope.key].append(DISCORD_EVENTS.codec.encode(envelope))
+        expected[envelope.key].append(DISCORD_EVENTS.codec.encode(exported(envelope, content_guilds)))
     assert imported == expected
+    # Guild A's words came back; guild B's and the DMs' never left.
+    words = {DISCORD_EVENTS.codec.decode(value).data["content"] for value in imported[GUILD_A]}
+    assert all(word.startswith("just saying something") for word in words)
+    others = [value for key, values in imported.items() if key != GUILD_A for value in values]
+    assert others and {DISCORD_EVENTS.codec.decode(value).data["content"] for value in others} == {""}
+
+
+def test_an_export_holds_no_words_outside_the_guilds_that_enabled_it() -> None:
+    said = message(1, MIDNIGHT, guild_id=GUILD_A, bot_id=BOT_A, channel_id="1", content="my secret")
+    data = {
+        **said.data,
+        "embeds": [{"description": "my secret"}],
+        "attachments": [{"filename": "secret.png"}],
+        "referenced_message": {"id": "9", "content": "my earlier secret"},
+        "interaction_metadata": {"options": [{"name": "q", "value": "my secret question"}]},
+    }
+    envelope = said.model_copy(update={"data": data})
+    assert exported(envelope, frozenset({GUILD_A})) == envelope
+    redacted = exported(envelope, frozenset({GUILD_B}))
+    assert "secret" not in redacted.model_dump_json()
+    assert (redacted.data["id"], redacted.data["author"], redacted.data["content"]) == (
+        data["id"],
+        data["author"],
+        "",
+    )
+    direct = message(2, MIDNIGHT, guild_id=None, bot_id=BOT_A, channel_id="3", content="my secret")
+    assert exported(direct, frozenset({GUILD_A, GUILD_B})).data["content"] == ""
+
+
+@pytest.mark.stack
+async def test_content_is_exported_only_where_every_owner_in_the_guild_enabled_it(pg_dsn: str) -> None:
+    guilds = [f"42000000000000000{n}" for n in range(3)]
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        # Guild 0: one owner, enabled. Guild 1: two owners, one enabled. Guild 2: one owner, never asked.
+        for guild in (guilds[0], guilds[1], guilds[1], guilds[2]):
+            await insert_deployment(conn, uuid4(), guild_id=guild)
+        enabling = await conn.fetch(
+            "SELECT DISTINCT ON (d.guild_id) c.owner_id FROM agent_deployments d JOIN agent_configurations c "
+            "USING (config_id) WHERE d.guild_id = ANY($1) ORDER BY d.guild_id, d.deployed_at",
+            guilds[:2],
+        )
+        await conn.execute(
+            "UPDATE owners SET content_exports = true WHERE owner_id = ANY($1)", [r[0] for r in enabling]
+        )
+    finally:
+        await conn.close()
+    assert await content_export_guilds(pg_dsn) & set(guilds) == {guilds[0]}

@@ -51,7 +51,7 @@ async def test_unclear_memories_are_rated_in_one_prompt_per_deployment(
         await model.close()
     assert [r.importance for r in rated] == [9, 3, 2, 9, 5]
     (call,) = server.calls
-    assert call.model == "rater"
+    assert call.model == "rater" and call.extra["store"] is False
     assert "1. I have my exam tomorrow\n2. we are moving\n" in call.last_user
 
 

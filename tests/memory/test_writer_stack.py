@@ -149,6 +149,29 @@ async def test_messages_become_memories_once(stack_up: Settings, store: MemorySt
             assert sorted(m.record.text for m in memories) == sorted(texts)
 
 
+async def test_the_sweep_deletes_the_memories_older_than_the_retention(
+    stack_up: Settings, store: MemoryStore
+) -> None:
+    here = deployed(luna(), guild_id=snowflake(), bot_id=snowflake())
+    texts = ["I have my chemistry exam next Tuesday", "my cat is called Miso"]  # said at T0, T0 + 1 minute
+    async with kafka(stack_up) as (namespace, producer):
+        await publish(producer, namespace, here, snowflake(), texts)
+        writer, task = await run_writer(store, stack_up, namespace, producer, f"{namespace}w")
+        try:
+            await wait_until(lambda: writer.written >= len(texts), "the messages written", 120)
+        finally:
+            writer.stop()
+            await task
+    deployment_id = here.deployment.deployment_id
+    writer.retention_days = 30
+    assert await writer.sweep(T0 + timedelta(days=30)) == 0
+    assert await writer.sweep(T0 + timedelta(days=30, seconds=30)) == 1
+    assert [m.record.text for m in await store.listed(deployment_id)] == texts[1:]
+    writer.retention_days = 0  # memories kept
+    assert await writer.sweep(T0 + timedelta(days=3650)) == 0
+    assert [m.record.text for m in await store.listed(deployment_id)] == texts[1:]
+
+
 def thinking_model(call: RecordedCall) -> str:
     """Rates every memory asked about 9; reflects on statements 1 and 2 (and one that was not shown)."""
     if call.last_user.startswith("Statements:"):
@@ -217,7 +240,8 @@ async def test_without_a_model_the_reflection_is_extractive(stack_up: Settings, 
 
 def start_writer_process(namespace: str, instance_id: str, log: Path) -> subprocess.Popen[bytes]:
     """`deep memory writer` in the test namespace, a static group member."""
-    env = {**os.environ, "DEEP_TOPIC_NAMESPACE": namespace}
+    # The messages are dated from T0, a fixed day: no retention may age them out while the test runs.
+    env = {**os.environ, "DEEP_TOPIC_NAMESPACE": namespace, "DEEP_RETENTION_MEMORIES_DAYS": "0"}
     deep = str(Path(sys.executable).with_name("deep"))
     with log.open("ab") as out:
         return subprocess.Popen(
