@@ -333,7 +333,7 @@ def chatter_event(n: int, guild_id: str, bot_id: str, channel_id: str, author_id
 
 def routine_world(count: int) -> list[RoutingRecord]:
     """`count` quiet guilds, each with one Mode 2 agent holding routines (hourly posts, a daily greeting):
-    the cost of the routine timer, which looks at every deployment every second."""
+    the cost of the routine timer, which ticks every second."""
     agent = mode_template(AgentMode.utility).model_copy(deep=True)
     routines = {
         "hourly": ProactiveAction(

@@ -355,7 +355,7 @@ class Engine:
         self._seed = seed
         self.fit = fit
         # The routine firings of a (key, routing version, deployment, local day), computed once: the timer
-        # looks at every deployment every second. Derived from the configuration, so never table state.
+        # ticks every second. Derived from the configuration, so never table state.
         self._firings: dict[tuple[str, int, UUID, date], list[Firing]] = {}
         # Per key, the routing version and the moment before which its routines have nothing due: most
         # ticks then cost one table read per key. Dropped when the key's arc progress changes; the worker

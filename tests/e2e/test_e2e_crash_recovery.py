@@ -197,12 +197,19 @@ async def test_every_command_is_answered_once_through_a_processors_and_a_runner_
     for command in stream.commands:
         callbacks = answered.callbacks.get(command.interaction_id, [])
         assert len(callbacks) == 1, command
-        assert len(answered.answers[command.interaction_id]) == 1, command
+        answers = answered.answers[command.interaction_id]
+        # A runner killed after performing an edit but before recording it done performs it again after the
+        # restart: the same content on the same message, so the member still sees one answer (Discord takes no
+        # idempotency key for edits). A second message, or a different answer, would fail here.
+        edits = [a for a in answers if a["payload"]["stage"] == "edit_original"]
+        same_edit = edits == answers and len({repr(a["payload"]["data"]) for a in edits}) == 1
+        assert len(answers) == 1 or same_edit, (command, answers)
 
     with capsys.disabled():
+        repeated = sum(len(answered.answers[c.interaction_id]) > 1 for c in stream.commands)
         print(
             f"\n{len(stream.commands)} /play at {RATE_PER_S:g}/s: every one deferred by the receiver and "
-            "answered exactly once"
+            f"answered with one message ({repeated} edits performed again after the runner's crash)"
         )
         for name, (killed_at, restarted_at, back_at) in (
             ("processors", processors),

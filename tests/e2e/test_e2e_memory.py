@@ -19,7 +19,7 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.stack
 
 # Luna's context window is 50 messages; the fact must be outside it when asked about.
-CHATTER = 60
+CHATTER = 300
 RECALL_S = 120
 
 
