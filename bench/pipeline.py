@@ -20,7 +20,8 @@ and --guilds load guilds are added to it, each with --members members, two text 
 A step that cannot keep up (posted or processed below 90 % of the offered rate, probes unanswered, or the
 processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the
 processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
-then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling. Prints one JSON line at the end.
+then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each processors stage's
+ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
 """
@@ -445,6 +446,11 @@ async def raw_kafka(bootstrap: str) -> dict[str, Any]:
     }
 
 
+def ratio_to_raw(stage: dict[str, Any], raw: dict[str, Any]) -> float:
+    """A processors stage's events/s divided by raw aiokafka's produce -> consume messages/s."""
+    return round(stage["events_per_s"] / raw["produce_consume_per_s"], 3)
+
+
 async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
     namespace, schema = f"b{uuid.uuid4().hex[:8]}.", f"bench_{uuid.uuid4().hex[:12]}"
     ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
@@ -530,6 +536,9 @@ async def main(args: argparse.Namespace) -> None:
     at_latency_rate = next((s for s in steps if s["offered_per_s"] == LATENCY_RATE_PER_S), None)
     reference = best or steps[0]
     cpu_per_message = reference["cpu_us_per_message"]
+    mode1 = await processors_alone(settings, args.guilds, (AgentMode.bare,))
+    mix = await processors_alone(settings, args.guilds, MIX)
+    raw = await raw_kafka(settings.kafka_bootstrap)
     figures = {
         "bench": "pipeline",
         "guilds": args.guilds,
@@ -543,8 +552,8 @@ async def main(args: argparse.Namespace) -> None:
         "cpu_count": os.cpu_count(),
         # Mode 1 agents only (what the end-to-end load guilds run), then a Mode 1/3/5 mix: the AI agents'
         # conversation state (context, mood, relationships) is written to changelogs on every message.
-        "processors_alone_mode1": await processors_alone(settings, args.guilds, (AgentMode.bare,)),
-        "processors_alone_mix": await processors_alone(settings, args.guilds, MIX),
+        "processors_alone_mode1": mode1,
+        "processors_alone_mix": mix,
         # The mix again beside deployments holding routines (--routine-deployments): the timer's cost.
         "routine_deployments": args.routine_deployments,
         "processors_alone_mix_with_routines": (
@@ -552,7 +561,11 @@ async def main(args: argparse.Namespace) -> None:
             if args.routine_deployments
             else None
         ),
-        "raw_aiokafka": await raw_kafka(settings.kafka_bootstrap),
+        "raw_aiokafka": raw,
+        # Machines differ and are noisy: the processors stage as a share of raw aiokafka on the same machine
+        # in the same run is the figure to compare across runs.
+        "processors_mode1_to_raw": ratio_to_raw(mode1, raw),
+        "processors_mix_to_raw": ratio_to_raw(mix, raw),
     }
     print(orjson.dumps(figures).decode())
 
