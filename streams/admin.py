@@ -81,6 +81,9 @@ async def _wait_visible(
         await asyncio.sleep(0.1)
 
 
+TOPIC_ALREADY_EXISTS = 36
+
+
 def _raise_errors(pairs: Iterable[tuple[str, int]]) -> None:
     for topic, code in pairs:
         if code:
@@ -111,7 +114,8 @@ async def apply_catalog(
         ]
         if to_create:
             response = await admin.create_topics(to_create)
-            _raise_errors((t[0], t[1]) for t in response.topic_errors)
+            # A process started at the same moment may have created one first: it is there either way.
+            _raise_errors((t[0], t[1]) for t in response.topic_errors if t[1] != TOPIC_ALREADY_EXISTS)
             await _wait_visible(admin, {topic.name: topic.num_partitions for topic in to_create})
         if to_grow:
             await admin.create_partitions(to_grow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from uuid import uuid4
 
 import pytest
@@ -46,6 +47,16 @@ async def test_catalog_applies_twice_with_nothing_changed_the_second_time(stack_
     finally:
         deleted = await delete_namespace(stack_up.kafka_bootstrap, namespace)
     assert len(deleted) == len(CATALOG)
+
+
+async def test_processes_applying_the_catalog_at_the_same_moment_all_succeed(stack_up: Settings) -> None:
+    """A fleet started at once: each process plans to create the topics, one wins each creation."""
+    namespace = f"t{uuid4().hex[:8]}."
+    try:
+        await asyncio.gather(*(apply_catalog(stack_up.kafka_bootstrap, namespace) for _ in range(3)))
+        assert await apply_catalog(stack_up.kafka_bootstrap, namespace) == []
+    finally:
+        await delete_namespace(stack_up.kafka_bootstrap, namespace)
 
 
 async def test_apply_grows_partitions_and_restores_drifted_config(stack_up: Settings) -> None:
