@@ -227,12 +227,21 @@ async def test_lunas_panel_shows_what_she_recalled_for_her_last_reply(page: Page
     seen = await page.locator(".message[data-author='Luna'][data-reply-to='You']").count()
     await say(page, "@Luna my favourite planet is Neptune")
     await next_reply(page, "Luna", seen)
-    # By the time she has answered, the memory writer has long written the fact down.
-    await say(page, "@Luna which planet do I like best?")
-    await next_reply(page, "Luna", seen + 1)
-    await page.locator("#agents li[data-agent='Luna']").click()
-    await expect(page.locator("#panel-recalled")).to_contain_text("Neptune", timeout=ANSWER_MS)
-    await page.locator("#panel-close").click()
+    # The offline responder answers at once, perhaps before the memory writer has written the fact down: the
+    # person asks again until her reply's recall has it (the panel shows the last reply's).
+    recalled = page.locator("#panel-recalled")
+    for asked in range(1, 6):
+        await say(page, "@Luna which planet do I like best?")
+        await next_reply(page, "Luna", seen + asked)
+        await page.locator("#agents li[data-agent='Luna']").click()
+        try:
+            await expect(recalled).to_contain_text("Neptune", timeout=5_000)
+            return
+        except AssertionError:
+            if asked == 5:
+                raise
+        finally:
+            await page.locator("#panel-close").click()
 
 
 async def test_link_spam_is_removed_by_the_auto_mod(page: Page, demo: RunningDemo) -> None:
