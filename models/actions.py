@@ -207,6 +207,16 @@ class VoicePlay(ActionBase):
     volume: int | None = Field(default=None, ge=0, le=200)
 
 
+class VoiceSpeak(ActionBase):
+    """Say a text in the bot's voice channel: the edge synthesizes it and plays it like a track."""
+
+    kind: Literal["voice_speak"] = "voice_speak"
+    channel_id: Snowflake
+    text: MessageText
+    # An ElevenLabs voice id speaks through ElevenLabs; empty speaks with the offline engine.
+    voice_id: ShortText = ""
+
+
 class PresenceUpdate(ActionBase):
     kind: Literal["presence_update"] = "presence_update"
     status: Literal["online", "idle", "dnd", "invisible"] = "online"

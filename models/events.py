@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
-from models.common import Payload, Snowflake, utc_now
+from models.common import Payload, ShortText, Snowflake, utc_now
 
 # Marks a partition key that names a bot (its DMs) rather than a guild.
 DM_PREFIX = "dm:"
@@ -38,3 +38,18 @@ class EventEnvelope(Payload):
     @property
     def key(self) -> str:
         return partition_key(self.guild_id, self.bot_id)
+
+
+# The edge's own event, not a Discord dispatch: a track (or a spoken reply) ended on a bot's voice connection.
+# It travels in `discord.events` under the guild's key, so the music queue sees it in order with the commands.
+VOICE_TRACK_END = "DEEP_VOICE_TRACK_END"
+
+
+class VoiceTrackEnd(Payload):
+    """The data of a VOICE_TRACK_END envelope."""
+
+    guild_id: Snowflake
+    channel_id: Snowflake
+    track: ShortText
+    # finished: played to the end; skipped/stopped: cut by a command; failed: the source could not be played.
+    reason: Literal["finished", "skipped", "stopped", "failed"]
