@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from weaviate.exceptions import WeaviateBaseError
 
@@ -17,11 +18,12 @@ from api.background import (
     run_health_checks,
     run_usage_persistence,
 )
+from api.console import STATIC_DIR as CONSOLE_DIR
 from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, deployments, memories, meta, owners, presets, tokens
+from api.routes import agents, deployments, memories, meta, owners, presets, tokens, traits
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -105,6 +107,8 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, owners, agents, memories, deployments, tokens, presets):
+    for module in (meta, owners, agents, memories, deployments, tokens, presets, traits):
         app.include_router(module.router)
+    # The owner console: its pages call the routes above from the same origin, with the session cookie.
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app

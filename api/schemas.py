@@ -208,3 +208,29 @@ class MemoryPage(Strict):
 
 class MemoriesDeleted(Strict):
     deleted: int
+
+
+class TraitName(StrEnum):
+    openness = "openness"
+    conscientiousness = "conscientiousness"
+    extraversion = "extraversion"
+    agreeableness = "agreeableness"
+    neuroticism = "neuroticism"
+
+
+class TraitEffect(Strict):
+    """One behaviour a trait moves: its value at the given traits and at neutral ones (all 50)."""
+
+    trait: TraitName
+    behaviour: str
+    value: float
+    neutral: float
+    # The value as an owner reads it, e.g. "x 2.00" or "12 min".
+    shown: str
+
+
+class TraitPreview(Strict):
+    effects: list[TraitEffect]
+    # What an interest in `example_interest` matches at this openness.
+    example_interest: str
+    interest_matches: list[str]

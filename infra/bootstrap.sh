@@ -37,3 +37,28 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ]; then
 else
     echo "bootstrap: $VENV is up to date with pyproject.toml"
 fi
+
+# The owner console's browser libraries (uPlot) from npm, copied into the folder the API serves: nothing is
+# fetched by a browser from anywhere else. Skipped when package-lock.json is unchanged since the last copy.
+CONSOLE=api/console
+CONSOLE_STAMP="$CONSOLE/static/vendor/.package-lock.sha256"
+console_wanted="$(sha256sum "$CONSOLE/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$CONSOLE_STAMP" 2>/dev/null)" != "$console_wanted" ]; then
+    if ! command -v npm >/dev/null; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "bootstrap: npm missing (for the console's chart library): install it with apt-get, or run as root" >&2
+            exit 1
+        fi
+        echo "bootstrap: apt-get install npm"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
+    fi
+    echo "bootstrap: $CONSOLE/package-lock.json changed since the last copy: npm ci"
+    npm ci --prefix "$CONSOLE" --ignore-scripts --no-audit --no-fund --loglevel=error
+    mkdir -p "$CONSOLE/static/vendor"
+    cp "$CONSOLE/node_modules/uplot/dist/uPlot.esm.js" "$CONSOLE/node_modules/uplot/dist/uPlot.min.css" \
+        "$CONSOLE/static/vendor/"
+    echo "$console_wanted" > "$CONSOLE_STAMP"
+else
+    echo "bootstrap: the console's libraries are up to date with $CONSOLE/package-lock.json"
+fi

@@ -1,0 +1,40 @@
+// Billing: the plans (Stripe prices), the current subscription, and a change of plan through Stripe Checkout.
+// The tier changes when Stripe's webhook reaches the API, not when the browser comes back.
+import { api, attempt, get, h } from "./api.js";
+
+export async function billingPage(view, session) {
+  const [plans, subscription] = await Promise.all([get("/billing/plans"), get("/billing/subscription")]);
+  const current = session.me.owner.tier;
+  const status = h("div", { id: "billing-status" });
+  const choose = async (plan) => {
+    const checkout = await attempt(status, () => api("POST", "/billing/checkout", { tier: plan.tier }));
+    if (checkout) location.assign(checkout.checkout_url);
+  };
+  const returned = new URLSearchParams(location.hash.split("?")[1] || "").get("checkout");
+  view.replaceChildren(
+    h("h2", {}, "Billing"),
+    returned === "success" ? h("div", { class: "message ok" }, "Thanks: your plan changes as soon as Stripe confirms the payment.") : null,
+    h("p", { id: "current-tier" }, `Your plan: `, h("b", {}, current), subscription?.status ? ` (${subscription.status})` : ""),
+    status,
+    h(
+      "div",
+      { class: "grid", id: "plans" },
+      plans.map((plan) =>
+        h(
+          "div",
+          { class: "card", dataset: { tier: plan.tier } },
+          h("span", { class: "name" }, plan.tier),
+          h("span", {}, plan.price_usd_month == null ? "contact us" : `$${plan.price_usd_month} / month`),
+          h("span", { class: "meta" }, `${plan.limits?.agent_slots ?? plan.agent_slots ?? "unlimited"} agents · ${plan.limits?.monthly_ai_calls ?? plan.monthly_ai_calls ?? "unlimited"} AI calls a month`),
+          h(
+            "div",
+            { class: "actions" },
+            plan.tier === current
+              ? h("span", { class: "status ok" }, "current plan")
+              : h("button", { class: "primary choose", disabled: !plan.price_id && plan.tier !== "free", onclick: () => choose(plan) }, "Switch"),
+          ),
+        ),
+      ),
+    ),
+  );
+}

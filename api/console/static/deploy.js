@@ -1,0 +1,183 @@
+// Deploying: bot tokens (validated by the API, never shown again), the guild and channels, the deployments'
+// start/pause/resume, token health and tier limits; and the inbox of owner notifications.
+import { api, attempt, get, h, when } from "./api.js";
+import { go } from "./app.js";
+
+function ids(text) {
+  return text.split(/[\s,]+/).filter(Boolean);
+}
+
+function tokensPanel(tokens) {
+  const secret = h("input", { type: "password", id: "token-input", autocomplete: "off", placeholder: "bot token" });
+  const status = h("div", { id: "token-status" });
+  const add = async () => {
+    const added = await attempt(status, () => api("POST", "/tokens", { token: secret.value }));
+    // The token leaves the page once sent: the API keeps it in the vault and never returns it.
+    secret.value = "";
+    if (added) go("#/deploy");
+  };
+  const check = (token) => attempt(status, () => api("POST", `/tokens/${token.token_id}/check`), "Checked").then(() => go("#/deploy"));
+  return h(
+    "section",
+    { class: "panel" },
+    h("h3", {}, "Bot tokens"),
+    h(
+      "table",
+      { id: "tokens" },
+      h("tr", {}, ["bot", "status", "tier", "guilds", "failures", "last validated", ""].map((name) => h("th", {}, name))),
+      tokens.map((token) =>
+        h(
+          "tr",
+          { dataset: { tokenId: token.token_id } },
+          h("td", {}, token.bot_username || token.bot_user_id),
+          h("td", { class: `status ${token.status}` }, token.status),
+          h("td", {}, token.tier),
+          h("td", {}, token.guilds_count),
+          h("td", {}, token.failure_count),
+          h("td", {}, when(token.last_validated)),
+          h("td", {}, h("button", { onclick: () => check(token) }, "Check now")),
+        ),
+      ),
+    ),
+    h("div", { class: "row" }, h("label", {}, "Add a bot token (checked with Discord, then stored; never shown again)", secret), h("button", { class: "primary", id: "add-token", onclick: add }, "Add token")),
+    status,
+  );
+}
+
+async function guildChoices(select, status) {
+  try {
+    const guilds = await get("/auth/discord/guilds");
+    select.replaceChildren(...guilds.map((guild) => h("option", { value: guild.id }, `${guild.name}${guild.bot_present ? "" : " (no bot yet)"}`)));
+  } catch (error) {
+    status.replaceChildren(h("div", { class: "message error" }, `Your servers could not be read: ${error.message}`));
+  }
+}
+
+function deployForm(agents, tokens, chosenAgent) {
+  const agent = h("select", { id: "deploy-agent" }, agents.map((a) => h("option", { value: a.agent_id, selected: a.agent_id === chosenAgent }, a.name)));
+  const token = h("select", { id: "deploy-token" }, tokens.map((t) => h("option", { value: t.token_id }, t.bot_username || t.bot_user_id)));
+  const guild = h("select", { id: "deploy-guild" });
+  const text = h("input", { id: "deploy-text-channels", placeholder: "channel ids, empty: every channel" });
+  const voice = h("input", { id: "deploy-voice-channels", placeholder: "channel ids" });
+  const status = h("div", { id: "deploy-status" });
+  guildChoices(guild, status);
+  const deploy = async () => {
+    const body = { guild_id: guild.value, token_id: token.value, text_channels: ids(text.value), voice_channels: ids(voice.value) };
+    const done = await attempt(status, () => api("POST", `/agents/${agent.value}/deployments`, body));
+    if (done) go("#/deploy");
+  };
+  return h(
+    "section",
+    { class: "panel" },
+    h("h3", {}, "Deploy an agent"),
+    h(
+      "div",
+      { class: "row" },
+      h("label", {}, "Agent", agent),
+      h("label", {}, "Bot", token),
+      h("label", {}, "Server", guild),
+      h("label", {}, "Text channels", text),
+      h("label", {}, "Voice channels", voice),
+      h("button", { class: "primary", id: "deploy", onclick: deploy, disabled: !agents.length || !tokens.length }, "Deploy"),
+    ),
+    status,
+  );
+}
+
+function deploymentsPanel(deployments, agents) {
+  const names = Object.fromEntries(agents.map((agent) => [agent.agent_id, agent.name]));
+  const status = h("div", { id: "deployments-status" });
+  const change = (deployment, body) => attempt(status, () => api("PATCH", `/deployments/${deployment.deployment_id}`, body)).then((done) => done && go("#/deploy"));
+  const remove = (deployment) => attempt(status, () => api("DELETE", `/deployments/${deployment.deployment_id}`)).then(() => go("#/deploy"));
+  const actions = (deployment) =>
+    deployment.status === "active"
+      ? h("button", { class: "pause", onclick: () => change(deployment, { status: "paused" }) }, "Pause")
+      : h("button", { class: "resume primary", onclick: () => change(deployment, { status: "active" }) }, deployment.status === "paused" ? "Resume" : "Start");
+  return h(
+    "section",
+    { class: "panel" },
+    h("h3", {}, "Deployments"),
+    h(
+      "table",
+      { id: "deployments" },
+      h("tr", {}, ["agent", "server", "channels", "status", "since", ""].map((name) => h("th", {}, name))),
+      deployments.map((deployment) =>
+        h(
+          "tr",
+          { dataset: { deploymentId: deployment.deployment_id, agent: names[deployment.agent_id] || "" } },
+          h("td", {}, names[deployment.agent_id] || deployment.agent_id),
+          h("td", {}, deployment.guild_id),
+          h("td", {}, deployment.text_channels.join(", ") || "all"),
+          h("td", { class: `status ${deployment.status}` }, deployment.status),
+          h("td", {}, when(deployment.deployed_at)),
+          h("td", {}, actions(deployment), " ", h("button", { class: "danger", onclick: () => remove(deployment) }, "Undeploy")),
+        ),
+      ),
+    ),
+    status,
+  );
+}
+
+function limitsPanel(me) {
+  const { limits, usage } = me;
+  const row = (name, used, limit) => h("tr", {}, h("td", {}, name), h("td", {}, used), h("td", {}, limit ?? "unlimited"));
+  return h(
+    "section",
+    { class: "panel", id: "limits" },
+    h("h3", {}, `Tier: ${limits.tier}`),
+    h(
+      "table",
+      {},
+      h("tr", {}, h("th", {}, ""), h("th", {}, "used"), h("th", {}, "limit")),
+      row("agents", usage.agents, limits.agent_slots),
+      row(`AI calls (${usage.period})`, usage.ai_calls, limits.monthly_ai_calls),
+    ),
+    h("p", { class: "muted" }, `Tools: ${[...limits.tools].sort().join(", ")}`),
+    h("p", { class: "muted" }, `Features: ${[...limits.features].sort().join(", ") || "none"}`),
+  );
+}
+
+export async function deployPage(view, session) {
+  const chosen = new URLSearchParams(location.hash.split("?")[1] || "").get("agent");
+  const [agents, tokens, deployments] = await Promise.all([get("/agents"), get("/tokens"), get("/deployments")]);
+  view.replaceChildren(
+    h("h2", {}, "Deploy"),
+    limitsPanel(session.me),
+    tokensPanel(tokens),
+    deployForm(agents, tokens, chosen),
+    deploymentsPanel(deployments, agents),
+  );
+}
+
+function notifications(session) {
+  return get(`/owners/${session.me.owner.owner_id}/notifications`);
+}
+
+export async function inboxPage(view, session) {
+  const items = await notifications(session);
+  localStorage.setItem("inbox-seen", String(items.length));
+  view.replaceChildren(
+    h("h2", {}, "Inbox"),
+    h("p", { class: "muted" }, "Revoked tokens, spent AI quotas and reported messages."),
+    items.length
+      ? h(
+          "table",
+          { id: "inbox" },
+          h("tr", {}, ["when", "kind", "message"].map((name) => h("th", {}, name))),
+          items.map((item) => h("tr", { dataset: { kind: item.kind } }, h("td", {}, when(item.at)), h("td", {}, item.kind), h("td", {}, item.message))),
+        )
+      : h("p", { id: "inbox-empty" }, "Nothing to report."),
+  );
+}
+
+// The navigation's badge: notifications since the inbox was last opened in this browser.
+export async function refreshInboxCount(session) {
+  const badge = document.getElementById("inbox-count");
+  try {
+    const unseen = (await notifications(session)).length - Number(localStorage.getItem("inbox-seen") || 0);
+    badge.textContent = String(unseen);
+    badge.hidden = unseen <= 0;
+  } catch {
+    badge.hidden = true;
+  }
+}
