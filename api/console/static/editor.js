@@ -21,8 +21,10 @@ function nullable(schema) {
   return options.length === 2 && inner.length === 1 ? inner[0] : null;
 }
 
+// A field's own title, else its name: never the title of the type it refers to ("AgentMode").
 function label(name, schema) {
-  return schema.title || name.replaceAll("_", " ");
+  const named = name.replaceAll("_", " ");
+  return schema.title || named.charAt(0).toUpperCase() + named.slice(1);
 }
 
 function fieldBox(path, title, input, wide) {
@@ -100,9 +102,11 @@ function objectField(path, name, schema, value, depth) {
   );
   const body = parts.map((part) => part.element);
   const read = () => Object.fromEntries(Object.keys(properties).map((key, i) => [key, parts[i].read()]));
-  const fieldset = h("fieldset", { dataset: { path } }, h("legend", {}, label(name, schema)), body, h("span", { class: "field-error wide" }));
-  // Top-level sections fold, so the form reads as a table of contents.
-  const element = depth === 1 ? h("details", { dataset: { section: path } }, h("summary", {}, label(name, schema)), fieldset) : fieldset;
+  // Top-level sections fold (their summary names them), so the form reads as a table of contents.
+  const folded = depth === 1;
+  const legend = folded || depth === 0 ? null : h("legend", {}, label(name, schema));
+  const fieldset = h("fieldset", { dataset: { path } }, legend, body, h("span", { class: "field-error wide" }));
+  const element = folded ? h("details", { dataset: { section: path } }, h("summary", {}, label(name, schema)), fieldset) : fieldset;
   return { element, read };
 }
 
@@ -113,18 +117,18 @@ function build(path, name, raw, value, depth) {
     if (target.type === "object" || target.properties) {
       // An optional section: on or off, as a whole.
       const enabled = h("input", { type: "checkbox", name: `${path}.enabled`, checked: value != null });
-      const section = objectField(path, name, target, value ?? {}, depth);
+      const section = objectField(path, name, { ...target, title: raw.title }, value ?? {}, depth);
       section.element.hidden = value == null;
       enabled.addEventListener("change", () => (section.element.hidden = !enabled.checked));
-      const element = h("div", { class: "wide" }, h("label", { class: "check" }, enabled, `${label(name, target)} (on/off)`), section.element);
+      const element = h("div", { class: "wide" }, h("label", { class: "check" }, enabled, `${label(name, raw)} (on/off)`), section.element);
       return { element, read: () => (enabled.checked ? section.read() : null) };
     }
-    const field = scalar(path, name, { ...resolve(inner), title: raw.title }, value);
+    const field = scalar(path, name, { ...resolve(inner), title: raw.title || inner.title }, value);
     if (field) return { element: field.element, read: () => (field.read() === "" ? null : field.read()) };
     return jsonField(path, name, raw, value);
   }
   const schema = resolve(raw);
-  const merged = { ...schema, title: raw.title || schema.title };
+  const merged = { ...schema, title: raw.title };
   if (schema.type === "object" && schema.properties) return objectField(path, name, merged, value, depth);
   if (schema.type === "array") return stringList(path, name, merged, value) || jsonField(path, name, merged, value);
   return scalar(path, name, merged, value) || jsonField(path, name, merged, value);
@@ -159,8 +163,6 @@ export async function editorPage(view, session, agentId) {
   const [agent] = await Promise.all([get(`/agents/${agentId}`), components()]);
   const root = build("", "config", { $ref: "#/components/schemas/AgentConfig" }, agent.config, 0);
   const form = h("form", { class: "editor", id: "editor", novalidate: true }, root.element);
-  // The whole configuration is one fieldset: show its sections directly.
-  form.querySelector("fieldset > legend")?.remove();
   const status = h("span", { id: "save-status" });
   const save = async (event) => {
     event.preventDefault();
