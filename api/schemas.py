@@ -208,3 +208,13 @@ class MemoryPage(Strict):
 
 class MemoriesDeleted(Strict):
     deleted: int
+
+
+class ConsoleGuild(Strict):
+    """A server the signed-in person can manage (the deploy picker); `bot_present`: one of the owner's
+    bots is a member there."""
+
+    id: Snowflake
+    name: str
+    icon: str | None = None
+    bot_present: bool
