@@ -23,7 +23,7 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, deployments, memories, meta, owners, presets, tokens, traits
+from api.routes import agents, auth, deployments, memories, meta, owners, presets, tokens, traits
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -40,7 +40,9 @@ Owners create agents (configurations), import and export characters, deploy agen
 through their bot tokens, and operators manage owners and tiers. Every change reaches the stream
 processors through `agent.deployments` within a second.
 
-Authenticate with `Authorization: Bearer <API key>`. Errors have one shape: `detail` says what is
+Authenticate with `Authorization: Bearer <API key>`, or sign in to the owner console with Discord
+(`GET /auth/discord/login`): its `deep_session` cookie authenticates the same routes, and requests that
+change something must then send `X-Deep-Console: 1`. Errors have one shape: `detail` says what is
 wrong and `errors` names each field at fault by its dotted path.
 """
 
@@ -72,7 +74,7 @@ def create_app(
             # Unavailable now: the memory routes connect on first use (api.deps.memories).
             await memories.client.connect()
             await memories.ensure_collection()
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories)
+        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, http)
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -107,7 +109,7 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, owners, agents, memories, deployments, tokens, presets, traits):
+    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets, traits):
         app.include_router(module.router)
     # The owner console: its pages call the routes above from the same origin, with the session cookie.
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

@@ -234,3 +234,13 @@ class TraitPreview(Strict):
     # What an interest in `example_interest` matches at this openness.
     example_interest: str
     interest_matches: list[str]
+
+
+class ConsoleGuild(Strict):
+    """A server the signed-in person can manage (the deploy picker); `bot_present`: one of the owner's
+    bots is a member there."""
+
+    id: Snowflake
+    name: str
+    icon: str | None = None
+    bot_present: bool

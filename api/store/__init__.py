@@ -19,6 +19,7 @@ from api.store.notifications import Notifications
 from api.store.outbox import Outbox
 from api.store.owners import Owners, create_owner
 from api.store.presets import PresetDeployments
+from api.store.sessions import ConsoleSessions
 from api.store.shared import Conflict, NotFound
 from api.store.tokens import Tokens
 from api.store.usage import UsageCounters, current_period
@@ -41,3 +42,4 @@ class Store:
         self.usage = UsageCounters(pool)
         self.notifications = Notifications(pool)
         self.outbox = Outbox(pool)
+        self.sessions = ConsoleSessions(pool)

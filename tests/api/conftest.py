@@ -28,6 +28,10 @@ from tests.kafka_namespace import temporary_namespace
 from vault.keyring import generate_key_spec
 
 API_TOPICS = (AGENT_DEPLOYMENTS, TOKENS_HEALTH, OWNER_NOTIFICATIONS)
+# The console's OAuth2 application in the emulator; the API runs at http://api (the ASGI transport).
+OAUTH2_CLIENT_ID = "1400000000000000077"
+OAUTH2_SECRET = "api-tests-secret"
+REDIRECT_URL = "http://api/auth/discord/callback"
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +82,16 @@ def api_settings(
     emulator: DiscordEmulator,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
+    emulator.register_oauth2_client(OAUTH2_CLIENT_ID, OAUTH2_SECRET, [REDIRECT_URL])
     return dataclasses.replace(
         base_settings,
         state_dir=tmp_path_factory.mktemp("state"),
         token_keys=generate_key_spec("k1"),
         discord_api_base=emulator.api_url,
+        discord_oauth_url=emulator.base_url,
+        discord_client_id=OAUTH2_CLIENT_ID,
+        discord_client_secret=OAUTH2_SECRET,
+        discord_redirect_url=REDIRECT_URL,
         topic_namespace=namespace,
     )
 
@@ -189,3 +198,29 @@ def add_token(
 
 def guild_id() -> str:
     return str(uuid4().int % 10**18)
+
+
+SignIn = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def sign_in(client: httpx.AsyncClient, emulator: DiscordEmulator) -> SignIn:
+    """Signs `discord_user_id` in to the console through the emulator's OAuth2, as a browser does: the
+    session cookie, as headers (with the console's CSRF header) for requests of its own."""
+
+    async def run(discord_user_id: str, next_path: str = "/console/") -> dict[str, str]:
+        emulator.oauth2.sign_in(discord_user_id)
+        login = await client.get("/auth/discord/login", params={"next": next_path})
+        assert login.status_code == 302, login.text
+        async with httpx.AsyncClient() as browser:
+            consent = await browser.get(login.headers["Location"])
+        assert consent.status_code == 302, consent.text
+        callback = await client.get(consent.headers["Location"].removeprefix("http://api"))
+        assert callback.status_code == 302, callback.text
+        cookie = client.cookies.get("deep_session")
+        assert cookie is not None
+        # Each test sends the cookie it means to: the shared client keeps none between sign-ins.
+        client.cookies.clear()
+        return {"Cookie": f"deep_session={cookie}", "X-Deep-Console": "1"}
+
+    return run

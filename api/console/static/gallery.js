@@ -17,17 +17,17 @@ function preview(entry, card) {
   );
 }
 
-export async function galleryPage(view, session) {
+export async function galleryPage(view) {
   const query = new URLSearchParams(location.hash.split("?")[1] || "");
   const search = h("input", { id: "gallery-search", value: query.get("q") || "", placeholder: "search names and descriptions" });
   const page = Number(query.get("page") || 1);
   const listing = await get(`/gallery?${new URLSearchParams({ q: search.value, page: String(page) })}`);
-  const entries = listing.entries ?? listing.items ?? listing;
+  const entries = listing.items;
   const status = h("div", { id: "gallery-status" });
   const shown = h("div", { id: "gallery-shown" });
   const show = async (entry) => {
     const full = await attempt(status, () => get(`/gallery/${entry.gallery_id}`));
-    if (full) shown.replaceChildren(preview(entry, full.card ?? full));
+    if (full) shown.replaceChildren(preview(entry, full.card));
   };
   const copy = async (entry) => {
     const agent = await attempt(status, () => api("POST", `/gallery/${entry.gallery_id}/copies`));
@@ -36,7 +36,6 @@ export async function galleryPage(view, session) {
   const unpublish = async (entry) => {
     if (await attempt(status, () => api("DELETE", `/gallery/${entry.gallery_id}`), `${entry.name} left the gallery`) !== undefined) go("#/gallery");
   };
-  const mine = (entry) => entry.author_id === session.me.owner.owner_id || entry.owner_id === session.me.owner.owner_id;
   const find = () => go(`#/gallery?${new URLSearchParams({ q: search.value.trim() })}`);
   search.addEventListener("keydown", (event) => event.key === "Enter" && find());
   view.replaceChildren(
@@ -53,13 +52,13 @@ export async function galleryPage(view, session) {
           { class: "card", dataset: { galleryId: entry.gallery_id, name: entry.name } },
           h("span", { class: "name" }, entry.name),
           h("span", { class: "meta" }, entry.description || ""),
-          h("span", { class: "meta" }, `by ${entry.author_name || entry.author || "an owner"} · ${when(entry.published_at)}`),
+          h("span", { class: "meta" }, `${entry.by_you ? "yours · " : ""}published ${when(entry.published_at)}`),
           h(
             "div",
             { class: "actions" },
             h("button", { class: "preview", onclick: () => show(entry) }, "Preview"),
             h("button", { class: "copy primary", onclick: () => copy(entry) }, "Deploy a copy"),
-            mine(entry) ? h("button", { class: "unpublish danger", onclick: () => unpublish(entry) }, "Unpublish") : null,
+            entry.by_you ? h("button", { class: "unpublish danger", onclick: () => unpublish(entry) }, "Unpublish") : null,
           ),
         ),
       ),
@@ -69,7 +68,7 @@ export async function galleryPage(view, session) {
       "div",
       { class: "row" },
       page > 1 ? h("a", { class: "button", href: `#/gallery?${new URLSearchParams({ q: search.value, page: String(page - 1) })}` }, "Previous") : null,
-      listing.next_page ? h("a", { class: "button", href: `#/gallery?${new URLSearchParams({ q: search.value, page: String(page + 1) })}` }, "Next") : null,
+      page * listing.page_size < listing.total ? h("a", { class: "button", href: `#/gallery?${new URLSearchParams({ q: search.value, page: String(page + 1) })}` }, "Next") : null,
     ),
     shown,
   );
