@@ -65,6 +65,8 @@ def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[s
         POSTGRES_DB=f"{settings.postgres_db}?search_path={options.schema}",
         DISCORD_API_BASE=f"http://{options.host}:{options.emulator_port}/api/v10",
         DISCORD_GATEWAY_URL=f"ws://{options.host}:{options.emulator_port}/",
+        # The owner console signs in with the emulator's OAuth2 (its consent page and token endpoint).
+        DISCORD_OAUTH_URL=f"http://{options.host}:{options.emulator_port}",
         DEEP_API_HOST=options.host,
         DEEP_API_PORT=str(options.api_port),
         WIKIPEDIA_URL=wiki_url,
@@ -345,6 +347,7 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
             say(
                 f"Discord emulator: {emulator_url} (control API /_control), configuration API: {api_url}/docs"
             )
+            say(f"owner console: {api_url}/console/ (sign in with Discord: the emulator's consent page)")
             say(f"AI: {ai_view(settings).description}; knowledge: {wiki_url.format(lang='en')}")
             say("Ctrl-C stops everything")
             raise ChildFailed(await supervisor.failure())

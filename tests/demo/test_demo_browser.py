@@ -59,6 +59,8 @@ class RunningDemo:
     process: asyncio.subprocess.Process
     url: str
     emulator_url: str
+    # The configuration API, which serves the owner console at /console/.
+    api_url: str
     namespace: str
     work_dir: Path
     output: list[str] = field(default_factory=list)
@@ -119,6 +121,7 @@ async def launched_demo(
         process,
         f"http://127.0.0.1:{ports['port']}",
         f"http://127.0.0.1:{ports['emulator-port']}",
+        f"http://127.0.0.1:{ports['api-port']}",
         namespace,
         work_dir,
     )

@@ -1,0 +1,308 @@
+"""The owner console in Debian's Chromium, driven by Playwright, on the whole platform (`deep demo`): two
+Discord users sign in through the emulator's OAuth2, one upgrades through Checkout, imports a V3 card,
+edits a trait, deploys it into her server where it answers, watches the analytics fill and publishes it;
+the other deploys a copy from the gallery.
+
+No model endpoint (the offline persona responder answers) and no internet: a page that fetched anything
+from another origin would fail here. Set CONSOLE_SCREENSHOTS=docs to refresh the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, Route, expect
+
+from emulator.discord import EmulatorControl
+from settings import REPO_ROOT, Settings
+from tests.api.test_api_characters import v3_card
+from tests.demo.test_demo_browser import ANSWER_MS, RunningDemo
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.stack
+
+CARD_NAME = v3_card()["data"]["name"]
+# Stripe's hosted Checkout page: out of reach offline, so the browser is answered here and the payment is
+# confirmed by the webhook Stripe would send.
+CHECKOUT_PAGES = "https://checkout.stripe.com/**"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A Discord user with a server of her own (one text channel) and a bot in it."""
+
+    user_id: str
+    username: str
+    guild_id: str
+    guild_name: str
+    channel_id: str
+    bot_id: str
+    bot_token: str
+
+
+async def new_person(control: EmulatorControl, username: str) -> Person:
+    user = await control.add_user(username)
+    guild = await control.add_guild(f"{username}'s server", owner_id=user["id"])
+    channel = await control.add_channel(guild["id"], "lobby")
+    bot = await control.add_bot(username=f"{username}-bot", guild_ids=[guild["id"]])
+    return Person(user["id"], username, guild["id"], guild["name"], channel["id"], bot["id"], bot["token"])
+
+
+@dataclass(frozen=True)
+class People:
+    ada: Person
+    bea: Person
+
+
+@pytest.fixture(scope="module")
+async def control(demo: RunningDemo) -> AsyncIterator[EmulatorControl]:
+    async with EmulatorControl(demo.emulator_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def people(control: EmulatorControl) -> People:
+    suffix = uuid.uuid4().hex[:6]
+    return People(await new_person(control, f"ada{suffix}"), await new_person(control, f"bea{suffix}"))
+
+
+@pytest.fixture(scope="module")
+async def page(demo: RunningDemo, browser: Browser) -> AsyncIterator[Page]:
+    opened = await browser.new_page(viewport={"width": 1400, "height": 900})
+    remote: list[str] = []
+    # Anything asked of another origin is refused and remembered: every page must work offline.
+    await opened.route(
+        lambda url: not url.startswith((demo.api_url, demo.emulator_url)), lambda route: refuse(route, remote)
+    )
+    yield opened
+    await opened.close()
+    assert [url for url in remote if not url.startswith("https://checkout.stripe.com/")] == []
+
+
+async def refuse(route: Route, remote: list[str]) -> None:
+    remote.append(route.request.url)
+    await route.fulfill(status=200, content_type="text/html", body="<p>offline</p>")
+
+
+async def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    await page.screenshot(path=tmp_path / f"{name}.png")
+    if folder := os.environ.get("CONSOLE_SCREENSHOTS"):
+        await page.screenshot(path=REPO_ROOT / folder / f"{name}.png")
+
+
+async def sign_in(page: Page, demo: RunningDemo, person: Person) -> None:
+    """As the person would: the console's button, Discord's consent (the emulator approves at once for
+    the user it has signed in) and back."""
+    async with httpx.AsyncClient(base_url=demo.emulator_url) as emulator:
+        chosen = await emulator.put("/_control/oauth2/user", json={"user_id": person.user_id})
+        assert chosen.status_code == 204, chosen.text
+    await page.goto(f"{demo.api_url}/console/")
+    await page.locator("#sign-in").click()
+    await expect(page.locator("#who")).to_contain_text(person.username)
+    await expect(page.locator("#nav")).to_be_visible()
+
+
+async def upgrade_to_pro(page: Page, demo: RunningDemo, settings: Settings) -> None:
+    """Pro through Checkout: the console opens Stripe's page; Stripe tells the API by a signed webhook."""
+    await page.goto(f"{demo.api_url}/console/#/billing")
+    async with page.expect_response(lambda r: r.url.endswith("/billing/checkout")) as answer:
+        await page.locator("[data-tier='pro'] button.choose").click()
+    session = await (await answer.value).json()
+    await page.wait_for_url(CHECKOUT_PAGES)
+    completed = await stripe_event(settings, session["session_id"])
+    async with httpx.AsyncClient(base_url=demo.api_url) as api:
+        body = json.dumps(completed).encode()
+        sent = await api.post(
+            "/billing/webhook", content=body, headers={"Stripe-Signature": stripe_signature(settings, body)}
+        )
+    assert sent.status_code == 200, sent.text
+
+
+async def stripe_event(settings: Settings, session_id: str) -> dict[str, Any]:
+    """checkout.session.completed for the session the console opened, as Stripe would send it (the session
+    itself read back from stripe-mock)."""
+    async with httpx.AsyncClient(base_url=settings.stripe_api_base) as stripe:
+        session = (
+            await stripe.get(f"/v1/checkout/sessions/{session_id}", auth=(settings.stripe_secret_key, ""))
+        ).json()
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {"object": session},
+    }
+
+
+def stripe_signature(settings: Settings, body: bytes) -> str:
+    """Stripe-Signature: t=<unix time>,v1=HMAC-SHA256(webhook secret, "<t>.<body>")."""
+    timestamp = int(time.time())
+    signed = f"{timestamp}.".encode() + body
+    digest = hmac.new(settings.stripe_webhook_secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+async def deploy(page: Page, agent: str, person: Person) -> None:
+    """Add the person's bot token, then deploy `agent` into her server's channel."""
+    await page.locator("#nav a[data-page='deploy']").click()
+    await page.locator("#token-input").fill(person.bot_token)
+    await page.locator("#add-token").click()
+    await expect(page.locator("#tokens tr", has_text=f"{person.username}-bot")).to_be_visible()
+    # Stored, never shown again: not in the field, not anywhere on the page.
+    assert person.bot_token not in await page.content()
+    await page.locator("#deploy-agent").select_option(label=agent)
+    await page.locator("#deploy-token").select_option(label=f"{person.username}-bot")
+    await page.locator("#deploy-guild").select_option(label=person.guild_name)
+    await page.locator("#deploy-text-channels").fill(person.channel_id)
+    await page.locator("#deploy").click()
+    row = page.locator(f"#deployments tr[data-agent='{agent}']")
+    await expect(row.locator(".status")).to_have_text("active")
+
+
+async def test_signing_in_with_discord_makes_a_free_owner(
+    page: Page,
+    demo: RunningDemo,
+    control: EmulatorControl,
+    people: People,
+    tmp_path: Path,
+) -> None:
+    await page.goto(f"{demo.api_url}/console/")
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await screenshot(page, "console-sign-in", tmp_path)
+    await sign_in(page, demo, people.ada)
+    await expect(page.locator("#who")).to_contain_text("free")
+
+
+async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_path: Path) -> None:
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps(v3_card()))
+    await page.locator("#nav a[data-page='agents']").click()
+    await page.locator("#card-file").set_input_files(card)
+    await page.locator("#import").click()
+    await expect(page.locator("#agents-status")).to_contain_text("custom personalities")
+
+
+async def test_upgrading_through_checkout_raises_the_limits(
+    page: Page,
+    demo: RunningDemo,
+    stack_up: Settings,
+) -> None:
+    await page.goto(f"{demo.api_url}/console/#/deploy")
+    await expect(page.locator("#limits")).to_contain_text("Tier: free")
+    await upgrade_to_pro(page, demo, stack_up)
+    await page.goto(f"{demo.api_url}/console/#/deploy")
+    await expect(page.locator("#limits")).to_contain_text("Tier: pro")
+    await expect(page.locator("#limits")).to_contain_text("custom_personality")
+    await expect(page.locator("#who")).to_contain_text("pro")
+
+
+async def test_a_v3_card_imports_and_a_trait_edit_is_previewed_and_saved(page: Page, tmp_path: Path) -> None:
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps(v3_card()))
+    await page.locator("#nav a[data-page='agents']").click()
+    await page.locator("#card-file").set_input_files(card)
+    await page.locator("#import").click()
+    await expect(page.locator("#view h2")).to_have_text(f"Edit {CARD_NAME}")
+    await page.locator("details[data-section='character'] > summary").click()
+    extraversion = page.locator("#trait-extraversion")
+    await extraversion.fill("90")
+    # 4 ** ((90 - 50) / 50): the processors' own sociability, shown as the slider moves.
+    effect = page.locator("#trait-effects tr[data-behaviour='odds of speaking unprompted'] .value")
+    await expect(effect).to_have_text("x 3.03")
+    await extraversion.scroll_into_view_if_needed()
+    await screenshot(page, "console-editor", tmp_path)
+    await page.locator("#save").click()
+    await expect(page.locator("#save-status")).to_contain_text(f"Saved {CARD_NAME}")
+    await page.reload()
+    await expect(page.locator("#trait-extraversion")).to_have_value("90")
+
+
+async def test_a_field_error_is_shown_at_its_field(page: Page) -> None:
+    await page.locator("input[name='name']").fill("")
+    await page.locator("#save").click()
+    name = page.locator(".field[data-path='name']")
+    await expect(name).to_have_class("field invalid")
+    await expect(name.locator(".field-error")).to_contain_text("at least 1 character")
+    await page.reload()
+
+
+async def test_the_agent_deployed_into_a_guild_answers_there(
+    page: Page, control: EmulatorControl, people: People, tmp_path: Path
+) -> None:
+    ada = people.ada
+    await deploy(page, CARD_NAME, ada)
+    await screenshot(page, "console-deploy", tmp_path)
+    asked = await control.post_user_message(
+        ada.user_id, f"<@{ada.bot_id}> hello, who are you?", ada.channel_id
+    )
+
+    async def answered() -> bool:
+        history = await control.history(ada.channel_id)
+        return any(m["author"]["id"] == ada.bot_id and int(m["id"]) > int(asked["id"]) for m in history)
+
+    await wait_until(answered, f"{CARD_NAME} answering in the emulator", timeout_s=ANSWER_MS / 1000)
+    row = page.locator(f"#deployments tr[data-agent='{CARD_NAME}']")
+    await row.locator("button.pause").click()
+    await expect(row.locator(".status")).to_have_text("paused")
+    await page.locator(f"#deployments tr[data-agent='{CARD_NAME}'] button.resume").click()
+    await expect(page.locator(f"#deployments tr[data-agent='{CARD_NAME}'] .status")).to_have_text("active")
+
+
+async def test_the_analytics_charts_fill(page: Page, tmp_path: Path) -> None:
+    await page.locator("#nav a[data-page='analytics']").click()
+    traffic = page.locator("#chart-traffic")
+    # The sinks write in batches: ask again until the owner's first messages are counted.
+    deadline = time.monotonic() + ANSWER_MS / 1000
+    while await page.locator("#by-agent td", has_text=CARD_NAME).count() == 0:
+        assert time.monotonic() < deadline, "the analytics never showed the agent's traffic"
+        await page.locator("#refresh").click()
+        await page.wait_for_timeout(1000)
+    assert int(await traffic.get_attribute("data-points") or 0) > 0
+    await expect(traffic.locator("canvas")).to_be_visible()
+    await expect(page.locator("#decisions-by-reason td", has_text="mentioned")).to_be_visible()
+    await screenshot(page, "console-analytics", tmp_path)
+
+
+async def test_publishing_puts_the_agent_in_the_gallery(page: Page, tmp_path: Path) -> None:
+    await page.locator("#nav a[data-page='agents']").click()
+    await page.locator(f"#agents .card[data-agent='{CARD_NAME}'] button.publish").click()
+    await expect(page.locator("#agents-status")).to_contain_text("in the gallery")
+    await screenshot(page, "console-agents", tmp_path)
+    await page.locator("#nav a[data-page='gallery']").click()
+    mine = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
+    await expect(mine.locator("button.unpublish")).to_be_visible()
+
+
+async def test_a_second_owner_deploys_a_copy_from_the_gallery(
+    page: Page,
+    demo: RunningDemo,
+    control: EmulatorControl,
+    people: People,
+    stack_up: Settings,
+    tmp_path: Path,
+) -> None:
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await sign_in(page, demo, people.bea)
+    # The copy keeps the card's custom personality: Bea upgrades first, as Ada did.
+    await upgrade_to_pro(page, demo, stack_up)
+    await page.goto(f"{demo.api_url}/console/#/gallery")
+    card = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
+    await expect(card.locator("button.unpublish")).to_have_count(0)
+    await card.locator("button.preview").click()
+    await expect(page.locator("#gallery-preview")).to_contain_text(CARD_NAME)
+    await screenshot(page, "console-gallery", tmp_path)
+    await card.locator("button.copy").click()
+    await expect(page.locator("#view h2")).to_have_text(f"Edit {CARD_NAME}")
+    await deploy(page, CARD_NAME, people.bea)
