@@ -21,7 +21,7 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, auth, deployments, memories, meta, owners, presets, tokens
+from api.routes import agents, auth, deployments, gallery, memories, meta, owners, presets, tokens
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -107,6 +107,6 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets):
+    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets, gallery):
         app.include_router(module.router)
     return app
