@@ -23,7 +23,7 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, auth, deployments, memories, meta, owners, presets, tokens, traits
+from api.routes import agents, auth, deployments, gallery, memories, meta, owners, presets, tokens, traits
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -109,7 +109,7 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets, traits):
+    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets, gallery, traits):
         app.include_router(module.router)
     # The owner console: its pages call the routes above from the same origin, with the session cookie.
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

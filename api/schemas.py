@@ -244,3 +244,29 @@ class ConsoleGuild(Strict):
     name: str
     icon: str | None = None
     bot_present: bool
+
+
+class GalleryPublish(Strict):
+    agent_id: UUID
+
+
+class GalleryEntry(Strict):
+    """A published agent as the gallery lists it: nothing about its author but whether it is the caller."""
+
+    gallery_id: UUID
+    name: str
+    description: str
+    published_at: datetime
+    by_you: bool
+
+
+class GalleryCard(GalleryEntry):
+    # A Character Card V3 without token, owner or private fields (api/gallery.py).
+    card: dict[str, object]
+
+
+class GalleryPage(Strict):
+    items: list[GalleryEntry]
+    page: int
+    page_size: int
+    total: int

@@ -14,6 +14,7 @@ import asyncpg
 
 from api.store.agents import Agents
 from api.store.deployments import Deployments
+from api.store.gallery import Gallery
 from api.store.keys import ApiKeys, Principal
 from api.store.notifications import Notifications
 from api.store.outbox import Outbox
@@ -43,3 +44,4 @@ class Store:
         self.notifications = Notifications(pool)
         self.outbox = Outbox(pool)
         self.sessions = ConsoleSessions(pool)
+        self.gallery = Gallery(pool)
