@@ -101,6 +101,19 @@ async def screenshot(page: Page, name: str, tmp_path: Path) -> None:
         await page.screenshot(path=REPO_ROOT / folder / f"{name}.png")
 
 
+async def open_page(page: Page, name: str) -> None:
+    """Through the navigation, as the person would; returns once the page has drawn."""
+    await page.locator(f"#nav a[data-page='{name}']").click()
+    await expect(page.locator("#view")).to_have_attribute("data-shown", f"#/{name}")
+
+
+async def visit(page: Page, demo: RunningDemo, address: str) -> None:
+    """The console at `address` (e.g. #/billing), loaded afresh."""
+    await page.goto(f"{demo.api_url}/console/{address}")
+    await page.reload()
+    await expect(page.locator("#view")).to_have_attribute("data-shown", address)
+
+
 async def sign_in(page: Page, demo: RunningDemo, person: Person) -> None:
     """As the person would: the console's button, Discord's consent (the emulator approves at once for
     the user it has signed in) and back."""
@@ -115,7 +128,7 @@ async def sign_in(page: Page, demo: RunningDemo, person: Person) -> None:
 
 async def upgrade_to_pro(page: Page, demo: RunningDemo, settings: Settings) -> None:
     """Pro through Checkout: the console opens Stripe's page; Stripe tells the API by a signed webhook."""
-    await page.goto(f"{demo.api_url}/console/#/billing")
+    await visit(page, demo, "#/billing")
     async with page.expect_response(lambda r: r.url.endswith("/billing/checkout")) as answer:
         await page.locator("[data-tier='pro'] button.choose").click()
     session = await (await answer.value).json()
@@ -155,7 +168,7 @@ def stripe_signature(settings: Settings, body: bytes) -> str:
 
 async def deploy(page: Page, agent: str, person: Person) -> None:
     """Add the person's bot token, then deploy `agent` into her server's channel."""
-    await page.locator("#nav a[data-page='deploy']").click()
+    await open_page(page, "deploy")
     await page.locator("#token-input").fill(person.bot_token)
     await page.locator("#add-token").click()
     await expect(page.locator("#tokens tr", has_text=f"{person.username}-bot")).to_be_visible()
@@ -187,7 +200,7 @@ async def test_signing_in_with_discord_makes_a_free_owner(
 async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_path: Path) -> None:
     card = tmp_path / "card.json"
     card.write_text(json.dumps(v3_card()))
-    await page.locator("#nav a[data-page='agents']").click()
+    await open_page(page, "agents")
     await page.locator("#card-file").set_input_files(card)
     await page.locator("#import").click()
     await expect(page.locator("#agents-status")).to_contain_text("custom personalities")
@@ -198,10 +211,10 @@ async def test_upgrading_through_checkout_raises_the_limits(
     demo: RunningDemo,
     stack_up: Settings,
 ) -> None:
-    await page.goto(f"{demo.api_url}/console/#/deploy")
+    await visit(page, demo, "#/deploy")
     await expect(page.locator("#limits")).to_contain_text("Tier: free")
     await upgrade_to_pro(page, demo, stack_up)
-    await page.goto(f"{demo.api_url}/console/#/deploy")
+    await visit(page, demo, "#/deploy")
     await expect(page.locator("#limits")).to_contain_text("Tier: pro")
     await expect(page.locator("#limits")).to_contain_text("custom_personality")
     await expect(page.locator("#who")).to_contain_text("pro")
@@ -210,7 +223,7 @@ async def test_upgrading_through_checkout_raises_the_limits(
 async def test_a_v3_card_imports_and_a_trait_edit_is_previewed_and_saved(page: Page, tmp_path: Path) -> None:
     card = tmp_path / "card.json"
     card.write_text(json.dumps(v3_card()))
-    await page.locator("#nav a[data-page='agents']").click()
+    await open_page(page, "agents")
     await page.locator("#card-file").set_input_files(card)
     await page.locator("#import").click()
     await expect(page.locator("#view h2")).to_have_text(f"Edit {CARD_NAME}")
@@ -260,7 +273,7 @@ async def test_the_agent_deployed_into_a_guild_answers_there(
 
 
 async def test_the_analytics_charts_fill(page: Page, tmp_path: Path) -> None:
-    await page.locator("#nav a[data-page='analytics']").click()
+    await open_page(page, "analytics")
     traffic = page.locator("#chart-traffic")
     # The sinks write in batches: ask again until the owner's first messages are counted.
     deadline = time.monotonic() + ANSWER_MS / 1000
@@ -275,11 +288,11 @@ async def test_the_analytics_charts_fill(page: Page, tmp_path: Path) -> None:
 
 
 async def test_publishing_puts_the_agent_in_the_gallery(page: Page, tmp_path: Path) -> None:
-    await page.locator("#nav a[data-page='agents']").click()
+    await open_page(page, "agents")
     await page.locator(f"#agents .card[data-agent='{CARD_NAME}'] button.publish").click()
     await expect(page.locator("#agents-status")).to_contain_text("in the gallery")
     await screenshot(page, "console-agents", tmp_path)
-    await page.locator("#nav a[data-page='gallery']").click()
+    await open_page(page, "gallery")
     mine = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
     await expect(mine.locator("button.unpublish")).to_be_visible()
 
@@ -297,7 +310,7 @@ async def test_a_second_owner_deploys_a_copy_from_the_gallery(
     await sign_in(page, demo, people.bea)
     # The copy keeps the card's custom personality: Bea upgrades first, as Ada did.
     await upgrade_to_pro(page, demo, stack_up)
-    await page.goto(f"{demo.api_url}/console/#/gallery")
+    await visit(page, demo, "#/gallery")
     card = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
     await expect(card.locator("button.unpublish")).to_have_count(0)
     await card.locator("button.preview").click()

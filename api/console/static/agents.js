@@ -47,7 +47,7 @@ function fromTemplate(presets, status) {
     "select",
     { id: "template" },
     ...presets.map((preset) =>
-      h("option", { value: preset.name }, `${preset.kind === "template" ? "Template" : "Preset"}: ${preset.name} — ${preset.description}`),
+      h("option", { value: preset.name }, `${preset.kind === "mode" ? "Mode template" : "Preset"}: ${preset.name} — ${preset.description}`),
     ),
   );
   const create = async () => {

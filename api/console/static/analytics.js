@@ -49,7 +49,7 @@ export async function analyticsPage(view, session) {
     if (agent.value) query.set("agent_id", agent.value);
     if (guild.value.trim()) query.set("guild_id", guild.value.trim());
     const report = await get(`/owners/${session.me.owner.owner_id}/analytics?${query}`);
-    const width = Math.max(480, Math.floor((view.clientWidth - 24) / 2) - 24);
+    const width = Math.max(480, Math.floor((document.getElementById("view").clientWidth - 24) / 2) - 24);
     const reasons = Object.entries(report.decisions_by_reason).map(([reason, count]) => ({ reason, count }));
     output.replaceChildren(
       h("div", { class: "charts" }, CHARTS.map(([id, title, fields]) => chart(id, title, fields, report.series, width))),

@@ -40,28 +40,36 @@ function showSignIn() {
   view.replaceChildren(document.getElementById("sign-in-page").content.cloneNode(true));
 }
 
+// Counts navigations: a page that finishes drawing after a newer navigation began is dropped.
+let routing = 0;
+
 async function route() {
   if (!session) return;
-  const address = location.hash || "#/agents";
+  const address = location.hash;
   const match = PAGES.map(([pattern, page]) => [address.match(pattern), page]).find(([found]) => found);
   if (!match) {
     location.hash = "#/agents";
     return;
   }
   const [found, page] = match;
+  const turn = ++routing;
   for (const link of document.querySelectorAll("#nav a")) {
     link.classList.toggle("active", address.startsWith(link.getAttribute("href")));
   }
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-  view.dataset.page = found[0];
+  // Set once the page has drawn: what a test (or a script) waits for after navigating.
+  delete view.dataset.shown;
+  const drawn = h("div", { class: "page" });
   try {
     // Each page reads the account afresh: a tier change shows at once.
     session.me = await get("/me");
-    showWho(session.me);
-    await page(view, session, ...found.slice(1));
+    await page(drawn, session, ...found.slice(1));
   } catch (error) {
-    view.replaceChildren(notice("error", error.message, "page-error"));
+    drawn.replaceChildren(notice("error", error.message, "page-error"));
   }
+  if (turn !== routing) return;
+  showWho(session.me);
+  view.replaceChildren(drawn);
+  view.dataset.shown = address;
   refreshInboxCount(session);
 }
 
@@ -86,6 +94,7 @@ async function start() {
     session = null;
     showSignIn();
   };
+  if (!location.hash) history.replaceState(null, "", "#/agents");
   window.addEventListener("hashchange", route);
   await route();
 }
