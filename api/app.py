@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from weaviate.exceptions import WeaviateBaseError
 
+from api.analytics import AnalyticsClient
 from api.background import (
     consume_owner_notifications,
     consume_token_health,
@@ -21,7 +22,18 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, auth, deployments, gallery, memories, meta, owners, presets, tokens
+from api.routes import (
+    agents,
+    analytics,
+    auth,
+    deployments,
+    gallery,
+    memories,
+    meta,
+    owners,
+    presets,
+    tokens,
+)
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -72,7 +84,8 @@ def create_app(
             # Unavailable now: the memory routes connect on first use (api.deps.memories).
             await memories.client.connect()
             await memories.ensure_collection()
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, http)
+        analytics_client = AnalyticsClient(settings.kafka_bootstrap, settings.topic_namespace)
+        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, http, analytics_client)
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -93,6 +106,7 @@ def create_app(
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await analytics_client.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()
@@ -107,6 +121,17 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets, gallery):
+    for module in (
+        meta,
+        auth,
+        owners,
+        agents,
+        memories,
+        deployments,
+        tokens,
+        presets,
+        gallery,
+        analytics,
+    ):
         app.include_router(module.router)
     return app
