@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from weaviate.exceptions import WeaviateBaseError
 
+from api.analytics import AnalyticsClient
 from api.background import (
     consume_owner_notifications,
     consume_token_health,
@@ -23,7 +24,19 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, auth, deployments, gallery, memories, meta, owners, presets, tokens, traits
+from api.routes import (
+    agents,
+    analytics,
+    auth,
+    deployments,
+    gallery,
+    memories,
+    meta,
+    owners,
+    presets,
+    tokens,
+    traits,
+)
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -74,7 +87,8 @@ def create_app(
             # Unavailable now: the memory routes connect on first use (api.deps.memories).
             await memories.client.connect()
             await memories.ensure_collection()
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, http)
+        analytics_client = AnalyticsClient(settings.kafka_bootstrap, settings.topic_namespace)
+        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, http, analytics_client)
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -95,6 +109,7 @@ def create_app(
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await analytics_client.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()
@@ -109,7 +124,19 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, auth, owners, agents, memories, deployments, tokens, presets, gallery, traits):
+    for module in (
+        meta,
+        auth,
+        owners,
+        agents,
+        memories,
+        deployments,
+        tokens,
+        presets,
+        gallery,
+        analytics,
+        traits,
+    ):
         app.include_router(module.router)
     # The owner console: its pages call the routes above from the same origin, with the session cookie.
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

@@ -10,6 +10,7 @@ import httpx
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.analytics import AnalyticsClient
 from api.errors import Forbidden, RateLimited, Unauthorized
 from api.ratelimit import RateLimiter
 from api.signin import CSRF_HEADER, SESSION_COOKIE, needs_csrf_header
@@ -30,8 +31,10 @@ class ApiContext:
     usage: MonthlyUsage
     # The agents' long-term memory (Weaviate), connected on first use when it was down at start.
     memories: MemoryStore
-    # Outgoing HTTP (Discord's OAuth2, Stripe through its own client is separate).
+    # Outgoing HTTP (Discord's OAuth2 for the console's sign-in).
     http: httpx.AsyncClient
+    # The owner console's analytics, answered by the process that holds ClickHouse.
+    analytics: AnalyticsClient
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

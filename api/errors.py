@@ -49,6 +49,10 @@ class BadField(Exception):
         self.message = message
 
 
+class Unavailable(Exception):
+    """A service the answer needs is down (503); the message says which, never how it failed inside."""
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"rate limit exceeded; retry in {retry_after_s} s")
@@ -182,5 +186,6 @@ def install_error_handlers(app: FastAPI) -> None:
         (RoutingLimitExceeded, 409),
         (OutboxValueTooLarge, 409),
         (DiscordUnavailable, 502),
+        (Unavailable, 503),
     ):
         app.add_exception_handler(exc_type, _simple(status))

@@ -15,7 +15,8 @@ from PIL import Image
 from models.actions import AnswerInChannel, AnswerInteraction, InteractionResponse, Reply
 from models.analytics import StatsRequest, StatsWindow
 from sinks.chart import render_chart
-from sinks.clickhouse.stats import Bucket, aggregate, query_parameters, stats_queries, time_range
+from models.analytics import Bucket
+from sinks.clickhouse.stats import aggregate, query_parameters, stats_queries, time_range
 from sinks.stats import CHART_FILENAME, UNAVAILABLE, answer_stats, stats_answer, stats_embed
 
 UNTIL = datetime(2026, 3, 4, 15, 42, 7, tzinfo=UTC)
