@@ -47,6 +47,7 @@ function tokensPanel(tokens) {
 async function guildChoices(select, status) {
   try {
     const guilds = await get("/auth/discord/guilds");
+    if (!guilds.length) status.replaceChildren(h("div", { class: "message error" }, "You manage no Discord server: sign in with the account that owns or manages one."));
     select.replaceChildren(...guilds.map((guild) => h("option", { value: guild.id }, `${guild.name}${guild.bot_present ? "" : " (no bot yet)"}`)));
   } catch (error) {
     status.replaceChildren(h("div", { class: "message error" }, `Your servers could not be read: ${error.message}`));
