@@ -54,6 +54,7 @@ class Person:
 async def new_person(control: EmulatorControl, username: str) -> Person:
     user = await control.add_user(username)
     guild = await control.add_guild(f"{username}'s server", owner_id=user["id"])
+    await control.add_member(guild["id"], user["id"])
     channel = await control.add_channel(guild["id"], "lobby")
     bot = await control.add_bot(username=f"{username}-bot", guild_ids=[guild["id"]])
     return Person(user["id"], username, guild["id"], guild["name"], channel["id"], bot["id"], bot["token"])
@@ -256,9 +257,14 @@ async def test_the_agent_deployed_into_a_guild_answers_there(
     ada = people.ada
     await deploy(page, CARD_NAME, ada)
     await screenshot(page, "console-deploy", tmp_path)
-    asked = await control.post_user_message(
-        ada.user_id, f"<@{ada.bot_id}> hello, who are you?", ada.channel_id
-    )
+
+    async def connected() -> bool:
+        return bool((await control.stats(ada.bot_id))["connected_sessions"])
+
+    # The gateway runner connects the bot once the deployment reaches it: Discord tells only a connected bot.
+    await wait_until(connected, f"{ada.username}-bot connected", timeout_s=ANSWER_MS / 1000)
+    question = f"<@{ada.bot_id}> hello, who are you?"
+    asked = await control.post_user_message(ada.user_id, question, ada.channel_id)
 
     async def answered() -> bool:
         history = await control.history(ada.channel_id)
@@ -281,7 +287,7 @@ async def test_the_analytics_charts_fill(page: Page, tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the analytics never showed the agent's traffic"
         await page.locator("#refresh").click()
         await page.wait_for_timeout(1000)
-    assert int(await traffic.get_attribute("data-points") or 0) > 0
+    assert int(await traffic.get_attribute("data-total") or 0) > 0
     await expect(traffic.locator("canvas")).to_be_visible()
     await expect(page.locator("#decisions-by-reason td", has_text="mentioned")).to_be_visible()
     await screenshot(page, "console-analytics", tmp_path)
