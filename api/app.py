@@ -28,6 +28,7 @@ from api.routes import (
     agents,
     analytics,
     auth,
+    billing,
     deployments,
     gallery,
     memories,
@@ -39,6 +40,7 @@ from api.routes import (
 )
 from api.schemas import ErrorBody
 from api.store import Store
+from api.stripe_billing import StripeBilling
 from inference.config import InferenceConfig
 from inference.quota import MonthlyUsage
 from infra.migrate import migrate
@@ -88,7 +90,10 @@ def create_app(
             await memories.client.connect()
             await memories.ensure_collection()
         analytics_client = AnalyticsClient(settings.kafka_bootstrap, settings.topic_namespace)
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, http, analytics_client)
+        stripe_billing = StripeBilling(settings)
+        app.state.ctx = ApiContext(
+            settings, store, vault, limiter, usage, memories, http, analytics_client, stripe_billing
+        )
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -110,6 +115,7 @@ def create_app(
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await analytics_client.close()
+            await stripe_billing.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()
@@ -135,6 +141,7 @@ def create_app(
         presets,
         gallery,
         analytics,
+        billing,
         traits,
     ):
         app.include_router(module.router)

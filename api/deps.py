@@ -15,6 +15,7 @@ from api.errors import Forbidden, RateLimited, Unauthorized
 from api.ratelimit import RateLimiter
 from api.signin import CSRF_HEADER, SESSION_COOKIE, needs_csrf_header
 from api.store import Principal, Store
+from api.stripe_billing import StripeBilling
 from inference.quota import MonthlyUsage
 from memory.store import MemoryStore
 from settings import Settings
@@ -35,6 +36,8 @@ class ApiContext:
     http: httpx.AsyncClient
     # The owner console's analytics, answered by the process that holds ClickHouse.
     analytics: AnalyticsClient
+    # Billing's Stripe client (stripe-mock locally).
+    stripe: StripeBilling
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

@@ -270,3 +270,31 @@ class GalleryPage(Strict):
     page: int
     page_size: int
     total: int
+
+
+class BillingPlan(Strict):
+    tier: Tier
+    price_usd_month: float | None
+    # The Stripe price a Checkout for this tier uses; None: not bought through the console (free; enterprise
+    # is a contract).
+    price_id: str | None
+    purchasable: bool
+    limits: TierLimits
+
+
+class CheckoutCreate(Strict):
+    tier: Tier
+
+
+class CheckoutSession(Strict):
+    checkout_url: str
+    session_id: str
+
+
+class BillingSubscription(Strict):
+    """The owner's tier and their Stripe subscription as the last webhook event told (status `none`: no
+    subscription was ever started)."""
+
+    tier: Tier
+    status: str
+    subscription_id: str | None

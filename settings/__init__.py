@@ -220,6 +220,15 @@ class Settings:
         )
 
     @property
+    def stripe_mock_url(self) -> str:
+        return f"http://127.0.0.1:{self.stripe_mock_port}"
+
+    @property
+    def stripe_mock_serves(self) -> bool:
+        """Billing talks to the local stripe-mock, which `deep stack up` then runs."""
+        return self.stripe_api_base == self.stripe_mock_url
+
+    @property
     def wikipedia_url_template(self) -> str:
         return self.wikipedia_url or WIKIPEDIA_URL_TEMPLATE
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncpg
 
 from api.store.agents import Agents
+from api.store.billing import Billing
 from api.store.deployments import Deployments
 from api.store.gallery import Gallery
 from api.store.keys import ApiKeys, Principal
@@ -45,3 +46,4 @@ class Store:
         self.outbox = Outbox(pool)
         self.sessions = ConsoleSessions(pool)
         self.gallery = Gallery(pool)
+        self.billing = Billing(pool, namespace)

@@ -13,9 +13,8 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from PIL import Image
 
 from models.actions import AnswerInChannel, AnswerInteraction, InteractionResponse, Reply
-from models.analytics import StatsRequest, StatsWindow
+from models.analytics import Bucket, StatsRequest, StatsWindow
 from sinks.chart import render_chart
-from models.analytics import Bucket
 from sinks.clickhouse.stats import aggregate, query_parameters, stats_queries, time_range
 from sinks.stats import CHART_FILENAME, UNAVAILABLE, answer_stats, stats_answer, stats_embed
 
