@@ -25,13 +25,16 @@ export async function billingPage(view, session) {
           { class: "card", dataset: { tier: plan.tier } },
           h("span", { class: "name" }, plan.tier),
           h("span", {}, plan.price_usd_month == null ? "contact us" : `$${plan.price_usd_month} / month`),
-          h("span", { class: "meta" }, `${plan.limits?.agent_slots ?? plan.agent_slots ?? "unlimited"} agents · ${plan.limits?.monthly_ai_calls ?? plan.monthly_ai_calls ?? "unlimited"} AI calls a month`),
+          h("span", { class: "meta" }, `${plan.limits.agent_slots ?? "unlimited"} agents · ${plan.limits.monthly_ai_calls ?? "unlimited"} AI calls a month`),
+          h("span", { class: "meta" }, `features: ${plan.limits.features.join(", ") || "none"}`),
           h(
             "div",
             { class: "actions" },
             plan.tier === current
               ? h("span", { class: "status ok" }, "current plan")
-              : h("button", { class: "primary choose", disabled: !plan.price_id && plan.tier !== "free", onclick: () => choose(plan) }, "Switch"),
+              : plan.purchasable
+                ? h("button", { class: "primary choose", onclick: () => choose(plan) }, plan.limits.agent_slots > session.me.limits.agent_slots ? "Upgrade" : "Switch")
+                : h("span", { class: "muted" }, plan.tier === "free" ? "when a subscription ends" : "contact us"),
           ),
         ),
       ),
