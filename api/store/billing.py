@@ -104,8 +104,12 @@ class Billing(Staging):
                 or await conn.fetchval("SELECT 1 FROM owners WHERE owner_id = $1", owner_id) is None
             ):
                 return True
+            # '-infinity' (a customer saved at checkout, no event yet) reads as NULL: asyncpg would give a
+            # naive datetime.min, which cannot be compared with the event's time.
             last = await conn.fetchval(
-                "SELECT updated_at FROM billing_subscriptions WHERE owner_id = $1 FOR UPDATE", owner_id
+                """SELECT nullif(updated_at, '-infinity') FROM billing_subscriptions
+                   WHERE owner_id = $1 FOR UPDATE""",
+                owner_id,
             )
             if last is not None and last > created:
                 return True
