@@ -251,6 +251,8 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
     user_id = form.pop("user_id", "")
     try:
         checked = server.check_authorization(form)
+        if user_id not in server.world.users:
+            raise OAuth2Error("invalid_request", "user_id: no such user in the emulated world")
     except OAuth2Error as error:
         return _error(error)
     # Picking a user is signing in: later authorisations approve at once, as for a logged-in browser.

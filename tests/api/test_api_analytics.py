@@ -86,89 +86,35 @@ async def deployed_agent(
     return dict(deployed.json())
 
 
+def call_row(
+    deployment: dict[str, Any], event: str, at: datetime, latency_ms: float, *, failed: bool
+) -> tuple[Any, ...]:
+    """An inference_usage row of the deployment's agent: $0.01 a call that succeeded."""
+    d = deployment
+    cost = 0.0 if failed else 0.01
+    return (uuid4().hex, event, d["deployment_id"], d["agent_id"], d["owner_id"], d["bot_id"], SHARED_GUILD,
+            "pro", "standard", "m", 10, 5, latency_ms, cost, False, False, failed, at)  # fmt: skip
+
+
 def activity(
     client: Client, database: str, deployment: dict[str, Any], messages: list[tuple[str, str, str]]
 ) -> None:
     """Rows as the sinks write them: a decision per (message id, author, reason) an hour apart from START,
-    a reply and an AI call (100 ms, $0.01) for each answered one, plus a failed AI call."""
-    decisions, replies, calls = [], [], []
+    a reply and an AI call (100 ms more each hour) for each answered one, plus a failed AI call."""
+    d = deployment
+    decisions, replies = [], []
+    calls = [call_row(d, "ev-failed", START + timedelta(minutes=30), 5000.0, failed=True)]
     for index, (message_id, author, reason) in enumerate(messages):
         at = START + timedelta(hours=index, minutes=5)
         respond = reason == "mentioned"
         event = f"ev-{uuid4().hex}"
-        decisions.append(
-            (
-                event,
-                deployment["deployment_id"],
-                deployment["agent_id"],
-                SHARED_GUILD,
-                "200",
-                message_id,
-                author,
-                respond,
-                reason,
-                "",
-                at,
-            )
-        )
+        decisions.append((event, d["deployment_id"], d["agent_id"], SHARED_GUILD, "200", message_id, author,
+                          respond, reason, "", at))  # fmt: skip
         if respond:
-            replies.append(
-                (
-                    uuid4().hex,
-                    "reply",
-                    deployment["bot_id"],
-                    SHARED_GUILD,
-                    "200",
-                    deployment["deployment_id"],
-                    event,
-                    3,
-                    at + timedelta(seconds=1),
-                )
-            )
-            calls.append(
-                (
-                    uuid4().hex,
-                    event,
-                    deployment["deployment_id"],
-                    deployment["agent_id"],
-                    deployment["owner_id"],
-                    deployment["bot_id"],
-                    SHARED_GUILD,
-                    "pro",
-                    "standard",
-                    "m",
-                    10,
-                    5,
-                    100.0 * (index + 1),
-                    0.01,
-                    False,
-                    False,
-                    False,
-                    at,
-                )
-            )
-    calls.append(
-        (
-            uuid4().hex,
-            "ev-failed",
-            deployment["deployment_id"],
-            deployment["agent_id"],
-            deployment["owner_id"],
-            deployment["bot_id"],
-            SHARED_GUILD,
-            "pro",
-            "standard",
-            "m",
-            10,
-            0,
-            5000.0,
-            0.0,
-            False,
-            False,
-            True,
-            START + timedelta(minutes=30),
-        )
-    )
+            replied = at + timedelta(seconds=1)
+            replies.append((uuid4().hex, "reply", d["bot_id"], SHARED_GUILD, "200", d["deployment_id"], event,
+                            3, replied))  # fmt: skip
+            calls.append(call_row(d, event, at, 100.0 * (index + 1), failed=False))
     TableWriter(client, database, DECISIONS).insert_now(decisions, None)
     TableWriter(client, database, ACTIONS).insert_now(replies, None)
     TableWriter(client, database, INFERENCE_USAGE).insert_now(calls, None)

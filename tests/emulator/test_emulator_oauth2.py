@@ -153,6 +153,8 @@ async def test_codes_are_checked_as_discord_checks_them(
     plain = await http.get("/oauth2/authorize", params=authorize_query("c", code_challenge_method="plain"))
     assert plain.json()["error"] == "invalid_request"
     assert (await http.get("/api/users/@me", headers={"Authorization": "Bearer nope"})).status_code == 401
+    nobody = await http.post("/oauth2/authorize", data=authorize_query("c") | {"user_id": "404"})
+    assert nobody.status_code == 400 and nobody.json()["error"] == "invalid_request"
 
 
 async def test_the_guilds_route_needs_the_guilds_scope(
