@@ -171,12 +171,17 @@ async def test_signing_in_with_discord_makes_a_free_owner(
     await expect(page.locator("#who")).to_contain_text("free")
 
 
-async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_path: Path) -> None:
+async def import_card(page: Page, tmp_path: Path) -> None:
+    """The V3 card as a JSON file, chosen and imported on the agents page."""
     card = tmp_path / "card.json"
     card.write_text(json.dumps(v3_card()))
     await open_page(page, "agents")
     await page.locator("#card-file").set_input_files(card)
     await page.locator("#import").click()
+
+
+async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_path: Path) -> None:
+    await import_card(page, tmp_path)
     await expect(page.locator("#agents-status")).to_contain_text("custom personalities")
 
 
@@ -195,11 +200,7 @@ async def test_upgrading_through_checkout_raises_the_limits(
 
 
 async def test_a_v3_card_imports_and_a_trait_edit_is_previewed_and_saved(page: Page, tmp_path: Path) -> None:
-    card = tmp_path / "card.json"
-    card.write_text(json.dumps(v3_card()))
-    await open_page(page, "agents")
-    await page.locator("#card-file").set_input_files(card)
-    await page.locator("#import").click()
+    await import_card(page, tmp_path)
     await expect(page.locator("#view h2")).to_have_text(f"Edit {CARD_NAME}")
     await page.locator("details[data-section='character'] > summary").click()
     extraversion = page.locator("#trait-extraversion")
