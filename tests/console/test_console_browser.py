@@ -299,3 +299,35 @@ async def test_a_second_owner_deploys_a_copy_from_the_gallery(
     await card.locator("button.copy").click()
     await expect(page.locator("#view h2")).to_have_text(f"Edit {CARD_NAME}")
     await deploy(page, CARD_NAME, people.bea)
+
+
+async def test_a_revoked_token_shows_in_token_health_and_the_inbox(
+    page: Page,
+    demo: RunningDemo,
+    control: EmulatorControl,
+    people: People,
+    tmp_path: Path,
+) -> None:
+    bea = people.bea
+    await control.revoke_token(bea.bot_id)
+    await open_page(page, "deploy")
+    await page.locator("#tokens tr", has_text=f"{bea.username}-bot").locator("button.check").click()
+    status = page.locator("#tokens tr", has_text=f"{bea.username}-bot").locator(".status")
+    await expect(status).to_have_text("revoked")
+
+    # The owner is told through owner.notifications, which the API reads into the inbox.
+    async def told() -> bool:
+        await visit(page, demo, "#/inbox")
+        return await page.locator("#inbox tr[data-kind='token_revoked']").count() > 0
+
+    await wait_until(told, "the revoked token in the inbox", timeout_s=ANSWER_MS / 1000, every_s=1.0)
+    await screenshot(page, "console-inbox", tmp_path)
+
+
+async def test_the_author_unpublishes_from_the_gallery(page: Page, demo: RunningDemo, people: People) -> None:
+    await page.locator("#sign-out").click()
+    await sign_in(page, demo, people.ada)
+    await open_page(page, "gallery")
+    card = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
+    await card.locator("button.unpublish").click()
+    await expect(card).to_have_count(0)

@@ -35,7 +35,7 @@ function tokensPanel(tokens) {
           h("td", {}, token.guilds_count),
           h("td", {}, token.failure_count),
           h("td", {}, when(token.last_validated)),
-          h("td", {}, h("button", { onclick: () => check(token) }, "Check now")),
+          h("td", {}, h("button", { class: "check", onclick: () => check(token) }, "Check now")),
         ),
       ),
     ),
