@@ -41,7 +41,7 @@ function breakdown(id, title, rows) {
 export async function analyticsPage(view, session) {
   const agents = await get("/agents");
   const names = Object.fromEntries(agents.map((agent) => [agent.agent_id, agent.name]));
-  const range = h("select", { id: "range" }, Object.keys(RANGES).map((name) => h("option", { value: name, selected: name === "7d" }, `last ${name}`)));
+  const range = h("select", { id: "range" }, Object.keys(RANGES).map((name) => h("option", { value: name, selected: name === "24h" }, `last ${name}`)));
   const agent = h("select", { id: "agent-filter" }, h("option", { value: "" }, "all agents"), agents.map((a) => h("option", { value: a.agent_id }, a.name)));
   const guild = h("input", { id: "guild-filter", placeholder: "guild id (optional)" });
   const output = h("div", { id: "analytics" });

@@ -44,24 +44,24 @@ function tokensPanel(tokens) {
   );
 }
 
-async function guildChoices(select, status) {
+// The servers the person manages (read at sign-in), or an empty list and why not.
+async function managedGuilds(status) {
   try {
     const guilds = await get("/auth/discord/guilds");
     if (!guilds.length) status.replaceChildren(h("div", { class: "message error" }, "You manage no Discord server: sign in with the account that owns or manages one."));
-    select.replaceChildren(...guilds.map((guild) => h("option", { value: guild.id }, `${guild.name}${guild.bot_present ? "" : " (no bot yet)"}`)));
+    return guilds;
   } catch (error) {
     status.replaceChildren(h("div", { class: "message error" }, `Your servers could not be read: ${error.message}`));
+    return [];
   }
 }
 
-function deployForm(agents, tokens, chosenAgent) {
+function deployForm(agents, tokens, guilds, status, chosenAgent) {
   const agent = h("select", { id: "deploy-agent" }, agents.map((a) => h("option", { value: a.agent_id, selected: a.agent_id === chosenAgent }, a.name)));
   const token = h("select", { id: "deploy-token" }, tokens.map((t) => h("option", { value: t.token_id }, t.bot_username || t.bot_user_id)));
-  const guild = h("select", { id: "deploy-guild" });
+  const guild = h("select", { id: "deploy-guild" }, guilds.map((g) => h("option", { value: g.id }, `${g.name}${g.bot_present ? "" : " (no bot yet)"}`)));
   const text = h("input", { id: "deploy-text-channels", placeholder: "channel ids, empty: every channel" });
   const voice = h("input", { id: "deploy-voice-channels", placeholder: "channel ids" });
-  const status = h("div", { id: "deploy-status" });
-  guildChoices(guild, status);
   const deploy = async () => {
     const body = { guild_id: guild.value, token_id: token.value, text_channels: ids(text.value), voice_channels: ids(voice.value) };
     const done = await attempt(status, () => api("POST", `/agents/${agent.value}/deployments`, body));
@@ -85,8 +85,9 @@ function deployForm(agents, tokens, chosenAgent) {
   );
 }
 
-function deploymentsPanel(deployments, agents) {
+function deploymentsPanel(deployments, agents, guilds) {
   const names = Object.fromEntries(agents.map((agent) => [agent.agent_id, agent.name]));
+  const guildNames = Object.fromEntries(guilds.map((guild) => [guild.id, guild.name]));
   const status = h("div", { id: "deployments-status" });
   const change = (deployment, body) => attempt(status, () => api("PATCH", `/deployments/${deployment.deployment_id}`, body)).then((done) => done && go("#/deploy"));
   const remove = (deployment) => attempt(status, () => api("DELETE", `/deployments/${deployment.deployment_id}`)).then(() => go("#/deploy"));
@@ -107,7 +108,7 @@ function deploymentsPanel(deployments, agents) {
           "tr",
           { dataset: { deploymentId: deployment.deployment_id, agent: names[deployment.agent_id] || "" } },
           h("td", {}, names[deployment.agent_id] || deployment.agent_id),
-          h("td", {}, deployment.guild_id),
+          h("td", {}, guildNames[deployment.guild_id] || deployment.guild_id),
           h("td", {}, deployment.text_channels.join(", ") || "all"),
           h("td", { class: `status ${deployment.status}` }, deployment.status),
           h("td", {}, when(deployment.deployed_at)),
@@ -140,13 +141,14 @@ function limitsPanel(me) {
 
 export async function deployPage(view, session) {
   const chosen = new URLSearchParams(location.hash.split("?")[1] || "").get("agent");
-  const [agents, tokens, deployments] = await Promise.all([get("/agents"), get("/tokens"), get("/deployments")]);
+  const status = h("div", { id: "deploy-status" });
+  const [agents, tokens, deployments, guilds] = await Promise.all([get("/agents"), get("/tokens"), get("/deployments"), managedGuilds(status)]);
   view.replaceChildren(
     h("h2", {}, "Deploy"),
     limitsPanel(session.me),
     tokensPanel(tokens),
-    deployForm(agents, tokens, chosen),
-    deploymentsPanel(deployments, agents),
+    deployForm(agents, tokens, guilds, status, chosen),
+    deploymentsPanel(deployments, agents, guilds),
   );
 }
 
