@@ -158,15 +158,10 @@ async def deploy(page: Page, agent: str, person: Person) -> None:
 
 
 async def test_signing_in_with_discord_makes_a_free_owner(
-    page: Page,
-    demo: RunningDemo,
-    control: EmulatorControl,
-    people: People,
-    tmp_path: Path,
+    page: Page, demo: RunningDemo, people: People
 ) -> None:
     await page.goto(f"{demo.api_url}/console/")
     await expect(page.locator("#sign-in")).to_be_visible()
-    await screenshot(page, "console-sign-in", tmp_path)
     await sign_in(page, demo, people.ada)
     await expect(page.locator("#who")).to_contain_text("free")
 
