@@ -1,5 +1,5 @@
 // Agents: the owner's list, and new ones from the mode templates, the presets or an imported character card.
-import { api, attempt, get, h, when } from "./api.js";
+import { api, attempt, get, h, show, when } from "./api.js";
 import { go } from "./app.js";
 
 function agentCard(agent, status) {
@@ -79,7 +79,7 @@ export async function agentsPage(view, session) {
   const [agents, presets] = await Promise.all([get("/agents"), get("/presets")]);
   const status = h("div", { id: "agents-status" });
   const { usage } = session.me;
-  view.replaceChildren(
+  show(view,
     h("h2", {}, "Agents"),
     h("p", { class: "muted", id: "slots" }, `${usage.agents} of ${usage.agent_slots ?? "unlimited"} agent slots used`),
     status,

@@ -1,7 +1,7 @@
 // Analytics: the owner's own traffic from ClickHouse (GET /owners/{id}/analytics), as uPlot charts over a
 // chosen range, per agent or guild.
 import uPlot from "./vendor/uPlot.esm.js";
-import { get, h } from "./api.js";
+import { get, h, show } from "./api.js";
 
 const RANGES = { "24h": [24 * 3600, "hour"], "7d": [7 * 86400, "hour"], "30d": [30 * 86400, "day"], "90d": [90 * 86400, "day"] };
 const COLOURS = ["#5865f2", "#23a55a", "#f0b232", "#f23f43", "#eb459e"];
@@ -63,7 +63,7 @@ export async function analyticsPage(view, session) {
   };
   const refresh = h("button", { class: "primary", id: "refresh", onclick: load }, "Refresh");
   for (const control of [range, agent]) control.addEventListener("change", load);
-  view.replaceChildren(
+  show(view,
     h("h2", {}, "Analytics"),
     h("div", { class: "panel row" }, h("label", {}, "Range", range), h("label", {}, "Agent", agent), h("label", {}, "Guild", guild), refresh),
     output,

@@ -31,6 +31,19 @@ export async function api(method, path, body, contentType) {
 
 export const get = (path) => api("GET", path);
 
+function append(element, children) {
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+}
+
+// The element's content replaced by `children`; absent ones (null, false) are left out.
+export function show(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+}
+
 // An element with attributes and children: h("button", {class: "primary", onclick}, "Save").
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -41,10 +54,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (value === true) element.setAttribute(name, "");
     else element.setAttribute(name, value);
   }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    element.append(child instanceof Node ? child : String(child));
-  }
+  append(element, children);
   return element;
 }
 

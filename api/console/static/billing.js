@@ -1,6 +1,6 @@
 // Billing: the plans (Stripe prices), the current subscription, and a change of plan through Stripe Checkout.
 // The tier changes when Stripe's webhook reaches the API, not when the browser comes back.
-import { api, attempt, get, h } from "./api.js";
+import { api, attempt, get, h, show } from "./api.js";
 
 export async function billingPage(view, session) {
   const [plans, subscription] = await Promise.all([get("/billing/plans"), get("/billing/subscription")]);
@@ -11,7 +11,7 @@ export async function billingPage(view, session) {
     if (checkout) location.assign(checkout.checkout_url);
   };
   const returned = new URLSearchParams(location.hash.split("?")[1] || "").get("checkout");
-  view.replaceChildren(
+  show(view,
     h("h2", {}, "Billing"),
     returned === "success" ? h("div", { class: "message ok" }, "Thanks: your plan changes as soon as Stripe confirms the payment.") : null,
     h("p", { id: "current-tier" }, `Your plan: `, h("b", {}, current), subscription?.status ? ` (${subscription.status})` : ""),

@@ -1,6 +1,6 @@
 // Deploying: bot tokens (validated by the API, never shown again), the guild and channels, the deployments'
 // start/pause/resume, token health and tier limits; and the inbox of owner notifications.
-import { api, attempt, get, h, when } from "./api.js";
+import { api, attempt, get, h, show, when } from "./api.js";
 import { go } from "./app.js";
 
 function ids(text) {
@@ -143,7 +143,7 @@ export async function deployPage(view, session) {
   const chosen = new URLSearchParams(location.hash.split("?")[1] || "").get("agent");
   const status = h("div", { id: "deploy-status" });
   const [agents, tokens, deployments, guilds] = await Promise.all([get("/agents"), get("/tokens"), get("/deployments"), managedGuilds(status)]);
-  view.replaceChildren(
+  show(view,
     h("h2", {}, "Deploy"),
     limitsPanel(session.me),
     tokensPanel(tokens),
@@ -159,7 +159,7 @@ function notifications(session) {
 export async function inboxPage(view, session) {
   const items = await notifications(session);
   localStorage.setItem("inbox-seen", String(items.length));
-  view.replaceChildren(
+  show(view,
     h("h2", {}, "Inbox"),
     h("p", { class: "muted" }, "Revoked tokens, spent AI quotas and reported messages."),
     items.length

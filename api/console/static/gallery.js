@@ -1,5 +1,5 @@
 // The gallery: characters owners published as V3 cards; browse, preview, deploy a copy, unpublish one's own.
-import { api, attempt, get, h, when } from "./api.js";
+import { api, attempt, get, h, show, when } from "./api.js";
 import { go } from "./app.js";
 
 function preview(entry, card) {
@@ -25,7 +25,7 @@ export async function galleryPage(view) {
   const entries = listing.items;
   const status = h("div", { id: "gallery-status" });
   const shown = h("div", { id: "gallery-shown" });
-  const show = async (entry) => {
+  const showCard = async (entry) => {
     const full = await attempt(status, () => get(`/gallery/${entry.gallery_id}`));
     if (full) shown.replaceChildren(preview(entry, full.card));
   };
@@ -38,7 +38,7 @@ export async function galleryPage(view) {
   };
   const find = () => go(`#/gallery?${new URLSearchParams({ q: search.value.trim() })}`);
   search.addEventListener("keydown", (event) => event.key === "Enter" && find());
-  view.replaceChildren(
+  show(view,
     h("h2", {}, "Gallery"),
     h("p", { class: "muted" }, "Characters other owners shared. Publish your own from the Agents page."),
     h("div", { class: "panel row" }, h("label", {}, "Search", search), h("button", { class: "primary", onclick: find }, "Search")),
@@ -56,7 +56,7 @@ export async function galleryPage(view) {
           h(
             "div",
             { class: "actions" },
-            h("button", { class: "preview", onclick: () => show(entry) }, "Preview"),
+            h("button", { class: "preview", onclick: () => showCard(entry) }, "Preview"),
             h("button", { class: "copy primary", onclick: () => copy(entry) }, "Deploy a copy"),
             entry.by_you ? h("button", { class: "unpublish danger", onclick: () => unpublish(entry) }, "Unpublish") : null,
           ),
