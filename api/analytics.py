@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from api.errors import BadField, Unavailable
 from models.analytics import Bucket, OwnerAnalytics, OwnerAnalyticsAnswer, OwnerAnalyticsQuery
@@ -48,15 +49,21 @@ class AnalyticsClient:
             if self._producer is not None:
                 return self._producer
             consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-            await consumer.start()
-            partitions = [TopicPartition(self._answers, p) for p in range(ANALYTICS_ANSWERS.partitions)]
-            consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            # The positions are fixed before the first query is sent, so its answer is never skipped.
-            for partition in partitions:
-                await consumer.position(partition)
             producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
-            await producer.start()
+            try:
+                await consumer.start()
+                partitions = [TopicPartition(self._answers, p) for p in range(ANALYTICS_ANSWERS.partitions)]
+                consumer.assign(partitions)
+                await consumer.seek_to_end(*partitions)
+                # The positions are fixed before the first query is sent, so its answer is never skipped.
+                for partition in partitions:
+                    await consumer.position(partition)
+                await producer.start()
+            except BaseException:
+                # Kafka down or the topics missing (a timeout cancels us): the next request starts afresh.
+                await consumer.stop()
+                await producer.stop()
+                raise
             self._consumer, self._producer = consumer, producer
             self._reader = asyncio.create_task(self._read(consumer), name="analytics-answers")
             return producer
@@ -74,7 +81,12 @@ class AnalyticsClient:
                 waiting.set_result(answer)
 
     async def ask(self, query: OwnerAnalyticsQuery) -> OwnerAnalytics:
-        producer = await self._start()
+        try:
+            producer = await asyncio.wait_for(self._start(), self._timeout_s)
+        except (TimeoutError, KafkaError):
+            raise Unavailable(
+                "analytics are unavailable right now (Kafka did not answer); try again later"
+            ) from None
         answered: asyncio.Future[OwnerAnalyticsAnswer] = asyncio.get_running_loop().create_future()
         self._waiting[query.request_id] = answered
         try:

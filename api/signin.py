@@ -17,6 +17,10 @@ from models.discord import DiscordUserGuild
 from settings import Settings
 
 SESSION_COOKIE = "deep_session"
+# The state of the sign-in this browser started: the callback must come back to the same browser, so a
+# link carrying someone else's code cannot sign a person in as that someone (login CSRF).
+SIGN_IN_COOKIE = "deep_sign_in"
+SIGN_IN_PATH = "/auth/discord"
 # Cookie-authenticated requests that change state must carry this header: a cross-site form cannot set
 # it, so it defeats CSRF without a token (API keys need nothing: a browser never sends them by itself).
 CSRF_HEADER = "X-Deep-Console"

@@ -4,8 +4,9 @@ servers for the deploy picker. api/signin.py describes the flow."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Cookie, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from api.deps import Caller, Context, SessionCookie
@@ -15,6 +16,9 @@ from api.schemas import ConsoleGuild, ErrorBody
 from api.signin import (
     CSRF_HEADER,
     SESSION_COOKIE,
+    SIGN_IN_COOKIE,
+    SIGN_IN_PATH,
+    SIGN_IN_TTL,
     authorize_url,
     can_manage,
     local_path,
@@ -36,7 +40,19 @@ async def login(
     """Sends the browser to Discord's consent page; Discord comes back to /auth/discord/callback."""
     state, verifier = new_secret(), new_secret()
     await ctx.store.sessions.begin_sign_in(state, verifier, local_path(next))
-    return RedirectResponse(authorize_url(ctx.settings, state, verifier), status_code=status.HTTP_302_FOUND)
+    response = RedirectResponse(
+        authorize_url(ctx.settings, state, verifier), status_code=status.HTTP_302_FOUND
+    )
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        state,
+        max_age=int(SIGN_IN_TTL.total_seconds()),
+        path=SIGN_IN_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.console_url.startswith("https://"),
+    )
+    return response
 
 
 @router.get(
@@ -46,10 +62,15 @@ async def login(
     responses={400: {"model": ErrorBody}, 502: {"model": ErrorBody}},
 )
 async def callback(
-    ctx: Context, code: str = Query(min_length=1, max_length=200), state: str = _State
+    ctx: Context,
+    code: str = Query(min_length=1, max_length=200),
+    state: str = _State,
+    started: Annotated[str | None, Cookie(alias=SIGN_IN_COOKIE, include_in_schema=False)] = None,
 ) -> RedirectResponse:
     """Exchanges Discord's code, links the Discord account to an owner (a new free-tier owner on first
     sign-in), sets the session cookie and returns to the page the login started from."""
+    if started != state:
+        raise BadField("state", "is not the sign-in this browser started: start again at /auth/discord/login")
     pending = await ctx.store.sessions.take_sign_in(state)
     if pending is None:
         raise BadField("state", "unknown, used or expired sign-in state: start again at /auth/discord/login")
@@ -61,6 +82,7 @@ async def callback(
     lifetime = timedelta(hours=ctx.settings.console_session_hours)
     secret = await ctx.store.sessions.start(user, [g for g in guilds if can_manage(g)], lifetime)
     response = RedirectResponse(pending.next_path, status_code=status.HTTP_302_FOUND)
+    response.delete_cookie(SIGN_IN_COOKIE, path=SIGN_IN_PATH, httponly=True, samesite="lax")
     response.set_cookie(
         SESSION_COOKIE,
         secret,

@@ -16,6 +16,9 @@ from api.store.owners import update_owner
 from api.store.shared import NotFound, Staging
 from models.tiers import Tier
 
+# How long a handled event's id is kept to recognise its redelivery.
+EVENT_MEMORY = "30 days"
+
 
 @dataclass(frozen=True)
 class StripePrice:
@@ -90,6 +93,10 @@ class Billing(Staging):
             )
             if fresh is None:
                 return False
+            # Stripe redelivers for 3 days at most: older ids can no longer come back.
+            await conn.execute(
+                f"DELETE FROM stripe_events WHERE received_at < now() - interval '{EVENT_MEMORY}'"
+            )
             # The subscription names its owner best; a customer's first subscription event may come before
             # the checkout's (then the customer, saved at checkout, does).
             owner_id = change.owner_id or await conn.fetchval(

@@ -69,9 +69,8 @@ class ConsoleSessions:
                 name,
                 user.id,
             )
-            await conn.execute(
-                "DELETE FROM console_sessions WHERE owner_id = $1 AND expires_at < now()", owner_id
-            )
+            # Expired sessions are swept here, as sign-ins are at login.
+            await conn.execute("DELETE FROM console_sessions WHERE expires_at < now()")
             await conn.execute(
                 """INSERT INTO console_sessions (session_hash, owner_id, guilds, expires_at)
                    VALUES ($1, $2, $3, now() + $4::interval)""",

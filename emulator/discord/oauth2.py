@@ -13,8 +13,10 @@ import base64
 import hashlib
 import html
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -205,6 +207,7 @@ class OAuth2Server:
 
 
 OAUTH2 = web.AppKey("oauth2", OAuth2Server)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _oauth2(request: web.Request) -> OAuth2Server:
@@ -268,22 +271,25 @@ async def token(request: web.Request) -> web.Response:
         return _error(error)
 
 
-async def me(request: web.Request) -> web.Response:
-    server = _oauth2(request)
-    try:
-        user_id = server.bearer(request.headers.get("Authorization", ""), "identify")
-    except ApiError as error:
-        return error_response(error)
-    return json_response({**user_payload(server.world.user(user_id)), "mfa_enabled": False, "flags": 0})
+def _bearer_route(scope: str, answer: Callable[[OAuth2Server, str], Any]) -> Handler:
+    """A user route: the Bearer token's user, with `scope`, gets `answer`; else Discord's 401 or 403."""
+
+    async def handler(request: web.Request) -> web.Response:
+        server = _oauth2(request)
+        try:
+            user_id = server.bearer(request.headers.get("Authorization", ""), scope)
+        except ApiError as error:
+            return error_response(error)
+        return json_response(answer(server, user_id))
+
+    return handler
 
 
-async def my_guilds(request: web.Request) -> web.Response:
-    server = _oauth2(request)
-    try:
-        user_id = server.bearer(request.headers.get("Authorization", ""), "guilds")
-    except ApiError as error:
-        return error_response(error)
-    return json_response(server.user_guilds(user_id))
+me = _bearer_route(
+    "identify",
+    lambda server, user_id: {**user_payload(server.world.user(user_id)), "mfa_enabled": False, "flags": 0},
+)
+my_guilds = _bearer_route("guilds", OAuth2Server.user_guilds)
 
 
 async def set_signed_in_user(request: web.Request) -> web.Response:

@@ -14,8 +14,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
+from api.analytics import AnalyticsClient
+from api.errors import Unavailable
 from infra.stack.clickhouse import engine_holder, get_clickhouse_client
 from models.agent import AgentMode
+from models.analytics import Bucket, OwnerAnalyticsQuery
 from models.templates import mode_template
 from models.tiers import Tier
 from settings import Settings
@@ -226,3 +229,22 @@ async def test_bad_ranges_name_the_field(client: httpx.AsyncClient, owners: dict
     assert too_long.status_code == 400 and too_long.json()["errors"][0]["path"] == "from"
     weekly = await client.get(url, params={"bucket": "week"}, headers=headers)
     assert weekly.status_code == 422 and weekly.json()["errors"][0]["path"] == "bucket (query)"
+
+
+async def test_without_an_answer_analytics_are_unavailable(base_settings: Settings) -> None:
+    """No sinks process answers (here: its topics do not even exist): a clear 503, not a hung request."""
+    client = AnalyticsClient(base_settings.kafka_bootstrap, f"absent-{uuid4().hex[:8]}.", timeout_s=2.0)
+    query = OwnerAnalyticsQuery(
+        request_id=uuid4().hex,
+        owner_id=uuid4(),
+        deployments={},
+        agent_ids=[],
+        start=START,
+        end=START + timedelta(hours=1),
+        bucket=Bucket.hour,
+    )
+    try:
+        with pytest.raises(Unavailable):
+            await client.ask(query)
+    finally:
+        await client.close()

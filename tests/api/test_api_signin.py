@@ -38,8 +38,11 @@ async def test_sign_in_links_the_discord_account_to_one_owner(
         consent = await browser.get(login.headers["Location"])
     callback = await client.get(consent.headers["Location"].removeprefix("http://api"))
     assert callback.status_code == 302 and callback.headers["Location"] == "/console/agents"
-    cookie = callback.headers["set-cookie"]
-    assert cookie.startswith("deep_session=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    cookies = callback.headers.get_list("set-cookie")
+    cookie = next(cookie for cookie in cookies if cookie.startswith("deep_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/;" in cookie
+    # The sign-in's own cookie is spent.
+    assert any(cookie.startswith('deep_sign_in=""') for cookie in cookies)
     client.cookies.clear()
     session = {"Cookie": cookie.split(";")[0]}
 
@@ -69,6 +72,26 @@ async def test_a_bad_state_or_code_is_a_400_naming_the_field(client: httpx.Async
     state = parse_qs(urlsplit(login.headers["Location"]).query)["state"][0]
     forged = await client.get("/auth/discord/callback", params={"code": "forged", "state": state})
     assert forged.status_code == 400 and forged.json()["errors"][0]["path"] == "code"
+
+
+async def test_a_callback_in_another_browser_is_refused(
+    client: httpx.AsyncClient, emulator: DiscordEmulator
+) -> None:
+    """A link carrying someone's code and state, opened in another browser, signs nobody in there (login
+    CSRF); the browser that started the sign-in still completes it."""
+    person = emulator.add_user("alan")
+    emulator.oauth2.sign_in(person.id)
+    login = await client.get("/auth/discord/login")
+    started = client.cookies.get("deep_sign_in")
+    assert started is not None
+    client.cookies.clear()
+    async with httpx.AsyncClient() as browser:
+        consent = await browser.get(login.headers["Location"])
+    path = consent.headers["Location"].removeprefix("http://api")
+    elsewhere = await client.get(path)
+    assert elsewhere.status_code == 400 and elsewhere.json()["errors"][0]["path"] == "state"
+    assert (await client.get(path, headers={"Cookie": f"deep_sign_in={started}"})).status_code == 302
+    client.cookies.clear()
 
 
 async def test_next_never_leaves_the_site(client: httpx.AsyncClient, emulator: DiscordEmulator) -> None:
