@@ -1,8 +1,9 @@
 """What the voice server received, kept per (guild, channel, user) and read back as audio measurements.
 
 Opus payloads are decoded with libopus (discord.py's binding) into 48 kHz stereo PCM; the report gives
-packet counts, the duration by decoded samples and by RTP timestamps, the RMS level, the dominant
-frequency (FFT of the mono mix), RFC 3550 inter-arrival jitter and the speaking flags the client sent.
+packet counts, the duration by decoded samples and by RTP timestamps, the RMS level (1.0 = full scale),
+the dominant frequency (FFT of the mono mix), RFC 3550 inter-arrival jitter, the largest gap between
+arrivals, RTP sequence numbers skipped, and the speaking flags the client sent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from discord.opus import Decoder
+from discord.opus import Decoder, OpusError
 
 from .world import Json
 
@@ -51,13 +52,29 @@ class Recording:
         self.frames.append(frame)
 
 
-def decode(frames: list[ReceivedFrame]) -> np.ndarray:
-    """The frames' audio as int16 samples, shape (n, 2), decoded in order by one decoder."""
+def decode(frames: list[ReceivedFrame]) -> tuple[np.ndarray, int]:
+    """The frames' audio as int16 samples, shape (n, 2), decoded in order by one decoder, and how many
+    frames libopus refused (they add no samples)."""
     decoder = Decoder()
-    chunks = [np.frombuffer(decoder.decode(f.opus, fec=False), dtype=np.int16) for f in frames]
+    chunks: list[np.ndarray] = []
+    undecodable = 0
+    for frame in frames:
+        try:
+            chunks.append(np.frombuffer(decoder.decode(frame.opus, fec=False), dtype=np.int16))
+        except OpusError:
+            undecodable += 1
     if not chunks:
-        return np.zeros((0, CHANNELS), dtype=np.int16)
-    return np.concatenate(chunks).reshape(-1, CHANNELS)
+        return np.zeros((0, CHANNELS), dtype=np.int16), undecodable
+    return np.concatenate(chunks).reshape(-1, CHANNELS), undecodable
+
+
+def lost_packets(frames: list[ReceivedFrame]) -> int:
+    """RTP sequence numbers skipped between consecutive frames (16-bit wrap allowed)."""
+    return sum(
+        ((b.sequence - a.sequence) & 0xFFFF) - 1
+        for a, b in itertools.pairwise(frames)
+        if b.sequence != a.sequence
+    )
 
 
 def dominant_frequency(mono: np.ndarray) -> float | None:
@@ -91,7 +108,7 @@ def timestamp_duration_s(frames: list[ReceivedFrame], last_frame_samples: int) -
 
 def report(recording: Recording) -> Json:
     frames = list(recording.frames)
-    pcm = decode(frames)
+    pcm, undecodable = decode(frames)
     mono = pcm.astype(np.float64).mean(axis=1) / _FULL_SCALE
     last_samples = (
         Decoder.packet_get_nb_frames(frames[-1].opus) * Decoder.packet_get_samples_per_frame(frames[-1].opus)
@@ -107,6 +124,8 @@ def report(recording: Recording) -> Json:
         "packets": recording.packets,
         "frames_kept": len(frames),
         "e2ee_frames": sum(f.e2ee for f in frames),
+        "undecodable_frames": undecodable,
+        "lost_packets": lost_packets(frames),
         "duration_s": len(pcm) / SAMPLE_RATE,
         "timestamp_duration_s": timestamp_duration_s(frames, last_samples),
         "rms": float(np.sqrt(np.mean(mono**2))) if len(mono) else 0.0,
