@@ -13,6 +13,8 @@ from voice_helpers import VoiceClient, joined_bot, tone_frames
 from emulator.discord import DiscordEmulator, EmulatorControl
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(params=[0, 1], ids=["transport-only", "dave"])
 async def voice_emu(request: pytest.FixtureRequest) -> AsyncIterator[DiscordEmulator]:
