@@ -168,7 +168,7 @@ class VoiceServer:
     async def stop(self) -> None:
         for session in list(self.sessions.values()):
             if session.ws is not None:
-                await session.ws.close(code=CLOSE_SERVER_CRASHED)
+                self._close_soon(session.ws, CLOSE_SERVER_CRASHED)
         if self._udp is not None:
             self._udp.close()
             self._udp = None

@@ -229,3 +229,54 @@ async def test_clearing_forgets_what_was_received(
     await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 2, "packets after clearing")
     await client.close()
     await gw.close()
+
+
+async def test_a_new_gateway_session_rejoins_and_its_audio_continues_the_recording(
+    dave_emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(dave_emu)
+    first_gw, first_grant = await joined_bot(dave_emu, http, s)
+    first = VoiceClient(http, first_grant)
+    await first.connect()
+    for opus in tone_frames(440.0, 0.1):
+        first.send_packet(first.packet(opus))
+    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 5, "the first runner's audio")
+
+    # Another runner takes the bot over: a new gateway session joins the same channel again.
+    second_gw, second_grant = await joined_bot(dave_emu, http, s)
+    assert second_grant.session_id != first_grant.session_id and second_grant.token != first_grant.token
+    second = VoiceClient(http, second_grant)
+    await second.connect()
+    assert await first.close_code() == 4006
+    first.send_packet(first.packet(tone_frames(440.0, 0.02)[0]))
+    for opus in tone_frames(440.0, 0.1):
+        second.send_packet(second.packet(opus))
+    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 10, "the second runner's audio")
+    await wait_until(lambda: dave_emu.voice.rejected["unknown_ssrc"] == 1, "the old SSRC refused")
+    assert recording_of(dave_emu, s.voice.id)["ssrcs"] == [first.ssrc, second.ssrc]
+    for client in (first, second):
+        await client.close()
+    for gw in (first_gw, second_gw):
+        await gw.close()
+
+
+async def test_with_dave_a_frame_without_the_e2ee_layer_is_refused(
+    dave_emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(dave_emu)
+    gw, grant = await joined_bot(dave_emu, http, s)
+    client = VoiceClient(http, grant)
+    await client.connect()
+    (opus,) = tone_frames(440.0, 0.02)
+    dave, client.dave = client.dave, None
+    client.send_packet(client.packet(opus))
+    client.send_packet(client.packet(b"\xf8\xff\xfe"))  # Opus silence stays clear under DAVE
+    client.dave = dave
+    client.send_packet(client.packet(opus))
+    await wait_until(
+        lambda: recording_of(dave_emu, s.voice.id)["packets"] == 2, "the silence and the E2EE frame"
+    )
+    got = recording_of(dave_emu, s.voice.id)
+    assert got["rejected"] == {"unencrypted_after_transition": 1} and got["e2ee_frames"] == 1
+    await client.close()
+    await gw.close()
