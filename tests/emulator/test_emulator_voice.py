@@ -4,11 +4,12 @@ discovery, rtpsize transport decryption, replay protection, DAVE, and the audio 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 from emulator_helpers import fast_config, scene
-from voice_helpers import VoiceClient, joined_bot, tone_frames
+from voice_helpers import VoiceClient, connected_bot, joined_bot, tone_frames
 
 from emulator.discord import DiscordEmulator, EmulatorControl
 from tests.waiting import wait_until
@@ -29,28 +30,28 @@ async def dave_emu() -> AsyncIterator[DiscordEmulator]:
         yield emulator
 
 
-def recording_of(emu: DiscordEmulator, channel_id: str) -> dict:
-    recordings = emu.voice.received(channel_id=channel_id)["recordings"]
+def recording_of(emu: DiscordEmulator, channel_id: str) -> dict[str, Any]:
+    recordings: list[dict[str, Any]] = emu.voice.received(channel_id=channel_id)["recordings"]
     assert len(recordings) == 1
     return recordings[0]
+
+
+async def packets_kept(emu: DiscordEmulator, channel_id: str, count: int, what: str) -> dict[str, Any]:
+    return await wait_until(
+        lambda: (r := recording_of(emu, channel_id))["packets"] == count and r, f"{count} packets: {what}"
+    )
 
 
 async def test_a_tone_sent_over_encrypted_udp_reads_back_as_that_tone(
     voice_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(voice_emu)
-    gw, grant = await joined_bot(voice_emu, http, s)
-    assert grant.endpoint == voice_emu.voice.endpoint
-    client = VoiceClient(http, grant)
-    await client.connect()
+    s, gw, client = await connected_bot(voice_emu, http)
+    assert client.endpoint == voice_emu.voice.endpoint
     await client.send(5, {"speaking": 1, "delay": 0, "ssrc": client.ssrc})
     frames = tone_frames(440.0, 1.0)
-    for opus in frames:
-        client.send_packet(client.packet(opus))
+    client.send_opus(frames)
     await client.send(5, {"speaking": 0, "delay": 0, "ssrc": client.ssrc})
-    await wait_until(
-        lambda: recording_of(voice_emu, s.voice.id)["packets"] == len(frames), "every tone packet to arrive"
-    )
+    await packets_kept(voice_emu, s.voice.id, len(frames), "the whole tone")
     await wait_until(lambda: recording_of(voice_emu, s.voice.id)["speaking"] == [1, 0], "both speaking ops")
 
     async with EmulatorControl(voice_emu.base_url) as control:
@@ -62,6 +63,7 @@ async def test_a_tone_sent_over_encrypted_udp_reads_back_as_that_tone(
     assert got["timestamp_duration_s"] == pytest.approx(1.0)
     assert got["dominant_hz"] == pytest.approx(440.0, abs=3.0)
     assert got["rms"] > 0.2
+    assert got["lost_packets"] == 0 and got["undecodable_frames"] == 0
     assert got["e2ee_frames"] == (len(frames) if voice_emu.config.voice_dave_protocol_version else 0)
     assert got["rejected"] == {} and received["rejected"] == {}
     await client.close()
@@ -71,10 +73,7 @@ async def test_a_tone_sent_over_encrypted_udp_reads_back_as_that_tone(
 async def test_wrong_key_and_replayed_nonce_are_rejected_and_counted(
     voice_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(voice_emu)
-    gw, grant = await joined_bot(voice_emu, http, s)
-    client = VoiceClient(http, grant)
-    await client.connect()
+    s, gw, client = await connected_bot(voice_emu, http)
     (opus,) = tone_frames(220.0, 0.02)
     client.send_packet(client.packet(opus, key=bytes(32)))
     genuine = client.packet(opus)
@@ -97,13 +96,10 @@ async def test_wrong_key_and_replayed_nonce_are_rejected_and_counted(
 async def test_identify_with_a_wrong_token_is_closed_4004(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
+    gw, client = await joined_bot(dave_emu, http, scene(dave_emu))
     hello = await client.open()
-    assert (
-        hello["op"] == 8 and hello["d"]["heartbeat_interval"] == dave_emu.config.voice_heartbeat_interval_ms
-    )
+    assert hello["op"] == 8
+    assert hello["d"]["heartbeat_interval"] == dave_emu.config.voice_heartbeat_interval_ms
     await client.identify(token="not-the-token")
     assert await client.close_code() == 4004
     await gw.close()
@@ -119,11 +115,9 @@ async def test_identify_with_a_wrong_token_is_closed_4004(
     ids=["unknown-session", "dave-required", "malformed"],
 )
 async def test_identify_that_does_not_match_the_grant_is_closed(
-    dave_emu: DiscordEmulator, http: aiohttp.ClientSession, change: dict, code: int
+    dave_emu: DiscordEmulator, http: aiohttp.ClientSession, change: dict[str, Any], code: int
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
+    gw, client = await joined_bot(dave_emu, http, scene(dave_emu))
     await client.open()
     await client.identify(**change)
     assert await client.close_code() == code
@@ -134,13 +128,12 @@ async def test_ops_before_identify_and_unknown_modes_are_closed(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
     s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    early = VoiceClient(http, grant)
+    gw, early = await joined_bot(dave_emu, http, s)
     await early.open()
     await early.send(5, {"speaking": 1, "delay": 0, "ssrc": 1})
     assert await early.close_code() == 4003
 
-    client = VoiceClient(http, grant)
+    client = VoiceClient(http, early.grant, early.endpoint)
     await client.open()
     await client.identify()
     await client.message(2)
@@ -152,9 +145,7 @@ async def test_ops_before_identify_and_unknown_modes_are_closed(
 async def test_heartbeat_is_acked_with_its_nonce(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
+    gw, client = await joined_bot(dave_emu, http, scene(dave_emu))
     await client.open()
     await client.send(3, {"t": 1234, "seq_ack": -1})
     assert (await client.message(6))["d"] == {"t": 1234}
@@ -165,30 +156,20 @@ async def test_heartbeat_is_acked_with_its_nonce(
 async def test_a_dropped_voice_connection_resumes_with_its_key_and_replay(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
-    await client.connect()
+    s, gw, client = await connected_bot(dave_emu, http)
     acked = client.seq_ack
     async with EmulatorControl(dave_emu.base_url) as control:
         assert await control.drop_voice(s.bot.id) == 1
     assert await client.close_code() == 4015
 
-    assert client.ws is not None
-    client.ws = await http.ws_connect(f"ws://{grant.endpoint}/?v=8")
-    await client.message(8)
-    g = client.grant
-    await client.send(
-        7, {"server_id": g.guild_id, "session_id": g.session_id, "token": g.token, "seq_ack": 1}
-    )
+    await client.resume(seq_ack=1)
     replayed = []
     while not isinstance(message := await client.receive(), dict) or message["op"] != 9:
         assert message is not None, "closed before RESUMED"
         replayed.append(client.seq_ack)
     assert replayed == list(range(2, acked + 1)), "everything after seq_ack 1 comes again, then RESUMED"
-    for opus in tone_frames(330.0, 0.2):
-        client.send_packet(client.packet(opus))
-    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 10, "packets after the resume")
+    client.send_opus(tone_frames(330.0, 0.2))
+    await packets_kept(dave_emu, s.voice.id, 10, "sent after the resume")
     await client.close()
     await gw.close()
 
@@ -196,37 +177,25 @@ async def test_a_dropped_voice_connection_resumes_with_its_key_and_replay(
 async def test_leaving_voice_closes_the_voice_connection_4014_and_it_cannot_resume(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
-    await client.connect()
+    s, gw, client = await connected_bot(dave_emu, http)
     await gw.send(4, {"guild_id": s.guild.id, "channel_id": None, "self_mute": False, "self_deaf": False})
     assert await client.close_code() == 4014
-
-    again = VoiceClient(http, grant)
-    await again.open()
-    g = grant
-    await again.send(7, {"server_id": g.guild_id, "session_id": g.session_id, "token": g.token, "seq_ack": 0})
-    assert await again.close_code() == 4006
+    await client.resume(seq_ack=0)
+    assert await client.close_code() == 4006
     await gw.close()
 
 
 async def test_clearing_forgets_what_was_received(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
-    await client.connect()
-    for opus in tone_frames(440.0, 0.1):
-        client.send_packet(client.packet(opus))
-    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 5, "the first packets")
+    s, gw, client = await connected_bot(dave_emu, http)
+    client.send_opus(tone_frames(440.0, 0.1))
+    await packets_kept(dave_emu, s.voice.id, 5, "before clearing")
     async with EmulatorControl(dave_emu.base_url) as control:
         await control.clear_voice_received()
     assert recording_of(dave_emu, s.voice.id)["packets"] == 0
-    for opus in tone_frames(440.0, 0.04):
-        client.send_packet(client.packet(opus))
-    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 2, "packets after clearing")
+    client.send_opus(tone_frames(440.0, 0.04))
+    await packets_kept(dave_emu, s.voice.id, 2, "after clearing")
     await client.close()
     await gw.close()
 
@@ -234,24 +203,18 @@ async def test_clearing_forgets_what_was_received(
 async def test_a_new_gateway_session_rejoins_and_its_audio_continues_the_recording(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    first_gw, first_grant = await joined_bot(dave_emu, http, s)
-    first = VoiceClient(http, first_grant)
-    await first.connect()
-    for opus in tone_frames(440.0, 0.1):
-        first.send_packet(first.packet(opus))
-    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 5, "the first runner's audio")
+    s, first_gw, first = await connected_bot(dave_emu, http)
+    first.send_opus(tone_frames(440.0, 0.1))
+    await packets_kept(dave_emu, s.voice.id, 5, "from the first runner")
 
     # Another runner takes the bot over: a new gateway session joins the same channel again.
-    second_gw, second_grant = await joined_bot(dave_emu, http, s)
-    assert second_grant.session_id != first_grant.session_id and second_grant.token != first_grant.token
-    second = VoiceClient(http, second_grant)
+    second_gw, second = await joined_bot(dave_emu, http, s)
+    assert second.grant.session_id != first.grant.session_id and second.grant.token != first.grant.token
     await second.connect()
     assert await first.close_code() == 4006
-    first.send_packet(first.packet(tone_frames(440.0, 0.02)[0]))
-    for opus in tone_frames(440.0, 0.1):
-        second.send_packet(second.packet(opus))
-    await wait_until(lambda: recording_of(dave_emu, s.voice.id)["packets"] == 10, "the second runner's audio")
+    first.send_opus(tone_frames(440.0, 0.02))
+    second.send_opus(tone_frames(440.0, 0.1))
+    await packets_kept(dave_emu, s.voice.id, 10, "from the second runner")
     await wait_until(lambda: dave_emu.voice.rejected["unknown_ssrc"] == 1, "the old SSRC refused")
     assert recording_of(dave_emu, s.voice.id)["ssrcs"] == [first.ssrc, second.ssrc]
     for client in (first, second):
@@ -263,20 +226,13 @@ async def test_a_new_gateway_session_rejoins_and_its_audio_continues_the_recordi
 async def test_with_dave_a_frame_without_the_e2ee_layer_is_refused(
     dave_emu: DiscordEmulator, http: aiohttp.ClientSession
 ) -> None:
-    s = scene(dave_emu)
-    gw, grant = await joined_bot(dave_emu, http, s)
-    client = VoiceClient(http, grant)
-    await client.connect()
+    s, gw, client = await connected_bot(dave_emu, http)
     (opus,) = tone_frames(440.0, 0.02)
     dave, client.dave = client.dave, None
-    client.send_packet(client.packet(opus))
-    client.send_packet(client.packet(b"\xf8\xff\xfe"))  # Opus silence stays clear under DAVE
+    client.send_opus([opus, b"\xf8\xff\xfe"])  # Opus silence stays clear under DAVE
     client.dave = dave
-    client.send_packet(client.packet(opus))
-    await wait_until(
-        lambda: recording_of(dave_emu, s.voice.id)["packets"] == 2, "the silence and the E2EE frame"
-    )
-    got = recording_of(dave_emu, s.voice.id)
+    client.send_opus([opus])
+    got = await packets_kept(dave_emu, s.voice.id, 2, "the silence and the E2EE frame")
     assert got["rejected"] == {"unencrypted_after_transition": 1} and got["e2ee_frames"] == 1
     await client.close()
     await gw.close()
