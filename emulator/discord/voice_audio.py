@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from discord.opus import Decoder, OpusError
@@ -19,8 +19,6 @@ from .world import Json
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
-# Frames kept per recording (20 ms each: 10 minutes); counts go on past it.
-FRAMES_KEPT = 30_000
 _FULL_SCALE = 32768.0
 
 
@@ -34,22 +32,28 @@ class ReceivedFrame:
     e2ee: bool
 
 
-@dataclass
 class Recording:
-    """One user's audio in one channel, across its connections (a reconnect gets a new SSRC)."""
+    """One user's audio in one channel, across its connections (a reconnect gets a new SSRC); the last
+    `frames_kept` frames are kept, the counts go on past them."""
 
-    guild_id: str
-    channel_id: str
-    user_id: str
-    ssrcs: list[int] = field(default_factory=list)
-    frames: deque[ReceivedFrame] = field(default_factory=lambda: deque(maxlen=FRAMES_KEPT))
-    packets: int = 0
-    speaking: list[int] = field(default_factory=list)
-    rejected: Counter[str] = field(default_factory=Counter)
+    def __init__(self, guild_id: str, channel_id: str, user_id: str, frames_kept: int) -> None:
+        self.guild_id = guild_id
+        self.channel_id = channel_id
+        self.user_id = user_id
+        self.ssrcs: list[int] = []
+        self.frames: deque[ReceivedFrame] = deque(maxlen=frames_kept)
+        self.packets = 0
+        self.speaking: list[int] = []
+        self.rejected: Counter[str] = Counter()
 
     def add(self, frame: ReceivedFrame) -> None:
         self.packets += 1
         self.frames.append(frame)
+
+    def pcm(self) -> np.ndarray:
+        """The kept frames decoded: int16 samples, shape (n, 2), 48 kHz."""
+        samples, _ = decode(list(self.frames))
+        return samples
 
 
 def decode(frames: list[ReceivedFrame]) -> tuple[np.ndarray, int]:

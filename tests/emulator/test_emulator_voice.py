@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from emulator_helpers import fast_config, scene
 from voice_helpers import VoiceClient, connected_bot, joined_bot, tone_frames
 
-from emulator.discord import DiscordEmulator, EmulatorControl
+from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -56,6 +57,11 @@ async def test_a_tone_sent_over_encrypted_udp_reads_back_as_that_tone(
 
     async with EmulatorControl(voice_emu.base_url) as control:
         received = await control.voice_received(guild_id=s.guild.id, channel_id=s.voice.id)
+        pcm = np.frombuffer(await control.voice_pcm(s.guild.id, s.voice.id, s.bot.id), dtype="<i2")
+        with pytest.raises(EmulatorError) as nothing:
+            await control.voice_pcm(s.guild.id, s.voice.id, s.alice.id)
+    assert nothing.value.status == 404
+    assert pcm.shape == (48_000 * 2,) and np.abs(pcm).max() > 10_000
     (got,) = received["recordings"]
     assert (got["guild_id"], got["channel_id"], got["user_id"]) == (s.guild.id, s.voice.id, s.bot.id)
     assert got["ssrcs"] == [client.ssrc]
