@@ -242,3 +242,38 @@ async def test_with_dave_a_frame_without_the_e2ee_layer_is_refused(
     assert got["rejected"] == {"unencrypted_after_transition": 1} and got["e2ee_frames"] == 1
     await client.close()
     await gw.close()
+
+
+@pytest.mark.parametrize(
+    ("steps", "code"),
+    [
+        ([(99, {})], 4001),
+        ([(0, None), (0, None)], 4005),
+        ([(26, b"key package")], 4003),
+        ([(0, None), (1, {"protocol": "webrtc", "data": {}})], 4012),
+    ],
+    ids=["unknown-opcode", "identify-twice", "binary-before-identify", "not-udp"],
+)
+async def test_protocol_errors_close_with_discords_codes(
+    dave_emu: DiscordEmulator, http: aiohttp.ClientSession, steps: list[tuple[int, Any]], code: int
+) -> None:
+    gw, client = await joined_bot(dave_emu, http, scene(dave_emu))
+    await client.open()
+    for op, data in steps:
+        if isinstance(data, bytes):
+            await client.send_binary(op, data)
+        elif op == 0:
+            await client.identify()
+        else:
+            await client.send(op, data)
+    assert await client.close_code() == code
+    await gw.close()
+
+
+async def test_a_silent_connection_is_closed_4009(http: aiohttp.ClientSession) -> None:
+    config = fast_config(voice_heartbeat_interval_ms=50, heartbeat_grace_s=0.0)
+    async with DiscordEmulator(config) as emu:
+        gw, client = await joined_bot(emu, http, scene(emu))
+        await client.open()
+        assert await client.close_code() == 4009
+        await gw.close()
