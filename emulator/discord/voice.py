@@ -381,12 +381,14 @@ class VoiceServer:
         )
         if session is None or expired:
             raise _Close(CLOSE_SESSION_INVALID, "Session is no longer valid.")
+        seq_ack = data.get("seq_ack", -1)
+        if not isinstance(seq_ack, int):
+            raise _Close(CLOSE_DECODE_ERROR, "seq_ack must be an integer")
         if session.ws is not None:
             self._close_soon(session.ws, CLOSE_SESSION_INVALID)
         session.ws, session.disconnected_at = ws, None
-        seq_ack = data.get("seq_ack", -1)
         for seq, message in list(session.sent):
-            if isinstance(seq_ack, int) and seq > seq_ack:
+            if seq > seq_ack:
                 await (ws.send_str(message) if isinstance(message, str) else ws.send_bytes(message))
         await ws.send_str(orjson.dumps({"op": OP_RESUMED, "d": None}).decode())
         return session
@@ -395,7 +397,11 @@ class VoiceServer:
         if data.get("protocol") != "udp":
             raise _Close(CLOSE_UNKNOWN_PROTOCOL, "Unknown protocol.")
         details = data.get("data")
-        if not isinstance(details, dict) or not isinstance(details.get("address"), str):
+        if (
+            not isinstance(details, dict)
+            or not isinstance(details.get("address"), str)
+            or not isinstance(details.get("port"), int)
+        ):
             raise _Close(CLOSE_DECODE_ERROR, "select protocol needs data.address, data.port and data.mode")
         if details.get("mode") != voice_rtp.TRANSPORT_MODE:
             raise _Close(CLOSE_UNKNOWN_ENCRYPTION_MODE, "Unknown encryption mode.")
