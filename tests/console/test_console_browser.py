@@ -181,13 +181,16 @@ async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_pat
 
 
 async def test_upgrading_through_checkout_raises_the_limits(
-    page: Page,
-    demo: RunningDemo,
-    stack_up: Settings,
+    page: Page, demo: RunningDemo, stack_up: Settings, tmp_path: Path
 ) -> None:
     await visit(page, demo, "#/deploy")
     await expect(page.locator("#limits")).to_contain_text("Tier: free")
     await upgrade_to_pro(page, demo, stack_up)
+    # Back from Checkout at the return address the API gave Stripe.
+    await page.goto(f"{demo.api_url}/console/#billing?checkout=done")
+    await expect(page.locator("#checkout-done")).to_be_visible()
+    await expect(page.locator("#plans [data-tier='pro']")).to_contain_text("current plan")
+    await screenshot(page, "console-billing", tmp_path)
     await visit(page, demo, "#/deploy")
     await expect(page.locator("#limits")).to_contain_text("Tier: pro")
     await expect(page.locator("#limits")).to_contain_text("custom_personality")
@@ -297,11 +300,7 @@ async def test_a_second_owner_deploys_a_copy_from_the_gallery(
 
 
 async def test_a_revoked_token_shows_in_token_health_and_the_inbox(
-    page: Page,
-    demo: RunningDemo,
-    control: EmulatorControl,
-    people: People,
-    tmp_path: Path,
+    page: Page, demo: RunningDemo, control: EmulatorControl, people: People
 ) -> None:
     bea = people.bea
     await control.revoke_token(bea.bot_id)
@@ -316,7 +315,6 @@ async def test_a_revoked_token_shows_in_token_health_and_the_inbox(
         return await page.locator("#inbox tr[data-kind='token_revoked']").count() > 0
 
     await wait_until(told, "the revoked token in the inbox", timeout_s=ANSWER_MS / 1000, every_s=1.0)
-    await screenshot(page, "console-inbox", tmp_path)
 
 
 async def test_the_author_unpublishes_from_the_gallery(page: Page, demo: RunningDemo, people: People) -> None:

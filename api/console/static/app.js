@@ -46,6 +46,11 @@ let routing = 0;
 async function route() {
   if (!session) return;
   const address = location.hash;
+  // Addresses written elsewhere without the slash (Stripe's return URL: #billing?checkout=done).
+  if (!address.startsWith("#/")) {
+    location.replace(`#/${address.slice(1) || "agents"}`);
+    return;
+  }
   const match = PAGES.map(([pattern, page]) => [address.match(pattern), page]).find(([found]) => found);
   if (!match) {
     location.hash = "#/agents";

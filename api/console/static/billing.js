@@ -13,7 +13,8 @@ export async function billingPage(view, session) {
   const returned = new URLSearchParams(location.hash.split("?")[1] || "").get("checkout");
   show(view,
     h("h2", {}, "Billing"),
-    returned === "success" ? h("div", { class: "message ok" }, "Thanks: your plan changes as soon as Stripe confirms the payment.") : null,
+    returned === "done" ? h("div", { class: "message ok", id: "checkout-done" }, "Thanks: your plan changes as soon as Stripe confirms the payment.") : null,
+    returned === "cancelled" ? h("div", { class: "message error", id: "checkout-cancelled" }, "Checkout was cancelled: your plan is unchanged.") : null,
     h("p", { id: "current-tier" }, `Your plan: `, h("b", {}, current), subscription?.status ? ` (${subscription.status})` : ""),
     status,
     h(
