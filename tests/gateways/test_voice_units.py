@@ -43,6 +43,7 @@ from gateways.voice.sources import (
     with_volume,
 )
 from gateways.voice.speech import Speech, espeak_audio
+from infra.stack import EDGE_PACKAGES, missing_edge_packages
 from models.events import VOICE_TRACK_END, VoiceTrackEnd
 
 KEY = bytes(range(32))
@@ -382,3 +383,9 @@ async def test_a_moving_bot_closes_its_player_without_reporting_an_end(tmp_path:
     await sink.next_frame()
     await player.close(None)
     assert ends.seen == []
+
+
+def test_the_stack_installs_what_voice_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(EDGE_PACKAGES) == {"ffmpeg", "espeak-ng", "libopus0"}
+    monkeypatch.setattr("shutil.which", lambda name: None if name == "espeak-ng" else f"/usr/bin/{name}")
+    assert missing_edge_packages() == ["espeak-ng"]
