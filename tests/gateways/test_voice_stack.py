@@ -5,6 +5,7 @@ Opus and measures what arrived (duration, level, dominant frequency, speaking fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -32,12 +33,12 @@ from models.events import VOICE_TRACK_END
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import World, read_topic, voice_manager
-from tests.gateways.test_gateway_shard import Deaths, api_base, make_fleet, new_bot
+from tests.gateways.test_gateway_shard import Deaths, api_base, http, make_fleet, new_bot
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(90)]
 
-__all__ = ["api_base"]  # a fixture of the shard tests, used here
+__all__ = ["api_base", "http"]  # fixtures of the shard tests, used here
 
 
 @dataclass
@@ -80,16 +81,22 @@ async def make_rig(
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-    yield session
-    await session.close()
-
-
-@pytest.fixture
 async def media() -> AsyncIterator[aiohttp.ClientSession]:
     async with media_session(allow_private=True) as session:
         yield session
+
+
+@contextlib.asynccontextmanager
+async def running(rig: VoiceRig) -> AsyncIterator[VoiceRig]:
+    """The rig's fleet and voice manager at work, as in a runner; closed after."""
+    tasks = [asyncio.create_task(rig.fleet.run()), asyncio.create_task(rig.voice.run())]
+    try:
+        yield rig
+    finally:
+        for task in tasks:
+            task.cancel()
+        await rig.voice.close()
+        await rig.fleet.close()
 
 
 @pytest.fixture
@@ -103,24 +110,55 @@ async def rig(
     media: aiohttp.ClientSession,
     library: Path,
 ) -> AsyncIterator[VoiceRig]:
-    rig = await make_rig(emulator, namespace, producer, redis_client, http, media, library)
-    running = [asyncio.create_task(rig.fleet.run()), asyncio.create_task(rig.voice.run())]
-    yield rig
-    for task in running:
-        task.cancel()
-    await rig.voice.close()
-    await rig.fleet.close()
+    async with running(
+        await make_rig(emulator, namespace, producer, redis_client, http, media, library)
+    ) as rig:
+        yield rig
 
 
-async def connected_bot(rig: VoiceRig, emulator: DiscordEmulator, world: World) -> BotCredentials:
+@dataclass
+class Heard:
+    """What the emulator's voice server received from one bot in one channel."""
+
+    emulator: DiscordEmulator
+    guild_id: str
+    channel_id: str
+    bot_id: str
+
+    def now(self) -> dict[str, Any]:
+        recordings = self.emulator.voice.received(self.guild_id, self.channel_id)["recordings"]
+        return next((r for r in recordings if r["user_id"] == self.bot_id), {"packets": 0, "speaking": []})
+
+    async def packets_grow(self, by: int, what: str) -> dict[str, Any]:
+        before = self.now()["packets"]
+        return await wait_until(lambda: (now := self.now())["packets"] >= before + by and now, what)
+
+    async def speaking_off(self, what: str) -> dict[str, Any]:
+        return await wait_until(lambda: (now := self.now())["speaking"][-1:] == [0] and now, what)
+
+
+async def in_channel(
+    rig: VoiceRig, emulator: DiscordEmulator, world: World, name: str
+) -> tuple[BotCredentials, Heard]:
+    """A new bot, connected, and a new voice channel for it."""
+    channel = emulator.add_channel(world.guild_id, name, type=2)
     bot = new_bot(emulator, world)
     assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
-    return bot
+    return bot, Heard(emulator, world.guild_id, channel.id, bot.bot_id)
 
 
-def received(emulator: DiscordEmulator, guild_id: str, channel_id: str, bot_id: str) -> dict[str, Any]:
-    recordings = emulator.voice.received(guild_id, channel_id)["recordings"]
-    return next((r for r in recordings if r["user_id"] == bot_id), {"packets": 0, "speaking": []})
+def play(bot: BotCredentials, heard: Heard, command: str, **fields: Any) -> VoicePlay:
+    return VoicePlay(
+        action_id=action_id(),
+        bot_id=bot.bot_id,
+        channel_id=heard.channel_id,
+        command=command,
+        **fields,
+    )
+
+
+def action_id() -> str:
+    return uuid.uuid4().hex
 
 
 async def track_ends(settings: Settings, namespace: str, bot_id: str, count: int) -> list[dict[str, Any]]:
@@ -137,35 +175,24 @@ async def track_ends(settings: Settings, namespace: str, bot_id: str, count: int
     return ends(records)
 
 
-def action_id() -> str:
-    return uuid.uuid4().hex
-
-
 async def test_a_library_tone_arrives_with_its_frequency_and_duration_and_the_end_is_published(
     rig: VoiceRig, emulator: DiscordEmulator, world: World, stack_up: Settings
 ) -> None:
-    channel = emulator.add_channel(world.guild_id, "Music", type=2)
-    bot = await connected_bot(rig, emulator, world)
+    bot, heard = await in_channel(rig, emulator, world, "Music")
     guild = world.guild_id
     await rig.voice.perform(
-        guild, VoiceJoin(action_id=action_id(), bot_id=bot.bot_id, channel_id=channel.id), bot
+        guild, VoiceJoin(action_id=action_id(), bot_id=bot.bot_id, channel_id=heard.channel_id), bot
     )
-    play = VoicePlay(
-        action_id=action_id(), bot_id=bot.bot_id, channel_id=channel.id, command="play", track="TONE440"
-    )
-    await rig.voice.perform(guild, play, bot)
+    await rig.voice.perform(guild, play(bot, heard, "play", track="TONE440"), bot)
     [end] = await track_ends(stack_up, rig.namespace, bot.bot_id, 1)
     assert end == {
         "schema_version": 1,
         "guild_id": guild,
-        "channel_id": channel.id,
+        "channel_id": heard.channel_id,
         "track": "TONE440",
         "reason": "finished",
     }
-    got = await wait_until(
-        lambda: (r := received(emulator, guild, channel.id, bot.bot_id))["speaking"][-1:] == [0] and r,
-        "the speaking flag dropped after the track",
-    )
+    got = await heard.speaking_off("the speaking flag dropped after the track")
     # 80 frames of tone, end-to-end encrypted (DAVE), and five of silence, which DAVE leaves as they are.
     assert got["packets"] == 85 and got["lost_packets"] == 0 and got["undecodable_frames"] == 0
     assert got["e2ee_frames"] == 80
@@ -180,36 +207,22 @@ async def test_a_library_tone_arrives_with_its_frequency_and_duration_and_the_en
 async def test_pause_stops_the_packets_resume_continues_and_a_volume_change_is_heard(
     rig: VoiceRig, emulator: DiscordEmulator, world: World, stack_up: Settings
 ) -> None:
-    channel = emulator.add_channel(world.guild_id, "Pausing", type=2)
-    bot = await connected_bot(rig, emulator, world)
+    bot, heard = await in_channel(rig, emulator, world, "Pausing")
     guild = world.guild_id
-
-    def play(command: str, **fields: Any) -> VoicePlay:
-        return VoicePlay(
-            action_id=action_id(), bot_id=bot.bot_id, channel_id=channel.id, command=command, **fields
-        )
-
-    await rig.voice.perform(guild, play("play", track="long660"), bot)
-    await wait_until(lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= 25, "audio")
-    await rig.voice.perform(guild, play("pause"), bot)
-    paused = await wait_until(
-        lambda: (r := received(emulator, guild, channel.id, bot.bot_id))["speaking"][-1:] == [0] and r,
-        "the speaking flag dropped on pause",
-    )
+    await rig.voice.perform(guild, play(bot, heard, "play", track="long660"), bot)
+    await heard.packets_grow(25, "audio")
+    await rig.voice.perform(guild, play(bot, heard, "pause"), bot)
+    paused = await heard.speaking_off("the speaking flag dropped on pause")
     # Nothing is sent while paused: the count is the same after a round trip through Redis and Kafka.
-    await rig.voice.perform(guild, play("volume", volume=50), bot)
-    assert received(emulator, guild, channel.id, bot.bot_id)["packets"] == paused["packets"]
-    await rig.voice.perform(guild, play("resume"), bot)
-    await wait_until(
-        lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= paused["packets"] + 25,
-        "audio again after resume",
-    )
-    resumed = received(emulator, guild, channel.id, bot.bot_id)
+    await rig.voice.perform(guild, play(bot, heard, "volume", volume=50), bot)
+    assert heard.now()["packets"] == paused["packets"]
+    await rig.voice.perform(guild, play(bot, heard, "resume"), bot)
+    resumed = await heard.packets_grow(25, "audio again after resume")
     assert resumed["speaking"][-2:] == [0, 1] and resumed["dominant_hz"] == pytest.approx(660, abs=5)
-    await rig.voice.perform(guild, play("skip"), bot)
+    await rig.voice.perform(guild, play(bot, heard, "skip"), bot)
     [end] = await track_ends(stack_up, rig.namespace, bot.bot_id, 1)
     assert (end["track"], end["reason"]) == ("long660", "skipped")
-    await rig.voice.perform(guild, play("play", track="no such title"), bot)
+    await rig.voice.perform(guild, play(bot, heard, "play", track="no such title"), bot)
     ends = await track_ends(stack_up, rig.namespace, bot.bot_id, 2)
     assert (ends[1]["track"], ends[1]["reason"]) == ("no such title", "failed")
     await rig.voice.perform(guild, VoiceLeave(action_id=action_id(), bot_id=bot.bot_id), bot)
@@ -230,23 +243,24 @@ async def test_a_reply_is_spoken_with_espeak_and_with_the_elevenlabs_voice(
     async with ElevenLabsCompatibleServer(api_key="xi-test") as elevenlabs:
         speech = Speech(AsyncElevenLabs(base_url=elevenlabs.root_url, api_key="xi-test"))
         rig = await make_rig(emulator, namespace, producer, redis_client, http, media, library, speech)
-        fleet_task = asyncio.create_task(rig.fleet.run())
-        try:
-            channel = emulator.add_channel(world.guild_id, "Talk", type=2)
-            bot = await connected_bot(rig, emulator, world)
+        async with running(rig):
+            bot, heard = await in_channel(rig, emulator, world, "Talk")
             guild = world.guild_id
             said = VoiceSpeak(
-                action_id=action_id(), bot_id=bot.bot_id, channel_id=channel.id, text="Hello, I am Luna."
+                action_id=action_id(),
+                bot_id=bot.bot_id,
+                channel_id=heard.channel_id,
+                text="Hello, I am Luna.",
             )
             await rig.voice.perform(guild, said, bot)  # joins the channel first
             [end] = await track_ends(stack_up, namespace, bot.bot_id, 1)
             assert (end["track"], end["reason"]) == (f"{SPEECH_PREFIX}{said.action_id}", "finished")
-            spoken = received(emulator, guild, channel.id, bot.bot_id)
+            spoken = heard.now()
             assert spoken["duration_s"] > 0.8 and spoken["rms"] > 0.01  # espeak's speech, not silence
             luna = VoiceSpeak(
                 action_id=action_id(),
                 bot_id=bot.bot_id,
-                channel_id=channel.id,
+                channel_id=heard.channel_id,
                 text="And now in my own voice.",
                 voice_id="voice-luna",
             )
@@ -256,40 +270,20 @@ async def test_a_reply_is_spoken_with_espeak_and_with_the_elevenlabs_voice(
             assert [(c.voice_id, c.text, c.status) for c in elevenlabs.calls] == [
                 ("voice-luna", "And now in my own voice.", 200)
             ]
-        finally:
-            fleet_task.cancel()
-            await rig.voice.close()
-            await rig.fleet.close()
 
 
 async def test_a_dropped_voice_socket_resumes_and_an_ended_session_is_joined_again(
     rig: VoiceRig, emulator: DiscordEmulator, world: World
 ) -> None:
-    channel = emulator.add_channel(world.guild_id, "Flaky", type=2)
-    bot = await connected_bot(rig, emulator, world)
+    bot, heard = await in_channel(rig, emulator, world, "Flaky")
     guild = world.guild_id
-    play = VoicePlay(
-        action_id=action_id(), bot_id=bot.bot_id, channel_id=channel.id, command="play", track="long660"
-    )
-    await rig.voice.perform(guild, play, bot)
-    await wait_until(lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= 10, "audio")
-    [ssrc] = received(emulator, guild, channel.id, bot.bot_id)["ssrcs"]
+    await rig.voice.perform(guild, play(bot, heard, "play", track="long660"), bot)
+    [ssrc] = (await heard.packets_grow(10, "audio"))["ssrcs"]
     assert emulator.voice.drop(bot.bot_id, 4015) == 1  # voice server crashed: RESUME, same session
-    before = received(emulator, guild, channel.id, bot.bot_id)["packets"]
-    await wait_until(
-        lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= before + 25,
-        "audio after resume",
-    )
-    assert received(emulator, guild, channel.id, bot.bot_id)["ssrcs"] == [ssrc]
+    assert (await heard.packets_grow(25, "audio after resume"))["ssrcs"] == [ssrc]
     assert emulator.voice.drop(bot.bot_id, 4006) == 1  # the session is gone: a new op 4, a new session
-    await wait_until(
-        lambda: len(received(emulator, guild, channel.id, bot.bot_id)["ssrcs"]) == 2, "a new session"
-    )
-    before = received(emulator, guild, channel.id, bot.bot_id)["packets"]
-    await wait_until(
-        lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= before + 25,
-        "audio after rejoin",
-    )
+    await wait_until(lambda: len(heard.now()["ssrcs"]) == 2, "a new session")
+    await heard.packets_grow(25, "audio after rejoin")
     voice = rig.voice.voices[(bot.bot_id, guild)]
     assert voice.player.track is not None and voice.player.track.track == "long660"
 
@@ -306,16 +300,11 @@ async def test_a_runner_taking_the_bot_over_rejoins_and_continues_the_track(
     media: aiohttp.ClientSession,
     library: Path,
 ) -> None:
-    channel = emulator.add_channel(world.guild_id, "Handover", type=2)
-    bot = await connected_bot(rig, emulator, world)
+    bot, heard = await in_channel(rig, emulator, world, "Handover")
     guild = world.guild_id
-    play = VoicePlay(
-        action_id=action_id(), bot_id=bot.bot_id, channel_id=channel.id, command="play", track="long660"
-    )
-    await rig.voice.perform(guild, play, bot)
-    await wait_until(
-        lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= 100, "two seconds"
-    )
+    started = play(bot, heard, "play", track="long660")
+    await rig.voice.perform(guild, started, bot)
+    await heard.packets_grow(100, "two seconds")
     store = VoiceStore(redis_client, namespace)
     saved = await wait_until(
         lambda: _saved_position(store, bot.bot_id), "a saved position past one second", timeout_s=10
@@ -325,25 +314,14 @@ async def test_a_runner_taking_the_bot_over_rejoins_and_continues_the_track(
     await rig.voice.release({bot.bot_id})
     await rig.fleet.disconnect({bot.bot_id})
     other = await make_rig(emulator, namespace, producer, redis_client, http, media, library)
-    fleet_task = asyncio.create_task(other.fleet.run())
-    try:
+    async with running(other):
         assert await (await other.fleet.connect(bot))[0].wait_ready(10)
         await other.voice.restore(bot)
         voice = other.voice.voices[(bot.bot_id, guild)]
-        assert voice.channel_id == channel.id and voice.player.track is not None
-        assert voice.player.track.play_id == play.action_id and voice.player.track.start_s >= saved
-        await wait_until(
-            lambda: len(received(emulator, guild, channel.id, bot.bot_id)["ssrcs"]) == 2, "a rejoin"
-        )
-        before = received(emulator, guild, channel.id, bot.bot_id)["packets"]
-        await wait_until(
-            lambda: received(emulator, guild, channel.id, bot.bot_id)["packets"] >= before + 25,
-            "the track again",
-        )
-    finally:
-        fleet_task.cancel()
-        await other.voice.close()
-        await other.fleet.close()
+        assert voice.channel_id == heard.channel_id and voice.player.track is not None
+        assert voice.player.track.play_id == started.action_id and voice.player.track.start_s >= saved
+        await wait_until(lambda: len(heard.now()["ssrcs"]) == 2, "a rejoin")
+        await heard.packets_grow(25, "the track again")
 
 
 async def _saved_position(store: VoiceStore, bot_id: str) -> float | None:
