@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from models.actions import VoiceJoin, VoiceLeave, VoicePlay, VoiceSpeak
 from models.events import VOICE_TRACK_END
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
-from tests.gateways.conftest import World, read_topic, voice_manager
+from tests.gateways.conftest import World, read_topic, tone, voice_manager
 from tests.gateways.test_gateway_shard import Deaths, api_base, http, make_fleet, new_bot
 from tests.waiting import wait_until
 
@@ -52,14 +51,8 @@ class VoiceRig:
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("music")
-    for title, frequency, seconds in [("tone440", 440, 1.6), ("long660", 660, 30)]:
-        subprocess.run(
-            [
-                "ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi",
-                "-i", f"sine=frequency={frequency}:duration={seconds}", str(root / f"{title}.ogg"),
-            ],
-            check=True,
-        )  # fmt: skip
+    tone(root / "tone440.ogg", 1.6, 440)
+    tone(root / "long660.ogg", 30, 660)
     return root
 
 
