@@ -8,10 +8,10 @@ endpoint's breaker and is retried after a backoff on another endpoint serving th
 
 A call is one POST of the chat completions wire protocol on the endpoint's aiohttp session (kept-alive
 connections, up to max_concurrency): the body encoded once per request with orjson, the response body parsed
-with orjson into a Completion. The openai SDK's request path (options, header merging, its httpx layer over
-the same aiohttp) cost more CPU than everything else the worker does per request (0.55 of 1.1 ms, py-spy at
-1,000 requests in flight); what it added over the protocol (the bearer token, status and timeout errors) is
-here in a few lines.
+with orjson into a Completion. The openai SDK's request path (options, header merging, its httpx2 layer over
+the same aiohttp) took half the worker's CPU per request (0.94-1.07 ms with it, 0.45-0.48 ms without, in
+bench/inference.py at 1,000 requests in flight); what it added over the protocol (the bearer token, status and
+timeout errors) is here in a few lines.
 """
 
 from __future__ import annotations
