@@ -26,7 +26,7 @@ from sinks.tables import Row, SinkTable
 from streams.catalog import TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
-from streams.sealing import DataKeys, open_envelope
+from streams.sealing import DataKeys, opened_or_clear
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +182,8 @@ class TopicSink(ConsumerService):
             try:
                 value = decode(record.value)
                 if isinstance(value, EventEnvelope):
-                    # The author's facts are in the sealed part; an erased author's event still counts,
-                    # without them.
-                    value = await open_envelope(value, self.keys) or value
+                    # The author's facts are in the sealed part.
+                    value = await opened_or_clear(value, self.keys)
                 rows.append(row_of(value))
             except CodecError as exc:
                 rejected.append((record, str(exc)))

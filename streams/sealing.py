@@ -154,6 +154,12 @@ async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelop
     return opened_with(envelope, key) if key is not None else None
 
 
+async def opened_or_clear(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope:
+    """For readers that count events whoever sent them (analytics, the playground): the envelope opened, or
+    its clear part alone when its subject was erased."""
+    return await open_envelope(envelope, keys) or envelope
+
+
 def opened_with(envelope: EventEnvelope, key: DataKey) -> EventEnvelope:
     """The envelope with its sealed part opened under `key` (unchanged when it has none)."""
     if envelope.sealed is None:
