@@ -28,13 +28,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
+from pydantic import Field
 
 from jobs.timeline import TimeWindow, merged, spans, to_ms
+from models.common import Strict
 from models.events import EventEnvelope, SealedData
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import CodecError, encode_key
 from streams.history import KafkaTools, Track, no_progress
-from streams.sealing import DataKeys, opened_with, sealed_with
+from streams.sealing import DataKeys, open_envelope, seal_envelope
 
 ENVELOPE_SCHEMA = pa.schema(
     [
@@ -48,8 +50,9 @@ ENVELOPE_SCHEMA = pa.schema(
         ("received_at", pa.timestamp("us", tz="UTC")),
         ("received_at_offset_s", pa.int32()),
         ("data", pa.string()),
-        # The sealed personal fields as their JSON text (null when the event has none): an export holds them
-        # sealed as the topic does, so erasing a user's key erases them from every export too.
+        # The sealed personal fields as the JSON text of the envelope's `sealed` and `sealed_references`
+        # (null when it has none): an export holds them sealed as the topic does, so erasing a user's key
+        # erases them from every export too.
         ("sealed", pa.string()),
         ("schema_version", pa.int32()),
         ("source_partition", pa.int32()),
@@ -107,15 +110,14 @@ def _content_allowed(envelope: EventEnvelope, content_guilds: frozenset[str]) ->
 async def exported_sealed(
     envelope: EventEnvelope, content_guilds: frozenset[str], keys: DataKeys
 ) -> EventEnvelope:
-    """`exported` for an event as the topic holds it: its content emptied inside the sealed part, which
-    stays sealed under the same key; an erased subject's event keeps its clear part alone."""
-    sealed = envelope.sealed
-    if sealed is None or _content_allowed(envelope, content_guilds):
+    """`exported` for an event as the topic holds it: its content emptied inside the sealed parts, which stay
+    sealed under their users' keys; an erased subject's event keeps its clear part alone."""
+    if envelope.sealed is None or _content_allowed(envelope, content_guilds):
         return exported(envelope, content_guilds)
-    key = await keys.data_key_by_id(sealed.key_id)
-    if key is None:
-        return envelope.model_copy(update={"sealed": None})
-    return sealed_with(exported(opened_with(envelope, key), content_guilds), key)
+    opened = await open_envelope(envelope, keys)
+    if opened is None:
+        return envelope.model_copy(update={"sealed": None, "sealed_references": []})
+    return await seal_envelope(exported(opened, content_guilds), keys)
 
 
 async def content_export_guilds(dsn: str) -> frozenset[str]:
@@ -156,7 +158,7 @@ def events_table(events: Sequence[StoredEvent]) -> pa.Table:
         "received_at": [_utc(e.received_at) for e in envelopes],
         "received_at_offset_s": [_offset_s(e.received_at) for e in envelopes],
         "data": [orjson.dumps(e.data).decode() for e in envelopes],
-        "sealed": [e.sealed.model_dump_json() if e.sealed is not None else None for e in envelopes],
+        "sealed": [_sealed_text(e) for e in envelopes],
         "schema_version": [e.schema_version for e in envelopes],
         "source_partition": [event.partition for event in events],
         "source_offset": [event.offset for event in events],
@@ -165,6 +167,21 @@ def events_table(events: Sequence[StoredEvent]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=ENVELOPE_SCHEMA).append_column(
         DAY, pa.array(days, pa.string())
     )
+
+
+class _SealedColumn(Strict):
+    """What the `sealed` column holds: the envelope's sealed parts."""
+
+    sealed: SealedData | None = None
+    sealed_references: list[SealedData] = Field(default_factory=list)
+
+
+def _sealed_text(envelope: EventEnvelope) -> str | None:
+    if envelope.sealed is None:
+        return None
+    return _SealedColumn(
+        sealed=envelope.sealed, sealed_references=envelope.sealed_references
+    ).model_dump_json()
 
 
 def _received_at(utc: datetime, offset_s: int | None) -> datetime:
@@ -177,6 +194,7 @@ def table_envelopes(table: pa.Table) -> Iterator[EventEnvelope]:
     """The envelopes of rows written by events_table, in the table's order."""
     for batch in table.to_batches(max_chunksize=10_000):
         for row in batch.to_pylist():
+            parts = _SealedColumn.model_validate_json(row["sealed"] or "{}")
             yield EventEnvelope(
                 schema_version=row["schema_version"],
                 event_id=row["event_id"],
@@ -188,7 +206,8 @@ def table_envelopes(table: pa.Table) -> Iterator[EventEnvelope]:
                 sequence=row["sequence"],
                 received_at=_received_at(row["received_at"], row["received_at_offset_s"]),
                 data=orjson.loads(row["data"]),
-                sealed=SealedData.model_validate_json(row["sealed"]) if row["sealed"] is not None else None,
+                sealed=parts.sealed,
+                sealed_references=parts.sealed_references,
             )
 
 

@@ -25,12 +25,14 @@ def partition_key(guild_id: str | None, bot_id: str) -> str:
 
 
 class SealedData(Strict):
-    """Personal fields of an event, AES-256-GCM encrypted under their subject's data key (streams/sealing.py).
+    """Personal fields of an event, AES-256-GCM encrypted under one user's data key (streams/sealing.py).
     The key id is random, so it names no one; destroying the key (erasure) leaves every copy unreadable."""
 
     key_id: str = Field(min_length=1, max_length=64)
     nonce: str = Field(min_length=1, max_length=32)  # base64
     ciphertext: str = Field(min_length=1)  # base64
+    # The one field a part about another user holds (the message replied to, ...); None: the subject's part.
+    field: str | None = Field(default=None, max_length=64)
 
 
 class EventEnvelope(Payload):
@@ -45,7 +47,11 @@ class EventEnvelope(Payload):
     received_at: datetime = Field(default_factory=utc_now)
     # The dispatch without its personal fields while `sealed` holds them; the whole dispatch otherwise.
     data: dict[str, Any]
+    # The personal fields of the user the event is about, under their key.
     sealed: SealedData | None = None
+    # Fields about other users (the message a reply quotes, the author of a message reacted to), each under
+    # that user's key, so erasing them erases these copies too.
+    sealed_references: list[SealedData] = Field(default_factory=list)
 
     @property
     def key(self) -> str:

@@ -38,6 +38,7 @@ PERSONAL_FIELDS = frozenset(
         "member",
         "user",
         "user_id",
+        "message_author_id",
         "mentions",
         "referenced_message",
         "message_snapshots",
@@ -79,28 +80,33 @@ class DataKeys(Protocol):
     async def data_key_by_id(self, key_id: str) -> DataKey | None: ...
 
 
-def _associated_data(event_id: str, key_id: str) -> bytes:
-    return f"deep-sealed\x00{event_id}\x00{key_id}".encode()
+def _associated_data(event_id: str, key_id: str, field: str | None) -> bytes:
+    return f"deep-sealed\x00{event_id}\x00{key_id}\x00{field or ''}".encode()
 
 
-def seal_fields(key: DataKey, event_id: str, fields: Mapping[str, Any]) -> SealedData:
+def seal_fields(
+    key: DataKey, event_id: str, fields: Mapping[str, Any], field: str | None = None
+) -> SealedData:
     nonce = os.urandom(NONCE_BYTES)
-    ciphertext = key.aead.encrypt(nonce, orjson.dumps(fields), _associated_data(event_id, key.key_id))
+    plaintext = orjson.dumps(fields)
+    ciphertext = key.aead.encrypt(nonce, plaintext, _associated_data(event_id, key.key_id, field))
     return SealedData(
         key_id=key.key_id,
         nonce=base64.b64encode(nonce).decode(),
         ciphertext=base64.b64encode(ciphertext).decode(),
+        field=field,
     )
 
 
 def open_fields(key: DataKey, event_id: str, sealed: SealedData) -> dict[str, Any]:
-    """The sealed fields; SealBroken when they were not sealed for this event under this key."""
+    """The sealed fields; SealBroken when they were not sealed for this event, this part, under this key."""
     if sealed.key_id != key.key_id:
         raise SealBroken(f"sealed: key id {sealed.key_id!r} asked, key {key.key_id!r} given")
     try:
         nonce = base64.b64decode(sealed.nonce, validate=True)
         ciphertext = base64.b64decode(sealed.ciphertext, validate=True)
-        plaintext = key.aead.decrypt(nonce, ciphertext, _associated_data(event_id, key.key_id))
+        associated = _associated_data(event_id, key.key_id, sealed.field)
+        plaintext = key.aead.decrypt(nonce, ciphertext, associated)
     except (binascii.Error, ValueError):
         raise SealBroken("sealed: nonce or ciphertext is not valid base64 of the right size") from None
     except InvalidTag:
@@ -108,61 +114,84 @@ def open_fields(key: DataKey, event_id: str, sealed: SealedData) -> dict[str, An
             f"sealed: does not open for event {event_id!r} under key {sealed.key_id!r} (tampered or moved)"
         ) from None
     fields = orjson.loads(plaintext)
-    if not isinstance(fields, dict):
-        raise SealBroken("sealed: the plaintext is not an object")
+    if not isinstance(fields, dict) or (sealed.field is not None and list(fields) != [sealed.field]):
+        raise SealBroken(f"sealed: the plaintext is not the object its part {sealed.field!r} holds")
     return fields
+
+
+def _user_id(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def subject_user_id(data: Mapping[str, Any]) -> str | None:
     """The user a dispatch is about: a message's author, an interaction's or a member event's user, a
     reaction's or a typing user's id. None for guild and channel objects, which are about no one person."""
     for holder in (data.get("author"), data.get("user"), (data.get("member") or {}).get("user")):
-        if isinstance(holder, dict) and isinstance(holder.get("id"), str | int):
-            return str(holder["id"])
-    user_id = data.get("user_id")
-    return str(user_id) if isinstance(user_id, str | int) and not isinstance(user_id, bool) else None
+        if isinstance(holder, dict) and (user_id := _user_id(holder.get("id"))) is not None:
+            return user_id
+    return _user_id(data.get("user_id"))
+
+
+def reference_owners(data: Mapping[str, Any], subject: str) -> dict[str, str]:
+    """{field: user} for the fields of a dispatch that are about another user than its subject: the message a
+    reply quotes (its author's words) and the author of a message reacted to."""
+    quoted = data.get("referenced_message")
+    owners = {
+        "referenced_message": subject_user_id(quoted) if isinstance(quoted, dict) else None,
+        "message_author_id": _user_id(data.get("message_author_id")),
+    }
+    return {name: owner for name, owner in owners.items() if owner is not None and owner != subject}
 
 
 async def seal_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope:
-    """The envelope with its subject's personal fields sealed under the subject's data key; unchanged when
-    the dispatch is about no one person."""
-    subject = subject_user_id(envelope.data)
+    """The envelope with its subject's personal fields sealed under the subject's data key, and the fields
+    about other users each under theirs; unchanged when the dispatch is about no one person."""
+    data = envelope.data
+    subject = subject_user_id(data)
     if subject is None:
         return envelope
-    return sealed_with(envelope, await keys.data_key_for(subject))
-
-
-def sealed_with(envelope: EventEnvelope, key: DataKey) -> EventEnvelope:
-    """The envelope with its personal fields sealed under `key` (unchanged when it has none)."""
-    personal = {name: value for name, value in envelope.data.items() if name in PERSONAL_FIELDS}
-    if not personal:
-        return envelope
-    clear = {name: value for name, value in envelope.data.items() if name not in PERSONAL_FIELDS}
+    references = {
+        name: await keys.data_key_for(owner) for name, owner in reference_owners(data, subject).items()
+    }
+    key = await keys.data_key_for(subject)
+    personal = {
+        name: value for name, value in data.items() if name in PERSONAL_FIELDS and name not in references
+    }
+    clear = {name: value for name, value in data.items() if name not in PERSONAL_FIELDS}
+    sealed_references = [
+        seal_fields(reference_key, envelope.event_id, {name: data[name]}, field=name)
+        for name, reference_key in references.items()
+    ]
     return envelope.model_copy(
-        update={"data": clear, "sealed": seal_fields(key, envelope.event_id, personal)}
+        update={
+            "data": clear,
+            "sealed": seal_fields(key, envelope.event_id, personal),
+            "sealed_references": sealed_references,
+        }
     )
 
 
 async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
     """The one way every consumer reads an event's dispatch: the envelope with its data whole again, or None
-    when its subject was erased (the key is destroyed: the personal fields are gone for good). Raises
-    SealBroken for a sealed part that was tampered with or moved."""
+    when its subject was erased (the key is destroyed: the personal fields are gone for good). A field about
+    another user who was erased is left out. Raises SealBroken for a sealed part tampered with or moved."""
     sealed = envelope.sealed
     if sealed is None:
         return envelope
     key = await keys.data_key_by_id(sealed.key_id)
-    return opened_with(envelope, key) if key is not None else None
+    if key is None:
+        return None
+    personal = open_fields(key, envelope.event_id, sealed)
+    for part in envelope.sealed_references:
+        reference_key = await keys.data_key_by_id(part.key_id)
+        if reference_key is not None:
+            personal.update(open_fields(reference_key, envelope.event_id, part))
+    return envelope.model_copy(
+        update={"data": {**envelope.data, **personal}, "sealed": None, "sealed_references": []}
+    )
 
 
 async def opened_or_clear(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope:
     """For readers that count events whoever sent them (analytics, the playground): the envelope opened, or
     its clear part alone when its subject was erased."""
     return await open_envelope(envelope, keys) or envelope
-
-
-def opened_with(envelope: EventEnvelope, key: DataKey) -> EventEnvelope:
-    """The envelope with its sealed part opened under `key` (unchanged when it has none)."""
-    if envelope.sealed is None:
-        return envelope
-    personal = open_fields(key, envelope.event_id, envelope.sealed)
-    return envelope.model_copy(update={"data": {**envelope.data, **personal}, "sealed": None})

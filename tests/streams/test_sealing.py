@@ -171,3 +171,49 @@ async def test_the_processors_skip_an_erased_event_instead_of_failing_on_it() ->
     here = await seal_envelope(said(SAM, "gone soon"), keys)
     keys.destroy(SAM)
     assert await engine.opened_for(here, keys) is None
+
+
+async def test_what_a_reply_quotes_is_sealed_under_the_quoted_authors_key_and_erased_with_it() -> None:
+    keys = MemoryDataKeys()
+    quoted = said(SAM, "my own words").data
+    data = message_data(
+        guild_id=GUILD, channel_id=CHANNEL, author=user(ALEX, "alex"), content="replying", referenced=quoted
+    )
+    reply = envelope("MESSAGE_CREATE", data, bot_id=BOT, guild_id=GUILD, channel_id=CHANNEL)
+    sealed = await seal_envelope(reply, keys)
+    assert b"my own words" not in DISCORD_EVENTS.codec.encode(sealed)
+    assert [(part.field, part.key_id) for part in sealed.sealed_references] == [
+        ("referenced_message", keys.by_user[SAM].key_id)
+    ]
+    assert await open_envelope(sealed, keys) == reply
+    # A part moved into the subject's place does not open there.
+    swapped = sealed.model_copy(
+        update={"sealed": sealed.sealed_references[0].model_copy(update={"field": None})}
+    )
+    with pytest.raises(SealBroken):
+        await open_envelope(swapped, keys)
+    keys.destroy(SAM)
+    opened = await open_envelope(sealed, keys)
+    assert opened is not None and "referenced_message" not in opened.data
+    assert (
+        opened.data["content"] == "replying"
+        and opened.data["message_reference"]["message_id"] == quoted["id"]
+    )
+
+
+async def test_the_author_of_a_message_reacted_to_is_sealed_under_their_own_key() -> None:
+    keys = MemoryDataKeys()
+    data = {
+        "user_id": SAM,
+        "channel_id": CHANNEL,
+        "message_id": "9",
+        "message_author_id": ALEX,
+        "guild_id": GUILD,
+    }
+    reaction = envelope("MESSAGE_REACTION_ADD", data, bot_id=BOT, guild_id=GUILD, channel_id=CHANNEL)
+    sealed = await seal_envelope(reaction, keys)
+    assert ALEX.encode() not in DISCORD_EVENTS.codec.encode(sealed)
+    assert [part.key_id for part in sealed.sealed_references] == [keys.by_user[ALEX].key_id]
+    keys.destroy(ALEX)
+    opened = await open_envelope(sealed, keys)
+    assert opened is not None and opened.data["user_id"] == SAM and "message_author_id" not in opened.data
