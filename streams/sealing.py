@@ -120,7 +120,8 @@ def open_fields(key: DataKey, event_id: str, sealed: SealedData) -> dict[str, An
 
 
 def _user_id(value: Any) -> str | None:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+    # A tuple, not `str | int`: this runs for every event, and a union type is slower to test against.
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def subject_user_id(data: Mapping[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from streams.sealing import open_envelope
@@ -74,7 +75,8 @@ async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
     since = await demo.last_seq()
     mine = await demo.control.post_user_message(you, f"<@{luna}> {secret}", demo.channels["general"])
     await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))  # answered as usual
-    theirs = await demo.control.post_user_message(demo.users[other], kept, demo.channels["general"])
+    them = demo.users[other]
+    theirs = await demo.control.post_user_message(them, kept, demo.channels["general"])
 
     records = await raw_events(
         demo, lambda rs: bool(carrying(rs, mine["id"])) and bool(carrying(rs, theirs["id"]))
@@ -85,18 +87,33 @@ async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
     my_copies, their_copies = carrying(records, mine["id"]), carrying(records, theirs["id"])
     assert not [r for r in my_copies if r.value is not None and you.encode() in r.value]
 
-    def decoded(copies: Records) -> list:
-        return [DISCORD_EVENTS.codec.decode(r.value) for r in copies]
+    def decoded(copies: Records) -> list[EventEnvelope]:
+        """The messages among the copies (the agents' reactions to them carry their ids too)."""
+        envelopes = [DISCORD_EVENTS.codec.decode(r.value) for r in copies]
+        return [envelope for envelope in envelopes if envelope.type == "MESSAGE_CREATE"]
 
+    # The member's message as each bot saw it, and Luna's answer, which quotes it.
+    said, quoting = [], []
     for envelope in decoded(my_copies):
         opened = await open_envelope(envelope, keys)
-        assert opened is not None and secret in opened.data["content"] and opened.data["author"]["id"] == you
+        assert opened is not None
+        if opened.data["author"]["id"] == you:
+            assert secret in opened.data["content"]
+            said.append(envelope)
+        elif "referenced_message" in opened.data:
+            assert secret in opened.data["referenced_message"]["content"]
+            quoting.append(envelope)
+    assert said and quoting
 
     assert await keys.destroy_user_keys(you) == 1
-    assert [await open_envelope(envelope, keys) for envelope in decoded(my_copies)] == [None] * len(my_copies)
-    for envelope in decoded(their_copies):
-        opened = await open_envelope(envelope, keys)
-        assert opened is not None and opened.data["content"] == kept
+    assert [await open_envelope(envelope, keys) for envelope in said] == [None] * len(said)
+    for envelope in quoting:
+        answer = await open_envelope(envelope, keys)
+        assert answer is not None and "referenced_message" not in answer.data
+    theirs_opened = [await open_envelope(envelope, keys) for envelope in decoded(their_copies)]
+    assert all(opened is not None for opened in theirs_opened)
+    by_them = [o.data["content"] for o in theirs_opened if o is not None and o.data["author"]["id"] == them]
+    assert by_them and set(by_them) == {kept}
 
     # The running gateway dropped the destroyed key: the member's next message is sealed under a new one,
     # which the processors open, and it is answered.
