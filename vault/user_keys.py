@@ -6,7 +6,8 @@ no one. Destroying a user's key is their crypto-shredding: every event copy seal
 Each process keeps the keys it uses in an LRU cache, so the hot path makes no database round trip per event.
 A destruction is announced with NOTIFY in the transaction that deletes the row, and every process listening
 drops its cached copy when it commits. A process caches only while it listens: a store whose listening
-connection is lost reads every key from the database until it listens again.
+connection is lost would miss destructions, so it reads every key from the database from then on (slower,
+never stale) until its process restarts.
 """
 
 from __future__ import annotations
