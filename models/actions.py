@@ -297,6 +297,7 @@ Action = Annotated[
     | VoiceJoin
     | VoiceLeave
     | VoicePlay
+    | VoiceSpeak
     | PresenceUpdate
     | InteractionResponse
     | MemberPersonaUpdate
