@@ -107,6 +107,9 @@ def texts(outputs) -> list[str]:
 
 
 def test_play_by_prefix_and_by_slash_command(engine: Engine) -> None:
+    lounge = snowflake()
+    voice = {"guild_id": GUILD, "user_id": KAI["id"], "channel_id": lounge, "session_id": "s"}
+    engine.handle_event(envelope("VOICE_STATE_UPDATE", voice, bot_id=MUSIC_BOT, guild_id=GUILD))
     first = say(engine, MUSIC_BOT, KAI, "!play lofi")
     assert texts(first) == ["Playing: lofi"]
     reply = next(a for a in first.actions if isinstance(a, Reply))
@@ -458,11 +461,12 @@ def test_seeded_configuration_is_applied_on_first_use_unless_older() -> None:
     music = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=MUSIC_BOT)
     seeded = {GUILD: routing(GUILD, music, version=2)}
     engine = Engine(new_tables(), seed=lambda key: seeded.pop(key, None))
-    assert texts(say(engine, MUSIC_BOT, KAI, "!play lofi")) == ["Playing: lofi"]
+    assert texts(say(engine, MUSIC_BOT, KAI, "!queue")) == ["The queue is empty."]
     assert engine.tables.routing[RoutingKey(GUILD).encode()].version == 2 and not seeded
     stale = {GUILD: routing(GUILD, version=1)}
     later = Engine(engine.tables, seed=lambda key: stale.pop(key, None))
-    assert texts(say(later, MUSIC_BOT, KAI, "!queue")) == ["Now playing: lofi"]
+    assert texts(say(later, MUSIC_BOT, KAI, "!queue")) == ["The queue is empty."]
+    assert later.tables.routing[RoutingKey(GUILD).encode()].version == 2 and not stale
 
 
 def test_member_joining_cheers_luna_up(engine: Engine) -> None:
