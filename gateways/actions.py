@@ -1,5 +1,5 @@
-"""What each action of `discord.actions` is on Discord's wire: a REST call, a gateway command, or audio
-control.
+"""What each action of `discord.actions` is on Discord's wire: a REST call, a gateway command, or work for
+the bot's voice connection.
 
 Pure: `plan(action, now)` is tested without a server; gateways/perform.py sends what it returns.
 """
@@ -38,6 +38,7 @@ from models.actions import (
     VoiceJoin,
     VoiceLeave,
     VoicePlay,
+    VoiceSpeak,
     Warn,
 )
 
@@ -81,25 +82,20 @@ class RestCall:
 
 @dataclass(frozen=True)
 class GatewayCommand:
-    """A payload sent on the bot's own gateway connection (presence, voice state)."""
+    """A payload sent on every gateway connection of the bot (a presence)."""
 
     payload: dict[str, Any]
-    # The guild whose shard must send it (a voice state); None: every shard of the bot (a presence).
-    guild_id: str | None = None
 
 
 @dataclass(frozen=True)
-class AudioCommand:
-    """Playback control for an audio node; this edge has none, so the runner records it (see perform.py)."""
+class VoiceCommand:
+    """Work for the bot's voice connection in a guild (gateways/voice): join, leave, playback, speech."""
 
-    guild_id: str | None
-    channel_id: str | None
-    command: str
-    track: str
-    volume: int | None
+    guild_id: str
+    action: VoiceJoin | VoiceLeave | VoicePlay | VoiceSpeak
 
 
-Plan = RestCall | GatewayCommand | AudioCommand
+Plan = RestCall | GatewayCommand | VoiceCommand
 
 
 def message_nonce(action_id: str) -> str:
@@ -450,18 +446,10 @@ def plan(action: Action, now: datetime) -> Plan:
             return _create_event(action)
         case SetScheduledEventStatus():
             return _event_status(action)
-        case VoiceJoin():
-            guild_id = _guild(action)
-            return GatewayCommand(protocol.voice_state_payload(guild_id, action.channel_id), guild_id)
-        case VoiceLeave():
-            guild_id = _guild(action)
-            return GatewayCommand(protocol.voice_state_payload(guild_id, None), guild_id)
+        case VoiceJoin() | VoiceLeave() | VoicePlay() | VoiceSpeak():
+            return VoiceCommand(_guild(action), action)
         case PresenceUpdate():
             return GatewayCommand(protocol.presence_payload(action.status, action.activity))
-        case VoicePlay():
-            return AudioCommand(
-                action.guild_id, action.channel_id, action.command, action.track, action.volume
-            )
 
 
 def report_text(report: Report, refusal: str | None) -> str:

@@ -38,17 +38,21 @@ LIBRARY_OPTIONS = frozenset(
 )
 
 
-def library_titles(root: Path) -> list[str]:
-    """Every audio file's title (its name without the extension) under `root`, sorted, each once; a
-    missing folder is an empty library."""
+def library_files(root: Path) -> dict[str, Path]:
+    """Every audio file under `root` by its title (its name without the extension, the first in path order
+    where two share one); a missing folder is an empty library."""
     if not root.is_dir():
-        return []
-    titles = {
-        path.stem[:MAX_CHOICE_LENGTH]
-        for path in root.rglob("*")
-        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and path.stem
-    }
-    return sorted(titles, key=lambda title: (title.casefold(), title))
+        return {}
+    files: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and path.stem:
+            files.setdefault(path.stem[:MAX_CHOICE_LENGTH], path)
+    return files
+
+
+def library_titles(root: Path) -> list[str]:
+    """Every audio file's title under `root`, sorted, each once."""
+    return sorted(library_files(root), key=lambda title: (title.casefold(), title))
 
 
 def matching_titles(titles: list[str], typed: str, limit: int = MAX_CHOICES) -> list[str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from datetime import datetime
 from typing import Any
 
-from models.events import EventEnvelope
+from models.events import VOICE_TRACK_END, EventEnvelope, VoiceTrackEnd
 
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 # Dispatches whose own `id` is the guild's or the channel's.
@@ -81,4 +82,22 @@ def interaction_envelope(bot_id: str, interaction: dict[str, Any], received_at: 
         sequence=0,
         received_at=received_at,
         data=interaction,
+    )
+
+
+def track_end_envelope(
+    bot_id: str, track_end: VoiceTrackEnd, play_id: str, received_at: datetime
+) -> EventEnvelope:
+    """The edge's own VOICE_TRACK_END, under the guild's key like the commands that started the track. Named
+    by the action that started it: a track ends once, whichever runner saw the end."""
+    return EventEnvelope(
+        # Hashed: an action id may be as long as an event id may be.
+        event_id=f"{bot_id}:voice-end:{hashlib.blake2b(play_id.encode(), digest_size=16).hexdigest()}",
+        bot_id=bot_id,
+        guild_id=track_end.guild_id,
+        channel_id=track_end.channel_id,
+        type=VOICE_TRACK_END,
+        sequence=0,
+        received_at=received_at,
+        data=track_end.model_dump(mode="json"),
     )

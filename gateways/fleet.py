@@ -36,6 +36,7 @@ from vault.store import HealthReason
 log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_S = 1.0
+VOICE_DISPATCHES = frozenset({"VOICE_STATE_UPDATE", "VOICE_SERVER_UPDATE"})
 HANDSHAKES_IN_FLIGHT = 64
 # CPython's asyncio gives every TLS connection a 256 KiB read buffer (sslproto.SSLProtocol.max_size): 305 KB
 # per wss:// connection in all, 3 GB for ten thousand bots. A smaller buffer only means more reads per TLS
@@ -51,6 +52,8 @@ def limit_tls_read_buffers(size: int = TLS_READ_BUFFER) -> None:
 TokenDeadHandler = Callable[[BotCredentials, HealthReason], Awaitable[None]]
 # Told of every INTERACTION_CREATE as it arrives (gateways/deferrals.py acknowledges it in time).
 InteractionHandler = Callable[[BotCredentials, dict[str, Any]], None]
+# Told of every VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE (gateways/voice/manager.py joins with them).
+VoiceHandler = Callable[[BotCredentials, str, dict[str, Any]], None]
 # Told which intents a bot identifies with, whenever the fleet learns them (at connect, after a 4014).
 IntentsHandler = Callable[[BotCredentials, int], Awaitable[None]]
 # What may go wrong asking Discord for a bot's layout; the runner's next roster round tries again.
@@ -77,6 +80,7 @@ class Fleet:
         on_token_dead: TokenDeadHandler,
         on_interaction: InteractionHandler | None = None,
         on_intents: IntentsHandler | None = None,
+        on_voice: VoiceHandler | None = None,
         handshakes_in_flight: int = HANDSHAKES_IN_FLIGHT,
     ) -> None:
         self.http = http
@@ -92,6 +96,7 @@ class Fleet:
         self._on_token_dead = on_token_dead
         self._on_interaction = on_interaction
         self._on_intents = on_intents
+        self._on_voice = on_voice
         self._codec = DISCORD_EVENTS.codec
         # bot id -> its shards, by shard id
         self.shards: dict[str, tuple[GatewayShard, ...]] = {}
@@ -251,6 +256,8 @@ class Fleet:
             shard.checkpoint.received(seq)
         if event_type == "INTERACTION_CREATE" and self._on_interaction is not None:
             self._on_interaction(shard.bot, data)
+        if event_type in VOICE_DISPATCHES and self._on_voice is not None:
+            self._on_voice(shard.bot, event_type, data)
         delivery = await self._producer.send(
             self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
         )

@@ -1,5 +1,5 @@
-"""Persona images for Discord, which takes avatars and banners as data URIs, fetched from the URLs owners put
-in their agents' configuration.
+"""Media fetched from the URLs owners give: persona images for Discord, which takes avatars and banners as
+data URIs, from their agents' configuration, and audio that voice plays.
 
 An owner's URL must not make the platform reach inside its own network (cloud metadata at 169.254.169.254,
 Redis, the configuration API): every address a URL leads to, its own and each redirect's, must be public.
@@ -12,8 +12,10 @@ development machine serving images on 127.0.0.1.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -22,7 +24,7 @@ from yarl import URL
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 MAX_REDIRECTS = 3
-FETCH_TIMEOUT_S = 15.0
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=15.0)
 
 
 class MediaRefused(Exception):
@@ -66,27 +68,42 @@ def media_session(allow_private: bool) -> aiohttp.ClientSession:
 
 async def image_data_uri(session: aiohttp.ClientSession, field: str, url: str, *, allow_private: bool) -> str:
     """The image at `url` as a data URI; raises MediaRefused naming `field`."""
-    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+    async with public_response(session, field, url, allow_private=allow_private) as response:
+        content_type = response.content_type
+        if response.status != 200 or content_type not in IMAGE_TYPES:
+            raise MediaRefused(f"{field}: answered {response.status} {content_type}")
+        data = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            data += chunk
+            if len(data) > IMAGE_MAX_BYTES:
+                raise MediaRefused(f"{field}: larger than {IMAGE_MAX_BYTES} bytes")
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+@contextlib.asynccontextmanager
+async def public_response(
+    session: aiohttp.ClientSession,
+    field: str,
+    url: str,
+    *,
+    allow_private: bool,
+    limits: aiohttp.ClientTimeout = FETCH_TIMEOUT,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The response at `url` after its redirects, every address on the way checked; a network failure, also
+    while the body is read inside the block, raises MediaRefused naming `field`."""
     target = _checked(field, url, allow_private)
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            async with session.get(target, timeout=timeout, allow_redirects=False) as response:
+            async with session.get(target, timeout=limits, allow_redirects=False) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     target = _checked(
                         field, str(target.join(URL(response.headers["Location"]))), allow_private
                     )
                     continue
-                content_type = response.content_type
-                if response.status != 200 or content_type not in IMAGE_TYPES:
-                    raise MediaRefused(f"{field}: answered {response.status} {content_type}")
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > IMAGE_MAX_BYTES:
-                        raise MediaRefused(f"{field}: larger than {IMAGE_MAX_BYTES} bytes")
+                yield response
+                return
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise MediaRefused(f"{field}: could not be fetched ({_reason(exc)})") from None
-        return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
     raise MediaRefused(f"{field}: more than {MAX_REDIRECTS} redirects")
 
 

@@ -18,13 +18,14 @@ import aiohttp
 import discord
 
 from gateways import actions
-from gateways.actions import AudioCommand, GatewayCommand, InvalidAction, RestCall
+from gateways.actions import GatewayCommand, InvalidAction, RestCall, VoiceCommand
 from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet
 from gateways.ledger import ActionLedger, Claim
 from gateways.media import MediaRefused, image_data_uri
 from gateways.rest import RestClients, is_unauthorized
 from gateways.shard import BotCredentials
+from gateways.voice.manager import VoiceFailed, VoiceManager
 from models.actions import (
     Action,
     CreateScheduledEvent,
@@ -81,6 +82,7 @@ class ActionPerformer:
         fleet: Fleet,
         deferrals: Deferrals,
         media: aiohttp.ClientSession,
+        voice: VoiceManager,
         allow_private_media: bool = False,
     ) -> None:
         """`media`: the session persona images are fetched with (gateways.media.media_session)."""
@@ -89,6 +91,7 @@ class ActionPerformer:
         self._fleet = fleet
         self._deferrals = deferrals
         self._media = media
+        self._voice = voice
         self._allow_private_media = allow_private_media
 
     async def perform(self, action: Action, bot: BotCredentials) -> Outcome:
@@ -162,7 +165,7 @@ class ActionPerformer:
                 if isinstance(action, TypingIndicator):
                     await self._keep_typing(plan, bot, action.delay_ms)
             case GatewayCommand():
-                shards = self._fleet.shards_for(bot.bot_id, plan.guild_id)
+                shards = self._fleet.shards_for(bot.bot_id, None)
                 if not shards:
                     raise Unperformable(f"{action.kind}: bot {bot.bot_id} has no gateway connection")
                 for shard in shards:
@@ -170,16 +173,11 @@ class ActionPerformer:
                         where = f"bot {bot.bot_id} shard {shard.shard_id}"
                         raise Unperformable(f"{action.kind}: {where} has no gateway connection")
                     await shard.command(plan.payload)
-            case AudioCommand():
-                # No audio node is attached to this edge (voice needs DAVE end to end encryption, which an
-                # audio node such as Lavalink provides): the command is recorded, not played.
-                log.info(
-                    "voice_play %s for bot %s in guild %s channel %s: no audio node, recorded only",
-                    plan.command,
-                    bot.bot_id,
-                    plan.guild_id,
-                    plan.channel_id,
-                )
+            case VoiceCommand():
+                try:
+                    await self._voice.perform(plan.guild_id, plan.action, bot)
+                except VoiceFailed as exc:
+                    raise Unperformable(f"{action.kind}: {exc}") from None
 
     async def _event_exists(self, create: RestCall, bot: BotCredentials) -> bool:
         """Whether a create's first attempt made the scheduled event (it may have landed before a crash)."""

@@ -44,10 +44,14 @@ from gateways.roster import RosterEntry, load_roster, roster_entry
 from gateways.sessions import SessionStore, connect_redis
 from gateways.shard import BotCredentials
 from gateways.tokens import TokenGuard
+from gateways.voice.manager import VoiceManager
+from gateways.voice.speech import Speech
+from gateways.voice.store import VoiceStore
 from models.actions import Action
+from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS
-from streams.codec import CodecError
+from streams.codec import CodecError, encode_key
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 from vault.errors import VaultError
 from vault.store import TokenVault
@@ -123,6 +127,15 @@ class Runner(ConsumerService):
         self.deferrals.received(bot, interaction)
         self.autocompleter.received(bot, interaction)
 
+    def _voice_dispatched(self, bot: BotCredentials, event_type: str, data: dict[str, Any]) -> None:
+        self.voice.dispatched(bot, event_type, data)
+
+    async def _publish_event(self, envelope: EventEnvelope) -> None:
+        """An event of the edge's own (a voice track's end) on `discord.events`."""
+        await self.producer.send_and_wait(
+            self.events_topic, DISCORD_EVENTS.codec.encode(envelope), key=encode_key(envelope.key)
+        )
+
     async def run(self) -> None:
         settings, config = self.settings, self.config
         use_api_base(settings.discord_api_base)
@@ -182,6 +195,7 @@ class Runner(ConsumerService):
             on_token_dead=self.guard.revoke,
             on_interaction=self._interaction_received,
             on_intents=self._intents_learned,
+            on_voice=self._voice_dispatched,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
         self.verify_keys = VerifyKeys(self.redis, settings.topic_namespace)
@@ -190,12 +204,24 @@ class Runner(ConsumerService):
         self.guard.on_revoked(self.fleet.abandon)
         self.guard.on_revoked(self._forget)
         self.media = media_session(settings.media_allow_private)
+        self.voice = VoiceManager(
+            fleet=self.fleet,
+            http=self.http,
+            gateway_url=settings.discord_gateway_url,
+            library_root=settings.music_library_dir,
+            media=self.media,
+            allow_private_media=settings.media_allow_private,
+            speech=Speech.from_settings(settings.elevenlabs_url, settings.elevenlabs_api_key),
+            publish=self._publish_event,
+            store=VoiceStore(self.redis, settings.topic_namespace),
+        )
         self.performer = ActionPerformer(
             ActionLedger(self.redis, settings.topic_namespace),
             self.rest,
             self.fleet,
             self.deferrals,
             self.media,
+            self.voice,
             allow_private_media=settings.media_allow_private,
         )
         await self.producer.start()
@@ -206,6 +232,7 @@ class Runner(ConsumerService):
                 asyncio.create_task(self.actions.run(), name="consume-actions"),
                 asyncio.create_task(self._reconcile_loop(), name="roster"),
                 asyncio.create_task(self.fleet.run(), name="fleet"),
+                asyncio.create_task(self.voice.run(), name="voice"),
                 asyncio.create_task(self._evict_idle(), name="evict-idle"),
             ]
             stop = asyncio.create_task(self._stop.wait(), name="stop")
@@ -225,6 +252,7 @@ class Runner(ConsumerService):
         # Actions committed and bots disconnected with their checkpoints before leaving the group, so whoever
         # takes the partitions over starts where this runner stopped.
         await self._let_go(set(self.assigned))
+        await self.voice.close()
         await self.fleet.close()
         try:
             await self.actions.close()
@@ -274,6 +302,7 @@ class Runner(ConsumerService):
         self._wake.set()
 
     async def _release(self, bot_ids: set[str]) -> None:
+        await self.voice.release(bot_ids)
         await self.fleet.disconnect(bot_ids)
         for bot_id in bot_ids:
             self.rest.drop(bot_id)
@@ -326,8 +355,11 @@ class Runner(ConsumerService):
                 async with slots:
                     bot = await self._bot(bot_id)
                 # Ownership may have moved while the token was decrypted.
-                if bot is not None and bot_partition(bot_id, self.partitions) in self.assigned:
-                    await self.fleet.connect(bot)
+                if bot is None or bot_partition(bot_id, self.partitions) not in self.assigned:
+                    return
+                if await self.fleet.connect(bot):
+                    # Its voice channels, if an earlier owner had it in any: rejoined, the track goes on.
+                    self.voice.restore_soon(bot)
 
             await asyncio.gather(*(connect(bot_id) for bot_id in missing))
 

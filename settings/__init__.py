@@ -136,6 +136,10 @@ class Settings:
     # The music library: audio files whose titles /play offers as a member types (and that voice plays
     # from). One folder for the platform, not per agent: an owner's configuration never names server paths.
     music_library_dir: Path
+    # ElevenLabs, which speaks an agent's replies in voice channels when its owner chose an ElevenLabs voice
+    # (without one, the offline espeak-ng speaks): the API's base URL (no /v1) and its key.
+    elevenlabs_url: str
+    elevenlabs_api_key: str = field(repr=False)
     # The public base URL of the interactions receiver (`deep gateway interactions`): each bot's application
     # gets `<url>/<bot id>` as its Interactions Endpoint URL, so Discord POSTs slash commands there and no
     # runner crash can leave one unacknowledged. Empty: interactions come over the gateway session.
@@ -246,6 +250,8 @@ def load_settings() -> Settings:
         media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
         music_library_dir=Path(_env("DEEP_MUSIC_LIBRARY", str(state_dir / "music"))).resolve(),
         interactions_url=_interactions_url(_env("DEEP_INTERACTIONS_URL", "")),
+        elevenlabs_url=_env("ELEVENLABS_URL", "https://api.elevenlabs.io"),
+        elevenlabs_api_key=_env("ELEVENLABS_API_KEY", ""),
         openai_base_url=_env("OPENAI_BASE_URL", ""),
         openai_api_key=_env("OPENAI_API_KEY", ""),
         inference_endpoints=_env("INFERENCE_ENDPOINTS", ""),

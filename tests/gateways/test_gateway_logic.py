@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from gateways import protocol
 from gateways.actions import (
-    AudioCommand,
     GatewayCommand,
     InvalidAction,
     RestCall,
+    VoiceCommand,
     created_before,
     deferral_call,
     deferred_answer,
@@ -60,6 +60,7 @@ from models.actions import (
     VoiceJoin,
     VoiceLeave,
     VoicePlay,
+    VoiceSpeak,
     Warn,
 )
 from models.commands import builtin_command
@@ -506,18 +507,19 @@ def test_persona_update_inlines_images_and_clears_with_an_empty_url() -> None:
         plan(MemberPersonaUpdate(action_id="a", **BASE), NOW)
 
 
-def test_gateway_commands_and_audio() -> None:
-    join = plan(VoiceJoin(action_id="a", channel_id=CHANNEL, **BASE), NOW)
-    leave = plan(VoiceLeave(action_id="a", **BASE), NOW)
+def test_presence_is_a_gateway_command_and_voice_goes_to_the_voice_connection() -> None:
     presence = plan(PresenceUpdate(action_id="a", status="idle", activity="dreaming", **BASE), NOW)
-    play = plan(VoicePlay(action_id="a", command="play", track="song", **BASE), NOW)
-    assert isinstance(join, GatewayCommand) and join.payload["op"] == 4
-    assert join.payload["d"]["channel_id"] == CHANNEL
-    assert isinstance(leave, GatewayCommand) and leave.payload["d"]["channel_id"] is None
     assert isinstance(presence, GatewayCommand) and presence.payload["op"] == 3
     assert presence.payload["d"]["status"] == "idle"
     assert presence.payload["d"]["activities"][0]["state"] == "dreaming"
-    assert isinstance(play, AudioCommand) and (play.command, play.track) == ("play", "song")
+    voice_actions = [
+        VoiceJoin(action_id="a", channel_id=CHANNEL, **BASE),
+        VoiceLeave(action_id="a", **BASE),
+        VoicePlay(action_id="a", command="play", track="song", **BASE),
+        VoiceSpeak(action_id="a", channel_id=CHANNEL, text="hello", **BASE),
+    ]
+    for action in voice_actions:
+        assert plan(action, NOW) == VoiceCommand(GUILD, action)
 
 
 def test_each_interaction_has_a_rate_limit_bucket_of_its_own() -> None:
