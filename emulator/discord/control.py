@@ -97,6 +97,12 @@ class VoiceIn(_In):
     self_deaf: bool = False
 
 
+class VoiceDropIn(_In):
+    bot_id: Snowflake | None = None
+    # 4015 (voice server crashed) asks the client to RESUME; 4014/4006 end the session.
+    code: int = Field(4015, ge=4000, le=4999)
+
+
 class InterestIn(_In):
     user_id: Snowflake
     interested: bool = True
@@ -357,6 +363,22 @@ async def voice(request: web.Request) -> web.Response:
     return json_response(state)
 
 
+async def voice_received(request: web.Request) -> web.Response:
+    """Per (guild, channel, user): packets, duration, level, dominant frequency, jitter, speaking flags."""
+    q = request.query
+    return json_response(_engine(request).voice.received(q.get("guild_id"), q.get("channel_id")))
+
+
+async def clear_voice_received(request: web.Request) -> web.Response:
+    _engine(request).voice.clear()
+    return no_content()
+
+
+async def drop_voice(request: web.Request) -> web.Response:
+    target = await _parse(request, VoiceDropIn)
+    return json_response({"dropped": _engine(request).voice.drop(target.bot_id, target.code)})
+
+
 # --- observing and breaking --------------------------------------------------------------------------------
 
 
@@ -482,6 +504,9 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/polls/end", end_poll),
         ("POST", "/interactions", invoke),
         ("POST", "/voice", voice),
+        ("GET", "/voice/received", voice_received),
+        ("DELETE", "/voice/received", clear_voice_received),
+        ("POST", "/voice/drop", drop_voice),
         ("GET", "/actions", actions),
         ("GET", "/stats", stats),
         ("POST", "/gateway/drop", drop),

@@ -73,6 +73,7 @@ class DiscordEmulator(Engine):
         bound_port = runner.addresses[0][1]
         self.base_url = (self.config.public_url or f"http://{_url_host(host)}:{bound_port}").rstrip("/")
         self._set_gateway_url()
+        await self.voice.start(host)
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
         return self.base_url
 
@@ -105,6 +106,7 @@ class DiscordEmulator(Engine):
         for posting in list(self._posting):
             posting.cancel()
         await self.endpoints.close()
+        await self.voice.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
