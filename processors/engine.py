@@ -151,7 +151,7 @@ from processors.routines import (
 )
 from processors.safety import classify, rating_gate, safe_reply
 from processors.sentiment import sentiment
-from processors.speech import speaks_in_voice, spoken_text, voice_id, voice_joins
+from processors.speech import joins_on_connect, speaks_in_voice, spoken_text, voice_id, voice_joins
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
 from processors.trivia import trivia_board
@@ -411,6 +411,11 @@ class Engine:
                 except ValidationError as exc:
                     raise MalformedEvent(f"{kind}: invalid {', '.join(error_paths(exc))}") from None
                 _store(self.tables.directory, directory_key, updated)
+                if kind == "GUILD_CREATE" and updated is not None:
+                    joins = joins_on_connect(
+                        self.routing(envelope.key), envelope.bot_id, updated, envelope.event_id
+                    )
+                    return Outputs(actions=list(joins))
             return Outputs()
         if kind == "MESSAGE_CREATE":
             return self._message(envelope)

@@ -80,7 +80,7 @@ def handle_music(
         updated = current.model_copy(
             update={**changes, "applied": remember_applied(current.applied, emit.cause_id)}
         )
-        volume = updated.volume if command == "volume" else None
+        volume = updated.volume if command in ("play", "volume") else None
         action = emit.action(VoicePlay, channel_id=channel, command=command, track=track, volume=volume)
         return Outcome(Say(say, title="Music"), [action], state=updated)
 
@@ -119,10 +119,11 @@ def handle_music(
     if name == "skip":
         if current.queue:
             following, *rest = current.queue
+            # Playing the next track cuts the current one (its end comes back as skipped).
             changes = {"now_playing": following, "queue": rest, "paused": False}
-            return control("skip", f"Skipped: {playing}. Playing: {following}", changes, following)
+            return control("play", f"Skipped: {playing}. Playing: {following}", changes, following)
         return control(
-            "stop", f"Skipped: {playing}. The queue is empty.", {"now_playing": None, "paused": False}
+            "skip", f"Skipped: {playing}. The queue is empty.", {"now_playing": None, "paused": False}
         )
     if name == "pause":
         if current.paused:

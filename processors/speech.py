@@ -61,6 +61,15 @@ def _voice_home(deployed: DeployedAgent, directory: GuildDirectory | None) -> st
     return voice_channel(deployed, directory)
 
 
+def _join_home(deployed: DeployedAgent, directory: GuildDirectory | None, cause_id: str) -> list[VoiceJoin]:
+    """Join the agent's voice channel unless the guild shows its bot there already."""
+    home = _voice_home(deployed, directory)
+    bot_id = deployed.deployment.bot_id
+    if home is None or (directory is not None and directory.voice_channel_of.get(bot_id) == home):
+        return []
+    return [Emitter(cause_id, deployed, deployed.deployment.guild_id).action(VoiceJoin, channel_id=home)]
+
+
 def voice_joins(
     record: RoutingRecord, previous: RoutingRecord | None, directory: GuildDirectory | None
 ) -> list[VoiceJoin]:
@@ -69,13 +78,24 @@ def voice_joins(
         str(d.deployment.deployment_id): _voice_home(d, directory)
         for d in (previous.deployments if previous is not None else [])
     }
-    joins = []
-    for deployed in record.deployments:
-        if deployed.deployment.guild_id != record.key:
-            continue  # a direct-message record: voice is in guilds
-        home = _voice_home(deployed, directory)
-        if home is None or before.get(str(deployed.deployment.deployment_id)) == home:
-            continue
-        emit = Emitter(f"deploy:{record.key}:{record.version}", deployed, deployed.deployment.guild_id)
-        joins.append(emit.action(VoiceJoin, channel_id=home))
-    return joins
+    return [
+        join
+        for deployed in record.deployments
+        # A direct-message record has no voice.
+        if deployed.deployment.guild_id == record.key
+        and before.get(str(deployed.deployment.deployment_id)) != _voice_home(deployed, directory)
+        for join in _join_home(deployed, directory, f"deploy:{record.key}:{record.version}")
+    ]
+
+
+def joins_on_connect(
+    record: RoutingRecord | None, bot_id: str, directory: GuildDirectory, cause_id: str
+) -> list[VoiceJoin]:
+    """A bot's speaking agents join their voice channel when the bot connects to the guild (GUILD_CREATE):
+    after a restart, or when the channel's name could not be resolved at deployment."""
+    return [
+        join
+        for deployed in (record.deployments if record is not None else [])
+        if deployed.deployment.bot_id == bot_id and deployed.deployment.guild_id == directory.guild_id
+        for join in _join_home(deployed, directory, cause_id)
+    ]

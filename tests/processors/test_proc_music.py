@@ -112,14 +112,14 @@ def test_skip_advances_and_stops_at_the_end() -> None:
     queue = MusicQueue(now_playing="a", queue=["b", "c"])
     skipped, queue = music("skip", queue)
     assert skipped.say is not None and skipped.say.text == "Skipped: a. Playing: b"
-    assert voice(skipped.actions) == [("play", "skip", "b")]
+    assert voice(skipped.actions) == [("play", "play", "b")]
     assert queue is not None and (queue.now_playing, queue.queue) == ("b", ["c"])
     listing, _ = music("queue", queue)
     assert listing.say is not None and listing.say.text == "Now playing: b\nUp next:\n1. c"
     _, queue = music("skip", queue)
     last, queue = music("skip", queue)
     assert last.say is not None and last.say.text == "Skipped: c. The queue is empty."
-    assert voice(last.actions) == [("play", "stop", "")]
+    assert voice(last.actions) == [("play", "skip", "")]
     nothing, _ = music("skip", queue)
     assert nothing.say is not None and nothing.say.text == "Nothing is playing." and nothing.state is None
 

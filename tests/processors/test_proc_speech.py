@@ -128,3 +128,21 @@ def test_a_reply_is_also_said_in_the_voice_channel_the_agent_is_in() -> None:
     assert any(isinstance(a, Reply) for a in actions)
     assert (spoken.channel_id, spoken.voice_id, spoken.bot_id) == (LOUNGE, "voice-luna", BOT)
     assert "Good evening" in spoken.text and "*" not in spoken.text
+
+
+def test_a_speaking_agent_joins_when_its_bot_connects_unless_it_is_there() -> None:
+    engine = Engine(Tables(*({} for _ in fields(Tables))))
+    # Deployed before the guild was known: "#lounge" could not be resolved then.
+    companion = deployed(luna_with(), guild_id=GUILD, bot_id=BOT, tier=Tier.business)
+    assert not any(isinstance(a, VoiceJoin) for a in engine.deploy(routing(GUILD, companion)).actions)
+    channels = [{"id": LOUNGE, "name": "lounge", "type": 2, "position": 0}]
+
+    def connected(voice_states: list[dict[str, str]]) -> list[object]:
+        created = {"id": GUILD, "name": "g", "channels": channels, "roles": [], "voice_states": voice_states}
+        return list(
+            engine.handle_event(envelope("GUILD_CREATE", created, bot_id=BOT, guild_id=GUILD)).actions
+        )
+
+    [join] = connected([])
+    assert isinstance(join, VoiceJoin) and (join.channel_id, join.bot_id) == (LOUNGE, BOT)
+    assert connected([{"user_id": BOT, "channel_id": LOUNGE}]) == []
