@@ -59,6 +59,8 @@ class AgentPlan:
     description: str | None = None
     # The channels the agent keeps to (names); None: every channel its bot sees.
     text_channels: tuple[str, ...] | None = None
+    # The voice channels it joins and speaks in (names); None: the preset's.
+    voice_channels: tuple[str, ...] | None = None
 
 
 AGENTS = (
@@ -73,7 +75,8 @@ AGENTS = (
         enabled_commands=("warnings",),
         description="Auto-moderation: spam, repeated messages, links outside youtube.com and discord.com.",
     ),
-    AgentPlan("luna", "luna", "Luna", "~"),
+    # Luna hangs out in the Lounge and says her replies there too.
+    AgentPlan("luna", "luna", "Luna", "~", voice_channels=(VOICE_CHANNEL,)),
     AgentPlan("nova", "nova", "Nova", "n!"),
     AgentPlan("kai", "kai", "Kai", "k!"),
     # Sage keeps to #general: a character that cannot see a channel never learns what is said there.
@@ -90,8 +93,13 @@ def agent_config(plan: AgentPlan, preset: AgentConfig) -> AgentConfig:
         changes["enabled_commands"] = list(plan.enabled_commands)
     if plan.description is not None:
         changes["description"] = plan.description
+    channels = preset.channels.model_dump()
     if plan.text_channels is not None:
-        changes["channels"] = {**preset.channels.model_dump(), "text_channels": list(plan.text_channels)}
+        channels["text_channels"] = list(plan.text_channels)
+    if plan.voice_channels is not None:
+        channels["voice_channels"] = list(plan.voice_channels)
+    if channels != preset.channels.model_dump():
+        changes["channels"] = channels
     # Validated again: a change that breaks the configuration's own rules fails here, not at the API.
     return AgentConfig.model_validate({**preset.model_dump(), **changes})
 
