@@ -13,7 +13,7 @@ from emulator.discord import BotSpec, ChannelSpec, GuildSpec, UserSpec, WorldSpe
 from emulator.discord.ids import SnowflakeGenerator
 from emulator.discord.spec import CHANNEL_VOICE
 from models.agent import AgentConfig
-from models.tools import Tool
+from models.tools import COMMANDS_BY_TOOL, Tool
 
 GUILD_NAME = "Deep Demo"
 # (name, topic); the first is where the playground opens.
@@ -39,8 +39,8 @@ MEMBERS = (
     ("gus", "Gus"),
     ("hana", "Hana"),
 )
-# Members who hang out in the voice channel from the start.
-IN_VOICE = ("finn", "hana")
+# Who hangs out in the voice channel from the start ("you" too: /play in the playground plays there).
+IN_VOICE = ("you", "finn", "hana")
 # Our own snowflake worker id, so ids made here never collide with the emulator's (worker 1).
 SNOWFLAKE_WORKER = 7
 
@@ -64,7 +64,8 @@ class AgentPlan:
 
 
 AGENTS = (
-    AgentPlan("music", "bare", "Music Bot", "!"),
+    # Every music command, /pause and /volume included (the bare preset offers only the basics).
+    AgentPlan("music", "bare", "Music Bot", "!", enabled_commands=COMMANDS_BY_TOOL[Tool.music]),
     AgentPlan("mod", "utility", "Mod Bot", "!"),
     AgentPlan(
         "guardian",

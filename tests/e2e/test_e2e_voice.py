@@ -117,9 +117,9 @@ async def voice(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) ->
 
 async def test_play_sounds_the_tone_and_the_queue_advances_by_itself(voice: VoiceDemo) -> None:
     await voice.control.clear_voice_received()
-    # Finn hangs out in the Lounge: the music bot joins him there.
-    await voice.play("finn", FIRST[0])
-    await voice.play("finn", SECOND[0])
+    # You hang out in the Lounge (as in the demo): the music bot joins you there.
+    await voice.play("you", FIRST[0])
+    await voice.play("you", SECOND[0])
     await voice.track_end(FIRST[0])
     first = await voice.recording("Music Bot")
     assert first["e2ee_frames"] == first["frames_kept"], first
@@ -136,9 +136,9 @@ async def test_play_sounds_the_tone_and_the_queue_advances_by_itself(voice: Voic
 
 async def test_pause_stops_the_packets_resume_continues_and_stop_leaves(voice: VoiceDemo) -> None:
     await voice.control.clear_voice_received()
-    await voice.play("finn", LONG[0])
+    await voice.play("you", LONG[0])
     await voice.received_packets("Music Bot", FRAMES_PER_S, "a second of the long tone")
-    await voice.command("finn", "pause")
+    await voice.command("you", "pause")
 
     async def silent() -> dict[str, Any] | None:
         recording = await voice.recording("Music Bot")
@@ -147,13 +147,13 @@ async def test_pause_stops_the_packets_resume_continues_and_stop_leaves(voice: V
     paused = await wait_until(silent, "the speaking flag off after /pause", timeout_s=ANSWER_S, every_s=0.1)
     assert paused is not None
     # A command's round trip later, not one packet more.
-    await voice.command("finn", "queue")
+    await voice.command("you", "queue")
     assert (await voice.recording("Music Bot"))["packets"] == paused["packets"]
-    await voice.command("finn", "resume")
+    await voice.command("you", "resume")
     await voice.received_packets(
         "Music Bot", paused["packets"] + FRAMES_PER_S, "the tone again after /resume"
     )
-    await voice.command("finn", "stop")
+    await voice.command("you", "stop")
 
     async def left() -> bool:
         return await voice.in_voice("Music Bot") is None
@@ -206,8 +206,8 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
 
 async def test_a_runner_killed_while_playing_rejoins_and_continues_the_queue(voice: VoiceDemo) -> None:
     await voice.control.clear_voice_received()
-    await voice.play("hana", LONG[0])
-    await voice.play("hana", FIRST[0])
+    await voice.play("you", LONG[0])
+    await voice.play("you", FIRST[0])
     before = await voice.received_packets("Music Bot", FRAMES_PER_S, "a second of the long tone")
     async with httpx.AsyncClient(base_url=voice.running.url) as playground:
         [gateway] = [
