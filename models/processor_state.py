@@ -59,10 +59,14 @@ class MusicQueue(Strict):
     queue: list[ShortText] = Field(default_factory=list, max_length=MAX_QUEUE)
     paused: bool = False
     volume: int = Field(default=100, ge=0, le=200)
-    # Since when the player has had nothing to do (an empty queue, or nobody else in its channel), as the
-    # idle timer last saw it: it leaves once this is the agent's music.idle_leave_s ago.
-    idle_since: datetime | None = None
     applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
+
+
+class IdlePlayers(Strict):
+    """By deployment id, since when the guild's music player in voice has had nothing to do (an empty queue,
+    or nobody else in its channel), as the idle timer saw it: it leaves once that is idle_leave_s ago."""
+
+    since: dict[str, datetime] = Field(default_factory=dict)
 
 
 class WarnRecord(Strict):

@@ -39,6 +39,7 @@ from models.processor_state import (
     GameBook,
     GameRecord,
     GuildDirectory,
+    IdlePlayers,
     Leaderboard,
     LevelEntry,
     MusicQueue,
@@ -72,6 +73,7 @@ from models.table_keys import (
     StreakKey,
     TrackedKey,
     UtilityKey,
+    VoiceIdleKey,
     WarnKey,
 )
 from models.tiers import TIERS
@@ -201,6 +203,8 @@ class Tables:
     relationships: MutableMapping[str, Relationship]  # RelationshipKey
     moods: MutableMapping[str, MoodState]  # MoodKey
     music: MutableMapping[str, MusicQueue]  # MusicKey
+    # Since when each music player in voice has been idle (written by the idle voice timer only).
+    voice_idle: MutableMapping[str, IdlePlayers]  # VoiceIdleKey
     warns: MutableMapping[str, WarnRecord]  # WarnKey
     levels: MutableMapping[str, LevelEntry]  # LevelKey
     leaderboards: MutableMapping[str, Leaderboard]  # LeaderboardKey
@@ -1015,26 +1019,39 @@ class Engine:
         return out
 
     def leave_idle_voice(self, key: str, now: datetime) -> Outputs:
-        """Each music player of the key that has been idle long enough leaves its voice channel."""
+        """Each music player of the key that has been idle long enough leaves its voice channel. The timer
+        writes only `voice_idle`; the queue of a player that left playing is cleared by the stopped track's
+        end, an event."""
         record = self.routing(key)
+        deployments = record.deployments if record is not None else []
         directory = self.tables.directory.get(DirectoryKey(key).encode())
         in_voice = directory.voice_channel_of if directory is not None else {}
-        bots = {d.deployment.bot_id for d in (record.deployments if record is not None else [])}
+        bots = {d.deployment.bot_id for d in deployments}
+        idle_key = VoiceIdleKey(key).encode()
+        before = self.tables.voice_idle.get(idle_key) or IdlePlayers()
+        since: dict[str, datetime] = {}
         out = Outputs()
-        for deployed in record.deployments if record is not None else []:
-            music_key = MusicKey(key, deployed.deployment.deployment_id).encode()
-            queue = self.tables.music.get(music_key)
+        for deployed in deployments:
+            deployment_id = str(deployed.deployment.deployment_id)
+            queue = self.tables.music.get(MusicKey(key, deployed.deployment.deployment_id).encode())
             if queue is None:
                 continue
             channel = in_voice.get(deployed.deployment.bot_id)
             company = any(where == channel and user not in bots for user, where in in_voice.items())
-            check = check_idle(queue, channel, company, now, deployed.agent.music.idle_leave_s)
+            idle_since = before.since.get(deployment_id)
+            check = check_idle(idle_since, queue, channel, company, now, deployed.agent.music.idle_leave_s)
             if check.leave:
-                assert queue.idle_since is not None
-                cause = f"music-idle:{deployed.deployment.deployment_id}:{queue.idle_since.isoformat()}"
+                assert idle_since is not None
+                cause = f"music-idle:{deployment_id}:{idle_since.isoformat()}"
                 emit = Emitter(cause, deployed, deployed.deployment.guild_id)
                 out.actions.extend(leave_actions(emit, queue, channel))
-            _store(self.tables.music, music_key, check.state)
+            elif check.since is not None:
+                since[deployment_id] = check.since
+        if since != before.since:
+            if since:
+                self.tables.voice_idle[idle_key] = IdlePlayers(since=since)
+            else:
+                self.tables.voice_idle.pop(idle_key, None)
         return out
 
     def fire_routines(self, key: str, now: datetime) -> Outputs:

@@ -60,9 +60,7 @@ def _play(current: MusicQueue, emit: Emitter, presence: VoicePresence, track: st
         return Outcome(Say(f"Queued: {track}", title="Music"), state=queued)
     join = [emit.action(VoiceJoin, channel_id=channel)] if presence.bot_channel != channel else []
     play = emit.action(VoicePlay, channel_id=channel, command="play", track=track, volume=current.volume)
-    updated = current.model_copy(
-        update={"now_playing": track, "paused": False, "idle_since": None, "applied": applied}
-    )
+    updated = current.model_copy(update={"now_playing": track, "paused": False, "applied": applied})
     return Outcome(Say(f"Playing: {track}", title="Music"), [*join, play], state=updated)
 
 
@@ -108,7 +106,6 @@ def handle_music(
                 "now_playing": None,
                 "queue": [],
                 "paused": False,
-                "idle_since": None,
                 "applied": remember_applied(current.applied, emit.cause_id),
             }
         )
@@ -140,12 +137,17 @@ def track_ended(queue: MusicQueue | None, end: VoiceTrackEnd, emit: Emitter) -> 
     """The queue after the edge reports a track's end: a finished or failed track gives way to the next.
 
     A track cut by /skip or /stop was already replaced by the command, and an end that is not of the track
-    now playing is late news: neither changes anything, so each end moves the queue at most once."""
+    now playing is late news: neither changes anything, so each end moves the queue at most once. The track
+    now playing stopped means the player left without /stop: the queue is cleared."""
     if queue is None or emit.cause_id in queue.applied:
         return Outcome(None)
-    if end.reason in ("skipped", "stopped") or end.track != queue.now_playing:
+    if end.reason == "skipped" or end.track != queue.now_playing:
         return Outcome(None)
     applied = remember_applied(queue.applied, emit.cause_id)
+    if end.reason == "stopped":
+        # Stopped while the queue still had it: not /stop but a leave (idle, or a moderator's disconnect).
+        cleared = {"now_playing": None, "queue": [], "paused": False, "applied": applied}
+        return Outcome(None, state=queue.model_copy(update=cleared))
     if not queue.queue:
         return Outcome(
             None, state=queue.model_copy(update={"now_playing": None, "paused": False, "applied": applied})
@@ -162,24 +164,29 @@ def track_ended(queue: MusicQueue | None, end: VoiceTrackEnd, emit: Emitter) -> 
 
 @dataclass(frozen=True)
 class IdleCheck:
-    """The idle timer's verdict on one player: its new state (None: unchanged) and whether it leaves now."""
+    """The idle timer's verdict on one player: since when it is idle (None: it is not) and whether it leaves
+    now (then it is idle no more)."""
 
-    state: MusicQueue | None
+    since: datetime | None
     leave: bool = False
 
 
 def check_idle(
-    queue: MusicQueue, bot_channel: str | None, company: bool, now: datetime, idle_leave_s: int
+    since: datetime | None,
+    queue: MusicQueue,
+    bot_channel: str | None,
+    company: bool,
+    now: datetime,
+    idle_leave_s: int,
 ) -> IdleCheck:
-    """Whether a player in `bot_channel` (None: not in voice) leaves at `now`: once its queue has been empty,
-    or nobody else (`company`) has been in the channel, for `idle_leave_s`. The timer records when the
-    idleness began, so the wait survives a restarted worker."""
+    """Whether a player in `bot_channel` (None: not in voice), idle `since` as last seen, leaves at `now`:
+    once its queue has been empty, or nobody else (`company`) has been in the channel, for `idle_leave_s`.
+    The timer records when the idleness began, so the wait survives a restarted worker."""
     idle = bot_channel is not None and (queue.now_playing is None or not company)
     if not idle:
-        return IdleCheck(queue.model_copy(update={"idle_since": None}) if queue.idle_since else None)
-    if queue.idle_since is None:
-        return IdleCheck(queue.model_copy(update={"idle_since": now}))
-    if now - queue.idle_since < timedelta(seconds=idle_leave_s):
         return IdleCheck(None)
-    left = queue.model_copy(update={"now_playing": None, "queue": [], "paused": False, "idle_since": None})
-    return IdleCheck(left, leave=True)
+    if since is None:
+        return IdleCheck(now)
+    if now - since < timedelta(seconds=idle_leave_s):
+        return IdleCheck(since)
+    return IdleCheck(None, leave=True)

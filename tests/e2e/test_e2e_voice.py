@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -26,6 +26,8 @@ from tests.e2e.conftest import ANSWER_S, COMPLETION, World, demo_env, demo_world
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
+
+T = TypeVar("T")
 
 # The library's tones: (title, frequency in Hz, seconds).
 FIRST, SECOND, LONG = ("tone 440", 440.0, 2.0), ("tone 880", 880.0, 2.0), ("long tone 660", 660.0, 12.0)
@@ -45,15 +47,39 @@ class VoiceDemo(World):
     lounge: str
 
     async def play(self, user: str, title: str) -> None:
+        """/play `title`, played or queued."""
         options = [{"name": "query", "type": 3, "value": title}]
-        await self.command(user, "play", options)
+        answer = await self.command(user, "play", options)
+        assert answer.startswith(("Playing", "Queued")), answer
 
-    async def command(self, user: str, name: str, options: list[dict[str, Any]] | None = None) -> None:
-        """A slash command to the music bot, by `user`, answered."""
+    async def command(self, user: str, name: str, options: list[dict[str, Any]] | None = None) -> str:
+        """A slash command to the music bot, by `user`: the text it was answered with (the answer comes after
+        the processors acted, not with the receiver's deferral)."""
         bot = self.bots["Music Bot"]
         since = await self.last_seq()
-        await self.control.invoke_command(bot, self.users[user], self.channels["music"], name, options)
-        await self.wait_action(since, lambda a: a["bot_id"] == bot and a["kind"] == "interaction_response")
+        invoked = await self.control.invoke_command(
+            bot, self.users[user], self.channels["music"], name, options
+        )
+
+        def answered(action: dict[str, Any]) -> bool:
+            payload = action["payload"]
+            return (
+                action["kind"] == "interaction_response"
+                and payload["interaction_id"] == invoked["id"]
+                and bool(message_text(payload.get("data")))
+            )
+
+        answer = await self.wait_action(since, answered)
+        return message_text(answer["payload"]["data"])
+
+    async def until(self, check: Callable[[], Awaitable[T | None]], what: str) -> T:
+        """`check`'s first truthy answer; on a timeout the error shows the demo's logs."""
+        try:
+            found = await wait_until(check, what, timeout_s=ANSWER_S, every_s=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.running.explain()}") from None
+        assert found is not None
+        return found
 
     async def recording(self, bot: str) -> dict[str, Any]:
         """What the Lounge received from `bot` so far (empty counts before its first packet)."""
@@ -66,9 +92,7 @@ class VoiceDemo(World):
             recording = await self.recording(bot)
             return recording if recording["packets"] >= at_least else None
 
-        found = await wait_until(enough, what, timeout_s=ANSWER_S, every_s=0.1)
-        assert found is not None
-        return found
+        return await self.until(enough, what)
 
     async def track_end(self, track: str, reason: str = "finished") -> EventEnvelope:
         """The edge's end of `track` on the demo's discord.events."""
@@ -144,21 +168,20 @@ async def test_pause_stops_the_packets_resume_continues_and_stop_leaves(voice: V
         recording = await voice.recording("Music Bot")
         return recording if recording["speaking"] and recording["speaking"][-1] == 0 else None
 
-    paused = await wait_until(silent, "the speaking flag off after /pause", timeout_s=ANSWER_S, every_s=0.1)
-    assert paused is not None
-    # A command's round trip later, not one packet more.
-    await voice.command("you", "queue")
+    paused = await voice.until(silent, "the speaking flag off after /pause")
+    # A command's round trip through the platform later, not one packet more.
+    assert (await voice.command("you", "queue")).startswith(f"Now playing: {LONG[0]} (paused)")
     assert (await voice.recording("Music Bot"))["packets"] == paused["packets"]
     await voice.command("you", "resume")
     await voice.received_packets(
         "Music Bot", paused["packets"] + FRAMES_PER_S, "the tone again after /resume"
     )
-    await voice.command("you", "stop")
+    assert await voice.command("you", "stop") == "Stopped, cleared the queue and left."
 
     async def left() -> bool:
         return await voice.in_voice("Music Bot") is None
 
-    await wait_until(left, "the music bot out of voice after /stop", timeout_s=ANSWER_S, every_s=0.2)
+    await voice.until(left, "the music bot out of voice after /stop")
     await voice.track_end(LONG[0], "stopped")
     stopped = await voice.recording("Music Bot")
     assert abs(stopped["dominant_hz"] - LONG[1]) <= FREQUENCY_TOLERANCE_HZ, stopped
@@ -170,7 +193,7 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
         return await voice.in_voice("Luna") == voice.lounge
 
     # Her configuration names the Lounge: she joined it when she was deployed.
-    await wait_until(luna_there, "Luna in the Lounge", timeout_s=ANSWER_S, every_s=0.2)
+    await voice.until(luna_there, "Luna in the Lounge")
     await voice.control.clear_voice_received()
     since = await voice.last_seq()
     luna = voice.bots["Luna"]

@@ -16,7 +16,7 @@ from models.table_keys import MusicKey
 from processors.commands import Invocation
 from processors.emit import Emitter, InteractionOrigin, Say
 from processors.engine import Engine, Tables
-from processors.music import NOT_IN_VOICE, VoicePresence, check_idle, handle_music, track_ended
+from processors.music import NOT_IN_VOICE, IdleCheck, VoicePresence, check_idle, handle_music, track_ended
 from tests.processors.factories import T0, agent_with, deployed, envelope, routing, snowflake, user
 
 GUILD, CHANNEL, BOT = snowflake(), snowflake(), snowflake()
@@ -182,41 +182,41 @@ def test_each_track_end_moves_the_queue_once() -> None:
     replayed = track_ended(first.state, ended("a", "finished"), emitter("evt-end"))
     assert replayed.state is None and replayed.actions == []
     # The end of a track /skip already replaced, and late news of an earlier track, change nothing either.
-    assert track_ended(first.state, ended("a", "skipped"), emitter()).state is None
+    assert track_ended(first.state, ended("b", "skipped"), emitter()).state is None
     assert track_ended(first.state, ended("a", "finished"), emitter()).state is None
-    assert track_ended(first.state, ended("b", "stopped"), emitter()).actions == []
+    assert track_ended(first.state, ended("a", "stopped"), emitter()).state is None
 
 
 # Idle -----------------------------------------------------------------------------------------------------
 
 
 def test_an_empty_queue_leaves_after_the_idle_time() -> None:
-    queue = MusicQueue()
-    started = check_idle(queue, LOUNGE, True, T0, 60)
-    assert not started.leave and started.state is not None and started.state.idle_since == T0
-    waiting = check_idle(started.state, LOUNGE, True, T0 + timedelta(seconds=59), 60)
-    assert waiting == check_idle(started.state, LOUNGE, True, T0, 60) and waiting.state is None
-    left = check_idle(started.state, LOUNGE, True, T0 + timedelta(seconds=60), 60)
-    assert left.leave and left.state is not None and left.state.idle_since is None
+    empty = MusicQueue()
+    started = check_idle(None, empty, LOUNGE, True, T0, 60)
+    assert started == IdleCheck(T0)
+    assert check_idle(T0, empty, LOUNGE, True, T0 + timedelta(seconds=59), 60) == IdleCheck(T0)
+    assert check_idle(T0, empty, LOUNGE, True, T0 + timedelta(seconds=60), 60) == IdleCheck(None, leave=True)
 
 
 def test_alone_in_the_channel_counts_as_idle_and_company_ends_it() -> None:
     playing = MusicQueue(now_playing="a", queue=["b"])
-    assert check_idle(playing, LOUNGE, True, T0, 60).state is None
-    alone = check_idle(playing, LOUNGE, False, T0, 60)
-    assert alone.state is not None and alone.state.idle_since == T0
-    back = check_idle(alone.state, LOUNGE, True, T0 + timedelta(seconds=30), 60)
-    assert not back.leave and back.state is not None and back.state.idle_since is None
-    left = check_idle(alone.state, LOUNGE, False, T0 + timedelta(minutes=5), 60)
-    assert left.leave and left.state is not None and (left.state.now_playing, left.state.queue) == (None, [])
+    assert check_idle(None, playing, LOUNGE, True, T0, 60) == IdleCheck(None)
+    assert check_idle(None, playing, LOUNGE, False, T0, 60) == IdleCheck(T0)
+    assert check_idle(T0, playing, LOUNGE, True, T0 + timedelta(seconds=30), 60) == IdleCheck(None)
+    left = check_idle(T0, playing, LOUNGE, False, T0 + timedelta(minutes=5), 60)
+    assert left.leave
 
 
 def test_a_player_out_of_voice_is_never_idle() -> None:
-    assert check_idle(MusicQueue(), None, False, T0, 60) == check_idle(
-        MusicQueue(now_playing="a"), None, True, T0, 60
-    )
-    cleared = check_idle(MusicQueue(idle_since=T0), None, False, T0 + timedelta(hours=1), 60)
-    assert not cleared.leave and cleared.state is not None and cleared.state.idle_since is None
+    assert check_idle(None, MusicQueue(), None, False, T0, 60) == IdleCheck(None)
+    assert check_idle(T0, MusicQueue(), None, False, T0 + timedelta(hours=1), 60) == IdleCheck(None)
+
+
+def test_a_player_stopped_without_stop_clears_its_queue() -> None:
+    queue = MusicQueue(now_playing="a", queue=["b"], paused=True)
+    left = track_ended(queue, ended("a", "stopped"), emitter())
+    assert left.actions == [] and left.state is not None
+    assert (left.state.now_playing, left.state.queue, left.state.paused) == (None, [], False)
 
 
 # Through the engine ---------------------------------------------------------------------------------------
@@ -295,3 +295,13 @@ def test_the_engine_leaves_a_channel_everyone_else_left() -> None:
     assert all(a.guild_id == GUILD and a.bot_id == BOT for a in leaving)
     # Until the edge reports the bot out of voice, the next ticks start a new wait, not a second leave.
     assert engine.leave_idle_voice(GUILD, T0 + timedelta(seconds=71)).actions == []
+    # The edge stops the track as it leaves: that end clears the queue.
+    data = VoiceTrackEnd(guild_id=GUILD, channel_id=LOUNGE, track="lofi", reason="stopped").model_dump(
+        mode="json"
+    )
+    engine.handle_event(envelope(VOICE_TRACK_END, data, bot_id=BOT, guild_id=GUILD))
+    stored = engine.tables.music[MusicKey(GUILD, DJ.deployment.deployment_id).encode()]
+    assert stored.now_playing is None
+    in_voice(engine, BOT, None)
+    engine.leave_idle_voice(GUILD, T0 + timedelta(seconds=72))
+    assert engine.tables.voice_idle == {}
