@@ -128,6 +128,40 @@ async def wait_until(condition: Any, timeout_s: float) -> bool:
     return True
 
 
+def runner_http() -> aiohttp.ClientSession:
+    """The session a runner shares among its connections."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+def runner_fleet(
+    base: str,
+    namespace: str,
+    http: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    redis: Any,
+    on_token_dead: Any,
+) -> Fleet:
+    """A fleet as a runner builds it, against the emulator at `base`, in its own topic/key namespace."""
+    return Fleet(
+        http=http,
+        rest=RestClients(http),
+        producer=producer,
+        events_topic=DISCORD_EVENTS.name_in(namespace),
+        sessions=SessionStore(redis, namespace),
+        identify=IdentifyLimiter(redis, namespace),
+        gateway_url=gateway_url(base),
+        intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
+        on_token_dead=on_token_dead,
+    )
+
+
+def gateway_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/"
+
+
 async def drop_topic(bootstrap: str, topic: str) -> None:
     """The bench's topic goes when it is done: every partition costs the broker a file descriptor."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -177,10 +211,7 @@ async def lean(
     await apply_catalog(settings.kafka_bootstrap, namespace, (DISCORD_EVENTS,))
     use_api_base(f"{base}/api/v10")
     redis = connect_redis(settings.redis_url)
-    http = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
+    http = runner_http()
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
@@ -190,17 +221,7 @@ async def lean(
     async def token_dead(bot: BotCredentials, reason: HealthReason) -> None:
         dead.append((bot.bot_id, reason))
 
-    fleet = Fleet(
-        http=http,
-        rest=RestClients(http),
-        producer=producer,
-        events_topic=DISCORD_EVENTS.name_in(namespace),
-        sessions=SessionStore(redis, namespace),
-        identify=IdentifyLimiter(redis, namespace),
-        gateway_url=base.replace("http://", "ws://") + "/",
-        intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
-        on_token_dead=token_dead,
-    )
+    fleet = runner_fleet(base, namespace, http, producer, redis, token_dead)
     checkpoints = asyncio.create_task(fleet.run())
     bots = [
         BotCredentials(bot_id=b["id"], token_id=uuid.uuid4(), token=SecretStr(b["token"]))

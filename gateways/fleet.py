@@ -80,7 +80,6 @@ class Fleet:
         on_token_dead: TokenDeadHandler,
         on_interaction: InteractionHandler | None = None,
         on_intents: IntentsHandler | None = None,
-        on_voice: VoiceHandler | None = None,
         handshakes_in_flight: int = HANDSHAKES_IN_FLIGHT,
     ) -> None:
         self.http = http
@@ -96,7 +95,8 @@ class Fleet:
         self._on_token_dead = on_token_dead
         self._on_interaction = on_interaction
         self._on_intents = on_intents
-        self._on_voice = on_voice
+        # Set by the voice manager, which needs the fleet to join (so it comes after).
+        self.on_voice: VoiceHandler | None = None
         self._codec = DISCORD_EVENTS.codec
         # bot id -> its shards, by shard id
         self.shards: dict[str, tuple[GatewayShard, ...]] = {}
@@ -256,8 +256,8 @@ class Fleet:
             shard.checkpoint.received(seq)
         if event_type == "INTERACTION_CREATE" and self._on_interaction is not None:
             self._on_interaction(shard.bot, data)
-        if event_type in VOICE_DISPATCHES and self._on_voice is not None:
-            self._on_voice(shard.bot, event_type, data)
+        if event_type in VOICE_DISPATCHES and self.on_voice is not None:
+            self.on_voice(shard.bot, event_type, data)
         delivery = await self._producer.send(
             self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
         )

@@ -127,9 +127,6 @@ class Runner(ConsumerService):
         self.deferrals.received(bot, interaction)
         self.autocompleter.received(bot, interaction)
 
-    def _voice_dispatched(self, bot: BotCredentials, event_type: str, data: dict[str, Any]) -> None:
-        self.voice.dispatched(bot, event_type, data)
-
     async def _publish_event(self, envelope: EventEnvelope) -> None:
         """An event of the edge's own (a voice track's end) on `discord.events`."""
         await self.producer.send_and_wait(
@@ -195,7 +192,6 @@ class Runner(ConsumerService):
             on_token_dead=self.guard.revoke,
             on_interaction=self._interaction_received,
             on_intents=self._intents_learned,
-            on_voice=self._voice_dispatched,
         )
         self.commands = CommandRegistry(self.redis, settings.topic_namespace, self.rest)
         self.verify_keys = VerifyKeys(self.redis, settings.topic_namespace)
@@ -215,6 +211,7 @@ class Runner(ConsumerService):
             publish=self._publish_event,
             store=VoiceStore(self.redis, settings.topic_namespace),
         )
+        self.fleet.on_voice = self.voice.dispatched
         self.performer = ActionPerformer(
             ActionLedger(self.redis, settings.topic_namespace),
             self.rest,

@@ -35,7 +35,7 @@ async def _serve(host: str, port: int, world: WorldSpec | None) -> None:
     base = await emulator.start(host, port)
     print(
         f"Discord emulator on {base}: REST {emulator.api_url}, gateway {emulator.gateway_url}, "
-        f"control {base}/_control",
+        f"control {base}/_control, voice ws://{emulator.voice.endpoint}",
         flush=True,
     )
     bots = list(emulator.world.bots.values())

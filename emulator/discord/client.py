@@ -215,6 +215,17 @@ class EmulatorControl:
         )
         return result
 
+    async def voice_pcm(self, guild_id: str, channel_id: str, user_id: str) -> bytes:
+        """What one user sent in a channel, decoded: little-endian int16, 48 kHz, stereo interleaved."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        query = {"guild_id": guild_id, "channel_id": channel_id, "user_id": user_id}
+        async with self._session.get(f"{self.base_url}/_control/voice/pcm", params=query) as response:
+            body = await response.read()
+            if response.status >= 400:
+                raise EmulatorError(response.status, orjson.loads(body) if body else None)
+            return body
+
     async def clear_voice_received(self) -> None:
         await self._request("DELETE", "/voice/received")
 

@@ -19,6 +19,7 @@ from .rest import ENGINE, LIMITER
 from .scheduled_events import event_payload
 from .spec import BotSpec, ChannelSpec, EmulatorConfig, MemberSpec, RoleSpec, Snowflake, UserSpec, WorldSpec
 from .traffic import TrafficGenerator, TrafficRequest
+from .voice_audio import CHANNELS, SAMPLE_RATE
 from .world import Bot, Guild, Json
 
 CONTROL_PREFIX = "/_control"
@@ -369,6 +370,21 @@ async def voice_received(request: web.Request) -> web.Response:
     return json_response(_engine(request).voice.received(q.get("guild_id"), q.get("channel_id")))
 
 
+async def voice_pcm(request: web.Request) -> web.Response:
+    """What one user sent in a channel, decoded: raw little-endian int16, 48 kHz, 2 channels interleaved."""
+    q = request.query
+    try:
+        guild_id, channel_id, user_id = q["guild_id"], q["channel_id"], q["user_id"]
+    except KeyError as missing:
+        raise ApiError(400, 50035, f"{missing.args[0]} is required") from None
+    samples = _engine(request).voice.pcm(guild_id, channel_id, user_id)
+    return web.Response(
+        body=samples.astype("<i2").tobytes(),
+        content_type="application/octet-stream",
+        headers={"X-Sample-Rate": str(SAMPLE_RATE), "X-Channels": str(CHANNELS)},
+    )
+
+
 async def clear_voice_received(request: web.Request) -> web.Response:
     _engine(request).voice.clear()
     return no_content()
@@ -505,6 +521,7 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/interactions", invoke),
         ("POST", "/voice", voice),
         ("GET", "/voice/received", voice_received),
+        ("GET", "/voice/pcm", voice_pcm),
         ("DELETE", "/voice/received", clear_voice_received),
         ("POST", "/voice/drop", drop_voice),
         ("GET", "/actions", actions),

@@ -78,6 +78,8 @@ class EmulatorConfig(_Spec):
     # The DAVE version the voice server requires and runs: 1 (end-to-end encryption, as Discord requires
     # now; a client offering less is closed with 4017) or 0 (transport encryption only).
     voice_dave_protocol_version: Literal[0, 1] = 1
+    # Opus frames the voice server keeps per (guild, channel, user) for read-back: 30,000 are 10 minutes.
+    voice_frames_kept: int = Field(30_000, ge=1)
 
 
 class UserSpec(_Spec):

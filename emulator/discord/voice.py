@@ -21,11 +21,13 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 from aiohttp import WSMsgType, web
 
 from . import voice_rtp
 from .dave import LISTENER_USER_ID, DaveError, DaveLink
+from .errors import UNKNOWN_CHANNEL, ApiError
 from .spec import EmulatorConfig
 from .voice_audio import ReceivedFrame, Recording, report
 from .voice_rtp import PacketRejected, ReplayWindow
@@ -42,6 +44,7 @@ OP_RESUME = 7
 OP_HELLO = 8
 OP_RESUMED = 9
 OP_CLIENTS_CONNECT = 11
+OP_CLIENT_CONNECT = 12
 OP_DAVE_EXECUTE_TRANSITION = 22
 OP_DAVE_TRANSITION_READY = 23
 OP_MLS_EXTERNAL_SENDER = 25
@@ -69,7 +72,13 @@ SESSION_ENDING_CLOSES = frozenset(
 )
 # Client opcodes that need an identified session.
 _SESSION_OPS = frozenset(
-    {OP_SELECT_PROTOCOL, OP_SPEAKING, OP_DAVE_TRANSITION_READY, OP_MLS_INVALID_COMMIT_WELCOME}
+    {
+        OP_SELECT_PROTOCOL,
+        OP_SPEAKING,
+        OP_CLIENT_CONNECT,
+        OP_DAVE_TRANSITION_READY,
+        OP_MLS_INVALID_COMMIT_WELCOME,
+    }
 )
 
 VOICE_GATEWAY_VERSION = 8
@@ -168,7 +177,7 @@ class VoiceServer:
     async def stop(self) -> None:
         for session in list(self.sessions.values()):
             if session.ws is not None:
-                await session.ws.close(code=CLOSE_SERVER_CRASHED)
+                self._close_soon(session.ws, CLOSE_SERVER_CRASHED)
         if self._udp is not None:
             self._udp.close()
             self._udp = None
@@ -313,9 +322,10 @@ class VoiceServer:
                 and session.dave.transition_ready(transition_id)
             ):
                 await self._send(session, OP_DAVE_EXECUTE_TRANSITION, {"transition_id": transition_id})
-        else:
+        elif op == OP_MLS_INVALID_COMMIT_WELCOME:
             # The member could not use a commit or welcome; it starts over with a new key package.
             session.recording.rejected["dave_invalid_commit_welcome"] += 1
+        # OP_CLIENT_CONNECT announces the client's audio/video SSRCs; audio's is already the session's.
         return session
 
     async def _identify(self, ws: web.WebSocketResponse, data: Json) -> VoiceSession:
@@ -333,7 +343,8 @@ class VoiceServer:
         if previous is not None:
             self._end(previous, CLOSE_SESSION_INVALID)
         recording = self.recordings.setdefault(
-            (guild_id, grant.channel_id, user_id), Recording(guild_id, grant.channel_id, user_id)
+            (guild_id, grant.channel_id, user_id),
+            Recording(guild_id, grant.channel_id, user_id, self.config.voice_frames_kept),
         )
         ssrc = self._new_ssrc()
         session = VoiceSession(grant, ssrc, recording, ws=ws)
@@ -370,12 +381,14 @@ class VoiceServer:
         )
         if session is None or expired:
             raise _Close(CLOSE_SESSION_INVALID, "Session is no longer valid.")
+        seq_ack = data.get("seq_ack", -1)
+        if not isinstance(seq_ack, int):
+            raise _Close(CLOSE_DECODE_ERROR, "seq_ack must be an integer")
         if session.ws is not None:
             self._close_soon(session.ws, CLOSE_SESSION_INVALID)
         session.ws, session.disconnected_at = ws, None
-        seq_ack = data.get("seq_ack", -1)
         for seq, message in list(session.sent):
-            if isinstance(seq_ack, int) and seq > seq_ack:
+            if seq > seq_ack:
                 await (ws.send_str(message) if isinstance(message, str) else ws.send_bytes(message))
         await ws.send_str(orjson.dumps({"op": OP_RESUMED, "d": None}).decode())
         return session
@@ -384,7 +397,11 @@ class VoiceServer:
         if data.get("protocol") != "udp":
             raise _Close(CLOSE_UNKNOWN_PROTOCOL, "Unknown protocol.")
         details = data.get("data")
-        if not isinstance(details, dict) or not isinstance(details.get("address"), str):
+        if (
+            not isinstance(details, dict)
+            or not isinstance(details.get("address"), str)
+            or not isinstance(details.get("port"), int)
+        ):
             raise _Close(CLOSE_DECODE_ERROR, "select protocol needs data.address, data.port and data.mode")
         if details.get("mode") != voice_rtp.TRANSPORT_MODE:
             raise _Close(CLOSE_UNKNOWN_ENCRYPTION_MODE, "Unknown encryption mode.")
@@ -482,11 +499,20 @@ class VoiceServer:
         ]
         return {"recordings": recordings, "rejected": dict(self.rejected)}
 
+    def pcm(self, guild_id: str, channel_id: str, user_id: str) -> np.ndarray:
+        """What a user sent in a channel, decoded: int16 samples, shape (n, 2), 48 kHz."""
+        recording = self.recordings.get((guild_id, channel_id, user_id))
+        if recording is None:
+            raise ApiError(404, UNKNOWN_CHANNEL, "Nothing was received from this user in this channel.")
+        return recording.pcm()
+
     def clear(self) -> None:
         """Forget what was received (the recordings of connected sessions start again, empty)."""
         self.rejected.clear()
         for key, recording in list(self.recordings.items()):
-            fresh = Recording(recording.guild_id, recording.channel_id, recording.user_id)
+            fresh = Recording(
+                recording.guild_id, recording.channel_id, recording.user_id, self.config.voice_frames_kept
+            )
             self.recordings[key] = fresh
             for session in self.sessions.values():
                 if session.recording is recording:

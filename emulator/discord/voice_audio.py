@@ -1,25 +1,24 @@
 """What the voice server received, kept per (guild, channel, user) and read back as audio measurements.
 
 Opus payloads are decoded with libopus (discord.py's binding) into 48 kHz stereo PCM; the report gives
-packet counts, the duration by decoded samples and by RTP timestamps, the RMS level, the dominant
-frequency (FFT of the mono mix), RFC 3550 inter-arrival jitter and the speaking flags the client sent.
+packet counts, the duration by decoded samples and by RTP timestamps, the RMS level (1.0 = full scale),
+the dominant frequency (FFT of the mono mix), RFC 3550 inter-arrival jitter, the largest gap between
+arrivals, RTP sequence numbers skipped, and the speaking flags the client sent.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from discord.opus import Decoder
+from discord.opus import Decoder, OpusError
 
 from .world import Json
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
-# Frames kept per recording (20 ms each: 10 minutes); counts go on past it.
-FRAMES_KEPT = 30_000
 _FULL_SCALE = 32768.0
 
 
@@ -33,31 +32,53 @@ class ReceivedFrame:
     e2ee: bool
 
 
-@dataclass
 class Recording:
-    """One user's audio in one channel, across its connections (a reconnect gets a new SSRC)."""
+    """One user's audio in one channel, across its connections (a reconnect gets a new SSRC); the last
+    `frames_kept` frames are kept, the counts go on past them."""
 
-    guild_id: str
-    channel_id: str
-    user_id: str
-    ssrcs: list[int] = field(default_factory=list)
-    frames: deque[ReceivedFrame] = field(default_factory=lambda: deque(maxlen=FRAMES_KEPT))
-    packets: int = 0
-    speaking: list[int] = field(default_factory=list)
-    rejected: Counter[str] = field(default_factory=Counter)
+    def __init__(self, guild_id: str, channel_id: str, user_id: str, frames_kept: int) -> None:
+        self.guild_id = guild_id
+        self.channel_id = channel_id
+        self.user_id = user_id
+        self.ssrcs: list[int] = []
+        self.frames: deque[ReceivedFrame] = deque(maxlen=frames_kept)
+        self.packets = 0
+        self.speaking: list[int] = []
+        self.rejected: Counter[str] = Counter()
 
     def add(self, frame: ReceivedFrame) -> None:
         self.packets += 1
         self.frames.append(frame)
 
+    def pcm(self) -> np.ndarray:
+        """The kept frames decoded: int16 samples, shape (n, 2), 48 kHz."""
+        samples, _ = decode(list(self.frames))
+        return samples
 
-def decode(frames: list[ReceivedFrame]) -> np.ndarray:
-    """The frames' audio as int16 samples, shape (n, 2), decoded in order by one decoder."""
+
+def decode(frames: list[ReceivedFrame]) -> tuple[np.ndarray, int]:
+    """The frames' audio as int16 samples, shape (n, 2), decoded in order by one decoder, and how many
+    frames libopus refused (they add no samples)."""
     decoder = Decoder()
-    chunks = [np.frombuffer(decoder.decode(f.opus, fec=False), dtype=np.int16) for f in frames]
+    chunks: list[np.ndarray] = []
+    undecodable = 0
+    for frame in frames:
+        try:
+            chunks.append(np.frombuffer(decoder.decode(frame.opus, fec=False), dtype=np.int16))
+        except OpusError:
+            undecodable += 1
     if not chunks:
-        return np.zeros((0, CHANNELS), dtype=np.int16)
-    return np.concatenate(chunks).reshape(-1, CHANNELS)
+        return np.zeros((0, CHANNELS), dtype=np.int16), undecodable
+    return np.concatenate(chunks).reshape(-1, CHANNELS), undecodable
+
+
+def lost_packets(frames: list[ReceivedFrame]) -> int:
+    """RTP sequence numbers skipped between consecutive frames (16-bit wrap allowed)."""
+    return sum(
+        ((b.sequence - a.sequence) & 0xFFFF) - 1
+        for a, b in itertools.pairwise(frames)
+        if b.sequence != a.sequence
+    )
 
 
 def dominant_frequency(mono: np.ndarray) -> float | None:
@@ -91,7 +112,7 @@ def timestamp_duration_s(frames: list[ReceivedFrame], last_frame_samples: int) -
 
 def report(recording: Recording) -> Json:
     frames = list(recording.frames)
-    pcm = decode(frames)
+    pcm, undecodable = decode(frames)
     mono = pcm.astype(np.float64).mean(axis=1) / _FULL_SCALE
     last_samples = (
         Decoder.packet_get_nb_frames(frames[-1].opus) * Decoder.packet_get_samples_per_frame(frames[-1].opus)
@@ -107,6 +128,8 @@ def report(recording: Recording) -> Json:
         "packets": recording.packets,
         "frames_kept": len(frames),
         "e2ee_frames": sum(f.e2ee for f in frames),
+        "undecodable_frames": undecodable,
+        "lost_packets": lost_packets(frames),
         "duration_s": len(pcm) / SAMPLE_RATE,
         "timestamp_duration_s": timestamp_duration_s(frames, last_samples),
         "rms": float(np.sqrt(np.mean(mono**2))) if len(mono) else 0.0,

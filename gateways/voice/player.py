@@ -124,19 +124,19 @@ class Player:
 
     async def _cut_track(self, reason: EndReason | None) -> None:
         playing, self.track = self.track, None
-        if playing is not None:
-            await playing.stream.close()
-            if reason is not None:
-                self._on_end(playing, reason)
-            self._changed.set()
+        await self._cut(playing, reason)
 
     async def _cut_speech(self, reason: EndReason | None) -> None:
         playing, self.speech = self.speech, None
-        if playing is not None:
-            await playing.stream.close()
-            if reason is not None:
-                self._on_end(playing, reason)
-            self._changed.set()
+        await self._cut(playing, reason)
+
+    async def _cut(self, playing: Playing | None, reason: EndReason | None) -> None:
+        if playing is None:
+            return
+        await playing.stream.close()
+        if reason is not None:
+            self._on_end(playing, reason)
+        self._changed.set()
 
     # sending
 

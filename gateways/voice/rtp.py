@@ -3,7 +3,7 @@
 The rtpsize AEAD modes take the RTP header as associated data (not encrypted, authenticated) and a 24-byte
 nonce whose first 4 bytes are a big-endian counter and the rest zeros; the counter goes after the
 ciphertext so the receiver can rebuild the nonce. A nonce must never repeat under one key: the counter
-lives with the key (a new session description starts it afresh).
+lives with the key: each session description's key gets a new Packetizer.
 Pure: gateways/voice/connection.py sends what this builds.
 """
 
@@ -68,11 +68,6 @@ class Packetizer:
     sequence: int = 0
     timestamp: int = 0
     nonce: int = 0
-
-    def rekey(self, key: bytes) -> None:
-        """A new session description's key: its nonce counter starts afresh."""
-        self.key = key
-        self.nonce = 0
 
     def packet(self, opus: bytes) -> bytes:
         header = RTP_HEADER.pack(

@@ -98,6 +98,8 @@ class PcmStream:
         self._feeder = asyncio.create_task(self._feed(feed)) if feed is not None else None
         self.error: str | None = None
         self.frames = 0
+        # One reader at a time: the player's, or close() draining what a killed process left in the pipe.
+        self._reading = asyncio.Lock()
 
     @classmethod
     async def open(cls, source: Path | AsyncIterator[bytes], start_s: float = 0.0) -> PcmStream:
@@ -146,7 +148,8 @@ class PcmStream:
         stdout = self._process.stdout
         assert stdout is not None
         try:
-            frame = await stdout.readexactly(PCM_FRAME_BYTES)
+            async with self._reading:
+                frame = await stdout.readexactly(PCM_FRAME_BYTES)
         except asyncio.IncompleteReadError as short:
             if short.partial:
                 self.frames += 1
@@ -174,4 +177,9 @@ class PcmStream:
         if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
+        # A full pipe pauses its reader, which then never sees the end: the process would never be reaped.
+        stdout = self._process.stdout
+        assert stdout is not None
+        async with self._reading:
+            await stdout.read()
         await self._process.wait()

@@ -4,7 +4,9 @@ Weaviate and the embedded model server."""
 from __future__ import annotations
 
 import asyncio
+import ctypes.util
 import fcntl
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +36,19 @@ def services(settings: Settings) -> list[Service]:
     return stack
 
 
+# What the gateway runners' voice needs of Debian: ffmpeg decodes tracks, espeak-ng speaks without a model
+# download, libopus0 encodes (through discord.py's binding). Package -> how to tell it is there.
+EDGE_PACKAGES = {
+    "ffmpeg": lambda: shutil.which("ffmpeg") is not None,
+    "espeak-ng": lambda: shutil.which("espeak-ng") is not None,
+    "libopus0": lambda: ctypes.util.find_library("opus") is not None,
+}
+
+
+def missing_edge_packages() -> list[str]:
+    return [package for package, present in EDGE_PACKAGES.items() if not present()]
+
+
 @contextmanager
 def _exclusive(settings: Settings) -> Iterator[None]:
     """Serialise concurrent `up`/`down` calls (two terminals, a test fixture and make) on one state dir."""
@@ -47,7 +62,8 @@ async def up(settings: Settings) -> list[UpResult]:
     """Install what is missing, start what is not running, and wait until every service answers."""
     with _exclusive(settings):
         stack = services(settings)
-        missing = sorted({package for service in stack for package in service.missing_packages()})
+        needed = {package for service in stack for package in service.missing_packages()}
+        missing = sorted(needed | set(missing_edge_packages()))
         await asyncio.to_thread(apt_install, missing, log_file=settings.state_dir / "install.log")
         return list(await asyncio.gather(*(service.up() for service in stack)))
 

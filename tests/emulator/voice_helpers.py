@@ -15,10 +15,11 @@ import davey
 import numpy as np
 import orjson
 from discord.opus import Encoder
-from emulator_helpers import RawGateway, Scene
+from emulator_helpers import RawGateway, Scene, scene
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
 from emulator.discord import DiscordEmulator
+from emulator.discord.voice import VoiceGrant
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -44,43 +45,43 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.received.put_nowait(data)
 
 
-@dataclass
-class VoiceGrant:
-    """What the main gateway handed the bot for its voice connection."""
-
-    guild_id: str
-    channel_id: str
-    user_id: str
-    session_id: str
-    token: str
-    endpoint: str
-
-
-async def join(gw: RawGateway, s: Scene) -> VoiceGrant:
-    """The bot (identified on `gw`) joins the scene's voice channel with op 4."""
+async def join(gw: RawGateway, s: Scene) -> tuple[VoiceGrant, str]:
+    """The bot (identified on `gw`) joins the scene's voice channel with op 4: its grant and the endpoint."""
     await gw.send(
         4, {"guild_id": s.guild.id, "channel_id": s.voice.id, "self_mute": False, "self_deaf": False}
     )
     state = (await gw.dispatch("VOICE_STATE_UPDATE"))["d"]
     server = (await gw.dispatch("VOICE_SERVER_UPDATE"))["d"]
-    return VoiceGrant(
-        s.guild.id, s.voice.id, s.bot.id, state["session_id"], server["token"], server["endpoint"]
-    )
+    grant = VoiceGrant(s.guild.id, s.voice.id, s.bot.id, state["session_id"], server["token"])
+    return grant, server["endpoint"]
 
 
 async def joined_bot(
     emu: DiscordEmulator, http: aiohttp.ClientSession, s: Scene
-) -> tuple[RawGateway, VoiceGrant]:
+) -> tuple[RawGateway, VoiceClient]:
+    """The scene's bot on the main gateway, joined to voice: its gateway and an unconnected voice client."""
     gw = RawGateway(http, emu.gateway_url, compress=False)
     await gw.connect()
     await gw.identify(s.bot.token)
-    return gw, await join(gw, s)
+    grant, endpoint = await join(gw, s)
+    return gw, VoiceClient(http, grant, endpoint)
+
+
+async def connected_bot(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> tuple[Scene, RawGateway, VoiceClient]:
+    """A fresh scene whose bot is connected to voice (with DAVE when the emulator runs it)."""
+    s = scene(emu)
+    gw, client = await joined_bot(emu, http, s)
+    await client.connect()
+    return s, gw, client
 
 
 @dataclass
 class VoiceClient:
     http: aiohttp.ClientSession
     grant: VoiceGrant
+    endpoint: str
     ws: aiohttp.ClientWebSocketResponse | None = None
     ssrc: int = 0
     udp: asyncio.DatagramTransport | None = None
@@ -97,7 +98,7 @@ class VoiceClient:
 
     async def open(self) -> dict[str, Any]:
         """Connect; returns HELLO."""
-        self.ws = await self.http.ws_connect(f"ws://{self.grant.endpoint}/?v=8")
+        self.ws = await self.http.ws_connect(f"ws://{self.endpoint}/?v=8")
         return await self.message()
 
     async def receive(self, wait_s: float = 5.0) -> dict[str, Any] | bytes | None:
@@ -215,6 +216,18 @@ class VoiceClient:
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFF_FFFF
         self.counter += 1
         return header + sealed + nonce
+
+    def send_opus(self, frames: list[bytes]) -> None:
+        for opus in frames:
+            self.send_packet(self.packet(opus))
+
+    async def resume(self, seq_ack: int) -> None:
+        """A new WebSocket, HELLO, then RESUME of this session."""
+        await self.open()
+        g = self.grant
+        await self.send(
+            7, {"server_id": g.guild_id, "session_id": g.session_id, "token": g.token, "seq_ack": seq_ack}
+        )
 
     def send_packet(self, packet: bytes) -> None:
         assert self.udp is not None

@@ -25,9 +25,14 @@ from pydantic import SecretStr
 
 from emulator.discord import DiscordEmulator, EmulatorConfig
 from emulator.discord.world import Bot
+from gateways.fleet import Fleet
 from gateways.rest import RestClients, use_api_base
+from gateways.voice.manager import VoiceManager
+from gateways.voice.speech import Speech
+from gateways.voice.store import VoiceStore
 from infra.migrate import migrate
 from models.actions import Action
+from models.events import EventEnvelope
 from settings import REPO_ROOT, Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, TOKENS_HEALTH, TopicSpec
 from streams.codec import encode_key
@@ -334,3 +339,38 @@ async def redis_client(stack_up: Settings) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(stack_up.redis_url)
     yield client
     await client.aclose()
+
+
+def voice_manager(
+    fleet: Fleet,
+    http: aiohttp.ClientSession,
+    media: aiohttp.ClientSession,
+    producer: AIOKafkaProducer,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    gateway_url: str,
+    library: Path,
+    speech: Speech | None = None,
+) -> VoiceManager:
+    """A runner's voice manager for an in-process fleet: track ends go to the namespace's discord.events."""
+
+    async def publish(envelope: EventEnvelope) -> None:
+        await producer.send_and_wait(
+            DISCORD_EVENTS.name_in(namespace),
+            DISCORD_EVENTS.codec.encode(envelope),
+            key=encode_key(envelope.key),
+        )
+
+    voice = VoiceManager(
+        fleet=fleet,
+        http=http,
+        gateway_url=gateway_url,
+        library_root=library,
+        media=media,
+        allow_private_media=True,
+        speech=speech or Speech(None),
+        publish=publish,
+        store=VoiceStore(redis_client, namespace),
+    )
+    fleet.on_voice = voice.dispatched
+    return voice

@@ -512,7 +512,7 @@ def test_presence_is_a_gateway_command_and_voice_goes_to_the_voice_connection() 
     assert isinstance(presence, GatewayCommand) and presence.payload["op"] == 3
     assert presence.payload["d"]["status"] == "idle"
     assert presence.payload["d"]["activities"][0]["state"] == "dreaming"
-    voice_actions = [
+    voice_actions: list[VoiceJoin | VoiceLeave | VoicePlay | VoiceSpeak] = [
         VoiceJoin(action_id="a", channel_id=CHANNEL, **BASE),
         VoiceLeave(action_id="a", **BASE),
         VoicePlay(action_id="a", command="play", track="song", **BASE),

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from gateways.perform import ActionPerformer, Status
 from gateways.rest import RestClients, use_api_base
 from gateways.sessions import SessionStore
 from gateways.shard import BotCredentials, ShardState
+from gateways.voice.manager import VoiceManager
 from models.actions import (
     AnswerInChannel,
     AnswerInteraction,
@@ -42,7 +44,7 @@ from models.actions import (
 from models.commands import builtin_command
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
-from tests.gateways.conftest import World, eventually, read_topic
+from tests.gateways.conftest import World, eventually, read_topic, voice_manager
 from tests.waiting import wait_until
 from vault.store import HealthReason
 
@@ -81,6 +83,7 @@ class Rig:
     rest: RestClients
     namespace: str
     deferrals: Deferrals
+    voice: VoiceManager
 
 
 @pytest.fixture
@@ -91,15 +94,21 @@ async def rig(
     producer: AIOKafkaProducer,
     redis_client: aioredis.Redis,
     http: aiohttp.ClientSession,
+    tmp_path: Path,
 ) -> AsyncIterator[Rig]:
     deaths = Deaths()
     rest = RestClients(http)
     deferrals = Deferrals(rest, INTERACTION_DEFER_S)
     fleet = make_fleet(emulator, namespace, producer, redis_client, http, rest, deaths, deferrals)
-    running = asyncio.create_task(fleet.run())
-    yield Rig(fleet, deaths, rest, namespace, deferrals)
-    running.cancel()
-    await fleet.close()
+    async with media_session(allow_private=True) as media:
+        voice = voice_manager(
+            fleet, http, media, producer, redis_client, namespace, emulator.gateway_url, tmp_path
+        )
+        running = asyncio.create_task(fleet.run())
+        yield Rig(fleet, deaths, rest, namespace, deferrals, voice)
+        running.cancel()
+        await voice.close()
+        await fleet.close()
 
 
 def make_fleet(
@@ -281,7 +290,7 @@ async def test_a_retried_message_is_deduplicated_by_its_nonce(
 ) -> None:
     bot = new_bot(emulator, world)
     ledger = ActionLedger(redis_client, rig.namespace)
-    performer = ActionPerformer(ledger, rig.rest, rig.fleet, rig.deferrals, http)
+    performer = ActionPerformer(ledger, rig.rest, rig.fleet, rig.deferrals, http, rig.voice)
     action = SendMessage(
         action_id=uuid.uuid4().hex, bot_id=bot.bot_id, channel_id=world.channel_id, content="once"
     )
@@ -307,7 +316,7 @@ async def test_moderation_is_told_after_discord_answers_and_logged(
     emulator.add_member(world.guild_id, rowdy.id)
     owner = emulator.world.guilds[world.guild_id].owner_id
     performer = ActionPerformer(
-        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http, rig.voice
     )
     command = emulator.post_user_message(world.user_id, "!ban", world.channel_id)
 
@@ -365,7 +374,7 @@ async def test_a_401_stops_the_action_and_reports_the_token_dead(
     bot = new_bot(emulator, world)
     await emulator.revoke_token(bot.bot_id)
     performer = ActionPerformer(
-        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http, rig.voice
     )
     action = SendMessage(
         action_id=uuid.uuid4().hex, bot_id=bot.bot_id, channel_id=world.channel_id, content="x"
@@ -387,7 +396,7 @@ async def test_presence_and_voice_go_over_the_bots_own_connection(
     bot = new_bot(emulator, world)
     assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
     performer = ActionPerformer(
-        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http, rig.voice
     )
     presence = PresenceUpdate(
         action_id=uuid.uuid4().hex, bot_id=bot.bot_id, status="idle", activity="dreaming"
@@ -437,7 +446,7 @@ async def test_a_persona_image_on_a_private_address_is_dead_lettered_not_fetched
     bot = new_bot(emulator, world)
     async with media_session(allow_private=False) as media:
         performer = ActionPerformer(
-            ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, media
+            ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, media, rig.voice
         )
         action = MemberPersonaUpdate(
             action_id=uuid.uuid4().hex,
@@ -463,7 +472,7 @@ async def test_a_slow_answer_is_deferred_in_time_and_then_edits_it_a_fast_one_is
     register(emulator, bot, world.guild_id, "roll")
     assert await (await rig.fleet.connect(bot))[0].wait_ready(10)
     performer = ActionPerformer(
-        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http
+        ActionLedger(redis_client, rig.namespace), rig.rest, rig.fleet, rig.deferrals, http, rig.voice
     )
 
     def responses(interaction_id: str) -> list[dict[str, Any]]:
