@@ -4,7 +4,6 @@ channel when deployed, and replies also said in voice through the engine."""
 from __future__ import annotations
 
 from dataclasses import fields
-from uuid import uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -13,11 +12,19 @@ from models.actions import Reply, VoiceJoin, VoiceSpeak
 from models.agent import AgentConfig
 from models.common import error_paths
 from models.deployments import DeploymentStatus
-from models.inference import InferenceResult, ReplyTarget
-from models.tiers import InferenceLane, Tier
+from models.tiers import Tier
 from processors.engine import Engine, Tables
 from processors.speech import speaks_in_voice, spoken_text, voice_id, voice_joins
-from tests.processors.factories import T0, deployed, envelope, luna, routing, snowflake
+from tests.processors.factories import (
+    deployed,
+    envelope,
+    luna,
+    message_data,
+    result_of,
+    routing,
+    snowflake,
+    user,
+)
 
 GUILD, GENERAL, LOUNGE, BOT = snowflake(), snowflake(), snowflake(), snowflake()
 
@@ -100,24 +107,14 @@ def test_a_reply_is_also_said_in_the_voice_channel_the_agent_is_in() -> None:
     assert isinstance(join, VoiceJoin) and join.channel_id == LOUNGE
 
     def answer(text: str) -> list[object]:
-        result = InferenceResult(
-            request_id=f"req-{uuid4().hex}",
-            event_id=f"evt-{uuid4().hex}",
-            deployment_id=companion.deployment.deployment_id,
-            agent_id=companion.deployment.agent_id,
-            owner_id=companion.deployment.owner_id,
-            tier=Tier.business,
-            lane=InferenceLane.premium,
-            target=ReplyTarget(bot_id=BOT, guild_id=GUILD, channel_id=GENERAL, message_id=snowflake()),
-            text=text,
-            model="m",
-            prompt_tokens=1,
-            completion_tokens=1,
-            latency_ms=1.0,
-            cost_usd=0.0,
-            completed_at=T0,
+        """Mention Luna and have the model answer `text`: the actions of her reply."""
+        asked = message_data(
+            guild_id=GUILD, channel_id=GENERAL, author=user(snowflake(), "aiko"), content=f"<@{BOT}> hi"
         )
-        return list(engine.handle_result(result, GUILD).actions)
+        asked["mentions"] = [user(BOT, "luna", bot=True)]
+        mentioned = envelope("MESSAGE_CREATE", asked, bot_id=BOT, guild_id=GUILD, channel_id=GENERAL)
+        [request] = engine.handle_event(mentioned).requests
+        return list(engine.handle_result(result_of(request, text), GUILD).actions)
 
     # Not in voice yet (the edge has not reported the join): the reply is written only.
     assert not any(isinstance(a, VoiceSpeak) for a in answer("Hello there"))
