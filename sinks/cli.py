@@ -14,9 +14,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from infra.stack.clickhouse import get_clickhouse_client
 from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
+from sinks.answering import AnsweringService
 from sinks.clickhouse.schema import DEFAULT_DATABASE, apply_retention, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.lag import LagSampler
+from sinks.owner_analytics import OwnerAnalyticsService
 from sinks.stats import StatsService
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
 
@@ -66,11 +68,11 @@ async def serve_sinks(
             topic_prefix=namespace,
             interval_s=lag_interval_s,
         )
-        # /stats is answered here: this process is the one that holds ClickHouse.
-        stats = StatsService(
-            client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
-        )
-        running: list[TopicSink | LagSampler | StatsService] = [*sinks, sampler, stats]
+        # /stats and the console's analytics are answered here: this process is the one that holds ClickHouse.
+        answering = dict(bootstrap=bootstrap, namespace=namespace, producer=producer, options=options)
+        stats = StatsService(client, database, **answering)
+        owner_analytics = OwnerAnalyticsService(client, database, **answering)
+        running: list[TopicSink | LagSampler | AnsweringService] = [*sinks, sampler, stats, owner_analytics]
         workers = [asyncio.create_task(worker.run()) for worker in running]
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)

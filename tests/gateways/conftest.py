@@ -341,6 +341,13 @@ async def redis_client(stack_up: Settings) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+def tone(path: Path, seconds: float, frequency: int = 440) -> Path:
+    """A sine of `frequency` Hz at 1/8 of full scale (ffmpeg's lavfi source), written to `path`."""
+    source = f"sine=frequency={frequency}:duration={seconds}"
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", source, str(path)], check=True)
+    return path
+
+
 def voice_manager(
     fleet: Fleet,
     http: aiohttp.ClientSession,

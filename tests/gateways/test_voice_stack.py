@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from models.actions import VoiceJoin, VoiceLeave, VoicePlay, VoiceSpeak
 from models.events import VOICE_TRACK_END
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
-from tests.gateways.conftest import World, read_topic, voice_manager
+from tests.gateways.conftest import World, read_topic, tone, voice_manager
 from tests.gateways.test_gateway_shard import Deaths, api_base, http, make_fleet, new_bot
 from tests.waiting import wait_until
 
@@ -52,32 +51,46 @@ class VoiceRig:
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("music")
-    for title, frequency, seconds in [("tone440", 440, 1.6), ("long660", 660, 30)]:
-        subprocess.run(
-            [
-                "ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi",
-                "-i", f"sine=frequency={frequency}:duration={seconds}", str(root / f"{title}.ogg"),
-            ],
-            check=True,
-        )  # fmt: skip
+    tone(root / "tone440.ogg", 1.6, 440)
+    tone(root / "long660.ogg", 30, 660)
     return root
 
 
-async def make_rig(
-    emulator: DiscordEmulator,
-    namespace: str,
-    producer: AIOKafkaProducer,
-    redis_client: aioredis.Redis,
-    http: aiohttp.ClientSession,
-    media: aiohttp.ClientSession,
-    library: Path,
-    speech: Speech | None = None,
-) -> VoiceRig:
-    fleet = make_fleet(emulator, namespace, producer, redis_client, http, RestClients(http), Deaths())
-    voice = voice_manager(
-        fleet, http, media, producer, redis_client, namespace, emulator.gateway_url, library, speech
+@dataclass
+class RigParts:
+    """What a voice rig is built from: the emulator, the stack's clients, the test's namespace and library."""
+
+    emulator: DiscordEmulator
+    namespace: str
+    producer: AIOKafkaProducer
+    redis_client: aioredis.Redis
+    http: aiohttp.ClientSession
+    media: aiohttp.ClientSession
+    library: Path
+
+
+async def make_rig(parts: RigParts, speech: Speech | None = None) -> VoiceRig:
+    fleet = make_fleet(
+        parts.emulator,
+        parts.namespace,
+        parts.producer,
+        parts.redis_client,
+        parts.http,
+        RestClients(parts.http),
+        Deaths(),
     )
-    return VoiceRig(fleet, voice, namespace, library)
+    voice = voice_manager(
+        fleet,
+        parts.http,
+        parts.media,
+        parts.producer,
+        parts.redis_client,
+        parts.namespace,
+        parts.emulator.gateway_url,
+        parts.library,
+        speech,
+    )
+    return VoiceRig(fleet, voice, parts.namespace, parts.library)
 
 
 @pytest.fixture
@@ -100,7 +113,7 @@ async def running(rig: VoiceRig) -> AsyncIterator[VoiceRig]:
 
 
 @pytest.fixture
-async def rig(
+async def parts(
     api_base: None,
     emulator: DiscordEmulator,
     namespace: str,
@@ -109,10 +122,13 @@ async def rig(
     http: aiohttp.ClientSession,
     media: aiohttp.ClientSession,
     library: Path,
-) -> AsyncIterator[VoiceRig]:
-    async with running(
-        await make_rig(emulator, namespace, producer, redis_client, http, media, library)
-    ) as rig:
+) -> RigParts:
+    return RigParts(emulator, namespace, producer, redis_client, http, media, library)
+
+
+@pytest.fixture
+async def rig(parts: RigParts) -> AsyncIterator[VoiceRig]:
+    async with running(await make_rig(parts)) as rig:
         yield rig
 
 
@@ -229,20 +245,11 @@ async def test_pause_stops_the_packets_resume_continues_and_a_volume_change_is_h
 
 
 async def test_a_reply_is_spoken_with_espeak_and_with_the_elevenlabs_voice(
-    api_base: None,
-    emulator: DiscordEmulator,
-    world: World,
-    namespace: str,
-    producer: AIOKafkaProducer,
-    redis_client: aioredis.Redis,
-    http: aiohttp.ClientSession,
-    media: aiohttp.ClientSession,
-    library: Path,
-    stack_up: Settings,
+    parts: RigParts, emulator: DiscordEmulator, world: World, namespace: str, stack_up: Settings
 ) -> None:
     async with ElevenLabsCompatibleServer(api_key="xi-test") as elevenlabs:
         speech = Speech(AsyncElevenLabs(base_url=elevenlabs.root_url, api_key="xi-test"))
-        rig = await make_rig(emulator, namespace, producer, redis_client, http, media, library, speech)
+        rig = await make_rig(parts, speech)
         async with running(rig):
             bot, heard = await in_channel(rig, emulator, world, "Talk")
             guild = world.guild_id
@@ -289,23 +296,14 @@ async def test_a_dropped_voice_socket_resumes_and_an_ended_session_is_joined_aga
 
 
 async def test_a_runner_taking_the_bot_over_rejoins_and_continues_the_track(
-    api_base: None,
-    rig: VoiceRig,
-    emulator: DiscordEmulator,
-    world: World,
-    namespace: str,
-    producer: AIOKafkaProducer,
-    redis_client: aioredis.Redis,
-    http: aiohttp.ClientSession,
-    media: aiohttp.ClientSession,
-    library: Path,
+    parts: RigParts, rig: VoiceRig, emulator: DiscordEmulator, world: World
 ) -> None:
     bot, heard = await in_channel(rig, emulator, world, "Handover")
     guild = world.guild_id
     started = play(bot, heard, "play", track="long660")
     await rig.voice.perform(guild, started, bot)
     await heard.packets_grow(100, "two seconds")
-    store = VoiceStore(redis_client, namespace)
+    store = VoiceStore(parts.redis_client, parts.namespace)
     saved = await wait_until(
         lambda: _saved_position(store, bot.bot_id), "a saved position past one second", timeout_s=10
     )
@@ -313,7 +311,7 @@ async def test_a_runner_taking_the_bot_over_rejoins_and_continues_the_track(
     # The first runner lets the bot go (as on a rebalance; a kill only loses the last second's saves).
     await rig.voice.release({bot.bot_id})
     await rig.fleet.disconnect({bot.bot_id})
-    other = await make_rig(emulator, namespace, producer, redis_client, http, media, library)
+    other = await make_rig(parts)
     async with running(other):
         assert await (await other.fleet.connect(bot))[0].wait_ready(10)
         await other.voice.restore(bot)

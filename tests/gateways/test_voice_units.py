@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from gateways.voice.sources import (
 from gateways.voice.speech import Speech, espeak_audio
 from infra.stack import EDGE_PACKAGES, missing_edge_packages
 from models.events import VOICE_TRACK_END, VoiceTrackEnd
+from tests.gateways.conftest import tone
 
 KEY = bytes(range(32))
 
@@ -198,24 +198,6 @@ def test_volume_scales_samples_and_clips() -> None:
     assert np.frombuffer(with_volume(pcm, 50), np.int16).tolist() == [500, -500, 15000, -15000]
     assert np.frombuffer(with_volume(pcm, 200), np.int16).tolist() == [2000, -2000, 32767, -32768]
     assert with_volume(pcm, 100) is pcm
-
-
-def tone(path: Path, seconds: float, frequency: int = 440) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency={frequency}:duration={seconds}",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
 
 
 async def frames_of(stream: PcmStream) -> list[bytes]:
