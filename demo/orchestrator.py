@@ -30,6 +30,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from demo.music import demo_library
 from demo.options import DemoError, DemoOptions
 from demo.playground.agents import ApiAgents
 from demo.playground.live import LiveFeed, LiveState, Names
@@ -41,6 +42,7 @@ from demo.seed import DemoWorld, create_operator, reset_schema, seed_emulator, s
 from demo.world import WorldIds, allocate_ids, chat_line
 from emulator.discord import EmulatorControl, EmulatorError
 from emulator.mediawiki import MediaWikiServer
+from gateways.autocomplete import library_titles
 from infra.stack.clickhouse import engine_holder
 from models.commands import agent_commands
 from processors.app import WorkerOptions
@@ -56,9 +58,9 @@ def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[str, str]:
+def child_env(settings: Settings, options: DemoOptions, wiki_url: str, music: Path) -> dict[str, str]:
     """The children's environment: the demo's namespace and schema, Discord pointed at the emulator, the
-    knowledge tool at `wiki_url`."""
+    knowledge tool at `wiki_url`, /play at the `music` library."""
     env = dict(os.environ)
     env.update(
         DEEP_STATE_DIR=str(settings.state_dir),
@@ -72,6 +74,7 @@ def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[s
         DEEP_API_HOST=options.host,
         DEEP_API_PORT=str(options.api_port),
         WIKIPEDIA_URL=wiki_url,
+        DEEP_MUSIC_LIBRARY=str(music),
         PYTHONUNBUFFERED="1",
     )
     # The runner points each bot's application at the receiver; unset, interactions come over the gateway.
@@ -84,7 +87,10 @@ def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[s
 def child_specs(
     settings: Settings, options: DemoOptions, work_dir: Path, wiki_url: str
 ) -> dict[str, ChildSpec]:
-    env = child_env(settings, options, wiki_url)
+    # The configured music library when it has tracks, else the demo's generated one.
+    configured = settings.music_library_dir
+    music = configured if library_titles(configured) else demo_library(work_dir / "music")
+    env = child_env(settings, options, wiki_url, music)
     python = sys.executable
     deep = str(Path(python).with_name("deep"))
     host = options.host

@@ -22,7 +22,7 @@ from faust.types import TP, Message, StreamT, TopicT
 from models.deployments import RoutingRecord
 from models.events import EventEnvelope
 from models.inference import InferenceResult
-from models.table_keys import AnnouncementKey, GamesKey, RoutingKey, UtilityKey
+from models.table_keys import AnnouncementKey, GamesKey, MusicKey, RoutingKey, UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
@@ -293,6 +293,16 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             return
         keys = [AnnouncementKey.parse(raw).partition_key for raw in list(engine.tables.announcements.keys())]
         await fire_owned(keys, engine.fire_announcements)
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def leave_idle_voice() -> None:
+        # As for routines: the player's idle time lives in the music table, written with the leave.
+        if not recovered():
+            return
+        keys = list(
+            dict.fromkeys(MusicKey.parse(raw).partition_key for raw in list(engine.tables.music.keys()))
+        )
+        await fire_owned(keys, engine.leave_idle_voice)
 
     @app.timer(interval=options.routine_interval_s)
     async def host_events() -> None:
