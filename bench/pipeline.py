@@ -67,7 +67,7 @@ from models.tiers import Tier
 from processors.app import WorkerOptions
 from settings import REPO_ROOT, Settings, get_settings
 from streams.admin import apply_catalog, delete_namespace
-from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, GUILD_PARTITIONS
 from streams.codec import encode_key
 
 TARGET_PER_S = 10_000
@@ -413,13 +413,14 @@ class StageWorld:
             await asyncio.sleep(0.2)
 
     async def changelogs(self) -> dict[str, int]:
-        """Records and value bytes on the tables' changelog topics: what a worker reads to recover."""
+        """Records and value bytes on the tables' changelog topics (GUILD_PARTITIONS each): what a worker reads
+        to recover."""
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await reader.start()
         try:
             prefix = f"{self.namespace}{WorkerOptions.app_id}-"
             topics = [t for t in await reader.topics() if t.startswith(prefix) and t.endswith("-changelog")]
-            tps = [TopicPartition(t, p) for t in topics for p in reader.partitions_for_topic(t) or ()]
+            tps = [TopicPartition(t, p) for t in topics for p in range(GUILD_PARTITIONS)]
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)
             ends = await reader.end_offsets(tps)
