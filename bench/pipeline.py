@@ -413,8 +413,8 @@ class StageWorld:
             await asyncio.sleep(0.2)
 
     async def changelogs(self) -> dict[str, int]:
-        """Records and value bytes on the tables' changelog topics (GUILD_PARTITIONS each): what a worker reads
-        to recover."""
+        """Records and value bytes on the tables' changelog topics (GUILD_PARTITIONS each): what a worker
+        reads to recover."""
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await reader.start()
         try:
