@@ -412,7 +412,7 @@ class StageWorld:
                 raise SystemExit("the processors worker did not start")
             await asyncio.sleep(0.2)
 
-    async def changelogs(self) -> dict[str, int]:
+    async def changelogs(self) -> dict[str, Any]:
         """Records and value bytes on the tables' changelog topics (GUILD_PARTITIONS each): what a worker
         reads to recover."""
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
@@ -424,16 +424,22 @@ class StageWorld:
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)
             ends = await reader.end_offsets(tps)
-            records = value_bytes = 0
+            by_table: dict[str, int] = {}
+            records = 0
             pending = {tp for tp in tps if ends[tp] > 0}
             while pending:
-                for batch in (await reader.getmany(*pending, timeout_ms=1000)).values():
+                for tp, batch in (await reader.getmany(*pending, timeout_ms=1000)).items():
                     records += len(batch)
-                    value_bytes += sum(len(record.value or b"") for record in batch)
+                    table = tp.topic.removeprefix(prefix).removesuffix("-changelog")
+                    by_table[table] = by_table.get(table, 0) + sum(len(r.value or b"") for r in batch)
                 pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
         finally:
             await reader.stop()
-        return {"changelog_records": records, "changelog_bytes": value_bytes}
+        return {
+            "changelog_records": records,
+            "changelog_bytes": sum(by_table.values()),
+            "changelog_bytes_by_table": dict(sorted(by_table.items(), key=lambda item: -item[1])),
+        }
 
 
 async def stop_worker(worker: asyncio.subprocess.Process) -> None:

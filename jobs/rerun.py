@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -22,6 +23,7 @@ from jobs.overrides import ConfigChanges
 from jobs.timeline import TimeWindow, merged, spans
 from models.events import EventEnvelope
 from models.inference import InferenceResult
+from processors.context import ContextRing
 from processors.engine import Engine, Outputs, Tables
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, INFERENCE_RESULTS
 from streams.codec import CodecError, decode_key
@@ -38,7 +40,9 @@ Emit = Callable[[str, EventEnvelope | InferenceResult, Outputs], Awaitable[None]
 
 
 def memory_tables() -> Tables:
-    return Tables(**{f.name: {} for f in dataclasses.fields(Tables)})
+    """Every table a dict, the channel contexts in the ring layout the live tables keep them in."""
+    tables: dict[str, Any] = {f.name: {} for f in dataclasses.fields(Tables)}
+    return Tables(**{**tables, "context": ContextRing({}, {})})
 
 
 @dataclass

@@ -30,6 +30,24 @@ class ChannelContext(Strict):
     messages: list[ContextMessage] = Field(default_factory=list)
 
 
+class ContextWindow(Strict):
+    """Where a channel's context lies in its ring of slots (the changelog layout of ChannelContext): the
+    messages at positions `first`..`last` of the channel's history, message `p` in slot `p % ring`. Recording
+    a message writes its slot and this small record, never the whole window."""
+
+    channel_id: Snowflake
+    first: int = Field(ge=0)
+    last: int = Field(ge=-1)  # first - 1: no message
+    ring: int = Field(ge=1)
+
+
+class ContextSlot(Strict):
+    """One message of a channel's context at its position in the channel's history."""
+
+    position: int = Field(ge=0)
+    message: ContextMessage
+
+
 class Relationship(Strict):
     """What one deployment knows of one user."""
 

@@ -74,6 +74,11 @@ class _InChannel(TableKey):  # k/channel
 
 
 @dataclass(frozen=True, slots=True)
+class _InChannelSlot(_InChannel):  # k/channel/slot
+    slot: str
+
+
+@dataclass(frozen=True, slots=True)
 class _OfDeployment(TableKey):  # k/d
     deployment_id: UUID
 
@@ -154,8 +159,23 @@ class EconomyKey(TableKey):
 
 
 class ContextKey(_InChannel):
+    """A channel's context window (models.state.ContextWindow); its messages are under ContextSlotKey."""
+
     __slots__ = ()
-    TABLE = "context"
+    TABLE = "context_windows"
+
+
+class ContextSlotKey(_InChannelSlot):
+    """One slot of a channel's ring of context messages (models.state.ContextSlot)."""
+
+    __slots__ = ()
+    TABLE = "context_slots"
+
+    @staticmethod
+    def of(context_key: str, slot: int) -> str:
+        """The encoded key of `slot` under an encoded ContextKey: what `encode` gives, without building and
+        checking the parts again for each of a window's slots."""
+        return f"{context_key}{SEPARATOR}{slot}"
 
 
 class FloorKey(_InChannel):

@@ -1,8 +1,11 @@
 """The processors' Faust tables: pydantic values in memory, JSON in the changelog, co-partitioned with
-`discord.events` (GUILD_PARTITIONS, keyed by the partition key)."""
+`discord.events` (GUILD_PARTITIONS, keyed by the partition key). The channel contexts are kept as a ring of
+per-message slots (processors.context.ContextRing), so that a message writes a small record, not the whole
+window."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 import faust
@@ -31,11 +34,13 @@ from models.processor_state import (
     Wallets,
     WarnRecord,
 )
-from models.state import ChannelContext, MoodState, Relationship
+from models.state import ContextSlot, ContextWindow, MoodState, Relationship
+from processors.context import ContextRing
 from processors.engine import Tables
 from streams.catalog import GUILD_PARTITIONS, TopicSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+V = TypeVar("V")
 
 
 class ModelCodec(Codec, Generic[ModelT]):
@@ -53,6 +58,35 @@ class ModelCodec(Codec, Generic[ModelT]):
         return self._adapter.validate_json(raw)
 
 
+class TableView(MutableMapping[str, V]):
+    """A Faust table as the engine uses it: reads go straight to its store (Faust's own read path adds only
+    monitoring hooks, at a few microseconds a read, and the engine reads a dozen values an event); writes
+    and deletes go through the table, which sends them to its changelog."""
+
+    def __init__(self, table: faust.Table[str, V]) -> None:
+        self._table = table
+        self._store = table.data
+
+    def __getitem__(self, key: str) -> V:
+        return self._store[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Not the store's own get, which raises and catches a KeyError for a missing key (a microsecond).
+        return self._store[key] if key in self._store else default  # noqa: SIM401
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
 def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partitioner: bool = False) -> Any:
     """A table of `model` values under the encoded keys of `models/table_keys.py`, sent raw, so that a key's
     changelog partition (when the partitioner picks it) is the partition of the same key on
@@ -68,7 +102,8 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
     )
     table.key_serializer = "raw"
     table.value_serializer = ModelCodec(model)
-    return app.tables.add(table)
+    app.tables.add(table)
+    return TableView(table)
 
 
 def create_tables(app: faust.App) -> Tables:
@@ -76,7 +111,10 @@ def create_tables(app: faust.App) -> Tables:
         # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
         routing=model_table(app, table_keys.RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
         directory=model_table(app, table_keys.DirectoryKey.TABLE, GuildDirectory),
-        context=model_table(app, table_keys.ContextKey.TABLE, ChannelContext),
+        context=ContextRing(
+            model_table(app, table_keys.ContextKey.TABLE, ContextWindow),
+            model_table(app, table_keys.ContextSlotKey.TABLE, ContextSlot),
+        ),
         relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
         moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
         music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),

@@ -1,5 +1,5 @@
-"""Replay of a history recorded with an earlier version of the processors (tests/processors/replay_history.py):
-this version decides and outputs exactly what that one did, record by record."""
+"""Replay of a history recorded with an earlier version of the processors (replay_history.py): this version
+decides and outputs exactly what that one did, record by record."""
 
 from __future__ import annotations
 
