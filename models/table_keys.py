@@ -159,28 +159,37 @@ class EconomyKey(TableKey):
 
 
 class ContextKey(_InChannel):
-    """A channel's context window (models.state.ContextWindow); its messages are under ContextSlotKey."""
+    """A channel's context: its ring's head (models.state.RingHead); the messages are under ContextSlotKey."""
 
     __slots__ = ()
-    TABLE = "context_windows"
+    TABLE = "context_heads"
 
 
 class ContextSlotKey(_InChannelSlot):
-    """One slot of a channel's ring of context messages (models.state.ContextSlot)."""
+    """One slot of a channel's ring of context messages (models.state.RingSlot)."""
 
     __slots__ = ()
     TABLE = "context_slots"
 
-    @staticmethod
-    def of(context_key: str, slot: int) -> str:
-        """The encoded key of `slot` under an encoded ContextKey: what `encode` gives, without building and
-        checking the parts again for each of a window's slots."""
-        return f"{context_key}{SEPARATOR}{slot}"
-
 
 class FloorKey(_InChannel):
+    """A channel's floor: its ring's head (models.state.RingHead); the rulings are under FloorSlotKey."""
+
     __slots__ = ()
-    TABLE = "floor"
+    TABLE = "floor_heads"
+
+
+class FloorSlotKey(_InChannelSlot):
+    """One slot of a channel's ring of floor rulings (models.state.RingSlot)."""
+
+    __slots__ = ()
+    TABLE = "floor_rulings"
+
+
+def ring_slot_key(key: str, slot: int) -> str:
+    """The encoded key of `slot` of the ring under an encoded ContextKey or FloorKey: what ContextSlotKey's
+    and FloorSlotKey's `encode` give, without building and checking the parts again for each slot."""
+    return f"{key}{SEPARATOR}{slot}"
 
 
 class MoodKey(_OfDeployment):

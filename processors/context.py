@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from models.discord import DiscordMessage
-from models.state import ChannelContext, ContextMessage, ContextSlot, ContextWindow
-from models.table_keys import ContextSlotKey
+from models.state import ChannelContext, ContextMessage
 
 # An agent's own reply is recorded when it is composed, before Discord has given it an id; the bot's own
 # MESSAGE_CREATE later replaces the placeholder with the real message.
@@ -63,114 +60,3 @@ def author_of(context: ChannelContext | None, message_id: str) -> str | None:
     if context is None:
         return None
     return next((m.author_id for m in context.messages if m.message_id == message_id), None)
-
-
-# The ring a channel starts with; it doubles when the window outgrows it (rewriting the window's slots once).
-SMALLEST_RING = 8
-
-
-@dataclass(frozen=True)
-class _Held:
-    """A channel's context as last read or written, with the window record it stands for and the position
-    of its first message."""
-
-    window: ContextWindow
-    context: ChannelContext
-    first: int
-
-
-class ContextRing(MutableMapping[str, ChannelContext]):
-    """Channel contexts under their ContextKey, kept as a ring of one slot per message and a small window
-    record saying which positions are in the context. Storing a context writes only what changed: after a
-    new message, its slot and the window (two small changelog records, where the whole context was one
-    record of up to its window's messages).
-
-    Each context read is kept beside the window record it was read under: every change writes a new window
-    record (here, or in a recovery from the changelog), so while the record is the same object the context
-    is unchanged, and a read costs one lookup instead of one per message."""
-
-    def __init__(
-        self, windows: MutableMapping[str, ContextWindow], slots: MutableMapping[str, ContextSlot]
-    ) -> None:
-        self._windows = windows
-        self._slots = slots
-        self._held: dict[str, _Held] = {}
-
-    def _current(self, key: str) -> _Held | None:
-        window = self._windows.get(key)
-        held = self._held.get(key)
-        if window is None:
-            self._held.pop(key, None)
-            return None
-        if held is not None and held.window is window:
-            return held
-        slots = self._slots
-        first = window.first
-        messages: list[ContextMessage] = []
-        for position in range(window.first, window.last + 1):
-            slot = slots.get(ContextSlotKey.of(key, position % window.ring))
-            if slot is None or slot.position != position:
-                # Only a changelog cut short leaves a gap: the context is the run after it.
-                first, messages = position + 1, []
-            else:
-                messages.append(slot.message)
-        # Built from validated values: no need to validate them again.
-        context = ChannelContext.model_construct(channel_id=window.channel_id, messages=messages)
-        held = self._held[key] = _Held(window, context, first)
-        return held
-
-    def __getitem__(self, key: str) -> ChannelContext:
-        held = self._current(key)
-        if held is None:
-            raise KeyError(key)
-        return held.context
-
-    def __setitem__(self, key: str, context: ChannelContext) -> None:
-        current = self._current(key)
-        messages = context.messages
-        held = current.context.messages if current is not None else []
-        # The messages read are the held ones' own objects: where the new context's first message is among
-        # them (at the start, or one on when the oldest was dropped), those that follow keep their
-        # positions; a context that shares no start with the held one gets positions after them.
-        shift = next((j for j, message in enumerate(held) if messages and message is messages[0]), None)
-        if current is None:
-            first = 0
-        elif shift is None:
-            first = current.window.last + 1
-        else:
-            first = current.first + shift
-        ring = current.window.ring if current is not None else SMALLEST_RING
-        while ring < len(messages):
-            ring *= 2
-        # A grown ring puts every position in another slot.
-        kept = (
-            held[shift:] if shift is not None and current is not None and ring == current.window.ring else []
-        )
-        written = False
-        for index, message in enumerate(messages):
-            if index >= len(kept) or kept[index] is not message:
-                position = first + index
-                self._slots[ContextSlotKey.of(key, position % ring)] = ContextSlot(
-                    position=position, message=message
-                )
-                written = True
-        window = ContextWindow(
-            channel_id=context.channel_id, first=first, last=first + len(messages) - 1, ring=ring
-        )
-        if written or current is None or window != current.window:
-            self._windows[key] = window
-        else:
-            window = current.window
-        self._held[key] = _Held(window, context, first)
-
-    def __delitem__(self, key: str) -> None:
-        window = self._windows.pop(key)
-        self._held.pop(key, None)
-        for slot in range(window.ring):
-            self._slots.pop(ContextSlotKey.of(key, slot), None)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._windows)
-
-    def __len__(self) -> int:
-        return len(self._windows)

@@ -1,7 +1,7 @@
 """The processors' Faust tables: pydantic values in memory, JSON in the changelog, co-partitioned with
-`discord.events` (GUILD_PARTITIONS, keyed by the partition key). The channel contexts are kept as a ring of
-per-message slots (processors.context.ContextRing), so that a message writes a small record, not the whole
-window."""
+`discord.events` (GUILD_PARTITIONS, keyed by the partition key). The channel contexts and the floors'
+rulings, lists that grow every message, are kept as rings of per-item slots (processors.ring.ListRing), so
+that a message writes small records, not the whole list."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from models.processor_state import (
     ArcBook,
     AutomodWindow,
     EventBook,
-    FloorState,
     GameBook,
     GameRecord,
     GuildDirectory,
@@ -34,12 +33,13 @@ from models.processor_state import (
     Wallets,
     WarnRecord,
 )
-from models.state import ContextSlot, ContextWindow, MoodState, Relationship
-from processors.context import ContextRing
+from models.state import MoodState, Relationship
 from processors.engine import Tables
+from processors.ring import CONTEXT_RING, FLOOR_RING, ListRing, RingLayout
 from streams.catalog import GUILD_PARTITIONS, TopicSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ItemT = TypeVar("ItemT", bound=BaseModel)
 V = TypeVar("V")
 
 
@@ -106,15 +106,19 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
     return TableView(table)
 
 
+def ring_table(
+    app: faust.App, heads: str, slots: str, layout: RingLayout[ModelT, ItemT]
+) -> ListRing[ModelT, ItemT]:
+    """A ring's two tables: its heads, and its slots under the keys of the heads' ring_slot_key."""
+    return layout.over(model_table(app, heads, layout.head_model), model_table(app, slots, layout.slot_model))
+
+
 def create_tables(app: faust.App) -> Tables:
     return Tables(
         # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
         routing=model_table(app, table_keys.RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
         directory=model_table(app, table_keys.DirectoryKey.TABLE, GuildDirectory),
-        context=ContextRing(
-            model_table(app, table_keys.ContextKey.TABLE, ContextWindow),
-            model_table(app, table_keys.ContextSlotKey.TABLE, ContextSlot),
-        ),
+        context=ring_table(app, table_keys.ContextKey.TABLE, table_keys.ContextSlotKey.TABLE, CONTEXT_RING),
         relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
         moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
         music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),
@@ -131,7 +135,7 @@ def create_tables(app: faust.App) -> Tables:
         game_boards=model_table(app, table_keys.GameBoardKey.TABLE, Leaderboard),
         # Written by the routine timer, outside any event: partitioned by key.
         routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
-        floor=model_table(app, table_keys.FloorKey.TABLE, FloorState),
+        floor=ring_table(app, table_keys.FloorKey.TABLE, table_keys.FloorSlotKey.TABLE, FLOOR_RING),
         economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
         # Written by the routine timer too: partitioned by key.
         arcs=model_table(app, table_keys.ArcKey.TABLE, ArcBook, use_partitioner=True),
