@@ -458,7 +458,7 @@ async def test_killed_worker_recovers_its_tables_from_the_changelog(
     target = snowflake()
     warn = [{"name": "user", "type": 6, "value": target}, {"name": "reason", "type": 3, "value": "rude"}]
     # Chatter Luna keeps in her channel context (its ring of slots), answered by nobody.
-    chatter = [message(guild, guild.music, MIA, f"the password is swordfish {n}") for n in range(3)]
+    chatter = [message(guild, guild.luna, MIA, f"the password is swordfish {n}") for n in range(3)]
     before = [
         *chatter,
         message(guild, guild.music, KAI, "!play lofi"),
