@@ -27,11 +27,11 @@ from jobs.rerun import DEPLOYMENTS, EVENTS, RESULTS, SOURCES, Rerun
 from models.agent import AgentMode
 from models.deployments import DeployedAgent, RoutingRecord
 from models.events import EventEnvelope
-from models.inference import InferenceRequest, InferenceResult
+from models.inference import InferenceResult
 from models.templates import mode_template
 from processors.engine import Outputs
 from streams.codec import encode_key
-from tests.processors.factories import FIXTURES, T0, deployed, envelope, message_data, user
+from tests.processors.factories import FIXTURES, T0, deployed, envelope, message_data, result_of, user
 
 HISTORY = FIXTURES / "processors_replay.jsonl.gz"
 MESSAGES = 600
@@ -101,26 +101,6 @@ class Place:
             sequence=message_id % 1_000_000,
             at=at,
         ).model_copy(update={"event_id": f"replay-{message_id}"})
-
-
-def answer(request: InferenceRequest, n: int) -> InferenceResult:
-    return InferenceResult(
-        request_id=request.request_id,
-        event_id=request.event_id,
-        deployment_id=request.deployment_id,
-        agent_id=request.agent_id,
-        owner_id=request.owner_id,
-        tier=request.tier,
-        lane=request.lane,
-        target=request.target,
-        text=f"that is a fair point, and here is my answer number {n}",
-        model=request.model,
-        prompt_tokens=40,
-        completion_tokens=12,
-        latency_ms=150.0,
-        cost_usd=0.0001,
-        completed_at=T0 + timedelta(seconds=3 * n + 1),
-    )
 
 
 def consumer_record(source: int, offset: int, key: str, value: BaseModel) -> ConsumerRecord[bytes, bytes]:
@@ -194,7 +174,7 @@ def record_history() -> Iterator[tuple[Input, dict[str, list[dict[str, Any]]]]]:
         outputs = replay.feed(EVENTS, place.guild_id, event)
         yield (EVENTS, place.guild_id, event), comparable(outputs)
         for reply, request in enumerate(outputs.requests):
-            result = answer(request, n)
+            result = result_of(request, f"that is a fair point, my answer {n}", at + timedelta(seconds=1))
             made = replay.feed(RESULTS, place.guild_id, result)
             yield (RESULTS, place.guild_id, result), comparable(made)
             bot = next(b for b in place.bots if b["id"] == request.target.bot_id)

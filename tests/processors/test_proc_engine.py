@@ -23,7 +23,6 @@ from models.actions import (
 from models.agent import AgentMode
 from models.decisions import DecisionReason
 from models.events import partition_key
-from models.inference import InferenceRequest, InferenceResult
 from models.permissions import BAN_MEMBERS
 from models.table_keys import ContextKey, DirectoryKey, RelationshipKey, RoutingKey
 from models.tiers import InferenceLane, Tier
@@ -40,6 +39,7 @@ from tests.processors.factories import (
     interaction_data,
     luna,
     message_data,
+    result_of,
     routing,
     snowflake,
     user,
@@ -244,27 +244,6 @@ def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
         for a in slash(engine, MOD_BOT, "ban", option, permissions=BAN_MEMBERS).actions
         if isinstance(a, Ban)
     ]
-
-
-def result_of(request: InferenceRequest, text: str) -> InferenceResult:
-    """The model's answer to `request`, a second after it was made."""
-    return InferenceResult(
-        request_id=request.request_id,
-        event_id=request.event_id,
-        deployment_id=request.deployment_id,
-        agent_id=request.agent_id,
-        owner_id=request.owner_id,
-        tier=request.tier,
-        lane=request.lane,
-        target=request.target,
-        text=text,
-        model="gpt-4-turbo",
-        prompt_tokens=10,
-        completion_tokens=5,
-        latency_ms=300,
-        cost_usd=0.001,
-        completed_at=T0 + timedelta(seconds=1),
-    )
 
 
 def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Engine) -> None:
