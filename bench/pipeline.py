@@ -26,6 +26,8 @@ personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) i
 Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
+    .venv/bin/python -m bench.pipeline --stages-only   # the processors stages and raw aiokafka only
+    .venv/bin/python -m bench.pipeline --recovery      # the tables' recovery from their changelogs
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from processors.app import WorkerOptions
 from settings import REPO_ROOT, Settings, get_settings
 from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog, delete_namespace
-from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, GUILD_PARTITIONS
 from streams.codec import encode_key
 from streams.sealing import open_envelope, seal_envelope
 from vault.user_keys import user_keys
@@ -358,61 +360,119 @@ def routine_world(count: int) -> list[RoutingRecord]:
     return records
 
 
-async def processors_alone(
-    settings: Settings, guilds: int, modes: tuple[AgentMode, ...], routine_deployments: int = 0
-) -> dict[str, Any]:
-    """One worker (`python -m processors.cli`) reading STAGE_EVENTS chatter events produced beforehand,
-    beside `routine_deployments` deployments holding routines."""
-    namespace = f"b{uuid.uuid4().hex[:8]}."
-    bootstrap = settings.kafka_bootstrap
-    await apply_catalog(bootstrap, namespace)
-    world = stage_world(guilds, modes)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
-    offsets = Offsets(bootstrap, namespace)
-    await producer.start()
-    await offsets.start()
-    env = {**os.environ, "DEEP_TOPIC_NAMESPACE": namespace, "DEEP_LOG_LEVEL": "WARNING"}
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processors.cli", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
-    events = DISCORD_EVENTS.name_in(namespace)
+class StageWorld:
+    """A namespace of its own with the stage's routing published, and chatter events produced into it for one
+    processors worker (`python -m processors.cli`) to read."""
 
-    async def produce(first: int, count: int) -> None:
-        for n in range(first, first + count):
-            record, bot_id, channel_id, users = world[n % len(world)]
-            author = users[(n // len(world)) % len(users)]
-            value = chatter_event(n, record.key, bot_id, channel_id, author)
-            await producer.send(events, value, key=encode_key(record.key))
-        await producer.flush()
+    def __init__(self, settings: Settings, world: list[tuple[RoutingRecord, str, str, list[str]]]) -> None:
+        self.namespace = f"b{uuid.uuid4().hex[:8]}."
+        self.bootstrap = settings.kafka_bootstrap
+        self.world = world
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, linger_ms=5, max_batch_size=512 * 1024
+        )
+        self.offsets = Offsets(self.bootstrap, self.namespace)
+        self.produced = 0
 
-    try:
-        for record in [*(entry[0] for entry in world), *routine_world(routine_deployments)]:
+    async def start(self, routing: list[RoutingRecord]) -> None:
+        await apply_catalog(self.bootstrap, self.namespace)
+        await self.producer.start()
+        await self.offsets.start()
+        for record in routing:
             value = AGENT_DEPLOYMENTS.codec.encode(record)
-            await producer.send(AGENT_DEPLOYMENTS.name_in(namespace), value, key=encode_key(record.key))
-        # Warm up: the worker has joined, recovered and handled a first event of every guild.
-        await produce(0, len(world))
+            await self.producer.send(
+                AGENT_DEPLOYMENTS.name_in(self.namespace), value, key=encode_key(record.key)
+            )
+
+    async def stop(self) -> None:
+        await self.offsets.stop()
+        await self.producer.stop()
+        await delete_namespace(self.bootstrap, self.namespace)
+
+    async def produce(self, count: int) -> None:
+        events = DISCORD_EVENTS.name_in(self.namespace)
+        for n in range(self.produced, self.produced + count):
+            record, bot_id, channel_id, users = self.world[n % len(self.world)]
+            author = users[(n // len(self.world)) % len(users)]
+            value = chatter_event(n, record.key, bot_id, channel_id, author)
+            await self.producer.send(events, value, key=encode_key(record.key))
+        await self.producer.flush()
+        self.produced += count
+
+    async def all_committed(self) -> bool:
+        return await self.offsets.committed() >= self.produced
+
+    async def start_worker(self) -> asyncio.subprocess.Process:
+        env = {**os.environ, "DEEP_TOPIC_NAMESPACE": self.namespace, "DEEP_LOG_LEVEL": "WARNING"}
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "processors.cli", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+
+    async def first_commits(self, worker: asyncio.subprocess.Process) -> None:
+        """One event for every guild, until the worker committed it: it has joined, recovered its tables
+        and handled an event of every guild."""
+        await self.produce(len(self.world))
         deadline = time.monotonic() + START_TIMEOUT_S
-        while await offsets.committed() < len(world):
+        while not await self.all_committed():
             if time.monotonic() > deadline or worker.returncode is not None:
                 raise SystemExit("the processors worker did not start")
             await asyncio.sleep(0.2)
+
+    async def changelogs(self) -> dict[str, Any]:
+        """Records and value bytes on the tables' changelog topics (GUILD_PARTITIONS each): what a worker
+        reads to recover."""
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await reader.start()
+        try:
+            prefix = f"{self.namespace}{WorkerOptions.app_id}-"
+            topics = [t for t in await reader.topics() if t.startswith(prefix) and t.endswith("-changelog")]
+            tps = [TopicPartition(t, p) for t in topics for p in range(GUILD_PARTITIONS)]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            by_table: dict[str, int] = {}
+            records = 0
+            pending = {tp for tp in tps if ends[tp] > 0}
+            while pending:
+                for tp, batch in (await reader.getmany(*pending, timeout_ms=1000)).items():
+                    records += len(batch)
+                    table = tp.topic.removeprefix(prefix).removesuffix("-changelog")
+                    by_table[table] = by_table.get(table, 0) + sum(len(r.value or b"") for r in batch)
+                pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
+        finally:
+            await reader.stop()
+        return {
+            "changelog_records": records,
+            "changelog_bytes": sum(by_table.values()),
+            "changelog_bytes_by_table": dict(sorted(by_table.items(), key=lambda item: -item[1])),
+        }
+
+
+async def stop_worker(worker: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        worker.send_signal(signal.SIGTERM)
+    await worker.wait()
+
+
+async def processors_alone(
+    settings: Settings, guilds: int, modes: tuple[AgentMode, ...], routine_deployments: int = 0
+) -> dict[str, Any]:
+    """One worker reading STAGE_EVENTS chatter events produced beforehand, beside `routine_deployments`
+    deployments holding routines."""
+    stage = StageWorld(settings, stage_world(guilds, modes))
+    await stage.start([*(entry[0] for entry in stage.world), *routine_world(routine_deployments)])
+    worker = await stage.start_worker()
+    try:
+        await stage.first_commits(worker)
         before = cpu_s(worker.pid)
         start = time.monotonic()
-        await produce(len(world), STAGE_EVENTS)
-
-        async def all_committed() -> bool:
-            return await offsets.committed() >= len(world) + STAGE_EVENTS
-
-        await until(all_committed, start + START_TIMEOUT_S)
+        await stage.produce(STAGE_EVENTS)
+        await until(stage.all_committed, start + START_TIMEOUT_S)
         elapsed = time.monotonic() - start
         used = cpu_s(worker.pid) - before
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            worker.send_signal(signal.SIGTERM)
-        await worker.wait()
-        await offsets.stop()
-        await producer.stop()
-        await delete_namespace(bootstrap, namespace)
+        await stop_worker(worker)
+        await stage.stop()
     return {
         "events": STAGE_EVENTS,
         "events_per_s": round(STAGE_EVENTS / elapsed),
@@ -450,6 +510,41 @@ async def sealing_cost(settings: Settings) -> dict[str, float]:
     return {
         "seal_us_per_event": round(sealing * 1e6 / SEAL_EVENTS, 1),
         "open_us_per_event": round(opening * 1e6 / SEAL_EVENTS, 1),
+    }
+
+
+async def table_recovery(settings: Settings, guilds: int, modes: tuple[AgentMode, ...]) -> dict[str, Any]:
+    """The tables' recovery from their changelogs: a worker handles STAGE_EVENTS chatter events of `modes`
+    and stops; a second one starts on the same changelogs. `recovery_s` is the second worker's time from
+    its start to committing a first new event of every guild, less the first worker's same time on empty
+    changelogs (joining the group and starting cost both the same)."""
+    stage = StageWorld(settings, stage_world(guilds, modes))
+    await stage.start([entry[0] for entry in stage.world])
+    try:
+        start = time.monotonic()
+        worker = await stage.start_worker()
+        try:
+            await stage.first_commits(worker)
+            cold_start_s = time.monotonic() - start
+            await stage.produce(STAGE_EVENTS)
+            await until(stage.all_committed, time.monotonic() + START_TIMEOUT_S)
+        finally:
+            await stop_worker(worker)
+        changelogs = await stage.changelogs()
+        start = time.monotonic()
+        worker = await stage.start_worker()
+        try:
+            await stage.first_commits(worker)
+            warm_start_s = time.monotonic() - start
+        finally:
+            await stop_worker(worker)
+    finally:
+        await stage.stop()
+    return {
+        **changelogs,
+        "cold_start_s": round(cold_start_s, 2),
+        "restart_s": round(warm_start_s, 2),
+        "recovery_s": round(warm_start_s - cold_start_s, 2),
     }
 
 
@@ -569,12 +664,19 @@ async def wait_until_answering(control: EmulatorControl, guilds: list[LoadGuild]
 
 async def main(args: argparse.Namespace) -> None:
     settings = get_settings()
-    steps = await end_to_end(settings, args)
+    if args.recovery:
+        print(
+            orjson.dumps(
+                {"bench": "table_recovery", **await table_recovery(settings, args.guilds, MIX)}
+            ).decode()
+        )
+        return
+    steps = [] if args.stages_only else await end_to_end(settings, args)
     sustained = [s for s in steps if not saturated(s)]
     best = max(sustained, key=lambda s: s["processed_per_s"]) if sustained else None
     at_latency_rate = next((s for s in steps if s["offered_per_s"] == LATENCY_RATE_PER_S), None)
-    reference = best or steps[0]
-    cpu_per_message = reference["cpu_us_per_message"]
+    reference = best or (steps[0] if steps else None)
+    cpu_per_message = reference["cpu_us_per_message"] if reference else {}
     mode1 = await processors_alone(settings, args.guilds, (AgentMode.bare,))
     mix = await processors_alone(settings, args.guilds, MIX)
     raw = await raw_kafka(settings.kafka_bootstrap)
@@ -621,6 +723,16 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument(
         "--routine-deployments", type=int, default=0, help="also run the processors stage beside this many"
+    )
+    parser.add_argument(
+        "--stages-only",
+        action="store_true",
+        help="only the processors stages and raw aiokafka, no end-to-end run",
+    )
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="only the tables' recovery from their changelogs after STAGE_EVENTS events of the mix",
     )
     parser.add_argument(
         "--rates",

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -23,6 +24,7 @@ from jobs.timeline import TimeWindow, merged, spans
 from models.events import EventEnvelope
 from models.inference import InferenceResult
 from processors.engine import Engine, Outputs, Tables
+from processors.ring import CONTEXT_RING, FLOOR_RING
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, INFERENCE_RESULTS
 from streams.codec import CodecError, decode_key
 from streams.history import KafkaTools, Track, no_progress
@@ -39,7 +41,9 @@ Emit = Callable[[str, EventEnvelope | InferenceResult, Outputs], Awaitable[None]
 
 
 def memory_tables() -> Tables:
-    return Tables(**{f.name: {} for f in dataclasses.fields(Tables)})
+    """Every table a dict, the channel contexts and floors in the ring layout the live tables keep them in."""
+    tables: dict[str, Any] = {f.name: {} for f in dataclasses.fields(Tables)}
+    return Tables(**{**tables, "context": CONTEXT_RING.over({}, {}), "floor": FLOOR_RING.over({}, {})})
 
 
 @dataclass

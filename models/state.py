@@ -4,12 +4,15 @@ relationships, mood and retrieved memories."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from models.agent import MoodName
 from models.common import LongText, Snowflake, Strict
+
+ValueT = TypeVar("ValueT", bound=BaseModel)
+ItemT = TypeVar("ItemT", bound=BaseModel)
 
 
 class ContextMessage(Strict):
@@ -28,6 +31,25 @@ class ChannelContext(Strict):
 
     channel_id: Snowflake
     messages: list[ContextMessage] = Field(default_factory=list)
+
+
+class RingHead(Strict, Generic[ValueT]):
+    """The changelog layout of a value whose one list grows an item at a time (processors.ring.ListRing):
+    the value with that list left empty, and where its items lie in the ring of slots, item `p` of the
+    value's history in slot `p % ring`, the list being the items at positions `first`..`last`. A new item
+    writes its slot and this record, never the whole list."""
+
+    rest: ValueT
+    first: int = Field(ge=0)
+    last: int = Field(ge=-1)  # first - 1: an empty list
+    ring: int = Field(ge=1)
+
+
+class RingSlot(Strict, Generic[ItemT]):
+    """One item of a ring's list at its position in the value's history."""
+
+    position: int = Field(ge=0)
+    item: ItemT
 
 
 class Relationship(Strict):

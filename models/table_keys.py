@@ -74,6 +74,11 @@ class _InChannel(TableKey):  # k/channel
 
 
 @dataclass(frozen=True, slots=True)
+class _InChannelSlot(_InChannel):  # k/channel/slot
+    slot: str
+
+
+@dataclass(frozen=True, slots=True)
 class _OfDeployment(TableKey):  # k/d
     deployment_id: UUID
 
@@ -162,13 +167,37 @@ class EconomyKey(TableKey):
 
 
 class ContextKey(_InChannel):
+    """A channel's context: its ring's head (models.state.RingHead); the messages are under ContextSlotKey."""
+
     __slots__ = ()
-    TABLE = "context"
+    TABLE = "context_heads"
+
+
+class ContextSlotKey(_InChannelSlot):
+    """One slot of a channel's ring of context messages (models.state.RingSlot)."""
+
+    __slots__ = ()
+    TABLE = "context_slots"
 
 
 class FloorKey(_InChannel):
+    """A channel's floor: its ring's head (models.state.RingHead); the rulings are under FloorSlotKey."""
+
     __slots__ = ()
-    TABLE = "floor"
+    TABLE = "floor_heads"
+
+
+class FloorSlotKey(_InChannelSlot):
+    """One slot of a channel's ring of floor rulings (models.state.RingSlot)."""
+
+    __slots__ = ()
+    TABLE = "floor_rulings"
+
+
+def ring_slot_key(key: str, slot: int) -> str:
+    """The encoded key of `slot` of the ring under an encoded ContextKey or FloorKey: what ContextSlotKey's
+    and FloorSlotKey's `encode` give, without building and checking the parts again for each slot."""
+    return f"{key}{SEPARATOR}{slot}"
 
 
 class MoodKey(_OfDeployment):

@@ -1,8 +1,11 @@
 """The processors' Faust tables: pydantic values in memory, JSON in the changelog, co-partitioned with
-`discord.events` (GUILD_PARTITIONS, keyed by the partition key)."""
+`discord.events` (GUILD_PARTITIONS, keyed by the partition key). The channel contexts and the floors'
+rulings, lists that grow every message, are kept as rings of per-item slots (processors.ring.ListRing), so
+that a message writes small records, not the whole list."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 import faust
@@ -17,7 +20,6 @@ from models.processor_state import (
     ArcBook,
     AutomodWindow,
     EventBook,
-    FloorState,
     GameBook,
     GameRecord,
     GuildDirectory,
@@ -32,11 +34,14 @@ from models.processor_state import (
     Wallets,
     WarnRecord,
 )
-from models.state import ChannelContext, MoodState, Relationship
+from models.state import MoodState, Relationship
 from processors.engine import Tables
+from processors.ring import CONTEXT_RING, FLOOR_RING, ListRing, RingLayout
 from streams.catalog import GUILD_PARTITIONS, TopicSpec
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ItemT = TypeVar("ItemT", bound=BaseModel)
+V = TypeVar("V")
 
 
 class ModelCodec(Codec, Generic[ModelT]):
@@ -54,6 +59,35 @@ class ModelCodec(Codec, Generic[ModelT]):
         return self._adapter.validate_json(raw)
 
 
+class TableView(MutableMapping[str, V]):
+    """A Faust table as the engine uses it: reads go straight to its store (Faust's own read path adds only
+    monitoring hooks, at a few microseconds a read, and the engine reads a dozen values an event); writes
+    and deletes go through the table, which sends them to its changelog."""
+
+    def __init__(self, table: faust.Table[str, V]) -> None:
+        self._table = table
+        self._store = table.data
+
+    def __getitem__(self, key: str) -> V:
+        return self._store[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Not the store's own get, which raises and catches a KeyError for a missing key (a microsecond).
+        return self._store[key] if key in self._store else default  # noqa: SIM401
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
 def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partitioner: bool = False) -> Any:
     """A table of `model` values under the encoded keys of `models/table_keys.py`, sent raw, so that a key's
     changelog partition (when the partitioner picks it) is the partition of the same key on
@@ -69,7 +103,15 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
     )
     table.key_serializer = "raw"
     table.value_serializer = ModelCodec(model)
-    return app.tables.add(table)
+    app.tables.add(table)
+    return TableView(table)
+
+
+def ring_table(
+    app: faust.App, heads: str, slots: str, layout: RingLayout[ModelT, ItemT]
+) -> ListRing[ModelT, ItemT]:
+    """A ring's two tables: its heads, and its slots under the keys of the heads' ring_slot_key."""
+    return layout.over(model_table(app, heads, layout.head_model), model_table(app, slots, layout.slot_model))
 
 
 def create_tables(app: faust.App) -> Tables:
@@ -77,7 +119,7 @@ def create_tables(app: faust.App) -> Tables:
         # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
         routing=model_table(app, table_keys.RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
         directory=model_table(app, table_keys.DirectoryKey.TABLE, GuildDirectory),
-        context=model_table(app, table_keys.ContextKey.TABLE, ChannelContext),
+        context=ring_table(app, table_keys.ContextKey.TABLE, table_keys.ContextSlotKey.TABLE, CONTEXT_RING),
         relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
         moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
         music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),
@@ -96,7 +138,7 @@ def create_tables(app: faust.App) -> Tables:
         game_boards=model_table(app, table_keys.GameBoardKey.TABLE, Leaderboard),
         # Written by the routine timer, outside any event: partitioned by key.
         routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
-        floor=model_table(app, table_keys.FloorKey.TABLE, FloorState),
+        floor=ring_table(app, table_keys.FloorKey.TABLE, table_keys.FloorSlotKey.TABLE, FLOOR_RING),
         economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
         # Written by the routine timer too: partitioned by key.
         arcs=model_table(app, table_keys.ArcKey.TABLE, ArcBook, use_partitioner=True),

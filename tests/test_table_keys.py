@@ -14,9 +14,11 @@ from models.table_keys import (
     ArcKey,
     AutomodKey,
     ContextKey,
+    ContextSlotKey,
     DirectoryKey,
     EconomyKey,
     FloorKey,
+    FloorSlotKey,
     GameBoardKey,
     GameRecordKey,
     GamesKey,
@@ -35,6 +37,7 @@ from models.table_keys import (
     UtilityKey,
     VoiceIdleKey,
     WarnKey,
+    ring_slot_key,
 )
 from processors.engine import Tables
 
@@ -73,7 +76,13 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"{GUILD}/{D}", GameBoardKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}/{USER}", GameRecordKey(GUILD, DEPLOYMENT, USER)),
     (GUILD, VoiceIdleKey(GUILD)),
+    # The rings' slots (processors.ring).
+    (f"{GUILD}/{CHANNEL}/7", ContextSlotKey(GUILD, CHANNEL, "7")),
+    (f"dm:{BOT}/{CHANNEL}/0", ContextSlotKey(DM, CHANNEL, "0")),
+    (f"{GUILD}/{CHANNEL}/15", FloorSlotKey(GUILD, CHANNEL, "15")),
 ]
+# The values kept as rings are two tables each: their heads (under the value's key) and their slots.
+RINGS = {"context": ("context_heads", "context_slots"), "floor": ("floor_heads", "floor_rulings")}
 
 
 @pytest.mark.parametrize(("raw", "built"), WRITTEN_BEFORE, ids=lambda v: getattr(v, "TABLE", None))
@@ -88,7 +97,14 @@ def test_a_key_written_before_parses_to_the_built_key_and_re_encodes_identically
 
 def test_every_table_has_one_key_class() -> None:
     key_classes = {type(built) for _, built in WRITTEN_BEFORE}
-    assert sorted(k.TABLE for k in key_classes) == sorted(f.name for f in dataclasses.fields(Tables))
+    tables = [name for f in dataclasses.fields(Tables) for name in RINGS.get(f.name, (f.name,))]
+    assert sorted(k.TABLE for k in key_classes) == sorted(tables)
+
+
+def test_a_ring_slot_key_is_its_key_class_encoding() -> None:
+    head = ContextKey(GUILD, CHANNEL).encode()
+    assert ring_slot_key(head, 7) == ContextSlotKey(GUILD, CHANNEL, "7").encode()
+    assert ring_slot_key(FloorKey(DM, CHANNEL).encode(), 0) == FloorSlotKey(DM, CHANNEL, "0").encode()
 
 
 def test_keys_of_different_tables_are_different_keys() -> None:
@@ -101,7 +117,8 @@ def test_keys_of_different_tables_are_different_keys() -> None:
     ("key_type", "raw", "problem"),
     [
         (RoutingKey, f"{GUILD}/{CHANNEL}", "routing key .*: expected 1 part"),
-        (ContextKey, GUILD, r"context key .*: expected 2 part\(s\), partition_key/channel_id"),
+        (ContextKey, GUILD, r"context_heads key .*: expected 2 part\(s\), partition_key/channel_id"),
+        (ContextSlotKey, f"{GUILD}/{CHANNEL}", r"context_slots key .*: expected 3 part\(s\)"),
         (RelationshipKey, f"{GUILD}/{D}", "relationships key .*: expected 3 part"),
         (AutomodKey, f"{GUILD}/{D}/{CHANNEL}/{USER}/9", "automod key .*: expected 4 part"),
         (MoodKey, f"{GUILD}/not-a-uuid", "moods key .*: deployment_id 'not-a-uuid' is not a canonical UUID"),
@@ -122,5 +139,5 @@ def test_a_malformed_key_is_rejected_naming_its_table(
 def test_a_part_holding_the_separator_cannot_be_built() -> None:
     with pytest.raises(MalformedTableKey, match="warns key: user_id '1/2' must be non-empty and without '/'"):
         WarnKey(GUILD, DEPLOYMENT, "1/2")
-    with pytest.raises(MalformedTableKey, match="context key: channel_id ''"):
+    with pytest.raises(MalformedTableKey, match="context_heads key: channel_id ''"):
         ContextKey(GUILD, "")

@@ -247,8 +247,10 @@ def slash_event(
     )
 
 
-def result_of(request: InferenceRequest, text: str) -> InferenceResult:
-    """The model's answer to `request`, a second after it was made."""
+def result_of(
+    request: InferenceRequest, text: str, at: datetime = T0 + timedelta(seconds=1)
+) -> InferenceResult:
+    """The model's answer to `request`, completed at `at`."""
     return InferenceResult(
         request_id=request.request_id,
         event_id=request.event_id,
@@ -264,5 +266,5 @@ def result_of(request: InferenceRequest, text: str) -> InferenceResult:
         completion_tokens=5,
         latency_ms=300,
         cost_usd=0.001,
-        completed_at=T0 + timedelta(seconds=1),
+        completed_at=at,
     )

@@ -459,7 +459,10 @@ async def test_killed_worker_recovers_its_tables_from_the_changelog(
     guild = await open_guild(produce, collector)
     target = snowflake()
     warn = [{"name": "user", "type": 6, "value": target}, {"name": "reason", "type": 3, "value": "rude"}]
+    # Chatter Luna keeps in her channel context (its ring of slots), answered by nobody.
+    chatter = [message(guild, guild.luna, MIA, f"the password is swordfish {n}") for n in range(3)]
     before = [
+        *chatter,
         message(guild, guild.music, KAI, "!play lofi"),
         message(guild, guild.music, KAI, "!play jazz"),
         command(guild, guild.mod, "warn", warn, permissions=MODERATE_MEMBERS),
@@ -467,7 +470,7 @@ async def test_killed_worker_recovers_its_tables_from_the_changelog(
     ]
     for event in before:
         await produce.event(event)
-    for event in before:
+    for event in before[len(chatter) :]:
         await answer_to(collector, event)
     worker.kill()
     worker.start()
@@ -485,3 +488,13 @@ async def test_killed_worker_recovers_its_tables_from_the_changelog(
     # session: the figure is reported, not asserted (it includes the process's start).
     print(f"worker restarted under its instance id answered after {time.monotonic() - restarted_at:.1f} s")
     assert await answer_to(collector, after[1]) == f"Warned <@{target}> (3 warnings): rude"
+    # Luna's channel context came back: the chatter is in the prompt of a mention after the restart.
+    luna_bot = guild.luna.deployment.bot_id
+    to_luna = message(
+        guild, guild.luna, KAI, f"<@{luna_bot}> what was it?", mentions=[user(luna_bot, "luna", True)]
+    )
+    await produce.event(to_luna)
+    premium = INFERENCE_LANES[InferenceLane.premium]
+    [request] = await collector.wait_for(premium, lambda r: r.event_id == to_luna.event_id)
+    prompt = "\n".join(m.content for m in request.messages)
+    assert all(event.data["content"] in prompt for event in chatter), prompt
