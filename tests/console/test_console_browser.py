@@ -180,6 +180,14 @@ async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_pat
     await expect(page.locator("#agents-status")).to_contain_text("custom personalities")
 
 
+async def test_a_free_owner_is_offered_an_upgrade_for_analytics(page: Page) -> None:
+    await open_page(page, "analytics")
+    prompt = page.locator("#analytics-upgrade")
+    await expect(prompt).to_contain_text("not part of the free plan")
+    await prompt.locator("a[href='#/billing']").click()
+    await expect(page.locator("#view")).to_have_attribute("data-shown", "#/billing")
+
+
 async def test_upgrading_through_checkout_raises_the_limits(
     page: Page, demo: RunningDemo, stack_up: Settings, tmp_path: Path
 ) -> None:
