@@ -286,6 +286,12 @@ class CheckoutCreate(Strict):
     tier: Tier
 
 
+class Downgrade(Strict):
+    """The lower tier to move to: free ends the subscription."""
+
+    tier: Tier
+
+
 class CheckoutSession(Strict):
     checkout_url: str
     session_id: str

@@ -23,7 +23,7 @@ from playwright.async_api import Browser, Page, Route, expect
 
 from emulator.discord import EmulatorControl
 from settings import REPO_ROOT, Settings
-from tests.api.test_api_billing import checkout_completed, signed
+from tests.api.test_api_billing import checkout_completed, signed, subscription_event
 from tests.api.test_api_characters import v3_card
 from tests.demo.test_demo_browser import ANSWER_MS, RunningDemo
 from tests.waiting import wait_until
@@ -332,3 +332,25 @@ async def test_the_author_unpublishes_from_the_gallery(page: Page, demo: Running
     card = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
     await card.locator("button.unpublish").click()
     await expect(card).to_have_count(0)
+
+
+async def test_cancelling_the_subscription_brings_the_free_tier_when_stripe_confirms(
+    page: Page, demo: RunningDemo, stack_up: Settings
+) -> None:
+    await visit(page, demo, "#/billing")
+    subscription = await page.evaluate("fetch('/billing/subscription').then(answer => answer.json())")
+    plans = await page.evaluate("fetch('/billing/plans').then(answer => answer.json())")
+    await page.locator("[data-tier='free'] button.downgrade").click()
+    await expect(page.locator("#billing-status")).to_contain_text("being cancelled")
+    await expect(page.locator("#who")).to_contain_text("pro")
+    pro_price = next(plan["price_id"] for plan in plans if plan["tier"] == "pro")
+    ended = subscription_event(
+        "customer.subscription.deleted", subscription["subscription_id"], "canceled", pro_price
+    )
+    body, headers = signed(ended, stack_up.stripe_webhook_secret)
+    async with httpx.AsyncClient(base_url=demo.api_url) as api:
+        sent = await api.post("/billing/webhook", content=body, headers=headers)
+    assert sent.status_code == 204, sent.text
+    await visit(page, demo, "#/billing")
+    await expect(page.locator("#plans [data-tier='free']")).to_contain_text("current plan")
+    await expect(page.locator("#who")).to_contain_text("free")
