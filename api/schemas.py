@@ -236,6 +236,19 @@ class TraitPreview(Strict):
     interest_matches: list[str]
 
 
+class ChannelKind(StrEnum):
+    text = "text"
+    voice = "voice"
+
+
+class ConsoleChannel(Strict):
+    """A channel of a server, for the deploy picker's text and voice channel lists."""
+
+    id: Snowflake
+    name: str
+    kind: ChannelKind
+
+
 class ConsoleGuild(Strict):
     """A server the signed-in person can manage (the deploy picker); `bot_present`: one of the owner's
     bots is a member there."""

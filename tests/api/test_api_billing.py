@@ -230,7 +230,9 @@ async def test_a_downgrade_goes_through_stripe_and_the_tier_follows_its_webhook(
     headers = await new_owner()
     owner_id = (await me(client, headers))["owner"]["owner_id"]
     plans = {plan["tier"]: plan for plan in (await client.get("/billing/plans", headers=headers)).json()}
-    assert (await send(client, signed(checkout_completed(owner_id, "business", "sub_down")))).status_code == 204
+    assert (
+        await send(client, signed(checkout_completed(owner_id, "business", "sub_down")))
+    ).status_code == 204
 
     for tier in ("business", "enterprise"):
         refused = await client.post("/billing/downgrade", json={"tier": tier}, headers=headers)
@@ -240,14 +242,18 @@ async def test_a_downgrade_goes_through_stripe_and_the_tier_follows_its_webhook(
     # Stripe has been asked; the tier changes only when its webhook says the subscription changed.
     assert to_pro.json() == {"tier": "business", "status": "active", "subscription_id": "sub_down"}
     assert (await me(client, headers))["owner"]["tier"] == "business"
-    updated = subscription_event("customer.subscription.updated", "sub_down", "active", plans["pro"]["price_id"])
+    updated = subscription_event(
+        "customer.subscription.updated", "sub_down", "active", plans["pro"]["price_id"]
+    )
     await send(client, signed(updated))
     assert (await me(client, headers))["owner"]["tier"] == "pro"
 
     to_free = await client.post("/billing/downgrade", json={"tier": "free"}, headers=headers)
     assert to_free.status_code == 202, to_free.text
     assert (await me(client, headers))["owner"]["tier"] == "pro"
-    deleted = subscription_event("customer.subscription.deleted", "sub_down", "canceled", plans["pro"]["price_id"])
+    deleted = subscription_event(
+        "customer.subscription.deleted", "sub_down", "canceled", plans["pro"]["price_id"]
+    )
     await send(client, signed(deleted))
     assert (await client.get("/billing/subscription", headers=headers)).json() == {
         "tier": "free",

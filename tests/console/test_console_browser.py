@@ -151,7 +151,8 @@ async def deploy(page: Page, agent: str, person: Person) -> None:
     await page.locator("#deploy-agent").select_option(label=agent)
     await page.locator("#deploy-token").select_option(label=f"{person.username}-bot")
     await page.locator("#deploy-guild").select_option(label=person.guild_name)
-    await page.locator("#deploy-text-channels").fill(person.channel_id)
+    # The server's channels, as its bot sees them: tick the one to answer in.
+    await page.locator("#deploy-text-channels label", has_text="lobby").locator("input").check()
     await page.locator("#deploy").click()
     row = page.locator(f"#deployments tr[data-agent='{agent}']")
     await expect(row.locator(".status")).to_have_text("active")
