@@ -98,7 +98,16 @@ def create_app(
         endpoints = inference_config(settings, settings.inference_endpoints, settings.inference_api_key)
         inference = EndpointPool(list(endpoints.endpoints), endpoints)
         app.state.ctx = ApiContext(
-            settings, store, vault, limiter, usage, memories, http, analytics_client, stripe_billing, inference
+            settings,
+            store,
+            vault,
+            limiter,
+            usage,
+            memories,
+            http,
+            analytics_client,
+            stripe_billing,
+            inference,
         )
         stop = asyncio.Event()
         tasks = []

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from api.schemas import Agent, SandboxAuthor, SandboxMessage
-from models.actions import Action, React, Reply, SendMessage
+from models.actions import Action, Reply, SendMessage
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope
 from models.tiers import Tier
@@ -104,7 +104,13 @@ def _guild_created(channel_id: str, channel_name: str, at: datetime) -> EventEnv
 
 
 def _message(
-    index: int, author: SandboxAuthor, content: str, agent: Agent, channel_id: str, at: datetime, mention: bool
+    index: int,
+    author: SandboxAuthor,
+    content: str,
+    agent: Agent,
+    channel_id: str,
+    at: datetime,
+    mention: bool,
 ) -> EventEnvelope:
     by_agent = author is SandboxAuthor.agent
     user = (
@@ -122,13 +128,17 @@ def _message(
         "author": user,
         "content": content,
         "timestamp": at.isoformat(),
-        "mentions": [{"id": SANDBOX_BOT, "username": agent.name, "bot": True}] if mention and not by_agent else [],
+        "mentions": [{"id": SANDBOX_BOT, "username": agent.name, "bot": True}]
+        if mention and not by_agent
+        else [],
     }
     # Each message of each exchange has its own event id: the decisions' dice differ as they would live.
     return _envelope(stable_id("sandbox", agent.agent_id, index, content, at), "MESSAGE_CREATE", data, at)
 
 
-def sandbox_turn(agent: Agent, tier: Tier, message: SandboxMessage, fit: PromptFit, at: datetime) -> SandboxTurn:
+def sandbox_turn(
+    agent: Agent, tier: Tier, message: SandboxMessage, fit: PromptFit, at: datetime
+) -> SandboxTurn:
     """The history replayed into a fresh Engine (what it leaves behind: the channel's context, the mood,
     what the agent knows of the owner), then the new message's outputs."""
     channel_id, channel_name = sandbox_channel(agent)
@@ -140,7 +150,9 @@ def sandbox_turn(agent: Agent, tier: Tier, message: SandboxMessage, fit: PromptF
     for index, turn in enumerate(message.history):
         when = start + TURN_GAP * (index + 1)
         # What the agent did with earlier messages is already in the history: only the state counts.
-        engine.handle_event(_message(index, turn.author, turn.content, agent, channel_id, when, message.mention))
+        engine.handle_event(
+            _message(index, turn.author, turn.content, agent, channel_id, when, message.mention)
+        )
     final = _message(
         len(message.history), SandboxAuthor.owner, message.content, agent, channel_id, at, message.mention
     )
@@ -150,8 +162,7 @@ def sandbox_turn(agent: Agent, tier: Tier, message: SandboxMessage, fit: PromptF
 
 
 def said(actions: Iterable[Action]) -> list[str]:
-    """What the actions show in the channel, as text: messages (an embed as its title and text) and
-    reactions."""
+    """The messages the actions send to the channel, as text (an embed as its title and text)."""
     shown = []
     for action in actions:
         if isinstance(action, SendMessage | Reply):
@@ -161,6 +172,4 @@ def said(actions: Iterable[Action]) -> list[str]:
             text = "\n".join(part for part in parts if part)
             if text:
                 shown.append(text)
-        elif isinstance(action, React):
-            shown.append(f"(reacts {action.emoji})")
     return shown

@@ -232,6 +232,19 @@ async def test_a_field_error_is_shown_at_its_field(page: Page) -> None:
     await page.reload()
 
 
+async def test_the_agent_answers_in_the_sandbox_before_it_is_deployed(page: Page, tmp_path: Path) -> None:
+    await page.locator("#sandbox-input").fill("hello, who are you?")
+    await page.locator("#sandbox-send").click()
+    await expect(page.locator("#sandbox-log .line.agent").first).to_be_visible()
+    await expect(page.locator("#sandbox-log .decision").first).to_contain_text("because mentioned")
+    # This platform runs no model endpoint: the page says so, and the offline persona answered.
+    source = page.locator("#sandbox-log .source").first
+    await expect(source).to_have_attribute("data-source", "persona")
+    await expect(source).to_contain_text("No model endpoint is configured")
+    await page.locator("#sandbox").scroll_into_view_if_needed()
+    await screenshot(page, "console-sandbox", tmp_path)
+
+
 async def test_the_agent_deployed_into_a_guild_answers_there(
     page: Page, control: EmulatorControl, people: People, tmp_path: Path
 ) -> None:

@@ -39,7 +39,9 @@ def test_an_ai_agent_addressed_decides_to_answer_with_a_prompt_holding_the_histo
     turn = sandbox_turn(
         agent(AgentMode.human_like),
         Tier.free,
-        message("and what do you like?", history=[("owner", "hello Nova"), ("agent", "Hi! Lovely to meet you.")]),
+        message(
+            "and what do you like?", history=[("owner", "hello Nova"), ("agent", "Hi! Lovely to meet you.")]
+        ),
         PromptFit.full,
         NOW,
     )
@@ -86,11 +88,15 @@ def test_the_sandbox_channel_is_one_the_agents_channel_settings_allow() -> None:
     by_id = config.channels.model_copy(update={"text_channels": ["123456789012345678"]})
     assert sandbox_channel(agent(AgentMode.human_like, channels=by_id))[0] == "123456789012345678"
     # Restricted to #general, the agent still answers in the sandbox.
-    turn = sandbox_turn(agent(AgentMode.human_like, channels=named), Tier.free, message("hi"), PromptFit.full, NOW)
+    turn = sandbox_turn(
+        agent(AgentMode.human_like, channels=named), Tier.free, message("hi"), PromptFit.full, NOW
+    )
     assert turn.outputs.decisions[0].respond
 
 
 def test_a_message_in_a_harm_category_gets_the_safe_reply_and_no_prompt() -> None:
-    turn = sandbox_turn(agent(AgentMode.human_like), Tier.free, message("I want to kill myself"), PromptFit.full, NOW)
+    turn = sandbox_turn(
+        agent(AgentMode.human_like), Tier.free, message("I want to kill myself"), PromptFit.full, NOW
+    )
     assert turn.outputs.requests == []
     assert turn.outputs.decisions[0].respond and said(turn.outputs.actions)
