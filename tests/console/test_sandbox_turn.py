@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from api.sandbox import SANDBOX_CHANNEL, sandbox_channel, sandbox_turn, said
+from api.sandbox import SANDBOX_CHANNEL, said, sandbox_channel, sandbox_turn
 from api.schemas import Agent, SandboxMessage
-from models.agent import AgentMode
+from models.agent import AgentMode, PersonalityTraits, ResponseTriggers, Trigger
 from models.decisions import DecisionReason
 from models.templates import mode_template
 from models.tiers import Tier
@@ -54,7 +54,13 @@ def test_an_ai_agent_addressed_decides_to_answer_with_a_prompt_holding_the_histo
 
 
 def test_unaddressed_the_agent_answers_only_when_a_trigger_of_its_own_fires() -> None:
-    quiet = agent(AgentMode.human_like)
+    config = mode_template(AgentMode.human_like)
+    # Certain to carry a conversation on, never to speak up otherwise: the dice cannot decide the test.
+    triggers = ResponseTriggers(conversation_flow=Trigger(probability=1.0))
+    assert config.character is not None
+    character = config.character.model_copy(update={"personality": PersonalityTraits(extraversion=100)})
+    behavior = config.behavior.model_copy(update={"response_triggers": triggers})
+    quiet = agent(AgentMode.human_like, behavior=behavior, character=character)
     turn = sandbox_turn(quiet, Tier.free, message("nice weather", mention=False), PromptFit.full, NOW)
     [decision] = turn.outputs.decisions
     assert not decision.respond and decision.reason is DecisionReason.no_trigger
