@@ -44,7 +44,9 @@ from gateways.shard import BotCredentials, ShardState  # noqa: E402
 from settings import get_settings  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS  # noqa: E402
+from streams.sealing import DataKeys  # noqa: E402
 from vault.store import HealthReason  # noqa: E402
+from vault.user_keys import user_keys  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -143,6 +145,7 @@ def runner_fleet(
     producer: AIOKafkaProducer,
     redis: Any,
     on_token_dead: Any,
+    keys: DataKeys,
 ) -> Fleet:
     """A fleet as a runner builds it, against the emulator at `base`, in its own topic/key namespace."""
     return Fleet(
@@ -155,6 +158,7 @@ def runner_fleet(
         gateway_url=gateway_url(base),
         intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
         on_token_dead=on_token_dead,
+        keys=keys,
     )
 
 
@@ -217,11 +221,14 @@ async def lean(
     )
     await producer.start()
     dead: list[tuple[str, HealthReason]] = []
+    # The fleet seals events as the runner's does: the emulated users' data keys are the vault's.
+    scope = contextlib.AsyncExitStack()
+    keys = await scope.enter_async_context(user_keys(settings))
 
     async def token_dead(bot: BotCredentials, reason: HealthReason) -> None:
         dead.append((bot.bot_id, reason))
 
-    fleet = runner_fleet(base, namespace, http, producer, redis, token_dead)
+    fleet = runner_fleet(base, namespace, http, producer, redis, token_dead, keys)
     checkpoints = asyncio.create_task(fleet.run())
     bots = [
         BotCredentials(bot_id=b["id"], token_id=uuid.uuid4(), token=SecretStr(b["token"]))
@@ -250,6 +257,7 @@ async def lean(
     await producer.stop()
     await http.close()
     await redis.aclose()
+    await scope.aclose()
     await drop_topic(settings.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace))
     return {
         "mode": "lean",

@@ -61,6 +61,7 @@ from models.events import EventEnvelope  # noqa: E402
 from settings import get_settings  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS  # noqa: E402
+from vault.user_keys import user_keys  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 GUILD_BASE, CHANNEL_BASE, BOT_BASE = 1200000000000000000, 1300000000000000000, 1400000000000000000
@@ -176,7 +177,7 @@ async def run(args: argparse.Namespace, base: str, library: Path) -> dict[str, A
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     result: dict[str, Any] = {"levels": {}}
-    async with EmulatorControl(base) as control:
+    async with EmulatorControl(base) as control, user_keys(settings) as keys:
         await wait_for_emulator(control)
         created = await control.load_world(world_spec(bots_needed))
 
@@ -193,7 +194,7 @@ async def run(args: argparse.Namespace, base: str, library: Path) -> dict[str, A
                 key=envelope.key.encode(),
             )
 
-        fleet = runner_fleet(base, namespace, http, producer, redis, token_dead)
+        fleet = runner_fleet(base, namespace, http, producer, redis, token_dead, keys)
         voice = VoiceManager(
             fleet=fleet,
             http=http,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import os
@@ -29,6 +30,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from demo.music import demo_library
 from demo.options import DemoError, DemoOptions
 from demo.playground.agents import ApiAgents
 from demo.playground.live import LiveFeed, LiveState, Names
@@ -40,11 +42,13 @@ from demo.seed import DemoWorld, create_operator, reset_schema, seed_emulator, s
 from demo.world import WorldIds, allocate_ids, chat_line
 from emulator.discord import EmulatorControl, EmulatorError
 from emulator.mediawiki import MediaWikiServer
+from gateways.autocomplete import library_titles
 from infra.stack.clickhouse import engine_holder
 from models.commands import agent_commands
 from processors.app import WorkerOptions
 from settings import Settings, get_settings
 from streams.admin import apply_catalog
+from vault.user_keys import user_keys
 
 READY_TIMEOUT_S = 90.0
 POLL_S = 0.25
@@ -54,9 +58,9 @@ def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[str, str]:
+def child_env(settings: Settings, options: DemoOptions, wiki_url: str, music: Path) -> dict[str, str]:
     """The children's environment: the demo's namespace and schema, Discord pointed at the emulator, the
-    knowledge tool at `wiki_url`."""
+    knowledge tool at `wiki_url`, /play at the `music` library."""
     env = dict(os.environ)
     env.update(
         DEEP_STATE_DIR=str(settings.state_dir),
@@ -70,6 +74,7 @@ def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[s
         DEEP_API_HOST=options.host,
         DEEP_API_PORT=str(options.api_port),
         WIKIPEDIA_URL=wiki_url,
+        DEEP_MUSIC_LIBRARY=str(music),
         PYTHONUNBUFFERED="1",
     )
     # The runner points each bot's application at the receiver; unset, interactions come over the gateway.
@@ -82,7 +87,10 @@ def child_env(settings: Settings, options: DemoOptions, wiki_url: str) -> dict[s
 def child_specs(
     settings: Settings, options: DemoOptions, work_dir: Path, wiki_url: str
 ) -> dict[str, ChildSpec]:
-    env = child_env(settings, options, wiki_url)
+    # The configured music library when it has tracks, else the demo's generated one.
+    configured = settings.music_library_dir
+    music = configured if library_titles(configured) else demo_library(work_dir / "music")
+    env = child_env(settings, options, wiki_url, music)
     python = sys.executable
     deep = str(Path(python).with_name("deep"))
     host = options.host
@@ -244,7 +252,11 @@ async def _start_playground(
     names = Names()
     room = DemoRoom(control, world, names)
     state = LiveState({a.deployment_id: a.bot_id for a in world.agents}, {world.ids.guild_id}, names)
-    feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace)
+    # The demo's users' data keys are in the demo's schema.
+    keys = await resources.enter_async_context(
+        user_keys(dataclasses.replace(settings, postgres_schema=options.schema))
+    )
+    feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace, keys)
     await feed.start()
     resources.push_async_callback(feed.stop)
     agents = ApiAgents(http, world.owner_id, world.owner_key, agent_views(world))

@@ -73,7 +73,7 @@ async def seed_emulator(control: EmulatorControl, ids: WorldIds) -> dict[str, Se
     created = await control.load_world(world_spec(ids).model_dump(mode="json", exclude_none=True))
     tokens = {bot["id"]: SecretStr(bot["token"]) for bot in created["bots"]}
     voice = ids.voice_channel.channel_id
-    for person in ids.members:
+    for person in (ids.you, *ids.members):
         if person.username in IN_VOICE:
             await control.user_voice(ids.guild_id, person.user_id, voice)
     return {key: tokens[bot_id] for key, bot_id in ids.bot_ids.items()}

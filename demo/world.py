@@ -13,7 +13,7 @@ from emulator.discord import BotSpec, ChannelSpec, GuildSpec, UserSpec, WorldSpe
 from emulator.discord.ids import SnowflakeGenerator
 from emulator.discord.spec import CHANNEL_VOICE
 from models.agent import AgentConfig
-from models.tools import Tool
+from models.tools import COMMANDS_BY_TOOL, Tool
 
 GUILD_NAME = "Deep Demo"
 # (name, topic); the first is where the playground opens.
@@ -39,8 +39,8 @@ MEMBERS = (
     ("gus", "Gus"),
     ("hana", "Hana"),
 )
-# Members who hang out in the voice channel from the start.
-IN_VOICE = ("finn", "hana")
+# Who hangs out in the voice channel from the start ("you" too: /play in the playground plays there).
+IN_VOICE = ("you", "finn", "hana")
 # Our own snowflake worker id, so ids made here never collide with the emulator's (worker 1).
 SNOWFLAKE_WORKER = 7
 
@@ -59,10 +59,13 @@ class AgentPlan:
     description: str | None = None
     # The channels the agent keeps to (names); None: every channel its bot sees.
     text_channels: tuple[str, ...] | None = None
+    # The voice channels it joins and speaks in (names); None: the preset's.
+    voice_channels: tuple[str, ...] | None = None
 
 
 AGENTS = (
-    AgentPlan("music", "bare", "Music Bot", "!"),
+    # Every music command, /pause and /volume included (the bare preset offers only the basics).
+    AgentPlan("music", "bare", "Music Bot", "!", enabled_commands=COMMANDS_BY_TOOL[Tool.music]),
     AgentPlan("mod", "utility", "Mod Bot", "!"),
     AgentPlan(
         "guardian",
@@ -73,7 +76,8 @@ AGENTS = (
         enabled_commands=("warnings",),
         description="Auto-moderation: spam, repeated messages, links outside youtube.com and discord.com.",
     ),
-    AgentPlan("luna", "luna", "Luna", "~"),
+    # Luna hangs out in the Lounge and says her replies there too.
+    AgentPlan("luna", "luna", "Luna", "~", voice_channels=(VOICE_CHANNEL,)),
     AgentPlan("nova", "nova", "Nova", "n!"),
     AgentPlan("kai", "kai", "Kai", "k!"),
     # Sage keeps to #general: a character that cannot see a channel never learns what is said there.
@@ -90,8 +94,13 @@ def agent_config(plan: AgentPlan, preset: AgentConfig) -> AgentConfig:
         changes["enabled_commands"] = list(plan.enabled_commands)
     if plan.description is not None:
         changes["description"] = plan.description
+    channels = preset.channels.model_dump()
     if plan.text_channels is not None:
-        changes["channels"] = {**preset.channels.model_dump(), "text_channels": list(plan.text_channels)}
+        channels["text_channels"] = list(plan.text_channels)
+    if plan.voice_channels is not None:
+        channels["voice_channels"] = list(plan.voice_channels)
+    if channels != preset.channels.model_dump():
+        changes["channels"] = channels
     # Validated again: a change that breaks the configuration's own rules fails here, not at the API.
     return AgentConfig.model_validate({**preset.model_dump(), **changes})
 

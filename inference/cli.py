@@ -123,8 +123,6 @@ def run_worker(
 
     `limits` override InferenceConfig fields (request_timeout_s, max_attempts, key_prefix, ...)."""
     settings = settings or get_settings()
-    # The HTTP client logs every request at INFO: thousands of lines a second under load.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
     config = inference_config(settings, endpoints, endpoint_api_key, **limits)
     topic_namespace = settings.topic_namespace if namespace is None else namespace
 

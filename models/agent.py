@@ -110,9 +110,15 @@ class AIUsage(StrEnum):
     questions_only = "questions_only"  # Mode 4: only questions addressed to the agent
 
 
+# The voice an agent with the voice_tts tool speaks with: "elevenlabs:<voice id>" speaks through ElevenLabs
+# (a premium voice: the custom_voice feature of the owner's tier); unset speaks with the offline engine.
+ELEVENLABS_VOICE = "elevenlabs:"
+VOICE_MODEL_PATTERN = r"^elevenlabs:[A-Za-z0-9_-]{1,100}$"
+
+
 class AIConfig(Strict):
     text_model: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    voice_model: Annotated[str, StringConstraints(max_length=200)] | None = None
+    voice_model: Annotated[str, StringConstraints(pattern=VOICE_MODEL_PATTERN)] | None = None
     system_prompt: PromptText = ""
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     context_window: int = Field(default=50, ge=1, le=500)
@@ -122,6 +128,11 @@ class AIConfig(Strict):
     cacheable: bool = False
     # Used for short or low-priority replies when set.
     cheap_model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @property
+    def elevenlabs_voice_id(self) -> str | None:
+        """The ElevenLabs voice id of `voice_model`; None without one."""
+        return self.voice_model.removeprefix(ELEVENLABS_VOICE) if self.voice_model else None
 
 
 class Trigger(Strict):
@@ -649,6 +660,12 @@ class GamesConfig(Strict):
     idle_timeout_s: int = Field(default=600, ge=5, le=86400)
 
 
+class MusicConfig(Strict):
+    # The player leaves its voice channel once its queue has been empty, or nobody else has been in the
+    # channel, this long.
+    idle_leave_s: int = Field(default=300, ge=10, le=86400)
+
+
 class EconomyConfig(Strict):
     """The guild's currency as this agent runs it (/daily, /balance, /give, /tip, /leaderboard coins)."""
 
@@ -716,6 +733,7 @@ class AgentConfig(Strict):
     automod: AutomodConfig | None = None
     leveling: LevelingConfig = Field(default_factory=LevelingConfig)
     games: GamesConfig = Field(default_factory=GamesConfig)
+    music: MusicConfig = Field(default_factory=MusicConfig)
     economy: EconomyConfig = Field(default_factory=EconomyConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
@@ -748,6 +766,12 @@ class AgentConfig(Strict):
             raise field_error("automod", "configured but the automod tool is not in enabled_tools")
         if self.custom_commands and Tool.custom_commands not in self.enabled_tools:
             raise field_error("custom_commands", "defined but the custom_commands tool is not enabled")
+        if (
+            self.ai_config is not None
+            and self.ai_config.voice_model
+            and Tool.voice_tts not in self.enabled_tools
+        ):
+            raise field_error("ai_config.voice_model", "set but the voice_tts tool is not in enabled_tools")
         if self.knowledge is not None and Tool.knowledge not in self.enabled_tools:
             raise field_error("knowledge", "configured but the knowledge tool is not in enabled_tools")
         if Tool.knowledge in self.enabled_tools and not self.mode.uses_ai:

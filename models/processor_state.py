@@ -62,6 +62,13 @@ class MusicQueue(Strict):
     applied: list[EventId] = Field(default_factory=list, max_length=APPLIED_MEMORY)
 
 
+class IdlePlayers(Strict):
+    """By deployment id, since when the guild's music player in voice has had nothing to do (an empty queue,
+    or nobody else in its channel), as the idle timer saw it: it leaves once that is idle_leave_s ago."""
+
+    since: dict[str, datetime] = Field(default_factory=dict)
+
+
 class WarnRecord(Strict):
     """One user's warnings from one deployment."""
 

@@ -93,10 +93,10 @@ class _OfDeploymentChannelUser(_OfDeploymentChannel):  # k/d/channel/user
     user_id: str
 
 
-# The tables. `routing`, `utility`, `games`, `routines`, `arcs`, `announcements` and `hosted_events` are
-# keyed by exactly the partition key: they are written outside any event too (the catch-up after a
-# rebalance, the reminder, game, routine, announcement and events timers), where the partition comes from
-# the key.
+# The tables. `routing`, `utility`, `games`, `routines`, `arcs`, `announcements`, `hosted_events` and
+# `voice_idle` are keyed by exactly the partition key: they are written outside any event too (the catch-up
+# after a rebalance, the reminder, game, routine, announcement, events and idle voice timers), where the
+# partition comes from the key.
 
 
 class RoutingKey(TableKey):
@@ -144,6 +144,14 @@ class HostedEventsKey(TableKey):
 
     __slots__ = ()
     TABLE = "hosted_events"
+
+
+class VoiceIdleKey(TableKey):
+    """Since when each music player of the guild has been idle (models.processor_state.IdlePlayers):
+    written by the idle voice timer only."""
+
+    __slots__ = ()
+    TABLE = "voice_idle"
 
 
 class EconomyKey(TableKey):

@@ -37,6 +37,7 @@ IMPLEMENTED_TOOLS: frozenset[Tool] = frozenset(
         Tool.analytics,
         Tool.announcements,
         Tool.knowledge,
+        Tool.voice_tts,
     }
 )
 

@@ -8,7 +8,7 @@ their changelogs on start; every agent that writes tables runs with concurrency 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -16,10 +16,13 @@ from typing import Any, cast
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.manager import TableManager
-from faust.types import Message, StreamT, TopicT
+from faust.transport.drivers import aiokafka as faust_kafka
+from faust.types import TP, Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
-from models.table_keys import AnnouncementKey, GamesKey, RoutingKey, UtilityKey
+from models.events import EventEnvelope
+from models.inference import InferenceResult
+from models.table_keys import AnnouncementKey, GamesKey, MusicKey, RoutingKey, UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
@@ -41,6 +44,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, decode_key, encode_key
 from streams.dead_letters import dead_letter
+from vault.user_keys import user_keys
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,34 @@ class WorkerOptions:
     instance_id: str | None = None
     # How long a silent worker keeps its partitions (Faust's default is a minute).
     session_timeout_s: float = 10.0
+
+
+class _RewindingConsumerThread(faust_kafka.AIOKafkaConsumerThread):
+    """Faust's consumer, except that seeking back to the committed offsets rewinds a partition with none too.
+
+    Faust drops the records it fetched while a rebalance or a table recovery holds its flow, then seeks each
+    partition back to its committed offset to read them again; aiokafka seeks only partitions whose committed
+    offset is above 0. A partition nobody had committed on kept its position past the dropped records, which
+    nobody then decided (a second worker joining lost some in about one run in three). Such a partition goes
+    back to where the group's reset policy ("earliest") starts it: records decided and not yet committed are
+    decided again, as after any rebalance, rather than never."""
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        assigned = self.assignment()
+        never = [tp for tp, offset in committed.items() if (offset is None or offset <= 0) and tp in assigned]
+        if never:
+            await self.seek_to_beginning(*never)
+        return committed
+
+
+class _RewindingConsumer(faust_kafka.Consumer):
+    def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
+        return _RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _RewindingTransport(faust_kafka.Transport):
+    Consumer = _RewindingConsumer
 
 
 class RoutingSeed:
@@ -118,6 +150,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         datadir=str(faust_dir / "{conf.name}"),
     )
 
+    app.transport = _RewindingTransport(app.conf.broker_consumer, app)
+
     def topic(spec: TopicSpec) -> TopicT:
         return app.topic(
             spec.name_in(namespace), key_type=bytes, value_type=bytes, partitions=spec.partitions
@@ -156,7 +190,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     async def consume(
         spec: TopicSpec,
         stream: StreamT,
-        handle: Callable[[str, Any], Outputs],
+        handle: Callable[[str, Any], Awaitable[Outputs]],
         tombstone: Callable[[str], None] | None = None,
     ) -> None:
         """Run `handle(key, value)` per record and publish its outputs; a record that fails for any reason
@@ -168,7 +202,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                 if message.value is None and tombstone is not None:
                     tombstone(key)
                     continue
-                outputs = handle(key, spec.codec.decode(message.value))
+                outputs = await handle(key, spec.codec.decode(message.value))
             except (CodecError, MalformedEvent) as error:
                 await send_dead_letter(spec, message, str(error))
             except Exception as error:  # one bad record must not stop its partition
@@ -177,7 +211,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             else:
                 await publish(key, outputs)
 
-    def apply_routing(key: str, record: RoutingRecord) -> Outputs:
+    async def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:
             raise ValueError(f"key: a record for {record.key!r} arrived under {key!r}")
         return engine.deploy(record)
@@ -188,11 +222,20 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
 
     @app.agent(events, name="events")
     async def on_events(stream: StreamT) -> None:
-        await consume(DISCORD_EVENTS, stream, lambda _key, envelope: engine.handle_event(envelope))
+        async with user_keys(settings) as keys:
+
+            async def handle_event(_key: str, envelope: EventEnvelope) -> Outputs:
+                opened = await engine.opened_for(envelope, keys)
+                return engine.handle_event(opened) if opened is not None else Outputs()
+
+            await consume(DISCORD_EVENTS, stream, handle_event)
+
+    async def handle_result(key: str, result: InferenceResult) -> Outputs:
+        return engine.handle_result(result, key)
 
     @app.agent(results, name="results")
     async def on_results(stream: StreamT) -> None:
-        await consume(INFERENCE_RESULTS, stream, lambda key, result: engine.handle_result(result, key))
+        await consume(INFERENCE_RESULTS, stream, handle_result)
 
     def owned_partitions() -> set[int]:
         """The guild partitions this worker actively owns (standby copies are not its to act on)."""
@@ -250,6 +293,16 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             return
         keys = [AnnouncementKey.parse(raw).partition_key for raw in list(engine.tables.announcements.keys())]
         await fire_owned(keys, engine.fire_announcements)
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def leave_idle_voice() -> None:
+        # As for routines: the player's idle time lives in the music table, written with the leave.
+        if not recovered():
+            return
+        keys = list(
+            dict.fromkeys(MusicKey.parse(raw).partition_key for raw in list(engine.tables.music.keys()))
+        )
+        await fire_owned(keys, engine.leave_idle_voice)
 
     @app.timer(interval=options.routine_interval_s)
     async def host_events() -> None:

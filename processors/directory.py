@@ -123,11 +123,12 @@ def apply_directory_event(
             update["age_restricted"] = sorted(c.id for c in guild.channels if c.nsfw)
             texts = sorted((c.position, c.id) for c in guild.channels if c.type in TEXT_CHANNEL_TYPES)
             update["home_channel"] = guild.system_channel_id or (texts[0][1] if texts else None)
-        elif guild.system_channel_id is not None:
-            update["home_channel"] = guild.system_channel_id
+            # Who is in voice when the bot connects; VOICE_STATE_UPDATE keeps it current.
             update["voice_channel_of"] = {
                 v.user_id: v.channel_id for v in guild.voice_states if v.channel_id is not None
             }
+        elif guild.system_channel_id is not None:
+            update["home_channel"] = guild.system_channel_id
         return current.model_copy(update=update)
     if event_type in ("CHANNEL_CREATE", "CHANNEL_UPDATE"):
         channel = _Channel.model_validate(data)

@@ -17,14 +17,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
-from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin
+from models.actions import Action, DeleteMessage, React, Reply, SendMessage, VoiceJoin, VoiceSpeak
 from models.agent import AgentConfig, MoodConfig, PersonalityTraits, RoutineAction, SpeechStyle
 from models.analytics import StatsRequest
 from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage, Interaction, PollMessage, ScheduledEventUser, ScheduledEventView
-from models.events import DM_PREFIX, EventEnvelope
+from models.events import DM_PREFIX, VOICE_TRACK_END, EventEnvelope, VoiceTrackEnd
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit, OwnerNotification
@@ -39,6 +39,7 @@ from models.processor_state import (
     GameBook,
     GameRecord,
     GuildDirectory,
+    IdlePlayers,
     Leaderboard,
     LevelEntry,
     MusicQueue,
@@ -72,6 +73,7 @@ from models.table_keys import (
     StreakKey,
     TrackedKey,
     UtilityKey,
+    VoiceIdleKey,
     WarnKey,
 )
 from models.tiers import TIERS
@@ -121,7 +123,7 @@ from processors.knowledge import knowledge_query
 from processors.leveling import award_xp, handle_leveling, update_leaderboard
 from processors.moderation import enforce_automod, handle_moderation
 from processors.mood import MoodEvent, after_event, after_interaction, drift, initial_mood
-from processors.music import handle_music
+from processors.music import VoicePresence, check_idle, handle_music, leave_actions, track_ended
 from processors.outcome import Outcome
 from processors.permissions import granted, member_permissions, parse_permissions
 from processors.presence import persona_updates, presence_update
@@ -134,7 +136,7 @@ from processors.prompt import (
     max_tokens_for,
 )
 from processors.relationships import record_interaction, tipped, track
-from processors.replies import compose_reply, greeted, mood_emoji
+from processors.replies import DISCORD_MESSAGE_LIMIT, compose_reply, greeted, mood_emoji
 from processors.reports import ReactionAdd, report_of
 from processors.routines import (
     Firing,
@@ -151,6 +153,7 @@ from processors.routines import (
 )
 from processors.safety import classify, rating_gate, safe_reply
 from processors.sentiment import sentiment
+from processors.speech import joins_on_connect, speaks_in_voice, spoken_text, voice_id, voice_joins
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
 from processors.trivia import trivia_board
@@ -170,6 +173,7 @@ from streams.catalog import (
     OWNER_NOTIFICATIONS,
     TopicSpec,
 )
+from streams.sealing import DataKeys, open_envelope
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -200,6 +204,8 @@ class Tables:
     relationships: MutableMapping[str, Relationship]  # RelationshipKey
     moods: MutableMapping[str, MoodState]  # MoodKey
     music: MutableMapping[str, MusicQueue]  # MusicKey
+    # Since when each music player in voice has been idle (written by the idle voice timer only).
+    voice_idle: MutableMapping[str, IdlePlayers]  # VoiceIdleKey
     warns: MutableMapping[str, WarnRecord]  # WarnKey
     levels: MutableMapping[str, LevelEntry]  # LevelKey
     leaderboards: MutableMapping[str, Leaderboard]  # LeaderboardKey
@@ -386,13 +392,30 @@ class Engine:
         previous = self.tables.routing.get(RoutingKey(record.key).encode())
         if not self.apply_routing(record):
             return Outputs()
-        return Outputs(actions=list(persona_updates(record, previous)))
+        directory = self.tables.directory.get(DirectoryKey(record.key).encode())
+        return Outputs(
+            actions=[*persona_updates(record, previous), *voice_joins(record, previous, directory)]
+        )
 
     def remove_routing(self, key: str) -> None:
         """A tombstone on the compacted deployments topic: nothing is deployed under the key any more."""
         self.tables.routing.pop(RoutingKey(key).encode(), None)
 
     # Events --------------------------------------------------------------------------------------------
+
+    def concerns(self, envelope: EventEnvelope) -> bool:
+        """Whether the event changes the guild's directory or reaches a deployment, decided on its clear
+        fields alone: an event that concerns no agent is never opened (see `opened_for`)."""
+        if envelope.type in DIRECTORY_EVENTS:
+            return True
+        return bool(routes_for(self.routing(envelope.key), envelope, None))
+
+    async def opened_for(self, envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
+        """The event as `handle_event` takes it: its sealed part opened when it concerns an agent; None when
+        it concerns none, or when its subject was erased (then there is nothing left to act on)."""
+        if envelope.sealed is None:
+            return envelope
+        return await open_envelope(envelope, keys) if self.concerns(envelope) else None
 
     def handle_event(self, envelope: EventEnvelope) -> Outputs:
         """Raises MalformedEvent when the dispatch data lacks what the event type needs."""
@@ -407,9 +430,16 @@ class Engine:
                 except ValidationError as exc:
                     raise MalformedEvent(f"{kind}: invalid {', '.join(error_paths(exc))}") from None
                 _store(self.tables.directory, directory_key, updated)
+                if kind == "GUILD_CREATE" and updated is not None:
+                    joins = joins_on_connect(
+                        self.routing(envelope.key), envelope.bot_id, updated, envelope.event_id
+                    )
+                    return Outputs(actions=list(joins))
             return Outputs()
         if kind == "MESSAGE_CREATE":
             return self._message(envelope)
+        if kind == VOICE_TRACK_END:
+            return self._track_end(envelope)
         if kind == "INTERACTION_CREATE":
             return self._interaction(envelope)
         if kind == "MESSAGE_UPDATE":
@@ -442,6 +472,26 @@ class Engine:
                 changed = after_event(mood, _mood_config(agent), MoodEvent.member_joined, at)
                 self.set_mood(envelope, route.deployed, mood, changed, out)
         return out
+
+    def _track_end(self, envelope: EventEnvelope) -> Outputs:
+        """The edge finished (or cut) a track of a bot's player: the queue of its deployment moves on."""
+        end = _view(VoiceTrackEnd, envelope.data)
+        record = self.routing(envelope.key)
+        deployed = next(
+            (
+                d
+                for d in (record.deployments if record is not None else [])
+                if d.deployment.bot_id == envelope.bot_id and d.deployment.guild_id == end.guild_id
+            ),
+            None,
+        )
+        if deployed is None:
+            return Outputs()  # undeployed while the track played
+        music_key = MusicKey(envelope.key, deployed.deployment.deployment_id).encode()
+        emit = Emitter(envelope.event_id, deployed, end.guild_id)
+        ended = track_ended(self.tables.music.get(music_key), end, emit)
+        _store(self.tables.music, music_key, ended.state)
+        return Outputs(actions=ended.actions)
 
     def _message(self, envelope: EventEnvelope) -> Outputs:
         message = _view(DiscordMessage, envelope.data)
@@ -664,10 +714,13 @@ class Engine:
             guild_name = directory.name if directory is not None else ""
             outcome = Outcome(render_custom(custom, invocation, agent.name, guild_name))
         elif tool is Tool.music:
-            voice = directory.voice_channel_of.get(invocation.user.id) if directory is not None else None
-            voice = voice or next(iter(deployed.deployment.voice_channels), None)
+            in_voice = directory.voice_channel_of if directory is not None else {}
+            presence = VoicePresence(
+                bot_channel=in_voice.get(deployed.deployment.bot_id),
+                member_channel=in_voice.get(invocation.user.id),
+            )
             music_key = MusicKey(key, deployment_id).encode()
-            music = handle_music(invocation, self.tables.music.get(music_key), emit, voice)
+            music = handle_music(invocation, self.tables.music.get(music_key), emit, presence)
             _store(self.tables.music, music_key, music.state)
             outcome = music
         elif tool is Tool.moderation:
@@ -872,6 +925,7 @@ class Engine:
             asked = _message_text(context, result.target.message_id)
             result = result.model_copy(update={"text": clean_reply(result.text, agent.name, asked)})
         actions = compose_reply(result, agent, self.mood_for(key, deployed, at), affinity)
+        actions.extend(self._spoken(key, deployed, result, actions))
         limit = context_window(self.routing(key))
         for action in actions:
             if isinstance(action, SendMessage | Reply) and action.content:
@@ -886,6 +940,23 @@ class Engine:
                 context = record_message(context, channel_id, entry, limit) or context
         _store(self.tables.context, context_key, context)
         return Outputs(actions=actions)
+
+    def _spoken(
+        self, key: str, deployed: DeployedAgent, result: InferenceResult, actions: list[Action]
+    ) -> list[Action]:
+        """A speaking agent in a voice channel also says its written reply there, in one utterance."""
+        if key.startswith(DM_PREFIX) or not speaks_in_voice(deployed):
+            return []
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        channel = (
+            directory.voice_channel_of.get(deployed.deployment.bot_id) if directory is not None else None
+        )
+        written = " ".join(a.content for a in actions if isinstance(a, SendMessage | Reply))
+        text = spoken_text(written)[:DISCORD_MESSAGE_LIMIT]
+        if channel is None or not text:
+            return []
+        emit = Emitter(f"{result.request_id}:voice", deployed, result.target.guild_id)
+        return [emit.action(VoiceSpeak, channel_id=channel, text=text, voice_id=voice_id(deployed))]
 
     # Timer ---------------------------------------------------------------------------------------------
 
@@ -960,6 +1031,42 @@ class Engine:
         out = self._send_notices(key, ended)
         # The book stays, games or not: the events it remembers make their redelivery change nothing.
         self.tables.games[games_key] = remaining
+        return out
+
+    def leave_idle_voice(self, key: str, now: datetime) -> Outputs:
+        """Each music player of the key that has been idle long enough leaves its voice channel. The timer
+        writes only `voice_idle`; the queue of a player that left playing is cleared by the stopped track's
+        end, an event."""
+        record = self.routing(key)
+        deployments = record.deployments if record is not None else []
+        directory = self.tables.directory.get(DirectoryKey(key).encode())
+        in_voice = directory.voice_channel_of if directory is not None else {}
+        bots = {d.deployment.bot_id for d in deployments}
+        idle_key = VoiceIdleKey(key).encode()
+        before = self.tables.voice_idle.get(idle_key) or IdlePlayers()
+        since: dict[str, datetime] = {}
+        out = Outputs()
+        for deployed in deployments:
+            deployment_id = str(deployed.deployment.deployment_id)
+            queue = self.tables.music.get(MusicKey(key, deployed.deployment.deployment_id).encode())
+            if queue is None:
+                continue
+            channel = in_voice.get(deployed.deployment.bot_id)
+            company = any(where == channel and user not in bots for user, where in in_voice.items())
+            idle_since = before.since.get(deployment_id)
+            check = check_idle(idle_since, queue, channel, company, now, deployed.agent.music.idle_leave_s)
+            if check.leave:
+                assert idle_since is not None
+                cause = f"music-idle:{deployment_id}:{idle_since.isoformat()}"
+                emit = Emitter(cause, deployed, deployed.deployment.guild_id)
+                out.actions.extend(leave_actions(emit, queue, channel))
+            elif check.since is not None:
+                since[deployment_id] = check.since
+        if since != before.since:
+            if since:
+                self.tables.voice_idle[idle_key] = IdlePlayers(since=since)
+            else:
+                self.tables.voice_idle.pop(idle_key, None)
         return out
 
     def fire_routines(self, key: str, now: datetime) -> Outputs:

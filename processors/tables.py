@@ -21,6 +21,7 @@ from models.processor_state import (
     GameBook,
     GameRecord,
     GuildDirectory,
+    IdlePlayers,
     Leaderboard,
     LevelEntry,
     MusicQueue,
@@ -80,6 +81,8 @@ def create_tables(app: faust.App) -> Tables:
         relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
         moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
         music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),
+        # Written by the idle voice timer: partitioned by key.
+        voice_idle=model_table(app, table_keys.VoiceIdleKey.TABLE, IdlePlayers, use_partitioner=True),
         warns=model_table(app, table_keys.WarnKey.TABLE, WarnRecord),
         levels=model_table(app, table_keys.LevelKey.TABLE, LevelEntry),
         leaderboards=model_table(app, table_keys.LeaderboardKey.TABLE, Leaderboard),

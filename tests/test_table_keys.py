@@ -33,6 +33,7 @@ from models.table_keys import (
     TableKey,
     TrackedKey,
     UtilityKey,
+    VoiceIdleKey,
     WarnKey,
 )
 from processors.engine import Tables
@@ -71,6 +72,7 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (GUILD, GamesKey(GUILD)),
     (f"{GUILD}/{D}", GameBoardKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}/{USER}", GameRecordKey(GUILD, DEPLOYMENT, USER)),
+    (GUILD, VoiceIdleKey(GUILD)),
 ]
 
 

@@ -1,5 +1,5 @@
-"""The endpoint pool over real HTTP with the production openai client: routing, load balancing, concurrency
-limits, retries on another endpoint, the circuit breaker and priority order."""
+"""The endpoint pool over real HTTP (the chat completions protocol as the workers speak it): routing, load
+balancing, concurrency limits, retries on another endpoint, the circuit breaker, priority order, the key."""
 
 from __future__ import annotations
 
@@ -254,3 +254,18 @@ async def test_an_endpoint_with_a_served_model_is_asked_for_that_model(servers) 
     # The agent's model name routes to the endpoint; the endpoint's own model answers, and the result says so.
     assert [call.model for call in a.completions()] == ["SmolLM2-135M-Instruct"]
     assert (completion.endpoint, completion.model) == ("local", "SmolLM2-135M-Instruct")
+
+
+async def test_the_endpoint_key_goes_as_a_bearer_token() -> None:
+    async with OpenAICompatibleServer(Behaviour(api_key="sk-right")) as server:
+        right = replace(endpoint("right", server.base_url), api_key="sk-right")
+        wrong = replace(endpoint("wrong", server.base_url), api_key="sk-wrong")
+        pool = EndpointPool([right], inference_config("unused:"))
+        refused = EndpointPool([wrong], inference_config("unused:", max_attempts=1))
+        try:
+            assert (await pool.complete(request(), 0)).endpoint == "right"
+            with pytest.raises(InferenceFailed, match="last: wrong: HTTP 401"):
+                await refused.complete(request(), 0)
+        finally:
+            await pool.close()
+            await refused.close()

@@ -62,6 +62,7 @@ class RunningDemo:
     # The configuration API, which serves the owner console at /console/.
     api_url: str
     namespace: str
+    schema: str
     work_dir: Path
     output: list[str] = field(default_factory=list)
 
@@ -123,6 +124,7 @@ async def launched_demo(
         f"http://127.0.0.1:{ports['emulator-port']}",
         f"http://127.0.0.1:{ports['api-port']}",
         namespace,
+        schema,
         work_dir,
     )
     reader = asyncio.create_task(running.read_output())

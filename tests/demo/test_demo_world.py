@@ -105,7 +105,7 @@ async def test_the_world_loads_into_the_emulator(
     for key, bot_id in ids.bot_ids.items():
         assert emulator.world.tokens[tokens[key].get_secret_value()].id == bot_id
         assert tokens[key].get_secret_value() not in repr(tokens)
-    in_voice = {p.user_id for p in ids.members if p.username in IN_VOICE}
+    in_voice = {p.user_id for p in (ids.you, *ids.members) if p.username in IN_VOICE}
     assert set(guild.voice_states) == in_voice
     assert {state["channel_id"] for state in guild.voice_states.values()} == {ids.voice_channel.channel_id}
 

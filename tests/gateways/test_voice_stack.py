@@ -31,6 +31,7 @@ from models.actions import VoiceJoin, VoiceLeave, VoicePlay, VoiceSpeak
 from models.events import VOICE_TRACK_END
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
+from tests.data_keys import MemoryDataKeys
 from tests.gateways.conftest import World, read_topic, tone, voice_manager
 from tests.gateways.test_gateway_shard import Deaths, api_base, http, make_fleet, new_bot
 from tests.waiting import wait_until
@@ -78,6 +79,7 @@ async def make_rig(parts: RigParts, speech: Speech | None = None) -> VoiceRig:
         parts.http,
         RestClients(parts.http),
         Deaths(),
+        MemoryDataKeys(),
     )
     voice = voice_manager(
         fleet,

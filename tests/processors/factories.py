@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 from models.agent import AgentConfig, AgentMode
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope
+from models.inference import InferenceRequest, InferenceResult
 from models.templates import mode_template
 from models.tiers import Tier
 
@@ -243,4 +244,25 @@ def slash_event(
         guild_id=where.guild_id,
         channel_id=where.channel_id,
         at=at,
+    )
+
+
+def result_of(request: InferenceRequest, text: str) -> InferenceResult:
+    """The model's answer to `request`, a second after it was made."""
+    return InferenceResult(
+        request_id=request.request_id,
+        event_id=request.event_id,
+        deployment_id=request.deployment_id,
+        agent_id=request.agent_id,
+        owner_id=request.owner_id,
+        tier=request.tier,
+        lane=request.lane,
+        target=request.target,
+        text=text,
+        model="gpt-4-turbo",
+        prompt_tokens=10,
+        completion_tokens=5,
+        latency_ms=300,
+        cost_usd=0.001,
+        completed_at=T0 + timedelta(seconds=1),
     )

@@ -1,5 +1,5 @@
-"""Command parsing and the handlers of each tool: music queue transitions, moderation with permissions and
-escalation, leveling, reminders, polls and custom commands (games: test_proc_games.py)."""
+"""Command parsing and the handlers of each tool: moderation with permissions and escalation, leveling,
+reminders, polls and custom commands (games: test_proc_games.py, music: test_proc_music.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from models.actions import (
     Reply,
     Timeout,
     Unban,
-    VoicePlay,
     Warn,
 )
 from models.agent import AgentMode, EscalationRule, LevelingConfig
@@ -25,7 +24,7 @@ from models.analytics import StatsRequest, StatsWindow
 from models.commands import COMMAND_OPTIONS
 from models.discord import DiscordUser, InteractionOption, PollMessage
 from models.permissions import ADMINISTRATOR, BAN_MEMBERS, KICK_MEMBERS, MODERATE_MEMBERS
-from models.processor_state import GuildDirectory, Leaderboard, MusicQueue, UtilityBook
+from models.processor_state import GuildDirectory, Leaderboard, UtilityBook
 from processors.analytics import handle_stats
 from processors.commands import (
     Invocation,
@@ -38,7 +37,6 @@ from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Say
 from processors.ids import seeded_rng
 from processors.leveling import award_xp, handle_leveling, progress, update_leaderboard, xp_to_next
 from processors.moderation import escalation_for, handle_moderation, log_channel_id
-from processors.music import handle_music
 from processors.permissions import granted, member_permissions
 from processors.utility import (
     handle_utility,
@@ -128,69 +126,6 @@ def test_slash_options() -> None:
         parse_slash_options(
             COMMAND_OPTIONS["volume"], [InteractionOption(name="level", type=3, value="loud")]
         )
-
-
-# Music ------------------------------------------------------------------------------------------------
-
-
-def music(name: str, queue: MusicQueue | None, emit: Emitter | None = None, **options: Any):
-    outcome = handle_music(
-        invocation(name, options), queue, emit or emitter(AgentMode.bare), voice_channel_id=None
-    )
-    return outcome, outcome.state or queue
-
-
-def test_play_on_an_empty_queue_plays_then_queues() -> None:
-    first, queue = music("play", None, query="lofi")
-    assert first.say == Say("Playing: lofi", title="Music")
-    [action] = first.actions
-    assert isinstance(action, VoicePlay) and (action.command, action.track) == ("play", "lofi")
-    second, queue = music("play", queue, query="jazz")
-    assert second.say is not None and second.say.text == "Queued: jazz" and second.actions == []
-    assert queue is not None and queue.now_playing == "lofi" and queue.queue == ["jazz"]
-
-
-def test_skip_advances_and_stops_at_the_end() -> None:
-    queue = MusicQueue(now_playing="a", queue=["b", "c"])
-    skipped, queue = music("skip", queue)
-    assert skipped.say is not None and skipped.say.text == "Skipped: a. Playing: b"
-    assert queue is not None and (queue.now_playing, queue.queue) == ("b", ["c"])
-    listing, _ = music("queue", queue)
-    assert listing.say is not None and listing.say.text == "Now playing: b\nUp next:\n1. c"
-    _, queue = music("skip", queue)
-    last, queue = music("skip", queue)
-    assert last.say is not None and last.say.text == "Skipped: c. The queue is empty."
-    assert [a.command for a in last.actions if isinstance(a, VoicePlay)] == ["stop"]
-    nothing, _ = music("skip", queue)
-    assert nothing.say is not None and nothing.say.text == "Nothing is playing." and nothing.state is None
-
-
-def test_pause_resume_stop_volume() -> None:
-    queue = MusicQueue(now_playing="a", queue=["b"])
-    _, queue = music("pause", queue)
-    again, _ = music("pause", queue)
-    assert (
-        queue is not None and queue.paused and again.say is not None and again.say.text.startswith("Already")
-    )
-    now, _ = music("nowplaying", queue)
-    assert now.say is not None and now.say.text == "Now playing: a (paused)"
-    _, queue = music("resume", queue)
-    assert queue is not None and not queue.paused
-    loud, queue = music("volume", queue, level=150)
-    assert queue is not None and queue.volume == 150
-    assert [(a.command, a.volume) for a in loud.actions if isinstance(a, VoicePlay)] == [("volume", 150)]
-    too_loud, _ = music("volume", queue, level=300)
-    assert too_loud.state is None and too_loud.say is not None and too_loud.say.ephemeral
-    _, queue = music("stop", queue)
-    assert queue is not None and queue.now_playing is None and queue.queue == []
-
-
-def test_a_redelivered_play_is_applied_once() -> None:
-    emit = emitter(AgentMode.bare, event="evt-same")
-    _, queue = music("play", None, emit, query="lofi")
-    _, queue = music("play", queue, emitter(AgentMode.bare, event="evt-2"), query="jazz")
-    replay, after = music("play", queue, emitter(AgentMode.bare, event="evt-2"), query="jazz")
-    assert replay.say is None and replay.actions == [] and after == queue
 
 
 # Moderation -------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from models.actions import (
 from models.agent import AgentMode
 from models.decisions import DecisionReason
 from models.events import partition_key
-from models.inference import InferenceRequest, InferenceResult
 from models.permissions import BAN_MEMBERS
 from models.table_keys import ContextKey, DirectoryKey, RelationshipKey, RoutingKey
 from models.tiers import InferenceLane, Tier
@@ -40,6 +39,7 @@ from tests.processors.factories import (
     interaction_data,
     luna,
     message_data,
+    result_of,
     routing,
     snowflake,
     user,
@@ -107,6 +107,9 @@ def texts(outputs) -> list[str]:
 
 
 def test_play_by_prefix_and_by_slash_command(engine: Engine) -> None:
+    lounge = snowflake()
+    voice = {"guild_id": GUILD, "user_id": KAI["id"], "channel_id": lounge, "session_id": "s"}
+    engine.handle_event(envelope("VOICE_STATE_UPDATE", voice, bot_id=MUSIC_BOT, guild_id=GUILD))
     first = say(engine, MUSIC_BOT, KAI, "!play lofi")
     assert texts(first) == ["Playing: lofi"]
     reply = next(a for a in first.actions if isinstance(a, Reply))
@@ -244,27 +247,6 @@ def test_slash_ban_uses_the_interaction_permissions(engine: Engine) -> None:
         for a in slash(engine, MOD_BOT, "ban", option, permissions=BAN_MEMBERS).actions
         if isinstance(a, Ban)
     ]
-
-
-def result_of(request: InferenceRequest, text: str) -> InferenceResult:
-    """The model's answer to `request`, a second after it was made."""
-    return InferenceResult(
-        request_id=request.request_id,
-        event_id=request.event_id,
-        deployment_id=request.deployment_id,
-        agent_id=request.agent_id,
-        owner_id=request.owner_id,
-        tier=request.tier,
-        lane=request.lane,
-        target=request.target,
-        text=text,
-        model="gpt-4-turbo",
-        prompt_tokens=10,
-        completion_tokens=5,
-        latency_ms=300,
-        cost_usd=0.001,
-        completed_at=T0 + timedelta(seconds=1),
-    )
 
 
 def test_inference_result_becomes_a_reply_and_joins_the_conversation(engine: Engine) -> None:
@@ -458,11 +440,12 @@ def test_seeded_configuration_is_applied_on_first_use_unless_older() -> None:
     music = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=MUSIC_BOT)
     seeded = {GUILD: routing(GUILD, music, version=2)}
     engine = Engine(new_tables(), seed=lambda key: seeded.pop(key, None))
-    assert texts(say(engine, MUSIC_BOT, KAI, "!play lofi")) == ["Playing: lofi"]
+    assert texts(say(engine, MUSIC_BOT, KAI, "!queue")) == ["The queue is empty."]
     assert engine.tables.routing[RoutingKey(GUILD).encode()].version == 2 and not seeded
     stale = {GUILD: routing(GUILD, version=1)}
     later = Engine(engine.tables, seed=lambda key: stale.pop(key, None))
-    assert texts(say(later, MUSIC_BOT, KAI, "!queue")) == ["Now playing: lofi"]
+    assert texts(say(later, MUSIC_BOT, KAI, "!queue")) == ["The queue is empty."]
+    assert later.tables.routing[RoutingKey(GUILD).encode()].version == 2 and not stale
 
 
 def test_member_joining_cheers_luna_up(engine: Engine) -> None:

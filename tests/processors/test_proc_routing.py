@@ -55,6 +55,13 @@ def test_directory_follows_guild_and_channel_events() -> None:
     assert apply_directory_event(None, GUILD, "GUILD_CREATE", {"id": GUILD, "unavailable": True}) is None
 
 
+def test_directory_learns_who_is_in_voice_from_guild_create() -> None:
+    listener, lounge = snowflake(), snowflake()
+    states = [{"user_id": listener, "channel_id": lounge}, {"user_id": snowflake(), "channel_id": None}]
+    created = apply_directory_event(None, GUILD, "GUILD_CREATE", {"id": GUILD, "voice_states": states})
+    assert created is not None and created.voice_channel_of == {listener: lounge}
+
+
 def test_directory_knows_role_positions_and_the_bots_roles() -> None:
     everyone, mods, bots = GUILD, snowflake(), snowflake()
     created = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from models.actions import DeleteMessage, InteractionResponse, Reply, ReportedAction
+from models.actions import DeleteMessage, InteractionResponse, Reply, ReportedAction, VoiceJoin
 from models.agent import AgentConfig, AgentMode
 from models.commands import COMMAND_OPTIONS, OptionKind
 from models.events import EventEnvelope
@@ -125,6 +125,21 @@ def knowledge_looks_up_a_question() -> None:
     assert asked([]) is None
 
 
+def speaker_joins_its_voice_channel() -> None:
+    """An AI agent with voice_tts joins its voice channel when deployed (and says its replies there)."""
+
+    def joins(tools: list[str]) -> list[VoiceJoin]:
+        config = agent_with(AgentMode.human_like, enabled_tools=tools, enabled_commands=[])
+        guild_id, lounge = snowflake(), snowflake()
+        speaker = deployed(config, guild_id=guild_id, bot_id=snowflake(), voice_channels=[lounge])
+        engine = Engine(Tables(*({} for _ in fields(Tables))))
+        actions = engine.deploy(routing(guild_id, speaker)).actions
+        return [a for a in actions if isinstance(a, VoiceJoin) and a.channel_id == lounge]
+
+    assert len(joins(["voice_tts"])) == 1
+    assert joins([]) == []
+
+
 BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.music: lambda: commands_answer(Tool.music),
     Tool.moderation: lambda: commands_answer(Tool.moderation),
@@ -137,6 +152,7 @@ BEHAVIOUR: dict[Tool, Callable[[], None]] = {
     Tool.custom_commands: custom_command_renders,
     Tool.analytics: stats_are_requested,
     Tool.knowledge: knowledge_looks_up_a_question,
+    Tool.voice_tts: speaker_joins_its_voice_channel,
 }
 
 

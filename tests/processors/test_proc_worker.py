@@ -151,6 +151,8 @@ async def open_guild(produce: Producer, collector: Collector, guild_id: str | No
     created = guild_create(
         guild_id, owner_id=owner, channels={general: "general"}, roles={mod_role: BAN_MEMBERS}
     )
+    # Kai listens in the voice channel: /play plays there.
+    created["voice_states"] = [{"user_id": KAI["id"], "channel_id": snowflake()}]
     for bot in guild.bots:
         await produce.event(envelope("GUILD_CREATE", created, bot_id=bot, guild_id=guild_id))
     # The deployments and the events are different topics: a probe sent before the worker applied the
