@@ -35,13 +35,16 @@ from api.routes import (
     meta,
     owners,
     presets,
+    sandbox,
     tokens,
     traits,
 )
 from api.schemas import ErrorBody
 from api.store import Store
 from api.stripe_billing import StripeBilling
+from inference.cli import inference_config
 from inference.config import InferenceConfig
+from inference.pool import EndpointPool
 from inference.quota import MonthlyUsage
 from infra.migrate import migrate
 from memory.store import MemoryStore
@@ -91,8 +94,20 @@ def create_app(
             await memories.ensure_collection()
         analytics_client = AnalyticsClient(settings.kafka_bootstrap, settings.topic_namespace)
         stripe_billing = StripeBilling(settings)
+        # The endpoints the inference workers use, as they read them from the settings.
+        endpoints = inference_config(settings, settings.inference_endpoints, settings.inference_api_key)
+        inference = EndpointPool(list(endpoints.endpoints), endpoints)
         app.state.ctx = ApiContext(
-            settings, store, vault, limiter, usage, memories, http, analytics_client, stripe_billing
+            settings,
+            store,
+            vault,
+            limiter,
+            usage,
+            memories,
+            http,
+            analytics_client,
+            stripe_billing,
+            inference,
         )
         stop = asyncio.Event()
         tasks = []
@@ -116,6 +131,7 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             await analytics_client.close()
             await stripe_billing.close()
+            await inference.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()
@@ -135,6 +151,7 @@ def create_app(
         auth,
         owners,
         agents,
+        sandbox,
         memories,
         deployments,
         tokens,

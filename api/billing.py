@@ -35,6 +35,17 @@ class SubscriptionChange:
     tier: Tier | None
 
 
+def downgrade_refusal(current: Tier, wanted: Tier, subscription_id: str | None) -> str | None:
+    """Why an owner on `current` cannot move down to `wanted` through Stripe; None when they can. Free
+    ends the subscription; a lower paid tier changes its price."""
+    order = list(Tier)
+    if order.index(wanted) >= order.index(current):
+        return f"{wanted.value} is not below your {current.value} tier: upgrades go through Checkout"
+    if subscription_id is None:
+        return f"your {current.value} tier has no Stripe subscription to change: an operator sets it"
+    return None
+
+
 def lookup_key(tier: Tier) -> str:
     """The Stripe price's lookup key, the same on every deployment of the platform."""
     return f"deep_system_{tier.value}_monthly"

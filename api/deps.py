@@ -16,6 +16,7 @@ from api.ratelimit import RateLimiter
 from api.signin import CSRF_HEADER, SESSION_COOKIE, needs_csrf_header
 from api.store import Principal, Store
 from api.stripe_billing import StripeBilling
+from inference.pool import EndpointPool
 from inference.quota import MonthlyUsage
 from memory.store import MemoryStore
 from settings import Settings
@@ -38,6 +39,8 @@ class ApiContext:
     analytics: AnalyticsClient
     # Billing's Stripe client (stripe-mock locally).
     stripe: StripeBilling
+    # The inference workers' model endpoints, for the console's sandbox chat.
+    inference: EndpointPool
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

@@ -68,6 +68,15 @@ def check_token(limits: TierLimits, token_tier: TokenTier) -> None:
         )
 
 
+def check_feature(limits: TierLimits, feature: Feature) -> None:
+    """A route that is a tier's feature (analytics) is refused below the lowest tier that has it."""
+    if feature not in limits.features:
+        needed = _lowest_tier_with(lambda tier_limits: feature in tier_limits.features)
+        raise TierViolation(
+            f"the {feature.value} feature is not available on the {limits.tier.value} tier (needs {needed})"
+        )
+
+
 def check_config(
     limits: TierLimits, config: AgentConfig, stock_personalities: Iterable[dict[str, object]]
 ) -> None:

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator
 
 from models.agent import AgentConfig
 from models.common import NonEmptyName, Snowflake, Strict
+from models.decisions import Decision
 from models.deployments import Deployment, DeploymentStatus
 from models.memory import StoredMemory
 from models.tiers import Tier, TierLimits
@@ -236,6 +237,19 @@ class TraitPreview(Strict):
     interest_matches: list[str]
 
 
+class ChannelKind(StrEnum):
+    text = "text"
+    voice = "voice"
+
+
+class ConsoleChannel(Strict):
+    """A channel of a server, for the deploy picker's text and voice channel lists."""
+
+    id: Snowflake
+    name: str
+    kind: ChannelKind
+
+
 class ConsoleGuild(Strict):
     """A server the signed-in person can manage (the deploy picker); `bot_present`: one of the owner's
     bots is a member there."""
@@ -286,6 +300,12 @@ class CheckoutCreate(Strict):
     tier: Tier
 
 
+class Downgrade(Strict):
+    """The lower tier to move to: free ends the subscription."""
+
+    tier: Tier
+
+
 class CheckoutSession(Strict):
     checkout_url: str
     session_id: str
@@ -298,3 +318,49 @@ class BillingSubscription(Strict):
     tier: Tier
     status: str
     subscription_id: str | None
+
+
+class SandboxAuthor(StrEnum):
+    owner = "owner"
+    agent = "agent"
+
+
+SandboxText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class SandboxHistoryEntry(Strict):
+    author: SandboxAuthor
+    content: SandboxText
+
+
+class SandboxMessage(Strict):
+    """A message to the agent in the console's sandbox channel, after what was said there (oldest first)."""
+
+    content: SandboxText
+    # The owner @mentions the agent, as a person talking to a bot in a busy server would; off: the agent
+    # answers only when a trigger of its own fires (interests, conversation flow, chance).
+    mention: bool = True
+    history: list[SandboxHistoryEntry] = Field(default_factory=list, max_length=20)
+
+
+class SandboxSource(StrEnum):
+    """What produced the sandbox's reply."""
+
+    model = "model"
+    # The offline persona responder: no model endpoint, the month's AI calls used up, or the model failed.
+    persona = "persona"
+    # A command, or the safe reply to a message in a harm category: no model sees those.
+    platform = "platform"
+    # The agent stays silent.
+    silent = "silent"
+
+
+class SandboxAnswer(Strict):
+    # The agent's decision on the message; None when a command answered it (commands are not decided on).
+    decision: Decision | None
+    replies: list[str]
+    source: SandboxSource
+    # The model that answered, or was asked.
+    model: str | None = None
+    # Why the persona answered instead of a model (e.g. no_inference_endpoint).
+    fallback_reason: str | None = None

@@ -13,6 +13,7 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from api.schemas import ChannelKind
 from models.discord import DiscordUserGuild
 from settings import Settings
 
@@ -67,6 +68,15 @@ def local_path(next_path: str | None) -> str:
     if not next_path or not next_path.startswith("/") or next_path.startswith("//") or "\\" in next_path:
         return DEFAULT_NEXT
     return next_path
+
+
+# Discord's channel types an agent is deployed to: text and announcement; voice and stage. Categories, forums
+# and threads are not picked.
+_CHANNEL_KINDS = {0: ChannelKind.text, 5: ChannelKind.text, 2: ChannelKind.voice, 13: ChannelKind.voice}
+
+
+def channel_kind(discord_type: int) -> ChannelKind | None:
+    return _CHANNEL_KINDS.get(discord_type)
 
 
 def can_manage(guild: DiscordUserGuild) -> bool:

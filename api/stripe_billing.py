@@ -110,5 +110,25 @@ class StripeBilling:
         )
         return str(session.url), str(session.id)
 
+    async def cancel(self, subscription_id: str) -> None:
+        """End the subscription now; Stripe's customer.subscription.deleted then brings the tier to free."""
+        await self._call(self._client.v1.subscriptions.cancel_async(subscription_id))
+
+    async def change_price(self, subscription_id: str, price_id: str, owner_id: UUID, tier: Tier) -> None:
+        """Move the subscription's one item to another tier's price, prorated; Stripe's
+        customer.subscription.updated then names the new price, and the tier follows."""
+        subscription = await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
+        item = subscription["items"].data[0]
+        await self._call(
+            self._client.v1.subscriptions.update_async(
+                subscription_id,
+                params={
+                    "items": [{"id": item.id, "price": price_id}],
+                    "proration_behavior": "create_prorations",
+                    "metadata": {"owner_id": str(owner_id), "tier": tier.value},
+                },
+            )
+        )
+
     async def close(self) -> None:
         await self._http.close_async()

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from inference.cache import ResponseCache
 from inference.config import InferenceConfig
-from inference.fallback import QuotaState, fallback_for
+from inference.fallback import Fallback, QuotaState, fallback_for
 from inference.knowledge import KnowledgeLookup, sourced, with_knowledge
 from inference.ledger import RequestLedger
 from inference.pool import Completion, EndpointPool, InferenceFailed
@@ -240,34 +240,17 @@ class InferenceWorker(ConsumerService):
         if request.cacheable:
             hit = await self.cache.get(request)
             if hit is not None:
-                return _result(request, started, hit, cached=True)
-        served = self.pool.serves(request.model)
-        if served and charge is None:  # a cacheable prompt the cache did not have
-            charge = self.usage.charge_for(request.owner_id, request.tier, utc_now())
-            charged = await self.usage.charge(charge)
-        quota = QuotaState(charge.limit, bool(charged)) if charge is not None else None
-        fallback = fallback_for(request, endpoint_available=served, quota=quota, at=utc_now())
-        if fallback is None and charge is not None:
-            try:
-                completion = await self.pool.complete(request, rank(lane, request.priority))
-            except InferenceFailed as exc:
-                await self.usage.refund(charge)
-                log.warning("request %s fell back to the persona: %s", request.request_id, exc)
-                fallback = fallback_for(
-                    request, endpoint_available=served, quota=quota, failure=str(exc), at=utc_now()
-                )
-            except BaseException:
-                await self.usage.refund(charge)
-                raise
-            else:
-                if request.cacheable:
-                    await self.cache.put(request, completion)
-                return _result(request, started, completion)
-        # fallback_for answers None only for a served model, and a served model is charged above.
-        assert fallback is not None
-        if fallback.notice is not None:
-            await self._notify_once(request, fallback.notice)
-        return _result(request, started, None, fallback_reason=fallback.reason)
+                return inference_result(request, started, hit, cached=True)
+        outcome = await complete_within_quota(
+            request, self.pool, self.usage, rank(lane, request.priority), charge, charged
+        )
+        if isinstance(outcome, Completion):
+            if request.cacheable:
+                await self.cache.put(request, outcome)
+            return inference_result(request, started, outcome)
+        if outcome.notice is not None:
+            await self._notify_once(request, outcome.notice)
+        return inference_result(request, started, None, fallback_reason=outcome.reason)
 
     async def _notify_once(self, request: InferenceRequest, notice: OwnerNotice) -> None:
         now = utc_now()
@@ -289,7 +272,38 @@ class InferenceWorker(ConsumerService):
         await delivery
 
 
-def _result(
+async def complete_within_quota(
+    request: InferenceRequest,
+    pool: EndpointPool,
+    usage: MonthlyUsage,
+    rank: int,
+    charge: Charge | None = None,
+    charged: bool | None = None,
+) -> Completion | Fallback:
+    """The model's completion, counted against the owner's monthly AI calls (refunded when every attempt
+    failed), or the persona fallback and why. `charge` and `charged`: the call was counted already."""
+    served = pool.serves(request.model)
+    if served and charge is None:
+        charge = usage.charge_for(request.owner_id, request.tier, utc_now())
+        charged = await usage.charge(charge)
+    quota = QuotaState(charge.limit, bool(charged)) if charge is not None else None
+    fallback = fallback_for(request, endpoint_available=served, quota=quota, at=utc_now())
+    if fallback is not None:
+        return fallback
+    # fallback_for answers None only for a served model, and a served model is charged above.
+    assert charge is not None
+    try:
+        return await pool.complete(request, rank)
+    except InferenceFailed as exc:
+        await usage.refund(charge)
+        log.warning("request %s fell back to the persona: %s", request.request_id, exc)
+        return Fallback(str(exc))
+    except BaseException:
+        await usage.refund(charge)
+        raise
+
+
+def inference_result(
     request: InferenceRequest,
     started: float,
     completion: Completion | None,

@@ -38,6 +38,15 @@ class BotIdentity:
         return classify_tier(self.guild_count, self.verified)
 
 
+@dataclass(frozen=True)
+class GuildChannel:
+    channel_id: Snowflake
+    name: str
+    # Discord's channel type (0 text, 2 voice, ...).
+    type: int
+    position: int
+
+
 async def _discord_json(http: httpx.AsyncClient, base: str, route: str, token: SecretStr) -> object:
     try:
         response = await http.get(
@@ -91,3 +100,20 @@ async def bot_guild_ids(token: SecretStr, api_base: str, http: httpx.AsyncClient
     if not isinstance(guilds, list):
         raise DiscordUnavailable("GET users/@me/guilds answered something other than a JSON array")
     return {str(guild["id"]) for guild in guilds if isinstance(guild, dict) and "id" in guild}
+
+
+async def guild_channels(
+    token: SecretStr, guild_id: str, api_base: str, http: httpx.AsyncClient
+) -> list[GuildChannel]:
+    """The guild's channels as the bot sees them (Discord answers 403 where the bot is not a member)."""
+    route = f"guilds/{guild_id}/channels"
+    channels = await _discord_json(http, api_base, route, token)
+    if not isinstance(channels, list):
+        raise DiscordUnavailable(f"GET {route} answered something other than a JSON array")
+    return [
+        GuildChannel(
+            str(c["id"]), str(c.get("name") or ""), int(c.get("type") or 0), int(c.get("position") or 0)
+        )
+        for c in channels
+        if isinstance(c, dict) and "id" in c
+    ]

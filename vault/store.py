@@ -23,7 +23,7 @@ from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
 from settings import Settings
 from streams.catalog import TOKENS_HEALTH
 from streams.outbox import stage
-from vault.discord_checks import bot_guild_ids, validate_token
+from vault.discord_checks import GuildChannel, bot_guild_ids, guild_channels, validate_token
 from vault.errors import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected, TokenUnusable
 from vault.keyring import KeyRing, Sealed, load_keyring
 
@@ -160,6 +160,12 @@ class TokenVault:
         """The ids of the guilds the token's bot is in, as Discord says now."""
         return await bot_guild_ids(
             await self.decrypt_token(token_id, actor=actor), self._api_base, self._http
+        )
+
+    async def guild_channels(self, token_id: UUID, guild_id: str, *, actor: str) -> list[GuildChannel]:
+        """The channels of a guild the token's bot is in, as Discord says now."""
+        return await guild_channels(
+            await self.decrypt_token(token_id, actor=actor), guild_id, self._api_base, self._http
         )
 
     async def rotate_key(self, *, batch_size: int = 200, actor: str = "rotate-key") -> int:

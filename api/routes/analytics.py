@@ -11,15 +11,18 @@ from fastapi import APIRouter, Query
 
 from api.analytics import analytics_range, new_request_id
 from api.deps import Caller, Context
+from api.policy import check_feature
 from api.schemas import ErrorBody
 from models.analytics import Bucket, OwnerAnalytics, OwnerAnalyticsQuery
 from models.common import Snowflake, utc_now
+from models.tiers import TIERS, Feature
 
 router = APIRouter(
     tags=["analytics"],
     responses={
         400: {"model": ErrorBody},
         401: {"model": ErrorBody},
+        403: {"model": ErrorBody},
         404: {"model": ErrorBody},
         503: {"model": ErrorBody},
     },
@@ -40,8 +43,10 @@ async def owner_analytics(
     guild_id: Annotated[Snowflake | None, Query(description="Only this guild")] = None,
 ) -> OwnerAnalytics:
     """Messages the owner's agents saw, their replies, AI calls, cost and latency per bucket; decisions by
-    reason; totals per agent and per guild. Another owner's id, or agent, is 404."""
+    reason; totals per agent and per guild. Another owner's id, or agent, is 404; an owner whose tier
+    lacks the analytics feature (below pro) is 403."""
     owner = await ctx.store.owners.get(owner_id, principal.scope)
+    check_feature(TIERS[owner.tier], Feature.analytics)
     if agent_id is not None:
         await ctx.store.agents.get(agent_id, owner.owner_id)
         agent_ids = [agent_id]

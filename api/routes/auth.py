@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Cookie, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from api.deps import Caller, Context, SessionCookie
+from api.deps import ApiContext, Caller, Context, SessionCookie
 from api.discord_oauth import CodeRejected, exchange_code, signed_in_user
 from api.errors import BadField, Forbidden
-from api.schemas import ConsoleGuild, ErrorBody
+from api.schemas import ConsoleChannel, ConsoleGuild, ErrorBody
 from api.signin import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -21,10 +22,13 @@ from api.signin import (
     SIGN_IN_TTL,
     authorize_url,
     can_manage,
+    channel_kind,
     local_path,
     needs_csrf_header,
     new_secret,
 )
+from api.store import NotFound
+from models.common import Snowflake
 from models.tokens import TokenStatus
 from vault.errors import TokenRejected, TokenUnusable
 
@@ -107,26 +111,67 @@ async def logout(ctx: Context, request: Request, session: SessionCookie) -> Resp
     return response
 
 
-@router.get(
-    "/auth/discord/guilds",
-    response_model=list[ConsoleGuild],
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 502: {"model": ErrorBody}},
-)
-async def guilds(ctx: Context, principal: Caller) -> list[ConsoleGuild]:
-    """The servers the signed-in person could manage when they signed in, and whether one of the owner's
-    bots is in each (asked of Discord now, with each bot's token)."""
-    if not principal.session:
-        raise Forbidden("sign in with Discord to list your servers: an API key has no Discord account")
-    present: set[str] = set()
-    for token in await ctx.store.tokens.of_owner(principal.owner_id):
+async def _bots_by_guild(ctx: ApiContext, owner_id: UUID) -> dict[str, UUID]:
+    """For each guild one of the owner's bots is in, the token of such a bot (asked of Discord now)."""
+    bots: dict[str, UUID] = {}
+    for token in await ctx.store.tokens.of_owner(owner_id):
         if token.status is TokenStatus.revoked:
             continue
         try:
-            present |= await ctx.vault.bot_guilds(token.token_id, actor="console-guilds")
+            guild_ids = await ctx.vault.bot_guilds(token.token_id, actor="console-guilds")
         except (TokenRejected, TokenUnusable):
             # A dead token's bot is in no server it can serve; the health checks report it to the owner.
             continue
+        for guild_id in guild_ids:
+            bots.setdefault(guild_id, token.token_id)
+    return bots
+
+
+def _signed_in(principal: Caller) -> None:
+    if not principal.session:
+        raise Forbidden("sign in with Discord to list your servers: an API key has no Discord account")
+
+
+_SIGNED_IN_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    502: {"model": ErrorBody},
+}
+
+
+@router.get("/auth/discord/guilds", response_model=list[ConsoleGuild], responses=_SIGNED_IN_RESPONSES)
+async def guilds(ctx: Context, principal: Caller) -> list[ConsoleGuild]:
+    """The servers the signed-in person could manage when they signed in, and whether one of the owner's
+    bots is in each (asked of Discord now, with each bot's token)."""
+    _signed_in(principal)
+    present = await _bots_by_guild(ctx, principal.owner_id)
     return [
         ConsoleGuild(id=guild.id, name=guild.name, icon=guild.icon, bot_present=guild.id in present)
         for guild in await ctx.store.sessions.guilds(principal.key_id)
     ]
+
+
+@router.get(
+    "/auth/discord/guilds/{guild_id}/channels",
+    response_model=list[ConsoleChannel],
+    responses={**_SIGNED_IN_RESPONSES, 400: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def guild_channels(guild_id: Snowflake, ctx: Context, principal: Caller) -> list[ConsoleChannel]:
+    """The text and voice channels of one of the signed-in person's servers, read with the token of one of
+    the owner's bots there (Discord shows a server's channels to its members only)."""
+    _signed_in(principal)
+    managed = {guild.id for guild in await ctx.store.sessions.guilds(principal.key_id)}
+    if guild_id not in managed:
+        raise NotFound(f"guild {guild_id} is not among the servers you manage")
+    token_id = (await _bots_by_guild(ctx, principal.owner_id)).get(guild_id)
+    if token_id is None:
+        raise BadField(
+            "guild_id", "none of your bots is in this server yet: invite one, then pick its channels"
+        )
+    channels = await ctx.vault.guild_channels(token_id, guild_id, actor="console-channels")
+    picked = []
+    for channel in sorted(channels, key=lambda c: (c.position, c.channel_id)):
+        kind = channel_kind(channel.type)
+        if kind is not None:
+            picked.append(ConsoleChannel(id=channel.channel_id, name=channel.name, kind=kind))
+    return picked

@@ -8,12 +8,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from api.billing import HANDLED_EVENTS, PURCHASABLE, change_of
+from api.billing import HANDLED_EVENTS, PURCHASABLE, change_of, downgrade_refusal
 from api.deps import Caller, Context
 from api.errors import BadField
-from api.schemas import BillingPlan, BillingSubscription, CheckoutCreate, CheckoutSession, ErrorBody
+from api.schemas import (
+    BillingPlan,
+    BillingSubscription,
+    CheckoutCreate,
+    CheckoutSession,
+    Downgrade,
+    ErrorBody,
+)
 from api.stripe_billing import verified_event
-from models.tiers import TIERS
+from models.tiers import TIERS, Tier
 
 router = APIRouter(tags=["billing"], responses={401: {"model": ErrorBody}, 503: {"model": ErrorBody}})
 
@@ -53,6 +60,31 @@ async def checkout(body: CheckoutCreate, ctx: Context, principal: Caller) -> Che
         customer, prices[body.tier].price_id, principal.owner_id, body.tier, ctx.settings.console_url
     )
     return CheckoutSession(checkout_url=url, session_id=session_id)
+
+
+@router.post(
+    "/billing/downgrade",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BillingSubscription,
+    responses={400: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
+async def downgrade(body: Downgrade, ctx: Context, principal: Caller) -> BillingSubscription:
+    """Cancel the subscription (tier free) or move it to a lower paid tier's price in Stripe. Accepted:
+    the tier changes when Stripe's webhook says the subscription changed; the answer is the subscription
+    as it stands until then."""
+    current = await ctx.store.billing.subscription(principal.owner_id)
+    refusal = downgrade_refusal(current.tier, body.tier, current.subscription_id)
+    if refusal is not None:
+        raise BadField("tier", refusal)
+    assert current.subscription_id is not None  # downgrade_refusal refuses an owner without one
+    if body.tier is Tier.free:
+        await ctx.stripe.cancel(current.subscription_id)
+    else:
+        prices = await ctx.stripe.ensure_prices(ctx.store.billing)
+        await ctx.stripe.change_price(
+            current.subscription_id, prices[body.tier].price_id, principal.owner_id, body.tier
+        )
+    return current
 
 
 @router.get("/billing/subscription", response_model=BillingSubscription)

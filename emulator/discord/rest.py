@@ -412,6 +412,14 @@ async def get_guild(request: web.Request) -> web.Response:
     return json_response({**guild_base_payload(guild), "approximate_member_count": len(guild.members)})
 
 
+async def get_guild_channels(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    guild = engine.world.guild(request.match_info["guild_id"])
+    if guild.id not in _bot(request).guild_ids:
+        raise errors.missing_access()
+    return json_response([channel_payload(channel, engine.world) for channel in guild.channels.values()])
+
+
 async def get_member(request: web.Request) -> web.Response:
     engine = _engine(request)
     guild = engine.world.guild(request.match_info["guild_id"])
@@ -579,6 +587,7 @@ def add_rest_routes(app: web.Application) -> None:
         ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", remove_reaction),
         ("POST", "/channels/{channel_id}/typing", typing),
         ("GET", "/guilds/{guild_id}", get_guild),
+        ("GET", "/guilds/{guild_id}/channels", get_guild_channels),
         ("PATCH", "/guilds/{guild_id}/members/@me", edit_me),
         ("GET", "/guilds/{guild_id}/members/{user_id}", get_member),
         ("PATCH", "/guilds/{guild_id}/members/{user_id}", edit_member),

@@ -214,6 +214,20 @@ async def test_owner_b_sees_none_of_owner_as_rows_through_any_filter(
     assert foreign_owner.status_code == 404
 
 
+async def test_analytics_need_a_tier_with_the_feature(
+    client: httpx.AsyncClient, new_owner: NewOwner, owners: dict[str, Any]
+) -> None:
+    free = await new_owner(Tier.free, name="free")
+    owner_id = (await client.get("/me", headers=free)).json()["owner"]["owner_id"]
+    refused = await client.get(f"/owners/{owner_id}/analytics", params=window(), headers=free)
+    assert refused.status_code == 403, refused.text
+    assert "analytics" in refused.json()["detail"] and "free tier (needs pro)" in refused.json()["detail"]
+    # Another owner's id stays a 404, whatever the tier: nothing says the owner exists.
+    _, deployment_a = owners["a"]
+    foreign = await client.get(f"/owners/{deployment_a['owner_id']}/analytics", params=window(), headers=free)
+    assert foreign.status_code == 404
+
+
 async def test_bad_ranges_name_the_field(client: httpx.AsyncClient, owners: dict[str, Any]) -> None:
     headers, deployment = owners["a"]
     url = f"/owners/{deployment['owner_id']}/analytics"

@@ -222,3 +222,55 @@ async def test_events_without_a_change_are_acknowledged(client: httpx.AsyncClien
     ).status_code == 204
     unknown_owner = checkout_completed(str(uuid4()), "pro", "sub_nobody")
     assert (await send(client, signed(unknown_owner))).status_code == 204
+
+
+async def test_a_downgrade_goes_through_stripe_and_the_tier_follows_its_webhook(
+    client: httpx.AsyncClient, new_owner: NewOwner
+) -> None:
+    headers = await new_owner()
+    owner_id = (await me(client, headers))["owner"]["owner_id"]
+    plans = {plan["tier"]: plan for plan in (await client.get("/billing/plans", headers=headers)).json()}
+    assert (
+        await send(client, signed(checkout_completed(owner_id, "business", "sub_down")))
+    ).status_code == 204
+
+    for tier in ("business", "enterprise"):
+        refused = await client.post("/billing/downgrade", json={"tier": tier}, headers=headers)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["path"] == "tier", tier
+    to_pro = await client.post("/billing/downgrade", json={"tier": "pro"}, headers=headers)
+    assert to_pro.status_code == 202, to_pro.text
+    # Stripe has been asked; the tier changes only when its webhook says the subscription changed.
+    assert to_pro.json() == {"tier": "business", "status": "active", "subscription_id": "sub_down"}
+    assert (await me(client, headers))["owner"]["tier"] == "business"
+    updated = subscription_event(
+        "customer.subscription.updated", "sub_down", "active", plans["pro"]["price_id"]
+    )
+    await send(client, signed(updated))
+    assert (await me(client, headers))["owner"]["tier"] == "pro"
+
+    to_free = await client.post("/billing/downgrade", json={"tier": "free"}, headers=headers)
+    assert to_free.status_code == 202, to_free.text
+    assert (await me(client, headers))["owner"]["tier"] == "pro"
+    deleted = subscription_event(
+        "customer.subscription.deleted", "sub_down", "canceled", plans["pro"]["price_id"]
+    )
+    await send(client, signed(deleted))
+    assert (await client.get("/billing/subscription", headers=headers)).json() == {
+        "tier": "free",
+        "status": "canceled",
+        "subscription_id": "sub_down",
+    }
+
+
+async def test_a_downgrade_without_a_subscription_is_refused_naming_the_tier(
+    client: httpx.AsyncClient, new_owner: NewOwner
+) -> None:
+    # An operator's tier has no Stripe subscription; a free owner has nothing below.
+    for tier, wanted in ((Tier.pro, "free"), (Tier.enterprise, "business"), (Tier.free, "free")):
+        headers = await new_owner(tier)
+        refused = await client.post("/billing/downgrade", json={"tier": wanted}, headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errors"][0]["path"] == "tier"
+        assert (await me(client, headers))["owner"]["tier"] == tier.value
+    unsigned = await client.post("/billing/downgrade", json={"tier": "free"})
+    assert unsigned.status_code == 401

@@ -166,3 +166,44 @@ async def test_a_session_reaches_only_its_owner(
     session = await sign_in(emulator.add_user("eve").id)
     assert (await client.get(f"/owners/{other_id}", headers=session)).status_code == 404
     assert (await client.get("/owners", headers=session)).status_code == 403
+
+
+async def test_the_deploy_picker_lists_a_servers_text_and_voice_channels_through_the_owners_bot(
+    client: httpx.AsyncClient, emulator: DiscordEmulator, sign_in: SignIn, new_owner: NewOwner
+) -> None:
+    person = emulator.add_user("grace")
+    guild = emulator.add_guild("grace's server", owner_id=person.id)
+    no_bot = emulator.add_guild("grace's quiet server", owner_id=person.id)
+    for joined in (guild, no_bot):
+        emulator.add_member(joined.id, person.id)
+    lobby = emulator.add_channel(guild.id, "lobby")
+    news = emulator.add_channel(guild.id, "news", type=5)
+    stage = emulator.add_channel(guild.id, "lounge", type=2)
+    session = await sign_in(person.id)
+    bot = emulator.add_bot("graces-bot", guild_ids=[guild.id])
+    assert (await client.post("/tokens", json={"token": bot.token}, headers=session)).status_code == 201
+
+    listed = await client.get(f"/auth/discord/guilds/{guild.id}/channels", headers=session)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == [
+        {"id": lobby.id, "name": "lobby", "kind": "text"},
+        {"id": news.id, "name": "news", "kind": "text"},
+        {"id": stage.id, "name": "lounge", "kind": "voice"},
+    ]
+    # A server of hers without any of her bots: Discord shows its channels to members only.
+    unreachable = await client.get(f"/auth/discord/guilds/{no_bot.id}/channels", headers=session)
+    assert unreachable.status_code == 400 and unreachable.json()["errors"][0]["path"] == "guild_id"
+
+    # Another person's server is not hers to list, and hers is not theirs.
+    other = emulator.add_user("hedy")
+    others_guild = emulator.add_guild("hedy's server", owner_id=other.id)
+    emulator.add_member(others_guild.id, other.id)
+    emulator.add_channel(others_guild.id, "secret-plans")
+    foreign = await client.get(f"/auth/discord/guilds/{others_guild.id}/channels", headers=session)
+    assert foreign.status_code == 404
+    hedy = await sign_in(other.id)
+    assert (await client.get(f"/auth/discord/guilds/{guild.id}/channels", headers=hedy)).status_code == 404
+    malformed = await client.get("/auth/discord/guilds/not-a-guild/channels", headers=session)
+    assert malformed.status_code == 422 and malformed.json()["errors"][0]["path"] == "guild_id (path)"
+    api_key = await new_owner()
+    assert (await client.get(f"/auth/discord/guilds/{guild.id}/channels", headers=api_key)).status_code == 403

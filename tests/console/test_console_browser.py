@@ -23,7 +23,7 @@ from playwright.async_api import Browser, Page, Route, expect
 
 from emulator.discord import EmulatorControl
 from settings import REPO_ROOT, Settings
-from tests.api.test_api_billing import checkout_completed, signed
+from tests.api.test_api_billing import checkout_completed, signed, subscription_event
 from tests.api.test_api_characters import v3_card
 from tests.demo.test_demo_browser import ANSWER_MS, RunningDemo
 from tests.waiting import wait_until
@@ -151,7 +151,8 @@ async def deploy(page: Page, agent: str, person: Person) -> None:
     await page.locator("#deploy-agent").select_option(label=agent)
     await page.locator("#deploy-token").select_option(label=f"{person.username}-bot")
     await page.locator("#deploy-guild").select_option(label=person.guild_name)
-    await page.locator("#deploy-text-channels").fill(person.channel_id)
+    # The server's channels, as its bot sees them: tick the one to answer in.
+    await page.locator("#deploy-text-channels label", has_text="lobby").locator("input").check()
     await page.locator("#deploy").click()
     row = page.locator(f"#deployments tr[data-agent='{agent}']")
     await expect(row.locator(".status")).to_have_text("active")
@@ -178,6 +179,14 @@ async def import_card(page: Page, tmp_path: Path) -> None:
 async def test_a_free_owner_cannot_import_a_custom_character(page: Page, tmp_path: Path) -> None:
     await import_card(page, tmp_path)
     await expect(page.locator("#agents-status")).to_contain_text("custom personalities")
+
+
+async def test_a_free_owner_is_offered_an_upgrade_for_analytics(page: Page) -> None:
+    await open_page(page, "analytics")
+    prompt = page.locator("#analytics-upgrade")
+    await expect(prompt).to_contain_text("not part of the free plan")
+    await prompt.locator("a[href='#/billing']").click()
+    await expect(page.locator("#view")).to_have_attribute("data-shown", "#/billing")
 
 
 async def test_upgrading_through_checkout_raises_the_limits(
@@ -221,6 +230,19 @@ async def test_a_field_error_is_shown_at_its_field(page: Page) -> None:
     await expect(name).to_have_class("field invalid")
     await expect(name.locator(".field-error")).to_contain_text("at least 1 character")
     await page.reload()
+
+
+async def test_the_agent_answers_in_the_sandbox_before_it_is_deployed(page: Page, tmp_path: Path) -> None:
+    await page.locator("#sandbox-input").fill("hello, who are you?")
+    await page.locator("#sandbox-send").click()
+    await expect(page.locator("#sandbox-log .line.agent").first).to_be_visible()
+    await expect(page.locator("#sandbox-log .decision").first).to_contain_text("because mentioned")
+    # This platform runs no model endpoint: the page says so, and the offline persona answered.
+    source = page.locator("#sandbox-log .source").first
+    await expect(source).to_have_attribute("data-source", "persona")
+    await expect(source).to_contain_text("No model endpoint is configured")
+    await page.locator("#sandbox").scroll_into_view_if_needed()
+    await screenshot(page, "console-sandbox", tmp_path)
 
 
 async def test_the_agent_deployed_into_a_guild_answers_there(
@@ -324,3 +346,25 @@ async def test_the_author_unpublishes_from_the_gallery(page: Page, demo: Running
     card = page.locator(f"#gallery .card[data-name='{CARD_NAME}']")
     await card.locator("button.unpublish").click()
     await expect(card).to_have_count(0)
+
+
+async def test_cancelling_the_subscription_brings_the_free_tier_when_stripe_confirms(
+    page: Page, demo: RunningDemo, stack_up: Settings
+) -> None:
+    await visit(page, demo, "#/billing")
+    subscription = await page.evaluate("fetch('/billing/subscription').then(answer => answer.json())")
+    plans = await page.evaluate("fetch('/billing/plans').then(answer => answer.json())")
+    await page.locator("[data-tier='free'] button.downgrade").click()
+    await expect(page.locator("#billing-status")).to_contain_text("being cancelled")
+    await expect(page.locator("#who")).to_contain_text("pro")
+    pro_price = next(plan["price_id"] for plan in plans if plan["tier"] == "pro")
+    ended = subscription_event(
+        "customer.subscription.deleted", subscription["subscription_id"], "canceled", pro_price
+    )
+    body, headers = signed(ended, stack_up.stripe_webhook_secret)
+    async with httpx.AsyncClient(base_url=demo.api_url) as api:
+        sent = await api.post("/billing/webhook", content=body, headers=headers)
+    assert sent.status_code == 204, sent.text
+    await visit(page, demo, "#/billing")
+    await expect(page.locator("#plans [data-tier='free']")).to_contain_text("current plan")
+    await expect(page.locator("#who")).to_contain_text("free")

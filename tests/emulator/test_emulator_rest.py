@@ -283,6 +283,20 @@ async def test_bot_outside_a_guild_gets_403_missing_access(
     assert status == 403 and body["code"] == 50001
     status, _, body = await Api(http, emu, outsider.token)("GET", "/channels/999/messages")
     assert status == 404 and body["code"] == 10003
+    status, _, body = await Api(http, emu, outsider.token)("GET", f"/guilds/{s.guild.id}/channels")
+    assert status == 403 and body["code"] == 50001
+
+
+async def test_a_member_bot_lists_the_guilds_channels(
+    emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s = scene(emu)
+    status, _, channels = await Api(http, emu, s.bot.token)("GET", f"/guilds/{s.guild.id}/channels")
+    assert status == 200
+    assert [(c["id"], c["name"], c["type"], c["guild_id"]) for c in channels] == [
+        (s.text.id, "general", 0, s.guild.id),
+        (s.voice.id, "Lounge", 2, s.guild.id),
+    ]
 
 
 async def test_commands_overwrite_keeps_ids_and_dm_channels_are_reused(

@@ -38,7 +38,21 @@ function breakdown(id, title, rows) {
   );
 }
 
+// Analytics are a feature of Pro and above (the tier table); below, the page offers the upgrade instead.
+function upgradePrompt(limits) {
+  return h(
+    "section",
+    { class: "panel", id: "analytics-upgrade" },
+    h("p", {}, `Analytics are not part of the ${limits.tier} plan: they come with Pro and above.`),
+    h("a", { class: "button primary", href: "#/billing" }, "See the plans"),
+  );
+}
+
 export async function analyticsPage(view, session) {
+  if (!session.me.limits.features.includes("analytics")) {
+    show(view, h("h2", {}, "Analytics"), upgradePrompt(session.me.limits));
+    return;
+  }
   const agents = await get("/agents");
   const names = Object.fromEntries(agents.map((agent) => [agent.agent_id, agent.name]));
   const range = h("select", { id: "range" }, Object.keys(RANGES).map((name) => h("option", { value: name, selected: name === "24h" }, `last ${name}`)));

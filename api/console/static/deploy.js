@@ -3,8 +3,37 @@
 import { api, attempt, get, h, show, when } from "./api.js";
 import { go } from "./app.js";
 
-function ids(text) {
-  return text.split(/[\s,]+/).filter(Boolean);
+// A checkbox per channel of one kind; the checked ones are the deployment's.
+function channelChoices(id, channels) {
+  return h(
+    "fieldset",
+    { id, class: "channels" },
+    channels.length ? channels.map((channel) => h("label", { class: "check" }, h("input", { type: "checkbox", value: channel.id }), `#${channel.name}`)) : h("span", { class: "muted" }, "none"),
+  );
+}
+
+function checked(fieldset) {
+  return [...fieldset.querySelectorAll("input:checked")].map((input) => input.value);
+}
+
+// The server's text and voice channels, read through one of the owner's bots there.
+async function channelPicker(guildId) {
+  const text = channelChoices("deploy-text-channels", []);
+  const voice = channelChoices("deploy-voice-channels", []);
+  const picker = { guildId, text, voice, element: h("div", { id: "deploy-channels", class: "row" }, h("span", { class: "muted" }, "Pick a server")) };
+  if (!guildId) return picker;
+  try {
+    const channels = await get(`/auth/discord/guilds/${guildId}/channels`);
+    picker.text = channelChoices("deploy-text-channels", channels.filter((c) => c.kind === "text"));
+    picker.voice = channelChoices("deploy-voice-channels", channels.filter((c) => c.kind === "voice"));
+    picker.element.replaceChildren(
+      h("label", {}, "Text channels (none ticked: every channel)", picker.text),
+      h("label", {}, "Voice channels", picker.voice),
+    );
+  } catch (error) {
+    picker.element.replaceChildren(h("div", { class: "message error", id: "channels-error" }, error.message));
+  }
+  return picker;
 }
 
 function tokensPanel(tokens) {
@@ -56,14 +85,19 @@ async function managedGuilds(status) {
   }
 }
 
-function deployForm(agents, tokens, guilds, status, chosenAgent) {
+async function deployForm(agents, tokens, guilds, status, chosenAgent) {
   const agent = h("select", { id: "deploy-agent" }, agents.map((a) => h("option", { value: a.agent_id, selected: a.agent_id === chosenAgent }, a.name)));
   const token = h("select", { id: "deploy-token" }, tokens.map((t) => h("option", { value: t.token_id }, t.bot_username || t.bot_user_id)));
   const guild = h("select", { id: "deploy-guild" }, guilds.map((g) => h("option", { value: g.id }, `${g.name}${g.bot_present ? "" : " (no bot yet)"}`)));
-  const text = h("input", { id: "deploy-text-channels", placeholder: "channel ids, empty: every channel" });
-  const voice = h("input", { id: "deploy-voice-channels", placeholder: "channel ids" });
+  let picker = await channelPicker(guild.value);
+  guild.addEventListener("change", async () => {
+    if (guild.value === picker.guildId) return;
+    const chosen = await channelPicker(guild.value);
+    picker.element.replaceWith(chosen.element);
+    picker = chosen;
+  });
   const deploy = async () => {
-    const body = { guild_id: guild.value, token_id: token.value, text_channels: ids(text.value), voice_channels: ids(voice.value) };
+    const body = { guild_id: guild.value, token_id: token.value, text_channels: checked(picker.text), voice_channels: checked(picker.voice) };
     const done = await attempt(status, () => api("POST", `/agents/${agent.value}/deployments`, body));
     if (done) go("#/deploy");
   };
@@ -77,10 +111,9 @@ function deployForm(agents, tokens, guilds, status, chosenAgent) {
       h("label", {}, "Agent", agent),
       h("label", {}, "Bot", token),
       h("label", {}, "Server", guild),
-      h("label", {}, "Text channels", text),
-      h("label", {}, "Voice channels", voice),
       h("button", { class: "primary", id: "deploy", onclick: deploy, disabled: !agents.length || !tokens.length }, "Deploy"),
     ),
+    picker.element,
     status,
   );
 }
@@ -147,7 +180,7 @@ export async function deployPage(view, session) {
     h("h2", {}, "Deploy"),
     limitsPanel(session.me),
     tokensPanel(tokens),
-    deployForm(agents, tokens, guilds, status, chosen),
+    await deployForm(agents, tokens, guilds, status, chosen),
     deploymentsPanel(deployments, agents, guilds),
   );
 }

@@ -1,6 +1,7 @@
 // The agent editor: one input per field of AgentConfig, built from the API's own schema (/openapi.json),
 // so every field is editable and the API's validation errors land on the field they name.
 import { ApiError, api, get, h, notice } from "./api.js";
+import { sandboxPanel } from "./sandbox.js";
 import { traitSliders } from "./traits.js";
 
 let schemas = null;
@@ -178,5 +179,5 @@ export async function editorPage(view, session, agentId) {
   };
   form.addEventListener("submit", save);
   form.append(h("div", { class: "sticky-actions" }, h("button", { class: "primary", id: "save", type: "submit" }, "Save"), status));
-  view.replaceChildren(h("h2", {}, `Edit ${agent.name}`), h("p", { class: "muted" }, `agent ${agent.agent_id}`), form);
+  view.replaceChildren(h("h2", {}, `Edit ${agent.name}`), h("p", { class: "muted" }, `agent ${agent.agent_id}`), form, sandboxPanel(agent));
 }
