@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from datetime import datetime
 from typing import Any
 
-from models.events import VOICE_TRACK_END, EventEnvelope, VoiceTrackEnd
+from models.events import VOICE_TRACK_END, VOICE_TRANSCRIPT, EventEnvelope, VoiceTrackEnd, VoiceTranscript
 
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 # Dispatches whose own `id` is the guild's or the channel's.
@@ -82,6 +83,21 @@ def interaction_envelope(bot_id: str, interaction: dict[str, Any], received_at: 
         sequence=0,
         received_at=received_at,
         data=interaction,
+    )
+
+
+def transcript_envelope(bot_id: str, transcript: VoiceTranscript, received_at: datetime) -> EventEnvelope:
+    """The edge's own VOICE_TRANSCRIPT, under the guild's key; published unsealed, the runner seals its
+    personal fields (user_id, content) under the speaker's key as it does a message's."""
+    return EventEnvelope(
+        event_id=f"{bot_id}:voice-transcript:{uuid.uuid4().hex}",
+        bot_id=bot_id,
+        guild_id=transcript.guild_id,
+        channel_id=transcript.channel_id,
+        type=VOICE_TRANSCRIPT,
+        sequence=0,
+        received_at=received_at,
+        data=transcript.model_dump(mode="json"),
     )
 
 
