@@ -1,4 +1,5 @@
-"""Listening's pure parts: utterances cut on packet gaps, the grammar, and recognition of espeak speech."""
+"""Listening's pure parts: utterances cut on packet gaps, the grammar, recognition of espeak speech, the
+SSRC of a speaker and a member's packet opened."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 from bench.listen import spoken
+from gateways.voice import protocol
 from gateways.voice.hearing import Recognizer, Utterances, grammar
+from gateways.voice.rtp import Packetizer, ReceivedPacket, open_packet
 
 
 def _frame(value: int) -> np.ndarray:
@@ -50,3 +53,18 @@ def test_espeak_speech_through_opus_is_recognized_with_the_name() -> None:
     recognizer = Recognizer(grammar(["Luna"]))
     assert recognizer.recognize(spoken("luna what time is it")) == "luna what time is it"
     assert recognizer.recognize(np.zeros((48_000, 2), dtype=np.int16)) == ""
+
+
+def test_op_5_maps_an_ssrc_to_its_speaker() -> None:
+    assert protocol.speaker({"user_id": "42", "ssrc": 7, "speaking": 1}) == (7, "42")
+    assert protocol.speaker({"ssrc": 7, "speaking": 1}) is None  # the bot's own op 5 echo names no user
+    assert protocol.speaker({"user_id": "42", "ssrc": True}) is None
+
+
+def test_a_members_packet_opens_with_the_key_and_not_without_it() -> None:
+    key = bytes(range(32))
+    sent = Packetizer(ssrc=9, key=key, sequence=5)
+    packet = sent.packet(b"opus-frame")
+    assert open_packet(key, packet) == ReceivedPacket(ssrc=9, sequence=5, payload=b"opus-frame")
+    assert open_packet(bytes(32), packet) is None
+    assert open_packet(key, packet[:10]) is None
