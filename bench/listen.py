@@ -38,20 +38,25 @@ PHRASES = (
 FRAME_BYTES = 960 * 2 * 2
 
 
-def spoken(text: str) -> np.ndarray:
-    """`text` as a member's voice arrives: espeak-ng, 48 kHz stereo, through Opus and back."""
+def espeak_pcm(text: str) -> bytes:
+    """`text` said by espeak-ng (en-us) as 48 kHz stereo little-endian int16."""
     wav = subprocess.run(
         ["espeak-ng", "-v", "en-us", "-s", "140", "--stdout"],
         input=text.encode(),
         capture_output=True,
         check=True,
     ).stdout
-    pcm = subprocess.run(
+    return subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-i", "-", "-ar", "48000", "-ac", "2", "-f", "s16le", "-"],
         input=wav,
         capture_output=True,
         check=True,
     ).stdout
+
+
+def spoken(text: str) -> np.ndarray:
+    """`text` as a member's voice arrives: espeak-ng, 48 kHz stereo, through Opus and back."""
+    pcm = espeak_pcm(text)
     pcm += bytes(-len(pcm) % FRAME_BYTES)
     encoder, decoder = OpusEncoder(), OpusDecoder()
     frames = [
