@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from bench.listen import espeak_pcm
 from demo.music import write_tone
 from emulator.elevenlabs.server import ElevenLabsCompatibleServer
 from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour
-from models.events import VOICE_TRACK_END, EventEnvelope
+from models.events import VOICE_TRACK_END, VOICE_TRANSCRIPT, EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.e2e.conftest import ANSWER_S, COMPLETION, World, demo_env, demo_world, message_text
@@ -229,6 +230,48 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
     spoken = await voice.recording("Luna")
     # The ElevenLabs-compatible server speaks about 15 characters a second (in silence).
     assert spoken["duration_s"] >= len(said[-1].text) / 15 - 0.5, spoken
+
+
+async def test_luna_hears_her_name_said_in_the_lounge_and_answers_there(voice: VoiceDemo) -> None:
+    async def luna_there() -> bool:
+        return await voice.in_voice("Luna") == voice.lounge
+
+    await voice.until(luna_there, "Luna in the Lounge")
+    luna, aiko = voice.bots["Luna"], voice.users["aiko"]
+    await voice.control.user_voice(voice.guild_id, aiko, voice.lounge)
+    since = await voice.last_seq()
+    sent_to = await voice.control.voice_say(
+        voice.guild_id, voice.lounge, aiko, espeak_pcm("luna what time is it")
+    )
+    assert luna in sent_to
+    heard = await voice.wait_record(
+        DISCORD_EVENTS,
+        lambda e: e.type == VOICE_TRANSCRIPT and e.bot_id == luna,
+        timeout_s=ANSWER_S,
+    )
+    # Who spoke and what was said travel sealed under the speaker's key.
+    assert heard.sealed is not None and "content" not in heard.data and "user_id" not in heard.data
+    reply = await voice.wait_action(
+        since,
+        lambda a: (
+            a["bot_id"] == luna
+            and a["kind"] in ("message", "reply")
+            and a["channel_id"] == voice.lounge
+            and "nebula" in message_text(a["payload"]).lower()
+        ),
+    )
+    assert "nebula" in message_text(reply["payload"]).lower()
+    await voice.wait_record(
+        DISCORD_EVENTS,
+        lambda e: (
+            e.type == VOICE_TRACK_END
+            and e.bot_id == luna
+            and e.data["track"].startswith("speech:")
+            and e.data["reason"] == "finished"
+            and e.received_at > heard.received_at
+        ),
+        timeout_s=ANSWER_S + 30,
+    )
 
 
 async def test_a_runner_killed_while_playing_rejoins_and_continues_the_queue(voice: VoiceDemo) -> None:
