@@ -1,7 +1,7 @@
 """A listening agent's ears on one voice connection: each speaker's Opus decoded, cut into utterances
 (hearing.Utterances) and recognized in the runner's recognition process.
 
-Recognition is CPU-bound and pocketsphinx holds the GIL while it decodes, so it runs in one separate worker
+Recognition is CPU-bound (seconds of decoding per utterance on a busy core), so it runs in one separate worker
 process shared by all of a runner's listeners, never on the event loop that paces playback; at most
 `MAX_PENDING` utterances wait for it: beyond that an utterance is dropped (and logged) rather than queued
 without bound.
