@@ -221,13 +221,7 @@ class VoiceManager:
             guild_id=voice.guild_id, channel_id=voice.channel_id, user_id=user_id, content=text
         )
         envelope = dispatch.transcript_envelope(voice.bot.bot_id, transcript, datetime.now(UTC))
-        self._in_background(self._publish_transcript(voice, envelope))
-
-    async def _publish_transcript(self, voice: Voice, envelope: EventEnvelope) -> None:
-        try:
-            await self._publish(envelope)
-        except Exception:
-            log.exception("voice %s: a transcript was not published", voice.guild_id)
+        self._in_background(self._published(voice, envelope))
 
     # joining and leaving
 
@@ -411,11 +405,14 @@ class VoiceManager:
         envelope = dispatch.track_end_envelope(voice.bot.bot_id, end, play_id, datetime.now(UTC))
         self._in_background(self._publish_end(voice, envelope))
 
-    async def _publish_end(self, voice: Voice, envelope: EventEnvelope) -> None:
+    async def _published(self, voice: Voice, envelope: EventEnvelope) -> None:
         try:
             await self._publish(envelope)
         except Exception:
-            log.exception("voice %s: the track end event was not published", voice.guild_id)
+            log.exception("voice %s: the %s event was not published", voice.guild_id, envelope.type)
+
+    async def _publish_end(self, voice: Voice, envelope: EventEnvelope) -> None:
+        await self._published(voice, envelope)
         if (voice.bot.bot_id, voice.guild_id) in self.voices:
             await self._save(voice.bot.bot_id, [voice])
 

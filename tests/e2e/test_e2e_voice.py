@@ -109,6 +109,21 @@ class VoiceDemo(World):
         )
         return end
 
+    async def speech_finished(self, bot_id: str, after: EventEnvelope | None = None) -> EventEnvelope:
+        """The edge's end of a spoken reply of the bot, finished (after the event `after`, when given)."""
+        end: EventEnvelope = await self.wait_record(
+            DISCORD_EVENTS,
+            lambda e: (
+                e.type == VOICE_TRACK_END
+                and e.bot_id == bot_id
+                and e.data["track"].startswith("speech:")
+                and e.data["reason"] == "finished"
+                and (after is None or e.received_at > after.received_at)
+            ),
+            timeout_s=ANSWER_S + 30,
+        )
+        return end
+
     async def in_voice(self, bot: str) -> str | None:
         """The voice channel `bot` last asked the emulator for (its op 4s are recorded as voice_state)."""
         asked = await self.control.actions(since=0, bot_id=self.bots[bot], kind="voice_state")
@@ -213,16 +228,7 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
             and "nebula" in message_text(a["payload"]).lower()
         ),
     )
-    end = await voice.wait_record(
-        DISCORD_EVENTS,
-        lambda e: (
-            e.type == VOICE_TRACK_END
-            and e.bot_id == luna
-            and e.data["track"].startswith("speech:")
-            and e.data["reason"] == "finished"
-        ),
-        timeout_s=ANSWER_S + 30,
-    )
+    end = await voice.speech_finished(luna)
     assert end.data["channel_id"] == voice.lounge
     said = [call for call in voice.elevenlabs.calls if "nebula" in call.text.lower()]
     assert said and said[-1].voice_id == LUNA_VOICE and said[-1].status == 200
@@ -261,17 +267,8 @@ async def test_luna_hears_her_name_said_in_the_lounge_and_answers_there(voice: V
         ),
     )
     assert "nebula" in message_text(reply["payload"]).lower()
-    await voice.wait_record(
-        DISCORD_EVENTS,
-        lambda e: (
-            e.type == VOICE_TRACK_END
-            and e.bot_id == luna
-            and e.data["track"].startswith("speech:")
-            and e.data["reason"] == "finished"
-            and e.received_at > heard.received_at
-        ),
-        timeout_s=ANSWER_S + 30,
-    )
+    end = await voice.speech_finished(luna, after=heard)
+    assert end.data["channel_id"] == voice.lounge
 
 
 async def test_a_runner_killed_while_playing_rejoins_and_continues_the_queue(voice: VoiceDemo) -> None:
