@@ -1,5 +1,6 @@
 """The emulator's voice server: joining through op 4, the voice gateway's handshake and close codes, IP
-discovery, rtpsize transport decryption, replay protection, DAVE, and the audio read back per channel."""
+discovery, rtpsize transport decryption, replay protection, DAVE, the audio read back per channel, and
+members who speak to the bots in their channel."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from emulator_helpers import fast_config, scene
 from voice_helpers import VoiceClient, connected_bot, joined_bot, tone_frames
 
-from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError
+from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, voice_rtp
+from emulator.discord.dave import OPUS_SILENCE
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -277,3 +279,26 @@ async def test_a_silent_connection_is_closed_4009(http: aiohttp.ClientSession) -
         await client.open()
         assert await client.close_code() == 4009
         await gw.close()
+
+
+async def test_a_member_speaking_reaches_the_bot_announced_by_op_5_under_its_key(
+    voice_emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s, gw, client = await connected_bot(voice_emu, http)
+    tone = np.tile((np.sin(np.arange(48_000) * 2 * np.pi * 440 / 48_000) * 12_000).astype("<i2"), (2, 1)).T
+    async with EmulatorControl(voice_emu.base_url) as control:
+        sent_to = await control.voice_say(s.guild.id, s.voice.id, s.alice.id, tone.tobytes())
+        with pytest.raises(EmulatorError) as odd:
+            await control.voice_say(s.guild.id, s.voice.id, s.alice.id, b"\x00\x01\x02")
+    assert sent_to == [s.bot.id] and odd.value.status == 400
+    speaking = await client.message(op=5)
+    assert speaking["d"]["user_id"] == s.alice.id and speaking["d"]["speaking"] == 1
+    assert client.secret_key is not None
+    # One second of audio is 50 frames, then the five silence frames that end speech.
+    await wait_until(lambda: client.datagrams.received.qsize() >= 55, "the member's 55 packets")
+    packets = [client.datagrams.received.get_nowait() for _ in range(client.datagrams.received.qsize())]
+    opened = [voice_rtp.open_rtpsize(client.secret_key, voice_rtp.parse_rtp(p)) for p in packets]
+    assert {voice_rtp.parse_rtp(p).ssrc for p in packets} == {speaking["d"]["ssrc"]}
+    assert len(opened) == 55 and opened[-5:] == [OPUS_SILENCE] * 5
+    await client.close()
+    await gw.close()
