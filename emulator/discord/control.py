@@ -391,14 +391,19 @@ async def voice_pcm(request: web.Request) -> web.Response:
 
 
 async def voice_say(request: web.Request) -> web.Response:
-    """A member speaks in a voice channel: the body is raw little-endian int16, 48 kHz, 2 channels
+    """A member in a voice channel speaks: the body is raw little-endian int16, 48 kHz, 2 channels
     interleaved; every bot connected there receives it (answered once all of it was sent)."""
     guild_id, channel_id, user_id = _channel_member(request)
     body = await request.read()
     if not body or len(body) % (2 * CHANNELS):
         raise ApiError(400, 50035, "body must be int16 stereo PCM (a multiple of 4 bytes, not empty)")
+    engine = _engine(request)
+    state = engine.world.guild(guild_id).voice_states.get(user_id)
+    if state is None or state.get("channel_id") != channel_id:
+        # Discord relays only the voice of members in the channel.
+        raise ApiError(400, 50035, "user_id: the member is not in that voice channel (POST /voice first)")
     samples = np.frombuffer(body, dtype="<i2").reshape(-1, CHANNELS)
-    sent_to = await _engine(request).voice.say(guild_id, channel_id, user_id, samples)
+    sent_to = await engine.voice.say(guild_id, channel_id, user_id, samples)
     return json_response({"sent_to": sent_to})
 
 

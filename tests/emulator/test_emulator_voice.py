@@ -287,10 +287,14 @@ async def test_a_member_speaking_reaches_the_bot_announced_by_op_5_under_its_key
     s, gw, client = await connected_bot(voice_emu, http)
     tone = np.tile((np.sin(np.arange(48_000) * 2 * np.pi * 440 / 48_000) * 12_000).astype("<i2"), (2, 1)).T
     async with EmulatorControl(voice_emu.base_url) as control:
+        with pytest.raises(EmulatorError) as elsewhere:
+            await control.voice_say(s.guild.id, s.voice.id, s.alice.id, tone.tobytes())
+        await control.user_voice(s.guild.id, s.alice.id, s.voice.id)
         sent_to = await control.voice_say(s.guild.id, s.voice.id, s.alice.id, tone.tobytes())
         with pytest.raises(EmulatorError) as odd:
             await control.voice_say(s.guild.id, s.voice.id, s.alice.id, b"\x00\x01\x02")
     assert sent_to == [s.bot.id] and odd.value.status == 400
+    assert elsewhere.value.status == 400 and "not in that voice channel" in str(elsewhere.value.body)
     speaking = await client.message(op=5)
     assert speaking["d"]["user_id"] == s.alice.id and speaking["d"]["speaking"] == 1
     assert client.secret_key is not None
