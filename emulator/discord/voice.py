@@ -14,6 +14,7 @@ checked against replays, its DAVE layer removed, and the Opus frame kept in the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import struct
 import time
@@ -85,6 +86,8 @@ VOICE_GATEWAY_VERSION = 8
 # Server messages kept per session for RESUME replay.
 REPLAY_KEPT = 100
 _CLOSE_GRACE_S = 1.0
+# How long a member about to speak waits for a bot to add it to its DAVE group.
+DAVE_JOIN_TIMEOUT_S = 5.0
 # Discord's clients end speech with five Opus silence frames.
 SILENCE_FRAMES_AFTER_SPEECH = 5
 
@@ -503,9 +506,9 @@ class VoiceServer:
     async def say(self, guild_id: str, channel_id: str, user_id: str, pcm: np.ndarray) -> list[str]:
         """An emulated member speaks `pcm` (int16, shape (n, 2), 48 kHz) in a channel: every bot connected
         there gets op 5 (the member's user id and SSRC) and then the audio as 20 ms Opus frames in rtpsize
-        packets under its own key, paced in real time and closed by five silence frames. The frames are
-        not DAVE-encrypted: the emulator's MLS member in each bot's group is its listener, not the member.
-        Returns the bots it was sent to."""
+        packets under its own key, paced in real time and closed by five silence frames. With DAVE the
+        member first joins each bot's group and its frames are end-to-end encrypted. Returns the bots it
+        was sent to."""
         key = (guild_id, user_id)
         ssrc = self.member_ssrcs.get(key) or self._new_ssrc()
         self.member_ssrcs[key] = ssrc
@@ -519,15 +522,33 @@ class VoiceServer:
         ]
         for session in listeners:
             await self._send(session, OP_SPEAKING, {"user_id": user_id, "ssrc": ssrc, "speaking": 1})
+        for session in listeners:
+            await self._join_group(session, int(user_id))
         frames = [*encode_frames(pcm), *[OPUS_SILENCE] * SILENCE_FRAMES_AFTER_SPEECH]
         loop = asyncio.get_running_loop()
         started = loop.time()
         for index, opus in enumerate(frames):
             for session in listeners:
-                self._relay(session, ssrc, index, opus)
+                sealed = session.dave.seal_frame(int(user_id), opus) if session.dave is not None else opus
+                self._relay(session, ssrc, index, sealed)
             # Real-time pacing: the next frame at its own 20 ms mark, so lateness does not accumulate.
             await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_S - loop.time()))
         return [s.grant.user_id for s in listeners]
+
+    async def _join_group(self, session: VoiceSession, user_id: int) -> None:
+        """With DAVE active, add the speaking member to the bot's group and wait for the bot to take the
+        transition (its frames are then end-to-end encrypted); a bot that does not within
+        `voice_dave_join_timeout_s` gets the frames in the clear, which it must refuse."""
+        dave = session.dave
+        if dave is None or not dave.active or user_id in dave.speakers:
+            return
+        dave.transitioned.clear()
+        await self._send_binary(session, OP_MLS_PROPOSALS, dave.add_speaker(user_id))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DAVE_JOIN_TIMEOUT_S):
+                while user_id not in dave.speakers or dave.pending_transition is not None:
+                    await dave.transitioned.wait()
+                    dave.transitioned.clear()
 
     def _relay(self, session: VoiceSession, ssrc: int, index: int, opus: bytes) -> None:
         if self._udp is None or session.secret_key is None or session.udp_addr is None:

@@ -304,6 +304,9 @@ async def test_a_member_says_lunas_name_and_the_listening_bot_publishes_the_tran
         await control.user_voice(guild, member, heard.channel_id)
         sent_to = await control.voice_say(guild, heard.channel_id, member, espeak_pcm("luna what time is it"))
     assert sent_to == [bot.bot_id]
+    # The member joined the bot's DAVE group: what the bot heard was end-to-end encrypted.
+    dave = emulator.voice.sessions[(guild, bot.bot_id)].dave
+    assert dave is not None and int(member) in dave.speakers
     [transcript] = await edge_events(stack_up, namespace, bot.bot_id, VOICE_TRANSCRIPT, 1)
     assert VoiceTranscript.model_validate(transcript) == VoiceTranscript(
         guild_id=guild, channel_id=heard.channel_id, user_id=member, content="luna what time is it"
