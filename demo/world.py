@@ -61,6 +61,8 @@ class AgentPlan:
     text_channels: tuple[str, ...] | None = None
     # The voice channels it joins and speaks in (names); None: the preset's.
     voice_channels: tuple[str, ...] | None = None
+    # Listens in its voice channel (speech to text; off unless an owner turns it on).
+    listen: bool = False
 
 
 AGENTS = (
@@ -76,8 +78,8 @@ AGENTS = (
         enabled_commands=("warnings",),
         description="Auto-moderation: spam, repeated messages, links outside youtube.com and discord.com.",
     ),
-    # Luna hangs out in the Lounge and says her replies there too.
-    AgentPlan("luna", "luna", "Luna", "~", voice_channels=(VOICE_CHANNEL,)),
+    # Luna hangs out in the Lounge, says her replies there too and answers what is said to her there.
+    AgentPlan("luna", "luna", "Luna", "~", voice_channels=(VOICE_CHANNEL,), listen=True),
     AgentPlan("nova", "nova", "Nova", "n!"),
     AgentPlan("kai", "kai", "Kai", "k!"),
     # Sage keeps to #general: a character that cannot see a channel never learns what is said there.
@@ -101,6 +103,8 @@ def agent_config(plan: AgentPlan, preset: AgentConfig) -> AgentConfig:
         channels["voice_channels"] = list(plan.voice_channels)
     if channels != preset.channels.model_dump():
         changes["channels"] = channels
+    if plan.listen and preset.ai_config is not None:
+        changes["ai_config"] = {**preset.ai_config.model_dump(), "listen": True}
     # Validated again: a change that breaks the configuration's own rules fails here, not at the API.
     return AgentConfig.model_validate({**preset.model_dump(), **changes})
 

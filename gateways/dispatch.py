@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from datetime import datetime
 from typing import Any
 
-from models.events import VOICE_TRACK_END, EventEnvelope, VoiceTrackEnd
+from models.events import VOICE_TRACK_END, VOICE_TRANSCRIPT, EventEnvelope, VoiceTrackEnd, VoiceTranscript
 
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 # Dispatches whose own `id` is the guild's or the channel's.
@@ -85,19 +86,33 @@ def interaction_envelope(bot_id: str, interaction: dict[str, Any], received_at: 
     )
 
 
+def transcript_envelope(bot_id: str, transcript: VoiceTranscript, received_at: datetime) -> EventEnvelope:
+    """The edge's own VOICE_TRANSCRIPT, under the guild's key; published unsealed, the runner seals its
+    personal fields (user_id, content) under the speaker's key as it does a message's."""
+    event_id = f"{bot_id}:voice-transcript:{uuid.uuid4().hex}"
+    return _voice_envelope(bot_id, event_id, VOICE_TRANSCRIPT, transcript, received_at)
+
+
 def track_end_envelope(
     bot_id: str, track_end: VoiceTrackEnd, play_id: str, received_at: datetime
 ) -> EventEnvelope:
     """The edge's own VOICE_TRACK_END, under the guild's key like the commands that started the track. Named
     by the action that started it: a track ends once, whichever runner saw the end."""
+    # Hashed: an action id may be as long as an event id may be.
+    event_id = f"{bot_id}:voice-end:{hashlib.blake2b(play_id.encode(), digest_size=16).hexdigest()}"
+    return _voice_envelope(bot_id, event_id, VOICE_TRACK_END, track_end, received_at)
+
+
+def _voice_envelope(
+    bot_id: str, event_id: str, event_type: str, data: VoiceTrackEnd | VoiceTranscript, received_at: datetime
+) -> EventEnvelope:
     return EventEnvelope(
-        # Hashed: an action id may be as long as an event id may be.
-        event_id=f"{bot_id}:voice-end:{hashlib.blake2b(play_id.encode(), digest_size=16).hexdigest()}",
+        event_id=event_id,
         bot_id=bot_id,
-        guild_id=track_end.guild_id,
-        channel_id=track_end.channel_id,
-        type=VOICE_TRACK_END,
+        guild_id=data.guild_id,
+        channel_id=data.channel_id,
+        type=event_type,
         sequence=0,
         received_at=received_at,
-        data=track_end.model_dump(mode="json"),
+        data=data.model_dump(mode="json"),
     )

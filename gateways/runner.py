@@ -53,6 +53,7 @@ from settings import Settings
 from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS
 from streams.codec import CodecError, encode_key
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
+from streams.sealing import seal_envelope
 from vault.errors import VaultError
 from vault.store import TokenVault
 from vault.user_keys import UserKeyStore
@@ -129,9 +130,11 @@ class Runner(ConsumerService):
         self.autocompleter.received(bot, interaction)
 
     async def _publish_event(self, envelope: EventEnvelope) -> None:
-        """An event of the edge's own (a voice track's end) on `discord.events`."""
+        """An event of the edge's own (a voice track's end, a transcript) on `discord.events`, its personal
+        fields sealed under their user's key."""
+        sealed = await seal_envelope(envelope, self.user_keys)
         await self.producer.send_and_wait(
-            self.events_topic, DISCORD_EVENTS.codec.encode(envelope), key=encode_key(envelope.key)
+            self.events_topic, DISCORD_EVENTS.codec.encode(sealed), key=encode_key(envelope.key)
         )
 
     async def run(self) -> None:

@@ -191,6 +191,9 @@ class Warn(ReportedAction):
 class VoiceJoin(ActionBase):
     kind: Literal["voice_join"] = "voice_join"
     channel_id: Snowflake
+    # The names the agent answers to when it listens (speech to text, published as VOICE_TRANSCRIPT);
+    # empty: it does not listen.
+    listen_for: list[ShortText] = Field(default_factory=list, max_length=10)
 
 
 class VoiceLeave(ActionBase):

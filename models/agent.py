@@ -119,6 +119,9 @@ VOICE_MODEL_PATTERN = r"^elevenlabs:[A-Za-z0-9_-]{1,100}$"
 class AIConfig(Strict):
     text_model: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     voice_model: Annotated[str, StringConstraints(pattern=VOICE_MODEL_PATTERN)] | None = None
+    # Speech to text in the voice channel the agent speaks in (needs the voice_tts tool): what members say
+    # there is recognized and, when it names the agent, answered like a mention. Off by default (privacy).
+    listen: bool = False
     system_prompt: PromptText = ""
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     context_window: int = Field(default=50, ge=1, le=500)
@@ -772,6 +775,8 @@ class AgentConfig(Strict):
             and Tool.voice_tts not in self.enabled_tools
         ):
             raise field_error("ai_config.voice_model", "set but the voice_tts tool is not in enabled_tools")
+        if self.ai_config is not None and self.ai_config.listen and Tool.voice_tts not in self.enabled_tools:
+            raise field_error("ai_config.listen", "on but the voice_tts tool is not in enabled_tools")
         if self.knowledge is not None and Tool.knowledge not in self.enabled_tools:
             raise field_error("knowledge", "configured but the knowledge tool is not in enabled_tools")
         if Tool.knowledge in self.enabled_tools and not self.mode.uses_ai:

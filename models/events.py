@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from models.common import Payload, ShortText, Snowflake, Strict, utc_now
+from models.common import MessageText, Payload, ShortText, Snowflake, Strict, utc_now
 
 # Marks a partition key that names a bot (its DMs) rather than a guild.
 DM_PREFIX = "dm:"
@@ -71,3 +71,18 @@ class VoiceTrackEnd(Payload):
     track: ShortText
     # finished: played to the end; skipped/stopped: cut by a command; failed: the source could not be played.
     reason: Literal["finished", "skipped", "stopped", "failed"]
+
+
+# The edge's own event: what a member said in a voice channel where a listening agent is, recognized as
+# text. Under the guild's key in `discord.events`; `user_id` and `content` are personal fields, sealed under
+# the speaker's data key like a message's.
+VOICE_TRANSCRIPT = "DEEP_VOICE_TRANSCRIPT"
+
+
+class VoiceTranscript(Payload):
+    """The data of a VOICE_TRANSCRIPT envelope: one utterance of one member."""
+
+    guild_id: Snowflake
+    channel_id: Snowflake
+    user_id: Snowflake
+    content: MessageText

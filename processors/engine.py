@@ -24,7 +24,14 @@ from models.common import error_paths
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage, Interaction, PollMessage, ScheduledEventUser, ScheduledEventView
-from models.events import DM_PREFIX, VOICE_TRACK_END, EventEnvelope, VoiceTrackEnd
+from models.events import (
+    DM_PREFIX,
+    VOICE_TRACK_END,
+    VOICE_TRANSCRIPT,
+    EventEnvelope,
+    VoiceTrackEnd,
+    VoiceTranscript,
+)
 from models.inference import InferenceRequest, InferenceResult, ReplyTarget
 from models.memory import MemoryRequest, RecallQuery
 from models.operations import ModerationAudit, OwnerNotification
@@ -153,7 +160,14 @@ from processors.routines import (
 )
 from processors.safety import classify, rating_gate, safe_reply
 from processors.sentiment import sentiment
-from processors.speech import joins_on_connect, speaks_in_voice, spoken_text, voice_id, voice_joins
+from processors.speech import (
+    heard_message,
+    joins_on_connect,
+    speaks_in_voice,
+    spoken_text,
+    voice_id,
+    voice_joins,
+)
 from processors.styling import EMOJI_BY_MOOD
 from processors.traits import greeting_name, reaction_chance, reply_tokens, temperament, temperature, warmth
 from processors.trivia import trivia_board
@@ -440,6 +454,8 @@ class Engine:
             return self._message(envelope)
         if kind == VOICE_TRACK_END:
             return self._track_end(envelope)
+        if kind == VOICE_TRANSCRIPT:
+            return self._transcript(envelope)
         if kind == "INTERACTION_CREATE":
             return self._interaction(envelope)
         if kind == "MESSAGE_UPDATE":
@@ -493,9 +509,13 @@ class Engine:
         _store(self.tables.music, music_key, ended.state)
         return Outputs(actions=ended.actions)
 
-    def _message(self, envelope: EventEnvelope) -> Outputs:
+    def _message(self, envelope: EventEnvelope, heard_by: DeployedAgent | None = None) -> Outputs:
+        """A message as each deployment routed to it sees it; one `heard_by` a listening agent in its voice
+        channel (a transcript) is seen by that agent alone, there, whatever its text channels are."""
         message = _view(DiscordMessage, envelope.data)
         routes, directory = self._routes(envelope)
+        if heard_by is not None:
+            routes = [Route(heard_by, in_channel=True)]
         if not routes:
             return Outputs()
         if message.guild_id is None and envelope.guild_id is not None:
@@ -518,6 +538,19 @@ class Engine:
             _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
         out.actions.extend(self._trivia_answer(key, message, directory))
         return out
+
+    def _transcript(self, envelope: EventEnvelope) -> Outputs:
+        """What a member said in voice, naming a listening agent: handled as a message mentioning it."""
+        transcript = _view(VoiceTranscript, envelope.data)
+        routes, _ = self._routes(envelope)
+        for route in routes:
+            heard = heard_message(transcript, envelope.event_id, route.deployed)
+            if heard is not None:
+                data = heard.model_dump(mode="json")
+                as_message = envelope.model_copy(update={"type": "MESSAGE_CREATE", "data": data})
+                # One bot holds one agent in a guild: the first that heard its name answers.
+                return self._message(as_message, heard_by=route.deployed)
+        return Outputs()
 
     def _trivia_answer(
         self, key: str, message: DiscordMessage, directory: GuildDirectory | None

@@ -226,6 +226,21 @@ class EmulatorControl:
                 raise EmulatorError(response.status, orjson.loads(body) if body else None)
             return body
 
+    async def voice_say(self, guild_id: str, channel_id: str, user_id: str, pcm: bytes) -> list[str]:
+        """The member says `pcm` (little-endian int16, 48 kHz, stereo interleaved) in the voice channel;
+        returns the bots it was sent to, once all of it was sent."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        query = {"guild_id": guild_id, "channel_id": channel_id, "user_id": user_id}
+        async with self._session.post(
+            f"{self.base_url}/_control/voice/say", params=query, data=pcm
+        ) as response:
+            payload = orjson.loads(await response.read())
+            if response.status >= 400:
+                raise EmulatorError(response.status, payload)
+            sent_to: list[str] = payload["sent_to"]
+            return sent_to
+
     async def clear_voice_received(self) -> None:
         await self._request("DELETE", "/voice/received")
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -370,19 +371,40 @@ async def voice_received(request: web.Request) -> web.Response:
     return json_response(_engine(request).voice.received(q.get("guild_id"), q.get("channel_id")))
 
 
-async def voice_pcm(request: web.Request) -> web.Response:
-    """What one user sent in a channel, decoded: raw little-endian int16, 48 kHz, 2 channels interleaved."""
+def _channel_member(request: web.Request) -> tuple[str, str, str]:
     q = request.query
     try:
-        guild_id, channel_id, user_id = q["guild_id"], q["channel_id"], q["user_id"]
+        return q["guild_id"], q["channel_id"], q["user_id"]
     except KeyError as missing:
         raise ApiError(400, 50035, f"{missing.args[0]} is required") from None
+
+
+async def voice_pcm(request: web.Request) -> web.Response:
+    """What one user sent in a channel, decoded: raw little-endian int16, 48 kHz, 2 channels interleaved."""
+    guild_id, channel_id, user_id = _channel_member(request)
     samples = _engine(request).voice.pcm(guild_id, channel_id, user_id)
     return web.Response(
         body=samples.astype("<i2").tobytes(),
         content_type="application/octet-stream",
         headers={"X-Sample-Rate": str(SAMPLE_RATE), "X-Channels": str(CHANNELS)},
     )
+
+
+async def voice_say(request: web.Request) -> web.Response:
+    """A member in a voice channel speaks: the body is raw little-endian int16, 48 kHz, 2 channels
+    interleaved; every bot connected there receives it (answered once all of it was sent)."""
+    guild_id, channel_id, user_id = _channel_member(request)
+    body = await request.read()
+    if not body or len(body) % (2 * CHANNELS):
+        raise ApiError(400, 50035, "body must be int16 stereo PCM (a multiple of 4 bytes, not empty)")
+    engine = _engine(request)
+    state = engine.world.guild(guild_id).voice_states.get(user_id)
+    if state is None or state.get("channel_id") != channel_id:
+        # Discord relays only the voice of members in the channel.
+        raise ApiError(400, 50035, "user_id: the member is not in that voice channel (POST /voice first)")
+    samples = np.frombuffer(body, dtype="<i2").reshape(-1, CHANNELS)
+    sent_to = await engine.voice.say(guild_id, channel_id, user_id, samples)
+    return json_response({"sent_to": sent_to})
 
 
 async def clear_voice_received(request: web.Request) -> web.Response:
@@ -522,6 +544,7 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/voice", voice),
         ("GET", "/voice/received", voice_received),
         ("GET", "/voice/pcm", voice_pcm),
+        ("POST", "/voice/say", voice_say),
         ("DELETE", "/voice/received", clear_voice_received),
         ("POST", "/voice/drop", drop_voice),
         ("GET", "/actions", actions),

@@ -13,9 +13,15 @@ session of its own), so it can open the member's end-to-end encrypted frames and
    member's audio must be end-to-end encrypted (Opus silence frames excepted, as DAVE leaves them clear).
 
 Each member gets its own group with the listener: members sharing a channel are not put in one group.
+An emulated member who speaks in the channel (`VoiceServer.say`) is added to each bot's group the same way,
+by an external Add proposal at the group's current epoch (op 27); the bot commits it with a welcome for the
+speaker (op 28), the listener applies the commit, the speaker joins with the welcome, and once the bot is
+ready for the transition the speaker's frames are end-to-end encrypted under its own sender key.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import davey
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -53,6 +59,13 @@ class DaveLink:
         # Once a transition is executed the member's frames must be end-to-end encrypted.
         self.active = False
         self.commits = 0
+        # The group's epoch: each commit the bot makes advances it.
+        self.epoch = 0
+        # Emulated members who speak, by user id, and the one whose Add the bot has yet to commit.
+        self.speakers: dict[int, davey.DaveSession] = {}
+        self._joining: tuple[int, davey.DaveSession] | None = None
+        # Set at each executed transition.
+        self.transitioned = asyncio.Event()
 
     def _new_listener(self) -> davey.DaveSession:
         listener = davey.DaveSession(self.protocol_version, LISTENER_USER_ID, self.channel_id)
@@ -67,6 +80,9 @@ class DaveLink:
         self.listener = self._new_listener()
         self.pending_transition = None
         self.active = False
+        self.epoch = 0
+        self.speakers.clear()
+        self._joining = None
         proposal = mls.external_add_proposal(
             self._signing_key, self.channel_id, 0, self.listener.get_serialized_key_package()
         )
@@ -80,10 +96,19 @@ class DaveLink:
             raise DaveError("malformed_commit") from None
         if welcome is None:
             raise DaveError("commit_without_welcome")
+        joining, self._joining = self._joining, None
         try:
-            self.listener.process_welcome(welcome)
+            if joining is None:
+                self.listener.process_welcome(welcome)
+            else:
+                user_id, speaker = joining
+                for member in (self.listener, *self.speakers.values()):
+                    member.process_commit(commit)
+                speaker.process_welcome(welcome)
+                self.speakers[user_id] = speaker
         except Exception:  # davey raises plain exceptions for any MLS failure
             raise DaveError("invalid_welcome") from None
+        self.epoch += 1
         self.commits += 1
         self._last_transition_id = self._last_transition_id % _MAX_TRANSITION_ID + 1
         self.pending_transition = self._last_transition_id
@@ -95,7 +120,31 @@ class DaveLink:
             return False
         self.pending_transition = None
         self.active = True
+        self.transitioned.set()
         return True
+
+    def add_speaker(self, user_id: int) -> bytes:
+        """Op 27's body adding an emulated member who is about to speak to the bot's group."""
+        speaker = davey.DaveSession(self.protocol_version, user_id, self.channel_id)
+        speaker.set_external_sender(self.external_sender)
+        self._joining = (user_id, speaker)
+        proposal = mls.external_add_proposal(
+            self._signing_key, self.channel_id, self.epoch, speaker.get_serialized_key_package()
+        )
+        body = mls.append_proposals([proposal])
+        # The group's members keep the proposal, which the bot's commit refers to (whatever commit of
+        # their own davey answers with is not sent: the bot is the one who commits).
+        for member in (self.listener, *self.speakers.values()):
+            member.process_proposals(davey.ProposalsOperationType.append, body[1:])
+        return body
+
+    def seal_frame(self, user_id: int, opus: bytes) -> bytes:
+        """A speaker's frame as its client sends it: end-to-end encrypted once it is in the group (Opus
+        silence stays clear)."""
+        speaker = self.speakers.get(user_id)
+        if speaker is None or not speaker.ready or opus == OPUS_SILENCE:
+            return opus
+        return bytes(speaker.encrypt_opus(opus))
 
     def open_frame(self, payload: bytes) -> tuple[bytes, bool]:
         """(the Opus frame inside a payload, whether it was end-to-end encrypted): decrypted when it carries

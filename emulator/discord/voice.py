@@ -14,6 +14,7 @@ checked against replays, its DAVE layer removed, and the Opus frame kept in the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import struct
 import time
@@ -26,10 +27,10 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from . import voice_rtp
-from .dave import LISTENER_USER_ID, DaveError, DaveLink
+from .dave import LISTENER_USER_ID, OPUS_SILENCE, DaveError, DaveLink
 from .errors import UNKNOWN_CHANNEL, ApiError
 from .spec import EmulatorConfig
-from .voice_audio import ReceivedFrame, Recording, report
+from .voice_audio import FRAME_S, FRAME_SAMPLES, ReceivedFrame, Recording, encode_frames, report
 from .voice_rtp import PacketRejected, ReplayWindow
 from .world import Json
 
@@ -85,6 +86,10 @@ VOICE_GATEWAY_VERSION = 8
 # Server messages kept per session for RESUME replay.
 REPLAY_KEPT = 100
 _CLOSE_GRACE_S = 1.0
+# How long a member about to speak waits for a bot to add it to its DAVE group.
+DAVE_JOIN_TIMEOUT_S = 5.0
+# Discord's clients end speech with five Opus silence frames.
+SILENCE_FRAMES_AFTER_SPEECH = 5
 
 
 class _Close(Exception):
@@ -118,6 +123,10 @@ class VoiceSession:
     seq: int = 0
     sent: deque[tuple[int, str | bytes]] = field(default_factory=lambda: deque(maxlen=REPLAY_KEPT))
     disconnected_at: float | None = None
+    # Where the bot's UDP socket is (learnt from its IP discovery) and the nonce counter of what the
+    # server relays to it.
+    udp_addr: tuple[str, int] | None = None
+    relay_counter: int = 0
 
 
 def _str_field(data: Json, name: str) -> str:
@@ -141,6 +150,8 @@ class VoiceServer:
         self.grants: dict[tuple[str, str], VoiceGrant] = {}
         self.sessions: dict[tuple[str, str], VoiceSession] = {}
         self.by_ssrc: dict[int, VoiceSession] = {}
+        # SSRCs of emulated members who speak, per (guild, user).
+        self.member_ssrcs: dict[tuple[str, str], int] = {}
         self.recordings: dict[tuple[str, str, str], Recording] = {}
         # Packets that matched no session (unknown SSRC, not RTP at all).
         self.rejected: Counter[str] = Counter()
@@ -358,7 +369,7 @@ class VoiceServer:
     def _new_ssrc(self) -> int:
         while True:
             ssrc = secrets.randbelow(0xFFFF_FFFF) + 1
-            if ssrc not in self.by_ssrc:
+            if ssrc not in self.by_ssrc and ssrc not in self.member_ssrcs.values():
                 return ssrc
 
     async def _resume(self, ws: web.WebSocketResponse, data: Json) -> VoiceSession:
@@ -457,6 +468,7 @@ class VoiceServer:
             if session is None:
                 self.rejected["unknown_ssrc"] += 1
             elif self._udp is not None:
+                session.udp_addr = addr
                 self._udp.sendto(voice_rtp.discovery_response(session.ssrc, addr[0], addr[1]), addr)
             return
         try:
@@ -488,6 +500,69 @@ class VoiceServer:
         session.replay = window
         opus, e2ee = session.dave.open_frame(payload) if session.dave is not None else (payload, False)
         return ReceivedFrame(time.monotonic(), packet.sequence, packet.timestamp, opus, e2ee)
+
+    # --- members who speak ---------------------------------------------------------------------------
+
+    async def say(self, guild_id: str, channel_id: str, user_id: str, pcm: np.ndarray) -> list[str]:
+        """An emulated member speaks `pcm` (int16, shape (n, 2), 48 kHz) in a channel: every bot connected
+        there gets op 5 (the member's user id and SSRC) and then the audio as 20 ms Opus frames in rtpsize
+        packets under its own key, paced in real time and closed by five silence frames. With DAVE the
+        member first joins each bot's group and its frames are end-to-end encrypted. Returns the bots it
+        was sent to."""
+        key = (guild_id, user_id)
+        ssrc = self.member_ssrcs.get(key) or self._new_ssrc()
+        self.member_ssrcs[key] = ssrc
+        listeners = [
+            s
+            for s in self.sessions.values()
+            if s.grant.guild_id == guild_id
+            and s.grant.channel_id == channel_id
+            and s.secret_key is not None
+            and s.udp_addr is not None
+        ]
+        for session in listeners:
+            await self._send(session, OP_SPEAKING, {"user_id": user_id, "ssrc": ssrc, "speaking": 1})
+        for session in listeners:
+            await self._join_group(session, int(user_id))
+        frames = [*encode_frames(pcm), *[OPUS_SILENCE] * SILENCE_FRAMES_AFTER_SPEECH]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for index, opus in enumerate(frames):
+            for session in listeners:
+                sealed = session.dave.seal_frame(int(user_id), opus) if session.dave is not None else opus
+                self._relay(session, ssrc, index, sealed)
+            # Real-time pacing: the next frame at its own 20 ms mark, so lateness does not accumulate.
+            await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_S - loop.time()))
+        return [s.grant.user_id for s in listeners]
+
+    async def _join_group(self, session: VoiceSession, user_id: int) -> None:
+        """With DAVE active, add the speaking member to the bot's group and wait for the bot to take the
+        transition (its frames are then end-to-end encrypted); a bot that does not within
+        `voice_dave_join_timeout_s` gets the frames in the clear, which it must refuse."""
+        dave = session.dave
+        if dave is None or not dave.active or user_id in dave.speakers:
+            return
+        dave.transitioned.clear()
+        await self._send_binary(session, OP_MLS_PROPOSALS, dave.add_speaker(user_id))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DAVE_JOIN_TIMEOUT_S):
+                while user_id not in dave.speakers or dave.pending_transition is not None:
+                    await dave.transitioned.wait()
+                    dave.transitioned.clear()
+
+    def _relay(self, session: VoiceSession, ssrc: int, index: int, opus: bytes) -> None:
+        if self._udp is None or session.secret_key is None or session.udp_addr is None:
+            return
+        packet = voice_rtp.seal_rtpsize(
+            session.secret_key,
+            index & 0xFFFF,
+            index * FRAME_SAMPLES & 0xFFFF_FFFF,
+            ssrc,
+            session.relay_counter,
+            opus,
+        )
+        session.relay_counter = (session.relay_counter + 1) & 0xFFFF_FFFF
+        self._udp.sendto(packet, session.udp_addr)
 
     # --- read-back ------------------------------------------------------------------------------------
 

@@ -13,13 +13,15 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
-from discord.opus import Decoder, OpusError
+from discord.opus import Decoder, Encoder, OpusError
 
 from .world import Json
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
 _FULL_SCALE = 32768.0
+FRAME_SAMPLES = 960
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,17 @@ def decode(frames: list[ReceivedFrame]) -> tuple[np.ndarray, int]:
     if not chunks:
         return np.zeros((0, CHANNELS), dtype=np.int16), undecodable
     return np.concatenate(chunks).reshape(-1, CHANNELS), undecodable
+
+
+def encode_frames(pcm: np.ndarray) -> list[bytes]:
+    """int16 samples, shape (n, 2), as 20 ms Opus frames (the last one padded with silence)."""
+    samples = np.ascontiguousarray(pcm, dtype="<i2").reshape(-1, CHANNELS)
+    padded = np.concatenate([samples, np.zeros((-len(samples) % FRAME_SAMPLES, CHANNELS), dtype="<i2")])
+    encoder = Encoder()
+    return [
+        encoder.encode(padded[i : i + FRAME_SAMPLES].tobytes(), FRAME_SAMPLES)
+        for i in range(0, len(padded), FRAME_SAMPLES)
+    ]
 
 
 def lost_packets(frames: list[ReceivedFrame]) -> int:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.bindings import (
+    crypto_aead_xchacha20poly1305_ietf_decrypt,
+    crypto_aead_xchacha20poly1305_ietf_encrypt,
+)
 from nacl.exceptions import CryptoError
 
 TRANSPORT_MODE = "aead_xchacha20_poly1305_rtpsize"
@@ -119,6 +122,18 @@ def open_rtpsize(secret_key: bytes, packet: RtpPacket) -> bytes:
     except CryptoError:
         raise PacketRejected("decrypt") from None
     return plaintext[packet.extension_body_size :]
+
+
+def seal_rtpsize(
+    secret_key: bytes, sequence: int, timestamp: int, ssrc: int, counter: int, opus: bytes
+) -> bytes:
+    """An rtpsize packet of one Opus frame, as the server relays a member's voice to a bot."""
+    header = struct.pack(">BBHII", RTP_VERSION << 6, OPUS_PAYLOAD_TYPE, sequence, timestamp, ssrc)
+    nonce = struct.pack(">I", counter)
+    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
+        opus, header, nonce + bytes(NONCE_SIZE - NONCE_COUNTER_SIZE), secret_key
+    )
+    return header + sealed + nonce
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import orjson
 
 from gateways.voice import protocol
 from gateways.voice.protocol import AfterClose, VoiceOp
-from gateways.voice.rtp import Packetizer, discovery_answer, discovery_request
+from gateways.voice.rtp import Packetizer, discovery_answer, discovery_request, open_packet
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ BINARY_SEQ = struct.Struct(">H")
 TRANSITION_ID = struct.Struct(">H")
 # A close this side makes when a heartbeat went unanswered: not one of Discord's codes, so it resumes.
 NO_HEARTBEAT_ACK = 4000
+# DAVE frames end with this marker; frames without it (Opus silence, a member not yet in the group) are clear.
+DAVE_FRAME_MARKER = b"\xfa\xfa"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class VoiceProtocolError(Exception):
 
 
 GoneHandler = Callable[["VoiceConnection", AfterClose], None]
+# (speaker's user id, Opus frame): what the connection hears, when someone listens.
+VoiceHandler = Callable[[str, bytes], None]
 
 
 class VoiceConnection:
@@ -75,6 +79,9 @@ class VoiceConnection:
         self.dave: davey.DaveSession | None = None
         self.dave_version = 0
         self._dave_pending: dict[int, int] = {}
+        # Who sends from which SSRC, as the server's op 5 announces it.
+        self.speakers: dict[int, str] = {}
+        self.on_voice: VoiceHandler | None = None
 
     # the player's side (AudioSink)
 
@@ -219,6 +226,10 @@ class VoiceConnection:
                     self._ready.set()
             case VoiceOp.HEARTBEAT_ACK:
                 self._ack_pending = False
+            case VoiceOp.SPEAKING:
+                if (announced := protocol.speaker(data)) is not None:
+                    ssrc, user_id = announced
+                    self.speakers[ssrc] = user_id
             case VoiceOp.DAVE_PREPARE_TRANSITION:
                 await self._prepare_transition(int(data["transition_id"]), int(data["protocol_version"]))
             case VoiceOp.DAVE_EXECUTE_TRANSITION:
@@ -254,6 +265,22 @@ class VoiceConnection:
     def datagram(self, data: bytes) -> None:
         if self._discovery is not None and not self._discovery.done():
             self._discovery.set_result(data)
+        elif self.on_voice is not None and self.packetizer is not None:
+            self._heard(self.on_voice, self.packetizer.key, data)
+
+    def _heard(self, on_voice: VoiceHandler, key: bytes, data: bytes) -> None:
+        """A member's packet: transport-opened, DAVE-opened with the speaker's sender key, handed on."""
+        packet = open_packet(key, data)
+        if packet is None or (user_id := self.speakers.get(packet.ssrc)) is None:
+            return
+        opus = packet.payload
+        if opus.endswith(DAVE_FRAME_MARKER) and self.dave is not None and self.dave.ready:
+            try:
+                opus = self.dave.decrypt(int(user_id), davey.MediaType.audio, opus)
+            except Exception:  # davey raises plain exceptions for a frame it cannot open
+                log.debug("voice: a DAVE frame from %s did not open", user_id)
+                return
+        on_voice(user_id, opus)
 
     async def _session_described(self, data: dict[str, Any]) -> None:
         if data.get("mode") != protocol.TRANSPORT_MODE:

@@ -23,6 +23,7 @@ from gateways import dispatch, protocol
 from gateways.fleet import Fleet
 from gateways.shard import BotCredentials, GatewayShard
 from gateways.voice.connection import VoiceConnection, VoiceServer
+from gateways.voice.listener import Listener, RecognitionPool
 from gateways.voice.player import EndReason, Player, Playing
 from gateways.voice.protocol import AfterClose
 from gateways.voice.sources import (
@@ -35,7 +36,7 @@ from gateways.voice.sources import (
 from gateways.voice.speech import Speech
 from gateways.voice.store import NowPlaying, VoicePresence, VoiceStore
 from models.actions import VoiceJoin, VoiceLeave, VoicePlay, VoiceSpeak
-from models.events import EventEnvelope, VoiceTrackEnd
+from models.events import EventEnvelope, VoiceTrackEnd, VoiceTranscript
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class Voice:
         self.channel_id = channel_id
         self.connection = connection
         self.player = Player(connection, lambda playing, reason: on_end(self, playing, reason))
+        # Set while the agent listens (its VoiceJoin named what it answers to).
+        self.listener: Listener | None = None
 
     def presence(self) -> VoicePresence:
         track = self.player.track
@@ -130,6 +133,7 @@ class VoiceManager:
         self.voices: dict[tuple[str, str], Voice] = {}
         self._joining: dict[tuple[str, str], _Joining] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._recognition = RecognitionPool()
 
     # actions
 
@@ -137,6 +141,7 @@ class VoiceManager:
         match action:
             case VoiceJoin():
                 voice = await self.join(bot, guild_id, action.channel_id)
+                await self._listen(voice, action.listen_for)
             case VoiceLeave():
                 await self.leave(bot, guild_id)
                 return
@@ -196,6 +201,28 @@ class VoiceManager:
         stream = await PcmStream.open(audio, start_s)
         await voice.player.play(Playing(play_id, track, stream, start_s))
 
+    async def _listen(self, voice: Voice, names: list[str]) -> None:
+        """Listen for `names` on the voice's connection (a new list replaces the old); none: stop."""
+        current = voice.listener
+        if current is not None and current.names == names:
+            return
+        voice.listener, voice.connection.on_voice = None, None
+        if current is not None:
+            await current.close()
+        if names:
+            listener = Listener(
+                names, self._recognition, lambda user_id, text: self._heard(voice, user_id, text)
+            )
+            listener.start()
+            voice.listener, voice.connection.on_voice = listener, listener.frame
+
+    def _heard(self, voice: Voice, user_id: str, text: str) -> None:
+        transcript = VoiceTranscript(
+            guild_id=voice.guild_id, channel_id=voice.channel_id, user_id=user_id, content=text
+        )
+        envelope = dispatch.transcript_envelope(voice.bot.bot_id, transcript, datetime.now(UTC))
+        self._in_background(self._published(voice, envelope))
+
     # joining and leaving
 
     async def join(self, bot: BotCredentials, guild_id: str, channel_id: str) -> Voice:
@@ -251,6 +278,8 @@ class VoiceManager:
 
     @staticmethod
     async def _close(voice: Voice, reason: EndReason | None) -> None:
+        if voice.listener is not None:
+            await voice.listener.close()
         await voice.player.close(reason)
         await voice.connection.close()
 
@@ -348,6 +377,7 @@ class VoiceManager:
         await self.release({bot_id for bot_id, _ in self.voices})
         for task in list(self._background):
             task.cancel()
+        self._recognition.close()
 
     # state and events
 
@@ -375,11 +405,14 @@ class VoiceManager:
         envelope = dispatch.track_end_envelope(voice.bot.bot_id, end, play_id, datetime.now(UTC))
         self._in_background(self._publish_end(voice, envelope))
 
-    async def _publish_end(self, voice: Voice, envelope: EventEnvelope) -> None:
+    async def _published(self, voice: Voice, envelope: EventEnvelope) -> None:
         try:
             await self._publish(envelope)
         except Exception:
-            log.exception("voice %s: the track end event was not published", voice.guild_id)
+            log.exception("voice %s: the %s event was not published", voice.guild_id, envelope.type)
+
+    async def _publish_end(self, voice: Voice, envelope: EventEnvelope) -> None:
+        await self._published(voice, envelope)
         if (voice.bot.bot_id, voice.guild_id) in self.voices:
             await self._save(voice.bot.bot_id, [voice])
 

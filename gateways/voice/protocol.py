@@ -122,6 +122,15 @@ def speaking_payload(ssrc: int, speaking: bool) -> dict[str, Any]:
     return {"op": VoiceOp.SPEAKING, "d": {"speaking": flags, "delay": 0, "ssrc": ssrc}}
 
 
+def speaker(data: dict[str, Any]) -> tuple[int, str] | None:
+    """(ssrc, user id) from a server's op 5: which member the packets of an SSRC are from. None when the
+    op does not say both."""
+    ssrc, user_id = data.get("ssrc"), data.get("user_id")
+    if not isinstance(ssrc, int) or isinstance(ssrc, bool) or not isinstance(user_id, str) or not user_id:
+        return None
+    return ssrc, user_id
+
+
 def transition_ready_payload(transition_id: int) -> dict[str, Any]:
     return {"op": VoiceOp.DAVE_TRANSITION_READY, "d": {"transition_id": transition_id}}
 

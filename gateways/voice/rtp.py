@@ -12,7 +12,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+from nacl.bindings import (
+    crypto_aead_xchacha20poly1305_ietf_decrypt,
+    crypto_aead_xchacha20poly1305_ietf_encrypt,
+)
+from nacl.exceptions import CryptoError
 
 # RTP version 2, no padding, no extension, no CSRC; payload type 0x78 (120) is Discord's Opus.
 RTP_VERSION_FLAGS = 0x80
@@ -33,6 +37,10 @@ DISCOVERY_PACKET_BYTES = 74
 DISCOVERY_BODY_BYTES = 70
 DISCOVERY_HEADER = struct.Struct(">HHI")
 DISCOVERY_ADDRESS_BYTES = 64
+
+
+AEAD_TAG_BYTES = 16
+EXTENSION_HEADER = struct.Struct(">HH")
 
 
 class DiscoveryError(ValueError):
@@ -81,3 +89,40 @@ class Packetizer:
         self.timestamp = (self.timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
         self.nonce = (self.nonce + 1) & 0xFFFFFFFF
         return header + sealed + counter
+
+
+@dataclass(frozen=True)
+class ReceivedPacket:
+    ssrc: int
+    sequence: int
+    # The Opus frame, or its DAVE-encrypted form.
+    payload: bytes
+
+
+def open_packet(key: bytes, packet: bytes) -> ReceivedPacket | None:
+    """Another speaker's rtpsize packet opened: the header, its CSRCs and the extension header are the
+    associated data, the extension body is dropped from the plaintext. None for anything else (RTCP, not
+    Opus, a tag that does not verify)."""
+    if len(packet) < RTP_HEADER.size + AEAD_TAG_BYTES + NONCE_COUNTER.size:
+        return None
+    first, payload_type, sequence, _, ssrc = RTP_HEADER.unpack_from(packet)
+    if first >> 6 != 2 or payload_type & 0x7F != OPUS_PAYLOAD_TYPE:
+        return None
+    header_end = RTP_HEADER.size + 4 * (first & 0x0F)
+    extension_body = 0
+    if first & 0x10:
+        if len(packet) < header_end + EXTENSION_HEADER.size:
+            return None
+        extension_body = 4 * EXTENSION_HEADER.unpack_from(packet, header_end)[1]
+        header_end += EXTENSION_HEADER.size
+    counter = packet[-NONCE_COUNTER.size :]
+    try:
+        plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(
+            packet[header_end : -NONCE_COUNTER.size],
+            packet[:header_end],
+            counter + bytes(NONCE_BYTES - NONCE_COUNTER.size),
+            key,
+        )
+    except CryptoError:
+        return None
+    return ReceivedPacket(ssrc, sequence, plaintext[extension_body:])

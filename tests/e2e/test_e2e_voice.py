@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from bench.listen import espeak_pcm
 from demo.music import write_tone
 from emulator.elevenlabs.server import ElevenLabsCompatibleServer
 from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour
-from models.events import VOICE_TRACK_END, EventEnvelope
+from models.events import VOICE_TRACK_END, VOICE_TRANSCRIPT, EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.e2e.conftest import ANSWER_S, COMPLETION, World, demo_env, demo_world, message_text
@@ -104,6 +105,21 @@ class VoiceDemo(World):
         end: EventEnvelope = await self.wait_record(
             DISCORD_EVENTS,
             lambda e: e.type == VOICE_TRACK_END and e.data["track"] == track and e.data["reason"] == reason,
+            timeout_s=ANSWER_S + 30,
+        )
+        return end
+
+    async def speech_finished(self, bot_id: str, after: EventEnvelope | None = None) -> EventEnvelope:
+        """The edge's end of a spoken reply of the bot, finished (after the event `after`, when given)."""
+        end: EventEnvelope = await self.wait_record(
+            DISCORD_EVENTS,
+            lambda e: (
+                e.type == VOICE_TRACK_END
+                and e.bot_id == bot_id
+                and e.data["track"].startswith("speech:")
+                and e.data["reason"] == "finished"
+                and (after is None or e.received_at > after.received_at)
+            ),
             timeout_s=ANSWER_S + 30,
         )
         return end
@@ -212,16 +228,7 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
             and "nebula" in message_text(a["payload"]).lower()
         ),
     )
-    end = await voice.wait_record(
-        DISCORD_EVENTS,
-        lambda e: (
-            e.type == VOICE_TRACK_END
-            and e.bot_id == luna
-            and e.data["track"].startswith("speech:")
-            and e.data["reason"] == "finished"
-        ),
-        timeout_s=ANSWER_S + 30,
-    )
+    end = await voice.speech_finished(luna)
     assert end.data["channel_id"] == voice.lounge
     said = [call for call in voice.elevenlabs.calls if "nebula" in call.text.lower()]
     assert said and said[-1].voice_id == LUNA_VOICE and said[-1].status == 200
@@ -229,6 +236,39 @@ async def test_luna_in_the_lounge_says_her_reply_with_her_elevenlabs_voice(voice
     spoken = await voice.recording("Luna")
     # The ElevenLabs-compatible server speaks about 15 characters a second (in silence).
     assert spoken["duration_s"] >= len(said[-1].text) / 15 - 0.5, spoken
+
+
+async def test_luna_hears_her_name_said_in_the_lounge_and_answers_there(voice: VoiceDemo) -> None:
+    async def luna_there() -> bool:
+        return await voice.in_voice("Luna") == voice.lounge
+
+    await voice.until(luna_there, "Luna in the Lounge")
+    luna, aiko = voice.bots["Luna"], voice.users["aiko"]
+    await voice.control.user_voice(voice.guild_id, aiko, voice.lounge)
+    since = await voice.last_seq()
+    sent_to = await voice.control.voice_say(
+        voice.guild_id, voice.lounge, aiko, espeak_pcm("luna what time is it")
+    )
+    assert luna in sent_to
+    heard = await voice.wait_record(
+        DISCORD_EVENTS,
+        lambda e: e.type == VOICE_TRANSCRIPT and e.bot_id == luna,
+        timeout_s=ANSWER_S,
+    )
+    # Who spoke and what was said travel sealed under the speaker's key.
+    assert heard.sealed is not None and "content" not in heard.data and "user_id" not in heard.data
+    reply = await voice.wait_action(
+        since,
+        lambda a: (
+            a["bot_id"] == luna
+            and a["kind"] in ("message", "reply")
+            and a["channel_id"] == voice.lounge
+            and "nebula" in message_text(a["payload"]).lower()
+        ),
+    )
+    assert "nebula" in message_text(reply["payload"]).lower()
+    end = await voice.speech_finished(luna, after=heard)
+    assert end.data["channel_id"] == voice.lounge
 
 
 async def test_a_runner_killed_while_playing_rejoins_and_continues_the_queue(voice: VoiceDemo) -> None:

@@ -1,18 +1,23 @@
 """The emulator's voice server: joining through op 4, the voice gateway's handshake and close codes, IP
-discovery, rtpsize transport decryption, replay protection, DAVE, and the audio read back per channel."""
+discovery, rtpsize transport decryption, replay protection, DAVE, the audio read back per channel, and
+members who speak to the bots in their channel."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import davey
 import numpy as np
 import pytest
+from discord.opus import Decoder
 from emulator_helpers import fast_config, scene
 from voice_helpers import VoiceClient, connected_bot, joined_bot, tone_frames
 
-from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError
+from emulator.discord import DiscordEmulator, EmulatorControl, EmulatorError, voice_rtp
+from emulator.discord.dave import FRAME_MARKER, OPUS_SILENCE
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -277,3 +282,42 @@ async def test_a_silent_connection_is_closed_4009(http: aiohttp.ClientSession) -
         await client.open()
         assert await client.close_code() == 4009
         await gw.close()
+
+
+async def test_a_member_speaking_reaches_the_bot_announced_by_op_5_under_its_key(
+    voice_emu: DiscordEmulator, http: aiohttp.ClientSession
+) -> None:
+    s, gw, client = await connected_bot(voice_emu, http)
+    tone = np.tile((np.sin(np.arange(48_000) * 2 * np.pi * 440 / 48_000) * 12_000).astype("<i2"), (2, 1)).T
+    async with EmulatorControl(voice_emu.base_url) as control:
+        with pytest.raises(EmulatorError) as elsewhere:
+            await control.voice_say(s.guild.id, s.voice.id, s.alice.id, tone.tobytes())
+        with pytest.raises(EmulatorError) as odd:
+            await control.voice_say(s.guild.id, s.voice.id, s.alice.id, b"\x00\x01\x02")
+        await control.user_voice(s.guild.id, s.alice.id, s.voice.id)
+        saying = asyncio.create_task(control.voice_say(s.guild.id, s.voice.id, s.alice.id, tone.tobytes()))
+        speaking = await client.message(op=5)
+        if client.dave is not None:
+            await client.follow_dave()  # the member is added to the bot's group first
+        sent_to = await saying
+    assert sent_to == [s.bot.id] and odd.value.status == 400
+    assert elsewhere.value.status == 400 and "not in that voice channel" in str(elsewhere.value.body)
+    assert speaking["d"]["user_id"] == s.alice.id and speaking["d"]["speaking"] == 1
+    assert client.secret_key is not None
+    # One second of audio is 50 frames, then the five silence frames that end speech.
+    await wait_until(lambda: client.datagrams.received.qsize() >= 55, "the member's 55 packets")
+    packets = [voice_rtp.parse_rtp(client.datagrams.received.get_nowait()) for _ in range(55)]
+    assert {p.ssrc for p in packets} == {speaking["d"]["ssrc"]}
+    payloads = [voice_rtp.open_rtpsize(client.secret_key, p) for p in packets]
+    assert payloads[-5:] == [OPUS_SILENCE] * 5
+    if client.dave is not None:
+        # End-to-end encrypted by the member, opened with the member's sender key.
+        assert all(p.endswith(FRAME_MARKER) for p in payloads[:50])
+        frames = [client.dave.decrypt(int(s.alice.id), davey.MediaType.audio, p) for p in payloads[:50]]
+    else:
+        frames = payloads[:50]
+    decoder = Decoder()
+    pcm = np.frombuffer(b"".join(decoder.decode(f, fec=False) for f in frames), dtype="<i2")
+    assert len(pcm) == 48_000 * 2 and np.abs(pcm).max() > 5_000  # the second of tone, decodable
+    await client.close()
+    await gw.close()

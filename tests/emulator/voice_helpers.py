@@ -184,6 +184,12 @@ class VoiceClient:
         # As discord.py: a key package right after the session description, then the server's messages.
         self.dave = davey.DaveSession(self.dave_version, int(self.grant.user_id), int(self.grant.channel_id))
         await self.send_binary(26, self.dave.get_serialized_key_package())
+        await self.follow_dave()
+
+    async def follow_dave(self) -> None:
+        """Answer the server's DAVE messages (a member added: commit with a welcome, then ready for the
+        transition) until it executes a transition."""
+        assert self.dave is not None
         while True:
             message = await self.receive()
             assert message is not None, "voice connection closed during the DAVE handshake"

@@ -18,7 +18,9 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from elevenlabs.client import AsyncElevenLabs
 
+from bench.listen import espeak_pcm
 from emulator.discord import DiscordEmulator
+from emulator.discord.client import EmulatorControl
 from emulator.elevenlabs import ElevenLabsCompatibleServer
 from gateways.fleet import Fleet
 from gateways.media import media_session
@@ -28,7 +30,7 @@ from gateways.voice.manager import SPEECH_PREFIX, VoiceManager
 from gateways.voice.speech import Speech
 from gateways.voice.store import VoiceStore
 from models.actions import VoiceJoin, VoiceLeave, VoicePlay, VoiceSpeak
-from models.events import VOICE_TRACK_END
+from models.events import VOICE_TRACK_END, VOICE_TRANSCRIPT, VoiceTranscript
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.data_keys import MemoryDataKeys
@@ -180,17 +182,25 @@ def action_id() -> str:
 
 
 async def track_ends(settings: Settings, namespace: str, bot_id: str, count: int) -> list[dict[str, Any]]:
-    def ends(records: list[Any]) -> list[dict[str, Any]]:
+    return await edge_events(settings, namespace, bot_id, VOICE_TRACK_END, count)
+
+
+async def edge_events(
+    settings: Settings, namespace: str, bot_id: str, event_type: str, count: int
+) -> list[dict[str, Any]]:
+    """The data of the first `count` events of `event_type` the edge published for the bot."""
+
+    def found(records: list[Any]) -> list[dict[str, Any]]:
         envelopes = [DISCORD_EVENTS.codec.decode(record.value) for record in records]
-        return [e.data for e in envelopes if e.type == VOICE_TRACK_END and e.bot_id == bot_id]
+        return [e.data for e in envelopes if e.type == event_type and e.bot_id == bot_id]
 
     records = await read_topic(
         settings.kafka_bootstrap,
         DISCORD_EVENTS.name_in(namespace),
-        until=lambda records: len(ends(records)) >= count,
+        until=lambda records: len(found(records)) >= count,
         within_s=30,
     )
-    return ends(records)
+    return found(records)
 
 
 async def test_a_library_tone_arrives_with_its_frequency_and_duration_and_the_end_is_published(
@@ -279,6 +289,28 @@ async def test_a_reply_is_spoken_with_espeak_and_with_the_elevenlabs_voice(
             assert [(c.voice_id, c.text, c.status) for c in elevenlabs.calls] == [
                 ("voice-luna", "And now in my own voice.", 200)
             ]
+
+
+async def test_a_member_says_lunas_name_and_the_listening_bot_publishes_the_transcript(
+    rig: VoiceRig, emulator: DiscordEmulator, world: World, namespace: str, stack_up: Settings
+) -> None:
+    bot, heard = await in_channel(rig, emulator, world, "Chat")
+    guild, member = world.guild_id, world.user_id
+    join = VoiceJoin(
+        action_id=action_id(), bot_id=bot.bot_id, channel_id=heard.channel_id, listen_for=["Luna"]
+    )
+    await rig.voice.perform(guild, join, bot)
+    async with EmulatorControl(emulator.base_url) as control:
+        await control.user_voice(guild, member, heard.channel_id)
+        sent_to = await control.voice_say(guild, heard.channel_id, member, espeak_pcm("luna what time is it"))
+    assert sent_to == [bot.bot_id]
+    # The member joined the bot's DAVE group: what the bot heard was end-to-end encrypted.
+    dave = emulator.voice.sessions[(guild, bot.bot_id)].dave
+    assert dave is not None and int(member) in dave.speakers
+    [transcript] = await edge_events(stack_up, namespace, bot.bot_id, VOICE_TRANSCRIPT, 1)
+    assert VoiceTranscript.model_validate(transcript) == VoiceTranscript(
+        guild_id=guild, channel_id=heard.channel_id, user_id=member, content="luna what time is it"
+    )
 
 
 async def test_a_dropped_voice_socket_resumes_and_an_ended_session_is_joined_again(

@@ -8,13 +8,14 @@ from dataclasses import fields
 import pytest
 from pydantic import ValidationError
 
-from models.actions import Reply, VoiceJoin, VoiceSpeak
+from models.actions import Reply, SendMessage, VoiceJoin, VoiceSpeak
 from models.agent import AgentConfig
 from models.common import error_paths
 from models.deployments import DeploymentStatus
+from models.events import VOICE_TRANSCRIPT, EventEnvelope, VoiceTranscript
 from models.tiers import Tier
 from processors.engine import Engine, Tables
-from processors.speech import speaks_in_voice, spoken_text, voice_id, voice_joins
+from processors.speech import heard_message, listens, speaks_in_voice, spoken_text, voice_id, voice_joins
 from tests.processors.factories import (
     deployed,
     envelope,
@@ -143,3 +144,62 @@ def test_a_speaking_agent_joins_when_its_bot_connects_unless_it_is_there() -> No
     [join] = connected([])
     assert isinstance(join, VoiceJoin) and (join.channel_id, join.bot_id) == (LOUNGE, BOT)
     assert connected([{"user_id": BOT, "channel_id": LOUNGE}]) == []
+
+
+def test_listening_needs_the_voice_tool_and_is_off_by_default() -> None:
+    assert not listens(deployed(luna_with(), guild_id=GUILD, bot_id=BOT, tier=Tier.business))
+    data = luna_with(listen=True, voice_model=None).model_dump(mode="json")
+    data["enabled_tools"] = [tool for tool in data["enabled_tools"] if tool != "voice_tts"]
+    with pytest.raises(ValidationError, match=r"ai_config\.listen: on but the voice_tts tool"):
+        AgentConfig.model_validate(data)
+    # The tier's voice feature gates listening as it gates speaking.
+    assert not listens(deployed(luna_with(listen=True), guild_id=GUILD, bot_id=BOT, tier=Tier.free))
+
+
+def test_a_listening_agent_joins_with_its_name_and_joins_again_when_listening_changes() -> None:
+    quiet = deployed(luna_with(), guild_id=GUILD, bot_id=BOT, tier=Tier.business, voice_channels=[LOUNGE])
+    listening = deployed(
+        luna_with(listen=True), guild_id=GUILD, bot_id=BOT, tier=Tier.business, voice_channels=[LOUNGE]
+    )
+    [join] = voice_joins(routing(GUILD, listening, version=1), None, None)
+    assert join.listen_for == ["Luna"]
+    [turned_off] = voice_joins(routing(GUILD, quiet, version=2), routing(GUILD, listening, version=1), None)
+    assert turned_off.listen_for == []
+
+
+def test_a_transcript_naming_luna_is_answered_in_text_and_in_voice() -> None:
+    engine = Engine(Tables(*({} for _ in fields(Tables))))
+    companion = deployed(luna_with(listen=True), guild_id=GUILD, bot_id=BOT, tier=Tier.business)
+    channels = [{"id": LOUNGE, "name": "lounge", "type": 2, "position": 0}]
+    created = {"id": GUILD, "name": "g", "channels": channels, "roles": [], "voice_states": [], "members": []}
+    engine.handle_event(envelope("GUILD_CREATE", created, bot_id=BOT, guild_id=GUILD))
+    [join] = engine.deploy(routing(GUILD, companion)).actions[-1:]
+    assert isinstance(join, VoiceJoin) and join.listen_for == ["Luna"]
+    state = {"guild_id": GUILD, "user_id": BOT, "channel_id": LOUNGE, "session_id": "s"}
+    engine.handle_event(envelope("VOICE_STATE_UPDATE", state, bot_id=BOT, guild_id=GUILD))
+    speaker = snowflake()
+
+    def said(content: str) -> EventEnvelope:
+        data = {"guild_id": GUILD, "channel_id": LOUNGE, "user_id": speaker, "content": content}
+        return envelope(VOICE_TRANSCRIPT, data, bot_id=BOT, guild_id=GUILD, channel_id=LOUNGE)
+
+    assert engine.handle_event(said("what time is it")).requests == []
+    [request] = engine.handle_event(said("luna what time is it")).requests
+    assert request.target.channel_id == LOUNGE and request.target.author_id == speaker
+    actions = list(engine.handle_result(result_of(request, "It is nine o'clock."), GUILD).actions)
+    assert any(isinstance(a, Reply | SendMessage) and a.channel_id == LOUNGE for a in actions)
+    [spoken] = [a for a in actions if isinstance(a, VoiceSpeak)]
+    assert spoken.channel_id == LOUNGE and spoken.text.startswith("It is nine o'clock")
+    # An agent that does not listen ignores what is said even with its name.
+    deaf = deployed(luna_with(), guild_id=GUILD, bot_id=BOT, tier=Tier.business)
+    engine.deploy(routing(GUILD, deaf, version=2))
+    assert engine.handle_event(said("luna what time is it")).requests == []
+
+
+def test_the_heard_message_mentions_the_agent_in_place_of_its_name() -> None:
+    companion = deployed(luna_with(listen=True), guild_id=GUILD, bot_id=BOT, tier=Tier.business)
+    transcript = VoiceTranscript(guild_id=GUILD, channel_id=LOUNGE, user_id=BOT, content="hello luna")
+    heard = heard_message(transcript, "event-1", companion)
+    assert heard is not None and heard.content == f"hello <@{BOT}>" and heard.mentions[0].id == BOT
+    assert heard.id == heard_message(transcript, "event-1", companion).id  # type: ignore[union-attr]
+    assert heard_message(transcript.model_copy(update={"content": "lunatic"}), "e", companion) is None
