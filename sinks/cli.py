@@ -16,6 +16,7 @@ from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
 from sinks.clickhouse.schema import DEFAULT_DATABASE, apply_retention, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
+from sinks.erasure import ErasureService
 from sinks.lag import LagSampler
 from sinks.stats import StatsService
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
@@ -70,7 +71,16 @@ async def serve_sinks(
         stats = StatsService(
             client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
         )
-        running: list[TopicSink | LagSampler | StatsService] = [*sinks, sampler, stats]
+        # So is an erasure's part in ClickHouse.
+        erasures = ErasureService(
+            client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
+        )
+        running: list[TopicSink | LagSampler | StatsService | ErasureService] = [
+            *sinks,
+            sampler,
+            stats,
+            erasures,
+        ]
         workers = [asyncio.create_task(worker.run()) for worker in running]
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
