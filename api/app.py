@@ -21,7 +21,7 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, deployments, memories, meta, owners, presets, tokens
+from api.routes import agents, deployments, memories, meta, owners, presets, tokens, users
 from api.schemas import ErrorBody
 from api.store import Store
 from inference.config import InferenceConfig
@@ -29,6 +29,7 @@ from inference.quota import MonthlyUsage
 from infra.migrate import migrate
 from memory.store import MemoryStore
 from memory.store import connect as connect_memory
+from ops.erasure import ErasureRunner, erasure_stores
 from settings import Settings, get_settings
 from streams.outbox import run_relay
 from vault.store import TokenVault
@@ -70,7 +71,8 @@ def create_app(
             # Unavailable now: the memory routes connect on first use (api.deps.memories).
             await memories.client.connect()
             await memories.ensure_collection()
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories)
+        erasures = ErasureRunner(erasure_stores(settings, pool, redis, memories))
+        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, erasures)
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -86,11 +88,14 @@ def create_app(
                 ),
                 asyncio.create_task(run_usage_persistence(store, usage, stop), name="usage-persistence"),
             ]
+            # An erasure this process (or another) left unfinished goes on.
+            await erasures.resume_unfinished("api start")
         try:
             yield
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await erasures.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()
@@ -105,6 +110,6 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, owners, agents, memories, deployments, tokens, presets):
+    for module in (meta, owners, agents, memories, deployments, tokens, presets, users):
         app.include_router(module.router)
     return app

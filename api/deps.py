@@ -13,6 +13,7 @@ from api.ratelimit import RateLimiter
 from api.store import Principal, Store
 from inference.quota import MonthlyUsage
 from memory.store import MemoryStore
+from ops.erasure import ErasureRunner
 from settings import Settings
 from vault.store import TokenVault
 
@@ -27,6 +28,8 @@ class ApiContext:
     usage: MonthlyUsage
     # The agents' long-term memory (Weaviate), connected on first use when it was down at start.
     memories: MemoryStore
+    # Erasures of users' data, run in this process's background.
+    erasures: ErasureRunner
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

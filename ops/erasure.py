@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,6 +34,7 @@ from redis.asyncio import Redis
 
 from inference.config import InferenceConfig
 from memory.store import MemoryStore
+from memory.store import connect as connect_memory
 from models.erasure import (
     Erasure,
     ErasureAck,
@@ -46,9 +48,13 @@ from models.erasure import (
 from processors.app import WorkerOptions, read_compacted
 from processors.erasure import held_about
 from processors.tables import TABLE_MODELS, changelog_topic
+from settings import Settings
 from sinks.erasure import ANALYTICS_PARTITION
 from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
 from streams.codec import CodecError, encode_key
+from vault.user_keys import UserKeyStore
+
+log = logging.getLogger(__name__)
 
 # What a notification says instead of the erased user's id (reports name their reporter).
 ERASED_USER = "[erased user]"
@@ -91,6 +97,37 @@ class ErasureStores:
     # How long a run waits for the processors' and the sinks' acknowledgements before giving up (a rerun
     # resumes the wait).
     ack_timeout_s: float = 120.0
+
+
+def erasure_stores(
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, memories: MemoryStore
+) -> ErasureStores:
+    """The stores of this environment over a process's own pool, Redis and memory clients."""
+    return ErasureStores(
+        pool=pool,
+        redis=redis,
+        memories=memories,
+        user_keys=UserKeyStore.from_settings(pool, settings),
+        bootstrap=settings.kafka_bootstrap,
+        namespace=settings.topic_namespace,
+        parquet_dir=settings.parquet_exports_dir,
+    )
+
+
+@asynccontextmanager
+async def connected_stores(settings: Settings) -> AsyncIterator[ErasureStores]:
+    """The stores with connections of their own (the CLI)."""
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=4)
+    redis = Redis.from_url(settings.redis_url)
+    memories = MemoryStore(connect_memory(settings))
+    try:
+        await memories.client.connect()
+        await memories.ensure_collection()
+        yield erasure_stores(settings, pool, redis, memories)
+    finally:
+        await memories.client.close()
+        await redis.aclose()
+        await pool.close()
 
 
 # --- the ledger (PostgreSQL) ------------------------------------------------------------------------------
@@ -137,7 +174,7 @@ class ErasureLedger:
             key=lambda r: list(ErasureStep).index(r.step),
         )
         return Erasure(
-            erasure_id=row["erasure_id"],
+            erasure_id=UUID(str(row["erasure_id"])),
             user_id=row["user_id"],
             user_digest=row["user_digest"],
             status=ErasureStatus.running if row["finished_at"] is None else ErasureStatus.done,
@@ -148,10 +185,8 @@ class ErasureLedger:
         )
 
     async def unfinished(self) -> list[UUID]:
-        return [
-            r["erasure_id"]
-            for r in await self.pool.fetch("SELECT erasure_id FROM erasures WHERE finished_at IS NULL")
-        ]
+        rows = await self.pool.fetch("SELECT erasure_id FROM erasures WHERE finished_at IS NULL")
+        return [UUID(str(row["erasure_id"])) for row in rows]
 
     async def step_done(self, erasure_id: UUID, step: ErasureStep, removed: int) -> None:
         await self.pool.execute(
@@ -418,6 +453,45 @@ async def run_erasure(
     finished = await ledger.get(erasure_id)
     assert finished is not None
     return finished
+
+
+class ErasureRunner:
+    """Runs erasures in the background of a long-lived process (the API): one task per erasure in this
+    process; an erasure that stopped short (a component did not acknowledge) is resumed by the next request
+    for the user, or when the process starts again."""
+
+    def __init__(self, stores: ErasureStores) -> None:
+        self.stores = stores
+        self.ledger = ErasureLedger(stores.pool)
+        self._tasks: dict[UUID, asyncio.Task[Erasure]] = {}
+
+    async def request(self, user_id: str, actor: str) -> Erasure:
+        """The user's running erasure (a new one when none runs), started here unless it already runs."""
+        erasure, _ = await self.ledger.request(user_id, actor)
+        self.start(erasure.erasure_id, actor)
+        return erasure
+
+    def start(self, erasure_id: UUID, actor: str) -> None:
+        task = self._tasks.get(erasure_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._run(erasure_id, actor), name=f"erasure-{erasure_id}")
+            self._tasks[erasure_id] = task
+
+    async def _run(self, erasure_id: UUID, actor: str) -> Erasure:
+        try:
+            return await run_erasure(self.stores, erasure_id, actor)
+        except Exception:
+            log.exception("erasure %s stopped short; requesting it again resumes it", erasure_id)
+            raise
+
+    async def resume_unfinished(self, actor: str) -> None:
+        for erasure_id in await self.ledger.unfinished():
+            self.start(erasure_id, actor)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
 # --- the access export --------------------------------------------------------------------------------------

@@ -119,8 +119,7 @@ def erase_user(client: Client, user_id: str, database: str = DEFAULT_DATABASE) -
     for table, columns in USER_COLUMNS.items():
         condition = " OR ".join(f"{column} = {{user:String}}" for column in columns)
         parameters = {"user": user_id}
-        erased += int(
-            client.command(f"SELECT count() FROM {db}.{table} WHERE {condition}", parameters=parameters)
-        )
+        counted = client.query(f"SELECT count() FROM {db}.{table} WHERE {condition}", parameters=parameters)
+        erased += int(counted.result_rows[0][0])
         client.command(f"DELETE FROM {db}.{table} WHERE {condition}", parameters=parameters)
     return erased
