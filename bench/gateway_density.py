@@ -45,6 +45,7 @@ from settings import get_settings  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS  # noqa: E402
 from vault.store import HealthReason  # noqa: E402
+from vault.user_keys import user_keys  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -186,6 +187,9 @@ async def lean(
     )
     await producer.start()
     dead: list[tuple[str, HealthReason]] = []
+    # The fleet seals events as the runner's does: the emulated users' data keys are the vault's.
+    scope = contextlib.AsyncExitStack()
+    keys = await scope.enter_async_context(user_keys(settings))
 
     async def token_dead(bot: BotCredentials, reason: HealthReason) -> None:
         dead.append((bot.bot_id, reason))
@@ -200,6 +204,7 @@ async def lean(
         gateway_url=base.replace("http://", "ws://") + "/",
         intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
         on_token_dead=token_dead,
+        keys=keys,
     )
     checkpoints = asyncio.create_task(fleet.run())
     bots = [
@@ -229,6 +234,7 @@ async def lean(
     await producer.stop()
     await http.close()
     await redis.aclose()
+    await scope.aclose()
     await drop_topic(settings.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace))
     return {
         "mode": "lean",

@@ -21,7 +21,9 @@ A step that cannot keep up (posted or processed below 90 % of the offered rate, 
 processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the
 processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
 then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each processors stage's
-ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). Prints one JSON line at the end.
+ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). The CPU per event of sealing a message's
+personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too.
+Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
 """
@@ -64,9 +66,12 @@ from models.templates import mode_template
 from models.tiers import Tier
 from processors.app import WorkerOptions
 from settings import REPO_ROOT, Settings, get_settings
+from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
 from streams.codec import encode_key
+from streams.sealing import open_envelope, seal_envelope
+from vault.user_keys import user_keys
 
 TARGET_PER_S = 10_000
 LATENCY_RATE_PER_S = 5_000
@@ -76,6 +81,7 @@ PROBE_RATE_PER_S = 20
 START_TIMEOUT_S = 180.0
 RAW_MESSAGES = 50_000
 STAGE_EVENTS = 30_000
+SEAL_EVENTS = 20_000
 MIX = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
 CHATTER = "anyone up for a game night this weekend? message {n}"
 PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
@@ -414,6 +420,39 @@ async def processors_alone(
     }
 
 
+async def sealing_cost(settings: Settings) -> dict[str, float]:
+    """CPU per chatter event of sealing its personal fields (the gateway's side) and of opening them (the
+    processors' side), through the vault's key store with its keys cached, as in steady operation. The
+    bench's 50 users get keys of their own, destroyed afterwards."""
+    users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(50)]
+    guild_id, bot_id, channel_id = (str(3 * 10**18 + n) for n in range(3))
+    envelopes = [
+        DISCORD_EVENTS.codec.decode(chatter_event(n, guild_id, bot_id, channel_id, users[n % len(users)]))
+        for n in range(SEAL_EVENTS)
+    ]
+    # The collector as the services run it (settings.runtime): its full passes over the events held here
+    # would be counted as sealing's cost otherwise.
+    settle_garbage_collector()
+    async with user_keys(settings) as keys:
+        try:
+            for user_id in users:
+                await keys.data_key_for(user_id)
+            began = time.process_time()
+            sealed = [await seal_envelope(envelope, keys) for envelope in envelopes]
+            sealing = time.process_time() - began
+            began = time.process_time()
+            opened = [await open_envelope(envelope, keys) for envelope in sealed]
+            opening = time.process_time() - began
+        finally:
+            for user_id in users:
+                await keys.destroy_user_keys(user_id)
+    assert opened == envelopes
+    return {
+        "seal_us_per_event": round(sealing * 1e6 / SEAL_EVENTS, 1),
+        "open_us_per_event": round(opening * 1e6 / SEAL_EVENTS, 1),
+    }
+
+
 async def raw_kafka(bootstrap: str) -> dict[str, Any]:
     """aiokafka produce -> consume of RAW_MESSAGES 200-byte records on a topic of its own."""
     topic = f"b{uuid.uuid4().hex[:8]}.raw"
@@ -539,6 +578,7 @@ async def main(args: argparse.Namespace) -> None:
     mode1 = await processors_alone(settings, args.guilds, (AgentMode.bare,))
     mix = await processors_alone(settings, args.guilds, MIX)
     raw = await raw_kafka(settings.kafka_bootstrap)
+    sealing = await sealing_cost(settings)
     figures = {
         "bench": "pipeline",
         "guilds": args.guilds,
@@ -566,6 +606,9 @@ async def main(args: argparse.Namespace) -> None:
         # in the same run is the figure to compare across runs.
         "processors_mode1_to_raw": ratio_to_raw(mode1, raw),
         "processors_mix_to_raw": ratio_to_raw(mix, raw),
+        # Crypto-shredding's CPU per event, within the figures above: sealing at the gateway, opening in the
+        # processors (and in every other reader of discord.events that needs the personal fields).
+        **sealing,
     }
     print(orjson.dumps(figures).decode())
 

@@ -43,6 +43,7 @@ from sinks.consumer import SinkOptions, TableWriter, TopicSink, sink_group  # no
 from sinks.tables import EVENTS  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS, dead_letter_topic  # noqa: E402
+from vault.user_keys import user_keys  # noqa: E402
 
 DATABASE = "bench"
 TARGET_ROWS_PER_S = 100_000
@@ -100,32 +101,35 @@ async def run_sink(settings: Settings, rows: int, options: SinkOptions) -> tuple
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     await producer.start()
-    sink = TopicSink(
-        DISCORD_EVENTS,
-        TableWriter(client, DATABASE, EVENTS),
-        bootstrap=settings.kafka_bootstrap,
-        namespace=settings.topic_namespace,
-        producer=producer,
-        admin=admin,
-        options=options,
-    )
-    group = sink_group(settings.topic_namespace, EVENTS)
-    began = time.perf_counter()
-    task = asyncio.create_task(sink.run())
-    first_commit: tuple[float, int] | None = None
-    try:
-        while (done := await committed_total(admin, group)) < rows:
-            if task.done():
-                task.result()
-            if done and first_commit is None:
-                first_commit = (time.perf_counter(), done)
-            await asyncio.sleep(0.02)
-        ended = time.perf_counter()
-    finally:
-        sink.stop()
-        await task
-        await producer.stop()
-        await admin.close()
+    # The records here carry no sealed part: the keys are asked nothing.
+    async with user_keys(settings) as keys:
+        sink = TopicSink(
+            DISCORD_EVENTS,
+            TableWriter(client, DATABASE, EVENTS),
+            bootstrap=settings.kafka_bootstrap,
+            namespace=settings.topic_namespace,
+            producer=producer,
+            admin=admin,
+            keys=keys,
+            options=options,
+        )
+        group = sink_group(settings.topic_namespace, EVENTS)
+        began = time.perf_counter()
+        task = asyncio.create_task(sink.run())
+        first_commit: tuple[float, int] | None = None
+        try:
+            while (done := await committed_total(admin, group)) < rows:
+                if task.done():
+                    task.result()
+                if done and first_commit is None:
+                    first_commit = (time.perf_counter(), done)
+                await asyncio.sleep(0.02)
+            ended = time.perf_counter()
+        finally:
+            sink.stop()
+            await task
+            await producer.stop()
+            await admin.close()
     steady_since, rows_before = first_commit or (began, 0)
     return ended - began, ended - steady_since, rows - rows_before
 

@@ -12,6 +12,7 @@ from demo.playground.agents import ReadOnlyAgents, find_deployment, view_of
 from demo.playground.live import LiveFeed, LiveState, Names
 from demo.playground.server import Playground, ai_view, create_app, serve
 from settings import get_settings
+from vault.user_keys import user_keys
 
 
 def say(message: str) -> None:
@@ -26,18 +27,19 @@ async def _follow(
     views = [view_of(await find_deployment(bootstrap, namespace, d), editable=False) for d in deployment_ids]
     names = Names(users={v.bot_id: v.name for v in views})
     state = LiveState({v.deployment_id: v.bot_id for v in views}, {v.guild_id for v in views}, names)
-    feed = LiveFeed(state, bootstrap, namespace)
-    await feed.start()
-    runner = await serve(
-        create_app(Playground("follow", ai_view(settings), ReadOnlyAgents(views), state)), host, port
-    )
-    try:
-        say(f"following {', '.join(f'{v.name} ({v.deployment_id})' for v in views)}")
-        say(f"playground: http://{host}:{port} (read-only); Ctrl-C stops it")
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await feed.stop()
+    async with user_keys(settings) as keys:
+        feed = LiveFeed(state, bootstrap, namespace, keys)
+        await feed.start()
+        runner = await serve(
+            create_app(Playground("follow", ai_view(settings), ReadOnlyAgents(views), state)), host, port
+        )
+        try:
+            say(f"following {', '.join(f'{v.name} ({v.deployment_id})' for v in views)}")
+            say(f"playground: http://{host}:{port} (read-only); Ctrl-C stops it")
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await feed.stop()
 
 
 def follow(

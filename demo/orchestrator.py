@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import os
@@ -45,6 +46,7 @@ from models.commands import agent_commands
 from processors.app import WorkerOptions
 from settings import Settings, get_settings
 from streams.admin import apply_catalog
+from vault.user_keys import user_keys
 
 READY_TIMEOUT_S = 90.0
 POLL_S = 0.25
@@ -242,7 +244,11 @@ async def _start_playground(
     names = Names()
     room = DemoRoom(control, world, names)
     state = LiveState({a.deployment_id: a.bot_id for a in world.agents}, {world.ids.guild_id}, names)
-    feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace)
+    # The demo's users' data keys are in the demo's schema.
+    keys = await resources.enter_async_context(
+        user_keys(dataclasses.replace(settings, postgres_schema=options.schema))
+    )
+    feed = LiveFeed(state, settings.kafka_bootstrap, options.namespace, keys)
     await feed.start()
     resources.push_async_callback(feed.stop)
     agents = ApiAgents(http, world.owner_id, world.owner_key, agent_views(world))

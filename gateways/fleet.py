@@ -31,6 +31,7 @@ from gateways.shard import BotCredentials, GatewayShard, TokenRejected
 from models.events import EventEnvelope
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import encode_key
+from streams.sealing import DataKeys, seal_envelope
 from vault.store import HealthReason
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Fleet:
         gateway_url: str,
         intents: int,
         on_token_dead: TokenDeadHandler,
+        keys: DataKeys,
         on_interaction: InteractionHandler | None = None,
         on_intents: IntentsHandler | None = None,
         handshakes_in_flight: int = HANDSHAKES_IN_FLIGHT,
@@ -87,6 +89,7 @@ class Fleet:
         self._rest = rest
         self._producer = producer
         self._events_topic = events_topic
+        self._keys = keys
         self._sessions = sessions
         self._identify = identify
         self._on_token_dead = on_token_dead
@@ -251,8 +254,9 @@ class Fleet:
             shard.checkpoint.received(seq)
         if event_type == "INTERACTION_CREATE" and self._on_interaction is not None:
             self._on_interaction(shard.bot, data)
+        sealed = await seal_envelope(envelope, self._keys)
         delivery = await self._producer.send(
-            self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
+            self._events_topic, self._codec.encode(sealed), key=encode_key(envelope.key)
         )
         delivery.add_done_callback(partial(self._delivered, shard, shard.generation, seq))
 

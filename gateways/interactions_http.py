@@ -41,6 +41,8 @@ from settings import Settings
 from settings.runtime import settle_garbage_collector
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import encode_key
+from streams.sealing import DataKeys, seal_envelope
+from vault.user_keys import user_keys
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +112,15 @@ class VerifyKeys:
 
 class InteractionsReceiver:
     def __init__(
-        self, keys: VerifyKeys, producer: AIOKafkaProducer, events_topic: str, library: MusicLibrary
+        self,
+        keys: VerifyKeys,
+        producer: AIOKafkaProducer,
+        events_topic: str,
+        library: MusicLibrary,
+        data_keys: DataKeys,
     ) -> None:
         self._keys = keys
+        self._data_keys = data_keys
         self._producer = producer
         self._events_topic = events_topic
         self._library = library
@@ -145,9 +153,10 @@ class InteractionsReceiver:
             # Components and modals: the platform sends none, so none can come back.
             return web.json_response({"error": f"type: {kind} is not handled"}, status=400)
         envelope = dispatch.interaction_envelope(bot_id, interaction, datetime.now(UTC))
+        sealed = await seal_envelope(envelope, self._data_keys)
         # On Kafka before it is acknowledged: a command answered "thinking" is never one the platform lost.
         await self._producer.send_and_wait(
-            self._events_topic, DISCORD_EVENTS.codec.encode(envelope), key=encode_key(envelope.key)
+            self._events_topic, DISCORD_EVENTS.codec.encode(sealed), key=encode_key(envelope.key)
         )
         if kind == APPLICATION_COMMAND:
             return web.json_response(actions.DEFERRAL)
@@ -164,23 +173,25 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         bootstrap_servers=settings.kafka_bootstrap, client_id="deep-interactions", acks="all", linger_ms=1
     )
     await producer.start()
-    receiver = InteractionsReceiver(
-        VerifyKeys(redis, settings.topic_namespace),
-        producer,
-        DISCORD_EVENTS.name_in(settings.topic_namespace),
-        MusicLibrary(settings.music_library_dir),
-    )
-    runner = web.AppRunner(receiver.app, access_log=None, handle_signals=False)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await web.TCPSite(runner, host, port).start()
-        log.info("receiving interactions on %s:%d", host, port)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await producer.stop()
-        await redis.aclose()
+    async with user_keys(settings) as data_keys:
+        receiver = InteractionsReceiver(
+            VerifyKeys(redis, settings.topic_namespace),
+            producer,
+            DISCORD_EVENTS.name_in(settings.topic_namespace),
+            MusicLibrary(settings.music_library_dir),
+            data_keys,
+        )
+        runner = web.AppRunner(receiver.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info("receiving interactions on %s:%d", host, port)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await producer.stop()
+            await redis.aclose()

@@ -51,6 +51,7 @@ from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 from vault.errors import VaultError
 from vault.store import TokenVault
+from vault.user_keys import UserKeyStore
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class Runner(ConsumerService):
         )
         self.vault_http = httpx.AsyncClient(timeout=10)
         self.vault = TokenVault.from_settings(self.pool, settings, self.vault_http)
+        self.user_keys = UserKeyStore.from_settings(self.pool, settings)
+        await self.user_keys.listen(settings.postgres_dsn)
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -180,6 +183,7 @@ class Runner(ConsumerService):
             gateway_url=settings.discord_gateway_url,
             intents=protocol.intents_value(config.intents),
             on_token_dead=self.guard.revoke,
+            keys=self.user_keys,
             on_interaction=self._interaction_received,
             on_intents=self._intents_learned,
         )
@@ -233,6 +237,7 @@ class Runner(ConsumerService):
             await self.http.close()
             await self.media.close()
             await self.vault_http.aclose()
+            await self.user_keys.close()
             await self.pool.close()
             await self.redis.aclose()
 

@@ -35,6 +35,7 @@ from processors.tables import ModelCodec
 from streams.catalog import GUILD_PARTITIONS
 from streams.codec import encode_key
 from streams.history import KafkaTools, Track, no_progress
+from streams.sealing import DataKeys
 
 V = TypeVar("V", bound=BaseModel)
 
@@ -67,9 +68,9 @@ class BackfillReport:
 
 
 async def rebuild_state(
-    bootstrap: str, namespace: str, window: TimeWindow, *, track: Track = no_progress
+    bootstrap: str, namespace: str, window: TimeWindow, keys: DataKeys, *, track: Track = no_progress
 ) -> tuple[Rerun, BackfillReport]:
-    rerun = Rerun()
+    rerun = Rerun(keys)
     stats = await rerun.run(bootstrap, namespace, window, track=track)
     tables = rerun.engine.tables
     return rerun, BackfillReport(stats, dict(tables.relationships), dict(tables.moods))

@@ -20,7 +20,11 @@ from ops.cli import Namespace, console, fail, progress_bars, run
 from settings import get_settings
 
 if TYPE_CHECKING:
+    from jobs.backfill import BackfillReport
+    from jobs.parquet import ExportReport
     from jobs.replay import ReplayReport
+    from jobs.rerun import Rerun
+    from streams.history import Track
 
 # The jobs themselves are imported by their commands: they bring the processors, Faust and pyarrow, which
 # every other `deep` command would otherwise load too.
@@ -140,6 +144,7 @@ def replay_command(
     """Re-run the decision processors over a window of discord.events into a sandbox namespace and report
     the differences from the recorded decisions."""
     from jobs.replay import replay
+    from vault.user_keys import user_keys
 
     settings = get_settings()
     window = window_of(start, end, warmup)
@@ -151,10 +156,15 @@ def replay_command(
     except (ValueError, OSError) as error:
         fail(str(error))
     ns = settings.topic_namespace if namespace is None else namespace
+
+    async def replay_opened(track: Track) -> ReplayReport:
+        async with user_keys(settings) as keys:
+            return await replay(
+                settings.kafka_bootstrap, ns, window, keys, changes=changes, run_id=run_id, track=track
+            )
+
     with progress_bars() as track:
-        report = run(
-            replay(settings.kafka_bootstrap, ns, window, changes=changes, run_id=run_id, track=track)
-        )
+        report = run(replay_opened(track))
     for table in replay_tables(report, show):
         console.print(table)
 
@@ -174,12 +184,18 @@ def backfill_state(
 ) -> None:
     """Rebuild relationships and moods by re-running the processors over history."""
     from jobs.backfill import rebuild_state, write_changelogs, write_relationships
+    from vault.user_keys import user_keys
 
     settings = get_settings()
     ns = settings.topic_namespace if namespace is None else namespace
     window = window_of(start, end)
+
+    async def rebuild_opened(track: Track) -> tuple[Rerun, BackfillReport]:
+        async with user_keys(settings) as keys:
+            return await rebuild_state(settings.kafka_bootstrap, ns, window, keys, track=track)
+
     with progress_bars() as track:
-        rerun, report = run(rebuild_state(settings.kafka_bootstrap, ns, window, track=track))
+        rerun, report = run(rebuild_opened(track))
         if postgres:
             run(write_relationships(settings.postgres_dsn, report))
         if changelog_app is not None:
@@ -206,15 +222,21 @@ def export_parquet(
     """Export discord.events to Parquet, partitioned by day (day=YYYY-MM-DD). Members' words only from the
     guilds whose owners enabled content exports; elsewhere, and in DMs, messages go without them."""
     from jobs.parquet import content_export_guilds, export_events
+    from vault.user_keys import user_keys
 
     settings = get_settings()
     ns = settings.topic_namespace if namespace is None else namespace
     window = window_of(start, end)
     guilds = run(content_export_guilds(settings.postgres_dsn))
+
+    async def export_opened(track: Track) -> ExportReport:
+        async with user_keys(settings) as keys:
+            return await export_events(
+                settings.kafka_bootstrap, ns, window, directory, keys, content_guilds=guilds, track=track
+            )
+
     with progress_bars() as track:
-        report = run(
-            export_events(settings.kafka_bootstrap, ns, window, directory, content_guilds=guilds, track=track)
-        )
+        report = run(export_opened(track))
     console.print(f"exported {report.rows} events over {len(report.days)} days to {directory}", markup=False)
     if report.unreadable:
         console.print(f"[yellow]left out {report.unreadable} unreadable records[/yellow]")

@@ -28,12 +28,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
+from pydantic import Field
 
 from jobs.timeline import TimeWindow, merged, spans, to_ms
-from models.events import EventEnvelope
+from models.common import Strict
+from models.events import EventEnvelope, SealedData
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import CodecError, encode_key
 from streams.history import KafkaTools, Track, no_progress
+from streams.sealing import DataKeys, open_envelope, seal_envelope
 
 ENVELOPE_SCHEMA = pa.schema(
     [
@@ -47,6 +50,10 @@ ENVELOPE_SCHEMA = pa.schema(
         ("received_at", pa.timestamp("us", tz="UTC")),
         ("received_at_offset_s", pa.int32()),
         ("data", pa.string()),
+        # The sealed personal fields as the JSON text of the envelope's `sealed` and `sealed_references`
+        # (null when it has none): an export holds them sealed as the topic does, so erasing a user's key
+        # erases them from every export too.
+        ("sealed", pa.string()),
         ("schema_version", pa.int32()),
         ("source_partition", pa.int32()),
         ("source_offset", pa.int64()),
@@ -91,9 +98,26 @@ def _without_content(value: Any) -> Any:
 def exported(envelope: EventEnvelope, content_guilds: frozenset[str]) -> EventEnvelope:
     """The envelope as an export may hold it: whole in a guild whose owner enabled content exports, else
     with every content field empty."""
-    if envelope.guild_id is not None and envelope.guild_id in content_guilds:
+    if _content_allowed(envelope, content_guilds):
         return envelope
     return envelope.model_copy(update={"data": _without_content(envelope.data)})
+
+
+def _content_allowed(envelope: EventEnvelope, content_guilds: frozenset[str]) -> bool:
+    return envelope.guild_id is not None and envelope.guild_id in content_guilds
+
+
+async def exported_sealed(
+    envelope: EventEnvelope, content_guilds: frozenset[str], keys: DataKeys
+) -> EventEnvelope:
+    """`exported` for an event as the topic holds it: its content emptied inside the sealed parts, which stay
+    sealed under their users' keys; an erased subject's event keeps its clear part alone."""
+    if envelope.sealed is None or _content_allowed(envelope, content_guilds):
+        return exported(envelope, content_guilds)
+    opened = await open_envelope(envelope, keys)
+    if opened is None:
+        return envelope.model_copy(update={"sealed": None, "sealed_references": []})
+    return await seal_envelope(exported(opened, content_guilds), keys)
 
 
 async def content_export_guilds(dsn: str) -> frozenset[str]:
@@ -134,6 +158,7 @@ def events_table(events: Sequence[StoredEvent]) -> pa.Table:
         "received_at": [_utc(e.received_at) for e in envelopes],
         "received_at_offset_s": [_offset_s(e.received_at) for e in envelopes],
         "data": [orjson.dumps(e.data).decode() for e in envelopes],
+        "sealed": [_sealed_text(e) for e in envelopes],
         "schema_version": [e.schema_version for e in envelopes],
         "source_partition": [event.partition for event in events],
         "source_offset": [event.offset for event in events],
@@ -142,6 +167,21 @@ def events_table(events: Sequence[StoredEvent]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=ENVELOPE_SCHEMA).append_column(
         DAY, pa.array(days, pa.string())
     )
+
+
+class _SealedColumn(Strict):
+    """What the `sealed` column holds: the envelope's sealed parts."""
+
+    sealed: SealedData | None = None
+    sealed_references: list[SealedData] = Field(default_factory=list)
+
+
+def _sealed_text(envelope: EventEnvelope) -> str | None:
+    if envelope.sealed is None:
+        return None
+    return _SealedColumn(
+        sealed=envelope.sealed, sealed_references=envelope.sealed_references
+    ).model_dump_json()
 
 
 def _received_at(utc: datetime, offset_s: int | None) -> datetime:
@@ -154,6 +194,7 @@ def table_envelopes(table: pa.Table) -> Iterator[EventEnvelope]:
     """The envelopes of rows written by events_table, in the table's order."""
     for batch in table.to_batches(max_chunksize=10_000):
         for row in batch.to_pylist():
+            parts = _SealedColumn.model_validate_json(row["sealed"] or "{}")
             yield EventEnvelope(
                 schema_version=row["schema_version"],
                 event_id=row["event_id"],
@@ -165,6 +206,8 @@ def table_envelopes(table: pa.Table) -> Iterator[EventEnvelope]:
                 sequence=row["sequence"],
                 received_at=_received_at(row["received_at"], row["received_at_offset_s"]),
                 data=orjson.loads(row["data"]),
+                sealed=parts.sealed,
+                sealed_references=parts.sealed_references,
             )
 
 
@@ -199,6 +242,7 @@ async def export_events(
     namespace: str,
     window: TimeWindow,
     directory: Path,
+    keys: DataKeys,
     *,
     content_guilds: frozenset[str] = frozenset(),
     track: Track = no_progress,
@@ -215,11 +259,13 @@ async def export_events(
         async for _, record in merged(kafka.reader, [event_spans]):
             advance(1)
             try:
-                envelope = DISCORD_EVENTS.codec.decode(record.value)
+                envelope = await exported_sealed(
+                    DISCORD_EVENTS.codec.decode(record.value), content_guilds, keys
+                )
             except CodecError:
                 report.unreadable += 1
                 continue
-            pending.append(StoredEvent(exported(envelope, content_guilds), record.partition, record.offset))
+            pending.append(StoredEvent(envelope, record.partition, record.offset))
             if len(pending) == ROWS_PER_FILE:
                 days |= await asyncio.to_thread(_write, directory, pending, report.rows // ROWS_PER_FILE)
                 report.rows += len(pending)

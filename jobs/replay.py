@@ -39,6 +39,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, encode_key
 from streams.history import KafkaTools, Track, no_progress
+from streams.sealing import DataKeys
 
 SANDBOX_TOPICS: tuple[TopicSpec, ...] = (
     AGENT_DECISIONS,
@@ -147,6 +148,7 @@ async def replay(
     bootstrap: str,
     namespace: str,
     window: TimeWindow,
+    keys: DataKeys,
     *,
     changes: ConfigChanges = ConfigChanges(),
     run_id: str | None = None,
@@ -176,7 +178,7 @@ async def replay(
 
     await producer.start()
     try:
-        rerun = Rerun(changes)
+        rerun = Rerun(keys, changes)
         stats = await rerun.run(bootstrap, namespace, window, emit=emit, track=track)
         await asyncio.gather(*sends)
     finally:

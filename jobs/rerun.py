@@ -26,6 +26,7 @@ from processors.engine import Engine, Outputs, Tables
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, INFERENCE_RESULTS
 from streams.codec import CodecError, decode_key
 from streams.history import KafkaTools, Track, no_progress
+from streams.sealing import DataKeys
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def _joined(*parts: Outputs) -> Outputs:
 
 
 class Rerun:
-    def __init__(self, changes: ConfigChanges = ConfigChanges()) -> None:
+    def __init__(self, keys: DataKeys, changes: ConfigChanges = ConfigChanges()) -> None:
         self.engine = Engine(memory_tables())
+        # Events are opened as live: those of erased users are gone from the re-run too.
+        self.keys = keys
         self.changes = changes
         self.stats = RerunStats()
         # The partition of discord.events each key's events came from (the partition of its table rows).
@@ -93,13 +96,13 @@ class Rerun:
                         self.stats.events += 1
                     else:
                         self.stats.warmup_events += 1
-                outputs = self.apply(source, record)
+                outputs = await self.apply(source, record)
                 if outputs is not None and emit is not None and in_window:
                     await emit(*outputs)
                 advance(1)
         return self.stats
 
-    def apply(
+    async def apply(
         self, source: int, record: ConsumerRecord[bytes, bytes]
     ) -> tuple[str, EventEnvelope | InferenceResult, Outputs] | None:
         """One record into the engine: the key, the cause and its outputs for an event or an applied result;
@@ -131,10 +134,11 @@ class Rerun:
                 # The routines and hosted-event steps due by the event's time fire first, from the state the
                 # live timers saw: a step's own echo (the bot's message, Discord's scheduled-event dispatch)
                 # follows it, so the replay makes each step at that echo at the latest.
+                opened = await self.engine.opened_for(value, self.keys)
                 outputs = _joined(
                     self.engine.fire_routines(key, value.received_at),
                     self.engine.fire_events(key, value.received_at),
-                    self.engine.handle_event(value),
+                    self.engine.handle_event(opened) if opened is not None else Outputs(),
                 )
                 self._requested.update(request.request_id for request in outputs.requests)
             else:

@@ -26,6 +26,7 @@ from models.agent import MemoryConfig
 from models.memory import RecallQuery, StoredMemory
 from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
+from vault.user_keys import user_keys
 
 memory_app = typer.Typer(no_args_is_help=True)
 console = Console(highlight=False)
@@ -57,23 +58,25 @@ async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: 
     try:
 
         async def run(store: MemoryStore) -> None:
-            writer = MemoryWriter(
-                store,
-                embedder,
-                bootstrap=settings.kafka_bootstrap,
-                namespace=settings.topic_namespace,
-                producer=producer,
-                model=model,
-                instance_id=instance_id,
-                redis=redis,
-                retention_days=settings.retention.memories_days,
-            )
-            task = asyncio.create_task(writer.run())
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            writer.stop()
-            stopped.cancel()
-            await task
+            async with user_keys(settings) as keys:
+                writer = MemoryWriter(
+                    store,
+                    embedder,
+                    bootstrap=settings.kafka_bootstrap,
+                    namespace=settings.topic_namespace,
+                    producer=producer,
+                    keys=keys,
+                    model=model,
+                    instance_id=instance_id,
+                    redis=redis,
+                    retention_days=settings.retention.memories_days,
+                )
+                task = asyncio.create_task(writer.run())
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                writer.stop()
+                stopped.cancel()
+                await task
 
         await _with_store(settings, run)
     finally:

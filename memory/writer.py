@@ -40,6 +40,7 @@ from models.memory import MemoryKind, MemoryRecord, Reflection, StoredMemory
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Records
+from streams.sealing import DataKeys, SealBroken, open_envelope
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,7 @@ class MemoryWriter(ConsumerService):
         bootstrap: str,
         namespace: str,
         producer: AIOKafkaProducer,
+        keys: DataKeys,
         group_id: str | None = None,
         model: MemoryModel | None = None,
         instance_id: str | None = None,
@@ -318,6 +320,7 @@ class MemoryWriter(ConsumerService):
         retention_days: int = 0,
     ) -> None:
         self.store = store
+        self.keys = keys
         self.retention_days = retention_days
         self.embedder = embedder
         # Rates importance and reflects for the deployments whose memory names a model.
@@ -403,19 +406,19 @@ class MemoryWriter(ConsumerService):
         for tp, batch in fetched.items():
             self.consumer.done_below(tp, batch[-1].offset + 1)
 
-    async def _decoded(self, spec: TopicSpec, records: Records) -> list[Any]:
-        """The records' payloads; one the codec rejects goes to the dead-letter topic."""
-        payloads = []
+    async def _decoded(self, spec: TopicSpec, records: Records) -> list[tuple[Any, Any]]:
+        """The records with their payloads; one the codec rejects goes to the dead-letter topic."""
+        decoded = []
         for record in records:
             try:
-                payloads.append(spec.codec.decode(record.value))
+                decoded.append((record, spec.codec.decode(record.value)))
             except CodecError as exc:
                 await self.consumer.dead_letter(record, str(exc))
-        return payloads
+        return decoded
 
     async def _route(self, records: Records) -> None:
-        routings: list[RoutingRecord] = await self._decoded(AGENT_DEPLOYMENTS, records)
-        for routing in routings:
+        routing: RoutingRecord
+        for _, routing in await self._decoded(AGENT_DEPLOYMENTS, records):
             before = self.routing.get(routing.key)
             if before is not None and routing.version < before.version:
                 continue
@@ -440,13 +443,20 @@ class MemoryWriter(ConsumerService):
             self.routing[routing.key] = routing
 
     async def _memories(self, records: Records) -> list[MemoryRecord]:
-        envelopes: list[EventEnvelope] = await self._decoded(DISCORD_EVENTS, records)
         memories = []
-        for envelope in envelopes:
+        envelope: EventEnvelope
+        for record, envelope in await self._decoded(DISCORD_EVENTS, records):
             await self.channel_names.apply(channel_name_changes(envelope))
-            memories += memories_of_message(
-                envelope, self.routing.get(envelope.key), self.channel_names.names
-            )
+            routing = self.routing.get(envelope.key)
+            if routing is None:
+                continue  # no deployment under the key: nothing to remember, nothing to open
+            try:
+                opened = await open_envelope(envelope, self.keys)
+            except SealBroken as exc:
+                await self.consumer.dead_letter(record, str(exc))
+                continue
+            if opened is not None:  # None: its author was erased
+                memories += memories_of_message(opened, routing, self.channel_names.names)
         return memories
 
     async def _write(self, records: Sequence[MemoryRecord]) -> None:

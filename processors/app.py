@@ -8,7 +8,7 @@ their changelogs on start; every agent that writes tables runs with concurrency 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -20,6 +20,8 @@ from faust.types import Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
 from models.erasure import ErasureAck, ErasureComponent, ErasureControl
+from models.events import EventEnvelope
+from models.inference import InferenceResult
 from models.table_keys import AnnouncementKey, GamesKey, RoutingKey, UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.erasure import erase_user, on_partition
@@ -45,6 +47,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, decode_key, encode_key
 from streams.dead_letters import dead_letter
+from vault.user_keys import user_keys
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +163,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     async def consume(
         spec: TopicSpec,
         stream: StreamT,
-        handle: Callable[[str, Any], Outputs],
+        handle: Callable[[str, Any], Awaitable[Outputs]],
         tombstone: Callable[[str], None] | None = None,
     ) -> None:
         """Run `handle(key, value)` per record and publish its outputs; a record that fails for any reason
@@ -172,7 +175,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                 if message.value is None and tombstone is not None:
                     tombstone(key)
                     continue
-                outputs = handle(key, spec.codec.decode(message.value))
+                outputs = await handle(key, spec.codec.decode(message.value))
             except (CodecError, MalformedEvent) as error:
                 await send_dead_letter(spec, message, str(error))
             except Exception as error:  # one bad record must not stop its partition
@@ -181,7 +184,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             else:
                 await publish(key, outputs)
 
-    def apply_routing(key: str, record: RoutingRecord) -> Outputs:
+    async def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:
             raise ValueError(f"key: a record for {record.key!r} arrived under {key!r}")
         return engine.deploy(record)
@@ -192,11 +195,20 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
 
     @app.agent(events, name="events")
     async def on_events(stream: StreamT) -> None:
-        await consume(DISCORD_EVENTS, stream, lambda _key, envelope: engine.handle_event(envelope))
+        async with user_keys(settings) as keys:
+
+            async def handle_event(_key: str, envelope: EventEnvelope) -> Outputs:
+                opened = await engine.opened_for(envelope, keys)
+                return engine.handle_event(opened) if opened is not None else Outputs()
+
+            await consume(DISCORD_EVENTS, stream, handle_event)
+
+    async def handle_result(key: str, result: InferenceResult) -> Outputs:
+        return engine.handle_result(result, key)
 
     @app.agent(results, name="results")
     async def on_results(stream: StreamT) -> None:
-        await consume(INFERENCE_RESULTS, stream, lambda key, result: engine.handle_result(result, key))
+        await consume(INFERENCE_RESULTS, stream, handle_result)
 
     erasures, erasure_acks = topic(PRIVACY_ERASURES), topic(PRIVACY_ERASURE_ACKS)
 

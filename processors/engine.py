@@ -170,6 +170,7 @@ from streams.catalog import (
     OWNER_NOTIFICATIONS,
     TopicSpec,
 )
+from streams.sealing import DataKeys, open_envelope
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -393,6 +394,20 @@ class Engine:
         self.tables.routing.pop(RoutingKey(key).encode(), None)
 
     # Events --------------------------------------------------------------------------------------------
+
+    def concerns(self, envelope: EventEnvelope) -> bool:
+        """Whether the event changes the guild's directory or reaches a deployment, decided on its clear
+        fields alone: an event that concerns no agent is never opened (see `opened_for`)."""
+        if envelope.type in DIRECTORY_EVENTS:
+            return True
+        return bool(routes_for(self.routing(envelope.key), envelope, None))
+
+    async def opened_for(self, envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
+        """The event as `handle_event` takes it: its sealed part opened when it concerns an agent; None when
+        it concerns none, or when its subject was erased (then there is nothing left to act on)."""
+        if envelope.sealed is None:
+            return envelope
+        return await open_envelope(envelope, keys) if self.concerns(envelope) else None
 
     def handle_event(self, envelope: EventEnvelope) -> Outputs:
         """Raises MalformedEvent when the dispatch data lacks what the event type needs."""

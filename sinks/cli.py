@@ -20,6 +20,7 @@ from sinks.erasure import ErasureService
 from sinks.lag import LagSampler
 from sinks.stats import StatsService
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
+from vault.user_keys import user_keys
 
 
 async def serve_sinks(
@@ -48,47 +49,49 @@ async def serve_sinks(
     await producer.start()
     await admin.start()
     try:
-        sinks = [
-            sink_class(
-                spec,
-                TableWriter(client, database, table),
-                bootstrap=bootstrap,
-                namespace=namespace,
-                producer=producer,
-                admin=admin,
-                options=options,
+        async with user_keys(settings) as keys:
+            sinks = [
+                sink_class(
+                    spec,
+                    TableWriter(client, database, table),
+                    bootstrap=bootstrap,
+                    namespace=namespace,
+                    producer=producer,
+                    admin=admin,
+                    keys=keys,
+                    options=options,
+                )
+                for spec, table in TOPIC_TABLES
+            ]
+            sampler = LagSampler(
+                TableWriter(client, database, CONSUMER_LAG),
+                admin,
+                bootstrap,
+                topic_prefix=namespace,
+                interval_s=lag_interval_s,
             )
-            for spec, table in TOPIC_TABLES
-        ]
-        sampler = LagSampler(
-            TableWriter(client, database, CONSUMER_LAG),
-            admin,
-            bootstrap,
-            topic_prefix=namespace,
-            interval_s=lag_interval_s,
-        )
-        # /stats is answered here: this process is the one that holds ClickHouse.
-        stats = StatsService(
-            client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
-        )
-        # So is an erasure's part in ClickHouse.
-        erasures = ErasureService(
-            client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
-        )
-        running: list[TopicSink | LagSampler | StatsService | ErasureService] = [
-            *sinks,
-            sampler,
-            stats,
-            erasures,
-        ]
-        workers = [asyncio.create_task(worker.run()) for worker in running]
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
-        for worker in running:
-            worker.stop()
-        stopped.cancel()
-        # A worker that failed re-raises here, after the others flushed and left their groups.
-        await asyncio.gather(*workers)
+            # /stats is answered here: this process is the one that holds ClickHouse.
+            stats = StatsService(
+                client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
+            )
+            # So is an erasure's part in ClickHouse.
+            erasures = ErasureService(
+                client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
+            )
+            running: list[TopicSink | LagSampler | StatsService | ErasureService] = [
+                *sinks,
+                sampler,
+                stats,
+                erasures,
+            ]
+            workers = [asyncio.create_task(worker.run()) for worker in running]
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
+            for worker in running:
+                worker.stop()
+            stopped.cancel()
+            # A worker that failed re-raises here, after the others flushed and left their groups.
+            await asyncio.gather(*workers)
     finally:
         await admin.close()
         await producer.stop()

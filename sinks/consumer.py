@@ -20,11 +20,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from models.events import EventEnvelope
 from sinks.batch import Batch, BatchPlan
 from sinks.tables import Row, SinkTable
 from streams.catalog import TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
+from streams.sealing import DataKeys, opened_or_clear
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +97,11 @@ class TopicSink(ConsumerService):
         namespace: str,
         producer: AIOKafkaProducer,
         admin: AIOKafkaAdminClient,
+        keys: DataKeys,
         options: SinkOptions = SinkOptions(),
     ) -> None:
         self.spec = spec
+        self.keys = keys
         self.writer = writer
         self.topic = spec.name_in(namespace)
         self.group_id = sink_group(namespace, writer.table)
@@ -176,7 +180,11 @@ class TopicSink(ConsumerService):
         rejected = []
         for record in records:
             try:
-                rows.append(row_of(decode(record.value)))
+                value = decode(record.value)
+                if isinstance(value, EventEnvelope):
+                    # The author's facts are in the sealed part.
+                    value = await opened_or_clear(value, self.keys)
+                rows.append(row_of(value))
             except CodecError as exc:
                 rejected.append((record, str(exc)))
         if dead_letters and rejected:

@@ -1,5 +1,6 @@
-"""The vault's keys: AES-256-GCM keys named by id; the first encrypts, every one decrypts. The token id is the
-associated data, so a ciphertext copied onto another token's row does not decrypt."""
+"""The vault's keys: AES-256-GCM keys named by id; the first encrypts, every one decrypts. They wrap bot
+tokens and users' data keys. The token id (the data key id) is the associated data, so a ciphertext copied
+onto another row does not decrypt."""
 
 from __future__ import annotations
 
@@ -78,26 +79,28 @@ class KeyRing:
         return cls(keys)
 
     def encrypt(self, token_id: UUID, token: SecretStr) -> Sealed:
-        nonce = os.urandom(NONCE_BYTES)
-        key = self.current
-        ciphertext = AESGCM(key.key).encrypt(
-            nonce, token.get_secret_value().encode(), _associated_data(token_id)
-        )
-        return Sealed(key.key_id, nonce, ciphertext)
+        return self.wrap(token.get_secret_value().encode(), _associated_data(token_id))
 
     def decrypt(self, token_id: UUID, sealed: Sealed) -> SecretStr:
+        return SecretStr(self.unwrap(sealed, _associated_data(token_id), f"token {token_id}").decode())
+
+    def wrap(self, plaintext: bytes, associated_data: bytes) -> Sealed:
+        """Encrypt under the current key; the associated data names what the ciphertext belongs to."""
+        nonce = os.urandom(NONCE_BYTES)
+        key = self.current
+        return Sealed(key.key_id, nonce, AESGCM(key.key).encrypt(nonce, plaintext, associated_data))
+
+    def unwrap(self, sealed: Sealed, associated_data: bytes, what: str) -> bytes:
+        """Decrypt under the key named by its id; `what` names the secret in errors, never its value."""
         key = self._keys.get(sealed.key_id)
         if key is None:
-            raise KeyRingError(
-                f"token {token_id} is sealed under key id {sealed.key_id!r}, not in the key ring"
-            )
+            raise KeyRingError(f"{what} is sealed under key id {sealed.key_id!r}, not in the key ring")
         try:
-            plaintext = AESGCM(key.key).decrypt(sealed.nonce, sealed.ciphertext, _associated_data(token_id))
+            return AESGCM(key.key).decrypt(sealed.nonce, sealed.ciphertext, associated_data)
         except InvalidTag:
             raise KeyRingError(
-                f"token {token_id} does not decrypt under key {sealed.key_id!r} (wrong key or tampered row)"
+                f"{what} does not decrypt under key {sealed.key_id!r} (wrong key or tampered row)"
             ) from None
-        return SecretStr(plaintext.decode())
 
 
 def generate_key_spec(key_id: str) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -48,6 +48,7 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import CodecError, decode_key
+from streams.sealing import DataKeys, opened_or_clear
 
 EVENT_WINDOW_S = 10.0
 DECISIONS_KEPT = 200
@@ -281,8 +282,11 @@ class LiveFeed:
     """Reads the platform's topics into a LiveState: the newest `recent` decisions and moderation records of
     each partition, then everything new; the tables' changelogs from their beginning, once they exist."""
 
-    def __init__(self, state: LiveState, bootstrap: str, namespace: str, *, recent: int = 50) -> None:
+    def __init__(
+        self, state: LiveState, bootstrap: str, namespace: str, keys: DataKeys, *, recent: int = 50
+    ) -> None:
         self.state = state
+        self.keys = keys
         self.bootstrap = bootstrap
         self.namespace = namespace
         self.recent = recent
@@ -353,24 +357,28 @@ class LiveFeed:
         await self._read(consumer, self._handle_table)
 
     async def _read(
-        self, consumer: AIOKafkaConsumer, handle: Callable[[ConsumerRecord[bytes, bytes]], None]
+        self,
+        consumer: AIOKafkaConsumer,
+        handle: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]],
     ) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
             for records in batches.values():
                 for record in records:
                     try:
-                        handle(record)
+                        await handle(record)
                     except (CodecError, ValidationError, UnicodeDecodeError, MalformedTableKey):
                         # Malformed records are their producer's to dead-letter; the view skips them.
                         self.state.unreadable += 1
 
-    def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is not None:
             spec, handle = self._topics[record.topic]
-            handle(spec.codec.decode(record.value))
+            value = spec.codec.decode(record.value)
+            # Users' names are in the events' sealed parts.
+            handle(await opened_or_clear(value, self.keys) if isinstance(value, EventEnvelope) else value)
 
-    def _handle_table(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _handle_table(self, record: ConsumerRecord[bytes, bytes]) -> None:
         table = self._tables[record.topic]
         key = decode_key(record.key) or ""
         value = None if record.value is None else TABLES[table].model_validate_json(record.value)

@@ -28,6 +28,7 @@ from streams.catalog import (
     dead_letter_topic,
 )
 from tests.analytics.factories import T0, event, inference_result, produce, reply
+from tests.data_keys import MemoryDataKeys
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -54,6 +55,7 @@ async def running_sinks(
             namespace=namespace,
             producer=producer,
             admin=admin,
+            keys=MemoryDataKeys(),
             options=SinkOptions(flush_interval_s=0.2),
         )
         for spec in specs

@@ -60,6 +60,7 @@ class RunningDemo:
     url: str
     emulator_url: str
     namespace: str
+    schema: str
     work_dir: Path
     output: list[str] = field(default_factory=list)
 
@@ -120,6 +121,7 @@ async def launched_demo(
         f"http://127.0.0.1:{ports['port']}",
         f"http://127.0.0.1:{ports['emulator-port']}",
         namespace,
+        schema,
         work_dir,
     )
     reader = asyncio.create_task(running.read_output())

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,14 @@ from emulator.discord.world import Bot
 from gateways.rest import RestClients, use_api_base
 from infra.migrate import migrate
 from models.actions import Action
+from models.events import EventEnvelope
 from settings import REPO_ROOT, Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, TOKENS_HEALTH, TopicSpec
 from streams.codec import encode_key
+from streams.sealing import DataKeys, open_envelope
 from tests.kafka_namespace import temporary_namespace
 from vault.keyring import KeyRing, generate_key_spec
+from vault.user_keys import UserKeyStore
 
 GATEWAY_TOPICS: tuple[TopicSpec, ...] = (
     DISCORD_EVENTS,
@@ -89,6 +92,55 @@ async def schema_dsn(stack_up: Settings) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 def key_spec() -> str:
     return generate_key_spec("gwtest")
+
+
+@pytest.fixture(scope="module")
+async def data_keys(schema_dsn: str, key_spec: str) -> AsyncIterator[UserKeyStore]:
+    """The users' data keys the runners of this module seal events with."""
+    pool = await asyncpg.create_pool(schema_dsn, min_size=1, max_size=2)
+    keys = UserKeyStore(pool, KeyRing.parse(key_spec))
+    await keys.listen(schema_dsn)
+    yield keys
+    await keys.close()
+    await pool.close()
+
+
+async def read_events(
+    bootstrap: str,
+    namespace: str,
+    keys: DataKeys,
+    *,
+    until: Callable[[list[EventEnvelope]], bool],
+    within_s: float,
+) -> list[EventEnvelope]:
+    """Every event of the namespace's `discord.events` from the start, opened, read until `until(events)`
+    holds or `within_s` passes."""
+    consumer = AIOKafkaConsumer(
+        DISCORD_EVENTS.name_in(namespace),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    events: list[EventEnvelope] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not until(events) and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                events.extend(await opened_events(batch, keys))
+    finally:
+        await consumer.stop()
+    return events
+
+
+async def opened_events(records: Iterable[Any], keys: DataKeys) -> list[EventEnvelope]:
+    """The records' events with their personal fields opened (none of these tests erases anyone)."""
+    events = []
+    for record in records:
+        envelope = await open_envelope(DISCORD_EVENTS.codec.decode(record.value), keys)
+        assert envelope is not None, "an event sealed under a destroyed key"
+        events.append(envelope)
+    return events
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,15 @@ from gateways.sessions import GatewaySession, SessionStore
 from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
-from tests.gateways.conftest import RunnerProcess, emulator_config, eventually, read_all, seal_bot
+from tests.gateways.conftest import (
+    RunnerProcess,
+    emulator_config,
+    eventually,
+    opened_events,
+    read_all,
+    seal_bot,
+)
+from vault.user_keys import UserKeyStore
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(180)]
 
@@ -48,6 +56,7 @@ async def test_a_bot_needing_several_shards_connects_them_all_and_resumes_them_a
     stack_up: Settings,
     schema_dsn: str,
     key_spec: str,
+    data_keys: UserKeyStore,
     namespace: str,
     runners: Callable[..., RunnerProcess],
     redis_client: aioredis.Redis,
@@ -97,11 +106,8 @@ async def test_a_bot_needing_several_shards_connects_them_all_and_resumes_them_a
     assert emulator.stats(bot.id)["identifies"] == SHARDS  # no shard started a new session
     after_kill = await post_everywhere("after")
 
-    events = [
-        envelope
-        for record in await read_all(stack_up.kafka_bootstrap, DISCORD_EVENTS, namespace)
-        if (envelope := DISCORD_EVENTS.codec.decode(record.value)).bot_id == bot.id
-    ]
+    records = await read_all(stack_up.kafka_bootstrap, DISCORD_EVENTS, namespace)
+    events = [envelope for envelope in await opened_events(records, data_keys) if envelope.bot_id == bot.id]
     messages = [e for e in events if e.type == "MESSAGE_CREATE"]
     assert Counter(e.data["content"] for e in messages) == Counter(before_kill + after_kill)
     assert all(e.shard_id == guild_shard(_guild(e), SHARDS) for e in messages)

@@ -18,11 +18,13 @@ from emulator.discord import DiscordEmulator
 from gateways.autocomplete import MusicLibrary
 from gateways.interactions_http import InteractionsReceiver, VerifyKeys
 from models.actions import InteractionResponse
+from models.events import EventEnvelope
 from models.tools import Tool
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
-from tests.gateways.conftest import RunnerProcess, World, eventually, produce_action, read_topic, seal_bot
+from tests.gateways.conftest import RunnerProcess, World, eventually, produce_action, read_events, seal_bot
 from tests.gateways.test_gateway_runner import configure_agent
+from vault.user_keys import UserKeyStore
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
 
@@ -33,10 +35,11 @@ async def receiver_url(
     producer: AIOKafkaProducer,
     redis_client: aioredis.Redis,
     tmp_path_factory: pytest.TempPathFactory,
+    data_keys: UserKeyStore,
 ) -> AsyncIterator[str]:
     library = MusicLibrary(tmp_path_factory.mktemp("music"))
     receiver = InteractionsReceiver(
-        VerifyKeys(redis_client, namespace), producer, DISCORD_EVENTS.name_in(namespace), library
+        VerifyKeys(redis_client, namespace), producer, DISCORD_EVENTS.name_in(namespace), library, data_keys
     )
     runner = web.AppRunner(receiver.app, access_log=None)
     await runner.setup()
@@ -84,6 +87,7 @@ async def test_a_command_posted_to_the_receiver_is_deferred_then_answered_by_edi
     world: World,
     producer: AIOKafkaProducer,
     bot_id: str,
+    data_keys: UserKeyStore,
 ) -> None:
     since = emulator.world.actions.last_seq
     query = f"track {uuid.uuid4().hex}"
@@ -94,17 +98,14 @@ async def test_a_command_posted_to_the_receiver_is_deferred_then_answered_by_edi
 
     event_id = f"{bot_id}:interaction:{interaction['id']}"
 
-    def carries(records: list) -> bool:
-        return any(orjson.loads(r.value)["event_id"] == event_id for r in records)
+    def carries(events: list[EventEnvelope]) -> bool:
+        return any(e.event_id == event_id for e in events)
 
-    records = await read_topic(
-        stack_up.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace), until=carries, within_s=20
-    )
-    events = [orjson.loads(r.value) for r in records]
-    mine = [e for e in events if e["type"] == "INTERACTION_CREATE" and e["data"]["id"] == interaction["id"]]
+    events = await read_events(stack_up.kafka_bootstrap, namespace, data_keys, until=carries, within_s=20)
+    mine = [e for e in events if e.type == "INTERACTION_CREATE" and e.data["id"] == interaction["id"]]
     # Delivered once, over HTTP only: the gateway session carried no copy with an id of its own.
-    assert [e["event_id"] for e in mine] == [event_id]
-    assert mine[0]["data"]["data"]["options"][0]["value"] == query
+    assert [e.event_id for e in mine] == [event_id]
+    assert mine[0].data["data"]["options"][0]["value"] == query
 
     answer = InteractionResponse(
         action_id=f"answer-{interaction['id']}",

@@ -20,18 +20,22 @@ from emulator.discord.errors import ApiError
 from emulator.discord.intents import Intent
 from models.actions import Attachment, Embed, SendMessage, TypingIndicator
 from models.agent import AgentConfig, AgentMode
+from models.events import EventEnvelope
 from models.tools import COMMANDS_BY_TOOL, Tool
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, OWNER_NOTIFICATIONS
 from streams.codec import encode_key
+from streams.sealing import open_envelope
 from tests.gateways.conftest import (
     RunnerProcess,
     World,
     eventually,
     produce_action,
+    read_events,
     read_topic,
     seal_bot,
 )
+from vault.user_keys import UserKeyStore
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
 
@@ -58,22 +62,32 @@ async def bot_id(
     return bot.id
 
 
-async def test_a_user_message_reaches_discord_events_keyed_by_guild(
-    stack_up: Settings, namespace: str, emulator: DiscordEmulator, world: World, bot_id: str
+async def test_a_user_message_reaches_discord_events_keyed_by_guild_its_words_sealed(
+    stack_up: Settings,
+    namespace: str,
+    emulator: DiscordEmulator,
+    world: World,
+    bot_id: str,
+    data_keys: UserKeyStore,
 ) -> None:
     text = f"hello {uuid.uuid4().hex}"
     posted = emulator.post_user_message(world.user_id, text, world.channel_id)
+    message_id = f'"{posted["id"]}"'.encode()
 
     def found(records: list) -> bool:
-        return any(text.encode() in record.value for record in records)
+        return any(message_id in record.value for record in records)
 
     records = await read_topic(
         stack_up.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace), until=found, within_s=20
     )
-    matching = [record for record in records if text.encode() in record.value]
+    matching = [record for record in records if message_id in record.value]
     assert len(matching) == 1
     record = matching[0]
-    envelope = DISCORD_EVENTS.codec.decode(record.value)
+    # The words and the author are not in the topic's bytes; their data key opens them.
+    assert text.encode() not in record.value and world.user_id.encode() not in record.value
+    envelope = await open_envelope(DISCORD_EVENTS.codec.decode(record.value), data_keys)
+    assert envelope is not None
+    assert (envelope.data["content"], envelope.data["author"]["id"]) == (text, world.user_id)
     assert record.key == world.guild_id.encode()
     assert envelope.key == world.guild_id
     assert (envelope.bot_id, envelope.type, envelope.guild_id, envelope.channel_id) == (
@@ -333,6 +347,7 @@ async def test_a_bot_that_loses_message_content_keeps_working_and_its_owner_is_t
     world: World,
     schema_dsn: str,
     key_spec: str,
+    data_keys: UserKeyStore,
     runner: RunnerProcess,
 ) -> None:
     emulated = emulator.add_bot("no-content", guild_ids=[world.guild_id])
@@ -376,21 +391,21 @@ async def test_a_bot_that_loses_message_content_keeps_working_and_its_owner_is_t
     plain = emulator.post_user_message(world.user_id, f"plain {run}", world.channel_id)
     mention = emulator.post_user_message(world.user_id, f"<@{emulated.id}> hi {run}", world.channel_id)
 
-    def contents(records: list[Any]) -> dict[str, str]:
-        envelopes = [DISCORD_EVENTS.codec.decode(record.value) for record in records]
+    def contents(events: list[EventEnvelope]) -> dict[str, str]:
         return {
             e.data["id"]: e.data["content"]
-            for e in envelopes
+            for e in events
             if e.bot_id == emulated.id and e.type == "MESSAGE_CREATE"
         }
 
-    records = await read_topic(
+    events = await read_events(
         stack_up.kafka_bootstrap,
-        DISCORD_EVENTS.name_in(namespace),
-        until=lambda records: {plain["id"], mention["id"]} <= contents(records).keys(),
+        namespace,
+        data_keys,
+        until=lambda events: {plain["id"], mention["id"]} <= contents(events).keys(),
         within_s=20,
     )
-    seen = contents(records)
+    seen = contents(events)
     assert (seen[plain["id"]], seen[mention["id"]]) == ("", mention["content"])
 
 

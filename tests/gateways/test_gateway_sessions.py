@@ -22,6 +22,8 @@ from gateways.sessions import GatewaySession, SessionStore
 from gateways.shard import BotCredentials, GatewayShard, ShardState
 from models.events import EventEnvelope
 from streams.catalog import DISCORD_EVENTS
+from streams.sealing import open_envelope
+from tests.data_keys import MemoryDataKeys
 from tests.gateways.conftest import eventually
 
 GUILD = "200"
@@ -31,13 +33,16 @@ CHANNEL = "300"
 class RecordingProducer:
     """Acknowledges at once, or holds acknowledgements back until `acknowledge()`."""
 
-    def __init__(self, *, hold: bool = False) -> None:
+    def __init__(self, keys: MemoryDataKeys, *, hold: bool = False) -> None:
+        self.keys = keys
         self.sent: list[EventEnvelope] = []
         self._hold = hold
         self._held: list[asyncio.Future[None]] = []
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
-        self.sent.append(DISCORD_EVENTS.codec.decode(value))
+        opened = await open_envelope(DISCORD_EVENTS.codec.decode(value), self.keys)
+        assert opened is not None
+        self.sent.append(opened)
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._hold:
             self._held.append(delivery)
@@ -81,6 +86,7 @@ def make_fleet(
         gateway_url="ws://gateway.invalid",
         intents=0,
         on_token_dead=token_dead,
+        keys=recorder.keys,
     )
 
 
@@ -119,7 +125,7 @@ def resume(shard: GatewayShard) -> None:
 
 @pytest.fixture
 def recorder() -> RecordingProducer:
-    return RecordingProducer()
+    return RecordingProducer(MemoryDataKeys())
 
 
 @pytest.fixture
@@ -133,7 +139,7 @@ def fleet(recorder: RecordingProducer, store: RecordingSessions) -> Fleet:
 
 
 async def test_a_dispatch_numbered_0_in_flight_checkpoints_0() -> None:
-    held = RecordingProducer(hold=True)
+    held = RecordingProducer(MemoryDataKeys(), hold=True)
     store = RecordingSessions()
     fleet = make_fleet(held, store)
     shard = GatewayShard(fleet, bot("1"))

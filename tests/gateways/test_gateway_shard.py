@@ -40,9 +40,11 @@ from models.actions import (
     VoiceJoin,
 )
 from models.commands import builtin_command
+from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
-from tests.gateways.conftest import World, eventually, read_topic
+from tests.data_keys import MemoryDataKeys
+from tests.gateways.conftest import World, eventually, read_events
 from tests.waiting import wait_until
 from vault.store import HealthReason
 
@@ -81,6 +83,13 @@ class Rig:
     rest: RestClients
     namespace: str
     deferrals: Deferrals
+    keys: MemoryDataKeys
+
+
+@pytest.fixture(scope="module")
+def keys() -> MemoryDataKeys:
+    """One module's data keys: its fleets share the namespace's topic, so they seal with the same keys."""
+    return MemoryDataKeys()
 
 
 @pytest.fixture
@@ -91,13 +100,14 @@ async def rig(
     producer: AIOKafkaProducer,
     redis_client: aioredis.Redis,
     http: aiohttp.ClientSession,
+    keys: MemoryDataKeys,
 ) -> AsyncIterator[Rig]:
     deaths = Deaths()
     rest = RestClients(http)
     deferrals = Deferrals(rest, INTERACTION_DEFER_S)
-    fleet = make_fleet(emulator, namespace, producer, redis_client, http, rest, deaths, deferrals)
+    fleet = make_fleet(emulator, namespace, producer, redis_client, http, rest, deaths, keys, deferrals)
     running = asyncio.create_task(fleet.run())
-    yield Rig(fleet, deaths, rest, namespace, deferrals)
+    yield Rig(fleet, deaths, rest, namespace, deferrals, keys)
     running.cancel()
     await fleet.close()
 
@@ -110,6 +120,7 @@ def make_fleet(
     http: aiohttp.ClientSession,
     rest: RestClients,
     deaths: Deaths,
+    keys: MemoryDataKeys,
     deferrals: Deferrals | None = None,
 ) -> Fleet:
     return Fleet(
@@ -122,6 +133,7 @@ def make_fleet(
         gateway_url=emulator.gateway_url,
         intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
         on_token_dead=deaths,
+        keys=keys,
         on_interaction=deferrals.received if deferrals is not None else None,
     )
 
@@ -138,19 +150,17 @@ def register(emulator: DiscordEmulator, bot: BotCredentials, guild_id: str, *nam
     emulator.put_commands(emulated, emulated.application_id, guild_id, commands)
 
 
-async def forwarded(settings: Settings, namespace: str, texts: list[str]) -> list[bytes]:
-    """discord.events records carrying any of `texts`, once every text has appeared."""
+async def forwarded(settings: Settings, rig: Rig, texts: list[str]) -> list[EventEnvelope]:
+    """discord.events messages carrying any of `texts`, once every text has appeared."""
 
-    def matching(records: list) -> list:
-        return [r for r in records if any(t.encode() in r.value for t in texts)]
+    def matching(events: list[EventEnvelope]) -> list[EventEnvelope]:
+        return [e for e in events if e.data.get("content") in texts]
 
-    def complete(records: list) -> bool:
-        return all(any(t.encode() in r.value for r in records) for t in texts)
+    def complete(events: list[EventEnvelope]) -> bool:
+        return {e.data["content"] for e in matching(events)} == set(texts)
 
-    records = await read_topic(
-        settings.kafka_bootstrap, DISCORD_EVENTS.name_in(namespace), until=complete, within_s=15
-    )
-    return [r.value for r in matching(records)]
+    events = await read_events(settings.kafka_bootstrap, rig.namespace, rig.keys, until=complete, within_s=15)
+    return matching(events)
 
 
 async def test_a_dm_is_forwarded_keyed_by_the_bot(
@@ -161,15 +171,15 @@ async def test_a_dm_is_forwarded_keyed_by_the_bot(
     assert await shard.wait_ready(10)
     text = f"psst {uuid.uuid4().hex}"
     emulator.post_user_message(world.user_id, text, to_bot_id=bot.bot_id)
-    records = await read_topic(
-        stack_up.kafka_bootstrap,
-        DISCORD_EVENTS.name_in(rig.namespace),
-        until=lambda rs: any(text.encode() in r.value for r in rs),
-        within_s=15,
+
+    def dms(events: list[EventEnvelope]) -> list[EventEnvelope]:
+        return [e for e in events if e.bot_id == bot.bot_id and e.data.get("content") == text]
+
+    events = await read_events(
+        stack_up.kafka_bootstrap, rig.namespace, rig.keys, until=lambda events: bool(dms(events)), within_s=15
     )
-    [record] = [r for r in records if text.encode() in r.value]
-    envelope = DISCORD_EVENTS.codec.decode(record.value)
-    assert record.key == f"dm:{bot.bot_id}".encode()
+    [envelope] = dms(events)
+    assert envelope.key == f"dm:{bot.bot_id}"
     assert (envelope.guild_id, envelope.type, envelope.bot_id) == (None, "MESSAGE_CREATE", bot.bot_id)
 
 
@@ -186,8 +196,8 @@ async def test_a_lost_connection_resumes_and_loses_nothing(
     away = [f"while away {run} #{n}" for n in range(3)]
     for text in away:
         emulator.post_user_message(world.user_id, text, world.channel_id)
-    values = await forwarded(stack_up, rig.namespace, [before, *away])
-    assert all(any(text.encode() in value for value in values) for text in [before, *away])
+    events = await forwarded(stack_up, rig, [before, *away])
+    assert {e.data["content"] for e in events} == {before, *away}
     stats = emulator.stats(bot.bot_id)
     assert (stats["identifies"], stats["resumes"]) == (1, 1)
 
@@ -206,21 +216,22 @@ async def test_a_restarted_fleet_resumes_from_the_redis_checkpoint(
     # Discord replays only what came after READY's burst: resume from a checkpoint past it.
     seen = f"seen before the restart {uuid.uuid4().hex}"
     emulator.post_user_message(world.user_id, seen, world.channel_id)
-    assert await forwarded(stack_up, rig.namespace, [seen])
+    assert await forwarded(stack_up, rig, [seen])
     await rig.fleet.disconnect([bot.bot_id])  # writes the checkpoint, keeps the session (close code 4000)
     saved = await SessionStore(redis_client, rig.namespace).load(bot.bot_id, 0)
     assert saved is not None and saved.seq > 0
     missed = f"missed while down {uuid.uuid4().hex}"
     emulator.post_user_message(world.user_id, missed, world.channel_id)
 
-    successor = make_fleet(emulator, rig.namespace, producer, redis_client, http, RestClients(http), Deaths())
+    successor = make_fleet(
+        emulator, rig.namespace, producer, redis_client, http, RestClients(http), Deaths(), rig.keys
+    )
     running = asyncio.create_task(successor.run())
     try:
         (shard,) = await successor.connect(bot)
         assert await shard.wait_ready(10)
         assert shard.session_id == saved.session_id
-        values = await forwarded(stack_up, rig.namespace, [missed])
-        assert len(values) == 1
+        assert len(await forwarded(stack_up, rig, [missed])) == 1
         stats = emulator.stats(bot.bot_id)
         assert (stats["identifies"], stats["resumes"]) == (1, 1)
     finally:

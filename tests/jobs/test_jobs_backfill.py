@@ -26,6 +26,7 @@ from models.state import MoodState, Relationship
 from models.table_keys import MoodKey, RelationshipKey, TableKey
 from processors.tables import ModelCodec
 from settings import Settings
+from tests.data_keys import MemoryDataKeys
 from tests.jobs.factories import (
     DEPLOYMENT_A,
     DEPLOYMENT_B,
@@ -52,7 +53,7 @@ async def recorded(stack_up: Settings, namespace: str, producer: AIOKafkaProduce
 
 @pytest.fixture(scope="module")
 async def rebuilt(stack_up: Settings, namespace: str, recorded: RecordedRun) -> tuple[Rerun, BackfillReport]:
-    return await rebuild_state(stack_up.kafka_bootstrap, namespace, TimeWindow())
+    return await rebuild_state(stack_up.kafka_bootstrap, namespace, TimeWindow(), MemoryDataKeys())
 
 
 async def test_backfill_rebuilds_what_incremental_processing_gives(

@@ -18,6 +18,7 @@ from jobs.parquet import (
     events_table,
     export_events,
     exported,
+    exported_sealed,
     import_events,
     table_envelopes,
 )
@@ -26,6 +27,8 @@ from models.events import EventEnvelope
 from settings import Settings
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import DISCORD_EVENTS
+from streams.sealing import open_envelope, seal_envelope
+from tests.data_keys import MemoryDataKeys
 from tests.jobs.factories import BOT_A, GUILD_A, GUILD_B, insert_deployment, message, read_records
 
 # Yesterday's midnight (UTC): the events straddle two days and stay within the topic's retention.
@@ -92,14 +95,15 @@ async def test_export_and_import_round_trip_is_lossless(
 
     window = TimeWindow(MIDNIGHT - timedelta(minutes=5), MIDNIGHT + timedelta(minutes=5))
     content_guilds = frozenset({GUILD_A})
+    keys = MemoryDataKeys()
     report = await export_events(
-        stack_up.kafka_bootstrap, namespace, window, tmp_path / "events", content_guilds=content_guilds
+        stack_up.kafka_bootstrap, namespace, window, tmp_path / "events", keys, content_guilds=content_guilds
     )
     assert (report.rows, report.unreadable) == (len(events), 1)
     days = sorted(path.name for path in (tmp_path / "events").iterdir())
     assert days == [f"day={(MIDNIGHT - timedelta(days=1)).date()}", f"day={MIDNIGHT.date()}"]
     with pytest.raises(FileExistsError):
-        await export_events(stack_up.kafka_bootstrap, namespace, window, tmp_path / "events")
+        await export_events(stack_up.kafka_bootstrap, namespace, window, tmp_path / "events", keys)
 
     target = f"{namespace}imported."
     await apply_catalog(stack_up.kafka_bootstrap, target, (DISCORD_EVENTS,))
@@ -139,6 +143,23 @@ def test_an_export_holds_no_words_outside_the_guilds_that_enabled_it() -> None:
     )
     direct = message(2, MIDNIGHT, guild_id=None, bot_id=BOT_A, channel_id="3", content="my secret")
     assert exported(direct, frozenset({GUILD_A, GUILD_B})).data["content"] == ""
+
+
+async def test_a_sealed_event_is_exported_still_sealed_without_the_words_it_may_not_carry() -> None:
+    keys = MemoryDataKeys()
+    said = message(1, MIDNIGHT, guild_id=GUILD_A, bot_id=BOT_A, channel_id="1", content="my secret")
+    sealed = await seal_envelope(said, keys)
+    assert await exported_sealed(sealed, frozenset({GUILD_A}), keys) == sealed
+    redacted = await exported_sealed(sealed, frozenset({GUILD_B}), keys)
+    assert redacted.sealed is not None and "secret" not in redacted.model_dump_json()
+    opened = await open_envelope(redacted, keys)
+    assert opened is not None
+    assert (opened.data["content"], opened.data["author"]) == ("", said.data["author"])
+    assert list(table_envelopes(events_table([StoredEvent(redacted, 0, 0)]))) == [redacted]
+    # Its author erased: what an export may still hold of it is the clear part.
+    keys.destroy(said.data["author"]["id"])
+    erased = await exported_sealed(sealed, frozenset({GUILD_B}), keys)
+    assert erased.sealed is None and erased.data == sealed.data
 
 
 @pytest.mark.stack

@@ -21,6 +21,7 @@ from models.decisions import Decision, DecisionReason, Priority
 from processors.ids import seeded_rng
 from settings import Settings
 from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, DISCORD_EVENTS, INFERENCE_RESULTS
+from tests.data_keys import MemoryDataKeys
 from tests.jobs.factories import (
     DEPLOYMENT_B,
     DM_CHANNEL,
@@ -81,7 +82,7 @@ async def sandbox_decisions(settings: Settings, report: ReplayReport) -> list[De
 async def test_replay_of_an_unchanged_run_reports_no_difference(
     stack_up: Settings, namespace: str, recorded: RecordedRun
 ) -> None:
-    report = await replay(stack_up.kafka_bootstrap, namespace, WINDOW)
+    report = await replay(stack_up.kafka_bootstrap, namespace, WINDOW, MemoryDataKeys())
     assert report.differences == []
     assert report.recorded == report.replayed == len(recorded.decisions) == COUNT
     assert (report.stats.events, report.stats.unreadable, report.stats.results) == (COUNT + 1, 1, 1)
@@ -105,7 +106,7 @@ async def test_changed_random_probability_reports_what_the_dice_change(
     stack_up: Settings, namespace: str, recorded: RecordedRun
 ) -> None:
     changes = ConfigChanges(overrides=(parse_override("trigger.random.probability=0.5"),))
-    report = await replay(stack_up.kafka_bootstrap, namespace, WINDOW, changes=changes)
+    report = await replay(stack_up.kafka_bootstrap, namespace, WINDOW, MemoryDataKeys(), changes=changes)
     # Nothing else draws before the random trigger for these messages: it fires when the first draw does.
     expected = {key for key in plain(recorded) if seeded_rng(*key).random() < 0.5}
     assert 0 < len(expected) < len(plain(recorded))

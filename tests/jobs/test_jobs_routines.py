@@ -29,6 +29,8 @@ from models.table_keys import HostedEventsKey
 from processors.engine import Engine, Tables
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
 from streams.codec import encode_key
+from streams.sealing import seal_envelope
+from tests.data_keys import MemoryDataKeys
 from tests.processors.factories import (
     deployed,
     envelope,
@@ -86,7 +88,7 @@ def proactive(decisions: list[Decision]) -> list[dict[str, Any]]:
     return [comparable(d) for d in decisions if d.routine is not None]
 
 
-def test_the_replay_makes_the_proactive_decisions_the_live_timer_made() -> None:
+async def test_the_replay_makes_the_proactive_decisions_the_live_timer_made() -> None:
     companion = deployed(
         luna_in_berlin(),
         guild_id=GUILD,
@@ -109,14 +111,20 @@ def test_the_replay_makes_the_proactive_decisions_the_live_timer_made() -> None:
         live_decisions.extend(live.fire_routines(GUILD, now).decisions)
         now += timedelta(minutes=1)
 
-    rerun = Rerun()
+    # Recorded as the gateway records them: sealed, and opened by the re-run.
+    keys = MemoryDataKeys()
+    rerun = Rerun(keys)
     replayed: list[Decision] = []
-    rerun.apply(DEPLOYMENTS, record(AGENT_DEPLOYMENTS, GUILD, config, utc(0), 0))
+    sealed_count = 0
+    await rerun.apply(DEPLOYMENTS, record(AGENT_DEPLOYMENTS, GUILD, config, utc(0), 0))
     for offset, event in enumerate(events):
-        applied = rerun.apply(EVENTS, record(DISCORD_EVENTS, GUILD, event, event.received_at, offset))
+        sealed = await seal_envelope(event, keys)
+        sealed_count += sealed.sealed is not None
+        applied = await rerun.apply(EVENTS, record(DISCORD_EVENTS, GUILD, sealed, event.received_at, offset))
         assert applied is not None
         replayed.extend(applied[2].decisions)
 
+    assert sealed_count > 0
     made = proactive(live_decisions)
     assert made == proactive(replayed)
     routines = [d["routine"] for d in made]
@@ -151,7 +159,7 @@ def echoes(action: Action, at: datetime, bot: dict[str, Any], channel: str) -> l
     return []
 
 
-def test_the_replay_hosts_the_trivia_night_the_live_timer_hosted() -> None:
+async def test_the_replay_hosts_the_trivia_night_the_live_timer_hosted() -> None:
     """Live, the events timer ticks every second around a trivia night (every minute before) while the
     gateway records the steps' echoes and Kai's right answer; the re-run, seeing only that history, makes the
     same actions: created, reminded, started, asked, answered, revealed, completed."""
@@ -190,11 +198,11 @@ def test_the_replay_hosts_the_trivia_night_the_live_timer_hosted() -> None:
         near = abs(now - TRIVIA_START) <= timedelta(minutes=1)
         now += timedelta(seconds=1) if near else timedelta(minutes=1)
 
-    rerun = Rerun()
+    rerun = Rerun(MemoryDataKeys())
     replayed: list[Action] = []
-    rerun.apply(DEPLOYMENTS, record(AGENT_DEPLOYMENTS, GUILD, config, first_at - timedelta(days=3), 0))
+    await rerun.apply(DEPLOYMENTS, record(AGENT_DEPLOYMENTS, GUILD, config, first_at - timedelta(days=3), 0))
     for offset, event in enumerate(history):
-        applied = rerun.apply(EVENTS, record(DISCORD_EVENTS, GUILD, event, event.received_at, offset))
+        applied = await rerun.apply(EVENTS, record(DISCORD_EVENTS, GUILD, event, event.received_at, offset))
         assert applied is not None
         replayed.extend(applied[2].actions)
 

@@ -33,6 +33,7 @@ from models.deployments import DeployedAgent
 from models.memory import MemoryKind, StoredMemory
 from settings import REPO_ROOT, Settings
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS
+from tests.data_keys import MemoryDataKeys
 from tests.kafka_namespace import temporary_namespace
 from tests.processors.factories import (
     T0,
@@ -76,6 +77,7 @@ async def run_writer(
         bootstrap=settings.kafka_bootstrap,
         namespace=namespace,
         producer=producer,
+        keys=MemoryDataKeys(),
         # A group of its own per run: the second run reads everything again, as after a crash before commit.
         group_id=group,
         model=model,

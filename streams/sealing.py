@@ -1,0 +1,198 @@
+"""Crypto-shredding of personal data in events: the personal fields of a dispatch travel AES-256-GCM encrypted
+under a data key of the one user they are about. Erasing the user destroys the key (vault/user_keys.py), and
+every copy of those fields, in topics, replays and backups alike, becomes unreadable.
+
+The associated data is the event id and the key id, so a sealed part moved onto another event, or relabelled
+with another user's key id, does not open. Key lookup is the vault's: this module only needs `DataKeys`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from models.events import EventEnvelope, SealedData
+from streams.codec import CodecError
+
+NONCE_BYTES = 12
+DATA_KEY_BYTES = 32
+
+# The top-level dispatch fields that say who someone is or what they wrote: message text and its
+# attachments and embeds, the user objects (author, member, user: username, global_name, nick, avatar, id),
+# the users a message mentions or answers, and an interaction's command with the options typed into it.
+# Whatever else a dispatch holds (ids of the guild, channel and message, the type, timestamps) stays clear.
+PERSONAL_FIELDS = frozenset(
+    {
+        "content",
+        "embeds",
+        "attachments",
+        "author",
+        "member",
+        "user",
+        "user_id",
+        "message_author_id",
+        "mentions",
+        "referenced_message",
+        "message_snapshots",
+        "interaction",
+        "interaction_metadata",
+        "nick",
+        "avatar",
+        "global_name",
+        "username",
+        "data",
+    }
+)
+
+
+class SealBroken(CodecError):
+    """A sealed part that does not open under its own key: tampered, or moved from another event."""
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """One user's data key. The key id is random: a ciphertext's key id names no one."""
+
+    key_id: str
+    key: bytes = field(repr=False)
+    aead: AESGCM = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.key) != DATA_KEY_BYTES:
+            raise ValueError(f"data key {self.key_id}: must be {DATA_KEY_BYTES} bytes, got {len(self.key)}")
+        # Built once per key: the hot path encrypts and decrypts without re-expanding it.
+        object.__setattr__(self, "aead", AESGCM(self.key))
+
+
+class DataKeys(Protocol):
+    """Where data keys come from (vault.user_keys.UserKeyStore)."""
+
+    async def data_key_for(self, user_id: str) -> DataKey: ...
+
+    async def data_key_by_id(self, key_id: str) -> DataKey | None: ...
+
+
+def _associated_data(event_id: str, key_id: str, field: str | None) -> bytes:
+    return f"deep-sealed\x00{event_id}\x00{key_id}\x00{field or ''}".encode()
+
+
+def seal_fields(
+    key: DataKey, event_id: str, fields: Mapping[str, Any], field: str | None = None
+) -> SealedData:
+    nonce = os.urandom(NONCE_BYTES)
+    plaintext = orjson.dumps(fields)
+    ciphertext = key.aead.encrypt(nonce, plaintext, _associated_data(event_id, key.key_id, field))
+    return SealedData(
+        key_id=key.key_id,
+        nonce=base64.b64encode(nonce).decode(),
+        ciphertext=base64.b64encode(ciphertext).decode(),
+        field=field,
+    )
+
+
+def open_fields(key: DataKey, event_id: str, sealed: SealedData) -> dict[str, Any]:
+    """The sealed fields; SealBroken when they were not sealed for this event, this part, under this key."""
+    if sealed.key_id != key.key_id:
+        raise SealBroken(f"sealed: key id {sealed.key_id!r} asked, key {key.key_id!r} given")
+    try:
+        nonce = base64.b64decode(sealed.nonce, validate=True)
+        ciphertext = base64.b64decode(sealed.ciphertext, validate=True)
+        associated = _associated_data(event_id, key.key_id, sealed.field)
+        plaintext = key.aead.decrypt(nonce, ciphertext, associated)
+    except (binascii.Error, ValueError):
+        raise SealBroken("sealed: nonce or ciphertext is not valid base64 of the right size") from None
+    except InvalidTag:
+        raise SealBroken(
+            f"sealed: does not open for event {event_id!r} under key {sealed.key_id!r} (tampered or moved)"
+        ) from None
+    fields = orjson.loads(plaintext)
+    if not isinstance(fields, dict) or (sealed.field is not None and list(fields) != [sealed.field]):
+        raise SealBroken(f"sealed: the plaintext is not the object its part {sealed.field!r} holds")
+    return fields
+
+
+def _user_id(value: Any) -> str | None:
+    # A tuple, not `str | int`: this runs for every event, and a union type is slower to test against.
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def subject_user_id(data: Mapping[str, Any]) -> str | None:
+    """The user a dispatch is about: a message's author, an interaction's or a member event's user, a
+    reaction's or a typing user's id. None for guild and channel objects, which are about no one person."""
+    for holder in (data.get("author"), data.get("user"), (data.get("member") or {}).get("user")):
+        if isinstance(holder, dict) and (user_id := _user_id(holder.get("id"))) is not None:
+            return user_id
+    return _user_id(data.get("user_id"))
+
+
+def reference_owners(data: Mapping[str, Any], subject: str) -> dict[str, str]:
+    """{field: user} for the fields of a dispatch that are about another user than its subject: the message a
+    reply quotes (its author's words) and the author of a message reacted to."""
+    quoted = data.get("referenced_message")
+    owners = {
+        "referenced_message": subject_user_id(quoted) if isinstance(quoted, dict) else None,
+        "message_author_id": _user_id(data.get("message_author_id")),
+    }
+    return {name: owner for name, owner in owners.items() if owner is not None and owner != subject}
+
+
+async def seal_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope:
+    """The envelope with its subject's personal fields sealed under the subject's data key, and the fields
+    about other users each under theirs; unchanged when the dispatch is about no one person."""
+    data = envelope.data
+    subject = subject_user_id(data)
+    if subject is None:
+        return envelope
+    references = {
+        name: await keys.data_key_for(owner) for name, owner in reference_owners(data, subject).items()
+    }
+    key = await keys.data_key_for(subject)
+    personal = {
+        name: value for name, value in data.items() if name in PERSONAL_FIELDS and name not in references
+    }
+    clear = {name: value for name, value in data.items() if name not in PERSONAL_FIELDS}
+    sealed_references = [
+        seal_fields(reference_key, envelope.event_id, {name: data[name]}, field=name)
+        for name, reference_key in references.items()
+    ]
+    return envelope.model_copy(
+        update={
+            "data": clear,
+            "sealed": seal_fields(key, envelope.event_id, personal),
+            "sealed_references": sealed_references,
+        }
+    )
+
+
+async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
+    """The one way every consumer reads an event's dispatch: the envelope with its data whole again, or None
+    when its subject was erased (the key is destroyed: the personal fields are gone for good). A field about
+    another user who was erased is left out. Raises SealBroken for a sealed part tampered with or moved."""
+    sealed = envelope.sealed
+    if sealed is None:
+        return envelope
+    key = await keys.data_key_by_id(sealed.key_id)
+    if key is None:
+        return None
+    personal = open_fields(key, envelope.event_id, sealed)
+    for part in envelope.sealed_references:
+        reference_key = await keys.data_key_by_id(part.key_id)
+        if reference_key is not None:
+            personal.update(open_fields(reference_key, envelope.event_id, part))
+    return envelope.model_copy(
+        update={"data": {**envelope.data, **personal}, "sealed": None, "sealed_references": []}
+    )
+
+
+async def opened_or_clear(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope:
+    """For readers that count events whoever sent them (analytics, the playground): the envelope opened, or
+    its clear part alone when its subject was erased."""
+    return await open_envelope(envelope, keys) or envelope

@@ -1,0 +1,122 @@
+"""Crypto-shredding end to end (issue #18): a member's words cross emulator -> gateway -> Kafka sealed under
+their data key, are answered as usual, and once the key is destroyed no copy on the topic opens, while another
+member's still does and the platform keeps answering the erased member's new messages."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from models.events import EventEnvelope
+from settings import Settings
+from streams.catalog import DISCORD_EVENTS
+from streams.sealing import open_envelope
+from tests.e2e.conftest import ANSWER_S, COMPLETION, Demo
+from tests.e2e.test_e2e_platform import said_by
+from vault.keyring import load_keyring
+from vault.user_keys import UserKeyStore
+
+pytestmark = pytest.mark.stack
+
+Records = list[ConsumerRecord[bytes, bytes]]
+
+
+@pytest.fixture
+async def keys(demo: Demo, stack_up: Settings) -> AsyncIterator[UserKeyStore]:
+    """The demo's data keys (its schema, its key ring), as an eraser would use them."""
+    dsn = f"{stack_up.postgres_dsn}?search_path={demo.running.schema}"
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    store = UserKeyStore(pool, load_keyring(stack_up))
+    await store.listen(dsn)
+    yield store
+    await store.close()
+    await pool.close()
+
+
+async def raw_events(demo: Demo, until: Callable[[Records], bool]) -> Records:
+    """The demo's `discord.events` records as stored, from the beginning, until `until` holds."""
+    consumer = AIOKafkaConsumer(
+        DISCORD_EVENTS.name_in(demo.namespace),
+        bootstrap_servers=demo.settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: Records = []
+    try:
+        deadline = time.monotonic() + ANSWER_S
+        while not until(records):
+            assert time.monotonic() < deadline, "the messages never reached discord.events"
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def carrying(records: Records, message_id: str) -> Records:
+    quoted = f'"{message_id}"'.encode()
+    return [record for record in records if record.value is not None and quoted in record.value]
+
+
+async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
+    demo: Demo, keys: UserKeyStore
+) -> None:
+    luna, you = demo.bots["Luna"], demo.users["you"]
+    other = next(name for name in demo.users if name not in ("you", "owner"))
+    run = uuid.uuid4().hex[:10]
+    secret, kept = f"my secret plan {run}", f"nothing to hide {run}"
+
+    since = await demo.last_seq()
+    mine = await demo.control.post_user_message(you, f"<@{luna}> {secret}", demo.channels["general"])
+    await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))  # answered as usual
+    them = demo.users[other]
+    theirs = await demo.control.post_user_message(them, kept, demo.channels["general"])
+
+    records = await raw_events(
+        demo, lambda rs: bool(carrying(rs, mine["id"])) and bool(carrying(rs, theirs["id"]))
+    )
+    # Every bot in the guild got both messages; not one stored copy holds the words or the author's id.
+    assert not [r for r in records if r.value is not None and secret.encode() in r.value]
+    assert not [r for r in records if r.value is not None and kept.encode() in r.value]
+    my_copies, their_copies = carrying(records, mine["id"]), carrying(records, theirs["id"])
+    assert not [r for r in my_copies if r.value is not None and you.encode() in r.value]
+
+    def decoded(copies: Records) -> list[EventEnvelope]:
+        """The messages among the copies (the agents' reactions to them carry their ids too)."""
+        envelopes = [DISCORD_EVENTS.codec.decode(r.value) for r in copies]
+        return [envelope for envelope in envelopes if envelope.type == "MESSAGE_CREATE"]
+
+    # The member's message as each bot saw it, and Luna's answer, which quotes it.
+    said, quoting = [], []
+    for envelope in decoded(my_copies):
+        opened = await open_envelope(envelope, keys)
+        assert opened is not None
+        if opened.data["author"]["id"] == you:
+            assert secret in opened.data["content"]
+            said.append(envelope)
+        elif "referenced_message" in opened.data:
+            assert secret in opened.data["referenced_message"]["content"]
+            quoting.append(envelope)
+    assert said and quoting
+
+    assert await keys.destroy_user_keys(you) == 1
+    assert [await open_envelope(envelope, keys) for envelope in said] == [None] * len(said)
+    for envelope in quoting:
+        answer = await open_envelope(envelope, keys)
+        assert answer is not None and "referenced_message" not in answer.data
+    theirs_opened = [await open_envelope(envelope, keys) for envelope in decoded(their_copies)]
+    assert all(opened is not None for opened in theirs_opened)
+    by_them = [o.data["content"] for o in theirs_opened if o is not None and o.data["author"]["id"] == them]
+    assert by_them and set(by_them) == {kept}
+
+    # The running gateway dropped the destroyed key: the member's next message is sealed under a new one,
+    # which the processors open, and it is answered.
+    since = await demo.last_seq()
+    await demo.control.post_user_message(you, f"<@{luna}> still there? {run}", demo.channels["general"])
+    await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))
