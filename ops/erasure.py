@@ -45,6 +45,7 @@ from models.erasure import (
     StepRecord,
     UserDataExport,
 )
+from models.events import SealedData
 from processors.app import WorkerOptions, read_compacted
 from processors.erasure import held_about
 from processors.tables import TABLE_MODELS, changelog_topic
@@ -52,6 +53,7 @@ from settings import Settings
 from sinks.erasure import ANALYTICS_PARTITION
 from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
 from streams.codec import CodecError, encode_key
+from streams.sealing import DataKeys, open_envelope, open_fields
 from vault.user_keys import UserKeyStore
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,9 @@ class ErasureIncomplete(RuntimeError):
     """A step could not finish now (a component did not acknowledge in time): running again resumes it."""
 
 
-class UserKeys(Protocol):
-    """The vault's per-user data keys (crypto-shredding of the events in Kafka)."""
+class UserKeys(DataKeys, Protocol):
+    """The vault's per-user data keys: the export opens sealed events with them, the erasure destroys the
+    user's (crypto-shredding every copy of their events)."""
 
     async def destroy_user_keys(self, user_id: str) -> int: ...
 
@@ -559,22 +562,37 @@ def _text(raw: bytes | str) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 
 
-def _parquet_rows(directory: Path, user_id: str) -> list[dict[str, Any]]:
+async def _opened_row(row: dict[str, Any], keys: DataKeys) -> dict[str, Any]:
+    """A Parquet row with its sealed parts opened into its data, those whose keys remain."""
+    if not row.get("sealed") or not row.get("data"):
+        return row
+    column = orjson.loads(row["sealed"])
+    data = orjson.loads(row["data"])
+    for raw in [column.get("sealed"), *column.get("sealed_references", [])]:
+        part = SealedData.model_validate(raw) if raw else None
+        key = await keys.data_key_by_id(part.key_id) if part is not None else None
+        if part is not None and key is not None:
+            data.update(open_fields(key, row["event_id"], part))
+    return row | {"data": orjson.dumps(data).decode(), "sealed": None}
+
+
+async def _parquet_rows(stores: ErasureStores, user_id: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for path in parquet_files(directory):
-        table = pq.ParquetFile(path).read()
-        rows += [
-            _json_row(row) | {"file": str(path)} for row in table.filter(naming(table, user_id)).to_pylist()
-        ]
+    for path in parquet_files(stores.parquet_dir):
+        table = await asyncio.to_thread(pq.read_table, path, partitioning=None)
+        for row in table.to_pylist():
+            opened = _json_row(await _opened_row(row, stores.user_keys))
+            if user_id in orjson.dumps(opened).decode():
+                rows.append(opened | {"file": str(path)})
     return rows
 
 
 async def _events(stores: ErasureStores, user_id: str) -> list[dict[str, Any]]:
-    """The events on `discord.events` that carry the user's id (as author, mention or member)."""
+    """The events on `discord.events` that carry the user's id (as author, mention or member) once opened
+    with the data keys that remain."""
     topic = DISCORD_EVENTS.name_in(stores.namespace)
     reader = AIOKafkaConsumer(bootstrap_servers=stores.bootstrap, enable_auto_commit=False)
     await reader.start()
-    needle = user_id.encode()
     found: list[dict[str, Any]] = []
     try:
         tps = [TopicPartition(topic, p) for p in range(DISCORD_EVENTS.partitions)]
@@ -584,15 +602,24 @@ async def _events(stores: ErasureStores, user_id: str) -> list[dict[str, Any]]:
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
             for records in (await reader.getmany(*pending, timeout_ms=1000)).values():
-                found += [
-                    orjson.loads(record.value)
-                    for record in records
-                    if record.value is not None and needle in record.value
-                ]
+                for record in records:
+                    opened = await _opened_event(record.value, stores.user_keys)
+                    if opened is not None and user_id in orjson.dumps(opened["data"]).decode():
+                        found.append(opened)
             pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
     finally:
         await reader.stop()
     return found
+
+
+async def _opened_event(raw: bytes | None, keys: DataKeys) -> dict[str, Any] | None:
+    """The event opened; None when it cannot be read or its subject was erased."""
+    try:
+        envelope = DISCORD_EVENTS.codec.decode(raw) if raw is not None else None
+        opened = await open_envelope(envelope, keys) if envelope is not None else None
+    except CodecError:
+        return None  # unreadable records are the processors' dead letters
+    return opened.model_dump(mode="json") if opened is not None else None
 
 
 async def export_user_data(stores: ErasureStores, user_id: str, actor: str) -> UserDataExport:
@@ -604,7 +631,7 @@ async def export_user_data(stores: ErasureStores, user_id: str, actor: str) -> U
         postgres=await _postgres_rows(stores.pool, user_id),
         redis=await _redis_values(stores.redis, user_id),
         memories=[m.model_dump(mode="json") for m in await stores.memories.about_person(user_id)],
-        parquet=await asyncio.to_thread(_parquet_rows, stores.parquet_dir, user_id),
+        parquet=await _parquet_rows(stores, user_id),
         events=await _events(stores, user_id) if DISCORD_EVENTS.name_in(stores.namespace) in existing else [],
     )
     await ErasureLedger(stores.pool).audit(None, user_id, actor, "exported")

@@ -14,10 +14,9 @@ from uuid import uuid4
 
 import asyncpg
 import orjson
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from clickhouse_connect.driver.client import Client
 from redis.asyncio import Redis
 
@@ -25,6 +24,7 @@ from api.schemas import OwnerCreate, Role
 from api.store import create_owner
 from infra.migrate import migrate
 from infra.stack.clickhouse import get_clickhouse_client
+from jobs.parquet import StoredEvent, events_table
 from memory.embedding import DIMENSIONS
 from memory.store import MemoryStore, connect
 from models.agent import AgentConfig
@@ -40,7 +40,8 @@ from sinks.clickhouse.schema import migrate as migrate_clickhouse
 from sinks.consumer import TableWriter
 from sinks.erasure import ErasureService
 from sinks.tables import EVENTS
-from streams.catalog import GUILD_PARTITIONS
+from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, TopicSpec
+from streams.sealing import seal_envelope
 from tests.processors.conftest import Producer, Worker
 from tests.processors.factories import (
     Where,
@@ -54,28 +55,21 @@ from tests.processors.factories import (
     user,
 )
 from tests.waiting import wait_until
+from vault.keyring import KeyRing, generate_key_spec
+from vault.user_keys import UserKeyStore
 
 pytestmark = pytest.mark.stack
 
 ERASED, OTHER = user(snowflake(), "erin"), user(snowflake(), "otto")
 ERASED_ID, OTHER_ID = ERASED["id"], OTHER["id"]
 SECRET = "my secret cat is called Biscuit"
+# Said in an event that reaches the topic and the export sealed under the user's data key.
+SEALED_SECRET = "my sealed diary says hello"
 OTHERS_WORDS = "otto likes sailing on tuesdays"
 WAIT_S = 60.0
 # What two messages to a leveling Luna leave in the tables: the channel's context, XP and the board, and
 # the floor's ruling on each message (which names its author).
 PLANTED_TABLES = {"context", "levels", "leaderboards", "floor"}
-
-
-class RecordedKeys:
-    """The vault's per-user data keys, as far as the job sees them: it destroys the user's keys."""
-
-    def __init__(self) -> None:
-        self.destroyed: list[str] = []
-
-    async def destroy_user_keys(self, user_id: str) -> int:
-        self.destroyed.append(user_id)
-        return 1 if self.destroyed.count(user_id) == 1 else 0
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +122,7 @@ async def stores(
         pool=pool,
         redis=redis,
         memories=memories,
-        user_keys=RecordedKeys(),
+        user_keys=UserKeyStore(pool, KeyRing.parse(generate_key_spec("k1"))),
         bootstrap=stack_up.kafka_bootstrap,
         namespace=namespace,
         parquet_dir=tmp_path_factory.mktemp("exports"),
@@ -203,6 +197,8 @@ async def _plant(stores: ErasureStores, produce: Producer, clickhouse: tuple[Cli
     ]
     for event in events:
         await produce.event(event)
+    sealed = await seal_envelope(message_event(where, ERASED, SEALED_SECRET), stores.user_keys)
+    await produce.event(sealed)
     client, database = clickhouse
     TableWriter(client, database, EVENTS).insert_now([EVENTS.row(e) for e in events], token=None)
 
@@ -237,16 +233,11 @@ async def _plant(stores: ErasureStores, produce: Producer, clickhouse: tuple[Cli
     await stores.memories.add_tenant(agent.deployment.deployment_id)
     await stores.memories.write(records, [[0.1] * DIMENSIONS for _ in records])
 
-    export = pa.table(
-        {
-            "event_id": [e.event_id for e in events],
-            "data": [orjson.dumps(e.data).decode() for e in events],
-        }
-    )
+    stored = [StoredEvent(e, 0, offset) for offset, e in enumerate([*events, sealed])]
     day = stores.parquet_dir / "day=2026-12-01"
     day.mkdir(parents=True)
-    pq.write_table(export, day / "part-0.parquet")
-    return [events[0].event_id]
+    pq.write_table(events_table(stored), day / "part-0.parquet")
+    return [events[0].event_id, sealed.event_id]
 
 
 def _dumped(export: UserDataExport) -> str:
@@ -256,6 +247,26 @@ def _dumped(export: UserDataExport) -> str:
 def _analytics_authors(clickhouse: tuple[Client, str]) -> set[str]:
     client, database = clickhouse
     return {row[0] for row in client.query(f"SELECT author_id FROM `{database}`.events").result_rows}
+
+
+async def _topic_text(stores: ErasureStores, spec: TopicSpec) -> str:
+    """Every record of the topic, raw, as one text."""
+    tps = [TopicPartition(spec.name_in(stores.namespace), p) for p in range(spec.partitions)]
+    reader = AIOKafkaConsumer(bootstrap_servers=stores.bootstrap, enable_auto_commit=False)
+    await reader.start()
+    values: list[bytes] = []
+    try:
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await reader.getmany(*pending, timeout_ms=500)
+            values += [record.value or b"" for records in batch.values() for record in records]
+            pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
+    finally:
+        await reader.stop()
+    return repr(values)
 
 
 def _parquet_text(directory: Path) -> str:
@@ -287,7 +298,9 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     assert SECRET in orjson.dumps(export.tables["context"]).decode()
     assert {m["record"]["text"] for m in export.memories} == {SECRET, OTHERS_WORDS}  # took part in both
     assert [row["event_id"] for row in export.parquet] == erased_events
+    assert SEALED_SECRET in orjson.dumps(export.parquet).decode()  # opened with the user's key
     assert {e["event_id"] for e in export.events} == set(erased_events)
+    assert SEALED_SECRET in orjson.dumps(export.events).decode()
     assert len(export.postgres["owner_notifications"]) == 1
     assert f"{stores.namespace}session:{ERASED_ID}" in export.redis
     assert all(OTHER_ID not in key for key in export.tables["levels"])
@@ -313,12 +326,19 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     assert done.status is ErasureStatus.done and done.user_id is None
     assert [s.step for s in done.steps] == list(ErasureStep)
     assert done.steps[0] == tables_record  # not redone
-    assert stores.user_keys.destroyed == [ERASED_ID]  # type: ignore[attr-defined]
+    assert dict((s.step, s.removed) for s in done.steps)[ErasureStep.keys] == 1
     after = await exported()
     assert after.tables == {} and after.postgres == {} and after.redis == {}
-    assert after.memories == [] and after.parquet == []
+    assert after.memories == [] and after.parquet == [] and after.events != []
+    # The events stay in the topic: only those whose clear part names the user are still exported (the
+    # sealed one is shredded), and no copy anywhere holds the sealed words in the clear.
+    assert {e["event_id"] for e in after.events} == {erased_events[0]}
+    assert SEALED_SECRET not in await _topic_text(stores, DISCORD_EVENTS)
     assert _analytics_authors(clickhouse) == {OTHER_ID}
     assert SECRET not in _parquet_text(stores.parquet_dir)
+    assert SEALED_SECRET not in _parquet_text(stores.parquet_dir) and ERASED_ID not in _parquet_text(
+        stores.parquet_dir
+    )
     assert OTHERS_WORDS in _parquet_text(stores.parquet_dir)
     assert await stores.redis.get(f"{stores.namespace}cache:prompt-hash") is None
     notifications = [r["message"] for r in await stores.pool.fetch("SELECT message FROM owner_notifications")]
