@@ -1,13 +1,17 @@
 """The erasure job against the running stack: a processors worker (subprocess) holding a guild's tables, the
 sinks' ClickHouse erasure (in process, on the session's own engine), PostgreSQL, Redis, Weaviate and a
 Parquet export. One user's data is planted in every store beside another user's; the access export holds
-every planted item; the erasure stops short when the sinks do not answer and a rerun completes it without
-redoing a step; afterwards no store holds the user and the other user's data is untouched."""
+every planted item; `deep users erase`, killed while it waits for the sinks, leaves its steps recorded and a
+rerun completes the erasure without redoing one; afterwards no store holds the user, the other user's data is
+untouched, and erasing again changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
@@ -35,7 +39,7 @@ from models.tiers import Tier
 from ops.erasure import ErasureIncomplete, ErasureLedger, ErasureStores, export_user_data, run_erasure
 from processors.app import read_compacted
 from processors.tables import changelog_topic
-from settings import Settings
+from settings import REPO_ROOT, Settings
 from sinks.clickhouse.schema import migrate as migrate_clickhouse
 from sinks.consumer import TableWriter
 from sinks.erasure import ErasureService
@@ -67,25 +71,31 @@ SECRET = "my secret cat is called Biscuit"
 SEALED_SECRET = "my sealed diary says hello"
 OTHERS_WORDS = "otto likes sailing on tuesdays"
 WAIT_S = 60.0
+VAULT_KEYS = generate_key_spec("k1")
 # What two messages to a leveling Luna leave in the tables: the channel's context, XP and the board, and
 # the floor's ruling on each message (which names its author).
 PLANTED_TABLES = {"context", "levels", "leaderboards", "floor"}
 
 
 @pytest.fixture(scope="module")
-async def pool(stack_up: Settings) -> AsyncIterator[asyncpg.Pool]:
-    schema = f"t_erase_{uuid4().hex[:10]}"
+async def schema(stack_up: Settings) -> AsyncIterator[str]:
+    """A PostgreSQL schema of the module's own, migrated."""
+    name = f"t_erase_{uuid4().hex[:10]}"
     conn = await asyncpg.connect(stack_up.postgres_dsn)
-    await conn.execute(f'CREATE SCHEMA "{schema}"')
-    dsn = f"{stack_up.postgres_dsn}?search_path={schema}"
-    await migrate(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    await conn.execute(f'CREATE SCHEMA "{name}"')
     try:
-        yield pool
+        await migrate(f"{stack_up.postgres_dsn}?search_path={name}")
+        yield name
     finally:
-        await pool.close()
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def pool(stack_up: Settings, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(f"{stack_up.postgres_dsn}?search_path={schema}", min_size=1, max_size=4)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +132,7 @@ async def stores(
         pool=pool,
         redis=redis,
         memories=memories,
-        user_keys=UserKeyStore(pool, KeyRing.parse(generate_key_spec("k1"))),
+        user_keys=UserKeyStore(pool, KeyRing.parse(VAULT_KEYS)),
         bootstrap=stack_up.kafka_bootstrap,
         namespace=namespace,
         parquet_dir=tmp_path_factory.mktemp("exports"),
@@ -276,7 +286,27 @@ def _parquet_text(directory: Path) -> str:
     )
 
 
+def _erase_with_cli(stores: ErasureStores, schema: str, log_path: Path) -> subprocess.Popen[bytes]:
+    environment = {
+        **os.environ,
+        "DEEP_TOPIC_NAMESPACE": stores.namespace,
+        "DEEP_POSTGRES_SCHEMA": schema,
+        "DEEP_PARQUET_EXPORTS_DIR": str(stores.parquet_dir),
+        "DEEP_TOKEN_KEYS": VAULT_KEYS,
+    }
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from deep.cli import app; app()", "users", "erase", ERASED_ID],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
+    tmp_path: Path,
+    schema: str,
     worker: Worker,
     produce: Producer,
     stores: ErasureStores,
@@ -312,13 +342,26 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     # Requested again while it runs: the same erasure.
     assert (await ledger.request(ERASED_ID, "test again"))[0].erasure_id == erasure.erasure_id
 
-    # The sinks are not running: the run stops after the tables, which are recorded as done.
-    short = dataclasses.replace(stores, ack_timeout_s=3.0)
+    # `deep users erase` joins it; the sinks are not running, so it erases the tables and waits for
+    # ClickHouse's acknowledgement: killed there, it leaves the tables recorded as done.
+    cli = _erase_with_cli(stores, schema, tmp_path / "cli.log")
+    try:
+
+        async def tables_done() -> bool:
+            erasure_now = await ledger.get(erasure.erasure_id)
+            return erasure_now is not None and [s.step for s in erasure_now.steps] == [ErasureStep.tables]
+
+        await wait_until(tables_done, "the CLI to erase the tables", timeout_s=WAIT_S)
+    finally:
+        cli.kill()
+        cli.wait(10)
+    stopped = await ledger.get(erasure.erasure_id)
+    assert stopped is not None and stopped.status is ErasureStatus.running
+    tables_record = stopped.steps[0]
+    # A run that cannot get ClickHouse's answer stops short too, saying so.
+    short = dataclasses.replace(stores, ack_timeout_s=1.0)
     with pytest.raises(ErasureIncomplete, match="analytics"):
         await run_erasure(short, erasure.erasure_id, "test")
-    stopped = await ledger.get(erasure.erasure_id)
-    assert stopped is not None and [s.step for s in stopped.steps] == [ErasureStep.tables]
-    tables_record = stopped.steps[0]
 
     sinks.start()
     done = await run_erasure(stores, erasure.erasure_id, "test")
