@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from weaviate.exceptions import WeaviateBaseError
 
+from api.analytics import AnalyticsClient
 from api.background import (
     consume_owner_notifications,
     consume_token_health,
@@ -21,9 +22,23 @@ from api.db import create_pool
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
-from api.routes import agents, deployments, memories, meta, owners, presets, tokens, users
+from api.routes import (
+    agents,
+    analytics,
+    auth,
+    billing,
+    deployments,
+    gallery,
+    memories,
+    meta,
+    owners,
+    presets,
+    tokens,
+    users,
+)
 from api.schemas import ErrorBody
 from api.store import Store
+from api.stripe_billing import StripeBilling
 from inference.config import InferenceConfig
 from inference.quota import MonthlyUsage
 from infra.migrate import migrate
@@ -39,7 +54,9 @@ Owners create agents (configurations), import and export characters, deploy agen
 through their bot tokens, and operators manage owners and tiers. Every change reaches the stream
 processors through `agent.deployments` within a second.
 
-Authenticate with `Authorization: Bearer <API key>`. Errors have one shape: `detail` says what is
+Authenticate with `Authorization: Bearer <API key>`, or sign in to the owner console with Discord
+(`GET /auth/discord/login`): its `deep_session` cookie authenticates the same routes, and requests that
+change something must then send `X-Deep-Console: 1`. Errors have one shape: `detail` says what is
 wrong and `errors` names each field at fault by its dotted path.
 """
 
@@ -71,8 +88,12 @@ def create_app(
             # Unavailable now: the memory routes connect on first use (api.deps.memories).
             await memories.client.connect()
             await memories.ensure_collection()
+        analytics_client = AnalyticsClient(settings.kafka_bootstrap, settings.topic_namespace)
+        stripe_billing = StripeBilling(settings)
         erasures = ErasureRunner(erasure_stores(settings, pool, redis, memories))
-        app.state.ctx = ApiContext(settings, store, vault, limiter, usage, memories, erasures)
+        app.state.ctx = ApiContext(
+            settings, store, vault, limiter, usage, memories, http, analytics_client, stripe_billing, erasures
+        )
         stop = asyncio.Event()
         tasks = []
         if background:
@@ -95,6 +116,8 @@ def create_app(
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await analytics_client.close()
+            await stripe_billing.close()
             await erasures.close()
             await http.aclose()
             await memories.client.close()
@@ -110,6 +133,19 @@ def create_app(
         responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
-    for module in (meta, owners, agents, memories, deployments, tokens, presets, users):
+    for module in (
+        meta,
+        auth,
+        owners,
+        agents,
+        memories,
+        deployments,
+        tokens,
+        presets,
+        gallery,
+        analytics,
+        billing,
+        users,
+    ):
         app.include_router(module.router)
     return app

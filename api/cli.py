@@ -100,6 +100,31 @@ def create_admin(name: Annotated[str, typer.Option(help="The operator's name")] 
     typer.echo(f"operator {name!r} created; API key (shown once): {api_key}")
 
 
+@api_app.command("billing-sync")
+def billing_sync() -> None:
+    """Create the paid tiers' Stripe products and prices once and store their ids (the API does it on first
+    need too); prints each tier's price id."""
+    from api.db import create_pool
+    from api.store.billing import Billing
+    from api.stripe_billing import StripeBilling
+    from infra.migrate import migrate
+
+    async def run() -> dict[Tier, str]:
+        settings = get_settings()
+        await migrate(settings.postgres_dsn)
+        pool = await create_pool(settings.postgres_dsn, max_size=1)
+        stripe = StripeBilling(settings)
+        try:
+            prices = await stripe.ensure_prices(Billing(pool, settings.topic_namespace))
+        finally:
+            await stripe.close()
+            await pool.close()
+        return {tier: price.price_id for tier, price in prices.items()}
+
+    for tier, price_id in asyncio.run(run()).items():
+        typer.echo(f"{tier.value}: {price_id}")
+
+
 # The HTTP client of the commands below.
 
 

@@ -39,6 +39,20 @@ class Forbidden(Exception):
     pass
 
 
+class BadField(Exception):
+    """A 400 naming the field at fault, for input that is well-formed but not acceptable now (an expired
+    sign-in state)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+class Unavailable(Exception):
+    """A service the answer needs is down (503); the message says which, never how it failed inside."""
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"rate limit exceeded; retry in {retry_after_s} s")
@@ -99,6 +113,11 @@ async def _character(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _bad_field(_: Request, exc: Exception) -> JSONResponse:
+    error = cast(BadField, exc)
+    return error_response(400, str(error), [FieldError(path=error.path, message=error.message)])
+
+
 async def _token_rejected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, f"token: {exc}", [FieldError(path="token", message=str(exc))])
 
@@ -152,6 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnimplementedTool, _unimplemented)
     app.add_exception_handler(CharacterError, _character)
     app.add_exception_handler(TokenRejected, _token_rejected)
+    app.add_exception_handler(BadField, _bad_field)
     app.add_exception_handler(Unauthorized, _unauthorized)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(WeaviateBaseError, _memory_unavailable)
@@ -166,5 +186,6 @@ def install_error_handlers(app: FastAPI) -> None:
         (RoutingLimitExceeded, 409),
         (OutboxValueTooLarge, 409),
         (DiscordUnavailable, 502),
+        (Unavailable, 503),
     ):
         app.add_exception_handler(exc_type, _simple(status))

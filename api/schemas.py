@@ -208,3 +208,67 @@ class MemoryPage(Strict):
 
 class MemoriesDeleted(Strict):
     deleted: int
+
+
+class ConsoleGuild(Strict):
+    """A server the signed-in person can manage (the deploy picker); `bot_present`: one of the owner's
+    bots is a member there."""
+
+    id: Snowflake
+    name: str
+    icon: str | None = None
+    bot_present: bool
+
+
+class GalleryPublish(Strict):
+    agent_id: UUID
+
+
+class GalleryEntry(Strict):
+    """A published agent as the gallery lists it: nothing about its author but whether it is the caller."""
+
+    gallery_id: UUID
+    name: str
+    description: str
+    published_at: datetime
+    by_you: bool
+
+
+class GalleryCard(GalleryEntry):
+    # A Character Card V3 without token, owner or private fields (api/gallery.py).
+    card: dict[str, object]
+
+
+class GalleryPage(Strict):
+    items: list[GalleryEntry]
+    page: int
+    page_size: int
+    total: int
+
+
+class BillingPlan(Strict):
+    tier: Tier
+    price_usd_month: float | None
+    # The Stripe price a Checkout for this tier uses; None: not bought through the console (free; enterprise
+    # is a contract).
+    price_id: str | None
+    purchasable: bool
+    limits: TierLimits
+
+
+class CheckoutCreate(Strict):
+    tier: Tier
+
+
+class CheckoutSession(Strict):
+    checkout_url: str
+    session_id: str
+
+
+class BillingSubscription(Strict):
+    """The owner's tier and their Stripe subscription as the last webhook event told (status `none`: no
+    subscription was ever started)."""
+
+    tier: Tier
+    status: str
+    subscription_id: str | None

@@ -146,3 +146,21 @@ class ScheduledEventUser(DiscordView):
     guild_scheduled_event_id: Snowflake
     user_id: Snowflake
     guild_id: Snowflake
+
+
+class DiscordUserGuild(DiscordView):
+    """A guild in GET /users/@me/guilds: the signed-in user's permissions there, as Discord's bit string."""
+
+    id: Snowflake
+    name: str
+    icon: str | None = None
+    owner: bool = False
+    permissions: int = 0
+
+
+class OAuth2Tokens(DiscordView):
+    """Discord's answer to a code exchange at /api/oauth2/token."""
+
+    access_token: str
+    token_type: str
+    scope: str = ""

@@ -57,6 +57,11 @@ def _env_days(name: str, default: int, *, minimum: int, maximum: int | None = No
     return days
 
 
+# The OAuth2 application the local Discord emulator registers at start (`deep emulator`): placeholders for
+# the emulator only; production sets DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET of a real application.
+LOCAL_CLIENT_ID = "1400000000000000001"
+LOCAL_CLIENT_SECRET = "local-emulator-client-secret"
+
 # ClickHouse's TTL counts in DateTime, which ends in 2106: a longer retention would wrap round and expire
 # every row at once.
 MAX_ANALYTICS_DAYS = 3650
@@ -166,6 +171,25 @@ class Settings:
     api_host: str
     api_port: int
 
+    # Owner console sign-in with Discord OAuth2 (api/console/): where Discord's /oauth2/authorize and /api
+    # routes are (the emulator locally, https://discord.com in production), the application's client
+    # credentials, and the callback URL registered with it.
+    discord_oauth_url: str
+    discord_client_id: str
+    discord_client_secret: str = field(repr=False)
+    discord_redirect_url: str
+    # How long a console sign-in lasts.
+    console_session_hours: int
+    # Where the console is served; Stripe Checkout returns the owner there.
+    console_url: str
+
+    # Billing: the Stripe API (stripe-mock, which `deep stack up` runs, by default) and its keys. The local
+    # defaults are placeholders stripe-mock accepts; production sets real ones.
+    stripe_api_base: str
+    stripe_mock_port: int
+    stripe_secret_key: str = field(repr=False)
+    stripe_webhook_secret: str = field(repr=False)
+
     log_level: str
 
     # A file holding an ISO-8601 time that the processors (their timers) and the emulators take for "now";
@@ -199,6 +223,15 @@ class Settings:
         )
 
     @property
+    def stripe_mock_url(self) -> str:
+        return f"http://127.0.0.1:{self.stripe_mock_port}"
+
+    @property
+    def stripe_mock_serves(self) -> bool:
+        """Billing talks to the local stripe-mock, which `deep stack up` then runs."""
+        return self.stripe_api_base == self.stripe_mock_url
+
+    @property
     def wikipedia_url_template(self) -> str:
         return self.wikipedia_url or WIKIPEDIA_URL_TEMPLATE
 
@@ -221,8 +254,24 @@ def _interactions_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _env_positive(name: str, default: int) -> int:
+    value = _env_int(name, default)
+    if value < 1:
+        raise ValueError(f"environment variable {name} must be at least 1, got {value}")
+    return value
+
+
+def _http_url(name: str, value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"environment variable {name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
 def load_settings() -> Settings:
     state_dir = Path(_env("DEEP_STATE_DIR", str(REPO_ROOT / ".state"))).resolve()
+    api_host = _env("DEEP_API_HOST", "127.0.0.1")
+    api_port = _env_int("DEEP_API_PORT", 8080)
+    stripe_mock_port = _env_int("STRIPE_MOCK_PORT", 12111)
     return Settings(
         state_dir=state_dir,
         cache_dir=Path(_env("DEEP_CACHE_DIR", str(Path.home() / ".cache" / "deep-system"))).resolve(),
@@ -258,8 +307,25 @@ def load_settings() -> Settings:
         local_model_port=_env_int("DEEP_LOCAL_MODEL_PORT", 18000),
         wikipedia_url=_wiki_url(_env("WIKIPEDIA_URL", "")),
         wikipedia_contact=_env("WIKIPEDIA_CONTACT", ""),
-        api_host=_env("DEEP_API_HOST", "127.0.0.1"),
-        api_port=_env_int("DEEP_API_PORT", 8080),
+        api_host=api_host,
+        api_port=api_port,
+        discord_oauth_url=_http_url("DISCORD_OAUTH_URL", _env("DISCORD_OAUTH_URL", "http://127.0.0.1:7990")),
+        discord_client_id=_env("DISCORD_CLIENT_ID", LOCAL_CLIENT_ID),
+        discord_client_secret=_env("DISCORD_CLIENT_SECRET", LOCAL_CLIENT_SECRET),
+        discord_redirect_url=_http_url(
+            "DISCORD_REDIRECT_URL",
+            _env("DISCORD_REDIRECT_URL", f"http://{api_host}:{api_port}/auth/discord/callback"),
+        ),
+        console_session_hours=_env_positive("DEEP_CONSOLE_SESSION_HOURS", 168),
+        console_url=_http_url(
+            "DEEP_CONSOLE_URL", _env("DEEP_CONSOLE_URL", f"http://{api_host}:{api_port}/console/")
+        ),
+        stripe_api_base=_http_url(
+            "STRIPE_API_BASE", _env("STRIPE_API_BASE", f"http://127.0.0.1:{stripe_mock_port}")
+        ),
+        stripe_mock_port=stripe_mock_port,
+        stripe_secret_key=_env("STRIPE_SECRET_KEY", "sk_test_123"),
+        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET", "whsec_local_placeholder"),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
         retention=load_retention(),

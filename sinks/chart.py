@@ -11,7 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sinks.clickhouse.stats import Bucket, GuildStats
+from models.analytics import Bucket
+from sinks.clickhouse.stats import GuildStats
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 3.0, 100
 

@@ -14,10 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from infra.stack.clickhouse import get_clickhouse_client
 from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
+from sinks.answering import AnsweringService
 from sinks.clickhouse.schema import DEFAULT_DATABASE, apply_retention, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
 from sinks.erasure import ErasureService
 from sinks.lag import LagSampler
+from sinks.owner_analytics import OwnerAnalyticsService
 from sinks.stats import StatsService
 from sinks.tables import CONSUMER_LAG, TOPIC_TABLES
 from vault.user_keys import user_keys
@@ -70,18 +72,17 @@ async def serve_sinks(
                 topic_prefix=namespace,
                 interval_s=lag_interval_s,
             )
-            # /stats is answered here: this process is the one that holds ClickHouse.
-            stats = StatsService(
-                client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
-            )
-            # So is an erasure's part in ClickHouse.
-            erasures = ErasureService(
-                client, database, bootstrap=bootstrap, namespace=namespace, producer=producer, options=options
-            )
-            running: list[TopicSink | LagSampler | StatsService | ErasureService] = [
+            # /stats, the console's analytics and an erasure's part in ClickHouse are answered here: this
+            # process is the one that holds ClickHouse.
+            answering = dict(bootstrap=bootstrap, namespace=namespace, producer=producer, options=options)
+            stats = StatsService(client, database, **answering)
+            owner_analytics = OwnerAnalyticsService(client, database, **answering)
+            erasures = ErasureService(client, database, **answering)
+            running: list[TopicSink | LagSampler | AnsweringService] = [
                 *sinks,
                 sampler,
                 stats,
+                owner_analytics,
                 erasures,
             ]
             workers = [asyncio.create_task(worker.run()) for worker in running]

@@ -9,20 +9,20 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from clickhouse_connect.driver.client import Client
 
-from models.erasure import ErasureAck, ErasureComponent
+from models.erasure import ErasureAck, ErasureComponent, ErasureControl
+from sinks.answering import AnsweringService
 from sinks.clickhouse.schema import erase_user
 from sinks.consumer import SinkOptions
 from streams.catalog import PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
-from streams.codec import CodecError, encode_key
-from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService
+from streams.codec import encode_key
 
 # The job writes a control record to every partition; ClickHouse is one store, erased once, on this one's.
 ANALYTICS_PARTITION = 0
 
 
-class ErasureService(ConsumerService):
-    """Reads `privacy.erasures` in its own group; erases on the record of ANALYTICS_PARTITION and skips the
-    other partitions' copies. A redelivered record deletes nothing more and is acknowledged again."""
+class ErasureService(AnsweringService):
+    """Reads `privacy.erasures`; erases on the record of ANALYTICS_PARTITION and passes over the other
+    partitions' copies. A redelivered record deletes nothing more and is acknowledged again."""
 
     def __init__(
         self,
@@ -34,55 +34,35 @@ class ErasureService(ConsumerService):
         producer: AIOKafkaProducer,
         options: SinkOptions = SinkOptions(),
     ) -> None:
-        self._client = client
-        self._database = database
-        self._producer = producer
-        self._acks_topic = PRIVACY_ERASURE_ACKS.name_in(namespace)
-        group_id = f"{namespace}deep.sinks.erasures"
-        self.consumer = AtLeastOnceConsumer(
-            self,
-            [PRIVACY_ERASURES],
-            namespace=namespace,
+        super().__init__(
+            PRIVACY_ERASURES,
+            "erasures",
+            client,
+            database,
             bootstrap=bootstrap,
+            namespace=namespace,
             producer=producer,
-            options=ConsumerOptions(
-                group_id=group_id,
-                client_id=group_id,
-                consumer_name="sinks.erasures",
-                instance_id=options.instance_id,
-            ),
+            options=options,
         )
-
-    def stop(self) -> None:
-        self.consumer.stop()
-
-    async def run(self) -> None:
-        await self.consumer.start()
-        try:
-            await self.consumer.run()
-        finally:
-            await self.consumer.close()
+        self._acks_topic = PRIVACY_ERASURE_ACKS.name_in(namespace)
 
     async def apply(self, fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        await super().apply(
+            {tp: records for tp, records in fetched.items() if tp.partition == ANALYTICS_PARTITION}
+        )
         for tp, records in fetched.items():
-            for record in records:
-                if tp.partition == ANALYTICS_PARTITION:
-                    await self._erase(record)
-                self.consumer.done(tp, record.offset)
+            if tp.partition != ANALYTICS_PARTITION:
+                for record in records:
+                    self.consumer.done(tp, record.offset)
 
-    async def _erase(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            control = PRIVACY_ERASURES.codec.decode(record.value)
-        except CodecError as exc:
-            await self.consumer.dead_letter(record, str(exc))
-            return
-        removed = await asyncio.to_thread(erase_user, self._client, control.user_id, self._database)
+    async def answer(self, request: ErasureControl) -> None:
+        removed = await asyncio.to_thread(erase_user, self.client, request.user_id, self.database)
         ack = ErasureAck(
-            erasure_id=control.erasure_id,
+            erasure_id=request.erasure_id,
             component=ErasureComponent.analytics,
             partition=ANALYTICS_PARTITION,
             removed=removed,
         )
-        await self._producer.send_and_wait(
-            self._acks_topic, PRIVACY_ERASURE_ACKS.codec.encode(ack), encode_key(str(control.erasure_id))
+        await self.producer.send_and_wait(
+            self._acks_topic, PRIVACY_ERASURE_ACKS.codec.encode(ack), encode_key(str(request.erasure_id))
         )

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -27,12 +25,11 @@ from models.actions import (
     SendMessage,
 )
 from models.analytics import StatsRequest, StatsWindow
+from sinks.answering import AnsweringService
 from sinks.chart import Chart, render_chart
 from sinks.clickhouse.stats import GuildStats, guild_stats
-from sinks.consumer import SinkOptions
 from streams.catalog import ANALYTICS_REQUESTS, DISCORD_ACTIONS
-from streams.codec import CodecError, encode_key
-from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService
+from streams.codec import encode_key
 
 log = logging.getLogger(__name__)
 
@@ -123,63 +120,15 @@ def answer_stats(client: Client, database: str, request: StatsRequest) -> Action
     )
 
 
-class StatsService(ConsumerService):
+class StatsService(AnsweringService):
     """Reads `analytics.requests` in its own group and answers each request on `discord.actions`."""
 
-    def __init__(
-        self,
-        client: Client,
-        database: str,
-        *,
-        bootstrap: str,
-        namespace: str,
-        producer: AIOKafkaProducer,
-        options: SinkOptions = SinkOptions(),
-    ) -> None:
-        self._client = client
-        self._database = database
-        self._producer = producer
-        self._actions_topic = DISCORD_ACTIONS.name_in(namespace)
-        self.group_id = f"{namespace}deep.sinks.stats"
-        self.answered = 0
-        self.consumer = AtLeastOnceConsumer(
-            self,
-            [ANALYTICS_REQUESTS],
-            namespace=namespace,
-            bootstrap=bootstrap,
-            producer=producer,
-            options=ConsumerOptions(
-                group_id=self.group_id,
-                client_id=self.group_id,
-                consumer_name="sinks.stats",
-                instance_id=options.instance_id,
-            ),
-        )
+    def __init__(self, client: Client, database: str, **kwargs: Any) -> None:
+        super().__init__(ANALYTICS_REQUESTS, "stats", client, database, **kwargs)
+        self._actions_topic = DISCORD_ACTIONS.name_in(self.namespace)
 
-    def stop(self) -> None:
-        self.consumer.stop()
-
-    async def run(self) -> None:
-        await self.consumer.start()
-        try:
-            await self.consumer.run()
-        finally:
-            await self.consumer.close()
-
-    async def apply(self, fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        for tp, records in fetched.items():
-            for record in records:
-                await self._answer(record)
-                self.consumer.done(tp, record.offset)
-
-    async def _answer(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            request = ANALYTICS_REQUESTS.codec.decode(record.value)
-        except CodecError as exc:
-            await self.consumer.dead_letter(record, str(exc))
-            return
-        action = await asyncio.to_thread(answer_stats, self._client, self._database, request)
-        await self._producer.send_and_wait(
+    async def answer(self, request: StatsRequest) -> None:
+        action = await asyncio.to_thread(answer_stats, self.client, self.database, request)
+        await self.producer.send_and_wait(
             self._actions_topic, DISCORD_ACTIONS.codec.encode(action), encode_key(action.bot_id)
         )
-        self.answered += 1

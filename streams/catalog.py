@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.actions import Action
-from models.analytics import StatsRequest
+from models.analytics import OwnerAnalyticsAnswer, OwnerAnalyticsQuery, StatsRequest
 from models.decisions import Decision
 from models.deployments import RoutingRecord
 from models.erasure import ErasureAck, ErasureControl
@@ -165,6 +165,28 @@ ANALYTICS_REQUESTS = TopicSpec(
     consumers=("sinks",),
 )
 
+# The owner console's analytics: the API asks, the sinks process (ClickHouse's holder) answers under the
+# request id; every API replica reads every answer and keeps those it is waiting for.
+ANALYTICS_QUERIES = TopicSpec(
+    name="analytics.queries",
+    key="owner id",
+    value=OwnerAnalyticsQuery,
+    partitions=3,
+    retention_ms=HOUR_MS,
+    producers=("api",),
+    consumers=("sinks",),
+)
+
+ANALYTICS_ANSWERS = TopicSpec(
+    name="analytics.answers",
+    key="request id",
+    value=OwnerAnalyticsAnswer,
+    partitions=3,
+    retention_ms=HOUR_MS,
+    producers=("sinks",),
+    consumers=("api",),
+)
+
 OWNER_NOTIFICATIONS = TopicSpec(
     name="owner.notifications",
     key="owner id",
@@ -221,6 +243,7 @@ _CONSUMED = (
     MODERATION_AUDIT,
     ANALYTICS_REQUESTS,
     PRIVACY_ERASURES,
+    ANALYTICS_QUERIES,
     *INFERENCE_LANES.values(),
 )
 DEAD_LETTERS: dict[str, TopicSpec] = {spec.name: dead_letter_topic(spec) for spec in _CONSUMED}
@@ -235,6 +258,8 @@ CATALOG: tuple[TopicSpec, ...] = (
     TOKENS_HEALTH,
     MODERATION_AUDIT,
     ANALYTICS_REQUESTS,
+    ANALYTICS_QUERIES,
+    ANALYTICS_ANSWERS,
     OWNER_NOTIFICATIONS,
     PRIVACY_ERASURES,
     PRIVACY_ERASURE_ACKS,

@@ -14,6 +14,7 @@ from infra.stack.postgres import Postgres, find_bindir, render_postgresql_conf
 from infra.stack.process import PidRecord, StepFailed, format_pid_record, parse_pid_record, parse_proc_stat
 from infra.stack.redis import Redis
 from infra.stack.service import NativeService
+from infra.stack.stripe_mock import stripe_mock_argv
 from infra.stack.weaviate import unpack_embedding_wheel, weaviate_env
 from settings import Settings, load_settings
 
@@ -100,7 +101,8 @@ def test_an_embedding_wheel_with_another_digest_is_refused(tmp_path: Path) -> No
 async def test_status_reports_every_service_healthy(stack_up: Settings) -> None:
     reports = await stack.status(stack_up)
     local_model = ["model"] if stack_up.local_model else []
-    names = ["kafka", "postgres", "redis", "clickhouse", "weaviate", *local_model]
+    stripe_mock = ["stripe-mock"] if stack_up.stripe_mock_serves else []
+    names = ["kafka", "postgres", "redis", "clickhouse", "weaviate", *local_model, *stripe_mock]
     assert [report.name for report in reports] == names
     assert all(report.healthy for report in reports), reports
     # A daemon this state dir started shows its pid and log; one answering from another clone's stack
@@ -156,3 +158,16 @@ async def test_services_of_another_stack_are_used_and_left_alone(stack_up: Setti
         assert "started elsewhere" in result.detail
         assert service.down() == "not running"
         await service.check()
+
+
+def test_stripe_mock_listens_on_loopback_at_the_settings_port(tmp_path: Path) -> None:
+    settings = replace(load_settings(), stripe_mock_port=20111, stripe_api_base="http://127.0.0.1:20111")
+    assert stripe_mock_argv(tmp_path / "stripe-mock", settings.stripe_mock_port, tmp_path / "s.sock")[1:] == [
+        "-http-addr",
+        "127.0.0.1:20111",
+        "-https-unix",
+        str(tmp_path / "s.sock"),
+    ]
+    assert "stripe-mock" in [service.name for service in stack.services(settings)]
+    elsewhere = replace(settings, stripe_api_base="https://api.stripe.com")
+    assert "stripe-mock" not in [service.name for service in stack.services(elsewhere)]

@@ -38,7 +38,7 @@ class BotIdentity:
         return classify_tier(self.guild_count, self.verified)
 
 
-async def _discord_get(http: httpx.AsyncClient, base: str, route: str, token: SecretStr) -> dict[str, object]:
+async def _discord_json(http: httpx.AsyncClient, base: str, route: str, token: SecretStr) -> object:
     try:
         response = await http.get(
             f"{base.rstrip('/')}/{route}",
@@ -53,9 +53,13 @@ async def _discord_get(http: httpx.AsyncClient, base: str, route: str, token: Se
     if response.status_code != 200:
         raise DiscordUnavailable(f"GET {route} answered {response.status_code}")
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
-        body = None
+        return None
+
+
+async def _discord_get(http: httpx.AsyncClient, base: str, route: str, token: SecretStr) -> dict[str, object]:
+    body = await _discord_json(http, base, route, token)
     if not isinstance(body, dict):
         raise DiscordUnavailable(f"GET {route} answered something other than a JSON object")
     return body
@@ -78,3 +82,12 @@ async def validate_token(token: SecretStr, api_base: str, http: httpx.AsyncClien
         guild_count=int(guild_count) if isinstance(guild_count, int) else 0,
         verified=bool(int(flags) & VERIFIED_BOT_FLAG) if isinstance(flags, int) else False,
     )
+
+
+async def bot_guild_ids(token: SecretStr, api_base: str, http: httpx.AsyncClient) -> set[str]:
+    """The guilds the bot is in (its first 200, one page of users/@me/guilds: a console's picker needs no
+    more)."""
+    guilds = await _discord_json(http, api_base, "users/@me/guilds?limit=200", token)
+    if not isinstance(guilds, list):
+        raise DiscordUnavailable("GET users/@me/guilds answered something other than a JSON array")
+    return {str(guild["id"]) for guild in guilds if isinstance(guild, dict) and "id" in guild}

@@ -23,7 +23,7 @@ from models.tokens import BotTokenState, TokenHealthEvent, TokenStatus
 from settings import Settings
 from streams.catalog import TOKENS_HEALTH
 from streams.outbox import stage
-from vault.discord_checks import validate_token
+from vault.discord_checks import bot_guild_ids, validate_token
 from vault.errors import BotTaken, DiscordUnavailable, TokenNotFound, TokenRejected, TokenUnusable
 from vault.keyring import KeyRing, Sealed, load_keyring
 
@@ -155,6 +155,12 @@ class TokenVault:
                 raise TokenUnusable(f"token {token_id} is revoked")
             await audit(conn, token_id, actor, "decrypt")
         return self._keyring.decrypt(token_id, Sealed(row["key_id"], row["nonce"], row["ciphertext"]))
+
+    async def bot_guilds(self, token_id: UUID, *, actor: str) -> set[str]:
+        """The ids of the guilds the token's bot is in, as Discord says now."""
+        return await bot_guild_ids(
+            await self.decrypt_token(token_id, actor=actor), self._api_base, self._http
+        )
 
     async def rotate_key(self, *, batch_size: int = 200, actor: str = "rotate-key") -> int:
         """Re-seal every token not under the current key; one transaction per batch, so a rotation that

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncpg
 
 from api.store.agents import Agents
+from api.store.billing import Billing
 from api.store.deployments import Deployments
+from api.store.gallery import Gallery
 from api.store.keys import ApiKeys, Principal
 from api.store.notifications import Notifications
 from api.store.outbox import Outbox
 from api.store.owners import Owners, create_owner
 from api.store.presets import PresetDeployments
+from api.store.sessions import ConsoleSessions
 from api.store.shared import Conflict, NotFound
 from api.store.tokens import Tokens
 from api.store.usage import UsageCounters, current_period
@@ -41,3 +44,6 @@ class Store:
         self.usage = UsageCounters(pool)
         self.notifications = Notifications(pool)
         self.outbox = Outbox(pool)
+        self.sessions = ConsoleSessions(pool)
+        self.gallery = Gallery(pool)
+        self.billing = Billing(pool, namespace)

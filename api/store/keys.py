@@ -19,12 +19,15 @@ API_KEY_PREFIX = "dsk_"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: resolved from the API key on every request."""
+    """Who is calling: resolved from the API key, or the console session, on every request."""
 
     owner_id: UUID
+    # The API key's id, or the console session's.
     key_id: UUID
     role: Role
     tier: Tier
+    # Signed in to the console (a session cookie) rather than calling with an API key.
+    session: bool = False
 
     @property
     def is_admin(self) -> bool:

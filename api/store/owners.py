@@ -50,6 +50,30 @@ async def _owner_keys(conn: asyncpg.Connection, owner_id: UUID) -> set[str]:
     return routing_keys(await deployments_where(conn, "c.owner_id = $1", owner_id))
 
 
+async def update_owner(conn: asyncpg.Connection, owner_id: UUID, body: OwnerUpdate, namespace: str) -> Owner:
+    """A tier change is part of every routing record of the owner's deployments: they are restaged, after
+    the deployments of agents the new tier does not cover are paused. The owner changes or deletes agents,
+    then resumes the deployments (resuming checks the tier again). Runs in the caller's transaction."""
+    before = await conn.fetchrow("SELECT tier FROM owners WHERE owner_id = $1 FOR UPDATE", owner_id)
+    if before is None:
+        raise NotFound(f"owner {owner_id} not found")
+    row = await conn.fetchrow(
+        f"""UPDATE owners
+            SET name = coalesce($2, name), tier = coalesce($3, tier), role = coalesce($4, role)
+            WHERE owner_id = $1 RETURNING {_OWNER_COLUMNS}""",
+        owner_id,
+        body.name,
+        body.tier.value if body.tier else None,
+        body.role.value if body.role else None,
+    )
+    if row["tier"] != before["tier"]:
+        limits = TIERS[Tier(row["tier"])]
+        agents = await owner_agents(conn, owner_id)
+        await pause_agents(conn, beyond_tier(limits, agents, stock_personalities()))
+        await stage_routing(conn, await _owner_keys(conn, owner_id), namespace)
+    return _owner(row)
+
+
 class Owners(Staging):
     async def create(self, body: OwnerCreate) -> OwnerCreated:
         return await create_owner(self.pool, body)
@@ -63,31 +87,9 @@ class Owners(Staging):
         return _owner(in_scope(row, scope, f"owner {owner_id}"))
 
     async def update(self, owner_id: UUID, body: OwnerUpdate) -> Owner:
-        """A tier change is part of every routing record of the owner's deployments: they are restaged,
-        after the deployments of agents the new tier does not cover are paused. The owner changes or
-        deletes agents, then resumes the deployments (resuming checks the tier again)."""
-
-        async def work(conn: asyncpg.Connection) -> Owner:
-            before = await conn.fetchrow("SELECT tier FROM owners WHERE owner_id = $1 FOR UPDATE", owner_id)
-            if before is None:
-                raise NotFound(f"owner {owner_id} not found")
-            row = await conn.fetchrow(
-                f"""UPDATE owners
-                    SET name = coalesce($2, name), tier = coalesce($3, tier), role = coalesce($4, role)
-                    WHERE owner_id = $1 RETURNING {_OWNER_COLUMNS}""",
-                owner_id,
-                body.name,
-                body.tier.value if body.tier else None,
-                body.role.value if body.role else None,
-            )
-            if row["tier"] != before["tier"]:
-                limits = TIERS[Tier(row["tier"])]
-                agents = await owner_agents(conn, owner_id)
-                await pause_agents(conn, beyond_tier(limits, agents, stock_personalities()))
-                await stage_routing(conn, await _owner_keys(conn, owner_id), self.namespace)
-            return _owner(row)
-
-        return await in_transaction(self.pool, work)
+        return await in_transaction(
+            self.pool, lambda conn: update_owner(conn, owner_id, body, self.namespace)
+        )
 
     async def set_content_exports(self, owner_id: UUID, enabled: bool, scope: UUID | None) -> Owner:
         """Whether exports may carry the owner's guilds' message content; read by the export job only."""

@@ -1,4 +1,5 @@
-"""A local Discord (REST /api/v10, gateway v10, control API) that unmodified discord.py clients talk to.
+"""A local Discord (REST /api/v10, gateway v10, control API, a voice server) that unmodified discord.py
+clients talk to.
 
 Point discord.py at it with `discord.http.Route.BASE = emulator.api_url` and
 `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(emulator.gateway_url)`.

@@ -30,12 +30,17 @@ def _raise_fd_limit() -> None:
 
 async def _serve(host: str, port: int, world: WorldSpec | None) -> None:
     # The test clock, where a test set one, is the processors' and the emulated Discord's alike.
-    clock = clock_of(load_settings().clock_file)
+    settings = load_settings()
+    clock = clock_of(settings.clock_file)
     emulator = DiscordEmulator(world.config if world else None, world, clock)
+    # The console's OAuth2 application, so sign-in works locally with the settings' defaults.
+    emulator.register_oauth2_client(
+        settings.discord_client_id, settings.discord_client_secret, [settings.discord_redirect_url]
+    )
     base = await emulator.start(host, port)
     print(
         f"Discord emulator on {base}: REST {emulator.api_url}, gateway {emulator.gateway_url}, "
-        f"control {base}/_control",
+        f"control {base}/_control, voice ws://{emulator.voice.endpoint}",
         flush=True,
     )
     bots = list(emulator.world.bots.values())

@@ -206,6 +206,35 @@ class EmulatorControl:
         )
         return result
 
+    async def voice_received(self, guild_id: str | None = None, channel_id: str | None = None) -> Json:
+        """What the voice server received: `recordings` (one per guild, channel and user: packets,
+        duration_s, timestamp_duration_s, rms, dominant_hz, jitter_ms, speaking, rejected) and the
+        server-wide `rejected` counts."""
+        result: Json = await self._request(
+            "GET", "/voice/received", params={"guild_id": guild_id, "channel_id": channel_id}
+        )
+        return result
+
+    async def voice_pcm(self, guild_id: str, channel_id: str, user_id: str) -> bytes:
+        """What one user sent in a channel, decoded: little-endian int16, 48 kHz, stereo interleaved."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        query = {"guild_id": guild_id, "channel_id": channel_id, "user_id": user_id}
+        async with self._session.get(f"{self.base_url}/_control/voice/pcm", params=query) as response:
+            body = await response.read()
+            if response.status >= 400:
+                raise EmulatorError(response.status, orjson.loads(body) if body else None)
+            return body
+
+    async def clear_voice_received(self) -> None:
+        await self._request("DELETE", "/voice/received")
+
+    async def drop_voice(self, bot_id: str | None = None, code: int = 4015) -> int:
+        """Close voice WebSockets with `code` (4015: the client resumes; 4014/4006: the session ends)."""
+        body = _drop_none({"bot_id": bot_id, "code": code})
+        result: Json = await self._request("POST", "/voice/drop", body)
+        return int(result["dropped"])
+
     async def scheduled_events(self, guild_id: str) -> list[Json]:
         """The guild's scheduled events, with how many users are interested in each."""
         result: list[Json] = await self._request("GET", f"/guilds/{guild_id}/scheduled-events")

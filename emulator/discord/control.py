@@ -19,6 +19,7 @@ from .rest import ENGINE, LIMITER
 from .scheduled_events import event_payload
 from .spec import BotSpec, ChannelSpec, EmulatorConfig, MemberSpec, RoleSpec, Snowflake, UserSpec, WorldSpec
 from .traffic import TrafficGenerator, TrafficRequest
+from .voice_audio import CHANNELS, SAMPLE_RATE
 from .world import Bot, Guild, Json
 
 CONTROL_PREFIX = "/_control"
@@ -95,6 +96,12 @@ class VoiceIn(_In):
     channel_id: Snowflake | None = None
     self_mute: bool = False
     self_deaf: bool = False
+
+
+class VoiceDropIn(_In):
+    bot_id: Snowflake | None = None
+    # 4015 (voice server crashed) asks the client to RESUME; 4014/4006 end the session.
+    code: int = Field(4015, ge=4000, le=4999)
 
 
 class InterestIn(_In):
@@ -357,6 +364,37 @@ async def voice(request: web.Request) -> web.Response:
     return json_response(state)
 
 
+async def voice_received(request: web.Request) -> web.Response:
+    """Per (guild, channel, user): packets, duration, level, dominant frequency, jitter, speaking flags."""
+    q = request.query
+    return json_response(_engine(request).voice.received(q.get("guild_id"), q.get("channel_id")))
+
+
+async def voice_pcm(request: web.Request) -> web.Response:
+    """What one user sent in a channel, decoded: raw little-endian int16, 48 kHz, 2 channels interleaved."""
+    q = request.query
+    try:
+        guild_id, channel_id, user_id = q["guild_id"], q["channel_id"], q["user_id"]
+    except KeyError as missing:
+        raise ApiError(400, 50035, f"{missing.args[0]} is required") from None
+    samples = _engine(request).voice.pcm(guild_id, channel_id, user_id)
+    return web.Response(
+        body=samples.astype("<i2").tobytes(),
+        content_type="application/octet-stream",
+        headers={"X-Sample-Rate": str(SAMPLE_RATE), "X-Channels": str(CHANNELS)},
+    )
+
+
+async def clear_voice_received(request: web.Request) -> web.Response:
+    _engine(request).voice.clear()
+    return no_content()
+
+
+async def drop_voice(request: web.Request) -> web.Response:
+    target = await _parse(request, VoiceDropIn)
+    return json_response({"dropped": _engine(request).voice.drop(target.bot_id, target.code)})
+
+
 # --- observing and breaking --------------------------------------------------------------------------------
 
 
@@ -482,6 +520,10 @@ def add_control_routes(app: web.Application) -> None:
         ("POST", "/polls/end", end_poll),
         ("POST", "/interactions", invoke),
         ("POST", "/voice", voice),
+        ("GET", "/voice/received", voice_received),
+        ("GET", "/voice/pcm", voice_pcm),
+        ("DELETE", "/voice/received", clear_voice_received),
+        ("POST", "/voice/drop", drop_voice),
         ("GET", "/actions", actions),
         ("GET", "/stats", stats),
         ("POST", "/gateway/drop", drop),

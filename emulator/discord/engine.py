@@ -37,6 +37,7 @@ from .validation import (
     INTERACTION_AUTOCOMPLETE,
     INTERACTION_COMMAND,
 )
+from .voice import VoiceServer
 from .world import (
     ADMINISTRATOR,
     EVERYONE_PERMISSIONS,
@@ -96,6 +97,7 @@ class Engine:
         self.world = World(self.config.actions_limit, clock)
         self.ids = SnowflakeGenerator(clock=clock)
         self.hub = GatewayHub(self.world, self.config, self)
+        self.voice = VoiceServer(self.config)
         self.system_user = self.add_user("Discord Emulator")
         self.scheduled_events = ScheduledEvents(
             self.world, self.hub, self.ids, self.record, self._bot_guild, self.clock
@@ -109,6 +111,7 @@ class Engine:
     def set_config(self, config: EmulatorConfig) -> None:
         self.config = config
         self.hub.config = config
+        self.voice.config = config
         self.world.actions.resize(config.actions_limit)
 
     def store_attachment(self, attachment_id: str, content_type: str, data: bytes) -> None:
@@ -1196,9 +1199,11 @@ class Engine:
             },
         )
         if channel_id is None:
+            self.voice.revoke(guild.id, bot.id)
             return None
-        endpoint = self.config.voice_endpoint or self.hub.gateway_url.split("//", 1)[-1].rstrip("/")
-        return {"token": secrets.token_hex(8), "guild_id": guild.id, "endpoint": endpoint}
+        grant = self.voice.grant(guild.id, str(channel_id), bot.id, session_id)
+        endpoint = self.config.voice_endpoint or self.voice.endpoint
+        return {"token": grant.token, "guild_id": guild.id, "endpoint": endpoint}
 
     # --- interactions and their webhooks -------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from .errors import ApiError
 from .http_util import error_response, json_response, no_content, read_json, read_object
 from .payloads import application_payload, channel_payload, guild_base_payload, member_payload, user_payload
 from .ratelimit import InvalidRequestCounter, Window, bucket_hash, major_parameter, ratelimit_headers, take
-from .rules import recommended_shards
+from .rules import ALL_PERMISSIONS, recommended_shards
 from .world import Bot, Json
 
 API_PREFIX = "/api/v10"
@@ -184,6 +184,24 @@ async def get_me(request: web.Request) -> web.Response:
     user = _bot(request).user
     return json_response(
         {**user_payload(user), "verified": True, "mfa_enabled": False, "flags": 0, "email": None}
+    )
+
+
+async def get_my_guilds(request: web.Request) -> web.Response:
+    """GET /users/@me/guilds for a bot: the guilds it is in, as partial guilds, at most `limit` (200)."""
+    engine, bot = _engine(request), _bot(request)
+    try:
+        limit = min(max(int(request.query.get("limit", "200")), 1), 200)
+    except ValueError:
+        raise errors.invalid_form("limit", "Value is not int.") from None
+    guilds = [engine.world.guilds[guild_id] for guild_id in sorted(bot.guild_ids, key=int)[:limit]]
+    # A bot holds its managed role's ADMINISTRATOR everywhere: every permission.
+    permissions = str(ALL_PERMISSIONS)
+    return json_response(
+        [
+            {"id": guild.id, "name": guild.name, "icon": None, "owner": False, "permissions": permissions}
+            for guild in guilds
+        ]
     )
 
 
@@ -542,6 +560,7 @@ def add_rest_routes(app: web.Application) -> None:
     # "@me" routes are registered before their {id} siblings: aiohttp matches in registration order.
     routes = [
         ("GET", "/users/@me", get_me),
+        ("GET", "/users/@me/guilds", get_my_guilds),
         ("POST", "/users/@me/channels", open_dm),
         ("GET", "/users/{user_id}", get_user),
         ("GET", "/oauth2/applications/@me", get_application),

@@ -13,6 +13,7 @@ from settings.clock import Clock, wall_clock
 
 from .control import STARTED_AT, TRAFFIC, add_control_routes, control_middleware, invalidate_sessions
 from .engine import Engine
+from .oauth2 import OAuth2Client, add_oauth2_routes
 from .ratelimit import InvalidRequestCounter
 from .rest import ENGINE, LIMITER, RestLimiter, add_rest_routes, rest_middleware
 from .spec import EmulatorConfig, WorldSpec
@@ -47,6 +48,7 @@ class DiscordEmulator(Engine):
         self.app.router.add_get("/", self.hub.handle)
         add_rest_routes(self.app)
         add_control_routes(self.app)
+        self.oauth2 = add_oauth2_routes(self.app, self.world, clock)
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._pruner: asyncio.Task[None] | None = None
@@ -73,6 +75,7 @@ class DiscordEmulator(Engine):
         bound_port = runner.addresses[0][1]
         self.base_url = (self.config.public_url or f"http://{_url_host(host)}:{bound_port}").rstrip("/")
         self._set_gateway_url()
+        await self.voice.start(host)
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
         return self.base_url
 
@@ -105,6 +108,7 @@ class DiscordEmulator(Engine):
         for posting in list(self._posting):
             posting.cancel()
         await self.endpoints.close()
+        await self.voice.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -118,6 +122,9 @@ class DiscordEmulator(Engine):
         await self.stop()
 
     # --- control operations that live outside the engine -------------------------------------------------
+
+    def register_oauth2_client(self, client_id: str, client_secret: str, redirect_uris: list[str]) -> None:
+        self.oauth2.register(OAuth2Client(client_id, client_secret, tuple(redirect_uris)))
 
     def configure(self, **changes: Any) -> EmulatorConfig:
         """Change settings at runtime (e.g. tiny rate limits in a test)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -38,7 +38,7 @@ class EmulatorConfig(_Spec):
     heartbeat_grace_s: float = Field(10.0, ge=0)
     # One IDENTIFY per max_concurrency bucket per this many seconds; earlier ones get INVALID_SESSION.
     identify_interval_s: float = Field(5.0, ge=0)
-    # How long a disconnected session stays resumable.
+    # How long a disconnected session (gateway or voice) stays resumable.
     resume_timeout_s: float = Field(180.0, ge=0)
     # Dispatches kept per session for RESUME replay.
     replay_limit: int = Field(1000, ge=1)
@@ -71,8 +71,15 @@ class EmulatorConfig(_Spec):
     traffic_max_rate_per_s: float = Field(50_000.0, gt=0)
     # Base URL handed to clients (gateway url, resume_gateway_url); default: the bound address.
     public_url: str | None = None
-    # Host[:port] in VOICE_SERVER_UPDATE; default: this server (no voice server is emulated).
+    # Host[:port] in VOICE_SERVER_UPDATE; default: the emulator's voice server (its own port).
     voice_endpoint: str | None = None
+    # HELLO's heartbeat interval on the voice gateway; silence past 1.5 intervals + heartbeat_grace_s: 4009.
+    voice_heartbeat_interval_ms: int = Field(13_750, ge=10)
+    # The DAVE version the voice server requires and runs: 1 (end-to-end encryption, as Discord requires
+    # now; a client offering less is closed with 4017) or 0 (transport encryption only).
+    voice_dave_protocol_version: Literal[0, 1] = 1
+    # Opus frames the voice server keeps per (guild, channel, user) for read-back: 30,000 are 10 minutes.
+    voice_frames_kept: int = Field(30_000, ge=1)
 
 
 class UserSpec(_Spec):

@@ -1,5 +1,5 @@
 """The native dev stack on 127.0.0.1, installed on first use: Kafka, PostgreSQL, Redis, ClickHouse,
-Weaviate and the embedded model server."""
+Weaviate, the embedded model server and stripe-mock (billing)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from infra.stack.postgres import Postgres
 from infra.stack.process import apt_install
 from infra.stack.redis import Redis
 from infra.stack.service import Outcome, Service, ServiceStatus, UpResult
+from infra.stack.stripe_mock import StripeMock
 from infra.stack.weaviate import Weaviate
 from settings import Settings
 
@@ -31,6 +32,8 @@ def services(settings: Settings) -> list[Service]:
     ]
     if settings.local_model:
         stack.append(ModelServer(settings))
+    if settings.stripe_mock_serves:
+        stack.append(StripeMock(settings))
     return stack
 
 

@@ -16,7 +16,8 @@ from infra.stack.service import Outcome
 from settings import get_settings
 
 stack_app = typer.Typer(
-    help="The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse, Weaviate, the local model."
+    help="The native dev stack on 127.0.0.1: Kafka, PostgreSQL, Redis, ClickHouse, Weaviate, the local model "
+    "and stripe-mock."
 )
 db_app = typer.Typer()
 

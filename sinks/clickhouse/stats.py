@@ -8,27 +8,17 @@ into the SQL), so one guild's answer is made of its own rows only. Times are bou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from models.analytics import StatsWindow
+from models.analytics import Bucket, StatsWindow
 from sinks.clickhouse.schema import checked_database
 
 TOP = 3
 # The actions that put an agent's words in the guild: its replies and the messages it sends.
 AGENT_MESSAGE_KINDS = ("reply", "send_message")
-
-
-class Bucket(StrEnum):
-    hour = "hour"
-    day = "day"
-
-    @property
-    def size(self) -> timedelta:
-        return timedelta(hours=1) if self is Bucket.hour else timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from PIL import Image
 
 from models.actions import AnswerInChannel, AnswerInteraction, InteractionResponse, Reply
-from models.analytics import StatsRequest, StatsWindow
+from models.analytics import Bucket, StatsRequest, StatsWindow
 from sinks.chart import render_chart
-from sinks.clickhouse.stats import Bucket, aggregate, query_parameters, stats_queries, time_range
+from sinks.clickhouse.stats import aggregate, query_parameters, stats_queries, time_range
 from sinks.stats import CHART_FILENAME, UNAVAILABLE, answer_stats, stats_answer, stats_embed
 
 UNTIL = datetime(2026, 3, 4, 15, 42, 7, tzinfo=UTC)

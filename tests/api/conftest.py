@@ -4,7 +4,11 @@ body ever contains a bot token."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import socket
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import uuid4
@@ -21,13 +25,20 @@ from api.schemas import OwnerCreate, Role
 from api.store import create_owner
 from emulator.discord.server import DiscordEmulator
 from infra.migrate import migrate
+from infra.stack.stripe_mock import build_stripe_mock, check_stripe_api, stripe_mock_argv
 from models.tiers import Tier
 from settings import Settings, load_settings
 from streams.catalog import AGENT_DEPLOYMENTS, OWNER_NOTIFICATIONS, TOKENS_HEALTH
 from tests.kafka_namespace import temporary_namespace
+from tests.waiting import wait_until
 from vault.keyring import generate_key_spec
 
 API_TOPICS = (AGENT_DEPLOYMENTS, TOKENS_HEALTH, OWNER_NOTIFICATIONS)
+# The console's OAuth2 application in the emulator; the API runs at http://api (the ASGI transport).
+OAUTH2_CLIENT_ID = "1400000000000000077"
+OAUTH2_SECRET = "api-tests-secret"
+REDIRECT_URL = "http://api/auth/discord/callback"
+WEBHOOK_SECRET = "whsec_api_tests"
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +83,58 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
 
 
 @pytest.fixture(scope="module")
+async def stripe_mock(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """stripe-mock (built once into the cache, as `deep stack up` builds it) on a port of this module's:
+    its base URL."""
+    binary = await asyncio.to_thread(
+        build_stripe_mock, base_settings, log_file=tmp_path_factory.mktemp("stripe") / "install.log"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    https_socket = tmp_path_factory.mktemp("stripe") / "https.sock"
+    process = await asyncio.create_subprocess_exec(
+        *stripe_mock_argv(binary, port, https_socket), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    async def answers() -> bool:
+        with contextlib.suppress(httpx.HTTPError, ConnectionError):
+            await check_stripe_api(url, base_settings.stripe_secret_key)
+            return True
+        return False
+
+    try:
+        # It loads Stripe's whole OpenAPI document first: seconds on a busy machine.
+        await wait_until(answers, "stripe-mock to answer", timeout_s=90)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@pytest.fixture(scope="module")
 def api_settings(
     base_settings: Settings,
     namespace: str,
     emulator: DiscordEmulator,
+    stripe_mock: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
+    emulator.register_oauth2_client(OAUTH2_CLIENT_ID, OAUTH2_SECRET, [REDIRECT_URL])
     return dataclasses.replace(
         base_settings,
         state_dir=tmp_path_factory.mktemp("state"),
         token_keys=generate_key_spec("k1"),
         discord_api_base=emulator.api_url,
+        discord_oauth_url=emulator.base_url,
+        discord_client_id=OAUTH2_CLIENT_ID,
+        discord_client_secret=OAUTH2_SECRET,
+        discord_redirect_url=REDIRECT_URL,
+        stripe_api_base=stripe_mock,
+        stripe_webhook_secret=WEBHOOK_SECRET,
         topic_namespace=namespace,
     )
 
@@ -189,3 +241,29 @@ def add_token(
 
 def guild_id() -> str:
     return str(uuid4().int % 10**18)
+
+
+SignIn = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def sign_in(client: httpx.AsyncClient, emulator: DiscordEmulator) -> SignIn:
+    """Signs `discord_user_id` in to the console through the emulator's OAuth2, as a browser does: the
+    session cookie, as headers (with the console's CSRF header) for requests of its own."""
+
+    async def run(discord_user_id: str, next_path: str = "/console/") -> dict[str, str]:
+        emulator.oauth2.sign_in(discord_user_id)
+        login = await client.get("/auth/discord/login", params={"next": next_path})
+        assert login.status_code == 302, login.text
+        async with httpx.AsyncClient() as browser:
+            consent = await browser.get(login.headers["Location"])
+        assert consent.status_code == 302, consent.text
+        callback = await client.get(consent.headers["Location"].removeprefix("http://api"))
+        assert callback.status_code == 302, callback.text
+        cookie = client.cookies.get("deep_session")
+        assert cookie is not None
+        # Each test sends the cookie it means to: the shared client keeps none between sign-ins.
+        client.cookies.clear()
+        return {"Cookie": f"deep_session={cookie}", "X-Deep-Console": "1"}
+
+    return run
