@@ -53,6 +53,7 @@ from settings import Settings
 from sinks.erasure import ANALYTICS_PARTITION
 from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
 from streams.codec import CodecError, encode_key
+from streams.history import every_record
 from streams.sealing import DataKeys, open_envelope, open_fields
 from vault.user_keys import UserKeyStore
 
@@ -590,25 +591,11 @@ async def _parquet_rows(stores: ErasureStores, user_id: str) -> list[dict[str, A
 async def _events(stores: ErasureStores, user_id: str) -> list[dict[str, Any]]:
     """The events on `discord.events` that carry the user's id (as author, mention or member) once opened
     with the data keys that remain."""
-    topic = DISCORD_EVENTS.name_in(stores.namespace)
-    reader = AIOKafkaConsumer(bootstrap_servers=stores.bootstrap, enable_auto_commit=False)
-    await reader.start()
     found: list[dict[str, Any]] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in range(DISCORD_EVENTS.partitions)]
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-        ends = await reader.end_offsets(tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            for records in (await reader.getmany(*pending, timeout_ms=1000)).values():
-                for record in records:
-                    opened = await _opened_event(record.value, stores.user_keys)
-                    if opened is not None and user_id in orjson.dumps(opened["data"]).decode():
-                        found.append(opened)
-            pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
-    finally:
-        await reader.stop()
+    async for raw in every_record(stores.bootstrap, DISCORD_EVENTS.name_in(stores.namespace)):
+        opened = await _opened_event(raw, stores.user_keys)
+        if opened is not None and user_id in orjson.dumps(opened["data"]).decode():
+            found.append(opened)
     return found
 
 

@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 from redis.asyncio import Redis
 
@@ -45,6 +45,7 @@ from sinks.consumer import TableWriter
 from sinks.erasure import ErasureService
 from sinks.tables import EVENTS
 from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, TopicSpec
+from streams.history import every_record
 from streams.sealing import seal_envelope
 from tests.processors.conftest import Producer, Worker
 from tests.processors.factories import (
@@ -261,21 +262,8 @@ def _analytics_authors(clickhouse: tuple[Client, str]) -> set[str]:
 
 async def _topic_text(stores: ErasureStores, spec: TopicSpec) -> str:
     """Every record of the topic, raw, as one text."""
-    tps = [TopicPartition(spec.name_in(stores.namespace), p) for p in range(spec.partitions)]
-    reader = AIOKafkaConsumer(bootstrap_servers=stores.bootstrap, enable_auto_commit=False)
-    await reader.start()
-    values: list[bytes] = []
-    try:
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-        ends = await reader.end_offsets(tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            batch = await reader.getmany(*pending, timeout_ms=500)
-            values += [record.value or b"" for records in batch.values() for record in records]
-            pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
-    finally:
-        await reader.stop()
+    topic = spec.name_in(stores.namespace)
+    values = [value async for value in every_record(stores.bootstrap, topic)]
     return repr(values)
 
 
