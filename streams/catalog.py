@@ -26,8 +26,7 @@ from streams.codec import Codec
 GUILD_PARTITIONS = 12
 BOT_PARTITIONS = 12
 
-MINUTE_MS = 60_000
-HOUR_MS = 60 * MINUTE_MS
+HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 # How long a compacted topic (the processors' changelogs) keeps a value after a newer one replaced it.
 ERASED_WITHIN_MS = HOUR_MS
@@ -55,15 +54,16 @@ class TopicSpec:
 
     def broker_config(self) -> dict[str, str]:
         if self.compacted:
-            # A superseded value (an erased user's, say) and a deletion's tombstone are gone within
-            # ERASED_WITHIN_MS (plus the cleaner's 15 s backoff): the active segment is rolled and cleaned
-            # once its oldest record is that old, whatever the dirty ratio.
+            # A superseded value (an erased user's, say) is gone within ERASED_WITHIN_MS (plus the cleaner's
+            # 15 s backoff): the active segment is rolled and cleaned once its oldest record is that old,
+            # whatever the dirty ratio. A deletion's marker (its key may name the user) stays as long again:
+            # a reader replaying the changelog from the start (a recovering worker) must still see it.
             return {
                 "cleanup.policy": "compact",
                 "min.compaction.lag.ms": "0",
                 "segment.ms": str(ERASED_WITHIN_MS),
                 "max.compaction.lag.ms": str(ERASED_WITHIN_MS),
-                "delete.retention.ms": str(MINUTE_MS),
+                "delete.retention.ms": str(ERASED_WITHIN_MS),
             }
         config = {"cleanup.policy": "delete"}
         if self.retention_ms is not None:
