@@ -301,9 +301,10 @@ class _Run:
         control = ErasureControl(erasure_id=self.erasure.erasure_id, user_id=self.user_id)
         timeout = self.stores.ack_timeout_s
         have = acked(await await_acks(self.stores, control.erasure_id, lambda _: True, 0), component)
-        missing = set(partitions) - set(have) - self.sent
+        missing = set(partitions) - set(have)
         if component == ErasureComponent.processors and ErasureStep.analytics in self.erasure.remaining:
             missing.add(ANALYTICS_PARTITION)  # the sinks read the same record, sent once for both
+        missing -= self.sent
         await send_controls(self.stores, control, missing)
         self.sent |= missing
         acks = await await_acks(

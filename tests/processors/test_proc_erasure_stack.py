@@ -183,8 +183,10 @@ def _leveling_luna() -> AgentConfig:
     return AgentConfig.model_validate({**data, "enabled_tools": [*data["enabled_tools"], "leveling"]})
 
 
-async def _plant(stores: ErasureStores, produce: Producer, clickhouse: tuple[Client, str]) -> list[str]:
-    """Both users' data in every store; returns the ids of the erased user's events."""
+async def _plant(
+    stores: ErasureStores, produce: Producer, clickhouse: tuple[Client, str]
+) -> tuple[Where, list[str]]:
+    """Both users' data in every store; returns where they talk and the ids of the erased user's events."""
     guild, channel, bot = snowflake(), snowflake(), snowflake()
     agent = deployed(_leveling_luna(), guild_id=guild, bot_id=bot, tier=Tier.pro)
     await produce.routing(routing(guild, agent))
@@ -248,7 +250,7 @@ async def _plant(stores: ErasureStores, produce: Producer, clickhouse: tuple[Cli
     day = stores.parquet_dir / "day=2026-12-01"
     day.mkdir(parents=True)
     pq.write_table(events_table(stored), day / "part-0.parquet")
-    return [events[0].event_id, sealed.event_id]
+    return where, [events[0].event_id, sealed.event_id]
 
 
 def _dumped(export: UserDataExport) -> str:
@@ -301,7 +303,7 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     sinks: Sinks,
     clickhouse: tuple[Client, str],
 ) -> None:
-    erased_events = await _plant(stores, produce, clickhouse)
+    where, erased_events = await _plant(stores, produce, clickhouse)
 
     async def exported() -> UserDataExport:
         return await export_user_data(stores, ERASED_ID, "test")
@@ -390,6 +392,16 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     assert OTHERS_WORDS in orjson.dumps(kept.tables["context"]).decode()
     assert [m["record"]["people"] for m in kept.memories] == [[OTHER_ID]]
     assert await stores.redis.get(f"{stores.namespace}session:{OTHER_ID}") is not None
+
+    # The platform goes on: the worker still takes people's messages.
+    later = "luna, still here after the erasure"
+    await produce.event(message_event(where, OTHER, later))
+
+    async def taken() -> bool:
+        context = (await export_user_data(stores, OTHER_ID, "test")).tables.get("context", {})
+        return later in orjson.dumps(context).decode()
+
+    await wait_until(taken, "the worker to take a message after the erasure", timeout_s=WAIT_S)
 
     # Erasing again: a new erasure, every step done, nothing left to remove but the events' copies.
     again, created = await ledger.request(ERASED_ID, "test")
