@@ -90,7 +90,7 @@ def create_app(
             await memories.ensure_collection()
         analytics_client = AnalyticsClient(settings.kafka_bootstrap, settings.topic_namespace)
         stripe_billing = StripeBilling(settings)
-        erasures = ErasureRunner(erasure_stores(settings, pool, redis, memories))
+        erasures = ErasureRunner(erasure_stores(settings, dsn, pool, redis, memories))
         app.state.ctx = ApiContext(
             settings, store, vault, limiter, usage, memories, http, analytics_client, stripe_billing, erasures
         )

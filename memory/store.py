@@ -26,6 +26,7 @@ from weaviate.collections.collection.async_ import CollectionAsync
 from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
 from memory.embedding import DIMENSIONS
+from models.erasure import names_user
 from models.memory import Candidate, MemoryKind, MemoryRecord, RecallQuery, StoredMemory
 from settings import Settings
 
@@ -258,7 +259,11 @@ class MemoryStore:
         for deployment_id in await self.tenants():
             async for obj in self._tenant(deployment_id).iterator():
                 record = _record(deployment_id, obj.properties)
-                if record.author_id == user_id or user_id in record.people or user_id in record.text:
+                if (
+                    record.author_id == user_id
+                    or user_id in record.people
+                    or names_user(record.text, user_id)
+                ):
                     found.append(StoredMemory(id=obj.uuid, record=record))
         return found
 
@@ -268,7 +273,7 @@ class MemoryStore:
         changed = 0
         for memory in await self.about_person(user_id):
             record, tenant = memory.record, self._tenant(memory.record.deployment_id)
-            if record.author_id == user_id or user_id in record.text:
+            if record.author_id == user_id or names_user(record.text, user_id):
                 changed += await self.delete(record.deployment_id, [memory.id])
             else:
                 people = [person for person in record.people if person != user_id]

@@ -6,6 +6,7 @@ its work and its record harms nothing)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,17 @@ from uuid import UUID
 from pydantic import Field
 
 from models.common import Payload, Snowflake, Strict, utc_now
+
+
+def names_user(text: str, user_id: str) -> bool:
+    """Whether a text holds the user's id as a whole number (a mention `<@id>`, a field): "12" is not in
+    "3124"."""
+    return re.search(id_pattern(user_id), text) is not None
+
+
+def id_pattern(user_id: str) -> str:
+    """A regular expression matching the id where no digit touches it."""
+    return rf"(^|[^0-9]){re.escape(user_id)}([^0-9]|$)"
 
 
 class ErasureStep(StrEnum):

@@ -44,6 +44,8 @@ from models.erasure import (
     ErasureStep,
     StepRecord,
     UserDataExport,
+    id_pattern,
+    names_user,
 )
 from models.events import SealedData
 from processors.app import WorkerOptions, read_compacted
@@ -62,6 +64,8 @@ log = logging.getLogger(__name__)
 # What a notification says instead of the erased user's id (reports name their reporter).
 ERASED_USER = "[erased user]"
 PARTITIONS = frozenset(range(GUILD_PARTITIONS))
+# How many erasures one process runs at the same time.
+RUNNING_AT_ONCE = 4
 
 
 class ErasureIncomplete(RuntimeError):
@@ -84,6 +88,8 @@ def user_digest(user_id: str) -> str:
 class ErasureStores:
     """Every store an erasure reaches, and where the other processes listen."""
 
+    # A running erasure holds a connection of its own (its lock); the pool serves the short queries.
+    postgres_dsn: str
     pool: asyncpg.Pool
     redis: Redis
     memories: MemoryStore
@@ -104,10 +110,11 @@ class ErasureStores:
 
 
 def erasure_stores(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, memories: MemoryStore
+    settings: Settings, dsn: str, pool: asyncpg.Pool, redis: Redis, memories: MemoryStore
 ) -> ErasureStores:
-    """The stores of this environment over a process's own pool, Redis and memory clients."""
+    """The stores of this environment over a process's own pool (of `dsn`), Redis and memory clients."""
     return ErasureStores(
+        postgres_dsn=dsn,
         pool=pool,
         redis=redis,
         memories=memories,
@@ -127,7 +134,7 @@ async def connected_stores(settings: Settings) -> AsyncIterator[ErasureStores]:
     try:
         await memories.client.connect()
         await memories.ensure_collection()
-        yield erasure_stores(settings, pool, redis, memories)
+        yield erasure_stores(settings, settings.postgres_dsn, pool, redis, memories)
     finally:
         await memories.client.close()
         await redis.aclose()
@@ -375,7 +382,7 @@ def naming(table: pa.Table, user_id: str) -> pa.ChunkedArray | pa.Array:
     hit: pa.ChunkedArray | pa.Array = pa.array([False] * table.num_rows)
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            hit = pc.or_(hit, pc.fill_null(pc.match_substring(column, user_id), False))
+            hit = pc.or_(hit, pc.fill_null(pc.match_substring_regex(column, id_pattern(user_id)), False))
     return hit
 
 
@@ -419,15 +426,14 @@ def _lock_key(erasure_id: UUID) -> int:
 
 
 @asynccontextmanager
-async def _running(pool: asyncpg.Pool, erasure_id: UUID) -> AsyncIterator[bool]:
-    """Whether this process holds the erasure's lock; the lock goes with the connection if it dies."""
-    async with pool.acquire() as conn:
-        held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(erasure_id)))
-        try:
-            yield held
-        finally:
-            if held:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(erasure_id))
+async def _running(dsn: str, erasure_id: UUID) -> AsyncIterator[bool]:
+    """Whether this process holds the erasure's lock, on a connection of its own (not to keep one of a
+    pool for minutes); the lock goes with the connection when it closes or its process dies."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(erasure_id)))
+    finally:
+        await conn.close()
 
 
 async def run_erasure(
@@ -442,7 +448,7 @@ async def run_erasure(
     erasure = await ledger.get(erasure_id)
     if erasure is None:
         raise KeyError(f"erasure_id: no erasure {erasure_id}")
-    async with _running(stores.pool, erasure_id) as held:
+    async with _running(stores.postgres_dsn, erasure_id) as held:
         erasure = await ledger.get(erasure_id)
         assert erasure is not None
         if not held or erasure.status == ErasureStatus.done:
@@ -469,6 +475,8 @@ class ErasureRunner:
         self.stores = stores
         self.ledger = ErasureLedger(stores.pool)
         self._tasks: dict[UUID, asyncio.Task[Erasure]] = {}
+        # Erasures run a few at a time; the others wait their turn (each holds a connection and consumers).
+        self._slots = asyncio.Semaphore(RUNNING_AT_ONCE)
 
     async def request(self, user_id: str, actor: str) -> Erasure:
         """The user's running erasure (a new one when none runs), started here unless it already runs."""
@@ -484,7 +492,8 @@ class ErasureRunner:
 
     async def _run(self, erasure_id: UUID, actor: str) -> Erasure:
         try:
-            return await run_erasure(self.stores, erasure_id, actor)
+            async with self._slots:
+                return await run_erasure(self.stores, erasure_id, actor)
         except Exception:
             log.exception("erasure %s stopped short; requesting it again resumes it", erasure_id)
             raise
@@ -584,7 +593,7 @@ async def _parquet_rows(stores: ErasureStores, user_id: str) -> list[dict[str, A
         table = await asyncio.to_thread(pq.read_table, path, partitioning=None)
         for row in table.to_pylist():
             opened = _json_row(await _opened_row(row, stores.user_keys))
-            if user_id in orjson.dumps(opened).decode():
+            if names_user(orjson.dumps(opened).decode(), user_id):
                 rows.append(opened | {"file": str(path)})
     return rows
 
@@ -595,7 +604,7 @@ async def _events(stores: ErasureStores, user_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     async for raw in every_record(stores.bootstrap, DISCORD_EVENTS.name_in(stores.namespace)):
         opened = await _opened_event(raw, stores.user_keys)
-        if opened is not None and user_id in orjson.dumps(opened["data"]).decode():
+        if opened is not None and names_user(orjson.dumps(opened["data"]).decode(), user_id):
             found.append(opened)
     return found
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from models import table_keys
+from models.erasure import names_user
 from models.processor_state import (
     AnnouncementBook,
     EventBook,
@@ -62,7 +63,7 @@ def _context(value: ChannelContext, user_id: str) -> ChannelContext:
 
 
 def _by_or_about(message: ContextMessage, user_id: str) -> bool:
-    return message.author_id == user_id or user_id in message.content
+    return message.author_id == user_id or names_user(message.content, user_id)
 
 
 def _board(value: Leaderboard, user_id: str) -> Leaderboard:

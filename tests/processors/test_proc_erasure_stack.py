@@ -123,6 +123,7 @@ def clickhouse(stack_up: Settings) -> tuple[Client, str]:
 @pytest.fixture(scope="module")
 async def stores(
     stack_up: Settings,
+    schema: str,
     namespace: str,
     pool: asyncpg.Pool,
     memories: MemoryStore,
@@ -130,6 +131,7 @@ async def stores(
 ) -> AsyncIterator[ErasureStores]:
     redis = Redis.from_url(stack_up.redis_url)
     stores = ErasureStores(
+        postgres_dsn=f"{stack_up.postgres_dsn}?search_path={schema}",
         pool=pool,
         redis=redis,
         memories=memories,
