@@ -1,5 +1,5 @@
-"""A Discord user's data (operators only): erasure everywhere (asynchronous, with a status resource) and
-the access export of everything held about them."""
+"""A Discord user's data (operators only): erasure everywhere, asynchronous, with a status resource. The
+access export reads every store in full (minutes on a large platform): it is `deep users export`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from api.deps import Context, Operator
 from api.schemas import ErrorBody
 from api.store import NotFound
 from api.store.keys import Principal
-from models.erasure import Erasure, UserDataExport
-from ops.erasure import export_user_data, user_digest
+from models.erasure import Erasure
+from ops.erasure import user_digest
 
 router = APIRouter(
     tags=["users"],
@@ -47,9 +47,3 @@ async def erasure_status(user_id: UserId, erasure_id: UUID, ctx: Context, _: Ope
     if erasure is None or erasure.user_digest != user_digest(user_id):
         raise NotFound(f"erasure {erasure_id} of user {user_id} not found")
     return erasure
-
-
-@router.get("/users/{user_id}/data", response_model=UserDataExport)
-async def export_user(user_id: UserId, ctx: Context, principal: Operator) -> UserDataExport:
-    """Everything the platform holds about the user, by store (a subject-access request)."""
-    return await export_user_data(ctx.erasures.stores, user_id, _actor(principal))
