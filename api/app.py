@@ -38,6 +38,7 @@ from api.routes import (
     sandbox,
     tokens,
     traits,
+    users,
 )
 from api.schemas import ErrorBody
 from api.store import Store
@@ -49,6 +50,7 @@ from inference.quota import MonthlyUsage
 from infra.migrate import migrate
 from memory.store import MemoryStore
 from memory.store import connect as connect_memory
+from ops.erasure import ErasureRunner, erasure_stores
 from settings import Settings, get_settings
 from streams.outbox import run_relay
 from vault.store import TokenVault
@@ -97,6 +99,7 @@ def create_app(
         # The endpoints the inference workers use, as they read them from the settings.
         endpoints = inference_config(settings, settings.inference_endpoints, settings.inference_api_key)
         inference = EndpointPool(list(endpoints.endpoints), endpoints)
+        erasures = ErasureRunner(erasure_stores(settings, dsn, pool, redis, memories))
         app.state.ctx = ApiContext(
             settings,
             store,
@@ -108,6 +111,7 @@ def create_app(
             analytics_client,
             stripe_billing,
             inference,
+            erasures,
         )
         stop = asyncio.Event()
         tasks = []
@@ -124,6 +128,8 @@ def create_app(
                 ),
                 asyncio.create_task(run_usage_persistence(store, usage, stop), name="usage-persistence"),
             ]
+            # An erasure this process (or another) left unfinished goes on.
+            await erasures.resume_unfinished("api start")
         try:
             yield
         finally:
@@ -132,6 +138,7 @@ def create_app(
             await analytics_client.close()
             await stripe_billing.close()
             await inference.close()
+            await erasures.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()
@@ -160,6 +167,7 @@ def create_app(
         analytics,
         billing,
         traits,
+        users,
     ):
         app.include_router(module.router)
     # The owner console: its pages call the routes above from the same origin, with the session cookie.

@@ -19,6 +19,7 @@ from api.stripe_billing import StripeBilling
 from inference.pool import EndpointPool
 from inference.quota import MonthlyUsage
 from memory.store import MemoryStore
+from ops.erasure import ErasureRunner
 from settings import Settings
 from vault.store import TokenVault
 
@@ -41,6 +42,8 @@ class ApiContext:
     stripe: StripeBilling
     # The inference workers' model endpoints, for the console's sandbox chat.
     inference: EndpointPool
+    # Erasures of users' data, run in this process's background.
+    erasures: ErasureRunner
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

@@ -15,7 +15,7 @@ from gateways.cli import app as gateway_app
 from infra.stack.cli import db_app, stack_app
 from jobs.cli import jobs_app
 from memory.cli import memory_app
-from ops.cli import ops_app
+from ops.cli import ops_app, users_app
 from processors.cli import processors_command
 from settings import get_settings
 
@@ -33,6 +33,7 @@ app.add_typer(presets_app, name="presets", help="List and deploy preset agents (
 app.add_typer(tokens_app, name="tokens", help="Bot tokens: add, list, revoke, rotate-key.")
 app.add_typer(ops_app, name="ops", help="Ops: topics, lag, dead letters, agent and token status.")
 app.add_typer(jobs_app, name="jobs", help="Replay, backfill and Parquet export/import over history.")
+app.add_typer(users_app, name="users", help="A Discord user's data: erase it everywhere, export it.")
 app.add_typer(memory_app, name="memory", help="Long-term memory: the writer; list, search, delete memories.")
 app.command("demo", help="The whole platform in a demo world with a browser playground (Ctrl-C stops it).")(
     demo_command

@@ -214,7 +214,10 @@ def backfill_state(
 
 @export_app.command("parquet")
 def export_parquet(
-    directory: Annotated[Path, typer.Argument(help="An empty or new directory for the dataset.")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="An empty or new directory; under DEEP_PARQUET_EXPORTS_DIR, erasures reach it."),
+    ],
     start: Start = None,
     end: End = None,
     namespace: Namespace = None,

@@ -26,6 +26,7 @@ from weaviate.collections.collection.async_ import CollectionAsync
 from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
 from memory.embedding import DIMENSIONS
+from models.erasure import names_user
 from models.memory import Candidate, MemoryKind, MemoryRecord, RecallQuery, StoredMemory
 from settings import Settings
 
@@ -249,3 +250,33 @@ class MemoryStore:
             return []
         found = await self._collection.tenants.get_by_names([str(d) for d in deployment_ids])
         return [d for d in deployment_ids if str(d) in found]
+
+    async def about_person(self, user_id: str) -> list[StoredMemory]:
+        """Every memory, in every tenant, that the person said, that names their id, or that they took part
+        in (the access export and the erasure). `people` and `text` have no index (see FILTERED), so this
+        reads every memory: it runs once per request of a person."""
+        found: list[StoredMemory] = []
+        for deployment_id in await self.tenants():
+            async for obj in self._tenant(deployment_id).iterator():
+                record = _record(deployment_id, obj.properties)
+                if (
+                    record.author_id == user_id
+                    or user_id in record.people
+                    or names_user(record.text, user_id)
+                ):
+                    found.append(StoredMemory(id=obj.uuid, record=record))
+        return found
+
+    async def erase_person(self, user_id: str) -> int:
+        """Delete what the person said and what names their id; take them out of the people of the others'
+        memories they took part in. Returns how many memories were deleted or rewritten."""
+        changed = 0
+        for memory in await self.about_person(user_id):
+            record, tenant = memory.record, self._tenant(memory.record.deployment_id)
+            if record.author_id == user_id or names_user(record.text, user_id):
+                changed += await self.delete(record.deployment_id, [memory.id])
+            else:
+                people = [person for person in record.people if person != user_id]
+                await tenant.data.update(uuid=memory.id, properties={"people": people})
+                changed += 1
+        return changed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -25,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from models.analytics import ConsumerLag
+from models.erasure import Erasure, ErasureStatus
 from ops.kafka import (
     DeadLetterEntry,
     RedriveReport,
@@ -61,6 +63,10 @@ ops_app.add_typer(topics_app, name="topics")
 ops_app.add_typer(deadletter_app, name="deadletter")
 ops_app.add_typer(agents_app, name="agents")
 ops_app.add_typer(tokens_app, name="tokens")
+
+# Who the audit names for what the CLI does.
+CLI_ACTOR = "deep cli"
+SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 
 Namespace = Annotated[
     str | None, typer.Option(help="Topic namespace (default: DEEP_TOPIC_NAMESPACE of the environment).")
@@ -346,3 +352,54 @@ def agents_status() -> None:
 def tokens_status() -> None:
     """Bot tokens per tier and status, with failures, rate-limit hits and due health checks."""
     console.print(tokens_table(run(token_status(get_settings().postgres_dsn))))
+
+
+users_app = typer.Typer(help="A Discord user's data: erase it everywhere, export it.", no_args_is_help=True)
+UserId = Annotated[str, typer.Argument(help="The Discord user id (a snowflake).")]
+
+
+def _user_id(user_id: str) -> str:
+    if not SNOWFLAKE.fullmatch(user_id):
+        fail(f"user_id: {user_id!r} is not a Discord id (1 to 20 digits)")
+    return user_id
+
+
+@users_app.command("erase")
+def users_erase(user_id: UserId) -> None:
+    """Erase the user's data from every store and wait until it is done. Asking again while an erasure of
+    the user runs (here or in the API) joins it; after a crash, asking again resumes it."""
+    from ops.erasure import ErasureLedger, connected_stores, run_erasure
+
+    user = _user_id(user_id)
+
+    async def erase() -> Erasure:
+        async with connected_stores(get_settings()) as stores:
+            erasure, _ = await ErasureLedger(stores.pool).request(user, CLI_ACTOR)
+            console.print(f"erasure {erasure.erasure_id}: {len(erasure.remaining)} step(s) to do")
+            return await run_erasure(
+                stores,
+                erasure.erasure_id,
+                CLI_ACTOR,
+                on_step=lambda s: console.print(f"  {s.step.value}: done, {s.removed} removed"),
+            )
+
+    erasure = run(erase())
+    if erasure.status is not ErasureStatus.done:
+        fail(
+            f"erasure {erasure.erasure_id} is being run by another process; its steps so far: {erasure.steps}"
+        )
+    console.print(f"erasure {erasure.erasure_id}: done")
+
+
+@users_app.command("export")
+def users_export(user_id: UserId) -> None:
+    """Print everything held about the user as JSON (a subject-access request)."""
+    from ops.erasure import connected_stores, export_user_data
+
+    user = _user_id(user_id)
+
+    async def export() -> str:
+        async with connected_stores(get_settings()) as stores:
+            return (await export_user_data(stores, user, CLI_ACTOR)).model_dump_json(indent=2)
+
+    print(run(export()))

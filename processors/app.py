@@ -20,10 +20,12 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, Message, StreamT, TopicT
 
 from models.deployments import RoutingRecord
+from models.erasure import ErasureAck, ErasureComponent, ErasureControl
 from models.events import EventEnvelope
 from models.inference import InferenceResult
 from models.table_keys import AnnouncementKey, GamesKey, MusicKey, RoutingKey, UtilityKey
 from processors.engine import Engine, MalformedEvent, Outputs
+from processors.erasure import erase_user, on_partition
 from processors.prompt import PromptFit
 from processors.tables import create_tables, partition_of
 from settings import Settings
@@ -40,6 +42,8 @@ from streams.catalog import (
     INFERENCE_RESULTS,
     MODERATION_AUDIT,
     OWNER_NOTIFICATIONS,
+    PRIVACY_ERASURE_ACKS,
+    PRIVACY_ERASURES,
     TopicSpec,
 )
 from streams.codec import CodecError, decode_key, encode_key
@@ -158,7 +162,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         )
 
     events, deployments, results = topic(DISCORD_EVENTS), topic(AGENT_DEPLOYMENTS), topic(INFERENCE_RESULTS)
-    consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS)
+    consumed = (DISCORD_EVENTS, AGENT_DEPLOYMENTS, INFERENCE_RESULTS, PRIVACY_ERASURES)
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
     fit = PromptFit.small if settings.local_model_serves else PromptFit.full
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
@@ -236,6 +240,30 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     @app.agent(results, name="results")
     async def on_results(stream: StreamT) -> None:
         await consume(INFERENCE_RESULTS, stream, handle_result)
+
+    erasures, erasure_acks = topic(PRIVACY_ERASURES), topic(PRIVACY_ERASURE_ACKS)
+
+    @app.agent(erasures, name="erasures")
+    async def on_erasures(stream: StreamT) -> None:
+        # Co-partitioned with the events: the record on partition p reaches the worker holding p's tables,
+        # and its writes go to p's changelogs. Erasing is idempotent, so a redelivery only acknowledges again.
+        async for event in stream.events():
+            message = event.message
+            try:
+                control: ErasureControl = PRIVACY_ERASURES.codec.decode(message.value)
+            except CodecError as error:
+                await send_dead_letter(PRIVACY_ERASURES, message, str(error))
+                continue
+            removed = erase_user(engine.tables, control.user_id, on_partition(message.partition))
+            ack = ErasureAck(
+                erasure_id=control.erasure_id,
+                component=ErasureComponent.processors,
+                partition=message.partition,
+                removed=removed,
+            )
+            await erasure_acks.send(
+                key=encode_key(str(control.erasure_id)), value=PRIVACY_ERASURE_ACKS.codec.encode(ack)
+            )
 
     def owned_partitions() -> set[int]:
         """The guild partitions this worker actively owns (standby copies are not its to act on)."""

@@ -114,41 +114,69 @@ def ring_table(
     return layout.over(model_table(app, heads, layout.head_model), model_table(app, slots, layout.slot_model))
 
 
+# Every plain table's value model, by table name (the field of `Tables`).
+TABLE_MODELS: dict[str, type[BaseModel]] = {
+    table_keys.RoutingKey.TABLE: RoutingRecord,
+    table_keys.DirectoryKey.TABLE: GuildDirectory,
+    table_keys.RelationshipKey.TABLE: Relationship,
+    table_keys.MoodKey.TABLE: MoodState,
+    table_keys.MusicKey.TABLE: MusicQueue,
+    table_keys.VoiceIdleKey.TABLE: IdlePlayers,
+    table_keys.WarnKey.TABLE: WarnRecord,
+    table_keys.LevelKey.TABLE: LevelEntry,
+    table_keys.LeaderboardKey.TABLE: Leaderboard,
+    table_keys.AutomodKey.TABLE: AutomodWindow,
+    table_keys.StreakKey.TABLE: ReplyStreak,
+    table_keys.UtilityKey.TABLE: UtilityBook,
+    table_keys.TrackedKey.TABLE: TrackedUsers,
+    table_keys.GamesKey.TABLE: GameBook,
+    table_keys.GameRecordKey.TABLE: GameRecord,
+    table_keys.GameBoardKey.TABLE: Leaderboard,
+    table_keys.RoutineKey.TABLE: RoutineLog,
+    table_keys.EconomyKey.TABLE: Wallets,
+    table_keys.ArcKey.TABLE: ArcBook,
+    table_keys.AnnouncementKey.TABLE: AnnouncementBook,
+    table_keys.HostedEventsKey.TABLE: EventBook,
+}
+
+# The rings (the lists that grow every message), by table name (the field of `Tables`): the table of their
+# slots and their layout.
+RING_TABLES: dict[str, tuple[str, RingLayout[Any, Any]]] = {
+    table_keys.ContextKey.TABLE: (table_keys.ContextSlotKey.TABLE, CONTEXT_RING),
+    table_keys.FloorKey.TABLE: (table_keys.FloorSlotKey.TABLE, FLOOR_RING),
+}
+
+# Tables written outside any event (the catch-up after a rebalance, the timers of reminders, games,
+# routines and arcs, announcements, hosted events, idle voice players): their changelog partition comes
+# from the key.
+PARTITIONED_BY_KEY = frozenset(
+    key.TABLE
+    for key in (
+        table_keys.RoutingKey,
+        table_keys.VoiceIdleKey,
+        table_keys.UtilityKey,
+        table_keys.GamesKey,
+        table_keys.RoutineKey,
+        table_keys.ArcKey,
+        table_keys.AnnouncementKey,
+        table_keys.HostedEventsKey,
+    )
+)
+
+
 def create_tables(app: faust.App) -> Tables:
     return Tables(
-        # Written from the catch-up after a rebalance too, outside any event: partitioned by key.
-        routing=model_table(app, table_keys.RoutingKey.TABLE, RoutingRecord, use_partitioner=True),
-        directory=model_table(app, table_keys.DirectoryKey.TABLE, GuildDirectory),
-        context=ring_table(app, table_keys.ContextKey.TABLE, table_keys.ContextSlotKey.TABLE, CONTEXT_RING),
-        relationships=model_table(app, table_keys.RelationshipKey.TABLE, Relationship),
-        moods=model_table(app, table_keys.MoodKey.TABLE, MoodState),
-        music=model_table(app, table_keys.MusicKey.TABLE, MusicQueue),
-        # Written by the idle voice timer: partitioned by key.
-        voice_idle=model_table(app, table_keys.VoiceIdleKey.TABLE, IdlePlayers, use_partitioner=True),
-        warns=model_table(app, table_keys.WarnKey.TABLE, WarnRecord),
-        levels=model_table(app, table_keys.LevelKey.TABLE, LevelEntry),
-        leaderboards=model_table(app, table_keys.LeaderboardKey.TABLE, Leaderboard),
-        automod=model_table(app, table_keys.AutomodKey.TABLE, AutomodWindow),
-        streaks=model_table(app, table_keys.StreakKey.TABLE, ReplyStreak),
-        utility=model_table(app, table_keys.UtilityKey.TABLE, UtilityBook, use_partitioner=True),
-        tracked=model_table(app, table_keys.TrackedKey.TABLE, TrackedUsers),
-        # Written from the game timer too: partitioned by key.
-        games=model_table(app, table_keys.GamesKey.TABLE, GameBook, use_partitioner=True),
-        game_records=model_table(app, table_keys.GameRecordKey.TABLE, GameRecord),
-        game_boards=model_table(app, table_keys.GameBoardKey.TABLE, Leaderboard),
-        # Written by the routine timer, outside any event: partitioned by key.
-        routines=model_table(app, table_keys.RoutineKey.TABLE, RoutineLog, use_partitioner=True),
-        floor=ring_table(app, table_keys.FloorKey.TABLE, table_keys.FloorSlotKey.TABLE, FLOOR_RING),
-        economy=model_table(app, table_keys.EconomyKey.TABLE, Wallets),
-        # Written by the routine timer too: partitioned by key.
-        arcs=model_table(app, table_keys.ArcKey.TABLE, ArcBook, use_partitioner=True),
-        # Written by the announcement timer too: partitioned by key.
-        announcements=model_table(
-            app, table_keys.AnnouncementKey.TABLE, AnnouncementBook, use_partitioner=True
-        ),
-        # Written by the events timer too: partitioned by key.
-        hosted_events=model_table(app, table_keys.HostedEventsKey.TABLE, EventBook, use_partitioner=True),
+        **{
+            name: model_table(app, name, model, use_partitioner=name in PARTITIONED_BY_KEY)
+            for name, model in TABLE_MODELS.items()
+        },
+        **{name: ring_table(app, name, slots, layout) for name, (slots, layout) in RING_TABLES.items()},
     )
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """Faust's name for a table's changelog topic (`app_id` with its namespace)."""
+    return f"{app_id}-{table}-changelog"
 
 
 def partition_of(key: str, partitions: int = GUILD_PARTITIONS) -> int:

@@ -145,6 +145,9 @@ class Settings:
     # (without one, the offline espeak-ng speaks): the API's base URL (no /v1) and its key.
     elevenlabs_url: str
     elevenlabs_api_key: str = field(repr=False)
+    # Where Parquet exports of the events are kept: an erasure rewrites every file under it without the
+    # erased user's rows (an export written elsewhere is out of the platform's reach).
+    parquet_exports_dir: Path
     # The public base URL of the interactions receiver (`deep gateway interactions`): each bot's application
     # gets `<url>/<bot id>` as its Interactions Endpoint URL, so Discord POSTs slash commands there and no
     # runner crash can leave one unacknowledged. Empty: interactions come over the gateway session.
@@ -298,6 +301,7 @@ def load_settings() -> Settings:
         discord_gateway_url=_env("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg"),
         media_allow_private=_env_bool("DEEP_MEDIA_ALLOW_PRIVATE", False),
         music_library_dir=Path(_env("DEEP_MUSIC_LIBRARY", str(state_dir / "music"))).resolve(),
+        parquet_exports_dir=Path(_env("DEEP_PARQUET_EXPORTS_DIR", str(state_dir / "exports"))).resolve(),
         interactions_url=_interactions_url(_env("DEEP_INTERACTIONS_URL", "")),
         elevenlabs_url=_env("ELEVENLABS_URL", "https://api.elevenlabs.io"),
         elevenlabs_api_key=_env("ELEVENLABS_API_KEY", ""),

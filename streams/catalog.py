@@ -14,6 +14,7 @@ from models.actions import Action
 from models.analytics import OwnerAnalyticsAnswer, OwnerAnalyticsQuery, StatsRequest
 from models.decisions import Decision
 from models.deployments import RoutingRecord
+from models.erasure import ErasureAck, ErasureControl
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult
 from models.operations import DeadLetter, ModerationAudit, OwnerNotification
@@ -27,6 +28,8 @@ BOT_PARTITIONS = 12
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+# How long a compacted topic (the processors' changelogs) keeps a value after a newer one replaced it.
+ERASED_WITHIN_MS = HOUR_MS
 # The environment's retention settings (DEEP_RETENTION_*): `deep topics apply` sets them on the broker.
 RETENTION = load_retention()
 
@@ -51,7 +54,17 @@ class TopicSpec:
 
     def broker_config(self) -> dict[str, str]:
         if self.compacted:
-            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(HOUR_MS)}
+            # A superseded value (an erased user's, say) is gone within ERASED_WITHIN_MS (plus the cleaner's
+            # 15 s backoff): the active segment is rolled and cleaned once its oldest record is that old,
+            # whatever the dirty ratio. A deletion's marker (its key may name the user) stays as long again:
+            # a reader replaying the changelog from the start (a recovering worker) must still see it.
+            return {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+                "segment.ms": str(ERASED_WITHIN_MS),
+                "max.compaction.lag.ms": str(ERASED_WITHIN_MS),
+                "delete.retention.ms": str(ERASED_WITHIN_MS),
+            }
         config = {"cleanup.policy": "delete"}
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
@@ -184,6 +197,28 @@ OWNER_NOTIFICATIONS = TopicSpec(
     consumers=("api",),
 )
 
+# Erasure control: the job writes one record to every partition, the worker owning a partition erases the
+# user from that partition's tables; the job deletes the records once every partition acknowledged.
+PRIVACY_ERASURES = TopicSpec(
+    name="privacy.erasures",
+    key="erasure id (written to each partition explicitly)",
+    value=ErasureControl,
+    partitions=GUILD_PARTITIONS,
+    retention_ms=DAY_MS,
+    producers=("erasure job",),
+    consumers=("processors", "sinks"),
+)
+
+PRIVACY_ERASURE_ACKS = TopicSpec(
+    name="privacy.erasure.acks",
+    key="erasure id",
+    value=ErasureAck,
+    partitions=1,
+    retention_ms=7 * DAY_MS,
+    producers=("processors", "sinks"),
+    consumers=("erasure job",),
+)
+
 
 def dead_letter_topic(source: TopicSpec) -> TopicSpec:
     """Where a consumer of `source` puts the records it cannot process."""
@@ -207,6 +242,7 @@ _CONSUMED = (
     TOKENS_HEALTH,
     MODERATION_AUDIT,
     ANALYTICS_REQUESTS,
+    PRIVACY_ERASURES,
     ANALYTICS_QUERIES,
     *INFERENCE_LANES.values(),
 )
@@ -225,5 +261,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     ANALYTICS_QUERIES,
     ANALYTICS_ANSWERS,
     OWNER_NOTIFICATIONS,
+    PRIVACY_ERASURES,
+    PRIVACY_ERASURE_ACKS,
     *DEAD_LETTERS.values(),
 )

@@ -90,4 +90,15 @@ async def records_between(
             yield record
 
 
+async def every_record(bootstrap: str, topic: str) -> AsyncIterator[bytes | None]:
+    """The value of every record the topic holds now, partition by partition."""
+    async with KafkaTools(bootstrap) as kafka:
+        tps = await kafka.partitions(topic)
+        kafka.reader.assign(tps)
+        starts, ends = await kafka.reader.beginning_offsets(tps), await kafka.reader.end_offsets(tps)
+        for tp in tps:
+            async for record in records_between(kafka.reader, tp, starts[tp], ends[tp]):
+                yield record.value
+
+
 # Topics ------------------------------------------------------------------------------------------------

@@ -109,11 +109,17 @@ def apply_retention(client: Client, days: int, database: str = DEFAULT_DATABASE)
     return changed
 
 
-def erase_user(client: Client, user_id: str, database: str = DEFAULT_DATABASE) -> None:
-    """Delete every row naming a Discord user (the erasure request); rollups hold no user ids."""
+def erase_user(client: Client, user_id: str, database: str = DEFAULT_DATABASE) -> int:
+    """Delete every row naming a Discord user (the erasure request); rollups hold no user ids. Returns how
+    many rows named them."""
     if not user_id.isdigit():
         raise ValueError(f"user_id: {user_id!r} is not a Discord id")
     db = f"`{checked_database(database)}`"
+    erased = 0
     for table, columns in USER_COLUMNS.items():
         condition = " OR ".join(f"{column} = {{user:String}}" for column in columns)
-        client.command(f"DELETE FROM {db}.{table} WHERE {condition}", parameters={"user": user_id})
+        parameters = {"user": user_id}
+        counted = client.query(f"SELECT count() FROM {db}.{table} WHERE {condition}", parameters=parameters)
+        erased += int(counted.result_rows[0][0])
+        client.command(f"DELETE FROM {db}.{table} WHERE {condition}", parameters=parameters)
+    return erased
