@@ -105,7 +105,8 @@ def host() -> AgentConfig:
 
 
 class Bridge:
-    """What the gateway does for one bot: dispatches to discord.events, actions performed on Discord."""
+    """What the gateway does for one bot: dispatches to discord.events, heartbeats that keep the connection,
+    actions performed on Discord."""
 
     def __init__(
         self,
@@ -121,15 +122,18 @@ class Bridge:
         self.envelopes: list[EventEnvelope] = []
         self.performed: set[str] = set()
         self.refusals: list[str] = []
+        # The last dispatch's sequence number, which each heartbeat carries.
+        self.sequence: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, token: str, bot_id: str) -> None:
         gateway = RawGateway(self.http, self.emu.gateway_url)
-        await gateway.connect()
+        hello = await gateway.connect()
         await gateway.identify(token, INTENTS)
         self.token = token
         self._tasks = [
             asyncio.create_task(self._dispatches(gateway, bot_id)),
+            asyncio.create_task(self._heartbeats(gateway, hello["d"]["heartbeat_interval"] / 1000)),
             asyncio.create_task(self._actions()),
         ]
 
@@ -139,12 +143,24 @@ class Bridge:
             with suppress(asyncio.CancelledError):
                 await task
 
+    async def _heartbeats(self, gateway: RawGateway, interval_s: float) -> None:
+        """As a gateway does: Discord closes a connection that sends nothing for 1.5 heartbeat intervals
+        (4009, "Session timed out"), and every dispatch after it would be lost."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await gateway.send(1, self.sequence)
+
     async def _dispatches(self, gateway: RawGateway, bot_id: str) -> None:
         while True:
             frame = await gateway.recv(wait_s=3600)
             if frame is None:
+                close_code = gateway.ws.close_code if gateway.ws is not None else None
+                self.refusals.append(f"the gateway closed the connection ({close_code}): no dispatch since")
                 return
-            if frame.get("op") != 0 or frame.get("t") in ("READY", "RESUMED"):
+            if frame.get("op") != 0:
+                continue
+            self.sequence = frame["s"]
+            if frame.get("t") in ("READY", "RESUMED"):
                 continue
             event = dispatch_envelope(bot_id, 0, "g1", frame["s"], frame["t"], frame["d"], datetime.now(UTC))
             self.envelopes.append(event)
