@@ -26,7 +26,7 @@ from models.common import (
     field_error,
 )
 from models.knowledge import KnowledgeConfig
-from models.tools import TOOLS_OF_COMMAND, Tool
+from models.tools import REPORT_COMMAND, TOOLS_OF_COMMAND, Tool
 
 CommandName = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9_-]{1,32}$")
@@ -769,6 +769,11 @@ class AgentConfig(Strict):
             raise field_error("automod", "configured but the automod tool is not in enabled_tools")
         if self.custom_commands and Tool.custom_commands not in self.enabled_tools:
             raise field_error("custom_commands", "defined but the custom_commands tool is not enabled")
+        for index, custom_command in enumerate(self.custom_commands):
+            if custom_command.name == REPORT_COMMAND:
+                raise field_error(
+                    f"custom_commands.{index}.name", f"{REPORT_COMMAND!r} is the built-in report"
+                )
         if (
             self.ai_config is not None
             and self.ai_config.voice_model

@@ -19,7 +19,7 @@ from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 from models.agent import AgentConfig
 from models.common import Strict
 from models.permissions import BAN_MEMBERS, KICK_MEMBERS, MODERATE_MEMBERS
-from models.tools import TOOLS_OF_COMMAND
+from models.tools import REPORT_COMMAND, TOOLS_OF_COMMAND
 
 
 class OptionKind(StrEnum):
@@ -29,6 +29,8 @@ class OptionKind(StrEnum):
     text = "text"
     # A local time of day, "HH:MM".
     clock = "clock"
+    # A message: its link ("https://discord.com/channels/<guild>/<channel>/<message>") or its id.
+    message = "message"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,12 @@ COMMAND_OPTIONS: dict[str, tuple[OptionSpec, ...]] = {
 }
 CUSTOM_OPTIONS = (OptionSpec("args", OptionKind.text, description="text for the command"),)
 
+# The message first: a prefix command's text option takes the rest of the line ("!report <link> rude").
+REPORT_OPTIONS = (
+    OptionSpec("message", OptionKind.message, description="its link or id (default: my last message here)"),
+    OptionSpec("reason", OptionKind.text, required=True, description="what is wrong with it"),
+)
+
 # What Discord shows under each command's name (1 to 100 characters).
 COMMAND_DESCRIPTIONS: dict[str, str] = {
     "play": "Play a track or add it to the queue",
@@ -158,6 +166,7 @@ OPTION_TYPES = {
     OptionKind.text: CommandOptionType.string,
     OptionKind.duration: CommandOptionType.string,
     OptionKind.clock: CommandOptionType.string,
+    OptionKind.message: CommandOptionType.string,
     OptionKind.integer: CommandOptionType.integer,
     OptionKind.user: CommandOptionType.user,
 }
@@ -217,13 +226,20 @@ def builtin_command(name: str) -> ApplicationCommand:
 
 
 def agent_commands(agent: AgentConfig) -> list[ApplicationCommand]:
-    """The commands one agent answers: its enabled built-ins whose tool is enabled, and its custom
+    """The commands one agent answers: its enabled built-ins whose tool is enabled, /report, and its custom
     commands (enabled by being defined)."""
     commands = [
         builtin_command(name)
         for name in agent.enabled_commands
         if any(tool in agent.enabled_tools for tool in TOOLS_OF_COMMAND.get(name, ()))
     ]
+    commands.append(
+        ApplicationCommand(
+            name=REPORT_COMMAND,
+            description="Report a message of this agent to its owner",
+            options=_options(REPORT_OPTIONS),
+        )
+    )
     commands += [
         ApplicationCommand(
             name=custom.name,

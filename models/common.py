@@ -11,7 +11,8 @@ from pydantic_core import PydanticCustomError
 # Discord ids are 64-bit snowflakes; JSON carries them as decimal strings.
 Snowflake = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
 NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
+SHORT_TEXT_MAX = 200
+ShortText = Annotated[str, StringConstraints(max_length=SHORT_TEXT_MAX)]
 # Discord's limit for one message's content.
 MessageText = Annotated[str, StringConstraints(max_length=2000)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]

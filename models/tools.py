@@ -55,6 +55,10 @@ COMMANDS_BY_TOOL: dict[Tool, tuple[str, ...]] = {
     Tool.announcements: ("announce",),
 }
 
+# Every agent answers /report, whatever its tools: a person must always be able to report what an agent said,
+# so no custom command may take its name.
+REPORT_COMMAND = "report"
+
 # A command needs one of its tools enabled.
 TOOLS_OF_COMMAND: dict[str, tuple[Tool, ...]] = {
     command: tuple(tool for tool, commands in COMMANDS_BY_TOOL.items() if command in commands)

@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.agent import AgentConfig, CustomCommand
-from models.commands import COMMAND_OPTIONS, CUSTOM_OPTIONS, REQUIRED_PERMISSION, OptionKind, OptionSpec
+from models.commands import (
+    COMMAND_OPTIONS,
+    CUSTOM_OPTIONS,
+    REPORT_OPTIONS,
+    REQUIRED_PERMISSION,
+    OptionKind,
+    OptionSpec,
+)
 from models.discord import DiscordUser, InteractionOption
 from models.permissions import PERMISSION_NAMES
-from models.tools import TOOLS_OF_COMMAND, Tool
+from models.tools import REPORT_COMMAND, TOOLS_OF_COMMAND, Tool
 from processors.emit import Origin
 from processors.permissions import granted
 
@@ -27,6 +34,11 @@ _USER_TOKEN = re.compile(r"^(?:<@!?(\d{1,20})>|(\d{15,20}))(?:\s+|$)")
 _DURATION_TOKEN = re.compile(r"^(\d{1,7})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|w)?(?:\s+|$)", re.IGNORECASE)
 _INTEGER_TOKEN = re.compile(r"^(-?\d{1,9})(?:\s+|$)")
 _CLOCK_TOKEN = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?:\s+|$)")
+# A message link (its last part is the message id) or a bare message id.
+_MESSAGE_TOKEN = re.compile(
+    r"^(?:https://(?:\w+\.)?discord(?:app)?\.com/channels/(?:\d{1,20}|@me)/\d{1,20}/(\d{1,20})|(\d{15,20}))"
+    r"(?:\s+|$)"
+)
 _UNIT_S = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600, "hrs": 3600}
 _UNIT_S |= {"d": 86400, "w": 604800}
 
@@ -89,6 +101,14 @@ def parse_clock(text: str) -> str:
     return f"{int(match.group(1)):02d}:{match.group(2)}"
 
 
+def parse_message(text: str) -> str:
+    """The message id a link or a bare id names."""
+    match = _MESSAGE_TOKEN.match(text.strip())
+    if match is None or match.end() != len(text.strip()):
+        raise UsageError(f"{text!r} is not a message link or id")
+    return match.group(1) or match.group(2)
+
+
 def describe_duration(seconds: int) -> str:
     """600 -> "10m", 5400 -> "1h 30m"."""
     parts = []
@@ -102,6 +122,8 @@ def describe_duration(seconds: int) -> str:
 def options_for(name: str, custom: list[CustomCommand]) -> tuple[OptionSpec, ...] | None:
     if any(command.name == name for command in custom):
         return CUSTOM_OPTIONS
+    if name == REPORT_COMMAND:
+        return REPORT_OPTIONS
     return COMMAND_OPTIONS.get(name)
 
 
@@ -117,6 +139,7 @@ def parse_prefix_args(specs: tuple[OptionSpec, ...], text: str) -> dict[str, Opt
         else:
             pattern = {
                 OptionKind.user: _USER_TOKEN,
+                OptionKind.message: _MESSAGE_TOKEN,
                 OptionKind.duration: _DURATION_TOKEN,
                 OptionKind.integer: _INTEGER_TOKEN,
                 OptionKind.clock: _CLOCK_TOKEN,
@@ -124,7 +147,7 @@ def parse_prefix_args(specs: tuple[OptionSpec, ...], text: str) -> dict[str, Opt
             match = pattern.match(rest)
             if match is not None:
                 token = match.group(0).strip()
-                if spec.kind is OptionKind.user:
+                if spec.kind in (OptionKind.user, OptionKind.message):
                     options[spec.name] = match.group(1) or match.group(2)
                 elif spec.kind is OptionKind.duration:
                     options[spec.name] = parse_duration(token)
@@ -153,6 +176,8 @@ def parse_slash_options(
             options[spec.name] = value if isinstance(value, int) else parse_duration(str(value))
         elif spec.kind is OptionKind.clock:
             options[spec.name] = parse_clock(str(value))
+        elif spec.kind is OptionKind.message:
+            options[spec.name] = parse_message(str(value))
         elif spec.kind is OptionKind.integer:
             try:
                 options[spec.name] = int(value)
@@ -169,8 +194,13 @@ def usage(name: str, specs: tuple[OptionSpec, ...], prefix: str) -> str:
 
 
 def command_enabled(agent: AgentConfig, name: str) -> bool:
-    """Built-in commands must be listed in enabled_commands; custom commands are enabled by being defined."""
-    return agent.allows_command(name) or any(command.name == name for command in agent.custom_commands)
+    """Built-in commands must be listed in enabled_commands; custom commands are enabled by being defined;
+    /report always is."""
+    return (
+        name == REPORT_COMMAND
+        or agent.allows_command(name)
+        or any(command.name == name for command in agent.custom_commands)
+    )
 
 
 def missing_permission(invocation: Invocation, shown: str) -> str | None:

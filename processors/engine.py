@@ -84,7 +84,7 @@ from models.table_keys import (
     WarnKey,
 )
 from models.tiers import TIERS
-from models.tools import Tool
+from models.tools import REPORT_COMMAND, Tool
 from processors.analytics import handle_stats
 from processors.announcements import Where, handle_announce, post, render, take_due
 from processors.arcs import advanced, beat_announcement, counted, current_situation
@@ -144,7 +144,7 @@ from processors.prompt import (
 )
 from processors.relationships import record_interaction, tipped, track
 from processors.replies import DISCORD_MESSAGE_LIMIT, compose_reply, greeted, mood_emoji
-from processors.reports import ReactionAdd, report_of
+from processors.reports import ReactionAdd, report_command, report_of
 from processors.routines import (
     Firing,
     due_firings,
@@ -743,6 +743,12 @@ class Engine:
         tool = command_tool(agent, invocation)
         custom = next((c for c in agent.custom_commands if c.name == name), None)
         outcome: Outcome[Any]
+        if name == REPORT_COMMAND:
+            context = self.tables.context.get(ContextKey(key, invocation.channel_id).encode())
+            say, report = report_command(invocation, deployed, context)
+            out.actions.append(emit.answer(say, invocation.origin))
+            out.notifications.extend([report] if report is not None else [])
+            return
         if custom is not None:
             guild_name = directory.name if directory is not None else ""
             outcome = Outcome(render_custom(custom, invocation, agent.name, guild_name))

@@ -15,7 +15,7 @@ from models.commands import (
     guild_commands,
 )
 from models.permissions import BAN_MEMBERS
-from models.tools import COMMANDS_BY_TOOL, TOOLS_OF_COMMAND, Tool
+from models.tools import COMMANDS_BY_TOOL, REPORT_COMMAND, TOOLS_OF_COMMAND, Tool
 
 
 def agent(*tools: Tool, **config: Any) -> AgentConfig:
@@ -38,7 +38,8 @@ def test_every_built_in_command_is_declared_for_registration() -> None:
 
 def test_music_and_moderation_register_exactly_their_commands_with_types_and_permissions() -> None:
     commands = {c.name: c for c in guild_commands([agent(Tool.music, Tool.moderation)])}
-    assert set(commands) == {*COMMANDS_BY_TOOL[Tool.music], *COMMANDS_BY_TOOL[Tool.moderation]}
+    expected = {*COMMANDS_BY_TOOL[Tool.music], *COMMANDS_BY_TOOL[Tool.moderation], REPORT_COMMAND}
+    assert set(commands) == expected
     [query] = commands["play"].options
     assert (query.name, query.type, query.required) == ("query", CommandOptionType.string, True)
     assert [o.type for o in commands["ban"].options] == [CommandOptionType.user, CommandOptionType.string]
@@ -46,17 +47,17 @@ def test_music_and_moderation_register_exactly_their_commands_with_types_and_per
     assert commands["play"].default_member_permissions is None
 
 
-def test_disabled_tools_and_commands_register_nothing() -> None:
+def test_disabled_tools_and_commands_register_nothing_but_the_report() -> None:
     some_music = agent(Tool.music, enabled_commands=["queue"])
-    assert [c.name for c in guild_commands([some_music])] == ["queue"]
-    assert guild_commands([agent(Tool.logging)]) == []
+    assert [c.name for c in guild_commands([some_music])] == ["queue", REPORT_COMMAND]
+    assert [c.name for c in guild_commands([agent(Tool.logging)])] == [REPORT_COMMAND]
 
 
 def test_a_guild_registers_the_union_of_its_agents_and_custom_commands() -> None:
     custom = {"name": "hello", "template": "hi {user}"}
     greeter = agent(Tool.custom_commands, custom_commands=[custom])
     both = guild_commands([agent(Tool.leveling), greeter])
-    assert [c.name for c in both] == ["hello", "leaderboard", "rank"]
+    assert [c.name for c in both] == ["hello", "leaderboard", "rank", REPORT_COMMAND]
     assert both[0].description == "Bot: hello" and both[0].options[0].name == "args"
 
 

@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from models.actions import Reply
+from models.actions import InteractionResponse, Reply
 from models.agent import AgentConfig, ContentRating, SafetyConfig
+from models.commands import REPORT_OPTIONS, agent_commands
 from models.decisions import DecisionReason
 from models.events import partition_key
 from models.processor_state import GuildDirectory
-from models.table_keys import DirectoryKey, RoutingKey
+from models.state import ChannelContext, ContextMessage
+from models.table_keys import ContextKey, DirectoryKey, RoutingKey
+from processors.commands import UsageError, parse_message, parse_prefix_args
 from processors.directory import apply_directory_event
 from processors.engine import Engine, Tables
 from processors.safety import (
@@ -25,12 +28,15 @@ from processors.safety import (
 )
 from streams.catalog import OWNER_NOTIFICATIONS
 from tests.processors.factories import (
+    T0,
+    Where,
     deployed,
     envelope,
     guild_create,
     luna,
     message_data,
     routing,
+    slash_event,
     snowflake,
     user,
 )
@@ -249,3 +255,63 @@ def test_other_reactions_and_other_authors_messages_report_nothing() -> None:
     assert not react(engine, reaction(reporter=BOT)).notifications  # the bot's own reaction
     # Another bot's gateway delivers its copy of the reaction too: only the author bot's copy reports.
     assert not react(engine, reaction(), bot=snowflake()).notifications
+
+
+def said(message_id: str, author: str) -> ContextMessage:
+    return ContextMessage(message_id=message_id, author_id=author, author_name="x", content="hi", at=T0)
+
+
+def report_by_command(engine: Engine, options: dict[str, str]) -> tuple[str, list[Any]]:
+    out = engine.handle_event(slash_event(Where(BOT, GUILD, GENERAL), KAI, "report", options))
+    [answer] = [a for a in out.actions if isinstance(a, InteractionResponse)]
+    assert answer.ephemeral
+    return answer.content, out.notifications
+
+
+def test_report_command_names_the_agents_last_message_or_a_linked_one_and_reaches_its_owner() -> None:
+    engine = engine_with(luna())
+    [companion] = engine.tables.routing[RoutingKey(GUILD).encode()].deployments
+    earlier, last, persons = snowflake(), snowflake(), snowflake()
+    engine.tables.context[ContextKey(GUILD, GENERAL).encode()] = ChannelContext(
+        channel_id=GENERAL, messages=[said(earlier, BOT), said(last, BOT), said(persons, KAI["id"])]
+    )
+    answer, [report] = report_by_command(engine, {"reason": "it insulted me"})
+    assert "sent to my owner" in answer
+    assert report.kind == "message_reported" and report.owner_id == companion.deployment.owner_id
+    assert f"/{GENERAL}/{last}" in report.message and "it insulted me" in report.message
+    link = f"https://discord.com/channels/{GUILD}/{GENERAL}/{earlier}"
+    _, [linked] = report_by_command(engine, {"message": link, "reason": "x" * 500})
+    assert link in linked.message and len(linked.message) == 200
+    # The reaction and the command report the same message once: one notification id.
+    [reacted] = react(engine, {**reaction(), "message_id": earlier}).notifications
+    assert reacted.notification_id == linked.notification_id
+    refused, none = report_by_command(engine, {"message": persons, "reason": "spam"})
+    assert "not mine" in refused and none == []
+
+
+def test_report_command_without_a_recent_message_or_reason_asks_for_it() -> None:
+    engine = engine_with(luna())
+    answer, none = report_by_command(engine, {"reason": "rude"})
+    assert "name the one to report" in answer and none == []
+    answer, none = report_by_command(engine, {"message": REPORTED})
+    assert "reason is missing" in answer and none == []
+    answer, none = report_by_command(engine, {"message": "yesterday", "reason": "rude"})
+    assert "not a message link or id" in answer and none == []
+
+
+def test_report_is_registered_for_every_agent_and_parses_links_ids_and_a_reason() -> None:
+    assert "report" in {command.name for command in agent_commands(luna())}
+    link = f"https://discord.com/channels/@me/{GENERAL}/{REPORTED}"
+    assert parse_prefix_args(REPORT_OPTIONS, f"{link} so rude") == {"message": REPORTED, "reason": "so rude"}
+    assert parse_prefix_args(REPORT_OPTIONS, "so rude") == {"reason": "so rude"}
+    assert parse_message(REPORTED) == REPORTED
+    with pytest.raises(UsageError):
+        parse_message(f"{link}/extra")
+
+
+def test_no_custom_command_may_take_the_report_name() -> None:
+    config = luna().model_dump(mode="json")
+    config["enabled_tools"].append("custom_commands")
+    config["custom_commands"] = [{"name": "report", "template": "hi"}]
+    with pytest.raises(ValidationError, match=r"custom_commands\.0\.name"):
+        AgentConfig.model_validate(config)
