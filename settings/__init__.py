@@ -49,12 +49,14 @@ def _wiki_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _env_days(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    days = _env_int(name, default)
-    if days < minimum or (maximum is not None and days > maximum):
+def _env_bounded(
+    name: str, default: int, *, minimum: int, maximum: int | None = None, unit: str = "days"
+) -> int:
+    value = _env_int(name, default)
+    if value < minimum or (maximum is not None and value > maximum):
         bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ValueError(f"environment variable {name} must be {bounds} (days), got {days}")
-    return days
+        raise ValueError(f"environment variable {name} must be {bounds} ({unit}), got {value}")
+    return value
 
 
 # The OAuth2 application the local Discord emulator registers at start (`deep emulator`): placeholders for
@@ -81,18 +83,26 @@ class Retention:
     # Long-term memory (Weaviate): the memory writer's sweep deletes memories older than this; 0 keeps
     # them until their deployment or the person's erasure removes them.
     memories_days: int = 365
+    # The compacted topics (the processors' changelogs): a value superseded there (an erased person's, say)
+    # is gone within this bound, plus the broker's cleaner backoff. Short on a test stack.
+    erased_within_ms: int = 3_600_000
 
 
 def load_retention() -> Retention:
     return Retention(
-        events_days=_env_days("DEEP_RETENTION_EVENTS_DAYS", Retention.events_days, minimum=1),
-        dead_letters_days=_env_days(
+        events_days=_env_bounded("DEEP_RETENTION_EVENTS_DAYS", Retention.events_days, minimum=1),
+        dead_letters_days=_env_bounded(
             "DEEP_RETENTION_DEAD_LETTERS_DAYS", Retention.dead_letters_days, minimum=1
         ),
-        analytics_days=_env_days(
+        analytics_days=_env_bounded(
             "DEEP_RETENTION_ANALYTICS_DAYS", Retention.analytics_days, minimum=1, maximum=MAX_ANALYTICS_DAYS
         ),
-        memories_days=_env_days("DEEP_RETENTION_MEMORIES_DAYS", Retention.memories_days, minimum=0),
+        memories_days=_env_bounded("DEEP_RETENTION_MEMORIES_DAYS", Retention.memories_days, minimum=0),
+        # Every superseded value costs a segment roll and a cleaning pass at most this often: under a
+        # second the broker would do little else.
+        erased_within_ms=_env_bounded(
+            "DEEP_ERASURE_COMPACTION_MS", Retention.erased_within_ms, minimum=1000, unit="milliseconds"
+        ),
     )
 
 

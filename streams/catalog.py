@@ -28,10 +28,11 @@ BOT_PARTITIONS = 12
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-# How long a compacted topic (the processors' changelogs) keeps a value after a newer one replaced it.
-ERASED_WITHIN_MS = HOUR_MS
 # The environment's retention settings (DEEP_RETENTION_*): `deep topics apply` sets them on the broker.
 RETENTION = load_retention()
+# How long a compacted topic (the processors' changelogs) keeps a value after a newer one replaced it
+# (DEEP_ERASURE_COMPACTION_MS).
+ERASED_WITHIN_MS = RETENTION.erased_within_ms
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,10 @@ class TopicSpec:
     def broker_config(self) -> dict[str, str]:
         if self.compacted:
             # A superseded value (an erased user's, say) is gone within ERASED_WITHIN_MS (plus the cleaner's
-            # 15 s backoff): the active segment is rolled and cleaned once its oldest record is that old,
-            # whatever the dirty ratio. A deletion's marker (its key may name the user) stays as long again:
-            # a reader replaying the changelog from the start (a recovering worker) must still see it.
+            # backoff, LOG_CLEANER_BACKOFF_MS in infra/stack/kafka.py): the active segment is rolled and
+            # cleaned once its oldest record is that old, whatever the dirty ratio. A deletion's marker (its
+            # key may name the user) stays as long again: a reader replaying the changelog from the start (a
+            # recovering worker) must still see it.
             return {
                 "cleanup.policy": "compact",
                 "min.compaction.lag.ms": "0",

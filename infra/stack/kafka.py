@@ -21,6 +21,10 @@ LOG4J_VERSION = "2.25.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 HEAP_OPTS = ["-Xms256m", "-Xmx768m"]
 COMPLETE_MARKER = ".complete"
+# How long the log cleaner sleeps when no log needs cleaning (Kafka's default is 15 s): it adds to the bound
+# on how long a superseded changelog value survives (DEEP_ERASURE_COMPACTION_MS), which a test stack makes
+# seconds short.
+LOG_CLEANER_BACKOFF_MS = 1000
 
 
 def kafka_home(settings: Settings) -> Path:
@@ -75,6 +79,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
+log.cleaner.backoff.ms={LOG_CLEANER_BACKOFF_MS}
 """
 
 
