@@ -21,6 +21,7 @@ from models.tiers import InferenceLane
 from models.tokens import TokenHealthEvent
 from settings import load_retention
 from streams.codec import Codec
+from streams.sealing import PayloadSealing
 
 GUILD_PARTITIONS = 12
 BOT_PARTITIONS = 12
@@ -41,6 +42,8 @@ class TopicSpec:
     consumers: tuple[str, ...]
     compacted: bool = False
     retention_ms: int | None = None
+    # The personal fields its records carry sealed (streams/sealing.py); None: it holds none.
+    sealing: PayloadSealing[Any] | None = None
     codec: Codec[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +101,28 @@ AGENT_DECISIONS = TopicSpec(
     consumers=("sinks", "jobs.replay"),
 )
 
+# A prompt holds members' recent messages and names, and the memories and question recalled for the one
+# answered; a completion may quote them. Both are sealed under the answered user's key; a proactive
+# request answering no one is left clear.
+INFERENCE_REQUEST_SEALING = PayloadSealing[InferenceRequest](
+    kind="inference.request",
+    fields={
+        "messages": [],
+        "memory": None,
+        "knowledge": None,
+        "target.author_id": None,
+        "target.greet_as": None,
+    },
+    subject=lambda request: request.target.author_id,
+    record_id=lambda request: request.request_id,
+)
+INFERENCE_RESULT_SEALING = PayloadSealing[InferenceResult](
+    kind="inference.result",
+    fields={"text": "", "knowledge": None, "recalled": [], "target.author_id": None, "target.greet_as": None},
+    subject=lambda result: result.target.author_id,
+    record_id=lambda result: result.request_id,
+)
+
 INFERENCE_LANES: dict[InferenceLane, TopicSpec] = {
     lane: TopicSpec(
         name=f"inference.requests.{lane.value}",
@@ -107,6 +132,7 @@ INFERENCE_LANES: dict[InferenceLane, TopicSpec] = {
         retention_ms=DAY_MS,
         producers=("processors",),
         consumers=("inference workers",),
+        sealing=INFERENCE_REQUEST_SEALING,
     )
     for lane in InferenceLane
 }
@@ -119,6 +145,7 @@ INFERENCE_RESULTS = TopicSpec(
     retention_ms=DAY_MS,
     producers=("inference workers",),
     consumers=("processors", "sinks"),
+    sealing=INFERENCE_RESULT_SEALING,
 )
 
 TOKENS_HEALTH = TopicSpec(
