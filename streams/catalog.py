@@ -71,6 +71,22 @@ DISCORD_EVENTS = TopicSpec(
     consumers=("processors", "sinks", "jobs.replay"),
 )
 
+# A reply's words and an action on a member (ban, kick, warning: the member's id, the reason and the report
+# naming them) are sealed under the key of the member answered or acted on; other actions stay clear.
+ACTION_SEALING = PayloadSealing[Any](
+    kind="discord.action",
+    fields={
+        "about_user_id": None,
+        "user_id": None,
+        "content": "",
+        "embed": None,
+        "reason": "",
+        "report": None,
+    },
+    subject=lambda action: action.about_user_id or getattr(action, "user_id", None),
+    record_id=lambda action: action.action_id,
+)
+
 DISCORD_ACTIONS = TopicSpec(
     name="discord.actions",
     key="bot id (the partition decides which gateway runner owns the bot)",
@@ -79,6 +95,7 @@ DISCORD_ACTIONS = TopicSpec(
     retention_ms=DAY_MS,
     producers=("processors",),
     consumers=("gateways", "sinks"),
+    sealing=ACTION_SEALING,
 )
 
 AGENT_DEPLOYMENTS = TopicSpec(

@@ -210,8 +210,9 @@ P = TypeVar("P", bound=BaseModel)
 @dataclass(frozen=True)
 class PayloadSealing(Generic[P]):
     """Which fields of a topic's payload are personal and whose they are. `fields` maps each field's dotted
-    path to the blank the clear record holds in its place; `subject` gives the user the record is about (None:
-    about no one person, left clear); `record_id` gives the id the sealed part is bound to."""
+    path to the blank the clear record holds in its place (a path a payload lacks, as one kind of action lacks
+    another's fields, is skipped); `subject` gives the user the record is about (None: about no one person,
+    left clear); `record_id` gives the id the sealed part is bound to."""
 
     kind: str
     fields: Mapping[str, Any]
@@ -236,6 +237,21 @@ def _taken(document: dict[str, Any], path: str) -> Any:
     return document
 
 
+def _personal_paths(sealing: PayloadSealing[Any], document: dict[str, Any]) -> list[str]:
+    """The sealing's paths this payload holds."""
+    held = []
+    for path in sealing.fields:
+        node: Any = document
+        for name in path.split("."):
+            node = node.get(name, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            held.append(path)
+    return held
+
+
+_ABSENT = object()
+
+
 async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P:
     """The payload with its personal fields blank and sealed under its subject's data key; unchanged when its
     topic holds no personal data, or the payload is about no one person or already sealed."""
@@ -246,9 +262,10 @@ async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
         return payload
     key = await keys.data_key_for(subject)
     document = payload.model_dump(mode="json")
-    personal = {path: _taken(document, path) for path in sealing.fields}
-    for path, blank in sealing.fields.items():
-        _place(document, path, blank)
+    paths = _personal_paths(sealing, document)
+    personal = {path: _taken(document, path) for path in paths}
+    for path in paths:
+        _place(document, path, sealing.fields[path])
     document["sealed"] = seal_fields(key, sealing.bound_id(payload), personal).model_dump()
     return type(payload).model_validate(document)
 
@@ -263,9 +280,9 @@ async def open_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
     if key is None:
         return None
     personal = open_fields(key, sealing.bound_id(payload), sealed)
-    if set(personal) != set(sealing.fields):
-        raise SealBroken(f"sealed: the {sealing.kind} part holds {sorted(personal)}, not its personal fields")
     document = payload.model_dump(mode="json")
+    if set(personal) != set(_personal_paths(sealing, document)):
+        raise SealBroken(f"sealed: the {sealing.kind} part holds {sorted(personal)}, not its personal fields")
     for path, value in personal.items():
         _place(document, path, value)
     document["sealed"] = None

@@ -1,14 +1,15 @@
 """Sealing the personal fields of the other topics' records (streams/sealing.py: `seal_payload`), as their
-topics name them (streams/catalog.py): inference requests and results."""
+topics name them (streams/catalog.py): inference requests and results, actions."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
+from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
 from models.inference import InferenceRequest
 from processors.engine import Outputs
-from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS
+from streams.catalog import DISCORD_ACTIONS, INFERENCE_LANES, INFERENCE_RESULTS
 from streams.sealing import SealBroken, open_payload, seal_payload
 from tests.ai.factories import inference_request, inference_result
 from tests.data_keys import MemoryDataKeys
@@ -82,9 +83,76 @@ def test_a_clear_request_without_messages_is_rejected_naming_the_field() -> None
         InferenceRequest.model_validate({**request.model_dump(), "messages": []})
 
 
-async def test_the_processors_seal_the_requests_they_publish() -> None:
+BOT, GUILD, CHANNEL, MESSAGE = (
+    "300000000000000003",
+    "100000000000000001",
+    "200000000000000002",
+    "600000000000006",
+)
+
+
+def reply_to(user: str | None, content: str = "Sam, my secret plan is safe") -> Reply:
+    return Reply(
+        action_id="reply-1",
+        bot_id=BOT,
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        message_id=MESSAGE,
+        content=content,
+        about_user_id=user,
+    )
+
+
+def ban(user: str) -> Ban:
+    report = Report(
+        done=f"<@{user}> was banned",
+        failed=f"<@{user}> could not be banned",
+        answer=AnswerInChannel(channel_id=CHANNEL),
+    )
+    return Ban(
+        action_id="ban-1",
+        bot_id=BOT,
+        guild_id=GUILD,
+        user_id=user,
+        reason="my secret plan",
+        report=report,
+    )
+
+
+async def test_a_reply_and_a_ban_round_trip_their_words_and_member_not_in_the_topic_bytes() -> None:
     keys = MemoryDataKeys()
-    outputs = await Outputs(requests=[asked_by(SAM), asked_by(None)]).sealed(keys)
-    [(_spec, _key, answering), (_, _, proactive)] = list(outputs.records("guild"))
+    for action in (reply_to(SAM), ban(SAM)):
+        raw = DISCORD_ACTIONS.codec.encode(await seal_payload(action, DISCORD_ACTIONS.sealing, keys))
+        assert b"my secret plan" not in raw and SAM.encode() not in raw
+        # What the gateway routes it by stays clear.
+        assert BOT.encode() in raw and action.kind.encode() in raw
+        assert await open_payload(DISCORD_ACTIONS.codec.decode(raw), DISCORD_ACTIONS.sealing, keys) == action
+
+
+async def test_an_action_about_an_erased_member_opens_as_erased_and_one_about_no_one_stays_clear() -> None:
+    keys = MemoryDataKeys()
+    sealed = [
+        await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in (reply_to(SAM), ban(SAM))
+    ]
+    keys.destroy(SAM)
+    assert [await open_payload(action, DISCORD_ACTIONS.sealing, keys) for action in sealed] == [None, None]
+    announcement = SendMessage(
+        action_id="a", bot_id=BOT, guild_id=GUILD, channel_id=CHANNEL, content="hi all"
+    )
+    assert await seal_payload(announcement, DISCORD_ACTIONS.sealing, keys) == announcement
+
+
+def test_a_clear_ban_without_its_member_is_rejected_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="user_id"):
+        Ban(action_id="b", bot_id=BOT, guild_id=GUILD)
+
+
+async def test_the_processors_seal_the_requests_and_actions_they_publish() -> None:
+    keys = MemoryDataKeys()
+    outputs = Outputs(actions=[reply_to(SAM)], requests=[asked_by(SAM), asked_by(None)])
+    [(_, _, reply), (_, _, answering), (_, _, proactive)] = list(
+        (await outputs.sealed(keys)).records("guild")
+    )
+    assert SAM.encode() not in reply and b"my secret plan" not in reply
     assert SAM.encode() not in answering and b"my secret plan" not in answering
     assert b"my secret plan" in proactive  # a request answering no one is about no one person
