@@ -241,8 +241,9 @@ class Outputs:
     async def sealed(self, keys: DataKeys) -> Outputs:
         """The outputs with each record's personal fields sealed as its topic says (streams/catalog.py)."""
         actions = [await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in self.actions]
+        decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
         requests = [await seal_payload(r, INFERENCE_LANES[r.lane].sealing, keys) for r in self.requests]
-        return replace(self, actions=actions, requests=requests)
+        return replace(self, actions=actions, decisions=decisions, requests=requests)
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed

@@ -43,7 +43,7 @@ class TopicSpec:
     compacted: bool = False
     retention_ms: int | None = None
     # The personal fields its records carry sealed (streams/sealing.py); None: it holds none.
-    sealing: PayloadSealing[Any] | None = None
+    sealing: PayloadSealing[Any] | None = field(default=None, compare=False)
     codec: Codec[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +108,14 @@ AGENT_DEPLOYMENTS = TopicSpec(
     consumers=("processors", "gateways"),
 )
 
+# Whose message each decision was about.
+DECISION_SEALING = PayloadSealing[Decision](
+    kind="agent.decision",
+    fields={"author_id": None},
+    subject=lambda decision: decision.author_id,
+    record_id=lambda decision: f"{decision.event_id}:{decision.deployment_id}",
+)
+
 AGENT_DECISIONS = TopicSpec(
     name="agent.decisions",
     key="guild id, or dm:<bot id>",
@@ -116,6 +124,7 @@ AGENT_DECISIONS = TopicSpec(
     retention_ms=7 * DAY_MS,
     producers=("processors",),
     consumers=("sinks", "jobs.replay"),
+    sealing=DECISION_SEALING,
 )
 
 # A prompt holds members' recent messages and names, and the memories and question recalled for the one

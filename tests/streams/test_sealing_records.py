@@ -1,5 +1,5 @@
 """Sealing the personal fields of the other topics' records (streams/sealing.py: `seal_payload`), as their
-topics name them (streams/catalog.py): inference requests and results, actions."""
+topics name them (streams/catalog.py): inference requests and results, actions, decisions."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
+from models.decisions import Decision, DecisionReason
 from models.inference import InferenceRequest
 from processors.engine import Outputs
-from streams.catalog import DISCORD_ACTIONS, INFERENCE_LANES, INFERENCE_RESULTS
+from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, INFERENCE_RESULTS
 from streams.sealing import SealBroken, open_payload, seal_payload
 from tests.ai.factories import inference_request, inference_result
 from tests.data_keys import MemoryDataKeys
@@ -147,12 +148,43 @@ def test_a_clear_ban_without_its_member_is_rejected_naming_the_field() -> None:
         Ban(action_id="b", bot_id=BOT, guild_id=GUILD)
 
 
-async def test_the_processors_seal_the_requests_and_actions_they_publish() -> None:
+def decided(author: str | None) -> Decision:
+    request = asked_by(None)
+    return Decision(
+        event_id=request.event_id,
+        deployment_id=request.deployment_id,
+        agent_id=request.agent_id,
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        message_id=MESSAGE,
+        author_id=author,
+        respond=True,
+        reason=DecisionReason.mentioned,
+    )
+
+
+async def test_a_decision_seals_its_author_and_opens_as_erased_once_their_key_is_destroyed() -> None:
     keys = MemoryDataKeys()
-    outputs = Outputs(actions=[reply_to(SAM)], requests=[asked_by(SAM), asked_by(None)])
-    [(_, _, reply), (_, _, answering), (_, _, proactive)] = list(
+    decision = decided(SAM)
+    raw = AGENT_DECISIONS.codec.encode(await seal_payload(decision, AGENT_DECISIONS.sealing, keys))
+    assert SAM.encode() not in raw and MESSAGE.encode() in raw
+    sealed = AGENT_DECISIONS.codec.decode(raw)
+    assert await open_payload(sealed, AGENT_DECISIONS.sealing, keys) == decision
+    keys.destroy(SAM)
+    assert await open_payload(sealed, AGENT_DECISIONS.sealing, keys) is None
+    routine = decided(None)  # a routine's decision is about no one
+    assert await seal_payload(routine, AGENT_DECISIONS.sealing, keys) is routine
+
+
+async def test_the_processors_seal_the_requests_actions_and_decisions_they_publish() -> None:
+    keys = MemoryDataKeys()
+    outputs = Outputs(
+        actions=[reply_to(SAM)], decisions=[decided(SAM)], requests=[asked_by(SAM), asked_by(None)]
+    )
+    [(_, _, reply), (_, _, decision), (_, _, answering), (_, _, proactive)] = list(
         (await outputs.sealed(keys)).records("guild")
     )
     assert SAM.encode() not in reply and b"my secret plan" not in reply
+    assert SAM.encode() not in decision
     assert SAM.encode() not in answering and b"my secret plan" not in answering
     assert b"my secret plan" in proactive  # a request answering no one is about no one person
