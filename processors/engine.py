@@ -242,8 +242,9 @@ class Outputs:
         """The outputs with each record's personal fields sealed as its topic says (streams/catalog.py)."""
         actions = [await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in self.actions]
         decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
+        audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
         requests = [await seal_payload(r, INFERENCE_LANES[r.lane].sealing, keys) for r in self.requests]
-        return replace(self, actions=actions, decisions=decisions, requests=requests)
+        return replace(self, actions=actions, decisions=decisions, audits=audits, requests=requests)
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed

@@ -184,6 +184,14 @@ TOKENS_HEALTH = TopicSpec(
     consumers=("api", "sinks"),
 )
 
+# The moderated member, who moderated them and why.
+AUDIT_SEALING = PayloadSealing[ModerationAudit](
+    kind="moderation.audit",
+    fields={"user_id": None, "moderator_id": None, "reason": ""},
+    subject=lambda audit: audit.user_id,
+    record_id=lambda audit: audit.audit_id,
+)
+
 MODERATION_AUDIT = TopicSpec(
     name="moderation.audit",
     key="guild id",
@@ -192,6 +200,7 @@ MODERATION_AUDIT = TopicSpec(
     retention_ms=30 * DAY_MS,
     producers=("processors",),
     consumers=("sinks",),
+    sealing=AUDIT_SEALING,
 )
 
 # Answered by the sinks process: the one process that holds the (embedded) ClickHouse.

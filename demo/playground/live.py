@@ -169,7 +169,8 @@ class LiveState:
                 del self.answers[next(iter(self.answers))]
 
     def on_audit(self, audit: ModerationAudit) -> None:
-        if audit.deployment_id in self.tallies:
+        # An erased member's audit (still sealed) is not shown.
+        if audit.deployment_id in self.tallies and audit.user_id is not None:
             self.moderation.append(audit)
 
     def on_table(self, table: str, key: str, value: BaseModel | None) -> None:

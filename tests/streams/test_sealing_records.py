@@ -1,5 +1,5 @@
 """Sealing the personal fields of the other topics' records (streams/sealing.py: `seal_payload`), as their
-topics name them (streams/catalog.py): inference requests and results, actions, decisions."""
+topics name them (streams/catalog.py): inference requests and results, actions, decisions, audits."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from pydantic import ValidationError
 from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
 from models.decisions import Decision, DecisionReason
 from models.inference import InferenceRequest
+from models.operations import ModerationAudit
 from processors.engine import Outputs
-from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, INFERENCE_LANES, INFERENCE_RESULTS
+from streams.catalog import (
+    AGENT_DECISIONS,
+    DISCORD_ACTIONS,
+    INFERENCE_LANES,
+    INFERENCE_RESULTS,
+    MODERATION_AUDIT,
+)
 from streams.sealing import SealBroken, open_payload, seal_payload
 from tests.ai.factories import inference_request, inference_result
 from tests.data_keys import MemoryDataKeys
@@ -174,6 +181,30 @@ async def test_a_decision_seals_its_author_and_opens_as_erased_once_their_key_is
     assert await open_payload(sealed, AGENT_DECISIONS.sealing, keys) is None
     routine = decided(None)  # a routine's decision is about no one
     assert await seal_payload(routine, AGENT_DECISIONS.sealing, keys) is routine
+
+
+async def test_an_audit_seals_the_member_the_moderator_and_the_reason_under_the_members_key() -> None:
+    keys = MemoryDataKeys()
+    audit = ModerationAudit(
+        audit_id="audit-1",
+        deployment_id=asked_by(None).deployment_id,
+        guild_id=GUILD,
+        user_id=SAM,
+        moderator_id=ALEX,
+        source="command",
+        rule="ban",
+        actions=["ban"],
+        reason="my secret plan",
+    )
+    raw = MODERATION_AUDIT.codec.encode(await seal_payload(audit, MODERATION_AUDIT.sealing, keys))
+    for personal in (SAM, ALEX, "my secret plan"):
+        assert personal.encode() not in raw
+    sealed = MODERATION_AUDIT.codec.decode(raw)
+    assert await open_payload(sealed, MODERATION_AUDIT.sealing, keys) == audit
+    keys.destroy(SAM)
+    assert await open_payload(sealed, MODERATION_AUDIT.sealing, keys) is None
+    with pytest.raises(ValidationError, match="user_id"):
+        ModerationAudit.model_validate({**audit.model_dump(), "user_id": None})
 
 
 async def test_the_processors_seal_the_requests_actions_and_decisions_they_publish() -> None:
