@@ -22,7 +22,8 @@ processors still behind after DRAIN_S) ends the run. Two stages are also measure
 processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
 then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each processors stage's
 ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). The CPU per event of sealing a message's
-personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too.
+personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too,
+and so is that of an inference request's prompt (`request_seal_us`, `request_open_us`).
 Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]

@@ -8,16 +8,17 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from emulator.openai import Behaviour, OpenAICompatibleServer
 from settings import get_settings
-from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS, TopicSpec
+from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS
 from streams.sealing import open_payload, seal_payload
 from tests.ai.conftest import collect, endpoint, inference_config, results_for, running_worker, send_requests
 from tests.ai.factories import inference_request
+from tests.stored_records import stored_values
 from tests.waiting import wait_until
 from vault.user_keys import UserKeyStore, user_keys
 
@@ -40,24 +41,6 @@ def new_user() -> str:
     return f"7{uuid.uuid4().int % 10**17:017d}"
 
 
-async def raw_values(namespace: str, spec: TopicSpec) -> list[bytes]:
-    """Every record value of the topic as stored."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        partitions = [TopicPartition(spec.name_in(namespace), p) for p in range(spec.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        while [tp for tp, offset in end.items() if await consumer.position(tp) < offset]:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                values.extend(record.value for record in records if record.value is not None)
-    finally:
-        await consumer.stop()
-    return values
-
-
 async def test_the_prompt_and_the_answer_are_sealed_on_kafka_and_shredded_with_the_key(
     server: OpenAICompatibleServer,
     redis: Redis,
@@ -78,14 +61,19 @@ async def test_the_prompt_and_the_answer_are_sealed_on_kafka_and_shredded_with_t
     # The model got the whole prompt; the topics hold neither the words nor whom they answer.
     [call] = server.completions()
     assert call.last_user == f"Bob: {secret}"
-    stored = [*await raw_values(namespace, lane), *await raw_values(namespace, INFERENCE_RESULTS)]
+    stored = [
+        *await stored_values(get_settings().kafka_bootstrap, namespace, lane),
+        *await stored_values(get_settings().kafka_bootstrap, namespace, INFERENCE_RESULTS),
+    ]
     assert len(stored) == 2
     assert not [raw for raw in stored if secret.encode() in raw or user.encode() in raw]
     opened = await open_payload(result, INFERENCE_RESULTS.sealing, keys)
     assert opened is not None and opened.text == f"echo: Bob: {secret}" and opened.target.author_id == user
 
     assert await keys.destroy_user_keys(user) == 1
-    sealed_request = lane.codec.decode((await raw_values(namespace, lane))[0])
+    sealed_request = lane.codec.decode(
+        (await stored_values(get_settings().kafka_bootstrap, namespace, lane))[0]
+    )
     assert await open_payload(sealed_request, lane.sealing, keys) is None
     assert await open_payload(result, INFERENCE_RESULTS.sealing, keys) is None
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from models.events import EventEnvelope
 from settings import Settings
@@ -20,11 +20,11 @@ from streams.catalog import (
     DISCORD_EVENTS,
     INFERENCE_LANES,
     INFERENCE_RESULTS,
-    TopicSpec,
 )
 from streams.sealing import open_envelope, open_payload
 from tests.e2e.conftest import ANSWER_S, COMPLETION, Demo
 from tests.e2e.test_e2e_platform import said_by
+from tests.stored_records import stored_values
 from vault.keyring import load_keyring
 from vault.user_keys import UserKeyStore
 
@@ -64,24 +64,6 @@ async def raw_events(demo: Demo, until: Callable[[Records], bool]) -> Records:
     finally:
         await consumer.stop()
     return records
-
-
-async def stored_values(demo: Demo, spec: TopicSpec) -> list[bytes]:
-    """Every record value of one of the demo's topics as stored now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=demo.settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        partitions = [TopicPartition(spec.name_in(demo.namespace), p) for p in range(spec.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        while [tp for tp, offset in end.items() if await consumer.position(tp) < offset]:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                values.extend(record.value for record in batch if record.value is not None)
-    finally:
-        await consumer.stop()
-    return values
 
 
 # The topics after discord.events that carry a member's words or id: the prompt and the answer, the
@@ -136,7 +118,8 @@ async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
     assert said and quoting
 
     # What followed from the message, on every topic, holds neither the words nor the member's id.
-    following = {spec: await stored_values(demo, spec) for spec in FOLLOWING}
+    bootstrap = demo.settings.kafka_bootstrap
+    following = {spec: await stored_values(bootstrap, demo.namespace, spec) for spec in FOLLOWING}
     assert [
         spec.name for spec in (INFERENCE_RESULTS, AGENT_DECISIONS, DISCORD_ACTIONS) if not following[spec]
     ] == []
