@@ -231,25 +231,20 @@ def _place(document: dict[str, Any], path: str, value: Any) -> None:
     document[name] = value
 
 
-def _taken(document: dict[str, Any], path: str) -> Any:
-    for name in path.split("."):
-        document = document[name]
-    return document
+# A path missing from a payload: a value no document holds.
+_ABSENT = object()
 
 
-def _personal_paths(sealing: PayloadSealing[Any], document: dict[str, Any]) -> list[str]:
-    """The sealing's paths this payload holds."""
-    held = []
+def _held(sealing: PayloadSealing[Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The sealing's paths this payload holds, with their values."""
+    held = {}
     for path in sealing.fields:
         node: Any = document
         for name in path.split("."):
             node = node.get(name, _ABSENT) if isinstance(node, dict) else _ABSENT
         if node is not _ABSENT:
-            held.append(path)
+            held[path] = node
     return held
-
-
-_ABSENT = object()
 
 
 async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P:
@@ -262,9 +257,8 @@ async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
         return payload
     key = await keys.data_key_for(subject)
     document = payload.model_dump(mode="json")
-    paths = _personal_paths(sealing, document)
-    personal = {path: _taken(document, path) for path in paths}
-    for path in paths:
+    personal = _held(sealing, document)
+    for path in personal:
         _place(document, path, sealing.fields[path])
     document["sealed"] = seal_fields(key, sealing.bound_id(payload), personal).model_dump()
     return type(payload).model_validate(document)
@@ -281,7 +275,7 @@ async def open_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
         return None
     personal = open_fields(key, sealing.bound_id(payload), sealed)
     document = payload.model_dump(mode="json")
-    if set(personal) != set(_personal_paths(sealing, document)):
+    if set(personal) != set(_held(sealing, document)):
         raise SealBroken(f"sealed: the {sealing.kind} part holds {sorted(personal)}, not its personal fields")
     for path, value in personal.items():
         _place(document, path, value)
