@@ -22,7 +22,8 @@ processors still behind after DRAIN_S) ends the run. Two stages are also measure
 processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
 then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each processors stage's
 ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). The CPU per event of sealing a message's
-personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too.
+personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too,
+and so is that of an inference request's prompt (`request_seal_us`, `request_open_us`).
 Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
@@ -62,17 +63,19 @@ from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
 from infra.stack import status as stack_status
 from models.agent import AgentMode, ProactiveAction
+from models.decisions import Priority
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
 from models.events import EventEnvelope
+from models.inference import ChatMessage, InferenceRequest, ReplyTarget
 from models.templates import mode_template
-from models.tiers import Tier
+from models.tiers import InferenceLane, Tier
 from processors.app import WorkerOptions
 from settings import REPO_ROOT, Settings, get_settings
 from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog, delete_namespace
-from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, GUILD_PARTITIONS
+from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, GUILD_PARTITIONS, INFERENCE_LANES
 from streams.codec import encode_key
-from streams.sealing import open_envelope, seal_envelope
+from streams.sealing import open_envelope, open_payload, seal_envelope, seal_payload
 from vault.user_keys import user_keys
 
 TARGET_PER_S = 10_000
@@ -84,6 +87,7 @@ START_TIMEOUT_S = 180.0
 RAW_MESSAGES = 50_000
 STAGE_EVENTS = 30_000
 SEAL_EVENTS = 20_000
+SEAL_REQUESTS = 2_000
 MIX = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
 CHATTER = "anyone up for a game night this weekend? message {n}"
 PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
@@ -510,6 +514,58 @@ async def sealing_cost(settings: Settings) -> dict[str, float]:
     return {
         "seal_us_per_event": round(sealing * 1e6 / SEAL_EVENTS, 1),
         "open_us_per_event": round(opening * 1e6 / SEAL_EVENTS, 1),
+        **await request_sealing_cost(settings, guild_id, bot_id, channel_id),
+    }
+
+
+def prompt_request(n: int, guild_id: str, bot_id: str, channel_id: str, author_id: str) -> InferenceRequest:
+    """A reply's inference request as the processors make it for chatter: a persona and 20 recent messages."""
+    recent = [
+        ChatMessage(role="user", name=f"user{k}", content=f"user{k}: {CHATTER.format(n=n + k)}")
+        for k in range(20)
+    ]
+    return InferenceRequest(
+        request_id=f"stage-{n}",
+        event_id=f"stage-{n}",
+        deployment_id=uuid.UUID(int=n),
+        agent_id=uuid.UUID(int=n),
+        owner_id=uuid.UUID(int=n),
+        tier=Tier.free,
+        lane=InferenceLane.free,
+        priority=Priority.high,
+        model="gpt-4o-mini",
+        messages=[ChatMessage(role="system", content="You are Luna, a friendly companion. " * 10), *recent],
+        target=ReplyTarget(bot_id=bot_id, guild_id=guild_id, channel_id=channel_id, author_id=author_id),
+    )
+
+
+async def request_sealing_cost(
+    settings: Settings, guild_id: str, bot_id: str, channel_id: str
+) -> dict[str, float]:
+    """CPU per inference request (a 21-message prompt) of sealing it (the processors' side) and of opening it
+    (the worker's); a result costs about as much again each way."""
+    users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(50)]
+    requests = [
+        prompt_request(n, guild_id, bot_id, channel_id, users[n % len(users)]) for n in range(SEAL_REQUESTS)
+    ]
+    lane = INFERENCE_LANES[InferenceLane.free]
+    async with user_keys(settings) as keys:
+        try:
+            for user_id in users:
+                await keys.data_key_for(user_id)
+            began = time.process_time()
+            sealed = [await seal_payload(request, lane.sealing, keys) for request in requests]
+            sealing = time.process_time() - began
+            began = time.process_time()
+            opened = [await open_payload(request, lane.sealing, keys) for request in sealed]
+            opening = time.process_time() - began
+        finally:
+            for user_id in users:
+                await keys.destroy_user_keys(user_id)
+    assert opened == requests
+    return {
+        "request_seal_us": round(sealing * 1e6 / SEAL_REQUESTS, 1),
+        "request_open_us": round(opening * 1e6 / SEAL_REQUESTS, 1),
     }
 
 

@@ -207,9 +207,9 @@ def _reply(action: Reply) -> RestCall:
 
 def _warn(action: Warn) -> RestCall:
     reason = f": {action.reason}" if action.reason else ""
-    content = f"<@{action.user_id}> warning {action.warn_count}{reason}"
+    content = f"<@{action.member}> warning {action.warn_count}{reason}"
     body = _message_body(action.action_id, content, None)
-    body["allowed_mentions"] = {"users": [action.user_id]}
+    body["allowed_mentions"] = {"users": [action.member]}
     return _post_message(action.channel_id, body)
 
 
@@ -234,7 +234,7 @@ def _ban(action: Ban) -> RestCall:
     return RestCall(
         "PUT",
         "/guilds/{guild_id}/bans/{user_id}",
-        {"guild_id": _guild(action), "user_id": action.user_id},
+        {"guild_id": _guild(action), "user_id": action.member},
         {"delete_message_seconds": action.delete_message_seconds},
         reason=action.reason,
     )
@@ -244,7 +244,7 @@ def _unban(action: Unban) -> RestCall:
     return RestCall(
         "DELETE",
         "/guilds/{guild_id}/bans/{user_id}",
-        {"guild_id": _guild(action), "user_id": action.user_id},
+        {"guild_id": _guild(action), "user_id": action.member},
         reason=action.reason,
     )
 
@@ -253,7 +253,7 @@ def _kick(action: Kick) -> RestCall:
     return RestCall(
         "DELETE",
         "/guilds/{guild_id}/members/{user_id}",
-        {"guild_id": _guild(action), "user_id": action.user_id},
+        {"guild_id": _guild(action), "user_id": action.member},
         reason=action.reason,
     )
 
@@ -263,7 +263,7 @@ def _timeout(action: Timeout, now: datetime) -> RestCall:
     return RestCall(
         "PATCH",
         "/guilds/{guild_id}/members/{user_id}",
-        {"guild_id": _guild(action), "user_id": action.user_id},
+        {"guild_id": _guild(action), "user_id": action.member},
         {"communication_disabled_until": until.isoformat()},
         reason=action.reason,
     )

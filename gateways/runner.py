@@ -53,7 +53,7 @@ from settings import Settings
 from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS
 from streams.codec import CodecError, encode_key
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
-from streams.sealing import seal_envelope
+from streams.sealing import open_payload, seal_envelope
 from vault.errors import VaultError
 from vault.store import TokenVault
 from vault.user_keys import UserKeyStore
@@ -457,6 +457,16 @@ class Runner(ConsumerService):
         if isinstance(action, str):
             await self.actions.dead_letter(record, action)
             return
+        try:
+            opened = await open_payload(action, DISCORD_ACTIONS.sealing, self.user_keys)
+        except CodecError as exc:
+            await self.actions.dead_letter(record, str(exc))
+            return
+        if opened is None:
+            # It would speak of, or act on, a member who was erased: not performed, nothing of it logged.
+            log.info("action %s (%s) not performed: its member was erased", action.action_id, action.kind)
+            return
+        action = opened
         bot_id = action.bot_id
         if self.guard.is_revoked(bot_id):
             await self.actions.dead_letter(record, f"token of bot {bot_id} is revoked")

@@ -30,6 +30,7 @@ from memory.store import MemoryStore, connect
 from models.tiers import InferenceLane
 from settings import Settings, get_settings
 from settings.runtime import settle_garbage_collector
+from vault.user_keys import user_keys
 
 log = logging.getLogger(__name__)
 
@@ -77,36 +78,39 @@ async def serve(
     knowledge = KnowledgeLookup(
         WikipediaClient(wiki_http, wiki), KnowledgeCache(redis, config.key_prefix, source=wiki)
     )
-    worker = InferenceWorker(
-        config,
-        pool,
-        redis,
-        settings.kafka_bootstrap,
-        namespace,
-        group_id,
-        lanes,
-        recaller=recaller,
-        knowledge=knowledge,
-    )
-    await worker.start()
-    settle_garbage_collector()
-    log.info(
-        "inference worker %s on %s: endpoints %s",
-        group_id,
-        ", ".join(worker.lane_of),
-        ", ".join(f"{e.name} ({', '.join(e.models)})" for e in config.endpoints) or "none (persona fallback)",
-    )
-    run = asyncio.create_task(worker.run())
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await worker.stop()
-        stopped.cancel()
-        await redis.aclose()
-        await wiki_http.aclose()
-        await memory_client.close()
-    run.result()
+    async with user_keys(settings) as keys:
+        worker = InferenceWorker(
+            config,
+            pool,
+            redis,
+            settings.kafka_bootstrap,
+            namespace,
+            group_id,
+            lanes,
+            keys=keys,
+            recaller=recaller,
+            knowledge=knowledge,
+        )
+        await worker.start()
+        settle_garbage_collector()
+        log.info(
+            "inference worker %s on %s: endpoints %s",
+            group_id,
+            ", ".join(worker.lane_of),
+            ", ".join(f"{e.name} ({', '.join(e.models)})" for e in config.endpoints)
+            or "none (persona fallback)",
+        )
+        run = asyncio.create_task(worker.run())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await worker.stop()
+            stopped.cancel()
+            await redis.aclose()
+            await wiki_http.aclose()
+            await memory_client.close()
+        run.result()
 
 
 def run_worker(

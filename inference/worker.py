@@ -6,11 +6,13 @@ pool's priority queue, where a premium request takes the next free slot before a
 `max_in_flight_per_lane` requests in the worker, so a flood on the free lane never keeps premium records
 from being read.
 
-Per request: the ledger claim (a redelivery is answered from the stored result), recalled memories and a
-factual question's encyclopedia facts added to the prompt (inference/knowledge.py), the response cache for
-cacheable prompts, the owner's monthly quota, then the pool. Over quota, with no endpoint for the model, or
-when every attempt failed, the result is a persona fallback (`fallback=True`, no text: the reply processor
-answers with the offline persona responder) and the owner hears about it once a month.
+Per request: opening its sealed prompt (a request whose user was erased is dropped), the ledger claim (a
+redelivery is answered from the stored result), recalled memories and a factual question's encyclopedia facts
+added to the prompt (inference/knowledge.py), the response cache for cacheable prompts, the owner's monthly
+quota, then the pool. Over quota, with no endpoint for the model, or when every attempt failed, the result is
+a persona fallback (`fallback=True`, no text: the reply processor answers with the offline persona responder)
+and the owner hears about it once a month. The result is sealed under the answered user's data key, as the
+request was.
 
 At-least-once: an offset is committed only when its result (or dead letter) is acknowledged by Kafka and
 every earlier offset of the partition is done too.
@@ -46,6 +48,7 @@ from models.tiers import InferenceLane
 from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
+from streams.sealing import DataKeys, open_payload, seal_payload
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +81,13 @@ class InferenceWorker(ConsumerService):
         namespace: str = "",
         group_id: str = "deep-inference",
         lanes: Iterable[InferenceLane] = tuple(InferenceLane),
+        *,
+        keys: DataKeys,
         recaller: Recaller | None = None,
         knowledge: KnowledgeLookup | None = None,
     ) -> None:
         self.config = config
+        self.keys = keys
         self.recaller = recaller
         self.knowledge = knowledge
         self.pool = pool
@@ -192,9 +198,15 @@ class InferenceWorker(ConsumerService):
     async def _handle(self, lane: InferenceLane, record: ConsumerRecord[bytes, bytes]) -> None:
         spec = INFERENCE_LANES[lane]
         try:
-            request: InferenceRequest = spec.codec.decode(record.value)
+            request: InferenceRequest | None = await open_payload(
+                spec.codec.decode(record.value), spec.sealing, self.keys
+            )
         except CodecError as exc:
             await self.consumer.dead_letter(record, str(exc))
+            return
+        if request is None:
+            # The answered user was erased: nothing is generated about them, nor sent.
+            log.info("request at %s:%s dropped: its user was erased", record.topic, record.offset)
             return
         encoded = await self._answer(request, lane)
         key = partition_key(request.target.guild_id, request.target.bot_id)
@@ -225,7 +237,9 @@ class InferenceWorker(ConsumerService):
             raise
         if recalled:
             result = result.model_copy(update={"recalled": recalled_notes(recalled)})
-        encoded = INFERENCE_RESULTS.codec.encode(result)
+        encoded = INFERENCE_RESULTS.codec.encode(
+            await seal_payload(result, INFERENCE_RESULTS.sealing, self.keys)
+        )
         await self.ledger.answer(request.request_id, encoded)
         return encoded
 

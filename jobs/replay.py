@@ -39,7 +39,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, encode_key
 from streams.history import KafkaTools, Track, no_progress
-from streams.sealing import DataKeys
+from streams.sealing import DataKeys, open_payload
 
 SANDBOX_TOPICS: tuple[TopicSpec, ...] = (
     AGENT_DECISIONS,
@@ -122,11 +122,13 @@ async def recorded_decisions(
     namespace: str,
     window: TimeWindow,
     event_ids: set[str],
+    keys: DataKeys,
     *,
     grace: timedelta = DECISION_GRACE,
     track: Track = no_progress,
 ) -> dict[DecisionKey, Decision]:
-    """The decisions on `agent.decisions` for the given events (a redelivered duplicate counts once)."""
+    """The decisions on `agent.decisions` for the given events, opened (a redelivered duplicate counts once;
+    a decision about an erased author is left out, as the replay skips their event)."""
     start = window.start - grace if window.start is not None else None
     end = window.end + grace if window.end is not None else None
     found: dict[DecisionKey, Decision] = {}
@@ -137,9 +139,12 @@ async def recorded_decisions(
             advance(1)
             try:
                 decision = AGENT_DECISIONS.codec.decode(record.value)
+                if decision.event_id not in event_ids:
+                    continue
+                decision = await open_payload(decision, AGENT_DECISIONS.sealing, keys)
             except CodecError:
                 continue
-            if decision.event_id in event_ids:
+            if decision is not None:
                 found[(decision.event_id, decision.deployment_id)] = decision
     return found
 
@@ -170,7 +175,7 @@ async def replay(
         event_ids.update(decision.event_id for decision in outputs.decisions)
         for decision in outputs.decisions:
             replayed[(decision.event_id, decision.deployment_id)] = decision
-        for spec, record_key, value in outputs.records(key):
+        for spec, record_key, value in (await outputs.sealed(keys)).records(key):
             sends.append(await producer.send(spec.name_in(sandbox), value, key=encode_key(record_key)))
         if len(sends) >= _PENDING_SENDS:
             await asyncio.gather(*sends)
@@ -184,7 +189,7 @@ async def replay(
     finally:
         await producer.stop()
     recorded = await recorded_decisions(
-        bootstrap, namespace, window, event_ids, grace=decision_grace, track=track
+        bootstrap, namespace, window, event_ids, keys, grace=decision_grace, track=track
     )
     return ReplayReport(
         run_id=run_id,

@@ -28,7 +28,7 @@ from processors.ring import CONTEXT_RING, FLOOR_RING
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, INFERENCE_RESULTS
 from streams.codec import CodecError, decode_key
 from streams.history import KafkaTools, Track, no_progress
-from streams.sealing import DataKeys
+from streams.sealing import DataKeys, open_payload
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,8 @@ class Rerun:
                 )
                 self._requested.update(request.request_id for request in outputs.requests)
             else:
-                outputs = self.engine.handle_result(value, key)
+                result = await open_payload(value, INFERENCE_RESULTS.sealing, self.keys)
+                outputs = self.engine.handle_result(result, key) if result is not None else Outputs()
         except Exception as error:  # the live app dead-letters any record that fails, and goes on
             log.warning("%s[%d]@%d failed: %s", record.topic, record.partition, record.offset, error)
             self.stats.failed += 1

@@ -13,9 +13,10 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_serializer, field_validator
+from pydantic import Field, StringConstraints, field_serializer, field_validator, model_validator
 
 from models.common import MessageText, Payload, ShortText, Snowflake, Strict, utc_now
+from models.events import SealedData
 
 ActionId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(max_length=512)]
@@ -72,6 +73,10 @@ class ActionBase(Payload):
     # The event that caused the action, for tracing and analytics.
     cause_event_id: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
+    # The one member a reply answers; with a moderated member (`user_id`), whose data key seals the action's
+    # words and member ids (streams/catalog.py: ACTION_SEALING).
+    about_user_id: Snowflake | None = None
+    sealed: SealedData | None = None
 
 
 class NativePoll(Strict):
@@ -117,6 +122,25 @@ class ReportedAction(ActionBase):
     report: Report | None = None
 
 
+class MemberAction(ReportedAction):
+    """An action on one member (ban, kick, timeout, warning): their id travels sealed with its reason."""
+
+    # None only while `sealed` holds it; `member` is the id of an opened action.
+    user_id: Snowflake | None = None
+
+    @model_validator(mode="after")
+    def _names_the_member(self) -> MemberAction:
+        if self.user_id is None and self.sealed is None:
+            raise ValueError("user_id: the member acted on is required")
+        return self
+
+    @property
+    def member(self) -> str:
+        if self.user_id is None:
+            raise ValueError(f"action {self.action_id}: user_id is sealed; open the action first")
+        return self.user_id
+
+
 class SendMessage(ActionBase):
     kind: Literal["send_message"] = "send_message"
     channel_id: Snowflake
@@ -152,38 +176,33 @@ class DeleteMessage(ReportedAction):
     reason: Reason = ""
 
 
-class Ban(ReportedAction):
+class Ban(MemberAction):
     kind: Literal["ban"] = "ban"
-    user_id: Snowflake
     reason: Reason = ""
     delete_message_seconds: int = Field(default=0, ge=0, le=604800)
 
 
-class Unban(ReportedAction):
+class Unban(MemberAction):
     kind: Literal["unban"] = "unban"
-    user_id: Snowflake
     reason: Reason = ""
 
 
-class Kick(ReportedAction):
+class Kick(MemberAction):
     kind: Literal["kick"] = "kick"
-    user_id: Snowflake
     reason: Reason = ""
 
 
-class Timeout(ReportedAction):
+class Timeout(MemberAction):
     kind: Literal["timeout"] = "timeout"
-    user_id: Snowflake
     duration_s: int = Field(ge=1, le=28 * 24 * 3600)
     reason: Reason = ""
 
 
-class Warn(ReportedAction):
+class Warn(MemberAction):
     """Discord has no warnings: the edge tells the user in the channel; counts live in the processors."""
 
     kind: Literal["warn"] = "warn"
     channel_id: Snowflake
-    user_id: Snowflake
     reason: Reason = ""
     warn_count: int = Field(ge=1)
 

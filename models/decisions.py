@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from models.common import Payload, Snowflake, utc_now
+from models.events import SealedData
 
 
 class DecisionReason(StrEnum):
@@ -52,6 +53,7 @@ class Decision(Payload):
     guild_id: Snowflake | None = None
     channel_id: Snowflake | None = None
     message_id: Snowflake | None = None
+    # Sealed under their own data key (streams/catalog.py: DECISION_SEALING).
     author_id: Snowflake | None = None
     respond: bool
     reason: DecisionReason
@@ -61,6 +63,7 @@ class Decision(Payload):
     # The routine ("morning_greeting") or arc beat ("arc:baking:2") of a proactive decision.
     routine: str | None = Field(default=None, max_length=100)
     decided_at: datetime = Field(default_factory=utc_now)
+    sealed: SealedData | None = None
 
     @property
     def reason_label(self) -> str:

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from models.common import Payload, Snowflake, Strict, utc_now
 from models.decisions import Priority
+from models.events import SealedData
 from models.knowledge import KnowledgeFinding, KnowledgeQuery
 from models.memory import MemoryRequest, RecalledNote
 from models.tiers import InferenceLane, Tier
@@ -56,7 +57,8 @@ class InferenceRequest(Payload):
     lane: InferenceLane
     priority: Priority
     model: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    messages: list[ChatMessage] = Field(min_length=1)
+    # Empty only while `sealed` holds them.
+    messages: list[ChatMessage]
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     max_tokens: int = Field(default=256, ge=1, le=32_000)
     cacheable: bool = False
@@ -66,6 +68,15 @@ class InferenceRequest(Payload):
     memory: MemoryRequest | None = None
     # Set for a factual question to an agent with the knowledge tool: the worker looks it up, adds the facts.
     knowledge: KnowledgeQuery | None = None
+    # The prompt, the question and who is answered, under the answered user's data key
+    # (streams/catalog.py: INFERENCE_REQUEST_SEALING).
+    sealed: SealedData | None = None
+
+    @model_validator(mode="after")
+    def _has_messages(self) -> InferenceRequest:
+        if not self.messages and self.sealed is None:
+            raise ValueError("messages: at least one message")
+        return self
 
 
 class InferenceResult(Payload):
@@ -94,3 +105,6 @@ class InferenceResult(Payload):
     completed_at: datetime = Field(default_factory=utc_now)
     # The long-term memories put into the prompt, best first.
     recalled: list[RecalledNote] = Field(default_factory=list, max_length=50)
+    # The text, what it drew on and who is answered, under the answered user's data key
+    # (streams/catalog.py: INFERENCE_RESULT_SEALING).
+    sealed: SealedData | None = None

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.common import Payload, ShortText, Snowflake, Strict, utc_now
+from models.events import SealedData
 
 NotificationKind = Literal[
     "token_revoked",
@@ -29,7 +30,9 @@ class ModerationAudit(Payload):
     deployment_id: UUID
     guild_id: Snowflake
     channel_id: Snowflake | None = None
-    user_id: Snowflake
+    # The moderated member; None only while `sealed` holds it with the moderator and the reason, under the
+    # member's data key (streams/catalog.py: AUDIT_SEALING).
+    user_id: Snowflake | None = None
     moderator_id: Snowflake | None = None  # None when an automod rule acted
     source: Literal["automod", "command"]
     rule: ShortText
@@ -37,6 +40,13 @@ class ModerationAudit(Payload):
     reason: ShortText = ""
     message_id: Snowflake | None = None
     at: datetime = Field(default_factory=utc_now)
+    sealed: SealedData | None = None
+
+    @model_validator(mode="after")
+    def _names_the_member(self) -> ModerationAudit:
+        if self.user_id is None and self.sealed is None:
+            raise ValueError("user_id: the moderated member is required")
+        return self
 
 
 class OwnerNotice(Strict):

@@ -7,6 +7,7 @@ their changelogs on start; every agent that writes tables runs with concurrency 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, decode_key, encode_key
 from streams.dead_letters import dead_letter
-from vault.user_keys import user_keys
+from streams.sealing import open_payload
+from vault.user_keys import UserKeyStore, user_keys
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +182,24 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     }
     outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
 
+    # The worker's data keys, for opening what it consumes and sealing what it produces: opened by a task at
+    # start and held until the worker stops; agents and timers wait for them.
+    held_keys: list[UserKeyStore] = []
+    keys_opened = asyncio.Event()
+
+    @app.task
+    async def hold_data_keys() -> None:
+        async with user_keys(settings) as keys:
+            held_keys.append(keys)
+            keys_opened.set()
+            await asyncio.Event().wait()  # until the worker stops and cancels its tasks
+
+    async def data_keys() -> UserKeyStore:
+        await keys_opened.wait()
+        return held_keys[0]
+
     async def publish(key: str, outputs: Outputs) -> None:
-        for spec, record_key, value in outputs.records(key):
+        for spec, record_key, value in (await outputs.sealed(await data_keys())).records(key):
             await outputs_to[spec.name].send(key=encode_key(record_key), value=value)
 
     async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
@@ -224,18 +242,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     async def on_deployments(stream: StreamT) -> None:
         await consume(AGENT_DEPLOYMENTS, stream, apply_routing, tombstone=engine.remove_routing)
 
+    async def handle_event(_key: str, envelope: EventEnvelope) -> Outputs:
+        opened = await engine.opened_for(envelope, await data_keys())
+        return engine.handle_event(opened) if opened is not None else Outputs()
+
     @app.agent(events, name="events")
     async def on_events(stream: StreamT) -> None:
-        async with user_keys(settings) as keys:
-
-            async def handle_event(_key: str, envelope: EventEnvelope) -> Outputs:
-                opened = await engine.opened_for(envelope, keys)
-                return engine.handle_event(opened) if opened is not None else Outputs()
-
-            await consume(DISCORD_EVENTS, stream, handle_event)
+        await consume(DISCORD_EVENTS, stream, handle_event)
 
     async def handle_result(key: str, result: InferenceResult) -> Outputs:
-        return engine.handle_result(result, key)
+        opened = await open_payload(result, INFERENCE_RESULTS.sealing, await data_keys())
+        # The answered user was erased meanwhile: their answer is not sent.
+        return engine.handle_result(opened, key) if opened is not None else Outputs()
 
     @app.agent(results, name="results")
     async def on_results(stream: StreamT) -> None:

@@ -9,7 +9,7 @@ in place, and only written when they change: each write is a changelog record.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -187,7 +187,7 @@ from streams.catalog import (
     OWNER_NOTIFICATIONS,
     TopicSpec,
 )
-from streams.sealing import DataKeys, open_envelope
+from streams.sealing import DataKeys, open_envelope, seal_payload
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -256,6 +256,14 @@ class Outputs:
         return bool(
             self.actions or self.decisions or self.audits or self.requests or self.stats or self.notifications
         )
+
+    async def sealed(self, keys: DataKeys) -> Outputs:
+        """The outputs with each record's personal fields sealed as its topic says (streams/catalog.py)."""
+        actions = [await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in self.actions]
+        decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
+        audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
+        requests = [await seal_payload(r, INFERENCE_LANES[r.lane].sealing, keys) for r in self.requests]
+        return replace(self, actions=actions, decisions=decisions, audits=audits, requests=requests)
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed

@@ -72,6 +72,7 @@ def compose_reply(
         "deployment_id": str(result.deployment_id),
         "cause_event_id": result.event_id,
         "created_at": result.completed_at,
+        "about_user_id": target.author_id,
     }
     actions: list[Action] = [
         TypingIndicator(

@@ -26,7 +26,7 @@ from sinks.tables import Row, SinkTable
 from streams.catalog import TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
-from streams.sealing import DataKeys, opened_or_clear
+from streams.sealing import DataKeys, open_payload, opened_or_clear
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,9 @@ class TopicSink(ConsumerService):
                 if isinstance(value, EventEnvelope):
                     # The author's facts are in the sealed part.
                     value = await opened_or_clear(value, self.keys)
+                else:
+                    # A reply's length, say; an erased member's record counts by its clear part.
+                    value = await open_payload(value, self.spec.sealing, self.keys) or value
                 rows.append(row_of(value))
             except CodecError as exc:
                 rejected.append((record, str(exc)))

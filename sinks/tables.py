@@ -174,7 +174,7 @@ def audit_row(audit: ModerationAudit) -> Row:
         str(audit.deployment_id),
         audit.guild_id,
         audit.channel_id or "",
-        audit.user_id,
+        audit.user_id or "",  # empty: an erased member's audit, counted by its clear part
         audit.moderator_id or "",
         audit.source,
         audit.rule,

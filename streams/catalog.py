@@ -22,6 +22,7 @@ from models.tiers import InferenceLane
 from models.tokens import TokenHealthEvent
 from settings import load_retention
 from streams.codec import Codec
+from streams.sealing import PayloadSealing
 
 GUILD_PARTITIONS = 12
 BOT_PARTITIONS = 12
@@ -45,6 +46,8 @@ class TopicSpec:
     consumers: tuple[str, ...]
     compacted: bool = False
     retention_ms: int | None = None
+    # The personal fields its records carry sealed (streams/sealing.py); None: it holds none.
+    sealing: PayloadSealing[Any] | None = field(default=None, compare=False)
     codec: Codec[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,22 @@ DISCORD_EVENTS = TopicSpec(
     consumers=("processors", "sinks", "jobs.replay"),
 )
 
+# A reply's words and an action on a member (ban, kick, warning: the member's id, the reason and the report
+# naming them) are sealed under the key of the member answered or acted on; other actions stay clear.
+ACTION_SEALING = PayloadSealing[Any](
+    kind="discord.action",
+    fields={
+        "about_user_id": None,
+        "user_id": None,
+        "content": "",
+        "embed": None,
+        "reason": "",
+        "report": None,
+    },
+    subject=lambda action: action.about_user_id or getattr(action, "user_id", None),
+    record_id=lambda action: action.action_id,
+)
+
 DISCORD_ACTIONS = TopicSpec(
     name="discord.actions",
     key="bot id (the partition decides which gateway runner owns the bot)",
@@ -91,6 +110,7 @@ DISCORD_ACTIONS = TopicSpec(
     retention_ms=DAY_MS,
     producers=("processors",),
     consumers=("gateways", "sinks"),
+    sealing=ACTION_SEALING,
 )
 
 AGENT_DEPLOYMENTS = TopicSpec(
@@ -103,6 +123,14 @@ AGENT_DEPLOYMENTS = TopicSpec(
     consumers=("processors", "gateways"),
 )
 
+# Whose message each decision was about.
+DECISION_SEALING = PayloadSealing[Decision](
+    kind="agent.decision",
+    fields={"author_id": None},
+    subject=lambda decision: decision.author_id,
+    record_id=lambda decision: f"{decision.event_id}:{decision.deployment_id}",
+)
+
 AGENT_DECISIONS = TopicSpec(
     name="agent.decisions",
     key="guild id, or dm:<bot id>",
@@ -111,6 +139,29 @@ AGENT_DECISIONS = TopicSpec(
     retention_ms=7 * DAY_MS,
     producers=("processors",),
     consumers=("sinks", "jobs.replay"),
+    sealing=DECISION_SEALING,
+)
+
+# A prompt holds members' recent messages and names, and the memories and question recalled for the one
+# answered; a completion may quote them. Both are sealed under the answered user's key; a proactive
+# request answering no one is left clear.
+INFERENCE_REQUEST_SEALING = PayloadSealing[InferenceRequest](
+    kind="inference.request",
+    fields={
+        "messages": [],
+        "memory": None,
+        "knowledge": None,
+        "target.author_id": None,
+        "target.greet_as": None,
+    },
+    subject=lambda request: request.target.author_id,
+    record_id=lambda request: request.request_id,
+)
+INFERENCE_RESULT_SEALING = PayloadSealing[InferenceResult](
+    kind="inference.result",
+    fields={"text": "", "knowledge": None, "recalled": [], "target.author_id": None, "target.greet_as": None},
+    subject=lambda result: result.target.author_id,
+    record_id=lambda result: result.request_id,
 )
 
 INFERENCE_LANES: dict[InferenceLane, TopicSpec] = {
@@ -122,6 +173,7 @@ INFERENCE_LANES: dict[InferenceLane, TopicSpec] = {
         retention_ms=DAY_MS,
         producers=("processors",),
         consumers=("inference workers",),
+        sealing=INFERENCE_REQUEST_SEALING,
     )
     for lane in InferenceLane
 }
@@ -134,6 +186,7 @@ INFERENCE_RESULTS = TopicSpec(
     retention_ms=DAY_MS,
     producers=("inference workers",),
     consumers=("processors", "sinks"),
+    sealing=INFERENCE_RESULT_SEALING,
 )
 
 TOKENS_HEALTH = TopicSpec(
@@ -146,6 +199,14 @@ TOKENS_HEALTH = TopicSpec(
     consumers=("api", "sinks"),
 )
 
+# The moderated member, who moderated them and why.
+AUDIT_SEALING = PayloadSealing[ModerationAudit](
+    kind="moderation.audit",
+    fields={"user_id": None, "moderator_id": None, "reason": ""},
+    subject=lambda audit: audit.user_id,
+    record_id=lambda audit: audit.audit_id,
+)
+
 MODERATION_AUDIT = TopicSpec(
     name="moderation.audit",
     key="guild id",
@@ -154,6 +215,7 @@ MODERATION_AUDIT = TopicSpec(
     retention_ms=30 * DAY_MS,
     producers=("processors",),
     consumers=("sinks",),
+    sealing=AUDIT_SEALING,
 )
 
 # Answered by the sinks process: the one process that holds the (embedded) ClickHouse.

@@ -4,6 +4,9 @@ every copy of those fields, in topics, replays and backups alike, becomes unread
 
 The associated data is the event id and the key id, so a sealed part moved onto another event, or relabelled
 with another user's key id, does not open. Key lookup is the vault's: this module only needs `DataKeys`.
+
+The other topics' payloads (inference requests and results, ...) are sealed the same way by `seal_payload`:
+their topic's `PayloadSealing` names the personal fields, which travel blank beside a `sealed` part.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ValidationError
 
 from models.events import EventEnvelope, SealedData
 from streams.codec import CodecError
@@ -196,3 +200,87 @@ async def opened_or_clear(envelope: EventEnvelope, keys: DataKeys) -> EventEnvel
     """For readers that count events whoever sent them (analytics, the playground): the envelope opened, or
     its clear part alone when its subject was erased."""
     return await open_envelope(envelope, keys) or envelope
+
+
+# Records other than events: a payload model with a `sealed` part -------------------------------------------
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PayloadSealing(Generic[P]):
+    """Which fields of a topic's payload are personal and whose they are. `fields` maps each field's dotted
+    path to the blank the clear record holds in its place (a path a payload lacks, as one kind of action lacks
+    another's fields, is skipped); `subject` gives the user the record is about (None: about no one person,
+    left clear); `record_id` gives the id the sealed part is bound to."""
+
+    kind: str
+    fields: Mapping[str, Any]
+    subject: Callable[[P], str | None]
+    record_id: Callable[[P], str]
+
+    def bound_id(self, payload: P) -> str:
+        # The kind too: a request's sealed part copied onto its result (same id) does not open.
+        return f"{self.kind}:{self.record_id(payload)}"
+
+
+def _place(document: dict[str, Any], path: str, value: Any) -> None:
+    *parents, name = path.split(".")
+    for parent in parents:
+        document = document[parent]
+    document[name] = value
+
+
+# A path missing from a payload: a value no document holds.
+_ABSENT = object()
+
+
+def _held(sealing: PayloadSealing[Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The sealing's paths this payload holds, with their values."""
+    held = {}
+    for path in sealing.fields:
+        node: Any = document
+        for name in path.split("."):
+            node = node.get(name, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            held[path] = node
+    return held
+
+
+async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P:
+    """The payload with its personal fields blank and sealed under its subject's data key; unchanged when its
+    topic holds no personal data, or the payload is about no one person or already sealed."""
+    if sealing is None or getattr(payload, "sealed", None) is not None:
+        return payload
+    subject = sealing.subject(payload)
+    if subject is None:
+        return payload
+    key = await keys.data_key_for(subject)
+    document = payload.model_dump(mode="json")
+    personal = _held(sealing, document)
+    for path in personal:
+        _place(document, path, sealing.fields[path])
+    document["sealed"] = seal_fields(key, sealing.bound_id(payload), personal).model_dump()
+    return type(payload).model_validate(document)
+
+
+async def open_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P | None:
+    """The payload with its personal fields back, or None when its subject was erased (the key is destroyed).
+    Raises SealBroken for a sealed part tampered with, moved, or not holding the topic's personal fields."""
+    sealed = getattr(payload, "sealed", None)
+    if sealing is None or sealed is None:
+        return payload
+    key = await keys.data_key_by_id(sealed.key_id)
+    if key is None:
+        return None
+    personal = open_fields(key, sealing.bound_id(payload), sealed)
+    document = payload.model_dump(mode="json")
+    if set(personal) != set(_held(sealing, document)):
+        raise SealBroken(f"sealed: the {sealing.kind} part holds {sorted(personal)}, not its personal fields")
+    for path, value in personal.items():
+        _place(document, path, value)
+    document["sealed"] = None
+    try:
+        return type(payload).model_validate(document)
+    except ValidationError as exc:
+        raise SealBroken(f"sealed: the opened {sealing.kind} is invalid: {exc.errors()[0]['msg']}") from None

@@ -48,7 +48,7 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import CodecError, decode_key
-from streams.sealing import DataKeys, opened_or_clear
+from streams.sealing import DataKeys, open_payload, opened_or_clear
 
 EVENT_WINDOW_S = 10.0
 DECISIONS_KEPT = 200
@@ -169,7 +169,8 @@ class LiveState:
                 del self.answers[next(iter(self.answers))]
 
     def on_audit(self, audit: ModerationAudit) -> None:
-        if audit.deployment_id in self.tallies:
+        # An erased member's audit (still sealed) is not shown.
+        if audit.deployment_id in self.tallies and audit.user_id is not None:
             self.moderation.append(audit)
 
     def on_table(self, table: str, key: str, value: BaseModel | None) -> None:
@@ -375,8 +376,12 @@ class LiveFeed:
         if record.value is not None:
             spec, handle = self._topics[record.topic]
             value = spec.codec.decode(record.value)
-            # Users' names are in the events' sealed parts.
-            handle(await opened_or_clear(value, self.keys) if isinstance(value, EventEnvelope) else value)
+            # Users' names are in the events' sealed parts, what was recalled for them in the results'; an
+            # erased user's records are counted by their clear part.
+            if isinstance(value, EventEnvelope):
+                handle(await opened_or_clear(value, self.keys))
+            else:
+                handle(await open_payload(value, spec.sealing, self.keys) or value)
 
     async def _handle_table(self, record: ConsumerRecord[bytes, bytes]) -> None:
         table = self._tables[record.topic]

@@ -22,6 +22,8 @@ from models.inference import InferenceRequest
 from settings import get_settings
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import decode_key
+from streams.sealing import DataKeys
+from tests.data_keys import MemoryDataKeys
 from tests.kafka_namespace import temporary_namespace
 
 AI_TOPICS = (
@@ -81,11 +83,24 @@ def inference_config(key_prefix: str, *endpoints: EndpointConfig, **overrides: A
 
 @asynccontextmanager
 async def running_worker(
-    config: InferenceConfig, redis: Redis, namespace: str, group_id: str | None = None
+    config: InferenceConfig,
+    redis: Redis,
+    namespace: str,
+    group_id: str | None = None,
+    keys: DataKeys | None = None,
 ) -> AsyncIterator[InferenceWorker]:
+    """A worker with data keys of its own in memory unless given the vault's (`keys`)."""
     pool = EndpointPool(list(config.endpoints), config)
     group = group_id or f"test-inference-{uuid4().hex[:8]}"
-    worker = InferenceWorker(config, pool, redis, get_settings().kafka_bootstrap, namespace, group_id=group)
+    worker = InferenceWorker(
+        config,
+        pool,
+        redis,
+        get_settings().kafka_bootstrap,
+        namespace,
+        group_id=group,
+        keys=keys or MemoryDataKeys(),
+    )
     await worker.start()
     run = asyncio.create_task(worker.run())
     try:

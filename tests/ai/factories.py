@@ -72,6 +72,7 @@ def inference_request(
     cacheable: bool = False,
     owner_id: Any = None,
     request_id: str | None = None,
+    author_id: str | None = None,
 ) -> InferenceRequest:
     return InferenceRequest(
         request_id=request_id or uuid4().hex,
@@ -89,7 +90,9 @@ def inference_request(
         ],
         max_tokens=64,
         cacheable=cacheable,
-        target=ReplyTarget(bot_id=BOT_ID, guild_id=GUILD_ID, channel_id=CHANNEL_ID, message_id="1000"),
+        target=ReplyTarget(
+            bot_id=BOT_ID, guild_id=GUILD_ID, channel_id=CHANNEL_ID, message_id="1000", author_id=author_id
+        ),
     )
 
 

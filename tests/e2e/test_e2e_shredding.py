@@ -14,10 +14,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from models.events import EventEnvelope
 from settings import Settings
-from streams.catalog import DISCORD_EVENTS
-from streams.sealing import open_envelope
+from streams.catalog import (
+    AGENT_DECISIONS,
+    DISCORD_ACTIONS,
+    DISCORD_EVENTS,
+    INFERENCE_LANES,
+    INFERENCE_RESULTS,
+)
+from streams.sealing import open_envelope, open_payload
 from tests.e2e.conftest import ANSWER_S, COMPLETION, Demo
 from tests.e2e.test_e2e_platform import said_by
+from tests.stored_records import stored_values
 from vault.keyring import load_keyring
 from vault.user_keys import UserKeyStore
 
@@ -57,6 +64,11 @@ async def raw_events(demo: Demo, until: Callable[[Records], bool]) -> Records:
     finally:
         await consumer.stop()
     return records
+
+
+# The topics after discord.events that carry a member's words or id: the prompt and the answer, the
+# decisions on the message, the reply.
+FOLLOWING = (*INFERENCE_LANES.values(), INFERENCE_RESULTS, AGENT_DECISIONS, DISCORD_ACTIONS)
 
 
 def carrying(records: Records, message_id: str) -> Records:
@@ -105,7 +117,23 @@ async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
             quoting.append(envelope)
     assert said and quoting
 
+    # What followed from the message, on every topic, holds neither the words nor the member's id.
+    bootstrap = demo.settings.kafka_bootstrap
+    following = {spec: await stored_values(bootstrap, demo.namespace, spec) for spec in FOLLOWING}
+    assert [
+        spec.name for spec in (INFERENCE_RESULTS, AGENT_DECISIONS, DISCORD_ACTIONS) if not following[spec]
+    ] == []
+    for spec, values in following.items():
+        assert not [v for v in values if secret.encode() in v or you.encode() in v], spec.name
+
     assert await keys.destroy_user_keys(you) == 1
+    # Every record sealed under the member's key stops opening: prompt, answer, decisions, reply.
+    erased = set()
+    for spec, values in following.items():
+        for value in values:
+            if await open_payload(spec.codec.decode(value), spec.sealing, keys) is None:
+                erased.add(spec.name.rsplit(".", 1)[0] if spec in INFERENCE_LANES.values() else spec.name)
+    assert erased == {"inference.requests", "inference.results", "agent.decisions", "discord.actions"}
     assert [await open_envelope(envelope, keys) for envelope in said] == [None] * len(said)
     for envelope in quoting:
         answer = await open_envelope(envelope, keys)

@@ -25,7 +25,7 @@ from models.tools import COMMANDS_BY_TOOL, Tool
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, OWNER_NOTIFICATIONS
 from streams.codec import encode_key
-from streams.sealing import open_envelope
+from streams.sealing import open_envelope, open_payload, seal_payload
 from tests.gateways.conftest import (
     RunnerProcess,
     World,
@@ -411,3 +411,53 @@ async def test_a_bot_that_loses_message_content_keeps_working_and_its_owner_is_t
 
 async def _is(value: Awaitable[bool | None], expected: bool) -> bool:
     return await value is expected
+
+
+async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_is_not(
+    stack_up: Settings,
+    namespace: str,
+    emulator: DiscordEmulator,
+    world: World,
+    producer: AIOKafkaProducer,
+    bot_id: str,
+    data_keys: UserKeyStore,
+) -> None:
+    member, erased = (f"7{uuid.uuid4().int % 10**17:017d}" for _ in range(2))
+    said, unsaid = f"just for you {uuid.uuid4().hex}", f"about the erased {uuid.uuid4().hex}"
+
+    def answering(user: str, content: str) -> SendMessage:
+        return SendMessage(
+            action_id=f"sealed-{uuid.uuid4().hex}",
+            bot_id=bot_id,
+            guild_id=world.guild_id,
+            channel_id=world.channel_id,
+            content=content,
+            about_user_id=user,
+        )
+
+    actions = [answering(erased, unsaid), answering(member, said)]
+    sealed = [await seal_payload(action, DISCORD_ACTIONS.sealing, data_keys) for action in actions]
+    await data_keys.destroy_user_keys(erased)
+    for action in sealed:
+        await produce_action(producer, namespace, action)
+    # Actions of one bot are performed in order: once the second is said, the first was handled.
+    assert await eventually(lambda: said in bot_messages(emulator, bot_id), within_s=30)
+    assert unsaid not in bot_messages(emulator, bot_id)
+
+    ids = [action.action_id.encode() for action in actions]
+    records = await read_topic(
+        stack_up.kafka_bootstrap,
+        DISCORD_ACTIONS.name_in(namespace),
+        until=lambda rs: all(any(i in r.value for r in rs) for i in ids),
+        within_s=20,
+    )
+    stored = [record.value for record in records if any(i in record.value for i in ids)]
+    assert len(stored) == 2
+    for personal in (said, unsaid, member, erased):
+        assert not [value for value in stored if personal.encode() in value]
+    await data_keys.destroy_user_keys(member)
+    opened = [
+        await open_payload(DISCORD_ACTIONS.codec.decode(v), DISCORD_ACTIONS.sealing, data_keys)
+        for v in stored
+    ]
+    assert opened == [None, None]

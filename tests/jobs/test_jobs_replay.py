@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -17,10 +18,11 @@ from jobs.replay import ReplayReport, comparable, replay
 from jobs.timeline import TimeWindow, to_ms
 from models.actions import Reply, SendMessage
 from models.common import utc_now
-from models.decisions import Decision, DecisionReason, Priority
+from models.decisions import DecisionReason, Priority
 from processors.ids import seeded_rng
 from settings import Settings
-from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, DISCORD_EVENTS, INFERENCE_RESULTS
+from streams.catalog import AGENT_DECISIONS, DISCORD_ACTIONS, DISCORD_EVENTS, INFERENCE_RESULTS, TopicSpec
+from streams.sealing import DataKeys, open_payload
 from tests.data_keys import MemoryDataKeys
 from tests.jobs.factories import (
     DEPLOYMENT_B,
@@ -72,31 +74,31 @@ def plain(run: RecordedRun) -> list[tuple[str, object]]:
     return [(d.event_id, d.deployment_id) for d in run.decisions if d.reason is DecisionReason.no_trigger]
 
 
-async def sandbox_decisions(settings: Settings, report: ReplayReport) -> list[Decision]:
-    topic = AGENT_DECISIONS.name_in(report.sandbox_namespace)
-    return [
-        AGENT_DECISIONS.codec.decode(r.value) for r in await read_records(settings.kafka_bootstrap, topic)
-    ]
+async def sandbox_records(
+    settings: Settings, report: ReplayReport, spec: TopicSpec, keys: DataKeys
+) -> list[Any]:
+    """The records the replay wrote to its sandbox's topic, opened with the keys it sealed them with."""
+    records = await read_records(settings.kafka_bootstrap, spec.name_in(report.sandbox_namespace))
+    return [await open_payload(spec.codec.decode(r.value), spec.sealing, keys) for r in records]
 
 
 async def test_replay_of_an_unchanged_run_reports_no_difference(
     stack_up: Settings, namespace: str, recorded: RecordedRun
 ) -> None:
-    report = await replay(stack_up.kafka_bootstrap, namespace, WINDOW, MemoryDataKeys())
+    keys = MemoryDataKeys()
+    report = await replay(stack_up.kafka_bootstrap, namespace, WINDOW, keys)
     assert report.differences == []
     assert report.recorded == report.replayed == len(recorded.decisions) == COUNT
     assert (report.stats.events, report.stats.unreadable, report.stats.results) == (COUNT + 1, 1, 1)
     assert any(d.reason is DecisionReason.mentioned for d in recorded.decisions)
-    in_sandbox = await sandbox_decisions(stack_up, report)
+    in_sandbox = await sandbox_records(stack_up, report, AGENT_DECISIONS, keys)
     assert len(in_sandbox) == COUNT
     by_key = {(d.event_id, d.deployment_id): comparable(d) for d in in_sandbox}
     assert by_key == {(d.event_id, d.deployment_id): comparable(d) for d in recorded.decisions}
-    actions = DISCORD_ACTIONS.name_in(report.sandbox_namespace)
     replies = [
         action
-        for record in await read_records(stack_up.kafka_bootstrap, actions)
-        if isinstance(action := DISCORD_ACTIONS.codec.decode(record.value), SendMessage | Reply)
-        and action.channel_id == DM_CHANNEL
+        for action in await sandbox_records(stack_up, report, DISCORD_ACTIONS, keys)
+        if isinstance(action, SendMessage | Reply) and action.channel_id == DM_CHANNEL
     ]
     # The recorded answer, styled for the persona; the one nobody asked for is not applied.
     assert len(replies) == 1 and "hello from the recording" in replies[0].content.lower()

@@ -35,7 +35,9 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import encode_key
+from streams.sealing import DataKeys, open_payload
 from tests.kafka_namespace import temporary_namespace
+from vault.user_keys import user_keys
 
 OUTPUTS: tuple[TopicSpec, ...] = (
     DISCORD_ACTIONS,
@@ -111,10 +113,12 @@ def clocked_worker(namespace: str, clock: Path, log_dir: Path) -> Worker:
 
 
 class Collector:
-    """Consumes every output topic from the start and keeps the decoded records by topic."""
+    """Consumes every output topic from the start and keeps the decoded records by topic, opened (a record
+    whose member was erased is kept as it was stored)."""
 
-    def __init__(self, settings: Settings, namespace: str) -> None:
+    def __init__(self, settings: Settings, namespace: str, data_keys: DataKeys) -> None:
         self.specs = {spec.name_in(namespace): spec for spec in OUTPUTS}
+        self.data_keys = data_keys
         self.records: dict[str, list[Any]] = defaultdict(list)
         self.keys: dict[str, list[str]] = defaultdict(list)
         self.consumer = AIOKafkaConsumer(
@@ -133,7 +137,8 @@ class Collector:
     async def _run(self) -> None:
         async for record in self.consumer:
             spec = self.specs[record.topic]
-            self.records[spec.name].append(spec.codec.decode(record.value))
+            value = spec.codec.decode(record.value)
+            self.records[spec.name].append(await open_payload(value, spec.sealing, self.data_keys) or value)
             self.keys[spec.name].append(record.key.decode() if record.key else "")
             self._changed.set()
 
@@ -220,10 +225,11 @@ async def worker(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> As
 
 @pytest.fixture(scope="module")
 async def collector(stack_up: Settings, namespace: str) -> AsyncIterator[Collector]:
-    collector = Collector(stack_up, namespace)
-    await collector.start()
-    yield collector
-    await collector.stop()
+    async with user_keys(stack_up) as data_keys:
+        collector = Collector(stack_up, namespace, data_keys)
+        await collector.start()
+        yield collector
+        await collector.stop()
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from tests.processors.factories import (
     user,
 )
 from tests.waiting import wait_until
+from vault.user_keys import user_keys
 
 pytestmark = pytest.mark.stack
 
@@ -81,8 +82,8 @@ class Input:
 
 @asynccontextmanager
 async def open_side(settings: Settings) -> AsyncIterator[Side]:
-    async with temporary_namespace(settings.kafka_bootstrap) as namespace:
-        producer, collector = Producer(settings, namespace), Collector(settings, namespace)
+    async with temporary_namespace(settings.kafka_bootstrap) as namespace, user_keys(settings) as data_keys:
+        producer, collector = Producer(settings, namespace), Collector(settings, namespace, data_keys)
         await producer.producer.start()
         await collector.start()
         try:

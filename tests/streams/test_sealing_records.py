@@ -1,0 +1,221 @@
+"""Sealing the personal fields of the other topics' records (streams/sealing.py: `seal_payload`), as their
+topics name them (streams/catalog.py): inference requests and results, actions, decisions, audits."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
+from models.decisions import Decision, DecisionReason
+from models.inference import InferenceRequest
+from models.operations import ModerationAudit
+from processors.engine import Outputs
+from streams.catalog import (
+    AGENT_DECISIONS,
+    DISCORD_ACTIONS,
+    INFERENCE_LANES,
+    INFERENCE_RESULTS,
+    MODERATION_AUDIT,
+)
+from streams.sealing import SealBroken, open_payload, seal_payload
+from tests.ai.factories import inference_request, inference_result
+from tests.data_keys import MemoryDataKeys
+
+SAM, ALEX = "400000000000000004", "500000000000000005"
+
+
+def asked_by(author_id: str | None, text: str = "my secret plan") -> InferenceRequest:
+    request = inference_request(text=text, author_id=author_id)
+    return request.model_copy(update={"target": request.target.model_copy(update={"greet_as": "Samwise"})})
+
+
+LANE = INFERENCE_LANES[asked_by(None).lane]
+
+
+async def test_a_request_round_trips_and_its_prompt_and_user_are_not_in_the_topic_bytes() -> None:
+    keys = MemoryDataKeys()
+    request = asked_by(SAM)
+    sealed = await seal_payload(request, LANE.sealing, keys)
+    raw = LANE.codec.encode(sealed)
+    for personal in (b"my secret plan", SAM.encode(), b"Bob", b"Samwise"):
+        assert personal not in raw
+    # What routes and bills it stays clear.
+    assert str(request.owner_id).encode() in raw and request.target.channel_id.encode() in raw
+    assert await open_payload(LANE.codec.decode(raw), LANE.sealing, keys) == request
+
+
+async def test_a_result_round_trips_and_its_text_and_user_are_not_in_the_topic_bytes() -> None:
+    keys = MemoryDataKeys()
+    result = inference_result("Bob: my secret plan, you said")
+    result = result.model_copy(update={"target": result.target.model_copy(update={"author_id": SAM})})
+    sealed = await seal_payload(result, INFERENCE_RESULTS.sealing, keys)
+    raw = INFERENCE_RESULTS.codec.encode(sealed)
+    assert b"my secret plan" not in raw and SAM.encode() not in raw
+    opened = await open_payload(INFERENCE_RESULTS.codec.decode(raw), INFERENCE_RESULTS.sealing, keys)
+    assert opened == result
+
+
+async def test_a_request_answering_no_one_stays_clear() -> None:
+    request = asked_by(None)
+    assert await seal_payload(request, LANE.sealing, MemoryDataKeys()) == request
+
+
+async def test_a_request_whose_key_is_destroyed_opens_as_erased_and_another_users_still_opens() -> None:
+    keys = MemoryDataKeys()
+    mine, theirs = [await seal_payload(asked_by(user), LANE.sealing, keys) for user in (SAM, ALEX)]
+    keys.destroy(SAM)
+    assert await open_payload(mine, LANE.sealing, keys) is None
+    opened = await open_payload(theirs, LANE.sealing, keys)
+    assert opened is not None and opened.target.author_id == ALEX
+
+
+async def test_a_sealed_part_moved_to_another_record_does_not_open() -> None:
+    keys = MemoryDataKeys()
+    request = await seal_payload(asked_by(SAM), LANE.sealing, keys)
+    other = await seal_payload(asked_by(SAM, "something else"), LANE.sealing, keys)
+    moved = other.model_copy(update={"sealed": request.sealed})
+    with pytest.raises(SealBroken):
+        await open_payload(moved, LANE.sealing, keys)
+    # Its result has the same request id, and its own kind of sealed part.
+    result = inference_result("hi", request_id=request.request_id)
+    with pytest.raises(SealBroken):
+        await open_payload(
+            result.model_copy(update={"sealed": request.sealed}), INFERENCE_RESULTS.sealing, keys
+        )
+
+
+def test_a_clear_request_without_messages_is_rejected_naming_the_field() -> None:
+    request = asked_by(None)
+    with pytest.raises(ValidationError, match="messages"):
+        InferenceRequest.model_validate({**request.model_dump(), "messages": []})
+
+
+BOT, GUILD, CHANNEL, MESSAGE = (
+    "300000000000000003",
+    "100000000000000001",
+    "200000000000000002",
+    "600000000000006",
+)
+
+
+def reply_to(user: str | None, content: str = "Sam, my secret plan is safe") -> Reply:
+    return Reply(
+        action_id="reply-1",
+        bot_id=BOT,
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        message_id=MESSAGE,
+        content=content,
+        about_user_id=user,
+    )
+
+
+def ban(user: str) -> Ban:
+    report = Report(
+        done=f"<@{user}> was banned",
+        failed=f"<@{user}> could not be banned",
+        answer=AnswerInChannel(channel_id=CHANNEL),
+    )
+    return Ban(
+        action_id="ban-1",
+        bot_id=BOT,
+        guild_id=GUILD,
+        user_id=user,
+        reason="my secret plan",
+        report=report,
+    )
+
+
+async def test_a_reply_and_a_ban_round_trip_their_words_and_member_not_in_the_topic_bytes() -> None:
+    keys = MemoryDataKeys()
+    for action in (reply_to(SAM), ban(SAM)):
+        raw = DISCORD_ACTIONS.codec.encode(await seal_payload(action, DISCORD_ACTIONS.sealing, keys))
+        assert b"my secret plan" not in raw and SAM.encode() not in raw
+        # What the gateway routes it by stays clear.
+        assert BOT.encode() in raw and action.kind.encode() in raw
+        assert await open_payload(DISCORD_ACTIONS.codec.decode(raw), DISCORD_ACTIONS.sealing, keys) == action
+
+
+async def test_an_action_about_an_erased_member_opens_as_erased_and_one_about_no_one_stays_clear() -> None:
+    keys = MemoryDataKeys()
+    sealed = [
+        await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in (reply_to(SAM), ban(SAM))
+    ]
+    keys.destroy(SAM)
+    assert [await open_payload(action, DISCORD_ACTIONS.sealing, keys) for action in sealed] == [None, None]
+    announcement = SendMessage(
+        action_id="a", bot_id=BOT, guild_id=GUILD, channel_id=CHANNEL, content="hi all"
+    )
+    assert await seal_payload(announcement, DISCORD_ACTIONS.sealing, keys) == announcement
+
+
+def test_a_clear_ban_without_its_member_is_rejected_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match="user_id"):
+        Ban(action_id="b", bot_id=BOT, guild_id=GUILD)
+
+
+def decided(author: str | None) -> Decision:
+    request = asked_by(None)
+    return Decision(
+        event_id=request.event_id,
+        deployment_id=request.deployment_id,
+        agent_id=request.agent_id,
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        message_id=MESSAGE,
+        author_id=author,
+        respond=True,
+        reason=DecisionReason.mentioned,
+    )
+
+
+async def test_a_decision_seals_its_author_and_opens_as_erased_once_their_key_is_destroyed() -> None:
+    keys = MemoryDataKeys()
+    decision = decided(SAM)
+    raw = AGENT_DECISIONS.codec.encode(await seal_payload(decision, AGENT_DECISIONS.sealing, keys))
+    assert SAM.encode() not in raw and MESSAGE.encode() in raw
+    sealed = AGENT_DECISIONS.codec.decode(raw)
+    assert await open_payload(sealed, AGENT_DECISIONS.sealing, keys) == decision
+    keys.destroy(SAM)
+    assert await open_payload(sealed, AGENT_DECISIONS.sealing, keys) is None
+    routine = decided(None)  # a routine's decision is about no one
+    assert await seal_payload(routine, AGENT_DECISIONS.sealing, keys) is routine
+
+
+async def test_an_audit_seals_the_member_the_moderator_and_the_reason_under_the_members_key() -> None:
+    keys = MemoryDataKeys()
+    audit = ModerationAudit(
+        audit_id="audit-1",
+        deployment_id=asked_by(None).deployment_id,
+        guild_id=GUILD,
+        user_id=SAM,
+        moderator_id=ALEX,
+        source="command",
+        rule="ban",
+        actions=["ban"],
+        reason="my secret plan",
+    )
+    raw = MODERATION_AUDIT.codec.encode(await seal_payload(audit, MODERATION_AUDIT.sealing, keys))
+    for personal in (SAM, ALEX, "my secret plan"):
+        assert personal.encode() not in raw
+    sealed = MODERATION_AUDIT.codec.decode(raw)
+    assert await open_payload(sealed, MODERATION_AUDIT.sealing, keys) == audit
+    keys.destroy(SAM)
+    assert await open_payload(sealed, MODERATION_AUDIT.sealing, keys) is None
+    with pytest.raises(ValidationError, match="user_id"):
+        ModerationAudit.model_validate({**audit.model_dump(), "user_id": None})
+
+
+async def test_the_processors_seal_the_requests_actions_and_decisions_they_publish() -> None:
+    keys = MemoryDataKeys()
+    outputs = Outputs(
+        actions=[reply_to(SAM)], decisions=[decided(SAM)], requests=[asked_by(SAM), asked_by(None)]
+    )
+    [(_, _, reply), (_, _, decision), (_, _, answering), (_, _, proactive)] = list(
+        (await outputs.sealed(keys)).records("guild")
+    )
+    assert SAM.encode() not in reply and b"my secret plan" not in reply
+    assert SAM.encode() not in decision
+    assert SAM.encode() not in answering and b"my secret plan" not in answering
+    assert b"my secret plan" in proactive  # a request answering no one is about no one person
