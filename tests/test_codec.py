@@ -22,8 +22,8 @@ from models.actions import (
 from models.agent import AgentConfig
 from models.analytics import Bucket, OwnerAnalyticsAnswer, OwnerAnalyticsQuery, StatsRequest, StatsWindow
 from models.decisions import Decision, DecisionReason, Priority
-from models.erasure import ErasureAck, ErasureComponent, ErasureControl
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
+from models.erasure import ErasureAck, ErasureComponent, ErasureControl
 from models.events import EventEnvelope
 from models.inference import ChatMessage, InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import DeadLetter, ModerationAudit, OwnerNotification
