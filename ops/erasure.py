@@ -540,8 +540,8 @@ async def _table_entries(
             held_about(((table, key, value) for key, value in (await latest(table, model)).items()), user_id)
         )
     # A ring's values are its heads' lists, read back from the slots as the processors read them.
-    for table, (slots, layout) in RING_TABLES.items():
-        ring = layout.over(await latest(table, layout.head_model), await latest(slots, layout.slot_model))
+    for table, (heads, slots, layout) in RING_TABLES.items():
+        ring = layout.over(await latest(heads, layout.head_model), await latest(slots, layout.slot_model))
         found.update(held_about(((table, key, value) for key, value in ring.items()), user_id))
     return found
 

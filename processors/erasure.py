@@ -137,7 +137,8 @@ def _hosted_events(value: EventBook, user_id: str) -> BaseModel:
 
 
 _ERASERS: dict[str, Callable[[Any, str], BaseModel]] = {
-    table_keys.ContextKey.TABLE: _context,
+    # The rings are named by their field of `Tables` (their values are whole lists, read back from slots).
+    "context": _context,
     table_keys.LeaderboardKey.TABLE: _board,
     table_keys.GameBoardKey.TABLE: _board,
     table_keys.TrackedKey.TABLE: _tracked,
@@ -146,7 +147,7 @@ _ERASERS: dict[str, Callable[[Any, str], BaseModel]] = {
     table_keys.UtilityKey.TABLE: _utility,
     table_keys.GamesKey.TABLE: _games,
     table_keys.AnnouncementKey.TABLE: _announcements,
-    table_keys.FloorKey.TABLE: _floor,
+    "floor": _floor,
     table_keys.HostedEventsKey.TABLE: _hosted_events,
 }
 

@@ -139,11 +139,11 @@ TABLE_MODELS: dict[str, type[BaseModel]] = {
     table_keys.HostedEventsKey.TABLE: EventBook,
 }
 
-# The rings (the lists that grow every message), by table name (the field of `Tables`): the table of their
-# slots and their layout.
-RING_TABLES: dict[str, tuple[str, RingLayout[Any, Any]]] = {
-    table_keys.ContextKey.TABLE: (table_keys.ContextSlotKey.TABLE, CONTEXT_RING),
-    table_keys.FloorKey.TABLE: (table_keys.FloorSlotKey.TABLE, FLOOR_RING),
+# The rings (the lists that grow every message), by their field of `Tables`: the tables of their heads and
+# of their slots, and their layout.
+RING_TABLES: dict[str, tuple[str, str, RingLayout[Any, Any]]] = {
+    "context": (table_keys.ContextKey.TABLE, table_keys.ContextSlotKey.TABLE, CONTEXT_RING),
+    "floor": (table_keys.FloorKey.TABLE, table_keys.FloorSlotKey.TABLE, FLOOR_RING),
 }
 
 # Tables written outside any event (the catch-up after a rebalance, the timers of reminders, games,
@@ -170,7 +170,10 @@ def create_tables(app: faust.App) -> Tables:
             name: model_table(app, name, model, use_partitioner=name in PARTITIONED_BY_KEY)
             for name, model in TABLE_MODELS.items()
         },
-        **{name: ring_table(app, name, slots, layout) for name, (slots, layout) in RING_TABLES.items()},
+        **{
+            name: ring_table(app, heads, slots, layout)
+            for name, (heads, slots, layout) in RING_TABLES.items()
+        },
     )
 
 

@@ -20,9 +20,10 @@ from models.actions import (
     SendMessage,
 )
 from models.agent import AgentConfig
-from models.analytics import StatsRequest, StatsWindow
+from models.analytics import Bucket, OwnerAnalyticsAnswer, OwnerAnalyticsQuery, StatsRequest, StatsWindow
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
+from models.erasure import ErasureAck, ErasureComponent, ErasureControl
 from models.events import EventEnvelope
 from models.inference import ChatMessage, InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import DeadLetter, ModerationAudit, OwnerNotification
@@ -31,6 +32,8 @@ from models.tokens import TokenHealthEvent, TokenStatus
 from streams.catalog import (
     AGENT_DECISIONS,
     AGENT_DEPLOYMENTS,
+    ANALYTICS_ANSWERS,
+    ANALYTICS_QUERIES,
     ANALYTICS_REQUESTS,
     CATALOG,
     DISCORD_ACTIONS,
@@ -39,6 +42,8 @@ from streams.catalog import (
     INFERENCE_RESULTS,
     MODERATION_AUDIT,
     OWNER_NOTIFICATIONS,
+    PRIVACY_ERASURE_ACKS,
+    PRIVACY_ERASURES,
     TOKENS_HEALTH,
     TopicSpec,
 )
@@ -178,6 +183,24 @@ SAMPLES: list[tuple[TopicSpec, object]] = [
         OwnerNotification(
             notification_id="n", owner_id=uuid4(), kind="ai_quota_exceeded", message="over quota"
         ),
+    ),
+    (
+        ANALYTICS_QUERIES,
+        OwnerAnalyticsQuery(
+            request_id="q",
+            owner_id=uuid4(),
+            deployments={uuid4(): uuid4()},
+            agent_ids=[uuid4()],
+            start=datetime(2026, 1, 1, tzinfo=UTC),
+            end=datetime(2026, 1, 2, tzinfo=UTC),
+            bucket=Bucket.hour,
+        ),
+    ),
+    (ANALYTICS_ANSWERS, OwnerAnalyticsAnswer(request_id="q", error="ClickHouse failed")),
+    (PRIVACY_ERASURES, ErasureControl(erasure_id=uuid4(), user_id="42")),
+    (
+        PRIVACY_ERASURE_ACKS,
+        ErasureAck(erasure_id=uuid4(), component=ErasureComponent.processors, partition=3, removed=2),
     ),
 ]
 
