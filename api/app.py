@@ -51,6 +51,7 @@ from infra.migrate import migrate
 from memory.store import MemoryStore
 from memory.store import connect as connect_memory
 from ops.erasure import ErasureRunner, erasure_stores
+from ops.exports import ExportRunner
 from settings import Settings, get_settings
 from streams.outbox import run_relay
 from vault.store import TokenVault
@@ -99,7 +100,9 @@ def create_app(
         # The endpoints the inference workers use, as they read them from the settings.
         endpoints = inference_config(settings, settings.inference_endpoints, settings.inference_api_key)
         inference = EndpointPool(list(endpoints.endpoints), endpoints)
-        erasures = ErasureRunner(erasure_stores(settings, dsn, pool, redis, memories))
+        data_stores = erasure_stores(settings, dsn, pool, redis, memories)
+        erasures = ErasureRunner(data_stores)
+        exports = ExportRunner(data_stores)
         app.state.ctx = ApiContext(
             settings,
             store,
@@ -112,6 +115,7 @@ def create_app(
             stripe_billing,
             inference,
             erasures,
+            exports,
         )
         stop = asyncio.Event()
         tasks = []
@@ -139,6 +143,7 @@ def create_app(
             await stripe_billing.close()
             await inference.close()
             await erasures.close()
+            await exports.close()
             await http.aclose()
             await memories.client.close()
             await redis.aclose()

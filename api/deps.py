@@ -20,6 +20,7 @@ from inference.pool import EndpointPool
 from inference.quota import MonthlyUsage
 from memory.store import MemoryStore
 from ops.erasure import ErasureRunner
+from ops.exports import ExportRunner
 from settings import Settings
 from vault.store import TokenVault
 
@@ -44,6 +45,8 @@ class ApiContext:
     inference: EndpointPool
     # Erasures of users' data, run in this process's background.
     erasures: ErasureRunner
+    # Access exports of users' data, run in this process's background.
+    exports: ExportRunner
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dsk_...`")

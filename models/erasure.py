@@ -111,3 +111,39 @@ class UserDataExport(Strict):
     memories: list[dict[str, Any]] = Field(default_factory=list)
     parquet: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    # ClickHouse's rows naming them, by table (ids, kinds, sizes, times; never content).
+    analytics: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+
+
+class AnalyticsExportRequest(Payload):
+    """On `privacy.exports`: the sinks process (it holds ClickHouse) answers with the rows naming the user."""
+
+    export_id: UUID
+    user_id: Snowflake
+
+
+class AnalyticsExportAnswer(Payload):
+    """On `privacy.export.answers`: ClickHouse's rows naming the user, by table, as JSON."""
+
+    export_id: UUID
+    rows: dict[str, list[dict[str, Any]]]
+
+
+class ExportStatus(StrEnum):
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class DataExport(Strict):
+    """The status resource of one access export; `data` once it is done."""
+
+    export_id: UUID
+    user_id: Snowflake
+    status: ExportStatus
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None = None
+    # Why it failed (a store that did not answer); asking again starts a new export.
+    error: str | None = None
+    data: UserDataExport | None = None

@@ -36,6 +36,7 @@ from inference.config import InferenceConfig
 from memory.store import MemoryStore
 from memory.store import connect as connect_memory
 from models.erasure import (
+    AnalyticsExportRequest,
     Erasure,
     ErasureAck,
     ErasureComponent,
@@ -53,7 +54,15 @@ from processors.erasure import held_about
 from processors.tables import RING_TABLES, TABLE_MODELS, changelog_topic
 from settings import Settings
 from sinks.erasure import ANALYTICS_PARTITION
-from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
+from streams.catalog import (
+    DISCORD_EVENTS,
+    GUILD_PARTITIONS,
+    PRIVACY_ERASURE_ACKS,
+    PRIVACY_ERASURES,
+    PRIVACY_EXPORT_ANSWERS,
+    PRIVACY_EXPORTS,
+    TopicSpec,
+)
 from streams.codec import CodecError, encode_key
 from streams.history import every_record
 from streams.sealing import DataKeys, open_envelope, open_fields
@@ -66,6 +75,10 @@ ERASED_USER = "[erased user]"
 PARTITIONS = frozenset(range(GUILD_PARTITIONS))
 # How many erasures one process runs at the same time.
 RUNNING_AT_ONCE = 4
+
+
+class ExportIncomplete(RuntimeError):
+    """A store did not answer the access export in time; the export is not given half done."""
 
 
 class ErasureIncomplete(RuntimeError):
@@ -257,12 +270,25 @@ async def await_acks(
     enough: Callable[[list[ErasureAck]], bool],
     timeout_s: float,
 ) -> list[ErasureAck]:
-    """The erasure's acknowledgements so far, read from the start of the acks topic, once `enough` holds
-    or `timeout_s` passed (whichever first)."""
-    tp = TopicPartition(PRIVACY_ERASURE_ACKS.name_in(stores.namespace), 0)
+    """The erasure's acknowledgements so far, once `enough` holds or `timeout_s` passed (whichever first)."""
+    return await _records_of(
+        stores, PRIVACY_ERASURE_ACKS, lambda ack: ack.erasure_id == erasure_id, enough, timeout_s
+    )
+
+
+async def _records_of(
+    stores: ErasureStores,
+    spec: TopicSpec,
+    wanted: Callable[[Any], bool],
+    enough: Callable[[list[Any]], bool],
+    timeout_s: float,
+) -> list[Any]:
+    """The `wanted` records of a one-partition topic, read from its start, once `enough` holds or `timeout_s`
+    passed (whichever first)."""
+    tp = TopicPartition(spec.name_in(stores.namespace), 0)
     reader = AIOKafkaConsumer(bootstrap_servers=stores.bootstrap, enable_auto_commit=False)
     await reader.start()
-    acks: list[ErasureAck] = []
+    found: list[Any] = []
     try:
         reader.assign([tp])
         await reader.seek_to_beginning(tp)
@@ -271,14 +297,14 @@ async def await_acks(
             batch = await reader.getmany(tp, timeout_ms=500)
             for record in batch.get(tp, []):
                 try:
-                    ack = PRIVACY_ERASURE_ACKS.codec.decode(record.value)
+                    value = spec.codec.decode(record.value)
                 except CodecError:
-                    continue  # another version's record: not this erasure's
-                if ack.erasure_id == erasure_id:
-                    acks.append(ack)
+                    continue  # another version's record: not the one waited for
+                if wanted(value):
+                    found.append(value)
             caught_up = await reader.position(tp) >= (await reader.end_offsets([tp]))[tp]
-            if caught_up and (enough(acks) or time.monotonic() >= deadline):
-                return acks
+            if caught_up and (enough(found) or time.monotonic() >= deadline):
+                return found
     finally:
         await reader.stop()
 
@@ -343,13 +369,14 @@ def _id_pattern(user_id: str) -> str:
 async def _postgres(run: _Run) -> int:
     async with run.stores.pool.acquire() as conn, conn.transaction():
         deleted = await conn.execute("DELETE FROM agent_user_relationships WHERE user_id = $1", run.user_id)
+        exported = await conn.execute("DELETE FROM data_exports WHERE user_id = $1", run.user_id)
         redacted = await conn.execute(
             "UPDATE owner_notifications SET message = regexp_replace(message, $1, $2, 'g')"
             " WHERE message ~ $1",
             _id_pattern(run.user_id),
             ERASED_USER,
         )
-    return _count(deleted) + _count(redacted)
+    return _count(deleted) + _count(exported) + _count(redacted)
 
 
 def _count(status: str) -> int:
@@ -628,6 +655,31 @@ async def _opened_event(raw: bytes | None, keys: DataKeys) -> dict[str, Any] | N
     return opened.model_dump(mode="json") if opened is not None else None
 
 
+async def _analytics_rows(stores: ErasureStores, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """ClickHouse's rows naming the user, asked of the sinks process that holds ClickHouse."""
+    request = AnalyticsExportRequest(export_id=uuid4(), user_id=user_id)
+    producer = AIOKafkaProducer(bootstrap_servers=stores.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            PRIVACY_EXPORTS.name_in(stores.namespace),
+            PRIVACY_EXPORTS.codec.encode(request),
+            encode_key(str(request.export_id)),
+        )
+    finally:
+        await producer.stop()
+    answers = await _records_of(
+        stores, PRIVACY_EXPORT_ANSWERS, lambda a: a.export_id == request.export_id, bool, stores.ack_timeout_s
+    )
+    if not answers:
+        raise ExportIncomplete(
+            f"analytics: the sinks process did not answer within {stores.ack_timeout_s:.0f} s"
+            " (is it running?)"
+        )
+    rows: dict[str, list[dict[str, Any]]] = answers[0].rows
+    return rows
+
+
 async def export_user_data(stores: ErasureStores, user_id: str, actor: str) -> UserDataExport:
     """Everything the platform holds about the user, by store (audited: who exported whom, not the data)."""
     existing = await _existing_topics(stores.bootstrap)
@@ -639,6 +691,7 @@ async def export_user_data(stores: ErasureStores, user_id: str, actor: str) -> U
         memories=[m.model_dump(mode="json") for m in await stores.memories.about_person(user_id)],
         parquet=await _parquet_rows(stores, user_id),
         events=await _events(stores, user_id) if DISCORD_EVENTS.name_in(stores.namespace) in existing else [],
+        analytics=await _analytics_rows(stores, user_id),
     )
     await ErasureLedger(stores.pool).audit(None, user_id, actor, "exported")
     return export

@@ -17,7 +17,7 @@ from settings.runtime import settle_garbage_collector
 from sinks.answering import AnsweringService
 from sinks.clickhouse.schema import DEFAULT_DATABASE, apply_retention, migrate
 from sinks.consumer import SinkOptions, TableWriter, TopicSink
-from sinks.erasure import ErasureService
+from sinks.erasure import ErasureService, ExportService
 from sinks.lag import LagSampler
 from sinks.owner_analytics import OwnerAnalyticsService
 from sinks.stats import StatsService
@@ -72,18 +72,20 @@ async def serve_sinks(
                 topic_prefix=namespace,
                 interval_s=lag_interval_s,
             )
-            # /stats, the console's analytics and an erasure's part in ClickHouse are answered here: this
-            # process is the one that holds ClickHouse.
+            # /stats, the console's analytics and an erasure's and an access export's part in ClickHouse are
+            # answered here: this process is the one that holds ClickHouse.
             answering = dict(bootstrap=bootstrap, namespace=namespace, producer=producer, options=options)
             stats = StatsService(client, database, **answering)
             owner_analytics = OwnerAnalyticsService(client, database, **answering)
             erasures = ErasureService(client, database, **answering)
+            exports = ExportService(client, database, **answering)
             running: list[TopicSink | LagSampler | AnsweringService] = [
                 *sinks,
                 sampler,
                 stats,
                 owner_analytics,
                 erasures,
+                exports,
             ]
             workers = [asyncio.create_task(worker.run()) for worker in running]
             stopped = asyncio.create_task(stop.wait())

@@ -1,5 +1,6 @@
-"""Erasure in ClickHouse: this process holds the (embedded) engine, so it erases the user's rows when the
-erasure job's control record arrives, and acknowledges."""
+"""Erasure and the access export in ClickHouse: this process holds the (embedded) engine, so it erases the
+user's rows when the erasure job's control record arrives, and acknowledges; and it answers an export's
+request with the rows naming the user."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from clickhouse_connect.driver.client import Client
 
-from models.erasure import ErasureAck, ErasureComponent, ErasureControl
+from models.erasure import (
+    AnalyticsExportAnswer,
+    AnalyticsExportRequest,
+    ErasureAck,
+    ErasureComponent,
+    ErasureControl,
+)
 from sinks.answering import AnsweringService
-from sinks.clickhouse.schema import erase_user
+from sinks.clickhouse.schema import erase_user, user_rows
 from sinks.consumer import SinkOptions
-from streams.catalog import PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
+from streams.catalog import PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES, PRIVACY_EXPORT_ANSWERS, PRIVACY_EXPORTS
 from streams.codec import encode_key
 
 # The job writes a control record to every partition; ClickHouse is one store, erased once, on this one's.
@@ -65,4 +72,40 @@ class ErasureService(AnsweringService):
         )
         await self.producer.send_and_wait(
             self._acks_topic, PRIVACY_ERASURE_ACKS.codec.encode(ack), encode_key(str(request.erasure_id))
+        )
+
+
+class ExportService(AnsweringService):
+    """Reads `privacy.exports` and answers each request on `privacy.export.answers` (a redelivered request is
+    answered again; the export keeps the first answer)."""
+
+    def __init__(
+        self,
+        client: Client,
+        database: str,
+        *,
+        bootstrap: str,
+        namespace: str,
+        producer: AIOKafkaProducer,
+        options: SinkOptions = SinkOptions(),
+    ) -> None:
+        super().__init__(
+            PRIVACY_EXPORTS,
+            "exports",
+            client,
+            database,
+            bootstrap=bootstrap,
+            namespace=namespace,
+            producer=producer,
+            options=options,
+        )
+        self._answers_topic = PRIVACY_EXPORT_ANSWERS.name_in(namespace)
+
+    async def answer(self, request: AnalyticsExportRequest) -> None:
+        rows = await asyncio.to_thread(user_rows, self.client, request.user_id, self.database)
+        answer = AnalyticsExportAnswer(export_id=request.export_id, rows=rows)
+        await self.producer.send_and_wait(
+            self._answers_topic,
+            PRIVACY_EXPORT_ANSWERS.codec.encode(answer),
+            encode_key(str(request.export_id)),
         )

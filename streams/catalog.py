@@ -14,7 +14,7 @@ from models.actions import Action
 from models.analytics import OwnerAnalyticsAnswer, OwnerAnalyticsQuery, StatsRequest
 from models.decisions import Decision
 from models.deployments import RoutingRecord
-from models.erasure import ErasureAck, ErasureControl
+from models.erasure import AnalyticsExportAnswer, AnalyticsExportRequest, ErasureAck, ErasureControl
 from models.events import EventEnvelope
 from models.inference import InferenceRequest, InferenceResult
 from models.operations import DeadLetter, ModerationAudit, OwnerNotification
@@ -283,6 +283,27 @@ PRIVACY_ERASURE_ACKS = TopicSpec(
     consumers=("erasure job",),
 )
 
+PRIVACY_EXPORTS = TopicSpec(
+    name="privacy.exports",
+    key="export id",
+    value=AnalyticsExportRequest,
+    partitions=1,
+    retention_ms=DAY_MS,
+    producers=("export job",),
+    consumers=("sinks",),
+)
+
+# The answers name the user (ClickHouse's rows: ids, kinds, times): kept only as long as an export waits.
+PRIVACY_EXPORT_ANSWERS = TopicSpec(
+    name="privacy.export.answers",
+    key="export id",
+    value=AnalyticsExportAnswer,
+    partitions=1,
+    retention_ms=HOUR_MS,
+    producers=("sinks",),
+    consumers=("export job",),
+)
+
 
 def dead_letter_topic(source: TopicSpec) -> TopicSpec:
     """Where a consumer of `source` puts the records it cannot process."""
@@ -307,6 +328,7 @@ _CONSUMED = (
     MODERATION_AUDIT,
     ANALYTICS_REQUESTS,
     PRIVACY_ERASURES,
+    PRIVACY_EXPORTS,
     ANALYTICS_QUERIES,
     *INFERENCE_LANES.values(),
 )
@@ -327,5 +349,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     OWNER_NOTIFICATIONS,
     PRIVACY_ERASURES,
     PRIVACY_ERASURE_ACKS,
+    PRIVACY_EXPORTS,
+    PRIVACY_EXPORT_ANSWERS,
     *DEAD_LETTERS.values(),
 )

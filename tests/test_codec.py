@@ -23,7 +23,13 @@ from models.agent import AgentConfig
 from models.analytics import Bucket, OwnerAnalyticsAnswer, OwnerAnalyticsQuery, StatsRequest, StatsWindow
 from models.decisions import Decision, DecisionReason, Priority
 from models.deployments import DeployedAgent, Deployment, RoutingRecord
-from models.erasure import ErasureAck, ErasureComponent, ErasureControl
+from models.erasure import (
+    AnalyticsExportAnswer,
+    AnalyticsExportRequest,
+    ErasureAck,
+    ErasureComponent,
+    ErasureControl,
+)
 from models.events import EventEnvelope
 from models.inference import ChatMessage, InferenceRequest, InferenceResult, ReplyTarget
 from models.operations import DeadLetter, ModerationAudit, OwnerNotification
@@ -44,6 +50,8 @@ from streams.catalog import (
     OWNER_NOTIFICATIONS,
     PRIVACY_ERASURE_ACKS,
     PRIVACY_ERASURES,
+    PRIVACY_EXPORT_ANSWERS,
+    PRIVACY_EXPORTS,
     TOKENS_HEALTH,
     TopicSpec,
 )
@@ -201,6 +209,13 @@ SAMPLES: list[tuple[TopicSpec, object]] = [
     (
         PRIVACY_ERASURE_ACKS,
         ErasureAck(erasure_id=uuid4(), component=ErasureComponent.processors, partition=3, removed=2),
+    ),
+    (PRIVACY_EXPORTS, AnalyticsExportRequest(export_id=uuid4(), user_id="42")),
+    (
+        PRIVACY_EXPORT_ANSWERS,
+        AnalyticsExportAnswer(
+            export_id=uuid4(), rows={"events": [{"author_id": "42", "received_at": "2026-12-06T09:00:00"}]}
+        ),
     ),
 ]
 

@@ -9,7 +9,9 @@ are those of the PostgreSQL migrations (infra/migrate.py).
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -21,7 +23,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Statements end with a semicolon at the end of a line; the files hold no string containing one.
 _STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
 
-# Columns that hold a Discord user's id, for erasure.
+# Columns that hold a Discord user's id, for erasure and the access export.
 USER_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("author_id",),
     "decisions": ("author_id",),
@@ -112,14 +114,43 @@ def apply_retention(client: Client, days: int, database: str = DEFAULT_DATABASE)
 def erase_user(client: Client, user_id: str, database: str = DEFAULT_DATABASE) -> int:
     """Delete every row naming a Discord user (the erasure request); rollups hold no user ids. Returns how
     many rows named them."""
-    if not user_id.isdigit():
-        raise ValueError(f"user_id: {user_id!r} is not a Discord id")
     db = f"`{checked_database(database)}`"
     erased = 0
-    for table, columns in USER_COLUMNS.items():
-        condition = " OR ".join(f"{column} = {{user:String}}" for column in columns)
+    for table, condition in _naming_user(user_id).items():
         parameters = {"user": user_id}
         counted = client.query(f"SELECT count() FROM {db}.{table} WHERE {condition}", parameters=parameters)
         erased += int(counted.result_rows[0][0])
         client.command(f"DELETE FROM {db}.{table} WHERE {condition}", parameters=parameters)
     return erased
+
+
+def user_rows(
+    client: Client, user_id: str, database: str = DEFAULT_DATABASE
+) -> dict[str, list[dict[str, Any]]]:
+    """Every row naming a Discord user, by table, as JSON values (the access export)."""
+    db = f"`{checked_database(database)}`"
+    found: dict[str, list[dict[str, Any]]] = {}
+    for table, condition in _naming_user(user_id).items():
+        result = client.query(f"SELECT * FROM {db}.{table} WHERE {condition}", parameters={"user": user_id})
+        rows = [
+            {name: _json_value(value) for name, value in zip(result.column_names, row, strict=True)}
+            for row in result.result_rows
+        ]
+        if rows:
+            found[table] = rows
+    return found
+
+
+def _naming_user(user_id: str) -> dict[str, str]:
+    """Per table, the condition on {user:String} that selects the rows naming the user."""
+    if not user_id.isdigit():
+        raise ValueError(f"user_id: {user_id!r} is not a Discord id")
+    return {
+        table: " OR ".join(f"{column} = {{user:String}}" for column in columns)
+        for table, columns in USER_COLUMNS.items()
+    }
+
+
+def _json_value(value: Any) -> Any:
+    """Times as ISO text, other values as ClickHouse gives them (numbers, text)."""
+    return value.isoformat() if isinstance(value, datetime | date) else value

@@ -32,17 +32,18 @@ from jobs.parquet import StoredEvent, events_table
 from memory.embedding import DIMENSIONS
 from memory.store import MemoryStore, connect
 from models.agent import AgentConfig
-from models.erasure import ErasureStatus, ErasureStep, UserDataExport
+from models.erasure import ErasureStatus, ErasureStep, ExportStatus, UserDataExport
 from models.memory import MemoryKind, MemoryRecord
 from models.table_keys import DirectoryKey, RoutingKey
 from models.tiers import Tier
 from ops.erasure import ErasureIncomplete, ErasureLedger, ErasureStores, export_user_data, run_erasure
+from ops.exports import ExportLedger, ExportRunner
 from processors.app import read_compacted
 from processors.tables import changelog_topic
 from settings import REPO_ROOT, Settings
 from sinks.clickhouse.schema import migrate as migrate_clickhouse
 from sinks.consumer import TableWriter
-from sinks.erasure import ErasureService
+from sinks.erasure import ErasureService, ExportService
 from sinks.tables import EVENTS
 from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, TopicSpec
 from streams.history import every_record
@@ -152,13 +153,15 @@ async def stores(
 
 @dataclasses.dataclass
 class Sinks:
-    """The sinks' erasure service, started when a test wants ClickHouse to answer."""
+    """The sinks' ClickHouse services: the export's answers from the start, the erasure's when a test wants
+    ClickHouse to erase."""
 
     service: ErasureService
-    task: asyncio.Task[None] | None = None
+    exports: ExportService
+    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.service.run())
+        self.tasks.append(asyncio.create_task(self.service.run()))
 
 
 @pytest.fixture(scope="module")
@@ -166,17 +169,15 @@ async def sinks(stack_up: Settings, namespace: str, clickhouse: tuple[Client, st
     producer = AIOKafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap)
     await producer.start()
     client, database = clickhouse
-    sinks = Sinks(
-        ErasureService(
-            client, database, bootstrap=stack_up.kafka_bootstrap, namespace=namespace, producer=producer
-        )
-    )
+    answering = {"bootstrap": stack_up.kafka_bootstrap, "namespace": namespace, "producer": producer}
+    sinks = Sinks(ErasureService(client, database, **answering), ExportService(client, database, **answering))
+    sinks.tasks.append(asyncio.create_task(sinks.exports.run()))
     try:
         yield sinks
     finally:
         sinks.service.stop()
-        if sinks.task is not None:
-            await asyncio.gather(sinks.task, return_exceptions=True)
+        sinks.exports.stop()
+        await asyncio.gather(*sinks.tasks, return_exceptions=True)
         await producer.stop()
 
 
@@ -326,7 +327,23 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     assert len(export.postgres["owner_notifications"]) == 1
     assert f"{stores.namespace}session:{ERASED_ID}" in export.redis
     assert all(OTHER_ID not in key for key in export.tables["levels"])
+    assert [row["author_id"] for row in export.analytics["events"]] == [ERASED_ID]  # ClickHouse's row
     assert SECRET in text
+
+    # The same export as a background job with a status (the API's): done, with the same stores' records.
+    runner = ExportRunner(stores)
+    requested = await runner.request(ERASED_ID, "test")
+    assert requested.status is ExportStatus.running and requested.data is None
+
+    async def export_done() -> bool:
+        now = await runner.ledger.get(requested.export_id)
+        return now is not None and now.status is not ExportStatus.running
+
+    await wait_until(export_done, "the background export to finish", timeout_s=WAIT_S)
+    finished = await ExportLedger(stores.pool).get(requested.export_id)
+    assert finished is not None and finished.status is ExportStatus.done and finished.data is not None
+    assert set(finished.data.tables) >= PLANTED_TABLES and finished.data.analytics == export.analytics
+    await runner.close()
 
     ledger = ErasureLedger(stores.pool)
     erasure, created = await ledger.request(ERASED_ID, "test")
@@ -364,7 +381,9 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     assert dict((s.step, s.removed) for s in done.steps)[ErasureStep.keys] == 1
     after = await exported()
     assert after.tables == {} and after.postgres == {} and after.redis == {}
-    assert after.memories == [] and after.parquet == [] and after.events != []
+    assert after.memories == [] and after.parquet == [] and after.events != [] and after.analytics == {}
+    # The erasure took the stored export too.
+    assert await ExportLedger(stores.pool).get(requested.export_id) is None
     # The events stay in the topic: only those whose clear part names the user are still exported (the
     # sealed one is shredded), and no copy anywhere holds the sealed words in the clear.
     assert {e["event_id"] for e in after.events} == {erased_events[0]}
@@ -393,6 +412,7 @@ async def test_erasure_reaches_every_store_resumes_and_keeps_the_others(
     assert set(kept.tables) >= PLANTED_TABLES
     assert OTHERS_WORDS in orjson.dumps(kept.tables["context"]).decode()
     assert [m["record"]["people"] for m in kept.memories] == [[OTHER_ID]]
+    assert [row["author_id"] for row in kept.analytics["events"]] == [OTHER_ID]
     assert await stores.redis.get(f"{stores.namespace}session:{OTHER_ID}") is not None
 
     # The platform goes on: the worker still takes people's messages.
