@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from clickhouse_connect.driver.client import Client
 
 from models.erasure import (
@@ -19,7 +20,6 @@ from models.erasure import (
 )
 from sinks.answering import AnsweringService
 from sinks.clickhouse.schema import erase_user, user_rows
-from sinks.consumer import SinkOptions
 from streams.catalog import PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES, PRIVACY_EXPORT_ANSWERS, PRIVACY_EXPORTS
 from streams.codec import encode_key
 
@@ -31,27 +31,9 @@ class ErasureService(AnsweringService):
     """Reads `privacy.erasures`; erases on the record of ANALYTICS_PARTITION and passes over the other
     partitions' copies. A redelivered record deletes nothing more and is acknowledged again."""
 
-    def __init__(
-        self,
-        client: Client,
-        database: str,
-        *,
-        bootstrap: str,
-        namespace: str,
-        producer: AIOKafkaProducer,
-        options: SinkOptions = SinkOptions(),
-    ) -> None:
-        super().__init__(
-            PRIVACY_ERASURES,
-            "erasures",
-            client,
-            database,
-            bootstrap=bootstrap,
-            namespace=namespace,
-            producer=producer,
-            options=options,
-        )
-        self._acks_topic = PRIVACY_ERASURE_ACKS.name_in(namespace)
+    def __init__(self, client: Client, database: str, **kwargs: Any) -> None:
+        super().__init__(PRIVACY_ERASURES, "erasures", client, database, **kwargs)
+        self._acks_topic = PRIVACY_ERASURE_ACKS.name_in(self.namespace)
 
     async def apply(self, fetched: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         await super().apply(
@@ -79,27 +61,9 @@ class ExportService(AnsweringService):
     """Reads `privacy.exports` and answers each request on `privacy.export.answers` (a redelivered request is
     answered again; the export keeps the first answer)."""
 
-    def __init__(
-        self,
-        client: Client,
-        database: str,
-        *,
-        bootstrap: str,
-        namespace: str,
-        producer: AIOKafkaProducer,
-        options: SinkOptions = SinkOptions(),
-    ) -> None:
-        super().__init__(
-            PRIVACY_EXPORTS,
-            "exports",
-            client,
-            database,
-            bootstrap=bootstrap,
-            namespace=namespace,
-            producer=producer,
-            options=options,
-        )
-        self._answers_topic = PRIVACY_EXPORT_ANSWERS.name_in(namespace)
+    def __init__(self, client: Client, database: str, **kwargs: Any) -> None:
+        super().__init__(PRIVACY_EXPORTS, "exports", client, database, **kwargs)
+        self._answers_topic = PRIVACY_EXPORT_ANSWERS.name_in(self.namespace)
 
     async def answer(self, request: AnalyticsExportRequest) -> None:
         rows = await asyncio.to_thread(user_rows, self.client, request.user_id, self.database)

@@ -18,6 +18,7 @@ from sinks.clickhouse.schema import (
     migrate,
     row_ttl,
     table_engines,
+    user_rows,
 )
 from sinks.consumer import TableWriter
 from sinks.tables import DECISIONS, EVENTS, MODERATION
@@ -76,7 +77,7 @@ def test_a_replayed_insert_counts_once_in_the_table_and_its_rollup(clickhouse: C
     assert scalar(clickhouse, f"SELECT sum(events) FROM `{database}`.events_per_minute") == 20
 
 
-def test_erasure_removes_every_row_naming_the_user(clickhouse: Client) -> None:
+def test_the_export_shows_and_the_erasure_removes_every_row_naming_the_user(clickhouse: Client) -> None:
     name = f"analytics_{uuid4().hex[:10]}"
     migrate(clickhouse, name)
     try:
@@ -94,7 +95,17 @@ def test_erasure_removes_every_row_naming_the_user(clickhouse: Client) -> None:
         ]
         TableWriter(clickhouse, name, MODERATION).insert_now([MODERATION.row(a) for a in audits], token=None)
 
+        exported = user_rows(clickhouse, erased, name)
+        assert {table: len(rows) for table, rows in exported.items()} == {
+            "events": 3,
+            "decisions": 3,
+            "moderation_audit": 1,
+        }
+        assert {row["author_id"] for row in exported["events"]} == {erased}
+        assert isinstance(exported["events"][0]["received_at"], str)  # JSON: times as ISO text
+
         erase_user(clickhouse, erased, name)
+        assert user_rows(clickhouse, erased, name) == {}
 
         for table, column in (
             ("events", "author_id"),
