@@ -265,6 +265,9 @@ def report_by_command(engine: Engine, options: dict[str, str]) -> tuple[str, lis
     out = engine.handle_event(slash_event(Where(BOT, GUILD, GENERAL), KAI, "report", options))
     [answer] = [a for a in out.actions if isinstance(a, InteractionResponse)]
     assert answer.ephemeral
+    # A report goes where the reaction's does: `owner.notifications`, under its owner.
+    notified = [(topic, key) for topic, key, _ in out.records(GUILD) if topic is OWNER_NOTIFICATIONS]
+    assert notified == [(OWNER_NOTIFICATIONS, str(n.owner_id)) for n in out.notifications]
     return answer.content, out.notifications
 
 
