@@ -16,7 +16,7 @@ from gateways.rest import RestClients
 from gateways.shard import BotCredentials
 from models.agent import AgentConfig, AgentMode
 from models.commands import guild_commands
-from models.tools import COMMANDS_BY_TOOL, Tool
+from models.tools import COMMANDS_BY_TOOL, REPORT_COMMAND, Tool
 from tests.gateways.conftest import World
 
 pytestmark = pytest.mark.stack
@@ -44,8 +44,12 @@ async def test_a_guild_set_is_written_once_per_change_and_emptied_when_undeploye
     both = guild_commands([deployed(Tool.music, Tool.moderation)])
     games = guild_commands([deployed(Tool.games)])
     assert await registry.sync(bot, {world.guild_id: both, other.id: games}) == 2
-    assert names(world.guild_id) == {*COMMANDS_BY_TOOL[Tool.music], *COMMANDS_BY_TOOL[Tool.moderation]}
-    assert names(other.id) == set(COMMANDS_BY_TOOL[Tool.games])
+    assert names(world.guild_id) == {
+        *COMMANDS_BY_TOOL[Tool.music],
+        *COMMANDS_BY_TOOL[Tool.moderation],
+        REPORT_COMMAND,
+    }
+    assert names(other.id) == {*COMMANDS_BY_TOOL[Tool.games], REPORT_COMMAND}
     [registered_ban] = [
         c for c in emulator.registered_commands(bot.bot_id, world.guild_id) if c["name"] == "ban"
     ]
@@ -57,7 +61,10 @@ async def test_a_guild_set_is_written_once_per_change_and_emptied_when_undeploye
     restarted = CommandRegistry(redis_client, prefix, rest)
     moderation = guild_commands([deployed(Tool.moderation)])
     assert await restarted.sync(bot, {world.guild_id: moderation}) == 2
-    assert names(world.guild_id) == set(COMMANDS_BY_TOOL[Tool.moderation]) and names(other.id) == set()
+    assert (
+        names(world.guild_id) == {*COMMANDS_BY_TOOL[Tool.moderation], REPORT_COMMAND}
+        and names(other.id) == set()
+    )
     assert await restarted.sync(bot, {world.guild_id: moderation}) == 0
     upserts = emulator.actions(bot_id=bot.bot_id, kind="command_upsert")
     assert len(upserts) == 4
@@ -95,7 +102,7 @@ async def test_a_set_every_guild_agrees_on_is_registered_globally_and_split_when
 
     music = guild_commands([deployed(Tool.music)])
     assert await registry.sync(bot, {world.guild_id: music, other.id: music}) == 1
-    assert names(None) == set(COMMANDS_BY_TOOL[Tool.music])
+    assert names(None) == {*COMMANDS_BY_TOOL[Tool.music], REPORT_COMMAND}
     assert names(world.guild_id) == names(other.id) == set()
     for channel_id in (world.channel_id, other_channel.id):  # a global command works in every guild
         emulator.invoke_command(bot.bot_id, world.user_id, channel_id, "play")
@@ -105,7 +112,7 @@ async def test_a_set_every_guild_agrees_on_is_registered_globally_and_split_when
     games = guild_commands([deployed(Tool.games)])
     assert await registry.sync(bot, {world.guild_id: music, other.id: games}) == 3
     assert names(None) == set()
-    assert names(world.guild_id) == set(COMMANDS_BY_TOOL[Tool.music])
-    assert names(other.id) == set(COMMANDS_BY_TOOL[Tool.games])
+    assert names(world.guild_id) == {*COMMANDS_BY_TOOL[Tool.music], REPORT_COMMAND}
+    assert names(other.id) == {*COMMANDS_BY_TOOL[Tool.games], REPORT_COMMAND}
     scopes = [a.guild_id for a in emulator.actions(bot_id=bot.bot_id, kind="command_upsert")]
     assert scopes == [None, world.guild_id, other.id, None]
