@@ -21,7 +21,7 @@ from emulator.discord.intents import Intent
 from models.actions import Attachment, Embed, SendMessage, TypingIndicator
 from models.agent import AgentConfig, AgentMode
 from models.events import EventEnvelope
-from models.tools import COMMANDS_BY_TOOL, Tool
+from models.tools import COMMANDS_BY_TOOL, REPORT_COMMAND, Tool
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, OWNER_NOTIFICATIONS
 from streams.codec import encode_key
@@ -277,7 +277,8 @@ async def test_a_reply_follows_its_typing_pause_with_the_indicator_kept_alive(
 
 
 async def configure_agent(dsn: str, bot_id: str, *tools: Tool) -> set[str]:
-    """The bot's deployed agent now enables `tools` and all their commands; returns those commands."""
+    """The bot's deployed agent now enables `tools` and all their commands; returns those commands and the
+    report every agent answers."""
     commands = [command for tool in tools for command in COMMANDS_BY_TOOL[tool]]
     config = AgentConfig(
         name="Bot", mode=AgentMode.utility, enabled_tools=list(tools), enabled_commands=commands
@@ -292,7 +293,7 @@ async def configure_agent(dsn: str, bot_id: str, *tools: Tool) -> set[str]:
         )
     finally:
         await conn.close()
-    return set(commands)
+    return {*commands, REPORT_COMMAND}
 
 
 async def test_a_deployment_registers_exactly_its_commands_and_disabling_music_removes_play(
