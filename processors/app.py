@@ -216,7 +216,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         `batch_max`: the batch's table writes reach the changelogs once per key at its end, and Faust acks
         its offsets after that. (A batch of one is handled as it arrives.)"""
         wait_s = flow.batch_wait_ms / 1000
-        async for events in stream.take_events(batch_max, within=wait_s):
+        # Faust's StreamT does not declare take_events; its Stream (what agents get) has it.
+        async for events in cast(faust.Stream[Any], stream).take_events(batch_max, within=wait_s):
             with coalesced_writes() as batch:
                 for event in events:
                     batch.partition = event.message.partition
@@ -259,8 +260,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                 opened = await engine.opened_for(envelope, keys)
                 return engine.handle_event(opened) if opened is not None else Outputs()
 
-            # Only the events come in numbers: configuration and inference results are applied at once
-            # (an event batched behind a configuration change would otherwise race it).
+            # Only the events come in numbers: configuration and inference results are handled as each
+            # arrives, so a configuration change reaches the events after it as soon as it did unbatched.
             await consume(DISCORD_EVENTS, stream, handle_event, batch_max=flow.batch_max_events)
 
     async def handle_result(key: str, result: InferenceResult) -> Outputs:
