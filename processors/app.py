@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.manager import TableManager
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, Message, StreamT, TopicT
+from yarl import URL
 
 from models.deployments import RoutingRecord
 from models.erasure import ErasureAck, ErasureComponent, ErasureControl
@@ -28,8 +29,8 @@ from models.table_keys import AnnouncementKey, GamesKey, MusicKey, RoutingKey, U
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.erasure import erase_user, on_partition
 from processors.prompt import PromptFit
-from processors.tables import create_tables, partition_of
-from settings import Settings
+from processors.tables import coalesced_writes, create_tables, partition_of
+from settings import ProcessorsFlow, Settings
 from settings.clock import clock_of
 from streams.catalog import (
     AGENT_DECISIONS,
@@ -80,8 +81,12 @@ class WorkerOptions:
     session_timeout_s: float = 10.0
 
 
-class _RewindingConsumerThread(faust_kafka.AIOKafkaConsumerThread):
-    """Faust's consumer, except that seeking back to the committed offsets rewinds a partition with none too.
+class _WorkerConsumerThread(faust_kafka.AIOKafkaConsumerThread):
+    """Faust's consumer with the worker's fetch settings, and whose seek back to the committed offsets
+    rewinds a partition with none too.
+
+    Faust hard-codes fetch_max_wait_ms and leaves fetch_min_bytes at aiokafka's default: the consumer it
+    builds gets the worker's `ProcessorsFlow` values before it starts (aiokafka reads them at start).
 
     Faust drops the records it fetched while a rebalance or a table recovery holds its flow, then seeks each
     partition back to its committed offset to read them again; aiokafka seeks only partitions whose committed
@@ -89,6 +94,13 @@ class _RewindingConsumerThread(faust_kafka.AIOKafkaConsumerThread):
     nobody then decided (a second worker joining lost some in about one run in three). Such a partition goes
     back to where the group's reset policy ("earliest") starts it: records decided and not yet committed are
     decided again, as after any rebalance, rather than never."""
+
+    def _create_worker_consumer(self, transport: faust_kafka.Transport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        flow = cast(_WorkerTransport, transport).flow
+        consumer._fetch_min_bytes = flow.fetch_min_bytes
+        consumer._fetch_max_wait_ms = flow.fetch_max_wait_ms
+        return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
@@ -99,13 +111,17 @@ class _RewindingConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         return committed
 
 
-class _RewindingConsumer(faust_kafka.Consumer):
+class _WorkerConsumer(faust_kafka.Consumer):
     def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
-        return _RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return _WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class _RewindingTransport(faust_kafka.Transport):
-    Consumer = _RewindingConsumer
+class _WorkerTransport(faust_kafka.Transport):
+    Consumer = _WorkerConsumer
+
+    def __init__(self, url: list[URL], app: faust.App, flow: ProcessorsFlow) -> None:
+        super().__init__(url, app)
+        self.flow = flow
 
 
 class RoutingSeed:
@@ -156,7 +172,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         datadir=str(faust_dir / "{conf.name}"),
     )
 
-    app.transport = _RewindingTransport(app.conf.broker_consumer, app)
+    flow = settings.processors_flow
+    app.transport = _WorkerTransport(app.conf.broker_consumer, app, flow)
 
     def topic(spec: TopicSpec) -> TopicT:
         return app.topic(
@@ -214,24 +231,39 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         stream: StreamT,
         handle: Callable[[str, Any], Awaitable[Outputs]],
         tombstone: Callable[[str], None] | None = None,
+        batch_max: int = 1,
     ) -> None:
-        """Run `handle(key, value)` per record and publish its outputs; a record that fails for any reason
-        goes to the dead letters and the stream goes on."""
-        async for event in stream.events():
-            message = event.message
-            key = decode_key(message.key) or ""
-            try:
-                if message.value is None and tombstone is not None:
-                    tombstone(key)
-                    continue
-                outputs = await handle(key, spec.codec.decode(message.value))
-            except (CodecError, MalformedEvent) as error:
-                await send_dead_letter(spec, message, str(error))
-            except Exception as error:  # one bad record must not stop its partition
-                log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
-                await send_dead_letter(spec, message, f"{type(error).__name__}: {error}")
-            else:
-                await publish(key, outputs)
+        """Run `handle(key, value)` per record, in order, and publish its outputs; a record that fails for any
+        reason goes to the dead letters and the stream goes on. Records come in batches of up to
+        `batch_max`: the batch's table writes reach the changelogs once per key at its end, and Faust acks
+        its offsets after that. (A batch of one is handled as it arrives.)"""
+        wait_s = flow.batch_wait_ms / 1000
+        # Faust's StreamT does not declare take_events; its Stream (what agents get) has it.
+        async for events in cast(faust.Stream[Any], stream).take_events(batch_max, within=wait_s):
+            with coalesced_writes() as batch:
+                for event in events:
+                    batch.partition = event.message.partition
+                    await consume_one(spec, event.message, handle, tombstone)
+
+    async def consume_one(
+        spec: TopicSpec,
+        message: Message,
+        handle: Callable[[str, Any], Awaitable[Outputs]],
+        tombstone: Callable[[str], None] | None,
+    ) -> None:
+        key = decode_key(message.key) or ""
+        try:
+            if message.value is None and tombstone is not None:
+                tombstone(key)
+                return
+            outputs = await handle(key, spec.codec.decode(message.value))
+        except (CodecError, MalformedEvent) as error:
+            await send_dead_letter(spec, message, str(error))
+        except Exception as error:  # one bad record must not stop its partition
+            log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
+            await send_dead_letter(spec, message, f"{type(error).__name__}: {error}")
+        else:
+            await publish(key, outputs)
 
     async def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:
@@ -248,7 +280,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
 
     @app.agent(events, name="events")
     async def on_events(stream: StreamT) -> None:
-        await consume(DISCORD_EVENTS, stream, handle_event)
+        # Only the events come in numbers: configuration and inference results are handled as each arrives,
+        # so a configuration change reaches the events after it as soon as it did unbatched.
+        await consume(DISCORD_EVENTS, stream, handle_event, batch_max=flow.batch_max_events)
 
     async def handle_result(key: str, result: InferenceResult) -> Outputs:
         opened = await open_payload(result, INFERENCE_RESULTS.sealing, await data_keys())

@@ -6,6 +6,8 @@ that a message writes small records, not the whole list."""
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import faust
@@ -59,14 +61,55 @@ class ModelCodec(Codec, Generic[ModelT]):
         return self._adapter.validate_json(raw)
 
 
+class ChangelogBatch:
+    """The table writes made while a batch of events is handled: each written key's last value (or its
+    deletion) goes to the changelog once, when the batch ends. Recovery keeps only each key's last record,
+    so the records in between were of no use; the batch's offsets are acked only after `send`."""
+
+    def __init__(self) -> None:
+        # By (view's id, key): a mapping compares by content, so a view cannot be a dict key itself.
+        self._written: dict[tuple[int, str], tuple[TableView[Any], int | None]] = {}
+        # The partition of the event being handled: a table not partitioned by key writes its changelog
+        # on the partition of the event that changed it.
+        self.partition: int | None = None
+
+    def written(self, view: TableView[Any], key: str) -> None:
+        self._written[(id(view), key)] = (view, self.partition)
+
+    def send(self) -> None:
+        for (_, key), (view, partition) in self._written.items():
+            view.send_changelog(key, partition)
+        self._written.clear()
+
+
+# The batch of the task handling events; timers and the other agents run in tasks of their own, whose
+# writes go to the changelog at once.
+_current_batch: ContextVar[ChangelogBatch | None] = ContextVar("changelog_batch", default=None)
+
+
+@contextmanager
+def coalesced_writes() -> Iterator[ChangelogBatch]:
+    """Table writes within the block, in this task, reach the changelogs once per key at its end (also when
+    it raises: the stores hold the writes, as they would have without the batch)."""
+    batch = ChangelogBatch()
+    token = _current_batch.set(batch)
+    try:
+        yield batch
+    finally:
+        _current_batch.reset(token)
+        batch.send()
+
+
 class TableView(MutableMapping[str, V]):
     """A Faust table as the engine uses it: reads go straight to its store (Faust's own read path adds only
     monitoring hooks, at a few microseconds a read, and the engine reads a dozen values an event); writes
-    and deletes go through the table, which sends them to its changelog."""
+    and deletes go through the table, which sends them to its changelog, or within `coalesced_writes`
+    to the store, their changelog records sent when the batch ends."""
 
     def __init__(self, table: faust.Table[str, V]) -> None:
         self._table = table
         self._store = table.data
+        self._by_key = table.use_partitioner
 
     def __getitem__(self, key: str) -> V:
         return self._store[key]
@@ -76,10 +119,28 @@ class TableView(MutableMapping[str, V]):
         return self._store[key] if key in self._store else default  # noqa: SIM401
 
     def __setitem__(self, key: str, value: V) -> None:
-        self._table[key] = value
+        batch = _current_batch.get()
+        if batch is None:
+            self._table[key] = value
+        else:
+            self._store[key] = value
+            batch.written(self, key)
 
     def __delitem__(self, key: str) -> None:
-        del self._table[key]
+        batch = _current_batch.get()
+        if batch is None:
+            del self._table[key]
+        else:
+            del self._store[key]
+            batch.written(self, key)
+
+    def send_changelog(self, key: str, event_partition: int | None) -> None:
+        """The key's value as it stands (a tombstone when deleted) to the changelog."""
+        partition = None if self._by_key else event_partition
+        if key in self._store:
+            self._table.send_changelog(partition, key, self._store[key])
+        else:
+            self._table.send_changelog(partition, key, None, value_serializer="raw")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._store)

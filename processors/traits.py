@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from models.agent import AffinityBands, Level, MoodConfig, MoodFactors, PersonalityTraits, SpeechStyle
 from models.state import MoodState, Relationship
@@ -185,11 +186,17 @@ def interest_words(interests: list[str], breadth: float) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+@lru_cache(maxsize=4096)
+def _interest_pattern(interests: tuple[str, ...], breadth: float) -> re.Pattern[str]:
+    """One pattern for all of a deployment's interest words (built once, not a search per word a message)."""
+    words = "|".join(re.escape(word) for word in interest_words(list(interests), breadth))
+    return re.compile(rf"(?<!\w)(?:{words})s?(?!\w)", re.IGNORECASE)
+
+
 def matches_interest(text: str, interests: list[str], breadth: float = 0.0) -> bool:
-    return any(
-        re.search(rf"(?<!\w){re.escape(word)}s?(?!\w)", text, re.IGNORECASE)
-        for word in interest_words(interests, breadth)
-    )
+    if not interests:
+        return False
+    return _interest_pattern(tuple(interests), breadth).search(text) is not None
 
 
 def affinity_band(affinity: int, bands: AffinityBands) -> AffinityBand:

@@ -88,6 +88,32 @@ class Retention:
     erased_within_ms: int = 3_600_000
 
 
+@dataclass(frozen=True)
+class ProcessorsFlow:
+    """How a processors worker takes its input: events in batches (a batch's table writes reach the
+    changelogs once per key, its offsets are acked after its outputs), and the consumer's fetches."""
+
+    # At most this many events a batch; a batch waits at most batch_wait_ms for more (an event's added
+    # latency at low rates).
+    batch_max_events: int = 500
+    batch_wait_ms: int = 10
+    # The broker answers a fetch when it has this many bytes or fetch_max_wait_ms passed (Faust's own
+    # consumer asks for 1 byte and 1,500 ms).
+    fetch_min_bytes: int = 1
+    fetch_max_wait_ms: int = 1500
+
+
+def load_processors_flow() -> ProcessorsFlow:
+    return ProcessorsFlow(
+        batch_max_events=_env_positive("DEEP_PROCESSORS_BATCH_MAX_EVENTS", ProcessorsFlow.batch_max_events),
+        batch_wait_ms=_env_positive("DEEP_PROCESSORS_BATCH_WAIT_MS", ProcessorsFlow.batch_wait_ms),
+        fetch_min_bytes=_env_positive("DEEP_PROCESSORS_FETCH_MIN_BYTES", ProcessorsFlow.fetch_min_bytes),
+        fetch_max_wait_ms=_env_positive(
+            "DEEP_PROCESSORS_FETCH_MAX_WAIT_MS", ProcessorsFlow.fetch_max_wait_ms
+        ),
+    )
+
+
 def load_retention() -> Retention:
     return Retention(
         events_days=_env_bounded("DEEP_RETENTION_EVENTS_DAYS", Retention.events_days, minimum=1),
@@ -211,6 +237,7 @@ class Settings:
     clock_file: Path | None = None
 
     retention: Retention = field(default_factory=Retention)
+    processors_flow: ProcessorsFlow = field(default_factory=ProcessorsFlow)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -345,6 +372,7 @@ def load_settings() -> Settings:
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
         retention=load_retention(),
+        processors_flow=load_processors_flow(),
     )
 
 

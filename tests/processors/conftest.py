@@ -200,6 +200,15 @@ class Producer:
     async def event(self, envelope: EventEnvelope) -> None:
         await self.send(DISCORD_EVENTS, envelope.key, envelope)
 
+    async def burst(self, envelopes: list[EventEnvelope]) -> None:
+        """Events sent together and then flushed, not one at a time: a worker reads them in one fetch."""
+        topic = DISCORD_EVENTS.name_in(self.namespace)
+        for envelope in envelopes:
+            await self.producer.send(
+                topic, DISCORD_EVENTS.codec.encode(envelope), key=encode_key(envelope.key)
+            )
+        await self.producer.flush()
+
     async def result(self, key: str, result: Any) -> None:
         await self.send(INFERENCE_RESULTS, key, result)
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from models.actions import Ban, InteractionResponse, Reply, SendMessage, Timeout, VoicePlay
@@ -49,6 +50,7 @@ from tests.processors.factories import (
     snowflake,
     user,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -498,3 +500,60 @@ async def test_killed_worker_recovers_its_tables_from_the_changelog(
     [request] = await collector.wait_for(premium, lambda r: r.event_id == to_luna.event_id)
     prompt = "\n".join(m.content for m in request.messages)
     assert all(event.data["content"] in prompt for event in chatter), prompt
+
+
+async def committed_offsets(settings: Settings, namespace: str, group: str) -> int:
+    """The group's committed offsets on the events topic, summed over its partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    topic = DISCORD_EVENTS.name_in(namespace)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+async def end_offsets(settings: Settings, namespace: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        topic = DISCORD_EVENTS.name_in(namespace)
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(GUILD_PARTITIONS)])
+    finally:
+        await consumer.stop()
+    return sum(ends.values())
+
+
+async def test_a_burst_is_decided_in_order_and_its_state_survives_a_kill_once_committed(
+    worker: Worker, produce: Producer, collector: Collector, namespace: str, stack_up: Settings
+):
+    # Sent at once, the burst reaches the worker in one fetch and is handled as one batch: each command
+    # sees the queue the ones before it left (the batch's writes are in the tables before the changelogs).
+    guild = await open_guild(produce, collector)
+    burst = [
+        message(guild, guild.music, KAI, text)
+        for text in ("!play lofi", "!play jazz", "!skip", "!play blues", "!queue")
+    ]
+    await produce.burst(burst)
+    assert [await answer_to(collector, event) for event in burst] == [
+        "Playing: lofi",
+        "Queued: jazz",
+        "Skipped: lofi. Playing: jazz",
+        "Queued: blues",
+        "Now playing: jazz\nUp next:\n1. blues",
+    ]
+    # Offsets are acked once the batch's changelog records are sent: with everything committed, a killed
+    # worker handles nothing again and its queue comes back from the changelog alone.
+    group = f"{namespace}{worker.app_id}"
+    end = await end_offsets(stack_up, namespace)
+
+    async def burst_committed() -> bool:
+        return await committed_offsets(stack_up, namespace, group) >= end
+
+    await wait_until(burst_committed, "the burst committed", timeout_s=WAIT_S)
+    worker.kill()
+    worker.start()
+    queue = message(guild, guild.music, KAI, "!queue")
+    await produce.event(queue)
+    assert await answer_to(collector, queue) == "Now playing: jazz\nUp next:\n1. blues"
