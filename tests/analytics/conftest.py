@@ -13,14 +13,20 @@ from infra.stack.clickhouse import engine_holder, get_clickhouse_client
 from settings import Settings
 from sinks.clickhouse.schema import migrate
 from sinks.tables import TOPIC_TABLES
-from streams.catalog import ANALYTICS_REQUESTS, TopicSpec, dead_letter_topic
+from streams.catalog import CATALOG, TopicSpec, dead_letter_topic
 from tests.kafka_namespace import temporary_namespace
 
-# The topics the sinks process reads (each sink's, and the /stats requests) and their dead-letter topics.
+# The topics the sinks process reads (each sink's, and the questions it answers: /stats, the console's
+# analytics, erasures and exports) and answers on, each with its dead-letter topic.
 SINK_TOPICS: tuple[TopicSpec, ...] = tuple(
-    topic
-    for spec in (*(spec for spec, _ in TOPIC_TABLES), ANALYTICS_REQUESTS)
-    for topic in (spec, dead_letter_topic(spec))
+    {
+        topic.name: topic
+        for spec in (
+            *(spec for spec, _ in TOPIC_TABLES),
+            *(spec for spec in CATALOG if "sinks" in (*spec.consumers, *spec.producers)),
+        )
+        for topic in ((spec,) if spec.name.startswith("deadletter.") else (spec, dead_letter_topic(spec)))
+    }.values()
 )
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -28,6 +29,8 @@ from settings import Settings
 from streams.catalog import TopicSpec
 from tests.clock_file import set_clock
 from tests.demo.test_demo_browser import RunningDemo, launched_demo
+from vault.keyring import load_keyring
+from vault.user_keys import UserKeyStore
 
 # The clocked world's test clock (DEEP_CLOCK_FILE) starts at the wall clock's hour.
 CLOCK_START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -193,3 +196,17 @@ async def world(
     work_dir = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     async with demo_world(stack_up, work_dir, env) as running:
         yield running
+
+
+@asynccontextmanager
+async def demo_data_keys(settings: Settings, schema: str) -> AsyncIterator[UserKeyStore]:
+    """A demo's data keys (its schema, its key ring), as its services use them, to open sealed records."""
+    dsn = f"{settings.postgres_dsn}?search_path={schema}"
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    store = UserKeyStore(pool, load_keyring(settings))
+    await store.listen(dsn)
+    try:
+        yield store
+    finally:
+        await store.close()
+        await pool.close()

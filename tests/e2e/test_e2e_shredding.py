@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
@@ -22,10 +21,9 @@ from streams.catalog import (
     INFERENCE_RESULTS,
 )
 from streams.sealing import open_envelope, open_payload
-from tests.e2e.conftest import ANSWER_S, COMPLETION, Demo
+from tests.e2e.conftest import ANSWER_S, COMPLETION, Demo, demo_data_keys
 from tests.e2e.test_e2e_platform import said_by
 from tests.stored_records import stored_values
-from vault.keyring import load_keyring
 from vault.user_keys import UserKeyStore
 
 pytestmark = pytest.mark.stack
@@ -36,13 +34,8 @@ Records = list[ConsumerRecord[bytes, bytes]]
 @pytest.fixture
 async def keys(demo: Demo, stack_up: Settings) -> AsyncIterator[UserKeyStore]:
     """The demo's data keys (its schema, its key ring), as an eraser would use them."""
-    dsn = f"{stack_up.postgres_dsn}?search_path={demo.running.schema}"
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    store = UserKeyStore(pool, load_keyring(stack_up))
-    await store.listen(dsn)
-    yield store
-    await store.close()
-    await pool.close()
+    async with demo_data_keys(stack_up, demo.running.schema) as store:
+        yield store
 
 
 async def raw_events(demo: Demo, until: Callable[[Records], bool]) -> Records:
