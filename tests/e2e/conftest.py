@@ -25,8 +25,10 @@ from aiokafka import AIOKafkaConsumer
 from emulator.discord import EmulatorControl
 from emulator.openai import OpenAICompatibleServer
 from emulator.openai.server import Behaviour
+from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import TopicSpec
+from streams.sealing import open_envelope, open_payload
 from tests.clock_file import set_clock
 from tests.demo.test_demo_browser import RunningDemo, launched_demo
 from vault.keyring import load_keyring
@@ -88,7 +90,8 @@ class World:
     async def read_records(
         self, spec: TopicSpec, match: Callable[[Any], bool], timeout_s: float, first: bool = False
     ) -> list[Any]:
-        """Matching records of the topic from the beginning, read for `timeout_s` (or to the first one)."""
+        """Matching records of the topic from the beginning, read for `timeout_s` (or to the first one), their
+        sealed parts opened with the demo's data keys (a record of an erased user is skipped)."""
         consumer = AIOKafkaConsumer(
             spec.name_in(self.namespace),
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -98,16 +101,17 @@ class World:
         await consumer.start()
         found: list[Any] = []
         try:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for record in records:
-                        value = spec.codec.decode(record.value)
-                        if match(value):
-                            found.append(value)
-                if first and found:
-                    break
+            async with demo_data_keys(self.settings, self.running.schema) as keys:
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    batches = await consumer.getmany(timeout_ms=200)
+                    for records in batches.values():
+                        for record in records:
+                            value = await opened(spec.codec.decode(record.value), spec, keys)
+                            if value is not None and match(value):
+                                found.append(value)
+                    if first and found:
+                        break
         finally:
             await consumer.stop()
         return found
@@ -210,3 +214,10 @@ async def demo_data_keys(settings: Settings, schema: str) -> AsyncIterator[UserK
     finally:
         await store.close()
         await pool.close()
+
+
+async def opened(value: Any, spec: TopicSpec, keys: UserKeyStore) -> Any:
+    """A record of `spec` as its consumers read it: sealed parts opened, None when its subject was erased."""
+    if isinstance(value, EventEnvelope):
+        return await open_envelope(value, keys)
+    return await open_payload(value, spec.sealing, keys)
