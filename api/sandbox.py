@@ -69,7 +69,8 @@ def sandbox_record(agent: Agent, tier: Tier, channel_id: str, at: datetime) -> R
         owner_id=agent.owner_id,
         guild_id=SANDBOX_GUILD,
         bot_id=SANDBOX_BOT,
-        # A placeholder: the vault is never asked for a sandbox deployment's token.
+        # The sandbox has no bot and so no token: the nil id names none, and nothing on the sandbox's path
+        # (the engine's decision and the model call) reads a deployment's token.
         token_id=UUID(int=0),
         text_channels=[channel_id],
         deployed_at=at,

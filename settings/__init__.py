@@ -59,8 +59,8 @@ def _env_bounded(
     return value
 
 
-# The OAuth2 application the local Discord emulator registers at start (`deep emulator`): placeholders for
-# the emulator only; production sets DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET of a real application.
+# The OAuth2 application the local Discord emulator registers at start (`deep emulator`): its credentials
+# exist only in the emulator; production sets DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET of a real app.
 LOCAL_CLIENT_ID = "1400000000000000001"
 LOCAL_CLIENT_SECRET = "local-emulator-client-secret"
 
@@ -224,7 +224,7 @@ class Settings:
     console_url: str
 
     # Billing: the Stripe API (stripe-mock, which `deep stack up` runs, by default) and its keys. The local
-    # defaults are placeholders stripe-mock accepts; production sets real ones.
+    # defaults are test-mode values stripe-mock accepts (it checks their form only); production sets its own.
     stripe_api_base: str
     stripe_mock_port: int
     stripe_secret_key: str = field(repr=False)
@@ -368,7 +368,7 @@ def load_settings() -> Settings:
         ),
         stripe_mock_port=stripe_mock_port,
         stripe_secret_key=_env("STRIPE_SECRET_KEY", "sk_test_123"),
-        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET", "whsec_local_placeholder"),
+        stripe_webhook_secret=_env("STRIPE_WEBHOOK_SECRET", "whsec_local_stripe_mock"),
         log_level=_env("DEEP_LOG_LEVEL", "INFO"),
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
         retention=load_retention(),
