@@ -79,19 +79,30 @@ class World:
         return int(actions[-1]["seq"]) if actions else 0
 
     async def wait_record(
-        self, spec: TopicSpec, match: Callable[[Any], bool], timeout_s: float = ANSWER_S
+        self,
+        spec: TopicSpec,
+        match: Callable[[Any], bool],
+        timeout_s: float = ANSWER_S,
+        as_stored: bool = False,
     ) -> Any:
-        """The first record of the demo's `spec` topic, from the beginning, whose decoded value matches."""
-        found = await self.read_records(spec, match, timeout_s, first=True)
+        """The first record of the demo's `spec` topic, from the beginning, whose decoded value matches;
+        `as_stored`: with its sealed parts left sealed, as the broker holds it."""
+        found = await self.read_records(spec, match, timeout_s, first=True, as_stored=as_stored)
         if not found:
             raise AssertionError(f"no matching record on {spec.name_in(self.namespace)} in {timeout_s:.0f} s")
         return found[0]
 
     async def read_records(
-        self, spec: TopicSpec, match: Callable[[Any], bool], timeout_s: float, first: bool = False
+        self,
+        spec: TopicSpec,
+        match: Callable[[Any], bool],
+        timeout_s: float,
+        first: bool = False,
+        as_stored: bool = False,
     ) -> list[Any]:
         """Matching records of the topic from the beginning, read for `timeout_s` (or to the first one), their
-        sealed parts opened with the demo's data keys (a record of an erased user is skipped)."""
+        sealed parts opened with the demo's data keys (a record of an erased user is skipped) unless
+        `as_stored`."""
         consumer = AIOKafkaConsumer(
             spec.name_in(self.namespace),
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -107,7 +118,8 @@ class World:
                     batches = await consumer.getmany(timeout_ms=200)
                     for records in batches.values():
                         for record in records:
-                            value = await opened(spec.codec.decode(record.value), spec, keys)
+                            decoded = spec.codec.decode(record.value)
+                            value = decoded if as_stored else await opened(decoded, spec, keys)
                             if value is not None and match(value):
                                 found.append(value)
                     if first and found:

@@ -254,6 +254,7 @@ async def test_luna_hears_her_name_said_in_the_lounge_and_answers_there(voice: V
         DISCORD_EVENTS,
         lambda e: e.type == VOICE_TRANSCRIPT and e.bot_id == luna,
         timeout_s=ANSWER_S,
+        as_stored=True,
     )
     # Who spoke and what was said travel sealed under the speaker's key.
     assert heard.sealed is not None and "content" not in heard.data and "user_id" not in heard.data
