@@ -6,12 +6,13 @@ no one. Destroying a user's key is their crypto-shredding: every event copy seal
 Each process keeps the keys it uses in an LRU cache, so the hot path makes no database round trip per event.
 A destruction is announced with NOTIFY in the transaction that deletes the row, and every process listening
 drops its cached copy when it commits. A process caches only while it listens: a store whose listening
-connection is lost would miss destructions, so it reads every key from the database from then on (slower,
-never stale) until its process restarts.
+connection is lost would miss destructions, so it reads every key from the database (slower, never stale)
+until it listens again, which it keeps trying.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -50,6 +51,8 @@ class UserKeyStore:
         self._by_user: OrderedDict[str, DataKey] = OrderedDict()
         self._user_of: dict[str, str] = {}
         self._listener: asyncpg.Connection | None = None
+        self._dsn: str | None = None
+        self._relistening: asyncio.Task[None] | None = None
         # Counts destructions seen: a key read from the database before one is not cached after it.
         self._destructions = 0
 
@@ -59,15 +62,19 @@ class UserKeyStore:
 
     async def listen(self, dsn: str) -> None:
         """Follow destructions by any process; caching starts here."""
+        self._dsn = dsn
         connection = await asyncpg.connect(dsn)
         await connection.add_listener(DESTROYED_CHANNEL, self._on_destroyed)
         connection.add_termination_listener(self._on_listener_lost)
         self._listener = connection
 
     async def close(self) -> None:
-        listener, self._listener = self._listener, None
+        listener, self._listener, self._dsn = self._listener, None, None
+        if self._relistening is not None:
+            self._relistening.cancel()
         self._clear()
         if listener is not None and not listener.is_closed():
+            listener.remove_termination_listener(self._on_listener_lost)
             await listener.close()
 
     # The surface the erasure job and every sealing or opening process use --------------------------------
@@ -183,8 +190,33 @@ class UserKeyStore:
         self._forget(key_id for key_id in payload.split(",") if key_id)
 
     def _on_listener_lost(self, _conn: object) -> None:
-        log.warning("user data keys: the connection announcing destructions was lost; keys are read uncached")
+        log.warning(
+            "user data keys: the connection announcing destructions was lost; keys are read uncached until it"
+            " is back"
+        )
+        self._listener = None
         self._clear()
+        if self._dsn is not None and self._relistening is None:
+            self._relistening = asyncio.get_running_loop().create_task(self._relisten(self._dsn))
+
+    async def _relisten(self, dsn: str) -> None:
+        # A destruction announced while no one listened is missed: the cache was cleared at the loss, and
+        # caching resumes only once listening again.
+        delay_s = 0.5
+        try:
+            while self._dsn == dsn and self._listener is None:
+                try:
+                    await self.listen(dsn)
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning(
+                        "user data keys: listening again failed (%s); next try in %.0f s", exc, delay_s
+                    )
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(delay_s * 2, 30.0)
+                else:
+                    log.info("user data keys: listening for destructions again; caching resumes")
+        finally:
+            self._relistening = None
 
 
 @asynccontextmanager

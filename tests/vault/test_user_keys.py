@@ -126,3 +126,36 @@ async def test_destroying_is_idempotent_and_every_running_process_stops_opening_
     # A user seen again after erasure gets a new key; what was sealed before stays unreadable.
     assert (await eraser.data_key_for(sam)).key_id != sams.sealed.key_id
     assert await open_envelope(sams, consumer) is None
+
+
+async def test_a_store_whose_listening_connection_is_lost_reads_uncached_then_listens_and_caches_again(
+    stores: Callable[[], Awaitable[UserKeyStore]], schema_dsn: str
+) -> None:
+    eraser: UserKeyStore = await stores()
+    consumer: UserKeyStore = await stores()
+    sam, alex = new_user(), new_user()
+    sams_key = await eraser.data_key_for(sam)
+    assert await consumer.data_key_by_id(sams_key.key_id) == sams_key
+    listening = consumer._listener
+    conn = await asyncpg.connect(schema_dsn)
+    try:
+        # The listening connection dies (a database restart, a network cut): the consumer heard nothing
+        # while it was gone, so it must not trust its cache until it listens again.
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+        )
+        assert killed >= 1
+        await wait_until(
+            lambda: consumer._caching and consumer._listener is not listening,
+            "the consumer to listen again on a new connection",
+            10,
+        )
+    finally:
+        await conn.close()
+    assert await consumer.data_key_by_id(sams_key.key_id) == sams_key
+    # Listening again: a destruction by another process reaches it.
+    alexs_key = await consumer.data_key_for(alex)
+    assert await eraser.destroy_user_keys(alex) == 1
+    await wait_until(lambda: alexs_key.key_id not in consumer._by_id, "the destruction to be heard", 10)
+    assert await consumer.data_key_by_id(alexs_key.key_id) is None
