@@ -86,8 +86,10 @@ DISCORD_EVENTS = TopicSpec(
     consumers=("processors", "sinks", "jobs.replay"),
 )
 
-# A reply's words and an action on a member (ban, kick, warning: the member's id, the reason and the report
-# naming them) are sealed under the key of the member answered or acted on; other actions stay clear.
+# What an action says to or of a member (a reply's or a command answer's words, a poll they asked, a track
+# they asked for, what is spoken to them) and an action on a member (ban, kick, warning: the member's id, the
+# reason and the report naming them) are sealed under the key of the member answered or acted on
+# (processors/emit.py); an action about no one member (a routine's post, an event's) stays clear.
 ACTION_SEALING = PayloadSealing[Any](
     kind="discord.action",
     fields={
@@ -95,6 +97,9 @@ ACTION_SEALING = PayloadSealing[Any](
         "user_id": None,
         "content": "",
         "embed": None,
+        "poll": None,
+        "text": "",
+        "track": "",
         "reason": "",
         "report": None,
     },

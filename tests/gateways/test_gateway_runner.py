@@ -18,10 +18,11 @@ from api.store.shared import deployments_where
 from emulator.discord import DiscordEmulator
 from emulator.discord.errors import ApiError
 from emulator.discord.intents import Intent
-from models.actions import Attachment, Embed, SendMessage, TypingIndicator
+from models.actions import Action, Attachment, Embed, SendMessage, TypingIndicator
 from models.agent import AgentConfig, AgentMode
 from models.events import EventEnvelope
 from models.tools import COMMANDS_BY_TOOL, REPORT_COMMAND, Tool
+from processors.emit import Emitter, MessageOrigin, Say
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, OWNER_NOTIFICATIONS
 from streams.codec import encode_key
@@ -35,6 +36,7 @@ from tests.gateways.conftest import (
     read_topic,
     seal_bot,
 )
+from tests.processors.factories import agent_with, deployed
 from vault.user_keys import UserKeyStore
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
@@ -462,3 +464,38 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
         for v in stored
     ]
     assert opened == [None, None]
+
+
+def said_by(emulator: DiscordEmulator, bot_id: str) -> list[str]:
+    """What the bot said, in messages and replies alike."""
+    return [action.payload.get("content", "") for action in emulator.actions(bot_id=bot_id)]
+
+
+async def test_a_command_answer_to_an_erased_member_is_not_sent(
+    namespace: str,
+    emulator: DiscordEmulator,
+    world: World,
+    producer: AIOKafkaProducer,
+    bot_id: str,
+    data_keys: UserKeyStore,
+) -> None:
+    member, erased = (f"7{uuid.uuid4().int % 10**17:017d}" for _ in range(2))
+    agent = deployed(agent_with(AgentMode.bare), guild_id=world.guild_id, bot_id=bot_id)
+
+    def answer_to(invoker: str, text: str) -> Action:
+        """A prefix command's answer, as the processors make it for the command's event."""
+        emit = Emitter(f"evt-{uuid.uuid4().hex}", agent, world.guild_id, invoker)
+        command = f"7{uuid.uuid4().int % 10**17:017d}"
+        return emit.answer(Say(text), MessageOrigin(world.channel_id, command))
+
+    said, unsaid = f"Queued for you {uuid.uuid4().hex}", f"Queued for the erased {uuid.uuid4().hex}"
+    answers = [answer_to(erased, unsaid), answer_to(member, said)]
+    assert [answer.about_user_id for answer in answers] == [erased, member]
+    sealed = [await seal_payload(answer, DISCORD_ACTIONS.sealing, data_keys) for answer in answers]
+    await data_keys.destroy_user_keys(erased)
+    for answer in sealed:
+        await produce_action(producer, namespace, answer)
+    # Actions of one bot are performed in order: once the member's answer is said, the erased one's was
+    # handled.
+    assert await eventually(lambda: said in said_by(emulator, bot_id), within_s=30)
+    assert unsaid not in said_by(emulator, bot_id)
