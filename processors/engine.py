@@ -263,7 +263,15 @@ class Outputs:
         decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
         audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
         requests = [await seal_payload(r, INFERENCE_LANES[r.lane].sealing, keys) for r in self.requests]
-        return replace(self, actions=actions, decisions=decisions, audits=audits, requests=requests)
+        notifications = [await seal_payload(n, OWNER_NOTIFICATIONS.sealing, keys) for n in self.notifications]
+        return replace(
+            self,
+            actions=actions,
+            decisions=decisions,
+            audits=audits,
+            requests=requests,
+            notifications=notifications,
+        )
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
