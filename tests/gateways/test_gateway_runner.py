@@ -46,6 +46,11 @@ def bot_messages(emulator: DiscordEmulator, bot_id: str) -> list[str]:
     return [action.payload["content"] for action in emulator.actions(bot_id=bot_id, kind="message")]
 
 
+def said_by(emulator: DiscordEmulator, bot_id: str) -> list[str]:
+    """What the bot said, in messages and replies alike."""
+    return [action.payload.get("content", "") for action in emulator.actions(bot_id=bot_id)]
+
+
 @pytest.fixture(scope="module")
 async def runner(runners: Callable[..., RunnerProcess]) -> RunnerProcess:
     return runners("solo", instance_id="solo")
@@ -416,7 +421,7 @@ async def _is(value: Awaitable[bool | None], expected: bool) -> bool:
     return await value is expected
 
 
-async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_is_not(
+async def test_sealed_replies_are_opened_and_said_and_those_about_an_erased_member_are_not(
     stack_up: Settings,
     namespace: str,
     emulator: DiscordEmulator,
@@ -426,7 +431,7 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
     data_keys: UserKeyStore,
 ) -> None:
     member, erased = (f"7{uuid.uuid4().int % 10**17:017d}" for _ in range(2))
-    said, unsaid = f"just for you {uuid.uuid4().hex}", f"about the erased {uuid.uuid4().hex}"
+    agent = deployed(agent_with(AgentMode.bare), guild_id=world.guild_id, bot_id=bot_id)
 
     def answering(user: str, content: str) -> SendMessage:
         return SendMessage(
@@ -438,14 +443,29 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
             about_user_id=user,
         )
 
-    actions = [answering(erased, unsaid), answering(member, said)]
+    def command_answer(invoker: str, text: str) -> Action:
+        """A prefix command's answer, as the processors make it for the command's event."""
+        emit = Emitter(f"evt-{uuid.uuid4().hex}", agent, world.guild_id, invoker)
+        command = f"7{uuid.uuid4().int % 10**17:017d}"
+        return emit.answer(Say(text), MessageOrigin(world.channel_id, command))
+
+    said, unsaid = f"just for you {uuid.uuid4().hex}", f"about the erased {uuid.uuid4().hex}"
+    answered, unanswered = f"Queued for you {uuid.uuid4().hex}", f"Queued for the erased {uuid.uuid4().hex}"
+    actions = [
+        answering(erased, unsaid),
+        command_answer(erased, unanswered),
+        answering(member, said),
+        command_answer(member, answered),
+    ]
+    assert [action.about_user_id for action in actions] == [erased, erased, member, member]
     sealed = [await seal_payload(action, DISCORD_ACTIONS.sealing, data_keys) for action in actions]
     await data_keys.destroy_user_keys(erased)
     for action in sealed:
         await produce_action(producer, namespace, action)
-    # Actions of one bot are performed in order: once the second is said, the first was handled.
-    assert await eventually(lambda: said in bot_messages(emulator, bot_id), within_s=30)
-    assert unsaid not in bot_messages(emulator, bot_id)
+    # Actions of one bot are performed in order: once the last is said, the others were handled.
+    assert await eventually(lambda: answered in said_by(emulator, bot_id), within_s=30)
+    assert said in said_by(emulator, bot_id)
+    assert not {unsaid, unanswered} & set(said_by(emulator, bot_id))
 
     ids = [action.action_id.encode() for action in actions]
     records = await read_topic(
@@ -455,47 +475,12 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
         within_s=20,
     )
     stored = [record.value for record in records if any(i in record.value for i in ids)]
-    assert len(stored) == 2
-    for personal in (said, unsaid, member, erased):
+    assert len(stored) == 4
+    for personal in (said, unsaid, answered, unanswered, member, erased):
         assert not [value for value in stored if personal.encode() in value]
     await data_keys.destroy_user_keys(member)
     opened = [
         await open_payload(DISCORD_ACTIONS.codec.decode(v), DISCORD_ACTIONS.sealing, data_keys)
         for v in stored
     ]
-    assert opened == [None, None]
-
-
-def said_by(emulator: DiscordEmulator, bot_id: str) -> list[str]:
-    """What the bot said, in messages and replies alike."""
-    return [action.payload.get("content", "") for action in emulator.actions(bot_id=bot_id)]
-
-
-async def test_a_command_answer_to_an_erased_member_is_not_sent(
-    namespace: str,
-    emulator: DiscordEmulator,
-    world: World,
-    producer: AIOKafkaProducer,
-    bot_id: str,
-    data_keys: UserKeyStore,
-) -> None:
-    member, erased = (f"7{uuid.uuid4().int % 10**17:017d}" for _ in range(2))
-    agent = deployed(agent_with(AgentMode.bare), guild_id=world.guild_id, bot_id=bot_id)
-
-    def answer_to(invoker: str, text: str) -> Action:
-        """A prefix command's answer, as the processors make it for the command's event."""
-        emit = Emitter(f"evt-{uuid.uuid4().hex}", agent, world.guild_id, invoker)
-        command = f"7{uuid.uuid4().int % 10**17:017d}"
-        return emit.answer(Say(text), MessageOrigin(world.channel_id, command))
-
-    said, unsaid = f"Queued for you {uuid.uuid4().hex}", f"Queued for the erased {uuid.uuid4().hex}"
-    answers = [answer_to(erased, unsaid), answer_to(member, said)]
-    assert [answer.about_user_id for answer in answers] == [erased, member]
-    sealed = [await seal_payload(answer, DISCORD_ACTIONS.sealing, data_keys) for answer in answers]
-    await data_keys.destroy_user_keys(erased)
-    for answer in sealed:
-        await produce_action(producer, namespace, answer)
-    # Actions of one bot are performed in order: once the member's answer is said, the erased one's was
-    # handled.
-    assert await eventually(lambda: said in said_by(emulator, bot_id), within_s=30)
-    assert unsaid not in said_by(emulator, bot_id)
+    assert opened == [None] * 4
