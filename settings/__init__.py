@@ -89,6 +89,31 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class ProducerBatching:
+    """How a producer groups records into produce requests. The broker's CPU goes per request and per
+    partition batch far more than per record: fewer, larger requests cost it less. A record waits up to
+    linger_ms for its batch to fill; a reply crosses two producers (the gateway's, the processors')."""
+
+    linger_ms: int
+    max_batch_bytes: int
+
+
+# The gateway forwards every message of every guild: its requests are most of the broker's produce load.
+GATEWAY_PRODUCER = ProducerBatching(linger_ms=5, max_batch_bytes=256 * 1024)
+
+
+def load_producer_batching(prefix: str, default: ProducerBatching) -> ProducerBatching:
+    return ProducerBatching(
+        linger_ms=_env_bounded(
+            f"{prefix}_LINGER_MS", default.linger_ms, minimum=0, maximum=1000, unit="milliseconds"
+        ),
+        max_batch_bytes=_env_bounded(
+            f"{prefix}_MAX_BATCH_BYTES", default.max_batch_bytes, minimum=1024, unit="bytes"
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class ProcessorsFlow:
     """How a processors worker takes its input: events in batches (a batch's table writes reach the
     changelogs once per key, its offsets are acked after its outputs), and the consumer's fetches."""
@@ -101,6 +126,8 @@ class ProcessorsFlow:
     # consumer asks for 1 byte and 1,500 ms).
     fetch_min_bytes: int = 1
     fetch_max_wait_ms: int = 1500
+    # The worker's producer: its actions, decisions and the tables' changelog writes.
+    producer: ProducerBatching = ProducerBatching(linger_ms=5, max_batch_bytes=16 * 1024)
 
 
 def load_processors_flow() -> ProcessorsFlow:
@@ -111,6 +138,7 @@ def load_processors_flow() -> ProcessorsFlow:
         fetch_max_wait_ms=_env_positive(
             "DEEP_PROCESSORS_FETCH_MAX_WAIT_MS", ProcessorsFlow.fetch_max_wait_ms
         ),
+        producer=load_producer_batching("DEEP_PROCESSORS_PRODUCER", ProcessorsFlow.producer),
     )
 
 
@@ -238,6 +266,7 @@ class Settings:
 
     retention: Retention = field(default_factory=Retention)
     processors_flow: ProcessorsFlow = field(default_factory=ProcessorsFlow)
+    gateway_producer: ProducerBatching = GATEWAY_PRODUCER
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -373,6 +402,7 @@ def load_settings() -> Settings:
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
         retention=load_retention(),
         processors_flow=load_processors_flow(),
+        gateway_producer=load_producer_batching("DEEP_GATEWAY_PRODUCER", GATEWAY_PRODUCER),
     )
 
 
