@@ -114,6 +114,32 @@ def load_producer_batching(prefix: str, default: ProducerBatching) -> ProducerBa
 
 
 @dataclass(frozen=True)
+class FetchBatching:
+    """How a consumer's fetches wait on the broker: it answers once it holds min_bytes for the fetch or
+    max_wait_ms passed. Every answer is a request the broker serves: small fetches, one per produce request,
+    cost it more than the records they carry."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+# aiokafka's own: a fetch is answered as soon as anything is there (a reader on a reply's path).
+IMMEDIATE_FETCH = FetchBatching(min_bytes=1, max_wait_ms=500)
+# The readers of every message that no reply waits for (the memory writer, the analytics sinks): records
+# reach them up to half a second later, in a few large fetches rather than one per gateway produce request.
+BULK_FETCH = FetchBatching(min_bytes=256 * 1024, max_wait_ms=500)
+
+
+def load_fetch_batching(prefix: str, default: FetchBatching) -> FetchBatching:
+    return FetchBatching(
+        min_bytes=_env_bounded(f"{prefix}_MIN_BYTES", default.min_bytes, minimum=1, unit="bytes"),
+        max_wait_ms=_env_bounded(
+            f"{prefix}_MAX_WAIT_MS", default.max_wait_ms, minimum=1, maximum=30_000, unit="milliseconds"
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class ProcessorsFlow:
     """How a processors worker takes its input: events in batches (a batch's table writes reach the
     changelogs once per key, its offsets are acked after its outputs), and the consumer's fetches."""
@@ -267,6 +293,7 @@ class Settings:
     retention: Retention = field(default_factory=Retention)
     processors_flow: ProcessorsFlow = field(default_factory=ProcessorsFlow)
     gateway_producer: ProducerBatching = GATEWAY_PRODUCER
+    bulk_fetch: FetchBatching = BULK_FETCH
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -403,6 +430,7 @@ def load_settings() -> Settings:
         retention=load_retention(),
         processors_flow=load_processors_flow(),
         gateway_producer=load_producer_batching("DEEP_GATEWAY_PRODUCER", GATEWAY_PRODUCER),
+        bulk_fetch=load_fetch_batching("DEEP_BULK_FETCH", BULK_FETCH),
     )
 
 
