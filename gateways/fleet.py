@@ -272,8 +272,11 @@ class Fleet:
         """The dispatch's envelope with its personal fields sealed; None when it is not forwarded."""
         if shard.generation is None:
             return None  # before READY: nothing to resume from, nothing to name it by
+        received_at = datetime.now(UTC)
         event_id = dispatch.event_id(shard.bot_id, shard.generation, seq)
-        # Data that is no object is sealed as nothing: the envelope's validation refuses it below.
+        # Sealed before the envelope is built, so it is built once. Sealing may create the user's data key
+        # first (one database round trip per new user): the deferral watch starts after it, well inside its
+        # 1.5 s. Data that is no object is sealed as nothing: the envelope's validation refuses it below.
         sealed = await seal_dispatch(event_id, data, self._keys) if isinstance(data, dict) else None
         try:
             return dispatch.envelope(
@@ -283,7 +286,7 @@ class Fleet:
                 seq,
                 event_type,
                 data,
-                datetime.now(UTC),
+                received_at,
                 sealed=sealed,
             )
         except ValidationError as exc:
