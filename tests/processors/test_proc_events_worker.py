@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from emulator.discord import DiscordEmulator, EmulatorConfig, Intent
 from gateways.actions import RestCall, plan, report_calls, report_text
 from gateways.dispatch import envelope as dispatch_envelope
+from gateways.dispatch import event_id as dispatch_event_id
 from models.actions import Action, ReportedAction
 from models.agent import AgentConfig, AgentMode
 from models.events import EventEnvelope
@@ -162,7 +163,15 @@ class Bridge:
             self.sequence = frame["s"]
             if frame.get("t") in ("READY", "RESUMED"):
                 continue
-            event = dispatch_envelope(bot_id, 0, "g1", frame["s"], frame["t"], frame["d"], datetime.now(UTC))
+            event = dispatch_envelope(
+                dispatch_event_id(bot_id, "g1", frame["s"]),
+                bot_id,
+                0,
+                frame["s"],
+                frame["t"],
+                frame["d"],
+                datetime.now(UTC),
+            )
             self.envelopes.append(event)
             await self.publish(event)
 
