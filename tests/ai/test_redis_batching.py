@@ -5,6 +5,7 @@ hanging them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -37,9 +38,29 @@ async def test_concurrent_commands_share_one_connection_and_get_their_own_replie
     await asyncio.gather(*(batcher.execute("SET", key, i) for i, key in enumerate(keys)))
     replies = await asyncio.gather(*(batcher.execute("INCRBY", key, 1000) for key in keys))
     assert replies == [1000 + i for i in range(200)]
-    # Without batching, 200 commands in flight would have opened up to 200 connections.
-    connections = [c for c in await client.client_list() if c.get("name") == name]
+    # Without batching, 200 commands in flight would have opened up to 200 connections. The batcher holds its
+    # one; CLIENT LIST itself runs on another of the client's.
+    connections = [
+        c for c in await client.client_list() if c.get("name") == name and c.get("cmd") != "client|list"
+    ]
     assert len(connections) == 1
+
+
+@pytest.mark.stack
+async def test_a_connection_the_server_dropped_is_replaced(
+    named_redis: tuple[Redis, str], key_prefix: str
+) -> None:
+    client, name = named_redis
+    batcher = RedisBatcher(client)
+    await batcher.execute("SET", f"{key_prefix}kept", 1)
+    (held,) = [
+        c for c in await client.client_list() if c.get("name") == name and c.get("cmd") != "client|list"
+    ]
+    await client.client_kill_filter(_id=held["id"])
+    # The batch that meets the dropped connection fails; the connection is not used again.
+    with contextlib.suppress(ConnectionError):
+        await batcher.execute("GET", f"{key_prefix}kept")
+    assert await batcher.execute("GET", f"{key_prefix}kept") == b"1"
 
 
 @pytest.mark.stack
