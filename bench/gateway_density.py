@@ -44,6 +44,7 @@ from gateways.shard import BotCredentials, ShardState  # noqa: E402
 from settings import get_settings  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS  # noqa: E402
+from streams.codec import key_partitioner  # noqa: E402
 from streams.sealing import DataKeys  # noqa: E402
 from vault.store import HealthReason  # noqa: E402
 from vault.user_keys import user_keys  # noqa: E402
@@ -184,6 +185,7 @@ async def traffic(args: argparse.Namespace, base: str, guild_ids: list[str], fle
     """
     async with EmulatorControl(base) as control:
         start_count = fleet.forwarded
+        cpu_before = time.process_time()
         await control.start_traffic(guild_ids=guild_ids, rate_per_s=args.rate, duration_s=args.traffic_s)
         began = time.monotonic()
         await asyncio.sleep(args.traffic_s)
@@ -194,6 +196,7 @@ async def traffic(args: argparse.Namespace, base: str, guild_ids: list[str], fle
     expected = sent * args.bots_per_guild
     drained = await wait_until(lambda: fleet.forwarded - start_count >= expected, 120)
     drain_s = time.monotonic() - began - elapsed
+    cpu_s = time.process_time() - cpu_before
     return {
         "offered_events_per_s": round(args.rate * args.bots_per_guild),
         "messages_posted": sent,
@@ -204,6 +207,8 @@ async def traffic(args: argparse.Namespace, base: str, guild_ids: list[str], fle
         "drain_s": round(drain_s, 1),
         # With the emulator no longer generating, the runner has a core to itself.
         "drain_events_per_s": round((fleet.forwarded - start_count - in_window) / drain_s),
+        # This process's CPU (the fleet's, and a little of the bench's own polling) per forwarded event.
+        "cpu_us_per_event": round(cpu_s * 1e6 / max(fleet.forwarded - start_count, 1), 1),
     }
 
 
@@ -217,7 +222,11 @@ async def lean(
     redis = connect_redis(settings.redis_url)
     http = runner_http()
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=settings.gateway_producer.linger_ms,
+        max_batch_size=settings.gateway_producer.max_batch_bytes,
+        partitioner=key_partitioner,
     )
     await producer.start()
     dead: list[tuple[str, HealthReason]] = []

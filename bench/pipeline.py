@@ -14,7 +14,8 @@ and --guilds load guilds are added to it, each with --members members, two text 
 - probes: /queue slash commands at PROBE_RATE_PER_S, answered through the whole loop; p50/p99 are from the
   command's post to the emulator's record of the answer. (Slash commands, because a prefix-command reply
   per probe would measure Discord's 5-per-5-s channel limit, not the pipeline.)
-- CPU: microseconds of CPU per message of each process (emulator, gateway, processors, broker): with the
+- CPU: microseconds of CPU per message of each process (emulator, gateway, processors, broker; and the
+  broker's background, its CPU without traffic over as long, `broker_background_us`): with the
   rate this gives the cores the pipeline needs, `cores_needed_at_target`.
 
 A step that cannot keep up (posted or processed below 90 % of the offered rate, probes unanswered, or the
@@ -83,6 +84,7 @@ LATENCY_RATE_PER_S = 5_000
 STEP_S = 10.0
 DRAIN_S = 15.0
 PROBE_RATE_PER_S = 20
+BACKGROUND_S = 5.0
 START_TIMEOUT_S = 180.0
 RAW_MESSAGES = 50_000
 STAGE_EVENTS = 30_000
@@ -233,9 +235,21 @@ async def probe_latencies(
     return len(posted), latencies
 
 
+async def broker_background(pids: dict[str, int]) -> float | None:
+    """The broker's CPU seconds per second over BACKGROUND_S with no traffic offered: a shared broker serves
+    other clients, and its thousands of partitions cost it CPU of their own (retention, compaction checks)."""
+    broker = pids.get("broker")
+    if broker is None:
+        return None
+    before = cpu_s(broker)
+    await asyncio.sleep(BACKGROUND_S)
+    return (cpu_s(broker) - before) / BACKGROUND_S
+
+
 async def step(
     control: EmulatorControl, guilds: list[LoadGuild], offsets: Offsets, pids: dict[str, int], rate: int
 ) -> dict[str, Any]:
+    background = await broker_background(pids)
     written, committed = await offsets.written(), await offsets.committed()
     cpu = {name: cpu_s(pid) for name, pid in pids.items()}
     start = time.monotonic()
@@ -266,6 +280,7 @@ async def step(
     processed = await offsets.committed() - committed
     messages = sent + probes
     cpu_us = {name: round((cpu_s(pid) - cpu[name]) * 1e6 / max(messages, 1)) for name, pid in pids.items()}
+    measured_s = time.monotonic() - start
     return {
         "offered_per_s": rate,
         "posted_per_s": round(sent / STEP_S, 1),
@@ -278,6 +293,11 @@ async def step(
         "probe_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "probe_p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
         "cpu_us_per_message": cpu_us,
+        # The broker's background (measured just before, without traffic) over as long as the CPU above was,
+        # per message: the part of cpu_us_per_message's broker figure that the messages did not cause.
+        "broker_background_us": (
+            round(background * measured_s * 1e6 / max(messages, 1)) if background is not None else None
+        ),
     }
 
 

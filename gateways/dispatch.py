@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from models.events import VOICE_TRACK_END, VOICE_TRANSCRIPT, EventEnvelope, VoiceTrackEnd, VoiceTranscript
+from streams.sealing import SealedDispatch
 
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 # Dispatches whose own `id` is the guild's or the channel's.
@@ -46,17 +47,20 @@ def event_id(bot_id: str, generation: str, seq: int | None) -> str:
 
 
 def envelope(
+    event_id: str,
     bot_id: str,
     shard_id: int,
-    generation: str,
     seq: int | None,
     event_type: str,
     data: dict[str, Any],
     received_at: datetime,
+    sealed: SealedDispatch | None = None,
 ) -> EventEnvelope:
+    """The dispatch's envelope, built once with its personal fields already sealed (`sealed`; None: the
+    dispatch is about no one person and travels whole)."""
     guild_id, channel_id = dispatch_ids(event_type, data)
     return EventEnvelope(
-        event_id=event_id(bot_id, generation, seq),
+        event_id=event_id,
         bot_id=bot_id,
         shard_id=shard_id,
         guild_id=guild_id,
@@ -64,7 +68,9 @@ def envelope(
         type=event_type,
         sequence=seq if seq is not None else 0,
         received_at=received_at,
-        data=data,
+        data=data if sealed is None else sealed.clear,
+        sealed=None if sealed is None else sealed.sealed,
+        sealed_references=[] if sealed is None else sealed.references,
     )
 
 

@@ -31,7 +31,7 @@ from gateways.shard import BotCredentials, GatewayShard, TokenRejected
 from models.events import EventEnvelope
 from streams.catalog import DISCORD_EVENTS
 from streams.codec import encode_key
-from streams.sealing import DataKeys, seal_envelope
+from streams.sealing import DataKeys, seal_dispatch
 from vault.store import HealthReason
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class Fleet:
     async def publish(
         self, shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
     ) -> None:
-        envelope = self._envelope(shard, seq, event_type, data)
+        envelope = await self._envelope(shard, seq, event_type, data)
         if envelope is None:
             if seq is not None:
                 shard.checkpoint.skipped(seq)
@@ -261,21 +261,33 @@ class Fleet:
             self._on_interaction(shard.bot, data)
         if event_type in VOICE_DISPATCHES and self.on_voice is not None:
             self.on_voice(shard.bot, event_type, data)
-        sealed = await seal_envelope(envelope, self._keys)
         delivery = await self._producer.send(
-            self._events_topic, self._codec.encode(sealed), key=encode_key(envelope.key)
+            self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
         )
         delivery.add_done_callback(partial(self._delivered, shard, shard.generation, seq))
 
-    @staticmethod
-    def _envelope(
-        shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
+    async def _envelope(
+        self, shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
     ) -> EventEnvelope | None:
+        """The dispatch's envelope with its personal fields sealed; None when it is not forwarded."""
         if shard.generation is None:
             return None  # before READY: nothing to resume from, nothing to name it by
+        received_at = datetime.now(UTC)
+        event_id = dispatch.event_id(shard.bot_id, shard.generation, seq)
+        # Sealed before the envelope is built, so it is built once. Sealing may create the user's data key
+        # first (one database round trip per new user): the deferral watch starts after it, well inside its
+        # 1.5 s. Data that is no object is sealed as nothing: the envelope's validation refuses it below.
+        sealed = await seal_dispatch(event_id, data, self._keys) if isinstance(data, dict) else None
         try:
             return dispatch.envelope(
-                shard.bot_id, shard.shard_id, shard.generation, seq, event_type, data, datetime.now(UTC)
+                event_id,
+                shard.bot_id,
+                shard.shard_id,
+                seq,
+                event_type,
+                data,
+                received_at,
+                sealed=sealed,
             )
         except ValidationError as exc:
             log.warning(

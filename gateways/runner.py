@@ -51,7 +51,7 @@ from models.actions import Action
 from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS
-from streams.codec import CodecError, encode_key
+from streams.codec import CodecError, encode_key, key_partitioner
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 from streams.sealing import open_payload, seal_envelope
 from vault.errors import VaultError
@@ -157,8 +157,9 @@ class Runner(ConsumerService):
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=f"deep-gateway-{config.runner_id}",
             acks="all",
-            linger_ms=5,
-            max_batch_size=256 * 1024,
+            linger_ms=settings.gateway_producer.linger_ms,
+            max_batch_size=settings.gateway_producer.max_batch_bytes,
+            partitioner=key_partitioner,
         )
         self.actions = AtLeastOnceConsumer(
             self,

@@ -70,6 +70,7 @@ async def serve_writer(settings: Settings, stop: asyncio.Event, *, instance_id: 
                     instance_id=instance_id,
                     redis=redis,
                     retention_days=settings.retention.memories_days,
+                    fetch=settings.bulk_fetch,
                 )
                 task = asyncio.create_task(writer.run())
                 stopped = asyncio.create_task(stop.wait())

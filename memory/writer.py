@@ -37,6 +37,7 @@ from models.deployments import DeployedAgent, DeploymentStatus, RoutingRecord
 from models.discord import DiscordMessage
 from models.events import EventEnvelope
 from models.memory import MemoryKind, MemoryRecord, Reflection, StoredMemory
+from settings import IMMEDIATE_FETCH, FetchBatching
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Records
@@ -318,6 +319,7 @@ class MemoryWriter(ConsumerService):
         instance_id: str | None = None,
         redis: aioredis.Redis | None = None,
         retention_days: int = 0,
+        fetch: FetchBatching = IMMEDIATE_FETCH,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -345,6 +347,7 @@ class MemoryWriter(ConsumerService):
                 consumer_name="memory.writer",
                 unit="fetch",
                 instance_id=instance_id,
+                broker_fetch=fetch,
             ),
         )
 

@@ -48,7 +48,7 @@ from streams.catalog import (
     PRIVACY_ERASURES,
     TopicSpec,
 )
-from streams.codec import CodecError, decode_key, encode_key
+from streams.codec import CodecError, decode_key, encode_key, key_partitioner
 from streams.dead_letters import dead_letter
 from streams.sealing import open_payload
 from vault.user_keys import UserKeyStore, user_keys
@@ -65,8 +65,6 @@ class WorkerOptions:
     app_id: str = "deep-processors"
     # None: no web server (several workers on one host need distinct ports otherwise).
     web_port: int | None = None
-    # Producer batching: a few milliseconds of linger batch a burst of outputs into one request.
-    linger_s: float = 0.005
     # Commit often: every committed offset shortens what a crashed worker processes again.
     commit_interval_s: float = 0.5
     commit_every: int = 1000
@@ -152,6 +150,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     # its last level.
     faust_dir = settings.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)
+    flow = settings.processors_flow
     app = faust.App(
         f"{namespace}{options.app_id}",
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -161,7 +160,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         value_serializer="raw",
         web_enabled=options.web_port is not None,
         web_port=options.web_port or 6066,
-        producer_linger=options.linger_s,
+        producer_linger=flow.producer.linger_ms / 1000,
+        producer_max_batch_size=flow.producer.max_batch_bytes,
+        producer_partitioner=key_partitioner,
         broker_commit_interval=options.commit_interval_s,
         broker_commit_every=options.commit_every,
         stream_buffer_maxsize=options.stream_buffer_maxsize,
@@ -172,7 +173,6 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         datadir=str(faust_dir / "{conf.name}"),
     )
 
-    flow = settings.processors_flow
     app.transport = _WorkerTransport(app.conf.broker_consumer, app, flow)
 
     def topic(spec: TopicSpec) -> TopicT:

@@ -89,6 +89,57 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class ProducerBatching:
+    """How a producer groups records into produce requests. The broker's CPU goes per request and per
+    partition batch far more than per record: fewer, larger requests cost it less. A record waits up to
+    linger_ms for its batch to fill; a reply crosses two producers (the gateway's, the processors')."""
+
+    linger_ms: int
+    max_batch_bytes: int
+
+
+# The gateway forwards every message of every guild: its requests are most of the broker's produce load.
+GATEWAY_PRODUCER = ProducerBatching(linger_ms=5, max_batch_bytes=256 * 1024)
+
+
+def load_producer_batching(prefix: str, default: ProducerBatching) -> ProducerBatching:
+    return ProducerBatching(
+        linger_ms=_env_bounded(
+            f"{prefix}_LINGER_MS", default.linger_ms, minimum=0, maximum=1000, unit="milliseconds"
+        ),
+        max_batch_bytes=_env_bounded(
+            f"{prefix}_MAX_BATCH_BYTES", default.max_batch_bytes, minimum=1024, unit="bytes"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class FetchBatching:
+    """How a consumer's fetches wait on the broker: it answers once it holds min_bytes for the fetch or
+    max_wait_ms passed. Every answer is a request the broker serves: small fetches, one per produce request,
+    cost it more than the records they carry."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+# aiokafka's own: a fetch is answered as soon as anything is there (a reader on a reply's path).
+IMMEDIATE_FETCH = FetchBatching(min_bytes=1, max_wait_ms=500)
+# The readers of every message that no reply waits for (the memory writer, the analytics sinks): records
+# reach them up to half a second later, in a few large fetches rather than one per gateway produce request.
+BULK_FETCH = FetchBatching(min_bytes=256 * 1024, max_wait_ms=500)
+
+
+def load_fetch_batching(prefix: str, default: FetchBatching) -> FetchBatching:
+    return FetchBatching(
+        min_bytes=_env_bounded(f"{prefix}_MIN_BYTES", default.min_bytes, minimum=1, unit="bytes"),
+        max_wait_ms=_env_bounded(
+            f"{prefix}_MAX_WAIT_MS", default.max_wait_ms, minimum=1, maximum=30_000, unit="milliseconds"
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class ProcessorsFlow:
     """How a processors worker takes its input: events in batches (a batch's table writes reach the
     changelogs once per key, its offsets are acked after its outputs), and the consumer's fetches."""
@@ -101,6 +152,8 @@ class ProcessorsFlow:
     # consumer asks for 1 byte and 1,500 ms).
     fetch_min_bytes: int = 1
     fetch_max_wait_ms: int = 1500
+    # The worker's producer: its actions, decisions and the tables' changelog writes.
+    producer: ProducerBatching = ProducerBatching(linger_ms=5, max_batch_bytes=16 * 1024)
 
 
 def load_processors_flow() -> ProcessorsFlow:
@@ -111,6 +164,7 @@ def load_processors_flow() -> ProcessorsFlow:
         fetch_max_wait_ms=_env_positive(
             "DEEP_PROCESSORS_FETCH_MAX_WAIT_MS", ProcessorsFlow.fetch_max_wait_ms
         ),
+        producer=load_producer_batching("DEEP_PROCESSORS_PRODUCER", ProcessorsFlow.producer),
     )
 
 
@@ -238,6 +292,8 @@ class Settings:
 
     retention: Retention = field(default_factory=Retention)
     processors_flow: ProcessorsFlow = field(default_factory=ProcessorsFlow)
+    gateway_producer: ProducerBatching = GATEWAY_PRODUCER
+    bulk_fetch: FetchBatching = BULK_FETCH
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -373,6 +429,8 @@ def load_settings() -> Settings:
         clock_file=Path(clock_file).resolve() if (clock_file := _env("DEEP_CLOCK_FILE", "")) else None,
         retention=load_retention(),
         processors_flow=load_processors_flow(),
+        gateway_producer=load_producer_batching("DEEP_GATEWAY_PRODUCER", GATEWAY_PRODUCER),
+        bulk_fetch=load_fetch_batching("DEEP_BULK_FETCH", BULK_FETCH),
     )
 
 

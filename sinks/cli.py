@@ -112,7 +112,9 @@ def run_sinks(
     """Copy every analytics topic into ClickHouse until SIGTERM or Ctrl-C. By default the process is a
     static member of the sinks' groups under its host name (one sink process per host)."""
     settings = settings or get_settings()
-    options = options or SinkOptions(instance_id=f"sinks@{socket.gethostname()}")
+    options = options or SinkOptions(
+        instance_id=f"sinks@{socket.gethostname()}", broker_fetch=settings.bulk_fetch
+    )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve_sinks(settings, database=database, options=options, lag_interval_s=lag_interval_s))
 

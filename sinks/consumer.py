@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from models.events import EventEnvelope
+from settings import IMMEDIATE_FETCH, FetchBatching
 from sinks.batch import Batch, BatchPlan
 from sinks.tables import Row, SinkTable
 from streams.catalog import TopicSpec
@@ -40,6 +41,8 @@ class SinkOptions:
     # Static group membership (Kafka's group.instance.id): a restarted sink takes its partitions back at
     # once instead of waiting out the session timeout of the member it replaces. Unique per sink process.
     instance_id: str | None = None
+    # Rows wait for flush_interval_s anyway: the broker may hold fetches for more (settings.BULK_FETCH).
+    broker_fetch: FetchBatching = IMMEDIATE_FETCH
 
 
 def sink_group(namespace: str, table: SinkTable[Any]) -> str:
@@ -123,6 +126,7 @@ class TopicSink(ConsumerService):
                 commit_interval_s=None,
                 instance_id=options.instance_id,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
+                broker_fetch=options.broker_fetch,
             ),
         )
         self._batch = Batch()

@@ -1,15 +1,22 @@
-"""The one codec of every topic: JSON by orjson over the pydantic models, schema version checked on read."""
+"""The one codec of every topic: JSON by orjson over the pydantic models, schema version checked on read; and
+the key's bytes and partition."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Generic, TypeVar
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from pydantic import TypeAdapter, ValidationError
 
 from models.common import error_paths
 
 T = TypeVar("T")
+
+# Keys whose partition key_partitioner remembers (a few MB at most).
+KEY_PARTITIONS_REMEMBERED = 65_536
+_random_partitioner = DefaultPartitioner()
 
 
 class CodecError(ValueError):
@@ -51,3 +58,17 @@ def encode_key(key: str) -> bytes:
 
 def decode_key(raw: bytes | None) -> str | None:
     return raw.decode(errors="replace") if raw is not None else None
+
+
+@functools.lru_cache(maxsize=KEY_PARTITIONS_REMEMBERED)
+def _key_partition_index(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (murmur2 of the key modulo the partition count, as Java clients and
+    Faust place a key, which co-partitioning relies on), remembered per key: its pure-Python murmur2 cost
+    more than anything else in sending a record. Keys are guilds and bots: a bounded, repeating set."""
+    if key is None:
+        return _random_partitioner(key, all_partitions, available)
+    return all_partitions[_key_partition_index(key, len(all_partitions))]

@@ -27,6 +27,7 @@ from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitio
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from settings import IMMEDIATE_FETCH, FetchBatching
 from streams.admin import leave_group
 from streams.catalog import TopicSpec, dead_letter_topic
 from streams.dead_letters import dead_letter
@@ -159,6 +160,8 @@ class ConsumerOptions:
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     max_partition_fetch_bytes: int = 1024 * 1024
+    # How long the broker holds a fetch for more records (BULK_FETCH for a reader no reply waits for).
+    broker_fetch: FetchBatching = IMMEDIATE_FETCH
     # Sticky assignment keeps partitions where they are across rebalances (a gateway's connections).
     sticky: bool = False
 
@@ -233,6 +236,8 @@ class AtLeastOnceConsumer:
             heartbeat_interval_ms=options.heartbeat_interval_ms,
             max_poll_interval_ms=options.max_poll_interval_ms,
             max_partition_fetch_bytes=options.max_partition_fetch_bytes,
+            fetch_min_bytes=options.broker_fetch.min_bytes,
+            fetch_max_wait_ms=options.broker_fetch.max_wait_ms,
             partition_assignment_strategy=(
                 (StickyPartitionAssignor,) if options.sticky else (RoundRobinPartitionAssignor,)
             ),

@@ -148,31 +148,46 @@ def reference_owners(data: Mapping[str, Any], subject: str) -> dict[str, str]:
     return {name: owner for name, owner in owners.items() if owner is not None and owner != subject}
 
 
+@dataclass(frozen=True, slots=True)
+class SealedDispatch:
+    """A dispatch's data as its record carries it: the clear fields, the subject's personal fields sealed
+    under the subject's key, and the fields about other users each sealed under theirs."""
+
+    clear: dict[str, Any]
+    sealed: SealedData
+    references: list[SealedData]
+
+
+async def seal_dispatch(event_id: str, data: Mapping[str, Any], keys: DataKeys) -> SealedDispatch | None:
+    """The dispatch's personal fields sealed for the event `event_id`; None when it is about no one person
+    (it travels whole)."""
+    subject = subject_user_id(data)
+    if subject is None:
+        return None
+    owners = reference_owners(data, subject)
+    references = [
+        seal_fields(await keys.data_key_for(owner), event_id, {name: data[name]}, field=name)
+        for name, owner in owners.items()
+    ]
+    clear: dict[str, Any] = {}
+    personal: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in PERSONAL_FIELDS:
+            clear[name] = value
+        elif name not in owners:
+            personal[name] = value
+    sealed = seal_fields(await keys.data_key_for(subject), event_id, personal)
+    return SealedDispatch(clear, sealed, references)
+
+
 async def seal_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope:
     """The envelope with its subject's personal fields sealed under the subject's data key, and the fields
     about other users each under theirs; unchanged when the dispatch is about no one person."""
-    data = envelope.data
-    subject = subject_user_id(data)
-    if subject is None:
+    sealed = await seal_dispatch(envelope.event_id, envelope.data, keys)
+    if sealed is None:
         return envelope
-    references = {
-        name: await keys.data_key_for(owner) for name, owner in reference_owners(data, subject).items()
-    }
-    key = await keys.data_key_for(subject)
-    personal = {
-        name: value for name, value in data.items() if name in PERSONAL_FIELDS and name not in references
-    }
-    clear = {name: value for name, value in data.items() if name not in PERSONAL_FIELDS}
-    sealed_references = [
-        seal_fields(reference_key, envelope.event_id, {name: data[name]}, field=name)
-        for name, reference_key in references.items()
-    ]
     return envelope.model_copy(
-        update={
-            "data": clear,
-            "sealed": seal_fields(key, envelope.event_id, personal),
-            "sealed_references": sealed_references,
-        }
+        update={"data": sealed.clear, "sealed": sealed.sealed, "sealed_references": sealed.references}
     )
 
 

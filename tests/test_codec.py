@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from models.actions import (
     AnswerInteraction,
@@ -55,7 +56,7 @@ from streams.catalog import (
     TOKENS_HEALTH,
     TopicSpec,
 )
-from streams.codec import CodecError
+from streams.codec import CodecError, encode_key, key_partitioner
 
 LUNA = AgentConfig.model_validate(json.loads((Path(__file__).parent / "fixtures/luna_seed.json").read_text()))
 TARGET = ReplyTarget(bot_id="1", guild_id="2", channel_id="3", message_id="4", author_id="5")
@@ -278,3 +279,17 @@ def test_unknown_action_kind_is_a_codec_error() -> None:
         DISCORD_ACTIONS.codec.decode(
             orjson.dumps({"schema_version": 1, "kind": "nuke", "action_id": "a", "bot_id": "1"})
         )
+
+
+@pytest.mark.parametrize("partitions", [1, 12, 24])
+def test_a_key_goes_where_the_default_partitioner_puts_it(partitions: int) -> None:
+    everyone = list(range(partitions))
+    keys = [str(1_000_000_000_000_000_000 + n * 4_194_304 * 7919) for n in range(300)] + ["dm:42", ""]
+    for _ in range(2):  # the second time from what the partitioner remembers
+        for key in keys:
+            raw = encode_key(key)
+            assert key_partitioner(raw, everyone, everyone) == DefaultPartitioner()(raw, everyone, everyone)
+
+
+def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
+    assert {key_partitioner(None, list(range(12)), [3, 7]) for _ in range(50)} <= {3, 7}

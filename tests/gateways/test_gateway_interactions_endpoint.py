@@ -63,10 +63,8 @@ def test_an_http_interaction_is_named_by_its_id_and_keyed_like_the_gateways() ->
     again = dispatch.interaction_envelope("7", interaction, datetime.now(UTC))
     assert first.event_id == again.event_id == "7:interaction:900"
     assert (first.type, first.guild_id, first.channel_id) == ("INTERACTION_CREATE", "10", "20")
-    assert (
-        first.key
-        == dispatch.envelope("7", 0, "g", 3, "INTERACTION_CREATE", interaction, first.received_at).key
-    )
+    on_gateway = dispatch.envelope("7:g:3", "7", 0, 3, "INTERACTION_CREATE", interaction, first.received_at)
+    assert first.key == on_gateway.key
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]

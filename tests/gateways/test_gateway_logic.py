@@ -26,7 +26,7 @@ from gateways.actions import (
     report_text,
 )
 from gateways.commands import GLOBAL, placement
-from gateways.dispatch import dispatch_ids, envelope
+from gateways.dispatch import dispatch_ids, envelope, event_id
 from gateways.fleet import guild_shard
 from gateways.identify import SessionStartLimit, budget_wait_s
 from gateways.intents import missing_content_notice
@@ -168,11 +168,13 @@ def test_dispatch_ids(event_type: str, data: dict[str, object], ids: tuple[str |
 
 
 def test_envelope_is_keyed_by_guild_or_by_bot_for_dms() -> None:
-    in_guild = envelope(BOT, 0, "gen", 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW)
+    in_guild = envelope(
+        event_id(BOT, "gen", 7), BOT, 0, 7, "MESSAGE_CREATE", {"guild_id": GUILD, "channel_id": CHANNEL}, NOW
+    )
     assert in_guild.key == GUILD
     assert in_guild.event_id == f"{BOT}:gen:7"
     assert (in_guild.channel_id, in_guild.sequence, in_guild.received_at) == (CHANNEL, 7, NOW)
-    in_dm = envelope(BOT, 0, "gen", 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
+    in_dm = envelope(event_id(BOT, "gen", 8), BOT, 0, 8, "MESSAGE_CREATE", {"channel_id": CHANNEL}, NOW)
     assert in_dm.key == f"dm:{BOT}"
 
 
