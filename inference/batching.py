@@ -1,10 +1,14 @@
 """Redis commands of many requests in one round trip.
 
 Records arrive in batches and their answers come back in bursts, so many requests reach the same Redis step
-(the ledger's claim, its answer) at about the same time. Commands queue, and one sender sends the queue as
-one pipeline, waits for its replies, then sends what queued meanwhile: one connection checkout, one write
-and one read for the lot, instead of one each per request (the checkouts alone took a tenth of the worker's
-CPU). The busier the worker, the larger the batches; an idle worker sends a command at once.
+(the ledger's claim, its answer) at about the same time. Commands queue, and one sender writes the queue at
+once, reads its replies, then sends what queued meanwhile: one write and one read for the lot, instead of one
+each per request. The busier the worker, the larger the batches; an idle worker sends a command at once.
+
+The sender holds one connection of the client's pool while it lives, and writes on it directly: a redis-py
+pipeline per batch (a connection checked out and back, its retry wrapper, its own state built and reset)
+cost twice the CPU of the round trip itself, about 140 µs against 60 µs. A connection that fails is closed,
+and connects afresh for the next batch.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
 
 Command = tuple[Any, ...]
 
@@ -22,6 +28,7 @@ class RedisBatcher:
         self.redis = redis
         self._queued: list[tuple[Command, asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
+        self._connection: AbstractConnection | None = None
 
     async def execute(self, *command: Any) -> Any:
         """The reply to `command`, sent with the others queued; raises what Redis answered."""
@@ -48,10 +55,7 @@ class RedisBatcher:
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipeline:
-                for command, _ in batch:
-                    pipeline.execute_command(*command)
-                replies = await pipeline.execute(raise_on_error=False)
+            replies = await self._round_trip([command for command, _ in batch])
         except Exception as exc:  # RedisError, OSError: every caller of the batch gets it
             for _, reply in batch:
                 if not reply.done():
@@ -64,3 +68,28 @@ class RedisBatcher:
                 reply.set_exception(value)
             else:
                 reply.set_result(value)
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        """The replies to `commands` (an error reply as its exception), written at once on the held
+        connection, parsed as the client parses them."""
+        if self._connection is None:
+            self._connection = await self.redis.connection_pool.get_connection()
+        connection = self._connection
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+            replies: list[Any] = []
+            for command in commands:
+                try:
+                    replies.append(self._parsed(command, await connection.read_response()))
+                except ResponseError as exc:  # read whole: the connection stays in step
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            # Failed or cancelled mid-exchange: what the connection holds is unknown. It connects afresh when
+            # next used.
+            await connection.disconnect(nowait=True)
+            raise
+
+    def _parsed(self, command: Command, raw: Any) -> Any:
+        callback = self.redis.response_callbacks.get(command[0])
+        return raw if callback is None else callback(raw)

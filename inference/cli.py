@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import uvloop
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from inference.config import InferenceConfig, local_endpoint, openai_endpoint, parse_endpoints
@@ -60,8 +61,9 @@ async def serve(
     lanes: Sequence[InferenceLane],
     stop: asyncio.Event,
 ) -> None:
-    redis = Redis(
-        connection_pool=BlockingConnectionPool.from_url(settings.redis_url, max_connections=REDIS_CONNECTIONS)
+    # from_pool: the client owns the pool, so closing it closes the pool's connections too.
+    redis = Redis.from_pool(
+        BlockingConnectionPool.from_url(settings.redis_url, max_connections=REDIS_CONNECTIONS)
     )
     pool = EndpointPool(list(config.endpoints), config)
     memory_client = connect(settings)
@@ -138,7 +140,7 @@ def run_worker(
         await serve(config, settings, topic_namespace, group_id, lanes, stop)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        uvloop.run(main())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,14 +6,17 @@ encoded result when done. A redelivery finds the result and publishes it again (
 derived from the request id); one that finds a live claim waits for the result, or for the lease to run out
 when the claimant died. The claim can count the AI call in the same round trip (the common path); the
 request key and the counter key are then used by one script, so on Redis Cluster they need a hash tag.
-Claims and answers go through a RedisBatcher, so those of requests close in time share a round trip.
+Claims and answers go through a RedisBatcher, so those of requests close in time share a round trip. A claim
+names its script by digest (EVALSHA): the script's text is sent again only when the server lost it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from inference.batching import RedisBatcher
 from inference.quota import CHARGE_LUA, Charge
@@ -31,6 +34,7 @@ end
 return {0, redis.call('GET', KEYS[1])}
 """
 )
+_CLAIM_SHA = hashlib.sha1(_CLAIM_LUA.encode()).hexdigest()
 # Delete the key only while it still holds a claim (never a stored result).
 _RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
@@ -57,10 +61,12 @@ class RequestLedger:
     async def claim(self, request_id: str, charge: Charge | None = None) -> Claim:
         keys = [self.prefix + request_id] + ([charge.key] if charge is not None else [])
         limit = charge.limit_arg if charge is not None else -1
-        # EVAL, not EVALSHA: a pipeline cannot reload a script the server lost (restart, SCRIPT FLUSH).
-        owned, value = await self.batcher.execute(
-            "EVAL", _CLAIM_LUA, len(keys), *keys, PENDING, self.lease_s, limit
-        )
+        arguments = (len(keys), *keys, PENDING, self.lease_s, limit)
+        try:
+            owned, value = await self.batcher.execute("EVALSHA", _CLAIM_SHA, *arguments)
+        except NoScriptError:
+            # The server lost its scripts (a restart, SCRIPT FLUSH): EVAL runs the text and caches it again.
+            owned, value = await self.batcher.execute("EVAL", _CLAIM_LUA, *arguments)
         if owned:
             return Claim(owned=True, charged=None if value == -1 else bool(value))
         stored = value if isinstance(value, bytes) else str(value).encode()

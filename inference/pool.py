@@ -6,12 +6,12 @@ max_concurrency whose circuit breaker admits traffic; among free slots the least
 failed attempt (timeout, connection error, 5xx, 429, a model the endpoint does not have) counts against the
 endpoint's breaker and is retried after a backoff on another endpoint serving the model.
 
-A call is one POST of the chat completions wire protocol on the endpoint's aiohttp session (kept-alive
-connections, up to max_concurrency): the body encoded once per request with orjson, the response body parsed
+A call is one POST of the chat completions wire protocol on the endpoint's kept-alive connections (up to
+max_concurrency, inference/http.py): the body encoded once per request with orjson, the response body parsed
 with orjson into a Completion. The openai SDK's request path (options, header merging, its httpx2 layer over
-the same aiohttp) took half the worker's CPU per request (0.94-1.07 ms with it, 0.45-0.48 ms without, in
-bench/inference.py at 1,000 requests in flight); what it added over the protocol (the bearer token, status and
-timeout errors) is here in a few lines.
+aiohttp) took half the worker's CPU per request (0.94-1.07 ms with it, 0.45-0.48 ms without, in
+bench/inference.py at 1,000 requests in flight), and aiohttp's own about 220 µs of the rest; what they added
+over the protocol (the bearer token, status and timeout errors) is here in a few lines.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 import orjson
 
 from inference.breaker import BreakerState, CircuitBreaker
 from inference.config import EndpointConfig, InferenceConfig
+from inference.http import HttpEndpoint
 from inference.model_routing import EndpointLoad, pick, serving
 from models.inference import InferenceRequest
 
@@ -55,9 +55,8 @@ class Completion:
 @dataclass
 class Endpoint:
     config: EndpointConfig
-    session: aiohttp.ClientSession
+    http: HttpEndpoint
     breaker: CircuitBreaker
-    completions_url: str
     in_flight: int = 0
     completed: int = 0
     failed: int = 0
@@ -99,14 +98,9 @@ class EndpointPool:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if endpoint.api_key:  # vLLM started without --api-key needs none
             headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=endpoint.max_concurrency),
-            headers=headers,
-            # The whole attempt, answer read included.
-            timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s),
-        )
+        http = HttpEndpoint(f"{endpoint.base_url}/chat/completions", headers)
         breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
-        return Endpoint(endpoint, session, breaker, f"{endpoint.base_url}/chat/completions")
+        return Endpoint(endpoint, http, breaker)
 
     def serving(self, model: str) -> list[Endpoint]:
         if model not in self._serving:
@@ -120,7 +114,7 @@ class EndpointPool:
         for handle in self._wakeups:
             handle.cancel()
         for endpoint in self.endpoints.values():
-            await endpoint.session.close()
+            endpoint.http.close()
 
     async def complete(self, request: InferenceRequest, rank: int) -> Completion:
         """A completion for `request`; lower `rank` is served first. Raises InferenceFailed."""
@@ -147,8 +141,8 @@ class EndpointPool:
             served = endpoint.config.served_model
             content = orjson.dumps({**payload, "model": served}) if served else body
             try:
-                async with endpoint.session.post(endpoint.completions_url, data=content) as response:
-                    status, raw = response.status, await response.read()
+                # The whole attempt, connecting and the answer read included.
+                status, raw = await endpoint.http.post(content, self.config.request_timeout_s)
                 if status in REQUEST_ERRORS:
                     outcome = None
                     raise InferenceFailed(f"{endpoint.name} refused the request: {status}")
@@ -157,10 +151,10 @@ class EndpointPool:
                 else:
                     completion = _completion(raw, endpoint.name, request)
                     outcome = True
-            # Before ClientError: aiohttp's read and connect timeouts are both.
+            # Before OSError, of which TimeoutError is one.
             except TimeoutError:
                 reason = f"{endpoint.name}: timed out after {self.config.request_timeout_s} s"
-            except aiohttp.ClientError as exc:
+            except OSError as exc:
                 reason = f"{endpoint.name}: connection failed ({type(exc).__name__})"
             except ValueError as exc:
                 reason = f"{endpoint.name}: malformed response ({exc})"

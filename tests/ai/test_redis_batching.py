@@ -5,6 +5,7 @@ hanging them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -27,6 +28,11 @@ async def named_redis() -> AsyncIterator[tuple[Redis, str]]:
     await client.aclose()
 
 
+async def batcher_connections(client: Redis, name: str) -> list[dict[str, str]]:
+    """The named client's connections, less the one asking (CLIENT LIST runs on another of the client's)."""
+    return [c for c in await client.client_list() if c.get("name") == name and c.get("cmd") != "client|list"]
+
+
 @pytest.mark.stack
 async def test_concurrent_commands_share_one_connection_and_get_their_own_replies(
     named_redis: tuple[Redis, str], key_prefix: str
@@ -38,8 +44,22 @@ async def test_concurrent_commands_share_one_connection_and_get_their_own_replie
     replies = await asyncio.gather(*(batcher.execute("INCRBY", key, 1000) for key in keys))
     assert replies == [1000 + i for i in range(200)]
     # Without batching, 200 commands in flight would have opened up to 200 connections.
-    connections = [c for c in await client.client_list() if c.get("name") == name]
-    assert len(connections) == 1
+    assert len(await batcher_connections(client, name)) == 1
+
+
+@pytest.mark.stack
+async def test_a_connection_the_server_dropped_is_replaced(
+    named_redis: tuple[Redis, str], key_prefix: str
+) -> None:
+    client, name = named_redis
+    batcher = RedisBatcher(client)
+    await batcher.execute("SET", f"{key_prefix}kept", 1)
+    (held,) = await batcher_connections(client, name)
+    await client.client_kill_filter(_id=held["id"])
+    # The batch that meets the dropped connection fails; the next connects afresh.
+    with contextlib.suppress(ConnectionError):
+        await batcher.execute("GET", f"{key_prefix}kept")
+    assert await batcher.execute("GET", f"{key_prefix}kept") == b"1"
 
 
 @pytest.mark.stack
