@@ -105,6 +105,9 @@ def connect(settings: Settings) -> WeaviateAsyncClient:
         grpc_host=host,
         grpc_port=settings.weaviate_grpc_port,
         grpc_secure=secure,
+        # The client's start-up checks include asking pypi.org for its latest version: a running platform
+        # reaches only its own servers. The server's health is the stack's and the readiness probes' to check.
+        skip_init_checks=True,
     )
 
 
