@@ -163,10 +163,11 @@ async def scan_redis(redis: Redis, person: Person) -> list[Hit]:
 
 
 async def scan_memories(client: WeaviateAsyncClient, tenants: Iterable[UUID], person: Person) -> list[Hit]:
-    """Every long-term memory of the deployments' tenants, every property."""
+    """Every long-term memory of the deployments' tenants (those with memory have one), every property."""
     collection = client.collections.use(COLLECTION)
+    existing = set(await collection.tenants.get())
     hits: list[Hit] = []
-    for tenant in tenants:
+    for tenant in (t for t in tenants if str(t) in existing):
         async for obj in collection.with_tenant(str(tenant)).iterator():
             where = f"{COLLECTION}/{tenant}/{obj.uuid}"
             hits += _hits(person, "weaviate", where, "properties", _json(obj.properties))
