@@ -91,28 +91,26 @@ async def scan_topics(
     record opens to nothing)."""
     specs = {spec.name_in(namespace): spec for spec in CATALOG}
     skipped = {f"{namespace}{name}" for name in skip}
+    topics = [topic for topic in await namespace_topics(bootstrap, namespace) if topic not in skipped]
     hits: list[Hit] = []
-    for topic in await namespace_topics(bootstrap, namespace):
-        if topic in skipped:
+    for record in await stored_records(bootstrap, topics):
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        hits += _hits(person, "kafka", where, "key", _text(record.key))
+        hits += _hits(person, "kafka", where, "value as stored", _text(record.value))
+        spec = specs.get(record.topic)
+        if spec is None or record.value is None:
             continue
-        spec = specs.get(topic)
-        for record in await stored_records(bootstrap, topic):
-            where = f"{topic}[{record.partition}]@{record.offset}"
-            hits += _hits(person, "kafka", where, "key", _text(record.key))
-            hits += _hits(person, "kafka", where, "value as stored", _text(record.value))
-            if spec is None or record.value is None:
-                continue
-            try:
-                decoded = spec.codec.decode(record.value)
-            except CodecError:
-                continue  # another version's record: its bytes were scanned above
-            opened = (
-                await open_envelope(decoded, keys)
-                if isinstance(decoded, EventEnvelope)
-                else await open_payload(decoded, spec.sealing, keys)
-            )
-            if opened is not None:
-                hits += _hits(person, "kafka", where, "value opened", _json(opened))
+        try:
+            decoded = spec.codec.decode(record.value)
+        except CodecError:
+            continue  # another version's record: its bytes were scanned above
+        opened = (
+            await open_envelope(decoded, keys)
+            if isinstance(decoded, EventEnvelope)
+            else await open_payload(decoded, spec.sealing, keys)
+        )
+        if opened is not None:
+            hits += _hits(person, "kafka", where, "value opened", _json(opened))
     return hits
 
 

@@ -10,19 +10,19 @@ from streams.catalog import TopicSpec
 
 async def stored_values(bootstrap: str, namespace: str, spec: TopicSpec) -> list[bytes]:
     """Every record value of the topic, from the start to its end now."""
-    records = await stored_records(bootstrap, spec.name_in(namespace))
+    records = await stored_records(bootstrap, [spec.name_in(namespace)])
     return [record.value for record in records if record.value is not None]
 
 
-async def stored_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of the topic, every partition, from the start to its end now."""
+async def stored_records(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of the topics, every partition, from the start to their ends now."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        (described,) = await admin.describe_topics([topic])
+        described = await admin.describe_topics(topics)
     finally:
         await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     found: list[ConsumerRecord[bytes, bytes]] = []

@@ -2,7 +2,7 @@
 inference -> memory writer -> sinks, the API serving the erasure and the access export):
 
 one member ("the erased") and another ("the kept") each leave words and data in every store: messages to
-Luna (context window, relationship, mood, levels, the inference response cache), a long-term memory, a
+Luna (context window, relationship, levels, the inference response cache), a long-term memory, a
 moderator's warn, coins (/daily), a report of Luna's answer (owner notification), analytics rows and a
 Parquet export. The access export holds every planted item of the erased; the erasure (asked twice: one
 erasure) finishes; then every store is scanned for the erased's id, name and words (tests/store_scan.py):
@@ -54,11 +54,12 @@ from tests.store_scan import (
 )
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.stack
+# Starting the demo, planting two members' data and the erasure take minutes on a busy machine.
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 # Superseded changelog values are compacted away within this bound (plus the broker cleaner's back-off).
 COMPACTION_MS = 2000
-COMPACTED_S = 90.0
+COMPACTED_S = 60.0
 RECALL_S = 120.0
 DONE_S = 180.0
 CLICKHOUSE_DATABASE = "demo"
@@ -146,7 +147,7 @@ async def plant(demo: ErasureDemo, member: Member, memories: MemoryStore) -> Non
     luna, mod, kai = demo.bots["Luna"], demo.bots["Mod Bot"], demo.bots["Kai"]
     general = demo.channels["general"]
     control = demo.control
-    # Luna answers (context, relationship, mood, XP, the inference cache, analytics rows) and remembers.
+    # Luna answers (context, relationship, XP, the inference cache, analytics rows) and remembers.
     since = await demo.last_seq()
     await control.post_user_message(member.user_id, f"<@{luna}> {member.said}", general)
     answer = await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))
@@ -191,7 +192,7 @@ def holds(section: Any, *texts: str) -> bool:
 def assert_export_holds_everything(export: UserDataExport, member: Member) -> None:
     tables = export.tables
     assert holds(tables.get("context"), member.said, member.fact), tables.keys()
-    assert {"relationships", "moods", "levels", "warns", "economy"} <= set(tables), tables.keys()
+    assert {"relationships", "levels", "leaderboards", "warns", "economy"} <= set(tables), tables.keys()
     assert holds(tables["warns"], member.warned_for)
     assert holds(export.memories, member.fact.rsplit(" ", 1)[-1])
     assert holds(export.events, member.said, member.fact, member.username)
@@ -244,7 +245,10 @@ async def test_a_member_is_erased_from_every_store_and_the_platform_keeps_answer
                     content_guilds=frozenset({demo.guild_id}),
                 )
             before = await scan_every_store(demo, erased.person, memories, redis)
-            assert {store for store, hits in before.items() if hits} == set(before), report(before)
+            # Redis holds no one's id or words (its cache is keyed and valued by digests and completions).
+            assert {store for store, hits in before.items() if hits} == set(before) - {"redis"}, report(
+                before
+            )
 
             assert_export_holds_everything(await export_of(demo, api, erased), erased)
 
@@ -276,7 +280,7 @@ async def test_a_member_is_erased_from_every_store_and_the_platform_keeps_answer
             kept_export = await export_of(demo, api, kept)
             assert_export_holds_everything(kept_export, kept)
             kept_hits = await scan_every_store(demo, kept.person, memories, redis)
-            assert all(kept_hits.values()), report(kept_hits)
+            assert {store for store, hits in kept_hits.items() if hits} == set(kept_hits) - {"redis"}
 
             # The platform keeps answering both; the erased's new words are theirs again from here.
             written_again = datetime.now(UTC)
