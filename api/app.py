@@ -124,10 +124,11 @@ def create_app(
                 asyncio.create_task(run_relay(dsn, settings.kafka_bootstrap, stop=stop), name="outbox-relay"),
                 asyncio.create_task(run_health_checks(vault, stop), name="token-health-checks"),
                 asyncio.create_task(
-                    consume_token_health(store, settings.kafka_bootstrap, stop), name="token-health-consumer"
+                    consume_token_health(store, data_stores.user_keys, settings.kafka_bootstrap, stop),
+                    name="token-health-consumer",
                 ),
                 asyncio.create_task(
-                    consume_owner_notifications(store, settings.kafka_bootstrap, stop),
+                    consume_owner_notifications(store, data_stores.user_keys, settings.kafka_bootstrap, stop),
                     name="owner-notifications-consumer",
                 ),
                 asyncio.create_task(run_usage_persistence(store, usage, stop), name="usage-persistence"),

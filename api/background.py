@@ -20,6 +20,7 @@ from inference.quota import MonthlyUsage
 from streams.catalog import OWNER_NOTIFICATIONS, TOKENS_HEALTH, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService
+from streams.sealing import DataKeys, open_payload
 from vault.errors import VaultError
 from vault.store import TokenVault
 
@@ -68,7 +69,8 @@ async def run_usage_persistence(
 
 class TopicApplier(ConsumerService):
     """Applies each record of one topic, one at a time in offset order; applying is idempotent, so what a
-    rebalance redelivers changes nothing."""
+    rebalance redelivers changes nothing. A sealed record is applied opened with `keys`, or as its clear part
+    holds it when the member it is about was erased (a report is kept without its reporter)."""
 
     def __init__(
         self,
@@ -76,11 +78,13 @@ class TopicApplier(ConsumerService):
         apply_one: Callable[[Any], Awaitable[None]],
         name: str,
         store: Store,
+        keys: DataKeys,
         bootstrap: str,
         producer: AIOKafkaProducer,
     ) -> None:
         self.spec = spec
         self.apply_one = apply_one
+        self.keys = keys
         self.consumer = AtLeastOnceConsumer(
             self,
             [spec],
@@ -100,6 +104,7 @@ class TopicApplier(ConsumerService):
             for record in records:
                 try:
                     event = self.spec.codec.decode(record.value)
+                    event = await open_payload(event, self.spec.sealing, self.keys) or event
                 except CodecError as exc:
                     await self.consumer.dead_letter(record, str(exc))
                     continue
@@ -112,13 +117,14 @@ async def consume_topic(
     apply_one: Callable[[Any], Awaitable[None]],
     name: str,
     store: Store,
+    keys: DataKeys,
     bootstrap: str,
     stop: asyncio.Event,
 ) -> None:
     """Apply every record of `spec` with `apply_one` until `stop`; reconnects after a Kafka error."""
     while not stop.is_set():
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="deep-api", acks="all")
-        applier = TopicApplier(spec, apply_one, name, store, bootstrap, producer)
+        applier = TopicApplier(spec, apply_one, name, store, keys, bootstrap, producer)
         stopper = asyncio.create_task(_stop_on(stop, applier.consumer))
         try:
             await producer.start()
@@ -135,17 +141,20 @@ async def consume_topic(
                 await producer.stop()
 
 
-async def consume_token_health(store: Store, bootstrap: str, stop: asyncio.Event) -> None:
+async def consume_token_health(store: Store, keys: DataKeys, bootstrap: str, stop: asyncio.Event) -> None:
     """Apply every tokens.health event to the deployments (reassigning a dead token's) until `stop`."""
     await consume_topic(
-        TOKENS_HEALTH, store.tokens.apply_health_event, "token-health", store, bootstrap, stop
+        TOKENS_HEALTH, store.tokens.apply_health_event, "token-health", store, keys, bootstrap, stop
     )
 
 
-async def consume_owner_notifications(store: Store, bootstrap: str, stop: asyncio.Event) -> None:
-    """Store every owner notification, for the owner's notification list and the operators, until `stop`."""
+async def consume_owner_notifications(
+    store: Store, keys: DataKeys, bootstrap: str, stop: asyncio.Event
+) -> None:
+    """Store every owner notification, opened, for the owner's notification list and the operators, until
+    `stop`. The stored copy of a report names its reporter until their erasure redacts it (ops/erasure.py)."""
     await consume_topic(
-        OWNER_NOTIFICATIONS, store.notifications.record, "owner-notifications", store, bootstrap, stop
+        OWNER_NOTIFICATIONS, store.notifications.record, "owner-notifications", store, keys, bootstrap, stop
     )
 
 

@@ -68,6 +68,10 @@ class OwnerNotification(Payload):
     deployment_id: UUID | None = None
     token_id: UUID | None = None
     at: datetime = Field(default_factory=utc_now)
+    # The member it is about (a report's reporter), whose data key seals it on the topic
+    # (streams/catalog.py: NOTIFICATION_SEALING); None: about no one (a token, a quota).
+    about_user_id: Snowflake | None = None
+    sealed: SealedData | None = None
 
 
 class DeadLetter(Payload):

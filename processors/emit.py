@@ -44,23 +44,33 @@ Origin = InteractionOrigin | MessageOrigin
 
 @dataclass(frozen=True)
 class Notice:
-    """A message a timer sends for a deployment, outside any event; its action ids derive from `cause_id`."""
+    """A message a timer sends for a deployment, outside any event; its action ids derive from `cause_id`.
+    `about_user_id` is the member it is for (a reminder's), whose key seals it; None: it is about no one."""
 
     cause_id: str
     deployment_id: str
     guild_id: str | None
     channel_id: str
     say: Say
+    about_user_id: str | None
 
 
 class Emitter:
     """Makes the actions of one deployment for one event. Ids derive from (event id, deployment id, index),
-    so reprocessing the event yields the same ids and the gateway performs each action once."""
+    so reprocessing the event yields the same ids and the gateway performs each action once.
 
-    def __init__(self, cause_id: str, deployed: DeployedAgent, guild_id: str | None) -> None:
+    `about_user_id` is the member the event is about (a message's author, a command's invoker): every action
+    answering it carries their id and is sealed under their data key (streams/catalog.py: ACTION_SEALING), so
+    erasing them shreds what was said to or of them. An action on a member (`user_id`: ban, warn) is about
+    the member acted on. None: the event is about no one member (a timer's, a track's end)."""
+
+    def __init__(
+        self, cause_id: str, deployed: DeployedAgent, guild_id: str | None, about_user_id: str | None
+    ) -> None:
         self.cause_id = cause_id
         self.deployed = deployed
         self.guild_id = guild_id
+        self.about_user_id = about_user_id
         self._index = 0
 
     @property
@@ -77,6 +87,7 @@ class Emitter:
             guild_id=self.guild_id,
             deployment_id=str(deployment.deployment_id),
             cause_event_id=self.cause_id,
+            about_user_id=fields.get("user_id", self.about_user_id),
             **fields,
         )
 

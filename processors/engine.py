@@ -263,7 +263,15 @@ class Outputs:
         decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
         audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
         requests = [await seal_payload(r, INFERENCE_LANES[r.lane].sealing, keys) for r in self.requests]
-        return replace(self, actions=actions, decisions=decisions, audits=audits, requests=requests)
+        notifications = [await seal_payload(n, OWNER_NOTIFICATIONS.sealing, keys) for n in self.notifications]
+        return replace(
+            self,
+            actions=actions,
+            decisions=decisions,
+            audits=audits,
+            requests=requests,
+            notifications=notifications,
+        )
 
     def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
         """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
@@ -512,7 +520,7 @@ class Engine:
         if deployed is None:
             return Outputs()  # undeployed while the track played
         music_key = MusicKey(envelope.key, deployed.deployment.deployment_id).encode()
-        emit = Emitter(envelope.event_id, deployed, end.guild_id)
+        emit = Emitter(envelope.event_id, deployed, end.guild_id, None)
         ended = track_ended(self.tables.music.get(music_key), end, emit)
         _store(self.tables.music, music_key, ended.state)
         return Outputs(actions=ended.actions)
@@ -606,7 +614,7 @@ class Engine:
         if route is None:
             return Outputs()
         # Named after the poll, not the update: a second update with the final results repeats these ids.
-        emit = Emitter(f"poll:{message.id}", route.deployed, envelope.guild_id)
+        emit = Emitter(f"poll:{message.id}", route.deployed, envelope.guild_id, None)
         return Outputs(actions=[emit.answer(say, MessageOrigin(message.channel_id, message.id))])
 
     def _floor(
@@ -692,7 +700,7 @@ class Engine:
         name = interaction.data.name.lower()
         route = next((r for r in routes if command_enabled(r.deployed.agent, name)), routes[0])
         agent = route.deployed.agent
-        emit = Emitter(envelope.event_id, route.deployed, envelope.guild_id)
+        emit = Emitter(envelope.event_id, route.deployed, envelope.guild_id, user.id)
         origin = InteractionOrigin(interaction.id, interaction.token)
         out = Outputs()
         specs = options_for(name, agent.custom_commands)
@@ -898,7 +906,7 @@ class Engine:
         if warmer is not None:
             self.store_relationship(key, tip.agent, warmer, invocation.at)
         same = tip.agent.deployment.deployment_id == deployed.deployment.deployment_id
-        thanks_from = emit if same else Emitter(emit.cause_id, tip.agent, invocation.guild_id)
+        thanks_from = emit if same else Emitter(emit.cause_id, tip.agent, invocation.guild_id, tipper.id)
         thanks = thanks_from.send(tip.thanks, invocation.channel_id)
         return Outcome(outcome.say, [*outcome.actions, thanks], outcome.audits, outcome.state)
 
@@ -1002,7 +1010,8 @@ class Engine:
         text = spoken_text(written)[:DISCORD_MESSAGE_LIMIT]
         if channel is None or not text:
             return []
-        emit = Emitter(f"{result.request_id}:voice", deployed, result.target.guild_id)
+        target = result.target
+        emit = Emitter(f"{result.request_id}:voice", deployed, target.guild_id, target.author_id)
         return [emit.action(VoiceSpeak, channel_id=channel, text=text, voice_id=voice_id(deployed))]
 
     # Timer ---------------------------------------------------------------------------------------------
@@ -1030,7 +1039,7 @@ class Engine:
         for notice in notices:
             deployed = find_deployment(record, notice.deployment_id)
             if deployed is not None:
-                emit = Emitter(notice.cause_id, deployed, notice.guild_id)
+                emit = Emitter(notice.cause_id, deployed, notice.guild_id, notice.about_user_id)
                 out.actions.append(emit.send(notice.say, notice.channel_id))
         return out
 
@@ -1060,7 +1069,14 @@ class Engine:
                 user_id=announcement.user_id,
                 at=announcement.due_at.astimezone(agent.behavior.schedule.zone),
             )
-            emit = Emitter(f"announcement:{announcement.announcement_id}", deployed, announcement.guild_id)
+            # The announcer's words, which may name them ({user}): sealed under their key, as /announce's
+            # answer is.
+            emit = Emitter(
+                f"announcement:{announcement.announcement_id}",
+                deployed,
+                announcement.guild_id,
+                announcement.user_id,
+            )
             channel_type = directory.channel_types.get(announcement.channel_id) if directory else None
             out.actions.append(post(emit, text, announcement.channel_id, channel_type))
         self.tables.announcements[announcements_key] = remaining
@@ -1105,7 +1121,7 @@ class Engine:
             if check.leave:
                 assert idle_since is not None
                 cause = f"music-idle:{deployment_id}:{idle_since.isoformat()}"
-                emit = Emitter(cause, deployed, deployed.deployment.guild_id)
+                emit = Emitter(cause, deployed, deployed.deployment.guild_id, None)
                 out.actions.extend(leave_actions(emit, queue, channel))
             elif check.since is not None:
                 since[deployment_id] = check.since
@@ -1268,6 +1284,8 @@ class Engine:
         context = self.tables.context.get(ContextKey(key, channel_id).encode()) if channel_id else None
         speaks = channel_id is not None and somebody_spoke(context, firing)
         person = self._checked_in_on(key, deployed, firing) if firing.away is not None else None
+        # A check-in is about the member checked on; another routine's post is about no one.
+        about = person.user_id if person is not None else None
         speaks = speaks and (firing.away is None or person is not None)
         silenced = rating_gate(agent, False, age_restricted(directory, channel_id)) if speaks else None
         speaks = speaks and silenced is None
@@ -1282,12 +1300,12 @@ class Engine:
                 reason=DecisionReason.proactive if speaks else silenced or DecisionReason.proactive_skipped,
                 priority=Priority.low if speaks else None,
                 routine=firing.routine,
-                author_id=person.user_id if person is not None else None,
+                author_id=about,
             )
         )
         if channel_id is None or not speaks:
             return
-        emit = Emitter(cause, deployed, deployment.guild_id)
+        emit = Emitter(cause, deployed, deployment.guild_id, about)
         if firing.action is RoutineAction.voice_check_in:
             voice = voice_channel(deployed, directory)
             if voice is not None:
@@ -1359,7 +1377,9 @@ class _MessageTurn:
         self.bot_id = self.deployed.deployment.bot_id
         self.key = self.envelope.key
         self.deployment_id = self.deployed.deployment.deployment_id
-        self.emit = Emitter(self.envelope.event_id, self.deployed, self.envelope.guild_id)
+        self.emit = Emitter(
+            self.envelope.event_id, self.deployed, self.envelope.guild_id, self.message.author.id
+        )
         self.is_dm = self.envelope.guild_id is None
         self.tables = self.engine.tables
 

@@ -184,9 +184,10 @@ class _Host:
     run: EventRun
     directory: GuildDirectory | None
 
-    def emitter(self, part: str) -> Emitter:
+    def emitter(self, part: str, about_user_id: str | None = None) -> Emitter:
+        """The actions of one step; a step answering a member (a trivia answer) is about them."""
         deployment = self.deployed.deployment
-        return Emitter(f"event:{self.run.marker}:{part}", self.deployed, deployment.guild_id)
+        return Emitter(f"event:{self.run.marker}:{part}", self.deployed, deployment.guild_id, about_user_id)
 
     def channel(self) -> str | None:
         """Where the event is announced, reminded and played."""
@@ -330,7 +331,7 @@ class _Host:
         self.run = self.run.model_copy(update={"trivia": judged})
         if say is None:
             return []
-        return [self.emitter(f"answer:{message.id}").send(say, message.channel_id)]
+        return [self.emitter(f"answer:{message.id}", message.author.id).send(say, message.channel_id)]
 
 
 def host_events(

@@ -383,8 +383,10 @@ def end_idle_games(book: GameBook, now: datetime) -> tuple[list[Notice], GameBoo
 
 def _ended(game: ChannelGame, text: str, title: str) -> Notice:
     say = Say(text, title=title)
+    # A challenge's end names both players: it is sealed under the challenger's key, who started it.
+    about = game.challenger_id if isinstance(game, RpsChallenge) else None
     return Notice(
-        f"game-timeout:{game.game_id}", str(game.deployment_id), game.guild_id, game.channel_id, say
+        f"game-timeout:{game.game_id}", str(game.deployment_id), game.guild_id, game.channel_id, say, about
     )
 
 

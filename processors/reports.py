@@ -112,6 +112,7 @@ def _report(
         kind="message_reported",
         message=said,
         deployment_id=deployment.deployment_id,
+        about_user_id=reporter_id,
     )
 
 

@@ -108,7 +108,7 @@ def _join_home(
     there = directory is not None and directory.voice_channel_of.get(bot_id) == home
     if home is None or (there and not when_there and not listens(deployed)):
         return []
-    emit = Emitter(cause_id, deployed, deployed.deployment.guild_id)
+    emit = Emitter(cause_id, deployed, deployed.deployment.guild_id, None)
     return [emit.action(VoiceJoin, channel_id=home, listen_for=listen_for(deployed))]
 
 

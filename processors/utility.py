@@ -77,6 +77,7 @@ def reminder_notice(reminder: Reminder) -> Notice:
         reminder.guild_id,
         reminder.channel_id,
         say,
+        reminder.user_id,
     )
 
 

@@ -86,8 +86,10 @@ DISCORD_EVENTS = TopicSpec(
     consumers=("processors", "sinks", "jobs.replay"),
 )
 
-# A reply's words and an action on a member (ban, kick, warning: the member's id, the reason and the report
-# naming them) are sealed under the key of the member answered or acted on; other actions stay clear.
+# What an action says to or of a member (a reply's or a command answer's words, a poll they asked, a track
+# they asked for, what is spoken to them) and an action on a member (ban, kick, warning: the member's id, the
+# reason and the report naming them) are sealed under the key of the member answered or acted on
+# (processors/emit.py); an action about no one member (a routine's post, an event's) stays clear.
 ACTION_SEALING = PayloadSealing[Any](
     kind="discord.action",
     fields={
@@ -95,6 +97,9 @@ ACTION_SEALING = PayloadSealing[Any](
         "user_id": None,
         "content": "",
         "embed": None,
+        "poll": None,
+        "text": "",
+        "track": "",
         "reason": "",
         "report": None,
     },
@@ -251,6 +256,18 @@ ANALYTICS_ANSWERS = TopicSpec(
     consumers=("api",),
 )
 
+# What an owner is shown of a report whose reporter was erased: the clear record's message.
+REPORT_BY_ERASED_MEMBER = "A member reported a message of this deployment; their data was erased since."
+
+# A report names its reporter and quotes their reason: sealed under the reporter's key. A notification about
+# no one (a revoked token, a spent quota) stays clear.
+NOTIFICATION_SEALING = PayloadSealing[OwnerNotification](
+    kind="owner.notification",
+    fields={"message": REPORT_BY_ERASED_MEMBER, "about_user_id": None},
+    subject=lambda notification: notification.about_user_id,
+    record_id=lambda notification: notification.notification_id,
+)
+
 OWNER_NOTIFICATIONS = TopicSpec(
     name="owner.notifications",
     key="owner id",
@@ -259,6 +276,7 @@ OWNER_NOTIFICATIONS = TopicSpec(
     retention_ms=30 * DAY_MS,
     producers=("processors", "inference workers", "gateways"),
     consumers=("api",),
+    sealing=NOTIFICATION_SEALING,
 )
 
 # Erasure control: the job writes one record to every partition, the worker owning a partition erases the

@@ -201,7 +201,9 @@ async def test_a_token_revoked_at_discord_moves_its_deployments_through_tokens_h
     ctx = client._transport.app.state.ctx  # type: ignore[attr-defined]
     store: Store = ctx.store
     stop = asyncio.Event()
-    consumer = asyncio.create_task(consume_token_health(store, api_settings.kafka_bootstrap, stop))
+    consumer = asyncio.create_task(
+        consume_token_health(store, ctx.erasures.stores.user_keys, api_settings.kafka_bootstrap, stop)
+    )
 
     async def moved() -> bool:
         now = await store.deployments.get(UUID(deployment["deployment_id"]), None)

@@ -18,10 +18,11 @@ from api.store.shared import deployments_where
 from emulator.discord import DiscordEmulator
 from emulator.discord.errors import ApiError
 from emulator.discord.intents import Intent
-from models.actions import Attachment, Embed, SendMessage, TypingIndicator
+from models.actions import Action, Attachment, Embed, SendMessage, TypingIndicator
 from models.agent import AgentConfig, AgentMode
 from models.events import EventEnvelope
 from models.tools import COMMANDS_BY_TOOL, REPORT_COMMAND, Tool
+from processors.emit import Emitter, MessageOrigin, Say
 from settings import Settings
 from streams.catalog import DEAD_LETTERS, DISCORD_ACTIONS, DISCORD_EVENTS, OWNER_NOTIFICATIONS
 from streams.codec import encode_key
@@ -35,6 +36,7 @@ from tests.gateways.conftest import (
     read_topic,
     seal_bot,
 )
+from tests.processors.factories import agent_with, deployed
 from vault.user_keys import UserKeyStore
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
@@ -42,6 +44,11 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
 
 def bot_messages(emulator: DiscordEmulator, bot_id: str) -> list[str]:
     return [action.payload["content"] for action in emulator.actions(bot_id=bot_id, kind="message")]
+
+
+def said_by(emulator: DiscordEmulator, bot_id: str) -> list[str]:
+    """What the bot said, in messages and replies alike."""
+    return [action.payload.get("content", "") for action in emulator.actions(bot_id=bot_id)]
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +421,7 @@ async def _is(value: Awaitable[bool | None], expected: bool) -> bool:
     return await value is expected
 
 
-async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_is_not(
+async def test_sealed_replies_are_opened_and_said_and_those_about_an_erased_member_are_not(
     stack_up: Settings,
     namespace: str,
     emulator: DiscordEmulator,
@@ -424,7 +431,7 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
     data_keys: UserKeyStore,
 ) -> None:
     member, erased = (f"7{uuid.uuid4().int % 10**17:017d}" for _ in range(2))
-    said, unsaid = f"just for you {uuid.uuid4().hex}", f"about the erased {uuid.uuid4().hex}"
+    agent = deployed(agent_with(AgentMode.bare), guild_id=world.guild_id, bot_id=bot_id)
 
     def answering(user: str, content: str) -> SendMessage:
         return SendMessage(
@@ -436,14 +443,29 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
             about_user_id=user,
         )
 
-    actions = [answering(erased, unsaid), answering(member, said)]
+    def command_answer(invoker: str, text: str) -> Action:
+        """A prefix command's answer, as the processors make it for the command's event."""
+        emit = Emitter(f"evt-{uuid.uuid4().hex}", agent, world.guild_id, invoker)
+        command = f"7{uuid.uuid4().int % 10**17:017d}"
+        return emit.answer(Say(text), MessageOrigin(world.channel_id, command))
+
+    said, unsaid = f"just for you {uuid.uuid4().hex}", f"about the erased {uuid.uuid4().hex}"
+    answered, unanswered = f"Queued for you {uuid.uuid4().hex}", f"Queued for the erased {uuid.uuid4().hex}"
+    actions = [
+        answering(erased, unsaid),
+        command_answer(erased, unanswered),
+        answering(member, said),
+        command_answer(member, answered),
+    ]
+    assert [action.about_user_id for action in actions] == [erased, erased, member, member]
     sealed = [await seal_payload(action, DISCORD_ACTIONS.sealing, data_keys) for action in actions]
     await data_keys.destroy_user_keys(erased)
     for action in sealed:
         await produce_action(producer, namespace, action)
-    # Actions of one bot are performed in order: once the second is said, the first was handled.
-    assert await eventually(lambda: said in bot_messages(emulator, bot_id), within_s=30)
-    assert unsaid not in bot_messages(emulator, bot_id)
+    # Actions of one bot are performed in order: once the last is said, the others were handled.
+    assert await eventually(lambda: answered in said_by(emulator, bot_id), within_s=30)
+    assert said in said_by(emulator, bot_id)
+    assert not {unsaid, unanswered} & set(said_by(emulator, bot_id))
 
     ids = [action.action_id.encode() for action in actions]
     records = await read_topic(
@@ -453,12 +475,12 @@ async def test_a_sealed_reply_is_opened_and_said_and_one_about_an_erased_member_
         within_s=20,
     )
     stored = [record.value for record in records if any(i in record.value for i in ids)]
-    assert len(stored) == 2
-    for personal in (said, unsaid, member, erased):
+    assert len(stored) == 4
+    for personal in (said, unsaid, answered, unanswered, member, erased):
         assert not [value for value in stored if personal.encode() in value]
     await data_keys.destroy_user_keys(member)
     opened = [
         await open_payload(DISCORD_ACTIONS.codec.decode(v), DISCORD_ACTIONS.sealing, data_keys)
         for v in stored
     ]
-    assert opened == [None, None]
+    assert opened == [None] * 4

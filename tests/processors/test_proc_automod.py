@@ -92,7 +92,7 @@ def test_mentions_and_blocked_words() -> None:
 def test_enforcement_combines_actions_warns_and_escalates() -> None:
     config = AutomodConfig.model_validate({"blocked_words": {"enabled": True, "words": ["darn"]}})
     agent = agent_with(AgentMode.enhanced)
-    emit_for = lambda event: Emitter(event, deployed(agent, guild_id=GUILD, bot_id=BOT), GUILD)  # noqa: E731
+    emit_for = lambda event: Emitter(event, deployed(agent, guild_id=GUILD, bot_id=BOT), GUILD, SPAMMER["id"])  # noqa: E731
     rules = [EscalationRule(warns=2, action="timeout", duration_s=600)]
     record = None
     kinds = []

@@ -74,9 +74,8 @@ def invocation(
 
 
 def emitter(mode: AgentMode = AgentMode.enhanced, event: str | None = None, **agent: Any) -> Emitter:
-    return Emitter(
-        event or f"evt-{snowflake()}", deployed(agent_with(mode, **agent), guild_id=GUILD, bot_id=BOT), GUILD
-    )
+    dep = deployed(agent_with(mode, **agent), guild_id=GUILD, bot_id=BOT)
+    return Emitter(event or f"evt-{snowflake()}", dep, GUILD, MEMBER)
 
 
 # Parsing --------------------------------------------------------------------------------------------------
@@ -426,8 +425,8 @@ def test_answers_follow_the_response_style() -> None:
 
 def test_action_ids_are_deterministic() -> None:
     dep = deployed(agent_with(AgentMode.bare), guild_id=GUILD, bot_id=BOT)
-    first = [Emitter("evt-1", dep, GUILD).send(Say("x"), CHANNEL).action_id for _ in range(2)]
-    two = Emitter("evt-1", dep, GUILD)
+    first = [Emitter("evt-1", dep, GUILD, MEMBER).send(Say("x"), CHANNEL).action_id for _ in range(2)]
+    two = Emitter("evt-1", dep, GUILD, MEMBER)
     pair = [two.send(Say("x"), CHANNEL).action_id, two.send(Say("y"), CHANNEL).action_id]
     assert first[0] == first[1] == pair[0] != pair[1]
 

@@ -30,6 +30,9 @@ from processors.context import PENDING_MESSAGE_ID
 from processors.engine import Engine, MalformedEvent, Tables
 from processors.prompt import PromptFit, max_tokens_for
 from processors.traits import reply_tokens
+from streams.catalog import DISCORD_ACTIONS
+from streams.sealing import open_payload
+from tests.data_keys import MemoryDataKeys
 from tests.processors.factories import (
     T0,
     agent_with,
@@ -125,6 +128,26 @@ def test_play_by_prefix_and_by_slash_command(engine: Engine) -> None:
     assert isinstance(refused, InteractionResponse) and refused.ephemeral and "not enabled" in refused.content
     # A prefix command the agent does not have is ordinary chat.
     assert not say(engine, MUSIC_BOT, KAI, "!pause")
+
+
+async def test_a_command_answer_is_about_its_invoker_and_sealed_under_their_key(engine: Engine) -> None:
+    lounge = snowflake()
+    voice = {"guild_id": GUILD, "user_id": KAI["id"], "channel_id": lounge, "session_id": "s"}
+    engine.handle_event(envelope("VOICE_STATE_UPDATE", voice, bot_id=MUSIC_BOT, guild_id=GUILD))
+    by_prefix = say(engine, MUSIC_BOT, KAI, "!play lofi")
+    by_slash = slash(engine, MUSIC_BOT, "play", [{"name": "query", "type": 3, "value": "jazz"}])
+    refused = slash(engine, MUSIC_BOT, "pause")
+    actions = [*by_prefix.actions, *by_slash.actions, *refused.actions]
+    assert {a.kind for a in actions} == {"reply", "voice_join", "voice_play", "interaction_response"}
+    assert {a.about_user_id for a in actions} == {KAI["id"]}
+    keys = MemoryDataKeys()
+    sealed = await by_slash.sealed(keys)
+    [(_, _, raw)] = sealed.records(GUILD)
+    # The answer's words and its member travel sealed; the interaction it answers stays clear.
+    assert b"jazz" not in raw and KAI["id"].encode() not in raw
+    assert by_slash.actions[0].interaction_id.encode() in raw
+    [response] = sealed.actions
+    assert await open_payload(response, DISCORD_ACTIONS.sealing, keys) == by_slash.actions[0]
 
 
 def test_no_ai_agent_never_requests_inference(engine: Engine) -> None:
@@ -331,6 +354,7 @@ def test_reminder_fires_from_the_timer(engine: Engine) -> None:
     due = engine.fire_reminders(GUILD, T0 + timedelta(minutes=10))
     [message] = due.actions
     assert isinstance(message, SendMessage) and message.content == f"⏰ <@{KAI['id']}> stretch"
+    assert message.about_user_id == KAI["id"]
     assert message.bot_id == bot and message.channel_id == GENERAL
     assert not engine.fire_reminders(GUILD, T0 + timedelta(minutes=11))
 
@@ -376,6 +400,7 @@ def test_a_poll_is_discords_own_and_its_results_are_announced_when_it_closes(eng
     final = {"is_finalized": True, "answer_counts": [{"id": 1, "count": 3}, {"id": 2, "count": 1}]}
     [announced] = updated(final).actions
     assert isinstance(announced, Reply) and announced.message_id == poll_message
+    assert announced.about_user_id is None  # the results, of everyone's votes, are about no one member
     assert announced.content == "📊 Poll closed: Movie night?\nyes: 3 votes\nno: 1 vote\nWinner: yes"
     [again] = updated(final).actions  # Discord sent the final results twice: the same action id
     assert again.action_id == announced.action_id
@@ -406,6 +431,7 @@ def test_leveling_announces_level_ups() -> None:
     [announcement] = second.actions
     assert isinstance(announcement, SendMessage) and announcement.embed is not None
     assert announcement.embed.description == f"<@{KAI['id']}> reached level 1!"
+    assert announcement.about_user_id == KAI["id"]
 
 
 def test_malformed_dispatch_raises_naming_the_field(engine: Engine) -> None:

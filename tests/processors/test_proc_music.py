@@ -35,7 +35,7 @@ DJ = deployed(
 
 
 def emitter(event: str | None = None) -> Emitter:
-    return Emitter(event or f"evt-{snowflake()}", DJ, GUILD)
+    return Emitter(event or f"evt-{snowflake()}", DJ, GUILD, MEMBER)
 
 
 def music(

@@ -240,6 +240,7 @@ def test_a_warning_reaction_on_the_agents_message_notifies_its_owner_once() -> N
     assert report.kind == "message_reported" and report.owner_id == companion.deployment.owner_id
     assert report.deployment_id == companion.deployment.deployment_id
     assert f"https://discord.com/channels/{GUILD}/{GENERAL}/{REPORTED}" in report.message
+    assert report.about_user_id == KAI["id"]  # whose key seals it on the topic
     [(topic, key, _)] = list(out.records(GUILD))
     assert topic is OWNER_NOTIFICATIONS and key == str(report.owner_id)
     # Redelivered, or without the variation selector: the same notification id, stored once downstream.

@@ -3,7 +3,7 @@ topics name them (streams/catalog.py): inference requests and results, actions, 
 
 from __future__ import annotations
 
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
 from models.decisions import Decision, DecisionReason
 from models.erasure import AnalyticsExportAnswer, AnalyticsExportRequest
 from models.inference import InferenceRequest
-from models.operations import ModerationAudit
+from models.operations import ModerationAudit, OwnerNotification
 from processors.engine import Outputs
 from streams.catalog import (
     AGENT_DECISIONS,
@@ -20,14 +20,17 @@ from streams.catalog import (
     INFERENCE_LANES,
     INFERENCE_RESULTS,
     MODERATION_AUDIT,
+    OWNER_NOTIFICATIONS,
     PRIVACY_EXPORT_ANSWERS,
     PRIVACY_EXPORTS,
+    REPORT_BY_ERASED_MEMBER,
 )
 from streams.sealing import SealBroken, open_payload, seal_payload
 from tests.ai.factories import inference_request, inference_result
 from tests.data_keys import MemoryDataKeys
 
 SAM, ALEX = "400000000000000004", "500000000000000005"
+OWNER = UUID("00000000-0000-4000-8000-000000000001")
 
 
 def asked_by(author_id: str | None, text: str = "my secret plan") -> InferenceRequest:
@@ -243,3 +246,31 @@ async def test_the_processors_seal_the_requests_actions_and_decisions_they_publi
     assert SAM.encode() not in decision
     assert SAM.encode() not in answering and b"my secret plan" not in answering
     assert b"my secret plan" in proactive  # a request answering no one is about no one person
+
+
+def notification(about: str | None, message: str) -> OwnerNotification:
+    return OwnerNotification(
+        notification_id="n-1",
+        owner_id=OWNER,
+        kind="message_reported" if about else "token_revoked",
+        message=message,
+        deployment_id=OWNER,
+        about_user_id=about,
+    )
+
+
+async def test_a_report_is_sealed_under_its_reporter_and_a_token_notice_stays_clear() -> None:
+    keys = MemoryDataKeys()
+    sealing = OWNER_NOTIFICATIONS.sealing
+    report = notification(SAM, f"User {SAM} reported a message because: my secret plan")
+    raw = OWNER_NOTIFICATIONS.codec.encode(await seal_payload(report, sealing, keys))
+    assert b"my secret plan" not in raw and SAM.encode() not in raw
+    assert str(OWNER).encode() in raw  # the owner it is for routes it
+    sealed = OWNER_NOTIFICATIONS.codec.decode(raw)
+    assert await open_payload(sealed, sealing, keys) == report
+    # The reporter erased: the clear part says a report was made, by no one named.
+    keys.destroy(SAM)
+    assert await open_payload(sealed, sealing, keys) is None
+    assert sealed.message == REPORT_BY_ERASED_MEMBER and sealed.about_user_id is None
+    revoked = notification(None, "the token of bot 1 was revoked")
+    assert await seal_payload(revoked, sealing, keys) == revoked
