@@ -8,7 +8,9 @@ before an erasure)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import clickhouse_connect
 import orjson
 import pyarrow.parquet as pq
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -27,6 +30,7 @@ from weaviate import WeaviateAsyncClient
 from jobs.parquet import table_envelopes
 from memory.store import COLLECTION
 from models.events import EventEnvelope
+from settings import REPO_ROOT
 from streams.catalog import CATALOG
 from streams.codec import CodecError
 from streams.sealing import DataKeys, open_envelope, open_payload
@@ -207,15 +211,51 @@ async def scan_parquet(directory: Path, person: Person, keys: DataKeys) -> list[
 
 
 def scan_clickhouse(client: Client, database: str, person: Person, before: Mapping[str, str]) -> list[Hit]:
-    """Every row of every table of the database, every column as text; in a table named in `before` (table
-    -> condition), only the rows meeting the condition."""
+    """Every row of every table of the database, every column as text (but aggregate states: hashes and
+    counts, which cannot hold a value); in a table named in `before` (table -> condition), only the rows
+    meeting the condition."""
     hits: list[Hit] = []
-    tables = client.query(
-        "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": database}
+    columns = client.query(
+        "SELECT table, name FROM system.columns WHERE database = {db:String}"
+        " AND type NOT LIKE 'AggregateFunction%' AND type NOT LIKE 'SimpleAggregateFunction%'"
+        " ORDER BY table, position",
+        parameters={"db": database},
     )
-    for (table,) in tables.result_rows:
+    by_table: dict[str, list[str]] = {}
+    for table, name in columns.result_rows:
+        by_table.setdefault(table, []).append(f"toString(`{name}`)")
+    for table, texts in by_table.items():
         condition = before.get(table, "1")
-        rows = client.query(f"SELECT * FROM `{database}`.`{table}` WHERE {condition}")
+        rows = client.query(f"SELECT {', '.join(texts)} FROM `{database}`.`{table}` WHERE {condition}")
         for row in rows.result_rows:
             hits += _hits(person, "clickhouse", f"{database}.{table}", "row", _json(row))
     return hits
+
+
+async def scan_clickhouse_at(
+    path: Path, database: str, person: Person, before: Mapping[str, str]
+) -> list[Hit]:
+    """`scan_clickhouse` on the embedded engine at `path`, in a process of its own: a process opens one
+    engine path only, and a test session has its own."""
+    asked = {"path": str(path), "database": database, "person": dataclasses.asdict(person), "before": before}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.store_scan",
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(orjson.dumps(asked))
+    if process.returncode != 0:
+        raise RuntimeError(f"the ClickHouse scan failed: {err.decode(errors='replace')[-2000:]}")
+    return [Hit(**hit) for hit in orjson.loads(out)]
+
+
+if __name__ == "__main__":
+    asked = orjson.loads(sys.stdin.buffer.read())
+    person = Person(asked["person"]["user_id"], tuple(asked["person"]["texts"]))
+    engine = clickhouse_connect.get_client(interface="chdb", path=asked["path"])
+    found = scan_clickhouse(engine, asked["database"], person, asked["before"])
+    sys.stdout.buffer.write(orjson.dumps([dataclasses.asdict(hit) for hit in found]))

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import httpx
 import orjson
 import pytest
@@ -42,13 +41,14 @@ from memory.store import MemoryStore, connect
 from models.erasure import DataExport, Erasure, ErasureStatus, ErasureStep, ExportStatus, UserDataExport
 from settings import Settings
 from sinks.clickhouse.schema import ROW_TIMES
+from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS, INFERENCE_LANES, INFERENCE_RESULTS
 from tests.e2e.conftest import COMPLETION, Demo, demo_data_keys, demo_env, demo_world
 from tests.e2e.test_e2e_platform import said_by
 from tests.store_scan import (
     OPENED,
     Hit,
     Person,
-    scan_clickhouse,
+    scan_clickhouse_at,
     scan_memories,
     scan_parquet,
     scan_postgres,
@@ -72,9 +72,15 @@ REPORT_EMOJI = "\u26a0"
 # the erasure's own control record must reach every worker in the clear to say whom to erase.
 CLEAR_BY_DESIGN = ("privacy.erasures",)
 # Where others' sealed records may still name the erased after the erasure (docs/DATA.md, "Not reached"):
-# other members' and the agents' messages mentioning, replying to or quoting them, and an agent's answer to
-# a moderator's command naming them, each sealed under its own subject's key.
-NAMED_BY_OTHERS = ("discord.events", "discord.actions")
+# other members' and the agents' messages mentioning, replying to or quoting them, an agent's answer to a
+# moderator's command naming them, and the prompts (and their results) answering another member, whose
+# channel history holds the erased's recent messages, each sealed under its own subject's key.
+NAMED_BY_OTHERS = (
+    DISCORD_EVENTS.name,
+    DISCORD_ACTIONS.name,
+    INFERENCE_RESULTS.name,
+    *(lane.name for lane in INFERENCE_LANES.values()),
+)
 
 
 def changelog(topic: str) -> bool:
@@ -353,13 +359,16 @@ async def test_a_member_is_erased_from_every_store_and_the_platform_keeps_answer
                 await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))
         # The demo is stopped: its ClickHouse engine can be opened here. What the erased said after the
         # erasure is theirs again, so only the rows from before it are scanned.
-        analytics = clickhouse_connect.get_client(interface="chdb", path=str(work_dir / "clickhouse"))
         before_written_again = {
             table: f"{column} < toDateTime64('{written_again:%Y-%m-%d %H:%M:%S}', 3, 'UTC')"
             for table, column in ROW_TIMES.items()
         }
-        assert scan_clickhouse(analytics, CLICKHOUSE_DATABASE, erased.person, before_written_again) == []
-        assert scan_clickhouse(analytics, CLICKHOUSE_DATABASE, kept.person, before_written_again)
+        engine = work_dir / "clickhouse"
+        erased_rows = await scan_clickhouse_at(
+            engine, CLICKHOUSE_DATABASE, erased.person, before_written_again
+        )
+        assert erased_rows == [], "\n".join(map(str, erased_rows))
+        assert await scan_clickhouse_at(engine, CLICKHOUSE_DATABASE, kept.person, before_written_again)
     finally:
         await client.close()
         await redis.aclose()
