@@ -89,6 +89,8 @@ class UserKeys(DataKeys, Protocol):
     """The vault's per-user data keys: the export opens sealed events with them, the erasure destroys the
     user's (crypto-shredding every copy of their events)."""
 
+    async def holds_key(self, user_id: str) -> bool: ...
+
     async def destroy_user_keys(self, user_id: str) -> int: ...
 
 
@@ -658,7 +660,10 @@ async def _opened_event(raw: bytes | None, keys: DataKeys) -> dict[str, Any] | N
 async def _analytics_rows(stores: ErasureStores, user_id: str) -> dict[str, list[dict[str, Any]]]:
     """ClickHouse's rows naming the user, asked of the sinks process that holds ClickHouse."""
     request = AnalyticsExportRequest(export_id=uuid4(), user_id=user_id)
-    sealed = await seal_payload(request, PRIVACY_EXPORTS.sealing, stores.user_keys)
+    # Sealed under the user's key; a user without one (erased, or never seen) gets none made for an export:
+    # the platform holds nothing sealed of them, and the request goes clear.
+    held = await stores.user_keys.holds_key(user_id)
+    sealed = await seal_payload(request, PRIVACY_EXPORTS.sealing, stores.user_keys) if held else request
     producer = AIOKafkaProducer(bootstrap_servers=stores.bootstrap, acks="all")
     await producer.start()
     try:

@@ -63,8 +63,8 @@ class ErasureService(AnsweringService):
 
 class ExportService(AnsweringService):
     """Reads `privacy.exports` and answers each request on `privacy.export.answers` (a redelivered request is
-    answered again; the export keeps the first answer). Requests and answers are sealed under the user's data
-    key (`keys`)."""
+    answered again; the export keeps the first answer). An answer is sealed under the user's data key
+    (`keys`) as its request was."""
 
     def __init__(self, client: Client, database: str, *, keys: DataKeys, **kwargs: Any) -> None:
         super().__init__(PRIVACY_EXPORTS, "exports", client, database, **kwargs)
@@ -79,7 +79,12 @@ class ExportService(AnsweringService):
             return
         rows = await asyncio.to_thread(user_rows, self.client, opened.user_id, self.database)
         answer = AnalyticsExportAnswer(export_id=request.export_id, user_id=opened.user_id, rows=rows)
-        sealed = await seal_payload(answer, PRIVACY_EXPORT_ANSWERS.sealing, self.keys)
+        # Sealed as the request was: a clear request is about a user without a key, and none is made here.
+        sealed = (
+            await seal_payload(answer, PRIVACY_EXPORT_ANSWERS.sealing, self.keys)
+            if request.sealed is not None
+            else answer
+        )
         await self.producer.send_and_wait(
             self._answers_topic,
             PRIVACY_EXPORT_ANSWERS.codec.encode(sealed),
