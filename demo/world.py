@@ -56,6 +56,8 @@ class AgentPlan:
     command_prefix: str
     enabled_tools: tuple[Tool, ...] | None = None
     enabled_commands: tuple[str, ...] | None = None
+    # Tools added to the preset's, with every command they provide.
+    added_tools: tuple[Tool, ...] = ()
     description: str | None = None
     # The channels the agent keeps to (names); None: every channel its bot sees.
     text_channels: tuple[str, ...] | None = None
@@ -81,7 +83,8 @@ AGENTS = (
     # Luna hangs out in the Lounge, says her replies there too and answers what is said to her there.
     AgentPlan("luna", "luna", "Luna", "~", voice_channels=(VOICE_CHANNEL,), listen=True),
     AgentPlan("nova", "nova", "Nova", "n!"),
-    AgentPlan("kai", "kai", "Kai", "k!"),
+    # Kai also keeps the server's coins (/daily, /balance ...).
+    AgentPlan("kai", "kai", "Kai", "k!", added_tools=(Tool.economy,)),
     # Sage keeps to #general: a character that cannot see a channel never learns what is said there.
     AgentPlan("sage", "sage", "Sage", "s!", text_channels=("#general",)),
 )
@@ -94,6 +97,14 @@ def agent_config(plan: AgentPlan, preset: AgentConfig) -> AgentConfig:
         changes["enabled_tools"] = list(plan.enabled_tools)
     if plan.enabled_commands is not None:
         changes["enabled_commands"] = list(plan.enabled_commands)
+    if plan.added_tools:
+        tools = list(plan.enabled_tools if plan.enabled_tools is not None else preset.enabled_tools)
+        commands = list(
+            plan.enabled_commands if plan.enabled_commands is not None else preset.enabled_commands
+        )
+        changes["enabled_tools"] = tools + [t for t in plan.added_tools if t not in tools]
+        added = [c for t in plan.added_tools for c in COMMANDS_BY_TOOL[t] if c not in commands]
+        changes["enabled_commands"] = commands + added
     if plan.description is not None:
         changes["description"] = plan.description
     channels = preset.channels.model_dump()

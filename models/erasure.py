@@ -12,9 +12,10 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.common import Payload, Snowflake, Strict, utc_now
+from models.events import SealedData
 
 
 def names_user(text: str, user_id: str) -> bool:
@@ -115,15 +116,29 @@ class UserDataExport(Strict):
     analytics: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
 
 
-class AnalyticsExportRequest(Payload):
+class _AboutOneUser(Payload):
+    """A privacy record naming its user: the user id is None only while `sealed` holds it, under the user's
+    data key (streams/catalog.py: EXPORT_SEALING), so the user's erasure leaves the record naming no one."""
+
+    user_id: Snowflake | None
+    sealed: SealedData | None = None
+
+    @model_validator(mode="after")
+    def _names_the_user(self) -> _AboutOneUser:
+        if self.user_id is None and self.sealed is None:
+            raise ValueError("user_id: the exported user is required")
+        return self
+
+
+class AnalyticsExportRequest(_AboutOneUser):
     """On `privacy.exports`: the sinks process (it holds ClickHouse) answers with the rows naming the user."""
 
     export_id: UUID
-    user_id: Snowflake
 
 
-class AnalyticsExportAnswer(Payload):
-    """On `privacy.export.answers`: ClickHouse's rows naming the user, by table, as JSON."""
+class AnalyticsExportAnswer(_AboutOneUser):
+    """On `privacy.export.answers`: ClickHouse's rows naming the user, by table, as JSON (sealed with the
+    user id)."""
 
     export_id: UUID
     rows: dict[str, list[dict[str, Any]]]

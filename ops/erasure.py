@@ -65,7 +65,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, encode_key
 from streams.history import every_record
-from streams.sealing import DataKeys, open_envelope, open_fields
+from streams.sealing import DataKeys, open_envelope, open_fields, open_payload, seal_payload
 from vault.user_keys import UserKeyStore
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class ErasureIncomplete(RuntimeError):
 class UserKeys(DataKeys, Protocol):
     """The vault's per-user data keys: the export opens sealed events with them, the erasure destroys the
     user's (crypto-shredding every copy of their events)."""
+
+    async def holds_key(self, user_id: str) -> bool: ...
 
     async def destroy_user_keys(self, user_id: str) -> int: ...
 
@@ -658,12 +660,16 @@ async def _opened_event(raw: bytes | None, keys: DataKeys) -> dict[str, Any] | N
 async def _analytics_rows(stores: ErasureStores, user_id: str) -> dict[str, list[dict[str, Any]]]:
     """ClickHouse's rows naming the user, asked of the sinks process that holds ClickHouse."""
     request = AnalyticsExportRequest(export_id=uuid4(), user_id=user_id)
+    # Sealed under the user's key; a user without one (erased, or never seen) gets none made for an export:
+    # the platform holds nothing sealed of them, and the request goes clear.
+    held = await stores.user_keys.holds_key(user_id)
+    sealed = await seal_payload(request, PRIVACY_EXPORTS.sealing, stores.user_keys) if held else request
     producer = AIOKafkaProducer(bootstrap_servers=stores.bootstrap, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(
             PRIVACY_EXPORTS.name_in(stores.namespace),
-            PRIVACY_EXPORTS.codec.encode(request),
+            PRIVACY_EXPORTS.codec.encode(sealed),
             encode_key(str(request.export_id)),
         )
     finally:
@@ -676,8 +682,10 @@ async def _analytics_rows(stores: ErasureStores, user_id: str) -> dict[str, list
             f"analytics: the sinks process did not answer within {stores.ack_timeout_s:.0f} s"
             " (is it running?)"
         )
-    rows: dict[str, list[dict[str, Any]]] = answers[0].rows
-    return rows
+    answer = await open_payload(answers[0], PRIVACY_EXPORT_ANSWERS.sealing, stores.user_keys)
+    if answer is None:
+        raise ExportIncomplete("analytics: the user was erased while the export ran")
+    return answer.rows
 
 
 async def export_user_data(stores: ErasureStores, user_id: str, actor: str) -> UserDataExport:

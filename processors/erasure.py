@@ -30,6 +30,7 @@ from models.processor_state import (
 )
 from models.state import ChannelContext, ContextMessage
 from processors.engine import Tables
+from processors.ring import ListRing
 from processors.tables import partition_of
 
 
@@ -181,13 +182,16 @@ def erase_user(tables: Tables, user_id: str, owns: Callable[[str], bool]) -> int
             if not owns(key.split(table_keys.SEPARATOR, 1)[0]):
                 continue
             erased = without_user(name, key, value, user_id)
-            if erased is value:
-                continue
             if erased is None:
                 del table[key]
-            else:
+            elif erased is not value:
                 table[key] = erased
-            changed += 1
+            if erased is not value:
+                changed += 1
+            if erased is not None and isinstance(table, ListRing):
+                # Items no longer in the list (the user's, taken out here, or dropped by the window earlier)
+                # stay in their slots until the ring wraps round to them.
+                changed += table.drop_stale_slots(key)
     return changed
 
 

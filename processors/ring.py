@@ -150,6 +150,19 @@ class ListRing(MutableMapping[str, ValueT], Generic[ValueT, ItemT]):
             head = current.head
         self._held[key] = _Held(head, value, first)
 
+    def drop_stale_slots(self, key: str) -> int:
+        """Delete the value's slots outside its list: an item dropped from the list (by the window, or an
+        erasure taking it out) stays in its slot until the ring wraps round to it. Returns how many went."""
+        head = self._heads.get(key)
+        if head is None:
+            return 0
+        live = {position % head.ring for position in range(head.first, head.last + 1)}
+        dropped = 0
+        for slot in range(head.ring):
+            if slot not in live and self._slots.pop(ring_slot_key(key, slot), None) is not None:
+                dropped += 1
+        return dropped
+
     def __delitem__(self, key: str) -> None:
         head = self._heads.pop(key)
         self._held.pop(key, None)

@@ -78,7 +78,7 @@ async def serve_sinks(
             stats = StatsService(client, database, **answering)
             owner_analytics = OwnerAnalyticsService(client, database, **answering)
             erasures = ErasureService(client, database, **answering)
-            exports = ExportService(client, database, **answering)
+            exports = ExportService(client, database, keys=keys, **answering)
             running: list[TopicSink | LagSampler | AnsweringService] = [
                 *sinks,
                 sampler,

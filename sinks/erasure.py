@@ -5,6 +5,7 @@ request with the rows naming the user."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,9 @@ from sinks.answering import AnsweringService
 from sinks.clickhouse.schema import erase_user, user_rows
 from streams.catalog import PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES, PRIVACY_EXPORT_ANSWERS, PRIVACY_EXPORTS
 from streams.codec import encode_key
+from streams.sealing import DataKeys, open_payload, seal_payload
+
+log = logging.getLogger(__name__)
 
 # The job writes a control record to every partition; ClickHouse is one store, erased once, on this one's.
 ANALYTICS_PARTITION = 0
@@ -59,17 +63,30 @@ class ErasureService(AnsweringService):
 
 class ExportService(AnsweringService):
     """Reads `privacy.exports` and answers each request on `privacy.export.answers` (a redelivered request is
-    answered again; the export keeps the first answer)."""
+    answered again; the export keeps the first answer). An answer is sealed under the user's data key
+    (`keys`) as its request was."""
 
-    def __init__(self, client: Client, database: str, **kwargs: Any) -> None:
+    def __init__(self, client: Client, database: str, *, keys: DataKeys, **kwargs: Any) -> None:
         super().__init__(PRIVACY_EXPORTS, "exports", client, database, **kwargs)
+        self.keys = keys
         self._answers_topic = PRIVACY_EXPORT_ANSWERS.name_in(self.namespace)
 
     async def answer(self, request: AnalyticsExportRequest) -> None:
-        rows = await asyncio.to_thread(user_rows, self.client, request.user_id, self.database)
-        answer = AnalyticsExportAnswer(export_id=request.export_id, rows=rows)
+        opened = await open_payload(request, PRIVACY_EXPORTS.sealing, self.keys)
+        if opened is None or opened.user_id is None:
+            # The user was erased since: their rows are gone and nothing may be sealed under their key again.
+            log.info("export %s: its user was erased; not answered", request.export_id)
+            return
+        rows = await asyncio.to_thread(user_rows, self.client, opened.user_id, self.database)
+        answer = AnalyticsExportAnswer(export_id=request.export_id, user_id=opened.user_id, rows=rows)
+        # Sealed as the request was: a clear request is about a user without a key, and none is made here.
+        sealed = (
+            await seal_payload(answer, PRIVACY_EXPORT_ANSWERS.sealing, self.keys)
+            if request.sealed is not None
+            else answer
+        )
         await self.producer.send_and_wait(
             self._answers_topic,
-            PRIVACY_EXPORT_ANSWERS.codec.encode(answer),
+            PRIVACY_EXPORT_ANSWERS.codec.encode(sealed),
             encode_key(str(request.export_id)),
         )

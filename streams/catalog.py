@@ -301,6 +301,21 @@ PRIVACY_ERASURE_ACKS = TopicSpec(
     consumers=("erasure job",),
 )
 
+# An access export's request names its user, and the answer holds the user's rows in ClickHouse (ids, kinds,
+# times): both sealed under the user's key, so the user's erasure leaves neither readable.
+EXPORT_SEALING = PayloadSealing[AnalyticsExportRequest](
+    kind="privacy.export",
+    fields={"user_id": None},
+    subject=lambda request: request.user_id,
+    record_id=lambda request: str(request.export_id),
+)
+EXPORT_ANSWER_SEALING = PayloadSealing[AnalyticsExportAnswer](
+    kind="privacy.export.answer",
+    fields={"user_id": None, "rows": {}},
+    subject=lambda answer: answer.user_id,
+    record_id=lambda answer: str(answer.export_id),
+)
+
 PRIVACY_EXPORTS = TopicSpec(
     name="privacy.exports",
     key="export id",
@@ -309,9 +324,10 @@ PRIVACY_EXPORTS = TopicSpec(
     retention_ms=DAY_MS,
     producers=("export job",),
     consumers=("sinks",),
+    sealing=EXPORT_SEALING,
 )
 
-# The answers name the user (ClickHouse's rows: ids, kinds, times): kept only as long as an export waits.
+# Kept only as long as an export waits.
 PRIVACY_EXPORT_ANSWERS = TopicSpec(
     name="privacy.export.answers",
     key="export id",
@@ -320,6 +336,7 @@ PRIVACY_EXPORT_ANSWERS = TopicSpec(
     retention_ms=HOUR_MS,
     producers=("sinks",),
     consumers=("export job",),
+    sealing=EXPORT_ANSWER_SEALING,
 )
 
 

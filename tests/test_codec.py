@@ -215,7 +215,9 @@ SAMPLES: list[tuple[TopicSpec, object]] = [
     (
         PRIVACY_EXPORT_ANSWERS,
         AnalyticsExportAnswer(
-            export_id=uuid4(), rows={"events": [{"author_id": "42", "received_at": "2026-12-06T09:00:00"}]}
+            export_id=uuid4(),
+            user_id="42",
+            rows={"events": [{"author_id": "42", "received_at": "2026-12-06T09:00:00"}]},
         ),
     ),
 ]

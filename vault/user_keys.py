@@ -95,6 +95,14 @@ class UserKeyStore:
             self._remember(user_id, key)
         return key
 
+    async def holds_key(self, user_id: str) -> bool:
+        """Whether the user has a data key (none: nothing about them was ever sealed, or they were erased);
+        creates none."""
+        if user_id in self._by_user and self._caching:
+            return True
+        held = await self._pool.fetchval("SELECT 1 FROM user_data_keys WHERE user_id = $1", user_id)
+        return held is not None
+
     async def data_key_by_id(self, key_id: str) -> DataKey | None:
         """The data key named by the id, None once destroyed."""
         cached = self._by_id.get(key_id)

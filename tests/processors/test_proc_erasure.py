@@ -3,6 +3,7 @@ stays, and only the partition being erased is touched."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,7 @@ from models.processor_state import (
 from models.state import ChannelContext, ContextMessage, Relationship
 from processors.engine import Tables
 from processors.erasure import erase_user, held_about, named_tables, on_partition
+from processors.ring import CONTEXT_RING
 from processors.tables import RING_TABLES, TABLE_MODELS, partition_of
 
 ERASED = "111111111111111111"
@@ -221,3 +223,22 @@ def test_the_export_lists_exactly_the_entries_holding_the_user() -> None:
     }
     assert "Biscuit" in orjson.dumps(held).decode()
     assert all(OTHER not in key for entries in held.values() for key in entries)
+
+
+def test_the_users_messages_leave_the_context_rings_slots_too() -> None:
+    """A channel's context is a ring of slots: a message taken out of the list, or dropped by the window
+    before, stays in its slot until the ring wraps round to it, unless the erasure deletes it."""
+    guild, _ = _guilds_on_two_partitions()
+    slots: dict[str, Any] = {}
+    tables = dataclasses.replace(_empty_tables(), context=CONTEXT_RING.over({}, slots))
+    key = table_keys.ContextKey(guild, CHANNEL).encode()
+    said = [_message(1, ERASED, "my cat is called Biscuit"), _message(2, OTHER, "it rains")]
+    tables.context[key] = ChannelContext(channel_id=CHANNEL, messages=said)
+    # The window moves on: the user's message is no longer in the list, but still in its slot.
+    tables.context[key] = ChannelContext(channel_id=CHANNEL, messages=[*said[1:], _message(3, OTHER, "so?")])
+    assert "Biscuit" in orjson.dumps([s.model_dump(mode="json") for s in slots.values()]).decode()
+
+    assert erase_user(tables, ERASED, lambda _key: True) == 1
+    assert "Biscuit" not in orjson.dumps([s.model_dump(mode="json") for s in slots.values()]).decode()
+    assert [m.content for m in tables.context[key].messages] == ["it rains", "so?"]
+    assert erase_user(tables, ERASED, lambda _key: True) == 0

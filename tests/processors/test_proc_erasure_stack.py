@@ -165,12 +165,15 @@ class Sinks:
 
 
 @pytest.fixture(scope="module")
-async def sinks(stack_up: Settings, namespace: str, clickhouse: tuple[Client, str]) -> AsyncIterator[Sinks]:
+async def sinks(
+    stack_up: Settings, namespace: str, clickhouse: tuple[Client, str], stores: ErasureStores
+) -> AsyncIterator[Sinks]:
     producer = AIOKafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap)
     await producer.start()
     client, database = clickhouse
     answering = {"bootstrap": stack_up.kafka_bootstrap, "namespace": namespace, "producer": producer}
-    sinks = Sinks(ErasureService(client, database, **answering), ExportService(client, database, **answering))
+    exports = ExportService(client, database, keys=stores.user_keys, **answering)
+    sinks = Sinks(ErasureService(client, database, **answering), exports)
     sinks.tasks.append(asyncio.create_task(sinks.exports.run()))
     try:
         yield sinks

@@ -3,13 +3,14 @@ topics name them (streams/catalog.py): inference requests and results, actions, 
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
 
 from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
 from models.decisions import Decision, DecisionReason
+from models.erasure import AnalyticsExportAnswer, AnalyticsExportRequest
 from models.inference import InferenceRequest
 from models.operations import ModerationAudit, OwnerNotification
 from processors.engine import Outputs
@@ -20,6 +21,8 @@ from streams.catalog import (
     INFERENCE_RESULTS,
     MODERATION_AUDIT,
     OWNER_NOTIFICATIONS,
+    PRIVACY_EXPORT_ANSWERS,
+    PRIVACY_EXPORTS,
     REPORT_BY_ERASED_MEMBER,
 )
 from streams.sealing import SealBroken, open_payload, seal_payload
@@ -210,6 +213,25 @@ async def test_an_audit_seals_the_member_the_moderator_and_the_reason_under_the_
     assert await open_payload(sealed, MODERATION_AUDIT.sealing, keys) is None
     with pytest.raises(ValidationError, match="user_id"):
         ModerationAudit.model_validate({**audit.model_dump(), "user_id": None})
+
+
+async def test_an_access_exports_request_and_answer_name_their_user_only_under_the_users_key() -> None:
+    keys = MemoryDataKeys()
+    request = AnalyticsExportRequest(export_id=uuid4(), user_id=SAM)
+    answer = AnalyticsExportAnswer(
+        export_id=request.export_id,
+        user_id=SAM,
+        rows={"events": [{"author_id": SAM, "kind": "MESSAGE_CREATE"}]},
+    )
+    for spec, record in ((PRIVACY_EXPORTS, request), (PRIVACY_EXPORT_ANSWERS, answer)):
+        raw = spec.codec.encode(await seal_payload(record, spec.sealing, keys))
+        assert SAM.encode() not in raw and b"MESSAGE_CREATE" not in raw, spec.name
+        assert await open_payload(spec.codec.decode(raw), spec.sealing, keys) == record
+    sealed = await seal_payload(answer, PRIVACY_EXPORT_ANSWERS.sealing, keys)
+    keys.destroy(SAM)
+    assert await open_payload(sealed, PRIVACY_EXPORT_ANSWERS.sealing, keys) is None
+    with pytest.raises(ValidationError, match="user_id"):
+        AnalyticsExportRequest.model_validate({"export_id": str(uuid4()), "user_id": None})
 
 
 async def test_the_processors_seal_the_requests_actions_and_decisions_they_publish() -> None:

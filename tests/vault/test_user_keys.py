@@ -159,3 +159,15 @@ async def test_a_store_whose_listening_connection_is_lost_reads_uncached_then_li
     assert await eraser.destroy_user_keys(alex) == 1
     await wait_until(lambda: alexs_key.key_id not in consumer._by_id, "the destruction to be heard", 10)
     assert await consumer.data_key_by_id(alexs_key.key_id) is None
+
+
+async def test_asking_whether_a_user_holds_a_key_creates_none(
+    stores: Callable[[], Awaitable[UserKeyStore]],
+) -> None:
+    store, someone = await stores(), new_user()
+    assert not await store.holds_key(someone)
+    assert not await store.holds_key(someone)  # asking made none
+    await store.data_key_for(someone)
+    assert await store.holds_key(someone)
+    await store.destroy_user_keys(someone)
+    assert not await store.holds_key(someone)
