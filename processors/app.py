@@ -153,12 +153,8 @@ class _WorkerConsumer(faust_kafka.Consumer):
     async def _deliver(self, fetched: list[Message]) -> None:
         """Each record to the streams of its topic, in order, as Faust's drain does: a record at or before the
         partition's last delivered offset (fetched again after a seek) is skipped, and a gap in the offsets
-        is recorded so that the offsets after it can be committed. Delivery stops where Faust's fetch stops
-        yielding records: once the flow stops or a rebalance begins a new generation (the rest is read again
-        from the committed offsets; delivered, it would move the read offsets past them)."""
+        is recorded so that the offsets after it can be committed."""
         for count, message in enumerate(fetched, 1):
-            if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
-                return
             tp, offset = message.tp, message.offset
             read = self._read_offset[tp]
             if read is not None and offset < read:
