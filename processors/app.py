@@ -17,10 +17,8 @@ from typing import Any, cast
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.manager import TableManager
-from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, Message, StreamT, TopicT
-from mode import Service, ServiceT
 from yarl import URL
 
 from models.deployments import RoutingRecord
@@ -58,8 +56,6 @@ from vault.user_keys import UserKeyStore, user_keys
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "processors"
-# Records the consumer delivers to the streams before it lets them run (Faust's drain uses the same).
-DELIVERY_YIELD_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -116,56 +112,8 @@ class _WorkerConsumerThread(faust_kafka.AIOKafkaConsumerThread):
 
 
 class _WorkerConsumer(faust_kafka.Consumer):
-    """Faust's consumer, whose drain hands a fetched batch to the streams under one race with the flow's
-    suspension rather than one per record.
-
-    Faust's own drain awaits each record's delivery in `wait_first(deliver, suspend_flow.wait())`: four tasks
-    and an `asyncio.wait` per record, more CPU than the engine spends deciding a chatter event. A rebalance
-    still cuts the delivery short where it did (the rest of the batch is dropped, and read again from the
-    committed offsets once the flow resumes)."""
-
     def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
         return _WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _drain_messages(self, fetcher: ServiceT) -> None:
-        should_stop = cast(Service, self)._stopped.is_set
-        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        stopped_errors: tuple[type[BaseException], ...] = (
-            *self.consumer_stopped_errors,
-            asyncio.CancelledError,
-        )
-        try:
-            while not (should_stop() or fetcher_should_stop()):
-                self.diag.set_flag(CONSUMER_FETCHING)
-                fetched = [message async for _, message in self.getmany(timeout=1.0)]
-                # A fetch can return at once time after time: the loop lets the streams run between fetches.
-                await self.sleep(0)
-                if fetched and not self.should_stop:
-                    if self._commit_every is not None and self._n_acked >= self._commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                    await self.wait_first(self._deliver(fetched), self.suspend_flow.wait())
-                self.diag.unset_flag(CONSUMER_FETCHING)
-        except stopped_errors:
-            if not self.transport.app.should_stop:
-                raise
-
-    async def _deliver(self, fetched: list[Message]) -> None:
-        """Each record to the streams of its topic, in order, as Faust's drain does: a record at or before the
-        partition's last delivered offset (fetched again after a seek) is skipped, and a gap in the offsets
-        is recorded so that the offsets after it can be committed."""
-        for count, message in enumerate(fetched, 1):
-            tp, offset = message.tp, message.offset
-            read = self._read_offset[tp]
-            if read is not None and offset < read:
-                continue
-            if read and offset - read > 1 and self.app.topics.acks_enabled_for(message.topic):
-                await self._add_gap(tp, read + 1, offset)
-            await self.callback(message)
-            self._read_offset[tp] = offset
-            # Delivery rarely waits: the streams get their turn every so many records.
-            if count % DELIVERY_YIELD_EVERY == 0:
-                await asyncio.sleep(0)
 
 
 class _WorkerTransport(faust_kafka.Transport):
