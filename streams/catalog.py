@@ -148,8 +148,9 @@ AGENT_DECISIONS = TopicSpec(
 )
 
 # A prompt holds members' recent messages and names, and the memories and question recalled for the one
-# answered; a completion may quote them. Both are sealed under the answered user's key; a proactive
-# request answering no one is left clear.
+# answered; a completion may quote them. Both are sealed under the answered user's key, but for each turn
+# of another member, sealed under its author's key: erasing a member leaves their lines out of the prompts
+# answering others. A proactive request answering no one is left clear.
 INFERENCE_REQUEST_SEALING = PayloadSealing[InferenceRequest](
     kind="inference.request",
     fields={
@@ -161,6 +162,7 @@ INFERENCE_REQUEST_SEALING = PayloadSealing[InferenceRequest](
     },
     subject=lambda request: request.target.author_id,
     record_id=lambda request: request.request_id,
+    item_owners={"messages": lambda message: message.get("author_id")},
 )
 INFERENCE_RESULT_SEALING = PayloadSealing[InferenceResult](
     kind="inference.result",
