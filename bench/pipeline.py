@@ -574,9 +574,7 @@ async def request_sealing_cost(
     """CPU per inference request (a 21-message prompt, 20 of its turns other members') of sealing it (the
     processors' side) and of opening it (the worker's)."""
     users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(50)]
-    requests = [
-        prompt_request(n, guild_id, bot_id, channel_id, users) for n in range(SEAL_REQUESTS)
-    ]
+    requests = [prompt_request(n, guild_id, bot_id, channel_id, users) for n in range(SEAL_REQUESTS)]
     lane = INFERENCE_LANES[InferenceLane.free]
     async with user_keys(settings) as keys:
         try:
