@@ -148,6 +148,22 @@ def reference_owners(data: Mapping[str, Any], subject: str) -> dict[str, str]:
     return {name: owner for name, owner in owners.items() if owner is not None and owner != subject}
 
 
+def _mentioned_id(mention: Any) -> str | None:
+    return _user_id(mention.get("id")) if isinstance(mention, dict) else None
+
+
+def others_mentioned(data: Mapping[str, Any], subject: str) -> dict[str, list[Any]]:
+    """{user: their user objects} for the users a message mentions other than its subject, in the order
+    first mentioned."""
+    mentioned: dict[str, list[Any]] = {}
+    mentions = data.get("mentions")
+    for mention in mentions if isinstance(mentions, list) else []:
+        owner = _mentioned_id(mention)
+        if owner is not None and owner != subject:
+            mentioned.setdefault(owner, []).append(mention)
+    return mentioned
+
+
 @dataclass(frozen=True, slots=True)
 class SealedDispatch:
     """A dispatch's data as its record carries it: the clear fields, the subject's personal fields sealed
@@ -169,6 +185,12 @@ async def seal_dispatch(event_id: str, data: Mapping[str, Any], keys: DataKeys) 
         seal_fields(await keys.data_key_for(owner), event_id, {name: data[name]}, field=name)
         for name, owner in owners.items()
     ]
+    # Each mentioned user's object under their own key; the subject's part keeps the others (their own).
+    mentioned = others_mentioned(data, subject)
+    references += [
+        seal_fields(await keys.data_key_for(owner), event_id, {"mentions": objects}, field="mentions")
+        for owner, objects in mentioned.items()
+    ]
     clear: dict[str, Any] = {}
     personal: dict[str, Any] = {}
     for name, value in data.items():
@@ -176,6 +198,10 @@ async def seal_dispatch(event_id: str, data: Mapping[str, Any], keys: DataKeys) 
             clear[name] = value
         elif name not in owners:
             personal[name] = value
+    if mentioned:
+        personal["mentions"] = [
+            mention for mention in data["mentions"] if _mentioned_id(mention) not in mentioned
+        ]
     sealed = seal_fields(await keys.data_key_for(subject), event_id, personal)
     return SealedDispatch(clear, sealed, references)
 
@@ -194,7 +220,9 @@ async def seal_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelop
 async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
     """The one way every consumer reads an event's dispatch: the envelope with its data whole again, or None
     when its subject was erased (the key is destroyed: the personal fields are gone for good). A field about
-    another user who was erased is left out. Raises SealBroken for a sealed part tampered with or moved."""
+    another user who was erased is left out, as is an erased user among the mentions (the subject's own
+    mentions come first, then the others' in the order first mentioned). Raises SealBroken for a sealed part
+    tampered with or moved."""
     sealed = envelope.sealed
     if sealed is None:
         return envelope
@@ -204,8 +232,13 @@ async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelop
     personal = open_fields(key, envelope.event_id, sealed)
     for part in envelope.sealed_references:
         reference_key = await keys.data_key_by_id(part.key_id)
-        if reference_key is not None:
-            personal.update(open_fields(reference_key, envelope.event_id, part))
+        if reference_key is None:
+            continue
+        opened = open_fields(reference_key, envelope.event_id, part)
+        if part.field == "mentions":
+            personal["mentions"] = [*personal.get("mentions", []), *opened["mentions"]]
+        else:
+            personal.update(opened)
     return envelope.model_copy(
         update={"data": {**envelope.data, **personal}, "sealed": None, "sealed_references": []}
     )
