@@ -118,3 +118,5 @@ class InferenceResult(Payload):
     # The text, what it drew on and who is answered, under the answered user's data key
     # (streams/catalog.py: INFERENCE_RESULT_SEALING).
     sealed: SealedData | None = None
+    # The recalled memories of other members, each under its author's data key.
+    sealed_references: list[SealedData] = Field(default_factory=list)

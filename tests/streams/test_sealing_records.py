@@ -12,6 +12,7 @@ from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
 from models.decisions import Decision, DecisionReason
 from models.erasure import AnalyticsExportAnswer, AnalyticsExportRequest
 from models.inference import ChatMessage, InferenceRequest
+from models.memory import MemoryKind, RecalledNote
 from models.operations import ModerationAudit, OwnerNotification
 from processors.engine import Outputs
 from streams.catalog import (
@@ -126,6 +127,30 @@ async def test_another_members_turns_in_a_prompt_are_sealed_under_their_key_and_
     assert [m.content for m in opened.messages] == [
         m.content for m in request.messages if m.author_id != ALEX
     ]
+
+
+async def test_a_results_recalled_memory_of_another_member_is_left_out_once_they_are_erased() -> None:
+    keys = MemoryDataKeys()
+    result = inference_result("hi")
+    notes = [
+        RecalledNote(
+            id=uuid4(),
+            kind=MemoryKind.user_fact,
+            author_id=author,
+            text="likes tea",
+            at=result.completed_at,
+            score=0.5,
+        )
+        for author in (ALEX, SAM)
+    ]
+    target = result.target.model_copy(update={"author_id": SAM})
+    result = result.model_copy(update={"target": target, "recalled": notes})
+    sealed = await seal_payload(result, INFERENCE_RESULTS.sealing, keys)
+    assert [part.key_id for part in sealed.sealed_references] == [keys.by_user[ALEX].key_id]
+    assert await open_payload(sealed, INFERENCE_RESULTS.sealing, keys) == result
+    keys.destroy(ALEX)
+    opened = await open_payload(sealed, INFERENCE_RESULTS.sealing, keys)
+    assert opened is not None and opened.recalled == notes[1:]
 
 
 async def test_a_prompt_turn_moved_removed_or_swapped_does_not_open() -> None:
