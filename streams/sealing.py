@@ -185,7 +185,7 @@ async def seal_dispatch(event_id: str, data: Mapping[str, Any], keys: DataKeys) 
         seal_fields(await keys.data_key_for(owner), event_id, {name: data[name]}, field=name)
         for name, owner in owners.items()
     ]
-    # Each mentioned user's object under their own key; the subject's part keeps the others (their own).
+    # Each mentioned user's objects under their own key; the subject's part keeps only their own mention.
     mentioned = others_mentioned(data, subject)
     references += [
         seal_fields(await keys.data_key_for(owner), event_id, {"mentions": objects}, field="mentions")
