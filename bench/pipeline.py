@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -538,10 +538,19 @@ async def sealing_cost(settings: Settings) -> dict[str, float]:
     }
 
 
-def prompt_request(n: int, guild_id: str, bot_id: str, channel_id: str, author_id: str) -> InferenceRequest:
-    """A reply's inference request as the processors make it for chatter: a persona and 20 recent messages."""
+def prompt_request(
+    n: int, guild_id: str, bot_id: str, channel_id: str, users: Sequence[str]
+) -> InferenceRequest:
+    """A reply's inference request as the processors make it for chatter: a persona and 20 recent messages,
+    each of another member (each sealed under its author's key), answering one more."""
+    author_id = users[n % len(users)]
     recent = [
-        ChatMessage(role="user", name=f"user{k}", content=f"user{k}: {CHATTER.format(n=n + k)}")
+        ChatMessage(
+            role="user",
+            name=f"user{k}",
+            content=f"user{k}: {CHATTER.format(n=n + k)}",
+            author_id=users[(n + k + 1) % len(users)],
+        )
         for k in range(20)
     ]
     return InferenceRequest(
@@ -562,12 +571,10 @@ def prompt_request(n: int, guild_id: str, bot_id: str, channel_id: str, author_i
 async def request_sealing_cost(
     settings: Settings, guild_id: str, bot_id: str, channel_id: str
 ) -> dict[str, float]:
-    """CPU per inference request (a 21-message prompt) of sealing it (the processors' side) and of opening it
-    (the worker's); a result costs about as much again each way."""
+    """CPU per inference request (a 21-message prompt, 20 of its turns other members') of sealing it (the
+    processors' side) and of opening it (the worker's)."""
     users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(50)]
-    requests = [
-        prompt_request(n, guild_id, bot_id, channel_id, users[n % len(users)]) for n in range(SEAL_REQUESTS)
-    ]
+    requests = [prompt_request(n, guild_id, bot_id, channel_id, users) for n in range(SEAL_REQUESTS)]
     lane = INFERENCE_LANES[InferenceLane.free]
     async with user_keys(settings) as keys:
         try:

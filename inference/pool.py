@@ -122,7 +122,7 @@ class EndpointPool:
             raise NoEndpoint(f"no endpoint serves model {request.model!r}")
         payload = {
             "model": request.model,
-            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            "messages": [m.for_model() for m in request.messages],
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
             # Providers that keep completions (OpenAI's stored completions, for evals and distillation) must

@@ -71,10 +71,8 @@ class MemoryModel:
         try:
             completion = await self.client.chat.completions.create(
                 model=self.served_model or model,
-                # ChatMessage dumps to exactly the SDK's message shape (role, content, optional name).
-                messages=cast(
-                    list[ChatCompletionMessageParam], [m.model_dump(exclude_none=True) for m in messages]
-                ),
+                # ChatMessage.for_model is exactly the SDK's message shape (role, content, optional name).
+                messages=cast(list[ChatCompletionMessageParam], [m.for_model() for m in messages]),
                 temperature=0.2,
                 max_tokens=max_tokens,
                 # Never kept by the provider (inference/pool.py says why).

@@ -56,6 +56,7 @@ def recalled_notes(memories: Sequence[RecalledMemory]) -> list[RecalledNote]:
             # Weaviate hands back ids as its own UUID subclass, which the topics' JSON encoder refuses.
             id=UUID(int=m.id.int),
             kind=m.record.kind,
+            author_id=m.record.author_id,
             author_name=m.record.author_name,
             text=m.record.text,
             at=m.record.at,

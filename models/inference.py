@@ -33,6 +33,14 @@ class ChatMessage(Strict):
     role: Literal["system", "user", "assistant"]
     content: Annotated[str, StringConstraints(max_length=32_000)]
     name: Annotated[str, StringConstraints(max_length=64)] | None = None
+    # The member whose words the turn is (a channel message's author); None for the agent's own turns and the
+    # platform's. A request seals each turn under its author's key (streams/catalog.py), and the model is
+    # never sent it.
+    author_id: Snowflake | None = None
+
+    def for_model(self) -> dict[str, str]:
+        """The message as an OpenAI-compatible chat API takes it."""
+        return self.model_dump(exclude_none=True, exclude={"author_id"})
 
 
 class ReplyTarget(Strict):
@@ -71,6 +79,8 @@ class InferenceRequest(Payload):
     # The prompt, the question and who is answered, under the answered user's data key
     # (streams/catalog.py: INFERENCE_REQUEST_SEALING).
     sealed: SealedData | None = None
+    # The prompt's turns of other members, each under its author's data key.
+    sealed_references: list[SealedData] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_messages(self) -> InferenceRequest:
@@ -108,3 +118,5 @@ class InferenceResult(Payload):
     # The text, what it drew on and who is answered, under the answered user's data key
     # (streams/catalog.py: INFERENCE_RESULT_SEALING).
     sealed: SealedData | None = None
+    # The recalled memories of other members, each under its author's data key.
+    sealed_references: list[SealedData] = Field(default_factory=list)

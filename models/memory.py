@@ -98,6 +98,8 @@ class RecalledNote(Strict):
 
     id: UUID
     kind: MemoryKind
+    # Whose memory it is: a result seals it under their key (streams/catalog.py: INFERENCE_RESULT_SEALING).
+    author_id: Snowflake | None = None
     author_name: PersonName = ""
     text: LongText
     at: datetime

@@ -25,6 +25,9 @@ class Say:
     title: str = ""
     ephemeral: bool = False
     poll: NativePoll | None = None
+    # The member the answer is about when not the one answered: a moderation command's target ("Warned
+    # @X"), whose key then seals it, so erasing them shreds what was said of them.
+    about_user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class Emitter:
     def agent(self) -> AgentConfig:
         return self.deployed.agent
 
-    def action(self, kind: type[ActionT], **fields: Any) -> ActionT:
+    def action(self, kind: type[ActionT], about_user_id: str | None = None, **fields: Any) -> ActionT:
+        """An action of `kind`, about `about_user_id`, else the member it acts on, else the event's member."""
         deployment = self.deployed.deployment
         action_id = stable_id(self.cause_id, deployment.deployment_id, self._index)
         self._index += 1
@@ -87,7 +91,7 @@ class Emitter:
             guild_id=self.guild_id,
             deployment_id=str(deployment.deployment_id),
             cause_event_id=self.cause_id,
-            about_user_id=fields.get("user_id", self.about_user_id),
+            about_user_id=about_user_id or fields.get("user_id", self.about_user_id),
             **fields,
         )
 
@@ -117,6 +121,7 @@ class Emitter:
         if isinstance(origin, InteractionOrigin):
             return self.action(
                 InteractionResponse,
+                about_user_id=say.about_user_id,
                 interaction_id=origin.interaction_id,
                 interaction_token=origin.token,
                 content=content,
@@ -126,6 +131,7 @@ class Emitter:
             )
         return self.action(
             Reply,
+            about_user_id=say.about_user_id,
             channel_id=origin.channel_id,
             message_id=origin.message_id,
             content=content,

@@ -231,8 +231,9 @@ def handle_moderation(
         return done([timeout(emit, audience, target, seconds, reason)])
     if name == "warnings":
         count = target_record.count if target_record is not None else 0
+        plural = "s" if count != 1 else ""
         return Outcome(
-            Say(f"<@{target}> has {count} warning{'s' if count != 1 else ''}.", title="Moderation")
+            Say(f"<@{target}> has {count} warning{plural}.", title="Moderation", about_user_id=target)
         )
     if name == "warn":
         record = add_warning(target_record, emit.cause_id, reason)
@@ -247,7 +248,8 @@ def handle_moderation(
                 AnswerInChannel(channel_id=invocation.channel_id), log_to, moderator, embed_color
             )
             actions.append(punishment(emit, rule, target, f"{record.count} warnings", in_channel))
-        return done(actions, Say(warned(target, reason, record.count), title="Moderation"), record)
+        said = Say(warned(target, reason, record.count), title="Moderation", about_user_id=target)
+        return done(actions, said, record)
     raise ValueError(f"not a moderation command: {name}")
 
 

@@ -467,7 +467,9 @@ def _turn(agent: AgentConfig, message: ContextMessage, bot_id: str | None) -> Ch
 def _user_message(display_name: str, user_id: str, text: str) -> ChatMessage:
     name = display_name or f"user {user_id}"
     content = f"{name}: {text}"[:CHAT_CONTENT_LIMIT]
-    return ChatMessage(role="user", name=speaker_name(display_name, user_id), content=content)
+    return ChatMessage(
+        role="user", name=speaker_name(display_name, user_id), content=content, author_id=user_id
+    )
 
 
 def _newest_within(turns: list[ChatMessage], budget: int) -> list[ChatMessage]:

@@ -148,6 +148,22 @@ def reference_owners(data: Mapping[str, Any], subject: str) -> dict[str, str]:
     return {name: owner for name, owner in owners.items() if owner is not None and owner != subject}
 
 
+def _mentioned_id(mention: Any) -> str | None:
+    return _user_id(mention.get("id")) if isinstance(mention, dict) else None
+
+
+def others_mentioned(data: Mapping[str, Any], subject: str) -> dict[str, list[Any]]:
+    """{user: their user objects} for the users a message mentions other than its subject, in the order
+    first mentioned."""
+    mentioned: dict[str, list[Any]] = {}
+    mentions = data.get("mentions")
+    for mention in mentions if isinstance(mentions, list) else []:
+        owner = _mentioned_id(mention)
+        if owner is not None and owner != subject:
+            mentioned.setdefault(owner, []).append(mention)
+    return mentioned
+
+
 @dataclass(frozen=True, slots=True)
 class SealedDispatch:
     """A dispatch's data as its record carries it: the clear fields, the subject's personal fields sealed
@@ -169,6 +185,12 @@ async def seal_dispatch(event_id: str, data: Mapping[str, Any], keys: DataKeys) 
         seal_fields(await keys.data_key_for(owner), event_id, {name: data[name]}, field=name)
         for name, owner in owners.items()
     ]
+    # Each mentioned user's objects under their own key; the subject's part keeps only their own mention.
+    mentioned = others_mentioned(data, subject)
+    references += [
+        seal_fields(await keys.data_key_for(owner), event_id, {"mentions": objects}, field="mentions")
+        for owner, objects in mentioned.items()
+    ]
     clear: dict[str, Any] = {}
     personal: dict[str, Any] = {}
     for name, value in data.items():
@@ -176,6 +198,10 @@ async def seal_dispatch(event_id: str, data: Mapping[str, Any], keys: DataKeys) 
             clear[name] = value
         elif name not in owners:
             personal[name] = value
+    if mentioned:
+        personal["mentions"] = [
+            mention for mention in data["mentions"] if _mentioned_id(mention) not in mentioned
+        ]
     sealed = seal_fields(await keys.data_key_for(subject), event_id, personal)
     return SealedDispatch(clear, sealed, references)
 
@@ -194,7 +220,9 @@ async def seal_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelop
 async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
     """The one way every consumer reads an event's dispatch: the envelope with its data whole again, or None
     when its subject was erased (the key is destroyed: the personal fields are gone for good). A field about
-    another user who was erased is left out. Raises SealBroken for a sealed part tampered with or moved."""
+    another user who was erased is left out, as is an erased user among the mentions (the subject's own
+    mentions come first, then the others' in the order first mentioned). Raises SealBroken for a sealed part
+    tampered with or moved."""
     sealed = envelope.sealed
     if sealed is None:
         return envelope
@@ -204,8 +232,13 @@ async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelop
     personal = open_fields(key, envelope.event_id, sealed)
     for part in envelope.sealed_references:
         reference_key = await keys.data_key_by_id(part.key_id)
-        if reference_key is not None:
-            personal.update(open_fields(reference_key, envelope.event_id, part))
+        if reference_key is None:
+            continue
+        opened = open_fields(reference_key, envelope.event_id, part)
+        if part.field == "mentions":
+            personal["mentions"] = [*personal.get("mentions", []), *opened["mentions"]]
+        else:
+            personal.update(opened)
     return envelope.model_copy(
         update={"data": {**envelope.data, **personal}, "sealed": None, "sealed_references": []}
     )
@@ -227,12 +260,16 @@ class PayloadSealing(Generic[P]):
     """Which fields of a topic's payload are personal and whose they are. `fields` maps each field's dotted
     path to the blank the clear record holds in its place (a path a payload lacks, as one kind of action lacks
     another's fields, is skipped); `subject` gives the user the record is about (None: about no one person,
-    left clear); `record_id` gives the id the sealed part is bound to."""
+    left clear); `record_id` gives the id the sealed part is bound to. `item_owners` maps a personal list
+    field to the owner of one of its items (None: the subject's): an item about another user is sealed
+    apart under that user's key, so erasing them makes exactly their items unopenable, and an opened record
+    lacks them as if they had never been there (a prompt's turn of an erased member)."""
 
     kind: str
     fields: Mapping[str, Any]
     subject: Callable[[P], str | None]
     record_id: Callable[[P], str]
+    item_owners: Mapping[str, Callable[[Mapping[str, Any]], str | None]] = field(default_factory=dict)
 
     def bound_id(self, payload: P) -> str:
         # The kind too: a request's sealed part copied onto its result (same id) does not open.
@@ -250,16 +287,60 @@ def _place(document: dict[str, Any], path: str, value: Any) -> None:
 _ABSENT = object()
 
 
+def _node(document: dict[str, Any], path: str) -> Any:
+    node: Any = document
+    for name in path.split("."):
+        node = node.get(name, _ABSENT) if isinstance(node, dict) else _ABSENT
+    return node
+
+
 def _held(sealing: PayloadSealing[Any], document: dict[str, Any]) -> dict[str, Any]:
     """The sealing's paths this payload holds, with their values."""
-    held = {}
-    for path in sealing.fields:
-        node: Any = document
-        for name in path.split("."):
-            node = node.get(name, _ABSENT) if isinstance(node, dict) else _ABSENT
-        if node is not _ABSENT:
-            held[path] = node
-    return held
+    return {path: node for path in sealing.fields if (node := _node(document, path)) is not _ABSENT}
+
+
+def _others_items(sealing: PayloadSealing[Any], document: dict[str, Any], subject: str) -> dict[str, str]:
+    """{"<list path>.<index>": owner} for the items of its lists about another user than `subject`."""
+    owned = {}
+    for path, owner_of in sealing.item_owners.items():
+        items = _node(document, path)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            owner = owner_of(item) if isinstance(item, dict) else None
+            if owner is not None and owner != subject:
+                owned[f"{path}.{index}"] = owner
+    return owned
+
+
+def _item_path(path: str) -> tuple[str, int]:
+    list_path, _, index = path.rpartition(".")
+    return list_path, int(index)
+
+
+async def _open_items(
+    sealing: PayloadSealing[Any],
+    document: dict[str, Any],
+    bound_id: str,
+    parts: list[SealedData],
+    keys: DataKeys,
+) -> None:
+    """Puts the items sealed apart back in their lists, and leaves out those whose owner was erased."""
+    holes = {
+        f"{path}.{index}"
+        for path in sealing.item_owners
+        if isinstance(items := _node(document, path), list)
+        for index, item in enumerate(items)
+        if item is None
+    }
+    if holes != {part.field for part in parts}:
+        raise SealBroken(f"sealed: the {sealing.kind}'s parts apart do not fill the items held apart")
+    for part in parts:
+        owner_key = await keys.data_key_by_id(part.key_id)
+        if owner_key is not None and part.field is not None:
+            list_path, index = _item_path(part.field)
+            _node(document, list_path)[index] = open_fields(owner_key, bound_id, part)[part.field]
+    for path in sealing.item_owners:
+        if isinstance(items := _node(document, path), list):
+            items[:] = [item for item in items if item is not None]
 
 
 async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P:
@@ -271,11 +352,21 @@ async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
     if subject is None:
         return payload
     key = await keys.data_key_for(subject)
+    bound_id = sealing.bound_id(payload)
     document = payload.model_dump(mode="json")
+    references = []
+    for path, owner in _others_items(sealing, document, subject).items():
+        list_path, index = _item_path(path)
+        items = _node(document, list_path)
+        references.append(seal_fields(await keys.data_key_for(owner), bound_id, {path: items[index]}, path))
+        # The subject's part holds the item's place, empty.
+        items[index] = None
     personal = _held(sealing, document)
     for path in personal:
         _place(document, path, sealing.fields[path])
-    document["sealed"] = seal_fields(key, sealing.bound_id(payload), personal).model_dump()
+    document["sealed"] = seal_fields(key, bound_id, personal).model_dump()
+    if references:
+        document["sealed_references"] = [part.model_dump() for part in references]
     return type(payload).model_validate(document)
 
 
@@ -288,13 +379,18 @@ async def open_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
     key = await keys.data_key_by_id(sealed.key_id)
     if key is None:
         return None
-    personal = open_fields(key, sealing.bound_id(payload), sealed)
+    bound_id = sealing.bound_id(payload)
+    personal = open_fields(key, bound_id, sealed)
     document = payload.model_dump(mode="json")
     if set(personal) != set(_held(sealing, document)):
         raise SealBroken(f"sealed: the {sealing.kind} part holds {sorted(personal)}, not its personal fields")
     for path, value in personal.items():
         _place(document, path, value)
+    references: list[SealedData] = getattr(payload, "sealed_references", [])
+    await _open_items(sealing, document, bound_id, references, keys)
     document["sealed"] = None
+    if references:
+        document["sealed_references"] = []
     try:
         return type(payload).model_validate(document)
     except ValidationError as exc:

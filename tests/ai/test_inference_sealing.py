@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from emulator.openai import Behaviour, OpenAICompatibleServer
+from models.inference import ChatMessage
 from settings import get_settings
 from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS
 from streams.sealing import open_payload, seal_payload
@@ -108,3 +109,31 @@ async def test_a_request_of_an_erased_user_is_dropped_without_a_model_call(
     results = await collect(namespace, INFERENCE_RESULTS, lambda _key, _value: True)
     assert [result.request_id for _key, result in results] == [kept.request_id]
     await keys.destroy_user_keys(other)
+
+
+async def test_the_model_gets_a_prompt_without_the_turns_of_an_erased_member(
+    server: OpenAICompatibleServer,
+    redis: Redis,
+    key_prefix: str,
+    namespace: str,
+    producer: AIOKafkaProducer,
+    keys: UserKeyStore,
+) -> None:
+    answered, erased = new_user(), new_user()
+    request = inference_request(text="what did they say?", author_id=answered)
+    system, current = request.messages
+    theirs = ChatMessage(role="user", name="erin", content="erin: my own words", author_id=erased)
+    request = request.model_copy(update={"messages": [system, theirs, current]})
+    lane = INFERENCE_LANES[request.lane]
+    sealed = await seal_payload(request, lane.sealing, keys)
+    assert await keys.destroy_user_keys(erased) == 1
+    async with running_worker(
+        inference_config(key_prefix, endpoint("a", server.base_url)), redis, namespace, keys=keys
+    ):
+        await send_requests(producer, namespace, [sealed])
+        await results_for(namespace, [request])
+    [call] = server.completions()
+    assert [m["content"] for m in call.messages] == [system.content, current.content]
+    # The model is sent no member's id.
+    assert all("author_id" not in m for m in call.messages)
+    await keys.destroy_user_keys(answered)

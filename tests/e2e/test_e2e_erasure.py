@@ -41,7 +41,7 @@ from memory.store import MemoryStore, connect
 from models.erasure import DataExport, Erasure, ErasureStatus, ErasureStep, ExportStatus, UserDataExport
 from settings import Settings
 from sinks.clickhouse.schema import ROW_TIMES
-from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS, INFERENCE_LANES, INFERENCE_RESULTS
+from streams.catalog import DISCORD_EVENTS, INFERENCE_LANES
 from tests.e2e.conftest import COMPLETION, Demo, demo_data_keys, demo_env, demo_world
 from tests.e2e.test_e2e_platform import said_by
 from tests.store_scan import (
@@ -72,15 +72,10 @@ REPORT_EMOJI = "\u26a0"
 # the erasure's own control record must reach every worker in the clear to say whom to erase.
 CLEAR_BY_DESIGN = ("privacy.erasures",)
 # Where others' sealed records may still name the erased after the erasure (docs/DATA.md, "Not reached"):
-# other members' and the agents' messages mentioning, replying to or quoting them, an agent's answer to a
-# moderator's command naming them, and the prompts (and their results) answering another member, whose
-# channel history holds the erased's recent messages, each sealed under its own subject's key.
-NAMED_BY_OTHERS = (
-    DISCORD_EVENTS.name,
-    DISCORD_ACTIONS.name,
-    INFERENCE_RESULTS.name,
-    *(lane.name for lane in INFERENCE_LANES.values()),
-)
+# other members' and the agents' words naming them (a moderator's "!warn @them", the bot's "Warned @them"),
+# in their messages and in the prompts whose channel history holds those messages, each sealed under its
+# author's key.
+NAMED_BY_OTHERS = (DISCORD_EVENTS.name, *(lane.name for lane in INFERENCE_LANES.values()))
 
 
 def changelog(topic: str) -> bool:

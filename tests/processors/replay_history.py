@@ -28,7 +28,7 @@ from jobs.rerun import DEPLOYMENTS, EVENTS, RESULTS, SOURCES, Rerun
 from models.agent import AgentMode
 from models.deployments import DeployedAgent, RoutingRecord
 from models.events import EventEnvelope
-from models.inference import InferenceResult
+from models.inference import InferenceRequest, InferenceResult
 from models.templates import mode_template
 from processors.engine import Outputs
 from streams.codec import encode_key
@@ -39,10 +39,11 @@ HISTORY = FIXTURES / "processors_replay.jsonl.gz"
 MESSAGES = 600
 # Wall-clock stamps (when an output was made), no part of what was decided.
 STAMPS = frozenset({"decided_at", "created_at"})
-# Fields added since the history was recorded, which it cannot hold: the sealed part of a record (sealed when
-# the record leaves the processors, so a replay's outputs carry none) and whom an action is about.
-ADDED_SINCE = frozenset({"sealed", "about_user_id"})
-# Recorded as a digest, to keep the fixture small: a prompt holds the channel's whole context.
+# Fields added since the history was recorded, which it cannot hold: the sealed parts of a record (sealed
+# when the record leaves the processors, so a replay's outputs carry none) and whom an action is about.
+ADDED_SINCE = frozenset({"sealed", "sealed_references", "about_user_id"})
+# Recorded as a digest, to keep the fixture small: a prompt holds the channel's whole context. Its turns'
+# authors were added since.
 DIGESTED = frozenset({"messages"})
 MODES = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
 PEOPLE = [user(str(4_600_000_000_000_000_000 + n), f"person{n}") for n in range(6)]
@@ -130,6 +131,8 @@ def comparable(outputs: Outputs) -> dict[str, list[dict[str, Any]]]:
 
     def fields(item: BaseModel) -> dict[str, Any]:
         dumped = item.model_dump(mode="json")
+        if isinstance(item, InferenceRequest):
+            dumped["messages"] = [m.model_dump(mode="json", exclude={"author_id"}) for m in item.messages]
         return {
             name: hashlib.sha256(orjson.dumps(value)).hexdigest() if name in DIGESTED else value
             for name, value in dumped.items()

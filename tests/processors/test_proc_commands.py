@@ -259,6 +259,19 @@ def test_warn_counts_and_escalates_at_three() -> None:
     assert count.say is not None and count.say.text == f"<@{MEMBER}> has 4 warnings."
 
 
+def test_a_moderation_answer_is_about_the_member_acted_on_not_the_moderator() -> None:
+    # The event is the moderator's command: its other answers are about them.
+    emit = Emitter(
+        f"evt-{snowflake()}", deployed(agent_with(AgentMode.enhanced), guild_id=GUILD, bot_id=BOT), GUILD, MOD
+    )
+    origins = (MessageOrigin(CHANNEL, snowflake()), InteractionOrigin(snowflake(), "token"))
+    for name in ("warn", "warnings"):
+        say = moderate(name, MODERATE_MEMBERS, reason="rude", emit=emit).say
+        assert say is not None
+        assert [emit.answer(say, origin).about_user_id for origin in origins] == [MEMBER, MEMBER]
+    assert emit.answer(Say("pong"), origins[0]).about_user_id == MOD
+
+
 def test_escalation_picks_the_strictest_rule_reached() -> None:
     rules = [EscalationRule(warns=3, action="timeout"), EscalationRule(warns=5, action="kick")]
     assert escalation_for(rules, 2) is None

@@ -217,3 +217,32 @@ async def test_the_author_of_a_message_reacted_to_is_sealed_under_their_own_key(
     keys.destroy(ALEX)
     opened = await open_envelope(sealed, keys)
     assert opened is not None and opened.data["user_id"] == SAM and "message_author_id" not in opened.data
+
+
+async def test_each_member_a_message_mentions_is_sealed_under_their_own_key_and_left_out_once_erased() -> (
+    None
+):
+    keys = MemoryDataKeys()
+    mentions = [user(ALEX, "alex"), user(SAM, "samwise"), user(BOT, "Luna")]
+    data = message_data(
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        author=user(SAM, "samwise"),
+        content=f"<@{ALEX}> <@{BOT}> hi",
+        mentions=mentions,
+    )
+    message = envelope("MESSAGE_CREATE", data, bot_id=BOT, guild_id=GUILD, channel_id=CHANNEL)
+    sealed = await seal_envelope(message, keys)
+    assert b'"alex"' not in DISCORD_EVENTS.codec.encode(sealed)
+    assert [(part.field, part.key_id) for part in sealed.sealed_references] == [
+        ("mentions", keys.by_user[ALEX].key_id),
+        ("mentions", keys.by_user[BOT].key_id),
+    ]
+    opened = await open_envelope(sealed, keys)
+    # The author's own mention first, then the others' in the order mentioned.
+    assert opened is not None and opened.data["mentions"] == [mentions[1], mentions[0], mentions[2]]
+    keys.destroy(ALEX)
+    opened = await open_envelope(sealed, keys)
+    assert opened is not None and opened.data["mentions"] == [mentions[1], mentions[2]]
+    # The content stays its author's words.
+    assert opened.data["content"] == f"<@{ALEX}> <@{BOT}> hi"

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from models.actions import AnswerInChannel, Ban, Reply, Report, SendMessage
 from models.decisions import Decision, DecisionReason
 from models.erasure import AnalyticsExportAnswer, AnalyticsExportRequest
-from models.inference import InferenceRequest
+from models.inference import ChatMessage, InferenceRequest
+from models.memory import MemoryKind, RecalledNote
 from models.operations import ModerationAudit, OwnerNotification
 from processors.engine import Outputs
 from streams.catalog import (
@@ -91,6 +92,82 @@ async def test_a_sealed_part_moved_to_another_record_does_not_open() -> None:
         await open_payload(
             result.model_copy(update={"sealed": request.sealed}), INFERENCE_RESULTS.sealing, keys
         )
+
+
+def in_a_channel(answered: str) -> InferenceRequest:
+    """A request answering `answered` whose prompt holds Alex's, the agent's and the answered's turns."""
+    request = asked_by(answered)
+    system, current = request.messages
+    history = [
+        ChatMessage(role="user", name="alex", content="alex: my own words", author_id=ALEX),
+        ChatMessage(role="assistant", content="Luna's own words"),
+        ChatMessage(role="user", name="Bob", content="Bob: earlier", author_id=answered),
+        ChatMessage(role="user", name="alex", content="alex: more of mine", author_id=ALEX),
+    ]
+    return request.model_copy(update={"messages": [system, *history, current]})
+
+
+async def test_another_members_turns_in_a_prompt_are_sealed_under_their_key_and_left_out_once_erased() -> (
+    None
+):
+    keys = MemoryDataKeys()
+    request = in_a_channel(SAM)
+    sealed = await seal_payload(request, LANE.sealing, keys)
+    raw = LANE.codec.encode(sealed)
+    assert b"my own words" not in raw and ALEX.encode() not in raw
+    assert [part.key_id for part in sealed.sealed_references] == [keys.by_user[ALEX].key_id] * 2
+    opened = await open_payload(LANE.codec.decode(raw), LANE.sealing, keys)
+    assert opened == request
+    # The model is sent no author ids.
+    assert all("author_id" not in message.for_model() for message in request.messages)
+
+    keys.destroy(ALEX)
+    opened = await open_payload(sealed, LANE.sealing, keys)
+    assert opened is not None
+    assert [m.content for m in opened.messages] == [
+        m.content for m in request.messages if m.author_id != ALEX
+    ]
+
+
+async def test_a_results_recalled_memory_of_another_member_is_left_out_once_they_are_erased() -> None:
+    keys = MemoryDataKeys()
+    result = inference_result("hi")
+    notes = [
+        RecalledNote(
+            id=uuid4(),
+            kind=MemoryKind.user_fact,
+            author_id=author,
+            text="likes tea",
+            at=result.completed_at,
+            score=0.5,
+        )
+        for author in (ALEX, SAM)
+    ]
+    target = result.target.model_copy(update={"author_id": SAM})
+    result = result.model_copy(update={"target": target, "recalled": notes})
+    sealed = await seal_payload(result, INFERENCE_RESULTS.sealing, keys)
+    assert [part.key_id for part in sealed.sealed_references] == [keys.by_user[ALEX].key_id]
+    assert await open_payload(sealed, INFERENCE_RESULTS.sealing, keys) == result
+    keys.destroy(ALEX)
+    opened = await open_payload(sealed, INFERENCE_RESULTS.sealing, keys)
+    assert opened is not None and opened.recalled == notes[1:]
+
+
+async def test_a_prompt_turn_moved_removed_or_swapped_does_not_open() -> None:
+    keys = MemoryDataKeys()
+    sealed = await seal_payload(in_a_channel(SAM), LANE.sealing, keys)
+    first, second = sealed.sealed_references
+    other = await seal_payload(in_a_channel(SAM), LANE.sealing, keys)
+    tampered = [
+        [second],
+        [first.model_copy(update={"field": second.field}), second],
+        [other.sealed_references[0], second],
+    ]
+    for references in tampered:
+        with pytest.raises(SealBroken):
+            await open_payload(
+                sealed.model_copy(update={"sealed_references": references}), LANE.sealing, keys
+            )
 
 
 def test_a_clear_request_without_messages_is_rejected_naming_the_field() -> None:
