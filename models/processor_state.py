@@ -359,7 +359,7 @@ class EventBook(Strict):
     )
 
 
-# How many compaction markers an erasure's changelog partition gets, `ERASED_WITHIN_MS` apart: the first
+# How many compaction markers an erasure's changelog partition gets (processors/compaction.py): the first
 # rolls the segment holding the superseded values and deletion markers, so the cleaner removes the values;
 # the second rolls the segment holding the first marker, so a cleaning runs after the deletion markers'
 # `delete.retention.ms` and removes them.

@@ -4,8 +4,9 @@ Kafka rolls a segment only when a record arrives after `segment.ms`, and its cle
 segment: on a quiet changelog partition the values an erasure superseded (and its deletion markers, whose
 keys may name the erased) would stay on disk until the next write. So the worker owning a partition the
 erasure changed appends a marker to every changelog's partition `ERASED_WITHIN_MS` after the erasure's own
-writes, and once more as long again (`COMPACTION_MARKERS`): each rolls the segment before it, which the
-cleaner then compacts (`max.compaction.lag.ms`).
+writes, and once more twice as long after it (`COMPACTION_MARKERS`): each rolls the segment before it, which
+the cleaner then compacts (`max.compaction.lag.ms`); the first cleaning drops the superseded values, the
+second the deletion markers.
 
 The marker is a tombstone for `MARKER_KEY`, a key no table entry has (every entry's key starts with a
 partition key: a guild id or `dm:<bot id>`): recovering or standing by, Faust deletes the key, which is not
@@ -49,7 +50,9 @@ def is_due(pending: ChangelogRoll, now: datetime) -> bool:
 
 
 def after_marker(pending: ChangelogRoll, sent_at: datetime, within: timedelta) -> ChangelogRoll | None:
-    """The partition's markers once one reached it at `sent_at`: the next `within` later (the segment the
-    marker opened is rolled by then), or None when that was the last."""
+    """The partition's markers once one reached it at `sent_at`: the next twice `within` later, or None when
+    that was the last. The cleaning this marker causes (within the cleaner's back-off, shorter than the
+    bound) keeps the deletion markers `delete.retention.ms` (the bound) more; only a cleaning after that
+    removes them, and the next marker causes one by rolling the segment this marker opened."""
     left = pending.markers_left - 1
-    return ChangelogRoll(due_at=sent_at + within, markers_left=left) if left else None
+    return ChangelogRoll(due_at=sent_at + 2 * within, markers_left=left) if left else None

@@ -40,12 +40,13 @@ def test_a_later_erasure_keeps_the_sooner_marker_and_restores_the_count() -> Non
     assert after_erasure(late, T0, WITHIN).due_at == T0 + WITHIN
 
 
-def test_each_marker_makes_the_next_due_after_the_bound_and_the_last_ends_it() -> None:
+def test_the_next_marker_waits_for_the_deletion_markers_retention_and_the_last_ends_it() -> None:
+    # The first marker's cleaning keeps the deletion markers the bound more: the next cleaning must be later.
     roll = after_erasure(None, T0, WITHIN)
     sent_at = T0 + WITHIN + timedelta(seconds=1)
     following = after_marker(roll, sent_at, WITHIN)
-    assert following == ChangelogRoll(due_at=sent_at + WITHIN, markers_left=COMPACTION_MARKERS - 1)
-    assert after_marker(following, sent_at + WITHIN, WITHIN) is None
+    assert following == ChangelogRoll(due_at=sent_at + 2 * WITHIN, markers_left=COMPACTION_MARKERS - 1)
+    assert after_marker(following, sent_at + 2 * WITHIN, WITHIN) is None
 
 
 def test_the_marker_key_is_no_table_entry_and_the_roll_key_reads_back() -> None:
