@@ -357,3 +357,18 @@ class EventBook(Strict):
     points: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, max_length=TRIVIA_PLAYERS_KEPT
     )
+
+
+# How many compaction markers an erasure's changelog partition gets (processors/compaction.py): the first
+# rolls the segment holding the superseded values and deletion markers, so the cleaner removes the values;
+# the second rolls the segment holding the first marker, so a cleaning runs after the deletion markers'
+# `delete.retention.ms` and removes them.
+COMPACTION_MARKERS = 2
+
+
+class ChangelogRoll(Strict):
+    """A changelog partition an erasure changed, waiting for its compaction markers: the next one is due at
+    `due_at`, `markers_left` remain."""
+
+    due_at: datetime
+    markers_left: int = Field(default=COMPACTION_MARKERS, ge=1, le=COMPACTION_MARKERS)

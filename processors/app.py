@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
@@ -25,11 +25,21 @@ from models.deployments import RoutingRecord
 from models.erasure import ErasureAck, ErasureComponent, ErasureControl
 from models.events import EventEnvelope
 from models.inference import InferenceResult
+from models.processor_state import ChangelogRoll
 from models.table_keys import AnnouncementKey, GamesKey, MusicKey, RoutingKey, UtilityKey
+from processors.compaction import (
+    MARKER_KEY,
+    ROLLS_TABLE,
+    after_erasure,
+    after_marker,
+    is_due,
+    roll_key,
+    rolled_partition,
+)
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.erasure import erase_user, on_partition
 from processors.prompt import PromptFit
-from processors.tables import coalesced_writes, create_tables, partition_of
+from processors.tables import coalesced_writes, create_tables, model_table, partition_of
 from settings import ProcessorsFlow, Settings
 from settings.clock import clock_of
 from streams.catalog import (
@@ -39,6 +49,7 @@ from streams.catalog import (
     DEAD_LETTERS,
     DISCORD_ACTIONS,
     DISCORD_EVENTS,
+    ERASED_WITHIN_MS,
     GUILD_PARTITIONS,
     INFERENCE_LANES,
     INFERENCE_RESULTS,
@@ -294,6 +305,19 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         await consume(INFERENCE_RESULTS, stream, handle_result)
 
     erasures, erasure_acks = topic(PRIVACY_ERASURES), topic(PRIVACY_ERASURE_ACKS)
+    # The compaction markers pending per partition (processors/compaction.py), and the changelogs they go to.
+    rolls = model_table(app, ROLLS_TABLE, ChangelogRoll)
+    marked_changelogs = [table for table in app.tables.values() if table.name != ROLLS_TABLE]
+    erased_within = timedelta(milliseconds=ERASED_WITHIN_MS)
+
+    async def record_roll(partition: int) -> None:
+        """The partition's markers, due `erased_within` after the erasure's writes reached the broker (the
+        broker's roll counts from their timestamps, hence the real time, not the worker's clock). Recorded
+        before the acknowledgement, on every control record: one redelivered after a crash that lost the
+        record erases nothing more, yet still gets its markers."""
+        await app.producer.flush()
+        key = roll_key(partition)
+        rolls[key] = after_erasure(rolls.get(key), datetime.now(UTC), erased_within)
 
     @app.agent(erasures, name="erasures")
     async def on_erasures(stream: StreamT) -> None:
@@ -307,6 +331,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                 await send_dead_letter(PRIVACY_ERASURES, message, str(error))
                 continue
             removed = erase_user(engine.tables, control.user_id, on_partition(message.partition))
+            await record_roll(message.partition)
             ack = ErasureAck(
                 erasure_id=control.erasure_id,
                 component=ErasureComponent.processors,
@@ -373,6 +398,28 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             return
         keys = [AnnouncementKey.parse(raw).partition_key for raw in list(engine.tables.announcements.keys())]
         await fire_owned(keys, engine.fire_announcements)
+
+    @app.timer(interval=options.reminder_interval_s)
+    async def send_compaction_markers() -> None:
+        # As for routines: only once recovered, and only on the partitions this worker owns (a partition
+        # taken over brings its pending markers in the table).
+        if not recovered():
+            return
+        owned = owned_partitions()
+        for key, pending in list(rolls.items()):
+            partition = rolled_partition(key)
+            if partition not in owned or not is_due(pending, datetime.now(UTC)):
+                continue
+            for table in marked_changelogs:
+                table.send_changelog(partition, MARKER_KEY, None, value_serializer="raw")
+            await app.producer.flush()
+            following = after_marker(pending, datetime.now(UTC), erased_within)
+            with coalesced_writes() as batch:
+                batch.partition = partition
+                if following is None:
+                    del rolls[key]
+                else:
+                    rolls[key] = following
 
     @app.timer(interval=options.reminder_interval_s)
     async def leave_idle_voice() -> None:

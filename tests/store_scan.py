@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import asyncpg
 import clickhouse_connect
 import orjson
 import pyarrow.parquet as pq
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -93,31 +93,22 @@ async def namespace_topics(bootstrap: str, namespace: str) -> list[str]:
 OPENED = "opened"
 
 
-def latest_values(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
-    """Each key's latest record, a deleted key's none: a compacted topic as its readers see it."""
-    latest = {(r.topic, r.partition, r.key): r for r in records}
-    return [r for r in latest.values() if r.value is not None]
-
-
 async def scan_topics(
     bootstrap: str,
     namespace: str,
     person: Person,
     keys: DataKeys,
     skip: Iterable[str] = (),
-    latest_only: Callable[[str], bool] = lambda topic: False,
 ) -> list[Hit]:
-    """Every record of every topic of the namespace but `skip` (names without the namespace): its key and
-    value as stored, and, on a catalog topic, its value decoded and opened with `keys` (an erased subject's
-    record opens to nothing). Of a topic `latest_only` names, each key's latest value only."""
+    """Every record of every topic of the namespace but `skip` (names without the namespace), the
+    processors' changelogs included, from offset 0 (a compacted topic's superseded values and deletion
+    markers too, until the cleaner removed them): its key and value as stored, and, on a catalog topic, its
+    value decoded and opened with `keys` (an erased subject's record opens to nothing)."""
     specs = {spec.name_in(namespace): spec for spec in CATALOG}
     skipped = {f"{namespace}{name}" for name in skip}
     topics = [topic for topic in await namespace_topics(bootstrap, namespace) if topic not in skipped]
-    stored = await stored_records(bootstrap, topics)
-    records = [r for r in stored if not latest_only(r.topic)]
-    records += latest_values([r for r in stored if latest_only(r.topic)])
     hits: list[Hit] = []
-    for record in records:
+    for record in await stored_records(bootstrap, topics):
         where = f"{record.topic}[{record.partition}]@{record.offset}"
         hits += _hits(person, "kafka", where, "key", _text(record.key))
         hits += _hits(person, "kafka", where, "value as stored", _text(record.value))

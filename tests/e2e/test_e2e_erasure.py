@@ -6,10 +6,11 @@ Luna (context window, relationship, levels), a long-term memory, a moderator's w
 report of Luna's answer (owner notification), analytics rows and a Parquet export. The access export holds
 every planted item of the erased. The erasure, its API process killed while it runs and asked again (one
 erasure), finishes with each step done once. Then every store is scanned for the erased's id, name and
-words (tests/store_scan.py): every record of every topic of the demo's namespace, changelogs included (as
-stored and opened with the keys that remain, once the changelogs are compacted), every PostgreSQL table of
-the demo's schema, every Redis key, every memory of the demo's agents, every Parquet file and every
-ClickHouse table: no hit. The kept member's data is untouched, and the platform keeps answering both.
+words (tests/store_scan.py): every record of every topic of the demo's namespace from offset 0, the
+changelogs' superseded values and deletion markers included (as stored and opened with the keys that
+remain), every PostgreSQL table of the demo's schema, every Redis key, every memory of the demo's agents,
+every Parquet file and every ClickHouse table: no hit. The kept member's data is untouched, and the
+platform keeps answering both.
 
 The job's resumption after a crash at each step is proven in tests/processors/test_proc_erasure_stack.py."""
 
@@ -76,12 +77,6 @@ CLEAR_BY_DESIGN = ("privacy.erasures",)
 # in their messages and in the prompts whose channel history holds those messages, each sealed under its
 # author's key.
 NAMED_BY_OTHERS = (DISCORD_EVENTS.name, *(lane.name for lane in INFERENCE_LANES.values()))
-
-
-def changelog(topic: str) -> bool:
-    """The processors' tables' changelogs: compacted, read as their latest values (docs/DATA.md: superseded
-    values stay until the partition's segment rolls on a later write)."""
-    return topic.endswith("-changelog")
 
 
 @dataclass(frozen=True)
@@ -244,9 +239,7 @@ async def scan_every_store(
     """Every store but ClickHouse (its engine is the sinks process's while the demo runs), by store."""
     settings = demo.settings
     async with demo_data_keys(settings, demo.running.schema) as keys:
-        topics = await scan_topics(
-            settings.kafka_bootstrap, demo.namespace, person, keys, CLEAR_BY_DESIGN, latest_only=changelog
-        )
+        topics = await scan_topics(settings.kafka_bootstrap, demo.namespace, person, keys, CLEAR_BY_DESIGN)
         parquet = await scan_parquet(demo.parquet_dir, person, keys)
     return {
         "kafka": topics,
@@ -321,7 +314,8 @@ async def test_a_member_is_erased_from_every_store_and_the_platform_keeps_answer
             # Each step done once, killed or not.
             assert sorted(record.step for record in done.steps) == sorted(ErasureStep)
 
-            # The tables' last writes reach their changelogs shortly after the acknowledgements.
+            # Every changelog record holding the erased (superseded values, deletion markers) is gone within
+            # twice COMPACTION_MS of the acknowledgements (the compaction markers) and the cleaner's back-off.
             async def clean() -> dict[str, list[Hit]] | None:
                 hits = await scan_every_store(demo, erased.person, memories, redis)
                 return hits if not any(held(hits).values()) else None
