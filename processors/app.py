@@ -111,6 +111,16 @@ class _WorkerConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = flow.fetch_max_wait_ms
         return consumer
 
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        # Faust's livelock check reads each assigned partition's position, which aiokafka asserts is known:
+        # a partition just sought back (above, or by a rebalance) has none until its reset is fetched, and
+        # the check crashed the worker in that window. Such a partition is moving, not stuck: skip it.
+        subscription = self._ensure_consumer()._fetcher._subscriptions.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(TopicPartition(tp.topic, tp.partition)) if assignment else None
+        if state is not None and state.has_valid_position:
+            super().verify_event_path(now, tp)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
         assigned = self.assignment()
