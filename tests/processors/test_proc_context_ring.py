@@ -79,7 +79,7 @@ def test_a_message_writes_its_slot_and_the_head_only() -> None:
     assert len(slots) == 64
 
 
-def test_a_placeholder_replaced_by_its_message_rewrites_one_slot() -> None:
+def test_a_pending_entry_replaced_by_its_message_rewrites_one_slot() -> None:
     ring, heads, slots = new_ring()
     for n in range(10):
         append(ring, entry(n), limit=10)
