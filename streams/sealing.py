@@ -11,7 +11,6 @@ their topic's `PayloadSealing` names the personal fields, which travel blank bes
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
 from collections.abc import Callable, Mapping
@@ -88,18 +87,26 @@ def _associated_data(event_id: str, key_id: str, field: str | None) -> bytes:
     return f"deep-sealed\x00{event_id}\x00{key_id}\x00{field or ''}".encode()
 
 
-def seal_fields(
+def _base64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _sealed_part(
     key: DataKey, event_id: str, fields: Mapping[str, Any], field: str | None = None
-) -> SealedData:
+) -> dict[str, Any]:
+    """A `SealedData` as its record holds it. (Payloads carry many parts, one per other author's prompt line:
+    building each as a model only to dump it again cost more than its encryption.)"""
     nonce = os.urandom(NONCE_BYTES)
     plaintext = orjson.dumps(fields)
     ciphertext = key.aead.encrypt(nonce, plaintext, _associated_data(event_id, key.key_id, field))
-    return SealedData(
-        key_id=key.key_id,
-        nonce=base64.b64encode(nonce).decode(),
-        ciphertext=base64.b64encode(ciphertext).decode(),
-        field=field,
-    )
+    return {"key_id": key.key_id, "nonce": _base64(nonce), "ciphertext": _base64(ciphertext), "field": field}
+
+
+def seal_fields(
+    key: DataKey, event_id: str, fields: Mapping[str, Any], field: str | None = None
+) -> SealedData:
+    # Built from values made right here: no validation needed.
+    return SealedData.model_construct(**_sealed_part(key, event_id, fields, field))
 
 
 def open_fields(key: DataKey, event_id: str, sealed: SealedData) -> dict[str, Any]:
@@ -107,8 +114,8 @@ def open_fields(key: DataKey, event_id: str, sealed: SealedData) -> dict[str, An
     if sealed.key_id != key.key_id:
         raise SealBroken(f"sealed: key id {sealed.key_id!r} asked, key {key.key_id!r} given")
     try:
-        nonce = base64.b64decode(sealed.nonce, validate=True)
-        ciphertext = base64.b64decode(sealed.ciphertext, validate=True)
+        nonce = binascii.a2b_base64(sealed.nonce, strict_mode=True)
+        ciphertext = binascii.a2b_base64(sealed.ciphertext, strict_mode=True)
         associated = _associated_data(event_id, key.key_id, sealed.field)
         plaintext = key.aead.decrypt(nonce, ciphertext, associated)
     except (binascii.Error, ValueError):
@@ -358,15 +365,15 @@ async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: Data
     for path, owner in _others_items(sealing, document, subject).items():
         list_path, index = _item_path(path)
         items = _node(document, list_path)
-        references.append(seal_fields(await keys.data_key_for(owner), bound_id, {path: items[index]}, path))
+        references.append(_sealed_part(await keys.data_key_for(owner), bound_id, {path: items[index]}, path))
         # The subject's part holds the item's place, empty.
         items[index] = None
     personal = _held(sealing, document)
     for path in personal:
         _place(document, path, sealing.fields[path])
-    document["sealed"] = seal_fields(key, bound_id, personal).model_dump()
+    document["sealed"] = _sealed_part(key, bound_id, personal)
     if references:
-        document["sealed_references"] = [part.model_dump() for part in references]
+        document["sealed_references"] = references
     return type(payload).model_validate(document)
 
 
