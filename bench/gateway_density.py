@@ -160,6 +160,7 @@ def runner_fleet(
         intents=protocol.intents_value(protocol.DEFAULT_INTENTS),
         on_token_dead=on_token_dead,
         keys=keys,
+        linger_s=get_settings().gateway_producer.linger_ms / 1000,
     )
 
 
@@ -224,7 +225,7 @@ async def lean(
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
-        linger_ms=settings.gateway_producer.linger_ms,
+        linger_ms=0,  # the fleet lingers (gateways/forwarder.py)
         max_batch_size=settings.gateway_producer.max_batch_bytes,
         partitioner=key_partitioner,
     )

@@ -174,7 +174,7 @@ async def run(args: argparse.Namespace, base: str, library: Path) -> dict[str, A
     redis = connect_redis(settings.redis_url)
     http = runner_http()
     media = media_session(allow_private=False)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
     await producer.start()
     result: dict[str, Any] = {"levels": {}}
     async with EmulatorControl(base) as control, user_keys(settings) as keys:

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from gateways import dispatch, protocol
+from gateways.forwarder import EventForwarder
 from gateways.heartbeats import Heartbeats
 from gateways.identify import IdentifyLimiter, budget_wait_s
 from gateways.rest import RestClients, is_unauthorized
@@ -80,6 +81,7 @@ class Fleet:
         intents: int,
         on_token_dead: TokenDeadHandler,
         keys: DataKeys,
+        linger_s: float = 0.0,
         on_interaction: InteractionHandler | None = None,
         on_intents: IntentsHandler | None = None,
         handshakes_in_flight: int = HANDSHAKES_IN_FLIGHT,
@@ -90,8 +92,9 @@ class Fleet:
         self.handshakes = asyncio.Semaphore(handshakes_in_flight)
         self._heartbeats = Heartbeats()
         self._rest = rest
-        self._producer = producer
-        self._events_topic = events_topic
+        # Events held up to `linger_s` and handed to the producer together (gateways/forwarder.py); the
+        # producer itself should not linger.
+        self._forwarder = EventForwarder(producer, events_topic, linger_s)
         self._keys = keys
         self._sessions = sessions
         self._identify = identify
@@ -168,7 +171,7 @@ class Fleet:
         await asyncio.gather(*(shard.stop() for shard in shards))
         self._forget_buckets(shards)
         # What they forwarded last is acknowledged first, so the checkpoint covers it.
-        await self._producer.flush()
+        await self._forwarder.flush()
         self._dirty.difference_update(shards)
         await self._save(shards)
 
@@ -212,7 +215,7 @@ class Fleet:
     async def checkpoint(self, *, flush: bool = False) -> None:
         """Write the sessions that changed; with `flush`, after Kafka acknowledged everything sent so far."""
         if flush:
-            await self._producer.flush()
+            await self._forwarder.flush()
         dirty, self._dirty = self._dirty, set()
         await self._save(dirty)
 
@@ -261,10 +264,11 @@ class Fleet:
             self._on_interaction(shard.bot, data)
         if event_type in VOICE_DISPATCHES and self.on_voice is not None:
             self.on_voice(shard.bot, event_type, data)
-        delivery = await self._producer.send(
-            self._events_topic, self._codec.encode(envelope), key=encode_key(envelope.key)
+        await self._forwarder.send(
+            self._codec.encode(envelope),
+            encode_key(envelope.key),
+            partial(self._delivered, shard, shard.generation, seq),
         )
-        delivery.add_done_callback(partial(self._delivered, shard, shard.generation, seq))
 
     async def _envelope(
         self, shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]

@@ -157,7 +157,8 @@ class Runner(ConsumerService):
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=f"deep-gateway-{config.runner_id}",
             acks="all",
-            linger_ms=settings.gateway_producer.linger_ms,
+            # The fleet holds events for the linger and hands them over together (gateways/forwarder.py).
+            linger_ms=0,
             max_batch_size=settings.gateway_producer.max_batch_bytes,
             partitioner=key_partitioner,
         )
@@ -198,6 +199,7 @@ class Runner(ConsumerService):
             intents=protocol.intents_value(config.intents),
             on_token_dead=self.guard.revoke,
             keys=self.user_keys,
+            linger_s=settings.gateway_producer.linger_ms / 1000,
             on_interaction=self._interaction_received,
             on_intents=self._intents_learned,
         )

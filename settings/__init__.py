@@ -98,7 +98,8 @@ class ProducerBatching:
     max_batch_bytes: int
 
 
-# The gateway forwards every message of every guild: its requests are most of the broker's produce load.
+# The gateway forwards every message of every guild: its requests are most of the broker's produce load. Its
+# fleet holds the linger itself and hands aiokafka each burst at once (gateways/forwarder.py).
 GATEWAY_PRODUCER = ProducerBatching(linger_ms=5, max_batch_bytes=256 * 1024)
 
 
