@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.manager import TableManager
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_kafka
-from faust.types import TP, Message, StreamT, TopicT
+from faust.types import TP, ChannelT, EventT, Message, StreamT, TopicT
+from mode import Service, ServiceT
 from yarl import URL
 
 from models.deployments import RoutingRecord
@@ -67,6 +70,8 @@ from vault.user_keys import UserKeyStore, user_keys
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "processors"
+# Records the consumer delivers to the streams before it lets them run (Faust's drain uses the same).
+DELIVERY_YIELD_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -131,8 +136,78 @@ class _WorkerConsumerThread(faust_kafka.AIOKafkaConsumerThread):
 
 
 class _WorkerConsumer(faust_kafka.Consumer):
+    """Faust's consumer, whose drain hands a fetched batch to the streams under one race with the flow's
+    suspension rather than one per record.
+
+    Faust's own drain awaits each record's delivery in `wait_first(deliver, suspend_flow.wait())`: four tasks
+    and an `asyncio.wait` per record, more CPU than the engine spends deciding a chatter event. A rebalance
+    still cuts the delivery short where it did (the rest of the batch is dropped, and read again from the
+    committed offsets once the flow resumes)."""
+
     def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
         return _WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # Set when the flow resumes after a rebalance: the drain seeks back to the committed offsets first.
+    _seek_before_fetch = False
+
+    def resume_flow(self) -> None:
+        # Faust resumes the flow once a rebalance's recovery is done, right after clearing the streams'
+        # queues. Fetching restarted before its seek back to the committed offsets, so records delivered
+        # meanwhile and not yet taken are gone while the read offsets moved past them (their second read,
+        # after the seek, is dropped as already read). Seeking back once more before the next fetch reads
+        # what was not committed again: decided twice at worst (deciding a redelivery changes nothing),
+        # never lost. (Resuming during the changelogs' recovery is left alone: the stream partitions are
+        # paused then, and a seek would move the changelogs' positions being recovered.)
+        if not self.app.in_recovery:
+            self._seek_before_fetch = True
+        super().resume_flow()
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        stopped_errors: tuple[type[BaseException], ...] = (
+            *self.consumer_stopped_errors,
+            asyncio.CancelledError,
+        )
+        try:
+            while not (should_stop() or fetcher_should_stop()):
+                if self._seek_before_fetch:
+                    self._seek_before_fetch = False
+                    await self.perform_seek()
+                self.diag.set_flag(CONSUMER_FETCHING)
+                fetched = [message async for _, message in self.getmany(timeout=1.0)]
+                # A fetch can return at once time after time: the loop lets the streams run between fetches.
+                await self.sleep(0)
+                if fetched and not self.should_stop:
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await self.wait_first(self._deliver(fetched), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+
+    async def _deliver(self, fetched: list[Message]) -> None:
+        """Each record to the streams of its topic, in order, as Faust's drain does: a record at or before the
+        partition's last delivered offset (fetched again after a seek) is skipped, and a gap in the offsets
+        is recorded so that the offsets after it can be committed. Delivery stops where Faust's fetch stops
+        yielding records: once the flow stops or a rebalance begins a new generation (the rest is read again
+        from the committed offsets; delivered, it would move the read offsets past them)."""
+        for count, message in enumerate(fetched, 1):
+            if not self.flow_active or message.generation_id != self.app.consumer_generation_id:
+                return
+            tp, offset = message.tp, message.offset
+            read = self._read_offset[tp]
+            if read is not None and offset < read:
+                continue
+            if read and offset - read > 1 and self.app.topics.acks_enabled_for(message.topic):
+                await self._add_gap(tp, read + 1, offset)
+            await self.callback(message)
+            self._read_offset[tp] = offset
+            # Delivery rarely waits: the streams get their turn every so many records.
+            if count % DELIVERY_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
 
 class _WorkerTransport(faust_kafka.Transport):
@@ -163,6 +238,61 @@ class RoutingSeed:
         except CodecError:
             return None  # the deployments agent dead-letters it
         return record if record.key == key else None
+
+
+async def event_batches(
+    app: faust.App, stream: StreamT, batch_max: int, wait_s: float
+) -> AsyncIterator[list[EventT]]:
+    """The stream's events in batches of up to `batch_max`, a batch waiting at most `wait_s` after its first
+    event for more, taken straight from the queue the consumer fills; the caller acks them after the batch.
+    Ends when the stream stops.
+
+    Faust's own `take_events` passes every event through the stream's machinery first (a drainer task,
+    sensors, processors, the current event's bookkeeping), at about the CPU the engine spends deciding a
+    chatter event. What of it matters is kept: an event fetched before the latest rebalance (of an older
+    consumer generation) is acked unhandled, as the stream skips it; a handled one is tracked as unacked, so
+    that a rebalance waits for its batch before its partition moves; and the stall detector sees the
+    partition's stream taking events."""
+    # Iterating the agent's topic registers it with the conductor, which then fills its queue.
+    queue = cast(ChannelT[Any], aiter(stream.channel)).queue
+    unacked = cast(MutableSet[Message], app.consumer.unacked)
+    acking_topics = app.topics.acking_topics
+    inbound = app.monitor.stream_inbound_time
+    while True:
+        try:
+            received = await _take(queue, batch_max, wait_s)
+        except StopAsyncIteration:  # how Faust ends a channel's iteration when the stream stops
+            return
+        events: list[EventT] = []
+        taken_at = monotonic()
+        for event in received:
+            message = event.message
+            if not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id:
+                event.ack()
+                continue
+            if message.topic in acking_topics and not message.tracked:
+                message.tracked = True
+                unacked.add(message)
+            inbound[message.tp] = taken_at
+            events.append(event)
+        if events:
+            yield events
+
+
+async def _take(queue: asyncio.Queue[EventT], most: int, wait_s: float) -> list[EventT]:
+    """The next event, and those that follow it within `wait_s`, `most` in all."""
+    taken = [await queue.get()]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while len(taken) < most:
+        if not queue.empty():
+            taken.append(queue.get_nowait())
+            continue
+        try:
+            taken.append(await asyncio.wait_for(queue.get(), deadline - loop.time()))
+        except TimeoutError:
+            break
+    return taken
 
 
 def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | None = None) -> faust.App:
@@ -258,13 +388,13 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         reason goes to the dead letters and the stream goes on. Records come in batches of up to
         `batch_max`: the batch's table writes reach the changelogs once per key at its end, and Faust acks
         its offsets after that. (A batch of one is handled as it arrives.)"""
-        wait_s = flow.batch_wait_ms / 1000
-        # Faust's StreamT does not declare take_events; its Stream (what agents get) has it.
-        async for events in cast(faust.Stream[Any], stream).take_events(batch_max, within=wait_s):
+        async for events in event_batches(app, stream, batch_max, flow.batch_wait_ms / 1000):
             with coalesced_writes() as batch:
                 for event in events:
                     batch.partition = event.message.partition
                     await consume_one(spec, event.message, handle, tombstone)
+            for event in events:
+                event.ack()
 
     async def consume_one(
         spec: TopicSpec,
