@@ -53,6 +53,7 @@ from processors.app import WorkerOptions, read_compacted
 from processors.erasure import held_about
 from processors.tables import RING_TABLES, TABLE_MODELS, changelog_topic
 from settings import Settings
+from settings.runtime import cancel_until_done
 from sinks.erasure import ANALYTICS_PARTITION
 from streams.catalog import (
     DISCORD_EVENTS,
@@ -532,9 +533,7 @@ class ErasureRunner:
             self.start(erasure_id, actor)
 
     async def close(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await cancel_until_done(list(self._tasks.values()))
 
 
 # --- the access export --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import asyncpg
 
 from models.erasure import DataExport, ExportStatus, UserDataExport
 from ops.erasure import RUNNING_AT_ONCE, ErasureStores, export_user_data
+from settings.runtime import cancel_until_done
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,4 @@ class ExportRunner:
             await self.ledger.finish(export.export_id, data)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_until_done(self._tasks)
