@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from infra.stack.postgres import Postgres, find_bindir, render_postgresql_conf
 from infra.stack.process import PidRecord, StepFailed, format_pid_record, parse_pid_record, parse_proc_stat
 from infra.stack.redis import Redis
 from infra.stack.service import NativeService
-from infra.stack.stripe_mock import stripe_mock_argv
+from infra.stack.stripe_mock import StripeMock, stripe_mock_argv
 from infra.stack.weaviate import unpack_embedding_wheel, weaviate_env
 from settings import Settings, load_settings
 
@@ -173,3 +174,27 @@ def test_stripe_mock_listens_on_loopback_at_the_settings_port(tmp_path: Path) ->
     assert "stripe-mock" in [service.name for service in stack.services(settings)]
     elsewhere = replace(settings, stripe_api_base="https://api.stripe.com")
     assert "stripe-mock" not in [service.name for service in stack.services(elsewhere)]
+
+
+@pytest.mark.stack
+async def test_stripe_mock_starts_over_the_socket_file_a_killed_one_left(
+    stack_up: Settings, tmp_path: Path
+) -> None:
+    settings = replace(
+        stack_up,
+        state_dir=tmp_path / "state",
+        stripe_mock_port=20112,
+        stripe_api_base="http://127.0.0.1:20112",
+    )
+    service = StripeMock(settings)
+    service.dir.mkdir(parents=True)
+    # A bound and closed Unix socket leaves its file, as a killed stripe-mock does.
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(service.dir / "https.sock"))
+    left.close()
+    result = await service.up()
+    try:
+        assert result.outcome is stack.Outcome.STARTED, result.detail
+        await service.check()
+    finally:
+        service.down()

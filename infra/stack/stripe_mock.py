@@ -68,8 +68,11 @@ class StripeMock(NativeService):
         build_stripe_mock(self.settings, log_file=self.install_log)
 
     def launch(self) -> Launch:
+        https_socket = self.dir / "https.sock"
+        # A stripe-mock that was killed leaves its socket file behind, and binding that path again fails.
+        https_socket.unlink(missing_ok=True)
         argv = stripe_mock_argv(
-            stripe_mock_binary(self.settings), self.settings.stripe_mock_port, self.dir / "https.sock"
+            stripe_mock_binary(self.settings), self.settings.stripe_mock_port, https_socket
         )
         return Launch(argv=argv, cwd=self.dir)
 

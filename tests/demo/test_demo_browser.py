@@ -188,14 +188,26 @@ async def open_channel(page: Page, name: str) -> None:
     await expect(page.locator("#channel-title")).to_have_text(f"# {name}")
 
 
-async def next_reply(page: Page, author: str, seen: int) -> str:
-    """The text of `author`'s first reply to the person after the `seen` ones before it."""
+async def reply_ids(page: Page, author: str) -> list[int]:
+    """The ids of `author`'s replies to the person shown. The channel shows its latest messages only, so
+    replies are told apart by id (snowflakes grow with time), never counted."""
     replies = page.locator(f".message[data-author='{author}'][data-reply-to='You']")
+    ids: list[str] = await replies.evaluate_all("nodes => nodes.map((node) => node.dataset.id)")
+    return [int(i) for i in ids if i.isdigit()]
+
+
+async def last_reply(page: Page, author: str) -> int:
+    """The id of `author`'s latest reply to the person shown (0: none)."""
+    return max(await reply_ids(page, author), default=0)
+
+
+async def next_reply(page: Page, author: str, after: int) -> tuple[int, str]:
+    """The id and text of `author`'s first reply to the person newer than reply `after`."""
     deadline = time.monotonic() + ANSWER_MS / 1000
-    while await replies.count() <= seen:
+    while not (newer := [i for i in await reply_ids(page, author) if i > after]):
         assert time.monotonic() < deadline, f"{author} did not answer"
         await asyncio.sleep(0.25)
-    return await replies.nth(seen).inner_text()
+    return min(newer), await page.locator(f".message[data-id='{min(newer)}']").inner_text()
 
 
 async def test_play_lofi_plays_it(page: Page) -> None:
@@ -208,12 +220,11 @@ async def test_play_lofi_plays_it(page: Page) -> None:
 
 async def test_luna_answers_a_mention_in_her_style(page: Page) -> None:
     await open_channel(page, "general")
-    replies = page.locator(".message[data-author='Luna'][data-reply-to='You']")
-    seen = await replies.count()
+    before = await last_reply(page, "Luna")
     await say(page, "@Luna what are you playing tonight?")
     mine = page.locator(".message[data-author='You']", has_text="what are you playing tonight?").last
     await expect(mine.locator(".mention")).to_have_text("@Luna")
-    text = await next_reply(page, "Luna", seen)
+    _, text = await next_reply(page, "Luna", before)
     character = all_presets()["luna"].config.character
     assert character is not None
     # The persona responder speaks from her interests and catchphrases; styling adds her enders and emoji.
@@ -229,15 +240,14 @@ async def test_luna_answers_a_mention_in_her_style(page: Page) -> None:
 
 async def test_lunas_panel_shows_what_she_recalled_for_her_last_reply(page: Page) -> None:
     await open_channel(page, "general")
-    seen = await page.locator(".message[data-author='Luna'][data-reply-to='You']").count()
     await say(page, "@Luna my favourite planet is Neptune")
-    await next_reply(page, "Luna", seen)
+    answered, _ = await next_reply(page, "Luna", await last_reply(page, "Luna"))
     # The offline responder answers at once, perhaps before the memory writer has written the fact down: the
     # person asks again until her reply's recall has it (the panel shows the last reply's).
     recalled = page.locator("#panel-recalled")
     for asked in range(1, 6):
         await say(page, "@Luna which planet do I like best?")
-        await next_reply(page, "Luna", seen + asked)
+        answered, _ = await next_reply(page, "Luna", answered)
         await page.locator("#agents li[data-agent='Luna']").click()
         try:
             await expect(recalled).to_contain_text("Neptune", timeout=5_000)
@@ -276,12 +286,11 @@ async def test_an_edited_catchphrase_is_used_on_the_next_messages(page: Page, tm
     await page.locator("#save-config").click()
     await expect(page.locator("#config-status")).to_contain_text("Saved")
     await expect(page.locator("#catchphrases-shown")).to_have_text(NEW_CATCHPHRASE)
-    replies = page.locator(".message[data-author='Luna'][data-reply-to='You']")
     # The persona responder adds a catchphrase to about half of its lines: ask until one carries it.
     for attempt in range(10):
-        seen = await replies.count()
+        before = await last_reply(page, "Luna")
         await say(page, f"@Luna tell me something fun ({attempt})")
-        if "deep dive time" in await next_reply(page, "Luna", seen):
+        if "deep dive time" in (await next_reply(page, "Luna", before))[1]:
             break
     else:
         pytest.fail("Luna never used her new catchphrase")

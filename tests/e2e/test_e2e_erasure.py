@@ -42,7 +42,7 @@ from memory.store import MemoryStore, connect
 from models.erasure import DataExport, Erasure, ErasureStatus, ErasureStep, ExportStatus, UserDataExport
 from settings import Settings
 from sinks.clickhouse.schema import ROW_TIMES
-from streams.catalog import DISCORD_EVENTS, INFERENCE_LANES
+from streams.catalog import DISCORD_EVENTS, INFERENCE_LANES, INFERENCE_RESULTS
 from tests.e2e.conftest import COMPLETION, Demo, demo_data_keys, demo_env, demo_world
 from tests.e2e.test_e2e_platform import said_by
 from tests.store_scan import (
@@ -78,9 +78,13 @@ REPORT_EMOJI = "\u26a0"
 CLEAR_BY_DESIGN = ("privacy.erasures",)
 # Where others' sealed records may still name the erased after the erasure (docs/DATA.md, "Not reached"):
 # other members' and the agents' words naming them (a moderator's "!warn @them", the bot's "Warned @them"),
-# in their messages and in the prompts whose channel history holds those messages, each sealed under its
-# author's key.
-NAMED_BY_OTHERS = (DISCORD_EVENTS.name, *(lane.name for lane in INFERENCE_LANES.values()))
+# in their messages, in the prompts whose channel history holds those messages, and in the results that
+# recalled Luna's memory of such a message for another member, each sealed under its author's key.
+NAMED_BY_OTHERS = (
+    DISCORD_EVENTS.name,
+    *(lane.name for lane in INFERENCE_LANES.values()),
+    INFERENCE_RESULTS.name,
+)
 
 
 @dataclass(frozen=True)
