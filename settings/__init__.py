@@ -149,10 +149,13 @@ class ProcessorsFlow:
     # latency at low rates).
     batch_max_events: int = 500
     batch_wait_ms: int = 10
-    # The broker answers a fetch when it has this many bytes or fetch_max_wait_ms passed (Faust's own
-    # consumer asks for 1 byte and 1,500 ms).
+    # The broker answers a fetch when it has this many bytes or fetch_max_wait_ms passed. aiokafka keeps one
+    # fetch in flight per broker, and one sent while the busy partitions' records were still buffered asks
+    # only for quiet partitions: the broker holds it the whole wait while the busy ones' next records wait
+    # behind it. Faust's 1,500 ms left a worker under a backlog idle for up to a second at a time; with
+    # 100 ms it reads about 35 % more Mode-1 events a second (an idle worker fetches ten times a second).
     fetch_min_bytes: int = 1
-    fetch_max_wait_ms: int = 1500
+    fetch_max_wait_ms: int = 100
     # The worker's producer: its actions, decisions and the tables' changelog writes. Batches up to 256 KiB
     # (Faust's own is 16 KiB): under a backlog a worker read about 15 % more Mode-1 events a second (the
     # linger, not the size, bounds a reply's wait).

@@ -14,7 +14,7 @@ from settings import ProcessorsFlow, load_settings
 
 def test_the_defaults_are_the_documented_ones() -> None:
     assert load_settings().processors_flow == ProcessorsFlow(
-        batch_max_events=500, batch_wait_ms=10, fetch_min_bytes=1, fetch_max_wait_ms=1500
+        batch_max_events=500, batch_wait_ms=10, fetch_min_bytes=1, fetch_max_wait_ms=100
     )
 
 
