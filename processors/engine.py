@@ -108,9 +108,9 @@ from processors.economy import handle_economy
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import (
     Route,
-    channel_agents,
     context_window,
     find_deployment,
+    floor_agents,
     guild_agents,
     newer,
     routes_for,
@@ -259,6 +259,8 @@ class Outputs:
 
     async def sealed(self, keys: DataKeys) -> Outputs:
         """The outputs with each record's personal fields sealed as its topic says (streams/catalog.py)."""
+        if not self:
+            return self
         actions = [await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in self.actions]
         decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
         audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
@@ -631,11 +633,7 @@ class Engine:
             return {}  # a DM has one agent
         key = envelope.key
         record = self.routing(key)
-        agents = [
-            deployed
-            for deployed in channel_agents(record, envelope.guild_id, message.channel_id, directory)
-            if deployed.agent.ai_enabled
-        ]
+        agents = floor_agents(record, envelope.guild_id, message.channel_id, directory)
         candidates = [
             self._candidate(envelope, deployed, message, at, context, directory)
             for deployed in agents
@@ -1243,6 +1241,8 @@ class Engine:
         directory: GuildDirectory | None,
     ) -> None:
         """A person's message counts towards the conditions of the arcs told in its channel."""
+        if not deployed.agent.behavior.story_arcs:
+            return
         schedule = deployed.agent.behavior.schedule
         progress = dict(self.arc_progress(key, deployed))
         changed = False

@@ -84,8 +84,12 @@ def guild_agents(record: RoutingRecord | None, guild_id: str | None) -> list[Dep
     ]
 
 
-def channel_agents(
+def floor_agents(
     record: RoutingRecord | None, guild_id: str, channel_id: str, directory: GuildDirectory | None
 ) -> list[DeployedAgent]:
-    """The guild's active deployments that may speak in the channel: the agents sharing its floor."""
-    return [d for d in guild_agents(record, guild_id) if channel_allowed(d, channel_id, directory)]
+    """The guild's active AI agents that may speak in the channel: the agents sharing its floor."""
+    return [
+        d
+        for d in guild_agents(record, guild_id)
+        if d.agent.ai_enabled and channel_allowed(d, channel_id, directory)
+    ]

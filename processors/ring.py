@@ -109,6 +109,11 @@ class ListRing(MutableMapping[str, ValueT], Generic[ValueT, ItemT]):
             raise KeyError(key)
         return held.value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Not Mapping's get, which raises and catches a KeyError for a missing key.
+        held = self._current(key)
+        return held.value if held is not None else default
+
     def __setitem__(self, key: str, value: ValueT) -> None:
         current = self._current(key)
         items = self._items(value)
