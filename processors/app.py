@@ -116,6 +116,34 @@ class _WorkerConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = flow.fetch_max_wait_ms
         return consumer
 
+    async def _fetch_records(
+        self,
+        consumer: AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,  # noqa: ASYNC109 (Faust's signature)
+        max_records: int | None = None,
+    ) -> Any:
+        self._pause_what_faust_paused(consumer)
+        return await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+
+    # Faust's paused partitions and the assignment when they were last passed on to aiokafka.
+    _paused_passed_on: tuple[frozenset[TP], frozenset[TopicPartition]] = (frozenset(), frozenset())
+
+    def _pause_what_faust_paused(self, consumer: AIOKafkaConsumer) -> None:
+        """Faust pauses the changelogs outside recovery in its own bookkeeping only, and aiokafka went on
+        fetching them: every fetch asked for the ~300 changelog partitions besides the ~50 of the streams,
+        and brought back the worker's own changelog writes, all decoded and never read. Runs in the
+        consumer's thread, before each fetch, so aiokafka's state is touched from its own loop."""
+        paused = frozenset(self.consumer._paused_partitions)
+        assigned = frozenset(consumer.assignment())
+        if (paused, assigned) == self._paused_passed_on:
+            return
+        wanted = {TopicPartition(tp.topic, tp.partition) for tp in paused} & assigned
+        held = consumer.paused()
+        consumer.pause(*(wanted - held))
+        consumer.resume(*(held - wanted))
+        self._paused_passed_on = (paused, assigned)
+
     def verify_event_path(self, now: float, tp: TP) -> None:
         # Faust's livelock check reads each assigned partition's position, which aiokafka asserts is known:
         # a partition just sought back (above, or by a rebalance) has none until its reset is fetched, and
