@@ -96,8 +96,8 @@ class WorkerOptions:
 
 
 class _WorkerConsumerThread(faust_kafka.AIOKafkaConsumerThread):
-    """Faust's consumer with the worker's fetch settings, and whose seek back to the committed offsets
-    rewinds a partition with none too.
+    """Faust's consumer with the worker's fetch settings, which leaves the partitions Faust paused out of
+    aiokafka's fetches, and whose seek back to the committed offsets rewinds a partition with none too.
 
     Faust hard-codes fetch_max_wait_ms and leaves fetch_min_bytes at aiokafka's default: the consumer it
     builds gets the worker's `ProcessorsFlow` values before it starts (aiokafka reads them at start).
