@@ -488,12 +488,16 @@ class Engine:
             self._scheduled_event(envelope)
         return Outputs()
 
-    def _routes(self, envelope: EventEnvelope) -> tuple[list[Route], GuildDirectory | None]:
+    def _routes(
+        self, envelope: EventEnvelope, record: RoutingRecord | None = None
+    ) -> tuple[list[Route], GuildDirectory | None]:
+        """The deployments the event reaches and the guild's directory; `record`: the key's routing, when the
+        caller has read it already."""
         key = envelope.key
         directory = (
             self.tables.directory.get(DirectoryKey(key).encode()) if envelope.guild_id is not None else None
         )
-        return routes_for(self.routing(key), envelope, directory), directory
+        return routes_for(record if record is not None else self.routing(key), envelope, directory), directory
 
     def _member_joined(self, envelope: EventEnvelope) -> Outputs:
         routes, _ = self._routes(envelope)
@@ -531,7 +535,9 @@ class Engine:
         """A message as each deployment routed to it sees it; one `heard_by` a listening agent in its voice
         channel (a transcript) is seen by that agent alone, there, whatever its text channels are."""
         message = _view(DiscordMessage, envelope.data)
-        routes, directory = self._routes(envelope)
+        key = envelope.key
+        record = self.routing(key)
+        routes, directory = self._routes(envelope, record)
         if heard_by is not None:
             routes = [Route(heard_by, in_channel=True)]
         if not routes:
@@ -539,22 +545,21 @@ class Engine:
         if message.guild_id is None and envelope.guild_id is not None:
             message = message.model_copy(update={"guild_id": envelope.guild_id})
         at = event_time(envelope, message.timestamp)
-        key = envelope.key
         context_key = ContextKey(key, message.channel_id).encode()
         context = self.tables.context.get(context_key)
         if any(route.in_channel and route.deployed.agent.ai_enabled for route in routes):
-            limit = context_window(self.routing(key))
+            limit = context_window(record)
             updated = record_message(context, message.channel_id, context_message(message, at), limit)
             if updated is not None:
                 self.tables.context[context_key] = updated
                 context = updated
-        floor = self._floor(envelope, message, at, context, directory)
+        floor = self._floor(envelope, record, message, at, context, directory)
         out = Outputs()
         for route in routes:
             if not message.author.bot:
                 self._count_arc_message(key, route.deployed, message, at, directory)
             _MessageTurn(self, envelope, route, message, at, context, directory, floor, out).run()
-        out.actions.extend(self._trivia_answer(key, message, directory))
+        out.actions.extend(self._trivia_answer(key, record, message, directory))
         return out
 
     def _transcript(self, envelope: EventEnvelope) -> Outputs:
@@ -571,12 +576,14 @@ class Engine:
         return Outputs()
 
     def _trivia_answer(
-        self, key: str, message: DiscordMessage, directory: GuildDirectory | None
+        self,
+        key: str,
+        record: RoutingRecord | None,
+        message: DiscordMessage,
+        directory: GuildDirectory | None,
     ) -> list[Action]:
         """The message judged by the trivia rounds running in its channel."""
-        book_key = HostedEventsKey(key).encode()
-        book = self.tables.hosted_events.get(book_key)
-        record = self.routing(key)
+        book = self.tables.hosted_events.get(HostedEventsKey(key).encode())
         if book is None or record is None:
             return []
         updated, actions = take_answer(book, record.deployments, directory, message)
@@ -622,6 +629,7 @@ class Engine:
     def _floor(
         self,
         envelope: EventEnvelope,
+        record: RoutingRecord | None,
         message: DiscordMessage,
         at: datetime,
         context: ChannelContext | None,
@@ -632,7 +640,6 @@ class Engine:
         if envelope.guild_id is None:
             return {}  # a DM has one agent
         key = envelope.key
-        record = self.routing(key)
         agents = floor_agents(record, envelope.guild_id, message.channel_id, directory)
         candidates = [
             self._candidate(envelope, deployed, message, at, context, directory)
