@@ -84,7 +84,7 @@ class Recaller:
         except WeaviateBaseError as exc:
             log.warning("request %s answered without memories: %s", request.request_id, exc)
             return []
-        log.info(
+        log.debug(
             "request %s recalled %d memories in %.1f ms",
             request.request_id,
             len(memories),
