@@ -395,8 +395,6 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         return held_keys[0]
 
     async def publish(key: str, outputs: Outputs) -> None:
-        if not outputs:
-            return  # most chatter: no data keys to wait for
         for spec, record_key, value in (await outputs.sealed(await data_keys())).records(key):
             await outputs_to[spec.name].send(key=encode_key(record_key), value=value)
 

@@ -260,7 +260,7 @@ class Outputs:
     async def sealed(self, keys: DataKeys) -> Outputs:
         """The outputs with each record's personal fields sealed as its topic says (streams/catalog.py)."""
         if not self:
-            return self
+            return self  # most chatter
         actions = [await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in self.actions]
         decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
         audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
