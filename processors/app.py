@@ -366,17 +366,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
     clock = clock_of(settings.clock_file)
 
-    outputs_to = {
-        spec.name: topic(spec)
+    # The topics of the engine's outputs by catalog name, as the producer names them.
+    output_topics = {
+        spec.name: spec.name_in(namespace)
         for spec in (
             DISCORD_ACTIONS,
             AGENT_DECISIONS,
             MODERATION_AUDIT,
             ANALYTICS_REQUESTS,
             OWNER_NOTIFICATIONS,
+            *INFERENCE_LANES.values(),
         )
     }
-    outputs_to.update({spec.name: topic(spec) for spec in INFERENCE_LANES.values()})
 
     # The worker's data keys, for opening what it consumes and sealing what it produces: opened by a task at
     # start and held until the worker stops; agents and timers wait for them.
@@ -395,8 +396,10 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         return held_keys[0]
 
     async def publish(key: str, outputs: Outputs) -> None:
+        # Straight to the producer, as the changelog batches are (Faust's topic path costs more than the
+        # send; its commit flushes the producer either way).
         for spec, record_key, value in (await outputs.sealed(await data_keys())).records(key):
-            await outputs_to[spec.name].send(key=encode_key(record_key), value=value)
+            await app.producer.send(output_topics[spec.name], encode_key(record_key), value, None, None, None)
 
     async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
         letter = dead_letter(message, error, CONSUMER_NAME)
@@ -417,7 +420,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         `batch_max`: the batch's table writes reach the changelogs once per key at its end, and Faust acks
         its offsets after that. (A batch of one is handled as it arrives.)"""
         async for events in event_batches(app, stream, batch_max, flow.batch_wait_ms / 1000):
-            with coalesced_writes() as batch:
+            async with coalesced_writes(app.producer) as batch:
                 for event in events:
                     batch.partition = event.message.partition
                     await consume_one(spec, event.message, handle, tombstone)
@@ -485,7 +488,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         record erases nothing more, yet still gets its markers."""
         await app.producer.flush()
         key = roll_key(partition)
-        rolls[key] = after_erasure(rolls.get(key), datetime.now(UTC), erased_within)
+        async with coalesced_writes(app.producer) as batch:
+            batch.partition = partition
+            rolls[key] = after_erasure(rolls.get(key), datetime.now(UTC), erased_within)
 
     @app.agent(erasures, name="erasures")
     async def on_erasures(stream: StreamT) -> None:
@@ -498,7 +503,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             except CodecError as error:
                 await send_dead_letter(PRIVACY_ERASURES, message, str(error))
                 continue
-            removed = erase_user(engine.tables, control.user_id, on_partition(message.partition))
+            async with coalesced_writes(app.producer) as batch:
+                batch.partition = message.partition
+                removed = erase_user(engine.tables, control.user_id, on_partition(message.partition))
             await record_roll(message.partition)
             ack = ErasureAck(
                 erasure_id=control.erasure_id,
@@ -520,8 +527,12 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         owned = owned_partitions()
         now = clock()
         for key in partition_keys:
-            if partition_of(key) in owned:
-                await publish(key, fire(key, now))
+            partition = partition_of(key)
+            if partition in owned:
+                async with coalesced_writes(app.producer) as batch:
+                    batch.partition = partition
+                    outputs = fire(key, now)
+                await publish(key, outputs)
 
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:
@@ -582,7 +593,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                 table.send_changelog(partition, MARKER_KEY, None, value_serializer="raw")
             await app.producer.flush()
             following = after_marker(pending, datetime.now(UTC), erased_within)
-            with coalesced_writes() as batch:
+            async with coalesced_writes(app.producer) as batch:
                 batch.partition = partition
                 if following is None:
                     del rolls[key]

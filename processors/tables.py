@@ -5,14 +5,15 @@ that a message writes small records, not the whole list."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import faust
 from aiokafka.partitioner import murmur2
 from faust.serializers.codecs import Codec
+from faust.types import ProducerT
 from pydantic import BaseModel, TypeAdapter
 
 from models import table_keys
@@ -62,9 +63,10 @@ class ModelCodec(Codec, Generic[ModelT]):
 
 
 class ChangelogBatch:
-    """The table writes made while a batch of events is handled: each written key's last value (or its
-    deletion) goes to the changelog once, when the batch ends. Recovery keeps only each key's last record,
-    so the records in between were of no use; the batch's offsets are acked only after `send`."""
+    """The table writes made in one block of a task (a batch of events, a timer's firing for one key): each
+    written key's last value (or its deletion) goes to the changelog once, when the block ends. Recovery
+    keeps only each key's last record, so the records in between were of no use; a batch's offsets are
+    acked only after `send`."""
 
     def __init__(self) -> None:
         # By (view's id, key): a mapping compares by content, so a view cannot be a dict key itself.
@@ -76,40 +78,54 @@ class ChangelogBatch:
     def written(self, view: TableView[Any], key: str) -> None:
         self._written[(id(view), key)] = (view, self.partition)
 
-    def send(self) -> None:
-        for (_, key), (view, partition) in self._written.items():
-            view.send_changelog(key, partition)
-        self._written.clear()
+    async def send(self, producer: ProducerT) -> None:
+        """Straight to the producer: Faust's own path for a table write (a future message queued in its
+        producer buffer, sent by a task of its own, one wake-up each) cost more than the write. Faust's
+        commit flushes the producer before committing the offsets, so the records are in the changelogs
+        before the events that wrote them count as handled."""
+        written, self._written = self._written, {}
+        for (_, key), (view, partition) in written.items():
+            await producer.send(*view.changelog_record(key, partition), None, None)
 
 
-# The batch of the task handling events; timers and the other agents run in tasks of their own, whose
-# writes go to the changelog at once.
+# The batch of the running task's writes (each task, event agent or timer, opens its own).
 _current_batch: ContextVar[ChangelogBatch | None] = ContextVar("changelog_batch", default=None)
 
 
-@contextmanager
-def coalesced_writes() -> Iterator[ChangelogBatch]:
-    """Table writes within the block, in this task, reach the changelogs once per key at its end (also when
-    it raises: the stores hold the writes, as they would have without the batch)."""
+def _writing_batch() -> ChangelogBatch:
+    """The batch a table write belongs to. Every write is made within one: a write sent on its own, through
+    Faust's producer buffer, could reach the changelog after a later write of the same key sent by a batch,
+    and recovery would then restore the older value."""
+    batch = _current_batch.get()
+    if batch is None:
+        raise RuntimeError("a table write outside coalesced_writes: its changelog record would not be sent")
+    return batch
+
+
+@asynccontextmanager
+async def coalesced_writes(producer: ProducerT) -> AsyncIterator[ChangelogBatch]:
+    """Table writes within the block, in this task, reach the changelogs through `producer` once per key at
+    its end (also when it raises: the stores hold the writes, as they would have without the batch)."""
     batch = ChangelogBatch()
     token = _current_batch.set(batch)
     try:
         yield batch
     finally:
         _current_batch.reset(token)
-        batch.send()
+        await batch.send(producer)
 
 
 class TableView(MutableMapping[str, V]):
     """A Faust table as the engine uses it: reads go straight to its store (Faust's own read path adds only
     monitoring hooks, at a few microseconds a read, and the engine reads a dozen values an event); writes
-    and deletes go through the table, which sends them to its changelog, or within `coalesced_writes`
-    to the store, their changelog records sent when the batch ends."""
+    and deletes, made within `coalesced_writes`, go to the store, their changelog records sent when the
+    batch ends."""
 
-    def __init__(self, table: faust.Table[str, V]) -> None:
-        self._table = table
+    def __init__(self, table: faust.Table[str, V], codec: Codec) -> None:
         self._store = table.data
         self._by_key = table.use_partitioner
+        self._changelog_topic = table.changelog_topic_name
+        self._codec = codec
 
     def __getitem__(self, key: str) -> V:
         return self._store[key]
@@ -119,28 +135,24 @@ class TableView(MutableMapping[str, V]):
         return self._store[key] if key in self._store else default  # noqa: SIM401
 
     def __setitem__(self, key: str, value: V) -> None:
-        batch = _current_batch.get()
-        if batch is None:
-            self._table[key] = value
-        else:
-            self._store[key] = value
-            batch.written(self, key)
+        batch = _writing_batch()
+        self._store[key] = value
+        batch.written(self, key)
 
     def __delitem__(self, key: str) -> None:
-        batch = _current_batch.get()
-        if batch is None:
-            del self._table[key]
-        else:
-            del self._store[key]
-            batch.written(self, key)
+        batch = _writing_batch()
+        del self._store[key]
+        batch.written(self, key)
 
-    def send_changelog(self, key: str, event_partition: int | None) -> None:
-        """The key's value as it stands (a tombstone when deleted) to the changelog."""
+    def changelog_record(
+        self, key: str, event_partition: int | None
+    ) -> tuple[str, bytes, bytes | None, int | None]:
+        """(topic, key, value, partition) of the key's changelog record as the value stands (a tombstone when
+        deleted), serialized as the table's own writes are; no partition: the producer's partitioner picks it
+        from the key."""
         partition = None if self._by_key else event_partition
-        if key in self._store:
-            self._table.send_changelog(partition, key, self._store[key])
-        else:
-            self._table.send_changelog(partition, key, None, value_serializer="raw")
+        value = self._codec.dumps(self._store[key]) if key in self._store else None
+        return self._changelog_topic, key.encode(), value, partition
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._store)
@@ -162,10 +174,11 @@ def model_table(app: faust.App, name: str, model: type[BaseModel], *, use_partit
         beacon=app.tables.beacon,
         help=f"{model.__name__} values",
     )
+    codec = ModelCodec(model)
     table.key_serializer = "raw"
-    table.value_serializer = ModelCodec(model)
+    table.value_serializer = codec
     app.tables.add(table)
-    return TableView(table)
+    return TableView(table, codec)
 
 
 def ring_table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from models.processor_state import MusicQueue
@@ -36,28 +37,33 @@ def test_partition_of_matches_the_kafka_clients() -> None:
 
 
 class RecordingTable:
-    """What TableView uses of a Faust table: its store, whether it is partitioned by key, the changelog."""
+    """What TableView uses of a Faust table: its store, whether it is partitioned by key, its changelog."""
 
-    def __init__(self, *, use_partitioner: bool) -> None:
+    def __init__(self, name: str, *, use_partitioner: bool) -> None:
         self.data: dict[str, Any] = {}
         self.use_partitioner = use_partitioner
-        self.changelog: list[tuple[int | None, str, Any]] = []
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        self.changelog.append((3, key, value))
-
-    def send_changelog(self, partition: int | None, key: str, value: Any, **_: Any) -> None:
-        self.changelog.append((partition, key, value))
+        self.changelog_topic_name = f"{name}-changelog"
 
 
-def test_a_batch_sends_each_written_key_once_with_its_last_value() -> None:
-    by_event, by_key = RecordingTable(use_partitioner=False), RecordingTable(use_partitioner=True)
-    moods, routines = TableView(cast(Any, by_event)), TableView(cast(Any, by_key))
-    moods["g/d"] = "before"
-    assert by_event.changelog == [(3, "g/d", "before")]
-    by_event.changelog.clear()
-    with coalesced_writes() as batch:
+class TextCodec:
+    def dumps(self, value: str) -> bytes:
+        return value.encode()
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None, int | None]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None, *_: Any) -> None:
+        self.sent.append((topic, key, value, partition))
+
+
+async def test_a_batch_sends_each_written_key_once_with_its_last_value() -> None:
+    by_event = RecordingTable("moods", use_partitioner=False)
+    by_key = RecordingTable("routines", use_partitioner=True)
+    moods, routines = (TableView(cast(Any, table), cast(Any, TextCodec())) for table in (by_event, by_key))
+    producer = RecordingProducer()
+    async with coalesced_writes(cast(Any, producer)) as batch:
         batch.partition = 7
         moods["g/d"] = "calm"
         moods["g/e"] = "gone"
@@ -69,10 +75,26 @@ def test_a_batch_sends_each_written_key_once_with_its_last_value() -> None:
         routines["g"] = "second"
         # Reads within the batch see its writes; nothing reached a changelog yet.
         assert (moods["g/d"], "g/e" in moods, routines["g"]) == ("cheerful", False, "second")
-        assert by_event.changelog == by_key.changelog == []
+        assert producer.sent == []
     # One record per key: its last value, or a tombstone; on the partition of the event that wrote it
-    # last, unless the table is partitioned by key.
-    assert by_event.changelog == [(4, "g/d", "cheerful"), (4, "g/e", None), (4, "h/d", "glad")]
-    assert by_key.changelog == [(None, "g", "second")]
-    moods["g/d"] = "after"
-    assert by_event.changelog[-1] == (3, "g/d", "after")
+    # last, unless the table is partitioned by key (the producer's partitioner picks it then).
+    assert producer.sent == [
+        ("moods-changelog", b"g/d", b"cheerful", 4),
+        ("moods-changelog", b"g/e", None, 4),
+        ("routines-changelog", b"g", b"second", None),
+        ("moods-changelog", b"h/d", b"glad", 4),
+    ]
+
+
+async def test_a_table_write_outside_a_batch_is_refused_and_changes_nothing() -> None:
+    table = RecordingTable("moods", use_partitioner=False)
+    moods = TableView(cast(Any, table), cast(Any, TextCodec()))
+    with pytest.raises(RuntimeError, match="coalesced_writes"):
+        moods["g/d"] = "calm"
+    producer = RecordingProducer()
+    async with coalesced_writes(cast(Any, producer)):
+        moods["g/d"] = "calm"
+    with pytest.raises(RuntimeError, match="coalesced_writes"):
+        del moods["g/d"]
+    assert table.data == {"g/d": "calm"}
+    assert producer.sent == [("moods-changelog", b"g/d", b"calm", None)]
