@@ -369,11 +369,6 @@ def _shown_prefix(agent: AgentConfig, invocation: Invocation) -> str:
     return "/" if isinstance(invocation.origin, InteractionOrigin) else agent.command_prefix
 
 
-def _mood_config(agent: AgentConfig) -> MoodConfig:
-    """The mood configuration as the agent's temperament lives it."""
-    return temperament(agent.behavior.mood, _traits(agent))
-
-
 def _asleep(wakes: dict[str, tuple[int, datetime]], key: str, record: RoutingRecord, now: datetime) -> bool:
     """A timer has nothing due for the key before the wake-up time it computed under the same routing."""
     wake = wakes.get(key)
@@ -401,6 +396,10 @@ class Engine:
         self._wakes: dict[str, tuple[int, datetime]] = {}
         # The same for the hosted events: dropped when the key's events book changes outside the timer.
         self._event_wakes: dict[str, tuple[int, datetime]] = {}
+        # The mood configuration each agent configuration held lives (`mood_config`), by the configuration's
+        # id: an entry holds its configuration, so that id is not another's while cached. Emptied when a
+        # routing record is replaced, which replaces its configurations (they are never changed in place).
+        self._mood_configs: dict[int, tuple[AgentConfig, MoodConfig]] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -410,6 +409,7 @@ class Engine:
         if not newer(self.tables.routing.get(routing_key), record):
             return False
         self.tables.routing[routing_key] = record
+        self._mood_configs.clear()
         return True
 
     def routing(self, key: str) -> RoutingRecord | None:
@@ -507,7 +507,7 @@ class Engine:
             agent = route.deployed.agent
             if agent.ai_enabled:
                 mood = self.mood_for(envelope.key, route.deployed, at)
-                changed = after_event(mood, _mood_config(agent), MoodEvent.member_joined, at)
+                changed = after_event(mood, self.mood_config(agent), MoodEvent.member_joined, at)
                 self.set_mood(envelope, route.deployed, mood, changed, out)
         return out
 
@@ -939,8 +939,15 @@ class Engine:
     def _mood_key(key: str, deployed: DeployedAgent) -> str:
         return MoodKey(key, deployed.deployment.deployment_id).encode()
 
+    def mood_config(self, agent: AgentConfig) -> MoodConfig:
+        """The mood configuration as the agent's temperament lives it, computed once per configuration."""
+        held = self._mood_configs.get(id(agent))
+        if held is None:
+            held = self._mood_configs[id(agent)] = (agent, temperament(agent.behavior.mood, _traits(agent)))
+        return held[1]
+
     def _mood(self, mood_key: str, agent: AgentConfig, at: datetime) -> MoodState:
-        config = _mood_config(agent)
+        config = self.mood_config(agent)
         return drift(self.tables.moods.get(mood_key) or initial_mood(config), config, at)
 
     def mood_for(self, key: str, deployed: DeployedAgent, at: datetime) -> MoodState:
@@ -1438,7 +1445,7 @@ class _MessageTurn:
         self.out.audits.extend(outcome.audits)
         if self.agent.ai_enabled:
             mood = self.engine.mood_for(self.key, self.deployed, self.at)
-            changed = after_event(mood, _mood_config(self.agent), MoodEvent.moderation, self.at)
+            changed = after_event(mood, self.engine.mood_config(self.agent), MoodEvent.moderation, self.at)
             self.engine.set_mood(self.envelope, self.deployed, mood, changed, self.out)
         return any(isinstance(action, DeleteMessage) for action in outcome.actions)
 
@@ -1547,7 +1554,7 @@ class _MessageTurn:
                 self.tables.streaks[streak_key] = ReplyStreak(count=streak.count + 1, last_event_id=event_id)
         elif not message.author.bot:
             self._maybe_react(mood, known)
-        config = _mood_config(agent)
+        config = self.engine.mood_config(agent)
         if (talked_to or decision.respond) and not message.author.bot:
             self._remember(known or Relationship(user_id=message.author.id))
             changed = after_interaction(mood, config, sentiment(message.content), self.at)
