@@ -589,8 +589,11 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             partition = rolled_partition(key)
             if partition not in owned or not is_due(pending, datetime.now(UTC)):
                 continue
+            # Straight to the producer, as every other changelog record is.
             for table in marked_changelogs:
-                table.send_changelog(partition, MARKER_KEY, None, value_serializer="raw")
+                await app.producer.send(
+                    table.changelog_topic_name, MARKER_KEY.encode(), None, partition, None, None
+                )
             await app.producer.flush()
             following = after_marker(pending, datetime.now(UTC), erased_within)
             async with coalesced_writes(app.producer) as batch:
