@@ -33,8 +33,17 @@ async def offline(
         yield client
 
 
-async def new_agent(client: httpx.AsyncClient, headers: dict[str, str], mode: AgentMode) -> str:
-    config = {**mode_template(mode).model_dump(mode="json"), "name": "Nova"}
+async def new_agent(
+    client: httpx.AsyncClient, headers: dict[str, str], mode: AgentMode, *, unprompted: bool = True
+) -> str:
+    """`unprompted=False`: the agent never speaks unaddressed (no random or bored replies), so what it does
+    with a message that names no trigger does not depend on the dice of the exchange's event ids."""
+    template = mode_template(mode)
+    if not unprompted:
+        triggers = template.behavior.response_triggers
+        for trigger in (triggers.random, triggers.bored):
+            trigger.enabled = False
+    config = {**template.model_dump(mode="json"), "name": "Nova"}
     created = await client.post("/agents", json=config, headers=headers)
     assert created.status_code == 201, created.text
     return str(created.json()["agent_id"])
@@ -68,7 +77,7 @@ async def test_without_a_model_endpoint_the_persona_answers_and_says_why(
     client: httpx.AsyncClient, offline: httpx.AsyncClient, new_owner: NewOwner
 ) -> None:
     headers = await new_owner()
-    agent_id = await new_agent(client, headers, AgentMode.human_like)
+    agent_id = await new_agent(client, headers, AgentMode.human_like, unprompted=False)
     body = (await talk(offline, agent_id, headers, content="hello, who are you?")).json()
     assert body["decision"]["reason"] == "mentioned"
     assert body["source"] == "persona" and body["fallback_reason"] == "no_inference_endpoint"
