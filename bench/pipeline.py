@@ -24,7 +24,9 @@ processors reading pre-produced chatter events (events/s and CPU per event of on
 then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each processors stage's
 ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). The CPU per event of sealing a message's
 personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too,
-and so is that of an inference request's prompt (`request_seal_us`, `request_open_us`).
+and so is that of an inference request's prompt (`request_seal_us`, `request_open_us`), and the wall time
+per event of opening a batch of members' events whose keys a worker has not cached, each reading its own
+key and all prefetched in one read (`open_cold_us_per_event`, `open_cold_prefetched_us_per_event`).
 Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
@@ -76,7 +78,7 @@ from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, GUILD_PARTITIONS, INFERENCE_LANES
 from streams.codec import encode_key
-from streams.sealing import open_envelope, open_payload, seal_envelope, seal_payload
+from streams.sealing import open_envelope, open_payload, seal_envelope, seal_payload, sealed_key_ids
 from vault.user_keys import user_keys
 
 TARGET_PER_S = 10_000
@@ -90,6 +92,8 @@ RAW_MESSAGES = 50_000
 STAGE_EVENTS = 30_000
 SEAL_EVENTS = 20_000
 SEAL_REQUESTS = 2_000
+# Members first seen by a worker in one batch of events, whose keys it has not cached.
+COLD_USERS = 500
 MIX = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
 CHATTER = "anyone up for a game night this weekend? message {n}"
 PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
@@ -535,6 +539,43 @@ async def sealing_cost(settings: Settings) -> dict[str, float]:
         "seal_us_per_event": round(sealing * 1e6 / SEAL_EVENTS, 1),
         "open_us_per_event": round(opening * 1e6 / SEAL_EVENTS, 1),
         **await request_sealing_cost(settings, guild_id, bot_id, channel_id),
+        **await cold_key_reads(settings),
+    }
+
+
+async def cold_key_reads(settings: Settings) -> dict[str, float]:
+    """Wall time per event of opening a batch of events of COLD_USERS members a worker has not seen yet (its
+    key cache cold, as for most members of a large fleet): each event reading its own key, and the batch's
+    keys prefetched in one read first (as the processors do). Their keys are destroyed afterwards."""
+    users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(COLD_USERS)]
+    guild_id, bot_id, channel_id = (str(3 * 10**18 + n) for n in range(3))
+    async with user_keys(settings) as gateway_keys:
+        try:
+            sealed = [
+                await seal_envelope(
+                    DISCORD_EVENTS.codec.decode(chatter_event(n, guild_id, bot_id, channel_id, user_id)),
+                    gateway_keys,
+                )
+                for n, user_id in enumerate(users)
+            ]
+            async with user_keys(settings) as keys:
+                began = time.monotonic()
+                one_by_one = [await open_envelope(envelope, keys) for envelope in sealed]
+                alone_s = time.monotonic() - began
+            async with user_keys(settings) as keys:
+                began = time.monotonic()
+                await keys.prefetch(
+                    key_ids=[key_id for envelope in sealed for key_id in sealed_key_ids(envelope)]
+                )
+                prefetched = [await open_envelope(envelope, keys) for envelope in sealed]
+                prefetched_s = time.monotonic() - began
+        finally:
+            for user_id in users:
+                await gateway_keys.destroy_user_keys(user_id)
+    assert one_by_one == prefetched and None not in prefetched
+    return {
+        "open_cold_us_per_event": round(alone_s * 1e6 / COLD_USERS, 1),
+        "open_cold_prefetched_us_per_event": round(prefetched_s * 1e6 / COLD_USERS, 1),
     }
 
 

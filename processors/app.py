@@ -64,7 +64,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, decode_key, encode_key, key_partitioner
 from streams.dead_letters import dead_letter
-from streams.sealing import open_payload
+from streams.sealing import open_payload, sealed_key_ids
 from vault.user_keys import UserKeyStore, user_keys
 
 log = logging.getLogger(__name__)
@@ -414,22 +414,35 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         handle: Callable[[str, Any], Awaitable[Outputs]],
         tombstone: Callable[[str], None] | None = None,
         batch_max: int = 1,
+        prepare: Callable[[list[Any]], Awaitable[None]] | None = None,
     ) -> None:
         """Run `handle(key, value)` per record, in order, and publish its outputs; a record that fails for any
         reason goes to the dead letters and the stream goes on. Records come in batches of up to
-        `batch_max`: the batch's table writes reach the changelogs once per key at its end, and Faust acks
-        its offsets after that. (A batch of one is handled as it arrives.)"""
+        `batch_max`, whose values `prepare` sees first: the batch's table writes reach the changelogs once
+        per key at its end, and Faust acks its offsets after that. (A batch of one is handled as it
+        arrives.)"""
         async for events in event_batches(app, stream, batch_max, flow.batch_wait_ms / 1000):
+            values = [read(spec, event.message) for event in events]
+            if prepare is not None:
+                await prepare([value for value in values if not isinstance(value, CodecError)])
             async with coalesced_writes(app.producer) as batch:
-                for event in events:
+                for event, value in zip(events, values, strict=True):
                     batch.partition = event.message.partition
-                    await consume_one(spec, event.message, handle, tombstone)
+                    await consume_one(spec, event.message, value, handle, tombstone)
             for event in events:
                 event.ack()
+
+    def read(spec: TopicSpec, message: Message) -> Any:
+        """The record's value, or the CodecError saying why it cannot be read."""
+        try:
+            return spec.codec.decode(message.value)
+        except CodecError as error:
+            return error
 
     async def consume_one(
         spec: TopicSpec,
         message: Message,
+        value: Any,
         handle: Callable[[str, Any], Awaitable[Outputs]],
         tombstone: Callable[[str], None] | None,
     ) -> None:
@@ -438,7 +451,9 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             if message.value is None and tombstone is not None:
                 tombstone(key)
                 return
-            outputs = await handle(key, spec.codec.decode(message.value))
+            if isinstance(value, CodecError):
+                raise value
+            outputs = await handle(key, value)
         except (CodecError, MalformedEvent) as error:
             await send_dead_letter(spec, message, str(error))
         except Exception as error:  # one bad record must not stop its partition
@@ -460,11 +475,28 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         opened = await engine.opened_for(envelope, await data_keys())
         return engine.handle_event(opened) if opened is not None else Outputs()
 
+    async def prefetch_data_keys(envelopes: list[EventEnvelope]) -> None:
+        """Reads the data keys that open the batch's events, those not cached in one round trip (the answers
+        are sealed under the same users' keys). Should that fail, each event reads its own, as it would
+        have."""
+        key_ids = [
+            key_id
+            for envelope in envelopes
+            if envelope.sealed is not None and engine.concerns(envelope)
+            for key_id in sealed_key_ids(envelope)
+        ]
+        try:
+            await (await data_keys()).prefetch(key_ids=key_ids)
+        except Exception as error:  # the events' own reads report a lasting failure
+            log.warning("prefetching a batch's data keys failed: %s", error)
+
     @app.agent(events, name="events")
     async def on_events(stream: StreamT) -> None:
         # Only the events come in numbers: configuration and inference results are handled as each arrives,
         # so a configuration change reaches the events after it as soon as it did unbatched.
-        await consume(DISCORD_EVENTS, stream, handle_event, batch_max=flow.batch_max_events)
+        await consume(
+            DISCORD_EVENTS, stream, handle_event, batch_max=flow.batch_max_events, prepare=prefetch_data_keys
+        )
 
     async def handle_result(key: str, result: InferenceResult) -> Outputs:
         opened = await open_payload(result, INFERENCE_RESULTS.sealing, await data_keys())

@@ -224,6 +224,11 @@ async def seal_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelop
     )
 
 
+def sealed_key_ids(envelope: EventEnvelope) -> list[str]:
+    """The ids of the keys that open the event's sealed parts."""
+    return [part.key_id for part in (envelope.sealed, *envelope.sealed_references) if part is not None]
+
+
 async def open_envelope(envelope: EventEnvelope, keys: DataKeys) -> EventEnvelope | None:
     """The one way every consumer reads an event's dispatch: the envelope with its data whole again, or None
     when its subject was erased (the key is destroyed: the personal fields are gone for good). A field about

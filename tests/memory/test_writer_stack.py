@@ -235,7 +235,9 @@ async def test_without_a_model_the_reflection_is_extractive(stack_up: Settings, 
     texts = ["I really love hiking", "hiking in the alps was great", "I'm going to Japan next month"]
     memories = await reflected(stack_up, store, here, texts, None)
     reflections = [m.record for m in memories if m.record.kind is MemoryKind.reflection]
-    assert any(r.text.startswith("Recurring topics lately: hiking") for r in reflections)
+    assert any(r.text.startswith("Recurring topics lately: hiking") for r in reflections), [
+        (m.record.kind.value, m.record.text, m.record.at.isoformat()) for m in memories
+    ]
     stored_ids = {m.id for m in memories}
     assert all(r.cites and set(r.cites) <= stored_ids for r in reflections)
 

@@ -171,3 +171,30 @@ async def test_asking_whether_a_user_holds_a_key_creates_none(
     assert await store.holds_key(someone)
     await store.destroy_user_keys(someone)
     assert not await store.holds_key(someone)
+
+
+async def test_prefetching_caches_the_stored_keys_of_users_and_key_ids_in_one_read_and_creates_none(
+    stores: Callable[[], Awaitable[UserKeyStore]], schema_dsn: str
+) -> None:
+    maker: UserKeyStore = await stores()
+    consumer: UserKeyStore = await stores()
+    sam, alex, newcomer = new_user(), new_user(), new_user()
+    sams_key, alexs_key = await maker.data_key_for(sam), await maker.data_key_for(alex)
+    await consumer.prefetch([sam, newcomer], [alexs_key.key_id])
+    assert not await consumer.holds_key(newcomer)
+    # Cached now: spoiled rows change nothing for the consumer.
+    conn = await asyncpg.connect(schema_dsn)
+    try:
+        await conn.execute(
+            "UPDATE user_data_keys SET wrapped_key = '\\x00' WHERE user_id = ANY($1)", [sam, alex]
+        )
+    finally:
+        await conn.close()
+    assert await consumer.data_key_for(sam) == sams_key
+    assert await consumer.data_key_by_id(sams_key.key_id) == sams_key
+    assert await consumer.data_key_for(alex) == alexs_key
+    # A destroyed key is dropped from the cache as before.
+    assert await maker.destroy_user_keys(sam) == 1
+    await wait_until(lambda: sams_key.key_id not in consumer._by_id, "the destruction to be heard", 10)
+    await consumer.prefetch([sam])
+    assert await consumer.data_key_by_id(sams_key.key_id) is None
