@@ -250,11 +250,20 @@ class UserKeyStore:
             self._relistening = None
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a connection given back: a rollback should a transaction be left open (one cut
+    short by a cancellation), nothing else. The store's queries leave no other session state (no settings,
+    locks, cursors or listeners: its listener has a connection of its own), and asyncpg's full reset is one
+    more round trip after every key read."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 @asynccontextmanager
 async def user_keys(settings: Settings) -> AsyncIterator[UserKeyStore]:
     """A store with a small pool of its own, listening, for a process that has no pool (processors, sinks,
     memory writer, jobs)."""
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2, reset=_keep_session)
     store = UserKeyStore.from_settings(pool, settings)
     try:
         await store.listen(settings.postgres_dsn)
