@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
@@ -55,3 +57,17 @@ def error_paths(exc: ValidationError) -> list[str]:
             parts.append(str(ctx["path"]))
         paths.append(".".join(parts))
     return paths
+
+
+@functools.lru_cache(maxsize=65_536)
+def uuid_text(value: UUID) -> str:
+    """`str(value)`, remembered: Python spells a UUID out digit by digit, and the same deployment ids go into
+    several table keys and ids of every message."""
+    return str(value)
+
+
+def part_text(part: object) -> str:
+    """A key's or an id's part as text, a UUID's remembered."""
+    if type(part) is str:
+        return part
+    return uuid_text(part) if type(part) is UUID else str(part)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
+from models.common import part_text
+
 SEPARATOR = "/"
 
 
@@ -37,7 +39,7 @@ class TableKey:
                 )
 
     def encode(self) -> str:
-        return SEPARATOR.join([str(getattr(self, name)) for name in self.__match_args__])
+        return SEPARATOR.join([part_text(getattr(self, name)) for name in self.__match_args__])
 
     @classmethod
     def parse(cls, raw: str) -> Self:

@@ -33,17 +33,23 @@ def record_message(
     """The context with `entry` appended and trimmed to `limit`, or None when it is already there (a
     redelivered event, or the same message seen through a second bot of the guild)."""
     messages = context.messages if context is not None else []
-    if entry.message_id != PENDING_MESSAGE_ID and any(m.message_id == entry.message_id for m in messages):
+    # Every message runs this over the whole window: the ids are compared as one list.
+    ids = [m.message_id for m in messages]
+    if entry.message_id != PENDING_MESSAGE_ID and entry.message_id in ids:
         return None
-    pending = next(
-        (
-            index
-            for index, m in enumerate(messages)
-            if m.message_id == PENDING_MESSAGE_ID
-            and m.author_id == entry.author_id
-            and m.content == entry.content
-        ),
-        None,
+    pending = (
+        next(
+            (
+                index
+                for index, m in enumerate(messages)
+                if m.message_id == PENDING_MESSAGE_ID
+                and m.author_id == entry.author_id
+                and m.content == entry.content
+            ),
+            None,
+        )
+        if PENDING_MESSAGE_ID in ids
+        else None
     )
     if pending is not None and entry.message_id != PENDING_MESSAGE_ID:
         updated = [*messages[:pending], entry, *messages[pending + 1 :]]
@@ -53,7 +59,10 @@ def record_message(
 
 
 def spoke_since(context: ChannelContext | None, author_id: str, since: datetime) -> bool:
-    return context is not None and any(m.author_id == author_id and m.at >= since for m in context.messages)
+    if context is None:
+        return False
+    spoken = [m.at for m in context.messages if m.author_id == author_id]
+    return any(at >= since for at in spoken)
 
 
 def author_of(context: ChannelContext | None, message_id: str) -> str | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import random
 
+from models.common import part_text
+
 
 def stable_id(*parts: object) -> str:
     """A 32-hex-digit id derived from its parts; the same parts always give the same id."""
-    joined = "\x1f".join(str(part) for part in parts)
+    joined = "\x1f".join([part_text(part) for part in parts])
     return hashlib.blake2b(joined.encode(), digest_size=16).hexdigest()
 
 
