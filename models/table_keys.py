@@ -10,7 +10,7 @@ changing it orphans every value written before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
@@ -29,17 +29,25 @@ class TableKey:
 
     TABLE: ClassVar[str]
     partition_key: str
+    # Made with the key: every key built is encoded (several a message), and building reads the parts anyway.
+    _encoded: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        texts = []
         for name in self.__match_args__:
             part = getattr(self, name)
-            if isinstance(part, str) and (not part or SEPARATOR in part):
+            if not isinstance(part, str):
+                texts.append(part_text(part))
+            elif not part or SEPARATOR in part:
                 raise MalformedTableKey(
                     f"{self.TABLE} key: {name} {part!r} must be non-empty and without {SEPARATOR!r}"
                 )
+            else:
+                texts.append(part)
+        object.__setattr__(self, "_encoded", SEPARATOR.join(texts))
 
     def encode(self) -> str:
-        return SEPARATOR.join([part_text(getattr(self, name)) for name in self.__match_args__])
+        return self._encoded
 
     @classmethod
     def parse(cls, raw: str) -> Self:
