@@ -61,14 +61,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
+from bench.chatter import CHATTER, MIX, Guild, chatter, chatter_envelope, new_deployment, stage_world
 from demo.seed import ApiClient, create_operator, deploy_agent
 from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
 from infra.stack import status as stack_status
 from models.agent import AgentMode, ProactiveAction
 from models.decisions import Priority
-from models.deployments import DeployedAgent, Deployment, RoutingRecord
-from models.events import EventEnvelope
+from models.deployments import DeployedAgent, RoutingRecord
 from models.inference import ChatMessage, InferenceRequest, ReplyTarget
 from models.templates import mode_template
 from models.tiers import InferenceLane, Tier
@@ -94,8 +94,6 @@ SEAL_EVENTS = 20_000
 SEAL_REQUESTS = 2_000
 # Members first seen by a worker in one batch of events, whose keys it has not cached.
 COLD_USERS = 500
-MIX = (AgentMode.bare, AgentMode.enhanced, AgentMode.human_like)
-CHATTER = "anyone up for a game night this weekend? message {n}"
 PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
 
 
@@ -315,59 +313,6 @@ def saturated(result: dict[str, Any]) -> bool:
     )
 
 
-def new_deployment(guild_id: str, bot_id: str, text_channels: list[str] | None = None) -> Deployment:
-    return Deployment(
-        deployment_id=uuid.uuid4(),
-        agent_id=uuid.uuid4(),
-        owner_id=uuid.uuid4(),
-        guild_id=guild_id,
-        bot_id=bot_id,
-        token_id=uuid.uuid4(),
-        text_channels=text_channels or [],
-    )
-
-
-def stage_world(guilds: int, modes: tuple[AgentMode, ...]) -> list[tuple[RoutingRecord, str, str, list[str]]]:
-    """Routing records of `guilds` guilds, one agent each of `modes` in turn, and who chats there."""
-    world = []
-    for index in range(guilds):
-        guild_id, bot_id, channel_id = (str(10**18 + index * 1000 + n) for n in range(3))
-        deployment = new_deployment(guild_id, bot_id)
-        agent = DeployedAgent(
-            deployment=deployment, agent=mode_template(modes[index % len(modes)]), owner_tier=Tier.pro
-        )
-        users = [str(10**18 + index * 1000 + 100 + n) for n in range(50)]
-        world.append((RoutingRecord(key=guild_id, deployments=[agent], version=1), bot_id, channel_id, users))
-    return world
-
-
-def chatter_event(n: int, guild_id: str, bot_id: str, channel_id: str, author_id: str) -> bytes:
-    data = {
-        "id": str(2 * 10**18 + n),
-        "type": 0,
-        "guild_id": guild_id,
-        "channel_id": channel_id,
-        "author": {"id": author_id, "username": f"user{author_id[-3:]}", "discriminator": "0", "bot": False},
-        "member": {"roles": [], "nick": None, "joined_at": "2025-01-01T00:00:00+00:00"},
-        "content": CHATTER.format(n=n),
-        "timestamp": "2026-03-02T15:00:00+00:00",
-        "mentions": [],
-        "mention_roles": [],
-        "attachments": [],
-        "embeds": [],
-    }
-    envelope = EventEnvelope(
-        event_id=f"stage-{n}",
-        bot_id=bot_id,
-        guild_id=guild_id,
-        channel_id=channel_id,
-        type="MESSAGE_CREATE",
-        sequence=n,
-        data=data,
-    )
-    return DISCORD_EVENTS.codec.encode(envelope)
-
-
 def routine_world(count: int) -> list[RoutingRecord]:
     """`count` quiet guilds, each with one Mode 2 agent holding routines (hourly posts, a daily greeting):
     the cost of the routine timer, which ticks every second."""
@@ -392,7 +337,7 @@ class StageWorld:
     """A namespace of its own with the stage's routing published, and chatter events produced into it for one
     processors worker (`python -m processors.cli`) to read."""
 
-    def __init__(self, settings: Settings, world: list[tuple[RoutingRecord, str, str, list[str]]]) -> None:
+    def __init__(self, settings: Settings, world: list[Guild]) -> None:
         self.namespace = f"b{uuid.uuid4().hex[:8]}."
         self.bootstrap = settings.kafka_bootstrap
         self.world = world
@@ -420,10 +365,9 @@ class StageWorld:
     async def produce(self, count: int) -> None:
         events = DISCORD_EVENTS.name_in(self.namespace)
         for n in range(self.produced, self.produced + count):
-            record, bot_id, channel_id, users = self.world[n % len(self.world)]
-            author = users[(n // len(self.world)) % len(users)]
-            value = chatter_event(n, record.key, bot_id, channel_id, author)
-            await self.producer.send(events, value, key=encode_key(record.key))
+            envelope = chatter(self.world, n)
+            value = DISCORD_EVENTS.codec.encode(envelope)
+            await self.producer.send(events, value, key=encode_key(envelope.key))
         await self.producer.flush()
         self.produced += count
 
@@ -515,8 +459,7 @@ async def sealing_cost(settings: Settings) -> dict[str, float]:
     users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(50)]
     guild_id, bot_id, channel_id = (str(3 * 10**18 + n) for n in range(3))
     envelopes = [
-        DISCORD_EVENTS.codec.decode(chatter_event(n, guild_id, bot_id, channel_id, users[n % len(users)]))
-        for n in range(SEAL_EVENTS)
+        chatter_envelope(n, guild_id, bot_id, channel_id, users[n % len(users)]) for n in range(SEAL_EVENTS)
     ]
     # The collector as the services run it (settings.runtime): its full passes over the events held here
     # would be counted as sealing's cost otherwise.
@@ -553,7 +496,7 @@ async def cold_key_reads(settings: Settings) -> dict[str, float]:
         try:
             sealed = [
                 await seal_envelope(
-                    DISCORD_EVENTS.codec.decode(chatter_event(n, guild_id, bot_id, channel_id, user_id)),
+                    chatter_envelope(n, guild_id, bot_id, channel_id, user_id),
                     gateway_keys,
                 )
                 for n, user_id in enumerate(users)

@@ -1,0 +1,109 @@
+"""Benchmark of the decision engine alone, in this process: what a processors worker spends deciding one
+chatter event besides Kafka and Faust, on Mode 1 agents and on the Mode 1/3/5 mix of `bench.pipeline`'s
+processors stage (its 24 guilds, the same events).
+
+Figures (final JSON line), for each of `mode1` and `mix`:
+- cpu_us_per_event: CPU time an event, the best of --repeats passes over the same --events with a fresh
+  engine each time (the collector settled as the services settle it);
+- instructions_per_event (with --instructions, where valgrind is installed): instructions an event counted
+  by callgrind, the difference between a run over INSTRUCTION_EVENTS[1] events and one over
+  INSTRUCTION_EVENTS[0], divided by the difference in events. Unlike CPU time, it does not move with the
+  machine's load: two versions of the engine compare on it within a fraction of a percent.
+
+Run: .venv/bin/python -m bench.engine [--events 10000] [--repeats 5] [--instructions]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import fields
+
+from bench.chatter import MIX, chatter, stage_world
+from models.agent import AgentMode
+from models.events import EventEnvelope
+from processors.engine import Engine, Tables
+from settings.runtime import settle_garbage_collector
+
+GUILDS = 24
+MODES = {"mode1": (AgentMode.bare,), "mix": MIX}
+INSTRUCTION_EVENTS = (200, 1200)
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def engine_run(mode: str, count: int) -> tuple[Engine, list[EventEnvelope]]:
+    """A fresh engine with the mode's world deployed, and the world's first `count` chatter events."""
+    world = stage_world(GUILDS, MODES[mode])
+    engine = Engine(Tables(*({} for _ in fields(Tables))))
+    for record, *_ in world:
+        engine.deploy(record)
+    return engine, [chatter(world, n) for n in range(count)]
+
+
+def cpu_us_per_event(mode: str, count: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        engine, events = engine_run(mode, count)
+        settle_garbage_collector()
+        began = time.process_time()
+        for event in events:
+            engine.handle_event(event)
+        best = min(best, time.process_time() - began)
+    return round(best * 1e6 / count, 1)
+
+
+def instructions(mode: str, count: int) -> int:
+    """Instructions of a whole run of this module over `count` events, counted by callgrind."""
+    callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    run = subprocess.run(
+        [*callgrind, sys.executable, "-m", "bench.engine", "--run-once", mode, "--events", str(count)],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    collected = _COLLECTED.search(run.stderr)
+    if collected is None:
+        raise RuntimeError(f"callgrind printed no instruction count:\n{run.stderr[-2000:]}")
+    return int(collected.group(1))
+
+
+def instructions_per_event(mode: str) -> int:
+    short, long = INSTRUCTION_EVENTS
+    return round((instructions(mode, long) - instructions(mode, short)) / (long - short))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind too")
+    # One pass and nothing else: what callgrind runs.
+    parser.add_argument("--run-once", choices=sorted(MODES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_once is not None:
+        engine, events = engine_run(args.run_once, args.events)
+        settle_garbage_collector()
+        for event in events:
+            engine.handle_event(event)
+        return
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions: valgrind is not installed")
+    figures: dict[str, object] = {"bench": "engine", "events": args.events, "repeats": args.repeats}
+    for mode in MODES:
+        figures[f"{mode}_cpu_us_per_event"] = cpu_us_per_event(mode, args.events, args.repeats)
+        if args.instructions:
+            figures[f"{mode}_instructions_per_event"] = instructions_per_event(mode)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
