@@ -507,9 +507,7 @@ async def cold_key_reads(settings: Settings) -> dict[str, float]:
                 alone_s = time.monotonic() - began
             async with user_keys(settings) as keys:
                 began = time.monotonic()
-                await keys.prefetch(
-                    key_ids=[key_id for envelope in sealed for key_id in sealed_key_ids(envelope)]
-                )
+                await keys.prefetch([key_id for envelope in sealed for key_id in sealed_key_ids(envelope)])
                 prefetched = [await open_envelope(envelope, keys) for envelope in sealed]
                 prefetched_s = time.monotonic() - began
         finally:

@@ -486,7 +486,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             for key_id in sealed_key_ids(envelope)
         ]
         try:
-            await (await data_keys()).prefetch(key_ids=key_ids)
+            await (await data_keys()).prefetch(key_ids)
         except Exception as error:  # the events' own reads report a lasting failure
             log.warning("prefetching a batch's data keys failed: %s", error)
 

@@ -95,23 +95,18 @@ class UserKeyStore:
             self._remember(user_id, key)
         return key
 
-    async def prefetch(self, user_ids: Iterable[str] = (), key_ids: Iterable[str] = ()) -> None:
-        """Cache, in one round trip, the stored keys of these users and key ids that are not cached yet. A
-        batch of events needs them one after another, and each miss read alone cost a round trip and the
-        pool's reset of the connection. Creates no key (a user without one is asked for again next time);
-        reads nothing while not caching."""
+    async def prefetch(self, key_ids: Iterable[str]) -> None:
+        """Cache, in one round trip, the keys of these ids that are not cached yet (a destroyed one is not
+        found). A batch of events needs them one after another, and each miss read alone cost a round trip
+        awaited by the whole batch. Reads nothing while not caching."""
         if not self._caching:
             return
-        users = [user_id for user_id in set(user_ids) if user_id not in self._by_user]
-        ids = [key_id for key_id in set(key_ids) if key_id not in self._by_id]
-        if not users and not ids:
+        missing = [key_id for key_id in set(key_ids) if key_id not in self._by_id]
+        if not missing:
             return
         seen = self._destructions
         rows = await self._pool.fetch(
-            f"SELECT user_id, {KEY_COLUMNS} FROM user_data_keys"
-            " WHERE user_id = ANY($1::text[]) OR key_id = ANY($2::text[])",
-            users,
-            ids,
+            f"SELECT user_id, {KEY_COLUMNS} FROM user_data_keys WHERE key_id = ANY($1::text[])", missing
         )
         if seen != self._destructions:
             return  # a key read may have been destroyed meanwhile: those rows are not cached
