@@ -78,7 +78,7 @@ from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog, delete_namespace
 from streams.catalog import AGENT_DEPLOYMENTS, DISCORD_EVENTS, GUILD_PARTITIONS, INFERENCE_LANES
 from streams.codec import encode_key
-from streams.sealing import open_envelope, open_payload, seal_envelope, seal_payload, sealed_key_ids
+from streams.sealing import open_envelope, open_payload, seal_envelope, sealed_key_ids
 from vault.user_keys import user_keys
 
 TARGET_PER_S = 10_000
@@ -553,8 +553,8 @@ def prompt_request(
 async def request_sealing_cost(
     settings: Settings, guild_id: str, bot_id: str, channel_id: str
 ) -> dict[str, float]:
-    """CPU per inference request (a 21-message prompt, 20 of its turns other members') of sealing it (the
-    processors' side) and of opening it (the worker's)."""
+    """CPU per inference request (a 21-message prompt, 20 of its turns other members') of sealing it into its
+    record's value (the processors' side) and of reading it back (decoding and opening: the worker's)."""
     users = [str(9 * 10**17 + uuid.uuid4().int % 10**17) for _ in range(50)]
     requests = [prompt_request(n, guild_id, bot_id, channel_id, users) for n in range(SEAL_REQUESTS)]
     lane = INFERENCE_LANES[InferenceLane.free]
@@ -563,10 +563,10 @@ async def request_sealing_cost(
             for user_id in users:
                 await keys.data_key_for(user_id)
             began = time.process_time()
-            sealed = [await seal_payload(request, lane.sealing, keys) for request in requests]
+            sealed = [await lane.sealed_value(request, keys) for request in requests]
             sealing = time.process_time() - began
             began = time.process_time()
-            opened = [await open_payload(request, lane.sealing, keys) for request in sealed]
+            opened = [await open_payload(lane.codec.decode(raw), lane.sealing, keys) for raw in sealed]
             opening = time.process_time() - began
         finally:
             for user_id in users:

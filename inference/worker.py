@@ -48,7 +48,7 @@ from models.tiers import InferenceLane
 from streams.catalog import INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import CodecError
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
-from streams.sealing import DataKeys, open_payload, seal_payload
+from streams.sealing import DataKeys, open_payload
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +237,7 @@ class InferenceWorker(ConsumerService):
             raise
         if recalled:
             result = result.model_copy(update={"recalled": recalled_notes(recalled)})
-        encoded = INFERENCE_RESULTS.codec.encode(
-            await seal_payload(result, INFERENCE_RESULTS.sealing, self.keys)
-        )
+        encoded = await INFERENCE_RESULTS.sealed_value(result, self.keys)
         await self.ledger.answer(request.request_id, encoded)
         return encoded
 

@@ -175,7 +175,7 @@ async def replay(
         event_ids.update(decision.event_id for decision in outputs.decisions)
         for decision in outputs.decisions:
             replayed[(decision.event_id, decision.deployment_id)] = decision
-        for spec, record_key, value in (await outputs.sealed(keys)).records(key):
+        for spec, record_key, value in await outputs.records(key, keys):
             sends.append(await producer.send(spec.name_in(sandbox), value, key=encode_key(record_key)))
         if len(sends) >= _PENDING_SENDS:
             await asyncio.gather(*sends)

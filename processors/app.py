@@ -398,7 +398,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     async def publish(key: str, outputs: Outputs) -> None:
         # Straight to the producer, as the changelog batches are (Faust's topic path costs more than the
         # send; its commit flushes the producer either way).
-        for spec, record_key, value in (await outputs.sealed(await data_keys())).records(key):
+        for spec, record_key, value in await outputs.records(key, await data_keys()):
             await app.producer.send(output_topics[spec.name], encode_key(record_key), value, None, None, None)
 
     async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> None:

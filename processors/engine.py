@@ -8,8 +8,8 @@ in place, and only written when they change: each write is a changelog record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -187,7 +187,7 @@ from streams.catalog import (
     OWNER_NOTIFICATIONS,
     TopicSpec,
 )
-from streams.sealing import DataKeys, open_envelope, seal_payload
+from streams.sealing import DataKeys, open_envelope
 
 APPLICATION_COMMAND = 2
 # Days of routine firings the engine remembers (two per deployment with routines are in use at a time).
@@ -257,41 +257,26 @@ class Outputs:
             self.actions or self.decisions or self.audits or self.requests or self.stats or self.notifications
         )
 
-    async def sealed(self, keys: DataKeys) -> Outputs:
-        """The outputs with each record's personal fields sealed as its topic says (streams/catalog.py)."""
-        if not self:
-            return self  # most chatter
-        actions = [await seal_payload(action, DISCORD_ACTIONS.sealing, keys) for action in self.actions]
-        decisions = [await seal_payload(d, AGENT_DECISIONS.sealing, keys) for d in self.decisions]
-        audits = [await seal_payload(audit, MODERATION_AUDIT.sealing, keys) for audit in self.audits]
-        requests = [await seal_payload(r, INFERENCE_LANES[r.lane].sealing, keys) for r in self.requests]
-        notifications = [await seal_payload(n, OWNER_NOTIFICATIONS.sealing, keys) for n in self.notifications]
-        return replace(
-            self,
-            actions=actions,
-            decisions=decisions,
-            audits=audits,
-            requests=requests,
-            notifications=notifications,
-        )
-
-    def records(self, key: str) -> Iterator[tuple[TopicSpec, str, bytes]]:
-        """(topic, record key, value) of each output; `key` is the cause's partition key. Actions are keyed
+    def destinations(self, key: str) -> list[tuple[TopicSpec, str, Any]]:
+        """(topic, record key, payload) of each output; `key` is the cause's partition key. Actions are keyed
         by bot (the gateway that holds the bot consumes them), inference requests by deployment."""
-        for action in self.actions:
-            yield DISCORD_ACTIONS, action.bot_id, DISCORD_ACTIONS.codec.encode(action)
-        for decision in self.decisions:
-            yield AGENT_DECISIONS, key, AGENT_DECISIONS.codec.encode(decision)
-        for audit in self.audits:
-            yield MODERATION_AUDIT, audit.guild_id, MODERATION_AUDIT.codec.encode(audit)
-        for request in self.requests:
-            lane = INFERENCE_LANES[request.lane]
-            yield lane, str(request.deployment_id), lane.codec.encode(request)
-        for stats in self.stats:
-            yield ANALYTICS_REQUESTS, stats.guild_id, ANALYTICS_REQUESTS.codec.encode(stats)
-        for notification in self.notifications:
-            owner = str(notification.owner_id)
-            yield OWNER_NOTIFICATIONS, owner, OWNER_NOTIFICATIONS.codec.encode(notification)
+        return [
+            *((DISCORD_ACTIONS, action.bot_id, action) for action in self.actions),
+            *((AGENT_DECISIONS, key, decision) for decision in self.decisions),
+            *((MODERATION_AUDIT, audit.guild_id, audit) for audit in self.audits),
+            *((INFERENCE_LANES[r.lane], str(r.deployment_id), r) for r in self.requests),
+            *((ANALYTICS_REQUESTS, stats.guild_id, stats) for stats in self.stats),
+            *((OWNER_NOTIFICATIONS, str(n.owner_id), n) for n in self.notifications),
+        ]
+
+    async def records(self, key: str, keys: DataKeys) -> list[tuple[TopicSpec, str, bytes]]:
+        """The destinations' records as their topics carry them, personal fields sealed (streams/catalog.py)."""
+        if not self:
+            return []  # most chatter
+        return [
+            (spec, record_key, await spec.sealed_value(payload, keys))
+            for spec, record_key, payload in self.destinations(key)
+        ]
 
 
 # The people present: the message's author and the authors of this many latest messages of the channel.

@@ -33,6 +33,10 @@ class Codec(Generic[T]):
         # Enum-keyed maps (moods) need OPT_NON_STR_KEYS: orjson takes only exact str keys otherwise.
         return orjson.dumps(self._adapter.dump_python(value), option=orjson.OPT_NON_STR_KEYS)
 
+    def encode_document(self, document: dict[str, Any]) -> bytes:
+        """A value already dumped to JSON types (`model_dump(mode="json")`): it decodes as its model would."""
+        return orjson.dumps(document)
+
     def decode(self, raw: bytes | None) -> T:
         if raw is None:
             raise CodecError("empty value")

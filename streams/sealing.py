@@ -311,18 +311,6 @@ def _held(sealing: PayloadSealing[Any], document: dict[str, Any]) -> dict[str, A
     return {path: node for path in sealing.fields if (node := _node(document, path)) is not _ABSENT}
 
 
-def _others_items(sealing: PayloadSealing[Any], document: dict[str, Any], subject: str) -> dict[str, str]:
-    """{"<list path>.<index>": owner} for the items of its lists about another user than `subject`."""
-    owned = {}
-    for path, owner_of in sealing.item_owners.items():
-        items = _node(document, path)
-        for index, item in enumerate(items if isinstance(items, list) else []):
-            owner = owner_of(item) if isinstance(item, dict) else None
-            if owner is not None and owner != subject:
-                owned[f"{path}.{index}"] = owner
-    return owned
-
-
 def _item_path(path: str) -> tuple[str, int]:
     list_path, _, index = path.rpartition(".")
     return list_path, int(index)
@@ -355,31 +343,43 @@ async def _open_items(
             items[:] = [item for item in items if item is not None]
 
 
-async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P:
-    """The payload with its personal fields blank and sealed under its subject's data key; unchanged when its
-    topic holds no personal data, or the payload is about no one person or already sealed."""
+async def sealed_document(
+    payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys
+) -> dict[str, Any] | None:
+    """The payload as a JSON document with its personal fields blank and sealed under its subject's data key;
+    None when its topic holds no personal data, or the payload is about no one person or already sealed."""
     if sealing is None or getattr(payload, "sealed", None) is not None:
-        return payload
+        return None
     subject = sealing.subject(payload)
     if subject is None:
-        return payload
+        return None
     key = await keys.data_key_for(subject)
     bound_id = sealing.bound_id(payload)
     document = payload.model_dump(mode="json")
     references = []
-    for path, owner in _others_items(sealing, document, subject).items():
-        list_path, index = _item_path(path)
+    for list_path, owner_of in sealing.item_owners.items():
         items = _node(document, list_path)
-        references.append(_sealed_part(await keys.data_key_for(owner), bound_id, {path: items[index]}, path))
-        # The subject's part holds the item's place, empty.
-        items[index] = None
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            owner = owner_of(item) if isinstance(item, dict) else None
+            if owner is not None and owner != subject:
+                path = f"{list_path}.{index}"
+                references.append(_sealed_part(await keys.data_key_for(owner), bound_id, {path: item}, path))
+                # The subject's part holds the item's place, empty.
+                items[index] = None
     personal = _held(sealing, document)
     for path in personal:
         _place(document, path, sealing.fields[path])
     document["sealed"] = _sealed_part(key, bound_id, personal)
     if references:
         document["sealed_references"] = references
-    return type(payload).model_validate(document)
+    return document
+
+
+async def seal_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P:
+    """The payload with its personal fields blank and sealed under its subject's data key; unchanged when its
+    topic holds no personal data, or the payload is about no one person or already sealed."""
+    document = await sealed_document(payload, sealing, keys)
+    return payload if document is None else type(payload).model_validate(document)
 
 
 async def open_payload(payload: P, sealing: PayloadSealing[P] | None, keys: DataKeys) -> P | None:

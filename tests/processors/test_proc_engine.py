@@ -141,12 +141,11 @@ async def test_a_command_answer_is_about_its_invoker_and_sealed_under_their_key(
     assert {a.kind for a in actions} == {"reply", "voice_join", "voice_play", "interaction_response"}
     assert {a.about_user_id for a in actions} == {KAI["id"]}
     keys = MemoryDataKeys()
-    sealed = await by_slash.sealed(keys)
-    [(_, _, raw)] = sealed.records(GUILD)
+    [(_, _, raw)] = await by_slash.records(GUILD, keys)
     # The answer's words and its member travel sealed; the interaction it answers stays clear.
     assert b"jazz" not in raw and KAI["id"].encode() not in raw
     assert by_slash.actions[0].interaction_id.encode() in raw
-    [response] = sealed.actions
+    response = DISCORD_ACTIONS.codec.decode(raw)
     assert await open_payload(response, DISCORD_ACTIONS.sealing, keys) == by_slash.actions[0]
 
 

@@ -241,7 +241,7 @@ def test_a_warning_reaction_on_the_agents_message_notifies_its_owner_once() -> N
     assert report.deployment_id == companion.deployment.deployment_id
     assert f"https://discord.com/channels/{GUILD}/{GENERAL}/{REPORTED}" in report.message
     assert report.about_user_id == KAI["id"]  # whose key seals it on the topic
-    [(topic, key, _)] = list(out.records(GUILD))
+    [(topic, key, _)] = out.destinations(GUILD)
     assert topic is OWNER_NOTIFICATIONS and key == str(report.owner_id)
     # Redelivered, or without the variation selector: the same notification id, stored once downstream.
     assert react(engine, reaction("\u26a0")).notifications[0].notification_id == report.notification_id
@@ -267,7 +267,7 @@ def report_by_command(engine: Engine, options: dict[str, str]) -> tuple[str, lis
     [answer] = [a for a in out.actions if isinstance(a, InteractionResponse)]
     assert answer.ephemeral
     # A report goes where the reaction's does: `owner.notifications`, under its owner.
-    notified = [(topic, key) for topic, key, _ in out.records(GUILD) if topic is OWNER_NOTIFICATIONS]
+    notified = [(topic, key) for topic, key, _ in out.destinations(GUILD) if topic is OWNER_NOTIFICATIONS]
     assert notified == [(OWNER_NOTIFICATIONS, str(n.owner_id)) for n in out.notifications]
     return answer.content, out.notifications
 

@@ -129,6 +129,19 @@ async def test_another_members_turns_in_a_prompt_are_sealed_under_their_key_and_
     ]
 
 
+async def test_a_topics_sealed_value_is_its_sealed_payload_written_without_a_model_between() -> None:
+    keys = MemoryDataKeys()
+    request = in_a_channel(SAM)
+    raw = await LANE.sealed_value(request, keys)
+    assert b"my own words" not in raw and ALEX.encode() not in raw and b"my secret plan" not in raw
+    decoded = LANE.codec.decode(raw)
+    assert decoded.sealed is not None and len(decoded.sealed_references) == 2
+    assert await open_payload(decoded, LANE.sealing, keys) == request
+    # About no one person: the clear record, as the codec writes it.
+    clear = asked_by(None)
+    assert await LANE.sealed_value(clear, keys) == LANE.codec.encode(clear)
+
+
 async def test_a_results_recalled_memory_of_another_member_is_left_out_once_they_are_erased() -> None:
     keys = MemoryDataKeys()
     result = inference_result("hi")
@@ -317,7 +330,7 @@ async def test_the_processors_seal_the_requests_actions_and_decisions_they_publi
         actions=[reply_to(SAM)], decisions=[decided(SAM)], requests=[asked_by(SAM), asked_by(None)]
     )
     [(_, _, reply), (_, _, decision), (_, _, answering), (_, _, proactive)] = list(
-        (await outputs.sealed(keys)).records("guild")
+        await outputs.records("guild", keys)
     )
     assert SAM.encode() not in reply and b"my secret plan" not in reply
     assert SAM.encode() not in decision
