@@ -7,6 +7,7 @@ import asyncio
 
 import faust
 import typer
+import uvloop
 
 from processors.app import WorkerOptions, create_app, read_routing_seed
 from processors.tables import changelog_specs
@@ -25,6 +26,9 @@ def run_worker(
 ) -> None:
     """Start one worker and block until it is stopped (SIGINT/SIGTERM)."""
     settings = settings or get_settings()
+    # uvloop for the worker's loop and for the one its Kafka consumer thread makes for itself (Faust creates
+    # that through the policy): every event passes through both loops' scheduling.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # Before Faust starts: the configuration already published is known before any event is processed.
