@@ -270,7 +270,8 @@ class Outputs:
         ]
 
     async def records(self, key: str, keys: DataKeys) -> list[tuple[TopicSpec, str, bytes]]:
-        """The destinations' records as their topics carry them, personal fields sealed (streams/catalog.py)."""
+        """The destinations' records as their topics carry them, personal fields sealed
+        (streams/catalog.py)."""
         if not self:
             return []  # most chatter
         return [
