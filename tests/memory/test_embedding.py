@@ -47,10 +47,11 @@ def test_int8_vectors_stay_close_to_the_reference(embedder: Embedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     cosines = (vectors * EXPECTED).sum(axis=1)
     assert cosines.min() > 0.97, dict(zip(TEXTS, cosines.round(4), strict=True))
-    # What recall depends on: each text's nearest other text is the reference's.
-    np.fill_diagonal(similarity := vectors @ vectors.T, -1)
-    np.fill_diagonal(expected := EXPECTED @ EXPECTED.T, -1)
-    assert similarity.argmax(axis=1).tolist() == expected.argmax(axis=1).tolist()
+    # What recall ranks by: the similarities between texts stay within 0.03 of the reference's, so a neighbour
+    # the reference prefers by more than 0.06 stays preferred. (Nearer than that, two texts unrelated to a
+    # third are a tie: the reference's 0.1015 and 0.0998 for the market crash swap places on some CPUs, whose
+    # int8 kernels round differently.)
+    np.testing.assert_allclose(vectors @ vectors.T, EXPECTED @ EXPECTED.T, atol=0.03)
 
 
 def test_a_texts_vector_barely_depends_on_its_batch(embedder: Embedder) -> None:
