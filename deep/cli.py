@@ -3,47 +3,77 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from pathlib import Path
 
 import typer
+import typer.main
 from rich.console import Console
+from typer import _click
+from typer.core import TyperGroup
 
-from api.cli import agents_app, api_app, presets_app, tokens_app
-from demo.cli import demo_command, playground_command
-from gateways.cli import app as gateway_app
-from infra.stack.cli import db_app, stack_app
-from jobs.cli import jobs_app
-from memory.cli import memory_app
-from ops.cli import ops_app, users_app
-from processors.cli import processors_command
 from settings import get_settings
+
+# Each part's commands, imported only when one of them runs: importing every part of the platform took about
+# five seconds of CPU, paid by every `deep` command (the demo starts four of its children through it).
+# name -> (module, its typer app or command function, help).
+PARTS: dict[str, tuple[str, str, str]] = {
+    "stack": ("infra.stack.cli", "stack_app", "Install, start and stop the local stack."),
+    "db": ("infra.stack.cli", "db_app", "PostgreSQL migrations."),
+    "api": ("api.cli", "api_app", "The configuration API: serve, relay, create-admin."),
+    "agents": ("api.cli", "agents_app", "Create, deploy, export and import agents (through the API)."),
+    "presets": ("api.cli", "presets_app", "List and deploy preset agents (through the API)."),
+    "tokens": ("api.cli", "tokens_app", "Bot tokens: add, list, revoke, rotate-key."),
+    "ops": ("ops.cli", "ops_app", "Ops: topics, lag, dead letters, agent and token status."),
+    "jobs": ("jobs.cli", "jobs_app", "Replay, backfill and Parquet export/import over history."),
+    "users": ("ops.cli", "users_app", "A Discord user's data: erase it everywhere, export it."),
+    "memory": ("memory.cli", "memory_app", "Long-term memory: the writer; list, search, delete memories."),
+    "demo": (
+        "demo.cli",
+        "demo_command",
+        "The whole platform in a demo world with a browser playground (Ctrl-C stops it).",
+    ),
+    "playground": ("demo.cli", "playground_command", "Follow real deployments read-only in the playground."),
+    "processors": (
+        "processors.cli",
+        "processors_command",
+        "Run a stream-processor worker; several share partitions.",
+    ),
+    "gateway": (
+        "gateways.cli",
+        "app",
+        "Run a gateway runner (it holds the bots of its discord.actions partitions), or `interactions`.",
+    ),
+}
+
+
+class _PartsGroup(TyperGroup):
+    """The front door's group: the commands defined here, and each part's, mounted as it is asked for."""
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return [*PARTS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        if cmd_name not in PARTS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute, help_text = PARTS[cmd_name]
+        part = getattr(importlib.import_module(module), attribute)
+        # Mounted as `add_typer` or `command` on the root would, so its options and help are typer's.
+        mount = typer.Typer()
+        if isinstance(part, typer.Typer):
+            mount.add_typer(part, name=cmd_name, help=help_text)
+        else:
+            mount.command(cmd_name, help=help_text)(part)
+        return typer.main.get_group(mount).commands[cmd_name]
+
 
 # Tracebacks must not print local variables: they can hold API keys or bot tokens.
 app = typer.Typer(
+    cls=_PartsGroup,
     help="The Deep System: agents for Discord on Kafka.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-)
-app.add_typer(stack_app, name="stack", help="Install, start and stop the local stack.")
-app.add_typer(db_app, name="db", help="PostgreSQL migrations.")
-app.add_typer(api_app, name="api", help="The configuration API: serve, relay, create-admin.")
-app.add_typer(agents_app, name="agents", help="Create, deploy, export and import agents (through the API).")
-app.add_typer(presets_app, name="presets", help="List and deploy preset agents (through the API).")
-app.add_typer(tokens_app, name="tokens", help="Bot tokens: add, list, revoke, rotate-key.")
-app.add_typer(ops_app, name="ops", help="Ops: topics, lag, dead letters, agent and token status.")
-app.add_typer(jobs_app, name="jobs", help="Replay, backfill and Parquet export/import over history.")
-app.add_typer(users_app, name="users", help="A Discord user's data: erase it everywhere, export it.")
-app.add_typer(memory_app, name="memory", help="Long-term memory: the writer; list, search, delete memories.")
-app.command("demo", help="The whole platform in a demo world with a browser playground (Ctrl-C stops it).")(
-    demo_command
-)
-app.command("playground", help="Follow real deployments read-only in the playground.")(playground_command)
-app.command("processors", help="Run a stream-processor worker; several share partitions.")(processors_command)
-app.add_typer(
-    gateway_app,
-    name="gateway",
-    help="Run a gateway runner (it holds the bots of its discord.actions partitions), or `interactions`.",
 )
 
 topics_app = typer.Typer(help="The topic catalog on the broker.", no_args_is_help=True)
