@@ -19,14 +19,14 @@ and --guilds load guilds are added to it, each with --members members, two text 
   rate this gives the cores the pipeline needs, `cores_needed_at_target`.
 
 A step that cannot keep up (posted or processed below 90 % of the offered rate, probes unanswered, or the
-processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the
-processors reading pre-produced chatter events (events/s and CPU per event of one worker; Mode 1 agents,
-then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each processors stage's
-ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). The CPU per event of sealing a message's
-personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured on its own too,
-and so is that of an inference request's prompt (`request_seal_us`, `request_open_us`), and the wall time
-per event of opening a batch of members' events whose keys a worker has not cached, each reading its own
-key and all prefetched in one read (`open_cold_us_per_event`, `open_cold_prefetched_us_per_event`).
+processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the processors
+reading pre-produced chatter events, sealed as the gateway seals them (events/s and CPU per event of one
+worker; Mode 1 agents, then a Mode 1/3/5 mix), and raw aiokafka produce -> consume as the ceiling, with each
+processors stage's ratio to it (`processors_mode1_to_raw`, `processors_mix_to_raw`). The CPU per event of
+sealing a message's personal fields and of opening them (`seal_us_per_event`, `open_us_per_event`) is measured
+on its own too, and so is that of an inference request's prompt (`request_seal_us`, `request_open_us`), and
+the wall time per event of opening a batch of members' events whose keys a worker has not cached, each reading
+its own key and all prefetched in one read (`open_cold_us_per_event`, `open_cold_prefetched_us_per_event`).
 Prints one JSON line at the end.
 
     .venv/bin/python -m bench.pipeline [--guilds 24] [--members 20] [--rates 1000,2500,5000,7500,10000]
@@ -335,19 +335,28 @@ def routine_world(count: int) -> list[RoutingRecord]:
 
 class StageWorld:
     """A namespace of its own with the stage's routing published, and chatter events produced into it for one
-    processors worker (`python -m processors.cli`) to read."""
+    processors worker (`python -m processors.cli`) to read.
+
+    The events are sealed as the gateway seals them, under the members' data keys (the same members every
+    run, whose keys are kept): the worker opens each event that concerns an agent, its batch's keys read in
+    one round trip, and seals its outputs under keys it has cached, as in production. (Clear events were
+    never opened, and the first decision about each member read its key alone, mid-batch.)"""
 
     def __init__(self, settings: Settings, world: list[Guild]) -> None:
         self.namespace = f"b{uuid.uuid4().hex[:8]}."
+        self.settings = settings
         self.bootstrap = settings.kafka_bootstrap
         self.world = world
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, linger_ms=5, max_batch_size=512 * 1024
         )
         self.offsets = Offsets(self.bootstrap, self.namespace)
+        self.resources = contextlib.AsyncExitStack()
+        self.prepared = 0
         self.produced = 0
 
     async def start(self, routing: list[RoutingRecord]) -> None:
+        self.keys = await self.resources.enter_async_context(user_keys(self.settings))
         await apply_catalog(self.bootstrap, self.namespace)
         await self.producer.start()
         await self.offsets.start()
@@ -361,15 +370,26 @@ class StageWorld:
         await self.offsets.stop()
         await self.producer.stop()
         await delete_namespace(self.bootstrap, self.namespace)
+        await self.resources.aclose()
+
+    async def records(self, count: int) -> list[tuple[bytes, bytes]]:
+        """The next `count` chatter events as (key, value) records, sealed."""
+        records = []
+        for n in range(self.prepared, self.prepared + count):
+            envelope = await seal_envelope(chatter(self.world, n), self.keys)
+            records.append((encode_key(envelope.key), DISCORD_EVENTS.codec.encode(envelope)))
+        self.prepared += count
+        return records
+
+    async def send(self, records: list[tuple[bytes, bytes]]) -> None:
+        events = DISCORD_EVENTS.name_in(self.namespace)
+        for key, value in records:
+            await self.producer.send(events, value, key=key)
+        await self.producer.flush()
+        self.produced += len(records)
 
     async def produce(self, count: int) -> None:
-        events = DISCORD_EVENTS.name_in(self.namespace)
-        for n in range(self.produced, self.produced + count):
-            envelope = chatter(self.world, n)
-            value = DISCORD_EVENTS.codec.encode(envelope)
-            await self.producer.send(events, value, key=encode_key(envelope.key))
-        await self.producer.flush()
-        self.produced += count
+        await self.send(await self.records(count))
 
     async def all_committed(self) -> bool:
         return await self.offsets.committed() >= self.produced
@@ -436,9 +456,11 @@ async def processors_alone(
     worker = await stage.start_worker()
     try:
         await stage.first_commits(worker)
+        # Sealed before the clock starts: the gateway's work, not the worker's.
+        records = await stage.records(STAGE_EVENTS)
         before = cpu_s(worker.pid)
         start = time.monotonic()
-        await stage.produce(STAGE_EVENTS)
+        await stage.send(records)
         await until(stage.all_committed, start + START_TIMEOUT_S)
         elapsed = time.monotonic() - start
         used = cpu_s(worker.pid) - before
