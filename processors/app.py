@@ -477,16 +477,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
 
     async def prefetch_data_keys(envelopes: list[EventEnvelope]) -> None:
         """Reads the data keys that open the batch's events, those not cached in one round trip (the answers
-        are sealed under the same users' keys). Should that fail, each event reads its own, as it would
+        are sealed under the same users' keys). Only an event with a key to read is asked whether it
+        concerns an agent here (it is asked again when handled): most keys are cached, and asking costs
+        more than the rest of the prefetch. Should the read fail, each event reads its own, as it would
         have."""
-        key_ids = [
-            key_id
-            for envelope in envelopes
-            if envelope.sealed is not None and engine.concerns(envelope)
-            for key_id in sealed_key_ids(envelope)
-        ]
+        store = await data_keys()
+        key_ids: list[str] = []
+        for envelope in envelopes:
+            missing = [key_id for key_id in sealed_key_ids(envelope) if not store.cached(key_id)]
+            if missing and engine.concerns(envelope):
+                key_ids += missing
         try:
-            await (await data_keys()).prefetch(key_ids)
+            await store.prefetch(key_ids)
         except Exception as error:  # the events' own reads report a lasting failure
             log.warning("prefetching a batch's data keys failed: %s", error)
 

@@ -95,6 +95,10 @@ class UserKeyStore:
             self._remember(user_id, key)
         return key
 
+    def cached(self, key_id: str) -> bool:
+        """Whether the key of this id is at hand without a read (never while not caching)."""
+        return self._caching and key_id in self._by_id
+
     async def prefetch(self, key_ids: Iterable[str]) -> None:
         """Cache, in one round trip, the keys of these ids that are not cached yet (a destroyed one is not
         found). A batch of events needs them one after another, and each miss read alone cost a round trip

@@ -180,7 +180,10 @@ async def test_prefetching_caches_the_keys_of_ids_in_one_read_and_never_a_destro
     consumer: UserKeyStore = await stores()
     sam, alex = new_user(), new_user()
     sams_key, alexs_key = await maker.data_key_for(sam), await maker.data_key_for(alex)
+    assert not consumer.cached(sams_key.key_id)
     await consumer.prefetch([sams_key.key_id, alexs_key.key_id, "no-such-key"])
+    assert consumer.cached(sams_key.key_id) and consumer.cached(alexs_key.key_id)
+    assert not consumer.cached("no-such-key")
     # Cached now: spoiled rows change nothing for the consumer.
     conn = await asyncpg.connect(schema_dsn)
     try:
@@ -194,6 +197,6 @@ async def test_prefetching_caches_the_keys_of_ids_in_one_read_and_never_a_destro
     assert await consumer.data_key_for(alex) == alexs_key
     # A destroyed key is dropped from the cache as before, and prefetching it again finds nothing.
     assert await maker.destroy_user_keys(sam) == 1
-    await wait_until(lambda: sams_key.key_id not in consumer._by_id, "the destruction to be heard", 10)
+    await wait_until(lambda: not consumer.cached(sams_key.key_id), "the destruction to be heard", 10)
     await consumer.prefetch([sams_key.key_id])
     assert await consumer.data_key_by_id(sams_key.key_id) is None
