@@ -453,14 +453,15 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
                 return
             if isinstance(value, CodecError):
                 raise value
-            outputs = await handle(key, value)
+            # Publishing is the record's too: outputs that cannot be sealed (a data key this worker's key ring
+            # cannot open) raised past here would crash the agent, its batch left unacknowledged for good and
+            # the worker unable to stop.
+            await publish(key, await handle(key, value))
         except (CodecError, MalformedEvent) as error:
             await send_dead_letter(spec, message, str(error))
         except Exception as error:  # one bad record must not stop its partition
             log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
             await send_dead_letter(spec, message, f"{type(error).__name__}: {error}")
-        else:
-            await publish(key, outputs)
 
     async def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:

@@ -6,12 +6,15 @@ tests restart workers: a replay under a fresh app id, then a kill -9 and a resta
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -345,6 +348,40 @@ async def test_a_malformed_record_is_dead_lettered_and_the_stream_goes_on(
     assert all(isinstance(d, DeadLetter) and d.consumer == "processors" for d in letters)
     assert letters[0].error.startswith("not JSON") and letters[0].value.startswith('{"schema_version"')
     assert "author" in letters[1].error and letters[1].offset > letters[0].offset
+
+
+async def test_an_event_whose_outputs_cannot_be_sealed_is_dead_lettered_and_the_stream_goes_on(
+    stack_up: Settings, worker: Worker, produce: Producer, collector: Collector
+):
+    guild = await open_guild(produce, collector)
+    # The member's data key is stored under a key ring the worker does not hold: nothing about them seals.
+    target = snowflake()
+    conn = await asyncpg.connect(stack_up.postgres_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO user_data_keys (key_id, user_id, wrap_key_id, nonce, wrapped_key)"
+            " VALUES ($1, $2, 'another-ring', $3, $4)",
+            secrets.token_urlsafe(18),
+            target,
+            os.urandom(12),
+            os.urandom(48),
+        )
+        option = [
+            {"name": "user", "type": 6, "value": target},
+            {"name": "reason", "type": 3, "value": "raid"},
+        ]
+        ban = command(guild, guild.mod, "ban", option, permissions=BAN_MEMBERS, invoker=MIA)
+        await produce.event(ban)
+        after = message(guild, guild.music, KAI, "!queue")
+        await produce.event(after)
+        assert await answer_to(collector, after) == "The queue is empty."
+        [letter] = await collector.wait_for(
+            DEAD_LETTERS[DISCORD_EVENTS.name], lambda d: ban.event_id in d.value, count=1
+        )
+        assert letter.error.startswith("KeyRingError") and "not in the key ring" in letter.error
+    finally:
+        await conn.execute("DELETE FROM user_data_keys WHERE user_id = $1", target)
+        await conn.close()
 
 
 async def test_reminder_is_sent_by_the_timer(worker: Worker, produce: Producer, collector: Collector):
