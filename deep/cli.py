@@ -6,14 +6,18 @@ import asyncio
 import importlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import typer.main
 from rich.console import Console
-from typer import _click
 from typer.core import TyperGroup
 
 from settings import get_settings
+
+if TYPE_CHECKING:
+    # The click typer carries (annotations only: where it keeps it is typer's own business).
+    from typer import _click
 
 # Each part's commands, imported only when one of them runs: importing every part of the platform took about
 # five seconds of CPU, paid by every `deep` command (the demo starts four of its children through it).
