@@ -558,16 +558,23 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_name}
 
     async def fire_owned(partition_keys: list[str], fire: Callable[[str, datetime], Outputs]) -> None:
-        """A timer's `fire(key, now)` for each partition key this worker owns, its outputs published."""
+        """A timer's `fire(key, now)` for each partition key this worker owns, its outputs published. A key
+        whose firing fails (outputs that cannot be sealed: a data key this worker's key ring cannot open) is
+        logged and the others fire: raised out of the timer, the error would stop the worker and every
+        agent on it."""
         owned = owned_partitions()
         now = clock()
         for key in partition_keys:
             partition = partition_of(key)
-            if partition in owned:
+            if partition not in owned:
+                continue
+            try:
                 async with coalesced_writes(app.producer) as batch:
                     batch.partition = partition
                     outputs = fire(key, now)
                 await publish(key, outputs)
+            except Exception:
+                log.exception("a timer's firing failed on %s", key)
 
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:

@@ -594,3 +594,42 @@ async def test_a_burst_is_decided_in_order_and_its_state_survives_a_kill_once_co
     queue = message(guild, guild.music, KAI, "!queue")
     await produce.event(queue)
     assert await answer_to(collector, queue) == "Now playing: jazz\nUp next:\n1. blues"
+
+
+async def test_a_timer_firing_whose_outputs_cannot_be_sealed_is_skipped_and_the_timers_go_on(
+    stack_up: Settings, worker: Worker, produce: Producer, collector: Collector
+):
+    guild = await open_guild(produce, collector)
+    # The member's data key is stored under a key ring the worker does not hold: nothing about them seals.
+    stranger = user(snowflake(), "stranger")
+    conn = await asyncpg.connect(stack_up.postgres_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO user_data_keys (key_id, user_id, wrap_key_id, nonce, wrapped_key)"
+            " VALUES ($1, $2, 'another-ring', $3, $4)",
+            secrets.token_urlsafe(18),
+            stranger["id"],
+            os.urandom(12),
+            os.urandom(48),
+        )
+        theirs = message(guild, guild.luna, stranger, "!remind 1s lost")
+        await produce.event(theirs)
+        # The answer is dead-lettered; the reminder was stored all the same, and its firing cannot be sealed.
+        await collector.wait_for(
+            DEAD_LETTERS[DISCORD_EVENTS.name], lambda d: theirs.event_id in d.value, count=1
+        )
+        remind = message(guild, guild.luna, KAI, "!remind 2s drink water")
+        await produce.event(remind)
+        assert await answer_to(collector, remind) == "I'll remind you in 2s: drink water"
+        await collector.wait_for(
+            DISCORD_ACTIONS,
+            lambda a: (
+                isinstance(a, SendMessage)
+                and a.content == f"⏰ <@{KAI['id']}> drink water"
+                and a.guild_id == guild.id
+            ),
+        )
+        assert worker.process is not None and worker.process.poll() is None
+    finally:
+        await conn.execute("DELETE FROM user_data_keys WHERE user_id = $1", stranger["id"])
+        await conn.close()
