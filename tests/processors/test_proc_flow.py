@@ -1,14 +1,17 @@
 """How a processors worker takes its input: the batch and fetch settings, read from the environment and
-validated, and the fetch settings reaching the consumer Faust builds."""
+validated, the fetch settings reaching the consumer Faust builds, and the partitions its fetcher plans
+over."""
 
 from __future__ import annotations
 
 from typing import cast
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.consumer.subscription_state import Assignment
 from faust.transport.drivers import aiokafka as faust_kafka
 
-from processors.app import WorkerOptions, create_app
+from processors.app import WorkerOptions, _FetchedAssignment, create_app
 from settings import ProcessorsFlow, load_settings
 
 
@@ -43,3 +46,16 @@ async def test_the_worker_consumer_fetches_as_configured(monkeypatch: pytest.Mon
     thread = cast(faust_kafka.Consumer, app.consumer)._new_consumer_thread()
     consumer = thread._create_worker_consumer(cast(faust_kafka.Transport, app.transport))
     assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (65536, 50)
+
+
+async def test_the_fetcher_plans_over_the_partitions_not_paused_and_those_awaiting_a_reset() -> None:
+    fetching, changelog, sought = (TopicPartition(topic, 0) for topic in ("events", "changelog", "sought"))
+    assignment = Assignment([fetching, changelog, sought])
+    for tp in (fetching, changelog, sought):
+        assignment.state_value(tp).seek(0)
+    assignment.state_value(changelog).pause()
+    assignment.state_value(sought).pause()
+    assignment.state_value(sought).await_reset("earliest")
+    planned = _FetchedAssignment(assignment)
+    assert sorted(planned.tps) == [fetching, sought]
+    assert planned.state_value(sought) is assignment.state_value(sought)
