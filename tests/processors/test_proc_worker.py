@@ -61,6 +61,12 @@ KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 PROBES = 30
 
 
+def unseen_snowflake() -> str:
+    """A user id no earlier test run made: `snowflake()` counts from the same start in every run, and the
+    data keys the worker made for earlier runs' members stay in the database."""
+    return str(2_000_000_000_000_000_000 + secrets.randbelow(10**18))
+
+
 def luna_with_commands() -> AgentConfig:
     data = luna().model_dump(mode="json")
     return AgentConfig.model_validate({**data, "enabled_commands": ["remind", "rank"]})
@@ -355,7 +361,7 @@ async def test_an_event_whose_outputs_cannot_be_sealed_is_dead_lettered_and_the_
 ):
     guild = await open_guild(produce, collector)
     # The member's data key is stored under a key ring the worker does not hold: nothing about them seals.
-    target = snowflake()
+    target = unseen_snowflake()
     conn = await asyncpg.connect(stack_up.postgres_dsn)
     try:
         await conn.execute(
@@ -601,7 +607,7 @@ async def test_a_timer_firing_whose_outputs_cannot_be_sealed_is_skipped_and_the_
 ):
     guild = await open_guild(produce, collector)
     # The member's data key is stored under a key ring the worker does not hold: nothing about them seals.
-    stranger = user(snowflake(), "stranger")
+    stranger = user(unseen_snowflake(), "stranger")
     conn = await asyncpg.connect(stack_up.postgres_dsn)
     try:
         await conn.execute(
