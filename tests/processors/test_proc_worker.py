@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,10 +62,26 @@ KAI, MIA = user(snowflake(), "kai"), user(snowflake(), "mia")
 PROBES = 30
 
 
-def unseen_snowflake() -> str:
-    """A user id no earlier test run made: `snowflake()` counts from the same start in every run, and the
-    data keys the worker made for earlier runs' members stay in the database."""
-    return str(2_000_000_000_000_000_000 + secrets.randbelow(10**18))
+@asynccontextmanager
+async def member_keyed_elsewhere(settings: Settings) -> AsyncIterator[str]:
+    """A member whose data key is stored under a key ring the worker does not hold: nothing about them
+    seals. Their id is one no test run makes (`snowflake()` counts from the same start in every run, and the
+    data keys the worker made for earlier runs' members stay in the database); the key is deleted after."""
+    user_id = str(2_000_000_000_000_000_000 + secrets.randbelow(10**18))
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO user_data_keys (key_id, user_id, wrap_key_id, nonce, wrapped_key)"
+            " VALUES ($1, $2, 'another-ring', $3, $4)",
+            secrets.token_urlsafe(18),
+            user_id,
+            os.urandom(12),
+            os.urandom(48),
+        )
+        yield user_id
+    finally:
+        await conn.execute("DELETE FROM user_data_keys WHERE user_id = $1", user_id)
+        await conn.close()
 
 
 def luna_with_commands() -> AgentConfig:
@@ -360,18 +377,7 @@ async def test_an_event_whose_outputs_cannot_be_sealed_is_dead_lettered_and_the_
     stack_up: Settings, worker: Worker, produce: Producer, collector: Collector
 ):
     guild = await open_guild(produce, collector)
-    # The member's data key is stored under a key ring the worker does not hold: nothing about them seals.
-    target = unseen_snowflake()
-    conn = await asyncpg.connect(stack_up.postgres_dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO user_data_keys (key_id, user_id, wrap_key_id, nonce, wrapped_key)"
-            " VALUES ($1, $2, 'another-ring', $3, $4)",
-            secrets.token_urlsafe(18),
-            target,
-            os.urandom(12),
-            os.urandom(48),
-        )
+    async with member_keyed_elsewhere(stack_up) as target:
         option = [
             {"name": "user", "type": 6, "value": target},
             {"name": "reason", "type": 3, "value": "raid"},
@@ -385,9 +391,6 @@ async def test_an_event_whose_outputs_cannot_be_sealed_is_dead_lettered_and_the_
             DEAD_LETTERS[DISCORD_EVENTS.name], lambda d: ban.event_id in d.value, count=1
         )
         assert letter.error.startswith("KeyRingError") and "not in the key ring" in letter.error
-    finally:
-        await conn.execute("DELETE FROM user_data_keys WHERE user_id = $1", target)
-        await conn.close()
 
 
 async def test_reminder_is_sent_by_the_timer(worker: Worker, produce: Producer, collector: Collector):
@@ -606,18 +609,8 @@ async def test_a_timer_firing_whose_outputs_cannot_be_sealed_is_skipped_and_the_
     stack_up: Settings, worker: Worker, produce: Producer, collector: Collector
 ):
     guild = await open_guild(produce, collector)
-    # The member's data key is stored under a key ring the worker does not hold: nothing about them seals.
-    stranger = user(unseen_snowflake(), "stranger")
-    conn = await asyncpg.connect(stack_up.postgres_dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO user_data_keys (key_id, user_id, wrap_key_id, nonce, wrapped_key)"
-            " VALUES ($1, $2, 'another-ring', $3, $4)",
-            secrets.token_urlsafe(18),
-            stranger["id"],
-            os.urandom(12),
-            os.urandom(48),
-        )
+    async with member_keyed_elsewhere(stack_up) as stranger_id:
+        stranger = user(stranger_id, "stranger")
         theirs = message(guild, guild.luna, stranger, "!remind 1s lost")
         await produce.event(theirs)
         # The answer is dead-lettered; the reminder was stored all the same, and its firing cannot be sealed.
@@ -636,6 +629,3 @@ async def test_a_timer_firing_whose_outputs_cannot_be_sealed_is_skipped_and_the_
             ),
         )
         assert worker.process is not None and worker.process.poll() is None
-    finally:
-        await conn.execute("DELETE FROM user_data_keys WHERE user_id = $1", stranger["id"])
-        await conn.close()
