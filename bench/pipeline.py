@@ -15,8 +15,9 @@ and --guilds load guilds are added to it, each with --members members, two text 
   command's post to the emulator's record of the answer. (Slash commands, because a prefix-command reply
   per probe would measure Discord's 5-per-5-s channel limit, not the pipeline.)
 - CPU: microseconds of CPU per message of each process (emulator, gateway, processors, broker; and the
-  broker's background, its CPU without traffic over as long, `broker_background_us`): with the
-  rate this gives the cores the pipeline needs, `cores_needed_at_target`.
+  broker's background, its CPU without traffic over as long, `broker_background_us`; and the part of the
+  processors' figure outside the worker's main thread, `processors_other_threads_us`, which is Faust's
+  Kafka consumer thread): with the rate this gives the cores the pipeline needs, `cores_needed_at_target`.
 
 A step that cannot keep up (posted or processed below 90 % of the offered rate, probes unanswered, or the
 processors still behind after DRAIN_S) ends the run. Two stages are also measured on their own: the processors
@@ -119,9 +120,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def cpu_s(pid: int) -> float:
-    """User plus system CPU time the process has used."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_s(pid: int, thread: int | None = None) -> float:
+    """User plus system CPU time the process (or only its thread `thread`) has used."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    stat = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -254,6 +256,9 @@ async def step(
     background = await broker_background(pids)
     written, committed = await offsets.written(), await offsets.committed()
     cpu = {name: cpu_s(pid) for name, pid in pids.items()}
+    # A process's main thread has the process's id.
+    worker = pids["processors"]
+    worker_main = cpu_s(worker, worker)
     start = time.monotonic()
     job = await control.start_traffic(
         guild_ids=[g.guild_id for g in guilds], rate_per_s=rate, duration_s=STEP_S, content=CHATTER
@@ -282,6 +287,7 @@ async def step(
     processed = await offsets.committed() - committed
     messages = sent + probes
     cpu_us = {name: round((cpu_s(pid) - cpu[name]) * 1e6 / max(messages, 1)) for name, pid in pids.items()}
+    worker_main_us = (cpu_s(worker, worker) - worker_main) * 1e6 / max(messages, 1)
     measured_s = time.monotonic() - start
     return {
         "offered_per_s": rate,
@@ -295,6 +301,9 @@ async def step(
         "probe_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "probe_p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
         "cpu_us_per_message": cpu_us,
+        # The part of the processors' figure spent outside the worker's main thread: Faust runs the Kafka
+        # consumer (fetch requests and responses, the hand-over of records) in a thread of its own.
+        "processors_other_threads_us": round(cpu_us["processors"] - worker_main_us),
         # The broker's background (measured just before, without traffic) over as long as the CPU above was,
         # per message: the part of cpu_us_per_message's broker figure that the messages did not cause.
         "broker_background_us": (
@@ -775,6 +784,7 @@ async def main(args: argparse.Namespace) -> None:
         "max_sustained_per_s": best["processed_per_s"] if best else None,
         f"probe_p99_ms_at_{LATENCY_RATE_PER_S}": at_latency_rate["probe_p99_ms"] if at_latency_rate else None,
         "cpu_us_per_message": cpu_per_message,
+        "processors_other_threads_us": reference["processors_other_threads_us"] if reference else None,
         # CPU per message of every measured process, at the target rate, in cores.
         "cores_needed_at_target": round(sum(cpu_per_message.values()) * TARGET_PER_S / 1e6, 2),
         "target_per_s": TARGET_PER_S,
