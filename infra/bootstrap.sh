@@ -9,8 +9,8 @@ VENV=.venv
 STAMP="$VENV/.pyproject.sha256"
 # Debian's own interpreter, whatever comes first in PATH: Debian builds it with profile-guided and link-time
 # optimization and links it statically. A Python built from source without those (pyenv's default: no
-# --enable-optimizations, a shared libpython) spends more CPU on the same code: the decision engine 15-25 %
-# more an event, a processors worker 7-13 % more.
+# --enable-optimizations, a shared libpython) spends more CPU on the same code: the decision engine 15-32 %
+# more an event, a processors worker 9-14 % more.
 PYTHON=/usr/bin/python3.11
 
 missing=()
