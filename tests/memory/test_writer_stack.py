@@ -194,9 +194,12 @@ async def reflected(
         writer, task = await run_writer(store, settings, namespace, producer, f"{namespace}w", model)
 
         async def reflection_stored() -> list[StoredMemory]:
+            written = writer.written
             memories = await store.listed(here.deployment.deployment_id)
             kinds = [m.record.kind for m in memories]
-            return memories if MemoryKind.reflection in kinds and len(memories) > len(texts) else []
+            # Everything written is listed: the reflections of one insert become visible one by one, and the
+            # first one seen alone is not the whole answer.
+            return memories if MemoryKind.reflection in kinds and len(memories) == written else []
 
         try:
             # The tenant exists once the first memories are written.
