@@ -217,6 +217,10 @@ def reflection_records(
         return []
     latest = scope_memories[-1].record
     cited = {m.id: m.record for m in scope_memories}
+    # The same memories always give the same reflection ids, so a replayed batch reflects once; other
+    # memories give other ids, even with the same latest one (a memory that arrived late, say), so a
+    # reflection never overwrites another.
+    considered = hashlib.sha256(b"".join(sorted(m.id.bytes for m in scope_memories))).hexdigest()[:32]
     return [
         MemoryRecord(
             deployment_id=latest.deployment_id,
@@ -228,8 +232,7 @@ def reflection_records(
             at=latest.at,
             kind=MemoryKind.reflection,
             importance=8,
-            # The same memories always give the same reflection id: a replayed batch reflects once.
-            source_event_id=f"reflection:{latest.source_event_id}:{index}",
+            source_event_id=f"reflection:{considered}:{index}",
             cites=reflection.cites,
         )
         for index, reflection in enumerate(reflections)

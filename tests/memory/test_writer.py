@@ -189,6 +189,24 @@ def test_reflection_records_cite_their_sources_and_stay_in_scope() -> None:
     assert reflection_records([], [], bot_id=BOT) == []
 
 
+def test_reflections_over_other_memories_keep_their_own_ids_even_with_the_same_latest_one() -> None:
+    """A memory that arrives late (said before the latest) changes what is reflected on, not which memory is
+    latest: the second reflection must not overwrite the first."""
+    here = routing(GUILD, deployed(luna(), guild_id=GUILD, bot_id=BOT))
+    texts = ["I really love hiking", "hiking in the alps was great", "I'm going to Japan next month"]
+    records = [
+        memories_of_message(said(t, at=T0 + timedelta(minutes=i)), here, NAMES)[0]
+        for i, t in enumerate(texts)
+    ]
+    stored = [StoredMemory(id=r.id, record=r) for r in records]
+    late = memories_of_message(said("hiking again soon", at=T0 + timedelta(seconds=30)), here, NAMES)[0]
+    with_late = [stored[0], StoredMemory(id=late.id, record=late), *stored[1:]]
+    first = reflection_records(stored, extractive_reflection(stored), bot_id=BOT)
+    second = reflection_records(with_late, extractive_reflection(with_late), bot_id=BOT)
+    assert first and second and with_late[-1] is stored[-1]
+    assert not {r.id for r in first} & {r.id for r in second}
+
+
 async def test_an_agent_that_keeps_to_named_channels_remembers_only_what_is_said_there() -> None:
     """The processors' channel rule, with the names the writer learns from the guild's events."""
     keeps_to = luna().model_copy(
