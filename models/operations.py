@@ -81,9 +81,13 @@ class DeadLetter(Payload):
     partition: int
     offset: int
     key: str | None
-    # The original bytes, as text when they decode, else base64 (value_encoding says which).
+    # The original bytes, as text when they decode, else base64 (value_encoding says which); only their
+    # start when `original_bytes` is set.
     value: str
     value_encoding: Literal["utf-8", "base64"]
     error: ShortText
     consumer: ShortText
     failed_at: datetime = Field(default_factory=utc_now)
+    # The original value's size, set when the letter keeps only its start: a letter must fit where its
+    # record did, and as text or base64 it takes more room. The whole record stays on its source topic.
+    original_bytes: int | None = None

@@ -178,9 +178,12 @@ def lag_table(rows: list[ConsumerLag]) -> Table:
 def preview(entry: DeadLetterEntry) -> str:
     if entry.letter is None:
         return f"(unreadable dead letter: {entry.unreadable})"
-    value = entry.letter.value
+    letter = entry.letter
+    value = letter.value
     shown = value if len(value) <= PREVIEW_CHARS else value[: PREVIEW_CHARS - 1] + "…"
-    return f"base64:{shown}" if entry.letter.value_encoding == "base64" else shown
+    if letter.original_bytes is not None:
+        shown += f" (the start of {letter.original_bytes:,} bytes)"
+    return f"base64:{shown}" if letter.value_encoding == "base64" else shown
 
 
 def dead_letters_table(topic: str, entries: list[DeadLetterEntry]) -> Table:
@@ -212,6 +215,8 @@ def redrive_table(topic: str, report: RedriveReport) -> Table:
         table.add_row(target, str(count))
     if report.unreadable:
         table.add_row("(unreadable, skipped)", str(report.unreadable))
+    if report.partial:
+        table.add_row("(only their start kept, skipped: re-read their source records)", str(report.partial))
     if report.remaining:
         table.add_row("(still pending)", str(report.remaining))
     return table

@@ -174,9 +174,17 @@ class DeadLetterEntry:
 class RedriveReport:
     redriven: int = 0
     unreadable: int = 0
+    # Letters that keep only the start of their record: not re-driven (the whole record is on its source
+    # topic while its retention lasts, at the offset the letter names).
+    partial: int = 0
     # Dead letters still waiting after this run (the limit stopped it).
     remaining: int = 0
     by_target: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> int:
+        """Dead letters this run moved past, re-driven or not."""
+        return self.redriven + self.unreadable + self.partial
 
 
 def resolve_dead_letter_topic(topic: str, namespace: str) -> str:
@@ -259,7 +267,7 @@ async def redrive(
             for tp in tps:
                 chunk: list[ConsumerRecord[bytes, bytes]] = []
                 async for record in records_between(kafka.reader, tp, starts[tp], ends[tp]):
-                    if report.redriven + report.unreadable + len(chunk) >= budget:
+                    if report.passed + len(chunk) >= budget:
                         break
                     chunk.append(record)
                     if len(chunk) == REDRIVE_CHUNK:
@@ -269,7 +277,7 @@ async def redrive(
                 if chunk:
                     await _redrive_chunk(producer, group, tp, chunk, to, report)
                     advance(len(chunk))
-        report.remaining = pending - report.redriven - report.unreadable
+        report.remaining = pending - report.passed
         return report
     finally:
         await producer.stop()
@@ -285,12 +293,16 @@ async def _redrive_chunk(
 ) -> None:
     """One transaction: the chunk's records re-produced and the group's offset moved past the chunk."""
     counts: dict[str, int] = {}
-    unreadable = 0
+    unreadable = partial = 0
     async with producer.transaction():
         for record in chunk:
             entry = _read_letter(record, redriven=False)
+            # Nothing to re-drive, or not all of it: moved past like the others.
             if entry.letter is None:
-                unreadable += 1  # nothing to re-drive; moved past like the others
+                unreadable += 1
+                continue
+            if entry.letter.original_bytes is not None:
+                partial += 1
                 continue
             target = to or entry.letter.source_topic
             marker = f"{tp.topic}:{tp.partition}:{record.offset}".encode()
@@ -301,6 +313,7 @@ async def _redrive_chunk(
             counts[target] = counts.get(target, 0) + 1
         await producer.send_offsets_to_transaction({tp: chunk[-1].offset + 1}, group)
     report.unreadable += unreadable
+    report.partial += partial
     for target, count in counts.items():
         report.redriven += count
         report.by_target[target] = report.by_target.get(target, 0) + count

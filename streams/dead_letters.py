@@ -8,6 +8,11 @@ from typing import Protocol
 from models.operations import DeadLetter
 from streams.codec import decode_key
 
+# The most of a record's value a dead letter keeps. Encoded as JSON text a byte can take six (a control
+# character's escape): 128 KiB stays well inside the broker's 1 MiB a record, so a letter can always be sent
+# (one that could not would stop its consumer on the record it was meant to pass).
+VALUE_KEPT_BYTES = 128 * 1024
+
 
 class RawRecord(Protocol):
     """What aiokafka's ConsumerRecord and Faust's Message both carry."""
@@ -25,8 +30,10 @@ class RawRecord(Protocol):
 
 
 def dead_letter(record: RawRecord, error: str, consumer: str) -> DeadLetter:
-    """The record kept with why: its bytes as text when they are UTF-8, else base64."""
+    """The record kept with why: its bytes as text when they are UTF-8, else base64; past
+    `VALUE_KEPT_BYTES`, only their start and their size."""
     raw = record.value or b""
+    kept = raw[:VALUE_KEPT_BYTES]
     common = {
         "source_topic": record.topic,
         "partition": record.partition,
@@ -34,8 +41,11 @@ def dead_letter(record: RawRecord, error: str, consumer: str) -> DeadLetter:
         "key": decode_key(record.key),
         "error": error[:200],
         "consumer": consumer[:200],
+        "original_bytes": len(raw) if len(kept) < len(raw) else None,
     }
     try:
-        return DeadLetter(value=raw.decode(), value_encoding="utf-8", **common)
+        raw.decode()
     except UnicodeDecodeError:
-        return DeadLetter(value=base64.b64encode(raw).decode(), value_encoding="base64", **common)
+        return DeadLetter(value=base64.b64encode(kept).decode(), value_encoding="base64", **common)
+    # Cut text loses at most the incomplete character at its end.
+    return DeadLetter(value=kept.decode(errors="ignore"), value_encoding="utf-8", **common)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from typer.testing import CliRunner
 
 from models.operations import DeadLetter
-from ops.cli import ops_app
+from ops.cli import ops_app, preview
 from ops.kafka import REDRIVE_HEADER, consumer_lag, describe_topic, inspect_dead_letters, list_topics, redrive
 from settings import Settings
 from streams.admin import apply_catalog
@@ -137,3 +137,26 @@ def test_deadletter_inspect_command_shows_the_value_preview(namespace: str, dead
     )
     assert result.exit_code == 0, result.output
     assert "{not json" in result.output and "base64:" in result.output
+
+
+async def test_a_letter_that_keeps_only_the_start_of_its_record_is_not_redriven(
+    stack_up: Settings, namespace: str, producer: AIOKafkaProducer
+) -> None:
+    """Re-driving the start of a record would put a record on the topic that was never sent: the letter is
+    passed, counted apart, and names where the whole record is."""
+    letters_namespace = f"{namespace}dlq-partial."
+    letters = DEAD_LETTERS[DISCORD_EVENTS.name]
+    await apply_catalog(stack_up.kafka_bootstrap, letters_namespace, (DISCORD_EVENTS, letters))
+    topic, source = letters.name_in(letters_namespace), DISCORD_EVENTS.name_in(letters_namespace)
+    large = ConsumerRecord(source, 0, 7, 0, 0, b"g1", b"\xff" * 300_000, None, 1, 300_000, [])
+    small = ConsumerRecord(source, 0, 8, 0, 0, b"g1", b"{not json", None, 1, 9, [])
+    for record in (large, small):
+        await producer.send(topic, letters.codec.encode(dead_letter(record, "bad", "processors")), key=b"g1")
+    await producer.flush()
+
+    first, _ = await inspect_dead_letters(stack_up.kafka_bootstrap, topic)
+    assert first.letter is not None and first.letter.original_bytes == 300_000
+    assert preview(first).endswith("… (the start of 300,000 bytes)")
+    report = await redrive(stack_up.kafka_bootstrap, topic)
+    assert (report.redriven, report.partial, report.remaining) == (1, 1, 0)
+    assert [r.value for r in await read_records(stack_up.kafka_bootstrap, source)] == [b"{not json"]

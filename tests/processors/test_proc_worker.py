@@ -6,6 +6,7 @@ tests restart workers: a replay under a fresh app id, then a kill -9 and a resta
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
@@ -41,6 +42,7 @@ from streams.catalog import (
     MODERATION_AUDIT,
     OWNER_NOTIFICATIONS,
 )
+from streams.dead_letters import VALUE_KEPT_BYTES
 from tests.processors.conftest import WAIT_S, Collector, Producer, Worker, wait_for_members
 from tests.processors.factories import (
     agent_with,
@@ -371,6 +373,21 @@ async def test_a_malformed_record_is_dead_lettered_and_the_stream_goes_on(
     assert all(isinstance(d, DeadLetter) and d.consumer == "processors" for d in letters)
     assert letters[0].error.startswith("not JSON") and letters[0].value.startswith('{"schema_version"')
     assert "author" in letters[1].error and letters[1].offset > letters[0].offset
+
+
+async def test_a_record_too_large_for_its_dead_letter_whole_is_dead_lettered_in_part_and_the_stream_goes_on(
+    worker: Worker, produce: Producer, collector: Collector
+):
+    """900 KB of binary would take 1.2 MB as base64, over the broker's 1 MiB a record: the letter could not
+    be sent, which stopped the worker on that record."""
+    guild = await open_guild(produce, collector)
+    await produce.send(DISCORD_EVENTS, guild.id, b"\xff" * 900_000)
+    after = message(guild, guild.music, KAI, "!queue")
+    await produce.event(after)
+    assert await answer_to(collector, after) == "The queue is empty."
+    (letter,) = await collector.wait_for(DEAD_LETTERS[DISCORD_EVENTS.name], lambda d: d.key == guild.id)
+    assert isinstance(letter, DeadLetter) and letter.original_bytes == 900_000
+    assert base64.b64decode(letter.value) == b"\xff" * VALUE_KEPT_BYTES
 
 
 async def test_an_event_whose_outputs_cannot_be_sealed_is_dead_lettered_and_the_stream_goes_on(
