@@ -30,7 +30,7 @@ from gateways.rest import RestClients, is_unauthorized
 from gateways.sessions import GatewaySession, SessionStore
 from gateways.shard import BotCredentials, GatewayShard, TokenRejected
 from models.events import EventEnvelope
-from streams.catalog import DISCORD_EVENTS
+from streams.catalog import DISCORD_EVENT_MAX_BYTES, DISCORD_EVENTS
 from streams.codec import encode_key
 from streams.sealing import DataKeys, seal_dispatch
 from vault.store import HealthReason
@@ -38,6 +38,8 @@ from vault.store import HealthReason
 log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_S = 1.0
+# An event's value at most: the rest of a record's room is its key's and its batch's framing.
+EVENT_VALUE_MAX_BYTES = DISCORD_EVENT_MAX_BYTES - 4 * 1024
 VOICE_DISPATCHES = frozenset({"VOICE_STATE_UPDATE", "VOICE_SERVER_UPDATE"})
 HANDSHAKES_IN_FLIGHT = 64
 # CPython's asyncio gives every TLS connection a 256 KiB read buffer (sslproto.SSLProtocol.max_size): 305 KB
@@ -254,7 +256,19 @@ class Fleet:
         self, shard: GatewayShard, seq: int | None, event_type: str, data: dict[str, Any]
     ) -> None:
         envelope = await self._envelope(shard, seq, event_type, data)
-        if envelope is None:
+        value = None if envelope is None else self._codec.encode(envelope)
+        if value is not None and len(value) > EVENT_VALUE_MAX_BYTES:
+            # Kafka would refuse it, and resuming to get it again would bring the same dispatch back.
+            log.error(
+                "bot %s: %s dispatch #%s is %d bytes, over the %d of a discord.events record: not forwarded",
+                shard.bot_id,
+                event_type,
+                seq,
+                len(value),
+                EVENT_VALUE_MAX_BYTES,
+            )
+            value = None
+        if envelope is None or value is None:
             if seq is not None:
                 shard.checkpoint.skipped(seq)
             return
@@ -265,7 +279,7 @@ class Fleet:
         if event_type in VOICE_DISPATCHES and self.on_voice is not None:
             self.on_voice(shard.bot, event_type, data)
         await self._forwarder.send(
-            self._codec.encode(envelope),
+            value,
             encode_key(envelope.key),
             partial(self._delivered, shard, shard.generation, seq),
         )

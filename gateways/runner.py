@@ -50,7 +50,7 @@ from gateways.voice.store import VoiceStore
 from models.actions import Action
 from models.events import EventEnvelope
 from settings import Settings
-from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENTS
+from streams.catalog import DISCORD_ACTIONS, DISCORD_EVENT_MAX_BYTES, DISCORD_EVENTS
 from streams.codec import CodecError, encode_key, key_partitioner
 from streams.consumer import AtLeastOnceConsumer, ConsumerOptions, ConsumerService, Fetch
 from streams.sealing import open_payload, seal_envelope
@@ -160,6 +160,7 @@ class Runner(ConsumerService):
             # The fleet holds events for the linger and hands them over together (gateways/forwarder.py).
             linger_ms=0,
             max_batch_size=settings.gateway_producer.max_batch_bytes,
+            max_request_size=DISCORD_EVENT_MAX_BYTES,
             partitioner=key_partitioner,
         )
         self.actions = AtLeastOnceConsumer(

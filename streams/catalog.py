@@ -46,6 +46,8 @@ class TopicSpec:
     consumers: tuple[str, ...]
     compacted: bool = False
     retention_ms: int | None = None
+    # The largest record the topic takes (its `max.message.bytes`); None: the broker's default, 1 MiB.
+    max_record_bytes: int | None = None
     # The personal fields its records carry sealed (streams/sealing.py); None: it holds none.
     sealing: PayloadSealing[Any] | None = field(default=None, compare=False)
     codec: Codec[Any] = field(init=False, repr=False, compare=False)
@@ -64,24 +66,30 @@ class TopicSpec:
         return f"{namespace}{self.name}" if namespace else self.name
 
     def broker_config(self) -> dict[str, str]:
+        config = {"max.message.bytes": str(self.max_record_bytes)} if self.max_record_bytes else {}
         if self.compacted:
             # A superseded value (an erased user's, say) is gone within ERASED_WITHIN_MS (plus the cleaner's
             # backoff, LOG_CLEANER_BACKOFF_MS in infra/stack/kafka.py): the active segment is rolled and
             # cleaned once its oldest record is that old, whatever the dirty ratio. A deletion's marker (its
             # key may name the user) stays as long again: a reader replaying the changelog from the start (a
             # recovering worker) must still see it.
-            return {
+            return config | {
                 "cleanup.policy": "compact",
                 "min.compaction.lag.ms": "0",
                 "segment.ms": str(ERASED_WITHIN_MS),
                 "max.compaction.lag.ms": str(ERASED_WITHIN_MS),
                 "delete.retention.ms": str(ERASED_WITHIN_MS),
             }
-        config = {"cleanup.policy": "delete"}
+        config["cleanup.policy"] = "delete"
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
         return config
 
+
+# A large community's GUILD_CREATE is one dispatch of a megabyte or more (channels, threads, roles, emoji),
+# larger again once its personal fields are sealed. Consumers need no larger fetches: a fetch returns a
+# record larger than it asked for when it is the first.
+DISCORD_EVENT_MAX_BYTES = 16 * 1024 * 1024
 
 DISCORD_EVENTS = TopicSpec(
     name="discord.events",
@@ -89,6 +97,7 @@ DISCORD_EVENTS = TopicSpec(
     value=EventEnvelope,
     partitions=GUILD_PARTITIONS,
     retention_ms=RETENTION.events_days * DAY_MS,
+    max_record_bytes=DISCORD_EVENT_MAX_BYTES,
     producers=("gateways",),
     consumers=("processors", "sinks", "jobs.replay"),
 )

@@ -107,6 +107,45 @@ async def test_a_user_message_reaches_discord_events_keyed_by_guild_its_words_se
     assert envelope.event_id.startswith(f"{bot_id}:") and envelope.event_id.endswith(f":{envelope.sequence}")
 
 
+async def test_a_guild_create_over_a_mebibyte_reaches_discord_events_whole(
+    stack_up: Settings,
+    namespace: str,
+    emulator: DiscordEmulator,
+    schema_dsn: str,
+    key_spec: str,
+    runner: RunnerProcess,
+    data_keys: UserKeyStore,
+) -> None:
+    """A large community's GUILD_CREATE comes as one payload of a megabyte or more (channels, threads, roles,
+    emoji). Over the broker's default 1 MiB a record, Kafka refused it, and the shard resumed for it again and
+    again: the bot heard nothing more."""
+    guild = emulator.add_guild("big-guild")
+    channels = [emulator.add_channel(guild.id, f"c{n}", topic="t" * 1000) for n in range(1200)]
+    user = emulator.add_user("bob")
+    emulator.add_member(guild.id, user.id)
+    bot = emulator.add_bot("big-bot", guild_ids=[guild.id])
+    await seal_bot(schema_dsn, key_spec, bot)
+    connected = await eventually(
+        lambda: emulator.stats(bot.id)["connected_sessions"] or not runner.alive, within_s=60
+    )
+    assert connected is not True and connected, runner.log()
+    text = f"after the big one {uuid.uuid4().hex}"
+    posted = emulator.post_user_message(user.id, text, channels[0].id)
+    said = f'"{posted["id"]}"'.encode()
+    topic = DISCORD_EVENTS.name_in(namespace)
+
+    def guild_create_and_message(records: list) -> bool:
+        ours = [r for r in records if r.key == guild.id.encode()]
+        return any(b'"GUILD_CREATE"' in r.value for r in ours) and any(said in r.value for r in ours)
+
+    records = await read_topic(stack_up.kafka_bootstrap, topic, until=guild_create_and_message, within_s=30)
+    assert guild_create_and_message(records), runner.log()
+    (created,) = [r for r in records if r.key == guild.id.encode() and b'"GUILD_CREATE"' in r.value]
+    assert len(created.value) > 1024 * 1024
+    envelope = await open_envelope(DISCORD_EVENTS.codec.decode(created.value), data_keys)
+    assert envelope is not None and len(envelope.data["channels"]) == len(channels)
+
+
 async def test_an_action_produced_twice_is_performed_once(
     namespace: str, emulator: DiscordEmulator, world: World, producer: AIOKafkaProducer, bot_id: str
 ) -> None:

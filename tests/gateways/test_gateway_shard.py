@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from emulator.discord import DiscordEmulator
+from gateways import fleet as fleet_module
 from gateways import protocol
 from gateways.deferrals import Deferrals
 from gateways.fleet import Fleet
@@ -190,6 +191,36 @@ async def test_a_dm_is_forwarded_keyed_by_the_bot(
     [envelope] = dms(events)
     assert envelope.key == f"dm:{bot.bot_id}"
     assert (envelope.guild_id, envelope.type, envelope.bot_id) == (None, "MESSAGE_CREATE", bot.bot_id)
+
+
+async def test_a_dispatch_too_large_for_discord_events_is_passed_and_the_shard_goes_on(
+    stack_up: Settings, rig: Rig, emulator: DiscordEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka would refuse it, and resuming for it would bring it back: the shard would hear nothing more. (The
+    limit is lowered here: a guild of 16 MiB is slow to build.)"""
+    monkeypatch.setattr(fleet_module, "EVENT_VALUE_MAX_BYTES", 64 * 1024)
+    guild = emulator.add_guild("too-big")
+    channels = [emulator.add_channel(guild.id, f"c{n}", topic="t" * 1000) for n in range(100)]
+    user = emulator.add_user("carol")
+    emulator.add_member(guild.id, user.id)
+    bot = emulator.add_bot(f"shard-{uuid.uuid4().hex[:6]}", guild_ids=[guild.id])
+    (shard,) = await rig.fleet.connect(BotCredentials(bot.id, uuid.uuid4(), SecretStr(bot.token)))
+    assert await shard.wait_ready(10)
+    text = f"still here {uuid.uuid4().hex}"
+    emulator.post_user_message(user.id, text, channels[0].id)
+
+    def ours(events: list[EventEnvelope]) -> list[EventEnvelope]:
+        return [e for e in events if e.bot_id == bot.id]
+
+    events = await read_events(
+        stack_up.kafka_bootstrap,
+        rig.namespace,
+        rig.keys,
+        until=lambda events: any(e.data.get("content") == text for e in ours(events)),
+        within_s=15,
+    )
+    assert "GUILD_CREATE" not in {e.type for e in ours(events)}
+    assert shard.state is ShardState.READY
 
 
 async def test_a_lost_connection_resumes_and_loses_nothing(

@@ -27,6 +27,7 @@ from streams.catalog import (
     AGENT_DEPLOYMENTS,
     DEAD_LETTERS,
     DISCORD_ACTIONS,
+    DISCORD_EVENT_MAX_BYTES,
     DISCORD_EVENTS,
     INFERENCE_LANES,
     INFERENCE_RESULTS,
@@ -191,7 +192,9 @@ async def wait_for_members(settings: Settings, group: str, topic: str, count: in
 class Producer:
     def __init__(self, settings: Settings, namespace: str) -> None:
         self.namespace = namespace
-        self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=2)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, linger_ms=2, max_request_size=DISCORD_EVENT_MAX_BYTES
+        )
 
     async def send(self, spec: TopicSpec, key: str, value: Any) -> None:
         raw = value if isinstance(value, bytes) else spec.codec.encode(value)

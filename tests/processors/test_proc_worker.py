@@ -375,6 +375,24 @@ async def test_a_malformed_record_is_dead_lettered_and_the_stream_goes_on(
     assert "author" in letters[1].error and letters[1].offset > letters[0].offset
 
 
+async def test_a_guild_create_over_a_mebibyte_is_read_and_the_stream_goes_on(
+    worker: Worker, produce: Producer, collector: Collector
+):
+    """A large community's GUILD_CREATE (1,500 channels here, 1.6 MB) is one record, over the 1 MiB a fetch
+    asks for a partition: the worker reads it all the same."""
+    guild = await open_guild(produce, collector)
+    channels = {snowflake(): f"channel-{n}" for n in range(1500)}
+    created = guild_create(guild.id, owner_id=guild.owner, channels={guild.general: "general", **channels})
+    for channel in created["channels"]:
+        channel["topic"] = "t" * 1000
+    big = envelope("GUILD_CREATE", created, bot_id=guild.music.deployment.bot_id, guild_id=guild.id)
+    assert len(DISCORD_EVENTS.codec.encode(big)) > 1024 * 1024
+    await produce.event(big)
+    after = message(guild, guild.music, KAI, "!queue")
+    await produce.event(after)
+    assert await answer_to(collector, after) == "The queue is empty."
+
+
 async def test_a_record_too_large_for_its_dead_letter_whole_is_dead_lettered_in_part_and_the_stream_goes_on(
     worker: Worker, produce: Producer, collector: Collector
 ):
