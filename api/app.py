@@ -19,10 +19,11 @@ from api.background import (
     run_health_checks,
     run_usage_persistence,
 )
+from api.characters import MAX_IMPORT_BYTES
 from api.console import STATIC_DIR as CONSOLE_DIR
 from api.db import create_pool
 from api.deps import ApiContext
-from api.errors import install_error_handlers
+from api.errors import BodyLimit, install_error_handlers
 from api.ratelimit import RateLimit, RateLimiter
 from api.routes import (
     agents,
@@ -156,9 +157,11 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         # Every route answers these in ErrorBody's shape (FastAPI would document its own 422 body).
-        responses={422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+        responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     )
     install_error_handlers(app)
+    # The largest body any route takes is a character card's image.
+    app.add_middleware(BodyLimit, max_bytes=MAX_IMPORT_BYTES)
     for module in (
         meta,
         auth,

@@ -15,6 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from weaviate.exceptions import WeaviateBaseError
 
 from api.characters import CharacterError
@@ -53,6 +56,45 @@ class Unavailable(Exception):
     """A service the answer needs is down (503); the message says which, never how it failed inside."""
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body found over the limit as it arrives. An HTTP exception, which FastAPI's body parsing
+    passes on (any other it answers with a 400 of its own)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body: is larger than {limit} bytes")
+        self.limit = limit
+
+
+class BodyLimit:
+    """Refuses a request body larger than `max_bytes` before it is read into memory whole: by its declared
+    Content-Length, else as it arrives."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _body_too_large(self.max_bytes)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"rate limit exceeded; retry in {retry_after_s} s")
@@ -64,6 +106,15 @@ def error_response(
 ) -> JSONResponse:
     body = ErrorBody(detail=detail, errors=errors or [])
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def _body_too_large(limit: int) -> JSONResponse:
+    message = f"is larger than {limit} bytes"
+    return error_response(413, f"body: {message}", [FieldError(path="body", message=message)])
+
+
+async def _body_refused(_: Request, exc: Exception) -> JSONResponse:
+    return _body_too_large(cast(BodyTooLarge, exc).limit)
 
 
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -167,6 +218,7 @@ async def _unstorable_text(request: Request, _: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(BodyTooLarge, _body_refused)
     app.add_exception_handler(TierViolation, _tier)
     app.add_exception_handler(UnimplementedTool, _unimplemented)
     app.add_exception_handler(CharacterError, _character)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from api.characters import CharacterError, export_character, import_character
+from api.characters import MAX_IMPORT_BYTES, CharacterError, export_character, import_character
 from api.characters.cards import card_from_png
 from api.characters.png import Chunk, blank_png, read_chunks, text_chunks, with_text_chunks
 from api.presets import all_presets
@@ -264,3 +265,22 @@ async def test_import_edit_export_over_http(client: httpx.AsyncClient, new_owner
         f"/agents/{agent['agent_id']}/export", params={"format": "eliza", "container": "png"}, headers=owner
     )
     assert eliza_png.status_code == 422 and eliza_png.json()["errors"][0]["path"] == "container"
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read_naming_the_body(
+    client: httpx.AsyncClient, new_owner: NewOwner
+) -> None:
+    """The largest body any route takes is a character card's image; a larger one is not read into memory."""
+    owner = {**await new_owner(Tier.pro), "Content-Type": "image/png"}
+    declared = await client.post("/agents/import", content=b"\0" * (MAX_IMPORT_BYTES + 1), headers=owner)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(MAX_IMPORT_BYTES // (1024 * 1024) + 1):
+            yield b"\0" * (1024 * 1024)
+
+    streamed = await client.post("/agents/import", content=chunks(), headers=owner)
+    for refused in (declared, streamed):
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["errors"] == [
+            {"path": "body", "message": f"is larger than {MAX_IMPORT_BYTES} bytes"}
+        ]
