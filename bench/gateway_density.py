@@ -17,7 +17,6 @@ import contextlib
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from gateways.identify import IdentifyLimiter  # noqa: E402
 from gateways.rest import RestClients, use_api_base  # noqa: E402
 from gateways.sessions import SessionStore, connect_redis  # noqa: E402
 from gateways.shard import BotCredentials, ShardState  # noqa: E402
+from infra.stack.service import free_ports  # noqa: E402
 from settings import get_settings  # noqa: E402
 from streams.admin import apply_catalog  # noqa: E402
 from streams.catalog import DISCORD_EVENTS  # noqa: E402
@@ -66,16 +66,10 @@ def settled_rss() -> int:
     return rss_bytes()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def emulator_process() -> Iterator[str]:
     """The emulator in its own process, started before the event loop (no child-watcher thread to count)."""
-    port = free_port()
+    (port,) = free_ports(1)
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator.discord", "--port", str(port)],
         cwd=REPO_ROOT,

@@ -44,7 +44,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -67,6 +66,7 @@ from demo.seed import ApiClient, create_operator, deploy_agent
 from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
 from infra.stack import status as stack_status
+from infra.stack.service import free_ports
 from models.agent import AgentMode, ProactiveAction
 from models.decisions import Priority
 from models.deployments import DeployedAgent, RoutingRecord
@@ -96,13 +96,6 @@ SEAL_REQUESTS = 2_000
 # Members first seen by a worker in one batch of events, whose keys it has not cached.
 COLD_USERS = 500
 PROCESS_NAMES = {"processors.cli": "processors", "gateways": "gateway", "emulator": "emulator"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def until(condition: Callable[[], Awaitable[bool]], deadline: float, interval_s: float = 0.05) -> bool:
@@ -683,7 +676,8 @@ def ratio_to_raw(stage: dict[str, Any], raw: dict[str, Any]) -> float:
 
 async def end_to_end(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
     namespace, schema = f"b{uuid.uuid4().hex[:8]}.", f"bench_{uuid.uuid4().hex[:12]}"
-    ports = {name: free_port() for name in ("port", "emulator-port", "api-port")}
+    names = ("port", "emulator-port", "api-port")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
     work_dir = Path(tempfile.mkdtemp(prefix="deep-bench-"))
     argv += ["--chat-rate", "0", "--no-sinks", "--no-playground", "--work-dir", str(work_dir)]

@@ -67,6 +67,19 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different ports nothing listens on now. Each socket stays bound until all are chosen: bound
+    and closed one at a time, the system can hand out the same port twice."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 async def wait_until(
     probe: Callable[[], Awaitable[None]], *, proc: subprocess.Popen[bytes] | None, within_s: float
 ) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -26,6 +25,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.presets import all_presets
 from demo.world import AGENTS
+from infra.stack.service import free_ports
 from settings import REPO_ROOT, Settings
 from streams.admin import delete_namespace
 from tests.demo.conftest import ensure_chromium
@@ -37,13 +37,6 @@ START_TIMEOUT_S = 180.0
 # How long an answer may take through gateway, Kafka, processors, inference and back, on a busy machine.
 ANSWER_MS = 45_000
 NEW_CATCHPHRASE = "deep dive time~"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def alive(pid: int) -> bool:
@@ -111,7 +104,8 @@ async def launched_demo(
     """`python -m demo run` in a topic namespace, schema, ports and work dir of its own, once it serves the
     playground; stopped, and its schema and topics dropped, afterwards."""
     namespace, schema = f"t{uuid.uuid4().hex[:8]}.", f"{schema_prefix}_{uuid.uuid4().hex[:12]}"
-    ports = {name: free_port() for name in ("port", "emulator-port", "api-port", "interactions-port")}
+    names = ("port", "emulator-port", "api-port", "interactions-port")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     argv = [sys.executable, "-m", "demo", "run", "--namespace", namespace, "--schema", schema]
     argv += ["--work-dir", str(work_dir), *extra_args]
     argv += [arg for name, port in ports.items() for arg in (f"--{name}", str(port))]
@@ -310,7 +304,7 @@ async def test_a_deployment_is_followed_read_only_without_the_emulator(
     async with httpx.AsyncClient(base_url=demo.url) as playground:
         session = (await playground.get("/api/session")).json()
     luna = next(a for a in session["agents"] if a["name"] == "Luna")
-    port = free_port()
+    (port,) = free_ports(1)
     argv = [sys.executable, "-m", "demo", "playground", "--deployment", luna["deployment_id"]]
     argv += ["--namespace", demo.namespace, "--port", str(port)]
     follower = await asyncio.create_subprocess_exec(

@@ -8,17 +8,7 @@ import socket
 import pytest
 
 from demo.options import DemoError, DemoOptions
-
-
-def free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+from infra.stack.service import free_ports
 
 
 def options(**changes: object) -> DemoOptions:
