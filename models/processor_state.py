@@ -19,6 +19,11 @@ from models.decisions import Decision
 
 # How many recent event ids a value remembers to ignore a redelivered event.
 APPLIED_MEMORY = 16
+# The most a table value may take as JSON, its changelog record: the processors' producer refuses a record
+# over 1,000,000 bytes, and a write refused would stop the worker's events with the batch's changes unsaved.
+# The values that grow with what members do (a guild's reminders, scheduled announcements, wallets) refuse
+# what would take them past it (`fits_in_table`).
+TABLE_VALUE_MAX_BYTES = 768 * 1024
 MAX_QUEUE = 100
 LEADERBOARD_SIZE = 10
 MAX_CHALLENGES = 100
@@ -372,3 +377,8 @@ class ChangelogRoll(Strict):
 
     due_at: datetime
     markers_left: int = Field(default=COMPACTION_MARKERS, ge=1, le=COMPACTION_MARKERS)
+
+
+def fits_in_table(value: Strict) -> bool:
+    """Whether the value's changelog record stays within TABLE_VALUE_MAX_BYTES."""
+    return len(value.model_dump_json().encode()) <= TABLE_VALUE_MAX_BYTES

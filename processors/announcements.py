@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from models.actions import SendMessage
 from models.agent import BRACED_PLACEHOLDER, AnnouncementsConfig, clock_time
-from models.processor_state import AnnouncementBook, ScheduledAnnouncement
+from models.processor_state import AnnouncementBook, ScheduledAnnouncement, fits_in_table
 from processors.commands import Invocation, missing_permission
 from processors.emit import Emitter, Say
 from processors.outcome import Outcome, remember_applied
@@ -131,6 +131,8 @@ def handle_announce(
     updated = AnnouncementBook(
         scheduled=[*current.scheduled, scheduled], taken=remember_applied(current.taken, emit.cause_id)
     )
+    if not fits_in_table(updated):
+        return Outcome(Say("The announcements scheduled hold too much text already.", ephemeral=True))
     answer = f"I'll announce it in <#{where.channel_id}> at {clock} on {due.date().isoformat()}"
     answer += f" ({where.zone.key})."
     return Outcome(Say(answer, ephemeral=True), state=updated)

@@ -3,19 +3,24 @@
 The wallets are one table value per guild, so the guild's commands are applied one at a time in partition
 order: two members giving to each other at once cannot both spend the same coins. A balance never goes
 negative (a give or tip above the balance is refused), and the wallets remember the events they applied, so a
-redelivered command changes nothing.
+redelivered command changes nothing. Being one value, the wallets hold as many members as a table value's
+size allows (models/processor_state.py: TABLE_VALUE_MAX_BYTES): about 13,000 members who all claimed
+/daily today or yesterday, 30,000 who did not; past that a command that would grow them is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from models.agent import EconomyConfig
 from models.deployments import DeployedAgent
-from models.processor_state import ECONOMY_APPLIED_MEMORY, LEADERBOARD_SIZE, Wallets
+from models.processor_state import ECONOMY_APPLIED_MEMORY, LEADERBOARD_SIZE, Wallets, fits_in_table
 from processors.commands import Invocation
 from processors.emit import Say
 from processors.outcome import Outcome
+
+FULL = "This server's wallets are full: they cannot record more {currency}."
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,18 @@ def handle_economy(
         day = invocation.at.date()
         if current.last_daily.get(user_id) == day:
             return Outcome(Say(f"You already claimed today's {currency}.", ephemeral=True)), None
+        # Only today's claims refuse a claim, and yesterday's, for a claim made before midnight that arrives
+        # after one made since: the older days would only grow the value.
+        recent = {member: at for member, at in current.last_daily.items() if at >= day - timedelta(days=1)}
         updated = current.model_copy(
             update={
                 "balances": {**current.balances, user_id: balance + config.daily_amount},
-                "last_daily": {**current.last_daily, user_id: day},
+                "last_daily": {**recent, user_id: day},
                 "applied": _applied(current, event_id),
             }
         )
+        if not fits_in_table(updated):
+            return Outcome(Say(FULL.format(currency=currency), ephemeral=True)), None
         say = Say(f"<@{user_id}> claimed {config.daily_amount} {currency}: {balance + config.daily_amount}.")
         return Outcome(say, state=updated), None
     if name not in ("give", "tip"):
@@ -92,6 +102,8 @@ def handle_economy(
     balances = {**current.balances, user_id: balance - amount}
     balances[target] = balances.get(target, 0) + amount
     updated = current.model_copy(update={"balances": balances, "applied": _applied(current, event_id)})
+    if not fits_in_table(updated):
+        return Outcome(Say(FULL.format(currency=currency), ephemeral=True)), None
     say = Say(f"<@{user_id}> gave <@{target}> {amount} {currency}.")
     if tipped is None:
         return Outcome(say, state=updated), None

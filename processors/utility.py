@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from models.actions import NativePoll
 from models.agent import CustomCommand
 from models.discord import PollMessage
-from models.processor_state import Reminder, UtilityBook
+from models.processor_state import Reminder, UtilityBook, fits_in_table
 from processors.commands import Invocation, describe_duration
 from processors.emit import Emitter, Notice, Say
 from processors.outcome import Outcome
@@ -45,6 +45,8 @@ def handle_utility(invocation: Invocation, book: UtilityBook | None, emit: Emitt
             text=text[:1900],
         )
         updated = current.model_copy(update={"reminders": [*current.reminders, reminder]})
+        if not fits_in_table(updated):
+            return Outcome(Say("This server's reminders hold too much text already.", ephemeral=True))
         return Outcome(
             Say(f"I'll remind you in {describe_duration(seconds)}: {text}", title="Reminder"), state=updated
         )

@@ -17,6 +17,7 @@ from models.agent import AgentConfig, AgentMode
 from models.common import error_paths
 from models.events import EventEnvelope
 from models.permissions import MODERATE_MEMBERS
+from models.processor_state import TABLE_VALUE_MAX_BYTES
 from processors.announcements import next_time
 from processors.engine import Engine, Outputs, Tables
 from tests.processors.factories import (
@@ -156,3 +157,15 @@ def test_templates_name_only_known_placeholders() -> None:
         )
     assert error_paths(caught.value) == ["announcements.templates"]
     assert "{servr}" in str(caught.value)
+
+
+def test_an_announcement_that_would_take_the_schedule_past_a_changelog_record_is_refused() -> None:
+    """A hundred scheduled announcements of 1,990 emoji (8 KB each as JSON) would make a record of 800 KB
+    and more, past what a table value may take."""
+    guild = Guild(host())
+    said = [text_of(answer(guild.run(guild.announce("🎉" * 1990, at="18:00")))) for _ in range(100)]
+    assert said[0].startswith("I'll announce it")
+    assert said[-1] == "The announcements scheduled hold too much text already."
+    [book] = guild.engine.tables.announcements.values()
+    assert 90 < len(book.scheduled) < 100
+    assert len(book.model_dump_json().encode()) <= TABLE_VALUE_MAX_BYTES

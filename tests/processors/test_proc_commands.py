@@ -24,7 +24,7 @@ from models.analytics import StatsRequest, StatsWindow
 from models.commands import COMMAND_OPTIONS
 from models.discord import DiscordUser, InteractionOption, PollMessage
 from models.permissions import ADMINISTRATOR, BAN_MEMBERS, KICK_MEMBERS, MODERATE_MEMBERS
-from models.processor_state import GuildDirectory, Leaderboard, UtilityBook
+from models.processor_state import TABLE_VALUE_MAX_BYTES, GuildDirectory, Leaderboard, UtilityBook
 from processors.analytics import handle_stats
 from processors.commands import (
     Invocation,
@@ -38,6 +38,7 @@ from processors.ids import seeded_rng
 from processors.leveling import award_xp, handle_leveling, progress, update_leaderboard, xp_to_next
 from processors.moderation import escalation_for, handle_moderation, log_channel_id
 from processors.permissions import granted, member_permissions
+from processors.tables import ModelCodec
 from processors.utility import (
     handle_utility,
     poll_results,
@@ -355,6 +356,24 @@ def test_reminders_fire_when_due() -> None:
     assert due == [] and rest.reminders == book.reminders
     due, rest = take_due_reminders(book, T0 + timedelta(minutes=10))
     assert [r.text for r in due] == ["stretch"] and rest.reminders == []
+
+
+def test_a_reminder_that_would_take_the_guilds_book_past_a_changelog_record_is_refused() -> None:
+    """Six members' 25 reminders each of 1,900 emoji (7.6 KB as JSON) within the count limits would make a
+    record of 1.2 MB, over the 1,000,000 bytes the worker's producer sends."""
+    book: UtilityBook | None = None
+    members = [snowflake() for _ in range(6)]
+    for n in range(6 * 25):
+        ask = invocation("remind", {"when": 3600, "text": "🎉" * 1900}, user_id=members[n // 25])
+        outcome = handle_utility(ask, book, emitter(AgentMode.semi_autonomous))
+        if outcome.state is None:
+            break
+        book = outcome.state
+    assert (
+        outcome.say is not None and outcome.say.text == "This server's reminders hold too much text already."
+    )
+    assert book is not None and 90 < len(book.reminders) < 6 * 25
+    assert len(ModelCodec(UtilityBook).dumps(book)) <= TABLE_VALUE_MAX_BYTES
 
 
 def test_a_poll_is_a_native_poll_and_its_results_are_told_once_final() -> None:

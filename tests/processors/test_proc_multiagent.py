@@ -11,7 +11,9 @@ from models.actions import InteractionResponse, SendMessage
 from models.decisions import Decision, DecisionReason
 from models.deployments import DeployedAgent
 from models.events import EventEnvelope
+from models.processor_state import TABLE_VALUE_MAX_BYTES, Wallets
 from models.table_keys import EconomyKey, RelationshipKey
+from processors.economy import FULL
 from processors.engine import Engine, Outputs, Tables
 from tests.processors.factories import (
     T0,
@@ -154,3 +156,28 @@ def test_a_tip_moves_coins_to_the_agent_warms_it_and_it_says_thanks() -> None:
     ]
     assert relationship.affinity > 50
     assert "not an agent" in answer(slash(engine, banker, KAI, "tip", agent=MIA["id"], amount=5))
+
+
+def test_wallets_refuse_what_would_take_them_past_a_changelog_record_and_forget_old_claims() -> None:
+    """The guild's wallets are one table value: 13,600 members who claimed today fill it. Claims from before
+    yesterday refuse nothing any more and are dropped; yesterday's stay for a claim that arrives late."""
+    engine, [agent] = room(1)
+    today, key = T0.date(), EconomyKey(GUILD).encode()
+    members = [str(9 * 10**17 + n) for n in range(13_600)]
+    engine.tables.economy[key] = Wallets(
+        balances=dict.fromkeys(members, 100),
+        last_daily={**dict.fromkeys(members, today), MIA["id"]: today - timedelta(days=1)},
+    )
+    assert answer(slash(engine, agent, KAI, "daily")) == FULL.format(currency="coins")
+    assert answer(
+        slash(engine, agent, user(members[0], "m"), "give", user=KAI["id"], amount=5)
+    ) == FULL.format(currency="coins")
+    assert KAI["id"] not in balances(engine)
+    engine.tables.economy[key] = Wallets(
+        balances={MIA["id"]: 100},
+        last_daily={m: today - timedelta(days=2) for m in members} | {MIA["id"]: today - timedelta(days=1)},
+    )
+    assert "claimed 100 coins" in answer(slash(engine, agent, KAI, "daily"))
+    wallets = engine.tables.economy[key]
+    assert wallets.last_daily == {MIA["id"]: today - timedelta(days=1), KAI["id"]: today}
+    assert len(wallets.model_dump_json().encode()) <= TABLE_VALUE_MAX_BYTES

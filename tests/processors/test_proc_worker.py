@@ -428,6 +428,26 @@ async def test_an_event_whose_outputs_cannot_be_sealed_is_dead_lettered_and_the_
         assert letter.error.startswith("KeyRingError") and "not in the key ring" in letter.error
 
 
+async def test_reminders_past_what_a_table_value_holds_are_refused_and_the_stream_goes_on(
+    worker: Worker, produce: Producer, collector: Collector
+):
+    """A guild's reminders are one table value: 150 reminders of 1,900 emoji (7.6 KB each as JSON) from six
+    members, within the count limits, would take it past the 1,000,000 bytes a changelog record can be. The
+    worker could not save it, and its events agent crashed on the write, its batch unacknowledged."""
+    guild = await open_guild(produce, collector)
+    text = "🎉" * 1900
+    members = [user(snowflake(), f"member{n}") for n in range(6)]
+    reminders = [
+        message(guild, guild.luna, member, f"!remind 1h {text}") for member in members for _ in range(25)
+    ]
+    await produce.burst(reminders)
+    assert await answer_to(collector, reminders[0]) == f"I'll remind you in 1h: {text}"
+    assert await answer_to(collector, reminders[-1]) == "This server's reminders hold too much text already."
+    after = message(guild, guild.music, KAI, "!queue")
+    await produce.event(after)
+    assert await answer_to(collector, after) == "The queue is empty."
+
+
 async def test_reminder_is_sent_by_the_timer(worker: Worker, produce: Producer, collector: Collector):
     guild = await open_guild(produce, collector)
     remind = message(guild, guild.luna, KAI, "!remind 1s stretch")
