@@ -33,6 +33,7 @@ CommandName = Annotated[
 ]
 Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 MAX_FLOOR_COOLDOWN_S = 24 * 3600
+MAX_TRACKED_USERS = 10_000
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
@@ -495,8 +496,9 @@ class RelationshipSettings(Strict):
     affinity_system: bool = True
     remember_names: bool = True
     remember_preferences: bool = True
-    # Past this many users the least recently met is forgotten; 0 remembers no one.
-    max_tracked_users: int = Field(default=1000, ge=0, le=1_000_000)
+    # Past this many users the least recently met is forgotten; 0 remembers no one. Whom a deployment tracks
+    # is one table value, about 51 bytes a user: 10,000 keep it within what a changelog record takes.
+    max_tracked_users: int = Field(default=1000, ge=0, le=MAX_TRACKED_USERS)
     affinity_bands: AffinityBands = Field(default_factory=AffinityBands)
 
 

@@ -7,9 +7,14 @@ from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from models.actions import MemberPersonaUpdate, PresenceUpdate, React, Reply, TypingIndicator
-from models.agent import AgentConfig, MoodName
+from models.agent import MAX_TRACKED_USERS, AgentConfig, MoodName, RelationshipSettings
+from models.common import error_paths
 from models.inference import InferenceResult, ReplyTarget
+from models.processor_state import TrackedUsers, fits_in_table
 from models.state import MoodState
 from processors.engine import Engine, Outputs, Tables
 from processors.replies import compose_reply
@@ -205,3 +210,12 @@ def test_replies_greet_by_name_and_careless_characters_make_typos() -> None:
     # Time the model already took counts towards the typing pause.
     slow = compose_reply(result_for("hi", latency_ms=60_000), luna(), mood)[0]
     assert isinstance(slow, TypingIndicator) and slow.delay_ms == 0
+
+
+def test_whom_a_deployment_tracks_fits_a_changelog_record_at_the_most_it_may_track() -> None:
+    """The tracked users are one table value: the setting's bound keeps it within what a record takes."""
+    most = TrackedUsers(last_seen={str(10**19 + n): T0 for n in range(MAX_TRACKED_USERS)})
+    assert fits_in_table(most)
+    with pytest.raises(ValidationError) as raised:
+        RelationshipSettings(max_tracked_users=MAX_TRACKED_USERS + 1)
+    assert error_paths(raised.value) == ["max_tracked_users"]
