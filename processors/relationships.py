@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from heapq import nsmallest
 
 from memory.preferences import DISLIKES, LIKES, stated_preferences
 from models.agent import PersonalityTraits, RelationshipSettings
@@ -102,7 +103,12 @@ def track(
     least recently met go first."""
     last_seen = dict(tracked.last_seen) if tracked is not None else {}
     last_seen[user_id] = at
-    forgotten = sorted(last_seen, key=lambda user: (last_seen[user], user))[: max(0, len(last_seen) - limit)]
+    # Most interactions are with someone tracked already, within the limit: nobody to rank.
+    excess = len(last_seen) - limit
+    forgotten = nsmallest(excess, last_seen, key=lambda user: (last_seen[user], user)) if excess > 0 else []
     for user in forgotten:
         del last_seen[user]
-    return TrackedUsers(last_seen=last_seen), forgotten
+    if tracked is None:
+        return TrackedUsers(last_seen=last_seen), forgotten
+    # Copied, not validated again: the users held were, and the one added is the message's author.
+    return tracked.model_copy(update={"last_seen": last_seen}), forgotten
