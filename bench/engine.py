@@ -10,6 +10,10 @@ Figures (final JSON line), for each of `mode1` and `mix`:
   INSTRUCTION_EVENTS[0], divided by the difference in events. Unlike CPU time, it does not move with the
   machine's load: two versions of the engine compare on it within a fraction of a percent.
 
+And `track_us_at_<n>`: the CPU time of recording an interaction with a user a deployment already tracks,
+among n tracked users (the default max_tracked_users, and the most it may be), which every message addressed
+to an AI agent costs.
+
 Run: .venv/bin/python -m bench.engine [--events 10000] [--repeats 5] [--instructions]
 """
 
@@ -24,16 +28,20 @@ import subprocess
 import sys
 import time
 from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 
 from bench.chatter import MIX, chatter, stage_world
-from models.agent import AgentMode
+from models.agent import MAX_TRACKED_USERS, AgentMode
 from models.events import EventEnvelope
+from models.processor_state import TrackedUsers
 from processors.engine import Engine, Tables
+from processors.relationships import track
 from settings.runtime import settle_garbage_collector
 
 GUILDS = 24
 MODES = {"mode1": (AgentMode.bare,), "mix": MIX}
 INSTRUCTION_EVENTS = (200, 1200)
+TRACKED = (1000, MAX_TRACKED_USERS)
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -56,6 +64,16 @@ def cpu_us_per_event(mode: str, count: int, repeats: int) -> float:
             engine.handle_event(event)
         best = min(best, time.process_time() - began)
     return round(best * 1e6 / count, 1)
+
+
+def track_us(tracked: int, repeats: int = 200) -> float:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    users = [str(9 * 10**17 + n) for n in range(tracked)]
+    held = TrackedUsers(last_seen={user: at - timedelta(seconds=n) for n, user in enumerate(users)})
+    began = time.process_time()
+    for n in range(repeats):
+        track(held, users[n % tracked], at, tracked)
+    return round((time.process_time() - began) * 1e6 / repeats, 1)
 
 
 def instructions(mode: str, count: int) -> int:
@@ -102,6 +120,8 @@ def main() -> None:
         figures[f"{mode}_cpu_us_per_event"] = cpu_us_per_event(mode, args.events, args.repeats)
         if args.instructions:
             figures[f"{mode}_instructions_per_event"] = instructions_per_event(mode)
+    for tracked in TRACKED:
+        figures[f"track_us_at_{tracked}"] = track_us(tracked)
     print(json.dumps(figures))
 
 
