@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -338,6 +339,75 @@ async def event_batches(
             yield events
 
 
+class DeliveredAcks:
+    """Acks a stream's batches once Kafka has every record their handling wrote (changelog records, outputs,
+    dead letters), in the order they were taken.
+
+    Faust commits the acked offsets after flushing its producer, and the flush does not tell a record Kafka
+    refused (for good, or expired in the producer's buffer through a broker outage) from one it took: acked
+    as soon as handled, events whose writes were lost counted as done. And Faust commits past one unacked
+    offset at the head of acked ones, so no batch is acked before an earlier one. Once a batch's records are
+    refused the worker stops, that batch and the later ones unacked: it restarts from the committed offsets
+    and its tables from their changelogs, and handles those events again."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._waiting: deque[tuple[list[EventT], asyncio.Future[Any] | None]] = deque()
+        self._refused: BaseException | None = None
+        # The worker's crash, scheduled once: a task the loop holds no reference to may be collected.
+        self._crash: asyncio.Task[None] | None = None
+
+    def once_delivered(self, events: list[EventT], deliveries: list[Awaitable[Any]]) -> None:
+        if self._refused is not None:
+            self._forget(events)
+            return
+        delivered = asyncio.gather(*deliveries) if deliveries else None
+        self._waiting.append((events, delivered))
+        if delivered is not None:
+            delivered.add_done_callback(lambda _: self._ack_delivered())
+        self._ack_delivered()
+
+    def _ack_delivered(self) -> None:
+        while self._waiting and self._refused is None:
+            events, delivered = self._waiting[0]
+            if delivered is not None and not delivered.done():
+                return
+            self._waiting.popleft()
+            refused = _refusal(delivered)
+            if refused is None:
+                for event in events:
+                    event.ack()
+            else:
+                self._stop(events, refused)
+
+    def _stop(self, events: list[EventT], refused: BaseException) -> None:
+        self._refused = refused
+        log.critical(
+            "Kafka refused records written for %d events (%r): the worker stops, leaving them unacknowledged,"
+            " to handle them again from the committed offsets",
+            len(events),
+            refused,
+        )
+        self._forget(events)
+        while self._waiting:
+            self._forget(self._waiting.popleft()[0])
+        self._crash = asyncio.ensure_future(self._app.crash(refused))
+
+    def _forget(self, events: list[EventT]) -> None:
+        # Neither acked nor waited for: the worker's stop (and a rebalance) waits until the unacked are.
+        unacked = cast(MutableSet[Message], self._app.consumer.unacked)
+        for event in events:
+            unacked.discard(event.message)
+
+
+def _refusal(delivered: asyncio.Future[Any] | None) -> BaseException | None:
+    if delivered is None:
+        return None
+    if delivered.cancelled():
+        return asyncio.CancelledError("a delivery was cancelled")
+    return delivered.exception()
+
+
 async def _take(queue: asyncio.Queue[EventT], most: int, wait_s: float) -> list[EventT]:
     """The next event, and those that follow it within `wait_s`, `most` in all."""
     taken = [await queue.get()]
@@ -426,16 +496,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         await keys_opened.wait()
         return held_keys[0]
 
-    async def publish(key: str, outputs: Outputs) -> None:
-        # Straight to the producer, as the changelog batches are (Faust's topic path costs more than the
-        # send; its commit flushes the producer either way).
-        for spec, record_key, value in await outputs.records(key, await data_keys()):
+    async def publish(key: str, outputs: Outputs) -> list[Awaitable[Any]]:
+        """The outputs sent, straight to the producer, as the changelog batches are (Faust's topic path costs
+        more than the send); Kafka's answers for them."""
+        return [
             await app.producer.send(output_topics[spec.name], encode_key(record_key), value, None, None, None)
+            for spec, record_key, value in await outputs.records(key, await data_keys())
+        ]
 
-    async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> None:
+    async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> Awaitable[Any]:
         letter = dead_letter(message, error, CONSUMER_NAME)
         log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
-        await dead_letters[spec.name].send(
+        return await dead_letters[spec.name].send(
             key=message.key, value=DEAD_LETTERS[spec.name].codec.encode(letter)
         )
 
@@ -452,16 +524,17 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         `batch_max`, whose values `prepare` sees first: the batch's table writes reach the changelogs once
         per key at its end, and Faust acks its offsets after that. (A batch of one is handled as it
         arrives.)"""
+        acks = DeliveredAcks(app)
         async for events in event_batches(app, stream, batch_max, flow.batch_wait_ms / 1000):
             values = [read(spec, event.message) for event in events]
             if prepare is not None:
                 await prepare([value for value in values if not isinstance(value, CodecError)])
+            deliveries: list[Awaitable[Any]] = []
             async with coalesced_writes(app.producer) as batch:
                 for event, value in zip(events, values, strict=True):
                     batch.partition = event.message.partition
-                    await consume_one(spec, event.message, value, handle, tombstone)
-            for event in events:
-                event.ack()
+                    deliveries += await consume_one(spec, event.message, value, handle, tombstone)
+            acks.once_delivered(events, [*deliveries, *batch.deliveries])
 
     def read(spec: TopicSpec, message: Message) -> Any:
         """The record's value, or the CodecError saying why it cannot be read."""
@@ -476,23 +549,24 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         value: Any,
         handle: Callable[[str, Any], Awaitable[Outputs]],
         tombstone: Callable[[str], None] | None,
-    ) -> None:
+    ) -> list[Awaitable[Any]]:
+        """Kafka's answers for the records the record's handling sent."""
         key = decode_key(message.key) or ""
         try:
             if message.value is None and tombstone is not None:
                 tombstone(key)
-                return
+                return []
             if isinstance(value, CodecError):
                 raise value
             # Publishing is the record's too: outputs that cannot be sealed (a data key this worker's key ring
             # cannot open) raised past here would crash the agent, its batch left unacknowledged for good and
             # the worker unable to stop.
-            await publish(key, await handle(key, value))
+            return await publish(key, await handle(key, value))
         except (CodecError, MalformedEvent) as error:
-            await send_dead_letter(spec, message, str(error))
+            return [await send_dead_letter(spec, message, str(error))]
         except Exception as error:  # one bad record must not stop its partition
             log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
-            await send_dead_letter(spec, message, f"{type(error).__name__}: {error}")
+            return [await send_dead_letter(spec, message, f"{type(error).__name__}: {error}")]
 
     async def apply_routing(key: str, record: RoutingRecord) -> Outputs:
         if record.key != key:

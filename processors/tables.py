@@ -5,7 +5,7 @@ that a message writes small records, not the whole list."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
@@ -74,6 +74,8 @@ class ChangelogBatch:
         # The partition of the event being handled: a table not partitioned by key writes its changelog
         # on the partition of the event that changed it.
         self.partition: int | None = None
+        # Kafka's answers for the records sent: an event's writes are saved once these resolve.
+        self.deliveries: list[Awaitable[Any]] = []
 
     def written(self, view: TableView[Any], key: str) -> None:
         self._written[(id(view), key)] = (view, self.partition)
@@ -85,7 +87,7 @@ class ChangelogBatch:
         before the events that wrote them count as handled."""
         written, self._written = self._written, {}
         for (_, key), (view, partition) in written.items():
-            await producer.send(*view.changelog_record(key, partition), None, None)
+            self.deliveries.append(await producer.send(*view.changelog_record(key, partition), None, None))
 
 
 # The batch of the running task's writes (each task, event agent or timer, opens its own).
