@@ -522,8 +522,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         """Run `handle(key, value)` per record, in order, and publish its outputs; a record that fails for any
         reason goes to the dead letters and the stream goes on. Records come in batches of up to
         `batch_max`, whose values `prepare` sees first: the batch's table writes reach the changelogs once
-        per key at its end, and Faust acks its offsets after that. (A batch of one is handled as it
-        arrives.)"""
+        per key at its end, and its events are acked once Kafka acknowledged every record their handling
+        wrote (`DeliveredAcks`). (A batch of one is handled as it arrives.)"""
         acks = DeliveredAcks(app)
         async for events in event_batches(app, stream, batch_max, flow.batch_wait_ms / 1000):
             values = [read(spec, event.message) for event in events]

@@ -65,8 +65,8 @@ class ModelCodec(Codec, Generic[ModelT]):
 class ChangelogBatch:
     """The table writes made in one block of a task (a batch of events, a timer's firing for one key): each
     written key's last value (or its deletion) goes to the changelog once, when the block ends. Recovery
-    keeps only each key's last record, so the records in between were of no use; a batch's offsets are
-    acked only after `send`."""
+    keeps only each key's last record, so the records in between were of no use; a batch's events are
+    acked only once Kafka acknowledged the records `send` sent (`deliveries`)."""
 
     def __init__(self) -> None:
         # By (view's id, key): a mapping compares by content, so a view cannot be a dict key itself.
@@ -82,9 +82,9 @@ class ChangelogBatch:
 
     async def send(self, producer: ProducerT) -> None:
         """Straight to the producer: Faust's own path for a table write (a future message queued in its
-        producer buffer, sent by a task of its own, one wake-up each) cost more than the write. Faust's
-        commit flushes the producer before committing the offsets, so the records are in the changelogs
-        before the events that wrote them count as handled."""
+        producer buffer, sent by a task of its own, one wake-up each) cost more than the write. Kafka's
+        answers go to `deliveries`: the events that wrote the records count as handled once they are in
+        the changelogs (processors.app.DeliveredAcks)."""
         written, self._written = self._written, {}
         for (_, key), (view, partition) in written.items():
             self.deliveries.append(await producer.send(*view.changelog_record(key, partition), None, None))
