@@ -1,17 +1,22 @@
 """How a processors worker takes its input: the batch and fetch settings, read from the environment and
-validated, the fetch settings reaching the consumer Faust builds, and the partitions its fetcher plans
-over."""
+validated, the fetch settings reaching the consumer Faust builds, the partitions its fetcher plans over, and
+when a batch's events are acked."""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import cast
 
+import faust
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer.subscription_state import Assignment
+from aiokafka.errors import KafkaTimeoutError
 from faust.transport.drivers import aiokafka as faust_kafka
+from faust.types import EventT
 
-from processors.app import WorkerOptions, _FetchedAssignment, create_app
+from processors.app import DeliveredAcks, WorkerOptions, _FetchedAssignment, create_app
 from settings import ProcessorsFlow, load_settings
 
 
@@ -59,3 +64,57 @@ async def test_the_fetcher_plans_over_the_partitions_not_paused_and_those_awaiti
     planned = _FetchedAssignment(assignment)
     assert sorted(planned.tps) == [fetching, sought]
     assert planned.state_value(sought) is assignment.state_value(sought)
+
+
+class Taken:
+    """An event as the batches hold it: its message, and whether it was acked."""
+
+    def __init__(self, offset: int) -> None:
+        self.message = offset
+        self.acked = False
+
+    def ack(self) -> None:
+        self.acked = True
+
+
+class Worker:
+    """What `DeliveredAcks` uses of the app: the consumer's unacked messages, and its crash."""
+
+    def __init__(self, unacked: set[int]) -> None:
+        self.consumer = SimpleNamespace(unacked=unacked)
+        self.crashed: list[BaseException] = []
+
+    async def crash(self, reason: BaseException) -> None:
+        self.crashed.append(reason)
+
+
+async def callbacks_run() -> None:
+    """A delivery's answer reaches the acks through the gathering future's callbacks, a few loop turns."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_batches_are_acked_once_delivered_in_the_order_taken_and_a_refusal_stops_the_worker() -> None:
+    loop = asyncio.get_running_loop()
+    batches = [[Taken(2 * n), Taken(2 * n + 1)] for n in range(4)]
+    worker = Worker({event.message for batch in batches for event in batch})
+    acks = DeliveredAcks(cast(faust.App, worker))
+    first, second, third = (loop.create_future() for _ in range(3))
+    acks.once_delivered(cast(list[EventT], batches[0]), [first])
+    acks.once_delivered(cast(list[EventT], batches[1]), [second])
+    second.set_result(None)  # delivered before the batch taken first
+    await callbacks_run()
+    assert not any(event.acked for batch in batches for event in batch)
+    first.set_result(None)
+    await callbacks_run()
+    assert all(event.acked for batch in batches[:2] for event in batch)
+    acks.once_delivered(cast(list[EventT], batches[2]), [third])
+    third.set_exception(KafkaTimeoutError("expired in the producer's buffer"))
+    await callbacks_run()
+    # Refused: neither acked nor waited for, nor any batch after it; the worker stops.
+    acks.once_delivered(cast(list[EventT], batches[3]), [])
+    await callbacks_run()
+    assert not any(event.acked for batch in batches[2:] for event in batch)
+    # The refused ones are no longer waited for (Faust itself drops the acked ones from its set).
+    assert worker.consumer.unacked == {0, 1, 2, 3}
+    assert [type(reason) for reason in worker.crashed] == [KafkaTimeoutError]
