@@ -279,6 +279,31 @@ class RunnerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class Runners:
+    """Starts runners as subprocesses, `runners("r1")`; every one still alive is stopped by `stop_all`."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self._env = env
+        self._logs = logs
+        self._started: list[RunnerProcess] = []
+
+    def __call__(
+        self,
+        runner_id: str,
+        log_level: str = "INFO",
+        instance_id: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> RunnerProcess:
+        env = {**self._env, "DEEP_LOG_LEVEL": log_level, **(extra_env or {})}
+        runner = RunnerProcess(env, runner_id, self._logs / f"{runner_id}.log", instance_id).start()
+        self._started.append(runner)
+        return runner
+
+    async def stop_all(self) -> None:
+        for runner in self._started:
+            await runner.terminate()
+
+
 @pytest.fixture(scope="module")
 async def runners(
     stack_up: Settings,
@@ -287,36 +312,20 @@ async def runners(
     key_spec: str,
     emulator: DiscordEmulator,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Callable[..., RunnerProcess]]:
-    """Start runners with `runners("r1")`; every one still alive is stopped when the module ends."""
-    schema = schema_dsn.rsplit("search_path=", 1)[1]
-    started: list[RunnerProcess] = []
-    logs = tmp_path_factory.mktemp("runner-logs")
-
-    def start(
-        runner_id: str,
-        log_level: str = "INFO",
-        instance_id: str | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> RunnerProcess:
-        env = {
-            **os.environ,
-            "DEEP_TOPIC_NAMESPACE": namespace,
-            "DISCORD_API_BASE": emulator.api_url,
-            "DISCORD_GATEWAY_URL": emulator.gateway_url,
-            "DEEP_POSTGRES_SCHEMA": schema,
-            "DEEP_TOKEN_KEYS": key_spec,
-            "DEEP_LOG_LEVEL": log_level,
-            "PYTHONUNBUFFERED": "1",
-            **(extra_env or {}),
-        }
-        runner = RunnerProcess(env, runner_id, logs / f"{runner_id}.log", instance_id).start()
-        started.append(runner)
-        return runner
-
-    yield start
-    for runner in started:
-        await runner.terminate()
+) -> AsyncIterator[Runners]:
+    """The module's runners, all stopped when the module ends."""
+    env = {
+        **os.environ,
+        "DEEP_TOPIC_NAMESPACE": namespace,
+        "DISCORD_API_BASE": emulator.api_url,
+        "DISCORD_GATEWAY_URL": emulator.gateway_url,
+        "DEEP_POSTGRES_SCHEMA": schema_dsn.rsplit("search_path=", 1)[1],
+        "DEEP_TOKEN_KEYS": key_spec,
+        "PYTHONUNBUFFERED": "1",
+    }
+    started = Runners(env, tmp_path_factory.mktemp("runner-logs"))
+    yield started
+    await started.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,7 +18,7 @@ from models.events import EventEnvelope
 from settings import Settings
 from streams.catalog import DISCORD_EVENTS
 from tests.gateways.conftest import (
-    RunnerProcess,
+    Runners,
     emulator_config,
     eventually,
     opened_events,
@@ -58,7 +58,7 @@ async def test_a_bot_needing_several_shards_connects_them_all_and_resumes_them_a
     key_spec: str,
     data_keys: UserKeyStore,
     namespace: str,
-    runners: Callable[..., RunnerProcess],
+    runners: Runners,
     redis_client: aioredis.Redis,
 ) -> None:
     guild_ids = spread_guild_ids(SHARDS)
@@ -129,9 +129,12 @@ async def test_a_bot_that_outgrew_its_shard_count_is_sharded_afresh(
     schema_dsn: str,
     key_spec: str,
     namespace: str,
-    runners: Callable[..., RunnerProcess],
+    runners: Runners,
     redis_client: aioredis.Redis,
 ) -> None:
+    # A runner left by the test before would take the bot too, and could drop the stale session and hand
+    # the bot over in a rebalance: the runner taking it then sees no session and never identifies as [0, 1].
+    await runners.stop_all()
     guild_ids = spread_guild_ids(2)
     for guild_id in guild_ids:
         emulator.add_guild(f"guild-{guild_id}", id=guild_id)
