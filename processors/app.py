@@ -382,22 +382,45 @@ class DeliveredAcks:
 
     def _stop(self, events: list[EventT], refused: BaseException) -> None:
         self._refused = refused
-        log.critical(
-            "Kafka refused records written for %d events (%r): the worker stops, leaving them unacknowledged,"
-            " to handle them again from the committed offsets",
-            len(events),
-            refused,
-        )
         self._forget(events)
         while self._waiting:
             self._forget(self._waiting.popleft()[0])
-        self._crash = asyncio.ensure_future(self._app.crash(refused))
+        self._crash = stop_worker(self._app, refused, f"{len(events)} events, left unacknowledged")
 
     def _forget(self, events: list[EventT]) -> None:
         # Neither acked nor waited for: the worker's stop (and a rebalance) waits until the unacked are.
         unacked = cast(MutableSet[Message], self._app.consumer.unacked)
         for event in events:
             unacked.discard(event.message)
+
+
+def stop_worker(app: faust.App, refused: BaseException, written_for: str) -> asyncio.Task[None]:
+    """Stops the worker for records Kafka did not take: restarted, it reads its tables from the changelogs
+    and what it had not saved from the committed offsets, and handles it again. (The caller holds the task:
+    one the loop holds no reference to may be collected.)"""
+    log.critical("Kafka did not take the records written for %s (%r): the worker stops", written_for, refused)
+    return asyncio.ensure_future(app.crash(refused))
+
+
+async def kafka_answers(sending: Awaitable[list[Awaitable[Any]]]) -> list[Awaitable[Any]]:
+    """Kafka's answers for the records `sending` sends. Should sending itself fail (a record the producer
+    would not take, or any error past the records' own handling), that is one more refused answer: the
+    worker stops rather than go on with state whose writes may be lost."""
+    try:
+        return await sending
+    except Exception as error:
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(error)
+        return [failed]
+
+
+async def refusal_of(answers: list[Awaitable[Any]]) -> BaseException | None:
+    """Why Kafka refused one of these records, once it answered them all; None when it took them all."""
+    try:
+        await asyncio.gather(*answers)
+    except Exception as error:
+        return error
+    return None
 
 
 def _refusal(delivered: asyncio.Future[Any] | None) -> BaseException | None:
@@ -465,6 +488,12 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     dead_letters = {spec.name: topic(DEAD_LETTERS[spec.name]) for spec in consumed}
     fit = PromptFit.small if settings.local_model_serves else PromptFit.full
     engine = Engine(create_tables(app), seed.take if seed is not None else None, fit)
+    # The engine's tables are written by one agent's batch or one timer's firing at a time. A firing's
+    # writes wait for its outputs to reach Kafka; a batch writing the same key meanwhile would send them
+    # with its own, recording the firing made before its outputs are.
+    engine_turn = asyncio.Lock()
+    # The stops of the worker that a timer's refused firing began.
+    stops: list[asyncio.Task[None]] = []
     clock = clock_of(settings.clock_file)
 
     # The topics of the engine's outputs by catalog name, as the producer names them.
@@ -497,11 +526,15 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         return held_keys[0]
 
     async def publish(key: str, outputs: Outputs) -> list[Awaitable[Any]]:
-        """The outputs sent, straight to the producer, as the changelog batches are (Faust's topic path costs
-        more than the send); Kafka's answers for them."""
+        """The outputs sealed and sent; Kafka's answers for them."""
+        return await send_sealed(await outputs.records(key, await data_keys()))
+
+    async def send_sealed(records: list[tuple[TopicSpec, str, bytes]]) -> list[Awaitable[Any]]:
+        """Sent straight to the producer, as the changelog batches are (Faust's topic path costs more than the
+        send); Kafka's answers for them."""
         return [
             await app.producer.send(output_topics[spec.name], encode_key(record_key), value, None, None, None)
-            for spec, record_key, value in await outputs.records(key, await data_keys())
+            for spec, record_key, value in records
         ]
 
     async def send_dead_letter(spec: TopicSpec, message: Message, error: str) -> Awaitable[Any]:
@@ -523,18 +556,23 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         reason goes to the dead letters and the stream goes on. Records come in batches of up to
         `batch_max`, whose values `prepare` sees first: the batch's table writes reach the changelogs once
         per key at its end, and its events are acked once Kafka acknowledged every record their handling
-        wrote (`DeliveredAcks`). (A batch of one is handled as it arrives.)"""
+        wrote (`DeliveredAcks`). (A batch of one is handled as it arrives.) A failure past the records' own
+        handling, such as a record the producer would not take, stops the worker with the batch unacked."""
+
+        async def handle_batch(events: list[EventT], values: list[Any]) -> list[Awaitable[Any]]:
+            deliveries: list[Awaitable[Any]] = []
+            async with engine_turn, coalesced_writes(app.producer) as batch:
+                for event, value in zip(events, values, strict=True):
+                    batch.partition = event.message.partition
+                    deliveries += await consume_one(spec, event.message, value, handle, tombstone)
+            return [*deliveries, *batch.deliveries]
+
         acks = DeliveredAcks(app)
         async for events in event_batches(app, stream, batch_max, flow.batch_wait_ms / 1000):
             values = [read(spec, event.message) for event in events]
             if prepare is not None:
                 await prepare([value for value in values if not isinstance(value, CodecError)])
-            deliveries: list[Awaitable[Any]] = []
-            async with coalesced_writes(app.producer) as batch:
-                for event, value in zip(events, values, strict=True):
-                    batch.partition = event.message.partition
-                    deliveries += await consume_one(spec, event.message, value, handle, tombstone)
-            acks.once_delivered(events, [*deliveries, *batch.deliveries])
+            acks.once_delivered(events, await kafka_answers(handle_batch(events, values)))
 
     def read(spec: TopicSpec, message: Message) -> Any:
         """The record's value, or the CodecError saying why it cannot be read."""
@@ -621,41 +659,49 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     marked_changelogs = [table for table in app.tables.values() if table.name != ROLLS_TABLE]
     erased_within = timedelta(milliseconds=ERASED_WITHIN_MS)
 
-    async def record_roll(partition: int) -> None:
+    async def record_roll(partition: int) -> list[Awaitable[Any]]:
         """The partition's markers, due `erased_within` after the erasure's writes reached the broker (the
-        broker's roll counts from their timestamps, hence the real time, not the worker's clock). Recorded
-        before the acknowledgement, on every control record: one redelivered after a crash that lost the
+        broker's roll counts from their timestamps, hence the real time, not the worker's clock); Kafka's
+        answer for the record. Recorded on every control record: one redelivered after a crash that lost the
         record erases nothing more, yet still gets its markers."""
-        await app.producer.flush()
         key = roll_key(partition)
         async with coalesced_writes(app.producer) as batch:
             batch.partition = partition
             rolls[key] = after_erasure(rolls.get(key), datetime.now(UTC), erased_within)
+        return batch.deliveries
+
+    async def erase(message: Message) -> list[Awaitable[Any]]:
+        """The control record's user erased from the partition's tables and the erasure acknowledged; Kafka's
+        answers for the records written."""
+        try:
+            control: ErasureControl = PRIVACY_ERASURES.codec.decode(message.value)
+        except CodecError as error:
+            return [await send_dead_letter(PRIVACY_ERASURES, message, str(error))]
+        async with engine_turn, coalesced_writes(app.producer) as batch:
+            batch.partition = message.partition
+            removed = erase_user(engine.tables, control.user_id, on_partition(message.partition))
+        # The acknowledgement says the user is gone from the partition's changelogs: only once Kafka has
+        # every write that removed them (refused, this raises and the worker stops, the erasure unacked).
+        await asyncio.gather(*batch.deliveries)
+        rolled = await record_roll(message.partition)
+        ack = ErasureAck(
+            erasure_id=control.erasure_id,
+            component=ErasureComponent.processors,
+            partition=message.partition,
+            removed=removed,
+        )
+        acked = await erasure_acks.send(
+            key=encode_key(str(control.erasure_id)), value=PRIVACY_ERASURE_ACKS.codec.encode(ack)
+        )
+        return [*rolled, acked]
 
     @app.agent(erasures, name="erasures")
     async def on_erasures(stream: StreamT) -> None:
         # Co-partitioned with the events: the record on partition p reaches the worker holding p's tables,
         # and its writes go to p's changelogs. Erasing is idempotent, so a redelivery only acknowledges again.
-        async for event in stream.events():
-            message = event.message
-            try:
-                control: ErasureControl = PRIVACY_ERASURES.codec.decode(message.value)
-            except CodecError as error:
-                await send_dead_letter(PRIVACY_ERASURES, message, str(error))
-                continue
-            async with coalesced_writes(app.producer) as batch:
-                batch.partition = message.partition
-                removed = erase_user(engine.tables, control.user_id, on_partition(message.partition))
-            await record_roll(message.partition)
-            ack = ErasureAck(
-                erasure_id=control.erasure_id,
-                component=ErasureComponent.processors,
-                partition=message.partition,
-                removed=removed,
-            )
-            await erasure_acks.send(
-                key=encode_key(str(control.erasure_id)), value=PRIVACY_ERASURE_ACKS.codec.encode(ack)
-            )
+        acks = DeliveredAcks(app)
+        async for events in event_batches(app, stream, 1, 0.0):
+            acks.once_delivered(events, await kafka_answers(erase(events[0].message)))
 
     def owned_partitions() -> set[int]:
         """The guild partitions this worker actively owns (standby copies are not its to act on)."""
@@ -666,7 +712,11 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         """A timer's `fire(key, now)` for each partition key this worker owns, its outputs published. A key
         whose firing fails (outputs that cannot be sealed: a data key this worker's key ring cannot open) is
         logged and the others fire: raised out of the timer, the error would stop the worker and every
-        agent on it."""
+        agent on it.
+
+        A firing's outputs reach Kafka before the table writes that record it was made. Should Kafka refuse
+        them, the writes are not sent and the worker stops: restarted, it fires again from the changelogs,
+        with the same ids, which the gateway performs once."""
         owned = owned_partitions()
         now = clock()
         for key in partition_keys:
@@ -674,12 +724,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             if partition not in owned:
                 continue
             try:
-                async with coalesced_writes(app.producer) as batch:
+                async with engine_turn, coalesced_writes(app.producer) as batch:
                     batch.partition = partition
-                    outputs = fire(key, now)
-                await publish(key, outputs)
+                    records = await fire(key, now).records(key, await data_keys())
+                    refused = await refusal_of(await kafka_answers(send_sealed(records)))
+                    if refused is not None:
+                        batch.abandon()
             except Exception:
                 log.exception("a timer's firing failed on %s", key)
+                continue
+            if refused is not None:
+                stops.append(stop_worker(app, refused, f"a timer's firing on {key}"))
+                return
 
     @app.timer(interval=options.reminder_interval_s)
     async def fire_reminders() -> None:
@@ -708,9 +764,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
 
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
-        # The engine stores each firing's marker before the outputs are produced here, on the same producer
-        # as the table's changelog; a firing a crash leaves unmarked is made again with the same ids, which
-        # the gateway performs once.
+        # Each firing's marker reaches the changelog only once Kafka has its outputs (`fire_owned`); a firing
+        # a crash leaves unmarked is made again with the same ids, which the gateway performs once.
         if not recovered():
             return
         forget_wakes_after_rebalance()

@@ -80,6 +80,11 @@ class ChangelogBatch:
     def written(self, view: TableView[Any], key: str) -> None:
         self._written[(id(view), key)] = (view, self.partition)
 
+    def abandon(self) -> None:
+        """Sends none of the writes made so far: the worker stops, and its tables recover from the
+        changelogs without them."""
+        self._written.clear()
+
     async def send(self, producer: ProducerT) -> None:
         """Straight to the producer: Faust's own path for a table write (a future message queued in its
         producer buffer, sent by a task of its own, one wake-up each) cost more than the write. Kafka's

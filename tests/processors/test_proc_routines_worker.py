@@ -14,9 +14,12 @@ import pytest
 from models.agent import AgentConfig
 from models.decisions import Decision, DecisionReason
 from models.deployments import DeployedAgent
+from models.table_keys import RoutineKey
 from models.tiers import TIERS
 from processors.checkins import REGULAR_INTERACTIONS
 from processors.routines import routine_times
+from processors.tables import changelog_topic
+from settings import Settings
 from streams.catalog import AGENT_DECISIONS, INFERENCE_LANES
 from tests.clock_file import set_clock
 from tests.processors.conftest import Collector, Producer, Worker
@@ -30,6 +33,8 @@ from tests.processors.factories import (
     snowflake,
     user,
 )
+from tests.stored_records import stored_records
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -128,7 +133,7 @@ async def open_channel(produce: Producer, collector: Collector) -> DeployedAgent
 
 
 async def test_greets_at_ten_in_berlin_after_the_thoughts_and_once_across_a_restart(
-    worker: Worker, produce: Producer, collector: Collector, clock: Path
+    stack_up: Settings, namespace: str, worker: Worker, produce: Producer, collector: Collector, clock: Path
 ) -> None:
     companion = await open_channel(produce, collector)
     thoughts = thought_times(companion)
@@ -158,8 +163,17 @@ async def test_greets_at_ten_in_berlin_after_the_thoughts_and_once_across_a_rest
     [request] = await collector.wait_for(lane, lambda r: r.event_id == greeting.event_id)
     assert request.target.message_id is None
 
-    # Killed and restarted at the same time of day: the greeting's marker is recovered, so only the next
-    # thought fires.
+    # Killed and restarted at the same time of day, once the greeting's marker is saved (it follows the
+    # outputs): the marker is recovered, so only the next thought fires.
+    changelog = changelog_topic(f"{namespace}{worker.app_id}", RoutineKey.TABLE)
+    deployment = str(companion.deployment.deployment_id).encode()
+    marker = f"{DAY.isoformat()}/morning_greeting/".encode()
+
+    async def marker_saved() -> bool:
+        records = await stored_records(stack_up.kafka_bootstrap, [changelog])
+        return any(r.value is not None and deployment in r.value and marker in r.value for r in records)
+
+    await wait_until(marker_saved, "the greeting's marker in the routines changelog", timeout_s=30)
     worker.kill()
     worker.start()
     set_clock(clock, after[0] + timedelta(seconds=1))
