@@ -5,18 +5,26 @@ when a batch's events are acked."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import faust
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer.subscription_state import Assignment
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import EventT
 
-from processors.app import DeliveredAcks, WorkerOptions, _FetchedAssignment, create_app
+from processors.app import (
+    DeliveredAcks,
+    WorkerOptions,
+    _FetchedAssignment,
+    create_app,
+    kafka_answers,
+    refusal_of,
+)
 from settings import ProcessorsFlow, load_settings
 
 
@@ -118,3 +126,26 @@ async def test_batches_are_acked_once_delivered_in_the_order_taken_and_a_refusal
     # The refused ones are no longer waited for (Faust itself drops the acked ones from its set).
     assert worker.consumer.unacked == {0, 1, 2, 3}
     assert [type(reason) for reason in worker.crashed] == [KafkaTimeoutError]
+
+
+async def test_a_batch_whose_records_could_not_even_be_sent_stops_the_worker_unacked() -> None:
+    batch = [Taken(0), Taken(1)]
+    worker = Worker({0, 1})
+    acks = DeliveredAcks(cast(faust.App, worker))
+
+    async def sending() -> list[Awaitable[Any]]:
+        raise MessageSizeTooLargeError("the producer takes no record this large")
+
+    acks.once_delivered(cast(list[EventT], batch), await kafka_answers(sending()))
+    await callbacks_run()
+    assert not any(event.acked for event in batch) and worker.consumer.unacked == set()
+    assert [type(reason) for reason in worker.crashed] == [MessageSizeTooLargeError]
+
+
+async def test_a_refusal_is_told_once_kafka_answered_every_record() -> None:
+    loop = asyncio.get_running_loop()
+    taken, refused = loop.create_future(), loop.create_future()
+    taken.set_result(None)
+    refused.set_exception(KafkaTimeoutError("expired in the producer's buffer"))
+    assert await refusal_of([taken]) is None
+    assert isinstance(await refusal_of([taken, refused]), KafkaTimeoutError)
