@@ -16,8 +16,8 @@ pytestmark = pytest.mark.stack
 
 # While she is in the conversation (she spoke in the channel within five minutes), Luna answers about six
 # plain messages in ten and, as her energy goes, reacts to one in five to ten of the rest: one message in
-# 15 to 28 draws a reaction. Messages go in rounds until one does, at most this many: missing them all is a 1-in-7,000 event
-# at her lowest energy.
+# 15 to 28 draws a reaction. Messages go in rounds until one does, at most this many: missing them all is
+# a 1-in-7,000 event at her lowest energy.
 PLAIN_ROUND = 15
 PLAIN_ROUNDS = 16
 ROUND_WAIT_S = 3.0
