@@ -497,7 +497,8 @@ class RelationshipSettings(Strict):
     remember_names: bool = True
     remember_preferences: bool = True
     # Past this many users the least recently met is forgotten; 0 remembers no one. Whom a deployment tracks
-    # is one table value, about 51 bytes a user: 10,000 keep it within what a changelog record takes.
+    # is one table value, about 23 bytes a user, written whenever someone is met first or forgotten: 10,000
+    # keep it small and cheap to write.
     max_tracked_users: int = Field(default=1000, ge=0, le=MAX_TRACKED_USERS)
     affinity_bands: AffinityBands = Field(default_factory=AffinityBands)
 

@@ -117,9 +117,19 @@ class AutomodWindow(Strict):
 
 
 class TrackedUsers(Strict):
-    """The users a deployment keeps a relationship with, by user id: when it last talked with each."""
+    """The users a deployment keeps a relationship with, in the order first met. When each was last met is
+    in their relationship (`Relationship.last_met`): this value changes only when someone is met for the
+    first time or forgotten, not with every message."""
 
-    last_seen: dict[Snowflake, datetime] = Field(default_factory=dict)
+    users: list[Snowflake] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_last_seen(cls, data: Any) -> Any:
+        """Values written before kept when each user was last seen, rewritten with every message."""
+        if isinstance(data, dict) and "last_seen" in data:
+            return {"users": list(data["last_seen"])}
+        return data
 
 
 class ReplyStreak(Strict):

@@ -63,6 +63,8 @@ class Relationship(Strict):
     negative_interactions: int = Field(default=0, ge=0)
     first_met: datetime | None = None
     last_interaction: datetime | None = None
+    # The last interaction or tip: past `max_tracked_users`, the least recently met is forgotten first.
+    last_met: datetime | None = None
     preferences: dict[Annotated[str, StringConstraints(max_length=100)], LongText] = Field(
         default_factory=dict, max_length=100
     )

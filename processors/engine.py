@@ -142,7 +142,7 @@ from processors.prompt import (
     clean_reply,
     max_tokens_for,
 )
-from processors.relationships import record_interaction, tipped, track
+from processors.relationships import MetOrder, record_interaction, tipped
 from processors.replies import DISCORD_MESSAGE_LIMIT, compose_reply, greeted, mood_emoji
 from processors.reports import ReactionAdd, report_command, report_of
 from processors.routines import (
@@ -386,6 +386,8 @@ class Engine:
         # id: an entry holds its configuration, so that id is not another's while cached. Emptied when a
         # routing record is replaced, which replaces its configurations (they are never changed in place).
         self._mood_configs: dict[int, tuple[AgentConfig, MoodConfig]] = {}
+        # By tracked-users key: whom the deployment met least recently, once it has had to forget someone.
+        self._met_orders: dict[str, MetOrder] = {}
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -906,20 +908,35 @@ class Engine:
     def store_relationship(
         self, key: str, deployed: DeployedAgent, updated: Relationship, at: datetime
     ) -> None:
-        """Store a relationship, forgetting the least recently met users past `max_tracked_users`."""
+        """Store a relationship met at `at`, forgetting the least recently met users past
+        `max_tracked_users`."""
         deployment_id = deployed.deployment.deployment_id
+        relationships = self.tables.relationships
+
+        def last_met(user_id: str) -> datetime | None:
+            if user_id == updated.user_id:
+                return at
+            known = relationships.get(RelationshipKey(key, deployment_id, user_id).encode())
+            # Relationships stored before `last_met` was kept: their last interaction.
+            return None if known is None else known.last_met or known.last_interaction
+
+        updated_key = RelationshipKey(key, deployment_id, updated.user_id).encode()
         tracked_key = TrackedKey(key, deployment_id).encode()
-        tracked, forgotten = track(
-            self.tables.tracked.get(tracked_key),
-            updated.user_id,
-            at,
+        held = self.tables.tracked.get(tracked_key)
+        order = self._met_orders.get(tracked_key)
+        if order is None or order.follows is not held:
+            order = self._met_orders[tracked_key] = MetOrder(held)
+        tracked, forgotten = order.track(
+            None if updated_key in relationships else updated.user_id,
             deployed.agent.behavior.relationships.max_tracked_users,
+            last_met,
         )
-        self.tables.tracked[tracked_key] = tracked
+        if tracked is not None:
+            self.tables.tracked[tracked_key] = tracked
         for user_id in forgotten:
-            self.tables.relationships.pop(RelationshipKey(key, deployment_id, user_id).encode(), None)
+            relationships.pop(RelationshipKey(key, deployment_id, user_id).encode(), None)
         if updated.user_id not in forgotten:
-            self.tables.relationships[RelationshipKey(key, deployment_id, updated.user_id).encode()] = updated
+            relationships[updated_key] = updated
 
     @staticmethod
     def _mood_key(key: str, deployed: DeployedAgent) -> str:
@@ -1263,7 +1280,7 @@ class Engine:
         tracked = self.tables.tracked.get(TrackedKey(key, deployment_id).encode())
         known = [
             relationship
-            for user_id in (tracked.last_seen if tracked is not None else {})
+            for user_id in (tracked.users if tracked is not None else [])
             if (relationship := self.relationship(key, deployed, user_id)) is not None
         ]
         settings = deployed.agent.behavior.relationships

@@ -83,7 +83,9 @@ def _without_keys(value: BaseModel, user_id: str, *names: str) -> BaseModel:
 
 
 def _tracked(value: TrackedUsers, user_id: str) -> BaseModel:
-    return _without_keys(value, user_id, "last_seen")
+    if user_id not in value.users:
+        return value
+    return value.model_copy(update={"users": [user for user in value.users if user != user_id]})
 
 
 def _economy(value: Wallets, user_id: str) -> BaseModel:

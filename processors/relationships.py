@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from heapq import nsmallest
+from collections.abc import Callable
+from datetime import UTC, datetime
+from heapq import heapify, heappop, heappush
 
 from memory.preferences import DISLIKES, LIKES, stated_preferences
 from models.agent import PersonalityTraits, RelationshipSettings
@@ -19,6 +20,8 @@ AFFINITY_PER_SENTIMENT = 3
 COINS_PER_AFFINITY = 10
 MAX_TIP_AFFINITY = 10
 MAX_LISTED_PREFERENCES = 10
+# Ranks a user never met (no relationship) before everyone met.
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _MAX_PREFERENCE_KEYS = 100
 
 
@@ -70,6 +73,7 @@ def record_interaction(
             "negative_interactions": relationship.negative_interactions + (tone < 0),
             "first_met": relationship.first_met or at,
             "last_interaction": at,
+            "last_met": max(relationship.last_met or at, at),
             "preferences": preferences,
         }
     )
@@ -92,23 +96,62 @@ def tipped(
             "affinity": min(100, max(0, relationship.affinity + gain)),
             "positive_interactions": relationship.positive_interactions + 1,
             "first_met": relationship.first_met or at,
+            "last_met": max(relationship.last_met or at, at),
         }
     )
 
 
-def track(
-    tracked: TrackedUsers | None, user_id: str, at: datetime, limit: int
-) -> tuple[TrackedUsers, list[str]]:
-    """The tracked users after talking with `user_id`, and the users forgotten to stay within `limit`: the
-    least recently met go first."""
-    last_seen = dict(tracked.last_seen) if tracked is not None else {}
-    last_seen[user_id] = at
-    # Most interactions are with someone tracked already, within the limit: nobody to rank.
-    excess = len(last_seen) - limit
-    forgotten = nsmallest(excess, last_seen, key=lambda user: (last_seen[user], user)) if excess > 0 else []
-    for user in forgotten:
-        del last_seen[user]
-    if tracked is None:
-        return TrackedUsers(last_seen=last_seen), forgotten
-    # Copied, not validated again: the users held were, and the one added is the message's author.
-    return tracked.model_copy(update={"last_seen": last_seen}), forgotten
+class MetOrder:
+    """Whom a deployment tracks, least recently met first, for forgetting users past `max_tracked_users`
+    without ranking them all each time: a heap of (last met, user) entries, built the first time someone is
+    to be forgotten.
+
+    An entry goes stale when its user meets the agent again, as the relationship then holds a later time
+    (`last_met` reads it); it is checked when it comes to the top and put back in its place if stale. A
+    user's time only grows (an interaction or tip older than it leaves it as it is), so the top, once
+    checked, is the least recently met. The order derives from the tables: it `follows` the tracked users'
+    value it last produced, and a different value (recovered, erased) means starting again."""
+
+    def __init__(self, tracked: TrackedUsers | None) -> None:
+        self.follows = tracked
+        self._heap: list[tuple[datetime, str]] | None = None
+
+    def track(
+        self, newcomer: str | None, limit: int, last_met: Callable[[str], datetime | None]
+    ) -> tuple[TrackedUsers | None, list[str]]:
+        """Whom the deployment tracks after an interaction, `newcomer` added when met for the first time,
+        and the users forgotten to stay within `limit`, least recently met first. None: unchanged, as after
+        most interactions (with someone tracked already, within the limit)."""
+        tracked = self.follows
+        users = tracked.users if tracked is not None else []
+        if newcomer is not None:
+            users = [*users, newcomer]
+            if self._heap is not None:
+                heappush(self._heap, (last_met(newcomer) or _NEVER, newcomer))
+        excess = len(users) - limit
+        if excess <= 0 and newcomer is None:
+            return None, []
+        forgotten = self._least_met(users, excess, last_met) if excess > 0 else []
+        if forgotten:
+            gone = set(forgotten)
+            users = [user for user in users if user not in gone]
+        # Copied, not validated again: the users held were, and a newcomer is a message's author.
+        held = TrackedUsers(users=users) if tracked is None else tracked.model_copy(update={"users": users})
+        self.follows = held
+        return held, forgotten
+
+    def _least_met(
+        self, users: list[str], most: int, last_met: Callable[[str], datetime | None]
+    ) -> list[str]:
+        if self._heap is None:
+            self._heap = [(last_met(user) or _NEVER, user) for user in users]
+            heapify(self._heap)
+        taken: list[str] = []
+        while self._heap and len(taken) < most:
+            held, user = heappop(self._heap)
+            met = last_met(user) or _NEVER
+            if met > held:
+                heappush(self._heap, (met, user))
+            else:
+                taken.append(user)
+        return taken

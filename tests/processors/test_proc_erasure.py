@@ -88,7 +88,7 @@ def _plant(tables: Tables, guild: str) -> None:
     board = Leaderboard(entries=[LeaderboardEntry(user_id=u, score=5) for u in (ERASED, OTHER)])
     tables.leaderboards[table_keys.LeaderboardKey(guild, d).encode()] = board
     tables.game_boards[table_keys.GameBoardKey(guild, d).encode()] = board
-    tables.tracked[table_keys.TrackedKey(guild, d).encode()] = TrackedUsers(last_seen={ERASED: AT, OTHER: AT})
+    tables.tracked[table_keys.TrackedKey(guild, d).encode()] = TrackedUsers(users=[ERASED, OTHER])
     tables.economy[table_keys.EconomyKey(guild).encode()] = Wallets(
         balances={ERASED: 50, OTHER: 70, BOT: 5}, last_daily={ERASED: date(2026, 12, 1)}
     )

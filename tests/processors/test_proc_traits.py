@@ -12,10 +12,11 @@ import pytest
 from models.agent import AffinityBands, Level, MoodConfig, PersonalityTraits, SpeechStyle
 from models.decisions import DecisionReason
 from models.discord import DiscordMessage
+from models.processor_state import TrackedUsers
 from models.state import ChannelContext, ContextMessage, MoodState, Relationship
 from processors.decide import Situation, decide
 from processors.mood import after_interaction, drift
-from processors.relationships import track
+from processors.relationships import MetOrder
 from processors.traits import (
     AffinityBand,
     affinity_band,
@@ -192,13 +193,25 @@ def test_affinity_bands_and_greeting_by_name() -> None:
 
 
 def test_the_least_recently_met_users_are_forgotten_past_the_limit() -> None:
-    tracked, forgotten = track(None, "1", T0, 2)
-    tracked, forgotten = track(tracked, "2", T0 + timedelta(1), 2)
-    assert forgotten == []
-    tracked, forgotten = track(tracked, "1", T0 + timedelta(2), 2)
-    tracked, forgotten = track(tracked, "3", T0 + timedelta(3), 2)
-    assert forgotten == ["2"] and set(tracked.last_seen) == {"1", "3"}
-    assert track(None, "1", T0, 0) == (tracked.model_copy(update={"last_seen": {}}), ["1"])
+    met = {"1": T0, "2": T0 + timedelta(1)}
+    order = MetOrder(None)
+    order.track("1", 2, met.get)
+    tracked, forgotten = order.track("2", 2, met.get)
+    assert tracked is not None and tracked.users == ["1", "2"] and forgotten == []
+    # Meeting someone tracked already, within the limit, changes nothing.
+    met["1"] = T0 + timedelta(2)
+    assert order.track(None, 2, met.get) == (None, [])
+    met["3"] = T0 + timedelta(3)
+    tracked, forgotten = order.track("3", 2, met.get)
+    assert tracked is not None and tracked.users == ["1", "3"] and forgotten == ["2"]
+    # "1" met again after "3": "3" is now the least recently met.
+    met["1"], met["4"] = T0 + timedelta(4), T0 + timedelta(5)
+    tracked, forgotten = order.track("4", 2, met.get)
+    assert tracked is not None and tracked.users == ["1", "4"] and forgotten == ["3"]
+    # A limit lowered takes effect at the next interaction, with someone tracked already too.
+    tracked, forgotten = order.track(None, 1, met.get)
+    assert tracked is not None and tracked.users == ["4"] and forgotten == ["1"]
+    assert MetOrder(None).track("1", 0, met.get) == (TrackedUsers(users=[]), ["1"])
 
 
 def situation(agent, relationship: Relationship | None, content: str = "nice weather today") -> Situation:
