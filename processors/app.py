@@ -492,7 +492,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
     # writes wait for its outputs to reach Kafka; a batch writing the same key meanwhile would send them
     # with its own, recording the firing made before its outputs are.
     engine_turn = asyncio.Lock()
-    # The stops of the worker that a timer's refused firing began.
+    # The stops of the worker that a timer began, for records Kafka refused.
     stops: list[asyncio.Task[None]] = []
     clock = clock_of(settings.clock_file)
 
@@ -791,12 +791,18 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
             partition = rolled_partition(key)
             if partition not in owned or not is_due(pending, datetime.now(UTC)):
                 continue
-            # Straight to the producer, as every other changelog record is.
-            for table in marked_changelogs:
+            # Straight to the producer, as every other changelog record is; the roll is recorded only once
+            # Kafka has every marker (refused, the worker stops and sends them again once restarted).
+            markers = [
                 await app.producer.send(
                     table.changelog_topic_name, MARKER_KEY.encode(), None, partition, None, None
                 )
-            await app.producer.flush()
+                for table in marked_changelogs
+            ]
+            refused = await refusal_of(markers)
+            if refused is not None:
+                stops.append(stop_worker(app, refused, f"the compaction markers of partition {partition}"))
+                return
             following = after_marker(pending, datetime.now(UTC), erased_within)
             async with coalesced_writes(app.producer) as batch:
                 batch.partition = partition
