@@ -36,6 +36,15 @@ async def set_max_record_bytes(settings: Settings, topic: str, most: int) -> Non
         await admin.close()
 
 
+async def stopped_for_refusal(worker: Worker, written_for: str) -> None:
+    """The worker stopped, exiting non-zero, for records Kafka did not take."""
+    process = worker.process
+    assert process is not None
+    await wait_until(lambda: process.poll() is not None, "the worker to stop", timeout_s=60)
+    assert process.returncode != 0
+    assert f"Kafka did not take the records written for {written_for}" in worker.log_path.read_text()
+
+
 async def test_a_changelog_record_the_broker_refuses_stops_the_worker_and_its_event_is_handled_again(
     stack_up: Settings, namespace: str, worker: Worker, produce: Producer, collector: Collector
 ):
@@ -46,11 +55,7 @@ async def test_a_changelog_record_the_broker_refuses_stops_the_worker_and_its_ev
     remind = message(guild, guild.luna, KAI, f"!remind 1h {'a' * 1800}")
     await produce.event(remind)
     assert (await answer_to(collector, remind)).startswith("I'll remind you in 1h")
-    process = worker.process
-    assert process is not None
-    await wait_until(lambda: process.poll() is not None, "the worker to stop", timeout_s=60)
-    assert process.returncode != 0
-    assert "Kafka did not take the records written for 1 events" in worker.log_path.read_text()
+    await stopped_for_refusal(worker, "1 events")
 
     await set_max_record_bytes(stack_up, utility, 1024 * 1024)
     worker.start()
@@ -77,11 +82,7 @@ async def test_a_timer_firing_whose_outputs_the_broker_refuses_is_made_again_onc
     # Answered: from now on the broker takes no action over 1 KB, and the reminder's is 2 KB.
     actions = DISCORD_ACTIONS.name_in(namespace)
     await set_max_record_bytes(stack_up, actions, 1024)
-    process = worker.process
-    assert process is not None
-    await wait_until(lambda: process.poll() is not None, "the worker to stop", timeout_s=60)
-    assert process.returncode != 0
-    assert "Kafka did not take the records written for a timer's firing" in worker.log_path.read_text()
+    await stopped_for_refusal(worker, "a timer's firing")
 
     await set_max_record_bytes(stack_up, actions, 1024 * 1024)
     worker.start()
@@ -125,11 +126,7 @@ async def test_an_erasure_whose_writes_the_broker_refuses_is_acknowledged_once_t
         decoded = [PRIVACY_ERASURE_ACKS.codec.decode(record.value) for record in records]
         return [ack for ack in decoded if ack.erasure_id == control.erasure_id]
 
-    process = worker.process
-    assert process is not None
-    await wait_until(lambda: process.poll() is not None, "the worker to stop", timeout_s=60)
-    assert process.returncode != 0
-    assert "Kafka did not take the records written for 1 events" in worker.log_path.read_text()
+    await stopped_for_refusal(worker, "1 events")
     assert await acks() == []
 
     await set_max_record_bytes(stack_up, utility, 1024 * 1024)
