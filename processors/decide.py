@@ -14,6 +14,7 @@ NSFW-rated character answers only in age-restricted channels and never in DMs (p
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,7 +120,6 @@ def decide(situation: Situation) -> Decision:
     if situation.streak >= behavior.max_consecutive_replies:
         return decision(DecisionReason.loop_cap)
 
-    rng = seeded_rng(situation.event_id, deployment.deployment_id)
     character = agent.character
     traits = character.personality if character is not None else PersonalityTraits()
     relationships = behavior.relationships
@@ -129,11 +129,18 @@ def decide(situation: Situation) -> Decision:
         band_odds = BAND_ODDS[affinity_band(affinity, relationships.affinity_bands)]
     unprompted_odds = sociability(traits) * band_odds
     chance = 0.0
+    # Seeded at the first throw (seeding takes a few microseconds): a decision that throws none, as a
+    # question-only agent's, makes no generator. The throws, and so the decisions, are the same.
+    dice: random.Random | None = None
 
     def fires(trigger: Trigger, odds: float = 1.0) -> bool:
-        nonlocal chance
+        nonlocal chance, dice
         chance = odds_scaled(trigger.probability, odds)
-        return trigger.enabled and rng.random() < chance
+        if not trigger.enabled:
+            return False
+        if dice is None:
+            dice = seeded_rng(situation.event_id, deployment.deployment_id)
+        return dice.random() < chance
 
     def unprompted(trigger: Trigger) -> bool:
         return fires(trigger, unprompted_odds)

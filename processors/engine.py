@@ -1490,8 +1490,10 @@ class _MessageTurn:
         user_id = self.message.author.id
         level_key = LevelKey(self.key, self.deployment_id, user_id).encode()
         before = self.tables.levels.get(level_key)
-        rng = seeded_rng(self.envelope.event_id, self.deployed.deployment.deployment_id, "xp")
-        entry = award_xp(before, self.agent.leveling, rng, self.at)
+        event_id = self.envelope.event_id
+        entry = award_xp(
+            before, self.agent.leveling, lambda: seeded_rng(event_id, self.deployment_id, "xp"), self.at
+        )
         if entry is None:
             return
         self.tables.levels[level_key] = entry
@@ -1540,7 +1542,9 @@ class _MessageTurn:
         ruled = self.floor.get(self.deployment_id)
         if ruled is not None:
             # Recorded on this event: another bot's copy of the message may have been ruled on first.
-            decision = ruled.model_copy(update={"event_id": event_id})
+            decision = (
+                ruled if ruled.event_id == event_id else ruled.model_copy(update={"event_id": event_id})
+            )
         else:
             decision = decide(self._situation(mood, prior, known))
         self.out.decisions.append(decision)

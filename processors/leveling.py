@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from models.agent import LevelingConfig
@@ -26,14 +27,16 @@ def progress(xp: int) -> tuple[int, int, int]:
 
 
 def award_xp(
-    entry: LevelEntry | None, config: LevelingConfig, rng: random.Random, at: datetime
+    entry: LevelEntry | None, config: LevelingConfig, dice: Callable[[], random.Random], at: datetime
 ) -> LevelEntry | None:
-    """The entry after one message, or None inside the cooldown (which also absorbs a redelivered event)."""
+    """The entry after one message, or None inside the cooldown (which also absorbs a redelivered event).
+    `dice` makes the generator, called only outside the cooldown: seeding one costs more than the rest of
+    the check, and most messages of an active member fall inside it."""
     current = entry or LevelEntry()
     last = current.last_xp_at
     if last is not None and (at <= last or at - last < timedelta(seconds=config.cooldown_s)):
         return None
-    xp = current.xp + rng.randint(config.xp_min, config.xp_max)
+    xp = current.xp + dice().randint(config.xp_min, config.xp_max)
     return LevelEntry(xp=xp, level=progress(xp)[0], last_xp_at=at)
 
 

@@ -3,6 +3,7 @@ reminders, polls and custom commands (games: test_proc_games.py, music: test_pro
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -308,10 +309,14 @@ def test_level_curve_like_mee6() -> None:
 
 def test_xp_has_a_cooldown() -> None:
     config = LevelingConfig(xp_min=15, xp_max=25, cooldown_s=60)
-    entry = award_xp(None, config, seeded_rng("a"), T0)
+    entry = award_xp(None, config, lambda: seeded_rng("a"), T0)
     assert entry is not None and 15 <= entry.xp <= 25
-    assert award_xp(entry, config, seeded_rng("b"), T0 + timedelta(seconds=59)) is None
-    later = award_xp(entry, config, seeded_rng("c"), T0 + timedelta(seconds=60))
+
+    def unthrown() -> random.Random:
+        raise AssertionError("inside the cooldown no dice are thrown")
+
+    assert award_xp(entry, config, unthrown, T0 + timedelta(seconds=59)) is None
+    later = award_xp(entry, config, lambda: seeded_rng("c"), T0 + timedelta(seconds=60))
     assert later is not None and later.xp > entry.xp and later.last_xp_at == T0 + timedelta(seconds=60)
 
 
