@@ -3,12 +3,11 @@ the guild on deploy, the typing pause before a reply, presence that follows her 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
-from models.actions import Reply, TypingIndicator
+from models.actions import React, Reply, TypingIndicator
 from streams.catalog import DISCORD_ACTIONS
 from tests.e2e.conftest import Demo, message_text
 
@@ -16,11 +15,14 @@ pytestmark = pytest.mark.stack
 
 # While she is in the conversation (she spoke in the channel within five minutes), Luna answers about six
 # plain messages in ten and, as her energy goes, reacts to one in five to ten of the rest: one message in
-# 15 to 28 draws a reaction. Messages go in rounds until one does, at most this many: missing them all is
-# a 1-in-7,000 event at her lowest energy.
+# 15 to 28 draws a reaction. Messages go in rounds until one is decided (read on the actions topic for
+# ROUND_WAIT_S after each round), at most this many: missing them all is a 1-in-7,000 event at her lowest
+# energy.
 PLAIN_ROUND = 15
 PLAIN_ROUNDS = 16
 ROUND_WAIT_S = 3.0
+# A reaction is performed after the replies she decided before it, each behind the pause she types for.
+PERFORMED_S = 180.0
 
 
 def by(bot_id: str, *kinds: str) -> Any:
@@ -76,15 +78,26 @@ async def test_praise_lifts_lunas_mood_into_her_presence(demo: Demo) -> None:
 
 async def test_luna_reacts_to_some_messages_with_an_emoji(demo: Demo) -> None:
     luna = demo.bots["Luna"]
-    reacted = by(luna, "reaction")
     since = await demo.last_seq()
+    posted: set[str] = set()
+
+    def decided(action: object) -> bool:
+        return isinstance(action, React) and action.bot_id == luna and action.message_id in posted
+
     for round_ in range(PLAIN_ROUNDS):
         for n in range(PLAIN_ROUND):
-            await demo.control.post_user_message(
+            message = await demo.control.post_user_message(
                 demo.users["carmen"], f"just finished my laundry, load {round_}.{n}", demo.channels["general"]
             )
-        await asyncio.sleep(ROUND_WAIT_S)
-        if any(reacted(action) for action in await demo.control.actions(since=since)):
+            posted.add(message["id"])
+        # Decided on the actions topic; performed once the replies she decided before it are sent.
+        found = await demo.read_records(DISCORD_ACTIONS, decided, ROUND_WAIT_S, first=True)
+        if found:
             break
-    reaction = await demo.wait_action(since, reacted)
+    else:
+        raise AssertionError(f"no reaction decided for {len(posted)} messages")
+    reacted = found[0].message_id
+    reaction = await demo.wait_action(
+        since, lambda a: by(luna, "reaction")(a) and a["payload"]["message_id"] == reacted, PERFORMED_S
+    )
     assert reaction["channel_id"] == demo.channels["general"] and reaction["payload"]["emoji"]["name"]
