@@ -1,6 +1,7 @@
 """End-to-end fixtures: `python -m demo run` (no chatter, no sinks) in its own topic namespace, PostgreSQL
-schema and ports, with an OpenAI-compatible server started here as the inference workers' endpoint (`demo`),
-or with no endpoint configured, answering through the embedded model server (`demo_world`).
+schema and ports, with an OpenAI-compatible server started here as the inference workers' endpoint (`demo`:
+one shared by the modules marked `shared_demo`), or with no endpoint configured, answering through the
+embedded model server (`demo_world`).
 
 The tests drive the demo world through the Discord emulator's control API and read the demo's topics."""
 
@@ -11,7 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,17 +182,75 @@ def demo_env(**settings: str) -> dict[str, str]:
     return {**env, **settings}
 
 
-@pytest.fixture(scope="module")
-async def demo(stack_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    # Any model is served; every completion is the same scripted text.
-    inference = OpenAICompatibleServer(Behaviour(models=[], reply_template=COMPLETION))
-    await inference.start()
-    env = demo_env(OPENAI_BASE_URL=inference.base_url, OPENAI_API_KEY="test-key")
-    try:
-        async with demo_world(stack_up, tmp_path_factory.mktemp("e2e-demo"), env) as world:
+@asynccontextmanager
+async def scripted_demo(stack_up: Settings, work_dir: Path) -> AsyncIterator[Demo]:
+    """The demo world answering through an OpenAI-compatible server that serves any model and completes every
+    request with COMPLETION."""
+    async with OpenAICompatibleServer(Behaviour(models=[], reply_template=COMPLETION)) as inference:
+        env = demo_env(OPENAI_BASE_URL=inference.base_url, OPENAI_API_KEY="test-key")
+        async with demo_world(stack_up, work_dir, env) as world:
             yield Demo(**{f.name: getattr(world, f.name) for f in fields(world)}, inference=inference)
+
+
+class SharedDemo:
+    """One scripted demo for the modules marked `shared_demo`: started by the first of them and stopped after
+    the last (starting a demo takes 15-20 s on two cores)."""
+
+    def __init__(self) -> None:
+        self._resources = AsyncExitStack()
+        self._demo: Demo | None = None
+
+    async def started(self, stack_up: Settings, work_dir: Callable[[], Path]) -> Demo:
+        if self._demo is None:
+            self._demo = await self._resources.enter_async_context(scripted_demo(stack_up, work_dir()))
+        return self._demo
+
+    async def stop(self) -> None:
+        self._demo = None
+        await self._resources.aclose()
+
+
+def on_shared_demo(item: pytest.Item) -> bool:
+    return item.get_closest_marker("shared_demo") is not None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """This package's modules on the shared demo run first, one after another: it is started once and
+    stopped before the other modules start demos of their own."""
+    here = Path(__file__).parent
+    positions = [n for n, item in enumerate(items) if item.path.parent == here]
+    package = sorted((items[n] for n in positions), key=lambda item: not on_shared_demo(item))
+    for n, item in zip(positions, package, strict=True):
+        items[n] = item
+
+
+@pytest.fixture(scope="package")
+async def shared_demos() -> AsyncIterator[SharedDemo]:
+    shared = SharedDemo()
+    try:
+        yield shared
     finally:
-        await inference.stop()
+        await shared.stop()
+
+
+@pytest.fixture(scope="module")
+async def demo(
+    shared_demos: SharedDemo,
+    stack_up: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Demo]:
+    """A scripted demo of the module's own or, for a module marked `shared_demo`, the one shared with the
+    other such modules."""
+    if request.node.get_closest_marker("shared_demo") is None:
+        async with scripted_demo(stack_up, tmp_path_factory.mktemp("e2e-demo")) as own:
+            yield own
+        return
+    yield await shared_demos.started(stack_up, lambda: tmp_path_factory.mktemp("e2e-shared-demo"))
+    items = request.session.items
+    last = max(n for n, item in enumerate(items) if getattr(item, "module", None) is request.module)
+    if not any(on_shared_demo(item) for item in items[last + 1 :]):
+        await shared_demos.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,10 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Demo
+from tests.e2e.test_e2e_platform import said_by
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.stack, pytest.mark.shared_demo, pytest.mark.timeout(600)]
 
 RATE_PER_S = 20.0
 # Commands streamed between the steps: the platform answers before a kill, and goes on after a recovery.
@@ -219,3 +220,8 @@ async def test_every_command_is_answered_once_through_a_processors_and_a_runner_
                 f"{name}: SIGKILL -> restarted {restarted_at - killed_at:.1f} s -> answers flowing again "
                 f"{back_at - restarted_at:.1f} s after the restart"
             )
+
+    # The demo is shared with the modules after this one: Music Bot's queue of the stream's tracks is cleared.
+    since = await demo.last_seq()
+    await demo.control.invoke_command(bot_id, demo.users["you"], demo.channels["music"], "stop", [])
+    await demo.wait_action(since, said_by(bot_id, "Stopped, cleared the queue"))

@@ -12,7 +12,7 @@ from models.inference import InferenceRequest
 from streams.catalog import AGENT_DECISIONS, INFERENCE_LANES
 from tests.e2e.conftest import COMPLETION, Demo, message_text
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.shared_demo]
 
 # How long the lanes are read for a request that must not be there, after the decision was made.
 ABSENCE_S = 3.0

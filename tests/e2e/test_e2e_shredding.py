@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -26,7 +27,7 @@ from tests.e2e.test_e2e_platform import said_by
 from tests.stored_records import stored_values
 from vault.user_keys import UserKeyStore
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.shared_demo]
 
 Records = list[ConsumerRecord[bytes, bytes]]
 
@@ -64,6 +65,17 @@ async def raw_events(demo: Demo, until: Callable[[Records], bool]) -> Records:
 FOLLOWING = (*INFERENCE_LANES.values(), INFERENCE_RESULTS, AGENT_DECISIONS, DISCORD_ACTIONS)
 
 
+def answering(bot_id: str, message_id: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches `bot_id`'s scripted reply to message `message_id`, not another reply in the channel."""
+    said = said_by(bot_id, COMPLETION.split()[1])
+
+    def match(action: dict[str, Any]) -> bool:
+        reference = action["payload"].get("message_reference") or {}
+        return said(action) and reference.get("message_id") == message_id
+
+    return match
+
+
 def carrying(records: Records, message_id: str) -> Records:
     quoted = f'"{message_id}"'.encode()
     return [record for record in records if record.value is not None and quoted in record.value]
@@ -79,12 +91,12 @@ async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
 
     since = await demo.last_seq()
     mine = await demo.control.post_user_message(you, f"<@{luna}> {secret}", demo.channels["general"])
-    await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))  # answered as usual
+    reply = await demo.wait_action(since, answering(luna, mine["id"]))  # answered as usual
     them = demo.users[other]
     theirs = await demo.control.post_user_message(them, kept, demo.channels["general"])
 
     records = await raw_events(
-        demo, lambda rs: bool(carrying(rs, mine["id"])) and bool(carrying(rs, theirs["id"]))
+        demo, lambda rs: all(carrying(rs, message["id"]) for message in (mine, reply["payload"], theirs))
     )
     # Every bot in the guild got both messages; not one stored copy holds the words or the author's id.
     assert not [r for r in records if r.value is not None and secret.encode() in r.value]
@@ -139,5 +151,6 @@ async def test_words_are_sealed_on_kafka_answered_and_shredded_with_the_key(
     # The running gateway dropped the destroyed key: the member's next message is sealed under a new one,
     # which the processors open, and it is answered.
     since = await demo.last_seq()
-    await demo.control.post_user_message(you, f"<@{luna}> still there? {run}", demo.channels["general"])
-    await demo.wait_action(since, said_by(luna, COMPLETION.split()[1]))
+    general = demo.channels["general"]
+    again = await demo.control.post_user_message(you, f"<@{luna}> still there? {run}", general)
+    await demo.wait_action(since, answering(luna, again["id"]))
