@@ -753,14 +753,14 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         recovery = cast(TableManager, app.tables).recovery
         return not (app.rebalancing or app.in_recovery or not recovery.completed.is_set())
 
-    # The rebalance the engine's routine and hosted-event wake-up times were computed in.
-    wakes_rebalance = [app.rebalancing_count]
+    # The rebalance the engine's wake-up times and met orders were derived in.
+    derived_rebalance = [app.rebalancing_count]
 
-    def forget_wakes_after_rebalance() -> None:
+    def forget_derived_after_rebalance() -> None:
         """Keys may have been another worker's meanwhile, their state changed where this one saw nothing."""
-        if wakes_rebalance[0] != app.rebalancing_count:
-            engine.forget_wakes()
-            wakes_rebalance[0] = app.rebalancing_count
+        if derived_rebalance[0] != app.rebalancing_count:
+            engine.forget_derived()
+            derived_rebalance[0] = app.rebalancing_count
 
     @app.timer(interval=options.routine_interval_s)
     async def fire_routines() -> None:
@@ -768,7 +768,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         # a crash leaves unmarked is made again with the same ids, which the gateway performs once.
         if not recovered():
             return
-        forget_wakes_after_rebalance()
+        forget_derived_after_rebalance()
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
         await fire_owned(keys, engine.fire_routines)
 
@@ -826,7 +826,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         # As for routines: each step is recorded in the events table in the write that makes its outputs.
         if not recovered():
             return
-        forget_wakes_after_rebalance()
+        forget_derived_after_rebalance()
         keys = [RoutingKey.parse(raw).partition_key for raw in list(engine.tables.routing.keys())]
         await fire_owned(keys, engine.fire_events)
 

@@ -387,6 +387,7 @@ class Engine:
         # routing record is replaced, which replaces its configurations (they are never changed in place).
         self._mood_configs: dict[int, tuple[AgentConfig, MoodConfig]] = {}
         # By tracked-users key: whom the deployment met least recently, once it has had to forget someone.
+        # Forgotten with the wake-up times.
         self._met_orders: dict[str, MetOrder] = {}
 
     # Configuration ------------------------------------------------------------------------------------
@@ -1197,10 +1198,13 @@ class Engine:
         self._event_wakes[key] = (record.version, next_event_wake(updated, record.deployments, now))
         return Outputs(actions=actions)
 
-    def forget_wakes(self) -> None:
-        """Look at every key again at the next tick (the worker's partitions changed)."""
+    def forget_derived(self) -> None:
+        """Drop what was derived from the tables of keys that may have moved to another worker (the worker's
+        partitions changed): every key's wake-up times are looked at again at the next tick, and the orders
+        of whom a deployment met are rebuilt when next needed (those of keys gone would be held forever)."""
         self._wakes.clear()
         self._event_wakes.clear()
+        self._met_orders.clear()
 
     def _firings_on(
         self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date
