@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from weaviate import WeaviateAsyncClient
 
 from jobs.parquet import table_envelopes
@@ -148,31 +149,38 @@ async def scan_postgres(dsn: str, schema: str, person: Person) -> list[Hit]:
         await conn.close()
 
 
+# How each kind of Redis value is read whole, queued on a pipeline (any other kind is dumped).
+REDIS_READS: dict[str, Callable[[Pipeline, bytes], Any]] = {
+    "string": lambda pipe, key: pipe.get(key),
+    "hash": lambda pipe, key: pipe.hgetall(key),
+    "set": lambda pipe, key: pipe.smembers(key),
+    "zset": lambda pipe, key: pipe.zrange(key, 0, -1, withscores=True),
+    "list": lambda pipe, key: pipe.lrange(key, 0, -1),
+}
+
+
 async def scan_redis(redis: Redis, person: Person) -> list[Hit]:
     """Every key of the Redis database (it is shared: the person's id and words are theirs alone) and its
-    value."""
+    value. Keys are typed and read a SCAN batch at a time, each step one pipelined round trip: the database
+    holds what every test left, tens of thousands of keys."""
     hits: list[Hit] = []
-    async for key in redis.scan_iter(count=1000):
-        name = _text(key)
-        hits += _hits(person, "redis", name, "key", name)
-        kind = _text(await redis.type(key))
-        value: Any
-        if kind == "string":
-            value = await redis.get(key)
-        elif kind == "hash":
-            value = await redis.hgetall(key)
-        elif kind == "set":
-            value = await redis.smembers(key)
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            value = await redis.lrange(key, 0, -1)
-        else:
-            value = await redis.dump(key)
-        hits += _hits(
-            person, "redis", name, f"{kind} value", _text(value) if kind == "string" else repr(value)
-        )
-    return hits
+    cursor = 0
+    while True:
+        cursor, keys = await redis.scan(cursor, count=1000)
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.type(key)
+            kinds = [_text(kind) for kind in await pipe.execute()]
+            for key, kind in zip(keys, kinds, strict=True):
+                REDIS_READS.get(kind, lambda pipe, key: pipe.dump(key))(pipe, key)
+            values = await pipe.execute()
+        for key, kind, value in zip(keys, kinds, values, strict=True):
+            name = _text(key)
+            hits += _hits(person, "redis", name, "key", name)
+            shown = _text(value) if kind == "string" else repr(value)
+            hits += _hits(person, "redis", name, f"{kind} value", shown)
+        if cursor == 0:
+            return hits
 
 
 async def scan_memories(client: WeaviateAsyncClient, tenants: Iterable[UUID], person: Person) -> list[Hit]:
