@@ -49,7 +49,7 @@ from models.erasure import (
     names_user,
 )
 from models.events import SealedData
-from processors.app import WorkerOptions, read_compacted
+from processors.app import WorkerOptions, read_compacted_topics
 from processors.erasure import held_about
 from processors.tables import RING_TABLES, TABLE_MODELS, changelog_topic
 from settings import Settings
@@ -551,25 +551,27 @@ async def _existing_topics(bootstrap: str) -> set[str]:
 async def _table_entries(
     stores: ErasureStores, user_id: str, existing: set[str]
 ) -> dict[str, dict[str, Any]]:
-    """The processors' table entries holding something of the user, read from the changelogs."""
+    """The processors' table entries holding something of the user, read from the changelogs (all at once)."""
     app_id = f"{stores.namespace}{stores.processors_app_id}"
+    models: dict[str, type[BaseModel]] = dict(TABLE_MODELS)
+    for heads, slots, layout in RING_TABLES.values():
+        models.update({heads: layout.head_model, slots: layout.slot_model})
+    topics = {table: changelog_topic(app_id, table) for table in models}
+    read = await read_compacted_topics(
+        stores.bootstrap, {topic: set(PARTITIONS) for topic in topics.values() if topic in existing}
+    )
 
-    async def latest(table: str, model: type[BaseModel]) -> dict[str, Any]:
-        topic = changelog_topic(app_id, table)
-        if topic not in existing:
-            return {}
-        adapter: TypeAdapter[Any] = TypeAdapter(model)
-        records = await read_compacted(stores.bootstrap, topic, set(PARTITIONS))
+    def latest(table: str) -> dict[str, Any]:
+        adapter: TypeAdapter[Any] = TypeAdapter(models[table])
+        records = read.get(topics[table], {})
         return {key: adapter.validate_json(raw) for key, raw in records.items() if raw is not None}
 
     found: dict[str, dict[str, Any]] = {}
-    for table, model in TABLE_MODELS.items():
-        found.update(
-            held_about(((table, key, value) for key, value in (await latest(table, model)).items()), user_id)
-        )
+    for table in TABLE_MODELS:
+        found.update(held_about(((table, key, value) for key, value in latest(table).items()), user_id))
     # A ring's values are its heads' lists, read back from the slots as the processors read them.
     for table, (heads, slots, layout) in RING_TABLES.items():
-        ring = layout.over(await latest(heads, layout.head_model), await latest(slots, layout.slot_model))
+        ring = layout.over(latest(heads), latest(slots))
         found.update(held_about(((table, key, value) for key, value in ring.items()), user_id))
     return found
 

@@ -841,20 +841,31 @@ async def read_routing_seed(settings: Settings) -> RoutingSeed:
 
 async def read_compacted(bootstrap: str, topic: str, partitions: set[int]) -> dict[str, bytes | None]:
     """The latest value of every key on the given partitions of a compacted topic (None: a tombstone)."""
-    latest: dict[str, bytes | None] = {}
+    return (await read_compacted_topics(bootstrap, {topic: partitions}))[topic]
+
+
+async def read_compacted_topics(
+    bootstrap: str, partitions: Mapping[str, set[int]]
+) -> dict[str, dict[str, bytes | None]]:
+    """By topic, the latest value of every key on the given partitions of compacted topics, read by one
+    consumer: the broker serves all their partitions in each fetch."""
+    latest: dict[str, dict[str, bytes | None]] = {topic: {} for topic in partitions}
+    tps = [TopicPartition(topic, p) for topic, numbers in partitions.items() for p in sorted(numbers)]
+    if not tps:
+        return latest
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await reader.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
         ends = await reader.end_offsets(tps)
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
             batch = await reader.getmany(*pending, timeout_ms=1000)
-            for records in batch.values():
+            for tp, records in batch.items():
+                values = latest[tp.topic]
                 for record in records:
-                    latest[decode_key(record.key) or ""] = record.value
+                    values[decode_key(record.key) or ""] = record.value
             # Compaction leaves gaps in the offsets: done when the position passed the end.
             pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
     finally:
