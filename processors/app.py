@@ -278,6 +278,17 @@ class _WorkerTransport(faust_kafka.Transport):
         self.flow = flow
 
 
+class _WorkerTableManager(TableManager):
+    """Faust's table manager waits a fixed second as it starts, for tables an app declares while starting.
+    This worker's tables are all declared when its app is made (`create_tables`): it goes straight on, a
+    second sooner on every start and restart."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 class RoutingSeed:
     """The deployments topic as it stood when the worker started: the latest raw record per key.
 
@@ -474,6 +485,7 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         broker_session_timeout=options.session_timeout_s,
         autodiscover=False,
         datadir=str(faust_dir / "{conf.name}"),
+        TableManager=_WorkerTableManager,
     )
 
     app.transport = _WorkerTransport(app.conf.broker_consumer, app, flow)
