@@ -210,8 +210,8 @@ class SharedDemo:
         await self._resources.aclose()
 
 
-def on_shared_demo(item: pytest.Item) -> bool:
-    return item.get_closest_marker("shared_demo") is not None
+def on_shared_demo(node: pytest.Item | pytest.Collector) -> bool:
+    return node.get_closest_marker("shared_demo") is not None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -242,7 +242,7 @@ async def demo(
 ) -> AsyncIterator[Demo]:
     """A scripted demo of the module's own or, for a module marked `shared_demo`, the one shared with the
     other such modules."""
-    if request.node.get_closest_marker("shared_demo") is None:
+    if not on_shared_demo(request.node):
         async with scripted_demo(stack_up, tmp_path_factory.mktemp("e2e-demo")) as own:
             yield own
         return
