@@ -44,8 +44,7 @@ from api.routes import (
 from api.schemas import ErrorBody
 from api.store import Store
 from api.stripe_billing import StripeBilling
-from inference.cli import inference_config
-from inference.config import InferenceConfig
+from inference.config import InferenceConfig, inference_config
 from inference.pool import EndpointPool
 from inference.quota import MonthlyUsage
 from infra.migrate import migrate

@@ -15,7 +15,7 @@ import httpx
 import uvloop
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from inference.config import InferenceConfig, local_endpoint, openai_endpoint, parse_endpoints
+from inference.config import InferenceConfig, inference_config
 from inference.knowledge import (
     REQUEST_TIMEOUT_S,
     KnowledgeCache,
@@ -36,21 +36,6 @@ from vault.user_keys import user_keys
 log = logging.getLogger(__name__)
 
 REDIS_CONNECTIONS = 64
-
-
-def inference_config(
-    settings: Settings, endpoints: str = "", endpoint_api_key: str = "", **limits: Any
-) -> InferenceConfig:
-    """The pool from `endpoints` (INFERENCE_ENDPOINTS syntax) plus OpenAI when OPENAI_BASE_URL or
-    OPENAI_API_KEY is set; with neither, the embedded model server unless DEEP_LOCAL_MODEL is off. An empty
-    pool is valid: every request is answered by the persona fallback."""
-    pool = parse_endpoints(endpoints, api_key=endpoint_api_key)
-    openai = openai_endpoint(settings.openai_base_url, settings.openai_api_key)
-    if openai is not None:
-        pool.append(openai)
-    if not pool and settings.local_model:
-        pool.append(local_endpoint(settings.local_model_url))
-    return InferenceConfig(endpoints=tuple(pool), **limits)
 
 
 async def serve(

@@ -18,8 +18,10 @@ OPENAI_API_KEY. With neither of those nor INFERENCE_ENDPOINTS, the pool is the e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.inference import LOCAL_MODEL_NAME
+from settings import Settings
 
 OPENAI_API_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_CONCURRENCY = 64
@@ -108,3 +110,18 @@ def local_endpoint(base_url: str) -> EndpointConfig:
     return EndpointConfig(
         LOCAL_ENDPOINT_NAME, base_url, ("*",), LOCAL_MODEL_CONCURRENCY, served_model=LOCAL_MODEL_NAME
     )
+
+
+def inference_config(
+    settings: Settings, endpoints: str = "", endpoint_api_key: str = "", **limits: Any
+) -> InferenceConfig:
+    """The pool from `endpoints` (INFERENCE_ENDPOINTS syntax) plus OpenAI when OPENAI_BASE_URL or
+    OPENAI_API_KEY is set; with neither, the embedded model server unless DEEP_LOCAL_MODEL is off. An empty
+    pool is valid: every request is answered by the persona fallback."""
+    pool = parse_endpoints(endpoints, api_key=endpoint_api_key)
+    openai = openai_endpoint(settings.openai_base_url, settings.openai_api_key)
+    if openai is not None:
+        pool.append(openai)
+    if not pool and settings.local_model:
+        pool.append(local_endpoint(settings.local_model_url))
+    return InferenceConfig(endpoints=tuple(pool), **limits)

@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from infra.stack.weaviate import embedding_graph_path, embedding_model_dir
+from models.memory import EMBEDDING_DIMENSIONS
 from settings import Settings
 
-DIMENSIONS = 384
 # Chat lines are short; capping the length bounds the cost of a pasted wall of text.
 MAX_TOKENS = 128
 # Sorting by length and cutting into batches of this size keeps padding (wasted work) small.
@@ -61,7 +61,7 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> Matrix:
         """One row per text, in the order given."""
-        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        out = np.zeros((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(texts)

@@ -6,16 +6,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from weaviate.exceptions import WeaviateBaseError
 
-from memory.embedding import Embedder
 from memory.scoring import rank_memories
 from memory.store import MemoryStore
 from models.agent import MemoryConfig
 from models.inference import ChatMessage, InferenceRequest
 from models.memory import RecalledMemory, RecalledNote, RecallQuery
+
+if TYPE_CHECKING:
+    # The inference worker makes the embedder. The API imports this module through the worker's functions
+    # (its sandbox) and embeds nothing, so it loads no model runtime.
+    from memory.embedding import Embedder
 
 log = logging.getLogger(__name__)
 

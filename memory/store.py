@@ -26,9 +26,8 @@ from weaviate.collections.classes.internal import Object
 from weaviate.collections.collection.async_ import CollectionAsync
 from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
-from memory.embedding import DIMENSIONS
 from models.erasure import names_user
-from models.memory import Candidate, MemoryKind, MemoryRecord, RecallQuery, StoredMemory
+from models.memory import EMBEDDING_DIMENSIONS, Candidate, MemoryKind, MemoryRecord, RecallQuery, StoredMemory
 from settings import Settings
 
 COLLECTION = "DeepMemory"
@@ -179,8 +178,10 @@ class MemoryStore:
         """Upsert by deterministic id (one gRPC batch per tenant): writing an event twice keeps one memory."""
         by_tenant: dict[UUID, list[DataObject[dict[str, Any], None]]] = {}
         for record, vector in zip(records, vectors, strict=True):
-            if len(vector) != DIMENSIONS:
-                raise ValueError(f"vector: {len(vector)} dimensions, the collection holds {DIMENSIONS}")
+            if len(vector) != EMBEDDING_DIMENSIONS:
+                raise ValueError(
+                    f"vector: {len(vector)} dimensions, the collection holds {EMBEDDING_DIMENSIONS}"
+                )
             obj = DataObject(properties=_properties(record), uuid=record.id, vector=list(vector))
             by_tenant.setdefault(record.deployment_id, []).append(obj)
         for deployment_id, objects in by_tenant.items():

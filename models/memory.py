@@ -14,6 +14,8 @@ from models.common import LongText, Snowflake, Strict
 
 # Object ids are uuid5 of the event a memory came from, in this namespace: the same event always maps to
 # the same object, so a redelivered event overwrites its memory instead of adding a second one.
+# The length of a memory's vector: what the embedding model makes and the memory collection holds.
+EMBEDDING_DIMENSIONS = 384
 MEMORY_NAMESPACE = UUID("4c1f5e0e-6a43-4a7b-9d0c-2f1d8e7b5a10")
 
 Importance = Annotated[int, Field(ge=1, le=10)]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.cli import inference_config
-from inference.config import LOCAL_ENDPOINT_NAME
+from inference.config import LOCAL_ENDPOINT_NAME, inference_config
 from inference.pool import EndpointPool
 from models.inference import LOCAL_MODEL_NAME
 from models.state import MoodState, Relationship

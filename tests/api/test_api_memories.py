@@ -17,9 +17,8 @@ import pytest
 from api.app import create_app
 from api.ratelimit import RateLimit
 from api.routes.memories import about_user, memory_page
-from memory.embedding import DIMENSIONS
 from memory.store import MemoryStore, connect
-from models.memory import MemoryKind, MemoryRecord, StoredMemory
+from models.memory import EMBEDDING_DIMENSIONS, MemoryKind, MemoryRecord, StoredMemory
 from settings import Settings
 from tests.api.conftest import NewOwner, Recorder, guild_id, started
 from tests.api.test_api_agents import AddToken, config
@@ -150,7 +149,7 @@ async def written(
     try:
         await store.ensure_collection()
         await store.add_tenant(deployment_id)
-        vectors = np.random.default_rng(0).normal(size=(len(records), DIMENSIONS))
+        vectors = np.random.default_rng(0).normal(size=(len(records), EMBEDDING_DIMENSIONS))
         await store.write(records, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).tolist())
         yield store
     finally:

@@ -12,7 +12,8 @@ import pytest
 
 from infra.stack.embedding_graph import bert_graph
 from infra.stack.weaviate import embedding_model_dir
-from memory.embedding import DIMENSIONS, Embedder
+from memory.embedding import Embedder
+from models.memory import EMBEDDING_DIMENSIONS
 from settings import Settings
 
 # The model and its graph are installed by the stack's Weaviate step.
@@ -43,7 +44,7 @@ def test_the_float_graph_computes_the_reference_vectors(stack_up: Settings) -> N
 
 def test_int8_vectors_stay_close_to_the_reference(embedder: Embedder) -> None:
     vectors = embedder.embed(TEXTS)
-    assert vectors.shape == (len(TEXTS), DIMENSIONS)
+    assert vectors.shape == (len(TEXTS), EMBEDDING_DIMENSIONS)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     cosines = (vectors * EXPECTED).sum(axis=1)
     assert cosines.min() > 0.97, dict(zip(TEXTS, cosines.round(4), strict=True))

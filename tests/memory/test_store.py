@@ -9,12 +9,12 @@ from uuid import UUID, uuid4
 import numpy as np
 import pytest
 
-from memory.embedding import DIMENSIONS, Embedder
+from memory.embedding import Embedder
 from memory.recall import recall
 from memory.store import MemoryStore, MemoryStoreError, connect
 from memory.writer import WRITE_CHUNK, embed_and_write
 from models.agent import MemoryConfig
-from models.memory import MemoryKind, MemoryRecord, RecallQuery
+from models.memory import EMBEDDING_DIMENSIONS, MemoryKind, MemoryRecord, RecallQuery
 from settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -67,7 +67,7 @@ def test_embeddings_are_unit_vectors_that_place_paraphrases_close(embedder: Embe
     dogs, pets, stocks = embedder.embed(
         ["I love dogs", "Dogs are my favourite animals", "The market crashed"]
     )
-    assert dogs.shape == (DIMENSIONS,)
+    assert dogs.shape == (EMBEDDING_DIMENSIONS,)
     assert np.linalg.norm(dogs) == pytest.approx(1.0, abs=1e-4)
     assert float(dogs @ pets) > float(dogs @ stocks) + 0.3
 

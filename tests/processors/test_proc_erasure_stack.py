@@ -29,11 +29,10 @@ from api.store import create_owner
 from infra.migrate import migrate
 from infra.stack.clickhouse import get_clickhouse_client
 from jobs.parquet import StoredEvent, events_table
-from memory.embedding import DIMENSIONS
 from memory.store import MemoryStore, connect
 from models.agent import AgentConfig
 from models.erasure import ErasureStatus, ErasureStep, ExportStatus, UserDataExport
-from models.memory import MemoryKind, MemoryRecord
+from models.memory import EMBEDDING_DIMENSIONS, MemoryKind, MemoryRecord
 from models.table_keys import DirectoryKey, RoutingKey
 from models.tiers import Tier
 from ops.erasure import ErasureIncomplete, ErasureLedger, ErasureStores, export_user_data, run_erasure
@@ -250,7 +249,7 @@ async def _plant(
         for author, text, event in ((ERASED_ID, SECRET, events[0]), (OTHER_ID, OTHERS_WORDS, events[1]))
     ]
     await stores.memories.add_tenant(agent.deployment.deployment_id)
-    await stores.memories.write(records, [[0.1] * DIMENSIONS for _ in records])
+    await stores.memories.write(records, [[0.1] * EMBEDDING_DIMENSIONS for _ in records])
 
     stored = [StoredEvent(e, 0, offset) for offset, e in enumerate([*events, sealed])]
     day = stores.parquet_dir / "day=2026-12-01"
