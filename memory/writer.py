@@ -25,6 +25,7 @@ from uuid import UUID
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from redis.typing import EncodableT
 from weaviate.exceptions import WeaviateBaseError
 
@@ -52,8 +53,12 @@ FACT_IMPORTANCE = 8
 # Memories embedded and inserted together: two of the embedder's batches, so inserting one chunk (Weaviate's
 # indexing, in its own process) overlaps embedding the next, and each gRPC batch stays a few hundred KB.
 WRITE_CHUNK = 128
-# How often the writer deletes the memories older than the retention (settings.Retention.memories_days).
+# How often the memories older than the retention are deleted (settings.Retention.memories_days).
 SWEEP_INTERVAL_S = 3600.0
+# A sweep reads every memory of the collection, which the writers of every namespace share: a claim per
+# interval in Redis lets one writer sweep and the others skip it, and so does a writer restarted within the
+# interval (otherwise each start read every memory while the other services were starting too).
+SWEEP_CLAIM_PREFIX = "deep:memory-sweep:"
 
 
 def remembers(deployed: DeployedAgent) -> bool:
@@ -307,6 +312,19 @@ async def embed_and_write(store: MemoryStore, embedder: Embedder, records: Seque
             await asyncio.gather(inserting, return_exceptions=True)
 
 
+async def claim_sweep(redis: aioredis.Redis | None, collection: str) -> bool:
+    """Whether this writer sweeps `collection` now: no writer did within SWEEP_INTERVAL_S. Without Redis
+    (or when it fails) it sweeps: the retention is kept, at the cost of a sweep more."""
+    if redis is None:
+        return True
+    try:
+        claimed = await redis.set(f"{SWEEP_CLAIM_PREFIX}{collection}", 1, nx=True, ex=int(SWEEP_INTERVAL_S))
+    except RedisError as exc:
+        log.warning("retention: the sweep's claim failed, sweeping: %s", exc)
+        return True
+    return bool(claimed)
+
+
 class MemoryWriter(ConsumerService):
     def __init__(
         self,
@@ -333,6 +351,7 @@ class MemoryWriter(ConsumerService):
         self.model_of: dict[UUID, str] = {}
         self.routing: dict[str, RoutingRecord] = {}
         self.bots: dict[UUID, str] = {}
+        self.redis = redis
         self.channel_names = ChannelNames(redis, namespace)
         self.ledger = ReflectionLedger()
         self.deployments_topic = AGENT_DEPLOYMENTS.name_in(namespace)
@@ -367,8 +386,8 @@ class MemoryWriter(ConsumerService):
             await self.consumer.close()
 
     async def sweep(self, now: datetime) -> int:
-        """Delete every deployment's memories older than the retention; returns how many went. Each
-        writer of the group sweeps all tenants: deleting what is already gone is a no-op."""
+        """Delete every deployment's memories older than the retention; returns how many went. Deleting
+        what is already gone is a no-op, so a sweep that a failure cut short is simply made again."""
         before = retention_cutoff(now, self.retention_days)
         if before is None:
             return 0
@@ -382,7 +401,8 @@ class MemoryWriter(ConsumerService):
     async def _sweep_periodically(self) -> None:
         while True:
             try:
-                await self.sweep(datetime.now(UTC))
+                if await claim_sweep(self.redis, self.store.name):
+                    await self.sweep(datetime.now(UTC))
             except WeaviateBaseError as exc:
                 # Memory keeps being written while Weaviate refuses a sweep; the next one catches up.
                 log.warning("retention: the memory sweep failed: %s", exc)

@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 import openai
 import pytest
 from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
 
 from emulator.openai import Behaviour, OpenAICompatibleServer
 from emulator.openai.server import RecordedCall
@@ -27,7 +28,7 @@ from memory.embedding import Embedder
 from memory.model import MemoryModel
 from memory.scoring import RATED_PER_PROMPT
 from memory.store import MemoryStore, connect
-from memory.writer import MemoryWriter
+from memory.writer import SWEEP_CLAIM_PREFIX, SWEEP_INTERVAL_S, MemoryWriter, claim_sweep
 from models.agent import MemoryConfig
 from models.deployments import DeployedAgent
 from models.memory import MemoryKind, StoredMemory
@@ -172,6 +173,26 @@ async def test_the_sweep_deletes_the_memories_older_than_the_retention(
     writer.retention_days = 0  # memories kept
     assert await writer.sweep(T0 + timedelta(days=3650)) == 0
     assert [m.record.text for m in await store.listed(deployment_id)] == texts[1:]
+
+
+async def test_one_writer_sweeps_a_collection_per_interval(stack_up: Settings) -> None:
+    collection, other = f"Test{uuid4().hex}", f"Test{uuid4().hex}"
+    redis = Redis.from_url(stack_up.redis_url)
+    try:
+        assert await claim_sweep(redis, collection)
+        # Another writer, or this one restarted, within the interval: the sweep is done already.
+        assert not await claim_sweep(redis, collection)
+        assert await claim_sweep(redis, other)
+        ttl = await redis.ttl(f"{SWEEP_CLAIM_PREFIX}{collection}")
+        assert SWEEP_INTERVAL_S - 60 < ttl <= SWEEP_INTERVAL_S
+        # Each interval's claim expires, and the next writer to look sweeps.
+        await redis.delete(f"{SWEEP_CLAIM_PREFIX}{collection}")
+        assert await claim_sweep(redis, collection)
+    finally:
+        await redis.delete(f"{SWEEP_CLAIM_PREFIX}{collection}", f"{SWEEP_CLAIM_PREFIX}{other}")
+        await redis.aclose()
+    # Without Redis every writer sweeps: the retention is kept.
+    assert await claim_sweep(None, collection)
 
 
 def thinking_model(call: RecordedCall) -> str:
