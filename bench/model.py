@@ -31,8 +31,7 @@ import orjson
 from openai.types.chat import ChatCompletionMessageParam
 
 from api.presets import all_presets
-from inference.cli import inference_config
-from inference.config import LOCAL_ENDPOINT_NAME
+from inference.config import LOCAL_ENDPOINT_NAME, inference_config
 from inference.pool import EndpointPool
 from infra.stack.model_server import read_cost
 from models.agent import AgentConfig

@@ -74,7 +74,7 @@ from models.deployments import DeployedAgent, RoutingRecord
 from models.inference import ChatMessage, InferenceRequest, ReplyTarget
 from models.templates import mode_template
 from models.tiers import InferenceLane, Tier
-from processors.app import WorkerOptions
+from processors.table_catalog import PROCESSORS_APP_ID
 from settings import REPO_ROOT, Settings, get_settings
 from settings.runtime import settle_garbage_collector
 from streams.admin import apply_catalog, delete_namespace
@@ -178,7 +178,7 @@ class Offsets:
 
     def __init__(self, bootstrap: str, namespace: str) -> None:
         self.topic = DISCORD_EVENTS.name_in(namespace)
-        self.group = f"{namespace}{WorkerOptions.app_id}"
+        self.group = f"{namespace}{PROCESSORS_APP_ID}"
         self.partitions = [TopicPartition(self.topic, p) for p in range(DISCORD_EVENTS.partitions)]
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self.reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -419,7 +419,7 @@ class StageWorld:
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await reader.start()
         try:
-            prefix = f"{self.namespace}{WorkerOptions.app_id}-"
+            prefix = f"{self.namespace}{PROCESSORS_APP_ID}-"
             topics = [t for t in await reader.topics() if t.startswith(prefix) and t.endswith("-changelog")]
             tps = [TopicPartition(t, p) for t in topics for p in range(GUILD_PARTITIONS)]
             reader.assign(tps)

@@ -45,7 +45,7 @@ from emulator.mediawiki import MediaWikiServer
 from gateways.autocomplete import library_titles
 from infra.stack.clickhouse import engine_holder
 from models.commands import agent_commands
-from processors.app import WorkerOptions
+from processors.table_catalog import PROCESSORS_APP_ID
 from settings import Settings, get_settings
 from streams.admin import apply_catalog
 from vault.user_keys import user_keys
@@ -335,7 +335,7 @@ async def _run(options: DemoOptions, settings: Settings) -> None:
                 return True
 
             async def workers_ready() -> bool:
-                groups = (f"{options.namespace}{WorkerOptions.app_id}", f"{options.namespace}deep-inference")
+                groups = (f"{options.namespace}{PROCESSORS_APP_ID}", f"{options.namespace}deep-inference")
                 return all([await group_stable(admin, group) for group in groups])
 
             await wait_for("the bots' gateway connections", bots_connected, supervisor)

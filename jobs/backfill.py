@@ -31,6 +31,7 @@ from jobs.rerun import Rerun, RerunStats
 from jobs.timeline import TimeWindow
 from models.state import MoodState, Relationship
 from models.table_keys import MoodKey, RelationshipKey, TableKey
+from processors.table_catalog import changelog_topic
 from processors.tables import ModelCodec
 from streams.catalog import GUILD_PARTITIONS
 from streams.codec import encode_key
@@ -128,11 +129,6 @@ async def write_relationships(dsn: str, report: BackfillReport) -> None:
         await conn.close()
 
 
-def changelog_topic(namespace: str, app_id: str, table: str) -> str:
-    """The changelog topic Faust gives a table of the processors' app (processors.app.create_app)."""
-    return f"{namespace}{app_id}-{table}-changelog"
-
-
 async def _ensure_stopped(kafka: KafkaTools, group: str) -> None:
     (response,) = await kafka.coordinated(lambda: kafka.admin.describe_consumer_groups([group]))
     for described in response.groups:
@@ -158,7 +154,7 @@ async def write_changelogs(
         (RelationshipKey, report.relationships),
         (MoodKey, report.moods),
     )
-    topics = {key_type: changelog_topic(namespace, app_id, key_type.TABLE) for key_type, _ in rebuilt}
+    topics = {key_type: changelog_topic(f"{namespace}{app_id}", key_type.TABLE) for key_type, _ in rebuilt}
     async with KafkaTools(bootstrap) as kafka:
         await _ensure_stopped(kafka, f"{namespace}{app_id}")
         missing = [name for name in topics.values() if name not in await kafka.admin.list_topics()]

@@ -49,9 +49,8 @@ from models.erasure import (
     names_user,
 )
 from models.events import SealedData
-from processors.app import WorkerOptions, read_compacted_topics
 from processors.erasure import held_about
-from processors.tables import RING_TABLES, TABLE_MODELS, changelog_topic
+from processors.table_catalog import PROCESSORS_APP_ID, RING_TABLES, TABLE_MODELS, changelog_topic
 from settings import Settings
 from settings.runtime import cancel_until_done
 from sinks.erasure import ANALYTICS_PARTITION
@@ -65,7 +64,7 @@ from streams.catalog import (
     TopicSpec,
 )
 from streams.codec import CodecError, encode_key
-from streams.history import every_record
+from streams.history import every_record, read_compacted_topics
 from streams.sealing import DataKeys, open_envelope, open_fields, open_payload, seal_payload
 from vault.user_keys import UserKeyStore
 
@@ -113,7 +112,7 @@ class ErasureStores:
     bootstrap: str
     namespace: str
     parquet_dir: Path
-    processors_app_id: str = WorkerOptions.app_id
+    processors_app_id: str = PROCESSORS_APP_ID
     # Key prefixes of the caches whose entries hold prompts (and answers to them) of anyone: an erasure
     # empties them, a cache being only a saving.
     cache_prefixes: tuple[str, ...] = (

@@ -44,7 +44,8 @@ from processors.compaction import (
 from processors.engine import Engine, MalformedEvent, Outputs
 from processors.erasure import erase_user, on_partition
 from processors.prompt import PromptFit
-from processors.tables import coalesced_writes, create_tables, model_table, partition_of
+from processors.table_catalog import PROCESSORS_APP_ID, partition_of
+from processors.tables import coalesced_writes, create_tables, model_table
 from settings import ProcessorsFlow, Settings
 from settings.clock import clock_of
 from streams.catalog import (
@@ -66,6 +67,7 @@ from streams.catalog import (
 )
 from streams.codec import CodecError, decode_key, encode_key, key_partitioner
 from streams.dead_letters import dead_letter
+from streams.history import read_compacted
 from streams.sealing import open_payload, sealed_key_ids
 from vault.user_keys import UserKeyStore, user_keys
 
@@ -80,7 +82,7 @@ DELIVERY_YIELD_EVERY = 100
 class WorkerOptions:
     """How one worker runs. Workers with the same app id share the partitions."""
 
-    app_id: str = "deep-processors"
+    app_id: str = PROCESSORS_APP_ID
     # None: no web server (several workers on one host need distinct ports otherwise).
     web_port: int | None = None
     # Commit often: every committed offset shortens what a crashed worker processes again.
@@ -849,37 +851,3 @@ async def read_routing_seed(settings: Settings) -> RoutingSeed:
     topic = AGENT_DEPLOYMENTS.name_in(settings.topic_namespace)
     partitions = set(range(AGENT_DEPLOYMENTS.partitions))
     return RoutingSeed(await read_compacted(settings.kafka_bootstrap, topic, partitions))
-
-
-async def read_compacted(bootstrap: str, topic: str, partitions: set[int]) -> dict[str, bytes | None]:
-    """The latest value of every key on the given partitions of a compacted topic (None: a tombstone)."""
-    return (await read_compacted_topics(bootstrap, {topic: partitions}))[topic]
-
-
-async def read_compacted_topics(
-    bootstrap: str, partitions: Mapping[str, set[int]]
-) -> dict[str, dict[str, bytes | None]]:
-    """By topic, the latest value of every key on the given partitions of compacted topics, read by one
-    consumer: the broker serves all their partitions in each fetch."""
-    latest: dict[str, dict[str, bytes | None]] = {topic: {} for topic in partitions}
-    tps = [TopicPartition(topic, p) for topic, numbers in partitions.items() for p in sorted(numbers)]
-    if not tps:
-        return latest
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await reader.start()
-    try:
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-        ends = await reader.end_offsets(tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            batch = await reader.getmany(*pending, timeout_ms=1000)
-            for tp, records in batch.items():
-                values = latest[tp.topic]
-                for record in records:
-                    values[decode_key(record.key) or ""] = record.value
-            # Compaction leaves gaps in the offsets: done when the position passed the end.
-            pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
-    finally:
-        await reader.stop()
-    return latest

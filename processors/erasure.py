@@ -31,7 +31,7 @@ from models.processor_state import (
 from models.state import ChannelContext, ContextMessage
 from processors.engine import Tables
 from processors.ring import ListRing
-from processors.tables import partition_of
+from processors.table_catalog import partition_of
 
 
 # Tables whose key ends with a user id: the whole entry is the user's.

@@ -1,15 +1,18 @@
 """Reading topics outside any consumer group: an admin client with an unassigned reader, offset-bounded
-reads of one partition, and the progress callbacks long reads report to. Jobs and ops use them."""
+reads of one partition, the latest values of compacted topics, and the progress callbacks long reads report
+to. Jobs, ops, the processors' start and the playground use them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+
+from streams.codec import decode_key
 
 # A progress reporter: called with (what, total units) when a long step starts, it returns the function to
 # call with each batch of units done. The CLI draws rich progress bars; library callers pass no_progress.
@@ -102,3 +105,37 @@ async def every_record(bootstrap: str, topic: str) -> AsyncIterator[bytes | None
 
 
 # Topics ------------------------------------------------------------------------------------------------
+
+
+async def read_compacted(bootstrap: str, topic: str, partitions: set[int]) -> dict[str, bytes | None]:
+    """The latest value of every key on the given partitions of a compacted topic (None: a tombstone)."""
+    return (await read_compacted_topics(bootstrap, {topic: partitions}))[topic]
+
+
+async def read_compacted_topics(
+    bootstrap: str, partitions: Mapping[str, set[int]]
+) -> dict[str, dict[str, bytes | None]]:
+    """By topic, the latest value of every key on the given partitions of compacted topics, read by one
+    consumer: the broker serves all their partitions in each fetch."""
+    latest: dict[str, dict[str, bytes | None]] = {topic: {} for topic in partitions}
+    tps = [TopicPartition(topic, p) for topic, numbers in partitions.items() for p in sorted(numbers)]
+    if not tps:
+        return latest
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await reader.getmany(*pending, timeout_ms=1000)
+            for tp, records in batch.items():
+                values = latest[tp.topic]
+                for record in records:
+                    values[decode_key(record.key) or ""] = record.value
+            # Compaction leaves gaps in the offsets: done when the position passed the end.
+            pending = {tp for tp in pending if await reader.position(tp) < ends[tp]}
+    finally:
+        await reader.stop()
+    return latest

@@ -13,9 +13,9 @@ from demo.playground.views import AgentView
 from models.agent import AgentConfig
 from models.deployments import DeployedAgent
 from models.operations import OwnerNotification
-from processors.app import read_compacted
 from streams.catalog import AGENT_DEPLOYMENTS
 from streams.codec import CodecError
+from streams.history import read_compacted
 
 NOTIFICATIONS_SHOWN = 20
 

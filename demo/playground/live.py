@@ -37,7 +37,7 @@ from models.operations import ModerationAudit
 from models.processor_state import GuildDirectory
 from models.state import MoodState, Relationship
 from models.table_keys import DirectoryKey, MalformedTableKey, MoodKey, RelationshipKey
-from processors.app import WorkerOptions
+from processors.table_catalog import PROCESSORS_APP_ID, changelog_topic
 from streams.catalog import (
     AGENT_DECISIONS,
     DISCORD_ACTIONS,
@@ -65,12 +65,6 @@ TABLES: dict[str, type[BaseModel]] = {
     DirectoryKey.TABLE: GuildDirectory,
 }
 TABLE_POLL_S = 2.0
-
-
-def changelog_topic(namespace: str, table: str, app_id: str = WorkerOptions.app_id) -> str:
-    """Faust names a table's changelog `<app id>-<table>-changelog`; the processors prefix their app id with
-    the topic namespace."""
-    return f"{namespace}{app_id}-{table}-changelog"
 
 
 @dataclass
@@ -302,7 +296,7 @@ class LiveFeed:
         ]
         self._topics = {spec.name_in(namespace): (spec, handle) for spec, handle in followed}
         self._from_recent = {AGENT_DECISIONS.name_in(namespace), MODERATION_AUDIT.name_in(namespace)}
-        self._tables = {changelog_topic(namespace, table): table for table in TABLES}
+        self._tables = {changelog_topic(f"{namespace}{PROCESSORS_APP_ID}", table): table for table in TABLES}
 
     async def start(self) -> None:
         consumer = await self._consumer()

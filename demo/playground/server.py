@@ -28,8 +28,7 @@ from demo.playground.views import (
     ProcessView,
     SessionView,
 )
-from inference.cli import inference_config
-from inference.config import LOCAL_ENDPOINT_NAME
+from inference.config import LOCAL_ENDPOINT_NAME, inference_config
 from models.agent import AgentConfig
 from models.inference import LOCAL_MODEL_NAME
 from settings import Settings

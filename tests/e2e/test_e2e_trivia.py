@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from processors.app import WorkerOptions
+from processors.table_catalog import PROCESSORS_APP_ID
 from streams.catalog import DISCORD_EVENTS
 from tests.clock_file import set_clock
 from tests.e2e.conftest import ANSWER_S, World, message_text
@@ -82,7 +82,7 @@ async def processors_took(world: World, event_type: str) -> None:
         await reader.stop()
     assert found is not None
     partition, offset = found
-    group = f"{world.namespace}{WorkerOptions.app_id}"
+    group = f"{world.namespace}{PROCESSORS_APP_ID}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

@@ -13,7 +13,6 @@ from pydantic import BaseModel
 
 from jobs.backfill import (
     BackfillReport,
-    changelog_topic,
     per_deployment_user,
     rebuild_state,
     write_changelogs,
@@ -24,6 +23,7 @@ from jobs.timeline import TimeWindow
 from models.common import utc_now
 from models.state import MoodState, Relationship
 from models.table_keys import MoodKey, RelationshipKey, TableKey
+from processors.table_catalog import changelog_topic
 from processors.tables import ModelCodec
 from settings import Settings
 from tests.data_keys import MemoryDataKeys
@@ -109,7 +109,7 @@ async def test_changelogs_hold_the_rebuilt_tables_on_each_keys_partition(
     )
     for key_type, model, expected in tables:
         codec = ModelCodec(model)
-        topic = changelog_topic(namespace, APP_ID, key_type.TABLE)
+        topic = changelog_topic(f"{namespace}{APP_ID}", key_type.TABLE)
         records = await read_records(stack_up.kafka_bootstrap, topic)
         assert {(r.key or b"").decode(): codec.loads(r.value) for r in records} == expected
         for record in records:

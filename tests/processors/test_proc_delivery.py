@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from models.actions import SendMessage
 from models.erasure import ErasureAck, ErasureControl
 from models.table_keys import UtilityKey
-from processors.tables import changelog_topic, partition_of
+from processors.table_catalog import changelog_topic, partition_of
 from settings import Settings
 from streams.catalog import DISCORD_ACTIONS, PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
 from streams.codec import encode_key

@@ -35,7 +35,7 @@ from models.state import ChannelContext, ContextMessage, Relationship
 from processors.engine import Tables
 from processors.erasure import erase_user, held_about, named_tables, on_partition
 from processors.ring import CONTEXT_RING
-from processors.tables import RING_TABLES, TABLE_MODELS, partition_of
+from processors.table_catalog import RING_TABLES, TABLE_MODELS, partition_of
 
 ERASED = "111111111111111111"
 OTHER = "222222222222222222"

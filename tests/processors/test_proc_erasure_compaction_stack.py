@@ -17,12 +17,12 @@ from pydantic import BaseModel, TypeAdapter
 
 from models.erasure import ErasureAck, ErasureControl
 from models.table_keys import ContextKey, WarnKey
-from processors.app import read_compacted
 from processors.compaction import MARKER_KEY, ROLLS_TABLE
-from processors.tables import RING_TABLES, changelog_topic
+from processors.table_catalog import RING_TABLES, changelog_topic
 from settings import Settings
 from streams.catalog import GUILD_PARTITIONS, PRIVACY_ERASURE_ACKS, PRIVACY_ERASURES
 from streams.codec import encode_key
+from streams.history import read_compacted
 from tests.processors.conftest import Producer, Worker
 from tests.processors.factories import (
     Where,

@@ -37,15 +37,14 @@ from models.table_keys import DirectoryKey, RoutingKey
 from models.tiers import Tier
 from ops.erasure import ErasureIncomplete, ErasureLedger, ErasureStores, export_user_data, run_erasure
 from ops.exports import ExportLedger, ExportRunner
-from processors.app import read_compacted
-from processors.tables import changelog_topic
+from processors.table_catalog import changelog_topic
 from settings import REPO_ROOT, Settings
 from sinks.clickhouse.schema import migrate as migrate_clickhouse
 from sinks.consumer import TableWriter
 from sinks.erasure import ErasureService, ExportService
 from sinks.tables import EVENTS
 from streams.catalog import DISCORD_EVENTS, GUILD_PARTITIONS, TopicSpec
-from streams.history import every_record
+from streams.history import every_record, read_compacted
 from streams.sealing import seal_envelope
 from tests.processors.conftest import Producer, Worker
 from tests.processors.factories import (

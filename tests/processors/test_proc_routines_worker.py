@@ -18,7 +18,7 @@ from models.table_keys import RoutineKey
 from models.tiers import TIERS
 from processors.checkins import REGULAR_INTERACTIONS
 from processors.routines import routine_times
-from processors.tables import changelog_topic
+from processors.table_catalog import changelog_topic
 from settings import Settings
 from streams.catalog import AGENT_DECISIONS, INFERENCE_LANES
 from tests.clock_file import set_clock

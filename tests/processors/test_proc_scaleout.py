@@ -22,7 +22,7 @@ from models.agent import AgentMode
 from models.decisions import Decision, DecisionReason
 from models.deployments import RoutingRecord
 from models.events import EventEnvelope
-from processors.tables import partition_of
+from processors.table_catalog import partition_of
 from settings import Settings
 from streams.catalog import AGENT_DECISIONS, DISCORD_EVENTS, GUILD_PARTITIONS
 from tests.kafka_namespace import temporary_namespace

@@ -10,7 +10,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from models.processor_state import MusicQueue
 from models.state import ChannelContext, ContextMessage
-from processors.tables import ModelCodec, TableView, coalesced_writes, partition_of
+from processors.table_catalog import partition_of
+from processors.tables import ModelCodec, TableView, coalesced_writes
 from tests.processors.factories import T0, snowflake
 
 

@@ -30,7 +30,7 @@ from models.inference import InferenceRequest, InferenceResult
 from models.operations import DeadLetter, ModerationAudit
 from models.permissions import BAN_MEMBERS, MODERATE_MEMBERS
 from models.tiers import InferenceLane, Tier
-from processors.tables import partition_of
+from processors.table_catalog import partition_of
 from settings import Settings
 from streams.catalog import (
     AGENT_DECISIONS,
