@@ -21,8 +21,8 @@ from models.decisions import Decision
 APPLIED_MEMORY = 16
 # The most a table value may take as JSON, its changelog record: the processors' producer refuses a record
 # over 1,000,000 bytes, and a write refused would stop the worker's events with the batch's changes unsaved.
-# The values that grow with what members do (a guild's reminders, scheduled announcements, wallets) refuse
-# what would take them past it (`fits_in_table`).
+# The values that grow with what members do (a guild's reminders and scheduled announcements) refuse what
+# would take them past it (`fits_in_table`).
 TABLE_VALUE_MAX_BYTES = 768 * 1024
 MAX_QUEUE = 100
 LEADERBOARD_SIZE = 10
@@ -269,14 +269,27 @@ class ArcBook(Strict):
     progress: dict[str, dict[str, ArcProgress]] = Field(default_factory=dict)
 
 
-# A guild's economy sees every member's commands: it remembers more events than a per-user value.
+# A wallet remembers the economy events applied to it, a give's on both sides: the giver's and the
+# receiver's wallets are two changelog records, so a give half written when a worker died is completed when
+# the event comes again. A busy wallet (an agent tipped by a crowd) meets more events than a member's other
+# values between two commits.
 ECONOMY_APPLIED_MEMORY = 256
 # Messages whose floor ruling a channel remembers: every bot in the guild delivers its own copy of a message.
 FLOOR_RULINGS = 16
 
 
+class Wallet(Strict):
+    """One member's coins in one guild; an agent's are under its bot's user id (tips go there)."""
+
+    balance: Annotated[int, Field(ge=0)] = 0
+    # The UTC day of the member's last /daily.
+    last_daily: date | None = None
+    applied: list[EventId] = Field(default_factory=list, max_length=ECONOMY_APPLIED_MEMORY)
+
+
 class Wallets(Strict):
-    """One guild's currency. An agent's balance is under its bot's user id (tips go there)."""
+    """One guild's wallets as one value, the layout before `Wallet`: each change rewrote every member's
+    balance. Still read for the members it holds who have no `Wallet` yet; never written but to erase one."""
 
     balances: dict[Snowflake, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     # The UTC day of each member's last /daily.

@@ -89,6 +89,11 @@ class _InChannelSlot(_InChannel):  # k/channel/slot
 
 
 @dataclass(frozen=True, slots=True)
+class _OfUser(TableKey):  # k/user
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class _OfDeployment(TableKey):  # k/d
     deployment_id: UUID
 
@@ -170,10 +175,19 @@ class VoiceIdleKey(TableKey):
 
 
 class EconomyKey(TableKey):
-    """The guild's wallets: one value per guild, so every /give of the guild is applied in order."""
+    """The guild's wallets as one value (models.processor_state.Wallets), the layout before WalletKey: read
+    for members without a wallet of their own, written only to erase a member."""
 
     __slots__ = ()
     TABLE = "economy"
+
+
+class WalletKey(_OfUser):
+    """A member's wallet in the guild (models.processor_state.Wallet); an agent's is under its bot's user id.
+    The guild's wallets share its partition, so every /give of the guild is applied in order."""
+
+    __slots__ = ()
+    TABLE = "wallets"
 
 
 class ContextKey(_InChannel):

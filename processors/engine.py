@@ -8,7 +8,7 @@ in place, and only written when they change: each write is a changelog record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -54,6 +54,7 @@ from models.processor_state import (
     RoutineLog,
     TrackedUsers,
     UtilityBook,
+    Wallet,
     Wallets,
     WarnRecord,
 )
@@ -81,6 +82,7 @@ from models.table_keys import (
     TrackedKey,
     UtilityKey,
     VoiceIdleKey,
+    WalletKey,
     WarnKey,
 )
 from models.tiers import TIERS
@@ -104,7 +106,7 @@ from processors.commands import (
 from processors.context import PENDING_MESSAGE_ID, context_message, record_message
 from processors.decide import CONVERSATION_WINDOW, Situation, addressed, decide
 from processors.directory import DIRECTORY_EVENTS, age_restricted, apply_directory_event
-from processors.economy import handle_economy
+from processors.economy import GuildWallets, handle_economy
 from processors.emit import Emitter, InteractionOrigin, MessageOrigin, Notice, Say
 from processors.event_routing import (
     Route,
@@ -234,6 +236,8 @@ class Tables:
     # The firings of routines and story-arc beats each deployment already made.
     routines: MutableMapping[str, RoutineLog]  # RoutineKey
     floor: MutableMapping[str, FloorState]  # FloorKey
+    # Each member's coins; the guild's as one value in the layout before (read, and written only to erase).
+    wallets: MutableMapping[str, Wallet]  # WalletKey
     economy: MutableMapping[str, Wallets]  # EconomyKey
     # Where the story arcs with conditional beats stand.
     arcs: MutableMapping[str, ArcBook]  # ArcKey
@@ -389,6 +393,10 @@ class Engine:
         # By tracked-users key: whom the deployment met least recently, once it has had to forget someone.
         # Forgotten with the wake-up times.
         self._met_orders: dict[str, MetOrder] = {}
+        # By partition key: the members holding a wallet, for the economy's leaderboard, built from the
+        # wallets table when first needed, kept as the engine writes wallets and forgotten with the wake-up
+        # times. A member erased since is dropped when found missing.
+        self._wallet_holders: dict[str, set[str]] | None = None
 
     # Configuration ------------------------------------------------------------------------------------
 
@@ -877,15 +885,23 @@ class Engine:
 
     def _economy(
         self, key: str, deployed: DeployedAgent, invocation: Invocation, emit: Emitter
-    ) -> Outcome[Wallets]:
+    ) -> Outcome[dict[str, Wallet]]:
         """An economy command over the guild's wallets; a tip also warms the tipped agent to the tipper and
         has it say thanks."""
-        economy_key = EconomyKey(key).encode()
         agents = {d.deployment.bot_id: d for d in guild_agents(self.routing(key), invocation.guild_id)}
-        outcome, tip = handle_economy(
-            invocation, self.tables.economy.get(economy_key), deployed.agent.economy, emit.cause_id, agents
+        wallets = self.tables.wallets
+
+        def own(user_id: str) -> Wallet | None:
+            return wallets.get(WalletKey(key, user_id).encode())
+
+        guild = GuildWallets(
+            own, lambda: self._wallets_held(key), self.tables.economy.get(EconomyKey(key).encode())
         )
-        _store(self.tables.economy, economy_key, outcome.state)
+        outcome, tip = handle_economy(invocation, guild, deployed.agent.economy, emit.cause_id, agents)
+        for user_id, wallet in (outcome.state or {}).items():
+            wallets[WalletKey(key, user_id).encode()] = wallet
+            if self._wallet_holders is not None:
+                self._wallet_holders.setdefault(key, set()).add(user_id)
         if tip is None or outcome.state is None:
             return outcome
         tipper = invocation.user
@@ -903,6 +919,22 @@ class Engine:
         thanks_from = emit if same else Emitter(emit.cause_id, tip.agent, invocation.guild_id, tipper.id)
         thanks = thanks_from.send(tip.thanks, invocation.channel_id)
         return Outcome(outcome.say, [*outcome.actions, thanks], outcome.audits, outcome.state)
+
+    def _wallets_held(self, key: str) -> Iterator[tuple[str, Wallet]]:
+        """The key's members with a wallet of their own, and their wallets."""
+        if self._wallet_holders is None:
+            # Once after each change of partitions: one pass over the worker's wallets, every key's at once.
+            self._wallet_holders = {}
+            for encoded in self.tables.wallets:
+                held = WalletKey.parse(encoded)
+                self._wallet_holders.setdefault(held.partition_key, set()).add(held.user_id)
+        holders = self._wallet_holders.get(key, set())
+        for user_id in list(holders):
+            wallet = self.tables.wallets.get(WalletKey(key, user_id).encode())
+            if wallet is None:
+                holders.discard(user_id)  # erased
+            else:
+                yield user_id, wallet
 
     # Conversation state --------------------------------------------------------------------------------
 
@@ -1201,10 +1233,12 @@ class Engine:
     def forget_derived(self) -> None:
         """Drop what was derived from the tables of keys that may have moved to another worker (the worker's
         partitions changed): every key's wake-up times are looked at again at the next tick, and the orders
-        of whom a deployment met are rebuilt when next needed (those of keys gone would be held forever)."""
+        of whom a deployment met and the index of wallet holders are rebuilt when next needed (those of keys
+        gone would be held forever, and the wallets of keys that came were recovered without the engine)."""
         self._wakes.clear()
         self._event_wakes.clear()
         self._met_orders.clear()
+        self._wallet_holders = None
 
     def _firings_on(
         self, record: RoutingRecord, deployed: DeployedAgent, announced: list[Firing], day: date

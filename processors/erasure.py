@@ -48,6 +48,7 @@ _KEYED_BY_USER: dict[str, Callable[[str], _UserKey]] = {
         table_keys.LevelKey,
         table_keys.GameRecordKey,
         table_keys.AutomodKey,
+        table_keys.WalletKey,
     )
 }
 

@@ -28,6 +28,7 @@ from models.processor_state import (
     RoutineLog,
     TrackedUsers,
     UtilityBook,
+    Wallet,
     Wallets,
     WarnRecord,
 )
@@ -58,6 +59,7 @@ TABLE_MODELS: dict[str, type[BaseModel]] = {
     table_keys.GameRecordKey.TABLE: GameRecord,
     table_keys.GameBoardKey.TABLE: Leaderboard,
     table_keys.RoutineKey.TABLE: RoutineLog,
+    table_keys.WalletKey.TABLE: Wallet,
     table_keys.EconomyKey.TABLE: Wallets,
     table_keys.ArcKey.TABLE: ArcBook,
     table_keys.AnnouncementKey.TABLE: AnnouncementBook,

@@ -36,6 +36,7 @@ from models.table_keys import (
     TrackedKey,
     UtilityKey,
     VoiceIdleKey,
+    WalletKey,
     WarnKey,
     ring_slot_key,
 )
@@ -76,6 +77,7 @@ WRITTEN_BEFORE: list[tuple[str, TableKey]] = [
     (f"{GUILD}/{D}", GameBoardKey(GUILD, DEPLOYMENT)),
     (f"{GUILD}/{D}/{USER}", GameRecordKey(GUILD, DEPLOYMENT, USER)),
     (GUILD, VoiceIdleKey(GUILD)),
+    (f"{GUILD}/{USER}", WalletKey(GUILD, USER)),
     # The rings' slots (processors.ring).
     (f"{GUILD}/{CHANNEL}/7", ContextSlotKey(GUILD, CHANNEL, "7")),
     (f"dm:{BOT}/{CHANNEL}/0", ContextSlotKey(DM, CHANNEL, "0")),

@@ -232,7 +232,7 @@ def holds(section: Any, *texts: str) -> bool:
 def assert_export_holds_everything(export: UserDataExport, member: Member) -> None:
     tables = export.tables
     assert holds(tables.get("context"), member.said, member.fact), tables.keys()
-    assert {"relationships", "levels", "leaderboards", "warns", "economy"} <= set(tables), tables.keys()
+    assert {"relationships", "levels", "leaderboards", "warns", "wallets"} <= set(tables), tables.keys()
     assert holds(tables["warns"], member.warned_for)
     assert holds(export.memories, member.fact.rsplit(" ", 1)[-1])
     assert holds(export.events, member.said, member.fact, member.username)

@@ -27,6 +27,7 @@ from models.processor_state import (
     TriviaAsk,
     TriviaRound,
     UtilityBook,
+    Wallet,
     Wallets,
     WarnRecord,
     WindowEntry,
@@ -85,6 +86,7 @@ def _plant(tables: Tables, guild: str) -> None:
         tables.automod[table_keys.AutomodKey(guild, d, CHANNEL, user).encode()] = AutomodWindow(
             entries=[WindowEntry(message_id="600000000000000000", at=AT, fingerprint="f")]
         )
+        tables.wallets[table_keys.WalletKey(guild, user).encode()] = Wallet(balance=30)
     board = Leaderboard(entries=[LeaderboardEntry(user_id=u, score=5) for u in (ERASED, OTHER)])
     tables.leaderboards[table_keys.LeaderboardKey(guild, d).encode()] = board
     tables.game_boards[table_keys.GameBoardKey(guild, d).encode()] = board
@@ -167,11 +169,12 @@ def test_erasing_removes_the_user_from_every_table_and_keeps_the_others() -> Non
     dumped = _dump(tables, guild)
     assert ERASED not in dumped
     assert "Biscuit" not in dumped
-    assert changed == 14  # 5 entries keyed by the user deleted, 9 values rewritten
+    assert changed == 15  # 6 entries keyed by the user deleted, 9 values rewritten
     # The other user keeps everything of theirs.
-    assert dumped.count(OTHER) >= 14
+    assert dumped.count(OTHER) >= 15
     assert "other user's own words" in dumped and "it rains" in dumped
     assert tables.economy[table_keys.EconomyKey(guild).encode()].balances == {OTHER: 70, BOT: 5}
+    assert table_keys.WalletKey(guild, OTHER).encode() in tables.wallets
     assert tables.games[table_keys.GamesKey(guild).encode()].challenges == []
 
 
@@ -216,6 +219,7 @@ def test_the_export_lists_exactly_the_entries_holding_the_user() -> None:
         "game_boards",
         "tracked",
         "economy",
+        "wallets",
         "directory",
         "utility",
         "games",

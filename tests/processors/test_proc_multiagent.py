@@ -11,10 +11,10 @@ from models.actions import InteractionResponse, SendMessage
 from models.decisions import Decision, DecisionReason
 from models.deployments import DeployedAgent
 from models.events import EventEnvelope
-from models.processor_state import TABLE_VALUE_MAX_BYTES, Wallets
-from models.table_keys import EconomyKey, RelationshipKey
-from processors.economy import FULL
+from models.processor_state import Wallet, Wallets
+from models.table_keys import EconomyKey, RelationshipKey, WalletKey
 from processors.engine import Engine, Outputs, Tables
+from processors.erasure import erase_user
 from tests.processors.factories import (
     T0,
     Where,
@@ -116,8 +116,12 @@ def answer(out: Outputs) -> str:
     return response.content
 
 
+def wallet_key(user_id: str) -> str:
+    return WalletKey(GUILD, user_id).encode()
+
+
 def balances(engine: Engine) -> dict[str, int]:
-    return dict(engine.tables.economy[EconomyKey(GUILD).encode()].balances)
+    return {WalletKey.parse(key).user_id: held.balance for key, held in engine.tables.wallets.items()}
 
 
 def test_daily_give_and_no_balance_below_zero() -> None:
@@ -133,15 +137,34 @@ def test_daily_give_and_no_balance_below_zero() -> None:
     assert "30 coins" in answer(slash(engine, agent, MIA, "balance"))
 
 
+def give(agent: DeployedAgent, giver: dict[str, Any], receiver: str, amount: int) -> EventEnvelope:
+    where = Where(agent.deployment.bot_id, GUILD, GENERAL)
+    return slash_event(where, giver, "give", {"user": receiver, "amount": str(amount)})
+
+
 def test_a_redelivered_give_changes_nothing() -> None:
     engine, [agent] = room(1)
     slash(engine, agent, KAI, "daily")
-    made = slash_event(
-        Where(agent.deployment.bot_id, GUILD, GENERAL), KAI, "give", {"user": MIA["id"], "amount": "40"}
-    )
+    made = give(agent, KAI, MIA["id"], 40)
     engine.handle_event(made)
-    engine.handle_event(made)
+    assert not engine.handle_event(made).actions
     assert balances(engine) == {KAI["id"]: 60, MIA["id"]: 40}
+
+
+def test_a_give_whose_credit_was_not_recorded_is_completed_when_it_comes_again() -> None:
+    """The giver's and the receiver's wallets are two changelog records: a worker that stopped between them
+    recovers the debit without the credit, and the redelivered give credits the receiver, once."""
+    engine, [agent] = room(1)
+    slash(engine, agent, KAI, "daily")
+    slash(engine, agent, MIA, "daily")
+    before = engine.tables.wallets[wallet_key(MIA["id"])]
+    made = give(agent, KAI, MIA["id"], 40)
+    engine.handle_event(made)
+    engine.tables.wallets[wallet_key(MIA["id"])] = before
+    assert not engine.handle_event(made).actions
+    assert balances(engine) == {KAI["id"]: 60, MIA["id"]: 140}
+    engine.handle_event(made)
+    assert balances(engine) == {KAI["id"]: 60, MIA["id"]: 140}
 
 
 def test_a_tip_moves_coins_to_the_agent_warms_it_and_it_says_thanks() -> None:
@@ -158,26 +181,62 @@ def test_a_tip_moves_coins_to_the_agent_warms_it_and_it_says_thanks() -> None:
     assert "not an agent" in answer(slash(engine, banker, KAI, "tip", agent=MIA["id"], amount=5))
 
 
-def test_wallets_refuse_what_would_take_them_past_a_changelog_record_and_forget_old_claims() -> None:
-    """The guild's wallets are one table value: 13,600 members who claimed today fill it. Claims from before
-    yesterday refuse nothing any more and are dropped; yesterday's stay for a claim that arrives late."""
+def test_a_guild_of_any_size_writes_only_the_wallets_a_command_changes() -> None:
+    """Every member's wallet is a value of its own: 30,000 members hold coins (past what the guild's one
+    value held), a newcomer still claims /daily, and a give writes the giver's and the receiver's wallets."""
     engine, [agent] = room(1)
-    today, key = T0.date(), EconomyKey(GUILD).encode()
-    members = [str(9 * 10**17 + n) for n in range(13_600)]
-    engine.tables.economy[key] = Wallets(
-        balances=dict.fromkeys(members, 100),
-        last_daily={**dict.fromkeys(members, today), MIA["id"]: today - timedelta(days=1)},
-    )
-    assert answer(slash(engine, agent, KAI, "daily")) == FULL.format(currency="coins")
-    assert answer(
-        slash(engine, agent, user(members[0], "m"), "give", user=KAI["id"], amount=5)
-    ) == FULL.format(currency="coins")
-    assert KAI["id"] not in balances(engine)
-    engine.tables.economy[key] = Wallets(
-        balances={MIA["id"]: 100},
-        last_daily={m: today - timedelta(days=2) for m in members} | {MIA["id"]: today - timedelta(days=1)},
-    )
+    members = [str(9 * 10**17 + n) for n in range(30_000)]
+    for n, member in enumerate(members):
+        engine.tables.wallets[wallet_key(member)] = Wallet(balance=n, last_daily=T0.date())
     assert "claimed 100 coins" in answer(slash(engine, agent, KAI, "daily"))
-    wallets = engine.tables.economy[key]
-    assert wallets.last_daily == {MIA["id"]: today - timedelta(days=1), KAI["id"]: today}
-    assert len(wallets.model_dump_json().encode()) <= TABLE_VALUE_MAX_BYTES
+    written = dict(engine.tables.wallets)
+    assert "gave" in answer(slash(engine, agent, KAI, "give", user=members[0], amount=30))
+    changed = {key for key, held in engine.tables.wallets.items() if written.get(key) is not held}
+    assert changed == {wallet_key(KAI["id"]), wallet_key(members[0])}
+    assert all(len(engine.tables.wallets[key].model_dump_json()) < 200 for key in changed)
+    board = answer(slash(engine, agent, KAI, "leaderboard", board="coins"))
+    assert board.splitlines()[0] == f"1. <@{members[-1]}> — 29999 coins"
+
+
+def test_the_coins_board_follows_erasures_and_wallets_recovered_after_a_rebalance() -> None:
+    engine, [agent] = room(1)
+    for member in (KAI, MIA):
+        slash(engine, agent, member, "daily")
+    slash(engine, agent, KAI, "give", user=MIA["id"], amount=10)
+    board = answer(slash(engine, agent, KAI, "leaderboard", board="coins"))
+    assert board.index(MIA["id"]) < board.index(KAI["id"])
+    assert erase_user(engine.tables, MIA["id"], lambda _: True) == 1
+    board = answer(slash(engine, agent, KAI, "leaderboard", board="coins"))
+    assert MIA["id"] not in board and KAI["id"] in board
+    # Recovered from the changelog when a partition came to this worker: the engine wrote none of it.
+    recovered = snowflake()
+    engine.tables.wallets[wallet_key(recovered)] = Wallet(balance=500)
+    engine.forget_derived()
+    board = answer(slash(engine, agent, KAI, "leaderboard", board="coins"))
+    assert board.index(recovered) < board.index(KAI["id"])
+
+
+def test_wallets_held_as_one_guild_value_are_read_and_moved_member_by_member() -> None:
+    """A guild whose economy began under the earlier layout, one value for all its wallets: its members keep
+    their coins and their /daily, each moves to a wallet of their own at their first change, and an event the
+    guild's value applied before the upgrade is not applied again."""
+    engine, [agent] = room(1)
+    other, applied = snowflake(), slash_event(Where(agent.deployment.bot_id, GUILD, GENERAL), KAI, "daily")
+    engine.tables.economy[EconomyKey(GUILD).encode()] = Wallets(
+        balances={KAI["id"]: 100, MIA["id"]: 20, other: 60},
+        last_daily={KAI["id"]: T0.date()},
+        applied=[applied.event_id],
+    )
+    assert "100 coins" in answer(slash(engine, agent, MIA, "balance", user=KAI["id"]))
+    assert not engine.handle_event(applied).actions
+    assert "already claimed" in answer(slash(engine, agent, KAI, "daily"))
+    assert "gave" in answer(slash(engine, agent, KAI, "give", user=MIA["id"], amount=30))
+    assert balances(engine) == {KAI["id"]: 70, MIA["id"]: 50}
+    board = answer(slash(engine, agent, KAI, "leaderboard", board="coins")).splitlines()
+    assert board == [
+        f"1. <@{KAI['id']}> — 70 coins",
+        f"2. <@{other}> — 60 coins",
+        f"3. <@{MIA['id']}> — 50 coins",
+    ]
+    assert erase_user(engine.tables, other, lambda _: True) == 1
+    assert other not in answer(slash(engine, agent, KAI, "leaderboard", board="coins"))
