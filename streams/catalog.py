@@ -166,8 +166,9 @@ AGENT_DECISIONS = TopicSpec(
 # A prompt holds members' recent messages and names, and the memories and question recalled for the one
 # answered; a completion may quote them. Both are sealed under the answered user's key, but for each prompt
 # turn and each recalled memory of another member, sealed under its author's key: erasing a member leaves
-# their lines and memories out of the records answering others. A proactive request answering no one is
-# left clear.
+# their lines and memories out of the records answering others. A post the agent makes on its own (a routine,
+# a story beat) answers no one: its request and result are sealed under the bot's own key, the members' turns
+# and memories still under theirs, so the channel's history it carries is erased with its authors too.
 INFERENCE_REQUEST_SEALING = PayloadSealing[InferenceRequest](
     kind="inference.request",
     fields={
@@ -177,14 +178,14 @@ INFERENCE_REQUEST_SEALING = PayloadSealing[InferenceRequest](
         "target.author_id": None,
         "target.greet_as": None,
     },
-    subject=lambda request: request.target.author_id,
+    subject=lambda request: request.target.author_id or request.target.bot_id,
     record_id=lambda request: request.request_id,
     item_owners={"messages": lambda message: message.get("author_id")},
 )
 INFERENCE_RESULT_SEALING = PayloadSealing[InferenceResult](
     kind="inference.result",
     fields={"text": "", "knowledge": None, "recalled": [], "target.author_id": None, "target.greet_as": None},
-    subject=lambda result: result.target.author_id,
+    subject=lambda result: result.target.author_id or result.target.bot_id,
     record_id=lambda result: result.request_id,
     item_owners={"recalled": lambda note: note.get("author_id")},
 )

@@ -22,7 +22,7 @@ from models.inference import InferenceRequest
 from settings import get_settings
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, INFERENCE_RESULTS, OWNER_NOTIFICATIONS, TopicSpec
 from streams.codec import decode_key
-from streams.sealing import DataKeys
+from streams.sealing import DataKeys, open_payload
 from tests.data_keys import MemoryDataKeys
 from tests.kafka_namespace import temporary_namespace
 
@@ -169,13 +169,17 @@ async def _read_up_to(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]
 
 
 async def results_for(
-    namespace: str, requests: list[InferenceRequest], count: int | None = None
+    namespace: str, requests: list[InferenceRequest], count: int | None = None, keys: DataKeys | None = None
 ) -> list[Any]:
-    """Results of `requests` (count of them, default one each), checking each is keyed by its guild."""
+    """Results of `requests` (count of them, default one each), checking each is keyed by its guild; opened
+    with `keys`, the worker's, when given (every result is sealed: under its bot's key when it answers no
+    one)."""
     ids = {r.request_id for r in requests}
     found = await collect(
         namespace, INFERENCE_RESULTS, lambda _k, v: v.request_id in ids, count or len(requests)
     )
     for key, result in found:
         assert key == partition_key(result.target.guild_id, result.target.bot_id)
-    return [result for _key, result in found]
+    if keys is None:
+        return [result for _key, result in found]
+    return [await open_payload(result, INFERENCE_RESULTS.sealing, keys) for _key, result in found]

@@ -17,6 +17,7 @@ from models.tiers import TIERS, Tier
 from streams.catalog import DEAD_LETTERS, INFERENCE_LANES, OWNER_NOTIFICATIONS
 from tests.ai.conftest import collect, endpoint, inference_config, results_for, running_worker, send_requests
 from tests.ai.factories import inference_request
+from tests.data_keys import MemoryDataKeys
 
 pytestmark = pytest.mark.stack
 
@@ -32,9 +33,10 @@ async def test_request_is_answered_on_the_results_topic(
 ) -> None:
     config = inference_config(key_prefix, endpoint("a", server.base_url, ("test-model", "gpt-4o-mini")))
     request = inference_request(Tier.pro, text="hello", model="gpt-4o-mini")
-    async with running_worker(config, redis, namespace):
+    keys = MemoryDataKeys()
+    async with running_worker(config, redis, namespace, keys=keys):
         await send_requests(producer, namespace, [request])
-        [result] = await results_for(namespace, [request])
+        [result] = await results_for(namespace, [request], keys=keys)
     assert result.text == "echo: Bob: hello"
     assert (result.model, result.fallback, result.cached, result.error) == ("gpt-4o-mini", False, False, None)
     assert result.prompt_tokens > 0 and result.completion_tokens > 0
@@ -133,10 +135,11 @@ async def test_failed_endpoints_fall_back_and_refund_the_call(
     server: OpenAICompatibleServer, redis: Redis, key_prefix: str, namespace: str, producer: AIOKafkaProducer
 ) -> None:
     server.configure(fail_status=503)
-    request = inference_request()
-    async with running_worker(inference_config(key_prefix, endpoint("a", server.base_url)), redis, namespace):
+    request, keys = inference_request(), MemoryDataKeys()
+    config = inference_config(key_prefix, endpoint("a", server.base_url))
+    async with running_worker(config, redis, namespace, keys=keys):
         await send_requests(producer, namespace, [request])
-        [result] = await results_for(namespace, [request])
+        [result] = await results_for(namespace, [request], keys=keys)
     assert result.fallback and "HTTP 503" in (result.error or "")
     assert len(server.completions()) == 3  # max_attempts, all on the only endpoint
     assert await MonthlyUsage(redis, key_prefix).calls(request.owner_id, datetime.now(UTC)) == 0
@@ -165,10 +168,11 @@ async def test_malformed_requests_are_dead_lettered_and_the_worker_goes_on(
     bad_schema = f'{{"schema_version": 1, "request_id": "{marker}"}}'.encode()
     await producer.send(topic.name_in(namespace), b"\xff not json", key=marker.encode())
     await producer.send(topic.name_in(namespace), bad_schema, key=marker.encode())
-    request = inference_request()
-    async with running_worker(inference_config(key_prefix, endpoint("a", server.base_url)), redis, namespace):
+    request, keys = inference_request(), MemoryDataKeys()
+    config = inference_config(key_prefix, endpoint("a", server.base_url))
+    async with running_worker(config, redis, namespace, keys=keys):
         await send_requests(producer, namespace, [request])
-        [result] = await results_for(namespace, [request])
+        [result] = await results_for(namespace, [request], keys=keys)
         letters = await collect(namespace, DEAD_LETTERS[topic.name], lambda k, _v: k == marker, 2)
     assert result.text.startswith("echo:")
     [(_, garbage), (_, invalid)] = letters

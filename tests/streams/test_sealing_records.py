@@ -65,11 +65,6 @@ async def test_a_result_round_trips_and_its_text_and_user_are_not_in_the_topic_b
     assert opened == result
 
 
-async def test_a_request_answering_no_one_stays_clear() -> None:
-    request = asked_by(None)
-    assert await seal_payload(request, LANE.sealing, MemoryDataKeys()) == request
-
-
 async def test_a_request_whose_key_is_destroyed_opens_as_erased_and_another_users_still_opens() -> None:
     keys = MemoryDataKeys()
     mine, theirs = [await seal_payload(asked_by(user), LANE.sealing, keys) for user in (SAM, ALEX)]
@@ -138,8 +133,8 @@ async def test_a_topics_sealed_value_is_its_sealed_payload_written_without_a_mod
     assert decoded.sealed is not None and len(decoded.sealed_references) == 2
     assert await open_payload(decoded, LANE.sealing, keys) == request
     # About no one person: the clear record, as the codec writes it.
-    clear = asked_by(None)
-    assert await LANE.sealed_value(clear, keys) == LANE.codec.encode(clear)
+    clear = decided(None)
+    assert await AGENT_DECISIONS.sealed_value(clear, keys) == AGENT_DECISIONS.codec.encode(clear)
 
 
 async def test_a_results_recalled_memory_of_another_member_is_left_out_once_they_are_erased() -> None:
@@ -335,7 +330,40 @@ async def test_the_processors_seal_the_requests_actions_and_decisions_they_publi
     assert SAM.encode() not in reply and b"my secret plan" not in reply
     assert SAM.encode() not in decision
     assert SAM.encode() not in answering and b"my secret plan" not in answering
-    assert b"my secret plan" in proactive  # a request answering no one is about no one person
+    assert b"my secret plan" not in proactive  # a request answering no one, under its bot's key
+
+
+async def test_a_post_an_agent_makes_on_its_own_is_sealed_under_its_bot_its_members_turns_under_theirs() -> (
+    None
+):
+    """A routine's or a story beat's request answers no one, but carries the channel's recent history: the
+    members' turns are erased with their authors, and the rest of it is sealed under the bot's own key."""
+    keys = MemoryDataKeys()
+    request = in_a_channel(SAM)
+    request = request.model_copy(update={"target": request.target.model_copy(update={"author_id": None})})
+    sealed = await seal_payload(request, LANE.sealing, keys)
+    raw = LANE.codec.encode(sealed)
+    for personal in (b"my own words", ALEX.encode(), b"Bob: earlier", SAM.encode(), b"Luna's own words"):
+        assert personal not in raw
+    assert sealed.sealed is not None and sealed.sealed.key_id == keys.by_user[request.target.bot_id].key_id
+    assert {part.key_id for part in sealed.sealed_references} == {
+        keys.by_user[ALEX].key_id,
+        keys.by_user[SAM].key_id,
+    }
+    assert await open_payload(LANE.codec.decode(raw), LANE.sealing, keys) == request
+
+    keys.destroy(ALEX)
+    opened = await open_payload(sealed, LANE.sealing, keys)
+    assert opened is not None
+    assert [m.content for m in opened.messages] == [
+        m.content for m in request.messages if m.author_id != ALEX
+    ]
+
+    result = inference_result("what alex said: my own words")
+    result = result.model_copy(update={"target": result.target.model_copy(update={"author_id": None})})
+    raw = INFERENCE_RESULTS.codec.encode(await seal_payload(result, INFERENCE_RESULTS.sealing, keys))
+    assert b"my own words" not in raw
+    assert await open_payload(INFERENCE_RESULTS.codec.decode(raw), INFERENCE_RESULTS.sealing, keys) == result
 
 
 def notification(about: str | None, message: str) -> OwnerNotification:
