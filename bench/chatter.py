@@ -80,3 +80,46 @@ def chatter(world: list[Guild], n: int) -> EventEnvelope:
     """The world's n-th chatter event: the guilds in turn, and each guild's members in turn."""
     record, bot_id, channel_id, users = world[n % len(world)]
     return chatter_envelope(n, record.key, bot_id, channel_id, users[(n // len(world)) % len(users)])
+
+
+def slash_envelope(
+    n: int, guild: Guild, author_id: str, name: str, options: dict[str, str] | None = None
+) -> EventEnvelope:
+    """The n-th slash command of the guild's member `author_id` to its agent's bot (string options)."""
+    record, bot_id, channel_id, _ = guild
+    data = {
+        "id": str(3 * 10**18 + n),
+        "application_id": bot_id,
+        "type": 2,
+        "token": f"bench-interaction-{n}",
+        "version": 1,
+        "guild_id": record.key,
+        "channel_id": channel_id,
+        "member": {
+            "user": {
+                "id": author_id,
+                "username": f"user{author_id[-3:]}",
+                "discriminator": "0",
+                "bot": False,
+            },
+            "roles": [],
+            "permissions": "0",
+            "nick": None,
+            "joined_at": "2025-01-01T00:00:00+00:00",
+        },
+        "data": {
+            "id": str(4 * 10**18),
+            "name": name,
+            "type": 1,
+            "options": [{"name": key, "type": 3, "value": value} for key, value in (options or {}).items()],
+        },
+    }
+    return EventEnvelope(
+        event_id=f"slash-{n}",
+        bot_id=bot_id,
+        guild_id=record.key,
+        channel_id=channel_id,
+        type="INTERACTION_CREATE",
+        sequence=n,
+        data=data,
+    )

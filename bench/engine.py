@@ -10,6 +10,10 @@ Figures (final JSON line), for each of `mode1` and `mix`:
   INSTRUCTION_EVENTS[0], divided by the difference in events. Unlike CPU time, it does not move with the
   machine's load: two versions of the engine compare on it within a fraction of a percent.
 
+The CPU time of one /give in a guild where n members hold coins (`give_us_at_<n>`: the engine's handling
+and the changed values encoded as their changelog records) and those records' bytes
+(`give_changelog_bytes_at_<n>`): what the guild's economy writes for each command as it grows.
+
 And the CPU time of storing a relationship with n users tracked (the default max_tracked_users, and the most
 it may be), the tracked users' value encoded as its changelog record when written (a worker's batch sends it
 once): `track_us_at_<n>` for a user tracked already, which every message addressed to an AI agent costs,
@@ -31,13 +35,16 @@ import time
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
-from bench.chatter import MIX, chatter, stage_world
-from models.agent import MAX_TRACKED_USERS, AgentMode
+from bench.chatter import MIX, chatter, slash_envelope, stage_world
+from models.agent import MAX_TRACKED_USERS, AgentConfig, AgentMode
+from models.deployments import RoutingRecord
 from models.events import EventEnvelope
 from models.processor_state import TrackedUsers
 from models.state import Relationship
 from models.table_keys import RelationshipKey, TrackedKey
+from models.tools import COMMANDS_BY_TOOL, Tool
 from processors.engine import Engine, Tables
+from processors.table_catalog import TABLE_MODELS
 from processors.tables import ModelCodec
 from settings.runtime import settle_garbage_collector
 
@@ -45,6 +52,7 @@ GUILDS = 24
 MODES = {"mode1": (AgentMode.bare,), "mix": MIX}
 INSTRUCTION_EVENTS = (200, 1200)
 TRACKED = (1000, MAX_TRACKED_USERS)
+GIVE_MEMBERS = (1000, 10_000)
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -106,6 +114,43 @@ def tracking_us(tracked: int, newcomers: bool, repeats: int = 200) -> float:
     return round((time.process_time() - began) * 1e6 / repeats, 1)
 
 
+def give_cost(members: int, gives: int = 50) -> tuple[float, int]:
+    """CPU µs of one /give, with the values it changed encoded as changelog records, and their bytes, in a
+    guild where `members` members claimed /daily (through the engine: whatever layout the wallets have)."""
+    [(record, bot_id, channel_id, _)] = stage_world(1, (AgentMode.bare,))
+    [deployed] = record.deployments
+    economy = {"enabled_tools": [Tool.economy], "enabled_commands": list(COMMANDS_BY_TOOL[Tool.economy])}
+    agent = AgentConfig.model_validate({**deployed.agent.model_dump(), **economy})
+    record = RoutingRecord(
+        key=record.key, deployments=[deployed.model_copy(update={"agent": agent})], version=record.version
+    )
+    engine = Engine(Tables(*({} for _ in fields(Tables))))
+    engine.deploy(record)
+    users = [str(9 * 10**17 + n) for n in range(members + 1)]
+    guild = (record, bot_id, channel_id, users)
+    for n, user in enumerate(users):
+        engine.handle_event(slash_envelope(n, guild, user, "daily"))
+    tables = {name: getattr(engine.tables, name) for name in TABLE_MODELS if hasattr(engine.tables, name)}
+    codecs = {name: ModelCodec(TABLE_MODELS[name]) for name in tables}
+    spent, written = 0.0, 0
+    for n in range(gives):
+        held = {name: dict(table) for name, table in tables.items()}
+        give = slash_envelope(len(users) + n, guild, users[n], "give", {"user": users[n + 1], "amount": "1"})
+        began = time.process_time()
+        engine.handle_event(give)
+        spent += time.process_time() - began
+        changed = [
+            (name, value)
+            for name, table in tables.items()
+            for key, value in table.items()
+            if held[name].get(key) is not value
+        ]
+        began = time.process_time()
+        written += sum(len(codecs[name].dumps(value)) for name, value in changed)
+        spent += time.process_time() - began
+    return round(spent * 1e6 / gives, 1), written // gives
+
+
 def instructions(mode: str, count: int) -> int:
     """Instructions of a whole run of this module over `count` events, counted by callgrind."""
     callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
@@ -150,6 +195,8 @@ def main() -> None:
         figures[f"{mode}_cpu_us_per_event"] = cpu_us_per_event(mode, args.events, args.repeats)
         if args.instructions:
             figures[f"{mode}_instructions_per_event"] = instructions_per_event(mode)
+    for members in GIVE_MEMBERS:
+        figures[f"give_us_at_{members}"], figures[f"give_changelog_bytes_at_{members}"] = give_cost(members)
     for tracked in TRACKED:
         figures[f"track_us_at_{tracked}"] = tracking_us(tracked, newcomers=False)
         figures[f"newcomer_us_at_{tracked}"] = tracking_us(tracked, newcomers=True)
