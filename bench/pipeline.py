@@ -66,7 +66,7 @@ from bench.chatter import CHATTER, MIX, Guild, chatter, chatter_envelope, new_de
 from demo.seed import ApiClient, create_operator, deploy_agent
 from demo.world import AgentPlan
 from emulator.discord import EmulatorControl
-from infra.stack import status as stack_status
+from infra.stack.lifecycle import status as stack_status
 from infra.stack.service import free_ports
 from models.agent import AgentMode, ProactiveAction
 from models.decisions import Priority

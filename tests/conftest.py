@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 if not os.environ.get("CLICKHOUSE_URL"):
     os.environ["CLICKHOUSE_URL"] = f"chdb://{tempfile.mkdtemp(prefix='deep-test-chdb-')}"
 
-from infra import stack
+from infra.stack import lifecycle as stack
 from settings import Settings, get_settings
 
 # Fails any test that uses a stack fixture without the `stack` marker.

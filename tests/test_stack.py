@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from infra import stack
+from infra.stack import lifecycle as stack
 from infra.stack.clickhouse import display_url, get_clickhouse_client, parse_engine_pid
 from infra.stack.kafka import Kafka, new_cluster_id, render_server_properties
 from infra.stack.postgres import Postgres, find_bindir, render_postgresql_conf

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from infra import stack
 from infra.migrate import migrate
+from infra.stack import lifecycle as stack
 from infra.stack.process import StepFailed, console
 from infra.stack.service import Outcome
 from settings import get_settings

@@ -1,5 +1,5 @@
-"""The native dev stack on 127.0.0.1, installed on first use: Kafka, PostgreSQL, Redis, ClickHouse,
-Weaviate, the embedded model server and stripe-mock (billing)."""
+"""The whole stack: its services, installed and started (`up`), stopped (`down`) and reported (`status`)
+together, and the Debian packages the edge's voice needs."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ from gateways.voice.sources import (
     with_volume,
 )
 from gateways.voice.speech import Speech, espeak_audio
-from infra.stack import EDGE_PACKAGES, missing_edge_packages
+from infra.stack.lifecycle import EDGE_PACKAGES, missing_edge_packages
 from models.events import VOICE_TRACK_END, VoiceTrackEnd
 from tests.gateways.conftest import tone
 
