@@ -576,6 +576,11 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         async def handle_batch(events: list[EventT], values: list[Any]) -> list[Awaitable[Any]]:
             deliveries: list[Awaitable[Any]] = []
             async with engine_turn, coalesced_writes(app.producer) as batch:
+                if recovered():
+                    # Before the first record after a rebalance, as before a timer's first firing: an event
+                    # may read what the engine derives (the economy's index of wallet holders) before a
+                    # timer comes round.
+                    forget_derived_after_rebalance()
                 for event, value in zip(events, values, strict=True):
                     batch.partition = event.message.partition
                     deliveries += await consume_one(spec, event.message, value, handle, tombstone)
@@ -767,7 +772,8 @@ def create_app(settings: Settings, options: WorkerOptions, seed: RoutingSeed | N
         recovery = cast(TableManager, app.tables).recovery
         return not (app.rebalancing or app.in_recovery or not recovery.completed.is_set())
 
-    # The rebalance the engine's wake-up times and met orders were derived in.
+    # The rebalance what the engine derived from the tables (wake-up times, met orders, wallet holders) was
+    # derived in.
     derived_rebalance = [app.rebalancing_count]
 
     def forget_derived_after_rebalance() -> None:
